@@ -1,0 +1,134 @@
+//! Read-only control plane: DescribeDeliveryStream (with AWS's defaults filled in),
+//! ListDeliveryStreams, ListTagsForDeliveryStream.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::AwsError;
+use super::firehose::{parse, stream};
+use crate::config::{DestinationConfig, Target};
+use crate::stream::DeliveryStream;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NameIn {
+    delivery_stream_name: Option<String>,
+}
+
+pub fn describe(state: &AppState, input: Value) -> Result<Value, AwsError> {
+    let input: NameIn = parse(input)?;
+    let stream = stream(state, input.delivery_stream_name)?;
+    Ok(json!({"DeliveryStreamDescription": description(state, stream)}))
+}
+
+fn description(state: &AppState, stream: &DeliveryStream) -> Value {
+    let destinations: Vec<Value> = stream
+        .config
+        .destinations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| destination(state, i, d))
+        .collect();
+    let created = stream.created_at.timestamp_millis() as f64 / 1000.0;
+    json!({
+        "DeliveryStreamName": stream.name(),
+        "DeliveryStreamARN": stream.arn,
+        "DeliveryStreamStatus": "ACTIVE",
+        "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
+        "DeliveryStreamType": "DirectPut",
+        "VersionId": stream.version.to_string(),
+        "CreateTimestamp": created,
+        "LastUpdateTimestamp": created,
+        "Destinations": destinations,
+        "HasMoreDestinations": false,
+    })
+}
+
+fn destination(state: &AppState, index: usize, d: &DestinationConfig) -> Value {
+    let (bucket_arn, directory) = match &d.target {
+        Target::S3 { bucket, .. } => (format!("arn:aws:s3:::{bucket}"), None),
+        Target::Directory(path) => (
+            "arn:aws:s3:::firehosed-local-directory".to_string(),
+            Some(path.display().to_string()),
+        ),
+    };
+    let role = format!("arn:aws:iam::{}:role/firehosed", state.account_id);
+    let buffering = json!({
+        "SizeInMBs": d.buffering.size_mib,
+        "IntervalInSeconds": d.buffering.interval_seconds,
+    });
+    let mut s3 = json!({
+        "RoleARN": role,
+        "BucketARN": bucket_arn,
+        "BufferingHints": buffering,
+        "CompressionFormat": d.compression.api_name(),
+        "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
+        "CloudWatchLoggingOptions": {"Enabled": false},
+    });
+    if let Some(p) = &d.prefix {
+        s3["Prefix"] = json!(p);
+    }
+    if let Some(p) = &d.error_output_prefix {
+        s3["ErrorOutputPrefix"] = json!(p);
+    }
+    let mut extended = s3.clone();
+    extended["ProcessingConfiguration"] = json!({"Enabled": false, "Processors": []});
+    extended["S3BackupMode"] = json!("Disabled");
+    extended["CustomTimeZone"] = json!(d.time_zone.name());
+    if d.file_extension != d.compression.extension() {
+        extended["FileExtension"] = json!(d.file_extension);
+    }
+    if let Some(dir) = directory {
+        extended["FirehosedDirectory"] = json!(dir);
+    }
+    json!({
+        "DestinationId": format!("destinationId-{:012}", index + 1),
+        "S3DestinationDescription": s3,
+        "ExtendedS3DestinationDescription": extended,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListIn {
+    limit: Option<i64>,
+    delivery_stream_type: Option<String>,
+    exclusive_start_delivery_stream_name: Option<String>,
+}
+
+pub fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
+    let input: ListIn = parse(input)?;
+    let limit = input.limit.unwrap_or(10);
+    if !(1..=10_000).contains(&limit) {
+        return Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 10000"
+        )));
+    }
+    let kind = input.delivery_stream_type.unwrap_or_else(|| "DirectPut".into());
+    let known = ["DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource"];
+    if !known.contains(&kind.as_str()) {
+        return Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{kind}' at 'deliveryStreamType' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            known.join(", ")
+        )));
+    }
+    let start = input.exclusive_start_delivery_stream_name.unwrap_or_default();
+    let matching: Vec<&str> = state
+        .streams
+        .keys()
+        .map(String::as_str)
+        .filter(|n| *n > start.as_str() && kind == "DirectPut")
+        .collect();
+    let take = limit as usize;
+    Ok(json!({
+        "DeliveryStreamNames": matching.iter().take(take).collect::<Vec<_>>(),
+        "HasMoreDeliveryStreams": matching.len() > take,
+    }))
+}
+
+pub fn list_tags(state: &AppState, input: Value) -> Result<Value, AwsError> {
+    let input: NameIn = parse(input)?;
+    stream(state, input.delivery_stream_name)?;
+    Ok(json!({"Tags": [], "HasMoreTags": false}))
+}

@@ -1,0 +1,186 @@
+//! The Firehose API on `POST /` (awsJson 1.1): dispatch on X-Amz-Target and the data-plane
+//! operations PutRecord and PutRecordBatch, with AWS's limits.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::AwsError;
+use super::{AppState, body, describe};
+use crate::stream::{DeliveryStream, PutError};
+
+pub const TARGET_PREFIX: &str = "Firehose_20150804.";
+/// Records per PutRecordBatch.
+pub const MAX_BATCH_RECORDS: usize = 500;
+/// Bytes of one record, before base64.
+pub const MAX_RECORD_BYTES: usize = 1_024_000;
+/// Bytes of all records of one PutRecordBatch, before base64.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let result = dispatch(&state, &headers, body).await;
+    let mut response = match result {
+        Ok(value) => (
+            StatusCode::OK,
+            [("content-type", "application/x-amz-json-1.1")],
+            value.to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    };
+    if let Ok(v) = request_id.parse() {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, AwsError> {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
+        return Err(AwsError::unknown_operation(format!(
+            "X-Amz-Target {target:?} is not a Firehose_20150804 operation"
+        )));
+    };
+    let bytes = body::read(headers, body, body::API_BODY_LIMIT).await?;
+    let input: Value = if bytes.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AwsError::serialization(format!("The request body is not valid JSON: {e}")))?
+    };
+    match op {
+        "PutRecord" => put_record(state, input).await,
+        "PutRecordBatch" => put_record_batch(state, input).await,
+        "DescribeDeliveryStream" => describe::describe(state, input),
+        "ListDeliveryStreams" => describe::list(state, input),
+        "ListTagsForDeliveryStream" => describe::list_tags(state, input),
+        "CreateDeliveryStream"
+        | "DeleteDeliveryStream"
+        | "UpdateDestination"
+        | "TagDeliveryStream"
+        | "UntagDeliveryStream"
+        | "StartDeliveryStreamEncryption"
+        | "StopDeliveryStreamEncryption" => Err(AwsError::invalid_argument(format!(
+            "{op} is not available in this version of firehosed: declare delivery streams in the configuration file"
+        ))),
+        _ => Err(AwsError::unknown_operation(format!(
+            "Operation {op} is not supported by Firehose"
+        ))),
+    }
+}
+
+/// Parses the input shape; a wrong JSON type is a SerializationException, as AWS.
+pub fn parse<T: for<'de> Deserialize<'de>>(input: Value) -> Result<T, AwsError> {
+    serde_json::from_value(input)
+        .map_err(|e| AwsError::serialization(format!("Cannot read the request: {e}")))
+}
+
+/// A required, non-null member.
+pub fn required<T>(value: Option<T>, name: &str) -> Result<T, AwsError> {
+    value.ok_or_else(|| {
+        AwsError::validation(format!(
+            "1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+/// Looks a stream up by name, checking the name's constraints first.
+pub fn stream<'a>(state: &'a AppState, name: Option<String>) -> Result<&'a Arc<DeliveryStream>, AwsError> {
+    let name = required(name, "deliveryStreamName")?;
+    if !crate::config::valid_stream_name(&name) {
+        return Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{name}' at 'deliveryStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 1 and 64"
+        )));
+    }
+    state.streams.get(&name).ok_or_else(|| {
+        AwsError::not_found(format!(
+            "Firehose {name} under account {} not found.",
+            state.account_id
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecordIn {
+    data: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordIn {
+    delivery_stream_name: Option<String>,
+    record: Option<RecordIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordBatchIn {
+    delivery_stream_name: Option<String>,
+    records: Option<Vec<RecordIn>>,
+}
+
+fn decode_record(record: RecordIn, member: &str) -> Result<Bytes, AwsError> {
+    let data = required(record.data, &format!("{member}.data"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.as_bytes())
+        .map_err(|e| AwsError::serialization(format!("{member}.data is not valid base64: {e}")))?;
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(AwsError::invalid_argument(format!(
+            "1 validation error detected: Value at '{member}.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES} (got {} bytes)",
+            bytes.len()
+        )));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+fn put_failed(e: PutError) -> AwsError {
+    AwsError::unavailable(e.to_string())
+}
+
+async fn put_record(state: &AppState, input: Value) -> Result<Value, AwsError> {
+    let input: PutRecordIn = parse(input)?;
+    let stream = stream(state, input.delivery_stream_name)?;
+    let record = required(input.record, "record")?;
+    let data = decode_record(record, "record")?;
+    let ids = stream.put(vec![data]).await.map_err(put_failed)?;
+    Ok(json!({"RecordId": ids.first(), "Encrypted": false}))
+}
+
+async fn put_record_batch(state: &AppState, input: Value) -> Result<Value, AwsError> {
+    let input: PutRecordBatchIn = parse(input)?;
+    let stream = stream(state, input.delivery_stream_name)?;
+    let records = required(input.records, "records")?;
+    if records.is_empty() || records.len() > MAX_BATCH_RECORDS {
+        return Err(AwsError::invalid_argument(format!(
+            "1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length less than or equal to {MAX_BATCH_RECORDS} and greater than or equal to 1 (got {})",
+            records.len()
+        )));
+    }
+    let mut data = Vec::with_capacity(records.len());
+    let mut total = 0usize;
+    for (i, record) in records.into_iter().enumerate() {
+        let bytes = decode_record(record, &format!("records.{}.member", i + 1))?;
+        total += bytes.len();
+        data.push(bytes);
+    }
+    if total > MAX_BATCH_BYTES {
+        return Err(AwsError::invalid_argument(format!(
+            "The records of this PutRecordBatch request add up to {total} bytes, more than the limit of {MAX_BATCH_BYTES} bytes (4 MiB)"
+        )));
+    }
+    let ids = stream.put(data).await.map_err(put_failed)?;
+    let responses: Vec<Value> = ids.iter().map(|id| json!({"RecordId": id})).collect();
+    Ok(json!({"FailedPutCount": 0, "Encrypted": false, "RequestResponses": responses}))
+}

@@ -1,0 +1,130 @@
+//! The plain HTTP endpoints: newline-delimited ingest, flush, health and metrics.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::json;
+
+use super::error::AwsError;
+use super::firehose::MAX_RECORD_BYTES;
+use super::{AppState, body};
+use crate::metrics::{self, StreamView};
+use crate::stream::DeliveryStream;
+
+fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<DeliveryStream>, AwsError> {
+    state.streams.get(name).ok_or_else(|| {
+        AwsError::not_found(format!("Delivery stream {name} not found")).with_status(StatusCode::NOT_FOUND)
+    })
+}
+
+fn json_response(value: serde_json::Value) -> Response {
+    (StatusCode::OK, [("content-type", "application/json")], value.to_string()).into_response()
+}
+
+/// Splits a body into records: one per line, the newline (and a `\r` before it) removed,
+/// empty lines skipped.
+pub fn split_lines(body: &Bytes) -> Vec<Bytes> {
+    let mut records = Vec::new();
+    let mut start = 0;
+    for (i, b) in body.iter().enumerate() {
+        if *b == b'\n' {
+            push_line(body, start, i, &mut records);
+            start = i + 1;
+        }
+    }
+    push_line(body, start, body.len(), &mut records);
+    records
+}
+
+fn push_line(body: &Bytes, start: usize, mut end: usize, out: &mut Vec<Bytes>) {
+    if end > start && body[end - 1] == b'\r' {
+        end -= 1;
+    }
+    if end > start {
+        out.push(body.slice(start..end));
+    }
+}
+
+pub async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let stream = find(&state, &name)?;
+        let bytes = body::read(&headers, body, body::PLAIN_BODY_LIMIT)
+            .await
+            .map_err(|e| e.with_status(StatusCode::PAYLOAD_TOO_LARGE))?;
+        let records = split_lines(&bytes);
+        if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| r.len() > MAX_RECORD_BYTES) {
+            return Err(AwsError::invalid_argument(format!(
+                "record {} is {} bytes; at most {MAX_RECORD_BYTES} bytes are allowed (nothing was accepted)",
+                i + 1,
+                r.len()
+            )));
+        }
+        let n = records.len();
+        if n > 0 {
+            stream.put(records).await.map_err(|e| AwsError::unavailable(e.to_string()))?;
+        }
+        Ok(n)
+    }
+    .await;
+    match result {
+        Ok(n) => json_response(json!({"accepted": n})),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn flush(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let stream = match find(&state, &name) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    match stream.flush().await {
+        Ok(keys) => json_response(json!({"keys": keys})),
+        Err(e) => AwsError::unavailable(e.to_string()).into_response(),
+    }
+}
+
+pub async fn healthz() -> Response {
+    json_response(json!({"status": "ok"}))
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let views: Vec<StreamView> = state
+        .streams
+        .values()
+        .map(|s| StreamView {
+            name: s.name(),
+            stream: &s.metrics,
+            destinations: s.destination_metrics.iter().map(|m| m.as_ref()).collect(),
+        })
+        .collect();
+    let text = metrics::render(&views, crate::record::now_ms());
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        let b = Bytes::from_static(b"a\nbb\r\n\nccc");
+        let lines = split_lines(&b);
+        let r: Vec<&[u8]> = lines.iter().map(|x| &x[..]).collect();
+        assert_eq!(r, vec![&b"a"[..], b"bb", b"ccc"]);
+        assert!(split_lines(&Bytes::from_static(b"\n\n")).is_empty());
+    }
+}

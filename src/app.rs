@@ -1,0 +1,176 @@
+//! The daemon's life: prepare state_dir, bind, build pipelines, serve until shutdown, drain.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::aws;
+use crate::config::{Config, StreamConfig, Target};
+use crate::destination::directory::DirectorySink;
+use crate::destination::naming::Naming;
+use crate::destination::s3::S3Sink;
+use crate::destination::sink::Sink;
+use crate::destination::staging::{Stager, clear_leftovers};
+use crate::destination::DestinationHandle;
+use crate::metrics::DestinationMetrics;
+use crate::stream::{DESTINATION_QUEUE, DeliveryStream};
+
+/// Runs until `shutdown` resolves, then drains every stream (all buffers delivered).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    prepare_state_dir(&config.state_dir)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener.local_addr()?;
+
+    let needs_aws = config
+        .streams
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .any(|d| matches!(d.target, Target::S3 { .. }));
+    let sdk = if needs_aws {
+        Some(aws::sdk_config(&config.aws).await)
+    } else {
+        None
+    };
+    let region = sdk
+        .as_ref()
+        .map(aws::region_name)
+        .or_else(|| config.aws.region.clone())
+        .unwrap_or_else(|| "us-east-1".into());
+
+    let mut streams = BTreeMap::new();
+    for sc in &config.streams {
+        let arn = format!(
+            "arn:aws:firehose:{region}:{}:deliverystream/{}",
+            config.aws.account_id, sc.name
+        );
+        let stream = build_stream(&config, sc, sdk.as_ref(), arn).await?;
+        streams.insert(sc.name.clone(), Arc::new(stream));
+    }
+    let state = Arc::new(AppState {
+        streams,
+        region,
+        account_id: config.aws.account_id.clone(),
+    });
+
+    // The one line on stdout: tests and scripts read the bound address from it.
+    println!("firehosed listening on http://{local}");
+    tracing::info!(listen = %local, streams = state.streams.len(), "ready");
+    axum::serve(listener, api::router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+
+    tracing::info!("draining: sealing buffers and delivering them");
+    let mut closing = tokio::task::JoinSet::new();
+    for stream in state.streams.values() {
+        let stream = stream.clone();
+        closing.spawn(async move { stream.close().await });
+    }
+    while closing.join_next().await.is_some() {}
+    tracing::info!("drained");
+    Ok(())
+}
+
+fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
+    prepare_dir(dir, "state_dir")
+}
+
+/// Creates `dir` and proves it writable.
+fn prepare_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
+    let fail = |e: std::io::Error| anyhow!("{what} {} is not writable: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"ok").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)?;
+    Ok(())
+}
+
+async fn build_stream(
+    config: &Config,
+    sc: &StreamConfig,
+    sdk: Option<&aws_config::SdkConfig>,
+    arn: String,
+) -> anyhow::Result<DeliveryStream> {
+    let version = 1;
+    let mut destinations = Vec::new();
+    for (i, d) in sc.destinations.iter().enumerate() {
+        let label = format!("{}[{i}]", sc.name);
+        let sink = match (&d.target, sdk) {
+            (Target::S3 { bucket, endpoint_url }, Some(sdk)) => {
+                let endpoint = endpoint_url.as_deref().or(config.aws.endpoint_url.as_deref());
+                let client = aws::s3_client(sdk, endpoint, config.aws.force_path_style);
+                let s3 = S3Sink::new(client, bucket.clone());
+                check_with_retries(&s3)
+                    .await
+                    .map_err(|e| anyhow!("delivery stream {}: {e}", sc.name))?;
+                Sink::S3(s3)
+            }
+            (Target::Directory(root), _) => {
+                prepare_dir(root, "directory destination")
+                    .map_err(|e| anyhow!("delivery stream {}: {e}", sc.name))?;
+                Sink::Directory(DirectorySink::new(root.clone()))
+            }
+            (Target::S3 { .. }, None) => return Err(anyhow!("no AWS configuration was loaded")),
+        };
+        let staging_dir = config
+            .state_dir
+            .join("staging")
+            .join(&sc.name)
+            .join(i.to_string());
+        std::fs::create_dir_all(&staging_dir)
+            .with_context(|| format!("creating {}", staging_dir.display()))?;
+        let left = clear_leftovers(&staging_dir)?;
+        if left > 0 {
+            tracing::warn!(destination = %label, files = left,
+                "removed staging files of a previous run that were never delivered");
+        }
+        let naming = Naming {
+            stream: sc.name.clone(),
+            version,
+            prefix: d.prefix_template.clone(),
+            extension: d.file_extension.clone(),
+            time_zone: d.time_zone,
+        };
+        let stager = Stager::new(
+            staging_dir,
+            naming,
+            d.compression,
+            sc.processing.append_delimiter_to_record,
+            d.buffering.size_bytes(),
+        );
+        let metrics = Arc::new(DestinationMetrics::default());
+        tracing::info!(destination = %label, target = %sink.describe(), "destination ready");
+        let handle = DestinationHandle::spawn(
+            label,
+            stager,
+            Duration::from_secs(d.buffering.interval_seconds),
+            sink,
+            metrics.clone(),
+            DESTINATION_QUEUE,
+        );
+        destinations.push((handle, metrics));
+    }
+    Ok(DeliveryStream::new(sc.clone(), version, arn, destinations))
+}
+
+/// The start-up bucket check, with a few quick retries for a server that is still starting.
+async fn check_with_retries(s3: &S3Sink) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 0..3 {
+        match s3.check_bucket().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.contains("cannot be reached") => last = e,
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(Duration::from_millis(300 << attempt)).await;
+    }
+    Err(last)
+}

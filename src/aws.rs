@@ -1,0 +1,55 @@
+//! AWS SDK clients built from the `aws` settings: region, endpoint override, path style.
+//! Credentials come from the standard chain (env, profile, SSO, IMDSv2).
+
+use std::time::Duration;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::config::AwsSettings;
+
+/// The shared SDK configuration. Region: the setting, else the SDK chain, else us-east-1.
+pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
+    let region = RegionProviderChain::first_try(settings.region.clone().map(Region::new))
+        .or_default_provider()
+        .or_else(Region::new("us-east-1"));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// An S3 client. The SDK's own retries are off: the uploader retries with its own backoff and
+/// never gives up on an object, so retries are counted and logged in one place.
+pub fn s3_client(
+    sdk: &SdkConfig,
+    endpoint_url: Option<&str>,
+    force_path_style: Option<bool>,
+) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(sdk)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(60))
+                .operation_attempt_timeout(Duration::from_secs(300))
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    if let Some(path_style) = force_path_style {
+        builder = builder.force_path_style(path_style);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// The region the SDK settled on, for ARNs.
+pub fn region_name(sdk: &SdkConfig) -> String {
+    sdk.region()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "us-east-1".into())
+}

@@ -1,0 +1,376 @@
+//! A decoder over the marked YAML tree that keeps going after a problem: every error is collected
+//! with its position and key path, so one `validate` run reports all of them.
+
+use std::fmt;
+
+use super::error::ConfigError;
+use super::yaml::{Kind, Mark, Node};
+
+/// Collects errors while a document is decoded.
+pub struct Ctx<'a> {
+    pub file: &'a str,
+    pub errors: Vec<ConfigError>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(file: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Ctx {
+            file,
+            errors: Vec::new(),
+            env,
+        }
+    }
+
+    pub fn error(&mut self, mark: Mark, path: &Path, message: impl fmt::Display) {
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            line: mark.line,
+            col: mark.col,
+            path: path.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// The scalar text of `node` with `${VAR}` and `${VAR:-default}` replaced from the
+    /// environment; `$${` is a literal `${`. None (with an error) when it is not a scalar.
+    pub fn scalar(&mut self, node: &Node, path: &Path) -> Option<String> {
+        match &node.kind {
+            Kind::Scalar { value, .. } => match substitute(value, self.env) {
+                Ok(v) => Some(v),
+                Err(msg) => {
+                    self.error(node.mark, path, msg);
+                    None
+                }
+            },
+            _ => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("expected a value, got {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn string(&mut self, node: &Node, path: &Path) -> Option<String> {
+        if node.is_null() {
+            self.error(node.mark, path, "expected a string, got nothing");
+            return None;
+        }
+        self.scalar(node, path)
+    }
+
+    pub fn bool(&mut self, node: &Node, path: &Path) -> Option<bool> {
+        let text = self.scalar(node, path)?;
+        match text.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.error(node.mark, path, format!("must be true or false (got {text:?})"));
+                None
+            }
+        }
+    }
+
+    /// An integer within `range` (inclusive).
+    pub fn int_in(
+        &mut self,
+        node: &Node,
+        path: &Path,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        let text = self.scalar(node, path)?;
+        match text.trim().parse::<u64>() {
+            Ok(v) if range.contains(&v) => Some(v),
+            Ok(v) => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("must be {}..={} (got {v})", range.start(), range.end()),
+                );
+                None
+            }
+            Err(_) => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!(
+                        "must be a whole number {}..={} (got {text:?})",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// One of `allowed`, compared without regard to case; returns the index into `allowed`.
+    pub fn one_of(&mut self, node: &Node, path: &Path, allowed: &[&str]) -> Option<usize> {
+        let text = self.scalar(node, path)?;
+        let found = allowed.iter().position(|a| a.eq_ignore_ascii_case(text.trim()));
+        if found.is_none() {
+            self.error(
+                node.mark,
+                path,
+                format!("must be one of {} (got {text:?})", allowed.join(" | ")),
+            );
+        }
+        found
+    }
+
+    pub fn list<'n>(&mut self, node: &'n Node, path: &Path) -> Option<&'n [Node]> {
+        match &node.kind {
+            Kind::Seq(items) => Some(items),
+            _ => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("expected a list, got {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Reads the keys of one mapping; `finish` reports the keys nobody asked for.
+pub struct MapReader<'n> {
+    node: &'n Node,
+    entries: &'n [(Node, Node)],
+    used: Vec<bool>,
+    asked: Vec<&'static str>,
+    pub path: Path,
+}
+
+impl<'n> MapReader<'n> {
+    /// A reader over `node`, which must be a mapping; `null` reads as an empty mapping.
+    pub fn new(ctx: &mut Ctx, node: &'n Node, path: Path) -> Option<Self> {
+        const EMPTY: &[(Node, Node)] = &[];
+        let entries: &'n [(Node, Node)] = match &node.kind {
+            Kind::Map(entries) => entries,
+            _ if node.is_null() => EMPTY,
+            _ => {
+                ctx.error(
+                    node.mark,
+                    &path,
+                    format!("expected a mapping, got {}", node.describe()),
+                );
+                return None;
+            }
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, _) in entries {
+            if let Kind::Scalar { value, .. } = &key.kind {
+                if seen.contains(&value.as_str()) {
+                    ctx.error(key.mark, &path.key(value), "duplicate key");
+                }
+                seen.push(value);
+            }
+        }
+        Some(MapReader {
+            node,
+            entries,
+            used: vec![false; entries.len()],
+            asked: Vec::new(),
+            path,
+        })
+    }
+
+    /// The value under `key` (null values count as absent).
+    pub fn get(&mut self, key: &'static str) -> Option<&'n Node> {
+        self.asked.push(key);
+        let entries = self.entries;
+        for (i, (k, v)) in entries.iter().enumerate() {
+            if matches!(&k.kind, Kind::Scalar { value, .. } if value == key) {
+                self.used[i] = true;
+                if v.is_null() {
+                    return None;
+                }
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// The value under `key`, or an error naming the missing key.
+    pub fn require(&mut self, ctx: &mut Ctx, key: &'static str) -> Option<&'n Node> {
+        let found = self.get(key);
+        if found.is_none() {
+            ctx.error(self.node.mark, &self.path.key(key), "required key is missing");
+        }
+        found
+    }
+
+    /// Whether the key is written at all (even as null): `direct_put: {}` vs. absent.
+    pub fn has(&mut self, key: &'static str) -> Option<&'n Node> {
+        self.asked.push(key);
+        let entries = self.entries;
+        for (i, (k, v)) in entries.iter().enumerate() {
+            if matches!(&k.kind, Kind::Scalar { value, .. } if value == key) {
+                self.used[i] = true;
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    pub fn mark(&self) -> Mark {
+        self.node.mark
+    }
+
+    /// Reports every key that no `get`/`require`/`has` asked for.
+    pub fn finish(self, ctx: &mut Ctx) {
+        for (i, (key, _)) in self.entries.iter().enumerate() {
+            if self.used[i] {
+                continue;
+            }
+            let name = match &key.kind {
+                Kind::Scalar { value, .. } => value.clone(),
+                _ => "<complex key>".to_string(),
+            };
+            let mut allowed = self.asked.clone();
+            allowed.sort_unstable();
+            allowed.dedup();
+            let hint = match closest(&name, &allowed) {
+                Some(s) => format!(" (did you mean `{s}`?)"),
+                None => String::new(),
+            };
+            ctx.error(
+                key.mark,
+                &self.path.key(&name),
+                format!("unknown key{hint}; allowed here: {}", allowed.join(", ")),
+            );
+        }
+    }
+}
+
+/// A key path such as `delivery_streams[2].destinations[0].buffering.size_mib`.
+#[derive(Clone, Debug, Default)]
+pub struct Path(String);
+
+impl Path {
+    pub fn root() -> Self {
+        Path(String::new())
+    }
+
+    pub fn key(&self, key: &str) -> Path {
+        if self.0.is_empty() {
+            Path(key.to_string())
+        } else {
+            Path(format!("{}.{key}", self.0))
+        }
+    }
+
+    pub fn index(&self, i: usize) -> Path {
+        Path(format!("{}[{i}]", self.0))
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("(top level)")
+        } else {
+            f.write_str(&self.0)
+        }
+    }
+}
+
+/// The allowed key nearest to a misspelt one, if it is near enough to be a typo.
+fn closest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|a| (edit_distance(name, a), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Replaces `${VAR}` / `${VAR:-default}`; `$${` stays a literal `${`.
+pub fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    if !text.contains("${") {
+        return Ok(text.to_string());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("${") {
+        if rest[..pos].ends_with('$') {
+            out.push_str(&rest[..pos - 1]);
+            out.push_str("${");
+            rest = &rest[pos + 2..];
+            continue;
+        }
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(format!("`${{{inner}}}` is not a valid environment variable reference"));
+        }
+        match (env(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set (write ${{{name}:-default}} for a default)"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "BUCKET").then(|| "logs".to_string())
+    }
+
+    #[test]
+    fn substitution() {
+        assert_eq!(substitute("s3://${BUCKET}/x", &env).as_deref(), Ok("s3://logs/x"));
+        assert_eq!(substitute("${NOPE:-d}", &env).as_deref(), Ok("d"));
+        assert_eq!(substitute("$${BUCKET}", &env).as_deref(), Ok("${BUCKET}"));
+        assert!(substitute("${NOPE}", &env).unwrap_err().contains("NOPE is not set"));
+        assert!(substitute("${1X}", &env).is_err());
+        assert!(substitute("${BUCKET", &env).is_err());
+    }
+
+    #[test]
+    fn typo_suggestion() {
+        assert_eq!(closest("size_mb", &["size_mib", "interval_seconds"]), Some("size_mib"));
+        assert_eq!(closest("zzz", &["size_mib"]), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! `delivery_streams[].destinations[]`: target, prefixes, buffering, compression, names.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+
+use super::decode::{Ctx, MapReader, Path};
+use super::model::{Buffering, DestinationConfig, Target};
+use super::yaml::{Mark, Node};
+use crate::destination::template::Template;
+use crate::encode::Compression;
+
+pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfig> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let errors_before = ctx.errors.len();
+
+    let (target_written, target) = decode_target(ctx, &mut m);
+    let prefix = m
+        .get("prefix")
+        .and_then(|n| ctx.scalar(n, &m.path.key("prefix")).map(|s| (s, n.mark)));
+    let error_prefix = m
+        .get("error_output_prefix")
+        .and_then(|n| ctx.scalar(n, &m.path.key("error_output_prefix")).map(|s| (s, n.mark)));
+    let buffering = match m.get("buffering") {
+        Some(n) => decode_buffering(ctx, n, m.path.key("buffering")),
+        None => Some(Buffering::DEFAULT),
+    };
+    let compression = match m.get("compression") {
+        Some(n) => ctx
+            .one_of(n, &m.path.key("compression"), &Compression::NAMES)
+            .map(Compression::from_index),
+        None => Some(Compression::Uncompressed),
+    };
+    let file_extension = m.get("file_extension").and_then(|n| {
+        let path = m.path.key("file_extension");
+        let ext = ctx.scalar(n, &path)?;
+        let valid = ext.is_empty()
+            || (ext.starts_with('.')
+                && ext.len() <= 128
+                && ext[1..].chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || "!-_.*'()".contains(c)
+                }));
+        if !valid {
+            ctx.error(
+                n.mark,
+                &path,
+                format!(
+                    "must start with `.` followed by lowercase letters, digits or !-_.*'() (at most 128 characters; got {ext:?})"
+                ),
+            );
+            return None;
+        }
+        Some(ext)
+    });
+    let time_zone = match m.get("custom_time_zone") {
+        Some(n) => {
+            let path = m.path.key("custom_time_zone");
+            ctx.string(n, &path).and_then(|tz| match Tz::from_str(&tz) {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    ctx.error(
+                        n.mark,
+                        &path,
+                        format!("must be an IANA time zone such as UTC or America/New_York (got {tz:?})"),
+                    );
+                    None
+                }
+            })
+        }
+        None => Some(chrono_tz::UTC),
+    };
+    for key in [
+        "dynamic_partitioning",
+        "data_format_conversion",
+        "source_record_backup",
+    ] {
+        if let Some(n) = m.has(key) {
+            ctx.error(
+                n.mark,
+                &m.path.key(key),
+                "is part of the configuration contract but not available in this version of firehosed yet",
+            );
+        }
+    }
+    let templates = check_prefixes(ctx, &m.path, prefix.as_ref(), error_prefix.as_ref());
+    let mark = m.mark();
+    let path = m.path.clone();
+    m.finish(ctx);
+    if !target_written {
+        ctx.error(mark, &path, "exactly one of s3, directory is required");
+    }
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    let (prefix_template, error_prefix_template) = templates?;
+    let compression = compression?;
+    Some(DestinationConfig {
+        target: target?,
+        prefix: prefix.map(|(p, _)| p),
+        prefix_template,
+        error_output_prefix: error_prefix.map(|(p, _)| p),
+        error_prefix_template,
+        buffering: buffering?,
+        compression,
+        file_extension: file_extension.unwrap_or_else(|| compression.extension().to_string()),
+        time_zone: time_zone?,
+    })
+}
+
+/// Whether a target key is written at all, and the target when it is valid.
+fn decode_target(ctx: &mut Ctx, m: &mut MapReader) -> (bool, Option<Target>) {
+    let s3 = m.has("s3");
+    let dir = m.has("directory");
+    let written = s3.is_some() || dir.is_some();
+    (written, target_of(ctx, m, s3, dir))
+}
+
+fn target_of(ctx: &mut Ctx, m: &mut MapReader, s3: Option<&Node>, dir: Option<&Node>) -> Option<Target> {
+    match (s3, dir) {
+        (Some(_), Some(d)) => {
+            ctx.error(d.mark, &m.path, "exactly one of s3, directory (got both)");
+            None
+        }
+        (Some(n), None) => {
+            let mut s = MapReader::new(ctx, n, m.path.key("s3"))?;
+            let bucket = s.require(ctx, "bucket").and_then(|b| {
+                let path = s.path.key("bucket");
+                let name = ctx.string(b, &path)?;
+                if !valid_bucket(&name) {
+                    ctx.error(
+                        b.mark,
+                        &path,
+                        format!("must be an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens (got {name:?})"),
+                    );
+                    return None;
+                }
+                Some(name)
+            });
+            let endpoint_url = s.get("endpoint_url").and_then(|e| {
+                let path = s.path.key("endpoint_url");
+                let url = ctx.string(e, &path)?;
+                check_url(ctx, e.mark, &path, &url).then_some(url)
+            });
+            s.finish(ctx);
+            Some(Target::S3 {
+                bucket: bucket?,
+                endpoint_url,
+            })
+        }
+        (None, Some(n)) => {
+            let path = ctx.string(n, &m.path.key("directory"))?;
+            if path.is_empty() {
+                ctx.error(n.mark, &m.path.key("directory"), "must not be empty");
+                return None;
+            }
+            Some(Target::Directory(PathBuf::from(path)))
+        }
+        (None, None) => None,
+    }
+}
+
+fn decode_buffering(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Buffering> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let size = match m.get("size_mib") {
+        Some(n) => ctx.int_in(n, &m.path.key("size_mib"), 1..=128),
+        None => Some(Buffering::DEFAULT.size_mib),
+    };
+    let interval = match m.get("interval_seconds") {
+        Some(n) => ctx.int_in(n, &m.path.key("interval_seconds"), 0..=900),
+        None => Some(Buffering::DEFAULT.interval_seconds),
+    };
+    m.finish(ctx);
+    Some(Buffering {
+        size_mib: size?,
+        interval_seconds: interval?,
+    })
+}
+
+/// The prefix rules of FIREHOSE.md section 2 (the ones that hold without dynamic partitioning).
+fn check_prefixes(
+    ctx: &mut Ctx,
+    path: &Path,
+    prefix: Option<&(String, Mark)>,
+    error_prefix: Option<&(String, Mark)>,
+) -> Option<(Template, Option<Template>)> {
+    let p_path = path.key("prefix");
+    let e_path = path.key("error_output_prefix");
+    let main = match prefix {
+        Some((raw, mark)) => match Template::parse(raw) {
+            Ok(t) => {
+                if t.has_error_output_type() {
+                    ctx.error(
+                        *mark,
+                        &p_path,
+                        "!{firehose:error-output-type} is only allowed in error_output_prefix",
+                    );
+                }
+                if t.has_partition_keys() {
+                    ctx.error(
+                        *mark,
+                        &p_path,
+                        "partitionKeyFromQuery and partitionKeyFromLambda need dynamic_partitioning enabled",
+                    );
+                }
+                Some(t)
+            }
+            Err(e) => {
+                ctx.error(*mark, &p_path, e);
+                None
+            }
+        },
+        None => Some(Template::default()),
+    };
+    let error = match error_prefix {
+        Some((raw, mark)) => match Template::parse(raw) {
+            Ok(t) => {
+                if t.has_partition_keys() {
+                    ctx.error(
+                        *mark,
+                        &e_path,
+                        "partition keys are not allowed in error_output_prefix",
+                    );
+                }
+                if t.has_expressions() && !t.has_error_output_type() {
+                    ctx.error(
+                        *mark,
+                        &e_path,
+                        "an error_output_prefix with expressions must contain !{firehose:error-output-type}",
+                    );
+                }
+                Some(Some(t))
+            }
+            Err(e) => {
+                ctx.error(*mark, &e_path, e);
+                None
+            }
+        },
+        None => Some(None),
+    };
+    if let (Some(t), Some((_, mark))) = (&main, prefix)
+        && t.has_expressions()
+        && error_prefix.is_none()
+    {
+        ctx.error(
+            *mark,
+            &e_path,
+            "error_output_prefix is required when prefix contains expressions",
+        );
+    }
+    Some((main?, error?))
+}
+
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// An endpoint URL must be http(s)://host[:port][/path].
+pub fn check_url(ctx: &mut Ctx, mark: Mark, path: &Path, url: &str) -> bool {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+    if !ok {
+        ctx.error(
+            mark,
+            path,
+            format!("must be an http:// or https:// URL (got {url:?})"),
+        );
+    }
+    ok
+}

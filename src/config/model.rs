@@ -1,0 +1,88 @@
+//! The checked configuration: what the rest of the daemon builds from. Every value here has
+//! passed validation; defaults are filled in.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono_tz::Tz;
+
+use crate::destination::template::Template;
+use crate::encode::Compression;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub aws: AwsSettings,
+    pub streams: Vec<StreamConfig>,
+}
+
+/// Defaults for every AWS client; unset values fall back to the SDK's standard chain.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub force_path_style: Option<bool>,
+    /// The account id shown in ARNs (DescribeDeliveryStream, transform requests).
+    pub account_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub name: String,
+    pub source: SourceConfig,
+    pub processing: ProcessingConfig,
+    pub destinations: Vec<DestinationConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    DirectPut,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProcessingConfig {
+    /// Append `\n` after every record.
+    pub append_delimiter_to_record: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    pub target: Target,
+    /// As written; None when unset (AWS's default `yyyy/MM/dd/HH/`).
+    pub prefix: Option<String>,
+    pub prefix_template: Template,
+    pub error_output_prefix: Option<String>,
+    pub error_prefix_template: Option<Template>,
+    pub buffering: Buffering,
+    pub compression: Compression,
+    /// The object name extension: the override, or the compression's own.
+    pub file_extension: String,
+    pub time_zone: Tz,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    S3 {
+        bucket: String,
+        endpoint_url: Option<String>,
+    },
+    Directory(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffering {
+    pub size_mib: u64,
+    pub interval_seconds: u64,
+}
+
+impl Buffering {
+    pub const DEFAULT: Buffering = Buffering {
+        size_mib: 5,
+        interval_seconds: 300,
+    };
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size_mib * 1024 * 1024
+    }
+}

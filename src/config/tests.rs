@@ -1,0 +1,223 @@
+use super::*;
+use crate::encode::Compression;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "BUCKET" => Some("my-logs".into()),
+        "SIZE" => Some("64".into()),
+        _ => None,
+    }
+}
+
+fn ok(text: &str) -> Config {
+    match parse("t.yaml", text, &env) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse("t.yaml", text, &env) {
+        Ok(_) => panic!("expected errors"),
+        Err(LoadError::Invalid(errors)) => errors.iter().map(ToString::to_string).collect(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+const MINIMAL: &str = "
+delivery_streams:
+  - name: orders
+    source: {direct_put: {}}
+    destinations:
+      - directory: ./out
+";
+
+#[test]
+fn minimal_config_gets_aws_defaults() {
+    let c = ok(MINIMAL);
+    assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    assert_eq!(c.aws.account_id, DEFAULT_ACCOUNT_ID);
+    let s = &c.streams[0];
+    assert_eq!(s.source, SourceConfig::DirectPut);
+    let d = &s.destinations[0];
+    assert_eq!(d.buffering, Buffering { size_mib: 5, interval_seconds: 300 });
+    assert_eq!(d.compression, Compression::Uncompressed);
+    assert_eq!(d.file_extension, "");
+    assert_eq!(d.time_zone, chrono_tz::UTC);
+    assert!(!s.processing.append_delimiter_to_record);
+}
+
+#[test]
+fn every_key_of_the_backbone() {
+    let c = ok("
+listen: 127.0.0.1:0
+state_dir: /tmp/fh
+aws: {region: eu-west-1, endpoint_url: 'http://127.0.0.1:9000', force_path_style: true, account_id: '123456789012'}
+delivery_streams:
+  - name: orders.v1_x-y
+    source:
+      direct_put: {}
+    processing:
+      append_delimiter_to_record: true
+    destinations:
+      - s3: {bucket: '${BUCKET}', endpoint_url: 'http://127.0.0.1:9001'}
+        prefix: 'logs/!{timestamp:yyyy/MM/dd}/'
+        error_output_prefix: 'errors/!{firehose:error-output-type}/'
+        buffering: {size_mib: '${SIZE}', interval_seconds: 0}
+        compression: gzip
+        file_extension: .json.gz
+        custom_time_zone: America/New_York
+      - directory: out
+        compression: hadoop_snappy
+");
+    assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(c.aws.force_path_style, Some(true));
+    let s = &c.streams[0];
+    assert!(s.processing.append_delimiter_to_record);
+    let d = &s.destinations[0];
+    assert_eq!(
+        d.target,
+        Target::S3 {
+            bucket: "my-logs".into(),
+            endpoint_url: Some("http://127.0.0.1:9001".into())
+        }
+    );
+    assert_eq!(d.buffering, Buffering { size_mib: 64, interval_seconds: 0 });
+    assert_eq!(d.compression, Compression::Gzip);
+    assert_eq!(d.file_extension, ".json.gz");
+    assert_eq!(d.time_zone, chrono_tz::America::New_York);
+    assert_eq!(s.destinations[1].compression, Compression::HadoopSnappy);
+    assert_eq!(s.destinations[1].file_extension, ".hsnappy");
+}
+
+#[test]
+fn all_errors_in_one_run_with_positions() {
+    let errs = errors("
+listen: 127.0.0.1:4573
+bogus: 1
+delivery_streams:
+  - name: a
+    source: {direct_put: {}}
+    destinations:
+      - directory: out
+        buffering: {size_mib: 500, interval_seconds: 901}
+        compresion: GZIP
+  - name: a
+    destinations:
+      - s3: {}
+");
+    let joined = errors_joined(&errs);
+    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: aws, delivery_streams, listen, state_dir".to_string()), "{joined}");
+    assert!(errs.contains(&"t.yaml:9:31: delivery_streams[0].destinations[0].buffering.size_mib: must be 1..=128 (got 500)".to_string()), "{joined}");
+    assert!(joined.contains("delivery_streams[0].destinations[0].buffering.interval_seconds: must be 0..=900 (got 901)"), "{joined}");
+    assert!(joined.contains("t.yaml:10:9: delivery_streams[0].destinations[0].compresion: unknown key (did you mean `compression`?)"), "{joined}");
+    assert!(joined.contains("delivery_streams[1].source: required key is missing"), "{joined}");
+    assert!(joined.contains("delivery_streams[1].destinations[0].s3.bucket: required key is missing"), "{joined}");
+    assert!(joined.contains("delivery_streams[1].name: duplicate delivery stream name \"a\" (first defined on line 5)"), "{joined}");
+}
+
+fn errors_joined(errs: &[String]) -> String {
+    errs.join("\n")
+}
+
+#[test]
+fn type_and_value_errors() {
+    let errs = errors("
+listen: localhost
+state_dir: [a]
+aws: {force_path_style: maybe, account_id: '12'}
+delivery_streams:
+  - name: 'bad name!'
+    source: {direct_put: {}, kinesis_stream: {stream_name: x}}
+    destinations:
+      - directory: out
+        s3: {bucket: Bad_Bucket}
+        compression: lz4
+        file_extension: gz
+        custom_time_zone: Mars/Olympus
+");
+    let joined = errors_joined(&errs);
+    for needle in [
+        "listen: must be IP:PORT",
+        "state_dir: expected a value, got a list",
+        "aws.force_path_style: must be true or false",
+        "aws.account_id: must be 12 digits",
+        "delivery_streams[0].name: must match [a-zA-Z0-9_.-]{1,64}",
+        "source: exactly one of direct_put, kinesis_stream (got both)",
+        "exactly one of s3, directory (got both)",
+        "compression: must be one of UNCOMPRESSED | GZIP | ZIP | Snappy | HADOOP_SNAPPY (got \"lz4\")",
+        "file_extension: must start with `.`",
+        "custom_time_zone: must be an IANA time zone",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn unset_environment_variable_is_an_error_at_its_place() {
+    let errs = errors("
+delivery_streams:
+  - name: x
+    source: {direct_put: {}}
+    destinations:
+      - s3: {bucket: '${NOT_SET}'}
+");
+    assert_eq!(
+        errs,
+        vec!["t.yaml:6:22: delivery_streams[0].destinations[0].s3.bucket: environment variable NOT_SET is not set (write ${NOT_SET:-default} for a default)"]
+    );
+}
+
+#[test]
+fn prefix_rules() {
+    let errs = errors("
+delivery_streams:
+  - name: x
+    source: {direct_put: {}}
+    destinations:
+      - directory: a
+        prefix: 'logs/!{timestamp:yyyy}/'
+      - directory: b
+        prefix: 'logs/!{firehose:error-output-type}/'
+      - directory: c
+        prefix: 'logs/!{partitionKeyFromQuery:id}/'
+        error_output_prefix: 'err/!{firehose:error-output-type}/'
+      - directory: d
+        error_output_prefix: 'err/!{timestamp:yyyy}/'
+      - directory: e
+        prefix: 'logs/!{nope:x}/'
+");
+    let joined = errors_joined(&errs);
+    for needle in [
+        "destinations[0].error_output_prefix: error_output_prefix is required when prefix contains expressions",
+        "destinations[1].prefix: !{firehose:error-output-type} is only allowed in error_output_prefix",
+        "destinations[2].prefix: partitionKeyFromQuery and partitionKeyFromLambda need dynamic_partitioning enabled",
+        "destinations[3].error_output_prefix: an error_output_prefix with expressions must contain !{firehose:error-output-type}",
+        "destinations[4].prefix: `!{nope:x}`: unknown namespace",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn features_not_yet_built_are_named_not_ignored() {
+    let errs = errors("
+delivery_streams:
+  - name: x
+    source: {direct_put: {}}
+    processing: {transform: {subprocess: {command: [cat]}}}
+    destinations:
+      - directory: a
+        data_format_conversion: {}
+");
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs.iter().all(|e| e.contains("not available in this version")));
+}
+
+#[test]
+fn yaml_syntax_error_has_position() {
+    let errs = errors("delivery_streams: [\n  {name: x\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("t.yaml:"), "{errs:?}");
+}

@@ -1,0 +1,95 @@
+//! The `directory` destination: the same keys as S3, as files under a local folder, each
+//! written atomically (staging file fsync'd, renamed into place, folder fsync'd).
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use super::sink::DeliveryError;
+use super::staging::Sealed;
+
+pub struct DirectorySink {
+    root: PathBuf,
+}
+
+impl DirectorySink {
+    pub fn new(root: PathBuf) -> Self {
+        DirectorySink { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file for `key`, refusing keys that would leave the root.
+    pub fn path_for(&self, key: &str) -> Option<PathBuf> {
+        let rel = Path::new(key);
+        let safe = rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+        safe.then(|| self.root.join(rel))
+    }
+
+    pub async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
+        let Some(target) = self.path_for(&object.key) else {
+            return Err(DeliveryError {
+                transient: false,
+                message: format!("key {:?} would leave {}", object.key, self.root.display()),
+            });
+        };
+        let source = object.path.clone();
+        tokio::task::spawn_blocking(move || place(&source, &target))
+            .await
+            .map_err(|e| DeliveryError {
+                transient: true,
+                message: format!("delivery task failed: {e}"),
+            })?
+            .map_err(|e| DeliveryError {
+                transient: !matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                ),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Moves the fsync'd staging file to `target`: a rename when both are on one file system, else
+/// a copy to a hidden temp file beside the target, fsync, rename. Then fsyncs the folder.
+fn place(source: &Path, target: &Path) -> io::Result<()> {
+    let parent = target
+        .parent()
+        .ok_or_else(|| io::Error::other("target has no parent folder"))?;
+    std::fs::create_dir_all(parent)?;
+    if std::fs::rename(source, target).is_err() {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let result = (|| {
+            std::fs::copy(source, &tmp)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, target)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::remove_file(source)?;
+    }
+    std::fs::File::open(parent)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_leave_the_root() {
+        let sink = DirectorySink::new(PathBuf::from("/data/out"));
+        assert!(sink.path_for("a/b/c.gz").is_some());
+        assert!(sink.path_for("../etc/passwd").is_none());
+        assert!(sink.path_for("a/../../x").is_none());
+        assert!(sink.path_for("/etc/passwd").is_none());
+    }
+}

@@ -1,0 +1,14 @@
+//! Destinations: object naming (`template`, `timefmt`, `naming`), staging, the worker that
+//! seals objects on size/interval/flush/close, and the sinks (S3, local directory).
+
+pub mod directory;
+pub mod naming;
+pub mod retry;
+pub mod s3;
+pub mod sink;
+pub mod staging;
+pub mod template;
+pub mod timefmt;
+pub mod worker;
+
+pub use worker::{DestinationHandle, Input};

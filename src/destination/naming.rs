@@ -1,0 +1,92 @@
+//! Object keys: evaluated prefix + `<stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>`, every
+//! timestamp taken from the oldest record of the object, in the destination's time zone.
+
+use chrono::DateTime;
+use chrono_tz::Tz;
+
+use super::template::{Template, Values};
+
+#[derive(Debug, Clone)]
+pub struct Naming {
+    pub stream: String,
+    pub version: u32,
+    pub prefix: Template,
+    pub extension: String,
+    pub time_zone: Tz,
+}
+
+/// The key of one object, and its file name without the extension (the ZIP entry name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectName {
+    pub key: String,
+    pub base: String,
+}
+
+impl Naming {
+    /// Length of `base`: fixed for a stream and version, so a ZIP header can be reserved.
+    pub fn base_len(&self) -> usize {
+        // stream "-" version "-" yyyy-MM-dd-HH-mm-ss "-" uuid
+        self.stream.len() + 1 + self.version.to_string().len() + 1 + 19 + 1 + 36
+    }
+
+    pub fn time(&self, epoch_ms: i64) -> DateTime<Tz> {
+        DateTime::from_timestamp_millis(epoch_ms)
+            .unwrap_or_default()
+            .with_timezone(&self.time_zone)
+    }
+
+    pub fn object(&self, oldest_ms: i64, uuid: &uuid::Uuid) -> ObjectName {
+        let time = self.time(oldest_ms);
+        let prefix = self.prefix.object_prefix(&Values {
+            time,
+            error_output_type: None,
+        });
+        let base = format!(
+            "{}-{}-{}-{}",
+            self.stream,
+            self.version,
+            time.format("%Y-%m-%d-%H-%M-%S"),
+            uuid.hyphenated()
+        );
+        ObjectName {
+            key: format!("{prefix}{base}{}", self.extension),
+            base,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naming(prefix: &str, tz: Tz) -> Naming {
+        Naming {
+            stream: "orders".into(),
+            version: 1,
+            prefix: Template::parse(prefix).expect("parses"),
+            extension: ".gz".into(),
+            time_zone: tz,
+        }
+    }
+
+    const MAY_1_13_07_42: i64 = 1_714_568_862_000;
+
+    #[test]
+    fn aws_layout() {
+        let id = uuid::Uuid::nil();
+        let n = naming("logs/", chrono_tz::UTC);
+        let o = n.object(MAY_1_13_07_42, &id);
+        assert_eq!(
+            o.key,
+            "logs/2024/05/01/13/orders-1-2024-05-01-13-07-42-00000000-0000-0000-0000-000000000000.gz"
+        );
+        assert_eq!(o.base.len(), n.base_len());
+    }
+
+    #[test]
+    fn custom_time_zone_applies_to_prefix_and_name() {
+        let n = naming("", chrono_tz::America::New_York);
+        let o = n.object(MAY_1_13_07_42, &uuid::Uuid::nil());
+        assert!(o.key.starts_with("2024/05/01/09/orders-1-2024-05-01-09-07-42-"), "{}", o.key);
+    }
+}

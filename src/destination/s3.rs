@@ -1,0 +1,187 @@
+//! The S3 destination through aws-sdk-s3: one PutObject for small objects, a multipart upload
+//! (streamed from the staging file) from MULTIPART_THRESHOLD up.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use super::sink::DeliveryError;
+use super::staging::Sealed;
+
+/// Objects of this size and more go as multipart uploads.
+pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// Size of each part but the last.
+pub const PART_SIZE: u64 = 8 * 1024 * 1024;
+
+const CONTENT_TYPE: &str = "application/octet-stream";
+
+pub struct S3Sink {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Sink {
+    pub fn new(client: Client, bucket: String) -> Self {
+        S3Sink { client, bucket }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Start-up check: the bucket exists and is reachable with these credentials.
+    pub async fn check_bucket(&self) -> Result<(), String> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) => Err(match se.raw().status().as_u16() {
+                404 => format!("S3 bucket {:?} does not exist", self.bucket),
+                403 => format!("access to S3 bucket {:?} is denied", self.bucket),
+                301 => format!("S3 bucket {:?} is in another region", self.bucket),
+                status => format!("S3 bucket {:?}: HTTP {status}", self.bucket),
+            }),
+            Err(e) => Err(format!(
+                "S3 bucket {:?} cannot be reached: {}",
+                self.bucket,
+                DisplayErrorContext(&e)
+            )),
+        }
+    }
+
+    pub async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
+        if object.size < MULTIPART_THRESHOLD {
+            let body = ByteStream::from_path(&object.path)
+                .await
+                .map_err(|e| local_error(&e))?;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&object.key)
+                .content_type(CONTENT_TYPE)
+                .content_length(object.size as i64)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| classify("PutObject", e))?;
+            return Ok(());
+        }
+        self.multipart(object).await
+    }
+
+    async fn multipart(&self, object: &Sealed) -> Result<(), DeliveryError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&object.key)
+            .content_type(CONTENT_TYPE)
+            .send()
+            .await
+            .map_err(|e| classify("CreateMultipartUpload", e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result = self.upload_parts(object, &upload_id).await;
+        if result.is_err() {
+            // Best effort: a failed upload is restarted whole; don't leave its parts behind.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&object.key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn upload_parts(&self, object: &Sealed, upload_id: &str) -> Result<(), DeliveryError> {
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < object.size {
+            let len = PART_SIZE.min(object.size - offset);
+            let body = ByteStream::read_from()
+                .path(&object.path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| local_error(&e))?;
+            let out = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(&object.key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(len as i64)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| classify("UploadPart", e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .set_checksum_crc32(out.checksum_crc32().map(str::to_string))
+                    .build(),
+            );
+            offset += len;
+            number += 1;
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&object.key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+}
+
+fn local_error(e: &dyn std::error::Error) -> DeliveryError {
+    DeliveryError {
+        transient: true,
+        message: format!("reading the staged object: {e}"),
+    }
+}
+
+/// Transient: timeouts, connection failures, 5xx, 408/429, SlowDown and friends. The rest
+/// (NoSuchBucket, AccessDenied, ...) needs an operator.
+fn classify<E>(op: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> DeliveryError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let transient = match &err {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let code = se.err().code().unwrap_or_default();
+            status >= 500
+                || status == 408
+                || status == 429
+                || matches!(
+                    code,
+                    "SlowDown"
+                        | "RequestTimeout"
+                        | "InternalError"
+                        | "ServiceUnavailable"
+                        | "Throttling"
+                        | "ThrottlingException"
+                        | "RequestTimeTooSkewed"
+                )
+        }
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    };
+    DeliveryError {
+        transient,
+        message: format!("{op}: {}", DisplayErrorContext(&err)),
+    }
+}

@@ -1,0 +1,244 @@
+//! Staging: the object being built for a destination, compressed as records arrive into a file
+//! under state_dir, so memory stays flat whatever the buffer size. Blocking I/O: callers run it
+//! off the async workers.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use tokio::time::Instant;
+
+use super::naming::Naming;
+use crate::encode::{Compression, Encoder};
+use crate::record::Record;
+
+/// A finished object waiting to be delivered.
+#[derive(Debug)]
+pub struct Sealed {
+    pub id: u64,
+    pub path: PathBuf,
+    pub key: String,
+    pub records: u64,
+    pub raw_bytes: u64,
+    pub size: u64,
+    pub oldest_ms: i64,
+}
+
+struct Open {
+    id: u64,
+    uuid: uuid::Uuid,
+    path: PathBuf,
+    encoder: Encoder<BufWriter<File>>,
+    records: u64,
+    raw_bytes: u64,
+    oldest_ms: i64,
+    opened: Instant,
+}
+
+pub struct Stager {
+    dir: PathBuf,
+    naming: Naming,
+    compression: Compression,
+    delimiter: bool,
+    size_limit: u64,
+    current: Option<Open>,
+    next_id: u64,
+}
+
+impl Stager {
+    pub fn new(
+        dir: PathBuf,
+        naming: Naming,
+        compression: Compression,
+        delimiter: bool,
+        size_limit: u64,
+    ) -> Self {
+        Stager {
+            dir,
+            naming,
+            compression,
+            delimiter,
+            size_limit,
+            current: None,
+            next_id: 0,
+        }
+    }
+
+    /// When the open object got its first record.
+    pub fn opened(&self) -> Option<Instant> {
+        self.current.as_ref().map(|c| c.opened)
+    }
+
+    pub fn oldest_ms(&self) -> Option<i64> {
+        self.current.as_ref().map(|c| c.oldest_ms)
+    }
+
+    /// Appends records; returns the objects that filled up (never more than `size_limit` raw
+    /// bytes each). On an I/O error the open object is discarded and its record count returned.
+    pub fn append(&mut self, batch: &[Record], now: Instant) -> Result<Vec<Sealed>, (io::Error, u64)> {
+        let mut sealed = Vec::new();
+        for record in batch {
+            let len = record.data.len() as u64 + u64::from(self.delimiter);
+            if self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.records > 0 && c.raw_bytes + len > self.size_limit)
+            {
+                sealed.extend(self.seal().map_err(|e| (e, 0))?);
+            }
+            if let Err(e) = self.write(record, len, now) {
+                return Err((e, self.discard()));
+            }
+            if self.current.as_ref().is_some_and(|c| c.raw_bytes >= self.size_limit) {
+                sealed.extend(self.seal().map_err(|e| (e, 0))?);
+            }
+        }
+        Ok(sealed)
+    }
+
+    fn write(&mut self, record: &Record, len: u64, now: Instant) -> io::Result<()> {
+        if self.current.is_none() {
+            self.current = Some(self.open(record.arrival_ms, now)?);
+        }
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(());
+        };
+        cur.encoder.write_all(&record.data)?;
+        if self.delimiter {
+            cur.encoder.write_all(b"\n")?;
+        }
+        cur.records += 1;
+        cur.raw_bytes += len;
+        cur.oldest_ms = cur.oldest_ms.min(record.arrival_ms);
+        Ok(())
+    }
+
+    fn open(&mut self, arrival_ms: i64, now: Instant) -> io::Result<Open> {
+        self.next_id += 1;
+        let uuid = uuid::Uuid::new_v4();
+        let path = self.dir.join(format!("{uuid}.part"));
+        let file = File::create(&path)?;
+        let out = BufWriter::with_capacity(256 * 1024, file);
+        Ok(Open {
+            id: self.next_id,
+            uuid,
+            encoder: Encoder::new(self.compression, out, self.naming.base_len())?,
+            path,
+            records: 0,
+            raw_bytes: 0,
+            oldest_ms: arrival_ms,
+            opened: now,
+        })
+    }
+
+    /// Finishes the open object (fsync'd, named), if it has records.
+    pub fn seal(&mut self) -> io::Result<Option<Sealed>> {
+        let Some(cur) = self.current.take() else {
+            return Ok(None);
+        };
+        let name = self.naming.object(cur.oldest_ms, &cur.uuid);
+        let result = (|| {
+            let file = cur
+                .encoder
+                .finish(&name.base)?
+                .into_inner()
+                .map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            file.metadata()
+        })();
+        match result {
+            Ok(meta) => Ok(Some(Sealed {
+                id: cur.id,
+                path: cur.path,
+                key: name.key,
+                records: cur.records,
+                raw_bytes: cur.raw_bytes,
+                size: meta.len(),
+                oldest_ms: cur.oldest_ms,
+            })),
+            Err(e) => {
+                let _ = std::fs::remove_file(&cur.path);
+                Err(e)
+            }
+        }
+    }
+
+    fn discard(&mut self) -> u64 {
+        match self.current.take() {
+            Some(cur) => {
+                let _ = std::fs::remove_file(&cur.path);
+                cur.records
+            }
+            None => 0,
+        }
+    }
+}
+
+/// Removes staging files a previous run left behind (their records were never acknowledged as
+/// delivered). Returns how many were removed.
+pub fn clear_leftovers(dir: &Path) -> io::Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "part") {
+            std::fs::remove_file(&path)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destination::template::Template;
+    use bytes::Bytes;
+
+    fn stager(dir: &Path, limit: u64, delimiter: bool) -> Stager {
+        let naming = Naming {
+            stream: "s".into(),
+            version: 1,
+            prefix: Template::default(),
+            extension: String::new(),
+            time_zone: chrono_tz::UTC,
+        };
+        Stager::new(dir.to_path_buf(), naming, Compression::Uncompressed, delimiter, limit)
+    }
+
+    fn rec(data: &str, at: i64) -> Record {
+        Record {
+            data: Bytes::from(data.to_string()),
+            arrival_ms: at,
+        }
+    }
+
+    #[test]
+    fn objects_never_exceed_the_size_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = stager(dir.path(), 10, false);
+        let now = Instant::now();
+        let batch: Vec<Record> = (0..7).map(|i| rec("abcd", 1000 + i)).collect();
+        let sealed = s.append(&batch, now).expect("appends");
+        assert_eq!(sealed.len(), 3, "4+4 fits in 10, a third record does not");
+        for o in &sealed {
+            assert_eq!(o.raw_bytes, 8);
+            assert_eq!(std::fs::read(&o.path).expect("staged").len(), 8);
+        }
+        let last = s.seal().expect("seals").expect("one record left");
+        assert_eq!(last.records, 1);
+        assert!(s.seal().expect("nothing open").is_none());
+    }
+
+    #[test]
+    fn delimiter_and_oldest_arrival() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = stager(dir.path(), 1 << 20, true);
+        let now = Instant::now();
+        s.append(&[rec("a", 2000), rec("b", 1000)], now).expect("appends");
+        let o = s.seal().expect("seals").expect("open");
+        assert_eq!(std::fs::read(&o.path).expect("staged"), b"a\nb\n");
+        assert_eq!(o.oldest_ms, 1000);
+        assert!(o.key.contains("s-1-1970-01-01-00-00-01-"), "{}", o.key);
+        assert!(clear_leftovers(dir.path()).expect("clears") >= 1);
+    }
+}

@@ -1,0 +1,188 @@
+//! Every metric, in one place: per-stream counters and the Prometheus text rendering. Names are
+//! AWS's CloudWatch names (FIREHOSE.md section 11) in Prometheus spelling; the HELP line of each
+//! gives the AWS name. docs/metrics.md lists them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing count.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of one delivery stream (the Direct PUT side).
+#[derive(Default, Debug)]
+pub struct StreamMetrics {
+    pub incoming_bytes: Counter,
+    pub incoming_records: Counter,
+    pub incoming_put_requests: Counter,
+    pub throttled_records: Counter,
+}
+
+/// Counters of one destination of a stream.
+#[derive(Default, Debug)]
+pub struct DestinationMetrics {
+    pub delivered_records: Counter,
+    pub delivered_bytes: Counter,
+    pub delivered_objects: Counter,
+    pub delivered_object_bytes: Counter,
+    pub put_success: Counter,
+    pub put_failures: Counter,
+    pub staging_errors: Counter,
+    pending: Mutex<Pending>,
+}
+
+/// Arrival times of records not yet delivered, for DataFreshness.
+#[derive(Default, Debug)]
+struct Pending {
+    staging_oldest: Option<i64>,
+    sealed: BTreeMap<u64, i64>,
+}
+
+impl DestinationMetrics {
+    pub fn set_staging_oldest(&self, oldest_ms: Option<i64>) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.staging_oldest = oldest_ms;
+        }
+    }
+    pub fn sealed(&self, id: u64, oldest_ms: i64) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.sealed.insert(id, oldest_ms);
+        }
+    }
+    pub fn delivered(&self, id: u64) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.sealed.remove(&id);
+        }
+    }
+    /// Age in seconds of the oldest record not yet delivered; 0 when nothing is pending.
+    pub fn data_freshness_seconds(&self, now_ms: i64) -> f64 {
+        let oldest = self.pending.lock().ok().and_then(|p| {
+            p.sealed
+                .values()
+                .copied()
+                .chain(p.staging_oldest)
+                .min()
+        });
+        oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0)
+    }
+}
+
+/// What `render` needs of one stream.
+pub struct StreamView<'a> {
+    pub name: &'a str,
+    pub stream: &'a StreamMetrics,
+    pub destinations: Vec<&'a DestinationMetrics>,
+}
+
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+}
+
+const fn family(name: &'static str, kind: &'static str, help: &'static str) -> Family {
+    Family { name, kind, help }
+}
+
+const STREAM_FAMILIES: [Family; 4] = [
+    family("firehose_incoming_bytes_total", "counter", "IncomingBytes: bytes of records accepted"),
+    family("firehose_incoming_records_total", "counter", "IncomingRecords: records accepted"),
+    family("firehose_incoming_put_requests_total", "counter", "IncomingPutRequests: PutRecord, PutRecordBatch and plain ingest requests accepted"),
+    family("firehose_throttled_records_total", "counter", "ThrottledRecords: records refused with ServiceUnavailableException"),
+];
+
+const DESTINATION_FAMILIES: [Family; 8] = [
+    family("firehose_delivery_to_s3_records_total", "counter", "DeliveryToS3.Records: records delivered"),
+    family("firehose_delivery_to_s3_bytes_total", "counter", "DeliveryToS3.Bytes: record bytes delivered (before compression)"),
+    family("firehose_delivery_to_s3_object_count_total", "counter", "DeliveryToS3.ObjectCount: objects delivered"),
+    family("firehose_delivery_to_s3_object_bytes_total", "counter", "Bytes of the delivered objects (after compression); firehosed only"),
+    family("firehose_delivery_to_s3_success_total", "counter", "DeliveryToS3.Success: successful object writes (ratio = success / (success + failures))"),
+    family("firehose_delivery_to_s3_failures_total", "counter", "Failed object write attempts, each retried; firehosed only"),
+    family("firehose_delivery_to_s3_data_freshness_seconds", "gauge", "DeliveryToS3.DataFreshness: age of the oldest record not yet delivered"),
+    family("firehose_staging_errors_total", "counter", "Local disk errors while staging records; firehosed only"),
+];
+
+/// The Prometheus text exposition of every stream.
+pub fn render(streams: &[StreamView], now_ms: i64) -> String {
+    let mut out = String::new();
+    for (i, f) in STREAM_FAMILIES.iter().enumerate() {
+        header(&mut out, f);
+        for s in streams {
+            let v = match i {
+                0 => s.stream.incoming_bytes.get(),
+                1 => s.stream.incoming_records.get(),
+                2 => s.stream.incoming_put_requests.get(),
+                _ => s.stream.throttled_records.get(),
+            };
+            let _ = writeln!(out, "{}{{delivery_stream=\"{}\"}} {v}", f.name, s.name);
+        }
+    }
+    for (i, f) in DESTINATION_FAMILIES.iter().enumerate() {
+        header(&mut out, f);
+        for s in streams {
+            for (d, m) in s.destinations.iter().enumerate() {
+                let v = match i {
+                    0 => m.delivered_records.get().to_string(),
+                    1 => m.delivered_bytes.get().to_string(),
+                    2 => m.delivered_objects.get().to_string(),
+                    3 => m.delivered_object_bytes.get().to_string(),
+                    4 => m.put_success.get().to_string(),
+                    5 => m.put_failures.get().to_string(),
+                    6 => format!("{:.3}", m.data_freshness_seconds(now_ms)),
+                    _ => m.staging_errors.get().to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{}{{delivery_stream=\"{}\",destination=\"{d}\"}} {v}",
+                    f.name, s.name
+                );
+            }
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, f: &Family) {
+    let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+    let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labels_and_freshness() {
+        let s = StreamMetrics::default();
+        s.incoming_records.add(3);
+        let d = DestinationMetrics::default();
+        d.set_staging_oldest(Some(1_000));
+        d.sealed(1, 500);
+        let text = render(
+            &[StreamView {
+                name: "orders",
+                stream: &s,
+                destinations: vec![&d],
+            }],
+            2_500,
+        );
+        assert!(text.contains("firehose_incoming_records_total{delivery_stream=\"orders\"} 3\n"));
+        assert!(text.contains(
+            "firehose_delivery_to_s3_data_freshness_seconds{delivery_stream=\"orders\",destination=\"0\"} 2.000\n"
+        ));
+        d.delivered(1);
+        d.set_staging_oldest(None);
+        assert_eq!(d.data_freshness_seconds(9_999), 0.0);
+    }
+}
