@@ -93,17 +93,17 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
             let mut names: Vec<(String, usize)> = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 let (name, stream) = decode_stream(ctx, item, path.index(i));
-                if let Some(name) = name {
+                if let Some((name, mark)) = name {
                     if let Some((_, line)) = names.iter().find(|(n, _)| *n == name) {
                         ctx.error(
-                            item.mark,
+                            mark,
                             &path.index(i).key("name"),
                             format!(
                                 "duplicate delivery stream name {name:?} (first defined on line {line})"
                             ),
                         );
                     }
-                    names.push((name, item.mark.line));
+                    names.push((name, mark.line));
                 }
                 streams.extend(stream);
             }
@@ -165,7 +165,7 @@ fn decode_stream(
     ctx: &mut Ctx,
     node: &yaml::Node,
     path: Path,
-) -> (Option<String>, Option<StreamConfig>) {
+) -> (Option<(String, yaml::Mark)>, Option<StreamConfig>) {
     let Some(mut m) = MapReader::new(ctx, node, path) else {
         return (None, None);
     };
@@ -180,7 +180,7 @@ fn decode_stream(
             );
             return None;
         }
-        Some(name)
+        Some((name, n.mark))
     });
     let source = m
         .require(ctx, "source")
@@ -207,7 +207,7 @@ fn decode_stream(
     }
     m.finish(ctx);
     let stream = match (name.clone(), source, processing) {
-        (Some(name), Some(source), Some(processing)) if dest_ok && !destinations.is_empty() => {
+        (Some((name, _)), Some(source), Some(processing)) if dest_ok && !destinations.is_empty() => {
             Some(StreamConfig {
                 name,
                 source,

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests need, at pinned versions, into the tools cache:
+#   $FIREHOSED_TOOLS (default ~/.cache/firehosed-tools)/venv  moto server, boto3, AWS CLI, cramjam
+# Idempotent: does nothing when the cache already holds these exact versions.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+tools=${FIREHOSED_TOOLS:-$HOME/.cache/firehosed-tools}
+mkdir -p "$tools"
+
+req="$here/tests/requirements.txt"
+stamp="$tools/venv/.requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ ! -x "$tools/venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "test-tools: installing Python tools into $tools/venv" >&2
+  rm -rf "$tools/venv"
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  echo "$want" > "$stamp"
+fi
+echo "$tools"

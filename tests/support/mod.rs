@@ -1,0 +1,418 @@
+//! End-to-end harness: the real `firehosed` binary, a real S3 server (moto, installed pinned by
+//! scripts/test-tools.sh), boto3 and the AWS CLI, all on 127.0.0.1 ephemeral ports.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The tools cache; the tests fail (not skip) when it was not installed.
+pub fn tools() -> PathBuf {
+    let dir = std::env::var_os("FIREHOSED_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/firehosed-tools")))
+        .expect("FIREHOSED_TOOLS or HOME must be set");
+    assert!(
+        dir.join("venv/bin/python").exists(),
+        "test tools are missing in {}: run scripts/test.sh (or scripts/test-tools.sh) first",
+        dir.display()
+    );
+    dir
+}
+
+pub fn python() -> PathBuf {
+    tools().join("venv/bin/python")
+}
+
+pub fn venv_bin(name: &str) -> PathBuf {
+    tools().join("venv/bin").join(name)
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn py_script(name: &str) -> PathBuf {
+    repo().join("tests/py").join(name)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on {port} within 30 s");
+}
+
+/// A moto server (S3) on an ephemeral port; killed on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let mut child = Command::new(venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        wait_for_port(port, &mut child, "moto_server");
+        Moto {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        s3tool(&self.endpoint, &["create-bucket", bucket]);
+    }
+
+    /// Keys in the bucket, sorted.
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let out = s3tool(&self.endpoint, &["list", bucket]);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("list prints JSON");
+        let mut keys: Vec<String> = v
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|o| o["key"].as_str().expect("key").to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        s3tool(&self.endpoint, &["get", bucket, key])
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs tests/py/s3tool.py (boto3) and returns its stdout.
+pub fn s3tool(endpoint: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(python())
+        .arg(py_script("s3tool.py"))
+        .arg(endpoint)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "s3tool {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Decodes `data` with Python's own decoders (gzip, zipfile, cramjam); returns (bytes, stderr).
+pub fn py_decode(format: &str, data: &[u8]) -> (Vec<u8>, String) {
+    let mut child = Command::new(python())
+        .arg(py_script("s3tool.py"))
+        .args(["-", "decode", format])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("decoder finishes");
+    let _ = writer.join();
+    assert!(
+        out.status.success(),
+        "python could not decode {format}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A running firehosed; SIGKILLed on drop unless stopped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    stderr: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+pub fn firehosed() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_firehosed"));
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+impl Daemon {
+    /// Writes `config` (with `{dir}` replaced by a fresh temp dir) and starts the daemon on it.
+    pub fn start(config: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, config)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Daemon {
+        match Self::try_start_in(dir, config) {
+            Ok(d) => d,
+            Err(log) => panic!("firehosed did not start:\n{log}"),
+        }
+    }
+
+    /// Starts, or returns everything the daemon printed when it exited instead.
+    pub fn try_start_in(dir: tempfile::TempDir, config: &str) -> Result<Daemon, String> {
+        let text = config.replace("{dir}", &dir.path().display().to_string());
+        let path = dir.path().join("firehosed.yaml");
+        std::fs::write(&path, text).expect("config written");
+        let mut child = firehosed()
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("firehosed starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if err_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                let url = line
+                    .strip_prefix("firehosed listening on ")
+                    .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+                    .to_string();
+                Ok(Daemon {
+                    child: Some(child),
+                    url,
+                    dir,
+                    stderr: err_rx,
+                    log: Vec::new(),
+                })
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log: Vec<String> = err_rx.try_iter().collect();
+                Err(log.join("\n"))
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Everything logged so far.
+    pub fn logs(&mut self) -> String {
+        self.log.extend(self.stderr.try_iter());
+        self.log.join("\n")
+    }
+
+    /// SIGTERM, then waits for the exit (drain) at most `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let pid = self.pid();
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("firehosed did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    pub fn post(&self, path: &str, body: &[u8]) -> (u16, String) {
+        http(&format!("{}{path}", self.url), "POST", &[], body)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http(&format!("{}{path}", self.url), "GET", &[], b"")
+    }
+
+    /// A Firehose API call with its X-Amz-Target.
+    pub fn api(&self, op: &str, body: &str) -> (u16, serde_json::Value) {
+        let (status, text) = http(
+            &self.url,
+            "POST",
+            &[
+                ("x-amz-target", &format!("Firehose_20150804.{op}")),
+                ("content-type", "application/x-amz-json-1.1"),
+            ],
+            body.as_bytes(),
+        );
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, value)
+    }
+
+    /// Flushes a stream and returns the keys written.
+    pub fn flush(&self, stream: &str) -> Vec<String> {
+        let (status, body) = self.post(&format!("/v1/streams/{stream}/flush"), b"");
+        assert_eq!(status, 200, "flush failed: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("flush answers JSON");
+        v["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k.as_str().expect("key").to_string())
+            .collect()
+    }
+
+    /// A metric's value from /metrics (first series whose line starts with `series`).
+    pub fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {series} in:\n{text}"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 client: (status, body). Plain TCP so tests can send exactly what they mean.
+pub fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut stream = TcpStream::connect(host).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).expect("request sent");
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = match text.split_once("\r\n\r\n") {
+        Some((head, b)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => dechunk(b),
+        Some((_, b)) => b.to_string(),
+        None => String::new(),
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// All files under `root`, as paths relative to it, sorted.
+pub fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn run_output(cmd: &mut Command) -> Output {
+    cmd.output().expect("command runs")
+}
+
+pub fn base64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
