@@ -79,7 +79,7 @@ fn validate_substitutes_environment_variables() {
     let path = dir.path().join("c.yaml");
     std::fs::write(
         &path,
-        "delivery_streams:\n  - name: ${NAME}\n    source: {direct_put: {}}\n    destinations:\n      - directory: out\n        buffering: {size_mib: ${SIZE}}\n",
+        "delivery_streams:\n  - name: ${NAME}\n    source: {direct_put: {}}\n    destinations:\n      - directory: out\n        buffering:\n          size_mib: ${SIZE}\n",
     )
     .expect("written");
     let out = run_output(
