@@ -1,0 +1,213 @@
+//! The Firehose API and the plain endpoints on the real binary: shapes, AWS-shaped errors,
+//! AWS's limits, and that a refused request changes nothing.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+
+const CONFIG: &str = "
+listen: 127.0.0.1:0
+state_dir: '{dir}/state'
+delivery_streams:
+  - name: orders
+    source: {direct_put: {}}
+    processing: {append_delimiter_to_record: true}
+    destinations:
+      - directory: '{dir}/out'
+        prefix: 'p/'
+        buffering: {size_mib: 64, interval_seconds: 900}
+  - name: zeta
+    source: {direct_put: {}}
+    destinations:
+      - directory: '{dir}/out2'
+        compression: gzip
+        custom_time_zone: Europe/Paris
+";
+
+fn put_batch_body(stream: &str, records: &[&[u8]]) -> String {
+    let recs: Vec<_> = records.iter().map(|r| json!({"Data": base64(r)})).collect();
+    json!({"DeliveryStreamName": stream, "Records": recs}).to_string()
+}
+
+fn delivered(d: &Daemon, stream: &str) -> Vec<u8> {
+    let keys = d.flush(stream);
+    let mut all = Vec::new();
+    for k in keys {
+        all.extend(std::fs::read(d.dir.path().join("out").join(k)).expect("object"));
+    }
+    all
+}
+
+#[test]
+fn put_record_and_batch_are_delivered_in_order() {
+    let d = Daemon::start(CONFIG);
+    let (status, v) = d.api(
+        "PutRecord",
+        &json!({"DeliveryStreamName": "orders", "Record": {"Data": base64(b"first")}}).to_string(),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["Encrypted"], json!(false));
+    assert!(v["RecordId"].as_str().is_some_and(|s| !s.is_empty()));
+    let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &[b"a", b"b", b""]));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["FailedPutCount"], json!(0));
+    let responses = v["RequestResponses"].as_array().expect("responses");
+    assert_eq!(responses.len(), 3);
+    assert!(responses.iter().all(|r| r["RecordId"].is_string()));
+    assert_eq!(delivered(&d, "orders"), b"first\na\nb\n\n");
+}
+
+#[test]
+fn errors_are_aws_shaped() {
+    let d = Daemon::start(CONFIG);
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("Nope", "{}".into(), "UnknownOperationException"),
+        ("PutRecord", "{not json".into(), "SerializationException"),
+        (
+            "PutRecord",
+            json!({"DeliveryStreamName": "orders", "Record": {"Data": "!!!not base64"}}).to_string(),
+            "SerializationException",
+        ),
+        (
+            "PutRecord",
+            json!({"DeliveryStreamName": "missing", "Record": {"Data": "eA=="}}).to_string(),
+            "ResourceNotFoundException",
+        ),
+        (
+            "PutRecord",
+            json!({"DeliveryStreamName": "orders"}).to_string(),
+            "ValidationException",
+        ),
+        (
+            "PutRecord",
+            json!({"DeliveryStreamName": "orders", "Record": {"Data": 5}}).to_string(),
+            "SerializationException",
+        ),
+        (
+            "DescribeDeliveryStream",
+            json!({"DeliveryStreamName": "bad name!"}).to_string(),
+            "ValidationException",
+        ),
+    ];
+    for (op, body, kind) in cases {
+        let (status, v) = d.api(op, &body);
+        assert_eq!(status, 400, "{op} {body}: {v}");
+        assert_eq!(v["__type"], json!(kind), "{op} {body}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    }
+    let (status, text) = http(&d.url, "POST", &[], b"{}");
+    assert_eq!(status, 400);
+    assert!(text.contains("UnknownOperationException"), "{text}");
+    assert_eq!(delivered(&d, "orders"), b"", "nothing was accepted");
+}
+
+#[test]
+fn limits_are_enforced_and_refused_batches_change_nothing() {
+    let d = Daemon::start(CONFIG);
+    let one = vec![b"x".as_slice(); 501];
+    let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &one));
+    assert_eq!((status, v["__type"].clone()), (400, json!("InvalidArgumentException")), "{v}");
+    assert!(v["message"].as_str().unwrap_or("").contains("500"), "{v}");
+
+    let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &[]));
+    assert_eq!((status, v["__type"].clone()), (400, json!("InvalidArgumentException")), "{v}");
+
+    let big = vec![b'x'; 1_024_001];
+    let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &[b"ok", &big]));
+    assert_eq!((status, v["__type"].clone()), (400, json!("InvalidArgumentException")), "{v}");
+    assert!(v["message"].as_str().unwrap_or("").contains("records.2.member.data"), "{v}");
+
+    let max = vec![b'y'; 1_024_000];
+    let (status, v) = d.api("PutRecord", &json!({"DeliveryStreamName": "orders", "Record": {"Data": base64(&max)}}).to_string());
+    assert_eq!(status, 200, "a record of exactly 1,024,000 bytes is allowed: {v}");
+
+    // 5 records of 1,000,000 bytes: each is fine, together they pass 4 MiB.
+    let chunk = vec![b'z'; 1_000_000];
+    let five = vec![chunk.as_slice(); 5];
+    let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &five));
+    assert_eq!((status, v["__type"].clone()), (400, json!("InvalidArgumentException")), "{v}");
+    assert!(v["message"].as_str().unwrap_or("").contains("4 MiB"), "{v}");
+
+    let delivered = delivered(&d, "orders");
+    assert_eq!(delivered.len(), 1_024_001, "only the valid PutRecord was accepted");
+    assert_eq!(d.metric("firehose_incoming_records_total{delivery_stream=\"orders\"}"), 1.0);
+}
+
+#[test]
+fn describe_and_list_have_aws_defaults() {
+    let d = Daemon::start(CONFIG);
+    let (status, v) = d.api("DescribeDeliveryStream", r#"{"DeliveryStreamName":"zeta"}"#);
+    assert_eq!(status, 200, "{v}");
+    let desc = &v["DeliveryStreamDescription"];
+    assert_eq!(desc["DeliveryStreamName"], json!("zeta"));
+    assert_eq!(
+        desc["DeliveryStreamARN"],
+        json!("arn:aws:firehose:us-east-1:000000000000:deliverystream/zeta")
+    );
+    assert_eq!(desc["DeliveryStreamStatus"], json!("ACTIVE"));
+    assert_eq!(desc["DeliveryStreamType"], json!("DirectPut"));
+    assert_eq!(desc["VersionId"], json!("1"));
+    let ext = &desc["Destinations"][0]["ExtendedS3DestinationDescription"];
+    assert_eq!(ext["BufferingHints"], json!({"SizeInMBs": 5, "IntervalInSeconds": 300}));
+    assert_eq!(ext["CompressionFormat"], json!("GZIP"));
+    assert_eq!(ext["CustomTimeZone"], json!("Europe/Paris"));
+    assert_eq!(desc["Destinations"][0]["DestinationId"], json!("destinationId-000000000001"));
+
+    let (_, v) = d.api("ListDeliveryStreams", "{}");
+    assert_eq!(v, json!({"DeliveryStreamNames": ["orders", "zeta"], "HasMoreDeliveryStreams": false}));
+    let (_, v) = d.api("ListDeliveryStreams", r#"{"Limit":1}"#);
+    assert_eq!(v, json!({"DeliveryStreamNames": ["orders"], "HasMoreDeliveryStreams": true}));
+    let (_, v) = d.api("ListDeliveryStreams", r#"{"ExclusiveStartDeliveryStreamName":"orders"}"#);
+    assert_eq!(v["DeliveryStreamNames"], json!(["zeta"]));
+}
+
+#[test]
+fn plain_ingest_flush_health_and_metrics() {
+    let d = Daemon::start(CONFIG);
+    assert_eq!(d.get("/healthz").0, 200);
+    let (status, body) = d.post("/v1/streams/orders/records", b"{\"a\":1}\r\n{\"a\":2}\n\n{\"a\":3}");
+    assert_eq!((status, body.as_str()), (200, "{\"accepted\":3}"));
+    let (status, body) = d.post("/v1/streams/nope/records", b"x");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("ResourceNotFoundException"));
+    let mut too_big = vec![b'x'; 1_024_001];
+    too_big.extend_from_slice(b"\nsmall\n");
+    let (status, body) = d.post("/v1/streams/orders/records", &too_big);
+    assert_eq!(status, 400, "{body}");
+
+    let keys = d.flush("orders");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let object = std::fs::read(d.dir.path().join("out").join(&keys[0])).expect("object");
+    assert_eq!(object, b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
+    assert!(d.flush("orders").is_empty(), "a second flush has nothing new");
+
+    let m = |s: &str| d.metric(s);
+    assert_eq!(m("firehose_incoming_records_total{delivery_stream=\"orders\"}"), 3.0);
+    assert_eq!(m("firehose_incoming_bytes_total{delivery_stream=\"orders\"}"), 21.0);
+    assert_eq!(m("firehose_incoming_put_requests_total{delivery_stream=\"orders\"}"), 1.0);
+    assert_eq!(m("firehose_throttled_records_total{delivery_stream=\"orders\"}"), 0.0);
+    let dest = "{delivery_stream=\"orders\",destination=\"0\"}";
+    assert_eq!(m(&format!("firehose_delivery_to_s3_records_total{dest}")), 3.0);
+    assert_eq!(m(&format!("firehose_delivery_to_s3_bytes_total{dest}")), 24.0);
+    assert_eq!(m(&format!("firehose_delivery_to_s3_object_count_total{dest}")), 1.0);
+    assert_eq!(m(&format!("firehose_delivery_to_s3_success_total{dest}")), 1.0);
+    assert_eq!(m(&format!("firehose_delivery_to_s3_data_freshness_seconds{dest}")), 0.0);
+    let (_, text) = d.get("/metrics");
+    assert!(text.contains("# HELP firehose_delivery_to_s3_data_freshness_seconds DeliveryToS3.DataFreshness"));
+}
+
+#[test]
+fn oversized_bodies_are_refused_before_they_are_read() {
+    let d = Daemon::start(CONFIG);
+    let body = vec![b'a'; 9 * 1024 * 1024];
+    let (status, text) = http(
+        &d.url,
+        "POST",
+        &[("x-amz-target", "Firehose_20150804.PutRecordBatch")],
+        &body,
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("InvalidArgumentException"), "{text}");
+    assert_eq!(d.get("/healthz").0, 200, "still serving");
+}
