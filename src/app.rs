@@ -12,17 +12,20 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::aws;
 use crate::config::{Config, StreamConfig, Target};
+use crate::destination::DestinationHandle;
 use crate::destination::directory::DirectorySink;
 use crate::destination::naming::Naming;
 use crate::destination::s3::S3Sink;
 use crate::destination::sink::Sink;
 use crate::destination::staging::{Stager, clear_leftovers};
-use crate::destination::DestinationHandle;
 use crate::metrics::DestinationMetrics;
-use crate::stream::{DESTINATION_QUEUE, DeliveryStream};
+use crate::stream::DeliveryStream;
 
 /// Runs until `shutdown` resolves, then drains every stream (all buffers delivered).
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     prepare_state_dir(&config.state_dir)?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -104,8 +107,16 @@ async fn build_stream(
     for (i, d) in sc.destinations.iter().enumerate() {
         let label = format!("{}[{i}]", sc.name);
         let sink = match (&d.target, sdk) {
-            (Target::S3 { bucket, endpoint_url }, Some(sdk)) => {
-                let endpoint = endpoint_url.as_deref().or(config.aws.endpoint_url.as_deref());
+            (
+                Target::S3 {
+                    bucket,
+                    endpoint_url,
+                },
+                Some(sdk),
+            ) => {
+                let endpoint = endpoint_url
+                    .as_deref()
+                    .or(config.aws.endpoint_url.as_deref());
                 let client = aws::s3_client(sdk, endpoint, config.aws.force_path_style);
                 let s3 = S3Sink::new(client, bucket.clone());
                 check_with_retries(&s3)
@@ -154,7 +165,6 @@ async fn build_stream(
             Duration::from_secs(d.buffering.interval_seconds),
             sink,
             metrics.clone(),
-            DESTINATION_QUEUE,
         );
         destinations.push((handle, metrics));
     }

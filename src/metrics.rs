@@ -67,13 +67,11 @@ impl DestinationMetrics {
     }
     /// Age in seconds of the oldest record not yet delivered; 0 when nothing is pending.
     pub fn data_freshness_seconds(&self, now_ms: i64) -> f64 {
-        let oldest = self.pending.lock().ok().and_then(|p| {
-            p.sealed
-                .values()
-                .copied()
-                .chain(p.staging_oldest)
-                .min()
-        });
+        let oldest = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| p.sealed.values().copied().chain(p.staging_oldest).min());
         oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0)
     }
 }
@@ -96,21 +94,69 @@ const fn family(name: &'static str, kind: &'static str, help: &'static str) -> F
 }
 
 const STREAM_FAMILIES: [Family; 4] = [
-    family("firehose_incoming_bytes_total", "counter", "IncomingBytes: bytes of records accepted"),
-    family("firehose_incoming_records_total", "counter", "IncomingRecords: records accepted"),
-    family("firehose_incoming_put_requests_total", "counter", "IncomingPutRequests: PutRecord, PutRecordBatch and plain ingest requests accepted"),
-    family("firehose_throttled_records_total", "counter", "ThrottledRecords: records refused with ServiceUnavailableException"),
+    family(
+        "firehose_incoming_bytes_total",
+        "counter",
+        "IncomingBytes: bytes of records accepted",
+    ),
+    family(
+        "firehose_incoming_records_total",
+        "counter",
+        "IncomingRecords: records accepted",
+    ),
+    family(
+        "firehose_incoming_put_requests_total",
+        "counter",
+        "IncomingPutRequests: PutRecord, PutRecordBatch and plain ingest requests accepted",
+    ),
+    family(
+        "firehose_throttled_records_total",
+        "counter",
+        "ThrottledRecords: records refused with ServiceUnavailableException",
+    ),
 ];
 
 const DESTINATION_FAMILIES: [Family; 8] = [
-    family("firehose_delivery_to_s3_records_total", "counter", "DeliveryToS3.Records: records delivered"),
-    family("firehose_delivery_to_s3_bytes_total", "counter", "DeliveryToS3.Bytes: record bytes delivered (before compression)"),
-    family("firehose_delivery_to_s3_object_count_total", "counter", "DeliveryToS3.ObjectCount: objects delivered"),
-    family("firehose_delivery_to_s3_object_bytes_total", "counter", "Bytes of the delivered objects (after compression); firehosed only"),
-    family("firehose_delivery_to_s3_success_total", "counter", "DeliveryToS3.Success: successful object writes (ratio = success / (success + failures))"),
-    family("firehose_delivery_to_s3_failures_total", "counter", "Failed object write attempts, each retried; firehosed only"),
-    family("firehose_delivery_to_s3_data_freshness_seconds", "gauge", "DeliveryToS3.DataFreshness: age of the oldest record not yet delivered"),
-    family("firehose_staging_errors_total", "counter", "Local disk errors while staging records; firehosed only"),
+    family(
+        "firehose_delivery_to_s3_records_total",
+        "counter",
+        "DeliveryToS3.Records: records delivered",
+    ),
+    family(
+        "firehose_delivery_to_s3_bytes_total",
+        "counter",
+        "DeliveryToS3.Bytes: record bytes delivered (before compression)",
+    ),
+    family(
+        "firehose_delivery_to_s3_object_count_total",
+        "counter",
+        "DeliveryToS3.ObjectCount: objects delivered",
+    ),
+    family(
+        "firehose_delivery_to_s3_object_bytes_total",
+        "counter",
+        "Bytes of the delivered objects (after compression); firehosed only",
+    ),
+    family(
+        "firehose_delivery_to_s3_success_total",
+        "counter",
+        "DeliveryToS3.Success: successful object writes (ratio = success / (success + failures))",
+    ),
+    family(
+        "firehose_delivery_to_s3_failures_total",
+        "counter",
+        "Failed object write attempts, each retried; firehosed only",
+    ),
+    family(
+        "firehose_delivery_to_s3_data_freshness_seconds",
+        "gauge",
+        "DeliveryToS3.DataFreshness: age of the oldest record not yet delivered",
+    ),
+    family(
+        "firehose_staging_errors_total",
+        "counter",
+        "Local disk errors while staging records; firehosed only",
+    ),
 ];
 
 /// The Prometheus text exposition of every stream.

@@ -13,9 +13,6 @@ use crate::destination::{DestinationHandle, Input};
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::record::{Record, now_ms};
 
-/// Batches that may wait for a destination worker before producers are held back.
-pub const DESTINATION_QUEUE: usize = 64;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
     #[error("delivery stream {0} is shutting down")]
@@ -72,7 +69,7 @@ impl DeliveryStream {
             .map(|data| Record { data, arrival_ms })
             .collect();
         for d in destinations.iter() {
-            if !d.send(Input::Records(batch.clone())).await {
+            if !d.send_records(batch.clone(), bytes).await {
                 return Err(PutError::Closed(self.config.name.clone()));
             }
         }

@@ -49,7 +49,10 @@ fn put_record_and_batch_are_delivered_in_order() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["Encrypted"], json!(false));
     assert!(v["RecordId"].as_str().is_some_and(|s| !s.is_empty()));
-    let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &[b"a", b"b", b""]));
+    let (status, v) = d.api(
+        "PutRecordBatch",
+        &put_batch_body("orders", &[b"a", b"b", b""]),
+    );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["FailedPutCount"], json!(0));
     let responses = v["RequestResponses"].as_array().expect("responses");
@@ -66,7 +69,8 @@ fn errors_are_aws_shaped() {
         ("PutRecord", "{not json".into(), "SerializationException"),
         (
             "PutRecord",
-            json!({"DeliveryStreamName": "orders", "Record": {"Data": "!!!not base64"}}).to_string(),
+            json!({"DeliveryStreamName": "orders", "Record": {"Data": "!!!not base64"}})
+                .to_string(),
             "SerializationException",
         ),
         (
@@ -107,31 +111,66 @@ fn limits_are_enforced_and_refused_batches_change_nothing() {
     let d = Daemon::start(CONFIG);
     let one = vec![b"x".as_slice(); 501];
     let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &one));
-    assert_eq!((status, v["__type"].clone()), (400, json!("InvalidArgumentException")), "{v}");
+    assert_eq!(
+        (status, v["__type"].clone()),
+        (400, json!("InvalidArgumentException")),
+        "{v}"
+    );
     assert!(v["message"].as_str().unwrap_or("").contains("500"), "{v}");
 
     let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &[]));
-    assert_eq!((status, v["__type"].clone()), (400, json!("InvalidArgumentException")), "{v}");
+    assert_eq!(
+        (status, v["__type"].clone()),
+        (400, json!("InvalidArgumentException")),
+        "{v}"
+    );
 
     let big = vec![b'x'; 1_024_001];
     let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &[b"ok", &big]));
-    assert_eq!((status, v["__type"].clone()), (400, json!("InvalidArgumentException")), "{v}");
-    assert!(v["message"].as_str().unwrap_or("").contains("records.2.member.data"), "{v}");
+    assert_eq!(
+        (status, v["__type"].clone()),
+        (400, json!("InvalidArgumentException")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("records.2.member.data"),
+        "{v}"
+    );
 
     let max = vec![b'y'; 1_024_000];
-    let (status, v) = d.api("PutRecord", &json!({"DeliveryStreamName": "orders", "Record": {"Data": base64(&max)}}).to_string());
-    assert_eq!(status, 200, "a record of exactly 1,024,000 bytes is allowed: {v}");
+    let (status, v) = d.api(
+        "PutRecord",
+        &json!({"DeliveryStreamName": "orders", "Record": {"Data": base64(&max)}}).to_string(),
+    );
+    assert_eq!(
+        status, 200,
+        "a record of exactly 1,024,000 bytes is allowed: {v}"
+    );
 
     // 5 records of 1,000,000 bytes: each is fine, together they pass 4 MiB.
     let chunk = vec![b'z'; 1_000_000];
     let five = vec![chunk.as_slice(); 5];
     let (status, v) = d.api("PutRecordBatch", &put_batch_body("orders", &five));
-    assert_eq!((status, v["__type"].clone()), (400, json!("InvalidArgumentException")), "{v}");
+    assert_eq!(
+        (status, v["__type"].clone()),
+        (400, json!("InvalidArgumentException")),
+        "{v}"
+    );
     assert!(v["message"].as_str().unwrap_or("").contains("4 MiB"), "{v}");
 
     let delivered = delivered(&d, "orders");
-    assert_eq!(delivered.len(), 1_024_001, "only the valid PutRecord was accepted");
-    assert_eq!(d.metric("firehose_incoming_records_total{delivery_stream=\"orders\"}"), 1.0);
+    assert_eq!(
+        delivered.len(),
+        1_024_001,
+        "only the valid PutRecord was accepted"
+    );
+    assert_eq!(
+        d.metric("firehose_incoming_records_total{delivery_stream=\"orders\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -149,16 +188,31 @@ fn describe_and_list_have_aws_defaults() {
     assert_eq!(desc["DeliveryStreamType"], json!("DirectPut"));
     assert_eq!(desc["VersionId"], json!("1"));
     let ext = &desc["Destinations"][0]["ExtendedS3DestinationDescription"];
-    assert_eq!(ext["BufferingHints"], json!({"SizeInMBs": 5, "IntervalInSeconds": 300}));
+    assert_eq!(
+        ext["BufferingHints"],
+        json!({"SizeInMBs": 5, "IntervalInSeconds": 300})
+    );
     assert_eq!(ext["CompressionFormat"], json!("GZIP"));
     assert_eq!(ext["CustomTimeZone"], json!("Europe/Paris"));
-    assert_eq!(desc["Destinations"][0]["DestinationId"], json!("destinationId-000000000001"));
+    assert_eq!(
+        desc["Destinations"][0]["DestinationId"],
+        json!("destinationId-000000000001")
+    );
 
     let (_, v) = d.api("ListDeliveryStreams", "{}");
-    assert_eq!(v, json!({"DeliveryStreamNames": ["orders", "zeta"], "HasMoreDeliveryStreams": false}));
+    assert_eq!(
+        v,
+        json!({"DeliveryStreamNames": ["orders", "zeta"], "HasMoreDeliveryStreams": false})
+    );
     let (_, v) = d.api("ListDeliveryStreams", r#"{"Limit":1}"#);
-    assert_eq!(v, json!({"DeliveryStreamNames": ["orders"], "HasMoreDeliveryStreams": true}));
-    let (_, v) = d.api("ListDeliveryStreams", r#"{"ExclusiveStartDeliveryStreamName":"orders"}"#);
+    assert_eq!(
+        v,
+        json!({"DeliveryStreamNames": ["orders"], "HasMoreDeliveryStreams": true})
+    );
+    let (_, v) = d.api(
+        "ListDeliveryStreams",
+        r#"{"ExclusiveStartDeliveryStreamName":"orders"}"#,
+    );
     assert_eq!(v["DeliveryStreamNames"], json!(["zeta"]));
 }
 
@@ -166,7 +220,10 @@ fn describe_and_list_have_aws_defaults() {
 fn plain_ingest_flush_health_and_metrics() {
     let d = Daemon::start(CONFIG);
     assert_eq!(d.get("/healthz").0, 200);
-    let (status, body) = d.post("/v1/streams/orders/records", b"{\"a\":1}\r\n{\"a\":2}\n\n{\"a\":3}");
+    let (status, body) = d.post(
+        "/v1/streams/orders/records",
+        b"{\"a\":1}\r\n{\"a\":2}\n\n{\"a\":3}",
+    );
     assert_eq!((status, body.as_str()), (200, "{\"accepted\":3}"));
     let (status, body) = d.post("/v1/streams/nope/records", b"x");
     assert_eq!(status, 404, "{body}");
@@ -180,21 +237,55 @@ fn plain_ingest_flush_health_and_metrics() {
     assert_eq!(keys.len(), 1, "{keys:?}");
     let object = std::fs::read(d.dir.path().join("out").join(&keys[0])).expect("object");
     assert_eq!(object, b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
-    assert!(d.flush("orders").is_empty(), "a second flush has nothing new");
+    assert!(
+        d.flush("orders").is_empty(),
+        "a second flush has nothing new"
+    );
 
     let m = |s: &str| d.metric(s);
-    assert_eq!(m("firehose_incoming_records_total{delivery_stream=\"orders\"}"), 3.0);
-    assert_eq!(m("firehose_incoming_bytes_total{delivery_stream=\"orders\"}"), 21.0);
-    assert_eq!(m("firehose_incoming_put_requests_total{delivery_stream=\"orders\"}"), 1.0);
-    assert_eq!(m("firehose_throttled_records_total{delivery_stream=\"orders\"}"), 0.0);
+    assert_eq!(
+        m("firehose_incoming_records_total{delivery_stream=\"orders\"}"),
+        3.0
+    );
+    assert_eq!(
+        m("firehose_incoming_bytes_total{delivery_stream=\"orders\"}"),
+        21.0
+    );
+    assert_eq!(
+        m("firehose_incoming_put_requests_total{delivery_stream=\"orders\"}"),
+        1.0
+    );
+    assert_eq!(
+        m("firehose_throttled_records_total{delivery_stream=\"orders\"}"),
+        0.0
+    );
     let dest = "{delivery_stream=\"orders\",destination=\"0\"}";
-    assert_eq!(m(&format!("firehose_delivery_to_s3_records_total{dest}")), 3.0);
-    assert_eq!(m(&format!("firehose_delivery_to_s3_bytes_total{dest}")), 24.0);
-    assert_eq!(m(&format!("firehose_delivery_to_s3_object_count_total{dest}")), 1.0);
-    assert_eq!(m(&format!("firehose_delivery_to_s3_success_total{dest}")), 1.0);
-    assert_eq!(m(&format!("firehose_delivery_to_s3_data_freshness_seconds{dest}")), 0.0);
+    assert_eq!(
+        m(&format!("firehose_delivery_to_s3_records_total{dest}")),
+        3.0
+    );
+    assert_eq!(
+        m(&format!("firehose_delivery_to_s3_bytes_total{dest}")),
+        24.0
+    );
+    assert_eq!(
+        m(&format!("firehose_delivery_to_s3_object_count_total{dest}")),
+        1.0
+    );
+    assert_eq!(
+        m(&format!("firehose_delivery_to_s3_success_total{dest}")),
+        1.0
+    );
+    assert_eq!(
+        m(&format!(
+            "firehose_delivery_to_s3_data_freshness_seconds{dest}"
+        )),
+        0.0
+    );
     let (_, text) = d.get("/metrics");
-    assert!(text.contains("# HELP firehose_delivery_to_s3_data_freshness_seconds DeliveryToS3.DataFreshness"));
+    assert!(text.contains(
+        "# HELP firehose_delivery_to_s3_data_freshness_seconds DeliveryToS3.DataFreshness"
+    ));
 }
 
 #[test]

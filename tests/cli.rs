@@ -91,7 +91,10 @@ fn validate_substitutes_environment_variables() {
     );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("buffering.size_mib: must be 1..=128 (got 129)"), "{stderr}");
+    assert!(
+        stderr.contains("buffering.size_mib: must be 1..=128 (got 129)"),
+        "{stderr}"
+    );
     let out = run_output(
         firehosed()
             .args(["validate"])
@@ -99,7 +102,10 @@ fn validate_substitutes_environment_variables() {
             .env("NAME", "from-env")
             .env("SIZE", "64"),
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok: 1 delivery streams\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok: 1 delivery streams\n"
+    );
 }
 
 fn run_fails(yaml: &str) -> String {
@@ -135,7 +141,9 @@ fn run_exits_non_zero_when_the_port_is_taken() {
         "listen: 127.0.0.1:{port}\nstate_dir: {{dir}}/state\ndelivery_streams: []\n"
     ));
     assert!(
-        stderr.contains(&format!("error: cannot listen on 127.0.0.1:{port}: Address already in use")),
+        stderr.contains(&format!(
+            "error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        )),
         "{stderr}"
     );
 }

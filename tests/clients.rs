@@ -35,7 +35,11 @@ fn boto3_firehose_client_works_unchanged() {
         .args([&d.url, "clicks"])
         .output()
         .expect("python runs");
-    assert!(out.status.success(), "boto3 script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "boto3 script failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
     assert_eq!(v["list"]["DeliveryStreamNames"], json!(["clicks"]));
     assert_eq!(v["list"]["HasMoreDeliveryStreams"], json!(false));
@@ -44,12 +48,27 @@ fn boto3_firehose_client_works_unchanged() {
     let ext = &desc["Destinations"][0]["ExtendedS3DestinationDescription"];
     assert_eq!(ext["BucketARN"], json!("arn:aws:s3:::boto"));
     assert_eq!(ext["Prefix"], json!("clicks/"));
-    assert_eq!(ext["BufferingHints"], json!({"SizeInMBs": 1, "IntervalInSeconds": 900}));
+    assert_eq!(
+        ext["BufferingHints"],
+        json!({"SizeInMBs": 1, "IntervalInSeconds": 900})
+    );
     assert_eq!(v["put_record"]["Encrypted"], json!(false));
-    assert_eq!(v["batch"], json!({"FailedPutCount": 0, "count": 500, "ids": 500}));
-    assert_eq!(v["errors"]["unknown_stream"], json!(["ResourceNotFoundException", 400]));
-    assert_eq!(v["errors"]["too_many"], json!(["InvalidArgumentException", 400]));
-    assert_eq!(v["errors"]["too_big"], json!(["InvalidArgumentException", 400]));
+    assert_eq!(
+        v["batch"],
+        json!({"FailedPutCount": 0, "count": 500, "ids": 500})
+    );
+    assert_eq!(
+        v["errors"]["unknown_stream"],
+        json!(["ResourceNotFoundException", 400])
+    );
+    assert_eq!(
+        v["errors"]["too_many"],
+        json!(["InvalidArgumentException", 400])
+    );
+    assert_eq!(
+        v["errors"]["too_big"],
+        json!(["InvalidArgumentException", 400])
+    );
 
     let keys = d.flush("clicks");
     assert_eq!(keys, moto.keys("boto"));
@@ -75,7 +94,9 @@ fn aws_cli_put_record_batch_works_unchanged() {
     let d = Daemon::start(&config(&moto, "cli"));
     let dir = tempfile::tempdir().expect("tempdir");
     // AWS CLI v1 base64-encodes blob members itself: the file holds the raw data.
-    let records: Vec<Value> = (0..3).map(|i| json!({"Data": format!("cli-{i}\n")})).collect();
+    let records: Vec<Value> = (0..3)
+        .map(|i| json!({"Data": format!("cli-{i}\n")}))
+        .collect();
     let file = dir.path().join("records.json");
     std::fs::write(&file, serde_json::to_vec(&records).expect("json")).expect("written");
     let out = Command::new(venv_bin("aws"))
@@ -90,13 +111,22 @@ fn aws_cli_put_record_batch_works_unchanged() {
         .env("HOME", dir.path())
         .output()
         .expect("aws runs");
-    assert!(out.status.success(), "aws cli failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws cli failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     assert_eq!(v["FailedPutCount"], json!(0));
     assert_eq!(v["RequestResponses"].as_array().map(Vec::len), Some(3));
 
     let out = Command::new(venv_bin("aws"))
-        .args(["firehose", "describe-delivery-stream", "--endpoint-url", &d.url])
+        .args([
+            "firehose",
+            "describe-delivery-stream",
+            "--endpoint-url",
+            &d.url,
+        ])
         .args(["--delivery-stream-name", "nope", "--region", "us-east-1"])
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")

@@ -2,6 +2,8 @@
 
 use axum::body::Body;
 use axum::http::HeaderMap;
+use bytes::BytesMut;
+use http_body_util::BodyExt;
 
 use super::error::AwsError;
 
@@ -24,5 +26,18 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+    // One buffer of the declared size, filled frame by frame: no second copy of the body.
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| AwsError::serialization(format!("cannot read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
 }

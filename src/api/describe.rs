@@ -105,15 +105,24 @@ pub fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
             "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 10000"
         )));
     }
-    let kind = input.delivery_stream_type.unwrap_or_else(|| "DirectPut".into());
-    let known = ["DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource"];
+    let kind = input
+        .delivery_stream_type
+        .unwrap_or_else(|| "DirectPut".into());
+    let known = [
+        "DirectPut",
+        "KinesisStreamAsSource",
+        "MSKAsSource",
+        "DatabaseAsSource",
+    ];
     if !known.contains(&kind.as_str()) {
         return Err(AwsError::validation(format!(
             "1 validation error detected: Value '{kind}' at 'deliveryStreamType' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
             known.join(", ")
         )));
     }
-    let start = input.exclusive_start_delivery_stream_name.unwrap_or_default();
+    let start = input
+        .exclusive_start_delivery_stream_name
+        .unwrap_or_default();
     let matching: Vec<&str> = state
         .streams
         .keys()

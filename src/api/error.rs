@@ -32,11 +32,19 @@ impl AwsError {
     }
 
     pub fn unknown_operation(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "UnknownOperationException", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            message,
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "ResourceNotFoundException", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            message,
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

@@ -24,7 +24,11 @@ pub const MAX_RECORD_BYTES: usize = 1_024_000;
 /// Bytes of all records of one PutRecordBatch, before base64.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let result = dispatch(&state, &headers, body).await;
     let mut response = match result {
@@ -56,8 +60,9 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<V
     let input: Value = if bytes.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| AwsError::serialization(format!("The request body is not valid JSON: {e}")))?
+        serde_json::from_slice(&bytes).map_err(|e| {
+            AwsError::serialization(format!("The request body is not valid JSON: {e}"))
+        })?
     };
     match op {
         "PutRecord" => put_record(state, input).await,
@@ -96,7 +101,7 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T, AwsError> {
 }
 
 /// Looks a stream up by name, checking the name's constraints first.
-pub fn stream<'a>(state: &'a AppState, name: Option<String>) -> Result<&'a Arc<DeliveryStream>, AwsError> {
+pub fn stream(state: &AppState, name: Option<String>) -> Result<&Arc<DeliveryStream>, AwsError> {
     let name = required(name, "deliveryStreamName")?;
     if !crate::config::valid_stream_name(&name) {
         return Err(AwsError::validation(format!(

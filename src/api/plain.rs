@@ -17,12 +17,18 @@ use crate::stream::DeliveryStream;
 
 fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<DeliveryStream>, AwsError> {
     state.streams.get(name).ok_or_else(|| {
-        AwsError::not_found(format!("Delivery stream {name} not found")).with_status(StatusCode::NOT_FOUND)
+        AwsError::not_found(format!("Delivery stream {name} not found"))
+            .with_status(StatusCode::NOT_FOUND)
     })
 }
 
 fn json_response(value: serde_json::Value) -> Response {
-    (StatusCode::OK, [("content-type", "application/json")], value.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        value.to_string(),
+    )
+        .into_response()
 }
 
 /// Splits a body into records: one per line, the newline (and a `\r` before it) removed,

@@ -68,7 +68,11 @@ impl<'a> Ctx<'a> {
             "true" => Some(true),
             "false" => Some(false),
             _ => {
-                self.error(node.mark, path, format!("must be true or false (got {text:?})"));
+                self.error(
+                    node.mark,
+                    path,
+                    format!("must be true or false (got {text:?})"),
+                );
                 None
             }
         }
@@ -110,7 +114,9 @@ impl<'a> Ctx<'a> {
     /// One of `allowed`, compared without regard to case; returns the index into `allowed`.
     pub fn one_of(&mut self, node: &Node, path: &Path, allowed: &[&str]) -> Option<usize> {
         let text = self.scalar(node, path)?;
-        let found = allowed.iter().position(|a| a.eq_ignore_ascii_case(text.trim()));
+        let found = allowed
+            .iter()
+            .position(|a| a.eq_ignore_ascii_case(text.trim()));
         if found.is_none() {
             self.error(
                 node.mark,
@@ -199,7 +205,11 @@ impl<'n> MapReader<'n> {
     pub fn require(&mut self, ctx: &mut Ctx, key: &'static str) -> Option<&'n Node> {
         let found = self.get(key);
         if found.is_none() {
-            ctx.error(self.node.mark, &self.path.key(key), "required key is missing");
+            ctx.error(
+                self.node.mark,
+                &self.path.key(key),
+                "required key is missing",
+            );
         }
         found
     }
@@ -328,12 +338,12 @@ pub fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
             None => (inner, None),
         };
         let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
-            return Err(format!("`${{{inner}}}` is not a valid environment variable reference"));
+            return Err(format!(
+                "`${{{inner}}}` is not a valid environment variable reference"
+            ));
         }
         match (env(name), default) {
             (Some(v), _) => out.push_str(&v),
@@ -360,17 +370,27 @@ mod tests {
 
     #[test]
     fn substitution() {
-        assert_eq!(substitute("s3://${BUCKET}/x", &env).as_deref(), Ok("s3://logs/x"));
+        assert_eq!(
+            substitute("s3://${BUCKET}/x", &env).as_deref(),
+            Ok("s3://logs/x")
+        );
         assert_eq!(substitute("${NOPE:-d}", &env).as_deref(), Ok("d"));
         assert_eq!(substitute("$${BUCKET}", &env).as_deref(), Ok("${BUCKET}"));
-        assert!(substitute("${NOPE}", &env).unwrap_err().contains("NOPE is not set"));
+        assert!(
+            substitute("${NOPE}", &env)
+                .unwrap_err()
+                .contains("NOPE is not set")
+        );
         assert!(substitute("${1X}", &env).is_err());
         assert!(substitute("${BUCKET", &env).is_err());
     }
 
     #[test]
     fn typo_suggestion() {
-        assert_eq!(closest("size_mb", &["size_mib", "interval_seconds"]), Some("size_mib"));
+        assert_eq!(
+            closest("size_mb", &["size_mib", "interval_seconds"]),
+            Some("size_mib")
+        );
         assert_eq!(closest("zzz", &["size_mib"]), None);
     }
 }

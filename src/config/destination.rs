@@ -19,9 +19,10 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfi
     let prefix = m
         .get("prefix")
         .and_then(|n| ctx.scalar(n, &m.path.key("prefix")).map(|s| (s, n.mark)));
-    let error_prefix = m
-        .get("error_output_prefix")
-        .and_then(|n| ctx.scalar(n, &m.path.key("error_output_prefix")).map(|s| (s, n.mark)));
+    let error_prefix = m.get("error_output_prefix").and_then(|n| {
+        ctx.scalar(n, &m.path.key("error_output_prefix"))
+            .map(|s| (s, n.mark))
+    });
     let buffering = match m.get("buffering") {
         Some(n) => decode_buffering(ctx, n, m.path.key("buffering")),
         None => Some(Buffering::DEFAULT),
@@ -62,7 +63,9 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfi
                     ctx.error(
                         n.mark,
                         &path,
-                        format!("must be an IANA time zone such as UTC or America/New_York (got {tz:?})"),
+                        format!(
+                            "must be an IANA time zone such as UTC or America/New_York (got {tz:?})"
+                        ),
                     );
                     None
                 }
@@ -116,7 +119,12 @@ fn decode_target(ctx: &mut Ctx, m: &mut MapReader) -> (bool, Option<Target>) {
     (written, target_of(ctx, m, s3, dir))
 }
 
-fn target_of(ctx: &mut Ctx, m: &mut MapReader, s3: Option<&Node>, dir: Option<&Node>) -> Option<Target> {
+fn target_of(
+    ctx: &mut Ctx,
+    m: &mut MapReader,
+    s3: Option<&Node>,
+    dir: Option<&Node>,
+) -> Option<Target> {
     match (s3, dir) {
         (Some(_), Some(d)) => {
             ctx.error(d.mark, &m.path, "exactly one of s3, directory (got both)");

@@ -76,7 +76,9 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         None => DEFAULT_LISTEN.parse().ok(),
     };
     let state_dir = match top.get("state_dir") {
-        Some(node) => ctx.string(node, &top.path.key("state_dir")).map(PathBuf::from),
+        Some(node) => ctx
+            .string(node, &top.path.key("state_dir"))
+            .map(PathBuf::from),
         None => Some(PathBuf::from(DEFAULT_STATE_DIR)),
     };
     let aws = match top.get("aws") {
@@ -207,7 +209,9 @@ fn decode_stream(
     }
     m.finish(ctx);
     let stream = match (name.clone(), source, processing) {
-        (Some((name, _)), Some(source), Some(processing)) if dest_ok && !destinations.is_empty() => {
+        (Some((name, _)), Some(source), Some(processing))
+            if dest_ok && !destinations.is_empty() =>
+        {
             Some(StreamConfig {
                 name,
                 source,

@@ -41,7 +41,13 @@ fn minimal_config_gets_aws_defaults() {
     let s = &c.streams[0];
     assert_eq!(s.source, SourceConfig::DirectPut);
     let d = &s.destinations[0];
-    assert_eq!(d.buffering, Buffering { size_mib: 5, interval_seconds: 300 });
+    assert_eq!(
+        d.buffering,
+        Buffering {
+            size_mib: 5,
+            interval_seconds: 300
+        }
+    );
     assert_eq!(d.compression, Compression::Uncompressed);
     assert_eq!(d.file_extension, "");
     assert_eq!(d.time_zone, chrono_tz::UTC);
@@ -83,7 +89,13 @@ delivery_streams:
             endpoint_url: Some("http://127.0.0.1:9001".into())
         }
     );
-    assert_eq!(d.buffering, Buffering { size_mib: 64, interval_seconds: 0 });
+    assert_eq!(
+        d.buffering,
+        Buffering {
+            size_mib: 64,
+            interval_seconds: 0
+        }
+    );
     assert_eq!(d.compression, Compression::Gzip);
     assert_eq!(d.file_extension, ".json.gz");
     assert_eq!(d.time_zone, chrono_tz::America::New_York);
@@ -93,7 +105,8 @@ delivery_streams:
 
 #[test]
 fn all_errors_in_one_run_with_positions() {
-    let errs = errors("
+    let errs = errors(
+        "
 listen: 127.0.0.1:4573
 bogus: 1
 delivery_streams:
@@ -106,14 +119,21 @@ delivery_streams:
   - name: a
     destinations:
       - s3: {}
-");
+",
+    );
     let joined = errors_joined(&errs);
     assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: aws, delivery_streams, listen, state_dir".to_string()), "{joined}");
     assert!(errs.contains(&"t.yaml:9:31: delivery_streams[0].destinations[0].buffering.size_mib: must be 1..=128 (got 500)".to_string()), "{joined}");
     assert!(joined.contains("delivery_streams[0].destinations[0].buffering.interval_seconds: must be 0..=900 (got 901)"), "{joined}");
     assert!(joined.contains("t.yaml:10:9: delivery_streams[0].destinations[0].compresion: unknown key (did you mean `compression`?)"), "{joined}");
-    assert!(joined.contains("delivery_streams[1].source: required key is missing"), "{joined}");
-    assert!(joined.contains("delivery_streams[1].destinations[0].s3.bucket: required key is missing"), "{joined}");
+    assert!(
+        joined.contains("delivery_streams[1].source: required key is missing"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("delivery_streams[1].destinations[0].s3.bucket: required key is missing"),
+        "{joined}"
+    );
     assert!(joined.contains("delivery_streams[1].name: duplicate delivery stream name \"a\" (first defined on line 5)"), "{joined}");
 }
 
@@ -123,7 +143,8 @@ fn errors_joined(errs: &[String]) -> String {
 
 #[test]
 fn type_and_value_errors() {
-    let errs = errors("
+    let errs = errors(
+        "
 listen: localhost
 state_dir: [a]
 aws: {force_path_style: maybe, account_id: '12'}
@@ -136,7 +157,8 @@ delivery_streams:
         compression: lz4
         file_extension: gz
         custom_time_zone: Mars/Olympus
-");
+",
+    );
     let joined = errors_joined(&errs);
     for needle in [
         "listen: must be IP:PORT",
@@ -156,22 +178,27 @@ delivery_streams:
 
 #[test]
 fn unset_environment_variable_is_an_error_at_its_place() {
-    let errs = errors("
+    let errs = errors(
+        "
 delivery_streams:
   - name: x
     source: {direct_put: {}}
     destinations:
       - s3: {bucket: '${NOT_SET}'}
-");
+",
+    );
     assert_eq!(
         errs,
-        vec!["t.yaml:6:22: delivery_streams[0].destinations[0].s3.bucket: environment variable NOT_SET is not set (write ${NOT_SET:-default} for a default)"]
+        vec![
+            "t.yaml:6:22: delivery_streams[0].destinations[0].s3.bucket: environment variable NOT_SET is not set (write ${NOT_SET:-default} for a default)"
+        ]
     );
 }
 
 #[test]
 fn prefix_rules() {
-    let errs = errors("
+    let errs = errors(
+        "
 delivery_streams:
   - name: x
     source: {direct_put: {}}
@@ -187,7 +214,8 @@ delivery_streams:
         error_output_prefix: 'err/!{timestamp:yyyy}/'
       - directory: e
         prefix: 'logs/!{nope:x}/'
-");
+",
+    );
     let joined = errors_joined(&errs);
     for needle in [
         "destinations[0].error_output_prefix: error_output_prefix is required when prefix contains expressions",
@@ -202,7 +230,8 @@ delivery_streams:
 
 #[test]
 fn features_not_yet_built_are_named_not_ignored() {
-    let errs = errors("
+    let errs = errors(
+        "
 delivery_streams:
   - name: x
     source: {direct_put: {}}
@@ -210,9 +239,13 @@ delivery_streams:
     destinations:
       - directory: a
         data_format_conversion: {}
-");
+",
+    );
     assert_eq!(errs.len(), 2, "{errs:?}");
-    assert!(errs.iter().all(|e| e.contains("not available in this version")));
+    assert!(
+        errs.iter()
+            .all(|e| e.contains("not available in this version"))
+    );
 }
 
 #[test]

@@ -26,7 +26,10 @@ impl From<Marker> for Mark {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
     /// A scalar; `plain` is false when it was quoted or a block scalar (then never null).
-    Scalar { value: String, plain: bool },
+    Scalar {
+        value: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -127,10 +130,11 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.complete(node, anchor);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push((Open::Seq(Vec::new()), mark, anchor)),
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push((Open::Seq(Vec::new()), mark, anchor))
+            }
             Event::MappingStart(anchor, _) => {
-                self.stack
-                    .push((Open::Map(Vec::new(), None), mark, anchor))
+                self.stack.push((Open::Map(Vec::new(), None), mark, anchor))
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((open, start, anchor)) = self.stack.pop() {

@@ -23,9 +23,7 @@ impl DirectorySink {
     /// The file for `key`, refusing keys that would leave the root.
     pub fn path_for(&self, key: &str) -> Option<PathBuf> {
         let rel = Path::new(key);
-        let safe = rel
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
+        let safe = rel.components().all(|c| matches!(c, Component::Normal(_)));
         safe.then(|| self.root.join(rel))
     }
 

@@ -87,6 +87,11 @@ mod tests {
     fn custom_time_zone_applies_to_prefix_and_name() {
         let n = naming("", chrono_tz::America::New_York);
         let o = n.object(MAY_1_13_07_42, &uuid::Uuid::nil());
-        assert!(o.key.starts_with("2024/05/01/09/orders-1-2024-05-01-09-07-42-"), "{}", o.key);
+        assert!(
+            o.key
+                .starts_with("2024/05/01/09/orders-1-2024-05-01-09-07-42-"),
+            "{}",
+            o.key
+        );
     }
 }

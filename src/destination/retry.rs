@@ -55,7 +55,9 @@ impl LogGate {
     }
 
     pub fn should_log(&mut self, now: Instant) -> bool {
-        let due = self.last.is_none_or(|l| now.duration_since(l) >= self.every);
+        let due = self
+            .last
+            .is_none_or(|l| now.duration_since(l) >= self.every);
         if due {
             self.last = Some(now);
         }

@@ -75,7 +75,11 @@ impl Stager {
 
     /// Appends records; returns the objects that filled up (never more than `size_limit` raw
     /// bytes each). On an I/O error the open object is discarded and its record count returned.
-    pub fn append(&mut self, batch: &[Record], now: Instant) -> Result<Vec<Sealed>, (io::Error, u64)> {
+    pub fn append(
+        &mut self,
+        batch: &[Record],
+        now: Instant,
+    ) -> Result<Vec<Sealed>, (io::Error, u64)> {
         let mut sealed = Vec::new();
         for record in batch {
             let len = record.data.len() as u64 + u64::from(self.delimiter);
@@ -89,7 +93,11 @@ impl Stager {
             if let Err(e) = self.write(record, len, now) {
                 return Err((e, self.discard()));
             }
-            if self.current.as_ref().is_some_and(|c| c.raw_bytes >= self.size_limit) {
+            if self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.raw_bytes >= self.size_limit)
+            {
                 sealed.extend(self.seal().map_err(|e| (e, 0))?);
             }
         }
@@ -202,7 +210,13 @@ mod tests {
             extension: String::new(),
             time_zone: chrono_tz::UTC,
         };
-        Stager::new(dir.to_path_buf(), naming, Compression::Uncompressed, delimiter, limit)
+        Stager::new(
+            dir.to_path_buf(),
+            naming,
+            Compression::Uncompressed,
+            delimiter,
+            limit,
+        )
     }
 
     fn rec(data: &str, at: i64) -> Record {
@@ -234,7 +248,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = stager(dir.path(), 1 << 20, true);
         let now = Instant::now();
-        s.append(&[rec("a", 2000), rec("b", 1000)], now).expect("appends");
+        s.append(&[rec("a", 2000), rec("b", 1000)], now)
+            .expect("appends");
         let o = s.seal().expect("seals").expect("open");
         assert_eq!(std::fs::read(&o.path).expect("staged"), b"a\nb\n");
         assert_eq!(o.oldest_ms, 1000);

@@ -51,7 +51,10 @@ impl Template {
             }
             let body_and_more = &rest[start + 2..];
             let end = body_and_more.find('}').ok_or_else(|| {
-                format!("the expression starting at `{}` is not closed with `}}`", &rest[start..])
+                format!(
+                    "the expression starting at `{}` is not closed with `}}`",
+                    &rest[start..]
+                )
             })?;
             let body = &body_and_more[..end];
             parts.push(parse_expression(body)?);
@@ -72,7 +75,9 @@ impl Template {
     }
 
     pub fn has_error_output_type(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::ErrorOutputType))
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::ErrorOutputType))
     }
 
     pub fn has_partition_keys(&self) -> bool {
@@ -210,15 +215,16 @@ mod tests {
     fn plain_prefixes_get_the_hour_concatenated() {
         assert_eq!(prefix(""), "2024/05/01/13/");
         assert_eq!(prefix("logs/"), "logs/2024/05/01/13/");
-        assert_eq!(prefix("logs"), "logs2024/05/01/13/", "no slash inserted, as AWS");
+        assert_eq!(
+            prefix("logs"),
+            "logs2024/05/01/13/",
+            "no slash inserted, as AWS"
+        );
     }
 
     #[test]
     fn expressions_are_evaluated_and_nothing_appended() {
-        assert_eq!(
-            prefix("logs/!{timestamp:yyyy/MM/dd}/"),
-            "logs/2024/05/01/"
-        );
+        assert_eq!(prefix("logs/!{timestamp:yyyy/MM/dd}/"), "logs/2024/05/01/");
         assert_eq!(
             prefix("dt=!{timestamp:yyyy'-'MM'-'dd}/h=!{timestamp:HH}/"),
             "dt=2024-05-01/h=13/"
@@ -226,7 +232,11 @@ mod tests {
         let p = prefix("x/!{firehose:random-string}/!{firehose:random-string}/");
         let parts: Vec<&str> = p.split('/').collect();
         assert_eq!(parts[1].len(), 11);
-        assert!(parts[1].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            parts[1]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
         assert_ne!(parts[1], parts[2], "new at each occurrence");
     }
 

@@ -225,7 +225,9 @@ mod tests {
     }
 
     fn fmt(pattern: &str, s: &str) -> String {
-        TimeFormat::parse(pattern).expect("pattern parses").format(&at(s))
+        TimeFormat::parse(pattern)
+            .expect("pattern parses")
+            .format(&at(s))
     }
 
     #[test]

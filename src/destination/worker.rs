@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -17,7 +17,8 @@ use crate::record::Record;
 
 /// Messages to a destination worker.
 pub enum Input {
-    Records(Arc<[Record]>),
+    /// Records, with the share of the in-flight byte budget they hold until they are staged.
+    Records(Arc<[Record]>, OwnedSemaphorePermit),
     /// Seal what is buffered; answer with the keys written since the previous flush once every
     /// sealed object is delivered.
     Flush(oneshot::Sender<Vec<String>>),
@@ -30,9 +31,15 @@ enum Upload {
 
 /// Sealed objects that may wait for delivery at once, per destination.
 const UPLOAD_QUEUE: usize = 2;
+/// Record bytes handed to a destination but not yet staged: producers wait beyond this, so
+/// memory does not grow with traffic.
+pub const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+/// Messages in a worker's queue (the byte budget is the real bound).
+const INPUT_QUEUE: usize = 1024;
 
 pub struct DestinationHandle {
     tx: mpsc::Sender<Input>,
+    budget: Arc<Semaphore>,
     task: JoinHandle<()>,
 }
 
@@ -44,9 +51,8 @@ impl DestinationHandle {
         interval: Duration,
         sink: Sink,
         metrics: Arc<DestinationMetrics>,
-        queue: usize,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(queue);
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (up_tx, up_rx) = mpsc::channel(UPLOAD_QUEUE);
         let uploader = tokio::spawn(upload_loop(label.clone(), up_rx, sink, metrics.clone()));
         let worker = Worker {
@@ -58,10 +64,23 @@ impl DestinationHandle {
             opened: None,
         };
         let task = tokio::spawn(worker.run(rx, uploader));
-        DestinationHandle { tx, task }
+        DestinationHandle {
+            tx,
+            budget: Arc::new(Semaphore::new(IN_FLIGHT_BYTES)),
+            task,
+        }
     }
 
-    /// Hands records to the worker; waits while its queue is full (backpressure).
+    /// Hands records to the worker; waits while the in-flight byte budget is spent
+    /// (backpressure). False when the worker is gone.
+    pub async fn send_records(&self, batch: Arc<[Record]>, bytes: usize) -> bool {
+        let want = bytes.clamp(1, IN_FLIGHT_BYTES) as u32;
+        let Ok(permit) = self.budget.clone().acquire_many_owned(want).await else {
+            return false;
+        };
+        self.tx.send(Input::Records(batch, permit)).await.is_ok()
+    }
+
     pub async fn send(&self, input: Input) -> bool {
         self.tx.send(input).await.is_ok()
     }
@@ -94,7 +113,10 @@ impl Worker {
                 }
             };
             match input {
-                Some(Input::Records(batch)) => self.append(batch).await,
+                Some(Input::Records(batch, permit)) => {
+                    self.append(batch).await;
+                    drop(permit);
+                }
                 Some(Input::Flush(reply)) => {
                     self.seal().await;
                     let _ = self.uploads.send(Upload::Barrier(reply)).await;

@@ -85,12 +85,17 @@ mod tests {
 
     #[test]
     fn blocks_round_trip() {
-        let data: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let mut w = HadoopSnappyWriter::new(Vec::new());
         w.write_all(&data[..1000]).expect("writes");
         w.write_all(&data[1000..]).expect("writes");
         let out = w.finish().expect("finishes");
-        assert_eq!(u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize, BLOCK);
+        assert_eq!(
+            u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize,
+            BLOCK
+        );
         assert_eq!(decode(&out), data);
     }
 }

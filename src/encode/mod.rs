@@ -64,10 +64,10 @@ pub const GZIP_LEVEL: u32 = 6;
 /// Compresses a stream of bytes into `W`.
 pub enum Encoder<W: Write + Seek> {
     Plain(W),
-    Gzip(GzEncoder<W>),
+    Gzip(Box<GzEncoder<W>>),
     Zip(Box<ZipEntryWriter<W>>),
     Snappy(Box<snap::write::FrameEncoder<W>>),
-    HadoopSnappy(HadoopSnappyWriter<W>),
+    HadoopSnappy(Box<HadoopSnappyWriter<W>>),
 }
 
 impl<W: Write + Seek> Encoder<W> {
@@ -75,12 +75,15 @@ impl<W: Write + Seek> Encoder<W> {
     pub fn new(compression: Compression, out: W, entry_name_len: usize) -> io::Result<Self> {
         Ok(match compression {
             Compression::Uncompressed => Encoder::Plain(out),
-            Compression::Gzip => {
-                Encoder::Gzip(GzEncoder::new(out, flate2::Compression::new(GZIP_LEVEL)))
-            }
+            Compression::Gzip => Encoder::Gzip(Box::new(GzEncoder::new(
+                out,
+                flate2::Compression::new(GZIP_LEVEL),
+            ))),
             Compression::Zip => Encoder::Zip(Box::new(ZipEntryWriter::new(out, entry_name_len)?)),
             Compression::Snappy => Encoder::Snappy(Box::new(snap::write::FrameEncoder::new(out))),
-            Compression::HadoopSnappy => Encoder::HadoopSnappy(HadoopSnappyWriter::new(out)),
+            Compression::HadoopSnappy => {
+                Encoder::HadoopSnappy(Box::new(HadoopSnappyWriter::new(out)))
+            }
         })
     }
 
@@ -109,7 +112,11 @@ impl<W: Write + Seek> Encoder<W> {
 }
 
 /// Compresses `data` in one go (benchmarks, tests).
-pub fn compress_to_vec(compression: Compression, data: &[u8], entry_name: &str) -> io::Result<Vec<u8>> {
+pub fn compress_to_vec(
+    compression: Compression,
+    data: &[u8],
+    entry_name: &str,
+) -> io::Result<Vec<u8>> {
     let mut enc = Encoder::new(compression, io::Cursor::new(Vec::new()), entry_name.len())?;
     enc.write_all(data)?;
     Ok(enc.finish(entry_name)?.into_inner())
@@ -151,7 +158,12 @@ mod tests {
 
     #[test]
     fn empty_input_is_a_valid_stream() {
-        for c in [Compression::Gzip, Compression::Snappy, Compression::HadoopSnappy, Compression::Zip] {
+        for c in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::HadoopSnappy,
+            Compression::Zip,
+        ] {
             compress_to_vec(c, b"", "e").expect("an empty stream encodes");
         }
     }

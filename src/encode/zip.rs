@@ -70,9 +70,8 @@ impl<W: Write + Seek> ZipEntryWriter<W> {
         let compressed = counting.written;
         let mut out = counting.inner;
         let crc = self.crc.finalize();
-        let too_big = |v: u64| {
-            u32::try_from(v).map_err(|_| io::Error::other("zip entry larger than 4 GiB"))
-        };
+        let too_big =
+            |v: u64| u32::try_from(v).map_err(|_| io::Error::other("zip entry larger than 4 GiB"));
         let (csize, usize_) = (too_big(compressed)?, too_big(self.uncompressed)?);
         let (time, date) = dos_now();
         let name_len = u16::try_from(name.len()).map_err(|_| io::Error::other("name too long"))?;
@@ -121,9 +120,9 @@ impl<W: Write + Seek> ZipEntryWriter<W> {
 
 fn dos_now() -> (u16, u16) {
     let now = Utc::now();
-    let time = (now.hour() << 11 | now.minute() << 5 | now.second() / 2) as u16;
+    let time = ((now.hour() << 11) | (now.minute() << 5) | (now.second() / 2)) as u16;
     let year = now.year().clamp(1980, 2107) as u32 - 1980;
-    let date = (year << 9 | now.month() << 5 | now.day()) as u16;
+    let date = ((year << 9) | (now.month() << 5) | now.day()) as u16;
     (time, date)
 }
 

@@ -95,7 +95,7 @@ def main():
         out = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args[0]):
             for o in page.get("Contents", []):
-                out.append({"key": o["Key"], "size": o["Size"]})
+                out.append({"key": o["Key"], "size": o["Size"], "etag": o["ETag"]})
         print(json.dumps(out))
     elif cmd == "get":
         body = s3.get_object(Bucket=args[0], Key=args[1])["Body"].read()

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 pub fn tools() -> PathBuf {
     let dir = std::env::var_os("FIREHOSED_TOOLS")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/firehosed-tools")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/firehosed-tools"))
+        })
         .expect("FIREHOSED_TOOLS or HOME must be set");
     assert!(
         dir.join("venv/bin/python").exists(),
@@ -102,6 +104,26 @@ impl Moto {
         keys
     }
 
+    /// (key, size, etag) of every object, sorted by key.
+    pub fn objects(&self, bucket: &str) -> Vec<(String, u64, String)> {
+        let out = s3tool(&self.endpoint, &["list", bucket]);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("list prints JSON");
+        let mut objects: Vec<_> = v
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|o| {
+                (
+                    o["key"].as_str().expect("key").to_string(),
+                    o["size"].as_u64().expect("size"),
+                    o["etag"].as_str().expect("etag").to_string(),
+                )
+            })
+            .collect();
+        objects.sort();
+        objects
+    }
+
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         s3tool(&self.endpoint, &["get", bucket, key])
     }
@@ -152,7 +174,10 @@ pub fn py_decode(format: &str, data: &[u8]) -> (Vec<u8>, String) {
         "python could not decode {format}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A running firehosed; SIGKILLed on drop unless stopped.
@@ -256,7 +281,9 @@ impl Daemon {
     /// SIGTERM, then waits for the exit (drain) at most `timeout`.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         let pid = self.pid();
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + timeout;
         loop {
@@ -273,7 +300,8 @@ impl Daemon {
 
     /// Peak resident memory (VmHWM) in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -367,7 +395,13 @@ pub fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
     let body = match text.split_once("\r\n\r\n") {
-        Some((head, b)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => dechunk(b),
+        Some((head, b))
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(b)
+        }
         Some((_, b)) => b.to_string(),
         None => String::new(),
     };
