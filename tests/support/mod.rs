@@ -71,7 +71,11 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        let port = free_port();
+        Self::start_on(free_port())
+    }
+
+    /// A moto on a given port (to restart one where a daemon expects it).
+    pub fn start_on(port: u16) -> Moto {
         let mut child = Command::new(venv_bin("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -126,6 +130,13 @@ impl Moto {
 
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         s3tool(&self.endpoint, &["get", bucket, key])
+    }
+}
+
+impl Moto {
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -265,6 +276,19 @@ impl Daemon {
                 let log: Vec<String> = err_rx.try_iter().collect();
                 Err(log.join("\n"))
             }
+        }
+    }
+
+    /// Waits until the log has a line containing `needle`; returns the whole log.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?} in:\n{logs}");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
