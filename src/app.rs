@@ -12,13 +12,14 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::aws;
 use crate::config::{Config, StreamConfig, Target};
-use crate::destination::DestinationHandle;
 use crate::destination::directory::DirectorySink;
 use crate::destination::naming::Naming;
 use crate::destination::s3::S3Sink;
 use crate::destination::sink::Sink;
 use crate::destination::staging::{Stager, clear_leftovers};
+use crate::destination::{DestinationHandle, OnDelivered};
 use crate::metrics::DestinationMetrics;
+use crate::spool::{Budget, Spool, SpoolSettings};
 use crate::stream::DeliveryStream;
 
 /// Runs until `shutdown` resolves, then drains every stream (all buffers delivered).
@@ -48,13 +49,14 @@ pub async fn run(
         .or_else(|| config.aws.region.clone())
         .unwrap_or_else(|| "us-east-1".into());
 
+    let budget = Budget::new(config.spool.max_size_mib * 1024 * 1024);
     let mut streams = BTreeMap::new();
     for sc in &config.streams {
         let arn = format!(
             "arn:aws:firehose:{region}:{}:deliverystream/{}",
             config.aws.account_id, sc.name
         );
-        let stream = build_stream(&config, sc, sdk.as_ref(), arn).await?;
+        let stream = build_stream(&config, sc, sdk.as_ref(), arn, budget.clone()).await?;
         streams.insert(sc.name.clone(), Arc::new(stream));
     }
     let state = Arc::new(AppState {
@@ -71,14 +73,29 @@ pub async fn run(
         .await
         .context("HTTP server failed")?;
 
-    tracing::info!("draining: sealing buffers and delivering them");
+    let grace = Duration::from_secs(config.drain_timeout_seconds);
+    tracing::info!(
+        timeout_seconds = grace.as_secs(),
+        "draining: sealing buffers and delivering them"
+    );
     let mut closing = tokio::task::JoinSet::new();
     for stream in state.streams.values() {
         let stream = stream.clone();
         closing.spawn(async move { stream.close().await });
     }
-    while closing.join_next().await.is_some() {}
-    tracing::info!("drained");
+    let drained = tokio::time::timeout(grace, async {
+        while closing.join_next().await.is_some() {}
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("drained"),
+        Err(_) => {
+            for s in state.streams.values() {
+                tracing::warn!(stream = %s.name(), undelivered_records = s.spool.backlog(),
+                    "drain timeout: these records stay in the spool and are delivered after the next start");
+            }
+        }
+    }
     Ok(())
 }
 
@@ -101,8 +118,18 @@ async fn build_stream(
     sc: &StreamConfig,
     sdk: Option<&aws_config::SdkConfig>,
     arn: String,
+    budget: Arc<Budget>,
 ) -> anyhow::Result<DeliveryStream> {
     let version = 1;
+    let spool_dir = config.state_dir.join("spool").join(&sc.name);
+    let settings = SpoolSettings {
+        segment_bytes: config.spool.segment_size_mib * 1024 * 1024,
+        fsync: config.spool.fsync,
+    };
+    let spool = Arc::new(
+        Spool::open(&spool_dir, sc.destinations.len(), settings, budget)
+            .with_context(|| format!("opening the spool {}", spool_dir.display()))?,
+    );
     let mut destinations = Vec::new();
     for (i, d) in sc.destinations.iter().enumerate() {
         let label = format!("{}[{i}]", sc.name);
@@ -159,16 +186,20 @@ async fn build_stream(
         );
         let metrics = Arc::new(DestinationMetrics::default());
         tracing::info!(destination = %label, target = %sink.describe(), "destination ready");
+        let acks = spool.clone();
+        let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
         let handle = DestinationHandle::spawn(
             label,
             stager,
             Duration::from_secs(d.buffering.interval_seconds),
             sink,
             metrics.clone(),
+            on_delivered,
         );
         destinations.push((handle, metrics));
     }
-    Ok(DeliveryStream::new(sc.clone(), version, arn, destinations))
+    DeliveryStream::new(sc.clone(), version, arn, spool, destinations)
+        .with_context(|| format!("starting delivery stream {}", sc.name))
 }
 
 /// The start-up bucket check, with a few quick retries for a server that is still starting.

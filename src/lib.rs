@@ -23,4 +23,5 @@ pub mod destination;
 pub mod encode;
 pub mod metrics;
 pub mod record;
+pub mod spool;
 pub mod stream;

@@ -8,6 +8,8 @@ pub struct Record {
     pub data: Bytes,
     /// Approximate arrival time, epoch milliseconds (the `approximateArrivalTimestamp` of AWS).
     pub arrival_ms: i64,
+    /// Position in the stream's spool: delivered objects move the spool cursor past it.
+    pub seq: u64,
 }
 
 /// Now, in epoch milliseconds.

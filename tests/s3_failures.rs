@@ -33,8 +33,10 @@ delivery_streams:
 
     moto.stop();
     let url = d.url.clone();
-    let flush = std::thread::spawn(move || http(&format!("{url}/v1/streams/f/flush"), "POST", &[], b""));
-    let failures = "firehose_delivery_to_s3_failures_total{delivery_stream=\"f\",destination=\"0\"}";
+    let flush =
+        std::thread::spawn(move || http(&format!("{url}/v1/streams/f/flush"), "POST", &[], b""));
+    let failures =
+        "firehose_delivery_to_s3_failures_total{delivery_stream=\"f\",destination=\"0\"}";
     let deadline = Instant::now() + Duration::from_secs(30);
     while d.metric(failures) < 2.0 {
         assert!(Instant::now() < deadline, "no failed attempts were counted");
@@ -50,7 +52,10 @@ delivery_streams:
     assert_eq!(keys.len(), 1, "written once: {keys:?}");
     let (decoded, _) = py_decode("GZIP", &moto.get("flaky", &keys[0]));
     assert_eq!(decoded, body.as_bytes());
-    assert_eq!(d.metric("firehose_delivery_to_s3_success_total{delivery_stream=\"f\",destination=\"0\"}"), 1.0);
+    assert_eq!(
+        d.metric("firehose_delivery_to_s3_success_total{delivery_stream=\"f\",destination=\"0\"}"),
+        1.0
+    );
     d.wait_for_log("delivery failed; retrying", Duration::from_secs(5));
     d.wait_for_log("delivery recovered", Duration::from_secs(5));
 }

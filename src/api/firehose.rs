@@ -154,6 +154,16 @@ fn put_failed(e: PutError) -> AwsError {
     AwsError::unavailable(e.to_string())
 }
 
+/// The per-record error of a batch that could not be made durable.
+fn batch_error(e: &PutError) -> (&'static str, String) {
+    match e {
+        PutError::Throttled | PutError::Closed(_) => {
+            ("ServiceUnavailableException", "Slow down.".into())
+        }
+        PutError::Io(m) => ("InternalFailure", m.clone()),
+    }
+}
+
 async fn put_record(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let input: PutRecordIn = parse(input)?;
     let stream = stream(state, input.delivery_stream_name)?;
@@ -185,7 +195,21 @@ async fn put_record_batch(state: &AppState, input: Value) -> Result<Value, AwsEr
             "The records of this PutRecordBatch request add up to {total} bytes, more than the limit of {MAX_BATCH_BYTES} bytes (4 MiB)"
         )));
     }
-    let ids = stream.put(data).await.map_err(put_failed)?;
-    let responses: Vec<Value> = ids.iter().map(|id| json!({"RecordId": id})).collect();
-    Ok(json!({"FailedPutCount": 0, "Encrypted": false, "RequestResponses": responses}))
+    let count = data.len();
+    match stream.put(data).await {
+        Ok(ids) => {
+            let responses: Vec<Value> = ids.iter().map(|id| json!({"RecordId": id})).collect();
+            Ok(json!({"FailedPutCount": 0, "Encrypted": false, "RequestResponses": responses}))
+        }
+        Err(e) => {
+            // As AWS: HTTP 200, every record failed with its own error, FailedPutCount > 0.
+            let (code, message) = batch_error(&e);
+            let entry = json!({"ErrorCode": code, "ErrorMessage": message});
+            Ok(json!({
+                "FailedPutCount": count,
+                "Encrypted": false,
+                "RequestResponses": vec![entry; count],
+            }))
+        }
+    }
 }

@@ -17,6 +17,7 @@ pub use model::*;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4573";
 pub const DEFAULT_STATE_DIR: &str = "./var/firehosed";
 pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 60;
 
 /// Reads and checks a configuration file, with `${VAR}` taken from the process environment.
 pub fn load(path: &FsPath) -> Result<Config, LoadError> {
@@ -88,6 +89,14 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
             ..AwsSettings::default()
         }),
     };
+    let spool = match top.get("spool") {
+        Some(node) => decode_spool(ctx, node, top.path.key("spool")),
+        None => Some(SpoolConfig::DEFAULT),
+    };
+    let drain_timeout_seconds = match top.get("drain_timeout_seconds") {
+        Some(node) => ctx.int_in(node, &top.path.key("drain_timeout_seconds"), 0..=3600),
+        None => Some(DEFAULT_DRAIN_TIMEOUT_SECONDS),
+    };
     let mut streams = Vec::new();
     if let Some(node) = top.get("delivery_streams") {
         let path = top.path.key("delivery_streams");
@@ -116,7 +125,32 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         listen: listen?,
         state_dir: state_dir?,
         aws: aws?,
+        spool: spool?,
+        drain_timeout_seconds: drain_timeout_seconds?,
         streams,
+    })
+}
+
+fn decode_spool(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SpoolConfig> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let d = SpoolConfig::DEFAULT;
+    let max = match m.get("max_size_mib") {
+        Some(n) => ctx.int_in(n, &m.path.key("max_size_mib"), 1..=16 * 1024 * 1024),
+        None => Some(d.max_size_mib),
+    };
+    let segment = match m.get("segment_size_mib") {
+        Some(n) => ctx.int_in(n, &m.path.key("segment_size_mib"), 1..=1024),
+        None => Some(d.segment_size_mib),
+    };
+    let fsync = match m.get("fsync") {
+        Some(n) => ctx.bool(n, &m.path.key("fsync")),
+        None => Some(d.fsync),
+    };
+    m.finish(ctx);
+    Some(SpoolConfig {
+        max_size_mib: max?,
+        segment_size_mib: segment?,
+        fsync: fsync?,
     })
 }
 

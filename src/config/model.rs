@@ -14,7 +14,29 @@ pub struct Config {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
     pub aws: AwsSettings,
+    pub spool: SpoolConfig,
+    /// How long a shutdown may take to deliver what is buffered; what is left stays in the
+    /// spool and is delivered after the next start.
+    pub drain_timeout_seconds: u64,
     pub streams: Vec<StreamConfig>,
+}
+
+/// The durable spool of Direct PUT streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Disk budget of all spools together; beyond it producers get "Slow down.".
+    pub max_size_mib: u64,
+    pub segment_size_mib: u64,
+    /// fdatasync before acknowledging (group commit). Off only for throwaway test setups.
+    pub fsync: bool,
+}
+
+impl SpoolConfig {
+    pub const DEFAULT: SpoolConfig = SpoolConfig {
+        max_size_mib: 1024,
+        segment_size_mib: 64,
+        fsync: true,
+    };
 }
 
 /// Defaults for every AWS client; unset values fall back to the SDK's standard chain.

@@ -38,6 +38,8 @@ fn minimal_config_gets_aws_defaults() {
     assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
     assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     assert_eq!(c.aws.account_id, DEFAULT_ACCOUNT_ID);
+    assert_eq!(c.spool, SpoolConfig::DEFAULT);
+    assert_eq!(c.drain_timeout_seconds, 60);
     let s = &c.streams[0];
     assert_eq!(s.source, SourceConfig::DirectPut);
     let d = &s.destinations[0];
@@ -59,6 +61,8 @@ fn every_key_of_the_backbone() {
     let c = ok("
 listen: 127.0.0.1:0
 state_dir: /tmp/fh
+spool: {max_size_mib: 10, segment_size_mib: 2, fsync: false}
+drain_timeout_seconds: 5
 aws: {region: eu-west-1, endpoint_url: 'http://127.0.0.1:9000', force_path_style: true, account_id: '123456789012'}
 delivery_streams:
   - name: orders.v1_x-y
@@ -78,6 +82,15 @@ delivery_streams:
         compression: hadoop_snappy
 ");
     assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        c.spool,
+        SpoolConfig {
+            max_size_mib: 10,
+            segment_size_mib: 2,
+            fsync: false
+        }
+    );
+    assert_eq!(c.drain_timeout_seconds, 5);
     assert_eq!(c.aws.force_path_style, Some(true));
     let s = &c.streams[0];
     assert!(s.processing.append_delimiter_to_record);
@@ -122,7 +135,7 @@ delivery_streams:
 ",
     );
     let joined = errors_joined(&errs);
-    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: aws, delivery_streams, listen, state_dir".to_string()), "{joined}");
+    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: aws, delivery_streams, drain_timeout_seconds, listen, spool, state_dir".to_string()), "{joined}");
     assert!(errs.contains(&"t.yaml:9:31: delivery_streams[0].destinations[0].buffering.size_mib: must be 1..=128 (got 500)".to_string()), "{joined}");
     assert!(joined.contains("delivery_streams[0].destinations[0].buffering.interval_seconds: must be 0..=900 (got 901)"), "{joined}");
     assert!(joined.contains("t.yaml:10:9: delivery_streams[0].destinations[0].compresion: unknown key (did you mean `compression`?)"), "{joined}");

@@ -11,4 +11,4 @@ pub mod template;
 pub mod timefmt;
 pub mod worker;
 
-pub use worker::{DestinationHandle, Input};
+pub use worker::{DestinationHandle, Input, OnDelivered};

@@ -22,6 +22,8 @@ pub struct Sealed {
     pub raw_bytes: u64,
     pub size: u64,
     pub oldest_ms: i64,
+    /// One past the last record's spool sequence number: the cursor once this is delivered.
+    pub next_seq: u64,
 }
 
 struct Open {
@@ -32,6 +34,7 @@ struct Open {
     records: u64,
     raw_bytes: u64,
     oldest_ms: i64,
+    next_seq: u64,
     opened: Instant,
 }
 
@@ -118,6 +121,7 @@ impl Stager {
         cur.records += 1;
         cur.raw_bytes += len;
         cur.oldest_ms = cur.oldest_ms.min(record.arrival_ms);
+        cur.next_seq = cur.next_seq.max(record.seq + 1);
         Ok(())
     }
 
@@ -135,6 +139,7 @@ impl Stager {
             records: 0,
             raw_bytes: 0,
             oldest_ms: arrival_ms,
+            next_seq: 0,
             opened: now,
         })
     }
@@ -163,6 +168,7 @@ impl Stager {
                 raw_bytes: cur.raw_bytes,
                 size: meta.len(),
                 oldest_ms: cur.oldest_ms,
+                next_seq: cur.next_seq,
             })),
             Err(e) => {
                 let _ = std::fs::remove_file(&cur.path);
@@ -223,6 +229,7 @@ mod tests {
         Record {
             data: Bytes::from(data.to_string()),
             arrival_ms: at,
+            seq: at as u64,
         }
     }
 
@@ -253,6 +260,7 @@ mod tests {
         let o = s.seal().expect("seals").expect("open");
         assert_eq!(std::fs::read(&o.path).expect("staged"), b"a\nb\n");
         assert_eq!(o.oldest_ms, 1000);
+        assert_eq!(o.next_seq, 2001, "one past the highest sequence number");
         assert!(o.key.contains("s-1-1970-01-01-00-00-01-"), "{}", o.key);
         assert!(clear_leftovers(dir.path()).expect("clears") >= 1);
     }

@@ -37,6 +37,10 @@ pub const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// Messages in a worker's queue (the byte budget is the real bound).
 const INPUT_QUEUE: usize = 1024;
 
+/// Told, on a blocking thread, that every record below the given sequence number is delivered
+/// (the spool moves the destination's cursor and reclaims space).
+pub type OnDelivered = Arc<dyn Fn(u64) -> std::io::Result<()> + Send + Sync>;
+
 pub struct DestinationHandle {
     tx: mpsc::Sender<Input>,
     budget: Arc<Semaphore>,
@@ -51,10 +55,17 @@ impl DestinationHandle {
         interval: Duration,
         sink: Sink,
         metrics: Arc<DestinationMetrics>,
+        on_delivered: OnDelivered,
     ) -> Self {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (up_tx, up_rx) = mpsc::channel(UPLOAD_QUEUE);
-        let uploader = tokio::spawn(upload_loop(label.clone(), up_rx, sink, metrics.clone()));
+        let uploader = tokio::spawn(upload_loop(
+            label.clone(),
+            up_rx,
+            sink,
+            metrics.clone(),
+            on_delivered,
+        ));
         let worker = Worker {
             label,
             stager: Arc::new(Mutex::new(stager)),
@@ -206,12 +217,23 @@ async fn upload_loop(
     mut rx: mpsc::Receiver<Upload>,
     sink: Sink,
     metrics: Arc<DestinationMetrics>,
+    on_delivered: OnDelivered,
 ) {
     let mut since_flush = Vec::new();
     while let Some(upload) = rx.recv().await {
         match upload {
             Upload::Object(object) => {
                 deliver(&label, &sink, &object, &metrics).await;
+                let next = object.next_seq;
+                let ack = on_delivered.clone();
+                match tokio::task::spawn_blocking(move || ack(next)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(destination = %label, error = %e,
+                        "cannot record the delivery; its records will be delivered again after a restart"),
+                    Err(e) => {
+                        tracing::error!(destination = %label, error = %e, "delivery bookkeeping failed")
+                    }
+                }
                 since_flush.push(object.key);
             }
             Upload::Barrier(reply) => {

@@ -287,7 +287,10 @@ impl Daemon {
             if logs.contains(needle) {
                 return logs;
             }
-            assert!(Instant::now() < deadline, "no log line with {needle:?} in:\n{logs}");
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} in:\n{logs}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,0 +1,347 @@
+//! The durable spool of a Direct PUT stream: a segment log under
+//! `state_dir/spool/<stream>/`. A record is acknowledged only once `append` returns, i.e. once
+//! it is fsync'd (group commit in `writer`). Each destination reads it in order (`reader`) and
+//! moves its cursor past the records whose object is written; segments every cursor has passed
+//! are deleted. After a crash, each destination replays from its cursor.
+
+pub mod reader;
+pub mod segment;
+pub mod writer;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use reader::Reader;
+use writer::{Append, Committed, Segments, Writer};
+
+/// The disk budget shared by every stream's spool.
+#[derive(Debug)]
+pub struct Budget {
+    max: u64,
+    used: AtomicU64,
+}
+
+impl Budget {
+    pub fn new(max_bytes: u64) -> Arc<Budget> {
+        Arc::new(Budget {
+            max: max_bytes,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    fn try_reserve(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u + n <= self.max).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+
+    fn add(&self, n: u64) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SpoolSettings {
+    pub segment_bytes: u64,
+    pub fsync: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the spool disk budget is full")]
+    Full,
+    #[error("the spool is closed")]
+    Closed,
+    #[error("spool write failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    tx: Mutex<Option<mpsc::Sender<Append>>>,
+    committed: watch::Receiver<Committed>,
+    budget: Arc<Budget>,
+    segments: Segments,
+    cursors: Mutex<Vec<u64>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    id: u64,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir` for `consumers` destinations: cuts a torn tail off
+    /// the last segment, loads every consumer's cursor, starts the writer thread.
+    pub fn open(
+        dir: &Path,
+        consumers: usize,
+        settings: SpoolSettings,
+        budget: Arc<Budget>,
+    ) -> io::Result<Spool> {
+        std::fs::create_dir_all(dir)?;
+        let id = load_or_create_id(dir)?;
+        let mut list = segment::list(dir)?;
+        if list.is_empty() {
+            std::fs::File::create(segment::path(dir, 0))?;
+            std::fs::File::open(dir)?.sync_all()?;
+            list.push((0, 0));
+        }
+        let (last_first, last_size) = *list.last().unwrap_or(&(0, 0));
+        let last_path = segment::path(dir, last_first);
+        let (count, valid) = segment::scan(&last_path)?;
+        if valid < last_size {
+            tracing::warn!(segment = %last_path.display(), dropped_bytes = last_size - valid,
+                "cut an incomplete, never acknowledged tail off the spool");
+            let f = std::fs::OpenOptions::new().write(true).open(&last_path)?;
+            f.set_len(valid)?;
+            f.sync_all()?;
+        }
+        let next_seq = last_first + count;
+        let segments: Segments = Arc::new(Mutex::new(
+            list.iter()
+                .map(|(first, size)| (*first, if *first == last_first { valid } else { *size }))
+                .collect(),
+        ));
+        let on_disk: u64 = segments.lock().map(|s| s.values().sum()).unwrap_or(0);
+        budget.add(on_disk);
+        let cursors = (0..consumers)
+            .map(|i| load_cursor(dir, i).map(|c| c.unwrap_or(list[0].0).min(next_seq)))
+            .collect::<io::Result<Vec<u64>>>()?;
+        let committed = Committed {
+            next_seq,
+            segment: last_first,
+            offset: valid,
+        };
+        let (committed_tx, committed_rx) = watch::channel(committed);
+        let (tx, rx) = mpsc::channel(1024);
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            file: Writer::open_append(&last_path)?,
+            segment: last_first,
+            size: valid,
+            next_seq,
+            segment_limit: settings.segment_bytes,
+            fsync: settings.fsync,
+            committed: committed_tx,
+            segments: segments.clone(),
+        };
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let handle = writer.spawn(rx, &name)?;
+        let spool = Spool {
+            dir: dir.to_path_buf(),
+            tx: Mutex::new(Some(tx)),
+            committed: committed_rx,
+            budget,
+            segments,
+            cursors: Mutex::new(cursors),
+            writer: Mutex::new(Some(handle)),
+            id,
+        };
+        spool.reclaim()?;
+        Ok(spool)
+    }
+
+    /// Makes `records` durable; returns the sequence number of the first. Fails fast with
+    /// `Full` when the disk budget cannot take them.
+    pub async fn append(&self, records: Vec<Bytes>, arrival_ms: i64) -> Result<u64, SpoolError> {
+        let bytes: u64 = records
+            .iter()
+            .map(|r| segment::frame_len(r.len()) as u64)
+            .sum();
+        let tx = self
+            .tx
+            .lock()
+            .ok()
+            .and_then(|t| t.clone())
+            .ok_or(SpoolError::Closed)?;
+        if !self.budget.try_reserve(bytes) {
+            return Err(SpoolError::Full);
+        }
+        let (reply, rx) = oneshot::channel();
+        let append = Append {
+            records,
+            arrival_ms,
+            bytes,
+            reply,
+        };
+        if tx.send(append).await.is_err() {
+            self.budget.release(bytes);
+            return Err(SpoolError::Closed);
+        }
+        match rx.await {
+            Ok(Ok(first)) => Ok(first),
+            Ok(Err(e)) => {
+                self.budget.release(bytes);
+                Err(SpoolError::Io(e))
+            }
+            Err(_) => {
+                self.budget.release(bytes);
+                Err(SpoolError::Closed)
+            }
+        }
+    }
+
+    /// A reader from consumer `i`'s cursor.
+    pub fn reader(&self, i: usize) -> io::Result<Reader> {
+        Reader::open(self.dir.clone(), self.cursor(i), self.committed.clone())
+    }
+
+    pub fn cursor(&self, i: usize) -> u64 {
+        self.cursors
+            .lock()
+            .ok()
+            .and_then(|c| c.get(i).copied())
+            .unwrap_or(0)
+    }
+
+    /// One past the last durable record.
+    pub fn end(&self) -> u64 {
+        self.committed.borrow().next_seq
+    }
+
+    /// Records not yet delivered by every consumer.
+    pub fn backlog(&self) -> u64 {
+        let min = self
+            .cursors
+            .lock()
+            .ok()
+            .and_then(|c| c.iter().min().copied());
+        self.end().saturating_sub(min.unwrap_or_else(|| self.end()))
+    }
+
+    /// Bytes of this stream's segments on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.lock().map(|s| s.values().sum()).unwrap_or(0)
+    }
+
+    /// Consumer `i` has delivered every record below `next_seq`: persists its cursor and
+    /// deletes the segments every consumer is done with. Blocking I/O.
+    pub fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
+        store_cursor(&self.dir, i, next_seq)?;
+        if let Ok(mut c) = self.cursors.lock()
+            && let Some(slot) = c.get_mut(i)
+        {
+            *slot = (*slot).max(next_seq);
+        }
+        self.reclaim()
+    }
+
+    fn reclaim(&self) -> io::Result<()> {
+        let Some(min) = self
+            .cursors
+            .lock()
+            .ok()
+            .and_then(|c| c.iter().min().copied())
+        else {
+            return Ok(());
+        };
+        let active = self.committed.borrow().segment;
+        let doomed: Vec<(u64, u64)> = {
+            let Ok(segments) = self.segments.lock() else {
+                return Ok(());
+            };
+            let firsts: Vec<u64> = segments.keys().copied().collect();
+            firsts
+                .windows(2)
+                .filter(|w| w[1] <= min && w[0] != active)
+                .map(|w| (w[0], segments.get(&w[0]).copied().unwrap_or(0)))
+                .collect()
+        };
+        for (first, size) in doomed {
+            match std::fs::remove_file(segment::path(&self.dir, first)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            if let Ok(mut s) = self.segments.lock() {
+                s.remove(&first);
+            }
+            self.budget.release(size);
+        }
+        Ok(())
+    }
+
+    /// A RecordId for `seq`: unique across restarts and spools (a random id kept in the spool).
+    pub fn record_id(&self, seq: u64) -> String {
+        format!("{:016x}{seq:016x}", self.id)
+    }
+
+    /// Stops the writer (after every queued append is answered).
+    pub fn close(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn load_or_create_id(dir: &Path) -> io::Result<u64> {
+    let path = dir.join("spool-id");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(id) = u64::from_str_radix(text.trim(), 16)
+    {
+        return Ok(id);
+    }
+    let id: u64 = rand::random();
+    write_atomically(&path, format!("{id:016x}\n").as_bytes())?;
+    Ok(id)
+}
+
+fn cursor_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("cursor-{i}"))
+}
+
+fn load_cursor(dir: &Path, i: usize) -> io::Result<Option<u64>> {
+    match std::fs::read_to_string(cursor_path(dir, i)) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad cursor file {}", cursor_path(dir, i).display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn store_cursor(dir: &Path, i: usize, next_seq: u64) -> io::Result<()> {
+    write_atomically(&cursor_path(dir, i), format!("{next_seq}\n").as_bytes())
+}
+
+/// Write a temp file, fsync it, rename it over `path`, fsync the folder.
+pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut f, data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests;

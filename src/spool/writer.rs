@@ -1,0 +1,159 @@
+//! The spool's writer: one thread per stream that takes every append waiting in its queue,
+//! writes them with one `write`, makes them durable with one `fdatasync` (group commit), then
+//! answers all of them. Concurrent producers share the cost of the sync.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::segment;
+
+/// One producer's records, waiting to be made durable.
+pub struct Append {
+    pub records: Vec<Bytes>,
+    pub arrival_ms: i64,
+    /// Encoded size (frames), reserved in the budget by the caller.
+    pub bytes: u64,
+    /// The sequence number of the first record, once durable.
+    pub reply: oneshot::Sender<io::Result<u64>>,
+}
+
+/// What is durable: every record below `next_seq`; the active segment up to `offset`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub next_seq: u64,
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// Sizes of the segments on disk, by first seq (shared with the reclaimer).
+pub type Segments = Arc<Mutex<BTreeMap<u64, u64>>>;
+
+/// The most bytes one group commit gathers before it writes.
+const GROUP_BYTES: u64 = 16 * 1024 * 1024;
+
+pub struct Writer {
+    pub dir: PathBuf,
+    pub file: File,
+    pub segment: u64,
+    pub size: u64,
+    pub next_seq: u64,
+    pub segment_limit: u64,
+    pub fsync: bool,
+    pub committed: watch::Sender<Committed>,
+    pub segments: Segments,
+}
+
+impl Writer {
+    pub fn open_append(path: &std::path::Path) -> io::Result<File> {
+        OpenOptions::new().create(true).append(true).open(path)
+    }
+
+    pub fn spawn(
+        self,
+        rx: mpsc::Receiver<Append>,
+        name: &str,
+    ) -> io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(format!("spool-{name}"))
+            .spawn(move || self.run(rx))
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Append>) {
+        let mut buf = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut bytes = first.bytes;
+            let mut group = vec![first];
+            while bytes < GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(a) => {
+                        bytes += a.bytes;
+                        group.push(a);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group, bytes, &mut buf);
+        }
+    }
+
+    fn commit(&mut self, group: Vec<Append>, bytes: u64, buf: &mut Vec<u8>) {
+        if self.size > 0
+            && self.size + bytes > self.segment_limit
+            && let Err(e) = self.roll()
+        {
+            fail(group, &e);
+            return;
+        }
+        buf.clear();
+        let mut seq = self.next_seq;
+        let mut firsts = Vec::with_capacity(group.len());
+        for a in &group {
+            firsts.push(seq);
+            for r in &a.records {
+                segment::encode(buf, a.arrival_ms, r);
+            }
+            seq += a.records.len() as u64;
+        }
+        let written = self.file.write_all(buf).and_then(|()| {
+            if self.fsync {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        match written {
+            Ok(()) => {
+                self.size += buf.len() as u64;
+                self.next_seq = seq;
+                if let Ok(mut s) = self.segments.lock() {
+                    s.insert(self.segment, self.size);
+                }
+                self.publish();
+                for (a, first) in group.into_iter().zip(firsts) {
+                    let _ = a.reply.send(Ok(first));
+                }
+            }
+            Err(e) => {
+                // Nothing of this group is acknowledged; cut any partial write off.
+                let _ = self.file.set_len(self.size);
+                tracing::error!(dir = %self.dir.display(), error = %e, "spool write failed");
+                fail(group, &e);
+            }
+        }
+    }
+
+    /// Starts a new segment at `next_seq`; the current one is complete and durable.
+    fn roll(&mut self) -> io::Result<()> {
+        let path = segment::path(&self.dir, self.next_seq);
+        let file = Self::open_append(&path)?;
+        File::open(&self.dir)?.sync_all()?;
+        self.file = file;
+        self.segment = self.next_seq;
+        self.size = 0;
+        if let Ok(mut s) = self.segments.lock() {
+            s.insert(self.segment, 0);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        self.committed.send_replace(Committed {
+            next_seq: self.next_seq,
+            segment: self.segment,
+            offset: self.size,
+        });
+    }
+}
+
+fn fail(group: Vec<Append>, e: &io::Error) {
+    for a in group {
+        let _ = a.reply.send(Err(io::Error::new(e.kind(), e.to_string())));
+    }
+}

@@ -1,0 +1,156 @@
+//! A running delivery stream. `put` is the Direct PUT entry point: it returns once the records
+//! are fsync'd in the stream's spool, and that return is the acknowledgement. Each destination
+//! has a feeder that reads the spool from its cursor (replaying after a restart).
+
+mod feeder;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::config::StreamConfig;
+use crate::destination::DestinationHandle;
+use crate::metrics::{DestinationMetrics, StreamMetrics};
+use crate::record::now_ms;
+use crate::spool::{Spool, SpoolError};
+use feeder::{Control, Feeder};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The spool's disk budget is full: the producer should slow down and retry.
+    #[error("Slow down.")]
+    Throttled,
+    #[error("delivery stream {0} is shutting down")]
+    Closed(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+pub struct DeliveryStream {
+    pub config: StreamConfig,
+    /// Goes up by one on every configuration change (object names carry it).
+    pub version: u32,
+    pub arn: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub metrics: Arc<StreamMetrics>,
+    pub destination_metrics: Vec<Arc<DestinationMetrics>>,
+    pub spool: Arc<Spool>,
+    feeders: Mutex<Vec<Feeder>>,
+    closed: AtomicBool,
+}
+
+impl DeliveryStream {
+    /// Starts a feeder per destination, each reading `spool` from its own cursor.
+    pub fn new(
+        config: StreamConfig,
+        version: u32,
+        arn: String,
+        spool: Arc<Spool>,
+        destinations: Vec<(DestinationHandle, Arc<DestinationMetrics>)>,
+    ) -> std::io::Result<Self> {
+        let mut feeders = Vec::new();
+        let mut metrics = Vec::new();
+        for (i, (handle, m)) in destinations.into_iter().enumerate() {
+            let reader = spool.reader(i)?;
+            let replay = reader.committed_end().saturating_sub(reader.next_seq());
+            if replay > 0 {
+                tracing::info!(stream = %config.name, destination = i, records = replay,
+                    "replaying records acknowledged but not delivered before the restart");
+            }
+            feeders.push(Feeder::spawn(
+                format!("{}[{i}]", config.name),
+                reader,
+                handle,
+            ));
+            metrics.push(m);
+        }
+        Ok(DeliveryStream {
+            config,
+            version,
+            arn,
+            created_at: chrono::Utc::now(),
+            metrics: Arc::new(StreamMetrics::default()),
+            destination_metrics: metrics,
+            spool,
+            feeders: Mutex::new(feeders),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Makes records durable; returns one RecordId per record, in order.
+    pub async fn put(&self, data: Vec<Bytes>) -> Result<Vec<String>, PutError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(PutError::Closed(self.config.name.clone()));
+        }
+        let count = data.len() as u64;
+        let bytes: usize = data.iter().map(Bytes::len).sum();
+        match self.spool.append(data, now_ms()).await {
+            Ok(first) => {
+                self.metrics.incoming_put_requests.add(1);
+                self.metrics.incoming_records.add(count);
+                self.metrics.incoming_bytes.add(bytes as u64);
+                Ok((first..first + count)
+                    .map(|s| self.spool.record_id(s))
+                    .collect())
+            }
+            Err(SpoolError::Full) => {
+                self.metrics.throttled_records.add(count);
+                Err(PutError::Throttled)
+            }
+            Err(SpoolError::Closed) => Err(PutError::Closed(self.config.name.clone())),
+            Err(SpoolError::Io(e)) => Err(PutError::Io(format!(
+                "cannot make the records durable: {e}"
+            ))),
+        }
+    }
+
+    /// Seals every buffer once every record acknowledged so far is in it, waits until the
+    /// objects are written, returns their keys (and those of every object written since the
+    /// previous flush).
+    pub async fn flush(&self) -> Result<Vec<String>, PutError> {
+        let until = self.spool.end();
+        let controls: Vec<_> = self
+            .feeders
+            .lock()
+            .map(|f| f.iter().map(|f| f.control.clone()).collect())
+            .unwrap_or_default();
+        if controls.is_empty() || self.closed.load(Ordering::Acquire) {
+            return Err(PutError::Closed(self.config.name.clone()));
+        }
+        let mut waits = Vec::new();
+        for c in controls {
+            let (reply, rx) = oneshot::channel();
+            if c.send(Control::Flush { until, reply }).await.is_ok() {
+                waits.push(rx);
+            }
+        }
+        let mut keys = Vec::new();
+        for w in waits {
+            keys.extend(w.await.unwrap_or_default());
+        }
+        Ok(keys)
+    }
+
+    /// Stops accepting records, hands every durable record to the destinations, seals and
+    /// delivers everything, stops the spool.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let feeders = self
+            .feeders
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        for f in feeders {
+            drop(f.control);
+            let _ = f.task.await;
+        }
+        let spool = self.spool.clone();
+        let _ = tokio::task::spawn_blocking(move || spool.close()).await;
+    }
+}
