@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use reader::Reader;
-use writer::{Append, Committed, Segments, Writer};
+use writer::{Append, Committed, Msg, Segments, Writer};
 
 /// The disk budget shared by every stream's spool.
 #[derive(Debug)]
@@ -77,7 +77,7 @@ pub enum SpoolError {
 
 pub struct Spool {
     dir: PathBuf,
-    tx: Mutex<Option<mpsc::Sender<Append>>>,
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
     committed: watch::Receiver<Committed>,
     budget: Arc<Budget>,
     segments: Segments,
@@ -184,7 +184,7 @@ impl Spool {
             bytes,
             reply,
         };
-        if tx.send(append).await.is_err() {
+        if tx.send(Msg::Append(append)).await.is_err() {
             self.budget.release(bytes);
             return Err(SpoolError::Closed);
         }
@@ -235,13 +235,24 @@ impl Spool {
     }
 
     /// Consumer `i` has delivered every record below `next_seq`: persists its cursor and
-    /// deletes the segments every consumer is done with. Blocking I/O.
+    /// deletes the segments every consumer is done with; when every consumer has caught up, the
+    /// active segment is rolled so that it can go too. Blocking I/O.
     pub fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
         store_cursor(&self.dir, i, next_seq)?;
-        if let Ok(mut c) = self.cursors.lock()
-            && let Some(slot) = c.get_mut(i)
-        {
-            *slot = (*slot).max(next_seq);
+        let min = self.cursors.lock().ok().and_then(|mut c| {
+            if let Some(slot) = c.get_mut(i) {
+                *slot = (*slot).max(next_seq);
+            }
+            c.iter().min().copied()
+        });
+        if min == Some(self.end()) && self.committed.borrow().offset > 0 {
+            let tx = self.tx.lock().ok().and_then(|t| t.clone());
+            if let Some(tx) = tx {
+                let (reply, rx) = oneshot::channel();
+                if tx.blocking_send(Msg::Roll(reply)).is_ok() {
+                    let _ = rx.blocking_recv();
+                }
+            }
         }
         self.reclaim()
     }

@@ -23,6 +23,14 @@ pub struct Append {
     pub reply: oneshot::Sender<io::Result<u64>>,
 }
 
+/// What the writer thread is asked to do.
+pub enum Msg {
+    Append(Append),
+    /// Start a new segment if the active one holds records (every consumer has passed them,
+    /// so the old one can be deleted); answers with the first seq of the segment rolled away.
+    Roll(oneshot::Sender<Option<u64>>),
+}
+
 /// What is durable: every record below `next_seq`; the active segment up to `offset`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Committed {
@@ -56,7 +64,7 @@ impl Writer {
 
     pub fn spawn(
         self,
-        rx: mpsc::Receiver<Append>,
+        rx: mpsc::Receiver<Msg>,
         name: &str,
     ) -> io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
@@ -64,16 +72,41 @@ impl Writer {
             .spawn(move || self.run(rx))
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Append>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let mut buf = Vec::new();
-        while let Some(first) = rx.blocking_recv() {
+        let mut held: Option<Msg> = None;
+        loop {
+            let msg = match held.take() {
+                Some(m) => m,
+                None => match rx.blocking_recv() {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
+            let first = match msg {
+                Msg::Append(a) => a,
+                Msg::Roll(reply) => {
+                    let old = self.segment;
+                    let rolled = if self.size > 0 {
+                        self.roll().ok().map(|()| old)
+                    } else {
+                        None
+                    };
+                    let _ = reply.send(rolled);
+                    continue;
+                }
+            };
             let mut bytes = first.bytes;
             let mut group = vec![first];
             while bytes < GROUP_BYTES {
                 match rx.try_recv() {
-                    Ok(a) => {
+                    Ok(Msg::Append(a)) => {
                         bytes += a.bytes;
                         group.push(a);
+                    }
+                    Ok(roll) => {
+                        held = Some(roll);
+                        break;
                     }
                     Err(_) => break,
                 }

@@ -196,6 +196,7 @@ pub struct Daemon {
     child: Option<Child>,
     pub url: String,
     pub dir: tempfile::TempDir,
+    config: String,
     stderr: mpsc::Receiver<String>,
     pub log: Vec<String>,
 }
@@ -266,6 +267,7 @@ impl Daemon {
                     child: Some(child),
                     url,
                     dir,
+                    config: config.to_string(),
                     stderr: err_rx,
                     log: Vec::new(),
                 })
@@ -293,6 +295,22 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGKILL: no drain, no cleanup.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same state and configuration (a new port).
+    pub fn restart(mut self) -> Daemon {
+        self.kill9();
+        let placeholder = tempfile::tempdir().expect("tempdir");
+        let dir = std::mem::replace(&mut self.dir, placeholder);
+        Daemon::start_in(dir, &self.config)
     }
 
     pub fn pid(&self) -> u32 {
