@@ -17,4 +17,12 @@ if [ ! -x "$tools/venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wan
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
 fi
+# s3s-fs: a fast S3 server that keeps its data on disk (outage tests restart it; benchmarks).
+s3s_version=0.14.1
+if [ "$(cat "$tools/s3s-fs/.version" 2>/dev/null)" != "$s3s_version" ]; then
+  echo "test-tools: installing s3s-fs $s3s_version into $tools/s3s-fs (about 2 minutes)" >&2
+  rm -rf "$tools/s3s-fs"
+  cargo install --quiet --locked --root "$tools/s3s-fs" --features binary "s3s-fs@$s3s_version"
+  echo "$s3s_version" > "$tools/s3s-fs/.version"
+fi
 echo "$tools"

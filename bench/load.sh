@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# End-to-end load run: the release firehosed with one GZIP directory destination (spool fsync
+# on, state and output on the same disk), fed by examples/loadgen.rs with PutRecordBatch calls
+# of 500 x 1 KiB JSON records over several connections. Prints records/s, MB/s, p50/p99
+# latency, peak RSS, and gzip's speed on the same data on one core (the ceiling).
+# usage: bench/load.sh [connections=4] [seconds=20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+connections=${1:-4}
+seconds=${2:-20}
+cargo build --release --quiet --bin firehosed --example loadgen
+work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-load.XXXXXX")
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+cat > "$work/c.yaml" <<YAML
+listen: 127.0.0.1:0
+state_dir: $work/state
+spool: {max_size_mib: 4096, fsync: true}
+delivery_streams:
+  - name: load
+    source: {direct_put: {}}
+    destinations:
+      - directory: $work/out
+        compression: GZIP
+        buffering: {size_mib: 64, interval_seconds: 60}
+YAML
+target/release/firehosed run --config "$work/c.yaml" > "$work/stdout" 2> "$work/log" &
+pid=$!
+for _ in $(seq 200); do grep -q listening "$work/stdout" 2>/dev/null && break; sleep 0.05; done
+url=$(sed -n 's/.*listening on //p' "$work/stdout")
+echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; fsync on"
+target/release/examples/loadgen "$url" load --connections "$connections" --seconds "$seconds" --pid "$pid"
+echo "objects: $(find "$work/out" -type f | wc -l), $(du -sh "$work/out" | cut -f1) of gzip"
