@@ -3,8 +3,12 @@
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use support::*;
 
 #[test]
@@ -58,4 +62,220 @@ delivery_streams:
     );
     d.wait_for_log("delivery failed; retrying", Duration::from_secs(5));
     d.wait_for_log("delivery recovered", Duration::from_secs(5));
+}
+
+/// Producers that keep sending unique records, retrying the ones refused with "Slow down.",
+/// and remember what was acknowledged.
+struct Producers {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<BTreeSet<String>>>,
+    throttled: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Producers {
+    fn start(url: &str, stream: &str, n: usize) -> Producers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        let throttled = Arc::new(AtomicU64::new(0));
+        let threads = (0..n)
+            .map(|p| {
+                let (url, stream) = (url.to_string(), stream.to_string());
+                let (stop, acked, throttled) = (stop.clone(), acked.clone(), throttled.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    let mut pending: Vec<String> = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        if pending.is_empty() {
+                            pending = (0..100)
+                                .map(|j| format!("p{p}-b{i}-r{j}-{}", "o".repeat(400)))
+                                .collect();
+                            i += 1;
+                        }
+                        let recs: Vec<Value> = pending
+                            .iter()
+                            .map(|r| json!({"Data": base64(r.as_bytes())}))
+                            .collect();
+                        let body =
+                            json!({"DeliveryStreamName": stream, "Records": recs}).to_string();
+                        let (status, text) = http(
+                            &url,
+                            "POST",
+                            &[("x-amz-target", "Firehose_20150804.PutRecordBatch")],
+                            body.as_bytes(),
+                        );
+                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        assert_eq!(status, 200, "{text}");
+                        let responses = v["RequestResponses"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
+                        let mut retry = Vec::new();
+                        for (r, resp) in pending.drain(..).zip(responses) {
+                            if resp["RecordId"].is_string() {
+                                acked.lock().expect("lock").insert(r);
+                            } else {
+                                assert_eq!(resp["ErrorMessage"], json!("Slow down."), "{resp}");
+                                throttled.fetch_add(1, Ordering::Relaxed);
+                                retry.push(r);
+                            }
+                        }
+                        pending = retry;
+                        let pause = if pending.is_empty() { 10 } else { 200 };
+                        std::thread::sleep(Duration::from_millis(pause));
+                    }
+                })
+            })
+            .collect();
+        Producers {
+            stop,
+            acked,
+            throttled,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (BTreeSet<String>, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().expect("producer");
+        }
+        let acked = self.acked.lock().expect("lock").clone();
+        (acked, self.throttled.load(Ordering::Relaxed))
+    }
+}
+
+#[test]
+fn a_30_second_s3_outage_under_load_loses_and_duplicates_nothing() {
+    let mut s3 = S3sFs::start();
+    s3.create_bucket("outage");
+    let config = format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+spool: {{max_size_mib: 8, segment_size_mib: 1}}
+aws: {{endpoint_url: '{}', force_path_style: true}}
+delivery_streams:
+  - name: o
+    source: {{direct_put: {{}}}}
+    processing: {{append_delimiter_to_record: true}}
+    destinations:
+      - s3: {{bucket: outage}}
+        compression: gzip
+        buffering: {{size_mib: 1, interval_seconds: 1}}
+",
+        s3.endpoint
+    );
+    let mut d = Daemon::start(&config);
+    let producers = Producers::start(&d.url, "o", 2);
+    std::thread::sleep(Duration::from_secs(3));
+    let delivered_before =
+        d.metric("firehose_delivery_to_s3_records_total{delivery_stream=\"o\",destination=\"0\"}");
+    assert!(delivered_before > 0.0, "delivery ran before the outage");
+
+    s3.stop();
+    let outage = Instant::now();
+    let mut peak_rss_kib = 0;
+    while outage.elapsed() < Duration::from_secs(30) {
+        peak_rss_kib = peak_rss_kib.max(d.rss_kib());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let throttled_during = producers.throttled.load(Ordering::Relaxed);
+    s3.resume();
+    std::thread::sleep(Duration::from_secs(3));
+    let (acked, throttled) = producers.finish();
+    d.flush("o");
+
+    assert!(
+        throttled_during > 0,
+        "producers saw backpressure during the outage"
+    );
+    assert!(throttled >= throttled_during);
+    assert!(
+        peak_rss_kib < 128 * 1024,
+        "memory stayed bounded: {} MiB",
+        peak_rss_kib / 1024
+    );
+    assert!(
+        d.metric("firehose_delivery_to_s3_failures_total{delivery_stream=\"o\",destination=\"0\"}")
+            > 0.0
+    );
+    d.wait_for_log("delivery recovered", Duration::from_secs(5));
+
+    let objects = dump_lines(&s3.endpoint, "outage", "GZIP");
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for lines in objects.values() {
+        for l in lines {
+            *seen.entry(l.clone()).or_default() += 1;
+        }
+    }
+    let lost = acked.iter().filter(|r| !seen.contains_key(*r)).count();
+    let duplicated = seen.values().filter(|n| **n > 1).count();
+    assert_eq!(
+        lost,
+        0,
+        "acknowledged records lost ({} acknowledged)",
+        acked.len()
+    );
+    assert_eq!(duplicated, 0, "records delivered twice");
+    assert!(acked.len() > 5_000, "the load ran: {}", acked.len());
+    eprintln!(
+        "outage: {} records acknowledged, {throttled} refused with Slow down. and retried, peak RSS {} MiB, {} objects",
+        acked.len(),
+        peak_rss_kib / 1024,
+        objects.len()
+    );
+}
+
+#[test]
+fn a_permanent_failure_is_logged_once_per_interval_and_keeps_the_records() {
+    let moto = Moto::start();
+    moto.create_bucket("gone");
+    let config = format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+aws: {{endpoint_url: '{}', force_path_style: true}}
+delivery_streams:
+  - name: g
+    source: {{direct_put: {{}}}}
+    destinations:
+      - s3: {{bucket: gone}}
+        buffering: {{size_mib: 1, interval_seconds: 900}}
+",
+        moto.endpoint
+    );
+    let mut d = Daemon::start(&config);
+    s3tool(&moto.endpoint, &["delete-bucket-force", "gone"]);
+    assert_eq!(d.post("/v1/streams/g/records", b"kept-1\nkept-2\n").0, 200);
+    let url = d.url.clone();
+    let flush =
+        std::thread::spawn(move || http(&format!("{url}/v1/streams/g/flush"), "POST", &[], b""));
+    let failures =
+        "firehose_delivery_to_s3_failures_total{delivery_stream=\"g\",destination=\"0\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.metric(failures) < 3.0 {
+        assert!(Instant::now() < deadline, "attempts are retried");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = d.logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("delivery failed"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line per 30 s, not one per attempt: {lines:#?}"
+    );
+    assert!(
+        lines[0].contains("transient=false") && lines[0].contains("NoSuchBucket"),
+        "the reason is logged: {}",
+        lines[0]
+    );
+
+    moto.create_bucket("gone");
+    let (status, body) = flush.join().expect("flush");
+    assert_eq!(status, 200, "{body}");
+    let keys = moto.keys("gone");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(moto.get("gone", &keys[0]), b"kept-1kept-2");
 }

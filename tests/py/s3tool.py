@@ -5,6 +5,8 @@ usage:
   s3tool.py ENDPOINT create-bucket BUCKET
   s3tool.py ENDPOINT list BUCKET            -> JSON [{"key":..., "size":...}, ...]
   s3tool.py ENDPOINT get BUCKET KEY         -> raw object bytes on stdout
+  s3tool.py ENDPOINT dump-lines BUCKET FMT  -> JSON {key: [decoded lines]}
+  s3tool.py ENDPOINT delete-bucket-force BUCKET
   s3tool.py - decode FORMAT < data          -> decoded bytes on stdout
         FORMAT: UNCOMPRESSED | GZIP | ZIP | Snappy | HADOOP_SNAPPY
 """
@@ -85,18 +87,26 @@ def main():
     s3 = client(endpoint)
     if cmd == "create-bucket":
         s3.create_bucket(Bucket=args[0])
-    elif cmd == "delete-bucket":
-        bucket = args[0]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for o in page.get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=o["Key"])
-        s3.delete_bucket(Bucket=bucket)
     elif cmd == "list":
         out = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args[0]):
             for o in page.get("Contents", []):
                 out.append({"key": o["Key"], "size": o["Size"], "etag": o["ETag"]})
         print(json.dumps(out))
+    elif cmd == "dump-lines":
+        bucket, fmt = args
+        out = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+                out[o["Key"]] = decode(fmt, body).decode().splitlines()
+        print(json.dumps(out))
+    elif cmd == "delete-bucket-force":
+        bucket = args[0]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=o["Key"])
+        s3.delete_bucket(Bucket=bucket)
     elif cmd == "get":
         body = s3.get_object(Bucket=args[0], Key=args[1])["Body"].read()
         sys.stdout.buffer.write(body)

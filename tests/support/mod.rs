@@ -147,6 +147,72 @@ impl Drop for Moto {
     }
 }
 
+/// An s3s-fs server (S3 on a local folder: survives restarts) on an ephemeral port.
+pub struct S3sFs {
+    child: Option<Child>,
+    pub port: u16,
+    pub endpoint: String,
+    pub root: tempfile::TempDir,
+}
+
+impl S3sFs {
+    pub fn start() -> S3sFs {
+        let root = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut s = S3sFs {
+            child: None,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+        };
+        s.resume();
+        s
+    }
+
+    /// (Re)starts the server on its port and folder.
+    pub fn resume(&mut self) {
+        let bin = tools().join("s3s-fs/bin/s3s-fs");
+        assert!(bin.exists(), "s3s-fs is missing: run scripts/test-tools.sh");
+        let mut child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", "test", "--secret-key", "test"])
+            .arg(self.root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        wait_for_port(self.port, &mut child, "s3s-fs");
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        s3tool(&self.endpoint, &["create-bucket", bucket]);
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every object of a bucket, decoded by Python: key -> lines.
+pub fn dump_lines(
+    endpoint: &str,
+    bucket: &str,
+    format: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let out = s3tool(endpoint, &["dump-lines", bucket, format]);
+    serde_json::from_slice(&out).expect("dump-lines prints JSON")
+}
+
 /// Runs tests/py/s3tool.py (boto3) and returns its stdout.
 pub fn s3tool(endpoint: &str, args: &[&str]) -> Vec<u8> {
     let out = Command::new(python())
@@ -341,6 +407,17 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Resident memory now (VmRSS) in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
     }
 
     /// Peak resident memory (VmHWM) in KiB.
