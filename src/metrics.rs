@@ -81,6 +81,10 @@ pub struct StreamView<'a> {
     pub name: &'a str,
     pub stream: &'a StreamMetrics,
     pub destinations: Vec<&'a DestinationMetrics>,
+    /// Bytes of the stream's spool segments on disk.
+    pub spool_bytes: u64,
+    /// Acknowledged records some destination has not delivered yet.
+    pub backlog_records: u64,
 }
 
 struct Family {
@@ -93,7 +97,7 @@ const fn family(name: &'static str, kind: &'static str, help: &'static str) -> F
     Family { name, kind, help }
 }
 
-const STREAM_FAMILIES: [Family; 4] = [
+const STREAM_FAMILIES: [Family; 6] = [
     family(
         "firehose_incoming_bytes_total",
         "counter",
@@ -113,6 +117,16 @@ const STREAM_FAMILIES: [Family; 4] = [
         "firehose_throttled_records_total",
         "counter",
         "ThrottledRecords: records refused with ServiceUnavailableException",
+    ),
+    family(
+        "firehose_spool_bytes",
+        "gauge",
+        "Bytes of the durable spool on disk; firehosed only",
+    ),
+    family(
+        "firehose_spool_backlog_records",
+        "gauge",
+        "Acknowledged records not yet delivered by every destination; firehosed only",
     ),
 ];
 
@@ -169,7 +183,9 @@ pub fn render(streams: &[StreamView], now_ms: i64) -> String {
                 0 => s.stream.incoming_bytes.get(),
                 1 => s.stream.incoming_records.get(),
                 2 => s.stream.incoming_put_requests.get(),
-                _ => s.stream.throttled_records.get(),
+                3 => s.stream.throttled_records.get(),
+                4 => s.spool_bytes,
+                _ => s.backlog_records,
             };
             let _ = writeln!(out, "{}{{delivery_stream=\"{}\"}} {v}", f.name, s.name);
         }
@@ -220,10 +236,13 @@ mod tests {
                 name: "orders",
                 stream: &s,
                 destinations: vec![&d],
+                spool_bytes: 7,
+                backlog_records: 2,
             }],
             2_500,
         );
         assert!(text.contains("firehose_incoming_records_total{delivery_stream=\"orders\"} 3\n"));
+        assert!(text.contains("firehose_spool_backlog_records{delivery_stream=\"orders\"} 2\n"));
         assert!(text.contains(
             "firehose_delivery_to_s3_data_freshness_seconds{delivery_stream=\"orders\",destination=\"0\"} 2.000\n"
         ));

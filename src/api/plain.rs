@@ -110,6 +110,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             name: s.name(),
             stream: &s.metrics,
             destinations: s.destination_metrics.iter().map(|m| m.as_ref()).collect(),
+            spool_bytes: s.spool.disk_bytes(),
+            backlog_records: s.spool.backlog(),
         })
         .collect();
     let text = metrics::render(&views, crate::record::now_ms());
