@@ -1,13 +1,15 @@
 //! firehosed: Amazon Data Firehose on a VM you own and inside test suites.
 //!
-//! The flow (DESIGN.md section 1): `api` accepts records -> `stream` (the slot of the durable
-//! spool) fans them out -> `destination` stages, seals and delivers objects -> S3 or a folder.
+//! The flow (DESIGN.md section 1): `api` accepts records -> `stream::put` makes them durable in
+//! the `spool` (the acknowledgement) -> a feeder per destination reads the spool ->
+//! `destination` stages, seals and delivers objects -> S3 or a folder -> the spool cursor moves.
 //!
 //! Module map:
 //! - `app`: start-up, serving, drain on shutdown.
 //! - `config`: YAML -> checked model; every error with FILE:LINE:COLUMN and key path.
 //! - `api`: the Firehose awsJson 1.1 API, plain ingest, flush, /healthz, /metrics.
-//! - `stream`: a running delivery stream (put, flush, close).
+//! - `spool`: the durable segment log: group commit, per-destination cursors, replay, budget.
+//! - `stream`: a running delivery stream (put, flush, close) and its feeders.
 //! - `destination`: object keys (`template`, `timefmt`, `naming`), `staging`, the `worker`
 //!   (flush on size / interval / flush / close), `sink`s (`s3`, `directory`), `retry`.
 //! - `encode`: compression codecs (GZIP, ZIP, Snappy, HADOOP_SNAPPY).
