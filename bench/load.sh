@@ -30,3 +30,17 @@ url=$(sed -n 's/.*listening on //p' "$work/stdout")
 echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; fsync on"
 target/release/examples/loadgen "$url" load --connections "$connections" --seconds "$seconds" --pid "$pid"
 echo "objects: $(find "$work/out" -type f | wc -l), $(du -sh "$work/out" | cut -f1) of gzip"
+
+# The same boto3 client against firehosed and against moto's Firehose (what test suites use
+# instead), in this run. Needs the test tools (scripts/test-tools.sh).
+tools=${FIREHOSED_TOOLS:-$HOME/.cache/firehosed-tools}
+if [ -x "$tools/venv/bin/python" ]; then
+  echo "boto3 client, $connections threads, 10 s:"
+  printf "  firehosed:      "; "$tools/venv/bin/python" bench/boto3_load.py "$url" load --threads "$connections" --seconds 10
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$tools/venv/bin/moto_server" -H 127.0.0.1 -p "$port" > /dev/null 2>&1 &
+  moto=$!
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  printf "  moto Firehose:  "; "$tools/venv/bin/python" bench/boto3_load.py "http://127.0.0.1:$port" load --threads "$connections" --seconds 10 --create-on-moto bench
+  kill $moto
+fi
