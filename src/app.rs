@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::IntoFuture;
+
 use anyhow::{Context, anyhow};
 use tokio::net::TcpListener;
 
@@ -68,12 +70,35 @@ pub async fn run(
     // The one line on stdout: tests and scripts read the bound address from it.
     println!("firehosed listening on http://{local}");
     tracing::info!(listen = %local, streams = state.streams.len(), "ready");
-    axum::serve(listener, api::router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server =
+        axum::serve(listener, api::router(state.clone())).with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        () = shutdown => {}
+        ended = &mut server => {
+            return match ended {
+                Ok(Ok(())) => Err(anyhow!("the HTTP server stopped unexpectedly")),
+                Ok(Err(e)) => Err(anyhow!("HTTP server failed: {e}")),
+                Err(e) => Err(anyhow!("HTTP server failed: {e}")),
+            };
+        }
+    }
 
+    // Everything from here on shares one deadline: requests in flight (a flush waiting on S3),
+    // then the drain of every stream.
     let grace = Duration::from_secs(config.drain_timeout_seconds);
+    let deadline = tokio::time::Instant::now() + grace;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout_at(deadline, &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight at the drain timeout are cut off");
+        server.abort();
+    }
     tracing::info!(
         timeout_seconds = grace.as_secs(),
         "draining: sealing buffers and delivering them"
@@ -83,7 +108,7 @@ pub async fn run(
         let stream = stream.clone();
         closing.spawn(async move { stream.close().await });
     }
-    let drained = tokio::time::timeout(grace, async {
+    let drained = tokio::time::timeout_at(deadline, async {
         while closing.join_next().await.is_some() {}
     })
     .await;

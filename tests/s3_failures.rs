@@ -279,3 +279,55 @@ delivery_streams:
     assert_eq!(keys.len(), 1);
     assert_eq!(moto.get("gone", &keys[0]), b"kept-1kept-2");
 }
+
+#[test]
+fn sigterm_during_an_outage_exits_within_the_drain_timeout_and_delivers_after_restart() {
+    let mut moto = Moto::start();
+    moto.create_bucket("later");
+    let port = moto.port;
+    let config = format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+drain_timeout_seconds: 2
+aws: {{endpoint_url: '{}', force_path_style: true}}
+delivery_streams:
+  - name: l
+    source: {{direct_put: {{}}}}
+    processing: {{append_delimiter_to_record: true}}
+    destinations:
+      - s3: {{bucket: later}}
+        buffering: {{size_mib: 1, interval_seconds: 900}}
+",
+        moto.endpoint
+    );
+    let mut d = Daemon::start(&config);
+    assert_eq!(
+        d.post("/v1/streams/l/records", b"survives-1\nsurvives-2\n")
+            .0,
+        200
+    );
+    moto.stop();
+    // A flush stuck on the outage must not hold the shutdown beyond the drain timeout.
+    let url = d.url.clone();
+    let _stuck = std::thread::spawn(move || {
+        let _ = std::panic::catch_unwind(|| {
+            http(&format!("{url}/v1/streams/l/flush"), "POST", &[], b"")
+        });
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = d.terminate(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let moto = Moto::start_on(port);
+    moto.create_bucket("later");
+    let d = d.restart();
+    let keys = d.flush("l");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(moto.get("later", &keys[0]), b"survives-1\nsurvives-2\n");
+}

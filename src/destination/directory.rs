@@ -58,6 +58,10 @@ fn place(source: &Path, target: &Path) -> io::Result<()> {
         .parent()
         .ok_or_else(|| io::Error::other("target has no parent folder"))?;
     std::fs::create_dir_all(parent)?;
+    if !source.exists() && target.exists() {
+        // A previous attempt moved it and then failed (folder fsync): finish that one.
+        return std::fs::File::open(parent)?.sync_all();
+    }
     if std::fs::rename(source, target).is_err() {
         let name = target
             .file_name()

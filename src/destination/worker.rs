@@ -34,6 +34,8 @@ const UPLOAD_QUEUE: usize = 2;
 /// Record bytes handed to a destination but not yet staged: producers wait beyond this, so
 /// memory does not grow with traffic.
 pub const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+/// Keys remembered for the next flush answer (the oldest are forgotten beyond this).
+const MAX_FLUSH_KEYS: usize = 10_000;
 /// Messages in a worker's queue (the byte budget is the real bound).
 const INPUT_QUEUE: usize = 1024;
 
@@ -144,7 +146,7 @@ impl Worker {
     async fn staging<T: Send + 'static>(
         &self,
         step: impl FnOnce(&mut Stager) -> T + Send + 'static,
-    ) -> Option<(T, Option<Instant>, Option<i64>)> {
+    ) -> (T, Option<Instant>, Option<i64>) {
         let stager = self.stager.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut s = stager.lock().unwrap_or_else(|p| p.into_inner());
@@ -153,20 +155,14 @@ impl Worker {
         })
         .await;
         match joined {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::error!(destination = %self.label, error = %e, "staging task failed");
-                None
-            }
+            Ok(v) => v,
+            Err(e) => fatal(&self.label, &format!("staging task failed: {e}")),
         }
     }
 
     async fn append(&mut self, batch: Arc<[Record]>) {
         let now = Instant::now();
-        let Some((result, opened, oldest)) = self.staging(move |s| s.append(&batch, now)).await
-        else {
-            return;
-        };
+        let (result, opened, oldest) = self.staging(move |s| s.append(&batch, now)).await;
         self.opened = opened;
         self.metrics.set_staging_oldest(oldest);
         match result {
@@ -175,18 +171,18 @@ impl Worker {
                     self.send(object).await;
                 }
             }
-            Err((e, lost)) => {
+            Err((e, _)) => {
                 self.metrics.staging_errors.add(1);
-                tracing::error!(destination = %self.label, error = %e, lost_records = lost,
-                    "cannot stage records on local disk");
+                fatal(
+                    &self.label,
+                    &format!("cannot stage records on local disk: {e}"),
+                );
             }
         }
     }
 
     async fn seal(&mut self) {
-        let Some((result, opened, oldest)) = self.staging(|s| s.seal()).await else {
-            return;
-        };
+        let (result, opened, oldest) = self.staging(|s| s.seal()).await;
         self.opened = opened;
         self.metrics.set_staging_oldest(oldest);
         match result {
@@ -194,7 +190,7 @@ impl Worker {
             Ok(None) => {}
             Err(e) => {
                 self.metrics.staging_errors.add(1);
-                tracing::error!(destination = %self.label, error = %e, "cannot seal a staged object");
+                fatal(&self.label, &format!("cannot seal a staged object: {e}"));
             }
         }
     }
@@ -203,6 +199,17 @@ impl Worker {
         self.metrics.sealed(object.id, object.oldest_ms);
         let _ = self.uploads.send(Upload::Object(object)).await;
     }
+}
+
+/// A local disk error while staging: the records of the object being built can no longer be
+/// delivered by this process, and a later object must not move the spool cursor past them.
+/// Exit at once (no later object is ever sealed or delivered); after a restart every record
+/// past the cursor is replayed from the spool.
+fn fatal(label: &str, message: &str) -> ! {
+    tracing::error!(destination = %label, error = %message,
+        "stopping: records past the delivered cursor will be replayed after a restart");
+    eprintln!("error: destination {label}: {message}");
+    std::process::exit(1);
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -233,6 +240,9 @@ async fn upload_loop(
                     Err(e) => {
                         tracing::error!(destination = %label, error = %e, "delivery bookkeeping failed")
                     }
+                }
+                if since_flush.len() >= MAX_FLUSH_KEYS {
+                    since_flush.remove(0);
                 }
                 since_flush.push(object.key);
             }

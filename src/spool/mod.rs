@@ -42,7 +42,7 @@ impl Budget {
             .is_ok()
     }
 
-    fn release(&self, n: u64) {
+    pub fn release(&self, n: u64) {
         let _ = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
@@ -56,6 +56,34 @@ impl Budget {
 
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)
+    }
+}
+
+/// Budget bytes held for an append; given back on drop unless the write was durable.
+struct Reservation<'a> {
+    budget: &'a Budget,
+    bytes: u64,
+}
+
+impl<'a> Reservation<'a> {
+    fn take(budget: &'a Budget, bytes: u64) -> Option<Self> {
+        budget
+            .try_reserve(bytes)
+            .then(|| Reservation { budget, bytes })
+    }
+
+    /// The writer has the append: it keeps the bytes (given back when their segment is
+    /// deleted) or gives them back if the write fails.
+    fn hand_over(&mut self) {
+        self.bytes = 0;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.budget.release(self.bytes);
+        }
     }
 }
 
@@ -98,6 +126,17 @@ impl Spool {
         std::fs::create_dir_all(dir)?;
         let id = load_or_create_id(dir)?;
         let mut list = segment::list(dir)?;
+        // An empty segment before the last is the leftover of a roll that failed half-way.
+        let last = list.last().map(|(first, _)| *first);
+        for (first, size) in list.iter().filter(|(f, s)| *s == 0 && Some(*f) != last) {
+            tracing::warn!(
+                segment = first,
+                size,
+                "removing an empty spool segment left by a failed roll"
+            );
+            std::fs::remove_file(segment::path(dir, *first))?;
+        }
+        list.retain(|(f, s)| *s > 0 || Some(*f) == last);
         if list.is_empty() {
             std::fs::File::create(segment::path(dir, 0))?;
             std::fs::File::open(dir)?.sync_all()?;
@@ -141,6 +180,8 @@ impl Spool {
             fsync: settings.fsync,
             committed: committed_tx,
             segments: segments.clone(),
+            broken: None,
+            budget: budget.clone(),
         };
         let name = dir
             .file_name()
@@ -174,9 +215,9 @@ impl Spool {
             .ok()
             .and_then(|t| t.clone())
             .ok_or(SpoolError::Closed)?;
-        if !self.budget.try_reserve(bytes) {
-            return Err(SpoolError::Full);
-        }
+        // Given back if the producer goes away before the writer has the append; from then on
+        // the writer gives it back if the write fails.
+        let mut reservation = Reservation::take(&self.budget, bytes).ok_or(SpoolError::Full)?;
         let (reply, rx) = oneshot::channel();
         let append = Append {
             records,
@@ -184,20 +225,14 @@ impl Spool {
             bytes,
             reply,
         };
-        if tx.send(Msg::Append(append)).await.is_err() {
-            self.budget.release(bytes);
-            return Err(SpoolError::Closed);
-        }
+        tx.send(Msg::Append(append))
+            .await
+            .map_err(|_| SpoolError::Closed)?;
+        reservation.hand_over();
         match rx.await {
             Ok(Ok(first)) => Ok(first),
-            Ok(Err(e)) => {
-                self.budget.release(bytes);
-                Err(SpoolError::Io(e))
-            }
-            Err(_) => {
-                self.budget.release(bytes);
-                Err(SpoolError::Closed)
-            }
+            Ok(Err(e)) => Err(SpoolError::Io(e)),
+            Err(_) => Err(SpoolError::Closed),
         }
     }
 
@@ -267,29 +302,33 @@ impl Spool {
             return Ok(());
         };
         let active = self.committed.borrow().segment;
+        // Taken out of the map under its lock: two destinations reclaiming at once never
+        // delete (or give back the budget of) one segment twice.
         let doomed: Vec<(u64, u64)> = {
-            let Ok(segments) = self.segments.lock() else {
+            let Ok(mut segments) = self.segments.lock() else {
                 return Ok(());
             };
             let firsts: Vec<u64> = segments.keys().copied().collect();
-            firsts
+            let doomed: Vec<u64> = firsts
                 .windows(2)
                 .filter(|w| w[1] <= min && w[0] != active)
-                .map(|w| (w[0], segments.get(&w[0]).copied().unwrap_or(0)))
+                .map(|w| w[0])
+                .collect();
+            doomed
+                .into_iter()
+                .filter_map(|first| segments.remove(&first).map(|size| (first, size)))
                 .collect()
         };
+        let mut result = Ok(());
         for (first, size) in doomed {
             match std::fs::remove_file(segment::path(&self.dir, first)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            if let Ok(mut s) = self.segments.lock() {
-                s.remove(&first);
+                Err(e) => result = Err(e),
             }
             self.budget.release(size);
         }
-        Ok(())
+        result
     }
 
     /// A RecordId for `seq`: unique across restarts and spools (a random id kept in the spool).

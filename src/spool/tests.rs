@@ -179,3 +179,29 @@ async fn concurrent_appends_are_all_durable_and_ordered_per_producer() {
     }
     spool.close();
 }
+
+#[tokio::test]
+async fn refusals_do_not_give_budget_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let budget = Budget::new(1 << 20);
+    let spool = Spool::open(dir.path(), 1, settings(1 << 20), budget.clone()).expect("opens");
+    let batch = || {
+        (0..100)
+            .map(|_| data(&"f".repeat(1000)))
+            .collect::<Vec<_>>()
+    };
+    while spool.append(batch(), 1).await.is_ok() {}
+    let used = budget.used();
+    let big = || vec![data(&"b".repeat(150_000))];
+    assert!(matches!(
+        spool.append(big(), 2).await,
+        Err(SpoolError::Full)
+    ));
+    assert_eq!(budget.used(), used);
+    assert!(matches!(
+        spool.append(big(), 3).await,
+        Err(SpoolError::Full)
+    ));
+    assert_eq!(budget.used(), used);
+    spool.close();
+}

@@ -55,6 +55,11 @@ pub struct Writer {
     pub fsync: bool,
     pub committed: watch::Sender<Committed>,
     pub segments: Segments,
+    /// Set when a failed write could not be cut off: every later append is refused (the file
+    /// no longer ends where the committed records end).
+    pub broken: Option<String>,
+    /// Bytes of failed appends go back to it.
+    pub budget: Arc<super::Budget>,
 }
 
 impl Writer {
@@ -116,11 +121,15 @@ impl Writer {
     }
 
     fn commit(&mut self, group: Vec<Append>, bytes: u64, buf: &mut Vec<u8>) {
+        if let Some(why) = &self.broken {
+            fail(&self.budget, group, &io::Error::other(why.clone()));
+            return;
+        }
         if self.size > 0
             && self.size + bytes > self.segment_limit
             && let Err(e) = self.roll()
         {
-            fail(group, &e);
+            fail(&self.budget, group, &e);
             return;
         }
         buf.clear();
@@ -154,9 +163,13 @@ impl Writer {
             }
             Err(e) => {
                 // Nothing of this group is acknowledged; cut any partial write off.
-                let _ = self.file.set_len(self.size);
+                if let Err(cut) = self.file.set_len(self.size) {
+                    self.broken = Some(format!(
+                        "the spool stopped accepting records after a failed write ({e}) could not be cut off ({cut}); restart firehosed"
+                    ));
+                }
                 tracing::error!(dir = %self.dir.display(), error = %e, "spool write failed");
-                fail(group, &e);
+                fail(&self.budget, group, &e);
             }
         }
     }
@@ -165,7 +178,11 @@ impl Writer {
     fn roll(&mut self) -> io::Result<()> {
         let path = segment::path(&self.dir, self.next_seq);
         let file = Self::open_append(&path)?;
-        File::open(&self.dir)?.sync_all()?;
+        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            // An empty segment that is not the active one would break the chain of segments.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         self.file = file;
         self.segment = self.next_seq;
         self.size = 0;
@@ -185,8 +202,9 @@ impl Writer {
     }
 }
 
-fn fail(group: Vec<Append>, e: &io::Error) {
+fn fail(budget: &super::Budget, group: Vec<Append>, e: &io::Error) {
     for a in group {
+        budget.release(a.bytes);
         let _ = a.reply.send(Err(io::Error::new(e.kind(), e.to_string())));
     }
 }

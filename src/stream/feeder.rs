@@ -60,7 +60,15 @@ async fn run(
                 if gate.should_log(tokio::time::Instant::now()) {
                     tracing::error!(destination = %label, error = %e, "cannot read the spool; retrying");
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // Still answer control while the spool cannot be read: a flush fails (its
+                // reply is dropped), a close stops the feeder.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    c = control.recv() => match c {
+                        Some(Control::Flush { reply, .. }) => drop(reply),
+                        None => break,
+                    },
+                }
                 continue;
             }
         }
@@ -98,7 +106,9 @@ async fn handle(control: Control, reader: &mut Reader, dest: &DestinationHandle)
             while reader.next_seq() < until {
                 match forward(reader, dest).await {
                     Ok(true) => {}
-                    Ok(false) | Err(_) => break,
+                    // Not everything acknowledged could be handed over: the flush fails
+                    // (its reply is dropped) rather than answer without those records.
+                    Ok(false) | Err(_) => return,
                 }
             }
             dest.send(Input::Flush(reply)).await;

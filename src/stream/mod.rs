@@ -126,13 +126,21 @@ impl DeliveryStream {
         let mut waits = Vec::new();
         for c in controls {
             let (reply, rx) = oneshot::channel();
-            if c.send(Control::Flush { until, reply }).await.is_ok() {
-                waits.push(rx);
+            if c.send(Control::Flush { until, reply }).await.is_err() {
+                return Err(PutError::Closed(self.config.name.clone()));
             }
+            waits.push(rx);
         }
         let mut keys = Vec::new();
         for w in waits {
-            keys.extend(w.await.unwrap_or_default());
+            match w.await {
+                Ok(k) => keys.extend(k),
+                Err(_) => {
+                    return Err(PutError::Io(
+                        "the flush could not complete; retry it".into(),
+                    ));
+                }
+            }
         }
         Ok(keys)
     }
