@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::aws;
-use crate::config::{Config, StreamConfig, Target};
+use crate::config::{Config, SourceConfig, StreamConfig, Target};
 use crate::destination::directory::DirectorySink;
 use crate::destination::naming::Naming;
 use crate::destination::s3::S3Sink;
@@ -21,6 +21,9 @@ use crate::destination::sink::Sink;
 use crate::destination::staging::{Stager, clear_leftovers};
 use crate::destination::{DestinationHandle, OnDelivered};
 use crate::metrics::DestinationMetrics;
+use crate::source::Log;
+use crate::source::kinesis::{self, checkpoint::Checkpoints, metrics::KinesisMetrics};
+use crate::source::memlog::MemoryLog;
 use crate::spool::{Budget, Spool, SpoolSettings};
 use crate::stream::DeliveryStream;
 
@@ -35,11 +38,12 @@ pub async fn run(
         .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr()?;
 
-    let needs_aws = config
-        .streams
-        .iter()
-        .flat_map(|s| &s.destinations)
-        .any(|d| matches!(d.target, Target::S3 { .. }));
+    let needs_aws = config.streams.iter().any(|s| {
+        matches!(s.source, SourceConfig::Kinesis(_))
+            || s.destinations
+                .iter()
+                .any(|d| matches!(d.target, Target::S3 { .. }))
+    });
     let sdk = if needs_aws {
         Some(aws::sdk_config(&config.aws).await)
     } else {
@@ -116,7 +120,7 @@ pub async fn run(
         Ok(()) => tracing::info!("drained"),
         Err(_) => {
             for s in state.streams.values() {
-                tracing::warn!(stream = %s.name(), undelivered_records = s.spool.backlog(),
+                tracing::warn!(stream = %s.name(), undelivered_records = s.log.backlog(),
                     "drain timeout: these records stay in the spool and are delivered after the next start");
             }
         }
@@ -146,15 +150,49 @@ async fn build_stream(
     budget: Arc<Budget>,
 ) -> anyhow::Result<DeliveryStream> {
     let version = 1;
-    let spool_dir = config.state_dir.join("spool").join(&sc.name);
-    let settings = SpoolSettings {
-        segment_bytes: config.spool.segment_size_mib * 1024 * 1024,
-        fsync: config.spool.fsync,
+    let (log, kinesis) = match &sc.source {
+        SourceConfig::DirectPut => {
+            let spool_dir = config.state_dir.join("spool").join(&sc.name);
+            let settings = SpoolSettings {
+                segment_bytes: config.spool.segment_size_mib * 1024 * 1024,
+                fsync: config.spool.fsync,
+            };
+            let spool = Spool::open(&spool_dir, sc.destinations.len(), settings, budget)
+                .with_context(|| format!("opening the spool {}", spool_dir.display()))?;
+            (Log::Spool(Arc::new(spool)), None)
+        }
+        SourceConfig::Kinesis(k) => {
+            let sdk = sdk.ok_or_else(|| anyhow!("no AWS configuration was loaded"))?;
+            let endpoint = k
+                .endpoint_url
+                .as_deref()
+                .or(config.aws.endpoint_url.as_deref());
+            let client = aws::kinesis_client(sdk, endpoint);
+            kinesis::check_stream(&client, &k.stream)
+                .await
+                .map_err(|e| anyhow!("delivery stream {}: {e}", sc.name))?;
+            let dir = config
+                .state_dir
+                .join("checkpoints")
+                .join(&sc.name)
+                .join(k.stream.name());
+            let checkpoints = Arc::new(
+                Checkpoints::load(&dir)
+                    .with_context(|| format!("loading checkpoints from {}", dir.display()))?,
+            );
+            let origin = checkpoints.origin(k.starting_position, crate::record::now_ms())?;
+            let ck = checkpoints.clone();
+            let memory = MemoryLog::new(
+                sc.destinations.len(),
+                (k.max_buffered_mib * 1024 * 1024) as usize,
+                Box::new(move |records, floor| ck.released(records, floor)),
+            );
+            (
+                Log::Memory(memory.clone()),
+                Some((client, k, memory, checkpoints, origin)),
+            )
+        }
     };
-    let spool = Arc::new(
-        Spool::open(&spool_dir, sc.destinations.len(), settings, budget)
-            .with_context(|| format!("opening the spool {}", spool_dir.display()))?,
-    );
     let mut destinations = Vec::new();
     for (i, d) in sc.destinations.iter().enumerate() {
         let label = format!("{}[{i}]", sc.name);
@@ -211,7 +249,7 @@ async fn build_stream(
         );
         let metrics = Arc::new(DestinationMetrics::default());
         tracing::info!(destination = %label, target = %sink.describe(), "destination ready");
-        let acks = spool.clone();
+        let acks = log.clone();
         let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
         let handle = DestinationHandle::spawn(
             label,
@@ -223,8 +261,22 @@ async fn build_stream(
         );
         destinations.push((handle, metrics));
     }
-    DeliveryStream::new(sc.clone(), version, arn, spool, destinations)
-        .with_context(|| format!("starting delivery stream {}", sc.name))
+    let stream = DeliveryStream::new(sc.clone(), version, arn, log, destinations)
+        .with_context(|| format!("starting delivery stream {}", sc.name))?;
+    if let Some((client, k, memory, checkpoints, origin)) = kinesis {
+        let metrics = Arc::new(KinesisMetrics::default());
+        let running = kinesis::start(
+            client,
+            k,
+            memory,
+            checkpoints,
+            origin,
+            metrics.clone(),
+            sc.name.clone(),
+        );
+        stream.set_source(running, metrics);
+    }
+    Ok(stream)
 }
 
 /// The start-up bucket check, with a few quick retries for a server that is still starting.

@@ -53,3 +53,19 @@ pub fn region_name(sdk: &SdkConfig) -> String {
         .map(ToString::to_string)
         .unwrap_or_else(|| "us-east-1".into())
 }
+
+/// A Kinesis client; as for S3, the readers retry with their own backoff (and count throttling).
+pub fn kinesis_client(sdk: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_kinesis::Client {
+    let mut builder = aws_sdk_kinesis::config::Builder::from(sdk)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_kinesis::Client::from_conf(builder.build())
+}

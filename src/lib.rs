@@ -8,6 +8,8 @@
 //! - `app`: start-up, serving, drain on shutdown.
 //! - `config`: YAML -> checked model; every error with FILE:LINE:COLUMN and key path.
 //! - `api`: the Firehose awsJson 1.1 API, plain ingest, flush, /healthz, /metrics.
+//! - `source`: one ordered log per stream: the spool (Direct PUT) or the in-memory log fed by
+//!   the Kinesis source (`source::kinesis`: shard discovery, readers, KPL, checkpoints).
 //! - `spool`: the durable segment log: group commit, per-destination cursors, replay, budget.
 //! - `stream`: a running delivery stream (put, flush, close) and its feeders.
 //! - `destination`: object keys (`template`, `timefmt`, `naming`), `staging`, the `worker`
@@ -25,5 +27,6 @@ pub mod destination;
 pub mod encode;
 pub mod metrics;
 pub mod record;
+pub mod source;
 pub mod spool;
 pub mod stream;

@@ -85,6 +85,9 @@ pub struct StreamView<'a> {
     pub spool_bytes: u64,
     /// Acknowledged records some destination has not delivered yet.
     pub backlog_records: u64,
+    /// Per shard of a Kinesis source: (shard id, records read, bytes read, MillisBehindLatest,
+    /// throttled GetRecords).
+    pub shards: Vec<(String, u64, u64, i64, u64)>,
 }
 
 struct Family {
@@ -212,7 +215,52 @@ pub fn render(streams: &[StreamView], now_ms: i64) -> String {
             }
         }
     }
+    render_kinesis(&mut out, streams);
     out
+}
+
+const KINESIS_FAMILIES: [Family; 4] = [
+    family(
+        "firehose_data_read_from_kinesis_stream_records_total",
+        "counter",
+        "DataReadFromKinesisStream.Records: records read from the source stream, per shard",
+    ),
+    family(
+        "firehose_data_read_from_kinesis_stream_bytes_total",
+        "counter",
+        "DataReadFromKinesisStream.Bytes: bytes read from the source stream, per shard",
+    ),
+    family(
+        "firehose_kinesis_millis_behind_latest",
+        "gauge",
+        "KinesisMillisBehindLatest: how far the shard's reader is behind the tip, per shard",
+    ),
+    family(
+        "firehose_kinesis_get_records_throttled_total",
+        "counter",
+        "GetRecords calls refused with ProvisionedThroughputExceeded / LimitExceeded; firehosed only",
+    ),
+];
+
+fn render_kinesis(out: &mut String, streams: &[StreamView]) {
+    for (i, f) in KINESIS_FAMILIES.iter().enumerate() {
+        header(out, f);
+        for s in streams {
+            for (shard, records, bytes, behind, throttled) in &s.shards {
+                let v = match i {
+                    0 => records.to_string(),
+                    1 => bytes.to_string(),
+                    2 => behind.to_string(),
+                    _ => throttled.to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{}{{delivery_stream=\"{}\",shard=\"{shard}\"}} {v}",
+                    f.name, s.name
+                );
+            }
+        }
+    }
 }
 
 fn header(out: &mut String, f: &Family) {
@@ -238,11 +286,15 @@ mod tests {
                 destinations: vec![&d],
                 spool_bytes: 7,
                 backlog_records: 2,
+                shards: vec![("shardId-000000000001".into(), 5, 50, 1000, 1)],
             }],
             2_500,
         );
         assert!(text.contains("firehose_incoming_records_total{delivery_stream=\"orders\"} 3\n"));
         assert!(text.contains("firehose_spool_backlog_records{delivery_stream=\"orders\"} 2\n"));
+        assert!(text.contains(
+            "firehose_kinesis_millis_behind_latest{delivery_stream=\"orders\",shard=\"shardId-000000000001\"} 1000\n"
+        ));
         assert!(text.contains(
             "firehose_delivery_to_s3_data_freshness_seconds{delivery_stream=\"orders\",destination=\"0\"} 2.000\n"
         ));

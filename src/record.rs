@@ -1,5 +1,7 @@
 //! The unit that flows through a delivery stream.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 /// One record as a producer sent it, with the time firehosed accepted it.
@@ -8,8 +10,22 @@ pub struct Record {
     pub data: Bytes,
     /// Approximate arrival time, epoch milliseconds (the `approximateArrivalTimestamp` of AWS).
     pub arrival_ms: i64,
-    /// Position in the stream's spool: delivered objects move the spool cursor past it.
+    /// Position in the stream's log (the spool, or the in-memory log of a Kinesis source):
+    /// delivered objects move the destination's cursor past it.
     pub seq: u64,
+    /// Where the record came from, for a Kinesis source.
+    pub kinesis: Option<Arc<KinesisMeta>>,
+}
+
+/// A Kinesis record's identity (a user record of a KPL aggregate shares its parent's sequence
+/// number and has its own subsequence number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KinesisMeta {
+    pub shard_id: Arc<str>,
+    pub partition_key: String,
+    pub sequence_number: Arc<str>,
+    pub subsequence_number: u64,
+    pub approximate_arrival_ms: i64,
 }
 
 /// Now, in epoch milliseconds.

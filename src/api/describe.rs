@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::AwsError;
 use super::firehose::{parse, stream};
-use crate::config::{DestinationConfig, Target};
+use crate::config::{DestinationConfig, KinesisStreamRef, SourceConfig, Target};
 use crate::stream::DeliveryStream;
 
 #[derive(Deserialize)]
@@ -31,18 +31,44 @@ fn description(state: &AppState, stream: &DeliveryStream) -> Value {
         .map(|(i, d)| destination(state, i, d))
         .collect();
     let created = stream.created_at.timestamp_millis() as f64 / 1000.0;
-    json!({
+    let (kind, source) = match &stream.config.source {
+        SourceConfig::DirectPut => ("DirectPut", None),
+        SourceConfig::Kinesis(k) => {
+            let arn = match &k.stream {
+                KinesisStreamRef::Arn(a) => a.clone(),
+                KinesisStreamRef::Name(n) => {
+                    format!(
+                        "arn:aws:kinesis:{}:{}:stream/{n}",
+                        state.region, state.account_id
+                    )
+                }
+            };
+            (
+                "KinesisStreamAsSource",
+                Some(json!({"KinesisStreamSourceDescription": {
+                    "KinesisStreamARN": arn,
+                    "RoleARN": format!("arn:aws:iam::{}:role/firehosed", state.account_id),
+                    "DeliveryStartTimestamp": created,
+                }})),
+            )
+        }
+    };
+    let mut description = json!({
         "DeliveryStreamName": stream.name(),
         "DeliveryStreamARN": stream.arn,
         "DeliveryStreamStatus": "ACTIVE",
         "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
-        "DeliveryStreamType": "DirectPut",
+        "DeliveryStreamType": kind,
         "VersionId": stream.version.to_string(),
         "CreateTimestamp": created,
         "LastUpdateTimestamp": created,
         "Destinations": destinations,
         "HasMoreDestinations": false,
-    })
+    });
+    if let Some(source) = source {
+        description["Source"] = source;
+    }
+    description
 }
 
 fn destination(state: &AppState, index: usize, d: &DestinationConfig) -> Value {
@@ -105,16 +131,17 @@ pub fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
             "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 10000"
         )));
     }
-    let kind = input
-        .delivery_stream_type
-        .unwrap_or_else(|| "DirectPut".into());
+    // Without DeliveryStreamType every type is listed, as AWS.
+    let kind = input.delivery_stream_type;
     let known = [
         "DirectPut",
         "KinesisStreamAsSource",
         "MSKAsSource",
         "DatabaseAsSource",
     ];
-    if !known.contains(&kind.as_str()) {
+    if let Some(kind) = kind.as_deref()
+        && !known.contains(&kind)
+    {
         return Err(AwsError::validation(format!(
             "1 validation error detected: Value '{kind}' at 'deliveryStreamType' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
             known.join(", ")
@@ -125,9 +152,15 @@ pub fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
         .unwrap_or_default();
     let matching: Vec<&str> = state
         .streams
-        .keys()
-        .map(String::as_str)
-        .filter(|n| *n > start.as_str() && kind == "DirectPut")
+        .values()
+        .filter(|s| {
+            let this = match s.config.source {
+                SourceConfig::DirectPut => "DirectPut",
+                SourceConfig::Kinesis(_) => "KinesisStreamAsSource",
+            };
+            s.name() > start.as_str() && kind.as_deref().is_none_or(|k| k == this)
+        })
+        .map(|s| s.name())
         .collect();
     let take = limit as usize;
     Ok(json!({

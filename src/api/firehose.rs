@@ -151,7 +151,10 @@ fn decode_record(record: RecordIn, member: &str) -> Result<Bytes, AwsError> {
 }
 
 fn put_failed(e: PutError) -> AwsError {
-    AwsError::unavailable(e.to_string())
+    match e {
+        PutError::NotDirectPut => AwsError::invalid_argument(e.to_string()),
+        _ => AwsError::unavailable(e.to_string()),
+    }
 }
 
 /// The per-record error of a batch that could not be made durable.
@@ -161,6 +164,7 @@ fn batch_error(e: &PutError) -> (&'static str, String) {
             ("ServiceUnavailableException", "Slow down.".into())
         }
         PutError::Io(m) => ("InternalFailure", m.clone()),
+        PutError::NotDirectPut => ("InvalidArgumentException", e.to_string()),
     }
 }
 
@@ -197,6 +201,7 @@ async fn put_record_batch(state: &AppState, input: Value) -> Result<Value, AwsEr
     }
     let count = data.len();
     match stream.put(data).await {
+        Err(PutError::NotDirectPut) => Err(put_failed(PutError::NotDirectPut)),
         Ok(ids) => {
             let responses: Vec<Value> = ids.iter().map(|id| json!({"RecordId": id})).collect();
             Ok(json!({"FailedPutCount": 0, "Encrypted": false, "RequestResponses": responses}))

@@ -76,7 +76,10 @@ pub async fn ingest(
         }
         let n = records.len();
         if n > 0 {
-            stream.put(records).await.map_err(|e| AwsError::unavailable(e.to_string()))?;
+            stream.put(records).await.map_err(|e| match e {
+                crate::stream::PutError::NotDirectPut => AwsError::invalid_argument(e.to_string()),
+                _ => AwsError::unavailable(e.to_string()),
+            })?;
         }
         Ok(n)
     }
@@ -110,8 +113,26 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             name: s.name(),
             stream: &s.metrics,
             destinations: s.destination_metrics.iter().map(|m| m.as_ref()).collect(),
-            spool_bytes: s.spool.disk_bytes(),
-            backlog_records: s.spool.backlog(),
+            spool_bytes: s.log.disk_bytes(),
+            backlog_records: s.log.backlog(),
+            shards: s
+                .kinesis_metrics
+                .get()
+                .map(|k| {
+                    k.snapshot()
+                        .into_iter()
+                        .map(|(id, m)| {
+                            (
+                                id,
+                                m.records.get(),
+                                m.bytes.get(),
+                                m.millis_behind(),
+                                m.throttled.get(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect();
     let text = metrics::render(&views, crate::record::now_ms());

@@ -60,6 +60,44 @@ pub struct StreamConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceConfig {
     DirectPut,
+    Kinesis(KinesisSourceConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KinesisSourceConfig {
+    pub stream: KinesisStreamRef,
+    /// Overrides `aws.endpoint_url` for Kinesis.
+    pub endpoint_url: Option<String>,
+    pub starting_position: StartingPosition,
+    /// How often ListShards runs to find new shards (resharding).
+    pub discovery_interval_seconds: u64,
+    /// Records read but not yet delivered, held in memory; readers wait beyond it.
+    pub max_buffered_mib: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KinesisStreamRef {
+    Name(String),
+    Arn(String),
+}
+
+impl KinesisStreamRef {
+    /// The stream's name (the last part of an ARN).
+    pub fn name(&self) -> &str {
+        match self {
+            KinesisStreamRef::Name(n) => n,
+            KinesisStreamRef::Arn(a) => a.rsplit('/').next().unwrap_or(a),
+        }
+    }
+}
+
+/// Where reading starts on a shard that has no checkpoint and no parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    Latest,
+    TrimHorizon,
+    /// Epoch milliseconds.
+    AtTimestamp(i64),
 }
 
 #[derive(Debug, Clone, Default)]

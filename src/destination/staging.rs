@@ -230,6 +230,7 @@ mod tests {
             data: Bytes::from(data.to_string()),
             arrival_ms: at,
             seq: at as u64,
+            kinesis: None,
         }
     }
 

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::destination::retry::LogGate;
 use crate::destination::{DestinationHandle, Input};
 use crate::record::Record;
-use crate::spool::Reader;
+use crate::source::LogReader as Reader;
 
 /// Bytes read from the spool per batch handed to the worker.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;

@@ -14,7 +14,9 @@ use crate::config::StreamConfig;
 use crate::destination::DestinationHandle;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::record::now_ms;
-use crate::spool::{Spool, SpoolError};
+use crate::source::Log;
+use crate::source::kinesis::metrics::KinesisMetrics;
+use crate::spool::SpoolError;
 use feeder::{Control, Feeder};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,9 @@ pub enum PutError {
     Closed(String),
     #[error("{0}")]
     Io(String),
+    /// Direct PUT to a stream whose source is a Kinesis stream.
+    #[error("This operation is not permitted on KinesisStreamAsSource delivery stream type.")]
+    NotDirectPut,
 }
 
 pub struct DeliveryStream {
@@ -36,24 +41,27 @@ pub struct DeliveryStream {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub metrics: Arc<StreamMetrics>,
     pub destination_metrics: Vec<Arc<DestinationMetrics>>,
-    pub spool: Arc<Spool>,
+    pub log: Log,
+    pub kinesis_metrics: std::sync::OnceLock<Arc<KinesisMetrics>>,
+    /// Stops the source's readers first when the stream closes (Kinesis).
+    source_stop: Mutex<Option<crate::source::kinesis::Running>>,
     feeders: Mutex<Vec<Feeder>>,
     closed: AtomicBool,
 }
 
 impl DeliveryStream {
-    /// Starts a feeder per destination, each reading `spool` from its own cursor.
+    /// Starts a feeder per destination, each reading `log` from its own cursor.
     pub fn new(
         config: StreamConfig,
         version: u32,
         arn: String,
-        spool: Arc<Spool>,
+        log: Log,
         destinations: Vec<(DestinationHandle, Arc<DestinationMetrics>)>,
     ) -> std::io::Result<Self> {
         let mut feeders = Vec::new();
         let mut metrics = Vec::new();
         for (i, (handle, m)) in destinations.into_iter().enumerate() {
-            let reader = spool.reader(i)?;
+            let reader = log.reader(i)?;
             let replay = reader.committed_end().saturating_sub(reader.next_seq());
             if replay > 0 {
                 tracing::info!(stream = %config.name, destination = i, records = replay,
@@ -73,7 +81,9 @@ impl DeliveryStream {
             created_at: chrono::Utc::now(),
             metrics: Arc::new(StreamMetrics::default()),
             destination_metrics: metrics,
-            spool,
+            log,
+            kinesis_metrics: std::sync::OnceLock::new(),
+            source_stop: Mutex::new(None),
             feeders: Mutex::new(feeders),
             closed: AtomicBool::new(false),
         })
@@ -83,21 +93,34 @@ impl DeliveryStream {
         &self.config.name
     }
 
+    /// The running source (Kinesis readers), stopped first on close, and its metrics.
+    pub fn set_source(
+        &self,
+        running: crate::source::kinesis::Running,
+        metrics: Arc<KinesisMetrics>,
+    ) {
+        if let Ok(mut s) = self.source_stop.lock() {
+            *s = Some(running);
+        }
+        let _ = self.kinesis_metrics.set(metrics);
+    }
+
     /// Makes records durable; returns one RecordId per record, in order.
     pub async fn put(&self, data: Vec<Bytes>) -> Result<Vec<String>, PutError> {
+        let Log::Spool(spool) = &self.log else {
+            return Err(PutError::NotDirectPut);
+        };
         if self.closed.load(Ordering::Acquire) {
             return Err(PutError::Closed(self.config.name.clone()));
         }
         let count = data.len() as u64;
         let bytes: usize = data.iter().map(Bytes::len).sum();
-        match self.spool.append(data, now_ms()).await {
+        match spool.append(data, now_ms()).await {
             Ok(first) => {
                 self.metrics.incoming_put_requests.add(1);
                 self.metrics.incoming_records.add(count);
                 self.metrics.incoming_bytes.add(bytes as u64);
-                Ok((first..first + count)
-                    .map(|s| self.spool.record_id(s))
-                    .collect())
+                Ok((first..first + count).map(|s| spool.record_id(s)).collect())
             }
             Err(SpoolError::Full) => {
                 self.metrics.throttled_records.add(count);
@@ -114,7 +137,7 @@ impl DeliveryStream {
     /// objects are written, returns their keys (and those of every object written since the
     /// previous flush).
     pub async fn flush(&self) -> Result<Vec<String>, PutError> {
-        let until = self.spool.end();
+        let until = self.log.end();
         let controls: Vec<_> = self
             .feeders
             .lock()
@@ -149,6 +172,13 @@ impl DeliveryStream {
     /// delivers everything, stops the spool.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        let source = self.source_stop.lock().ok().and_then(|mut s| s.take());
+        if let Some(running) = source {
+            running.stop().await;
+        }
+        if let Log::Memory(m) = &self.log {
+            m.close();
+        }
         let feeders = self
             .feeders
             .lock()
@@ -158,7 +188,7 @@ impl DeliveryStream {
             drop(f.control);
             let _ = f.task.await;
         }
-        let spool = self.spool.clone();
-        let _ = tokio::task::spawn_blocking(move || spool.close()).await;
+        let log = self.log.clone();
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
     }
 }

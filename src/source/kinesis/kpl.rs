@@ -155,7 +155,10 @@ pub fn aggregate(records: &[(&str, &[u8])]) -> Vec<u8> {
     for (k, data) in records {
         let mut rec = Vec::new();
         varint(&mut rec, 1 << 3);
-        varint(&mut rec, keys.iter().position(|x| x == k).unwrap_or(0) as u64);
+        varint(
+            &mut rec,
+            keys.iter().position(|x| x == k).unwrap_or(0) as u64,
+        );
         field(&mut rec, 3, data);
         field(&mut body, 3, &rec);
     }
@@ -173,7 +176,10 @@ mod tests {
     fn splits_an_aggregate_with_its_partition_keys() {
         let agg = Bytes::from(aggregate(&[("a", b"one"), ("b", b"two"), ("a", b"")]));
         let recs = deaggregate(&agg).expect("valid aggregate");
-        let got: Vec<(&str, &[u8])> = recs.iter().map(|r| (r.partition_key.as_str(), &r.data[..])).collect();
+        let got: Vec<(&str, &[u8])> = recs
+            .iter()
+            .map(|r| (r.partition_key.as_str(), &r.data[..]))
+            .collect();
         assert_eq!(got, vec![("a", &b"one"[..]), ("b", b"two"), ("a", b"")]);
     }
 

@@ -16,7 +16,13 @@ mod tests {
     #[test]
     fn numeric_not_lexicographic() {
         assert_eq!(cmp("9", "10"), Ordering::Less);
-        assert_eq!(cmp("49590338271490256608559692538361571095921575989136588898", "49590338271490256608559692540925702759324208523137515618"), Ordering::Less);
+        assert_eq!(
+            cmp(
+                "49590338271490256608559692538361571095921575989136588898",
+                "49590338271490256608559692540925702759324208523137515618"
+            ),
+            Ordering::Less
+        );
         assert_eq!(cmp("007", "7"), Ordering::Equal);
         assert_eq!(cmp("100", "99"), Ordering::Greater);
     }

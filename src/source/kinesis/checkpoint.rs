@@ -1,0 +1,246 @@
+//! Checkpoints of a Kinesis source, one file per shard under
+//! `state_dir/checkpoints/<delivery stream>/<kinesis stream>/`: the sequence and subsequence
+//! number of the last record of the shard whose object is written, and whether the shard is
+//! finished (read to its end and all of it delivered). They move only when every destination
+//! has delivered the records (`released`), and are written atomically.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::StartingPosition;
+use crate::record::Record;
+use crate::spool::write_atomically;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<String>,
+    #[serde(default)]
+    pub subsequence_number: u64,
+    #[serde(default)]
+    pub finished: bool,
+}
+
+/// Where shards without a checkpoint or a parent start: fixed at the first start, so that a
+/// restart never skips what a `LATEST` start would have read (LATEST becomes AT_TIMESTAMP of
+/// that first start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "position", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Origin {
+    TrimHorizon,
+    AtTimestamp { timestamp_ms: i64 },
+}
+
+pub struct Checkpoints {
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    saved: HashMap<String, Checkpoint>,
+    /// Log position one past a shard's last record, once its reader reached the shard end.
+    ends: HashMap<Arc<str>, u64>,
+}
+
+impl Checkpoints {
+    pub fn load(dir: &Path) -> io::Result<Checkpoints> {
+        std::fs::create_dir_all(dir)?;
+        let mut saved = HashMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if let Some(shard) = name
+                .strip_suffix(".json")
+                .filter(|n| n.starts_with("shardId-"))
+            {
+                let text = std::fs::read_to_string(&path)?;
+                let ck: Checkpoint = serde_json::from_str(&text).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                saved.insert(shard.to_string(), ck);
+            }
+        }
+        Ok(Checkpoints {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(State {
+                saved,
+                ends: HashMap::new(),
+            }),
+        })
+    }
+
+    /// The origin written at the first start, or `configured` (written now).
+    pub fn origin(&self, configured: StartingPosition, now_ms: i64) -> io::Result<Origin> {
+        let path = self.dir.join("origin.json");
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(origin) = serde_json::from_str(&text)
+        {
+            return Ok(origin);
+        }
+        let origin = match configured {
+            StartingPosition::TrimHorizon => Origin::TrimHorizon,
+            StartingPosition::Latest => Origin::AtTimestamp {
+                timestamp_ms: now_ms,
+            },
+            StartingPosition::AtTimestamp(t) => Origin::AtTimestamp { timestamp_ms: t },
+        };
+        let text = serde_json::to_string(&origin).map_err(io::Error::other)?;
+        write_atomically(&path, text.as_bytes())?;
+        Ok(origin)
+    }
+
+    pub fn get(&self, shard: &str) -> Option<Checkpoint> {
+        self.state.lock().ok()?.saved.get(shard).cloned()
+    }
+
+    pub fn is_finished(&self, shard: &str) -> bool {
+        self.get(shard).is_some_and(|c| c.finished)
+    }
+
+    /// The reader of `shard` reached its end; every record of it is below `end_position`.
+    pub fn shard_ended(&self, shard: Arc<str>, end_position: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.ends.insert(shard, end_position);
+        }
+    }
+
+    /// Every destination has delivered `records` and everything below `floor`: move the
+    /// checkpoints of their shards, finish the shards whose end is delivered. Blocking I/O.
+    pub fn released(&self, records: &[Record], floor: u64) {
+        let mut changed: HashMap<String, Checkpoint> = HashMap::new();
+        let Ok(mut s) = self.state.lock() else { return };
+        for r in records {
+            if let Some(k) = &r.kinesis {
+                changed.insert(
+                    k.shard_id.to_string(),
+                    Checkpoint {
+                        sequence_number: Some(k.sequence_number.to_string()),
+                        subsequence_number: k.subsequence_number,
+                        finished: false,
+                    },
+                );
+            }
+        }
+        let ended: Vec<Arc<str>> = s
+            .ends
+            .iter()
+            .filter(|(_, end)| **end <= floor)
+            .map(|(shard, _)| shard.clone())
+            .collect();
+        for shard in ended {
+            s.ends.remove(&shard);
+            let base = changed
+                .remove(shard.as_ref())
+                .or_else(|| s.saved.get(shard.as_ref()).cloned())
+                .unwrap_or(Checkpoint {
+                    sequence_number: None,
+                    subsequence_number: 0,
+                    finished: false,
+                });
+            changed.insert(
+                shard.to_string(),
+                Checkpoint {
+                    finished: true,
+                    ..base
+                },
+            );
+        }
+        let finished: HashSet<&String> = changed
+            .iter()
+            .filter(|(_, c)| c.finished)
+            .map(|(k, _)| k)
+            .collect();
+        for (shard, ck) in &changed {
+            let path = self.dir.join(format!("{shard}.json"));
+            let result = serde_json::to_string(ck)
+                .map_err(io::Error::other)
+                .and_then(|text| write_atomically(&path, text.as_bytes()));
+            if let Err(e) = result {
+                tracing::error!(shard = %shard, error = %e,
+                    "cannot write a checkpoint; its records will be read again after a restart");
+                continue;
+            }
+            if finished.contains(shard) {
+                tracing::info!(shard = %shard, "shard finished: read to its end and delivered");
+            }
+        }
+        s.saved.extend(changed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::KinesisMeta;
+    use bytes::Bytes;
+
+    fn rec(shard: &str, seq: &str, sub: u64) -> Record {
+        Record {
+            data: Bytes::new(),
+            arrival_ms: 0,
+            seq: 0,
+            kinesis: Some(Arc::new(KinesisMeta {
+                shard_id: shard.into(),
+                partition_key: "k".into(),
+                sequence_number: seq.into(),
+                subsequence_number: sub,
+                approximate_arrival_ms: 0,
+            })),
+        }
+    }
+
+    #[test]
+    fn checkpoints_move_with_delivery_and_survive_a_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Checkpoints::load(dir.path()).expect("loads");
+        assert!(c.get("shardId-000000000000").is_none());
+        c.released(
+            &[
+                rec("shardId-000000000000", "100", 0),
+                rec("shardId-000000000000", "200", 3),
+            ],
+            2,
+        );
+        c.shard_ended("shardId-000000000001".into(), 5);
+        c.released(&[rec("shardId-000000000001", "7", 0)], 3);
+        assert!(
+            !c.is_finished("shardId-000000000001"),
+            "its end (5) is not delivered yet"
+        );
+        c.released(&[], 5);
+        let again = Checkpoints::load(dir.path()).expect("reloads");
+        assert_eq!(
+            again.get("shardId-000000000000"),
+            Some(Checkpoint {
+                sequence_number: Some("200".into()),
+                subsequence_number: 3,
+                finished: false
+            })
+        );
+        assert!(again.is_finished("shardId-000000000001"));
+    }
+
+    #[test]
+    fn latest_is_pinned_at_the_first_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Checkpoints::load(dir.path()).expect("loads");
+        assert_eq!(
+            c.origin(StartingPosition::Latest, 1000).expect("origin"),
+            Origin::AtTimestamp { timestamp_ms: 1000 }
+        );
+        assert_eq!(
+            c.origin(StartingPosition::Latest, 9999).expect("origin"),
+            Origin::AtTimestamp { timestamp_ms: 1000 }
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! One shard reader: GetRecords in a loop, within 5 calls/s, again at once while behind, slower
+//! when idle; retries throttling, expired iterators and network errors without skipping a
+//! record; de-aggregates KPL records; hands records to the stream's log; stops at the shard end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::checkpoint::Checkpoints;
+use super::kpl;
+use super::metrics::ShardMetrics;
+use crate::config::KinesisStreamRef;
+use crate::destination::retry::{Backoff, LogGate};
+use crate::record::{KinesisMeta, Record};
+use crate::source::memlog::MemoryLog;
+
+/// At most 5 GetRecords calls per second per shard.
+const MIN_CALL_GAP: Duration = Duration::from_millis(200);
+/// Pause between polls of a shard that has nothing new.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    TrimHorizon,
+    AtTimestamp(i64),
+    /// Resume at a checkpoint: records up to (sequence, subsequence) are skipped.
+    AtCheckpoint {
+        sequence: String,
+        subsequence: u64,
+    },
+    After(String),
+}
+
+pub struct Shared {
+    pub client: Client,
+    pub stream: KinesisStreamRef,
+    pub log: Arc<MemoryLog>,
+    pub checkpoints: Arc<Checkpoints>,
+    pub stop: watch::Receiver<bool>,
+}
+
+pub enum Outcome {
+    /// Read to its end: every record is in the log.
+    Ended,
+    Stopped,
+}
+
+pub async fn read(
+    shared: Arc<Shared>,
+    shard: Arc<str>,
+    start: Start,
+    metrics: Arc<ShardMetrics>,
+) -> Outcome {
+    let mut stop = shared.stop.clone();
+    let mut reader = ShardReader {
+        shared: &shared,
+        shard: shard.clone(),
+        start,
+        last_read: None,
+        metrics,
+    };
+    tokio::select! {
+        outcome = reader.run() => outcome,
+        _ = stop.wait_for(|s| *s) => Outcome::Stopped,
+    }
+}
+
+struct ShardReader<'a> {
+    shared: &'a Shared,
+    shard: Arc<str>,
+    start: Start,
+    /// Sequence number of the last Kinesis record handed to the log.
+    last_read: Option<String>,
+    metrics: Arc<ShardMetrics>,
+}
+
+enum Failure {
+    Throttled(String),
+    Expired,
+    Other(String),
+}
+
+impl ShardReader<'_> {
+    async fn run(&mut self) -> Outcome {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut gate = LogGate::new(Duration::from_secs(30));
+        let mut iterator: Option<String> = None;
+        let mut last_call = Instant::now() - MIN_CALL_GAP;
+        loop {
+            let it = match iterator.take() {
+                Some(it) => it,
+                None => match self.iterator().await {
+                    Ok(it) => it,
+                    Err(e) => {
+                        self.complain(&mut gate, &e);
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        continue;
+                    }
+                },
+            };
+            tokio::time::sleep_until(last_call + MIN_CALL_GAP).await;
+            last_call = Instant::now();
+            let result = self
+                .shared
+                .client
+                .get_records()
+                .shard_iterator(&it)
+                .limit(10_000)
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    let failure = classify(&e);
+                    match failure {
+                        // Re-acquired right after the last record handed on: nothing skipped.
+                        Failure::Expired => {}
+                        Failure::Throttled(msg) => {
+                            self.metrics.throttled.add(1);
+                            self.complain(&mut gate, &msg);
+                            iterator = Some(it);
+                            tokio::time::sleep(backoff.next_delay()).await;
+                        }
+                        Failure::Other(msg) => {
+                            self.complain(&mut gate, &msg);
+                            iterator = Some(it);
+                            tokio::time::sleep(backoff.next_delay()).await;
+                        }
+                    }
+                    continue;
+                }
+            };
+            backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+            let behind = out.millis_behind_latest();
+            if let Some(ms) = behind {
+                self.metrics.set_millis_behind(ms);
+            }
+            let next = out.next_shard_iterator().map(str::to_string);
+            let count = out.records().len();
+            let batch = self.convert(out.records);
+            if !batch.is_empty() {
+                self.shared.log.append(batch).await;
+            }
+            match next {
+                None => {
+                    self.shared
+                        .checkpoints
+                        .shard_ended(self.shard.clone(), self.shared.log.end());
+                    return Outcome::Ended;
+                }
+                Some(n) => iterator = Some(n),
+            }
+            if count == 0 && behind.unwrap_or(0) == 0 {
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+    }
+
+    fn complain(&self, gate: &mut LogGate, message: &str) {
+        if gate.should_log(Instant::now()) {
+            tracing::warn!(shard = %self.shard, error = %message, "GetRecords failed; retrying");
+        }
+    }
+
+    async fn iterator(&self) -> Result<String, String> {
+        let mut req = self
+            .shared
+            .client
+            .get_shard_iterator()
+            .shard_id(self.shard.as_ref());
+        req = match &self.shared.stream {
+            KinesisStreamRef::Name(n) => req.stream_name(n),
+            KinesisStreamRef::Arn(a) => req.stream_arn(a),
+        };
+        req = match (&self.last_read, &self.start) {
+            (Some(seq), _) | (None, Start::After(seq)) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            (None, Start::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            (None, Start::AtTimestamp(ms)) => req
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(DateTime::from_millis(*ms)),
+            (None, Start::AtCheckpoint { sequence, .. }) => req
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(sequence),
+        };
+        let out = req.send().await.map_err(|e| match classify(&e) {
+            Failure::Throttled(m) | Failure::Other(m) => m,
+            Failure::Expired => "expired iterator".into(),
+        })?;
+        out.shard_iterator()
+            .map(str::to_string)
+            .ok_or_else(|| "GetShardIterator returned no iterator".into())
+    }
+
+    /// Kinesis records -> log records: KPL aggregates split, a resumed checkpoint's records
+    /// skipped.
+    fn convert(&mut self, records: Vec<aws_sdk_kinesis::types::Record>) -> Vec<Record> {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let seq: Arc<str> = r.sequence_number.as_str().into();
+            let arrival = r
+                .approximate_arrival_timestamp
+                .and_then(|t| t.to_millis().ok())
+                .unwrap_or_else(crate::record::now_ms);
+            let data = Bytes::from(r.data.into_inner());
+            self.metrics.read(data.len() as u64);
+            let parts: Vec<(String, Bytes)> = match kpl::deaggregate(&data) {
+                Some(users) => users
+                    .into_iter()
+                    .map(|u| (u.partition_key, u.data))
+                    .collect(),
+                None => vec![(r.partition_key.unwrap_or_default(), data)],
+            };
+            for (sub, (key, data)) in parts.into_iter().enumerate() {
+                if let Start::AtCheckpoint {
+                    sequence,
+                    subsequence,
+                } = &self.start
+                    && self.last_read.is_none()
+                    && super::seqnum::cmp(&seq, sequence).is_eq()
+                    && sub as u64 <= *subsequence
+                {
+                    continue;
+                }
+                out.push(Record {
+                    data,
+                    arrival_ms: arrival,
+                    seq: 0,
+                    kinesis: Some(Arc::new(KinesisMeta {
+                        shard_id: self.shard.clone(),
+                        partition_key: key,
+                        sequence_number: seq.clone(),
+                        subsequence_number: sub as u64,
+                        approximate_arrival_ms: arrival,
+                    })),
+                });
+            }
+            self.last_read = Some(seq.to_string());
+        }
+        out
+    }
+}
+
+fn classify<E, R>(e: &aws_sdk_kinesis::error::SdkError<E, R>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_kinesis::error::SdkError;
+    let text = aws_sdk_kinesis::error::DisplayErrorContext(e).to_string();
+    match e {
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some("ExpiredIteratorException") => Failure::Expired,
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "LimitExceededException"
+                | "KMSThrottlingException"
+                | "ThrottlingException",
+            ) => Failure::Throttled(text),
+            _ => Failure::Other(text),
+        },
+        _ => Failure::Other(text),
+    }
+}

@@ -1,0 +1,106 @@
+//! Where a delivery stream's records come from, as one ordered log per stream that every
+//! destination reads from its own cursor: the durable spool (Direct PUT) or an in-memory log fed
+//! by the shard readers of a Kinesis source.
+
+pub mod kinesis;
+pub mod memlog;
+
+use std::io;
+use std::sync::Arc;
+
+use crate::record::Record;
+use crate::spool::{self, Spool};
+use memlog::MemoryLog;
+
+#[derive(Clone)]
+pub enum Log {
+    Spool(Arc<Spool>),
+    Memory(Arc<MemoryLog>),
+}
+
+impl Log {
+    pub fn reader(&self, i: usize) -> io::Result<LogReader> {
+        Ok(match self {
+            Log::Spool(s) => LogReader::Spool(s.reader(i)?),
+            Log::Memory(m) => LogReader::Memory(m.reader(i)),
+        })
+    }
+
+    /// One past the last record in the log.
+    pub fn end(&self) -> u64 {
+        match self {
+            Log::Spool(s) => s.end(),
+            Log::Memory(m) => m.end(),
+        }
+    }
+
+    /// Destination `i` has delivered every record below `next_seq`. Blocking I/O.
+    pub fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
+        match self {
+            Log::Spool(s) => s.release(i, next_seq),
+            Log::Memory(m) => {
+                m.release(i, next_seq);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records some destination has not delivered yet.
+    pub fn backlog(&self) -> u64 {
+        match self {
+            Log::Spool(s) => s.backlog(),
+            Log::Memory(m) => m.backlog(),
+        }
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        match self {
+            Log::Spool(s) => s.disk_bytes(),
+            Log::Memory(_) => 0,
+        }
+    }
+
+    /// No more records will come; blocking for the spool (joins its writer).
+    pub fn close(&self) {
+        match self {
+            Log::Spool(s) => s.close(),
+            Log::Memory(m) => m.close(),
+        }
+    }
+}
+
+pub enum LogReader {
+    Spool(spool::Reader),
+    Memory(memlog::Reader),
+}
+
+impl LogReader {
+    pub fn next_seq(&self) -> u64 {
+        match self {
+            LogReader::Spool(r) => r.next_seq(),
+            LogReader::Memory(r) => r.next_seq(),
+        }
+    }
+
+    pub fn committed_end(&self) -> u64 {
+        match self {
+            LogReader::Spool(r) => r.committed_end(),
+            LogReader::Memory(r) => r.committed_end(),
+        }
+    }
+
+    /// Waits until there is a record to read; false when no more will come.
+    pub async fn wait(&mut self) -> bool {
+        match self {
+            LogReader::Spool(r) => r.wait().await,
+            LogReader::Memory(r) => r.wait().await,
+        }
+    }
+
+    pub async fn read(&mut self, max_bytes: usize) -> io::Result<Vec<Record>> {
+        match self {
+            LogReader::Spool(r) => r.read(max_bytes).await,
+            LogReader::Memory(r) => Ok(r.read(max_bytes)),
+        }
+    }
+}
