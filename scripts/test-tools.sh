@@ -25,4 +25,13 @@ if [ "$(cat "$tools/s3s-fs/.version" 2>/dev/null)" != "$s3s_version" ]; then
   cargo install --quiet --locked --root "$tools/s3s-fs" --features binary "s3s-fs@$s3s_version"
   echo "$s3s_version" > "$tools/s3s-fs/.version"
 fi
+# kinesalite: a Kinesis server with correct split/merge routing and shard ends.
+kinesalite_version=3.3.3
+if [ "$(cat "$tools/node/.version" 2>/dev/null)" != "$kinesalite_version" ]; then
+  echo "test-tools: installing kinesalite $kinesalite_version into $tools/node" >&2
+  rm -rf "$tools/node"
+  mkdir -p "$tools/node"
+  npm install --prefix "$tools/node" --no-audit --no-fund --silent "kinesalite@$kinesalite_version"
+  echo "$kinesalite_version" > "$tools/node/.version"
+fi
 echo "$tools"

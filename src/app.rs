@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::aws;
-use crate::config::{Config, SourceConfig, StreamConfig, Target};
+use crate::config::{Config, SourceConfig, StartingPosition, StreamConfig, Target};
 use crate::destination::directory::DirectorySink;
 use crate::destination::naming::Naming;
 use crate::destination::s3::S3Sink;
@@ -180,7 +180,9 @@ async fn build_stream(
                 Checkpoints::load(&dir)
                     .with_context(|| format!("loading checkpoints from {}", dir.display()))?,
             );
-            let origin = checkpoints.origin(k.starting_position, crate::record::now_ms())?;
+            let (origin, first_start) =
+                checkpoints.origin(k.starting_position, crate::record::now_ms())?;
+            let first_start_latest = first_start && k.starting_position == StartingPosition::Latest;
             let ck = checkpoints.clone();
             let memory = MemoryLog::new(
                 sc.destinations.len(),
@@ -189,7 +191,7 @@ async fn build_stream(
             );
             (
                 Log::Memory(memory.clone()),
-                Some((client, k, memory, checkpoints, origin)),
+                Some((client, k, memory, checkpoints, origin, first_start_latest)),
             )
         }
     };
@@ -263,7 +265,7 @@ async fn build_stream(
     }
     let stream = DeliveryStream::new(sc.clone(), version, arn, log, destinations)
         .with_context(|| format!("starting delivery stream {}", sc.name))?;
-    if let Some((client, k, memory, checkpoints, origin)) = kinesis {
+    if let Some((client, k, memory, checkpoints, origin, latest)) = kinesis {
         let metrics = Arc::new(KinesisMetrics::default());
         let running = kinesis::start(
             client,
@@ -271,6 +273,7 @@ async fn build_stream(
             memory,
             checkpoints,
             origin,
+            latest,
             metrics.clone(),
             sc.name.clone(),
         );

@@ -203,6 +203,59 @@ impl Drop for S3sFs {
     }
 }
 
+/// A kinesalite server (Kinesis) on an ephemeral port.
+pub struct Kinesalite {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Kinesalite {
+    pub fn start() -> Kinesalite {
+        let modules = tools().join("node/node_modules");
+        assert!(
+            modules.join("kinesalite").exists(),
+            "kinesalite is missing: run scripts/test-tools.sh"
+        );
+        let port = free_port();
+        let mut child = Command::new("node")
+            .arg(py_script("kinesalite.js"))
+            .arg(port.to_string())
+            .env("NODE_PATH", &modules)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts");
+        wait_for_port(port, &mut child, "kinesalite");
+        Kinesalite {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Runs tests/py/kinesis_tool.py against this server; returns stdout.
+    pub fn tool(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new(python())
+            .arg(py_script("kinesis_tool.py"))
+            .arg(&self.endpoint)
+            .args(args)
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "kinesis_tool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+impl Drop for Kinesalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Every object of a bucket, decoded by Python: key -> lines.
 pub fn dump_lines(
     endpoint: &str,

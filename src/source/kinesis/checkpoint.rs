@@ -79,13 +79,14 @@ impl Checkpoints {
         })
     }
 
-    /// The origin written at the first start, or `configured` (written now).
-    pub fn origin(&self, configured: StartingPosition, now_ms: i64) -> io::Result<Origin> {
+    /// The origin written at the first start, or `configured` (written now); true when it was
+    /// written now (this is the first start).
+    pub fn origin(&self, configured: StartingPosition, now_ms: i64) -> io::Result<(Origin, bool)> {
         let path = self.dir.join("origin.json");
         if let Ok(text) = std::fs::read_to_string(&path)
             && let Ok(origin) = serde_json::from_str(&text)
         {
-            return Ok(origin);
+            return Ok((origin, false));
         }
         let origin = match configured {
             StartingPosition::TrimHorizon => Origin::TrimHorizon,
@@ -96,7 +97,7 @@ impl Checkpoints {
         };
         let text = serde_json::to_string(&origin).map_err(io::Error::other)?;
         write_atomically(&path, text.as_bytes())?;
-        Ok(origin)
+        Ok((origin, true))
     }
 
     pub fn get(&self, shard: &str) -> Option<Checkpoint> {
@@ -236,11 +237,12 @@ mod tests {
         let c = Checkpoints::load(dir.path()).expect("loads");
         assert_eq!(
             c.origin(StartingPosition::Latest, 1000).expect("origin"),
-            Origin::AtTimestamp { timestamp_ms: 1000 }
+            (Origin::AtTimestamp { timestamp_ms: 1000 }, true)
         );
         assert_eq!(
             c.origin(StartingPosition::Latest, 9999).expect("origin"),
-            Origin::AtTimestamp { timestamp_ms: 1000 }
+            (Origin::AtTimestamp { timestamp_ms: 1000 }, false),
+            "pinned at the first start"
         );
     }
 }

@@ -99,6 +99,7 @@ pub fn start(
     log: Arc<crate::source::memlog::MemoryLog>,
     checkpoints: Arc<Checkpoints>,
     origin: Origin,
+    first_start_latest: bool,
     metrics: Arc<KinesisMetrics>,
     label: String,
 ) -> Running {
@@ -111,14 +112,20 @@ pub fn start(
         stop: stop_rx,
     });
     let interval = Duration::from_secs(config.discovery_interval_seconds);
-    let task = tokio::spawn(coordinate(shared, origin, interval, metrics, label));
+    let task = tokio::spawn(coordinate(
+        shared,
+        (origin, first_start_latest),
+        interval,
+        metrics,
+        label,
+    ));
     Running { stop, task }
 }
 
 /// Decides which shards to read and from where; restarts discovery when a reader ends.
 async fn coordinate(
     shared: Arc<Shared>,
-    origin: Origin,
+    origin: (Origin, bool),
     interval: Duration,
     metrics: Arc<KinesisMetrics>,
     label: String,
@@ -201,12 +208,15 @@ async fn coordinate(
     while readers.join_next().await.is_some() {}
 }
 
-/// Children start at TRIM_HORIZON (their parents were read first); other shards at the origin.
-fn start_of(shard: &ShardInfo, origin: Origin) -> Start {
+/// Children start at TRIM_HORIZON (their parents were read first); other shards at the origin:
+/// LATEST on the first start with LATEST, the first start's time on later starts (so records
+/// that came after the first start are never skipped, even before a shard's first checkpoint).
+fn start_of(shard: &ShardInfo, (origin, first_start_latest): (Origin, bool)) -> Start {
     if !shard.parents.is_empty() {
         return Start::TrimHorizon;
     }
     match origin {
+        _ if first_start_latest => Start::Latest,
         Origin::TrimHorizon => Start::TrimHorizon,
         Origin::AtTimestamp { timestamp_ms } => Start::AtTimestamp(timestamp_ms),
     }

@@ -28,6 +28,8 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
+    /// Only on the very first start with LATEST (a restart uses the first start's time).
+    Latest,
     TrimHorizon,
     AtTimestamp(i64),
     /// Resume at a checkpoint: records up to (sequence, subsequence) are skipped.
@@ -184,6 +186,7 @@ impl ShardReader<'_> {
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(seq),
             (None, Start::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            (None, Start::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
             (None, Start::AtTimestamp(ms)) => req
                 .shard_iterator_type(ShardIteratorType::AtTimestamp)
                 .timestamp(DateTime::from_millis(*ms)),

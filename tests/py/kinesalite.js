@@ -1,0 +1,8 @@
+// Starts kinesalite on 127.0.0.1 only (it has no host flag): node kinesalite.js PORT
+const kinesalite = require('kinesalite');
+const port = parseInt(process.argv[2], 10);
+const server = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 1000 });
+server.listen(port, '127.0.0.1', (err) => {
+  if (err) { console.error(err); process.exit(1); }
+  console.log('listening ' + port);
+});

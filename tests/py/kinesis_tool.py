@@ -1,0 +1,146 @@
+"""Kinesis helpers for the end-to-end tests (boto3 against kinesalite).
+
+usage:
+  kinesis_tool.py ENDPOINT create STREAM SHARDS
+  kinesis_tool.py ENDPOINT put STREAM PREFIX KEYS COUNT [--aggregate-every N]
+        puts COUNT records "PREFIX-<key>-<i>" over KEYS partition keys; prints JSON
+        {"records": [[data, key, sequence], ...]} (every record acknowledged by Kinesis)
+  kinesis_tool.py ENDPOINT produce STREAM PREFIX KEYS SECONDS OUTFILE
+        puts records for SECONDS, appending each acknowledged one to OUTFILE as JSON lines
+  kinesis_tool.py ENDPOINT split STREAM SHARD
+  kinesis_tool.py ENDPOINT merge STREAM SHARD ADJACENT
+  kinesis_tool.py ENDPOINT shards STREAM   -> JSON list of open shard ids (hash-key order)
+"""
+import json
+import sys
+import time
+
+import boto3
+
+
+def client(endpoint):
+    return boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def wait_active(k, stream):
+    for _ in range(200):
+        if k.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE":
+            return
+        time.sleep(0.05)
+    raise SystemExit("stream did not become ACTIVE")
+
+
+def open_shards(k, stream):
+    shards = k.list_shards(StreamName=stream)["Shards"]
+    live = [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    live.sort(key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    return live
+
+
+def put_batch(k, stream, entries):
+    """entries: [(data_bytes, key)] -> [(data, key, seq, shard)] all acknowledged."""
+    done = []
+    pending = entries
+    while pending:
+        r = k.put_records(StreamName=stream, Records=[{"Data": d, "PartitionKey": key} for d, key in pending])
+        retry = []
+        for (d, key), res in zip(pending, r["Records"]):
+            if "SequenceNumber" in res:
+                done.append((d, key, res["SequenceNumber"], res["ShardId"]))
+            else:
+                retry.append((d, key))
+        pending = retry
+    return done
+
+
+def _varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(num, payload):
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def aggregate(group):
+    """KPL AggregatedRecord: magic, protobuf, MD5 of the protobuf."""
+    import hashlib
+
+    keys = []
+    for _, key in group:
+        if key not in keys:
+            keys.append(key)
+    body = b"".join(_field(1, key.encode()) for key in keys)
+    for data, key in group:
+        record = _varint(1 << 3) + _varint(keys.index(key)) + _field(3, data.encode())
+        body += _field(3, record)
+    return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
+
+
+def main():
+    endpoint, cmd, *a = sys.argv[1:]
+    k = client(endpoint)
+    if cmd == "create":
+        k.create_stream(StreamName=a[0], ShardCount=int(a[1]))
+        wait_active(k, a[0])
+    elif cmd == "put":
+        stream, prefix, keys, count = a[0], a[1], int(a[2]), int(a[3])
+        entries = [(f"{prefix}-k{i % keys}-{i}".encode(), f"k{i % keys}") for i in range(count)]
+        out = []
+        for i in range(0, len(entries), 500):
+            out += put_batch(k, stream, entries[i:i + 500])
+        print(json.dumps({"records": [[d.decode(), key, seq, shard] for d, key, seq, shard in out]}))
+    elif cmd == "put-mixed":
+        # Every other Kinesis record is a KPL aggregate of PER_AGG user records, built here
+        # from the documented format (independent of firehosed's decoder).
+        stream, prefix, keys, count, per_agg = a[0], a[1], int(a[2]), int(a[3]), int(a[4])
+        users = [(f"{prefix}-k{i % keys}-{i}", f"k{i % keys}") for i in range(count)]
+        entries, i, plain = [], 0, True
+        while i < len(users):
+            if plain:
+                d, key = users[i]
+                entries.append((d.encode(), key))
+                i += 1
+            else:
+                group = users[i:i + per_agg]
+                entries.append((aggregate(group), group[0][1]))
+                i += len(group)
+            plain = not plain
+        for j in range(0, len(entries), 100):
+            put_batch(k, stream, entries[j:j + 100])
+        print(json.dumps({"users": [d for d, _ in users]}))
+    elif cmd == "produce":
+        stream, prefix, keys, seconds, outfile = a[0], a[1], int(a[2]), float(a[3]), a[4]
+        deadline = time.time() + seconds
+        i = 0
+        with open(outfile, "a") as f:
+            while time.time() < deadline:
+                entries = [(f"{prefix}-k{(i + j) % keys}-{i + j}".encode(), f"k{(i + j) % keys}") for j in range(50)]
+                for d, key, seq, shard in put_batch(k, stream, entries):
+                    f.write(json.dumps([d.decode(), key, seq, shard]) + "\n")
+                f.flush()
+                i += 50
+                time.sleep(0.02)
+    elif cmd == "split":
+        stream, shard = a
+        s = next(x for x in k.list_shards(StreamName=stream)["Shards"] if x["ShardId"] == shard)
+        lo, hi = int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"])
+        k.split_shard(StreamName=stream, ShardToSplit=shard, NewStartingHashKey=str((lo + hi) // 2 + 1))
+        wait_active(k, stream)
+    elif cmd == "merge":
+        stream, shard, adjacent = a
+        k.merge_shards(StreamName=stream, ShardToMerge=shard, AdjacentShardToMerge=adjacent)
+        wait_active(k, stream)
+    elif cmd == "shards":
+        print(json.dumps([s["ShardId"] for s in open_shards(k, a[0])]))
+    else:
+        raise SystemExit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
