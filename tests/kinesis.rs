@@ -275,11 +275,54 @@ fn direct_put_is_refused_and_a_missing_stream_stops_the_start() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = match Daemon::try_start_in(dir, &config(&k, "nowhere", "", BUFFER)) {
-        Ok(_) => panic!("a missing stream must stop the start"),
-        Err(log) => log,
+    let Err(log) = Daemon::try_start_in(dir, &config(&k, "nowhere", "", BUFFER)) else {
+        panic!("a missing stream must stop the start")
     };
-    let _ = err;
+    assert!(
+        log.contains("error: delivery stream ks: Kinesis stream \"nowhere\" does not exist"),
+        "{log}"
+    );
+}
+
+#[test]
+fn throttling_and_expired_iterators_lose_nothing_and_calls_stay_within_5_per_second() {
+    let k = Kinesalite::start();
+    k.tool(&["create", "thr", "1"]);
+    let sent = put(&k, "thr", "t", 5, 3000);
+    let proxy = faults::FaultProxy::start(&k.endpoint, 3, 7);
+    let cfg = config(
+        &k,
+        "thr",
+        "starting_position: TRIM_HORIZON\n        get_records_limit: 100",
+        BUFFER,
+    )
+    .replace(&k.endpoint, &proxy.endpoint);
+    // Small GetRecords answers keep the reader busy for many calls: a backlog to catch up on.
+    let d = Daemon::start(&cfg);
+    wait_read(&d, 3000, Duration::from_secs(60));
+    d.flush("ks");
+    let lines: Vec<String> = delivered(&d).into_iter().map(|(l, _)| l).collect();
+    let expected: Vec<String> = sent
+        .iter()
+        .map(|r| r[0].as_str().expect("data").to_string())
+        .collect();
+    assert_eq!(
+        lines, expected,
+        "every record once, in order, despite the faults"
+    );
+    assert!(proxy.injected.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(shard_sum(&d, "firehose_kinesis_get_records_throttled_total") >= 1.0);
+    let times = proxy.get_records_at.lock().expect("lock").clone();
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= 5,
+            "{in_window} GetRecords calls within one second"
+        );
+    }
 }
 
 #[test]
@@ -367,4 +410,40 @@ fn resharding_and_a_sigkill_under_load_lose_nothing_and_keep_per_key_order() {
         }
     }
     assert_ordered_per_key(&first);
+}
+
+#[test]
+fn sigterm_stops_readers_delivers_and_commits_checkpoints() {
+    let k = Kinesalite::start();
+    k.tool(&["create", "drain", "2"]);
+    let sent = put(&k, "drain", "d", 10, 300);
+    let mut d = Daemon::start(&config(
+        &k,
+        "drain",
+        "starting_position: TRIM_HORIZON",
+        BUFFER,
+    ));
+    wait_read(&d, 300, Duration::from_secs(30));
+    let status = d.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let lines: Vec<String> = delivered(&d).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(lines.len(), 300, "the buffer was delivered on SIGTERM");
+    let ck_dir = d.dir.path().join("state/checkpoints/ks/drain");
+    let shards: BTreeSet<&str> = sent.iter().map(|r| r[3].as_str().expect("shard")).collect();
+    for shard in shards {
+        let last = sent
+            .iter()
+            .filter(|r| r[3] == json!(shard))
+            .map(|r| r[2].as_str().expect("seq"))
+            .max_by(|a, b| big_cmp(a, b))
+            .expect("a record");
+        let ck: Value = serde_json::from_str(
+            &std::fs::read_to_string(ck_dir.join(format!("{shard}.json"))).expect("checkpoint"),
+        )
+        .expect("json");
+        assert!(
+            big_cmp(ck["sequence_number"].as_str().expect("seq"), last).is_eq(),
+            "{shard}: {ck}"
+        );
+    }
 }

@@ -388,6 +388,10 @@ fn decode_kinesis(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<Kinesi
         Some(n) => ctx.int_in(n, &m.path.key("discovery_interval_seconds"), 1..=3600),
         None => Some(10),
     };
+    let limit = match m.get("get_records_limit") {
+        Some(n) => ctx.int_in(n, &m.path.key("get_records_limit"), 1..=10_000),
+        None => Some(10_000),
+    };
     let buffered = match m.get("max_buffered_mib") {
         Some(n) => ctx.int_in(n, &m.path.key("max_buffered_mib"), 1..=4096),
         None => Some(64),
@@ -399,6 +403,7 @@ fn decode_kinesis(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<Kinesi
         starting_position: starting_position?,
         discovery_interval_seconds: discovery?,
         max_buffered_mib: buffered?,
+        get_records_limit: limit?,
     })
 }
 

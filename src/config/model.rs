@@ -73,6 +73,8 @@ pub struct KinesisSourceConfig {
     pub discovery_interval_seconds: u64,
     /// Records read but not yet delivered, held in memory; readers wait beyond it.
     pub max_buffered_mib: u64,
+    /// The Limit of each GetRecords call (AWS: 1-10000).
+    pub get_records_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 //! scripts/test-tools.sh), boto3 and the AWS CLI, all on 127.0.0.1 ephemeral ports.
 #![allow(dead_code)]
 
+pub mod faults;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

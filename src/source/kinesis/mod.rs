@@ -110,6 +110,7 @@ pub fn start(
         log,
         checkpoints,
         stop: stop_rx,
+        limit: config.get_records_limit as i32,
     });
     let interval = Duration::from_secs(config.discovery_interval_seconds);
     let task = tokio::spawn(coordinate(

@@ -46,6 +46,7 @@ pub struct Shared {
     pub log: Arc<MemoryLog>,
     pub checkpoints: Arc<Checkpoints>,
     pub stop: watch::Receiver<bool>,
+    pub limit: i32,
 }
 
 pub enum Outcome {
@@ -114,7 +115,7 @@ impl ShardReader<'_> {
                 .client
                 .get_records()
                 .shard_iterator(&it)
-                .limit(10_000)
+                .limit(self.shared.limit)
                 .send()
                 .await;
             let out = match result {
