@@ -447,3 +447,18 @@ fn sigterm_stops_readers_delivers_and_commits_checkpoints() {
         );
     }
 }
+
+#[test]
+fn the_standard_service_endpoint_variable_reaches_kinesis() {
+    let k = Kinesalite::start();
+    k.tool(&["create", "envs", "1"]);
+    put(&k, "envs", "e", 3, 30);
+    let cfg = config(&k, "envs", "starting_position: TRIM_HORIZON", BUFFER).replace(&format!("endpoint_url: '{}'", k.endpoint), "");
+    assert!(!cfg.contains(&k.endpoint));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::try_start_with(dir, &cfg, &[("AWS_ENDPOINT_URL_KINESIS", &k.endpoint)])
+        .unwrap_or_else(|log| panic!("did not start:\n{log}"));
+    wait_read(&d, 30, Duration::from_secs(30));
+    d.flush("ks");
+    assert_eq!(delivered(&d).len(), 30);
+}

@@ -350,10 +350,16 @@ impl Daemon {
 
     /// Starts, or returns everything the daemon printed when it exited instead.
     pub fn try_start_in(dir: tempfile::TempDir, config: &str) -> Result<Daemon, String> {
+        Self::try_start_with(dir, config, &[])
+    }
+
+    /// As `try_start_in`, with extra environment variables.
+    pub fn try_start_with(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Result<Daemon, String> {
         let text = config.replace("{dir}", &dir.path().display().to_string());
         let path = dir.path().join("firehosed.yaml");
         std::fs::write(&path, text).expect("config written");
         let mut child = firehosed()
+            .envs(env.iter().copied())
             .args(["run", "--config"])
             .arg(&path)
             .stdout(Stdio::piped())
