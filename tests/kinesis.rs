@@ -453,7 +453,8 @@ fn the_standard_service_endpoint_variable_reaches_kinesis() {
     let k = Kinesalite::start();
     k.tool(&["create", "envs", "1"]);
     put(&k, "envs", "e", 3, 30);
-    let cfg = config(&k, "envs", "starting_position: TRIM_HORIZON", BUFFER).replace(&format!("endpoint_url: '{}'", k.endpoint), "");
+    let cfg = config(&k, "envs", "starting_position: TRIM_HORIZON", BUFFER)
+        .replace(&format!("endpoint_url: '{}'", k.endpoint), "");
     assert!(!cfg.contains(&k.endpoint));
     let dir = tempfile::tempdir().expect("tempdir");
     let d = Daemon::try_start_with(dir, &cfg, &[("AWS_ENDPOINT_URL_KINESIS", &k.endpoint)])
@@ -461,4 +462,30 @@ fn the_standard_service_endpoint_variable_reaches_kinesis() {
     wait_read(&d, 30, Duration::from_secs(30));
     d.flush("ks");
     assert_eq!(delivered(&d).len(), 30);
+}
+
+#[test]
+fn a_buffer_larger_than_the_in_memory_bound_still_seals_on_size() {
+    let k = Kinesalite::start();
+    k.tool(&["create", "big", "1"]);
+    // ~3 MiB of records; 1 MiB held in memory at most, 2 MiB buffers: objects must come from
+    // the size trigger, not the 900 s interval.
+    let out = k.tool(&["put-mixed", "big", &"w".repeat(1000), "3", "3000", "1"]);
+    assert!(!out.is_empty());
+    let cfg = config(
+        &k,
+        "big",
+        "starting_position: TRIM_HORIZON\n        max_buffered_mib: 1\n        get_records_limit: 100",
+        "{size_mib: 2, interval_seconds: 900}",
+    );
+    let d = Daemon::start(&cfg);
+    let outdir = d.dir.path().join("out");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while files_under(&outdir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no object sealed on size: the reader is stuck behind the buffer"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -1,7 +1,10 @@
 //! The in-memory log of a Kinesis-sourced stream: records read from the shards, in the order
-//! they were read, until every destination has delivered them. Kinesis itself is the durable
-//! copy; this log only orders records for the destinations and tells the checkpointer what is
-//! delivered. Bounded in bytes: shard readers wait when it is full.
+//! they were read. Kinesis itself is the durable copy; this log orders records for the
+//! destinations and tells the checkpointer what is delivered. A record's data is dropped as soon
+//! as every destination has read it (staging has it on disk); its small metadata stays until
+//! every destination has delivered it. The data is bounded in bytes: shard readers wait when it
+//! is full. (Holding data until delivery would deadlock a buffer larger than the bound until its
+//! interval.)
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -24,8 +27,14 @@ pub struct MemoryLog {
 struct State {
     base: u64,
     records: VecDeque<Record>,
+    /// Bytes of data still held (records some destination has not read).
     bytes: usize,
+    /// Per destination: one past the last record delivered.
     cursors: Vec<u64>,
+    /// Per destination: one past the last record read.
+    read: Vec<u64>,
+    /// Records below this position have had their data dropped.
+    dropped_to: u64,
 }
 
 impl MemoryLog {
@@ -36,6 +45,8 @@ impl MemoryLog {
                 records: VecDeque::new(),
                 bytes: 0,
                 cursors: vec![0; consumers],
+                read: vec![0; consumers],
+                dropped_to: 0,
             }),
             end: watch::channel((0, false)).0,
             space: Notify::new(),
@@ -49,7 +60,10 @@ impl MemoryLog {
     pub async fn append(&self, mut records: Vec<Record>) {
         let bytes: usize = records.iter().map(|r| r.data.len()).sum();
         loop {
+            // Registered before the check, so a wake-up between check and wait is not lost.
             let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             {
                 let Ok(mut s) = self.state.lock() else { return };
                 if s.bytes == 0 || s.bytes + bytes <= self.max_bytes {
@@ -94,6 +108,7 @@ impl MemoryLog {
             .unwrap_or(0);
         Reader {
             log: self.clone(),
+            index: i,
             next,
             end: self.end.subscribe(),
         }
@@ -113,6 +128,7 @@ impl MemoryLog {
             released = s.records.drain(..n).collect();
             s.bytes -= released.iter().map(|r| r.data.len()).sum::<usize>();
             s.base += released.len() as u64;
+            s.dropped_to = s.dropped_to.max(s.base);
         }
         (self.on_released)(&released, floor);
         self.space.notify_waiters();
@@ -121,6 +137,7 @@ impl MemoryLog {
 
 pub struct Reader {
     log: Arc<MemoryLog>,
+    index: usize,
     next: u64,
     end: watch::Receiver<(u64, bool)>,
 }
@@ -148,7 +165,15 @@ impl Reader {
     }
 
     pub fn read(&mut self, max_bytes: usize) -> Vec<Record> {
-        let Ok(s) = self.log.state.lock() else {
+        let out = self.take(max_bytes);
+        if !out.is_empty() {
+            self.log.space.notify_waiters();
+        }
+        out
+    }
+
+    fn take(&mut self, max_bytes: usize) -> Vec<Record> {
+        let Ok(mut s) = self.log.state.lock() else {
             return Vec::new();
         };
         let start = self.next.saturating_sub(s.base) as usize;
@@ -162,6 +187,21 @@ impl Reader {
             out.push(r.clone());
         }
         self.next += out.len() as u64;
+        if let Some(r) = s.read.get_mut(self.index) {
+            *r = self.next;
+        }
+        // Every destination has read these: their data lives on in staging files.
+        let all_read = s.read.iter().copied().min().unwrap_or(0);
+        let (base, from) = (s.base, s.dropped_to.max(s.base));
+        let mut freed = 0;
+        for pos in from..all_read {
+            if let Some(r) = s.records.get_mut((pos - base) as usize) {
+                freed += r.data.len();
+                r.data = bytes::Bytes::new();
+            }
+        }
+        s.bytes -= freed;
+        s.dropped_to = s.dropped_to.max(all_read);
         out
     }
 }
@@ -203,15 +243,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_log_holds_appends_back() {
-        let log = MemoryLog::new(1, 2, Box::new(|_, _| {}));
+    async fn a_full_log_holds_appends_back_until_every_destination_read_them() {
+        let log = MemoryLog::new(2, 2, Box::new(|_, _| {}));
         log.append(vec![rec("ab")]).await;
         let l2 = log.clone();
         let waiting = tokio::spawn(async move { l2.append(vec![rec("c")]).await });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
-        log.release(0, 1);
-        waiting.await.expect("appended once there is room");
+        let mut r0 = log.reader(0);
+        assert_eq!(r0.read(10).len(), 1);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "destination 1 has not read it yet");
+        let mut r1 = log.reader(1);
+        assert_eq!(r1.read(10).len(), 1);
+        waiting
+            .await
+            .expect("appended once every destination read the data");
         assert_eq!(log.end(), 2);
+        assert_eq!(log.backlog(), 2, "metadata stays until delivery");
     }
 }

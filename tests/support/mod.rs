@@ -354,7 +354,11 @@ impl Daemon {
     }
 
     /// As `try_start_in`, with extra environment variables.
-    pub fn try_start_with(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Result<Daemon, String> {
+    pub fn try_start_with(
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
         let text = config.replace("{dir}", &dir.path().display().to_string());
         let path = dir.path().join("firehosed.yaml");
         std::fs::write(&path, text).expect("config written");
