@@ -6,34 +6,11 @@ use std::io::Cursor;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use firehosed::encode::{Compression, Encoder};
 
-fn records() -> Vec<Vec<u8>> {
-    (0..8192)
-        .map(|n: usize| {
-            let mut r = format!(
-                "{{\"event_id\":{n},\"user\":\"user-{}\",\"action\":\"{}\",\"ts\":\"2026-11-22T10:{:02}:{:02}Z\",\"amount\":{}.{:02},\"pad\":\"",
-                n % 9973,
-                ["view", "click", "purchase", "scroll"][n % 4],
-                (n / 60) % 60,
-                n % 60,
-                n % 1000,
-                n % 100
-            )
-            .into_bytes();
-            let mut x = n as u64 | 1;
-            while r.len() + 3 < 1024 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                r.push(b"abcdefghijklmnopqrstuvwxyz0123456789"[(x % 36) as usize]);
-            }
-            r.extend_from_slice(b"\"}\n");
-            r
-        })
-        .collect()
-}
+#[path = "common/records.rs"]
+mod records;
 
 fn codecs(c: &mut Criterion) {
-    let recs = records();
+    let recs = records::json_records(8192, 1024, 0);
     let total: usize = recs.iter().map(Vec::len).sum();
     let mut group = c.benchmark_group("encode_8MiB_of_1KiB_json_records");
     group.throughput(Throughput::Bytes(total as u64));

@@ -53,34 +53,9 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// `count` JSON records of exactly `size` bytes, varied like real events.
-fn records(count: usize, size: usize, salt: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|i| {
-            let n = salt * count + i;
-            let mut r = format!(
-                "{{\"event_id\":{n},\"user\":\"user-{}\",\"action\":\"{}\",\"ts\":\"2026-11-22T10:{:02}:{:02}Z\",\"amount\":{}.{:02},\"pad\":\"",
-                n % 9973,
-                ["view", "click", "purchase", "scroll"][n % 4],
-                (n / 60) % 60,
-                n % 60,
-                n % 1000,
-                n % 100
-            )
-            .into_bytes();
-            let mut x = n as u64 | 1;
-            while r.len() + 3 < size {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                r.push(b"abcdefghijklmnopqrstuvwxyz0123456789"[(x % 36) as usize]);
-            }
-            r.extend_from_slice(b"\"}\n");
-            r.truncate(size);
-            r
-        })
-        .collect()
-}
+#[path = "../benches/common/records.rs"]
+mod records;
+use records::json_records as records;
 
 fn request_body(stream: &str, recs: &[Vec<u8>]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;

@@ -267,16 +267,16 @@ async fn build_stream(
         .with_context(|| format!("starting delivery stream {}", sc.name))?;
     if let Some((client, k, memory, checkpoints, origin, latest)) = kinesis {
         let metrics = Arc::new(KinesisMetrics::default());
-        let running = kinesis::start(
+        let running = kinesis::start(kinesis::Setup {
             client,
-            k,
-            memory,
+            config: k.clone(),
+            log: memory,
             checkpoints,
             origin,
-            latest,
-            metrics.clone(),
-            sc.name.clone(),
-        );
+            first_start_latest: latest,
+            metrics: metrics.clone(),
+            label: sc.name.clone(),
+        });
         stream.set_source(running, metrics);
     }
     Ok(stream)

@@ -94,12 +94,12 @@ fn serve(
         {
             times.lock().expect("lock").push(Instant::now());
             let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-            let fault = if n % throttle_every == 0 {
+            let fault = if n.is_multiple_of(throttle_every) {
                 Some((
                     "ProvisionedThroughputExceededException",
                     "Rate exceeded for shard",
                 ))
-            } else if n % expire_every == 0 {
+            } else if n.is_multiple_of(expire_every) {
                 Some(("ExpiredIteratorException", "Iterator expired"))
             } else {
                 None

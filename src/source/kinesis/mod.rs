@@ -92,17 +92,32 @@ async fn list_shards(client: &Client, stream: &KinesisStreamRef) -> Result<Vec<S
     }
 }
 
+/// What a Kinesis source is started with.
+pub struct Setup {
+    pub client: Client,
+    pub config: KinesisSourceConfig,
+    pub log: Arc<crate::source::memlog::MemoryLog>,
+    pub checkpoints: Arc<Checkpoints>,
+    pub origin: Origin,
+    /// The very first start with LATEST: root shards get a real LATEST iterator.
+    pub first_start_latest: bool,
+    pub metrics: Arc<KinesisMetrics>,
+    /// The delivery stream's name, for logs.
+    pub label: String,
+}
+
 /// Starts discovery and the shard readers.
-pub fn start(
-    client: Client,
-    config: &KinesisSourceConfig,
-    log: Arc<crate::source::memlog::MemoryLog>,
-    checkpoints: Arc<Checkpoints>,
-    origin: Origin,
-    first_start_latest: bool,
-    metrics: Arc<KinesisMetrics>,
-    label: String,
-) -> Running {
+pub fn start(setup: Setup) -> Running {
+    let Setup {
+        client,
+        config,
+        log,
+        checkpoints,
+        origin,
+        first_start_latest,
+        metrics,
+        label,
+    } = setup;
     let (stop, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         client,
@@ -186,7 +201,7 @@ async fn coordinate(
             }
             Err(e) => {
                 failures += 1;
-                if failures == 1 || failures % 30 == 0 {
+                if failures == 1 || failures.is_multiple_of(30) {
                     tracing::warn!(stream = %label, error = %e, "ListShards failed; retrying");
                 }
             }
