@@ -266,6 +266,8 @@ fn direct_put_is_refused_and_a_missing_stream_stops_the_start() {
     );
     let (status, _) = d.post("/v1/streams/ks/records", b"x\n");
     assert_eq!(status, 400);
+    let (status, _) = d.post("/v1/streams/ks/records", b"");
+    assert_eq!(status, 400, "refused even when empty");
     let (_, v) = d.api("DescribeDeliveryStream", r#"{"DeliveryStreamName":"ks"}"#);
     let desc = &v["DeliveryStreamDescription"];
     assert_eq!(desc["DeliveryStreamType"], json!("KinesisStreamAsSource"));

@@ -75,6 +75,9 @@ pub async fn ingest(
             )));
         }
         let n = records.len();
+        if !matches!(stream.config.source, crate::config::SourceConfig::DirectPut) {
+            return Err(AwsError::invalid_argument(crate::stream::PutError::NotDirectPut.to_string()));
+        }
         if n > 0 {
             stream.put(records).await.map_err(|e| match e {
                 crate::stream::PutError::NotDirectPut => AwsError::invalid_argument(e.to_string()),
