@@ -98,16 +98,7 @@ impl Moto {
 
     /// Keys in the bucket, sorted.
     pub fn keys(&self, bucket: &str) -> Vec<String> {
-        let out = s3tool(&self.endpoint, &["list", bucket]);
-        let v: serde_json::Value = serde_json::from_slice(&out).expect("list prints JSON");
-        let mut keys: Vec<String> = v
-            .as_array()
-            .expect("a list")
-            .iter()
-            .map(|o| o["key"].as_str().expect("key").to_string())
-            .collect();
-        keys.sort();
-        keys
+        self.objects(bucket).into_iter().map(|(key, _, _)| key).collect()
     }
 
     /// (key, size, etag) of every object, sorted by key.
