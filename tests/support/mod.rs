@@ -98,7 +98,10 @@ impl Moto {
 
     /// Keys in the bucket, sorted.
     pub fn keys(&self, bucket: &str) -> Vec<String> {
-        self.objects(bucket).into_iter().map(|(key, _, _)| key).collect()
+        self.objects(bucket)
+            .into_iter()
+            .map(|(key, _, _)| key)
+            .collect()
     }
 
     /// (key, size, etag) of every object, sorted by key.
