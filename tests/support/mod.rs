@@ -230,18 +230,7 @@ impl Kinesalite {
 
     /// Runs tests/py/kinesis_tool.py against this server; returns stdout.
     pub fn tool(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new(python())
-            .arg(py_script("kinesis_tool.py"))
-            .arg(&self.endpoint)
-            .args(args)
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "kinesis_tool {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        run_py("kinesis_tool.py", &self.endpoint, args)
     }
 }
 
@@ -264,15 +253,20 @@ pub fn dump_lines(
 
 /// Runs tests/py/s3tool.py (boto3) and returns its stdout.
 pub fn s3tool(endpoint: &str, args: &[&str]) -> Vec<u8> {
+    run_py("s3tool.py", endpoint, args)
+}
+
+/// Runs a helper of tests/py/ against `endpoint`; fails the test if it fails.
+fn run_py(script: &str, endpoint: &str, args: &[&str]) -> Vec<u8> {
     let out = Command::new(python())
-        .arg(py_script("s3tool.py"))
+        .arg(py_script(script))
         .arg(endpoint)
         .args(args)
         .output()
         .expect("python runs");
     assert!(
         out.status.success(),
-        "s3tool {args:?} failed: {}",
+        "{script} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
@@ -470,24 +464,22 @@ impl Daemon {
 
     /// Resident memory now (VmRSS) in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+        self.proc_status_kib("VmRSS:")
     }
 
     /// Peak resident memory (VmHWM) in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM")
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
     }
 
     pub fn post(&self, path: &str, body: &[u8]) -> (u16, String) {
