@@ -21,8 +21,10 @@ use crate::destination::retry::{Backoff, LogGate};
 use crate::record::{KinesisMeta, Record};
 use crate::source::memlog::MemoryLog;
 
-/// At most 5 GetRecords calls per second per shard.
-const MIN_CALL_GAP: Duration = Duration::from_millis(200);
+/// At most 5 GetRecords calls per second per shard: the next call leaves at least this long
+/// after the previous one was answered, so the server sees them at least this far apart
+/// whatever the latency (a gap counted from the send could shrink on the way).
+const MIN_CALL_GAP: Duration = Duration::from_millis(205);
 /// Pause between polls of a shard that has nothing new.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -109,7 +111,6 @@ impl ShardReader<'_> {
                 },
             };
             tokio::time::sleep_until(last_call + MIN_CALL_GAP).await;
-            last_call = Instant::now();
             let result = self
                 .shared
                 .client
@@ -118,6 +119,7 @@ impl ShardReader<'_> {
                 .limit(self.shared.limit)
                 .send()
                 .await;
+            last_call = Instant::now();
             let out = match result {
                 Ok(out) => out,
                 Err(e) => {
