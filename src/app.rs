@@ -13,14 +13,18 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::aws;
-use crate::config::{Config, SourceConfig, StartingPosition, StreamConfig, Target};
+use crate::config::{
+    Config, KinesisStreamRef, SourceConfig, StartingPosition, StreamConfig, Target,
+};
 use crate::destination::directory::DirectorySink;
-use crate::destination::naming::Naming;
+use crate::destination::naming::{ErrorNaming, Naming};
 use crate::destination::s3::S3Sink;
 use crate::destination::sink::Sink;
 use crate::destination::staging::{Stager, clear_leftovers};
-use crate::destination::{DestinationHandle, OnDelivered};
-use crate::metrics::DestinationMetrics;
+use crate::destination::template::Template;
+use crate::destination::{DestinationHandle, OnDelivered, Staging};
+use crate::metrics::{DestinationMetrics, StreamMetrics};
+use crate::processing::transform;
 use crate::source::Log;
 use crate::source::kinesis::{self, checkpoint::Checkpoints, metrics::KinesisMetrics};
 use crate::source::memlog::MemoryLog;
@@ -62,7 +66,7 @@ pub async fn run(
             "arn:aws:firehose:{region}:{}:deliverystream/{}",
             config.aws.account_id, sc.name
         );
-        let stream = build_stream(&config, sc, sdk.as_ref(), arn, budget.clone()).await?;
+        let stream = build_stream(&config, sc, sdk.as_ref(), arn, &region, budget.clone()).await?;
         streams.insert(sc.name.clone(), Arc::new(stream));
     }
     let state = Arc::new(AppState {
@@ -147,6 +151,7 @@ async fn build_stream(
     sc: &StreamConfig,
     sdk: Option<&aws_config::SdkConfig>,
     arn: String,
+    region: &str,
     budget: Arc<Budget>,
 ) -> anyhow::Result<DeliveryStream> {
     let version = 1;
@@ -241,30 +246,93 @@ async fn build_stream(
             prefix: d.prefix_template.clone(),
             extension: d.file_extension.clone(),
             time_zone: d.time_zone,
+            error: None,
         };
-        let stager = Stager::new(
-            staging_dir,
-            naming,
-            d.compression,
-            sc.processing.append_delimiter_to_record,
-            d.buffering.size_bytes(),
-        );
+        let (compression, size) = (d.compression, d.buffering.size_bytes());
+        let stager = |prefix: Template, error: Option<ErrorNaming>, delimiter: bool| {
+            let naming = Naming {
+                prefix,
+                error,
+                ..naming.clone()
+            };
+            Stager::new(staging_dir.clone(), naming, compression, delimiter, size)
+        };
+        let staging = Staging {
+            main: stager(
+                d.prefix_template.clone(),
+                None,
+                sc.processing.append_delimiter_to_record,
+            ),
+            backup: d
+                .source_record_backup
+                .as_ref()
+                .map(|t| stager(t.clone(), None, false)),
+            error_stager: {
+                let (dir, naming) = (staging_dir.clone(), naming.clone());
+                Box::new(move |e: ErrorNaming, slot: u64| {
+                    let naming = Naming {
+                        error: Some(e),
+                        ..naming.clone()
+                    };
+                    Stager::new(dir.clone(), naming, compression, false, size).with_slot(slot)
+                })
+            },
+            error_template: d.error_prefix_template.clone(),
+        };
         let metrics = Arc::new(DestinationMetrics::default());
         tracing::info!(destination = %label, target = %sink.describe(), "destination ready");
         let acks = log.clone();
         let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
         let handle = DestinationHandle::spawn(
             label,
-            stager,
+            staging,
             Duration::from_secs(d.buffering.interval_seconds),
             sink,
             metrics.clone(),
             on_delivered,
+            log.cursor(i),
         );
-        destinations.push((handle, metrics));
+        destinations.push((handle, metrics, d.source_record_backup.is_some()));
     }
-    let stream = DeliveryStream::new(sc.clone(), version, arn, log, destinations)
-        .with_context(|| format!("starting delivery stream {}", sc.name))?;
+    let stream_metrics = Arc::new(StreamMetrics::default());
+    let transform = match &sc.processing.transform {
+        Some(t) => {
+            let kinesis_stream_arn = match &sc.source {
+                SourceConfig::Kinesis(k) => Some(match &k.stream {
+                    KinesisStreamRef::Arn(a) => a.clone(),
+                    KinesisStreamRef::Name(n) => format!(
+                        "arn:aws:kinesis:{region}:{}:stream/{n}",
+                        config.aws.account_id
+                    ),
+                }),
+                SourceConfig::DirectPut => None,
+            };
+            let setup = transform::Setup {
+                stream: &sc.name,
+                stream_arn: &arn,
+                region,
+                account_id: &config.aws.account_id,
+                kinesis_stream_arn,
+                metrics: stream_metrics.clone(),
+            };
+            Some(
+                transform::build(t, setup)
+                    .await
+                    .map_err(|e| anyhow!("delivery stream {}: {e}", sc.name))?,
+            )
+        }
+        None => None,
+    };
+    let stream = DeliveryStream::new(
+        sc.clone(),
+        version,
+        arn,
+        log,
+        destinations,
+        transform,
+        stream_metrics,
+    )
+    .with_context(|| format!("starting delivery stream {}", sc.name))?;
     if let Some((client, k, memory, checkpoints, origin, latest)) = kinesis {
         let metrics = Arc::new(KinesisMetrics::default());
         let running = kinesis::start(kinesis::Setup {

@@ -26,6 +26,7 @@ pub mod config;
 pub mod destination;
 pub mod encode;
 pub mod metrics;
+pub mod processing;
 pub mod record;
 pub mod source;
 pub mod spool;

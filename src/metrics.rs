@@ -27,6 +27,13 @@ pub struct StreamMetrics {
     pub incoming_records: Counter,
     pub incoming_put_requests: Counter,
     pub throttled_records: Counter,
+    pub transform_invocations: Counter,
+    pub transform_failed_invocations: Counter,
+    pub transform_duration_ms: Counter,
+    pub transform_ok_records: Counter,
+    pub transform_ok_bytes: Counter,
+    pub transform_dropped_records: Counter,
+    pub transform_failed_records: Counter,
 }
 
 /// Counters of one destination of a stream.
@@ -39,6 +46,10 @@ pub struct DestinationMetrics {
     pub put_success: Counter,
     pub put_failures: Counter,
     pub staging_errors: Counter,
+    /// Error records written under the error prefix.
+    pub error_records: Counter,
+    /// Records written under the source_record_backup prefix.
+    pub backup_records: Counter,
     pending: Mutex<Pending>,
 }
 
@@ -100,7 +111,7 @@ const fn family(name: &'static str, kind: &'static str, help: &'static str) -> F
     Family { name, kind, help }
 }
 
-const STREAM_FAMILIES: [Family; 6] = [
+const STREAM_FAMILIES: [Family; 13] = [
     family(
         "firehose_incoming_bytes_total",
         "counter",
@@ -131,9 +142,44 @@ const STREAM_FAMILIES: [Family; 6] = [
         "gauge",
         "Acknowledged records not yet delivered by every destination; firehosed only",
     ),
+    family(
+        "firehose_execute_processing_invocations_total",
+        "counter",
+        "Transform invocations, retries included (ExecuteProcessing.Success = 1 - failures / invocations)",
+    ),
+    family(
+        "firehose_execute_processing_failures_total",
+        "counter",
+        "Failed transform invocations (error, timeout, bad response), each retried; firehosed only",
+    ),
+    family(
+        "firehose_execute_processing_duration_seconds_total",
+        "counter",
+        "ExecuteProcessing.Duration: time spent in transform invocations",
+    ),
+    family(
+        "firehose_succeed_processing_records_total",
+        "counter",
+        "SucceedProcessing.Records: records the transform returned Ok",
+    ),
+    family(
+        "firehose_succeed_processing_bytes_total",
+        "counter",
+        "SucceedProcessing.Bytes: bytes of the records the transform returned Ok",
+    ),
+    family(
+        "firehose_transform_records_dropped_total",
+        "counter",
+        "Records the transform returned Dropped; firehosed only",
+    ),
+    family(
+        "firehose_transform_records_failed_total",
+        "counter",
+        "Records sent to the error prefix by the transform (ProcessingFailed or failed invocations); firehosed only",
+    ),
 ];
 
-const DESTINATION_FAMILIES: [Family; 8] = [
+const DESTINATION_FAMILIES: [Family; 10] = [
     family(
         "firehose_delivery_to_s3_records_total",
         "counter",
@@ -174,6 +220,16 @@ const DESTINATION_FAMILIES: [Family; 8] = [
         "counter",
         "Local disk errors while staging records; firehosed only",
     ),
+    family(
+        "firehose_error_output_records_total",
+        "counter",
+        "Error records written under the error prefix; firehosed only",
+    ),
+    family(
+        "firehose_backup_to_s3_records_total",
+        "counter",
+        "BackupToS3.Records: source records written under the backup prefix",
+    ),
 ];
 
 /// The Prometheus text exposition of every stream.
@@ -188,7 +244,25 @@ pub fn render(streams: &[StreamView], now_ms: i64) -> String {
                 2 => s.stream.incoming_put_requests.get(),
                 3 => s.stream.throttled_records.get(),
                 4 => s.spool_bytes,
-                _ => s.backlog_records,
+                5 => s.backlog_records,
+                6 => s.stream.transform_invocations.get(),
+                7 => s.stream.transform_failed_invocations.get(),
+                8 => {
+                    let ms = s.stream.transform_duration_ms.get();
+                    let _ = writeln!(
+                        out,
+                        "{}{{delivery_stream=\"{}\"}} {}.{:03}",
+                        f.name,
+                        s.name,
+                        ms / 1000,
+                        ms % 1000
+                    );
+                    continue;
+                }
+                9 => s.stream.transform_ok_records.get(),
+                10 => s.stream.transform_ok_bytes.get(),
+                11 => s.stream.transform_dropped_records.get(),
+                _ => s.stream.transform_failed_records.get(),
             };
             let _ = writeln!(out, "{}{{delivery_stream=\"{}\"}} {v}", f.name, s.name);
         }
@@ -205,7 +279,9 @@ pub fn render(streams: &[StreamView], now_ms: i64) -> String {
                     4 => m.put_success.get().to_string(),
                     5 => m.put_failures.get().to_string(),
                     6 => format!("{:.3}", m.data_freshness_seconds(now_ms)),
-                    _ => m.staging_errors.get().to_string(),
+                    7 => m.staging_errors.get().to_string(),
+                    8 => m.error_records.get().to_string(),
+                    _ => m.backup_records.get().to_string(),
                 };
                 let _ = writeln!(
                     out,

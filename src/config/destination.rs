@@ -73,11 +73,11 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfi
         }
         None => Some(chrono_tz::UTC),
     };
-    for key in [
-        "dynamic_partitioning",
-        "data_format_conversion",
-        "source_record_backup",
-    ] {
+    let backup = match m.get("source_record_backup") {
+        Some(n) => decode_backup(ctx, n, m.path.key("source_record_backup")).map(Some),
+        None => Some(None),
+    };
+    for key in ["dynamic_partitioning", "data_format_conversion"] {
         if let Some(n) = m.has(key) {
             ctx.error(
                 n.mark,
@@ -108,7 +108,34 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfi
         compression,
         file_extension: file_extension.unwrap_or_else(|| compression.extension().to_string()),
         time_zone: time_zone?,
+        source_record_backup: backup?,
     })
+}
+
+/// `source_record_backup: {prefix}`: a plain prefix or one with timestamp expressions.
+fn decode_backup(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Template> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let prefix = m.require(ctx, "prefix").and_then(|n| {
+        let path = m.path.key("prefix");
+        let raw = ctx.string(n, &path)?;
+        match Template::parse(&raw) {
+            Ok(t) if t.has_error_output_type() || t.has_partition_keys() => {
+                ctx.error(
+                    n.mark,
+                    &path,
+                    "only !{timestamp:...} and !{firehose:random-string} are allowed in the backup prefix",
+                );
+                None
+            }
+            Ok(t) => Some(t),
+            Err(e) => {
+                ctx.error(n.mark, &path, e);
+                None
+            }
+        }
+    });
+    m.finish(ctx);
+    prefix
 }
 
 /// Whether a target key is written at all, and the target when it is valid.

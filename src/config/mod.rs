@@ -5,6 +5,7 @@ mod decode;
 mod destination;
 pub mod error;
 pub mod model;
+pub mod transform;
 mod yaml;
 
 use std::net::SocketAddr;
@@ -413,12 +414,17 @@ fn decode_processing(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<Pro
         Some(n) => ctx.bool(n, &m.path.key("append_delimiter_to_record")),
         None => Some(false),
     };
-    for key in ["record_deaggregation", "metadata_extraction", "transform"] {
+    for key in ["record_deaggregation", "metadata_extraction"] {
         not_yet(ctx, &mut m, key);
     }
+    let transform = match m.get("transform") {
+        Some(n) => transform::decode(ctx, n, m.path.key("transform")).map(Some),
+        None => Some(None),
+    };
     m.finish(ctx);
     Some(ProcessingConfig {
         append_delimiter_to_record: append?,
+        transform: transform?,
     })
 }
 

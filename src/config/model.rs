@@ -106,6 +106,7 @@ pub enum StartingPosition {
 pub struct ProcessingConfig {
     /// Append `\n` after every record.
     pub append_delimiter_to_record: bool,
+    pub transform: Option<super::transform::TransformConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +122,8 @@ pub struct DestinationConfig {
     /// The object name extension: the override, or the compression's own.
     pub file_extension: String,
     pub time_zone: Tz,
+    /// Records as they were before the transform also go under this prefix.
+    pub source_record_backup: Option<Template>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -248,7 +248,7 @@ fn features_not_yet_built_are_named_not_ignored() {
 delivery_streams:
   - name: x
     source: {direct_put: {}}
-    processing: {transform: {subprocess: {command: [cat]}}}
+    processing: {metadata_extraction: {query: '{a: .a}'}}
     destinations:
       - directory: a
         data_format_conversion: {}
@@ -266,4 +266,105 @@ fn yaml_syntax_error_has_position() {
     let errs = errors("delivery_streams: [\n  {name: x\n");
     assert_eq!(errs.len(), 1);
     assert!(errs[0].starts_with("t.yaml:"), "{errs:?}");
+}
+
+#[test]
+fn transform_keys_with_defaults_and_ranges() {
+    use super::transform::Runtime;
+    let c = ok("
+delivery_streams:
+  - name: x
+    source: {direct_put: {}}
+    processing:
+      transform:
+        subprocess:
+          command: [python3, runner.py, handler.lambda_handler]
+          working_directory: /srv/t
+          env: {LOG_LEVEL: debug}
+    destinations:
+      - directory: a
+        source_record_backup: {prefix: 'raw/!{timestamp:yyyy}/'}
+");
+    let t = c.streams[0]
+        .processing
+        .transform
+        .as_ref()
+        .expect("transform");
+    assert_eq!(t.buffer_bytes, 1024 * 1024);
+    assert_eq!(t.buffer_interval_seconds, 60);
+    assert_eq!(t.number_of_retries, 3);
+    assert_eq!(t.timeout_seconds, 60);
+    match &t.runtime {
+        Runtime::Subprocess {
+            command,
+            env,
+            working_directory,
+        } => {
+            assert_eq!(command.len(), 3);
+            assert_eq!(env.get("LOG_LEVEL").map(String::as_str), Some("debug"));
+            assert_eq!(
+                working_directory.as_deref(),
+                Some(std::path::Path::new("/srv/t"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(c.streams[0].destinations[0].source_record_backup.is_some());
+
+    let c = ok("
+delivery_streams:
+  - name: x
+    source: {direct_put: {}}
+    processing:
+      transform:
+        wasm: {module: t.wasm}
+        buffer_size_mib: 0.2
+        buffer_interval_seconds: 0
+        number_of_retries: 0
+        timeout_seconds: 900
+    destinations: [{directory: a}]
+");
+    let t = c.streams[0]
+        .processing
+        .transform
+        .as_ref()
+        .expect("transform");
+    assert_eq!(t.buffer_bytes, 209_715);
+    assert_eq!(
+        t.runtime,
+        Runtime::Wasm {
+            module: "t.wasm".into(),
+            max_memory_mib: 128
+        }
+    );
+
+    let errs = errors(
+        "
+delivery_streams:
+  - name: x
+    source: {direct_put: {}}
+    processing:
+      transform:
+        subprocess: {command: []}
+        wasm: {module: t.wasm, max_memory_mib: 0}
+        buffer_size_mib: 4
+        buffer_interval_seconds: 901
+        number_of_retries: 301
+        timeout_seconds: 0
+    destinations:
+      - directory: a
+        source_record_backup: {prefix: 'raw/!{firehose:error-output-type}/'}
+",
+    );
+    let all = errors_joined(&errs);
+    for needle in [
+        "processing.transform: exactly one of subprocess, wasm",
+        "buffer_size_mib: must be a number 0.2..=3",
+        "buffer_interval_seconds: must be 0..=900",
+        "number_of_retries: must be 0..=300",
+        "timeout_seconds: must be 1..=900",
+        "source_record_backup.prefix: only !{timestamp:...}",
+    ] {
+        assert!(all.contains(needle), "{needle} in:\n{all}");
+    }
 }

@@ -9,6 +9,7 @@ pub mod sink;
 pub mod staging;
 pub mod template;
 pub mod timefmt;
+pub mod watermark;
 pub mod worker;
 
-pub use worker::{DestinationHandle, Input, OnDelivered};
+pub use worker::{Delivery, DestinationHandle, Input, OnDelivered, Staging};

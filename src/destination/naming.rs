@@ -13,6 +13,14 @@ pub struct Naming {
     pub prefix: Template,
     pub extension: String,
     pub time_zone: Tz,
+    /// Set for error objects: the error_output_prefix and the error-output-type they hold.
+    pub error: Option<ErrorNaming>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorNaming {
+    pub template: Option<Template>,
+    pub output_type: &'static str,
 }
 
 /// The key of one object, and its file name without the extension (the ZIP entry name).
@@ -37,10 +45,20 @@ impl Naming {
 
     pub fn object(&self, oldest_ms: i64, uuid: &uuid::Uuid) -> ObjectName {
         let time = self.time(oldest_ms);
-        let prefix = self.prefix.object_prefix(&Values {
-            time,
-            error_output_type: None,
-        });
+        let prefix = match &self.error {
+            None => self.prefix.object_prefix(&Values {
+                time,
+                error_output_type: None,
+            }),
+            Some(e) => Template::error_prefix(
+                e.template.as_ref(),
+                &self.prefix,
+                &Values {
+                    time,
+                    error_output_type: Some(e.output_type),
+                },
+            ),
+        };
         let base = format!(
             "{}-{}-{}-{}",
             self.stream,
@@ -66,6 +84,7 @@ mod tests {
             prefix: Template::parse(prefix).expect("parses"),
             extension: ".gz".into(),
             time_zone: tz,
+            error: None,
         }
     }
 
@@ -81,6 +100,35 @@ mod tests {
             "logs/2024/05/01/13/orders-1-2024-05-01-13-07-42-00000000-0000-0000-0000-000000000000.gz"
         );
         assert_eq!(o.base.len(), n.base_len());
+    }
+
+    #[test]
+    fn error_objects_go_under_the_error_prefix() {
+        let mut n = naming("logs/", chrono_tz::UTC);
+        n.error = Some(ErrorNaming {
+            template: None,
+            output_type: "processing-failed",
+        });
+        let o = n.object(MAY_1_13_07_42, &uuid::Uuid::nil());
+        assert!(
+            o.key
+                .starts_with("logs/processing-failed/2024/05/01/13/orders-1-"),
+            "{}",
+            o.key
+        );
+        n.error = Some(ErrorNaming {
+            template: Some(
+                Template::parse("err/!{firehose:error-output-type}/!{timestamp:yyyy}/")
+                    .expect("parses"),
+            ),
+            output_type: "processing-failed",
+        });
+        let o = n.object(MAY_1_13_07_42, &uuid::Uuid::nil());
+        assert!(
+            o.key.starts_with("err/processing-failed/2024/orders-1-"),
+            "{}",
+            o.key
+        );
     }
 
     #[test]

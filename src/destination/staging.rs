@@ -22,6 +22,8 @@ pub struct Sealed {
     pub raw_bytes: u64,
     pub size: u64,
     pub oldest_ms: i64,
+    /// The lowest log sequence number in the object.
+    pub first_seq: u64,
     /// One past the last record's spool sequence number: the cursor once this is delivered.
     pub next_seq: u64,
 }
@@ -34,6 +36,7 @@ struct Open {
     records: u64,
     raw_bytes: u64,
     oldest_ms: i64,
+    first_seq: u64,
     next_seq: u64,
     opened: Instant,
 }
@@ -47,6 +50,10 @@ pub struct Stager {
     current: Option<Open>,
     next_id: u64,
 }
+
+/// Object ids of different stagers of one destination never meet: each starts at its
+/// slot times this.
+pub const ID_SPACE: u64 = 1 << 40;
 
 impl Stager {
     pub fn new(
@@ -65,6 +72,17 @@ impl Stager {
             current: None,
             next_id: 0,
         }
+    }
+
+    /// Gives this stager's objects ids from `slot * ID_SPACE` on.
+    pub fn with_slot(mut self, slot: u64) -> Self {
+        self.next_id = slot * ID_SPACE;
+        self
+    }
+
+    /// The lowest sequence number in the open object.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.first_seq)
     }
 
     /// When the open object got its first record.
@@ -121,6 +139,7 @@ impl Stager {
         cur.records += 1;
         cur.raw_bytes += len;
         cur.oldest_ms = cur.oldest_ms.min(record.arrival_ms);
+        cur.first_seq = cur.first_seq.min(record.seq);
         cur.next_seq = cur.next_seq.max(record.seq + 1);
         Ok(())
     }
@@ -139,6 +158,7 @@ impl Stager {
             records: 0,
             raw_bytes: 0,
             oldest_ms: arrival_ms,
+            first_seq: u64::MAX,
             next_seq: 0,
             opened: now,
         })
@@ -168,6 +188,7 @@ impl Stager {
                 raw_bytes: cur.raw_bytes,
                 size: meta.len(),
                 oldest_ms: cur.oldest_ms,
+                first_seq: cur.first_seq,
                 next_seq: cur.next_seq,
             })),
             Err(e) => {
@@ -215,6 +236,7 @@ mod tests {
             prefix: Template::default(),
             extension: String::new(),
             time_zone: chrono_tz::UTC,
+            error: None,
         };
         Stager::new(
             dir.to_path_buf(),

@@ -108,10 +108,33 @@ impl MemoryLog {
             .unwrap_or(0);
         Reader {
             log: self.clone(),
-            index: i,
+            index: Some(i),
             next,
             end: self.end.subscribe(),
         }
+    }
+
+    /// One reader for every consumer (the stream's processor), from the lowest cursor.
+    pub fn shared_reader(self: &Arc<Self>) -> Reader {
+        let next = self
+            .state
+            .lock()
+            .map(|s| s.cursors.iter().copied().min().unwrap_or(s.base))
+            .unwrap_or(0);
+        Reader {
+            log: self.clone(),
+            index: None,
+            next,
+            end: self.end.subscribe(),
+        }
+    }
+
+    /// Consumer `i`'s cursor.
+    pub fn cursor(&self, i: usize) -> u64 {
+        self.state
+            .lock()
+            .map(|s| s.cursors.get(i).copied().unwrap_or(s.base))
+            .unwrap_or(0)
     }
 
     /// Destination `i` has delivered every record below `next_seq`.
@@ -137,7 +160,8 @@ impl MemoryLog {
 
 pub struct Reader {
     log: Arc<MemoryLog>,
-    index: usize,
+    /// The consumer it reads for; None: all of them.
+    index: Option<usize>,
     next: u64,
     end: watch::Receiver<(u64, bool)>,
 }
@@ -187,8 +211,17 @@ impl Reader {
             out.push(r.clone());
         }
         self.next += out.len() as u64;
-        if let Some(r) = s.read.get_mut(self.index) {
-            *r = self.next;
+        match self.index {
+            Some(i) => {
+                if let Some(r) = s.read.get_mut(i) {
+                    *r = self.next;
+                }
+            }
+            None => {
+                for r in s.read.iter_mut() {
+                    *r = (*r).max(self.next);
+                }
+            }
         }
         // Every destination has read these: their data lives on in staging files.
         let all_read = s.read.iter().copied().min().unwrap_or(0);

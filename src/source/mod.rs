@@ -26,6 +26,25 @@ impl Log {
         })
     }
 
+    /// One reader for all destinations (the stream's processor), from the lowest cursor.
+    pub fn shared_reader(&self, consumers: usize) -> io::Result<LogReader> {
+        Ok(match self {
+            Log::Spool(s) => {
+                let min = (0..consumers).map(|i| s.cursor(i)).min().unwrap_or(0);
+                LogReader::Spool(s.reader_from(min)?)
+            }
+            Log::Memory(m) => LogReader::Memory(m.shared_reader()),
+        })
+    }
+
+    /// Destination `i`'s cursor: every record below it is delivered.
+    pub fn cursor(&self, i: usize) -> u64 {
+        match self {
+            Log::Spool(s) => s.cursor(i),
+            Log::Memory(m) => m.cursor(i),
+        }
+    }
+
     /// One past the last record in the log.
     pub fn end(&self) -> u64 {
         match self {

@@ -241,6 +241,11 @@ impl Spool {
         Reader::open(self.dir.clone(), self.cursor(i), self.committed.clone())
     }
 
+    /// A reader from `seq` (clamped to what exists).
+    pub fn reader_from(&self, seq: u64) -> io::Result<Reader> {
+        Reader::open(self.dir.clone(), seq, self.committed.clone())
+    }
+
     pub fn cursor(&self, i: usize) -> u64 {
         self.cursors
             .lock()

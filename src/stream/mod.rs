@@ -1,8 +1,9 @@
 //! A running delivery stream. `put` is the Direct PUT entry point: it returns once the records
-//! are fsync'd in the stream's spool, and that return is the acknowledgement. Each destination
-//! has a feeder that reads the spool from its cursor (replaying after a restart).
+//! are fsync'd in the stream's spool, and that return is the acknowledgement. The stream's
+//! processor reads the log from the lowest destination cursor (replaying after a restart), runs
+//! the transform once per record and hands every destination its share.
 
-mod feeder;
+mod processor;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,11 +14,12 @@ use tokio::sync::oneshot;
 use crate::config::StreamConfig;
 use crate::destination::DestinationHandle;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
+use crate::processing::transform::Transform;
 use crate::record::now_ms;
 use crate::source::Log;
 use crate::source::kinesis::metrics::KinesisMetrics;
 use crate::spool::SpoolError;
-use feeder::{Control, Feeder};
+use processor::{Control, Processor, Route};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
@@ -45,46 +47,52 @@ pub struct DeliveryStream {
     pub kinesis_metrics: std::sync::OnceLock<Arc<KinesisMetrics>>,
     /// Stops the source's readers first when the stream closes (Kinesis).
     source_stop: Mutex<Option<crate::source::kinesis::Running>>,
-    feeders: Mutex<Vec<Feeder>>,
+    processor: Mutex<Option<Processor>>,
     closed: AtomicBool,
 }
 
 impl DeliveryStream {
-    /// Starts a feeder per destination, each reading `log` from its own cursor.
+    /// Starts the processor: it reads `log` from the lowest destination cursor and feeds every
+    /// destination (handle, metrics, whether it keeps source-record backups).
     pub fn new(
         config: StreamConfig,
         version: u32,
         arn: String,
         log: Log,
-        destinations: Vec<(DestinationHandle, Arc<DestinationMetrics>)>,
+        destinations: Vec<(DestinationHandle, Arc<DestinationMetrics>, bool)>,
+        transform: Option<Transform>,
+        metrics: Arc<StreamMetrics>,
     ) -> std::io::Result<Self> {
-        let mut feeders = Vec::new();
-        let mut metrics = Vec::new();
-        for (i, (handle, m)) in destinations.into_iter().enumerate() {
-            let reader = log.reader(i)?;
-            let replay = reader.committed_end().saturating_sub(reader.next_seq());
+        let mut routes = Vec::new();
+        let mut destination_metrics = Vec::new();
+        let end = log.end();
+        for (i, (handle, m, backup)) in destinations.into_iter().enumerate() {
+            let start = log.cursor(i);
+            let replay = end.saturating_sub(start);
             if replay > 0 {
                 tracing::info!(stream = %config.name, destination = i, records = replay,
                     "replaying records acknowledged but not delivered before the restart");
             }
-            feeders.push(Feeder::spawn(
-                format!("{}[{i}]", config.name),
-                reader,
+            routes.push(Route {
                 handle,
-            ));
-            metrics.push(m);
+                start,
+                backup,
+            });
+            destination_metrics.push(m);
         }
+        let reader = log.shared_reader(routes.len())?;
+        let processor = Processor::spawn(config.name.clone(), reader, routes, transform);
         Ok(DeliveryStream {
             config,
             version,
             arn,
             created_at: chrono::Utc::now(),
-            metrics: Arc::new(StreamMetrics::default()),
-            destination_metrics: metrics,
+            metrics,
+            destination_metrics,
             log,
             kinesis_metrics: std::sync::OnceLock::new(),
             source_stop: Mutex::new(None),
-            feeders: Mutex::new(feeders),
+            processor: Mutex::new(Some(processor)),
             closed: AtomicBool::new(false),
         })
     }
@@ -138,34 +146,20 @@ impl DeliveryStream {
     /// previous flush).
     pub async fn flush(&self) -> Result<Vec<String>, PutError> {
         let until = self.log.end();
-        let controls: Vec<_> = self
-            .feeders
+        let control = self
+            .processor
             .lock()
-            .map(|f| f.iter().map(|f| f.control.clone()).collect())
-            .unwrap_or_default();
-        if controls.is_empty() || self.closed.load(Ordering::Acquire) {
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.control.clone()));
+        let Some(control) = control.filter(|_| !self.closed.load(Ordering::Acquire)) else {
+            return Err(PutError::Closed(self.config.name.clone()));
+        };
+        let (reply, rx) = oneshot::channel();
+        if control.send(Control::Flush { until, reply }).await.is_err() {
             return Err(PutError::Closed(self.config.name.clone()));
         }
-        let mut waits = Vec::new();
-        for c in controls {
-            let (reply, rx) = oneshot::channel();
-            if c.send(Control::Flush { until, reply }).await.is_err() {
-                return Err(PutError::Closed(self.config.name.clone()));
-            }
-            waits.push(rx);
-        }
-        let mut keys = Vec::new();
-        for w in waits {
-            match w.await {
-                Ok(k) => keys.extend(k),
-                Err(_) => {
-                    return Err(PutError::Io(
-                        "the flush could not complete; retry it".into(),
-                    ));
-                }
-            }
-        }
-        Ok(keys)
+        rx.await
+            .map_err(|_| PutError::Io("the flush could not complete; retry it".into()))
     }
 
     /// Stops accepting records, hands every durable record to the destinations, seals and
@@ -179,14 +173,10 @@ impl DeliveryStream {
         if let Log::Memory(m) = &self.log {
             m.close();
         }
-        let feeders = self
-            .feeders
-            .lock()
-            .map(|mut f| std::mem::take(&mut *f))
-            .unwrap_or_default();
-        for f in feeders {
-            drop(f.control);
-            let _ = f.task.await;
+        let processor = self.processor.lock().ok().and_then(|mut p| p.take());
+        if let Some(p) = processor {
+            drop(p.control);
+            let _ = p.task.await;
         }
         let log = self.log.clone();
         let _ = tokio::task::spawn_blocking(move || log.close()).await;

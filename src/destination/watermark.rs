@@ -1,0 +1,104 @@
+//! A destination's delivered watermark. Its records are spread over several objects at once
+//! (the main object, error objects, backup objects, each open or sealed and waiting for
+//! upload); the log cursor may move only below the lowest record still in one of them, and
+//! never past a record not handed to the destination yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+#[derive(Debug)]
+pub struct Watermark {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Every record below this was handed to the destination (or skipped or dropped).
+    handed: u64,
+    /// Lowest sequence number of each stager's open object.
+    open: HashMap<usize, u64>,
+    /// Lowest sequence number of each sealed object not delivered yet, by object id.
+    sealed: BTreeMap<u64, u64>,
+    /// The cursor last released.
+    released: u64,
+}
+
+impl Watermark {
+    /// Starting at the destination's cursor.
+    pub fn new(cursor: u64) -> Self {
+        Watermark {
+            state: Mutex::new(State {
+                handed: cursor,
+                open: HashMap::new(),
+                sealed: BTreeMap::new(),
+                released: cursor,
+            }),
+        }
+    }
+
+    /// After a staging step: every record below `handed` is handed over, the open objects are
+    /// `open` (stager slot -> lowest sequence number), and `sealed` (id, lowest) are on their way.
+    /// Call before the sealed objects are sent to the uploader.
+    pub fn staged(&self, handed: u64, open: &[(usize, Option<u64>)], sealed: &[(u64, u64)]) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        s.handed = s.handed.max(handed);
+        for &(slot, first) in open {
+            match first {
+                Some(f) => s.open.insert(slot, f),
+                None => s.open.remove(&slot),
+            };
+        }
+        for &(id, first) in sealed {
+            s.sealed.insert(id, first);
+        }
+    }
+
+    /// An object was delivered (`None`: nothing new, just check). Returns the new cursor when it
+    /// moved.
+    pub fn delivered(&self, id: Option<u64>) -> Option<u64> {
+        let mut s = self.state.lock().ok()?;
+        if let Some(id) = id {
+            s.sealed.remove(&id);
+        }
+        let cursor = s
+            .open
+            .values()
+            .chain(s.sealed.values())
+            .copied()
+            .chain(std::iter::once(s.handed))
+            .min()
+            .unwrap_or(s.handed);
+        if cursor > s.released {
+            s.released = cursor;
+            Some(cursor)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_waits_for_the_lowest_undelivered_record() {
+        let w = Watermark::new(0);
+        // main object holds 0.., an error object holds 5.. and is sealed as id 7.
+        w.staged(10, &[(0, Some(0)), (1, None)], &[(7, 5)]);
+        assert_eq!(
+            w.delivered(Some(7)),
+            None,
+            "the main object with 0.. is still open"
+        );
+        // main sealed as id 1 (0..), nothing open.
+        w.staged(10, &[(0, None)], &[(1, 0)]);
+        assert_eq!(w.delivered(Some(1)), Some(10));
+        // dropped records only: the cursor follows what was handed.
+        w.staged(15, &[], &[]);
+        assert_eq!(w.delivered(None), Some(15));
+        assert_eq!(w.delivered(None), None, "no move, no release");
+    }
+}

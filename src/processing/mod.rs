@@ -1,0 +1,51 @@
+//! Processing: what happens to records between the stream's log and its destinations
+//! (FIREHOSE.md section 1). Today: the Lambda-contract transform (`transform`), whose failures
+//! become error records (`error_record`).
+
+pub mod error_record;
+pub mod transform;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::record::Record;
+
+/// Partition keys a transform returned for a record (`metadata.partitionKeys`).
+pub type PartitionKeys = Arc<BTreeMap<String, String>>;
+
+/// Where one record of the log ends up after processing.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Delivered, with (possibly new) data and the transform's partition keys.
+    Deliver(Record, Option<PartitionKeys>),
+    /// Removed on purpose (the transform said `Dropped`).
+    Dropped,
+    /// Goes to the error prefix: the error record line, with the original's sequence number and
+    /// arrival time.
+    Failed(ErrorOutput),
+}
+
+/// One error record (a JSON line) and the error-output-type that names its prefix.
+#[derive(Debug, Clone)]
+pub struct ErrorOutput {
+    pub output_type: &'static str,
+    pub line: Record,
+}
+
+/// The processing stage's answer for a run of consecutive log records.
+#[derive(Debug, Default)]
+pub struct Processed {
+    pub deliver: Vec<(Record, Option<PartitionKeys>)>,
+    pub failed: Vec<ErrorOutput>,
+    pub dropped: u64,
+}
+
+impl Processed {
+    pub fn push(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Deliver(r, k) => self.deliver.push((r, k)),
+            Outcome::Dropped => self.dropped += 1,
+            Outcome::Failed(e) => self.failed.push(e),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The transform stage: batches of log records go through the user's function (a subprocess or
+//! a WASM module) under the Lambda contract; failed invocations are retried, then every record
+//! of the batch becomes a `processing-failed` error record.
+
+pub mod contract;
+pub mod subprocess;
+pub mod wasm;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use contract::{Invocation, InvokeError, Verdict};
+
+use super::Outcome;
+use super::error_record::{LambdaFailure, processing_failed};
+use crate::config::transform::TransformConfig;
+use crate::metrics::StreamMetrics;
+use crate::record::{Record, now_ms};
+
+pub enum Runtime {
+    Subprocess(Box<subprocess::Subprocess>),
+    Wasm(wasm::WasmTransform),
+}
+
+pub struct Transform {
+    runtime: Runtime,
+    invocation: Invocation,
+    lambda_arn: String,
+    config: TransformConfig,
+    metrics: Arc<StreamMetrics>,
+    label: String,
+}
+
+impl Transform {
+    pub fn new(
+        runtime: Runtime,
+        invocation: Invocation,
+        lambda_arn: String,
+        config: TransformConfig,
+        metrics: Arc<StreamMetrics>,
+        label: String,
+    ) -> Self {
+        Transform {
+            runtime,
+            invocation,
+            lambda_arn,
+            config,
+            metrics,
+            label,
+        }
+    }
+
+    pub fn config(&self) -> &TransformConfig {
+        &self.config
+    }
+
+    /// Runs `records` through the function; one outcome per record, in order.
+    pub async fn process(&mut self, records: &[Record]) -> Vec<Outcome> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let attempts = self.config.number_of_retries + 1;
+        let timeout = Duration::from_secs(self.config.timeout_seconds);
+        let mut last = InvokeError::Function("not invoked".into());
+        for attempt in 1..=attempts {
+            let id = uuid::Uuid::new_v4().hyphenated().to_string();
+            let request = contract::request(&self.invocation, &id, records);
+            let started = Instant::now();
+            let answer = match &mut self.runtime {
+                Runtime::Subprocess(s) => s.call(&request, timeout).await,
+                Runtime::Wasm(w) => w.call(request, timeout).await,
+            };
+            self.metrics.transform_invocations.add(1);
+            self.metrics
+                .transform_duration_ms
+                .add(started.elapsed().as_millis() as u64);
+            match answer.and_then(|body| contract::parse_response(records, &body)) {
+                Ok(verdicts) => return self.outcomes(records, verdicts, attempt),
+                Err(e) => {
+                    self.metrics.transform_failed_invocations.add(1);
+                    tracing::warn!(transform = %self.label, attempt, attempts,
+                        records = records.len(), code = e.code(), error = %e.message(),
+                        "transform invocation failed");
+                    last = e;
+                }
+            }
+        }
+        let failure = LambdaFailure {
+            code: last.code(),
+            message: last.message().to_string(),
+            attempts,
+            ending_ms: now_ms(),
+        };
+        self.metrics
+            .transform_failed_records
+            .add(records.len() as u64);
+        records
+            .iter()
+            .map(|r| Outcome::Failed(processing_failed(r, &failure, &self.lambda_arn)))
+            .collect()
+    }
+
+    fn outcomes(&self, records: &[Record], verdicts: Vec<Verdict>, attempt: u32) -> Vec<Outcome> {
+        let ending_ms = now_ms();
+        records
+            .iter()
+            .zip(verdicts)
+            .map(|(r, v)| match v {
+                Verdict::Ok(data, keys) => {
+                    self.metrics.transform_ok_records.add(1);
+                    self.metrics.transform_ok_bytes.add(data.len() as u64);
+                    Outcome::Deliver(
+                        Record {
+                            data,
+                            arrival_ms: r.arrival_ms,
+                            seq: r.seq,
+                            kinesis: r.kinesis.clone(),
+                        },
+                        keys,
+                    )
+                }
+                Verdict::Dropped => {
+                    self.metrics.transform_dropped_records.add(1);
+                    Outcome::Dropped
+                }
+                Verdict::ProcessingFailed => {
+                    self.metrics.transform_failed_records.add(1);
+                    let failure = LambdaFailure {
+                        code: "Lambda.ProcessingFailedStatus",
+                        message: "ProcessingFailed status set for record".into(),
+                        attempts: attempt,
+                        ending_ms,
+                    };
+                    Outcome::Failed(processing_failed(r, &failure, &self.lambda_arn))
+                }
+            })
+            .collect()
+    }
+
+    /// Stops the runtime (the subprocess is terminated and reaped).
+    pub async fn close(&mut self) {
+        if let Runtime::Subprocess(s) = &mut self.runtime {
+            s.close().await;
+        }
+    }
+}
+
+/// What a stream's transform is built from.
+pub struct Setup<'a> {
+    pub stream: &'a str,
+    pub stream_arn: &'a str,
+    pub region: &'a str,
+    pub account_id: &'a str,
+    /// The source stream's ARN, for a Kinesis source.
+    pub kinesis_stream_arn: Option<String>,
+    pub metrics: Arc<StreamMetrics>,
+}
+
+/// Starts the stream's transform: the child process is started (a command that cannot start
+/// fails the start-up), the WASM module compiled.
+pub async fn build(config: &TransformConfig, setup: Setup<'_>) -> Result<Transform, String> {
+    let lambda_arn = format!(
+        "arn:aws:lambda:{}:{}:function:firehosed-{}",
+        setup.region, setup.account_id, setup.stream
+    );
+    let label = format!("{}/transform", setup.stream);
+    let runtime = match &config.runtime {
+        crate::config::transform::Runtime::Subprocess {
+            command,
+            env,
+            working_directory,
+        } => {
+            let mut full = std::collections::BTreeMap::new();
+            let timeout_ms = (config.timeout_seconds * 1000).to_string();
+            for (k, v) in [
+                ("FIREHOSED_STREAM", setup.stream),
+                ("FIREHOSED_TIMEOUT_MS", &timeout_ms),
+                ("FIREHOSED_FUNCTION_ARN", &lambda_arn),
+                (
+                    "AWS_LAMBDA_FUNCTION_NAME",
+                    &format!("firehosed-{}", setup.stream),
+                ),
+                ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+                ("AWS_REGION", setup.region),
+            ] {
+                full.insert(k.to_string(), v.to_string());
+            }
+            full.extend(env.clone());
+            let mut s = subprocess::Subprocess::new(subprocess::Spec {
+                command: command.clone(),
+                env: full,
+                working_directory: working_directory.clone(),
+                label: label.clone(),
+            });
+            s.start()
+                .map_err(|e| format!("cannot start the transform command {command:?}: {e}"))?;
+            Runtime::Subprocess(Box::new(s))
+        }
+        crate::config::transform::Runtime::Wasm {
+            module,
+            max_memory_mib,
+        } => {
+            let (module, mem, l) = (module.clone(), *max_memory_mib, label.clone());
+            let loaded =
+                tokio::task::spawn_blocking(move || wasm::WasmTransform::load(&module, mem, &l))
+                    .await
+                    .map_err(|e| format!("loading the WASM module failed: {e}"))?;
+            Runtime::Wasm(loaded?)
+        }
+    };
+    Ok(Transform::new(
+        runtime,
+        Invocation {
+            delivery_stream_arn: setup.stream_arn.to_string(),
+            region: setup.region.to_string(),
+            source_kinesis_stream_arn: setup.kinesis_stream_arn,
+        },
+        lambda_arn,
+        config.clone(),
+        setup.metrics,
+        label,
+    ))
+}

@@ -1,0 +1,208 @@
+//! The WASM runtime (docs/transform.md, "WASM ABI"): the module is compiled once; each
+//! invocation gets a fresh instance with a memory limit and an epoch deadline, on the blocking
+//! pool.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use wasmtime::{
+    Caller, Config, Engine, Extern, InstancePre, Linker, Module, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, ValType,
+};
+
+use super::contract::{InvokeError, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+
+/// One epoch tick: the resolution of the time limit.
+const TICK: Duration = Duration::from_millis(10);
+
+struct State {
+    limits: StoreLimits,
+    label: Arc<str>,
+}
+
+#[derive(Clone)]
+pub struct WasmTransform {
+    engine: Engine,
+    pre: InstancePre<State>,
+    max_memory_bytes: usize,
+    label: Arc<str>,
+}
+
+/// The process's engine, with a thread that advances its epoch every `TICK`.
+fn engine() -> Result<Engine, String> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e.clone());
+    }
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(|e| format!("cannot start the WASM engine: {e}"))?;
+    if ENGINE.set(engine.clone()).is_ok() {
+        let ticker = engine.clone();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(TICK);
+                    ticker.increment_epoch();
+                }
+            })
+            .map_err(|e| format!("cannot start the WASM epoch thread: {e}"))?;
+    }
+    ENGINE
+        .get()
+        .cloned()
+        .ok_or_else(|| "the WASM engine is missing".to_string())
+}
+
+impl WasmTransform {
+    /// Compiles the module (`.wasm` or `.wat`) and checks its exports against the ABI.
+    /// Blocking: compilation takes CPU time.
+    pub fn load(path: &Path, max_memory_mib: u64, label: &str) -> Result<Self, String> {
+        let engine = engine()?;
+        let module = Module::from_file(&engine, path)
+            .map_err(|e| format!("cannot load the WASM module {}: {e:#}", path.display()))?;
+        check_exports(&module).map_err(|e| format!("WASM module {}: {e}", path.display()))?;
+        let mut linker: Linker<State> = Linker::new(&engine);
+        linker
+            .func_wrap(
+                "firehose",
+                "log",
+                |mut caller: Caller<'_, State>, ptr: i32, len: i32| {
+                    let label = caller.data().label.clone();
+                    if let Some(Extern::Memory(m)) = caller.get_export("memory") {
+                        let data = m.data(&caller);
+                        let (start, end) = (ptr as u32 as usize, (ptr as u32 as usize).saturating_add(len as u32 as usize));
+                        if let Some(bytes) = data.get(start..end.min(start + 8192)) {
+                            tracing::info!(transform = %label, "{}", String::from_utf8_lossy(bytes).trim_end());
+                        }
+                    }
+                },
+            )
+            .map_err(|e| format!("cannot link the WASM module: {e}"))?;
+        let pre = linker.instantiate_pre(&module).map_err(|e| {
+            format!(
+                "WASM module {}: {e} (a module may import only firehose.log)",
+                path.display()
+            )
+        })?;
+        Ok(WasmTransform {
+            engine,
+            pre,
+            max_memory_bytes: (max_memory_mib * 1024 * 1024) as usize,
+            label: label.into(),
+        })
+    }
+
+    /// Runs one invocation on the blocking pool.
+    pub async fn call(&self, request: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || this.call_blocking(&request, timeout)).await {
+            Ok(r) => r,
+            Err(e) => Err(InvokeError::Function(format!(
+                "the WASM invocation failed: {e}"
+            ))),
+        }
+    }
+
+    fn call_blocking(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, InvokeError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.max_memory_bytes)
+            .instances(1)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            State {
+                limits,
+                label: self.label.clone(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let ticks = (timeout.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        let instance = self.pre.instantiate(&mut store).map_err(failure)?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| InvokeError::Function("the module exports no memory".into()))?;
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, "firehose_alloc")
+            .map_err(failure)?;
+        let transform = instance
+            .get_typed_func::<(i32, i32), i64>(&mut store, "firehose_transform")
+            .map_err(failure)?;
+        if request.len() > MAX_REQUEST_BYTES * 2 {
+            return Err(InvokeError::Function("the request is too large".into()));
+        }
+        let len = request.len() as i32;
+        let ptr = alloc.call(&mut store, len).map_err(failure)?;
+        memory
+            .write(&mut store, ptr as u32 as usize, request)
+            .map_err(|_| {
+                InvokeError::Function(format!(
+                    "firehose_alloc({len}) returned {ptr}, outside the module's memory"
+                ))
+            })?;
+        let packed = transform.call(&mut store, (ptr, len)).map_err(failure)?;
+        let (out_ptr, out_len) = (
+            (packed as u64 >> 32) as usize,
+            (packed as u64 & 0xffff_ffff) as usize,
+        );
+        if out_len > MAX_RESPONSE_BYTES {
+            return Err(InvokeError::Function(format!(
+                "the transform's response is longer than {MAX_RESPONSE_BYTES} bytes"
+            )));
+        }
+        let data = memory.data(&store);
+        data.get(out_ptr..out_ptr + out_len)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                InvokeError::Function(format!(
+                    "the response range {out_ptr}+{out_len} is outside the module's memory"
+                ))
+            })
+    }
+}
+
+/// A trap or a link error as the Lambda error it stands for.
+fn failure(e: wasmtime::Error) -> InvokeError {
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return InvokeError::TimedOut("the WASM transform ran past timeout_seconds".into());
+    }
+    InvokeError::Function(format!("the WASM transform failed: {e:#}"))
+}
+
+fn check_exports(module: &Module) -> Result<(), String> {
+    let func = |name: &str, params: &[ValType], results: &[ValType]| -> Result<(), String> {
+        let Some(ty) = module.get_export(name) else {
+            return Err(format!("it does not export {name}"));
+        };
+        let Some(f) = ty.func() else {
+            return Err(format!("its export {name} is not a function"));
+        };
+        let p: Vec<_> = f.params().collect();
+        let r: Vec<_> = f.results().collect();
+        let same = |a: &[ValType], b: &[ValType]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ValType::eq(x, y))
+        };
+        if !same(&p, params) || !same(&r, results) {
+            return Err(format!(
+                "its export {name} has the wrong signature (see docs/transform.md)"
+            ));
+        }
+        Ok(())
+    };
+    if module
+        .get_export("memory")
+        .and_then(|e| e.memory().cloned())
+        .is_none()
+    {
+        return Err("it does not export its memory as `memory`".into());
+    }
+    func("firehose_alloc", &[ValType::I32], &[ValType::I32])?;
+    func(
+        "firehose_transform",
+        &[ValType::I32, ValType::I32],
+        &[ValType::I64],
+    )
+}

@@ -1,0 +1,298 @@
+//! A stream's processor: reads the stream's log in order, runs the processing stage (the
+//! transform, when configured) once per record, and fans the outcome out to every
+//! destination: delivered records, error records, source-record backups. Each destination
+//! skips what it delivered before a restart (below its own cursor). A flush is forwarded once
+//! every record acknowledged before it has been processed and handed over.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::destination::retry::LogGate;
+use crate::destination::{Delivery, DestinationHandle, Input};
+use crate::processing::transform::Transform;
+use crate::processing::transform::contract::{MAX_REQUEST_BYTES, REQUEST_OVERHEAD, request_cost};
+use crate::processing::{Outcome, Processed};
+use crate::record::Record;
+use crate::source::LogReader as Reader;
+
+/// Bytes read from the log per batch.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+pub enum Control {
+    /// Flush once every record below `until` is handed over; the reply gets the keys written.
+    Flush {
+        until: u64,
+        reply: oneshot::Sender<Vec<String>>,
+    },
+}
+
+/// One destination as the processor sees it.
+pub struct Route {
+    pub handle: DestinationHandle,
+    /// The destination's cursor when the stream started: records below it were delivered.
+    pub start: u64,
+    /// Whether it keeps source-record backups.
+    pub backup: bool,
+}
+
+pub struct Processor {
+    pub control: mpsc::Sender<Control>,
+    pub task: JoinHandle<()>,
+}
+
+impl Processor {
+    pub fn spawn(
+        label: String,
+        reader: Reader,
+        routes: Vec<Route>,
+        transform: Option<Transform>,
+    ) -> Processor {
+        let (control, rx) = mpsc::channel(16);
+        let state = State {
+            label,
+            reader,
+            routes,
+            buffer: transform.map(|t| Buffer {
+                size_limit: t.config().buffer_bytes as usize,
+                interval: Duration::from_secs(t.config().buffer_interval_seconds),
+                transform: t,
+                records: Vec::new(),
+                bytes: 0,
+                cost: REQUEST_OVERHEAD,
+                since: None,
+            }),
+        };
+        let task = tokio::spawn(state.run(rx));
+        Processor { control, task }
+    }
+}
+
+/// The transform's input buffer.
+struct Buffer {
+    transform: Transform,
+    size_limit: usize,
+    interval: Duration,
+    records: Vec<Record>,
+    bytes: usize,
+    /// Encoded size of the request these records would make.
+    cost: usize,
+    since: Option<Instant>,
+}
+
+struct State {
+    label: String,
+    reader: Reader,
+    routes: Vec<Route>,
+    buffer: Option<Buffer>,
+}
+
+impl State {
+    async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        let mut closing = false;
+        let mut gate = LogGate::new(Duration::from_secs(30));
+        loop {
+            match self.forward().await {
+                Ok(true) => {
+                    match control.try_recv() {
+                        Ok(c) => self.handle(c).await,
+                        Err(mpsc::error::TryRecvError::Disconnected) => closing = true,
+                        Err(mpsc::error::TryRecvError::Empty) => {}
+                    }
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    if gate.should_log(tokio::time::Instant::now()) {
+                        tracing::error!(stream = %self.label, error = %e, "cannot read the log; retrying");
+                    }
+                    // Still answer control while the log cannot be read: a flush fails (its
+                    // reply is dropped), a close stops the processor.
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        c = control.recv() => match c {
+                            Some(Control::Flush { reply, .. }) => drop(reply),
+                            None => break,
+                        },
+                    }
+                    continue;
+                }
+            }
+            if closing {
+                break;
+            }
+            let deadline = self
+                .buffer
+                .as_ref()
+                .and_then(|b| b.since.map(|s| s + b.interval));
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                self.run_transform().await;
+                continue;
+            }
+            tokio::select! {
+                c = control.recv() => match c {
+                    Some(c) => self.handle(c).await,
+                    None => closing = true,
+                },
+                alive = self.reader.wait() => if !alive { closing = true },
+                () = sleep_until(deadline) => self.run_transform().await,
+            }
+        }
+        self.run_transform().await;
+        if let Some(b) = self.buffer.as_mut() {
+            b.transform.close().await;
+        }
+        for r in self.routes {
+            r.handle.close().await;
+        }
+    }
+
+    /// Reads one batch and processes it; false when there was nothing durable to read.
+    async fn forward(&mut self) -> std::io::Result<bool> {
+        let batch = self.reader.read(BATCH_BYTES).await?;
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        if self.buffer.is_none() {
+            let mut processed = Processed::default();
+            let end = batch.last().map_or(0, |r| r.seq + 1);
+            for r in &batch {
+                processed.push(Outcome::Deliver(r.clone(), None));
+            }
+            self.dispatch(&batch, processed, end).await?;
+            return Ok(true);
+        }
+        for record in batch {
+            let Some(b) = self.buffer.as_mut() else {
+                break;
+            };
+            let cost = request_cost(&record);
+            if !b.records.is_empty()
+                && (b.bytes + record.data.len() > b.size_limit || b.cost + cost > MAX_REQUEST_BYTES)
+            {
+                self.run_transform().await;
+            }
+            let Some(b) = self.buffer.as_mut() else {
+                break;
+            };
+            b.bytes += record.data.len();
+            b.cost += cost;
+            b.since.get_or_insert_with(Instant::now);
+            b.records.push(record);
+            if b.bytes >= b.size_limit {
+                self.run_transform().await;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Invokes the transform on the buffered records and hands the outcome over.
+    async fn run_transform(&mut self) {
+        let Some(b) = self.buffer.as_mut() else {
+            return;
+        };
+        if b.records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut b.records);
+        b.bytes = 0;
+        b.cost = REQUEST_OVERHEAD;
+        b.since = None;
+        let outcomes = b.transform.process(&records).await;
+        let mut processed = Processed::default();
+        for o in outcomes {
+            processed.push(o);
+        }
+        let end = records.last().map_or(0, |r| r.seq + 1);
+        if let Err(e) = self.dispatch(&records, processed, end).await {
+            tracing::error!(stream = %self.label, error = %e, "cannot hand records to a destination");
+        }
+    }
+
+    /// Hands each destination its share of a processed run of log records.
+    async fn dispatch(&self, source: &[Record], p: Processed, end: u64) -> std::io::Result<()> {
+        let last = self.routes.len().saturating_sub(1);
+        let mut p = Some(p);
+        for (i, route) in self.routes.iter().enumerate() {
+            let keep = |seq: u64| seq >= route.start;
+            // The last destination takes the processed records without copying.
+            let Processed {
+                deliver, failed, ..
+            } = if i == last {
+                p.take().unwrap_or_default()
+            } else {
+                p.as_ref().map_or_else(Processed::default, |p| Processed {
+                    deliver: p.deliver.clone(),
+                    failed: p.failed.clone(),
+                    dropped: p.dropped,
+                })
+            };
+            let delivery = Delivery {
+                records: deliver
+                    .into_iter()
+                    .filter(|(r, _)| keep(r.seq))
+                    .map(|(r, _)| r)
+                    .collect(),
+                failed: failed.into_iter().filter(|f| keep(f.line.seq)).collect(),
+                backup: if route.backup {
+                    source.iter().filter(|r| keep(r.seq)).cloned().collect()
+                } else {
+                    Vec::new()
+                },
+                end,
+            };
+            if end <= route.start {
+                continue;
+            }
+            if !route.handle.send_records(delivery).await {
+                return Err(std::io::Error::other("the destination worker is gone"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, control: Control) {
+        match control {
+            Control::Flush { until, reply } => {
+                while self.reader.next_seq() < until {
+                    match self.forward().await {
+                        Ok(true) => {}
+                        // Not everything acknowledged could be handed over: the flush fails
+                        // (its reply is dropped) rather than answer without those records.
+                        Ok(false) | Err(_) => return,
+                    }
+                }
+                self.run_transform().await;
+                let mut waits = Vec::new();
+                for r in &self.routes {
+                    let (tx, rx) = oneshot::channel();
+                    if !r.handle.send(Input::Flush(tx)).await {
+                        return;
+                    }
+                    waits.push(rx);
+                }
+                // The destinations answer once their objects are written; the processor
+                // goes on meanwhile.
+                tokio::spawn(async move {
+                    let mut keys = Vec::new();
+                    for w in waits {
+                        match w.await {
+                            Ok(k) => keys.extend(k),
+                            Err(_) => return,
+                        }
+                    }
+                    let _ = reply.send(keys);
+                });
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
