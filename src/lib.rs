@@ -1,8 +1,10 @@
 //! firehosed: Amazon Data Firehose on a VM you own and inside test suites.
 //!
 //! The flow (DESIGN.md section 1): `api` accepts records -> `stream::put` makes them durable in
-//! the `spool` (the acknowledgement) -> a feeder per destination reads the spool ->
-//! `destination` stages, seals and delivers objects -> S3 or a folder -> the spool cursor moves.
+//! the `spool` (the acknowledgement) -> the stream's processor reads the log once, runs
+//! `processing` (the transform) and hands each destination its records, error records and
+//! backups -> `destination` stages, seals and delivers objects -> S3 or a folder -> the
+//! destination's watermark moves its log cursor.
 //!
 //! Module map:
 //! - `app`: start-up, serving, drain on shutdown.
@@ -11,9 +13,12 @@
 //! - `source`: one ordered log per stream: the spool (Direct PUT) or the in-memory log fed by
 //!   the Kinesis source (`source::kinesis`: shard discovery, readers, KPL, checkpoints).
 //! - `spool`: the durable segment log: group commit, per-destination cursors, replay, budget.
-//! - `stream`: a running delivery stream (put, flush, close) and its feeders.
+//! - `stream`: a running delivery stream (put, flush, close) and its `processor`.
+//! - `processing`: the transform (`transform::{contract, subprocess, wasm}`: the Lambda
+//!   contract, the child-process and WASM runtimes) and `error_record` (AWS's error JSON).
 //! - `destination`: object keys (`template`, `timefmt`, `naming`), `staging`, the `worker`
-//!   (flush on size / interval / flush / close), `sink`s (`s3`, `directory`), `retry`.
+//!   (main, error and backup objects; flush on size / interval / flush / close), the
+//!   `watermark` (when the log cursor may move), `sink`s (`s3`, `directory`), `retry`.
 //! - `encode`: compression codecs (GZIP, ZIP, Snappy, HADOOP_SNAPPY).
 //! - `aws`: SDK clients from the `aws` settings.
 //! - `metrics`: every metric name, Prometheus rendering.

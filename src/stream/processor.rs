@@ -196,7 +196,7 @@ impl State {
         if b.records.is_empty() {
             return;
         }
-        let records = std::mem::take(&mut b.records);
+        let records: std::sync::Arc<[Record]> = std::mem::take(&mut b.records).into();
         b.bytes = 0;
         b.cost = REQUEST_OVERHEAD;
         b.since = None;
@@ -216,6 +216,9 @@ impl State {
         let last = self.routes.len().saturating_sub(1);
         let mut p = Some(p);
         for (i, route) in self.routes.iter().enumerate() {
+            if end <= route.start {
+                continue;
+            }
             let keep = |seq: u64| seq >= route.start;
             // The last destination takes the processed records without copying.
             let Processed {
@@ -243,9 +246,6 @@ impl State {
                 },
                 end,
             };
-            if end <= route.start {
-                continue;
-            }
             if !route.handle.send_records(delivery).await {
                 return Err(std::io::Error::other("the destination worker is gone"));
             }

@@ -54,8 +54,9 @@ impl Transform {
         &self.config
     }
 
-    /// Runs `records` through the function; one outcome per record, in order.
-    pub async fn process(&mut self, records: &[Record]) -> Vec<Outcome> {
+    /// Runs `records` through the function; one outcome per record, in order. Encoding the
+    /// request and checking the response run on the blocking pool.
+    pub async fn process(&mut self, records: &Arc<[Record]>) -> Vec<Outcome> {
         if records.is_empty() {
             return Vec::new();
         }
@@ -64,7 +65,18 @@ impl Transform {
         let mut last = InvokeError::Function("not invoked".into());
         for attempt in 1..=attempts {
             let id = uuid::Uuid::new_v4().hyphenated().to_string();
-            let request = contract::request(&self.invocation, &id, records);
+            let (inv, recs) = (self.invocation.clone(), records.clone());
+            let request = match tokio::task::spawn_blocking(move || {
+                contract::request(&inv, &id, &recs)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    last = InvokeError::Function(format!("building the request failed: {e}"));
+                    continue;
+                }
+            };
             let started = Instant::now();
             let answer = match &mut self.runtime {
                 Runtime::Subprocess(s) => s.call(&request, timeout).await,
@@ -74,7 +86,20 @@ impl Transform {
             self.metrics
                 .transform_duration_ms
                 .add(started.elapsed().as_millis() as u64);
-            match answer.and_then(|body| contract::parse_response(records, &body)) {
+            let checked = match answer {
+                Ok(body) => {
+                    let recs = records.clone();
+                    tokio::task::spawn_blocking(move || contract::parse_response(&recs, &body))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(InvokeError::Function(format!(
+                                "checking the response failed: {e}"
+                            )))
+                        })
+                }
+                Err(e) => Err(e),
+            };
+            match checked {
                 Ok(verdicts) => return self.outcomes(records, verdicts, attempt),
                 Err(e) => {
                     self.metrics.transform_failed_invocations.add(1);
