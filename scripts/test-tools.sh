@@ -34,4 +34,8 @@ if [ "$(cat "$tools/node/.version" 2>/dev/null)" != "$kinesalite_version" ]; the
   npm install --prefix "$tools/node" --no-audit --no-fund --silent "kinesalite@$kinesalite_version"
   echo "$kinesalite_version" > "$tools/node/.version"
 fi
+
+# The AssemblyScript transform of examples/wasm (AssemblyScript pinned in its package-lock.json),
+# built once into the cache; tests/transform.rs runs it.
+"$(dirname "$0")/build-wasm-example.sh" > /dev/null
 echo "$tools"

@@ -736,3 +736,32 @@ delivery_streams:
     assert_eq!(meta["subsequenceNumber"], 0);
     assert!(meta["approximateArrivalTimestamp"].as_i64().is_some());
 }
+
+#[test]
+fn the_assemblyscript_example_upper_cases_records() {
+    let out = run_output(
+        std::process::Command::new("bash")
+            .arg(repo().join("scripts/build-wasm-example.sh"))
+            .env("FIREHOSED_TOOLS", tools()),
+    );
+    assert!(
+        out.status.success(),
+        "build-wasm-example.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let module = String::from_utf8(out.stdout).expect("path");
+    let d = Daemon::start(&config(
+        &format!("wasm: {{module: '{}'}}", module.trim()),
+        "",
+        "",
+    ));
+    let input: Vec<String> = (0..500)
+        .map(|i| format!("{{\"id\":{i},\"msg\":\"hello firehose \u{e9}t\u{e9}\"}}"))
+        .collect();
+    put_lines(&d, &input);
+    d.flush("t");
+    let delivered = lines_under(&d.dir.path().join("out"), "data/");
+    // ASCII letters upper-cased, other characters kept; records concatenated (no delimiter).
+    let expected: String = input.iter().map(|l| l.to_ascii_uppercase()).collect();
+    assert_eq!(delivered, vec![expected]);
+}
