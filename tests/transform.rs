@@ -765,3 +765,66 @@ fn the_assemblyscript_example_upper_cases_records() {
     let expected: String = input.iter().map(|l| l.to_ascii_uppercase()).collect();
     assert_eq!(delivered, vec![expected]);
 }
+
+#[test]
+fn error_and_backup_objects_are_sealed_with_the_main_object() {
+    // A destination's cursor waits for its oldest open object; an error or backup object left
+    // open while main objects are written would make a kill -9 write those again.
+    let cfg = config(
+        &format!("subprocess: {}", python_runner("blueprint.lambda_handler")),
+        "        buffer_size_mib: 0.5",
+        "        source_record_backup: {prefix: 'raw/'}",
+    )
+    .replace(
+        "size_mib: 128, interval_seconds: 900",
+        "size_mib: 1, interval_seconds: 900",
+    );
+    let d = Daemon::start(&cfg);
+    let input: Vec<String> = (0..3000)
+        .map(|i| {
+            // One small failed record: its error object never fills up on its own.
+            let action = if i == 0 { "fail" } else { "keep" };
+            format!(
+                "{{\"id\":{i},\"action\":\"{action}\",\"pad\":\"{}\"}}",
+                "x".repeat(1000)
+            )
+        })
+        .collect();
+    put_lines(&d, &input);
+    let out = d.dir.path().join("out");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let files = files_under(&out);
+        let has = |p: &str| files.iter().any(|f| f.starts_with(p));
+        if has("data/") && has("errors/") && has("raw/") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no flush was asked and the buffers are 1 MiB: main objects sealed on size must take the error and backup objects with them: {files:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_child_that_writes_stray_stdout_is_restarted_before_the_next_request() {
+    let mut d = Daemon::start(&config(
+        &format!("subprocess: {}", script("chatty.py", &[])),
+        "        number_of_retries: 0",
+        "",
+    ));
+    put_lines(&d, &["one".to_string()]);
+    d.flush("t");
+    std::thread::sleep(Duration::from_millis(500));
+    put_lines(&d, &["two".to_string()]);
+    d.flush("t");
+    let out = d.dir.path().join("out");
+    assert_eq!(lines_under(&out, "data/").concat(), "onetwo");
+    assert!(error_records(&out).is_empty());
+    let logs = d.logs();
+    assert!(
+        logs.contains("wrote to stdout outside an answer"),
+        "the stray line was noticed:\n{logs}"
+    );
+}

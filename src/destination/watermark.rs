@@ -21,6 +21,8 @@ struct State {
     sealed: BTreeMap<u64, u64>,
     /// The cursor last released.
     released: u64,
+    /// Set after a staging failure: the cursor never moves again in this process.
+    poisoned: bool,
 }
 
 impl Watermark {
@@ -32,6 +34,7 @@ impl Watermark {
                 open: HashMap::new(),
                 sealed: BTreeMap::new(),
                 released: cursor,
+                poisoned: false,
             }),
         }
     }
@@ -55,12 +58,23 @@ impl Watermark {
         }
     }
 
+    /// Records may have been lost by a failed staging step: freeze the cursor (the process is
+    /// about to exit; a restart replays from the last cursor).
+    pub fn poison(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.poisoned = true;
+        }
+    }
+
     /// An object was delivered (`None`: nothing new, just check). Returns the new cursor when it
     /// moved.
     pub fn delivered(&self, id: Option<u64>) -> Option<u64> {
         let mut s = self.state.lock().ok()?;
         if let Some(id) = id {
             s.sealed.remove(&id);
+        }
+        if s.poisoned {
+            return None;
         }
         let cursor = s
             .open
@@ -100,5 +114,12 @@ mod tests {
         w.staged(15, &[], &[]);
         assert_eq!(w.delivered(None), Some(15));
         assert_eq!(w.delivered(None), None, "no move, no release");
+        w.staged(20, &[], &[(9, 15)]);
+        w.poison();
+        assert_eq!(
+            w.delivered(Some(9)),
+            None,
+            "a poisoned watermark never moves"
+        );
     }
 }

@@ -259,6 +259,7 @@ impl Worker {
             }
         }
         self.seal(None).await;
+        let _ = self.uploads.send(Upload::Advance).await;
         drop(self.uploads);
         let _ = uploader.await;
     }
@@ -277,18 +278,27 @@ impl Worker {
             let mut s = stagers.lock().unwrap_or_else(|p| p.into_inner());
             let out = step(&mut s, now);
             let open = s.open();
-            let sealed: Vec<(u64, u64)> = match &out {
-                Ok(objects) => objects.iter().map(|(o, _)| (o.id, o.first_seq)).collect(),
-                Err(_) => Vec::new(),
-            };
-            watermark.staged(handed.unwrap_or(0), &open, &sealed);
+            match &out {
+                Ok(objects) => {
+                    let sealed: Vec<(u64, u64)> =
+                        objects.iter().map(|(o, _)| (o.id, o.first_seq)).collect();
+                    watermark.staged(handed.unwrap_or(0), &open, &sealed);
+                }
+                // Records of this step may be lost with the process: the cursor must not move
+                // again before it exits.
+                Err(_) => watermark.poison(),
+            }
+            let nothing_open = open.iter().all(|(_, first)| first.is_none());
             let (opened, oldest) = s.times();
-            (out, opened, oldest)
+            (out, opened, oldest, nothing_open)
         })
         .await;
-        let (result, opened, oldest) = match joined {
+        let (result, opened, oldest, nothing_open) = match joined {
             Ok(v) => v,
-            Err(e) => fatal(&self.label, &format!("staging task failed: {e}")),
+            Err(e) => {
+                self.watermark.poison();
+                fatal(&self.label, &format!("staging task failed: {e}"))
+            }
         };
         self.opened = opened;
         self.metrics.set_staging_oldest(oldest);
@@ -299,8 +309,10 @@ impl Worker {
                     self.metrics.sealed(object.id, object.oldest_ms);
                     let _ = self.uploads.send(Upload::Object(object, kind)).await;
                 }
-                if empty && handed.is_some() {
-                    let _ = self.uploads.send(Upload::Advance).await;
+                // Only dropped or skipped records, nothing open: the cursor may move without an
+                // object. A full queue holds objects whose delivery re-checks the watermark.
+                if empty && handed.is_some() && nothing_open {
+                    let _ = self.uploads.try_send(Upload::Advance);
                 }
             }
             Err(e) => {
@@ -337,41 +349,49 @@ impl Worker {
                 let objects = s.error(output_type).append(&lines, now).map_err(err)?;
                 sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
             }
-            Ok(sealed)
-        })
-        .await;
-    }
-
-    /// Seals the open objects: all of them, or (`due`) those opened an interval before it.
-    async fn seal(&mut self, due: Option<Instant>) {
-        let interval = self.interval;
-        self.staging(None, move |s, _| {
-            let mut sealed = Vec::new();
-            for (_, kind, stager) in s.all() {
-                let ripe = match (due, stager.opened()) {
-                    (_, None) => false,
-                    (None, Some(_)) => true,
-                    (Some(now), Some(o)) => o + interval <= now,
-                };
-                if ripe {
-                    match stager.seal() {
-                        Ok(Some(o)) => sealed.push((o, kind)),
-                        Ok(None) => {}
-                        Err(e) => return Err(format!("cannot seal a staged object: {e}")),
-                    }
-                }
+            if !sealed.is_empty() {
+                sealed.extend(seal_all(s)?);
             }
             Ok(sealed)
         })
         .await;
     }
+
+    /// Seals the open objects: all of them, or (`due`) all of them once one was opened an
+    /// interval before it.
+    async fn seal(&mut self, due: Option<Instant>) {
+        let interval = self.interval;
+        self.staging(None, move |s, _| {
+            let ripe = match due {
+                None => true,
+                Some(now) => s.times().0.is_some_and(|o| o + interval <= now),
+            };
+            if ripe { seal_all(s) } else { Ok(Vec::new()) }
+        })
+        .await;
+    }
+}
+
+/// Seals every open object of a destination. Its objects are sealed together, so that an error
+/// or backup object never holds the cursor back behind main objects already written (which
+/// a kill -9 would then write again).
+fn seal_all(s: &mut Stagers) -> StepResult {
+    let mut sealed = Vec::new();
+    for (_, kind, stager) in s.all() {
+        match stager.seal() {
+            Ok(Some(o)) => sealed.push((o, kind)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("cannot seal a staged object: {e}")),
+        }
+    }
+    Ok(sealed)
 }
 
 /// A local disk error while staging: the records of the object being built can no longer be
 /// delivered by this process, and a later object must not move the spool cursor past them.
 /// Exit at once (no later object is ever sealed or delivered); after a restart every record
 /// past the cursor is replayed from the spool.
-fn fatal(label: &str, message: &str) -> ! {
+pub(crate) fn fatal(label: &str, message: &str) -> ! {
     tracing::error!(destination = %label, error = %message,
         "stopping: records past the delivered cursor will be replayed after a restart");
     eprintln!("error: destination {label}: {message}");

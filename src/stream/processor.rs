@@ -141,11 +141,16 @@ impl State {
             }
         }
         self.run_transform().await;
-        if let Some(b) = self.buffer.as_mut() {
-            b.transform.close().await;
+        // Stop the transform and drain every destination at the same time.
+        let mut closing = Vec::new();
+        if let Some(mut b) = self.buffer.take() {
+            closing.push(tokio::spawn(async move { b.transform.close().await }));
         }
         for r in self.routes {
-            r.handle.close().await;
+            closing.push(tokio::spawn(r.handle.close()));
+        }
+        for c in closing {
+            let _ = c.await;
         }
     }
 
@@ -161,7 +166,7 @@ impl State {
             for r in &batch {
                 processed.push(Outcome::Deliver(r.clone(), None));
             }
-            self.dispatch(&batch, processed, end).await?;
+            self.dispatch(&batch, processed, end).await;
             return Ok(true);
         }
         for record in batch {
@@ -206,13 +211,14 @@ impl State {
             processed.push(o);
         }
         let end = records.last().map_or(0, |r| r.seq + 1);
-        if let Err(e) = self.dispatch(&records, processed, end).await {
-            tracing::error!(stream = %self.label, error = %e, "cannot hand records to a destination");
-        }
+        self.dispatch(&records, processed, end).await;
     }
 
     /// Hands each destination its share of a processed run of log records.
-    async fn dispatch(&self, source: &[Record], p: Processed, end: u64) -> std::io::Result<()> {
+    /// A destination whose worker is gone (it panicked) would have its cursor carried past
+    /// records it never got by later deliveries: the process exits instead, and a restart
+    /// replays from the cursors.
+    async fn dispatch(&self, source: &[Record], p: Processed, end: u64) {
         let last = self.routes.len().saturating_sub(1);
         let mut p = Some(p);
         for (i, route) in self.routes.iter().enumerate() {
@@ -247,10 +253,12 @@ impl State {
                 end,
             };
             if !route.handle.send_records(delivery).await {
-                return Err(std::io::Error::other("the destination worker is gone"));
+                crate::destination::worker::fatal(
+                    &format!("{}[{i}]", self.label),
+                    "the destination worker is gone",
+                );
             }
         }
-        Ok(())
     }
 
     async fn handle(&mut self, control: Control) {

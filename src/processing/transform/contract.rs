@@ -210,12 +210,14 @@ pub fn parse_response(records: &[Record], body: &[u8]) -> Result<Vec<Verdict>, I
         }
         let verdict = match item.result.as_deref() {
             Some("Ok") => {
-                let data = match item.data.as_deref() {
-                    Some(d) => b64.decode(d).map_err(|e| {
-                        InvokeError::Json(format!("recordId {id}: data is not base64: {e}"))
-                    })?,
-                    None => Vec::new(),
+                let Some(d) = item.data.as_deref() else {
+                    return Err(InvokeError::Json(format!(
+                        "recordId {id}: an Ok record needs data"
+                    )));
                 };
+                let data = b64.decode(d).map_err(|e| {
+                    InvokeError::Json(format!("recordId {id}: data is not base64: {e}"))
+                })?;
                 let keys = item
                     .metadata
                     .and_then(|m| m.partition_keys)
@@ -340,6 +342,10 @@ mod tests {
         );
         assert_eq!(
             code(br#"{"records":[{"recordId":"1","result":"Ok","data":"***"},{"recordId":"2","result":"Ok","data":""}]}"#),
+            "Lambda.JsonProcessingException"
+        );
+        assert_eq!(
+            code(br#"{"records":[{"recordId":"1","result":"Ok"},{"recordId":"2","result":"Ok","data":""}]}"#),
             "Lambda.JsonProcessingException"
         );
         assert_eq!(

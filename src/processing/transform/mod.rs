@@ -63,7 +63,9 @@ impl Transform {
         let attempts = self.config.number_of_retries + 1;
         let timeout = Duration::from_secs(self.config.timeout_seconds);
         let mut last = InvokeError::Function("not invoked".into());
+        let mut made = 0;
         for attempt in 1..=attempts {
+            made = attempt;
             let id = uuid::Uuid::new_v4().hyphenated().to_string();
             let (inv, recs) = (self.invocation.clone(), records.clone());
             let request = match tokio::task::spawn_blocking(move || {
@@ -77,6 +79,16 @@ impl Transform {
                     continue;
                 }
             };
+            if request.len() > contract::MAX_REQUEST_BYTES {
+                // Only a single record can get here (batches are cut before the limit):
+                // no function can be invoked with it, retrying changes nothing.
+                last = InvokeError::Function(format!(
+                    "the request of {} bytes is over the {} bytes Lambda payload limit",
+                    request.len(),
+                    contract::MAX_REQUEST_BYTES
+                ));
+                break;
+            }
             let started = Instant::now();
             let answer = match &mut self.runtime {
                 Runtime::Subprocess(s) => s.call(&request, timeout).await,
@@ -113,16 +125,23 @@ impl Transform {
         let failure = LambdaFailure {
             code: last.code(),
             message: last.message().to_string(),
-            attempts,
+            attempts: made,
             ending_ms: now_ms(),
         };
         self.metrics
             .transform_failed_records
             .add(records.len() as u64);
-        records
-            .iter()
-            .map(|r| Outcome::Failed(processing_failed(r, &failure, &self.lambda_arn)))
-            .collect()
+        let build = |recs: &[Record], failure: &LambdaFailure, arn: &str| -> Vec<Outcome> {
+            recs.iter()
+                .map(|r| Outcome::Failed(processing_failed(r, failure, arn)))
+                .collect()
+        };
+        let (recs, arn, f) = (records.clone(), self.lambda_arn.clone(), failure.clone());
+        match tokio::task::spawn_blocking(move || build(&recs, &f, &arn)).await {
+            Ok(outcomes) => outcomes,
+            // No blocking pool (shutting down): build them here, one outcome per record.
+            Err(_) => build(records, &failure, &self.lambda_arn),
+        }
     }
 
     fn outcomes(&self, records: &[Record], verdicts: Vec<Verdict>, attempt: u32) -> Vec<Outcome> {

@@ -61,6 +61,11 @@ impl Subprocess {
         request: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, InvokeError> {
+        if self.out_of_step().await {
+            let status = self.kill().await;
+            tracing::warn!(transform = %self.spec.label, %status,
+                "the transform wrote to stdout outside an answer, or exited; restarting it");
+        }
         if self.running.is_none() {
             if let Some(d) = self.restart_delay {
                 tokio::time::sleep(d).await;
@@ -116,6 +121,18 @@ impl Subprocess {
         }
     }
 
+    /// Whether the child has output nobody asked for (a stray line would be read as the next
+    /// answer) or has exited: either way it is restarted before the next request.
+    async fn out_of_step(&mut self) -> bool {
+        let Some(r) = self.running.as_mut() else {
+            return false;
+        };
+        // A zero timeout still polls once: ready means bytes, end of file or an error.
+        tokio::time::timeout(Duration::ZERO, r.stdout.fill_buf())
+            .await
+            .is_ok()
+    }
+
     fn failed(&mut self) {
         let next = self.restart_delay.map_or(Duration::from_millis(100), |d| {
             (d * 2).min(Duration::from_secs(5))
@@ -128,21 +145,16 @@ impl Subprocess {
         let Some(mut r) = self.running.take() else {
             return "not running".into();
         };
-        // Signal only a child not yet reaped: a reaped child's group id may be reused.
-        let status = match r.child.try_wait() {
-            Ok(Some(s)) => Some(s),
-            _ => {
-                signal_group(r.pid, libc::SIGKILL);
-                r.child.wait().await.ok()
-            }
-        };
-        match status {
-            Some(s) => s.to_string(),
-            None => "status unknown".into(),
+        // The child is not reaped before the `wait` below, so its group id is still ours.
+        signal_group(r.pid, libc::SIGKILL);
+        match r.child.wait().await {
+            Ok(s) => s.to_string(),
+            Err(_) => "status unknown".into(),
         }
     }
 
-    /// Stops the child: closes its stdin, then SIGTERM to the group, then SIGKILL.
+    /// Stops the child: closes its stdin, then SIGTERM to the group, then SIGKILL; whatever it
+    /// left in its group goes too.
     pub async fn close(&mut self) {
         let Some(r) = self.running.take() else {
             return;
@@ -155,13 +167,39 @@ impl Subprocess {
         } = r;
         drop(stdin);
         let grace = Duration::from_secs(2);
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        if !exited_within(pid, grace).await {
             signal_group(pid, libc::SIGTERM);
-            if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                signal_group(pid, libc::SIGKILL);
-                let _ = child.wait().await;
-            }
+            exited_within(pid, grace).await;
         }
+        signal_group(pid, libc::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+/// Waits up to `limit` for the child to exit, without reaping it (so its process group id
+/// cannot be reused while we may still signal it).
+async fn exited_within(pid: i32, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        // SAFETY: waitid with WNOWAIT only inspects the child's state; `info` is a zeroed
+        // siginfo_t that the call fills in.
+        let exited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            rc != 0 || info.si_pid() != 0
+        };
+        if exited {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

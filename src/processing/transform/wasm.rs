@@ -19,7 +19,12 @@ const TICK: Duration = Duration::from_millis(10);
 struct State {
     limits: StoreLimits,
     label: Arc<str>,
+    /// firehose.log lines left for this invocation.
+    log_budget: u32,
 }
+
+/// firehose.log lines passed to the log per invocation (the rest are counted, not written).
+const LOG_LINES: u32 = 100;
 
 #[derive(Clone)]
 pub struct WasmTransform {
@@ -29,31 +34,29 @@ pub struct WasmTransform {
     label: Arc<str>,
 }
 
-/// The process's engine, with a thread that advances its epoch every `TICK`.
+/// The process's engine, with a thread that advances its epoch every `TICK` (made together:
+/// an engine without its ticker would never time out).
 fn engine() -> Result<Engine, String> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(e) = ENGINE.get() {
-        return Ok(e.clone());
-    }
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    let engine = Engine::new(&config).map_err(|e| format!("cannot start the WASM engine: {e}"))?;
-    if ENGINE.set(engine.clone()).is_ok() {
-        let ticker = engine.clone();
-        std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(TICK);
-                    ticker.increment_epoch();
-                }
-            })
-            .map_err(|e| format!("cannot start the WASM epoch thread: {e}"))?;
-    }
+    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
     ENGINE
-        .get()
-        .cloned()
-        .ok_or_else(|| "the WASM engine is missing".to_string())
+        .get_or_init(|| {
+            let mut config = Config::new();
+            config.epoch_interruption(true);
+            let engine =
+                Engine::new(&config).map_err(|e| format!("cannot start the WASM engine: {e}"))?;
+            let ticker = engine.clone();
+            std::thread::Builder::new()
+                .name("wasm-epoch".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(TICK);
+                        ticker.increment_epoch();
+                    }
+                })
+                .map_err(|e| format!("cannot start the WASM epoch thread: {e}"))?;
+            Ok(engine)
+        })
+        .clone()
 }
 
 impl WasmTransform {
@@ -70,6 +73,10 @@ impl WasmTransform {
                 "firehose",
                 "log",
                 |mut caller: Caller<'_, State>, ptr: i32, len: i32| {
+                    if caller.data().log_budget == 0 {
+                        return;
+                    }
+                    caller.data_mut().log_budget -= 1;
                     let label = caller.data().label.clone();
                     if let Some(Extern::Memory(m)) = caller.get_export("memory") {
                         let data = m.data(&caller);
@@ -109,6 +116,9 @@ impl WasmTransform {
     fn call_blocking(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, InvokeError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.max_memory_bytes)
+            .memories(1)
+            .tables(4)
+            .table_elements(1 << 20)
             .instances(1)
             .build();
         let mut store = Store::new(
@@ -116,6 +126,7 @@ impl WasmTransform {
             State {
                 limits,
                 label: self.label.clone(),
+                log_budget: LOG_LINES,
             },
         );
         store.limiter(|s| &mut s.limits);
