@@ -17,11 +17,10 @@ use crate::config::{
     Config, KinesisStreamRef, SourceConfig, StartingPosition, StreamConfig, Target,
 };
 use crate::destination::directory::DirectorySink;
-use crate::destination::naming::{ErrorNaming, Naming};
+use crate::destination::naming::Naming;
 use crate::destination::s3::S3Sink;
 use crate::destination::sink::Sink;
-use crate::destination::staging::{Stager, clear_leftovers};
-use crate::destination::template::Template;
+use crate::destination::staging::clear_leftovers;
 use crate::destination::{DestinationHandle, OnDelivered, Staging};
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::processing::transform;
@@ -29,7 +28,7 @@ use crate::source::Log;
 use crate::source::kinesis::{self, checkpoint::Checkpoints, metrics::KinesisMetrics};
 use crate::source::memlog::MemoryLog;
 use crate::spool::{Budget, Spool, SpoolSettings};
-use crate::stream::DeliveryStream;
+use crate::stream::{DeliveryStream, Destination as StreamDestination};
 
 /// Runs until `shutdown` resolves, then drains every stream (all buffers delivered).
 pub async fn run(
@@ -247,38 +246,14 @@ async fn build_stream(
             extension: d.file_extension.clone(),
             time_zone: d.time_zone,
             error: None,
+            partition: None,
         };
-        let (compression, size) = (d.compression, d.buffering.size_bytes());
-        let stager = |prefix: Template, error: Option<ErrorNaming>, delimiter: bool| {
-            let naming = Naming {
-                prefix,
-                error,
-                ..naming.clone()
-            };
-            Stager::new(staging_dir.clone(), naming, compression, delimiter, size)
-        };
-        let staging = Staging {
-            main: stager(
-                d.prefix_template.clone(),
-                None,
-                sc.processing.append_delimiter_to_record,
-            ),
-            backup: d
-                .source_record_backup
-                .as_ref()
-                .map(|t| stager(t.clone(), None, false)),
-            error_stager: {
-                let (dir, naming) = (staging_dir.clone(), naming.clone());
-                Box::new(move |e: ErrorNaming, slot: u64| {
-                    let naming = Naming {
-                        error: Some(e),
-                        ..naming.clone()
-                    };
-                    Stager::new(dir.clone(), naming, compression, false, size).with_slot(slot)
-                })
-            },
-            error_template: d.error_prefix_template.clone(),
-        };
+        let staging = Staging::build(
+            staging_dir,
+            naming,
+            d,
+            sc.processing.append_delimiter_to_record,
+        );
         let metrics = Arc::new(DestinationMetrics::default());
         tracing::info!(destination = %label, target = %sink.describe(), "destination ready");
         let acks = log.clone();
@@ -292,7 +267,12 @@ async fn build_stream(
             on_delivered,
             log.cursor(i),
         );
-        destinations.push((handle, metrics, d.source_record_backup.is_some()));
+        destinations.push(StreamDestination {
+            handle,
+            metrics,
+            backup: d.source_record_backup.is_some(),
+            dynamic: d.dynamic_partitioning.is_some(),
+        });
     }
     let stream_metrics = Arc::new(StreamMetrics::default());
     let transform = match &sc.processing.transform {

@@ -50,6 +50,9 @@ pub struct DestinationMetrics {
     pub error_records: Counter,
     /// Records written under the source_record_backup prefix.
     pub backup_records: Counter,
+    /// Records sent to the error prefix because the active-partition limit was reached.
+    pub partition_count_exceeded: Counter,
+    active_partitions: AtomicU64,
     pending: Mutex<Pending>,
 }
 
@@ -61,6 +64,12 @@ struct Pending {
 }
 
 impl DestinationMetrics {
+    pub fn set_active_partitions(&self, n: usize) {
+        self.active_partitions.store(n as u64, Ordering::Relaxed);
+    }
+    pub fn active_partitions(&self) -> u64 {
+        self.active_partitions.load(Ordering::Relaxed)
+    }
     pub fn set_staging_oldest(&self, oldest_ms: Option<i64>) {
         if let Ok(mut p) = self.pending.lock() {
             p.staging_oldest = oldest_ms;
@@ -179,7 +188,7 @@ const STREAM_FAMILIES: [Family; 13] = [
     ),
 ];
 
-const DESTINATION_FAMILIES: [Family; 10] = [
+const DESTINATION_FAMILIES: [Family; 12] = [
     family(
         "firehose_delivery_to_s3_records_total",
         "counter",
@@ -229,6 +238,16 @@ const DESTINATION_FAMILIES: [Family; 10] = [
         "firehose_backup_to_s3_records_total",
         "counter",
         "BackupToS3.Records: source records written under the backup prefix",
+    ),
+    family(
+        "firehose_active_partitions",
+        "gauge",
+        "ActivePartitionsLimit usage: partitions with an open buffer (dynamic partitioning)",
+    ),
+    family(
+        "firehose_partition_count_exceeded_records_total",
+        "counter",
+        "PartitionCountExceeded: records sent to the error prefix because the active-partition limit was reached",
     ),
 ];
 
@@ -281,7 +300,9 @@ pub fn render(streams: &[StreamView], now_ms: i64) -> String {
                     6 => format!("{:.3}", m.data_freshness_seconds(now_ms)),
                     7 => m.staging_errors.get().to_string(),
                     8 => m.error_records.get().to_string(),
-                    _ => m.backup_records.get().to_string(),
+                    9 => m.backup_records.get().to_string(),
+                    10 => m.active_partitions().to_string(),
+                    _ => m.partition_count_exceeded.get().to_string(),
                 };
                 let _ = writeln!(
                     out,

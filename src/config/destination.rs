@@ -6,12 +6,23 @@ use std::str::FromStr;
 use chrono_tz::Tz;
 
 use super::decode::{Ctx, MapReader, Path};
-use super::model::{Buffering, DestinationConfig, Target};
+use super::model::{Buffering, DestinationConfig, DynamicPartitioning, Target};
 use super::yaml::{Mark, Node};
 use crate::destination::template::Template;
 use crate::encode::Compression;
 
-pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfig> {
+/// What a destination's checks need to know of its stream and of the whole file.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    /// `relax_aws_limits`: AWS's buffer minimums are not enforced.
+    pub relax: bool,
+    /// The stream has `processing.metadata_extraction.query`.
+    pub has_query: bool,
+    /// The stream has `processing.transform`.
+    pub has_transform: bool,
+}
+
+pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<DestinationConfig> {
     let mut m = MapReader::new(ctx, node, path)?;
     let errors_before = ctx.errors.len();
 
@@ -77,7 +88,11 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfi
         Some(n) => decode_backup(ctx, n, m.path.key("source_record_backup")).map(Some),
         None => Some(None),
     };
-    for key in ["dynamic_partitioning", "data_format_conversion"] {
+    let dynamic = match m.get("dynamic_partitioning") {
+        Some(n) => decode_dynamic(ctx, n, m.path.key("dynamic_partitioning")),
+        None => Some(None),
+    };
+    for key in ["data_format_conversion"] {
         if let Some(n) = m.has(key) {
             ctx.error(
                 n.mark,
@@ -86,7 +101,46 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfi
             );
         }
     }
-    let templates = check_prefixes(ctx, &m.path, prefix.as_ref(), error_prefix.as_ref());
+    let dp_enabled = dynamic.as_ref().is_some_and(Option::is_some);
+    // A dynamic_partitioning block with errors: its prefix rules cannot be judged.
+    let dp_unknown = dynamic.is_none();
+    let templates = check_prefixes(
+        ctx,
+        &m.path,
+        prefix.as_ref(),
+        error_prefix.as_ref(),
+        if dp_unknown {
+            DpCheck::Unknown
+        } else if dp_enabled {
+            DpCheck::Enabled(scope)
+        } else {
+            DpCheck::Disabled
+        },
+    );
+    if dp_enabled && prefix.is_none() && !dp_unknown {
+        ctx.error(
+            m.mark(),
+            &m.path.key("prefix"),
+            "with dynamic_partitioning enabled the prefix must use !{partitionKeyFromQuery:...} or !{partitionKeyFromLambda:...}",
+        );
+    }
+    if let (true, Some(b), false) = (dp_enabled, buffering.as_ref(), scope.relax) {
+        let mark = m.mark();
+        if b.size_mib < 64 {
+            ctx.error(
+                mark,
+                &m.path.key("buffering").key("size_mib"),
+                "BufferingHints.SizeInMBs must be at least 64 when Dynamic Partitioning is enabled. (relax_aws_limits: true allows less)",
+            );
+        }
+        if b.interval_seconds < 60 {
+            ctx.error(
+                mark,
+                &m.path.key("buffering").key("interval_seconds"),
+                "BufferingHints.IntervalInSeconds must be at least 60 when Dynamic Partitioning is enabled. (relax_aws_limits: true allows less)",
+            );
+        }
+    }
     let mark = m.mark();
     let path = m.path.clone();
     m.finish(ctx);
@@ -109,7 +163,32 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<DestinationConfi
         file_extension: file_extension.unwrap_or_else(|| compression.extension().to_string()),
         time_zone: time_zone?,
         source_record_backup: backup?,
+        dynamic_partitioning: dynamic?,
     })
+}
+
+/// `dynamic_partitioning: {enabled, retry_duration_seconds, max_active_partitions}`; None when
+/// not enabled.
+fn decode_dynamic(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<DynamicPartitioning>> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let enabled = match m.get("enabled") {
+        Some(n) => ctx.bool(n, &m.path.key("enabled")),
+        None => Some(false),
+    };
+    let retry = match m.get("retry_duration_seconds") {
+        Some(n) => ctx.int_in(n, &m.path.key("retry_duration_seconds"), 0..=7200),
+        None => Some(300),
+    };
+    let active = match m.get("max_active_partitions") {
+        Some(n) => ctx.int_in(n, &m.path.key("max_active_partitions"), 1..=10_000),
+        None => Some(500),
+    };
+    m.finish(ctx);
+    let (enabled, retry, active) = (enabled?, retry?, active?);
+    Some(enabled.then_some(DynamicPartitioning {
+        retry_duration_seconds: retry,
+        max_active_partitions: active as usize,
+    }))
 }
 
 /// `source_record_backup: {prefix}`: a plain prefix or one with timestamp expressions.
@@ -212,12 +291,22 @@ fn decode_buffering(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Buffering>
     })
 }
 
+/// What the prefix rules know of dynamic partitioning.
+#[derive(Clone, Copy)]
+enum DpCheck {
+    Disabled,
+    Enabled(Scope),
+    /// Its block has errors of its own.
+    Unknown,
+}
+
 /// The prefix rules of FIREHOSE.md section 2 (the ones that hold without dynamic partitioning).
 fn check_prefixes(
     ctx: &mut Ctx,
     path: &Path,
     prefix: Option<&(String, Mark)>,
     error_prefix: Option<&(String, Mark)>,
+    dynamic: DpCheck,
 ) -> Option<(Template, Option<Template>)> {
     let p_path = path.key("prefix");
     let e_path = path.key("error_output_prefix");
@@ -231,12 +320,35 @@ fn check_prefixes(
                         "!{firehose:error-output-type} is only allowed in error_output_prefix",
                     );
                 }
-                if t.has_partition_keys() {
-                    ctx.error(
+                match dynamic {
+                    DpCheck::Unknown => {}
+                    DpCheck::Disabled if t.has_partition_keys() => ctx.error(
                         *mark,
                         &p_path,
                         "partitionKeyFromQuery and partitionKeyFromLambda need dynamic_partitioning enabled",
-                    );
+                    ),
+                    DpCheck::Disabled => {}
+                    DpCheck::Enabled(_) if !t.has_partition_keys() => ctx.error(
+                        *mark,
+                        &p_path,
+                        "with dynamic_partitioning enabled the prefix must use !{partitionKeyFromQuery:...} or !{partitionKeyFromLambda:...}",
+                    ),
+                    DpCheck::Enabled(scope) => {
+                        if t.has_query_keys() && !scope.has_query {
+                            ctx.error(
+                                *mark,
+                                &p_path,
+                                "!{partitionKeyFromQuery:...} needs processing.metadata_extraction.query",
+                            );
+                        }
+                        if t.has_lambda_keys() && !scope.has_transform {
+                            ctx.error(
+                                *mark,
+                                &p_path,
+                                "!{partitionKeyFromLambda:...} needs processing.transform",
+                            );
+                        }
+                    }
                 }
                 Some(t)
             }
@@ -273,6 +385,16 @@ fn check_prefixes(
         },
         None => Some(None),
     };
+    if let (Some(t), Some(Some(e)), Some((_, mark))) = (&main, &error, error_prefix)
+        && t.has_expressions()
+        && !e.has_expressions()
+    {
+        ctx.error(
+            *mark,
+            &e_path,
+            "an error_output_prefix must contain !{firehose:error-output-type} when prefix contains expressions",
+        );
+    }
     if let (Some(t), Some((_, mark))) = (&main, prefix)
         && t.has_expressions()
         && error_prefix.is_none()

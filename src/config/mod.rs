@@ -98,13 +98,18 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         Some(node) => ctx.int_in(node, &top.path.key("drain_timeout_seconds"), 0..=3600),
         None => Some(DEFAULT_DRAIN_TIMEOUT_SECONDS),
     };
+    let relax = match top.get("relax_aws_limits") {
+        Some(node) => ctx.bool(node, &top.path.key("relax_aws_limits")),
+        None => Some(false),
+    };
     let mut streams = Vec::new();
     if let Some(node) = top.get("delivery_streams") {
         let path = top.path.key("delivery_streams");
         if let Some(items) = ctx.list(node, &path) {
             let mut names: Vec<(String, usize)> = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                let (name, stream) = decode_stream(ctx, item, path.index(i));
+                let (name, stream) =
+                    decode_stream(ctx, item, path.index(i), relax.unwrap_or(false));
                 if let Some((name, mark)) = name {
                     if let Some((_, line)) = names.iter().find(|(n, _)| *n == name) {
                         ctx.error(
@@ -128,6 +133,7 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         aws: aws?,
         spool: spool?,
         drain_timeout_seconds: drain_timeout_seconds?,
+        relax_aws_limits: relax?,
         streams,
     })
 }
@@ -202,6 +208,7 @@ fn decode_stream(
     ctx: &mut Ctx,
     node: &yaml::Node,
     path: Path,
+    relax: bool,
 ) -> (Option<(String, yaml::Mark)>, Option<StreamConfig>) {
     let Some(mut m) = MapReader::new(ctx, node, path) else {
         return (None, None);
@@ -235,7 +242,14 @@ fn decode_stream(
                 ctx.error(n.mark, &path, "needs at least one destination");
             }
             for (i, item) in items.iter().enumerate() {
-                match destination::decode(ctx, item, path.index(i)) {
+                let scope = destination::Scope {
+                    relax,
+                    has_query: processing
+                        .as_ref()
+                        .is_some_and(|p| p.metadata_query.is_some()),
+                    has_transform: processing.as_ref().is_some_and(|p| p.transform.is_some()),
+                };
+                match destination::decode(ctx, item, path.index(i), scope) {
                     Some(d) => destinations.push(d),
                     None => dest_ok = false,
                 }
@@ -414,9 +428,14 @@ fn decode_processing(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<Pro
         Some(n) => ctx.bool(n, &m.path.key("append_delimiter_to_record")),
         None => Some(false),
     };
-    for key in ["record_deaggregation", "metadata_extraction"] {
-        not_yet(ctx, &mut m, key);
-    }
+    let deaggregation = match m.get("record_deaggregation") {
+        Some(n) => decode_deaggregation(ctx, n, m.path.key("record_deaggregation")).map(Some),
+        None => Some(None),
+    };
+    let metadata_query = match m.get("metadata_extraction") {
+        Some(n) => decode_metadata(ctx, n, m.path.key("metadata_extraction")).map(Some),
+        None => Some(None),
+    };
     let transform = match m.get("transform") {
         Some(n) => transform::decode(ctx, n, m.path.key("transform")).map(Some),
         None => Some(None),
@@ -425,18 +444,47 @@ fn decode_processing(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<Pro
     Some(ProcessingConfig {
         append_delimiter_to_record: append?,
         transform: transform?,
+        metadata_query: metadata_query?,
+        deaggregation: deaggregation?,
     })
 }
 
-/// A key of the interface contract whose feature has not landed yet: said plainly.
-fn not_yet(ctx: &mut Ctx, m: &mut MapReader, key: &'static str) {
-    if let Some(n) = m.has(key) {
-        ctx.error(
-            n.mark,
-            &m.path.key(key),
-            "is part of the configuration contract but not available in this version of firehosed yet",
-        );
+/// `record_deaggregation: json` or `record_deaggregation: {delimited: "####"}`.
+fn decode_deaggregation(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<Deaggregation> {
+    if matches!(node.kind, yaml::Kind::Scalar { .. }) {
+        ctx.one_of(node, &path, &["json"])?;
+        return Some(Deaggregation::Json);
     }
+    let mut m = MapReader::new(ctx, node, path)?;
+    let delimiter = m.require(ctx, "delimited").and_then(|n| {
+        let path = m.path.key("delimited");
+        let d = ctx.string(n, &path)?;
+        if d.is_empty() || d.len() > 64 {
+            ctx.error(n.mark, &path, "must be 1 to 64 bytes");
+            return None;
+        }
+        Some(d)
+    });
+    m.finish(ctx);
+    delimiter.map(Deaggregation::Delimited)
+}
+
+/// `metadata_extraction: {query}`: the jq query must compile.
+fn decode_metadata(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<String> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let query = m.require(ctx, "query").and_then(|n| {
+        let path = m.path.key("query");
+        let q = ctx.string(n, &path)?;
+        match crate::processing::metadata::check(&q) {
+            Ok(()) => Some(q),
+            Err(e) => {
+                ctx.error(n.mark, &path, e);
+                None
+            }
+        }
+    });
+    m.finish(ctx);
+    query
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub struct Config {
     /// How long a shutdown may take to deliver what is buffered; what is left stays in the
     /// spool and is delivered after the next start.
     pub drain_timeout_seconds: u64,
+    /// Allow buffers below AWS's minimums (dynamic partitioning, format conversion).
+    pub relax_aws_limits: bool,
     pub streams: Vec<StreamConfig>,
 }
 
@@ -107,6 +109,25 @@ pub struct ProcessingConfig {
     /// Append `\n` after every record.
     pub append_delimiter_to_record: bool,
     pub transform: Option<super::transform::TransformConfig>,
+    /// `metadata_extraction.query`: a jq query building the partition keys of a record.
+    pub metadata_query: Option<String>,
+    pub deaggregation: Option<Deaggregation>,
+}
+
+/// `processing.record_deaggregation`: how one record splits into several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deaggregation {
+    /// Concatenated or newline-separated JSON objects.
+    Json,
+    Delimited(String),
+}
+
+/// `destinations[].dynamic_partitioning` when enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DynamicPartitioning {
+    pub retry_duration_seconds: u64,
+    /// Partitions open at once; records of a further partition go to the error prefix.
+    pub max_active_partitions: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +145,7 @@ pub struct DestinationConfig {
     pub time_zone: Tz,
     /// Records as they were before the transform also go under this prefix.
     pub source_record_backup: Option<Template>,
+    pub dynamic_partitioning: Option<DynamicPartitioning>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

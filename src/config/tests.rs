@@ -135,7 +135,7 @@ delivery_streams:
 ",
     );
     let joined = errors_joined(&errs);
-    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: aws, delivery_streams, drain_timeout_seconds, listen, spool, state_dir".to_string()), "{joined}");
+    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: aws, delivery_streams, drain_timeout_seconds, listen, relax_aws_limits, spool, state_dir".to_string()), "{joined}");
     assert!(errs.contains(&"t.yaml:9:31: delivery_streams[0].destinations[0].buffering.size_mib: must be 1..=128 (got 500)".to_string()), "{joined}");
     assert!(joined.contains("delivery_streams[0].destinations[0].buffering.interval_seconds: must be 0..=900 (got 901)"), "{joined}");
     assert!(joined.contains("t.yaml:10:9: delivery_streams[0].destinations[0].compresion: unknown key (did you mean `compression`?)"), "{joined}");
@@ -248,13 +248,12 @@ fn features_not_yet_built_are_named_not_ignored() {
 delivery_streams:
   - name: x
     source: {direct_put: {}}
-    processing: {metadata_extraction: {query: '{a: .a}'}}
     destinations:
       - directory: a
         data_format_conversion: {}
 ",
     );
-    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
         errs.iter()
             .all(|e| e.contains("not available in this version"))
@@ -367,4 +366,96 @@ delivery_streams:
     ] {
         assert!(all.contains(needle), "{needle} in:\n{all}");
     }
+}
+
+#[test]
+fn dynamic_partitioning_rules() {
+    let stream = |processing: &str, dest: &str| {
+        format!(
+            "
+delivery_streams:
+  - name: x
+    source: {{direct_put: {{}}}}
+    processing: {processing}
+    destinations:
+      - directory: a
+{dest}
+"
+        )
+    };
+    // A valid setup: jq keys, transform keys, AWS's minimums.
+    let c = ok(&stream(
+        "{metadata_extraction: {query: '{c: .customer.id, y: (.ts | strftime(\"%Y\"))}'}, transform: {subprocess: {command: [cat]}}}",
+        "        prefix: 'c=!{partitionKeyFromQuery:c}/l=!{partitionKeyFromLambda:l}/!{timestamp:yyyy}/'
+        error_output_prefix: 'errors/!{firehose:error-output-type}/'
+        dynamic_partitioning: {enabled: true}
+        buffering: {size_mib: 64, interval_seconds: 60}",
+    ));
+    let d = &c.streams[0].destinations[0];
+    let dp = d.dynamic_partitioning.expect("enabled");
+    assert_eq!(dp.retry_duration_seconds, 300);
+    assert_eq!(dp.max_active_partitions, 500);
+    assert!(c.streams[0].processing.metadata_query.is_some());
+
+    let all = errors_joined(&errors(&stream(
+        "{metadata_extraction: {query: '{c: .c'}}",
+        "        prefix: 'c=!{partitionKeyFromQuery:c}/'
+        error_output_prefix: 'errors/'
+        dynamic_partitioning: {enabled: true, retry_duration_seconds: 7201, max_active_partitions: 0}",
+    )));
+    for needle in [
+        "metadata_extraction.query: is not a valid jq query",
+        "retry_duration_seconds: must be 0..=7200",
+        "max_active_partitions: must be 1..=10000",
+        "error_output_prefix: an error_output_prefix must contain !{firehose:error-output-type} when prefix contains expressions",
+    ] {
+        assert!(all.contains(needle), "{needle} in:\n{all}");
+    }
+
+    let all = errors_joined(&errors(&stream(
+        "{}",
+        "        prefix: 'c=!{partitionKeyFromQuery:c}/l=!{partitionKeyFromLambda:l}/'
+        error_output_prefix: 'errors/!{firehose:error-output-type}/'
+        dynamic_partitioning: {enabled: true}
+        buffering: {size_mib: 5, interval_seconds: 10}",
+    )));
+    for needle in [
+        "!{partitionKeyFromQuery:...} needs processing.metadata_extraction.query",
+        "!{partitionKeyFromLambda:...} needs processing.transform",
+        "buffering.size_mib: BufferingHints.SizeInMBs must be at least 64 when Dynamic Partitioning is enabled.",
+        "buffering.interval_seconds: BufferingHints.IntervalInSeconds must be at least 60 when Dynamic Partitioning is enabled.",
+    ] {
+        assert!(all.contains(needle), "{needle} in:\n{all}");
+    }
+
+    // Partition keys without dynamic partitioning, and dynamic partitioning without keys.
+    let all = errors_joined(&errors(&stream(
+        "{}",
+        "        prefix: 'c=!{partitionKeyFromQuery:c}/'
+        error_output_prefix: 'errors/!{firehose:error-output-type}/'",
+    )));
+    assert!(all.contains("need dynamic_partitioning enabled"), "{all}");
+    let all = errors_joined(&errors(&stream(
+        "{}",
+        "        prefix: 'plain/'
+        dynamic_partitioning: {enabled: true}
+        buffering: {size_mib: 64, interval_seconds: 60}",
+    )));
+    assert!(
+        all.contains("with dynamic_partitioning enabled the prefix must use"),
+        "{all}"
+    );
+
+    // relax_aws_limits lets tests use small buffers.
+    let text = format!(
+        "relax_aws_limits: true{}",
+        stream(
+            "{metadata_extraction: {query: '{c: .c}'}}",
+            "        prefix: 'c=!{partitionKeyFromQuery:c}/'
+        error_output_prefix: 'errors/!{firehose:error-output-type}/'
+        dynamic_partitioning: {enabled: true}
+        buffering: {size_mib: 1, interval_seconds: 0}",
+        )
+    );
+    assert!(ok(&text).relax_aws_limits);
 }

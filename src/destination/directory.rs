@@ -20,11 +20,26 @@ impl DirectorySink {
         &self.root
     }
 
-    /// The file for `key`, refusing keys that would leave the root.
+    /// The file for `key`, always under the root. Keys come partly from records (partition
+    /// keys), so a segment `.` or `..` is written as `%2E` / `%2E%2E`, and empty segments
+    /// (a leading `/`, `//`) are left out: nothing can name a file outside the root.
     pub fn path_for(&self, key: &str) -> Option<PathBuf> {
-        let rel = Path::new(key);
-        let safe = rel.components().all(|c| matches!(c, Component::Normal(_)));
-        safe.then(|| self.root.join(rel))
+        let mut path = self.root.clone();
+        let mut any = false;
+        for segment in key.split('/') {
+            let segment = match segment {
+                "" => continue,
+                "." => "%2E",
+                ".." => "%2E%2E",
+                s => s,
+            };
+            path.push(segment);
+            any = true;
+        }
+        let safe = path
+            .strip_prefix(&self.root)
+            .is_ok_and(|rel| rel.components().all(|c| matches!(c, Component::Normal(_))));
+        (any && safe).then_some(path)
     }
 
     pub async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
@@ -87,11 +102,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_cannot_leave_the_root() {
+    fn keys_never_leave_the_root() {
         let sink = DirectorySink::new(PathBuf::from("/data/out"));
-        assert!(sink.path_for("a/b/c.gz").is_some());
-        assert!(sink.path_for("../etc/passwd").is_none());
-        assert!(sink.path_for("a/../../x").is_none());
-        assert!(sink.path_for("/etc/passwd").is_none());
+        let at = |k: &str| sink.path_for(k).map(|p| p.display().to_string());
+        assert_eq!(at("a/b/c.gz").as_deref(), Some("/data/out/a/b/c.gz"));
+        // Partition values such as `..` or an absolute path are encoded, never followed.
+        assert_eq!(
+            at("../etc/passwd").as_deref(),
+            Some("/data/out/%2E%2E/etc/passwd")
+        );
+        assert_eq!(
+            at("a/../../x").as_deref(),
+            Some("/data/out/a/%2E%2E/%2E%2E/x")
+        );
+        assert_eq!(at("/etc/passwd").as_deref(), Some("/data/out/etc/passwd"));
+        assert_eq!(at("a/./b//c").as_deref(), Some("/data/out/a/%2E/b/c"));
+        assert_eq!(at("//"), None, "no file name at all");
     }
 }

@@ -4,7 +4,7 @@
 use chrono::DateTime;
 use chrono_tz::Tz;
 
-use super::template::{Template, Values};
+use super::template::{PartitionValues, Template, Values};
 
 #[derive(Debug, Clone)]
 pub struct Naming {
@@ -15,6 +15,8 @@ pub struct Naming {
     pub time_zone: Tz,
     /// Set for error objects: the error_output_prefix and the error-output-type they hold.
     pub error: Option<ErrorNaming>,
+    /// Set for a partition's objects (dynamic partitioning).
+    pub partition: Option<std::sync::Arc<PartitionValues>>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,7 @@ impl Naming {
             None => self.prefix.object_prefix(&Values {
                 time,
                 error_output_type: None,
+                partition: self.partition.as_deref(),
             }),
             Some(e) => Template::error_prefix(
                 e.template.as_ref(),
@@ -56,6 +59,7 @@ impl Naming {
                 &Values {
                     time,
                     error_output_type: Some(e.output_type),
+                    partition: None,
                 },
             ),
         };
@@ -85,6 +89,7 @@ mod tests {
             extension: ".gz".into(),
             time_zone: tz,
             error: None,
+            partition: None,
         }
     }
 

@@ -49,6 +49,7 @@ pub struct Stager {
     size_limit: u64,
     current: Option<Open>,
     next_id: u64,
+    buffer: usize,
 }
 
 /// Object ids of different stagers of one destination never meet: each starts at its
@@ -71,7 +72,14 @@ impl Stager {
             size_limit,
             current: None,
             next_id: 0,
+            buffer: 256 * 1024,
         }
+    }
+
+    /// The write buffer of the staging file (smaller for the many stagers of partitions).
+    pub fn with_buffer(mut self, bytes: usize) -> Self {
+        self.buffer = bytes;
+        self
     }
 
     /// Gives this stager's objects ids from `slot * ID_SPACE` on.
@@ -149,7 +157,7 @@ impl Stager {
         let uuid = uuid::Uuid::new_v4();
         let path = self.dir.join(format!("{uuid}.part"));
         let file = File::create(&path)?;
-        let out = BufWriter::with_capacity(256 * 1024, file);
+        let out = BufWriter::with_capacity(self.buffer, file);
         Ok(Open {
             id: self.next_id,
             uuid,
@@ -237,6 +245,7 @@ mod tests {
             extension: String::new(),
             time_zone: chrono_tz::UTC,
             error: None,
+            partition: None,
         };
         Stager::new(
             dir.to_path_buf(),

@@ -32,6 +32,15 @@ pub struct Values<'a> {
     /// The oldest record's arrival time, already in the destination's time zone.
     pub time: DateTime<Tz>,
     pub error_output_type: Option<&'a str>,
+    /// The partition's key values (dynamic partitioning).
+    pub partition: Option<&'a PartitionValues>,
+}
+
+/// The values of the partition keys a prefix uses, by namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PartitionValues {
+    pub query: std::collections::BTreeMap<String, String>,
+    pub lambda: std::collections::BTreeMap<String, String>,
 }
 
 impl Template {
@@ -89,6 +98,27 @@ impl Template {
         })
     }
 
+    pub fn has_query_keys(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::PartitionKeyFromQuery(_)))
+    }
+
+    pub fn has_lambda_keys(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::PartitionKeyFromLambda(_)))
+    }
+
+    /// The partition keys the template uses, in order: (from the query?, key name).
+    pub fn partition_keys(&self) -> impl Iterator<Item = (bool, &str)> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::PartitionKeyFromQuery(k) => Some((true, k.as_str())),
+            Part::PartitionKeyFromLambda(k) => Some((false, k.as_str())),
+            _ => None,
+        })
+    }
+
     /// The literal text, when the template has no expressions.
     fn literal(&self) -> String {
         self.parts
@@ -109,7 +139,16 @@ impl Template {
                 Part::Timestamp(f) => out.push_str(&f.format(&values.time)),
                 Part::RandomString => out.push_str(&random_string()),
                 Part::ErrorOutputType => out.push_str(values.error_output_type.unwrap_or("")),
-                Part::PartitionKeyFromQuery(_) | Part::PartitionKeyFromLambda(_) => {}
+                Part::PartitionKeyFromQuery(k) => {
+                    if let Some(v) = values.partition.and_then(|p| p.query.get(k)) {
+                        out.push_str(v);
+                    }
+                }
+                Part::PartitionKeyFromLambda(k) => {
+                    if let Some(v) = values.partition.and_then(|p| p.lambda.get(k)) {
+                        out.push_str(v);
+                    }
+                }
             }
         }
         out
@@ -202,6 +241,7 @@ mod tests {
                 .single()
                 .expect("valid"),
             error_output_type: error,
+            partition: None,
         }
     }
 

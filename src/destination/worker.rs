@@ -11,33 +11,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::naming::ErrorNaming;
 use super::retry::{Backoff, LogGate};
 use super::sink::Sink;
-use super::staging::{Sealed, Stager};
+use super::stagers::{Delivery, Kind, Stagers, Staging, StepResult};
+use super::staging::Sealed;
 use super::watermark::Watermark;
 use crate::metrics::DestinationMetrics;
-use crate::processing::ErrorOutput;
-use crate::record::Record;
-
-/// What the processing stage hands one destination for a run of log records.
-#[derive(Debug, Default)]
-pub struct Delivery {
-    pub records: Vec<Record>,
-    pub failed: Vec<ErrorOutput>,
-    /// The records as they were before processing (source_record_backup).
-    pub backup: Vec<Record>,
-    /// Every log record below this is in this delivery or an earlier one, or was dropped.
-    pub end: u64,
-}
-
-impl Delivery {
-    pub fn bytes(&self) -> usize {
-        self.records.iter().map(|r| r.data.len()).sum::<usize>()
-            + self.failed.iter().map(|f| f.line.data.len()).sum::<usize>()
-            + self.backup.iter().map(|r| r.data.len()).sum::<usize>()
-    }
-}
 
 /// Messages to a destination worker.
 pub enum Input {
@@ -55,13 +34,6 @@ enum Upload {
     Barrier(oneshot::Sender<Vec<String>>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Main,
-    Error,
-    Backup,
-}
-
 /// Sealed objects that may wait for delivery at once, per destination.
 const UPLOAD_QUEUE: usize = 2;
 /// Record bytes handed to a destination but not yet staged: producers wait beyond this, so
@@ -71,82 +43,9 @@ pub const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 const MAX_FLUSH_KEYS: usize = 10_000;
 /// Messages in a worker's queue (the byte budget is the real bound).
 const INPUT_QUEUE: usize = 1024;
-/// Stager slots: 0 main, 1 backup, 2.. one per error-output-type.
-const MAIN: usize = 0;
-const BACKUP: usize = 1;
-
 /// Told, on a blocking thread, that every record below the given sequence number is delivered
 /// (the spool moves the destination's cursor and reclaims space).
 pub type OnDelivered = Arc<dyn Fn(u64) -> std::io::Result<()> + Send + Sync>;
-
-/// How a destination stages its objects.
-pub struct Staging {
-    pub main: Stager,
-    pub backup: Option<Stager>,
-    /// Makes the stager of an error-output-type (called the first time one is needed).
-    pub error_stager: Box<dyn Fn(ErrorNaming, u64) -> Stager + Send>,
-    pub error_template: Option<super::template::Template>,
-}
-
-struct Stagers {
-    main: Stager,
-    backup: Option<Stager>,
-    errors: Vec<(&'static str, Stager)>,
-    make_error: Box<dyn Fn(ErrorNaming, u64) -> Stager + Send>,
-    error_template: Option<super::template::Template>,
-}
-
-impl Stagers {
-    fn error(&mut self, output_type: &'static str) -> &mut Stager {
-        let i = match self.errors.iter().position(|(t, _)| *t == output_type) {
-            Some(i) => i,
-            None => {
-                let slot = (2 + self.errors.len()) as u64;
-                let naming = ErrorNaming {
-                    template: self.error_template.clone(),
-                    output_type,
-                };
-                self.errors
-                    .push((output_type, (self.make_error)(naming, slot)));
-                self.errors.len() - 1
-            }
-        };
-        &mut self.errors[i].1
-    }
-
-    fn all(&mut self) -> impl Iterator<Item = (usize, Kind, &mut Stager)> {
-        std::iter::once((MAIN, Kind::Main, &mut self.main))
-            .chain(self.backup.as_mut().map(|s| (BACKUP, Kind::Backup, s)))
-            .chain(
-                self.errors
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, (_, s))| (2 + i, Kind::Error, s)),
-            )
-    }
-
-    /// Open objects by slot, for the watermark.
-    fn open(&mut self) -> Vec<(usize, Option<u64>)> {
-        self.all()
-            .map(|(slot, _, s)| (slot, s.first_seq()))
-            .collect()
-    }
-
-    /// The earliest time an open object was opened, and the oldest record arrival.
-    fn times(&mut self) -> (Option<Instant>, Option<i64>) {
-        let mut opened: Option<Instant> = None;
-        let mut oldest: Option<i64> = None;
-        for (_, _, s) in self.all() {
-            if let Some(o) = s.opened() {
-                opened = Some(opened.map_or(o, |p| p.min(o)));
-            }
-            if let Some(t) = s.oldest_ms() {
-                oldest = Some(oldest.map_or(t, |p| p.min(t)));
-            }
-        }
-        (opened, oldest)
-    }
-}
 
 pub struct DestinationHandle {
     tx: mpsc::Sender<Input>,
@@ -176,13 +75,7 @@ impl DestinationHandle {
             on_delivered,
             watermark.clone(),
         ));
-        let stagers = Stagers {
-            main: staging.main.with_slot(MAIN as u64),
-            backup: staging.backup.map(|b| b.with_slot(BACKUP as u64)),
-            errors: Vec::new(),
-            make_error: staging.error_stager,
-            error_template: staging.error_template,
-        };
+        let stagers = Stagers::new(staging, metrics.clone());
         let worker = Worker {
             label,
             stagers: Arc::new(Mutex::new(stagers)),
@@ -231,9 +124,6 @@ struct Worker {
     opened: Option<Instant>,
     watermark: Arc<Watermark>,
 }
-
-/// Sealed objects of one staging step, and whether it failed.
-type StepResult = Result<Vec<(Sealed, Kind)>, String>;
 
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Input>, uploader: JoinHandle<()>) {
@@ -324,67 +214,19 @@ impl Worker {
 
     async fn append(&mut self, delivery: Delivery) {
         let end = delivery.end;
-        self.staging(Some(end), move |s, now| {
-            let mut sealed = Vec::new();
-            let err =
-                |e: (std::io::Error, u64)| format!("cannot stage records on local disk: {}", e.0);
-            if !delivery.records.is_empty() {
-                let objects = s.main.append(&delivery.records, now).map_err(err)?;
-                sealed.extend(objects.into_iter().map(|o| (o, Kind::Main)));
-            }
-            if let Some(b) = s.backup.as_mut()
-                && !delivery.backup.is_empty()
-            {
-                let objects = b.append(&delivery.backup, now).map_err(err)?;
-                sealed.extend(objects.into_iter().map(|o| (o, Kind::Backup)));
-            }
-            let mut failed = delivery.failed;
-            while !failed.is_empty() {
-                let output_type = failed[0].output_type;
-                let (same, rest): (Vec<_>, Vec<_>) = failed
-                    .into_iter()
-                    .partition(|f| f.output_type == output_type);
-                failed = rest;
-                let lines: Vec<Record> = same.into_iter().map(|f| f.line).collect();
-                let objects = s.error(output_type).append(&lines, now).map_err(err)?;
-                sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
-            }
-            if !sealed.is_empty() {
-                sealed.extend(seal_all(s)?);
-            }
-            Ok(sealed)
-        })
-        .await;
+        self.staging(Some(end), move |s, now| s.append(delivery, now))
+            .await;
     }
 
-    /// Seals the open objects: all of them, or (`due`) all of them once one was opened an
-    /// interval before it.
+    /// Seals the open objects: all of them, or (`due`) those opened an interval before it.
     async fn seal(&mut self, due: Option<Instant>) {
         let interval = self.interval;
-        self.staging(None, move |s, _| {
-            let ripe = match due {
-                None => true,
-                Some(now) => s.times().0.is_some_and(|o| o + interval <= now),
-            };
-            if ripe { seal_all(s) } else { Ok(Vec::new()) }
+        self.staging(None, move |s, _| match due {
+            None => s.seal_all(),
+            Some(now) => s.seal_due(now, interval),
         })
         .await;
     }
-}
-
-/// Seals every open object of a destination. Its objects are sealed together, so that an error
-/// or backup object never holds the cursor back behind main objects already written (which
-/// a kill -9 would then write again).
-fn seal_all(s: &mut Stagers) -> StepResult {
-    let mut sealed = Vec::new();
-    for (_, kind, stager) in s.all() {
-        match stager.seal() {
-            Ok(Some(o)) => sealed.push((o, kind)),
-            Ok(None) => {}
-            Err(e) => return Err(format!("cannot seal a staged object: {e}")),
-        }
-    }
-    Ok(sealed)
 }
 
 /// A local disk error while staging: the records of the object being built can no longer be

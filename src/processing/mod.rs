@@ -3,6 +3,7 @@
 //! become error records (`error_record`).
 
 pub mod error_record;
+pub mod metadata;
 pub mod transform;
 
 use std::collections::BTreeMap;

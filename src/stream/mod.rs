@@ -35,6 +35,16 @@ pub enum PutError {
     NotDirectPut,
 }
 
+/// A destination as the stream starts it.
+pub struct Destination {
+    pub handle: DestinationHandle,
+    pub metrics: Arc<DestinationMetrics>,
+    /// Keeps source-record backups.
+    pub backup: bool,
+    /// Partitions its records (it gets each record's partition keys).
+    pub dynamic: bool,
+}
+
 pub struct DeliveryStream {
     pub config: StreamConfig,
     /// Goes up by one on every configuration change (object names carry it).
@@ -59,14 +69,14 @@ impl DeliveryStream {
         version: u32,
         arn: String,
         log: Log,
-        destinations: Vec<(DestinationHandle, Arc<DestinationMetrics>, bool)>,
+        destinations: Vec<Destination>,
         transform: Option<Transform>,
         metrics: Arc<StreamMetrics>,
     ) -> std::io::Result<Self> {
         let mut routes = Vec::new();
         let mut destination_metrics = Vec::new();
         let end = log.end();
-        for (i, (handle, m, backup)) in destinations.into_iter().enumerate() {
+        for (i, d) in destinations.into_iter().enumerate() {
             let start = log.cursor(i);
             let replay = end.saturating_sub(start);
             if replay > 0 {
@@ -74,14 +84,16 @@ impl DeliveryStream {
                     "replaying records acknowledged but not delivered before the restart");
             }
             routes.push(Route {
-                handle,
+                handle: d.handle,
                 start,
-                backup,
+                backup: d.backup,
+                dynamic: d.dynamic,
             });
-            destination_metrics.push(m);
+            destination_metrics.push(d.metrics);
         }
         let reader = log.shared_reader(routes.len())?;
-        let processor = Processor::spawn(config.name.clone(), reader, routes, transform);
+        let query = config.processing.metadata_query.as_deref().map(Arc::from);
+        let processor = Processor::spawn(config.name.clone(), reader, routes, transform, query);
         Ok(DeliveryStream {
             config,
             version,

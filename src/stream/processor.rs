@@ -4,17 +4,19 @@
 //! skips what it delivered before a restart (below its own cursor). A flush is forwarded once
 //! every record acknowledged before it has been processed and handed over.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::destination::partition::RecordKeys;
 use crate::destination::retry::LogGate;
 use crate::destination::{Delivery, DestinationHandle, Input};
 use crate::processing::transform::Transform;
 use crate::processing::transform::contract::{MAX_REQUEST_BYTES, REQUEST_OVERHEAD, request_cost};
-use crate::processing::{Outcome, Processed};
+use crate::processing::{Outcome, PartitionKeys, Processed, metadata};
 use crate::record::Record;
 use crate::source::LogReader as Reader;
 
@@ -36,6 +38,8 @@ pub struct Route {
     pub start: u64,
     /// Whether it keeps source-record backups.
     pub backup: bool,
+    /// Whether it partitions records (it then gets their partition keys).
+    pub dynamic: bool,
 }
 
 pub struct Processor {
@@ -49,12 +53,14 @@ impl Processor {
         reader: Reader,
         routes: Vec<Route>,
         transform: Option<Transform>,
+        metadata_query: Option<Arc<str>>,
     ) -> Processor {
         let (control, rx) = mpsc::channel(16);
         let state = State {
             label,
             reader,
             routes,
+            metadata_query,
             buffer: transform.map(|t| Buffer {
                 size_limit: t.config().buffer_bytes as usize,
                 interval: Duration::from_secs(t.config().buffer_interval_seconds),
@@ -86,6 +92,8 @@ struct State {
     label: String,
     reader: Reader,
     routes: Vec<Route>,
+    /// The stream's metadata_extraction query (run when a destination partitions).
+    metadata_query: Option<Arc<str>>,
     buffer: Option<Buffer>,
 }
 
@@ -201,7 +209,7 @@ impl State {
         if b.records.is_empty() {
             return;
         }
-        let records: std::sync::Arc<[Record]> = std::mem::take(&mut b.records).into();
+        let records: Arc<[Record]> = std::mem::take(&mut b.records).into();
         b.bytes = 0;
         b.cost = REQUEST_OVERHEAD;
         b.since = None;
@@ -219,6 +227,7 @@ impl State {
     /// records it never got by later deliveries: the process exits instead, and a restart
     /// replays from the cursors.
     async fn dispatch(&self, source: &[Record], p: Processed, end: u64) {
+        let keys = self.partition_keys(&p).await;
         let last = self.routes.len().saturating_sub(1);
         let mut p = Some(p);
         for (i, route) in self.routes.iter().enumerate() {
@@ -238,7 +247,17 @@ impl State {
                     dropped: p.dropped,
                 })
             };
+            let kept: Vec<usize> = (0..deliver.len())
+                .filter(|&j| keep(deliver[j].0.seq))
+                .collect();
             let delivery = Delivery {
+                keys: if route.dynamic {
+                    kept.iter()
+                        .map(|&j| keys.get(j).cloned().flatten())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
                 records: deliver
                     .into_iter()
                     .filter(|(r, _)| keep(r.seq))
@@ -259,6 +278,55 @@ impl State {
                 );
             }
         }
+    }
+
+    /// Each delivered record's partition keys (query and transform), when a destination
+    /// partitions; the jq query runs on the blocking pool.
+    async fn partition_keys(&self, p: &Processed) -> Vec<Option<Arc<RecordKeys>>> {
+        if !self.routes.iter().any(|r| r.dynamic) || p.deliver.is_empty() {
+            return Vec::new();
+        }
+        let query_results: Vec<Option<Result<PartitionKeys, Arc<str>>>> = match &self.metadata_query
+        {
+            Some(q) => {
+                let (q, data) = (
+                    q.clone(),
+                    p.deliver
+                        .iter()
+                        .map(|(r, _)| r.data.clone())
+                        .collect::<Vec<_>>(),
+                );
+                let run = move || {
+                    data.iter()
+                        .map(|d| {
+                            Some(
+                                metadata::extract(&q, d)
+                                    .map(Arc::new)
+                                    .map_err(Arc::<str>::from),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                };
+                match tokio::task::spawn_blocking(run).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let why: Arc<str> = format!("the query could not run: {e}").into();
+                        vec![Some(Err(why)); p.deliver.len()]
+                    }
+                }
+            }
+            None => vec![None; p.deliver.len()],
+        };
+        p.deliver
+            .iter()
+            .zip(query_results)
+            .map(|((_, lambda), query)| {
+                Some(Arc::new(RecordKeys {
+                    query,
+                    lambda: lambda.clone(),
+                }))
+            })
+            .collect()
     }
 
     async fn handle(&mut self, control: Control) {

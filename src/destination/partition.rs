@@ -1,0 +1,220 @@
+//! Dynamic partitioning (FIREHOSE.md section 7): which partition a record belongs to, from the
+//! keys the metadata query and the transform gave it. Each distinct set of key values the
+//! prefix uses is a partition with its own buffer; a record whose keys are missing goes to the
+//! error prefix.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::template::{MAX_EVALUATED_LEN, PartitionValues, Template, Values};
+use crate::processing::{ErrorOutput, PartitionKeys};
+use crate::record::{Record, now_ms};
+
+/// The partition keys of one record.
+#[derive(Debug, Clone, Default)]
+pub struct RecordKeys {
+    /// From `metadata_extraction.query`: the keys, or why the query failed.
+    pub query: Option<Result<PartitionKeys, Arc<str>>>,
+    /// From the transform's `metadata.partitionKeys`.
+    pub lambda: Option<PartitionKeys>,
+}
+
+/// Why a record has no partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpartitioned {
+    pub output_type: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+pub const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtractionFailed";
+pub const PARTITION_KEY_MISSING: &str = "DynamicPartitioning.PartitionKeyMissing";
+pub const ACTIVE_PARTITIONS_EXCEEDED: &str = "DynamicPartitioning.ActivePartitionsLimitExceeded";
+
+/// The partition of a record: its key values, or why it has none.
+pub fn resolve(
+    template: &Template,
+    keys: Option<&RecordKeys>,
+    record: &Record,
+    time_zone: chrono_tz::Tz,
+) -> Result<PartitionValues, Unpartitioned> {
+    let mut values = PartitionValues::default();
+    for (from_query, name) in template.partition_keys() {
+        let found = if from_query {
+            match keys.and_then(|k| k.query.as_ref()) {
+                Some(Err(e)) => {
+                    return Err(Unpartitioned {
+                        output_type: "metadata-extraction-failed",
+                        code: METADATA_EXTRACTION_FAILED,
+                        message: e.to_string(),
+                    });
+                }
+                Some(Ok(k)) => k.get(name),
+                None => None,
+            }
+        } else {
+            keys.and_then(|k| k.lambda.as_ref())
+                .and_then(|k| k.get(name))
+        };
+        let Some(v) = found.filter(|v| !v.is_empty()) else {
+            let ns = if from_query {
+                "partitionKeyFromQuery"
+            } else {
+                "partitionKeyFromLambda"
+            };
+            return Err(Unpartitioned {
+                output_type: "partitioning-failed",
+                code: PARTITION_KEY_MISSING,
+                message: format!("partition key {name:?} ({ns}) is missing or empty"),
+            });
+        };
+        let map = if from_query {
+            &mut values.query
+        } else {
+            &mut values.lambda
+        };
+        map.insert(name.to_string(), v.clone());
+    }
+    let time = chrono::DateTime::from_timestamp_millis(record.arrival_ms)
+        .unwrap_or_default()
+        .with_timezone(&time_zone);
+    let evaluated = template.render(&Values {
+        time,
+        error_output_type: None,
+        partition: Some(&values),
+    });
+    if evaluated.chars().count() > MAX_EVALUATED_LEN {
+        return Err(Unpartitioned {
+            output_type: "partitioning-failed",
+            code: PARTITION_KEY_MISSING,
+            message: format!(
+                "the evaluated prefix is {} characters long; at most {MAX_EVALUATED_LEN} are allowed",
+                evaluated.chars().count()
+            ),
+        });
+    }
+    Ok(values)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Line<'a> {
+    attempts_made: u32,
+    arrival_timestamp: i64,
+    error_code: &'a str,
+    error_message: &'a str,
+    attempt_ending_timestamp: i64,
+    raw_data: String,
+}
+
+/// The error record of a record without a partition.
+pub fn error_output(record: &Record, why: &Unpartitioned) -> ErrorOutput {
+    let line = Line {
+        attempts_made: 1,
+        arrival_timestamp: record.arrival_ms,
+        error_code: why.code,
+        error_message: &why.message,
+        attempt_ending_timestamp: now_ms(),
+        raw_data: base64::engine::general_purpose::STANDARD.encode(&record.data),
+    };
+    let mut json = serde_json::to_vec(&line).unwrap_or_default();
+    json.push(b'\n');
+    ErrorOutput {
+        output_type: why.output_type,
+        line: Record {
+            data: Bytes::from(json),
+            arrival_ms: record.arrival_ms,
+            seq: record.seq,
+            kinesis: None,
+        },
+    }
+}
+
+/// A stable identity for a partition's values (map keys of the worker's partitions).
+pub fn id(values: &PartitionValues) -> String {
+    let mut s = String::new();
+    for (ns, map) in [("q", &values.query), ("l", &values.lambda)] {
+        for (k, v) in map {
+            s.push_str(ns);
+            s.push('\u{1f}');
+            s.push_str(k);
+            s.push('\u{1f}');
+            s.push_str(v);
+            s.push('\u{1e}');
+        }
+    }
+    s
+}
+
+/// Keys of a map for tests and callers that build them by hand.
+pub fn keys(pairs: &[(&str, &str)]) -> PartitionKeys {
+    Arc::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> Record {
+        Record {
+            data: Bytes::from_static(b"{}"),
+            arrival_ms: 1_714_568_862_000,
+            seq: 3,
+            kinesis: None,
+        }
+    }
+
+    #[test]
+    fn keys_from_query_and_lambda() {
+        let t = Template::parse("c=!{partitionKeyFromQuery:c}/l=!{partitionKeyFromLambda:l}/")
+            .expect("parses");
+        let k = RecordKeys {
+            query: Some(Ok(keys(&[("c", "42"), ("unused", "x")]))),
+            lambda: Some(keys(&[("l", "eu")])),
+        };
+        let v = resolve(&t, Some(&k), &rec(), chrono_tz::UTC).expect("partition");
+        assert_eq!(v.query.len(), 1, "only the keys the prefix uses");
+        let time = chrono::DateTime::from_timestamp_millis(0)
+            .unwrap_or_default()
+            .with_timezone(&chrono_tz::UTC);
+        let prefix = t.render(&Values {
+            time,
+            error_output_type: None,
+            partition: Some(&v),
+        });
+        assert_eq!(prefix, "c=42/l=eu/");
+    }
+
+    #[test]
+    fn missing_empty_and_failed_keys() {
+        let t = Template::parse("!{partitionKeyFromQuery:c}/").expect("parses");
+        let failed = RecordKeys {
+            query: Some(Err("the record is not valid JSON".into())),
+            lambda: None,
+        };
+        let e = resolve(&t, Some(&failed), &rec(), chrono_tz::UTC).unwrap_err();
+        assert_eq!(e.output_type, "metadata-extraction-failed");
+        assert_eq!(e.code, METADATA_EXTRACTION_FAILED);
+        let empty = RecordKeys {
+            query: Some(Ok(keys(&[("c", "")]))),
+            lambda: None,
+        };
+        let e = resolve(&t, Some(&empty), &rec(), chrono_tz::UTC).unwrap_err();
+        assert_eq!(e.output_type, "partitioning-failed");
+        let e = resolve(&t, None, &rec(), chrono_tz::UTC).unwrap_err();
+        assert_eq!(e.output_type, "partitioning-failed");
+        let line = error_output(&rec(), &e);
+        let v: serde_json::Value = serde_json::from_slice(&line.line.data).expect("json");
+        assert_eq!(v["errorCode"], PARTITION_KEY_MISSING);
+        assert_eq!(v["rawData"], "e30=");
+    }
+}

@@ -1,0 +1,406 @@
+//! The objects a destination builds at once: the main object (or, with dynamic partitioning,
+//! one per active partition), one error object per error-output-type, and the source-record
+//! backup. Blocking I/O: the worker runs these steps on the blocking pool.
+//!
+//! Sealing rule: whenever any object seals, the "companions" (the unpartitioned main object,
+//! the error objects and the backup) seal with it, so that a small error or backup object never
+//! holds the destination's cursor behind main objects already written. Partitions seal on their
+//! own (size, interval, flush), as AWS's do.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use tokio::time::Instant;
+
+use super::naming::{ErrorNaming, Naming};
+use super::partition::{self, ACTIVE_PARTITIONS_EXCEEDED, RecordKeys, Unpartitioned};
+use super::staging::{Sealed, Stager};
+use super::template::{PartitionValues, Template};
+use crate::metrics::DestinationMetrics;
+use crate::processing::ErrorOutput;
+use crate::record::Record;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Main,
+    Error,
+    Backup,
+}
+
+/// Stager slots (watermark entries and object id spaces): 0 main, 1 backup, 2..ERRORS_END one
+/// per error-output-type, then one per partition.
+const MAIN: usize = 0;
+const BACKUP: usize = 1;
+const ERRORS_END: usize = 16;
+
+/// What the processing stage hands one destination for a run of log records.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    pub records: Vec<Record>,
+    /// Partition keys of `records`, one each, in order; empty when the destination does not
+    /// partition.
+    pub keys: Vec<Option<Arc<RecordKeys>>>,
+    pub failed: Vec<ErrorOutput>,
+    /// The records as they were before processing (source_record_backup).
+    pub backup: Vec<Record>,
+    /// Every log record below this is in this delivery or an earlier one, or was dropped.
+    pub end: u64,
+}
+
+impl Delivery {
+    pub fn bytes(&self) -> usize {
+        self.records.iter().map(|r| r.data.len()).sum::<usize>()
+            + self.failed.iter().map(|f| f.line.data.len()).sum::<usize>()
+            + self.backup.iter().map(|r| r.data.len()).sum::<usize>()
+    }
+}
+
+/// Makes a stager; the u64 is its slot.
+pub type MakeStager<T> = Box<dyn Fn(T, u64) -> Stager + Send>;
+
+/// Dynamic partitioning of a destination.
+pub struct Partitioning {
+    pub template: Template,
+    pub time_zone: Tz,
+    pub max_active: usize,
+    pub make: MakeStager<Arc<PartitionValues>>,
+}
+
+/// How a destination stages its objects.
+pub struct Staging {
+    pub main: Stager,
+    pub backup: Option<Stager>,
+    /// Makes the stager of an error-output-type (called the first time one is needed).
+    pub error_stager: MakeStager<ErrorNaming>,
+    pub error_template: Option<Template>,
+    pub partitioning: Option<Partitioning>,
+}
+
+impl Staging {
+    /// The stagers of destination `d`, all writing under `dir`.
+    pub fn build(
+        dir: std::path::PathBuf,
+        naming: Naming,
+        d: &crate::config::DestinationConfig,
+        delimiter: bool,
+    ) -> Staging {
+        let (compression, size) = (d.compression, d.buffering.size_bytes());
+        let with = |naming: Naming, delimiter: bool| {
+            Stager::new(dir.clone(), naming, compression, delimiter, size)
+        };
+        let backup = d.source_record_backup.as_ref().map(|t| {
+            with(
+                Naming {
+                    prefix: t.clone(),
+                    ..naming.clone()
+                },
+                false,
+            )
+        });
+        let error_stager: MakeStager<ErrorNaming> = {
+            let (dir, naming) = (dir.clone(), naming.clone());
+            Box::new(move |e: ErrorNaming, slot: u64| {
+                let naming = Naming {
+                    error: Some(e),
+                    ..naming.clone()
+                };
+                Stager::new(dir.clone(), naming, compression, false, size).with_slot(slot)
+            })
+        };
+        let partitioning = d.dynamic_partitioning.map(|dp| {
+            let (dir, naming) = (dir.clone(), naming.clone());
+            Partitioning {
+                template: d.prefix_template.clone(),
+                time_zone: d.time_zone,
+                max_active: dp.max_active_partitions,
+                make: Box::new(move |values: Arc<PartitionValues>, slot: u64| {
+                    let naming = Naming {
+                        partition: Some(values),
+                        ..naming.clone()
+                    };
+                    Stager::new(dir.clone(), naming, compression, delimiter, size)
+                        .with_buffer(PARTITION_BUFFER)
+                        .with_slot(slot)
+                }),
+            }
+        });
+        Staging {
+            main: with(naming, delimiter),
+            backup,
+            error_stager,
+            error_template: d.error_prefix_template.clone(),
+            partitioning,
+        }
+    }
+}
+
+/// Write buffer of a partition's staging file (many partitions may be open at once).
+const PARTITION_BUFFER: usize = 32 * 1024;
+
+pub struct Stagers {
+    main: Stager,
+    backup: Option<Stager>,
+    errors: Vec<(&'static str, Stager)>,
+    make_error: MakeStager<ErrorNaming>,
+    error_template: Option<Template>,
+    partitioning: Option<Partitioning>,
+    partitions: HashMap<String, (usize, Stager)>,
+    next_slot: usize,
+    /// Partition slots closed since the watermark last heard of them.
+    closed: Vec<usize>,
+    metrics: Arc<DestinationMetrics>,
+}
+
+/// Sealed objects of one step, or why it failed.
+pub type StepResult = Result<Vec<(Sealed, Kind)>, String>;
+
+impl Stagers {
+    pub fn new(staging: Staging, metrics: Arc<DestinationMetrics>) -> Self {
+        Stagers {
+            main: staging.main.with_slot(MAIN as u64),
+            backup: staging.backup.map(|b| b.with_slot(BACKUP as u64)),
+            errors: Vec::new(),
+            make_error: staging.error_stager,
+            error_template: staging.error_template,
+            partitioning: staging.partitioning,
+            partitions: HashMap::new(),
+            next_slot: ERRORS_END,
+            closed: Vec::new(),
+            metrics,
+        }
+    }
+
+    fn error(&mut self, output_type: &'static str) -> &mut Stager {
+        let i = match self.errors.iter().position(|(t, _)| *t == output_type) {
+            Some(i) => i,
+            None => {
+                let slot = (2 + self.errors.len()) as u64;
+                let naming = ErrorNaming {
+                    template: self.error_template.clone(),
+                    output_type,
+                };
+                self.errors
+                    .push((output_type, (self.make_error)(naming, slot)));
+                self.errors.len() - 1
+            }
+        };
+        &mut self.errors[i].1
+    }
+
+    /// Every stager that is not a partition.
+    fn companions(&mut self) -> impl Iterator<Item = (usize, Kind, &mut Stager)> {
+        std::iter::once((MAIN, Kind::Main, &mut self.main))
+            .chain(self.backup.as_mut().map(|s| (BACKUP, Kind::Backup, s)))
+            .chain(
+                self.errors
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, (_, s))| (2 + i, Kind::Error, s)),
+            )
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = (usize, Kind, &mut Stager)> {
+        let partitions = self
+            .partitions
+            .values_mut()
+            .map(|(slot, s)| (*slot, Kind::Main, s));
+        std::iter::once((MAIN, Kind::Main, &mut self.main))
+            .chain(self.backup.as_mut().map(|s| (BACKUP, Kind::Backup, s)))
+            .chain(
+                self.errors
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, (_, s))| (2 + i, Kind::Error, s)),
+            )
+            .chain(partitions)
+    }
+
+    /// Open objects by slot, for the watermark (closed partitions reported once as None).
+    pub fn open(&mut self) -> Vec<(usize, Option<u64>)> {
+        let mut out: Vec<(usize, Option<u64>)> =
+            self.closed.drain(..).map(|slot| (slot, None)).collect();
+        out.extend(self.all().map(|(slot, _, s)| (slot, s.first_seq())));
+        out
+    }
+
+    /// The earliest time an open object was opened, and the oldest record arrival.
+    pub fn times(&mut self) -> (Option<Instant>, Option<i64>) {
+        let mut opened: Option<Instant> = None;
+        let mut oldest: Option<i64> = None;
+        for (_, _, s) in self.all() {
+            if let Some(o) = s.opened() {
+                opened = Some(opened.map_or(o, |p| p.min(o)));
+            }
+            if let Some(t) = s.oldest_ms() {
+                oldest = Some(oldest.map_or(t, |p| p.min(t)));
+            }
+        }
+        (opened, oldest)
+    }
+
+    /// Stages one delivery; returns the objects that sealed.
+    pub fn append(&mut self, delivery: Delivery, now: Instant) -> StepResult {
+        let mut sealed = Vec::new();
+        let err = |e: (std::io::Error, u64)| format!("cannot stage records on local disk: {}", e.0);
+        let mut failed = delivery.failed;
+        if self.partitioning.is_some() {
+            let unplaced =
+                self.append_partitioned(delivery.records, delivery.keys, now, &mut sealed)?;
+            failed.extend(unplaced);
+        } else if !delivery.records.is_empty() {
+            let objects = self.main.append(&delivery.records, now).map_err(err)?;
+            sealed.extend(objects.into_iter().map(|o| (o, Kind::Main)));
+        }
+        if let Some(b) = self.backup.as_mut()
+            && !delivery.backup.is_empty()
+        {
+            let objects = b.append(&delivery.backup, now).map_err(err)?;
+            sealed.extend(objects.into_iter().map(|o| (o, Kind::Backup)));
+        }
+        while !failed.is_empty() {
+            let output_type = failed[0].output_type;
+            let (same, rest): (Vec<_>, Vec<_>) = failed
+                .into_iter()
+                .partition(|f| f.output_type == output_type);
+            failed = rest;
+            let lines: Vec<Record> = same.into_iter().map(|f| f.line).collect();
+            let objects = self.error(output_type).append(&lines, now).map_err(err)?;
+            sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
+        }
+        if !sealed.is_empty() {
+            sealed.extend(self.seal_companions()?);
+        }
+        self.forget_empty_partitions();
+        Ok(sealed)
+    }
+
+    /// Stages records into their partitions; returns the error records of those without one.
+    fn append_partitioned(
+        &mut self,
+        records: Vec<Record>,
+        keys: Vec<Option<Arc<RecordKeys>>>,
+        now: Instant,
+        sealed: &mut Vec<(Sealed, Kind)>,
+    ) -> Result<Vec<ErrorOutput>, String> {
+        let Some(p) = self.partitioning.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let mut failed = Vec::new();
+        // Records grouped by partition, each group in arrival order.
+        let mut groups: Vec<(String, Arc<PartitionValues>, Vec<Record>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (i, record) in records.into_iter().enumerate() {
+            let k = keys.get(i).and_then(Option::as_deref);
+            match partition::resolve(&p.template, k, &record, p.time_zone) {
+                Ok(values) => {
+                    let id = partition::id(&values);
+                    match index.get(&id) {
+                        Some(&g) => groups[g].2.push(record),
+                        None => {
+                            index.insert(id.clone(), groups.len());
+                            groups.push((id, Arc::new(values), vec![record]));
+                        }
+                    }
+                }
+                Err(why) => failed.push(partition::error_output(&record, &why)),
+            }
+        }
+        for (id, values, records) in groups {
+            if !self.partitions.contains_key(&id) {
+                let max = self.partitioning.as_ref().map_or(0, |p| p.max_active);
+                if self.partitions.len() >= max {
+                    let why = Unpartitioned {
+                        output_type: "partitioning-failed",
+                        code: ACTIVE_PARTITIONS_EXCEEDED,
+                        message: format!("the destination already has {max} active partitions"),
+                    };
+                    self.metrics
+                        .partition_count_exceeded
+                        .add(records.len() as u64);
+                    failed.extend(records.iter().map(|r| partition::error_output(r, &why)));
+                    continue;
+                }
+                let slot = self.next_slot;
+                self.next_slot += 1;
+                let Some(p) = self.partitioning.as_ref() else {
+                    break;
+                };
+                let stager = (p.make)(values, slot as u64);
+                self.partitions.insert(id.clone(), (slot, stager));
+            }
+            let Some((_, stager)) = self.partitions.get_mut(&id) else {
+                continue;
+            };
+            let objects = stager
+                .append(&records, now)
+                .map_err(|e| format!("cannot stage records on local disk: {}", e.0))?;
+            sealed.extend(objects.into_iter().map(|o| (o, Kind::Main)));
+        }
+        self.metrics.set_active_partitions(self.partitions.len());
+        Ok(failed)
+    }
+
+    fn seal_companions(&mut self) -> StepResult {
+        let mut sealed = Vec::new();
+        for (_, kind, stager) in self.companions() {
+            if let Some(o) = stager
+                .seal()
+                .map_err(|e| format!("cannot seal a staged object: {e}"))?
+            {
+                sealed.push((o, kind));
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// Seals every open object (flush, close).
+    pub fn seal_all(&mut self) -> StepResult {
+        let mut sealed = Vec::new();
+        for (_, kind, stager) in self.all() {
+            if let Some(o) = stager
+                .seal()
+                .map_err(|e| format!("cannot seal a staged object: {e}"))?
+            {
+                sealed.push((o, kind));
+            }
+        }
+        self.forget_empty_partitions();
+        Ok(sealed)
+    }
+
+    /// Seals the objects opened `interval` before `now` (and the companions with them).
+    pub fn seal_due(&mut self, now: Instant, interval: std::time::Duration) -> StepResult {
+        let mut sealed = Vec::new();
+        for (_, kind, stager) in self.all() {
+            if stager.opened().is_some_and(|o| o + interval <= now)
+                && let Some(o) = stager
+                    .seal()
+                    .map_err(|e| format!("cannot seal a staged object: {e}"))?
+            {
+                sealed.push((o, kind));
+            }
+        }
+        if !sealed.is_empty() {
+            sealed.extend(self.seal_companions()?);
+        }
+        self.forget_empty_partitions();
+        Ok(sealed)
+    }
+
+    /// Partitions with nothing open are no longer active: their stagers go.
+    fn forget_empty_partitions(&mut self) {
+        let before = self.partitions.len();
+        let closed = &mut self.closed;
+        self.partitions.retain(|_, (slot, s)| {
+            let keep = s.first_seq().is_some();
+            if !keep {
+                closed.push(*slot);
+            }
+            keep
+        });
+        if self.partitions.len() != before {
+            self.metrics.set_active_partitions(self.partitions.len());
+        }
+    }
+}
