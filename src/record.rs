@@ -13,6 +13,9 @@ pub struct Record {
     /// Position in the stream's log (the spool, or the in-memory log of a Kinesis source):
     /// delivered objects move the destination's cursor past it.
     pub seq: u64,
+    /// Position among the sub-records of one log record (record de-aggregation); 0 otherwise.
+    /// Sub-records share their parent's `seq`.
+    pub sub: u32,
     /// Where the record came from, for a Kinesis source.
     pub kinesis: Option<Arc<KinesisMeta>>,
 }

@@ -265,3 +265,67 @@ fn partition_values_cannot_leave_a_directory_destination() {
     assert!(out.iter().any(|f| f.starts_with("abs/")), "{out:?}");
     assert!(out.iter().any(|f| f.starts_with("%2E/")), "{out:?}");
 }
+
+#[test]
+fn concatenated_json_records_are_split_before_partitioning() {
+    let d = Daemon::start(&config(
+        "      record_deaggregation: json\n      metadata_extraction: {query: '{c: .c}'}",
+        "c=!{partitionKeyFromQuery:c}/",
+        "",
+    ));
+    // Each record holds three objects, concatenated and newline-separated.
+    let lines: Vec<String> = (0..50)
+        .map(|i| {
+            format!("{{\"c\":\"x\",\"i\":{i}}}{{\"c\":\"y\",\"i\":{i}}} {{\"c\":\"z\",\"i\":{i}}}")
+        })
+        .collect();
+    put(&d, &lines);
+    d.flush("p");
+    let objs = objects(&d.dir.path().join("out"));
+    for c in ["x", "y", "z"] {
+        let got: Vec<&String> = objs
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("c={c}/")))
+            .flat_map(|(_, l)| l)
+            .collect();
+        let want: Vec<String> = (0..50)
+            .map(|i| format!("{{\"c\":\"{c}\",\"i\":{i}}}"))
+            .collect();
+        assert_eq!(got, want.iter().collect::<Vec<_>>(), "partition {c}");
+    }
+}
+
+#[test]
+fn delimited_records_are_split_and_go_through_the_transform_one_by_one() {
+    let cfg = format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+delivery_streams:
+  - name: p
+    source: {{direct_put: {{}}}}
+    processing:
+      append_delimiter_to_record: true
+      record_deaggregation: {{delimited: '####'}}
+      transform:
+        subprocess: {{command: ['{}', '{}', 'echo_event.handler'], working_directory: '{}'}}
+    destinations:
+      - directory: '{{dir}}/out'
+        compression: GZIP",
+        python().display(),
+        repo().join("runners/python/firehosed_runner.py").display(),
+        repo().join("tests/transforms").display()
+    );
+    let d = Daemon::start(&cfg);
+    put(&d, &["a####bb####ccc####".to_string(), "plain".to_string()]);
+    d.flush("p");
+    let objs = objects(&d.dir.path().join("out"));
+    let data: Vec<String> = objs
+        .values()
+        .flatten()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("echo json");
+            v["data"].as_str().expect("data").to_string()
+        })
+        .collect();
+    assert_eq!(data, ["a", "bb", "ccc", "plain"]);
+}

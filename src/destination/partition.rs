@@ -129,6 +129,7 @@ pub fn error_output(record: &Record, why: &Unpartitioned) -> ErrorOutput {
             data: Bytes::from(json),
             arrival_ms: record.arrival_ms,
             seq: record.seq,
+            sub: record.sub,
             kinesis: None,
         },
     }
@@ -169,6 +170,7 @@ mod tests {
             data: Bytes::from_static(b"{}"),
             arrival_ms: 1_714_568_862_000,
             seq: 3,
+            sub: 0,
             kinesis: None,
         }
     }

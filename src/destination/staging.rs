@@ -261,6 +261,7 @@ mod tests {
             data: Bytes::from(data.to_string()),
             arrival_ms: at,
             seq: at as u64,
+            sub: 0,
             kinesis: None,
         }
     }

@@ -57,6 +57,7 @@ fn as_line(original: &Record, value: &impl Serialize) -> Record {
         data: Bytes::from(json),
         arrival_ms: original.arrival_ms,
         seq: original.seq,
+        sub: original.sub,
         kinesis: None,
     }
 }
@@ -71,6 +72,7 @@ mod tests {
             data: Bytes::from_static(b"hello"),
             arrival_ms: 1627921286181,
             seq: 7,
+            sub: 0,
             kinesis: None,
         };
         let f = LambdaFailure {

@@ -1,7 +1,9 @@
 //! Processing: what happens to records between the stream's log and its destinations
-//! (FIREHOSE.md section 1). Today: the Lambda-contract transform (`transform`), whose failures
-//! become error records (`error_record`).
+//! (FIREHOSE.md section 1): record de-aggregation (`deaggregate`), the Lambda-contract transform
+//! (`transform`), whose failures become error records (`error_record`), and the jq query that
+//! extracts partition keys (`metadata`).
 
+pub mod deaggregate;
 pub mod error_record;
 pub mod metadata;
 pub mod transform;

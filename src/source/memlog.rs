@@ -249,6 +249,7 @@ mod tests {
             data: Bytes::from(s.to_string()),
             arrival_ms: 0,
             seq: 0,
+            sub: 0,
             kinesis: None,
         }
     }

@@ -146,6 +146,7 @@ impl State {
                             data: buf.slice(pos + data.start..pos + data.end),
                             arrival_ms,
                             seq: self.next_seq,
+                            sub: 0,
                             kinesis: None,
                         });
                         self.next_seq += 1;

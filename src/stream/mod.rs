@@ -93,7 +93,14 @@ impl DeliveryStream {
         }
         let reader = log.shared_reader(routes.len())?;
         let query = config.processing.metadata_query.as_deref().map(Arc::from);
-        let processor = Processor::spawn(config.name.clone(), reader, routes, transform, query);
+        let processor = Processor::spawn(
+            config.name.clone(),
+            reader,
+            routes,
+            transform,
+            query,
+            config.processing.deaggregation.clone(),
+        );
         Ok(DeliveryStream {
             config,
             version,

@@ -11,12 +11,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::config::Deaggregation;
 use crate::destination::partition::RecordKeys;
 use crate::destination::retry::LogGate;
 use crate::destination::{Delivery, DestinationHandle, Input};
 use crate::processing::transform::Transform;
 use crate::processing::transform::contract::{MAX_REQUEST_BYTES, REQUEST_OVERHEAD, request_cost};
-use crate::processing::{Outcome, PartitionKeys, Processed, metadata};
+use crate::processing::{Outcome, PartitionKeys, Processed, deaggregate, metadata};
 use crate::record::Record;
 use crate::source::LogReader as Reader;
 
@@ -54,6 +55,7 @@ impl Processor {
         routes: Vec<Route>,
         transform: Option<Transform>,
         metadata_query: Option<Arc<str>>,
+        deaggregation: Option<Deaggregation>,
     ) -> Processor {
         let (control, rx) = mpsc::channel(16);
         let state = State {
@@ -61,6 +63,7 @@ impl Processor {
             reader,
             routes,
             metadata_query,
+            deaggregation,
             buffer: transform.map(|t| Buffer {
                 size_limit: t.config().buffer_bytes as usize,
                 interval: Duration::from_secs(t.config().buffer_interval_seconds),
@@ -94,6 +97,7 @@ struct State {
     routes: Vec<Route>,
     /// The stream's metadata_extraction query (run when a destination partitions).
     metadata_query: Option<Arc<str>>,
+    deaggregation: Option<Deaggregation>,
     buffer: Option<Buffer>,
 }
 
@@ -136,7 +140,7 @@ impl State {
                 .as_ref()
                 .and_then(|b| b.since.map(|s| s + b.interval));
             if deadline.is_some_and(|d| d <= Instant::now()) {
-                self.run_transform().await;
+                self.run_transform(None).await;
                 continue;
             }
             tokio::select! {
@@ -145,10 +149,10 @@ impl State {
                     None => closing = true,
                 },
                 alive = self.reader.wait() => if !alive { closing = true },
-                () = sleep_until(deadline) => self.run_transform().await,
+                () = sleep_until(deadline) => self.run_transform(None).await,
             }
         }
-        self.run_transform().await;
+        self.run_transform(None).await;
         // Stop the transform and drain every destination at the same time.
         let mut closing = Vec::new();
         if let Some(mut b) = self.buffer.take() {
@@ -168,16 +172,20 @@ impl State {
         if batch.is_empty() {
             return Ok(false);
         }
+        let records = match &self.deaggregation {
+            Some(how) => deaggregate::split(how, batch.clone()),
+            None => batch.clone(),
+        };
         if self.buffer.is_none() {
             let mut processed = Processed::default();
             let end = batch.last().map_or(0, |r| r.seq + 1);
-            for r in &batch {
-                processed.push(Outcome::Deliver(r.clone(), None));
+            for r in records {
+                processed.push(Outcome::Deliver(r, None));
             }
             self.dispatch(&batch, processed, end).await;
             return Ok(true);
         }
-        for record in batch {
+        for record in records {
             let Some(b) = self.buffer.as_mut() else {
                 break;
             };
@@ -185,7 +193,7 @@ impl State {
             if !b.records.is_empty()
                 && (b.bytes + record.data.len() > b.size_limit || b.cost + cost > MAX_REQUEST_BYTES)
             {
-                self.run_transform().await;
+                self.run_transform(Some(record.seq)).await;
             }
             let Some(b) = self.buffer.as_mut() else {
                 break;
@@ -193,16 +201,20 @@ impl State {
             b.bytes += record.data.len();
             b.cost += cost;
             b.since.get_or_insert_with(Instant::now);
+            let seq = record.seq;
             b.records.push(record);
             if b.bytes >= b.size_limit {
-                self.run_transform().await;
+                // The next record may be a sub-record of the same log record.
+                self.run_transform(Some(seq)).await;
             }
         }
         Ok(true)
     }
 
-    /// Invokes the transform on the buffered records and hands the outcome over.
-    async fn run_transform(&mut self) {
+    /// Invokes the transform on the buffered records and hands the outcome over. `next` is the
+    /// log position of a record still to come in this run: when it is the last one's, sub-records
+    /// of that log record are still to come and it is not yet covered.
+    async fn run_transform(&mut self, next: Option<u64>) {
         let Some(b) = self.buffer.as_mut() else {
             return;
         };
@@ -218,7 +230,11 @@ impl State {
         for o in outcomes {
             processed.push(o);
         }
-        let end = records.last().map_or(0, |r| r.seq + 1);
+        let end = match (records.last(), next) {
+            (Some(last), Some(n)) if n == last.seq => last.seq,
+            (Some(last), _) => last.seq + 1,
+            (None, _) => 0,
+        };
         self.dispatch(&records, processed, end).await;
     }
 
@@ -340,7 +356,7 @@ impl State {
                         Ok(false) | Err(_) => return,
                     }
                 }
-                self.run_transform().await;
+                self.run_transform(None).await;
                 let mut waits = Vec::new();
                 for r in &self.routes {
                     let (tx, rx) = oneshot::channel();

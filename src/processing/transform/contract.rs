@@ -87,9 +87,10 @@ struct KinesisMetadata<'a> {
     subsequence_number: u64,
 }
 
-/// The recordId of a log record: its position in the stream's log, unique and opaque.
+/// The recordId of a record: its position in the stream's log and among the sub-records of
+/// its log record (always three digits), so unique and opaque.
 pub fn record_id(r: &Record) -> String {
-    r.seq.to_string()
+    format!("{}{:03}", r.seq, r.sub)
 }
 
 /// Bytes one record adds to a request: base64 data plus the JSON around it.
@@ -271,6 +272,7 @@ mod tests {
             data: Bytes::from_static(data),
             arrival_ms: 1000 + seq as i64,
             seq,
+            sub: 0,
             kinesis: None,
         }
     }
@@ -290,7 +292,7 @@ mod tests {
         assert_eq!(v["invocationId"], "id-1");
         assert_eq!(v["region"], "us-east-1");
         assert!(v.get("sourceKinesisStreamArn").is_none());
-        assert_eq!(v["records"][0]["recordId"], "5");
+        assert_eq!(v["records"][0]["recordId"], "5000");
         assert_eq!(v["records"][0]["approximateArrivalTimestamp"], 1005);
         assert_eq!(v["records"][0]["data"], "aGk=");
         assert!(request_cost(&rec(0, b"hi")) + REQUEST_OVERHEAD > body.len());
@@ -300,9 +302,9 @@ mod tests {
     fn verdicts_in_request_order() {
         let records = [rec(1, b"a"), rec(2, b"b"), rec(3, b"c")];
         let body = br#"{"records":[
-            {"recordId":"3","result":"ProcessingFailed","data":"Yw=="},
-            {"recordId":"1","result":"Ok","data":"QQ==","metadata":{"partitionKeys":{"k":"v","n":7}}},
-            {"recordId":"2","result":"Dropped","data":""}]}"#;
+            {"recordId":"3000","result":"ProcessingFailed","data":"Yw=="},
+            {"recordId":"1000","result":"Ok","data":"QQ==","metadata":{"partitionKeys":{"k":"v","n":7}}},
+            {"recordId":"2000","result":"Dropped","data":""}]}"#;
         let v = parse_response(&records, body).expect("valid");
         let keys: BTreeMap<String, String> = [
             ("k".to_string(), "v".to_string()),
@@ -329,23 +331,23 @@ mod tests {
         assert_eq!(code(b"not json"), "Lambda.JsonProcessingException");
         assert_eq!(code(br#"{"foo":1}"#), "Lambda.JsonProcessingException");
         assert_eq!(
-            code(br#"{"records":[{"recordId":"1","result":"Ok","data":"QQ=="}]}"#),
+            code(br#"{"records":[{"recordId":"1000","result":"Ok","data":"QQ=="}]}"#),
             "Lambda.MissingRecordId"
         );
         assert_eq!(
-            code(br#"{"records":[{"recordId":"1","result":"Ok","data":"QQ=="},{"recordId":"1","result":"Ok","data":"QQ=="},{"recordId":"2","result":"Ok","data":""}]}"#),
+            code(br#"{"records":[{"recordId":"1000","result":"Ok","data":"QQ=="},{"recordId":"1000","result":"Ok","data":"QQ=="},{"recordId":"2000","result":"Ok","data":""}]}"#),
             "Lambda.DuplicatedRecordId"
         );
         assert_eq!(
-            code(br#"{"records":[{"recordId":"1","result":"Fine","data":""},{"recordId":"2","result":"Ok","data":""}]}"#),
+            code(br#"{"records":[{"recordId":"1000","result":"Fine","data":""},{"recordId":"2000","result":"Ok","data":""}]}"#),
             "Lambda.JsonProcessingException"
         );
         assert_eq!(
-            code(br#"{"records":[{"recordId":"1","result":"Ok","data":"***"},{"recordId":"2","result":"Ok","data":""}]}"#),
+            code(br#"{"records":[{"recordId":"1000","result":"Ok","data":"***"},{"recordId":"2000","result":"Ok","data":""}]}"#),
             "Lambda.JsonProcessingException"
         );
         assert_eq!(
-            code(br#"{"records":[{"recordId":"1","result":"Ok"},{"recordId":"2","result":"Ok","data":""}]}"#),
+            code(br#"{"records":[{"recordId":"1000","result":"Ok"},{"recordId":"2000","result":"Ok","data":""}]}"#),
             "Lambda.JsonProcessingException"
         );
         assert_eq!(

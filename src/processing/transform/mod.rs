@@ -158,6 +158,7 @@ impl Transform {
                             data,
                             arrival_ms: r.arrival_ms,
                             seq: r.seq,
+                            sub: r.sub,
                             kinesis: r.kinesis.clone(),
                         },
                         keys,

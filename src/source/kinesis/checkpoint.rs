@@ -190,6 +190,7 @@ mod tests {
             data: Bytes::new(),
             arrival_ms: 0,
             seq: 0,
+            sub: 0,
             kinesis: Some(Arc::new(KinesisMeta {
                 shard_id: shard.into(),
                 partition_key: "k".into(),

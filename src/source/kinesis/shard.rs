@@ -240,6 +240,7 @@ impl ShardReader<'_> {
                     data,
                     arrival_ms: arrival,
                     seq: 0,
+                    sub: 0,
                     kinesis: Some(Arc::new(KinesisMeta {
                         shard_id: self.shard.clone(),
                         partition_key: key,
