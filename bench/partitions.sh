@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Dynamic partitioning cost: the release firehosed with one GZIP directory destination, fed by
+# examples/loadgen.rs (PutRecordBatch of 500 x 1 KiB JSON records, 4 connections) for SECONDS,
+# then flushed; the same run without partitioning, and with a two-key jq extraction
+# ({action: .action, b: (.event_id % 125)}: 500 active partitions, AWS's default limit).
+# Prints delivered records/s and peak RSS for each.
+# usage: bench/partitions.sh [seconds=10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+cargo build --release --quiet --bin firehosed --example loadgen
+work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-partitions.XXXXXX")
+pid=
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+
+run() {
+  local name=$1 processing=$2 destination=$3
+  rm -rf "$work/state" "$work/out"
+  cat > "$work/c.yaml" <<YAML
+listen: 127.0.0.1:0
+state_dir: $work/state
+spool: {max_size_mib: 4096, fsync: true}
+delivery_streams:
+  - name: load
+    source: {direct_put: {}}
+    processing: {append_delimiter_to_record: false$processing}
+    destinations:
+      - directory: $work/out
+        compression: GZIP
+        buffering: {size_mib: 64, interval_seconds: 60}
+$destination
+YAML
+  : > "$work/stdout"
+  target/release/firehosed run --config "$work/c.yaml" > "$work/stdout" 2> "$work/log" &
+  pid=$!
+  for _ in $(seq 200); do grep -q listening "$work/stdout" 2>/dev/null && break; sleep 0.05; done
+  url=$(sed -n 's/.*listening on //p' "$work/stdout")
+  printf '%-34s ' "$name"
+  target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" --pid "$pid" \
+    | sed -n 's/^delivered (load + final flush): //p' | tr '\n' ' '
+  echo "objects=$(find "$work/out" -type f | wc -l)"
+  kill $pid; wait $pid 2>/dev/null || true
+}
+
+echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; $seconds s of load per row"
+run "no partitioning" "" "        prefix: 'plain/'"
+run "jq: 2 keys, 500 partitions" \
+  ", metadata_extraction: {query: '{action: .action, b: (.event_id % 125)}'}" \
+  "        prefix: 'action=!{partitionKeyFromQuery:action}/b=!{partitionKeyFromQuery:b}/'
+        error_output_prefix: 'errors/!{firehose:error-output-type}/'
+        dynamic_partitioning: {enabled: true}"
