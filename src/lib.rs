@@ -14,11 +14,13 @@
 //!   the Kinesis source (`source::kinesis`: shard discovery, readers, KPL, checkpoints).
 //! - `spool`: the durable segment log: group commit, per-destination cursors, replay, budget.
 //! - `stream`: a running delivery stream (put, flush, close) and its `processor`.
-//! - `processing`: the transform (`transform::{contract, subprocess, wasm}`: the Lambda
-//!   contract, the child-process and WASM runtimes) and `error_record` (AWS's error JSON).
+//! - `processing`: `deaggregate` (JSON / delimited records), the transform
+//!   (`transform::{contract, subprocess, wasm}`: the Lambda contract, the child-process and WASM
+//!   runtimes), `error_record` (AWS's error JSON), `metadata` (the jq partition-key query).
 //! - `destination`: object keys (`template`, `timefmt`, `naming`), `staging`, the `worker`
-//!   (main, error and backup objects; flush on size / interval / flush / close), the
-//!   `watermark` (when the log cursor may move), `sink`s (`s3`, `directory`), `retry`.
+//!   (flush on size / interval / flush / close), `stagers` (main or per-partition, error and
+//!   backup objects), `partition` (a record's partition from its keys), the `watermark` (when
+//!   the log cursor may move), `sink`s (`s3`, `directory`), `retry`.
 //! - `encode`: compression codecs (GZIP, ZIP, Snappy, HADOOP_SNAPPY).
 //! - `aws`: SDK clients from the `aws` settings.
 //! - `metrics`: every metric name, Prometheus rendering.
