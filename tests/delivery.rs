@@ -379,6 +379,9 @@ delivery_streams:
         compression: snappy
 ";
     let d = Daemon::start(config);
+    // The binary's own pages (file-backed, larger in a debug build with every feature linked)
+    // are not memory used by buffering: measure from the idle daemon.
+    let idle_mib = d.rss_kib() / 1024;
     let line = format!("{{\"payload\":\"{}\"}}\n", "m".repeat(1000));
     let body = line.repeat(8 * 1024 * 1024 / line.len());
     let mut sent = 0usize;
@@ -386,16 +389,16 @@ delivery_streams:
         assert_eq!(d.post("/v1/streams/mem/records", body.as_bytes()).0, 200);
         sent += body.len();
     }
-    let rss_mib = d.peak_rss_kib() / 1024;
+    let rss_mib = d.peak_rss_kib() / 1024 - idle_mib;
     eprintln!(
-        "peak RSS with {} MiB buffered: {rss_mib} MiB",
+        "peak RSS with {} MiB buffered: {rss_mib} MiB above the idle {idle_mib} MiB",
         sent / (1024 * 1024)
     );
     let keys = d.flush("mem");
     assert_eq!(keys.len(), 1, "one 128 MiB buffer held it all");
     assert!(
-        rss_mib < 64,
-        "peak RSS {rss_mib} MiB should stay far below the {} MiB buffered",
+        rss_mib < 48,
+        "peak RSS growth {rss_mib} MiB should stay far below the {} MiB buffered",
         sent >> 20
     );
 }
