@@ -36,6 +36,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     prepare_state_dir(&config.state_dir)?;
+    check_open_files(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -129,6 +130,56 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Every active partition holds a staging file: raise the open-file limit to its hard maximum
+/// and refuse a configuration whose partitions could not all be open at once.
+fn check_open_files(config: &Config) -> anyhow::Result<()> {
+    let partitions: u64 = config
+        .streams
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .filter_map(|d| d.dynamic_partitioning)
+        .map(|dp| dp.max_active_partitions as u64)
+        .sum();
+    if partitions == 0 {
+        return Ok(());
+    }
+    let limit = raise_open_file_limit();
+    // Room for the spool, sockets, the transform's pipes and the other staging files.
+    let needed = partitions + 256;
+    if needed > limit {
+        return Err(anyhow!(
+            "the dynamic partitioning destinations may open {partitions} partitions at once, \
+             but the open-file limit is {limit}: lower max_active_partitions or raise the limit \
+             (LimitNOFILE= in the systemd unit, ulimit -n)"
+        ));
+    }
+    Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one; returns the limit in force.
+fn raise_open_file_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    lim.rlim_cur
 }
 
 fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {

@@ -329,3 +329,30 @@ delivery_streams:
         .collect();
     assert_eq!(data, ["a", "bb", "ccc", "plain"]);
 }
+
+#[test]
+fn partitions_that_could_not_all_be_open_at_once_stop_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        "      metadata_extraction: {query: '{c: .c}'}",
+        "c=!{partitionKeyFromQuery:c}/",
+        ", max_active_partitions: 1000",
+    )
+    .replace("{dir}", &dir.path().display().to_string());
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, cfg).expect("config");
+    let out = run_output(std::process::Command::new("bash").args([
+        "-c",
+        &format!(
+            "ulimit -n 600 && exec '{}' run --config '{}'",
+            env!("CARGO_BIN_EXE_firehosed"),
+            path.display()
+        ),
+    ]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("may open 1000 partitions at once, but the open-file limit is 600"),
+        "{stderr}"
+    );
+}

@@ -831,3 +831,25 @@ fn a_child_that_writes_stray_stdout_is_restarted_before_the_next_request() {
         "the stray line was noticed:\n{logs}"
     );
 }
+
+#[test]
+fn a_record_that_fills_the_transform_buffer_is_not_delivered_again_after_a_clean_restart() {
+    let cfg = config(
+        &format!("subprocess: {}", script("passthrough.py", &[])),
+        "        buffer_size_mib: 0.2",
+        "",
+    );
+    let mut d = Daemon::start(&cfg);
+    // Exactly the transform buffer (0.2 MiB = 209,715 bytes): it is invoked as the record is
+    // buffered, and the record's log position must count as handed over.
+    put_lines(&d, &["x".repeat(209_715)]);
+    d.flush("t");
+    assert!(d.terminate(Duration::from_secs(30)).success());
+    let d = d.restart();
+    d.flush("t");
+    let delivered = files_under(&d.dir.path().join("out"))
+        .into_iter()
+        .filter(|k| k.starts_with("data/"))
+        .count();
+    assert_eq!(delivered, 1, "the record was written once, not replayed");
+}

@@ -31,6 +31,20 @@ pub struct Unpartitioned {
     pub message: String,
 }
 
+/// Longest part of a key between two `/` (a file name in a directory destination).
+const MAX_SEGMENT_BYTES: usize = 255;
+/// Longest evaluated prefix in bytes, so prefix + object name stays within S3's 1024-byte keys.
+const MAX_PREFIX_BYTES: usize = 900;
+
+/// Why a key value cannot be part of a key (a write would fail forever and stall the
+/// destination), or None.
+fn unusable(v: &str) -> Option<&'static str> {
+    if v.chars().any(char::is_control) {
+        return Some("control characters cannot be part of a key");
+    }
+    None
+}
+
 pub const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtractionFailed";
 pub const PARTITION_KEY_MISSING: &str = "DynamicPartitioning.PartitionKeyMissing";
 pub const ACTIVE_PARTITIONS_EXCEEDED: &str = "DynamicPartitioning.ActivePartitionsLimitExceeded";
@@ -60,6 +74,15 @@ pub fn resolve(
             keys.and_then(|k| k.lambda.as_ref())
                 .and_then(|k| k.get(name))
         };
+        if let Some(v) = found
+            && let Some(why) = unusable(v)
+        {
+            return Err(Unpartitioned {
+                output_type: "partitioning-failed",
+                code: PARTITION_KEY_MISSING,
+                message: format!("partition key {name:?}: {why}"),
+            });
+        }
         let Some(v) = found.filter(|v| !v.is_empty()) else {
             let ns = if from_query {
                 "partitionKeyFromQuery"
@@ -87,7 +110,20 @@ pub fn resolve(
         error_output_type: None,
         partition: Some(&values),
     });
-    if evaluated.chars().count() > MAX_EVALUATED_LEN {
+    if let Some(long) = evaluated
+        .split('/')
+        .find(|seg| seg.len() > MAX_SEGMENT_BYTES)
+    {
+        return Err(Unpartitioned {
+            output_type: "partitioning-failed",
+            code: PARTITION_KEY_MISSING,
+            message: format!(
+                "a part of the evaluated prefix is {} bytes long; at most {MAX_SEGMENT_BYTES} fit a file name",
+                long.len()
+            ),
+        });
+    }
+    if evaluated.chars().count() > MAX_EVALUATED_LEN || evaluated.len() > MAX_PREFIX_BYTES {
         return Err(Unpartitioned {
             output_type: "partitioning-failed",
             code: PARTITION_KEY_MISSING,
@@ -133,22 +169,6 @@ pub fn error_output(record: &Record, why: &Unpartitioned) -> ErrorOutput {
             kinesis: None,
         },
     }
-}
-
-/// A stable identity for a partition's values (map keys of the worker's partitions).
-pub fn id(values: &PartitionValues) -> String {
-    let mut s = String::new();
-    for (ns, map) in [("q", &values.query), ("l", &values.lambda)] {
-        for (k, v) in map {
-            s.push_str(ns);
-            s.push('\u{1f}');
-            s.push_str(k);
-            s.push('\u{1f}');
-            s.push_str(v);
-            s.push('\u{1e}');
-        }
-    }
-    s
 }
 
 /// Keys of a map for tests and callers that build them by hand.
@@ -214,6 +234,21 @@ mod tests {
         assert_eq!(e.output_type, "partitioning-failed");
         let e = resolve(&t, None, &rec(), chrono_tz::UTC).unwrap_err();
         assert_eq!(e.output_type, "partitioning-failed");
+        for bad in ["a\0b", "line\nbreak", &"x".repeat(256)] {
+            let k = RecordKeys {
+                query: Some(Ok(keys(&[("c", bad)]))),
+                lambda: None,
+            };
+            let e = resolve(&t, Some(&k), &rec(), chrono_tz::UTC).unwrap_err();
+            assert_eq!(e.output_type, "partitioning-failed", "{bad:?}");
+        }
+        let wide = RecordKeys {
+            query: Some(Ok(keys(&[("c", &"\u{20ac}".repeat(80))]))),
+            lambda: None,
+        };
+        let t2 = Template::parse("!{partitionKeyFromQuery:c}/!{partitionKeyFromQuery:c}/!{partitionKeyFromQuery:c}/!{partitionKeyFromQuery:c}/").expect("parses");
+        let e = resolve(&t2, Some(&wide), &rec(), chrono_tz::UTC).unwrap_err();
+        assert!(e.message.contains("at most 512"), "{}", e.message);
         let line = error_output(&rec(), &e);
         let v: serde_json::Value = serde_json::from_slice(&line.line.data).expect("json");
         assert_eq!(v["errorCode"], PARTITION_KEY_MISSING);

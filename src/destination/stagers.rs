@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use chrono_tz::Tz;
 use tokio::time::Instant;
@@ -24,12 +25,14 @@ use crate::record::Record;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Main,
+    /// A partition's object (dynamic partitioning): delivered records, like `Main`.
+    Partition,
     Error,
     Backup,
 }
 
-/// Stager slots (watermark entries and object id spaces): 0 main, 1 backup, 2..ERRORS_END one
-/// per error-output-type, then one per partition.
+/// Stager slots (the watermark's entries): 0 main, 1 backup, 2..ERRORS_END one per
+/// error-output-type, then one per partition opened.
 const MAIN: usize = 0;
 const BACKUP: usize = 1;
 const ERRORS_END: usize = 16;
@@ -56,8 +59,8 @@ impl Delivery {
     }
 }
 
-/// Makes a stager; the u64 is its slot.
-pub type MakeStager<T> = Box<dyn Fn(T, u64) -> Stager + Send>;
+/// Makes a stager.
+pub type MakeStager<T> = Box<dyn Fn(T) -> Stager + Send>;
 
 /// Dynamic partitioning of a destination.
 pub struct Partitioning {
@@ -100,12 +103,12 @@ impl Staging {
         });
         let error_stager: MakeStager<ErrorNaming> = {
             let (dir, naming) = (dir.clone(), naming.clone());
-            Box::new(move |e: ErrorNaming, slot: u64| {
+            Box::new(move |e: ErrorNaming| {
                 let naming = Naming {
                     error: Some(e),
                     ..naming.clone()
                 };
-                Stager::new(dir.clone(), naming, compression, false, size).with_slot(slot)
+                Stager::new(dir.clone(), naming, compression, false, size)
             })
         };
         let partitioning = d.dynamic_partitioning.map(|dp| {
@@ -114,14 +117,13 @@ impl Staging {
                 template: d.prefix_template.clone(),
                 time_zone: d.time_zone,
                 max_active: dp.max_active_partitions,
-                make: Box::new(move |values: Arc<PartitionValues>, slot: u64| {
+                make: Box::new(move |values: Arc<PartitionValues>| {
                     let naming = Naming {
                         partition: Some(values),
                         ..naming.clone()
                     };
                     Stager::new(dir.clone(), naming, compression, delimiter, size)
                         .with_buffer(PARTITION_BUFFER)
-                        .with_slot(slot)
                 }),
             }
         });
@@ -145,7 +147,9 @@ pub struct Stagers {
     make_error: MakeStager<ErrorNaming>,
     error_template: Option<Template>,
     partitioning: Option<Partitioning>,
-    partitions: HashMap<String, (usize, Stager)>,
+    partitions: HashMap<Arc<PartitionValues>, (usize, Stager)>,
+    /// Object ids, shared by every stager of the destination.
+    ids: Arc<AtomicU64>,
     next_slot: usize,
     /// Partition slots closed since the watermark last heard of them.
     closed: Vec<usize>,
@@ -157,9 +161,11 @@ pub type StepResult = Result<Vec<(Sealed, Kind)>, String>;
 
 impl Stagers {
     pub fn new(staging: Staging, metrics: Arc<DestinationMetrics>) -> Self {
+        let ids = Arc::new(AtomicU64::new(0));
         Stagers {
-            main: staging.main.with_slot(MAIN as u64),
-            backup: staging.backup.map(|b| b.with_slot(BACKUP as u64)),
+            main: staging.main.with_ids(ids.clone()),
+            backup: staging.backup.map(|b| b.with_ids(ids.clone())),
+            ids,
             errors: Vec::new(),
             make_error: staging.error_stager,
             error_template: staging.error_template,
@@ -175,13 +181,12 @@ impl Stagers {
         let i = match self.errors.iter().position(|(t, _)| *t == output_type) {
             Some(i) => i,
             None => {
-                let slot = (2 + self.errors.len()) as u64;
                 let naming = ErrorNaming {
                     template: self.error_template.clone(),
                     output_type,
                 };
-                self.errors
-                    .push((output_type, (self.make_error)(naming, slot)));
+                let stager = (self.make_error)(naming).with_ids(self.ids.clone());
+                self.errors.push((output_type, stager));
                 self.errors.len() - 1
             }
         };
@@ -204,7 +209,7 @@ impl Stagers {
         let partitions = self
             .partitions
             .values_mut()
-            .map(|(slot, s)| (*slot, Kind::Main, s));
+            .map(|(slot, s)| (*slot, Kind::Partition, s));
         std::iter::once((MAIN, Kind::Main, &mut self.main))
             .chain(self.backup.as_mut().map(|s| (BACKUP, Kind::Backup, s)))
             .chain(
@@ -268,11 +273,18 @@ impl Stagers {
             let objects = self.error(output_type).append(&lines, now).map_err(err)?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
         }
-        if !sealed.is_empty() {
+        if self.companion_sealed(&sealed) {
             sealed.extend(self.seal_companions()?);
         }
         self.forget_empty_partitions();
         Ok(sealed)
+    }
+
+    /// Whether the companions must seal now: an object sealed and, with partitions, one of the
+    /// companions themselves (a partition sealing takes nothing with it: the cursor is held by
+    /// the oldest partition anyway, and hundreds of tiny error objects would follow).
+    fn companion_sealed(&self, sealed: &[(Sealed, Kind)]) -> bool {
+        sealed.iter().any(|(_, kind)| *kind != Kind::Partition)
     }
 
     /// Stages records into their partitions; returns the error records of those without one.
@@ -288,26 +300,26 @@ impl Stagers {
         };
         let mut failed = Vec::new();
         // Records grouped by partition, each group in arrival order.
-        let mut groups: Vec<(String, Arc<PartitionValues>, Vec<Record>)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut groups: Vec<(Arc<PartitionValues>, Vec<Record>)> = Vec::new();
+        let mut index: HashMap<Arc<PartitionValues>, usize> = HashMap::new();
         for (i, record) in records.into_iter().enumerate() {
             let k = keys.get(i).and_then(Option::as_deref);
             match partition::resolve(&p.template, k, &record, p.time_zone) {
                 Ok(values) => {
-                    let id = partition::id(&values);
-                    match index.get(&id) {
-                        Some(&g) => groups[g].2.push(record),
+                    let values = Arc::new(values);
+                    match index.get(&values) {
+                        Some(&g) => groups[g].1.push(record),
                         None => {
-                            index.insert(id.clone(), groups.len());
-                            groups.push((id, Arc::new(values), vec![record]));
+                            index.insert(values.clone(), groups.len());
+                            groups.push((values, vec![record]));
                         }
                     }
                 }
                 Err(why) => failed.push(partition::error_output(&record, &why)),
             }
         }
-        for (id, values, records) in groups {
-            if !self.partitions.contains_key(&id) {
+        for (values, records) in groups {
+            if !self.partitions.contains_key(&values) {
                 let max = self.partitioning.as_ref().map_or(0, |p| p.max_active);
                 if self.partitions.len() >= max {
                     let why = Unpartitioned {
@@ -326,16 +338,16 @@ impl Stagers {
                 let Some(p) = self.partitioning.as_ref() else {
                     break;
                 };
-                let stager = (p.make)(values, slot as u64);
-                self.partitions.insert(id.clone(), (slot, stager));
+                let stager = (p.make)(values.clone()).with_ids(self.ids.clone());
+                self.partitions.insert(values.clone(), (slot, stager));
             }
-            let Some((_, stager)) = self.partitions.get_mut(&id) else {
+            let Some((_, stager)) = self.partitions.get_mut(&values) else {
                 continue;
             };
             let objects = stager
                 .append(&records, now)
                 .map_err(|e| format!("cannot stage records on local disk: {}", e.0))?;
-            sealed.extend(objects.into_iter().map(|o| (o, Kind::Main)));
+            sealed.extend(objects.into_iter().map(|o| (o, Kind::Partition)));
         }
         self.metrics.set_active_partitions(self.partitions.len());
         Ok(failed)
@@ -381,7 +393,7 @@ impl Stagers {
                 sealed.push((o, kind));
             }
         }
-        if !sealed.is_empty() {
+        if self.companion_sealed(&sealed) {
             sealed.extend(self.seal_companions()?);
         }
         self.forget_empty_partitions();

@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
@@ -49,12 +51,9 @@ pub struct Stager {
     size_limit: u64,
     current: Option<Open>,
     next_id: u64,
+    ids: Option<Arc<AtomicU64>>,
     buffer: usize,
 }
-
-/// Object ids of different stagers of one destination never meet: each starts at its
-/// slot times this.
-pub const ID_SPACE: u64 = 1 << 40;
 
 impl Stager {
     pub fn new(
@@ -72,6 +71,7 @@ impl Stager {
             size_limit,
             current: None,
             next_id: 0,
+            ids: None,
             buffer: 256 * 1024,
         }
     }
@@ -82,9 +82,10 @@ impl Stager {
         self
     }
 
-    /// Gives this stager's objects ids from `slot * ID_SPACE` on.
-    pub fn with_slot(mut self, slot: u64) -> Self {
-        self.next_id = slot * ID_SPACE;
+    /// Takes object ids from a counter shared by every stager of the destination, so ids
+    /// never meet.
+    pub fn with_ids(mut self, ids: Arc<AtomicU64>) -> Self {
+        self.ids = Some(ids);
         self
     }
 
@@ -153,7 +154,10 @@ impl Stager {
     }
 
     fn open(&mut self, arrival_ms: i64, now: Instant) -> io::Result<Open> {
-        self.next_id += 1;
+        self.next_id = match &self.ids {
+            Some(ids) => ids.fetch_add(1, Ordering::Relaxed) + 1,
+            None => self.next_id + 1,
+        };
         let uuid = uuid::Uuid::new_v4();
         let path = self.dir.join(format!("{uuid}.part"));
         let file = File::create(&path)?;

@@ -329,7 +329,7 @@ async fn deliver(
     metrics.delivered_objects.add(1);
     metrics.delivered_object_bytes.add(object.size);
     match kind {
-        Kind::Main => {
+        Kind::Main | Kind::Partition => {
             metrics.delivered_records.add(object.records);
             metrics.delivered_bytes.add(object.raw_bytes);
         }

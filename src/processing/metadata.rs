@@ -58,8 +58,31 @@ thread_local! {
     static FILTERS: RefCell<HashMap<String, Filter>> = RefCell::new(HashMap::new());
 }
 
-/// Runs `query` on one record; the partition keys, or why none could be extracted.
+/// Longest run of digits accepted in a record: jaq reads long integers exactly, in time that
+/// grows with the square of their length.
+const MAX_DIGITS: usize = 4096;
+/// Longest partition key value kept (a prefix holds at most 512 characters anyway).
+const MAX_VALUE_BYTES: usize = 1024;
+
+/// Runs `query` on one record; the partition keys, or why none could be extracted. A panic in
+/// the query engine fails this record only.
 pub fn extract(query: &str, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        extract_unguarded(query, record)
+    }))
+    .unwrap_or_else(|_| Err("the query engine failed on this record".to_string()))
+}
+
+fn extract_unguarded(query: &str, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    // serde_json first: strict JSON (no NaN, no byte strings), nesting at most 128 deep. jaq's
+    // own reader recurses without a limit and would overflow the stack on `[[[[...`.
+    serde_json::from_slice::<serde::de::IgnoredAny>(record)
+        .map_err(|e| format!("the record is not valid JSON: {e}"))?;
+    if longest_digit_run(record) > MAX_DIGITS {
+        return Err(format!(
+            "the record has a number of more than {MAX_DIGITS} digits"
+        ));
+    }
     let input = jaq_json::read::parse_single(record)
         .map_err(|e| format!("the record is not valid JSON: {e}"))?;
     FILTERS.with(|cache| {
@@ -102,7 +125,7 @@ fn keys_of(json: &str) -> Result<BTreeMap<String, String>, String> {
     for (k, v) in map {
         let text = match v {
             serde_json::Value::String(s) => s,
-            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Number(n) => number_text(&n),
             serde_json::Value::Bool(b) => b.to_string(),
             // A null key is a missing key: the record is partitioning-failed where it is used.
             serde_json::Value::Null => continue,
@@ -113,9 +136,36 @@ fn keys_of(json: &str) -> Result<BTreeMap<String, String>, String> {
                 ));
             }
         };
+        if text.len() > MAX_VALUE_BYTES {
+            return Err(format!(
+                "partition key {k:?} is {} bytes long; at most {MAX_VALUE_BYTES} are kept",
+                text.len()
+            ));
+        }
         keys.insert(k, text);
     }
     Ok(keys)
+}
+
+/// A number as jq 1.6 prints it: whole floats without a fraction (`2.0` -> `2`).
+fn number_text(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e17 => format!("{}", f as i64),
+        _ => n.to_string(),
+    }
+}
+
+fn longest_digit_run(data: &[u8]) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for b in data {
+        if b.is_ascii_digit() {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
 }
 
 fn excerpt(s: &str) -> String {
@@ -157,5 +207,27 @@ mod tests {
         assert!(e.contains("string, number or boolean"), "{e}");
         let keys = extract("{a: .a, b: .b}", br#"{"a":"x"}"#).expect("null is missing");
         assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn hostile_records_fail_cleanly() {
+        // 100,000 levels of nesting: serde_json refuses it before jaq could overflow the stack.
+        let deep = "[".repeat(100_000);
+        let e = extract("{a: .a}", deep.as_bytes()).unwrap_err();
+        assert!(e.contains("not valid JSON"), "{e}");
+        let big = format!("{{\"a\":{}}}", "9".repeat(MAX_DIGITS + 1));
+        assert!(extract("{a: .a}", big.as_bytes()).is_err());
+        assert!(extract("{a: .a}", b"NaN").is_err());
+        let long = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_VALUE_BYTES + 1));
+        assert!(extract("{a: .a}", long.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn numbers_print_as_jq_does() {
+        let keys =
+            extract("{a: .a, b: .b, c: .c}", br#"{"a":2.0,"b":1.5,"c":7}"#).expect("extracts");
+        assert_eq!(keys["a"], "2");
+        assert_eq!(keys["b"], "1.5");
+        assert_eq!(keys["c"], "7");
     }
 }

@@ -185,7 +185,8 @@ impl State {
             self.dispatch(&batch, processed, end).await;
             return Ok(true);
         }
-        for record in records {
+        let mut records = records.into_iter().peekable();
+        while let Some(record) = records.next() {
             let Some(b) = self.buffer.as_mut() else {
                 break;
             };
@@ -201,11 +202,12 @@ impl State {
             b.bytes += record.data.len();
             b.cost += cost;
             b.since.get_or_insert_with(Instant::now);
-            let seq = record.seq;
             b.records.push(record);
             if b.bytes >= b.size_limit {
-                // The next record may be a sub-record of the same log record.
-                self.run_transform(Some(seq)).await;
+                // Sub-records of one log record all come in one read: the next one says whether
+                // the last log record is complete.
+                let next = records.peek().map(|r| r.seq);
+                self.run_transform(next).await;
             }
         }
         Ok(true)
