@@ -195,14 +195,7 @@ impl Stagers {
 
     /// Every stager that is not a partition.
     fn companions(&mut self) -> impl Iterator<Item = (usize, Kind, &mut Stager)> {
-        std::iter::once((MAIN, Kind::Main, &mut self.main))
-            .chain(self.backup.as_mut().map(|s| (BACKUP, Kind::Backup, s)))
-            .chain(
-                self.errors
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, (_, s))| (2 + i, Kind::Error, s)),
-            )
+        companions(&mut self.main, &mut self.backup, &mut self.errors)
     }
 
     fn all(&mut self) -> impl Iterator<Item = (usize, Kind, &mut Stager)> {
@@ -210,15 +203,7 @@ impl Stagers {
             .partitions
             .values_mut()
             .map(|(slot, s)| (*slot, Kind::Partition, s));
-        std::iter::once((MAIN, Kind::Main, &mut self.main))
-            .chain(self.backup.as_mut().map(|s| (BACKUP, Kind::Backup, s)))
-            .chain(
-                self.errors
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, (_, s))| (2 + i, Kind::Error, s)),
-            )
-            .chain(partitions)
+        companions(&mut self.main, &mut self.backup, &mut self.errors).chain(partitions)
     }
 
     /// Open objects by slot, for the watermark (closed partitions reported once as None).
@@ -354,45 +339,22 @@ impl Stagers {
     }
 
     fn seal_companions(&mut self) -> StepResult {
-        let mut sealed = Vec::new();
-        for (_, kind, stager) in self.companions() {
-            if let Some(o) = stager
-                .seal()
-                .map_err(|e| format!("cannot seal a staged object: {e}"))?
-            {
-                sealed.push((o, kind));
-            }
-        }
-        Ok(sealed)
+        seal_each(self.companions())
     }
 
     /// Seals every open object (flush, close).
     pub fn seal_all(&mut self) -> StepResult {
-        let mut sealed = Vec::new();
-        for (_, kind, stager) in self.all() {
-            if let Some(o) = stager
-                .seal()
-                .map_err(|e| format!("cannot seal a staged object: {e}"))?
-            {
-                sealed.push((o, kind));
-            }
-        }
+        let sealed = seal_each(self.all())?;
         self.forget_empty_partitions();
         Ok(sealed)
     }
 
     /// Seals the objects opened `interval` before `now` (and the companions with them).
     pub fn seal_due(&mut self, now: Instant, interval: std::time::Duration) -> StepResult {
-        let mut sealed = Vec::new();
-        for (_, kind, stager) in self.all() {
-            if stager.opened().is_some_and(|o| o + interval <= now)
-                && let Some(o) = stager
-                    .seal()
-                    .map_err(|e| format!("cannot seal a staged object: {e}"))?
-            {
-                sealed.push((o, kind));
-            }
-        }
+        let due = self
+            .all()
+            .filter(|(_, _, s)| s.opened().is_some_and(|o| o + interval <= now));
+        let mut sealed = seal_each(due)?;
         if self.companion_sealed(&sealed) {
             sealed.extend(self.seal_companions()?);
         }
@@ -415,4 +377,33 @@ impl Stagers {
             self.metrics.set_active_partitions(self.partitions.len());
         }
     }
+}
+
+fn companions<'a>(
+    main: &'a mut Stager,
+    backup: &'a mut Option<Stager>,
+    errors: &'a mut [(&'static str, Stager)],
+) -> impl Iterator<Item = (usize, Kind, &'a mut Stager)> {
+    std::iter::once((MAIN, Kind::Main, main))
+        .chain(backup.as_mut().map(|s| (BACKUP, Kind::Backup, s)))
+        .chain(
+            errors
+                .iter_mut()
+                .enumerate()
+                .map(|(i, (_, s))| (2 + i, Kind::Error, s)),
+        )
+}
+
+/// Seals each stager that has an open object.
+fn seal_each<'a>(stagers: impl Iterator<Item = (usize, Kind, &'a mut Stager)>) -> StepResult {
+    let mut sealed = Vec::new();
+    for (_, kind, stager) in stagers {
+        if let Some(o) = stager
+            .seal()
+            .map_err(|e| format!("cannot seal a staged object: {e}"))?
+        {
+            sealed.push((o, kind));
+        }
+    }
+    Ok(sealed)
 }
