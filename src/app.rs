@@ -20,6 +20,7 @@ use crate::destination::directory::DirectorySink;
 use crate::destination::naming::Naming;
 use crate::destination::s3::S3Sink;
 use crate::destination::sink::Sink;
+use crate::destination::stagers::ACTIVE_ENCODERS;
 use crate::destination::staging::clear_leftovers;
 use crate::destination::{DestinationHandle, OnDelivered, Staging};
 use crate::metrics::{DestinationMetrics, StreamMetrics};
@@ -132,15 +133,16 @@ pub async fn run(
     Ok(())
 }
 
-/// Every active partition holds a staging file: raise the open-file limit to its hard maximum
-/// and refuse a configuration whose partitions could not all be open at once.
+/// A partitioning destination keeps up to `ACTIVE_ENCODERS` staging files open (idle partitions
+/// are suspended): raise the open-file limit to its hard maximum and refuse a configuration
+/// whose files could not all be open at once.
 fn check_open_files(config: &Config) -> anyhow::Result<()> {
     let partitions: u64 = config
         .streams
         .iter()
         .flat_map(|s| &s.destinations)
         .filter_map(|d| d.dynamic_partitioning)
-        .map(|dp| dp.max_active_partitions as u64)
+        .map(|dp| dp.max_active_partitions.min(ACTIVE_ENCODERS) as u64)
         .sum();
     if partitions == 0 {
         return Ok(());
@@ -150,9 +152,9 @@ fn check_open_files(config: &Config) -> anyhow::Result<()> {
     let needed = partitions + 256;
     if needed > limit {
         return Err(anyhow!(
-            "the dynamic partitioning destinations may open {partitions} partitions at once, \
-             but the open-file limit is {limit}: lower max_active_partitions or raise the limit \
-             (LimitNOFILE= in the systemd unit, ulimit -n)"
+            "the dynamic partitioning destinations may keep {partitions} staging files open at \
+             once, but the open-file limit is {limit}: raise the limit (LimitNOFILE= in the \
+             systemd unit, ulimit -n)"
         ));
     }
     Ok(())

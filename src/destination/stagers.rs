@@ -137,6 +137,10 @@ impl Staging {
     }
 }
 
+/// Partitions that keep an encoder and an open staging file at once; idle ones beyond this are
+/// suspended (see `Stager::suspend`).
+pub const ACTIVE_ENCODERS: usize = 64;
+
 /// Write buffer of a partition's staging file (many partitions may be open at once).
 const PARTITION_BUFFER: usize = 32 * 1024;
 
@@ -147,7 +151,10 @@ pub struct Stagers {
     make_error: MakeStager<ErrorNaming>,
     error_template: Option<Template>,
     partitioning: Option<Partitioning>,
-    partitions: HashMap<Arc<PartitionValues>, (usize, Stager)>,
+    /// Open partitions: slot, stager, and when it was last written (for suspending idle ones).
+    partitions: HashMap<Arc<PartitionValues>, (usize, Stager, u64)>,
+    /// Counts partition writes: the "when" of `partitions`.
+    writes: u64,
     /// Object ids, shared by every stager of the destination.
     ids: Arc<AtomicU64>,
     next_slot: usize,
@@ -171,6 +178,7 @@ impl Stagers {
             error_template: staging.error_template,
             partitioning: staging.partitioning,
             partitions: HashMap::new(),
+            writes: 0,
             next_slot: ERRORS_END,
             closed: Vec::new(),
             metrics,
@@ -202,7 +210,7 @@ impl Stagers {
         let partitions = self
             .partitions
             .values_mut()
-            .map(|(slot, s)| (*slot, Kind::Partition, s));
+            .map(|(slot, s, _)| (*slot, Kind::Partition, s));
         companions(&mut self.main, &mut self.backup, &mut self.errors).chain(partitions)
     }
 
@@ -324,18 +332,45 @@ impl Stagers {
                     break;
                 };
                 let stager = (p.make)(values.clone()).with_ids(self.ids.clone());
-                self.partitions.insert(values.clone(), (slot, stager));
+                self.partitions.insert(values.clone(), (slot, stager, 0));
             }
-            let Some((_, stager)) = self.partitions.get_mut(&values) else {
+            self.writes += 1;
+            let writes = self.writes;
+            let Some((_, stager, last)) = self.partitions.get_mut(&values) else {
                 continue;
             };
+            *last = writes;
             let objects = stager
                 .append(&records, now)
                 .map_err(|e| format!("cannot stage records on local disk: {}", e.0))?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Partition)));
         }
         self.metrics.set_active_partitions(self.partitions.len());
+        self.suspend_idle_partitions()
+            .map_err(|e| format!("cannot stage records on local disk: {e}"))?;
         Ok(failed)
+    }
+
+    /// Keeps at most `ACTIVE_ENCODERS` partitions holding an encoder and an open file: the
+    /// least recently written ones are suspended (their objects stay open; the next record
+    /// starts a new compressed member). Memory and file handles stay bounded whatever the
+    /// number of partitions.
+    fn suspend_idle_partitions(&mut self) -> std::io::Result<()> {
+        let mut active: Vec<(u64, &mut Stager)> = self
+            .partitions
+            .values_mut()
+            .filter(|(_, s, _)| s.is_active())
+            .map(|(_, s, last)| (*last, s))
+            .collect();
+        if active.len() <= ACTIVE_ENCODERS {
+            return Ok(());
+        }
+        active.sort_unstable_by_key(|(last, _)| *last);
+        let excess = active.len() - ACTIVE_ENCODERS;
+        for (_, stager) in active.into_iter().take(excess) {
+            stager.suspend()?;
+        }
+        Ok(())
     }
 
     fn seal_companions(&mut self) -> StepResult {
@@ -366,7 +401,7 @@ impl Stagers {
     fn forget_empty_partitions(&mut self) {
         let before = self.partitions.len();
         let closed = &mut self.closed;
-        self.partitions.retain(|_, (slot, s)| {
+        self.partitions.retain(|_, (slot, s, _)| {
             let keep = s.first_seq().is_some();
             if !keep {
                 closed.push(*slot);

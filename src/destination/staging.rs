@@ -34,7 +34,8 @@ struct Open {
     id: u64,
     uuid: uuid::Uuid,
     path: PathBuf,
-    encoder: Encoder<BufWriter<File>>,
+    /// None while suspended: the file is closed and ends with a complete compressed member.
+    encoder: Option<Encoder<BufWriter<File>>>,
     records: u64,
     raw_bytes: u64,
     oldest_ms: i64,
@@ -138,12 +139,23 @@ impl Stager {
         if self.current.is_none() {
             self.current = Some(self.open(record.arrival_ms, now)?);
         }
+        let (compression, buffer, base_len) =
+            (self.compression, self.buffer, self.naming.base_len());
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
         };
-        cur.encoder.write_all(&record.data)?;
+        if cur.encoder.is_none() {
+            // Resume a suspended object: a new compressed member appended to the file.
+            let file = std::fs::OpenOptions::new().append(true).open(&cur.path)?;
+            let out = BufWriter::with_capacity(buffer, file);
+            cur.encoder = Some(Encoder::new(compression, out, base_len)?);
+        }
+        let Some(encoder) = cur.encoder.as_mut() else {
+            return Ok(());
+        };
+        encoder.write_all(&record.data)?;
         if self.delimiter {
-            cur.encoder.write_all(b"\n")?;
+            encoder.write_all(b"\n")?;
         }
         cur.records += 1;
         cur.raw_bytes += len;
@@ -165,7 +177,7 @@ impl Stager {
         Ok(Open {
             id: self.next_id,
             uuid,
-            encoder: Encoder::new(self.compression, out, self.naming.base_len())?,
+            encoder: Some(Encoder::new(self.compression, out, self.naming.base_len())?),
             path,
             records: 0,
             raw_bytes: 0,
@@ -176,6 +188,34 @@ impl Stager {
         })
     }
 
+    /// Whether the open object holds an encoder (memory and a file handle).
+    pub fn is_active(&self) -> bool {
+        self.current.as_ref().is_some_and(|c| c.encoder.is_some())
+    }
+
+    /// Ends the open object's compressed member and closes its file, keeping the object open:
+    /// the next record starts a new member (gzip members and snappy frames concatenate; a ZIP
+    /// entry cannot be split, so ZIP objects are never suspended). Frees the encoder's memory
+    /// and the file handle of an idle partition.
+    pub fn suspend(&mut self) -> io::Result<()> {
+        if self.compression == Compression::Zip {
+            return Ok(());
+        }
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if let Some(encoder) = cur.encoder.take() {
+            let result = encoder
+                .finish("")
+                .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
+            if let Err(e) = result {
+                self.discard();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Finishes the open object (fsync'd, named), if it has records.
     pub fn seal(&mut self) -> io::Result<Option<Sealed>> {
         let Some(cur) = self.current.take() else {
@@ -183,11 +223,14 @@ impl Stager {
         };
         let name = self.naming.object(cur.oldest_ms, &cur.uuid);
         let result = (|| {
-            let file = cur
-                .encoder
-                .finish(&name.base)?
-                .into_inner()
-                .map_err(|e| e.into_error())?;
+            let file = match cur.encoder {
+                Some(encoder) => encoder
+                    .finish(&name.base)?
+                    .into_inner()
+                    .map_err(|e| e.into_error())?,
+                // Suspended: the file already ends with a complete member.
+                None => File::options().append(true).open(&cur.path)?,
+            };
             file.sync_all()?;
             file.metadata()
         })();
@@ -285,6 +328,70 @@ mod tests {
         let last = s.seal().expect("seals").expect("one record left");
         assert_eq!(last.records, 1);
         assert!(s.seal().expect("nothing open").is_none());
+    }
+
+    #[test]
+    fn a_suspended_object_resumes_with_a_new_member() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().expect("tempdir");
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::HadoopSnappy,
+            Compression::Uncompressed,
+        ] {
+            let naming = Naming {
+                stream: "s".into(),
+                version: 1,
+                prefix: Template::default(),
+                extension: String::new(),
+                time_zone: chrono_tz::UTC,
+                error: None,
+                partition: None,
+            };
+            let mut s = Stager::new(dir.path().to_path_buf(), naming, compression, true, 1 << 20);
+            let now = Instant::now();
+            s.append(&[rec("a", 1), rec("b", 2)], now).expect("appends");
+            s.suspend().expect("suspends");
+            assert!(!s.is_active());
+            s.suspend().expect("twice is fine");
+            s.append(&[rec("c", 3)], now).expect("resumes");
+            assert!(s.is_active());
+            s.suspend().expect("suspends");
+            let o = s.seal().expect("seals").expect("open");
+            assert_eq!(o.records, 3);
+            let data = std::fs::read(&o.path).expect("staged");
+            let mut back = Vec::new();
+            match compression {
+                Compression::Gzip => {
+                    flate2::read::MultiGzDecoder::new(&data[..])
+                        .read_to_end(&mut back)
+                        .expect("gzip members");
+                }
+                Compression::Snappy => {
+                    snap::read::FrameDecoder::new(&data[..])
+                        .read_to_end(&mut back)
+                        .expect("snappy frames");
+                }
+                Compression::HadoopSnappy => {
+                    let mut pos = 0;
+                    while pos < data.len() {
+                        let raw =
+                            u32::from_be_bytes(data[pos..pos + 4].try_into().expect("4")) as usize;
+                        let clen = u32::from_be_bytes(data[pos + 4..pos + 8].try_into().expect("4"))
+                            as usize;
+                        let block = snap::raw::Decoder::new()
+                            .decompress_vec(&data[pos + 8..pos + 8 + clen])
+                            .expect("block");
+                        assert_eq!(block.len(), raw);
+                        back.extend(block);
+                        pos += 8 + clen;
+                    }
+                }
+                _ => back = data,
+            }
+            assert_eq!(back, b"a\nb\nc\n", "{compression:?}");
+        }
     }
 
     #[test]
