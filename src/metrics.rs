@@ -52,6 +52,8 @@ pub struct DestinationMetrics {
     pub backup_records: Counter,
     /// Records sent to the error prefix because the active-partition limit was reached.
     pub partition_count_exceeded: Counter,
+    /// Idle partitions whose encoder was closed (their object stays open).
+    pub partition_suspensions: Counter,
     active_partitions: AtomicU64,
     pending: Mutex<Pending>,
 }
@@ -188,7 +190,7 @@ const STREAM_FAMILIES: [Family; 13] = [
     ),
 ];
 
-const DESTINATION_FAMILIES: [Family; 12] = [
+const DESTINATION_FAMILIES: [Family; 13] = [
     family(
         "firehose_delivery_to_s3_records_total",
         "counter",
@@ -249,6 +251,11 @@ const DESTINATION_FAMILIES: [Family; 12] = [
         "counter",
         "PartitionCountExceeded: records sent to the error prefix because the active-partition limit was reached",
     ),
+    family(
+        "firehose_partition_suspensions_total",
+        "counter",
+        "Idle partitions whose encoder and staging file were closed (their object stays open); firehosed only",
+    ),
 ];
 
 /// The Prometheus text exposition of every stream.
@@ -302,7 +309,8 @@ pub fn render(streams: &[StreamView], now_ms: i64) -> String {
                     8 => m.error_records.get().to_string(),
                     9 => m.backup_records.get().to_string(),
                     10 => m.active_partitions().to_string(),
-                    _ => m.partition_count_exceeded.get().to_string(),
+                    11 => m.partition_count_exceeded.get().to_string(),
+                    _ => m.partition_suspensions.get().to_string(),
                 };
                 let _ = writeln!(
                     out,

@@ -84,17 +84,9 @@ fn two_hundred_customers_with_jq_keys_on_nested_fields_and_strftime() {
             )
         })
         .collect();
-    // Ten requests, each with one record per customer: more partitions than keep an encoder
-    // (64), so idle ones are suspended and resumed: their objects are several gzip members.
-    for chunk in lines.chunks(200) {
-        put(&d, chunk);
-    }
+    put(&d, &lines);
     let keys = d.flush("p");
     assert_eq!(keys.len(), 200, "one object per partition");
-    // An independent reader (Python's gzip) reads the multi-member objects whole.
-    let first = d.dir.path().join("out").join(&keys[0]);
-    let (decoded, _) = py_decode("GZIP", &std::fs::read(first).expect("object"));
-    assert_eq!(String::from_utf8_lossy(&decoded).lines().count(), 10);
     let objs = objects(&d.dir.path().join("out"));
     let mut seen = 0;
     for (key, lines) in &objs {
@@ -360,7 +352,39 @@ fn staging_files_that_could_not_all_be_open_at_once_stop_the_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("may keep 64 staging files open at once, but the open-file limit is 200"),
+        stderr.contains("may keep 512 staging files open at once, but the open-file limit is 200"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn an_idle_partition_is_suspended_and_resumed_as_a_new_gzip_member() {
+    let d = Daemon::start(&config(
+        "      metadata_extraction: {query: '{c: .c}'}",
+        "c=!{partitionKeyFromQuery:c}/",
+        "",
+    ));
+    put(&d, &[r#"{"c":"idle","n":1}"#.to_string()]);
+    // Other partitions keep the destination busy for more than four deliveries.
+    for i in 0..8 {
+        put(&d, &[format!("{{\"c\":\"busy\",\"n\":{i}}}")]);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    put(&d, &[r#"{"c":"idle","n":2}"#.to_string()]);
+    let keys = d.flush("p");
+    assert!(
+        d.metric("firehose_partition_suspensions_total{delivery_stream=\"p\"") >= 1.0,
+        "the idle partition was suspended"
+    );
+    let idle = keys
+        .iter()
+        .find(|k| k.starts_with("c=idle/"))
+        .expect("the idle partition's object");
+    let data = std::fs::read(d.dir.path().join("out").join(idle)).expect("object");
+    // Two gzip members; an independent reader (Python's gzip) reads the object whole.
+    let (decoded, _) = py_decode("GZIP", &data);
+    assert_eq!(
+        String::from_utf8_lossy(&decoded),
+        "{\"c\":\"idle\",\"n\":1}\n{\"c\":\"idle\",\"n\":2}\n"
     );
 }

@@ -137,9 +137,12 @@ impl Staging {
     }
 }
 
-/// Partitions that keep an encoder and an open staging file at once; idle ones beyond this are
-/// suspended (see `Stager::suspend`).
-pub const ACTIVE_ENCODERS: usize = 64;
+/// Partitions that keep an encoder and an open staging file at once (about 0.45 MiB each with
+/// GZIP); the least recently written beyond this are suspended (see `Stager::suspend`). Above
+/// AWS's default of 500 active partitions, so uniform traffic over them never thrashes.
+pub const ACTIVE_ENCODERS: usize = 512;
+/// A partition not written in this many deliveries is idle: it is suspended.
+const IDLE_BATCHES: u64 = 4;
 
 /// Write buffer of a partition's staging file (many partitions may be open at once).
 const PARTITION_BUFFER: usize = 32 * 1024;
@@ -153,7 +156,7 @@ pub struct Stagers {
     partitioning: Option<Partitioning>,
     /// Open partitions: slot, stager, and when it was last written (for suspending idle ones).
     partitions: HashMap<Arc<PartitionValues>, (usize, Stager, u64)>,
-    /// Counts partition writes: the "when" of `partitions`.
+    /// Counts deliveries: the "when" of `partitions`.
     writes: u64,
     /// Object ids, shared by every stager of the destination.
     ids: Arc<AtomicU64>,
@@ -291,6 +294,7 @@ impl Stagers {
         let Some(p) = self.partitioning.as_ref() else {
             return Ok(Vec::new());
         };
+        self.writes += 1;
         let mut failed = Vec::new();
         // Records grouped by partition, each group in arrival order.
         let mut groups: Vec<(Arc<PartitionValues>, Vec<Record>)> = Vec::new();
@@ -334,7 +338,6 @@ impl Stagers {
                 let stager = (p.make)(values.clone()).with_ids(self.ids.clone());
                 self.partitions.insert(values.clone(), (slot, stager, 0));
             }
-            self.writes += 1;
             let writes = self.writes;
             let Some((_, stager, last)) = self.partitions.get_mut(&values) else {
                 continue;
@@ -351,25 +354,29 @@ impl Stagers {
         Ok(failed)
     }
 
-    /// Keeps at most `ACTIVE_ENCODERS` partitions holding an encoder and an open file: the
-    /// least recently written ones are suspended (their objects stay open; the next record
-    /// starts a new compressed member). Memory and file handles stay bounded whatever the
-    /// number of partitions.
+    /// Suspends partitions that hold an encoder and an open file but were not written in the
+    /// last `IDLE_BATCHES` deliveries, and beyond that the least recently written ones while
+    /// more than `ACTIVE_ENCODERS` are active. A suspended object stays open; the next record
+    /// starts a new compressed member. Memory and file handles follow the partitions in use,
+    /// not the partitions ever seen.
     fn suspend_idle_partitions(&mut self) -> std::io::Result<()> {
+        let now = self.writes;
         let mut active: Vec<(u64, &mut Stager)> = self
             .partitions
             .values_mut()
             .filter(|(_, s, _)| s.is_active())
             .map(|(_, s, last)| (*last, s))
             .collect();
-        if active.len() <= ACTIVE_ENCODERS {
-            return Ok(());
-        }
         active.sort_unstable_by_key(|(last, _)| *last);
-        let excess = active.len() - ACTIVE_ENCODERS;
-        for (_, stager) in active.into_iter().take(excess) {
-            stager.suspend()?;
+        let over = active.len().saturating_sub(ACTIVE_ENCODERS);
+        let mut suspended = 0;
+        for (i, (last, stager)) in active.into_iter().enumerate() {
+            if i < over || last + IDLE_BATCHES < now {
+                stager.suspend()?;
+                suspended += 1;
+            }
         }
+        self.metrics.partition_suspensions.add(suspended);
         Ok(())
     }
 
