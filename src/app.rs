@@ -23,6 +23,7 @@ use crate::destination::sink::Sink;
 use crate::destination::stagers::ACTIVE_ENCODERS;
 use crate::destination::staging::clear_leftovers;
 use crate::destination::{DestinationHandle, OnDelivered, Staging};
+use crate::encode::Compression;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::processing::transform;
 use crate::source::Log;
@@ -141,8 +142,16 @@ fn check_open_files(config: &Config) -> anyhow::Result<()> {
         .streams
         .iter()
         .flat_map(|s| &s.destinations)
-        .filter_map(|d| d.dynamic_partitioning)
-        .map(|dp| dp.max_active_partitions.min(ACTIVE_ENCODERS) as u64)
+        .filter_map(|d| d.dynamic_partitioning.map(|dp| (dp, d.compression)))
+        .map(|(dp, compression)| {
+            // A ZIP entry cannot be split: ZIP partitions are never suspended.
+            let open = if compression == Compression::Zip {
+                dp.max_active_partitions
+            } else {
+                dp.max_active_partitions.min(ACTIVE_ENCODERS)
+            };
+            open as u64
+        })
         .sum();
     if partitions == 0 {
         return Ok(());

@@ -355,6 +355,26 @@ fn staging_files_that_could_not_all_be_open_at_once_stop_the_start() {
         stderr.contains("may keep 512 staging files open at once, but the open-file limit is 200"),
         "{stderr}"
     );
+    // ZIP partitions are never suspended (a ZIP entry cannot be split): all may be open.
+    let zip = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace("compression: GZIP", "compression: ZIP");
+    std::fs::write(&path, zip).expect("config");
+    let out = run_output(std::process::Command::new("bash").args([
+        "-c",
+        &format!(
+            "ulimit -n 1100 && exec '{}' run --config '{}'",
+            env!("CARGO_BIN_EXE_firehosed"),
+            path.display()
+        ),
+    ]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("may keep 1000 staging files open at once, but the open-file limit is 1100"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -371,8 +371,7 @@ impl Stagers {
         let over = active.len().saturating_sub(ACTIVE_ENCODERS);
         let mut suspended = 0;
         for (i, (last, stager)) in active.into_iter().enumerate() {
-            if i < over || last + IDLE_BATCHES < now {
-                stager.suspend()?;
+            if (i < over || last + IDLE_BATCHES < now) && stager.suspend()? {
                 suspended += 1;
             }
         }

@@ -197,23 +197,25 @@ impl Stager {
     /// the next record starts a new member (gzip members and snappy frames concatenate; a ZIP
     /// entry cannot be split, so ZIP objects are never suspended). Frees the encoder's memory
     /// and the file handle of an idle partition.
-    pub fn suspend(&mut self) -> io::Result<()> {
+    /// Returns whether it suspended anything.
+    pub fn suspend(&mut self) -> io::Result<bool> {
         if self.compression == Compression::Zip {
-            return Ok(());
+            return Ok(false);
         }
         let Some(cur) = self.current.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
-        if let Some(encoder) = cur.encoder.take() {
-            let result = encoder
-                .finish("")
-                .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
-            if let Err(e) = result {
-                self.discard();
-                return Err(e);
-            }
+        let Some(encoder) = cur.encoder.take() else {
+            return Ok(false);
+        };
+        let result = encoder
+            .finish("")
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
+        if let Err(e) = result {
+            self.discard();
+            return Err(e);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Finishes the open object (fsync'd, named), if it has records.
@@ -352,9 +354,12 @@ mod tests {
             let mut s = Stager::new(dir.path().to_path_buf(), naming, compression, true, 1 << 20);
             let now = Instant::now();
             s.append(&[rec("a", 1), rec("b", 2)], now).expect("appends");
-            s.suspend().expect("suspends");
+            assert!(s.suspend().expect("suspends"));
             assert!(!s.is_active());
-            s.suspend().expect("twice is fine");
+            assert!(
+                !s.suspend().expect("twice is fine"),
+                "nothing left to suspend"
+            );
             s.append(&[rec("c", 3)], now).expect("resumes");
             assert!(s.is_active());
             s.suspend().expect("suspends");

@@ -269,7 +269,8 @@ async fn upload_loop(
             Upload::Advance => watermark.delivered(None),
             Upload::Barrier(reply) => {
                 let _ = reply.send(std::mem::take(&mut since_flush));
-                None
+                // A queue of barriers may have crowded out an Advance: check here too.
+                watermark.delivered(None)
             }
         };
         if let Some(next) = moved {

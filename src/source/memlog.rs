@@ -22,6 +22,10 @@ pub struct MemoryLog {
     space: Notify,
     max_bytes: usize,
     on_released: OnReleased,
+    /// Held from taking the released records to telling `on_released`, so two destinations
+    /// releasing at once cannot tell it out of order (an older floor after a newer one would
+    /// move a checkpoint back).
+    release_order: Mutex<()>,
 }
 
 struct State {
@@ -52,6 +56,7 @@ impl MemoryLog {
             space: Notify::new(),
             max_bytes,
             on_released,
+            release_order: Mutex::new(()),
         })
     }
 
@@ -139,6 +144,7 @@ impl MemoryLog {
 
     /// Destination `i` has delivered every record below `next_seq`.
     pub fn release(&self, i: usize, next_seq: u64) {
+        let _order = self.release_order.lock();
         let released: Vec<Record>;
         let floor;
         {
