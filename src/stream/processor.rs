@@ -108,6 +108,11 @@ impl State {
         loop {
             match self.forward().await {
                 Ok(true) => {
+                    // A steady stream of small records never leaves the loop below: the
+                    // transform buffer's interval is checked here too.
+                    if self.transform_due() {
+                        self.run_transform(None).await;
+                    }
                     match control.try_recv() {
                         Ok(c) => self.handle(c).await,
                         Err(mpsc::error::TryRecvError::Disconnected) => closing = true,
@@ -135,14 +140,11 @@ impl State {
             if closing {
                 break;
             }
-            let deadline = self
-                .buffer
-                .as_ref()
-                .and_then(|b| b.since.map(|s| s + b.interval));
-            if deadline.is_some_and(|d| d <= Instant::now()) {
+            if self.transform_due() {
                 self.run_transform(None).await;
                 continue;
             }
+            let deadline = self.transform_deadline();
             tokio::select! {
                 c = control.recv() => match c {
                     Some(c) => self.handle(c).await,
@@ -164,6 +166,18 @@ impl State {
         for c in closing {
             let _ = c.await;
         }
+    }
+
+    /// When the transform buffer's oldest record has waited its interval.
+    fn transform_deadline(&self) -> Option<Instant> {
+        self.buffer
+            .as_ref()
+            .and_then(|b| b.since.map(|s| s + b.interval))
+    }
+
+    fn transform_due(&self) -> bool {
+        self.transform_deadline()
+            .is_some_and(|d| d <= Instant::now())
     }
 
     /// Reads one batch and processes it; false when there was nothing durable to read.
