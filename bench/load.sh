@@ -6,6 +6,7 @@
 # usage: bench/load.sh [connections=4] [seconds=20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 connections=${1:-4}
 seconds=${2:-20}
 cargo build --release --quiet --bin firehosed --example loadgen
@@ -23,10 +24,7 @@ delivery_streams:
         compression: GZIP
         buffering: {size_mib: 64, interval_seconds: 60}
 YAML
-target/release/firehosed run --config "$work/c.yaml" > "$work/stdout" 2> "$work/log" &
-pid=$!
-for _ in $(seq 200); do grep -q listening "$work/stdout" 2>/dev/null && break; sleep 0.05; done
-url=$(sed -n 's/.*listening on //p' "$work/stdout")
+start_firehosed "$work/c.yaml" "$work"
 echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; fsync on"
 target/release/examples/loadgen "$url" load --connections "$connections" --seconds "$seconds" --pid "$pid"
 echo "objects: $(find "$work/out" -type f | wc -l), $(du -sh "$work/out" | cut -f1) of gzip"

@@ -7,6 +7,7 @@
 # usage: bench/partitions.sh [seconds=10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 seconds=${1:-10}
 cargo build --release --quiet --bin firehosed --example loadgen
 work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-partitions.XXXXXX")
@@ -30,11 +31,7 @@ delivery_streams:
         buffering: {size_mib: 64, interval_seconds: 60}
 $destination
 YAML
-  : > "$work/stdout"
-  target/release/firehosed run --config "$work/c.yaml" > "$work/stdout" 2> "$work/log" &
-  pid=$!
-  for _ in $(seq 200); do grep -q listening "$work/stdout" 2>/dev/null && break; sleep 0.05; done
-  url=$(sed -n 's/.*listening on //p' "$work/stdout")
+  start_firehosed "$work/c.yaml" "$work"
   printf '%-34s ' "$name"
   target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" --pid "$pid" \
     | sed -n 's/^delivered (load + final flush): //p' | tr '\n' ' '

@@ -8,6 +8,7 @@
 # usage: bench/transform.sh [seconds=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 seconds=${1:-5}
 cargo build --release --quiet --bin firehosed --example loadgen
 repo=$(pwd)
@@ -37,11 +38,7 @@ YAML
         buffering: {size_mib: 64, interval_seconds: 60}
 YAML
   } > "$work/c.yaml"
-  : > "$work/stdout"
-  target/release/firehosed run --config "$work/c.yaml" > "$work/stdout" 2> "$work/log" &
-  pid=$!
-  for _ in $(seq 200); do grep -q listening "$work/stdout" 2>/dev/null && break; sleep 0.05; done
-  url=$(sed -n 's/.*listening on //p' "$work/stdout")
+  start_firehosed "$work/c.yaml" "$work"
   printf '%-28s ' "$name"
   target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" --pid "$pid" \
     | sed -n 's/^delivered (load + final flush): //p'

@@ -341,16 +341,7 @@ fn staging_files_that_could_not_all_be_open_at_once_stop_the_start() {
     .replace("{dir}", &dir.path().display().to_string());
     let path = dir.path().join("c.yaml");
     std::fs::write(&path, cfg).expect("config");
-    let out = run_output(std::process::Command::new("bash").args([
-        "-c",
-        &format!(
-            "ulimit -n 200 && exec '{}' run --config '{}'",
-            env!("CARGO_BIN_EXE_firehosed"),
-            path.display()
-        ),
-    ]));
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failed_start_with_open_files(&path, 200);
     assert!(
         stderr.contains("may keep 512 staging files open at once, but the open-file limit is 200"),
         "{stderr}"
@@ -360,21 +351,26 @@ fn staging_files_that_could_not_all_be_open_at_once_stop_the_start() {
         .expect("config")
         .replace("compression: GZIP", "compression: ZIP");
     std::fs::write(&path, zip).expect("config");
-    let out = run_output(std::process::Command::new("bash").args([
-        "-c",
-        &format!(
-            "ulimit -n 1100 && exec '{}' run --config '{}'",
-            env!("CARGO_BIN_EXE_firehosed"),
-            path.display()
-        ),
-    ]));
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failed_start_with_open_files(&path, 1100);
     assert!(
         stderr
             .contains("may keep 1000 staging files open at once, but the open-file limit is 1100"),
         "{stderr}"
     );
+}
+
+/// Runs the daemon on `config` under an open-file limit; it must exit at start: its stderr.
+fn failed_start_with_open_files(config: &Path, limit: u32) -> String {
+    let out = run_output(std::process::Command::new("bash").args([
+        "-c",
+        &format!(
+            "ulimit -n {limit} && exec '{}' run --config '{}'",
+            env!("CARGO_BIN_EXE_firehosed"),
+            config.display()
+        ),
+    ]));
+    assert!(!out.status.success(), "started under ulimit -n {limit}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

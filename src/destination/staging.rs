@@ -286,8 +286,8 @@ mod tests {
     use crate::destination::template::Template;
     use bytes::Bytes;
 
-    fn stager(dir: &Path, limit: u64, delimiter: bool) -> Stager {
-        let naming = Naming {
+    fn naming() -> Naming {
+        Naming {
             stream: "s".into(),
             version: 1,
             prefix: Template::default(),
@@ -295,7 +295,11 @@ mod tests {
             time_zone: chrono_tz::UTC,
             error: None,
             partition: None,
-        };
+        }
+    }
+
+    fn stager(dir: &Path, limit: u64, delimiter: bool) -> Stager {
+        let naming = naming();
         Stager::new(
             dir.to_path_buf(),
             naming,
@@ -342,16 +346,13 @@ mod tests {
             Compression::HadoopSnappy,
             Compression::Uncompressed,
         ] {
-            let naming = Naming {
-                stream: "s".into(),
-                version: 1,
-                prefix: Template::default(),
-                extension: String::new(),
-                time_zone: chrono_tz::UTC,
-                error: None,
-                partition: None,
-            };
-            let mut s = Stager::new(dir.path().to_path_buf(), naming, compression, true, 1 << 20);
+            let mut s = Stager::new(
+                dir.path().to_path_buf(),
+                naming(),
+                compression,
+                true,
+                1 << 20,
+            );
             let now = Instant::now();
             s.append(&[rec("a", 1), rec("b", 2)], now).expect("appends");
             assert!(s.suspend().expect("suspends"));
