@@ -2,6 +2,7 @@
 //! incrementally so a 128 MiB buffer never sits in memory.
 
 mod hadoop_snappy;
+pub mod parquet;
 mod zip;
 
 use std::io::{self, Seek, Write};

@@ -1,0 +1,266 @@
+//! Record format conversion (FIREHOSE.md section 8): JSON records into Parquet files typed by a
+//! Hive schema. `schema` reads the column types, `json` parses a record, `rows` and `values`
+//! turn its objects into column values (`columns` holds them, and can take a failed record
+//! back out), `timestamp` reads times. `ParquetWriter` writes rows to the staging file in
+//! batches and row groups as they arrive, so memory is bounded by the row-group buffer, not by
+//! the object size.
+
+pub mod columns;
+pub mod json;
+pub mod rows;
+pub mod schema;
+pub mod timestamp;
+pub mod values;
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatch, StructArray};
+use arrow_schema::{Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{GzipLevel, ZstdLevel};
+use parquet::file::properties::{WriterProperties, WriterVersion};
+
+use columns::Builder;
+pub use rows::{KeyRules, Rules};
+pub use schema::{Column, HiveType};
+
+/// Rows gathered before they are encoded into the row group.
+const BATCH_ROWS: usize = 8192;
+/// Record bytes gathered before they are encoded into the row group.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The compression inside the Parquet file (ZSTD is firehosed's addition to AWS's three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParquetCompression {
+    Uncompressed,
+    Gzip,
+    Snappy,
+    Zstd,
+}
+
+impl ParquetCompression {
+    pub const NAMES: [&'static str; 4] = ["UNCOMPRESSED", "GZIP", "SNAPPY", "ZSTD"];
+
+    pub fn from_index(i: usize) -> Self {
+        match i {
+            0 => ParquetCompression::Uncompressed,
+            1 => ParquetCompression::Gzip,
+            3 => ParquetCompression::Zstd,
+            _ => ParquetCompression::Snappy,
+        }
+    }
+}
+
+/// `output.parquet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParquetOptions {
+    pub compression: ParquetCompression,
+    /// AWS's BlockSizeBytes: the most a row group holds.
+    pub block_size_bytes: u64,
+    pub page_size_bytes: u64,
+    pub dictionary: bool,
+    /// Accepted as AWS does; firehosed writes no padding.
+    pub max_padding_bytes: u64,
+    /// V2 writes data pages v2.
+    pub v2: bool,
+    /// Encoded bytes a row group may hold in memory before it is written to the staging file
+    /// (firehosed's memory bound; a row group ends at this or at the block size).
+    pub row_group_buffer_bytes: u64,
+    pub timestamp_unit: TimeUnit,
+}
+
+impl ParquetOptions {
+    pub const DEFAULT: ParquetOptions = ParquetOptions {
+        compression: ParquetCompression::Snappy,
+        block_size_bytes: 256 * 1024 * 1024,
+        page_size_bytes: 1024 * 1024,
+        dictionary: true,
+        max_padding_bytes: 0,
+        v2: false,
+        row_group_buffer_bytes: 16 * 1024 * 1024,
+        timestamp_unit: TimeUnit::Microsecond,
+    };
+
+    fn properties(&self) -> WriterProperties {
+        let compression = match self.compression {
+            ParquetCompression::Uncompressed => parquet::basic::Compression::UNCOMPRESSED,
+            ParquetCompression::Gzip => parquet::basic::Compression::GZIP(GzipLevel::default()),
+            ParquetCompression::Snappy => parquet::basic::Compression::SNAPPY,
+            ParquetCompression::Zstd => parquet::basic::Compression::ZSTD(ZstdLevel::default()),
+        };
+        let row_group = self.block_size_bytes.min(self.row_group_buffer_bytes) as usize;
+        WriterProperties::builder()
+            .set_compression(compression)
+            .set_data_page_size_limit(self.page_size_bytes as usize)
+            .set_dictionary_enabled(self.dictionary)
+            .set_writer_version(if self.v2 {
+                WriterVersion::PARQUET_2_0
+            } else {
+                WriterVersion::PARQUET_1_0
+            })
+            .set_max_row_group_bytes(Some(row_group))
+            .set_max_row_group_row_count(None)
+            .set_created_by(format!(
+                "firehosed version {} (parquet-rs)",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+    }
+}
+
+/// The Glue table a destination's schema stands for, named in error records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogTable {
+    pub catalog_id: Option<String>,
+    pub database: Option<String>,
+    pub table: Option<String>,
+    pub region: Option<String>,
+}
+
+/// A destination's format conversion, ready to make writers.
+#[derive(Debug)]
+pub struct Conversion {
+    pub columns: Vec<Column>,
+    pub rules: Rules,
+    /// `column_to_json_key_mappings`: column -> the JSON key that fills it.
+    pub mappings: Vec<(String, String)>,
+    pub options: ParquetOptions,
+    pub table: CatalogTable,
+    schema: SchemaRef,
+    properties: WriterProperties,
+}
+
+impl Conversion {
+    pub fn new(
+        columns: Vec<Column>,
+        rules: Rules,
+        mappings: Vec<(String, String)>,
+        options: ParquetOptions,
+        table: CatalogTable,
+    ) -> Conversion {
+        let schema = Arc::new(schema::arrow_schema(&columns, options.timestamp_unit));
+        Conversion {
+            columns,
+            rules,
+            mappings,
+            properties: options.properties(),
+            options,
+            table,
+            schema,
+        }
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The builder of a batch of rows.
+    fn row_builder(&self) -> Builder {
+        let fields: Vec<(String, HiveType)> = self
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.clone()))
+            .collect();
+        let keys = self.rules.keys;
+        let key_of = |name: &str| keys.normalize(name).into_owned();
+        let mut root = Builder::structure(
+            &fields,
+            self.schema.fields().clone(),
+            self.options.timestamp_unit,
+            &key_of,
+        );
+        if let Builder::Struct { lookup, names, .. } = &mut root {
+            for (column, key) in &self.mappings {
+                if let Some(i) = names.iter().position(|n| n == column) {
+                    lookup.remove(&key_of(column));
+                    lookup.insert(key_of(key), i);
+                }
+            }
+        }
+        root
+    }
+
+    /// A writer of one Parquet file into `out`.
+    pub fn writer<W: Write + Send>(self: &Arc<Self>, out: W) -> io::Result<ParquetWriter<W>> {
+        let writer = ArrowWriter::try_new(out, self.schema.clone(), Some(self.properties.clone()))
+            .map_err(io::Error::other)?;
+        Ok(ParquetWriter {
+            root: self.row_builder(),
+            conversion: self.clone(),
+            batch_bytes: 0,
+            writer,
+        })
+    }
+}
+
+/// A writer that can let go of its file while it waits (a suspended partition) and open it
+/// again on the next write.
+pub trait Park: Write {
+    fn park(&mut self) -> io::Result<()>;
+}
+
+impl Park for Vec<u8> {
+    fn park(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One Parquet file being written.
+pub struct ParquetWriter<W: Write + Send> {
+    conversion: Arc<Conversion>,
+    root: Builder,
+    batch_bytes: usize,
+    writer: ArrowWriter<W>,
+}
+
+impl<W: Write + Send> ParquetWriter<W> {
+    /// Converts one record: the rows it added, or (inner error) why it does not fit the
+    /// schema, in which case nothing of it is written. The outer error is an I/O failure.
+    pub fn append(&mut self, data: &[u8]) -> io::Result<Result<usize, String>> {
+        match rows::read_record(&mut self.root, data, &self.conversion.rules) {
+            Ok(rows) => {
+                self.batch_bytes += data.len();
+                if self.root.len() >= BATCH_ROWS || self.batch_bytes >= BATCH_BYTES {
+                    self.write_batch()?;
+                }
+                Ok(Ok(rows))
+            }
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// Encodes the gathered rows into the row group (which goes to the file when full).
+    fn write_batch(&mut self) -> io::Result<()> {
+        self.batch_bytes = 0;
+        if self.root.is_empty() {
+            return Ok(());
+        }
+        let array = self.root.finish().map_err(io::Error::other)?;
+        let Some(rows) = array.as_any().downcast_ref::<StructArray>() else {
+            return Err(io::Error::other("the row builder is not a struct"));
+        };
+        let batch = RecordBatch::from(rows.clone());
+        self.writer.write(&batch).map_err(io::Error::other)
+    }
+
+    /// Ends the file (footer written); returns the output.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.write_batch()?;
+        self.writer.into_inner().map_err(io::Error::other)
+    }
+}
+
+impl<W: Park + Send> ParquetWriter<W> {
+    /// Writes what is gathered as a row group and lets go of the file: memory and the file
+    /// handle are freed until the next record.
+    pub fn suspend(&mut self) -> io::Result<()> {
+        self.write_batch()?;
+        self.writer.flush().map_err(io::Error::other)?;
+        self.writer.sync()?;
+        self.writer.inner_mut().park()
+    }
+}
+
+#[cfg(test)]
+mod tests;

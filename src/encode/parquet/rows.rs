@@ -1,0 +1,293 @@
+//! A record's JSON objects into rows of the table: keys matched to columns as the SerDe says
+//! (case, dots, column-to-key mappings), missing fields null, unknown fields skipped, duplicate
+//! keys refused. A record is all or nothing: if any of its objects does not fit, none of its
+//! rows stay.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use super::columns::{Builder, Lookup};
+use super::json::{Kind, MAX_DEPTH, Parser};
+use super::timestamp::TimestampRules;
+use super::values::{self, Scalar};
+
+/// How JSON keys find their columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRules {
+    /// Keys are lowercased before matching (OpenX `case_insensitive`, always on for Hive).
+    pub case_insensitive: bool,
+    /// `.` in keys becomes `_` (OpenX `convert_dots_in_json_keys_to_underscores`).
+    pub dots_to_underscores: bool,
+}
+
+impl KeyRules {
+    /// The form of a key (or a field name) that is looked up.
+    pub fn normalize<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        let mut k = Cow::Borrowed(key);
+        if self.case_insensitive && key.chars().any(char::is_uppercase) {
+            k = Cow::Owned(key.to_lowercase());
+        }
+        if self.dots_to_underscores && k.contains('.') {
+            k = Cow::Owned(k.replace('.', "_"));
+        }
+        k
+    }
+}
+
+/// What reading needs besides the builders.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub keys: KeyRules,
+    pub timestamps: TimestampRules,
+}
+
+/// Why a value does not fit, and where.
+struct Fail {
+    /// Innermost first.
+    path: Vec<String>,
+    message: String,
+}
+
+impl From<String> for Fail {
+    fn from(message: String) -> Self {
+        Fail {
+            path: Vec::new(),
+            message,
+        }
+    }
+}
+
+impl Fail {
+    fn within(mut self, segment: String) -> Self {
+        self.path.push(segment);
+        self
+    }
+
+    fn into_message(self) -> String {
+        if self.path.is_empty() {
+            return self.message;
+        }
+        let mut path = String::new();
+        for seg in self.path.iter().rev() {
+            if !seg.starts_with('[') && !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(seg);
+        }
+        format!("column {path}: {}", self.message)
+    }
+}
+
+/// Appends the rows of one record (one or more concatenated JSON objects) to `root`, the
+/// table's struct builder. Returns the row count, or why the record does not fit (and then
+/// nothing of it is left in the builders).
+pub fn read_record(root: &mut Builder, data: &[u8], rules: &Rules) -> Result<usize, String> {
+    let text = std::str::from_utf8(data).map_err(|e| {
+        format!(
+            "The record is not valid UTF-8 (at byte {}), so it is not JSON.",
+            e.valid_up_to()
+        )
+    })?;
+    let mut p = Parser::new(text);
+    if p.at_end() {
+        return Err("The record was empty or contained only whitespace.".to_string());
+    }
+    let before = root.len();
+    let mut rows = 0;
+    let result = (|| -> Result<(), Fail> {
+        while !p.at_end() {
+            match p.peek()? {
+                Kind::Object => read_struct(root, &mut p, rules, 1)?,
+                Kind::Array => {
+                    return Err(Fail::from(
+                        "A top-level JSON array is not valid input: send the objects one after another ({...}{...})."
+                            .to_string(),
+                    ));
+                }
+                other => {
+                    return Err(Fail::from(format!(
+                        "Expected a JSON object, got {}.",
+                        other.name()
+                    )));
+                }
+            }
+            rows += 1;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(rows),
+        Err(f) => {
+            root.truncate(before);
+            Err(f.into_message())
+        }
+    }
+}
+
+/// Which fields of one object were given.
+enum Seen {
+    Few(u64),
+    Many(Vec<bool>),
+}
+
+impl Seen {
+    fn new(n: usize) -> Self {
+        if n <= 64 {
+            Seen::Few(0)
+        } else {
+            Seen::Many(vec![false; n])
+        }
+    }
+
+    /// Marks field `i`; false if it was already marked.
+    fn mark(&mut self, i: usize) -> bool {
+        match self {
+            Seen::Few(bits) => {
+                let was = *bits & (1 << i) != 0;
+                *bits |= 1 << i;
+                !was
+            }
+            Seen::Many(v) => !std::mem::replace(&mut v[i], true),
+        }
+    }
+
+    fn has(&self, i: usize) -> bool {
+        match self {
+            Seen::Few(bits) => *bits & (1 << i) != 0,
+            Seen::Many(v) => v[i],
+        }
+    }
+}
+
+fn find(lookup: &Lookup, key: &str, rules: &KeyRules) -> Option<usize> {
+    lookup.get(key).or_else(|| {
+        let k = rules.normalize(key);
+        match k {
+            Cow::Owned(k) => lookup.get(&k),
+            Cow::Borrowed(_) => None,
+        }
+    })
+}
+
+/// An object into a struct builder (the table's row, or a struct column).
+fn read_struct(
+    b: &mut Builder,
+    p: &mut Parser<'_>,
+    rules: &Rules,
+    depth: usize,
+) -> Result<(), Fail> {
+    let Builder::Struct {
+        valid,
+        children,
+        names,
+        lookup,
+        ..
+    } = b
+    else {
+        return Err(Fail::from("expected a struct".to_string()));
+    };
+    p.begin_object()?;
+    let mut seen = Seen::new(children.len());
+    let mut first = true;
+    while let Some(key) = p.next_key(first)? {
+        first = false;
+        match find(lookup, &key, &rules.keys) {
+            Some(i) => {
+                if !seen.mark(i) {
+                    return Err(Fail::from(format!("duplicate key {key:?}")).within(names[i].clone()));
+                }
+                read_value(&mut children[i], p, rules, depth + 1)
+                    .map_err(|f| f.within(names[i].clone()))?;
+            }
+            None => p.skip_value(depth + 1)?,
+        }
+    }
+    for (i, child) in children.iter_mut().enumerate() {
+        if !seen.has(i) {
+            child.push_null();
+        }
+    }
+    valid.push(true);
+    Ok(())
+}
+
+fn read_value(b: &mut Builder, p: &mut Parser<'_>, rules: &Rules, depth: usize) -> Result<(), Fail> {
+    if depth > MAX_DEPTH {
+        return Err(Fail::from(format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    let kind = p.peek()?;
+    match (kind, &mut *b) {
+        (Kind::Null, _) => {
+            p.null()?;
+            b.push_null();
+            Ok(())
+        }
+        (Kind::Object, Builder::Struct { .. }) => read_struct(b, p, rules, depth),
+        (Kind::Array, Builder::List { offsets, valid, child, .. }) => {
+            p.begin_array()?;
+            let mut i = 0;
+            while p.next_element(i == 0)? {
+                read_value(child, p, rules, depth + 1).map_err(|f| f.within(format!("[{i}]")))?;
+                i += 1;
+            }
+            offsets.push(offset(child.len())?);
+            valid.push(true);
+            Ok(())
+        }
+        (Kind::Object, Builder::Map { offsets, valid, keys, values, .. }) => {
+            p.begin_object()?;
+            let mut seen: HashSet<Cow<'_, str>> = HashSet::new();
+            let mut first = true;
+            while let Some(key) = p.next_key(first)? {
+                first = false;
+                let at = || format!("[{key:?}]");
+                values::push(keys, Scalar::Str(key.clone()), &rules.timestamps)
+                    .map_err(|m| Fail::from(format!("map key: {m}")).within(at()))?;
+                read_value(values, p, rules, depth + 1).map_err(|f| f.within(at()))?;
+                if !seen.insert(key.clone()) {
+                    return Err(Fail::from("duplicate map key".to_string()).within(at()));
+                }
+            }
+            offsets.push(offset(keys.len())?);
+            valid.push(true);
+            Ok(())
+        }
+        // Nested JSON in a string column is kept as its text (as the OpenX SerDe does).
+        (Kind::Object | Kind::Array, Builder::Utf8 { .. }) => {
+            let raw = p.raw_value(depth)?;
+            values::push(b, Scalar::Str(Cow::Borrowed(raw)), &rules.timestamps).map_err(Fail::from)
+        }
+        (Kind::Object | Kind::Array, _) => {
+            Err(Fail::from(format!("expected {}, got {}", expected(b), kind.name())))
+        }
+        (Kind::String, _) => {
+            let s = p.string()?;
+            values::push(b, Scalar::Str(s), &rules.timestamps).map_err(Fail::from)
+        }
+        (Kind::Number, _) => {
+            let n = p.number()?;
+            values::push(b, Scalar::Num(n), &rules.timestamps).map_err(Fail::from)
+        }
+        (Kind::Bool, _) => {
+            let v = p.bool()?;
+            values::push(b, Scalar::Bool(v), &rules.timestamps).map_err(Fail::from)
+        }
+    }
+}
+
+fn offset(len: usize) -> Result<i32, Fail> {
+    i32::try_from(len).map_err(|_| Fail::from("a batch of nested values passed 2^31".to_string()))
+}
+
+fn expected(b: &Builder) -> &'static str {
+    match b {
+        Builder::List { .. } => "an array",
+        Builder::Map { .. } | Builder::Struct { .. } => "an object",
+        Builder::Utf8 { .. } => "a string",
+        Builder::Bool { .. } => "a boolean",
+        Builder::Date(_) => "a date",
+        Builder::Timestamp(..) => "a timestamp",
+        Builder::Binary(_) => "base64 binary data",
+        _ => "a number",
+    }
+}

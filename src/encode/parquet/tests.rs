@@ -1,0 +1,213 @@
+use super::*;
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use timestamp::TimestampRules;
+
+fn conversion(columns: &[(&str, &str)], keys: KeyRules, mappings: &[(&str, &str)]) -> Arc<Conversion> {
+    let columns = columns
+        .iter()
+        .map(|(n, t)| Column {
+            name: n.to_string(),
+            ty: schema::parse(t).expect("type"),
+        })
+        .collect();
+    Arc::new(Conversion::new(
+        columns,
+        Rules {
+            keys,
+            timestamps: TimestampRules::default(),
+        },
+        mappings.iter().map(|(c, k)| (c.to_string(), k.to_string())).collect(),
+        ParquetOptions::DEFAULT,
+        CatalogTable::default(),
+    ))
+}
+
+const OPENX: KeyRules = KeyRules {
+    case_insensitive: true,
+    dots_to_underscores: false,
+};
+
+/// Converts `records`; returns the rows read back and the errors of the records that failed.
+fn convert(conv: &Arc<Conversion>, records: &[&str]) -> (RecordBatch, Vec<String>) {
+    let mut w = conv.writer(Vec::new()).expect("writer");
+    let mut errors = Vec::new();
+    for r in records {
+        if let Err(e) = w.append(r.as_bytes()).expect("no I/O error") {
+            errors.push(e);
+        }
+    }
+    let file = w.finish().expect("finishes");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file))
+        .expect("a parquet file")
+        .build()
+        .expect("reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    let batch = arrow_select_concat(&batches, conv);
+    (batch, errors)
+}
+
+fn arrow_select_concat(batches: &[RecordBatch], conv: &Arc<Conversion>) -> RecordBatch {
+    match batches {
+        [] => RecordBatch::new_empty(Arc::new(conv.schema().clone())),
+        [one] => one.clone(),
+        _ => panic!("tests keep to one batch"),
+    }
+}
+
+#[test]
+fn every_type_round_trips() {
+    let conv = conversion(
+        &[
+            ("s", "string"),
+            ("vc", "varchar(3)"),
+            ("b", "boolean"),
+            ("ti", "tinyint"),
+            ("si", "smallint"),
+            ("i", "int"),
+            ("bi", "bigint"),
+            ("f", "float"),
+            ("d", "double"),
+            ("dec", "decimal(10,2)"),
+            ("dt", "date"),
+            ("ts", "timestamp"),
+            ("bin", "binary"),
+            ("arr", "array<int>"),
+            ("m", "map<string,bigint>"),
+            ("st", "struct<x:int,y:array<string>>"),
+        ],
+        OPENX,
+        &[],
+    );
+    let (batch, errors) = convert(
+        &conv,
+        &[
+            r#"{"s":"héllo","vc":"abcdef","b":true,"ti":-128,"si":32767,"i":"42","bi":9223372036854775807,
+                "f":1.5,"d":-2.25e3,"dec":"12.345","dt":"2024-05-01","ts":"2024-05-01T13:07:42.123456789Z",
+                "bin":"AAEC/w==","arr":[1,null,3],"m":{"a":1,"b":null},"st":{"X":7,"y":["p","q"]},"extra":{"ignored":[1]}}"#,
+            r#"{"s":null}"#,
+        ],
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(batch.num_rows(), 2);
+    let c = |name: &str| batch.column_by_name(name).expect(name).clone();
+    assert_eq!(c("s").as_string::<i32>().value(0), "héllo");
+    assert_eq!(c("vc").as_string::<i32>().value(0), "abc", "varchar(3) cuts");
+    assert!(c("b").as_boolean().value(0));
+    assert_eq!(c("ti").as_primitive::<Int8Type>().value(0), -128);
+    assert_eq!(c("si").as_primitive::<Int16Type>().value(0), 32767);
+    assert_eq!(c("i").as_primitive::<Int32Type>().value(0), 42);
+    assert_eq!(c("bi").as_primitive::<Int64Type>().value(0), i64::MAX);
+    assert_eq!(c("f").as_primitive::<Float32Type>().value(0), 1.5);
+    assert_eq!(c("d").as_primitive::<Float64Type>().value(0), -2250.0);
+    assert_eq!(c("dec").as_primitive::<Decimal128Type>().value(0), 1235);
+    assert_eq!(c("dt").as_primitive::<Date32Type>().value(0), 19844);
+    assert_eq!(
+        c("ts").as_primitive::<TimestampMicrosecondType>().value(0),
+        1_714_568_862_123_456
+    );
+    assert_eq!(c("bin").as_binary::<i32>().value(0), &[0, 1, 2, 255]);
+    let arr = c("arr");
+    let arr = arr.as_list::<i32>().value(0);
+    let arr = arr.as_primitive::<Int32Type>();
+    assert_eq!((arr.len(), arr.value(0), arr.is_null(1), arr.value(2)), (3, 1, true, 3));
+    let m = c("m");
+    let m = m.as_map();
+    assert_eq!(m.value_length(0), 2);
+    assert_eq!(m.keys().as_string::<i32>().value(1), "b");
+    assert!(m.values().is_null(1));
+    let st = c("st");
+    let st = st.as_struct();
+    assert_eq!(st.column(0).as_primitive::<Int32Type>().value(0), 7, "nested keys ignore case");
+    // The second row: everything null but the explicit null string.
+    for col in batch.columns() {
+        assert!(col.is_null(1));
+    }
+}
+
+#[test]
+fn a_record_that_does_not_fit_leaves_nothing_and_the_rest_is_written() {
+    let conv = conversion(&[("id", "int"), ("tags", "array<struct<k:string,n:tinyint>>")], OPENX, &[]);
+    let (batch, errors) = convert(
+        &conv,
+        &[
+            r#"{"id":1,"tags":[{"k":"a","n":1}]}"#,
+            // Fails deep inside, after values of its own were gathered.
+            r#"{"id":2,"tags":[{"k":"b","n":1},{"k":"c","n":300}]}"#,
+            r#"{"id":3} {"id":4}"#,
+            r#"{"id":5} {"id":"x"}"#,
+            r#"[{"id":6}]"#,
+            "   ",
+            r#"{"id":7"#,
+            "{\"id\":8,\"ID\":9}",
+            "\u{ff}",
+        ],
+    );
+    let ids = batch.column(0).as_primitive::<Int32Type>();
+    assert_eq!(ids.values().to_vec(), vec![1, 3, 4]);
+    let tags = batch.column(1).as_list::<i32>();
+    assert_eq!(tags.values().len(), 1, "the failed record's elements are gone");
+    assert_eq!(errors.len(), 7, "{errors:?}");
+    assert!(errors[0].contains("column tags[1].n:") && errors[0].contains("out of range for tinyint"), "{}", errors[0]);
+    assert!(errors[1].contains("column id:") && errors[1].contains("not a whole number"), "{}", errors[1]);
+    assert!(errors[2].contains("top-level JSON array"), "{}", errors[2]);
+    assert_eq!(errors[3], "The record was empty or contained only whitespace.");
+    assert!(errors[4].contains("invalid JSON"), "{}", errors[4]);
+    assert!(errors[5].contains("duplicate key"), "{}", errors[5]);
+    assert!(errors[6].contains("unexpected character"), "{}", errors[6]);
+    let mut w = conv.writer(Vec::new()).expect("writer");
+    let why = w.append(b"{\"id\":\"\xff\"}").expect("io").expect_err("not UTF-8");
+    assert!(why.contains("not valid UTF-8"), "{why}");
+}
+
+#[test]
+fn key_rules_of_the_openx_serde() {
+    let dots = KeyRules {
+        case_insensitive: true,
+        dots_to_underscores: true,
+    };
+    let conv = conversion(&[("a_b", "int"), ("ts", "string")], dots, &[("ts", "timestamp")]);
+    let (batch, errors) = convert(&conv, &[r#"{"A.B":1,"timestamp":"t","ts":"not me"}"#]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(batch.column(0).as_primitive::<Int32Type>().value(0), 1);
+    assert_eq!(batch.column(1).as_string::<i32>().value(0), "t", "the mapped key fills ts");
+
+    let strict = KeyRules {
+        case_insensitive: false,
+        dots_to_underscores: false,
+    };
+    let conv = conversion(&[("id", "int")], strict, &[]);
+    let (batch, _) = convert(&conv, &[r#"{"ID":1}"#, r#"{"id":2}"#]);
+    let ids = batch.column(0).as_primitive::<Int32Type>();
+    assert!(ids.is_null(0), "case_insensitive: false does not match ID");
+    assert_eq!(ids.value(1), 2);
+}
+
+#[test]
+fn nested_json_in_a_string_column_is_kept_as_text() {
+    let conv = conversion(&[("payload", "string"), ("n", "string")], OPENX, &[]);
+    let (batch, errors) = convert(&conv, &[r#"{"payload":{"a":[1,2]},"n":12.50}"#]);
+    assert!(errors.is_empty());
+    assert_eq!(batch.column(0).as_string::<i32>().value(0), r#"{"a":[1,2]}"#);
+    assert_eq!(batch.column(1).as_string::<i32>().value(0), "12.50");
+}
+
+#[test]
+fn suspending_writes_row_groups_and_the_file_stays_valid() {
+    let conv = conversion(&[("id", "bigint")], OPENX, &[]);
+    let mut w = conv.writer(Vec::new()).expect("writer");
+    for i in 0..10 {
+        w.append(format!("{{\"id\":{i}}}").as_bytes()).expect("io").expect("fits");
+        if i % 3 == 2 {
+            w.suspend().expect("suspends");
+        }
+    }
+    let file = w.finish().expect("finishes");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("parquet");
+    assert_eq!(builder.metadata().num_row_groups(), 4);
+    let rows: usize = builder.build().expect("reader").map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 10);
+}

@@ -1,0 +1,281 @@
+//! One JSON scalar (a string, a number's text, a boolean) into a primitive column, with the
+//! coercions the OpenX and Hive SerDes make: numbers from numeric strings, strings from any
+//! scalar, booleans from "true"/"false", exact decimals, epoch or text timestamps.
+
+use std::borrow::Cow;
+
+use arrow_schema::TimeUnit;
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use super::columns::Builder;
+use super::json::Number;
+use super::timestamp::{TimestampRules, date_days};
+
+/// A JSON scalar value.
+#[derive(Debug, Clone)]
+pub enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Num(Number<'a>),
+    Bool(bool),
+}
+
+impl Scalar<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Scalar::Str(s) => format!("the string {:?}", clip(s)),
+            Scalar::Num(n) => format!("the number {}", clip(n.text)),
+            Scalar::Bool(b) => format!("{b}"),
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Scalar::Str(s) => s,
+            Scalar::Num(n) => n.text,
+            Scalar::Bool(true) => "true",
+            Scalar::Bool(false) => "false",
+        }
+    }
+}
+
+/// At most 64 characters of a value, for an error message.
+fn clip(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => Cow::Owned(format!("{}...", &s[..i])),
+        None => Cow::Borrowed(s),
+    }
+}
+
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Appends `v` to the primitive builder `b`, or says why it does not fit.
+pub fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Result<(), String> {
+    match b {
+        Builder::Bool { values, valid } => {
+            let x = match &v {
+                Scalar::Bool(x) => *x,
+                Scalar::Str(s) if s.trim().eq_ignore_ascii_case("true") => true,
+                Scalar::Str(s) if s.trim().eq_ignore_ascii_case("false") => false,
+                _ => return Err(format!("{} is not a boolean", v.describe())),
+            };
+            values.append(x);
+            valid.push(true);
+        }
+        Builder::I8(p) => p.push(int(&v, "tinyint")?),
+        Builder::I16(p) => p.push(int(&v, "smallint")?),
+        Builder::I32(p) => p.push(int(&v, "int")?),
+        Builder::I64(p) => p.push(int(&v, "bigint")?),
+        Builder::F32(p) => {
+            let x: f32 = float(&v, "float")?;
+            p.push(x);
+        }
+        Builder::F64(p) => {
+            let x: f64 = float(&v, "double")?;
+            p.push(x);
+        }
+        Builder::Decimal {
+            values,
+            precision,
+            scale,
+        } => {
+            let text = match &v {
+                Scalar::Num(n) => n.text,
+                Scalar::Str(s) => s.trim(),
+                Scalar::Bool(_) => return Err(format!("{} is not a decimal", v.describe())),
+            };
+            let x = decimal(text, *precision, *scale)
+                .ok_or_else(|| format!("{} is not a decimal", v.describe()))?
+                .ok_or_else(|| {
+                    format!(
+                        "{} is out of range for decimal({precision},{scale})",
+                        v.describe()
+                    )
+                })?;
+            values.push(x);
+        }
+        Builder::Date(p) => {
+            let days = match &v {
+                Scalar::Str(s) => date_days(s),
+                _ => None,
+            };
+            p.push(days.ok_or_else(|| format!("{} is not a date (yyyy-MM-dd)", v.describe()))?);
+        }
+        Builder::Timestamp(p, unit) => {
+            let nanos = match &v {
+                Scalar::Num(n) => ts.from_number(n.text, n.integer),
+                Scalar::Str(s) => ts.from_text(s),
+                Scalar::Bool(_) => None,
+            }
+            .ok_or_else(|| format!("{} is not a timestamp", v.describe()))?;
+            let per = match unit {
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Nanosecond => 1,
+                _ => 1_000,
+            };
+            let x = i64::try_from(nanos.div_euclid(per))
+                .map_err(|_| format!("{} is out of range for a timestamp", v.describe()))?;
+            p.push(x);
+        }
+        Builder::Utf8 { values, max_chars } => {
+            let text = v.text();
+            let text = match max_chars.and_then(|n| text.char_indices().nth(n as usize)) {
+                Some((cut, _)) => &text[..cut],
+                None => text,
+            };
+            values.push(text.as_bytes())?;
+        }
+        Builder::Binary(values) => {
+            let Scalar::Str(s) = &v else {
+                return Err(format!("{} is not base64 binary data", v.describe()));
+            };
+            let bytes = BASE64
+                .decode(s.as_bytes())
+                .map_err(|_| format!("{} is not base64 binary data", v.describe()))?;
+            values.push(&bytes)?;
+        }
+        Builder::List { .. } => return Err(format!("expected an array, got {}", v.describe())),
+        Builder::Map { .. } | Builder::Struct { .. } => {
+            return Err(format!("expected an object, got {}", v.describe()));
+        }
+    }
+    Ok(())
+}
+
+fn int<T: TryFrom<i64>>(v: &Scalar<'_>, name: &str) -> Result<T, String> {
+    let text = match v {
+        Scalar::Num(n) if n.integer => n.text,
+        Scalar::Str(s) => s.trim(),
+        _ => return Err(format!("{} is not a whole number ({name})", v.describe())),
+    };
+    let wide: i64 = match text.parse::<i128>() {
+        Ok(x) => i64::try_from(x).map_err(|_| out_of_range(v, name))?,
+        Err(_) => return Err(format!("{} is not a whole number ({name})", v.describe())),
+    };
+    T::try_from(wide).map_err(|_| out_of_range(v, name))
+}
+
+fn out_of_range(v: &Scalar<'_>, name: &str) -> String {
+    let range = match name {
+        "tinyint" => "-128..=127",
+        "smallint" => "-32768..=32767",
+        "int" => "-2147483648..=2147483647",
+        _ => "-9223372036854775808..=9223372036854775807",
+    };
+    format!("{} is out of range for {name} ({range})", v.describe())
+}
+
+fn float<T: std::str::FromStr + Into<f64> + Copy>(v: &Scalar<'_>, name: &str) -> Result<T, String> {
+    let text = match v {
+        Scalar::Num(n) => n.text,
+        Scalar::Str(s) => s.trim(),
+        Scalar::Bool(_) => return Err(format!("{} is not a number ({name})", v.describe())),
+    };
+    let x: T = text
+        .parse()
+        .map_err(|_| format!("{} is not a number ({name})", v.describe()))?;
+    // "Infinity" and "NaN" are words; digits that overflow are out of range.
+    if x.into().is_infinite() && text.bytes().any(|b| b.is_ascii_digit()) {
+        return Err(format!("{} is out of range for {name}", v.describe()));
+    }
+    Ok(x)
+}
+
+/// The decimal `text` scaled by 10^scale, rounded half up as Hive does: None when it is not a
+/// number, Some(None) when it needs more than `precision` digits.
+pub fn decimal(text: &str, precision: u8, scale: u8) -> Option<Option<i128>> {
+    let (negative, body) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().ok()?),
+        None => (body, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits: String = int.chars().chain(frac.chars()).collect();
+    let digits = digits.trim_start_matches('0');
+    // value = digits * 10^shift, scaled.
+    let shift = exp
+        .checked_sub(frac.len() as i64)?
+        .checked_add(i64::from(scale))?;
+    let max = usize::from(precision);
+    let (kept, round_up) = if shift >= 0 {
+        if digits.is_empty() {
+            return Some(Some(0));
+        }
+        if digits.len() as i64 + shift > max as i64 {
+            return Some(None);
+        }
+        (format!("{digits}{}", "0".repeat(shift as usize)), false)
+    } else {
+        let drop = shift.unsigned_abs() as usize;
+        if drop > digits.len() {
+            (String::new(), false)
+        } else {
+            let keep = digits.len() - drop;
+            (digits[..keep].to_string(), digits.as_bytes()[keep] >= b'5')
+        }
+    };
+    if kept.len() > max {
+        return Some(None);
+    }
+    let mut v: i128 = if kept.is_empty() { 0 } else { kept.parse().ok()? };
+    if round_up {
+        v += 1;
+    }
+    if v >= 10i128.pow(u32::from(precision)) {
+        return Some(None);
+    }
+    Some(Some(if negative { -v } else { v }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_exact_and_rounded_half_up() {
+        assert_eq!(decimal("12.345", 10, 2), Some(Some(1235)));
+        assert_eq!(decimal("-12.344", 10, 2), Some(Some(-1234)));
+        assert_eq!(decimal("-12.345", 10, 2), Some(Some(-1235)));
+        assert_eq!(decimal("1e3", 10, 2), Some(Some(100_000)));
+        assert_eq!(decimal("1.5E-1", 4, 2), Some(Some(15)));
+        assert_eq!(decimal("0.004", 4, 2), Some(Some(0)));
+        assert_eq!(decimal("0.005", 4, 2), Some(Some(1)));
+        assert_eq!(decimal("99.995", 4, 2), Some(None), "rounds past the precision");
+        assert_eq!(decimal("99.994", 4, 2), Some(Some(9999)));
+        assert_eq!(decimal("123", 4, 2), Some(None));
+        assert_eq!(
+            decimal("12345678901234567890123456.789012345678", 38, 12),
+            Some(Some(12345678901234567890123456789012345678))
+        );
+        assert_eq!(decimal("1e999999", 38, 0), Some(None));
+        assert_eq!(decimal("0e999999", 38, 0), Some(Some(0)));
+        assert_eq!(decimal("abc", 10, 2), None);
+        assert_eq!(decimal(".", 10, 2), None);
+        assert_eq!(decimal("", 10, 2), None);
+    }
+
+    #[test]
+    fn integers_check_their_range() {
+        let n = |t| Scalar::Num(Number { text: t, integer: true });
+        assert_eq!(int::<i8>(&n("127"), "tinyint"), Ok(127));
+        assert!(int::<i8>(&n("128"), "tinyint").unwrap_err().contains("out of range for tinyint"));
+        assert!(int::<i64>(&n("9223372036854775808"), "bigint").unwrap_err().contains("out of range"));
+        assert_eq!(int::<i32>(&Scalar::Str(" 42 ".into()), "int"), Ok(42));
+        let frac = Scalar::Num(Number { text: "1.5", integer: false });
+        assert!(int::<i32>(&frac, "int").unwrap_err().contains("not a whole number"));
+        assert!(float::<f32>(&n("1e39"), "float").is_err());
+        assert_eq!(float::<f64>(&Scalar::Str("NaN".into()), "double").map(f64::is_nan), Ok(true));
+    }
+}
