@@ -54,6 +54,12 @@ pub struct DestinationMetrics {
     pub partition_count_exceeded: Counter,
     /// Idle partitions whose encoder was closed (their object stays open).
     pub partition_suspensions: Counter,
+    /// Records converted to Parquet rows, and their bytes.
+    pub conversion_ok_records: Counter,
+    pub conversion_ok_bytes: Counter,
+    /// Records that did not fit the schema (sent to the error prefix), and their bytes.
+    pub conversion_failed_records: Counter,
+    pub conversion_failed_bytes: Counter,
     active_partitions: AtomicU64,
     pending: Mutex<Pending>,
 }
@@ -190,7 +196,7 @@ const STREAM_FAMILIES: [Family; 13] = [
     ),
 ];
 
-const DESTINATION_FAMILIES: [Family; 13] = [
+const DESTINATION_FAMILIES: [Family; 17] = [
     family(
         "firehose_delivery_to_s3_records_total",
         "counter",
@@ -256,6 +262,26 @@ const DESTINATION_FAMILIES: [Family; 13] = [
         "counter",
         "Idle partitions whose encoder and staging file were closed (their object stays open); firehosed only",
     ),
+    family(
+        "firehose_succeed_conversion_records_total",
+        "counter",
+        "SucceedConversion.Records: records converted to Parquet",
+    ),
+    family(
+        "firehose_succeed_conversion_bytes_total",
+        "counter",
+        "SucceedConversion.Bytes: bytes of the records converted to Parquet",
+    ),
+    family(
+        "firehose_failed_conversion_records_total",
+        "counter",
+        "FailedConversion.Records: records that did not fit the schema (sent to the error prefix)",
+    ),
+    family(
+        "firehose_failed_conversion_bytes_total",
+        "counter",
+        "FailedConversion.Bytes: bytes of the records that did not fit the schema",
+    ),
 ];
 
 /// The Prometheus text exposition of every stream.
@@ -310,7 +336,11 @@ pub fn render(streams: &[StreamView], now_ms: i64) -> String {
                     9 => m.backup_records.get().to_string(),
                     10 => m.active_partitions().to_string(),
                     11 => m.partition_count_exceeded.get().to_string(),
-                    _ => m.partition_suspensions.get().to_string(),
+                    12 => m.partition_suspensions.get().to_string(),
+                    13 => m.conversion_ok_records.get().to_string(),
+                    14 => m.conversion_ok_bytes.get().to_string(),
+                    15 => m.conversion_failed_records.get().to_string(),
+                    _ => m.conversion_failed_bytes.get().to_string(),
                 };
                 let _ = writeln!(
                     out,

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use chrono_tz::Tz;
 
+use super::conversion;
 use super::decode::{Ctx, MapReader, Path};
 use super::model::{Buffering, DestinationConfig, DynamicPartitioning, Target};
 use super::yaml::{Mark, Node};
@@ -34,14 +35,40 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<De
         ctx.scalar(n, &m.path.key("error_output_prefix"))
             .map(|s| (s, n.mark))
     });
+    let conversion = match m.get("data_format_conversion") {
+        Some(n) => conversion::decode(ctx, n, m.path.key("data_format_conversion")),
+        None => Some(None),
+    };
+    // A block with errors of its own is judged as enabled, so every other error shows too.
+    let converting = !matches!(conversion, Some(None));
+    // AWS's default buffer size is 128 MiB with format conversion.
+    let default_size = if converting {
+        128
+    } else {
+        Buffering::DEFAULT.size_mib
+    };
     let buffering = match m.get("buffering") {
-        Some(n) => decode_buffering(ctx, n, m.path.key("buffering")),
-        None => Some(Buffering::DEFAULT),
+        Some(n) => decode_buffering(ctx, n, m.path.key("buffering"), default_size),
+        None => Some(Buffering {
+            size_mib: default_size,
+            ..Buffering::DEFAULT
+        }),
     };
     let compression = match m.get("compression") {
         Some(n) => ctx
             .one_of(n, &m.path.key("compression"), &Compression::NAMES)
-            .map(Compression::from_index),
+            .map(Compression::from_index)
+            .and_then(|c| {
+                if converting && c != Compression::Uncompressed {
+                    ctx.error(
+                        n.mark,
+                        &m.path.key("compression"),
+                        "must be UNCOMPRESSED when data_format_conversion is enabled (Parquet compresses inside the file: data_format_conversion.output.parquet.compression)",
+                    );
+                    return None;
+                }
+                Some(c)
+            }),
         None => Some(Compression::Uncompressed),
     };
     let file_extension = m.get("file_extension").and_then(|n| {
@@ -92,15 +119,6 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<De
         Some(n) => decode_dynamic(ctx, n, m.path.key("dynamic_partitioning")),
         None => Some(None),
     };
-    for key in ["data_format_conversion"] {
-        if let Some(n) = m.has(key) {
-            ctx.error(
-                n.mark,
-                &m.path.key(key),
-                "is part of the configuration contract but not available in this version of firehosed yet",
-            );
-        }
-    }
     let dp_enabled = dynamic.as_ref().is_some_and(Option::is_some);
     // A dynamic_partitioning block with errors: its prefix rules cannot be judged.
     let dp_unknown = dynamic.is_none();
@@ -141,6 +159,15 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<De
             );
         }
     }
+    if let (true, Some(b), false) = (converting, buffering.as_ref(), scope.relax)
+        && b.size_mib < 64
+    {
+        ctx.error(
+            m.mark(),
+            &m.path.key("buffering").key("size_mib"),
+            "BufferingHints.SizeInMBs must be at least 64 when data format conversion is enabled. (relax_aws_limits: true allows less)",
+        );
+    }
     let mark = m.mark();
     let path = m.path.clone();
     m.finish(ctx);
@@ -160,10 +187,17 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<De
         error_prefix_template,
         buffering: buffering?,
         compression,
-        file_extension: file_extension.unwrap_or_else(|| compression.extension().to_string()),
+        file_extension: file_extension.unwrap_or_else(|| {
+            if converting {
+                ".parquet".to_string()
+            } else {
+                compression.extension().to_string()
+            }
+        }),
         time_zone: time_zone?,
         source_record_backup: backup?,
         dynamic_partitioning: dynamic?,
+        format_conversion: conversion?,
     })
 }
 
@@ -274,11 +308,16 @@ fn target_of(
     }
 }
 
-fn decode_buffering(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Buffering> {
+fn decode_buffering(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: Path,
+    default_size: u64,
+) -> Option<Buffering> {
     let mut m = MapReader::new(ctx, node, path)?;
     let size = match m.get("size_mib") {
         Some(n) => ctx.int_in(n, &m.path.key("size_mib"), 1..=128),
-        None => Some(Buffering::DEFAULT.size_mib),
+        None => Some(default_size),
     };
     let interval = match m.get("interval_seconds") {
         Some(n) => ctx.int_in(n, &m.path.key("interval_seconds"), 0..=900),

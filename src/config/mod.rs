@@ -1,6 +1,7 @@
 //! Configuration: YAML text -> marked tree (`yaml`) -> checked model (`model`), reporting every
 //! problem at once as `FILE:LINE:COLUMN: key.path: message` (`decode`, `error`).
 
+mod conversion;
 mod decode;
 mod destination;
 pub mod error;

@@ -146,6 +146,8 @@ pub struct DestinationConfig {
     /// Records as they were before the transform also go under this prefix.
     pub source_record_backup: Option<Template>,
     pub dynamic_partitioning: Option<DynamicPartitioning>,
+    /// `data_format_conversion` when enabled: records are written as Parquet.
+    pub format_conversion: Option<std::sync::Arc<crate::encode::parquet::Conversion>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -459,3 +459,98 @@ delivery_streams:
     );
     assert!(ok(&text).relax_aws_limits);
 }
+
+#[test]
+fn format_conversion_defaults_follow_aws() {
+    use crate::encode::parquet::{HiveType, ParquetCompression};
+    let c = ok(&format!(
+        "{MINIMAL}        data_format_conversion:
+          schema:
+            columns: [{{name: Id, type: bigint}}, {{name: Tags, type: 'ARRAY<STRING>'}}]
+            table_name: events
+"
+    ));
+    let d = &c.streams[0].destinations[0];
+    assert_eq!(d.buffering.size_mib, 128, "AWS's default with conversion");
+    assert_eq!(d.file_extension, ".parquet");
+    let conv = d.format_conversion.as_ref().expect("enabled by default");
+    assert_eq!(
+        conv.columns[0].name, "id",
+        "column names are lowercase, as Glue's"
+    );
+    assert_eq!(
+        conv.columns[1].ty,
+        HiveType::Array(Box::new(HiveType::String))
+    );
+    assert_eq!(conv.options.compression, ParquetCompression::Snappy);
+    assert_eq!(conv.options.block_size_bytes, 256 * 1024 * 1024);
+    assert_eq!(conv.options.page_size_bytes, 1024 * 1024);
+    assert!(conv.rules.keys.case_insensitive);
+    assert!(!conv.rules.keys.dots_to_underscores);
+    assert_eq!(conv.table.table.as_deref(), Some("events"));
+
+    let off = ok(&format!(
+        "{MINIMAL}        compression: GZIP
+        data_format_conversion:
+          enabled: false
+          schema: {{columns: [{{name: id, type: int}}]}}
+"
+    ));
+    let d = &off.streams[0].destinations[0];
+    assert!(d.format_conversion.is_none());
+    assert_eq!(
+        d.file_extension, ".gz",
+        "disabled: the compression's own rules"
+    );
+}
+
+#[test]
+fn format_conversion_errors_name_key_and_column() {
+    let all = errors(&format!(
+        "{MINIMAL}        data_format_conversion:
+          schema:
+            columns: [{{name: id, type: bigint}}, {{name: m, type: 'map<struct<a:int>,int>'}}]
+          input: {{openx_json: {{}}, hive_json: {{}}}}
+"
+    ))
+    .join("\n");
+    assert!(
+        all.contains("schema.columns[1].type: column \"m\": a map key must be a primitive type"),
+        "{all}"
+    );
+    assert!(
+        all.contains("exactly one of openx_json, hive_json is required"),
+        "{all}"
+    );
+    let all = errors(&format!(
+        "{MINIMAL}        data_format_conversion:
+          schema: {{columns: [{{name: id, type: int}}]}}
+          input: {{hive_json: {{timestamp_formats: ['yyyy-MM-dd zzz']}}}}
+"
+    ))
+    .join("\n");
+    assert!(
+        all.contains("timestamp_formats[0]: pattern letter `z`"),
+        "{all}"
+    );
+    let all = errors(&format!(
+        "{MINIMAL}        data_format_conversion:
+          schema: {{columns: [{{name: id, type: int}}]}}
+          input: {{openx_json: {{column_to_json_key_mappings: {{nope: x}}}}}}
+"
+    ))
+    .join("\n");
+    assert!(
+        all.contains("\"nope\" is not a column of the schema"),
+        "{all}"
+    );
+    let all = errors(&format!(
+        "{MINIMAL}        data_format_conversion: {{}}
+"
+    ))
+    .join("\n");
+    assert!(
+        all.contains("data_format_conversion.schema: required key is missing"),
+        "{all}"
+    );
+}

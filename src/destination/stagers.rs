@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::naming::{ErrorNaming, Naming};
 use super::partition::{self, ACTIVE_PARTITIONS_EXCEEDED, RecordKeys, Unpartitioned};
-use super::staging::{Sealed, Stager};
+use super::staging::{Rejected, Sealed, Stager};
 use super::template::{PartitionValues, Template};
 use crate::metrics::DestinationMetrics;
 use crate::processing::ErrorOutput;
@@ -78,6 +78,8 @@ pub struct Staging {
     pub error_stager: MakeStager<ErrorNaming>,
     pub error_template: Option<Template>,
     pub partitioning: Option<Partitioning>,
+    /// Main and partition objects are Parquet (format conversion).
+    pub converting: bool,
 }
 
 impl Staging {
@@ -89,20 +91,31 @@ impl Staging {
         delimiter: bool,
     ) -> Staging {
         let (compression, size) = (d.compression, d.buffering.size_bytes());
+        let conversion = d.format_conversion.clone();
         let with = |naming: Naming, delimiter: bool| {
             Stager::new(dir.clone(), naming, compression, delimiter, size)
+        };
+        // Error and backup objects hold JSON lines, never Parquet: their extension is the
+        // compression's own.
+        let lines_naming = if conversion.is_some() {
+            Naming {
+                extension: compression.extension().to_string(),
+                ..naming.clone()
+            }
+        } else {
+            naming.clone()
         };
         let backup = d.source_record_backup.as_ref().map(|t| {
             with(
                 Naming {
                     prefix: t.clone(),
-                    ..naming.clone()
+                    ..lines_naming.clone()
                 },
                 false,
             )
         });
         let error_stager: MakeStager<ErrorNaming> = {
-            let (dir, naming) = (dir.clone(), naming.clone());
+            let (dir, naming) = (dir.clone(), lines_naming);
             Box::new(move |e: ErrorNaming| {
                 let naming = Naming {
                     error: Some(e),
@@ -112,7 +125,7 @@ impl Staging {
             })
         };
         let partitioning = d.dynamic_partitioning.map(|dp| {
-            let (dir, naming) = (dir.clone(), naming.clone());
+            let (dir, naming, conversion) = (dir.clone(), naming.clone(), conversion.clone());
             Partitioning {
                 template: d.prefix_template.clone(),
                 time_zone: d.time_zone,
@@ -124,11 +137,13 @@ impl Staging {
                     };
                     Stager::new(dir.clone(), naming, compression, delimiter, size)
                         .with_buffer(PARTITION_BUFFER)
+                        .with_conversion(conversion.clone())
                 }),
             }
         });
         Staging {
-            main: with(naming, delimiter),
+            main: with(naming, delimiter).with_conversion(conversion.clone()),
+            converting: conversion.is_some(),
             backup,
             error_stager,
             error_template: d.error_prefix_template.clone(),
@@ -164,6 +179,8 @@ pub struct Stagers {
     /// Partition slots closed since the watermark last heard of them.
     closed: Vec<usize>,
     metrics: Arc<DestinationMetrics>,
+    /// Main and partition objects are Parquet (format conversion).
+    converting: bool,
 }
 
 /// Sealed objects of one step, or why it failed.
@@ -185,6 +202,7 @@ impl Stagers {
             next_slot: ERRORS_END,
             closed: Vec::new(),
             metrics,
+            converting: staging.converting,
         }
     }
 
@@ -245,18 +263,42 @@ impl Stagers {
         let mut sealed = Vec::new();
         let err = |e: (std::io::Error, u64)| format!("cannot stage records on local disk: {}", e.0);
         let mut failed = delivery.failed;
-        if self.partitioning.is_some() {
-            let unplaced =
-                self.append_partitioned(delivery.records, delivery.keys, now, &mut sealed)?;
+        let mut rejected = Rejected::default();
+        let staged = if self.partitioning.is_some() {
+            let (unplaced, staged) = self.append_partitioned(
+                delivery.records,
+                delivery.keys,
+                now,
+                &mut sealed,
+                &mut rejected,
+            )?;
             failed.extend(unplaced);
+            staged
         } else if !delivery.records.is_empty() {
-            let objects = self.main.append(&delivery.records, now).map_err(err)?;
+            let objects = self
+                .main
+                .append(&delivery.records, now, &mut rejected)
+                .map_err(err)?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Main)));
+            record_stats(&delivery.records)
+        } else {
+            (0, 0)
+        };
+        if self.converting {
+            let m = &self.metrics;
+            let bad = rejected.lines.len() as u64;
+            m.conversion_ok_records.add(staged.0 - bad);
+            m.conversion_ok_bytes.add(staged.1 - rejected.bytes);
+            m.conversion_failed_records.add(bad);
+            m.conversion_failed_bytes.add(rejected.bytes);
         }
+        failed.extend(rejected.lines);
         if let Some(b) = self.backup.as_mut()
             && !delivery.backup.is_empty()
         {
-            let objects = b.append(&delivery.backup, now).map_err(err)?;
+            let objects = b
+                .append(&delivery.backup, now, &mut Rejected::default())
+                .map_err(err)?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Backup)));
         }
         while !failed.is_empty() {
@@ -266,7 +308,10 @@ impl Stagers {
                 .partition(|f| f.output_type == output_type);
             failed = rest;
             let lines: Vec<Record> = same.into_iter().map(|f| f.line).collect();
-            let objects = self.error(output_type).append(&lines, now).map_err(err)?;
+            let objects = self
+                .error(output_type)
+                .append(&lines, now, &mut Rejected::default())
+                .map_err(err)?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
         }
         if self.companion_sealed(&sealed) {
@@ -283,17 +328,20 @@ impl Stagers {
         sealed.iter().any(|(_, kind)| *kind != Kind::Partition)
     }
 
-    /// Stages records into their partitions; returns the error records of those without one.
+    /// Stages records into their partitions; returns the error records of those without one,
+    /// and the count and bytes of the records staged.
     fn append_partitioned(
         &mut self,
         records: Vec<Record>,
         keys: Vec<Option<Arc<RecordKeys>>>,
         now: Instant,
         sealed: &mut Vec<(Sealed, Kind)>,
-    ) -> Result<Vec<ErrorOutput>, String> {
+        rejected: &mut Rejected,
+    ) -> Result<(Vec<ErrorOutput>, (u64, u64)), String> {
         let Some(p) = self.partitioning.as_ref() else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), (0, 0)));
         };
+        let mut staged = (0, 0);
         self.writes += 1;
         let mut failed = Vec::new();
         // Records grouped by partition, each group in arrival order.
@@ -343,15 +391,17 @@ impl Stagers {
                 continue;
             };
             *last = writes;
+            let (n, bytes) = record_stats(&records);
+            staged = (staged.0 + n, staged.1 + bytes);
             let objects = stager
-                .append(&records, now)
+                .append(&records, now, rejected)
                 .map_err(|e| format!("cannot stage records on local disk: {}", e.0))?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Partition)));
         }
         self.metrics.set_active_partitions(self.partitions.len());
         self.suspend_idle_partitions()
             .map_err(|e| format!("cannot stage records on local disk: {e}"))?;
-        Ok(failed)
+        Ok((failed, staged))
     }
 
     /// Suspends partitions that hold an encoder and an open file but were not written in the
@@ -418,6 +468,14 @@ impl Stagers {
             self.metrics.set_active_partitions(self.partitions.len());
         }
     }
+}
+
+/// How many records, and their bytes.
+fn record_stats(records: &[Record]) -> (u64, u64) {
+    (
+        records.len() as u64,
+        records.iter().map(|r| r.data.len() as u64).sum(),
+    )
 }
 
 fn companions<'a>(

@@ -3,7 +3,7 @@
 //! off the async workers.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +11,79 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::time::Instant;
 
 use super::naming::Naming;
+use crate::encode::parquet::{Conversion, Park, ParquetWriter};
 use crate::encode::{Compression, Encoder};
+use crate::processing::ErrorOutput;
+use crate::processing::error_record::format_conversion_failed;
 use crate::record::Record;
+
+/// Records that did not fit the conversion's schema: their error records, and their bytes.
+#[derive(Debug, Default)]
+pub struct Rejected {
+    pub lines: Vec<ErrorOutput>,
+    pub bytes: u64,
+}
+
+/// What writes the open object: a compressed byte stream, or a Parquet file (format
+/// conversion).
+enum Writer {
+    Bytes(Encoder<BufWriter<File>>),
+    Parquet(Box<ParquetWriter<StagingFile>>),
+}
+
+/// A staging file that can be closed while its object waits (a suspended partition) and is
+/// opened again, for appending, on the next write.
+pub struct StagingFile {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    capacity: usize,
+}
+
+impl StagingFile {
+    fn open(&mut self) -> io::Result<&mut BufWriter<File>> {
+        if self.file.is_none() {
+            let file = File::options().append(true).open(&self.path)?;
+            self.file = Some(BufWriter::with_capacity(self.capacity, file));
+        }
+        match self.file.as_mut() {
+            Some(f) => Ok(f),
+            None => Err(io::Error::other("staging file not open")),
+        }
+    }
+
+    fn into_file(self) -> io::Result<File> {
+        match self.file {
+            Some(f) => f.into_inner().map_err(|e| e.into_error()),
+            None => File::options().append(true).open(&self.path),
+        }
+    }
+}
+
+impl Write for StagingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.open()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Park for StagingFile {
+    fn park(&mut self) -> io::Result<()> {
+        if let Some(f) = self.file.take() {
+            f.into_inner().map_err(|e| e.into_error())?;
+        }
+        Ok(())
+    }
+
+    fn is_parked(&self) -> bool {
+        self.file.is_none()
+    }
+}
 
 /// A finished object waiting to be delivered.
 #[derive(Debug)]
@@ -34,8 +105,9 @@ struct Open {
     id: u64,
     uuid: uuid::Uuid,
     path: PathBuf,
-    /// None while suspended: the file is closed and ends with a complete compressed member.
-    encoder: Option<Encoder<BufWriter<File>>>,
+    /// None while a byte stream is suspended: the file is closed and ends with a complete
+    /// compressed member. (A suspended Parquet writer keeps its state and parks its file.)
+    encoder: Option<Writer>,
     records: u64,
     raw_bytes: u64,
     oldest_ms: i64,
@@ -54,6 +126,7 @@ pub struct Stager {
     next_id: u64,
     ids: Option<Arc<AtomicU64>>,
     buffer: usize,
+    conversion: Option<Arc<Conversion>>,
 }
 
 impl Stager {
@@ -74,7 +147,15 @@ impl Stager {
             next_id: 0,
             ids: None,
             buffer: 256 * 1024,
+            conversion: None,
         }
+    }
+
+    /// Writes records as Parquet rows of this conversion's schema; records that do not fit go
+    /// back to the caller as `format-conversion-failed` error records.
+    pub fn with_conversion(mut self, conversion: Option<Arc<Conversion>>) -> Self {
+        self.conversion = conversion;
+        self
     }
 
     /// The write buffer of the staging file (smaller for the many stagers of partitions).
@@ -105,11 +186,13 @@ impl Stager {
     }
 
     /// Appends records; returns the objects that filled up (never more than `size_limit` raw
-    /// bytes each). On an I/O error the open object is discarded and its record count returned.
+    /// bytes each). Records that do not fit the conversion's schema go to `rejected`. On an I/O
+    /// error the open object is discarded and its record count returned.
     pub fn append(
         &mut self,
         batch: &[Record],
         now: Instant,
+        rejected: &mut Rejected,
     ) -> Result<Vec<Sealed>, (io::Error, u64)> {
         let mut sealed = Vec::new();
         for record in batch {
@@ -121,7 +204,7 @@ impl Stager {
             {
                 sealed.extend(self.seal().map_err(|e| (e, 0))?);
             }
-            if let Err(e) = self.write(record, len, now) {
+            if let Err(e) = self.write(record, len, now, rejected) {
                 return Err((e, self.discard()));
             }
             if self
@@ -135,7 +218,13 @@ impl Stager {
         Ok(sealed)
     }
 
-    fn write(&mut self, record: &Record, len: u64, now: Instant) -> io::Result<()> {
+    fn write(
+        &mut self,
+        record: &Record,
+        len: u64,
+        now: Instant,
+        rejected: &mut Rejected,
+    ) -> io::Result<()> {
         if self.current.is_none() {
             self.current = Some(self.open(record.arrival_ms, now)?);
         }
@@ -148,14 +237,31 @@ impl Stager {
             // Resume a suspended object: a new compressed member appended to the file.
             let file = std::fs::OpenOptions::new().append(true).open(&cur.path)?;
             let out = BufWriter::with_capacity(buffer, file);
-            cur.encoder = Some(Encoder::new(compression, out, base_len)?);
+            cur.encoder = Some(Writer::Bytes(Encoder::new(compression, out, base_len)?));
         }
-        let Some(encoder) = cur.encoder.as_mut() else {
-            return Ok(());
-        };
-        encoder.write_all(&record.data)?;
-        if self.delimiter {
-            encoder.write_all(b"\n")?;
+        match cur.encoder.as_mut() {
+            Some(Writer::Bytes(encoder)) => {
+                encoder.write_all(&record.data)?;
+                if self.delimiter {
+                    encoder.write_all(b"\n")?;
+                }
+            }
+            Some(Writer::Parquet(writer)) => {
+                if let Err(why) = writer.append(&record.data)? {
+                    if let Some(c) = &self.conversion {
+                        rejected
+                            .lines
+                            .push(format_conversion_failed(record, &why, &c.table));
+                        rejected.bytes += record.data.len() as u64;
+                    }
+                    // An object is never open without a record.
+                    if cur.records == 0 {
+                        self.discard();
+                    }
+                    return Ok(());
+                }
+            }
+            None => return Ok(()),
         }
         cur.records += 1;
         cur.raw_bytes += len;
@@ -174,10 +280,18 @@ impl Stager {
         let path = self.dir.join(format!("{uuid}.part"));
         let file = File::create(&path)?;
         let out = BufWriter::with_capacity(self.buffer, file);
+        let writer = match &self.conversion {
+            Some(c) => Writer::Parquet(Box::new(c.writer(StagingFile {
+                path: path.clone(),
+                file: Some(out),
+                capacity: self.buffer,
+            })?)),
+            None => Writer::Bytes(Encoder::new(self.compression, out, self.naming.base_len())?),
+        };
         Ok(Open {
             id: self.next_id,
             uuid,
-            encoder: Some(Encoder::new(self.compression, out, self.naming.base_len())?),
+            encoder: Some(writer),
             path,
             records: 0,
             raw_bytes: 0,
@@ -190,7 +304,11 @@ impl Stager {
 
     /// Whether the open object holds an encoder (memory and a file handle).
     pub fn is_active(&self) -> bool {
-        self.current.as_ref().is_some_and(|c| c.encoder.is_some())
+        self.current.as_ref().is_some_and(|c| match &c.encoder {
+            Some(Writer::Parquet(w)) => !w.is_suspended(),
+            Some(Writer::Bytes(_)) => true,
+            None => false,
+        })
     }
 
     /// Ends the open object's compressed member and closes its file, keeping the object open:
@@ -205,7 +323,18 @@ impl Stager {
         let Some(cur) = self.current.as_mut() else {
             return Ok(false);
         };
-        let Some(encoder) = cur.encoder.take() else {
+        if let Some(Writer::Parquet(w)) = cur.encoder.as_mut() {
+            // The row group is written out and the file parked; the writer keeps its place.
+            if w.is_suspended() {
+                return Ok(false);
+            }
+            if let Err(e) = w.suspend() {
+                self.discard();
+                return Err(e);
+            }
+            return Ok(true);
+        }
+        let Some(Writer::Bytes(encoder)) = cur.encoder.take() else {
             return Ok(false);
         };
         let result = encoder
@@ -226,10 +355,11 @@ impl Stager {
         let name = self.naming.object(cur.oldest_ms, &cur.uuid);
         let result = (|| {
             let file = match cur.encoder {
-                Some(encoder) => encoder
+                Some(Writer::Bytes(encoder)) => encoder
                     .finish(&name.base)?
                     .into_inner()
                     .map_err(|e| e.into_error())?,
+                Some(Writer::Parquet(writer)) => writer.finish()?.into_file()?,
                 // Suspended: the file already ends with a complete member.
                 None => File::options().append(true).open(&cur.path)?,
             };
@@ -325,7 +455,9 @@ mod tests {
         let mut s = stager(dir.path(), 10, false);
         let now = Instant::now();
         let batch: Vec<Record> = (0..7).map(|i| rec("abcd", 1000 + i)).collect();
-        let sealed = s.append(&batch, now).expect("appends");
+        let sealed = s
+            .append(&batch, now, &mut Rejected::default())
+            .expect("appends");
         assert_eq!(sealed.len(), 3, "4+4 fits in 10, a third record does not");
         for o in &sealed {
             assert_eq!(o.raw_bytes, 8);
@@ -354,14 +486,16 @@ mod tests {
                 1 << 20,
             );
             let now = Instant::now();
-            s.append(&[rec("a", 1), rec("b", 2)], now).expect("appends");
+            s.append(&[rec("a", 1), rec("b", 2)], now, &mut Rejected::default())
+                .expect("appends");
             assert!(s.suspend().expect("suspends"));
             assert!(!s.is_active());
             assert!(
                 !s.suspend().expect("twice is fine"),
                 "nothing left to suspend"
             );
-            s.append(&[rec("c", 3)], now).expect("resumes");
+            s.append(&[rec("c", 3)], now, &mut Rejected::default())
+                .expect("resumes");
             assert!(s.is_active());
             s.suspend().expect("suspends");
             let o = s.seal().expect("seals").expect("open");
@@ -405,8 +539,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = stager(dir.path(), 1 << 20, true);
         let now = Instant::now();
-        s.append(&[rec("a", 2000), rec("b", 1000)], now)
-            .expect("appends");
+        s.append(
+            &[rec("a", 2000), rec("b", 1000)],
+            now,
+            &mut Rejected::default(),
+        )
+        .expect("appends");
         let o = s.seal().expect("seals").expect("open");
         assert_eq!(std::fs::read(&o.path).expect("staged"), b"a\nb\n");
         assert_eq!(o.oldest_ms, 1000);

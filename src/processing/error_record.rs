@@ -50,6 +50,69 @@ pub fn processing_failed(
     }
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConversionLine<'a> {
+    attempts_made: u32,
+    arrival_timestamp: i64,
+    last_error_code: &'a str,
+    last_error_message: &'a str,
+    attempt_ending_timestamp: i64,
+    raw_data: String,
+    sequence_number: String,
+    sub_sequence_number: u64,
+    data_catalog_table: CatalogLine<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CatalogLine<'a> {
+    catalog_id: Option<&'a str>,
+    database_name: Option<&'a str>,
+    table_name: Option<&'a str>,
+    region: Option<&'a str>,
+    version_id: &'a str,
+    catalog_arn: Option<&'a str>,
+}
+
+/// The error code of every record that does not fit the schema.
+pub const MALFORMED_DATA: &str = "DataFormatConversion.MalformedData";
+
+/// The `format-conversion-failed` error record of `original`, which did not fit the schema of
+/// `table` for the reason `message`.
+pub fn format_conversion_failed(
+    original: &Record,
+    message: &str,
+    table: &crate::encode::parquet::CatalogTable,
+) -> ErrorOutput {
+    let (sequence_number, sub_sequence_number) = match &original.kinesis {
+        Some(k) => (k.sequence_number.to_string(), k.subsequence_number),
+        None => (original.seq.to_string(), u64::from(original.sub)),
+    };
+    let line = ConversionLine {
+        attempts_made: 1,
+        arrival_timestamp: original.arrival_ms,
+        last_error_code: MALFORMED_DATA,
+        last_error_message: message,
+        attempt_ending_timestamp: crate::record::now_ms(),
+        raw_data: base64::engine::general_purpose::STANDARD.encode(&original.data),
+        sequence_number,
+        sub_sequence_number,
+        data_catalog_table: CatalogLine {
+            catalog_id: table.catalog_id.as_deref(),
+            database_name: table.database.as_deref(),
+            table_name: table.table.as_deref(),
+            region: table.region.as_deref(),
+            version_id: "LATEST",
+            catalog_arn: None,
+        },
+    };
+    ErrorOutput {
+        output_type: "format-conversion-failed",
+        line: as_line(original, &line),
+    }
+}
+
 fn as_line(original: &Record, value: &impl Serialize) -> Record {
     let mut json = serde_json::to_vec(value).unwrap_or_default();
     json.push(b'\n');

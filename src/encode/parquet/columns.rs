@@ -139,7 +139,11 @@ pub struct Fnv(u64);
 
 impl Hasher for Fnv {
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf29ce484222325
+        } else {
+            self.0
+        };
         for &b in bytes {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x100000001b3);
@@ -485,7 +489,11 @@ impl Builder {
                     .iter_mut()
                     .map(Builder::finish)
                     .collect::<Result<Vec<_>, _>>()?;
-                Arc::new(StructArray::try_new(fields.clone(), arrays, valid.finish())?)
+                Arc::new(StructArray::try_new(
+                    fields.clone(),
+                    arrays,
+                    valid.finish(),
+                )?)
             }
         })
     }
@@ -501,19 +509,37 @@ mod tests {
     fn truncate_removes_a_half_written_row_everywhere() {
         let ty = parse("struct<a:array<string>,m:map<string,int>>").expect("type");
         let mut b = Builder::new(&ty, TimeUnit::Microsecond, &|n| n.to_string());
-        let Builder::Struct { children, valid, .. } = &mut b else {
+        let Builder::Struct {
+            children, valid, ..
+        } = &mut b
+        else {
             panic!("struct");
         };
         // Row 0: a = ["x"], m = {"k": 1}.
-        if let Builder::List { offsets, valid, child, .. } = &mut children[0] {
+        if let Builder::List {
+            offsets,
+            valid,
+            child,
+            ..
+        } = &mut children[0]
+        {
             if let Builder::Utf8 { values, .. } = child.as_mut() {
                 values.push(b"x").expect("push");
             }
             offsets.push(1);
             valid.push(true);
         }
-        if let Builder::Map { offsets, valid, keys, values, .. } = &mut children[1] {
-            if let (Builder::Utf8 { values: k, .. }, Builder::I32(v)) = (keys.as_mut(), values.as_mut()) {
+        if let Builder::Map {
+            offsets,
+            valid,
+            keys,
+            values,
+            ..
+        } = &mut children[1]
+        {
+            if let (Builder::Utf8 { values: k, .. }, Builder::I32(v)) =
+                (keys.as_mut(), values.as_mut())
+            {
                 k.push(b"k").expect("push");
                 v.push(1);
             }
@@ -522,18 +548,25 @@ mod tests {
         }
         valid.push(true);
         // Row 1, half written: a child value without its row.
-        if let Builder::List { child, .. } = &mut children[0] {
-            if let Builder::Utf8 { values, .. } = child.as_mut() {
-                values.push(b"half").expect("push");
-            }
+        if let Builder::List { child, .. } = &mut children[0]
+            && let Builder::Utf8 { values, .. } = child.as_mut()
+        {
+            values.push(b"half").expect("push");
         }
         b.truncate(1);
         b.push_null();
         let array = b.finish().expect("valid arrays");
         assert_eq!(array.len(), 2);
         assert!(array.is_null(1));
-        let s = array.as_any().downcast_ref::<StructArray>().expect("struct");
-        let list = s.column(0).as_any().downcast_ref::<ListArray>().expect("list");
+        let s = array
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .expect("struct");
+        let list = s
+            .column(0)
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("list");
         assert_eq!(list.values().len(), 1, "the half-written element is gone");
         assert_eq!(b.len(), 0, "finish starts over");
     }

@@ -425,7 +425,9 @@ mod tests {
 
     #[test]
     fn strings_and_numbers_come_back_exactly() {
-        let mut p = Parser::new(r#"["plain", "esc\n\u0041\ud83d\ude00", 12345678901234567890.125, -3, 1E2]"#);
+        let mut p = Parser::new(
+            r#"["plain", "esc\n\u0041\ud83d\ude00", 12345678901234567890.125, -3, 1E2]"#,
+        );
         p.begin_array().expect("array");
         assert!(p.next_element(true).expect("first"));
         assert!(matches!(p.string().expect("s"), Cow::Borrowed("plain")));

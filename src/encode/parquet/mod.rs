@@ -198,11 +198,16 @@ impl Conversion {
 /// again on the next write.
 pub trait Park: Write {
     fn park(&mut self) -> io::Result<()>;
+    fn is_parked(&self) -> bool;
 }
 
 impl Park for Vec<u8> {
     fn park(&mut self) -> io::Result<()> {
         Ok(())
+    }
+
+    fn is_parked(&self) -> bool {
+        false
     }
 }
 
@@ -252,6 +257,13 @@ impl<W: Write + Send> ParquetWriter<W> {
 }
 
 impl<W: Park + Send> ParquetWriter<W> {
+    /// Whether the file is let go of (`suspend`) and nothing was written since.
+    pub fn is_suspended(&self) -> bool {
+        self.writer.inner().is_parked()
+            && self.root.is_empty()
+            && self.writer.in_progress_rows() == 0
+    }
+
     /// Writes what is gathered as a row group and lets go of the file: memory and the file
     /// handle are freed until the next record.
     pub fn suspend(&mut self) -> io::Result<()> {

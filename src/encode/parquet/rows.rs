@@ -194,7 +194,9 @@ fn read_struct(
         match find(lookup, &key, &rules.keys) {
             Some(i) => {
                 if !seen.mark(i) {
-                    return Err(Fail::from(format!("duplicate key {key:?}")).within(names[i].clone()));
+                    return Err(
+                        Fail::from(format!("duplicate key {key:?}")).within(names[i].clone())
+                    );
                 }
                 read_value(&mut children[i], p, rules, depth + 1)
                     .map_err(|f| f.within(names[i].clone()))?;
@@ -211,7 +213,12 @@ fn read_struct(
     Ok(())
 }
 
-fn read_value(b: &mut Builder, p: &mut Parser<'_>, rules: &Rules, depth: usize) -> Result<(), Fail> {
+fn read_value(
+    b: &mut Builder,
+    p: &mut Parser<'_>,
+    rules: &Rules,
+    depth: usize,
+) -> Result<(), Fail> {
     if depth > MAX_DEPTH {
         return Err(Fail::from(format!("nested deeper than {MAX_DEPTH} levels")));
     }
@@ -223,7 +230,15 @@ fn read_value(b: &mut Builder, p: &mut Parser<'_>, rules: &Rules, depth: usize) 
             Ok(())
         }
         (Kind::Object, Builder::Struct { .. }) => read_struct(b, p, rules, depth),
-        (Kind::Array, Builder::List { offsets, valid, child, .. }) => {
+        (
+            Kind::Array,
+            Builder::List {
+                offsets,
+                valid,
+                child,
+                ..
+            },
+        ) => {
             p.begin_array()?;
             let mut i = 0;
             while p.next_element(i == 0)? {
@@ -234,7 +249,16 @@ fn read_value(b: &mut Builder, p: &mut Parser<'_>, rules: &Rules, depth: usize) 
             valid.push(true);
             Ok(())
         }
-        (Kind::Object, Builder::Map { offsets, valid, keys, values, .. }) => {
+        (
+            Kind::Object,
+            Builder::Map {
+                offsets,
+                valid,
+                keys,
+                values,
+                ..
+            },
+        ) => {
             p.begin_object()?;
             let mut seen: HashSet<Cow<'_, str>> = HashSet::new();
             let mut first = true;
@@ -257,9 +281,11 @@ fn read_value(b: &mut Builder, p: &mut Parser<'_>, rules: &Rules, depth: usize) 
             let raw = p.raw_value(depth)?;
             values::push(b, Scalar::Str(Cow::Borrowed(raw)), &rules.timestamps).map_err(Fail::from)
         }
-        (Kind::Object | Kind::Array, _) => {
-            Err(Fail::from(format!("expected {}, got {}", expected(b), kind.name())))
-        }
+        (Kind::Object | Kind::Array, _) => Err(Fail::from(format!(
+            "expected {}, got {}",
+            expected(b),
+            kind.name()
+        ))),
         (Kind::String, _) => {
             let s = p.string()?;
             values::push(b, Scalar::Str(s), &rules.timestamps).map_err(Fail::from)

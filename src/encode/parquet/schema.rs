@@ -25,7 +25,10 @@ pub enum HiveType {
     BigInt,
     Float,
     Double,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Date,
     Timestamp,
     Binary,
@@ -60,7 +63,9 @@ impl HiveType {
             HiveType::Date => DataType::Date32,
             HiveType::Timestamp => DataType::Timestamp(unit, None),
             HiveType::Binary => DataType::Binary,
-            HiveType::Array(t) => DataType::List(Arc::new(Field::new("element", t.arrow(unit), true))),
+            HiveType::Array(t) => {
+                DataType::List(Arc::new(Field::new("element", t.arrow(unit), true)))
+            }
             HiveType::Map(k, v) => DataType::Map(
                 Arc::new(Field::new(
                     "key_value",
@@ -199,7 +204,9 @@ impl TypeParser<'_> {
             return Ok(name);
         }
         let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+        {
             self.i += 1;
         }
         if start == self.i {
@@ -346,10 +353,15 @@ mod tests {
             assert_eq!(parse(t).expect(t).to_string(), t);
         }
         assert_eq!(
-            parse(" ARRAY < Struct< A : INT , `b c`:String > > ").expect("spaces").to_string(),
+            parse(" ARRAY < Struct< A : INT , `b c`:String > > ")
+                .expect("spaces")
+                .to_string(),
             "array<struct<a:int,b c:string>>"
         );
-        assert_eq!(parse("decimal").expect("default").to_string(), "decimal(10,0)");
+        assert_eq!(
+            parse("decimal").expect("default").to_string(),
+            "decimal(10,0)"
+        );
         assert_eq!(parse("integer").expect("alias"), HiveType::Int);
     }
 

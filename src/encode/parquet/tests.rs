@@ -6,7 +6,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use timestamp::TimestampRules;
 
-fn conversion(columns: &[(&str, &str)], keys: KeyRules, mappings: &[(&str, &str)]) -> Arc<Conversion> {
+fn conversion(
+    columns: &[(&str, &str)],
+    keys: KeyRules,
+    mappings: &[(&str, &str)],
+) -> Arc<Conversion> {
     let columns = columns
         .iter()
         .map(|(n, t)| Column {
@@ -20,7 +24,10 @@ fn conversion(columns: &[(&str, &str)], keys: KeyRules, mappings: &[(&str, &str)
             keys,
             timestamps: TimestampRules::default(),
         },
-        mappings.iter().map(|(c, k)| (c.to_string(), k.to_string())).collect(),
+        mappings
+            .iter()
+            .map(|(c, k)| (c.to_string(), k.to_string()))
+            .collect(),
         ParquetOptions::DEFAULT,
         CatalogTable::default(),
     ))
@@ -95,7 +102,11 @@ fn every_type_round_trips() {
     assert_eq!(batch.num_rows(), 2);
     let c = |name: &str| batch.column_by_name(name).expect(name).clone();
     assert_eq!(c("s").as_string::<i32>().value(0), "héllo");
-    assert_eq!(c("vc").as_string::<i32>().value(0), "abc", "varchar(3) cuts");
+    assert_eq!(
+        c("vc").as_string::<i32>().value(0),
+        "abc",
+        "varchar(3) cuts"
+    );
     assert!(c("b").as_boolean().value(0));
     assert_eq!(c("ti").as_primitive::<Int8Type>().value(0), -128);
     assert_eq!(c("si").as_primitive::<Int16Type>().value(0), 32767);
@@ -113,7 +124,10 @@ fn every_type_round_trips() {
     let arr = c("arr");
     let arr = arr.as_list::<i32>().value(0);
     let arr = arr.as_primitive::<Int32Type>();
-    assert_eq!((arr.len(), arr.value(0), arr.is_null(1), arr.value(2)), (3, 1, true, 3));
+    assert_eq!(
+        (arr.len(), arr.value(0), arr.is_null(1), arr.value(2)),
+        (3, 1, true, 3)
+    );
     let m = c("m");
     let m = m.as_map();
     assert_eq!(m.value_length(0), 2);
@@ -121,7 +135,11 @@ fn every_type_round_trips() {
     assert!(m.values().is_null(1));
     let st = c("st");
     let st = st.as_struct();
-    assert_eq!(st.column(0).as_primitive::<Int32Type>().value(0), 7, "nested keys ignore case");
+    assert_eq!(
+        st.column(0).as_primitive::<Int32Type>().value(0),
+        7,
+        "nested keys ignore case"
+    );
     // The second row: everything null but the explicit null string.
     for col in batch.columns() {
         assert!(col.is_null(1));
@@ -130,7 +148,11 @@ fn every_type_round_trips() {
 
 #[test]
 fn a_record_that_does_not_fit_leaves_nothing_and_the_rest_is_written() {
-    let conv = conversion(&[("id", "int"), ("tags", "array<struct<k:string,n:tinyint>>")], OPENX, &[]);
+    let conv = conversion(
+        &[("id", "int"), ("tags", "array<struct<k:string,n:tinyint>>")],
+        OPENX,
+        &[],
+    );
     let (batch, errors) = convert(
         &conv,
         &[
@@ -149,17 +171,35 @@ fn a_record_that_does_not_fit_leaves_nothing_and_the_rest_is_written() {
     let ids = batch.column(0).as_primitive::<Int32Type>();
     assert_eq!(ids.values().to_vec(), vec![1, 3, 4]);
     let tags = batch.column(1).as_list::<i32>();
-    assert_eq!(tags.values().len(), 1, "the failed record's elements are gone");
+    assert_eq!(
+        tags.values().len(),
+        1,
+        "the failed record's elements are gone"
+    );
     assert_eq!(errors.len(), 7, "{errors:?}");
-    assert!(errors[0].contains("column tags[1].n:") && errors[0].contains("out of range for tinyint"), "{}", errors[0]);
-    assert!(errors[1].contains("column id:") && errors[1].contains("not a whole number"), "{}", errors[1]);
+    assert!(
+        errors[0].contains("column tags[1].n:") && errors[0].contains("out of range for tinyint"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("column id:") && errors[1].contains("not a whole number"),
+        "{}",
+        errors[1]
+    );
     assert!(errors[2].contains("top-level JSON array"), "{}", errors[2]);
-    assert_eq!(errors[3], "The record was empty or contained only whitespace.");
+    assert_eq!(
+        errors[3],
+        "The record was empty or contained only whitespace."
+    );
     assert!(errors[4].contains("invalid JSON"), "{}", errors[4]);
     assert!(errors[5].contains("duplicate key"), "{}", errors[5]);
     assert!(errors[6].contains("unexpected character"), "{}", errors[6]);
     let mut w = conv.writer(Vec::new()).expect("writer");
-    let why = w.append(b"{\"id\":\"\xff\"}").expect("io").expect_err("not UTF-8");
+    let why = w
+        .append(b"{\"id\":\"\xff\"}")
+        .expect("io")
+        .expect_err("not UTF-8");
     assert!(why.contains("not valid UTF-8"), "{why}");
 }
 
@@ -169,11 +209,19 @@ fn key_rules_of_the_openx_serde() {
         case_insensitive: true,
         dots_to_underscores: true,
     };
-    let conv = conversion(&[("a_b", "int"), ("ts", "string")], dots, &[("ts", "timestamp")]);
+    let conv = conversion(
+        &[("a_b", "int"), ("ts", "string")],
+        dots,
+        &[("ts", "timestamp")],
+    );
     let (batch, errors) = convert(&conv, &[r#"{"A.B":1,"timestamp":"t","ts":"not me"}"#]);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(batch.column(0).as_primitive::<Int32Type>().value(0), 1);
-    assert_eq!(batch.column(1).as_string::<i32>().value(0), "t", "the mapped key fills ts");
+    assert_eq!(
+        batch.column(1).as_string::<i32>().value(0),
+        "t",
+        "the mapped key fills ts"
+    );
 
     let strict = KeyRules {
         case_insensitive: false,
@@ -191,7 +239,10 @@ fn nested_json_in_a_string_column_is_kept_as_text() {
     let conv = conversion(&[("payload", "string"), ("n", "string")], OPENX, &[]);
     let (batch, errors) = convert(&conv, &[r#"{"payload":{"a":[1,2]},"n":12.50}"#]);
     assert!(errors.is_empty());
-    assert_eq!(batch.column(0).as_string::<i32>().value(0), r#"{"a":[1,2]}"#);
+    assert_eq!(
+        batch.column(0).as_string::<i32>().value(0),
+        r#"{"a":[1,2]}"#
+    );
     assert_eq!(batch.column(1).as_string::<i32>().value(0), "12.50");
 }
 
@@ -200,7 +251,9 @@ fn suspending_writes_row_groups_and_the_file_stays_valid() {
     let conv = conversion(&[("id", "bigint")], OPENX, &[]);
     let mut w = conv.writer(Vec::new()).expect("writer");
     for i in 0..10 {
-        w.append(format!("{{\"id\":{i}}}").as_bytes()).expect("io").expect("fits");
+        w.append(format!("{{\"id\":{i}}}").as_bytes())
+            .expect("io")
+            .expect("fits");
         if i % 3 == 2 {
             w.suspend().expect("suspends");
         }
@@ -208,6 +261,10 @@ fn suspending_writes_row_groups_and_the_file_stays_valid() {
     let file = w.finish().expect("finishes");
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("parquet");
     assert_eq!(builder.metadata().num_row_groups(), 4);
-    let rows: usize = builder.build().expect("reader").map(|b| b.expect("batch").num_rows()).sum();
+    let rows: usize = builder
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch").num_rows())
+        .sum();
     assert_eq!(rows, 10);
 }

@@ -152,7 +152,10 @@ impl TimestampRules {
             return Some(v);
         }
         let integer = t.bytes().all(|b| b.is_ascii_digit() || b == b'-');
-        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') {
+        if !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
             return self.from_number(t, integer);
         }
         None
@@ -234,7 +237,16 @@ fn default_text(text: &str) -> Option<i128> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn instant(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, nanos: i128, offset_s: i64) -> Option<i128> {
+fn instant(
+    y: i32,
+    mo: u32,
+    d: u32,
+    h: u32,
+    mi: u32,
+    s: u32,
+    nanos: i128,
+    offset_s: i64,
+) -> Option<i128> {
     let dt = NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_opt(h, mi, s)?;
     let secs = dt.and_utc().timestamp() - offset_s;
     Some(i128::from(secs) * NANOS + nanos)
@@ -326,11 +338,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn take_digits(&mut self, max: usize) -> Option<&'a str> {
-        let n = self
-            .rest()
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
+        let n = self.rest().bytes().take_while(u8::is_ascii_digit).count();
         if n == 0 || n > max {
             return None;
         }
@@ -401,8 +409,18 @@ impl<'a> Cursor<'a> {
 
     fn month_name(&mut self) -> Option<u32> {
         const NAMES: [&str; 12] = [
-            "january", "february", "march", "april", "may", "june", "july", "august",
-            "september", "october", "november", "december",
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
         ];
         let word: String = self
             .rest()
@@ -410,15 +428,19 @@ impl<'a> Cursor<'a> {
             .take_while(char::is_ascii_alphabetic)
             .collect();
         let lower = word.to_ascii_lowercase();
-        let m = NAMES
-            .iter()
-            .position(|n| lower.len() >= 3 && (*n == lower || (lower.len() == 3 && n.starts_with(&lower))))?;
+        let m = NAMES.iter().position(|n| {
+            lower.len() >= 3 && (*n == lower || (lower.len() == 3 && n.starts_with(&lower)))
+        })?;
         self.i += word.len();
         Some(m as u32 + 1)
     }
 
     fn skip_letters(&mut self) -> Option<()> {
-        let n = self.rest().bytes().take_while(u8::is_ascii_alphabetic).count();
+        let n = self
+            .rest()
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
         (n > 0).then(|| self.i += n)
     }
 
@@ -443,17 +465,37 @@ mod tests {
     #[test]
     fn aws_default_forms() {
         let r = TimestampRules::default();
-        assert_eq!(r.from_text("2017-02-07T15:13:01.39256Z"), Some(T * NANOS + 392_560_000));
-        assert_eq!(r.from_text("2017-02-07T15:13:01.123456789Z"), Some(T * NANOS + 123_456_789));
-        assert_eq!(r.from_text("2017-02-07 15:13:01.14"), Some(T * NANOS + 140_000_000));
+        assert_eq!(
+            r.from_text("2017-02-07T15:13:01.39256Z"),
+            Some(T * NANOS + 392_560_000)
+        );
+        assert_eq!(
+            r.from_text("2017-02-07T15:13:01.123456789Z"),
+            Some(T * NANOS + 123_456_789)
+        );
+        assert_eq!(
+            r.from_text("2017-02-07 15:13:01.14"),
+            Some(T * NANOS + 140_000_000)
+        );
         assert_eq!(r.from_text("2017-2-7 15:13:01"), Some(T * NANOS));
         assert_eq!(r.from_text("2017-02-07T17:13:01+02:00"), Some(T * NANOS));
         assert_eq!(r.from_text("2017-02-07T10:13:01-0500"), Some(T * NANOS));
         assert_eq!(r.from_number("1486480381", true), Some(T * NANOS));
-        assert_eq!(r.from_number("1486480381123", true), Some(T * NANOS + 123_000_000));
-        assert_eq!(r.from_number("1486480381.5", false), Some(T * NANOS + 500_000_000));
+        assert_eq!(
+            r.from_number("1486480381123", true),
+            Some(T * NANOS + 123_000_000)
+        );
+        assert_eq!(
+            r.from_number("1486480381.5", false),
+            Some(T * NANOS + 500_000_000)
+        );
         assert_eq!(r.from_text("1486480381"), Some(T * NANOS));
-        for bad in ["2017-02-30 00:00:00", "yesterday", "2017-02-07T15:13:01.1234567890Z", "2017-02-07"] {
+        for bad in [
+            "2017-02-30 00:00:00",
+            "yesterday",
+            "2017-02-07T15:13:01.1234567890Z",
+            "2017-02-07",
+        ] {
             assert_eq!(r.from_text(bad), None, "{bad}");
         }
     }
@@ -469,10 +511,23 @@ mod tests {
             ],
         };
         assert_eq!(r.from_text("07/Feb/2017:16:13:01 +0100"), Some(T * NANOS));
-        assert_eq!(r.from_text("20170207T151301.250"), Some(T * NANOS + 250_000_000));
-        assert_eq!(r.from_text("03:13 PM, 7 February 2017"), Some((T - 1) * NANOS));
-        assert_eq!(r.from_number("1486480381", true), Some(T * 1000 * 1_000_000 / 1000));
-        assert_eq!(r.from_text("2017-02-07 15:13:01"), Some(T * NANOS), "defaults still apply");
+        assert_eq!(
+            r.from_text("20170207T151301.250"),
+            Some(T * NANOS + 250_000_000)
+        );
+        assert_eq!(
+            r.from_text("03:13 PM, 7 February 2017"),
+            Some((T - 1) * NANOS)
+        );
+        assert_eq!(
+            r.from_number("1486480381", true),
+            Some(T * 1000 * 1_000_000 / 1000)
+        );
+        assert_eq!(
+            r.from_text("2017-02-07 15:13:01"),
+            Some(T * NANOS),
+            "defaults still apply"
+        );
         assert!(Format::parse("yyyy-MM-dd zzz").is_err());
         assert!(Format::parse("'open").is_err());
     }

@@ -229,7 +229,11 @@ pub fn decimal(text: &str, precision: u8, scale: u8) -> Option<Option<i128>> {
     if kept.len() > max {
         return Some(None);
     }
-    let mut v: i128 = if kept.is_empty() { 0 } else { kept.parse().ok()? };
+    let mut v: i128 = if kept.is_empty() {
+        0
+    } else {
+        kept.parse().ok()?
+    };
     if round_up {
         v += 1;
     }
@@ -252,7 +256,11 @@ mod tests {
         assert_eq!(decimal("1.5E-1", 4, 2), Some(Some(15)));
         assert_eq!(decimal("0.004", 4, 2), Some(Some(0)));
         assert_eq!(decimal("0.005", 4, 2), Some(Some(1)));
-        assert_eq!(decimal("99.995", 4, 2), Some(None), "rounds past the precision");
+        assert_eq!(
+            decimal("99.995", 4, 2),
+            Some(None),
+            "rounds past the precision"
+        );
         assert_eq!(decimal("99.994", 4, 2), Some(Some(9999)));
         assert_eq!(decimal("123", 4, 2), Some(None));
         assert_eq!(
@@ -268,14 +276,37 @@ mod tests {
 
     #[test]
     fn integers_check_their_range() {
-        let n = |t| Scalar::Num(Number { text: t, integer: true });
+        let n = |t| {
+            Scalar::Num(Number {
+                text: t,
+                integer: true,
+            })
+        };
         assert_eq!(int::<i8>(&n("127"), "tinyint"), Ok(127));
-        assert!(int::<i8>(&n("128"), "tinyint").unwrap_err().contains("out of range for tinyint"));
-        assert!(int::<i64>(&n("9223372036854775808"), "bigint").unwrap_err().contains("out of range"));
+        assert!(
+            int::<i8>(&n("128"), "tinyint")
+                .unwrap_err()
+                .contains("out of range for tinyint")
+        );
+        assert!(
+            int::<i64>(&n("9223372036854775808"), "bigint")
+                .unwrap_err()
+                .contains("out of range")
+        );
         assert_eq!(int::<i32>(&Scalar::Str(" 42 ".into()), "int"), Ok(42));
-        let frac = Scalar::Num(Number { text: "1.5", integer: false });
-        assert!(int::<i32>(&frac, "int").unwrap_err().contains("not a whole number"));
+        let frac = Scalar::Num(Number {
+            text: "1.5",
+            integer: false,
+        });
+        assert!(
+            int::<i32>(&frac, "int")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
         assert!(float::<f32>(&n("1e39"), "float").is_err());
-        assert_eq!(float::<f64>(&Scalar::Str("NaN".into()), "double").map(f64::is_nan), Ok(true));
+        assert_eq!(
+            float::<f64>(&Scalar::Str("NaN".into()), "double").map(f64::is_nan),
+            Ok(true)
+        );
     }
 }
