@@ -242,25 +242,6 @@ delivery_streams:
 }
 
 #[test]
-fn features_not_yet_built_are_named_not_ignored() {
-    let errs = errors(
-        "
-delivery_streams:
-  - name: x
-    source: {direct_put: {}}
-    destinations:
-      - directory: a
-        data_format_conversion: {}
-",
-    );
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(
-        errs.iter()
-            .all(|e| e.contains("not available in this version"))
-    );
-}
-
-#[test]
 fn yaml_syntax_error_has_position() {
     let errs = errors("delivery_streams: [\n  {name: x\n");
     assert_eq!(errs.len(), 1);
