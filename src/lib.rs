@@ -21,7 +21,9 @@
 //!   (flush on size / interval / flush / close), `stagers` (main or per-partition, error and
 //!   backup objects), `partition` (a record's partition from its keys), the `watermark` (when
 //!   the log cursor may move), `sink`s (`s3`, `directory`), `retry`.
-//! - `encode`: compression codecs (GZIP, ZIP, Snappy, HADOOP_SNAPPY).
+//! - `encode`: compression codecs (GZIP, ZIP, Snappy, HADOOP_SNAPPY) and `encode::parquet`, the
+//!   JSON -> Parquet format conversion (`schema` Hive types, `json` parser, `rows`/`values`
+//!   coercions, `columns` builders, `timestamp` parsing, `ParquetWriter`).
 //! - `aws`: SDK clients from the `aws` settings.
 //! - `metrics`: every metric name, Prometheus rendering.
 //! - `record`: the record type.

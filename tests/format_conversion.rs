@@ -271,6 +271,24 @@ fn every_hive_type_reads_back_exactly_in_pyarrow_and_duckdb() {
     assert!(message(6).contains("not a timestamp"), "{}", message(6));
     assert!(message(7).contains("column ti:"), "{}", message(7));
 
+    // DescribeDeliveryStream reports the conversion in AWS's shape.
+    let (status, v) = d.api("DescribeDeliveryStream", r#"{"DeliveryStreamName":"pq"}"#);
+    assert_eq!(status, 200, "{v}");
+    let ext =
+        &v["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"];
+    let conv = &ext["DataFormatConversionConfiguration"];
+    assert_eq!(conv["Enabled"], true);
+    assert_eq!(conv["SchemaConfiguration"]["TableName"], "events");
+    assert_eq!(
+        conv["InputFormatConfiguration"]["Deserializer"]["OpenXJsonSerDe"]["CaseInsensitive"],
+        true
+    );
+    let parquet = &conv["OutputFormatConfiguration"]["Serializer"]["ParquetSerDe"];
+    assert_eq!(parquet["Compression"], "SNAPPY");
+    assert_eq!(parquet["BlockSizeBytes"], 268435456);
+    assert_eq!(ext["CompressionFormat"], "UNCOMPRESSED");
+    assert_eq!(ext["FileExtension"], ".parquet");
+
     // Metrics count each record once.
     let series = |name: &str| format!("{name}{{delivery_stream=\"pq\",destination=\"0\"}}");
     assert_eq!(

@@ -8,6 +8,7 @@ use super::AppState;
 use super::error::AwsError;
 use super::firehose::{parse, stream};
 use crate::config::{DestinationConfig, KinesisStreamRef, SourceConfig, Target};
+use crate::encode::parquet::{Conversion, Deserializer, ParquetCompression};
 use crate::stream::DeliveryStream;
 
 #[derive(Deserialize)]
@@ -105,6 +106,9 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig) -> Value {
     if d.file_extension != d.compression.extension() {
         extended["FileExtension"] = json!(d.file_extension);
     }
+    if let Some(c) = &d.format_conversion {
+        extended["DataFormatConversionConfiguration"] = conversion(c, &role);
+    }
     if let Some(dir) = directory {
         extended["FirehosedDirectory"] = json!(dir);
     }
@@ -112,6 +116,59 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig) -> Value {
         "DestinationId": format!("destinationId-{:012}", index + 1),
         "S3DestinationDescription": s3,
         "ExtendedS3DestinationDescription": extended,
+    })
+}
+
+/// AWS's DataFormatConversionConfiguration of a destination.
+fn conversion(c: &Conversion, role: &str) -> Value {
+    let deserializer = match &c.deserializer {
+        Deserializer::OpenX => {
+            let mappings: serde_json::Map<String, Value> = c
+                .mappings
+                .iter()
+                .map(|(col, key)| (col.clone(), json!(key)))
+                .collect();
+            let mut openx = json!({
+                "CaseInsensitive": c.rules.keys.case_insensitive,
+                "ConvertDotsInJsonKeysToUnderscores": c.rules.keys.dots_to_underscores,
+            });
+            if !mappings.is_empty() {
+                openx["ColumnToJsonKeyMappings"] = Value::Object(mappings);
+            }
+            json!({"OpenXJsonSerDe": openx})
+        }
+        Deserializer::Hive(formats) => json!({"HiveJsonSerDe": {"TimestampFormats": formats}}),
+    };
+    let o = &c.options;
+    let compression = ParquetCompression::NAMES[match o.compression {
+        ParquetCompression::Uncompressed => 0,
+        ParquetCompression::Gzip => 1,
+        ParquetCompression::Snappy => 2,
+        ParquetCompression::Zstd => 3,
+    }];
+    let mut schema = json!({"RoleARN": role, "VersionId": "LATEST"});
+    for (key, value) in [
+        ("CatalogId", &c.table.catalog_id),
+        ("DatabaseName", &c.table.database),
+        ("TableName", &c.table.table),
+        ("Region", &c.table.region),
+    ] {
+        if let Some(v) = value {
+            schema[key] = json!(v);
+        }
+    }
+    json!({
+        "Enabled": true,
+        "SchemaConfiguration": schema,
+        "InputFormatConfiguration": {"Deserializer": deserializer},
+        "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {
+            "BlockSizeBytes": o.block_size_bytes,
+            "PageSizeBytes": o.page_size_bytes,
+            "Compression": compression,
+            "EnableDictionaryCompression": o.dictionary,
+            "MaxPaddingBytes": o.max_padding_bytes,
+            "WriterVersion": if o.v2 { "V2" } else { "V1" },
+        }}},
     })
 }
 

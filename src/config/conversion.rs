@@ -11,7 +11,7 @@ use super::yaml::{Kind, Mark, Node};
 use crate::encode::parquet::schema::{self, Column};
 use crate::encode::parquet::timestamp::{Format, TimestampRules};
 use crate::encode::parquet::{
-    CatalogTable, Conversion, KeyRules, ParquetCompression, ParquetOptions, Rules,
+    CatalogTable, Conversion, Deserializer, KeyRules, ParquetCompression, ParquetOptions, Rules,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -56,13 +56,9 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Arc<Conve
         return Some(None);
     }
     let mappings = input.mappings.into_iter().map(|(c, k, _)| (c, k)).collect();
-    Some(Some(Arc::new(Conversion::new(
-        columns,
-        input.rules,
-        mappings,
-        options,
-        table,
-    ))))
+    let mut conversion = Conversion::new(columns, input.rules, mappings, options, table);
+    conversion.deserializer = input.deserializer;
+    Some(Some(Arc::new(conversion)))
 }
 
 fn decode_schema(ctx: &mut Ctx, node: &Node, path: Path) -> Option<(Vec<Column>, CatalogTable)> {
@@ -220,6 +216,7 @@ fn glue_file(ctx: &mut Ctx, mark: Mark, path: &Path, file: &str) -> Option<Vec<C
 struct Input {
     rules: Rules,
     mappings: Vec<(String, String, Mark)>,
+    deserializer: Deserializer,
 }
 
 impl Default for Input {
@@ -233,6 +230,7 @@ impl Default for Input {
                 timestamps: TimestampRules::default(),
             },
             mappings: Vec::new(),
+            deserializer: Deserializer::OpenX,
         }
     }
 }
@@ -316,7 +314,7 @@ fn decode_hive(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
             for (i, item) in items.iter().enumerate() {
                 let text = ctx.string(item, &path.index(i))?;
                 match Format::parse(&text) {
-                    Ok(f) => formats.push(f),
+                    Ok(f) => formats.push((f, text)),
                     Err(e) => {
                         ctx.error(item.mark, &path.index(i), e);
                         return None;
@@ -328,8 +326,10 @@ fn decode_hive(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
         None => Some(Vec::new()),
     };
     m.finish(ctx);
+    let (formats, texts): (Vec<Format>, Vec<String>) = formats?.into_iter().unzip();
     let mut input = Input::default();
-    input.rules.timestamps = TimestampRules { formats: formats? };
+    input.rules.timestamps = TimestampRules { formats };
+    input.deserializer = Deserializer::Hive(texts);
     Some(input)
 }
 

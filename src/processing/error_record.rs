@@ -165,4 +165,45 @@ mod tests {
             "arn:aws:lambda:us-east-1:000000000000:function:x"
         );
     }
+
+    #[test]
+    fn a_conversion_failure_names_the_kinesis_record_and_the_table() {
+        use crate::record::KinesisMeta;
+        use std::sync::Arc;
+        let original = Record {
+            data: Bytes::from_static(b"{\"ti\":300}"),
+            arrival_ms: 1627921286181,
+            seq: 3,
+            sub: 0,
+            kinesis: Some(Arc::new(KinesisMeta {
+                shard_id: "shardId-000000000000".into(),
+                partition_key: "k".into(),
+                sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
+                subsequence_number: 2,
+                approximate_arrival_ms: 1627921286181,
+            })),
+        };
+        let table = crate::encode::parquet::CatalogTable {
+            database: Some("db".into()),
+            table: Some("t".into()),
+            ..Default::default()
+        };
+        let out = format_conversion_failed(&original, "column ti: out of range", &table);
+        assert_eq!(out.output_type, "format-conversion-failed");
+        let v: serde_json::Value = serde_json::from_slice(&out.line.data).expect("json");
+        assert_eq!(v["lastErrorCode"], MALFORMED_DATA);
+        assert_eq!(v["lastErrorMessage"], "column ti: out of range");
+        assert_eq!(
+            v["sequenceNumber"],
+            "49590338271490256608559692538361571095921575989136588898"
+        );
+        assert_eq!(v["subSequenceNumber"], 2);
+        assert_eq!(v["rawData"], "eyJ0aSI6MzAwfQ==");
+        assert_eq!(v["dataCatalogTable"]["databaseName"], "db");
+        assert_eq!(v["dataCatalogTable"]["catalogId"], serde_json::Value::Null);
+        assert!(
+            v.get("errorCode").is_none(),
+            "conversion errors use lastErrorCode"
+        );
+    }
 }

@@ -118,6 +118,16 @@ pub struct CatalogTable {
     pub region: Option<String>,
 }
 
+/// Which SerDe the configuration named (reported by DescribeDeliveryStream; the rules it
+/// implies are in `Rules`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Deserializer {
+    #[default]
+    OpenX,
+    /// With its `timestamp_formats` as written.
+    Hive(Vec<String>),
+}
+
 /// A destination's format conversion, ready to make writers.
 #[derive(Debug)]
 pub struct Conversion {
@@ -127,6 +137,7 @@ pub struct Conversion {
     pub mappings: Vec<(String, String)>,
     pub options: ParquetOptions,
     pub table: CatalogTable,
+    pub deserializer: Deserializer,
     schema: SchemaRef,
     properties: WriterProperties,
 }
@@ -147,6 +158,7 @@ impl Conversion {
             properties: options.properties(),
             options,
             table,
+            deserializer: Deserializer::default(),
             schema,
         }
     }

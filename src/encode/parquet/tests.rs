@@ -268,3 +268,66 @@ fn suspending_writes_row_groups_and_the_file_stays_valid() {
         .sum();
     assert_eq!(rows, 10);
 }
+
+/// Mutated records (bytes flipped, inserted, cut) never panic, never leave half a record in the
+/// builders, and are accepted only when serde_json also reads them as a run of objects.
+#[test]
+fn mutated_records_fail_cleanly_and_agree_with_serde_json() {
+    let conv = conversion(
+        &[
+            ("a", "int"),
+            ("s", "string"),
+            ("l", "array<struct<x:double,t:timestamp>>"),
+            ("m", "map<string,decimal(5,2)>"),
+        ],
+        OPENX,
+        &[],
+    );
+    let seeds = [
+        r#"{"a":1,"s":"x\u00e9","l":[{"x":1.5,"t":"2024-05-01T00:00:00Z"}],"m":{"k":"1.25"}}"#,
+        r#"{"a":-7,"s":null,"l":[],"m":{}} {"a":2}"#,
+        r#"{"zzz":[1,{"y":[true,false,null]}],"s":"plain"}"#,
+    ];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut w = conv.writer(Vec::new()).expect("writer");
+    let mut accepted = 0;
+    for round in 0..20_000 {
+        let mut bytes = seeds[round % seeds.len()].as_bytes().to_vec();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() as usize) % (bytes.len() + 1);
+            match next() % 3 {
+                0 if at < bytes.len() => bytes[at] = b"{}[]\",:0-.e\\ntfu1"[(next() % 17) as usize],
+                1 => bytes.insert(at, b"{}[]\",:0-.e\\ntfu1"[(next() % 17) as usize]),
+                _ => bytes.truncate(at),
+            }
+        }
+        let before = w.root.len();
+        match w.append(&bytes).expect("no I/O") {
+            Ok(rows) => {
+                accepted += 1;
+                assert_eq!(w.root.len(), before + rows);
+                let text = std::str::from_utf8(&bytes).expect("accepted means UTF-8");
+                let values: Result<Vec<serde_json::Value>, _> =
+                    serde_json::Deserializer::from_str(text)
+                        .into_iter()
+                        .collect();
+                let values = values.unwrap_or_else(|e| panic!("serde_json rejects {text:?}: {e}"));
+                assert_eq!(values.len(), rows, "{text}");
+                assert!(values.iter().all(serde_json::Value::is_object), "{text}");
+            }
+            Err(_) => assert_eq!(w.root.len(), before, "a failed record left rows behind"),
+        }
+    }
+    assert!(
+        accepted > 100,
+        "the mutations keep some records valid ({accepted})"
+    );
+    let file = w.finish().expect("the file still finishes");
+    ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("and reads back");
+}

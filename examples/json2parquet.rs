@@ -1,0 +1,71 @@
+//! Converts a file of newline-delimited JSON records into one Parquet file with firehosed's
+//! format conversion (the code the daemon's staging runs), on one thread, and prints its speed.
+//! The comparison run of BENCHMARKS.md (bench/parquet.sh) times it next to pyarrow.
+//!
+//! usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT.parquet
+//!   SCHEMA.json: Glue's column layout, {"Columns":[{"Name":..,"Type":..}]}
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use firehosed::encode::parquet::schema::{self, Column};
+use firehosed::encode::parquet::timestamp::TimestampRules;
+use firehosed::encode::parquet::{CatalogTable, Conversion, KeyRules, ParquetOptions, Rules};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, schema_file, input, output] = &args[..] else {
+        bail!("usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT.parquet");
+    };
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_file).context("schema file")?)?;
+    let columns = doc["Columns"]
+        .as_array()
+        .context("Columns")?
+        .iter()
+        .map(|c| {
+            let name = c["Name"].as_str().context("Name")?.to_lowercase();
+            let ty =
+                schema::parse(c["Type"].as_str().context("Type")?).map_err(anyhow::Error::msg)?;
+            Ok(Column { name, ty })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let conversion = Arc::new(Conversion::new(
+        columns,
+        Rules {
+            keys: KeyRules {
+                case_insensitive: true,
+                dots_to_underscores: false,
+            },
+            timestamps: TimestampRules::default(),
+        },
+        Vec::new(),
+        ParquetOptions::DEFAULT,
+        CatalogTable::default(),
+    ));
+    let start = Instant::now();
+    let data = std::fs::read(input).context("input")?;
+    let out = std::io::BufWriter::with_capacity(
+        256 * 1024,
+        std::fs::File::create(output).context("output")?,
+    );
+    let mut writer = conversion.writer(out)?;
+    let (mut rows, mut failed) = (0usize, 0usize);
+    for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        match writer.append(line)? {
+            Ok(n) => rows += n,
+            Err(_) => failed += 1,
+        }
+    }
+    let mut file = writer.finish()?;
+    std::io::Write::flush(&mut file)?;
+    let secs = start.elapsed().as_secs_f64();
+    let size = std::fs::metadata(output)?.len();
+    println!(
+        "{{\"rows\":{rows},\"failed\":{failed},\"input_bytes\":{},\"output_bytes\":{size},\"seconds\":{secs:.3},\"mb_per_s\":{:.1}}}",
+        data.len(),
+        data.len() as f64 / 1e6 / secs
+    );
+    Ok(())
+}
