@@ -2,7 +2,7 @@
 # JSON -> Parquet speed: firehosed's conversion (examples/json2parquet.rs, the code staging
 # runs, one thread) next to pyarrow (pyarrow.json.read_json + pyarrow.parquet.write_table, the
 # pinned version of tests/requirements.txt) on the same file of realistic ~1 KiB events, in the
-# same run, SNAPPY both. Best of 3 each; pyarrow on one core and on all cores.
+# same run, SNAPPY both. Best of 3 interleaved rounds; pyarrow on one core and on all cores.
 # usage: bench/parquet.sh [records=100000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,17 +14,15 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-parquet.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 "$py" bench/parquet/make_events.py "$work/events.ndjson" "$work/schema.json" "$n"
 echo "input: $n records, $(du -m "$work/events.ndjson" | cut -f1) MiB; firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores"
-best() { # best MB/s of 3 runs of a command printing {"mb_per_s":..}
-  local b=0 r
-  for _ in 1 2 3; do
-    r=$("$@" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["mb_per_s"])')
-    b=$("$py" -c "print(max($b, $r))")
-  done
-  echo "$b"
-}
-fh=$(best target/release/examples/json2parquet "$work/schema.json" "$work/events.ndjson" "$work/fh.parquet")
-pa1=$(best "$py" bench/parquet/pyarrow_convert.py "$work/events.ndjson" "$work/pa.parquet" 1)
-pan=$(best "$py" bench/parquet/pyarrow_convert.py "$work/events.ndjson" "$work/pa.parquet" all)
+# Three rounds, each running all three converters in turn (so a slower moment of this shared
+# machine hits them alike); the best MB/s of each.
+mbs() { "$@" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["mb_per_s"])'; }
+fh=0; pa1=0; pan=0
+for _ in 1 2 3; do
+  fh=$("$py" -c "print(max($fh, $(mbs target/release/examples/json2parquet "$work/schema.json" "$work/events.ndjson" "$work/fh.parquet")))")
+  pa1=$("$py" -c "print(max($pa1, $(mbs "$py" bench/parquet/pyarrow_convert.py "$work/events.ndjson" "$work/pa.parquet" 1)))")
+  pan=$("$py" -c "print(max($pan, $(mbs "$py" bench/parquet/pyarrow_convert.py "$work/events.ndjson" "$work/pa.parquet" all)))")
+done
 printf "%-34s %8s\n" converter MB/s
 printf "%-34s %8s\n" "firehosed (1 thread)" "$fh"
 printf "%-34s %8s\n" "pyarrow $("$py" -c 'import pyarrow; print(pyarrow.__version__)') (1 core)" "$pa1"

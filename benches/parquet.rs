@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use firehosed::encode::parquet::schema::{Column, parse};
-use firehosed::encode::parquet::timestamp::TimestampRules;
 use firehosed::encode::parquet::{
-    CatalogTable, Conversion, KeyRules, ParquetCompression, ParquetOptions, Rules,
+    CatalogTable, Conversion, ParquetCompression, ParquetOptions, Rules,
 };
 
 #[path = "common/records.rs"]
@@ -31,13 +30,7 @@ fn conversion(compression: ParquetCompression) -> Arc<Conversion> {
     .collect();
     Arc::new(Conversion::new(
         columns,
-        Rules {
-            keys: KeyRules {
-                case_insensitive: true,
-                dots_to_underscores: false,
-            },
-            timestamps: TimestampRules::default(),
-        },
+        Rules::default(),
         Vec::new(),
         ParquetOptions {
             compression,

@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use firehosed::encode::parquet::schema::{self, Column};
-use firehosed::encode::parquet::timestamp::TimestampRules;
-use firehosed::encode::parquet::{CatalogTable, Conversion, KeyRules, ParquetOptions, Rules};
+use firehosed::encode::parquet::{CatalogTable, Conversion, ParquetOptions, Rules};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -33,13 +32,7 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let conversion = Arc::new(Conversion::new(
         columns,
-        Rules {
-            keys: KeyRules {
-                case_insensitive: true,
-                dots_to_underscores: false,
-            },
-            timestamps: TimestampRules::default(),
-        },
+        Rules::default(),
         Vec::new(),
         ParquetOptions::DEFAULT,
         CatalogTable::default(),
@@ -52,7 +45,14 @@ fn main() -> anyhow::Result<()> {
     );
     let mut writer = conversion.writer(out)?;
     let (mut rows, mut failed) = (0usize, 0usize);
-    for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+    let mut rest = &data[..];
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = &rest[(end + 1).min(rest.len())..];
+        if line.is_empty() {
+            continue;
+        }
         match writer.append(line)? {
             Ok(n) => rows += n,
             Err(_) => failed += 1,

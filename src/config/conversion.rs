@@ -222,13 +222,7 @@ struct Input {
 impl Default for Input {
     fn default() -> Self {
         Input {
-            rules: Rules {
-                keys: KeyRules {
-                    case_insensitive: true,
-                    dots_to_underscores: false,
-                },
-                timestamps: TimestampRules::default(),
-            },
+            rules: Rules::default(),
             mappings: Vec::new(),
             deserializer: Deserializer::OpenX,
         }

@@ -79,7 +79,9 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType> Prim<T> {
     }
 
     fn finish<A: ArrowPrimitiveType<Native = T>>(&mut self) -> PrimitiveArray<A> {
-        let values = ScalarBuffer::from(std::mem::take(&mut self.values));
+        // The next batch is likely as large: start it with the room this one needed.
+        let next = Vec::with_capacity(self.values.len());
+        let values = ScalarBuffer::from(std::mem::replace(&mut self.values, next));
         PrimitiveArray::<A>::new(values, self.valid.finish())
     }
 }
@@ -123,8 +125,11 @@ impl Bytes {
     }
 
     fn take(&mut self) -> (OffsetBuffer<i32>, Buffer, Option<NullBuffer>) {
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
-        let data = std::mem::take(&mut self.data);
+        let mut next_offsets = Vec::with_capacity(self.offsets.len());
+        next_offsets.push(0);
+        let offsets = std::mem::replace(&mut self.offsets, next_offsets);
+        let next_data = Vec::with_capacity(self.data.len());
+        let data = std::mem::replace(&mut self.data, next_data);
         (
             OffsetBuffer::new(ScalarBuffer::from(offsets)),
             Buffer::from_vec(data),
@@ -160,18 +165,36 @@ impl Hasher for Fnv {
 #[derive(Debug, Default)]
 pub struct Lookup {
     by_key: HashMap<String, usize, BuildHasherDefault<Fnv>>,
+    /// The key of each field, by field index.
+    keys: Vec<String>,
 }
 
 impl Lookup {
-    pub fn insert(&mut self, key: String, field: usize) {
-        self.by_key.insert(key, field);
+    fn new(keys: Vec<String>) -> Self {
+        let by_key = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i))
+            .collect();
+        Lookup { by_key, keys }
     }
 
-    pub fn remove(&mut self, key: &str) {
-        self.by_key.remove(key);
+    /// Field `field` is filled from `key` instead of its own name.
+    pub fn rename(&mut self, field: usize, key: String) {
+        if let Some(old) = self.keys.get_mut(field) {
+            self.by_key.remove(old.as_str());
+            self.by_key.insert(key.clone(), field);
+            *old = key;
+        }
     }
 
-    pub fn get(&self, key: &str) -> Option<usize> {
+    /// The field `key` fills. `hint` is the field expected next (keys mostly come in the same
+    /// order in every record): when it matches, no hashing is needed.
+    #[inline]
+    pub fn get(&self, key: &str, hint: usize) -> Option<usize> {
+        if self.keys.get(hint).is_some_and(|k| k == key) {
+            return Some(hint);
+        }
         self.by_key.get(key).copied()
     }
 }
@@ -293,10 +316,7 @@ impl Builder {
         unit: TimeUnit,
         key_of: &dyn Fn(&str) -> String,
     ) -> Builder {
-        let mut lookup = Lookup::default();
-        for (i, (name, _)) in fields.iter().enumerate() {
-            lookup.insert(key_of(name), i);
-        }
+        let lookup = Lookup::new(fields.iter().map(|(name, _)| key_of(name)).collect());
         Builder::Struct {
             valid: Validity::new(),
             children: fields

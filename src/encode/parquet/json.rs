@@ -39,6 +39,38 @@ pub struct Number<'a> {
     pub integer: bool,
 }
 
+/// The first position at or after `i` holding `"`, `\\` or a control character (or the end):
+/// eight bytes at a time.
+#[inline]
+fn find_special(b: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let quote = x ^ (LO * u64::from(b'"'));
+        let slash = x ^ (LO * u64::from(b'\\'));
+        // A zero byte in `quote`/`slash`, or a byte below 0x20 in `x`; the lowest flag is always
+        // a true match (false flags only sit above one).
+        let hits = ((quote.wrapping_sub(LO) & !quote)
+            | (slash.wrapping_sub(LO) & !slash)
+            | (x.wrapping_sub(LO * 0x20) & !x))
+            & HI;
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
 pub struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -191,43 +223,29 @@ impl<'a> Parser<'a> {
         if self.b.get(self.i) != Some(&b'"') {
             return self.fail("expected a string");
         }
-        self.i += 1;
-        let start = self.i;
+        let start = self.i + 1;
         let b = self.b;
-        let mut i = start;
-        // Fast path: no escapes.
+        // Unescaped runs are copied whole; `out` exists only once an escape is met.
+        let mut out: Option<String> = None;
+        let mut run = start;
         loop {
+            let i = find_special(b, run);
             match b.get(i) {
                 Some(b'"') => {
                     self.i = i + 1;
-                    return Ok(Cow::Borrowed(&self.s[start..i]));
-                }
-                Some(b'\\') => break,
-                Some(&c) if c < 0x20 => {
-                    self.i = i;
-                    return self.fail("control character in a string");
-                }
-                Some(_) => i += 1,
-                None => {
-                    self.i = i;
-                    return self.fail("unterminated string");
-                }
-            }
-        }
-        let mut out = String::with_capacity(i - start + 16);
-        out.push_str(&self.s[start..i]);
-        let mut run = i;
-        loop {
-            match b.get(i) {
-                Some(b'"') => {
-                    out.push_str(&self.s[run..i]);
-                    self.i = i + 1;
-                    return Ok(Cow::Owned(out));
+                    let tail = &self.s[run..i];
+                    return Ok(match out {
+                        None => Cow::Borrowed(tail),
+                        Some(mut o) => {
+                            o.push_str(tail);
+                            Cow::Owned(o)
+                        }
+                    });
                 }
                 Some(b'\\') => {
-                    out.push_str(&self.s[run..i]);
-                    i += 1;
-                    let c = match b.get(i) {
+                    let o = out.get_or_insert_with(|| String::with_capacity(i - start + 16));
+                    o.push_str(&self.s[run..i]);
+                    let c = match b.get(i + 1) {
                         Some(b'"') => '"',
                         Some(b'\\') => '\\',
                         Some(b'/') => '/',
@@ -237,25 +255,24 @@ impl<'a> Parser<'a> {
                         Some(b'r') => '\r',
                         Some(b't') => '\t',
                         Some(b'u') => {
-                            self.i = i + 1;
+                            self.i = i + 2;
                             let c = self.unicode_escape()?;
-                            i = self.i - 1;
-                            c
+                            o.push(c);
+                            run = self.i;
+                            continue;
                         }
                         _ => {
-                            self.i = i;
+                            self.i = i + 1;
                             return self.fail("unknown escape");
                         }
                     };
-                    out.push(c);
-                    i += 1;
-                    run = i;
+                    o.push(c);
+                    run = i + 2;
                 }
-                Some(&c) if c < 0x20 => {
+                Some(_) => {
                     self.i = i;
                     return self.fail("control character in a string");
                 }
-                Some(_) => i += 1,
                 None => {
                     self.i = i;
                     return self.fail("unterminated string");
@@ -447,6 +464,29 @@ mod tests {
         assert!(!p.number().expect("n").integer);
         assert!(!p.next_element(false).expect("end"));
         assert!(p.at_end());
+    }
+
+    #[test]
+    fn the_word_scan_finds_what_the_byte_scan_finds() {
+        let mut x: u64 = 12345;
+        for _ in 0..5000 {
+            let len = (x % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Mostly plain text, sometimes a quote, a backslash, a control or high byte.
+                    [b'a', b'z', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xe9, b'!'][(x % 10) as usize]
+                })
+                .collect();
+            for start in 0..=len {
+                let naive = (start..len)
+                    .find(|&i| bytes[i] == b'"' || bytes[i] == b'\\' || bytes[i] < 0x20)
+                    .unwrap_or(len);
+                assert_eq!(find_special(&bytes, start), naive, "{bytes:?} from {start}");
+            }
+        }
     }
 
     #[test]

@@ -185,8 +185,7 @@ impl Conversion {
         if let Builder::Struct { lookup, names, .. } = &mut root {
             for (column, key) in &self.mappings {
                 if let Some(i) = names.iter().position(|n| n == column) {
-                    lookup.remove(&key_of(column));
-                    lookup.insert(key_of(key), i);
+                    lookup.rename(i, key_of(key));
                 }
             }
         }

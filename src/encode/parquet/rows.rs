@@ -41,6 +41,19 @@ pub struct Rules {
     pub timestamps: TimestampRules,
 }
 
+impl Default for Rules {
+    /// The OpenX JSON SerDe's defaults (case-insensitive keys, dots kept, AWS's timestamps).
+    fn default() -> Self {
+        Rules {
+            keys: KeyRules {
+                case_insensitive: true,
+                dots_to_underscores: false,
+            },
+            timestamps: TimestampRules::default(),
+        }
+    }
+}
+
 /// Why a value does not fit, and where.
 struct Fail {
     /// Innermost first.
@@ -159,11 +172,11 @@ impl Seen {
     }
 }
 
-fn find(lookup: &Lookup, key: &str, rules: &KeyRules) -> Option<usize> {
-    lookup.get(key).or_else(|| {
+fn find(lookup: &Lookup, key: &str, rules: &KeyRules, hint: usize) -> Option<usize> {
+    lookup.get(key, hint).or_else(|| {
         let k = rules.normalize(key);
         match k {
-            Cow::Owned(k) => lookup.get(&k),
+            Cow::Owned(k) => lookup.get(&k, hint),
             Cow::Borrowed(_) => None,
         }
     })
@@ -189,10 +202,12 @@ fn read_struct(
     p.begin_object()?;
     let mut seen = Seen::new(children.len());
     let mut first = true;
+    let mut hint = 0;
     while let Some(key) = p.next_key(first)? {
         first = false;
-        match find(lookup, &key, &rules.keys) {
+        match find(lookup, &key, &rules.keys, hint) {
             Some(i) => {
+                hint = i + 1;
                 if !seen.mark(i) {
                     return Err(
                         Fail::from(format!("duplicate key {key:?}")).within(names[i].clone())
