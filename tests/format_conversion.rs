@@ -90,6 +90,7 @@ const ALL_TYPES: &str = "
               columns:
                 - {name: s, type: string}
                 - {name: vc, type: varchar(4)}
+                - {name: ch, type: char(2)}
                 - {name: flag, type: boolean}
                 - {name: ti, type: tinyint}
                 - {name: si, type: smallint}
@@ -128,7 +129,7 @@ delivery_streams:
 #[test]
 fn every_hive_type_reads_back_exactly_in_pyarrow_and_duckdb() {
     let d = Daemon::start(&all_types_config(""));
-    let full = r#"{"s":"héllo \"world\"","vc":"truncated","flag":true,"ti":-128,"si":32767,"i":2147483647,"bi":-9223372036854775808,"f":1.5,"d":-2.25e-3,"price":"123456789.0125","day":"2024-02-29","ts":"2024-05-01T13:07:42.123456789Z","bin":"AAEC/w==","tags":["a",null,"c"],"counts":{"x":1,"y":null},"USERINFO":{"Name":"Ann","age":41,"emails":[]},"unknown":{"deep":[1,2,{"x":null}]}}"#;
+    let full = r#"{"s":"héllo \"world\"","vc":"truncated","ch":"éxyz","flag":true,"ti":-128,"si":32767,"i":2147483647,"bi":-9223372036854775808,"f":1.5,"d":-2.25e-3,"price":"123456789.0125","day":"2024-02-29","ts":"2024-05-01T13:07:42.123456789Z","bin":"AAEC/w==","tags":["a",null,"c"],"counts":{"x":1,"y":null},"USERINFO":{"Name":"Ann","age":41,"emails":[]},"unknown":{"deep":[1,2,{"x":null}]}}"#;
     let invalid = r#"{"s":"a","i":1,,"f":2}"#;
     // OpenX coercions: numbers from strings, strings from numbers, epoch seconds and millis.
     let coerced = r#"{"s":12.50,"vc":"ab","flag":"FALSE","ti":"7","si":-1,"i":"42","bi":"9000000000","f":"3.25","d":1,"price":7,"day":"2024-1-5","ts":1714568862,"userinfo":{"name":{"nested":"json"}}}"#;
@@ -169,7 +170,7 @@ fn every_hive_type_reads_back_exactly_in_pyarrow_and_duckdb() {
     assert_eq!(
         read.pyarrow_types,
         json!({
-            "s": "string", "vc": "string", "flag": "bool", "ti": "int8", "si": "int16",
+            "s": "string", "vc": "string", "ch": "string", "flag": "bool", "ti": "int8", "si": "int16",
             "i": "int32", "bi": "int64", "f": "float", "d": "double",
             "price": "decimal128(12, 3)", "day": "date32[day]", "ts": "timestamp[us]",
             "bin": "binary", "tags": "list<element: string>",
@@ -180,7 +181,7 @@ fn every_hive_type_reads_back_exactly_in_pyarrow_and_duckdb() {
     assert_eq!(
         read.duckdb_types,
         json!({
-            "s": "VARCHAR", "vc": "VARCHAR", "flag": "BOOLEAN", "ti": "TINYINT",
+            "s": "VARCHAR", "vc": "VARCHAR", "ch": "VARCHAR", "flag": "BOOLEAN", "ti": "TINYINT",
             "si": "SMALLINT", "i": "INTEGER", "bi": "BIGINT", "f": "FLOAT", "d": "DOUBLE",
             "price": "DECIMAL(12,3)", "day": "DATE", "ts": "TIMESTAMP", "bin": "BLOB",
             "tags": "VARCHAR[]", "counts": "MAP(VARCHAR, BIGINT)",
@@ -189,7 +190,7 @@ fn every_hive_type_reads_back_exactly_in_pyarrow_and_duckdb() {
     );
     let nulls = |overrides: Value| {
         let mut row = json!({
-            "s": null, "vc": null, "flag": null, "ti": null, "si": null, "i": null,
+            "s": null, "vc": null, "ch": null, "flag": null, "ti": null, "si": null, "i": null,
             "bi": null, "f": null, "d": null, "price": null, "day": null, "ts": null,
             "bin": null, "tags": null, "counts": null, "userinfo": null
         });
@@ -200,7 +201,7 @@ fn every_hive_type_reads_back_exactly_in_pyarrow_and_duckdb() {
     };
     let expected = vec![
         nulls(json!({
-            "s": "héllo \"world\"", "vc": "trun", "flag": true, "ti": -128, "si": 32767,
+            "s": "héllo \"world\"", "vc": "trun", "ch": "éx", "flag": true, "ti": -128, "si": 32767,
             "i": 2147483647, "bi": -9223372036854775808i64, "f": 1.5, "d": -0.00225,
             "price": "123456789.013", "day": "2024-02-29", "ts": "2024-05-01T13:07:42.123456",
             "bin": "AAEC/w==", "tags": ["a", null, "c"], "counts": {"x": 1, "y": null},
@@ -496,6 +497,55 @@ delivery_streams:
         decode_raw(&conversion[0]).trim_end(),
         r#"{"id":"four","action":"keep","processed":true}"#
     );
+}
+
+#[test]
+fn kill_9_with_a_parquet_object_half_written_loses_nothing() {
+    let d = Daemon::start(&all_types_config("row_group_buffer_mib: 1"));
+    // Random text, so row groups fill and go to the staging file before the kill.
+    let mut seed = 7u64;
+    let records: Vec<String> = (0..20_000)
+        .map(|i| {
+            let s: String = (0..200)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    char::from(b'a' + (seed >> 59) as u8 % 26)
+                })
+                .collect();
+            format!(r#"{{"bi":{i},"s":"{s}"}}"#)
+        })
+        .collect();
+    for chunk in records.chunks(5000) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        post(&d, "pq", &refs);
+    }
+    // The open object already holds row groups on disk.
+    let staging = d.dir.path().join("state/staging");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let staged = loop {
+        let size: u64 = files_under(&staging)
+            .iter()
+            .filter(|k| k.ends_with(".part"))
+            .filter_map(|k| std::fs::metadata(staging.join(k)).ok())
+            .map(|m| m.len())
+            .sum();
+        if size > 1024 * 1024 || std::time::Instant::now() > deadline {
+            break size;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(staged > 1024 * 1024, "row groups were on disk before the kill ({staged} bytes)");
+    let d = d.restart();
+    d.flush("pq");
+    let out = d.dir.path().join("out");
+    let read = read_parquet(&files(&out, "20"));
+    let mut ids: Vec<i64> = read
+        .rows
+        .iter()
+        .map(|r| r["bi"].as_i64().expect("bi"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..20_000).collect::<Vec<i64>>(), "every acknowledged record, once");
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Arc<Conve
         None => Some(ParquetOptions::DEFAULT),
     };
     let path = m.path.clone();
+    let mark = m.mark();
     m.finish(ctx);
     let (enabled, (columns, table), input, options) = (enabled?, schema?, input?, output?);
     for (column, _, mark) in &input.mappings {
@@ -58,6 +59,10 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Arc<Conve
     let mappings = input.mappings.into_iter().map(|(c, k, _)| (c, k)).collect();
     let mut conversion = Conversion::new(columns, input.rules, mappings, options, table);
     conversion.deserializer = input.deserializer;
+    if let Some(why) = conversion.key_collision() {
+        ctx.error(mark, &path, why);
+        return None;
+    }
     Some(Some(Arc::new(conversion)))
 }
 
@@ -121,6 +126,10 @@ fn decode_columns(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Vec<Column>>
             (Some(name), Some((ty, tmark))) => raw.push((name, ty, mark, tmark, cpath)),
             _ => ok = false,
         }
+    }
+    if items.is_empty() {
+        ctx.error(node.mark, &path, "the schema needs at least one column");
+        return None;
     }
     let columns = check_columns(ctx, raw);
     if ok { columns } else { None }

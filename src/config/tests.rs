@@ -526,6 +526,35 @@ fn format_conversion_errors_name_key_and_column() {
         "{all}"
     );
     let all = errors(&format!(
+        "{MINIMAL}        data_format_conversion:
+          schema: {{columns: [{{name: a, type: int}}, {{name: b, type: int}}, {{name: c, type: int}}]}}
+          input: {{openx_json: {{column_to_json_key_mappings: {{c: b}}}}}}
+"
+    ))
+    .join("\n");
+    assert!(
+        all.contains("columns \"b\" and \"c\" are both filled from the JSON key \"b\""),
+        "{all}"
+    );
+    let all = errors(&format!(
+        "{MINIMAL}        data_format_conversion:
+          schema: {{columns: [{{name: s, type: 'struct<`a.b`:int,a_b:int>'}}]}}
+          input: {{openx_json: {{convert_dots_in_json_keys_to_underscores: true}}}}
+"
+    ))
+    .join("\n");
+    assert!(all.contains("struct fields \"a.b\" and \"a_b\""), "{all}");
+    let all = errors(&format!(
+        "{MINIMAL}        data_format_conversion:
+          schema: {{columns: []}}
+"
+    ))
+    .join("\n");
+    assert!(
+        all.contains("schema.columns: the schema needs at least one column"),
+        "{all}"
+    );
+    let all = errors(&format!(
         "{MINIMAL}        data_format_conversion: {{}}
 "
     ))

@@ -552,4 +552,91 @@ mod tests {
         assert!(o.key.contains("s-1-1970-01-01-00-00-01-"), "{}", o.key);
         assert!(clear_leftovers(dir.path()).expect("clears") >= 1);
     }
+
+    fn parquet_stager(dir: &Path) -> Stager {
+        use crate::encode::parquet::schema::{Column, HiveType};
+        use crate::encode::parquet::{CatalogTable, Conversion, ParquetOptions, Rules};
+        let conversion = Arc::new(Conversion::new(
+            vec![Column {
+                name: "id".into(),
+                ty: HiveType::BigInt,
+            }],
+            Rules::default(),
+            Vec::new(),
+            ParquetOptions::DEFAULT,
+            CatalogTable::default(),
+        ));
+        Stager::new(
+            dir.to_path_buf(),
+            naming(),
+            Compression::Uncompressed,
+            false,
+            1 << 20,
+        )
+        .with_conversion(Some(conversion))
+    }
+
+    /// Open file descriptors of this process on staging files (nextest runs a test per process).
+    fn open_staging_files() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("fds")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|t| t.extension().is_some_and(|x| x == "part"))
+            .count()
+    }
+
+    #[test]
+    fn a_suspended_parquet_object_closes_its_file_and_resumes_into_a_valid_file() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = parquet_stager(dir.path());
+        let now = Instant::now();
+        let mut rejected = Rejected::default();
+        s.append(
+            &[
+                rec("{\"id\":1}", 1),
+                rec("not json", 2),
+                rec("{\"id\":2}", 3),
+            ],
+            now,
+            &mut rejected,
+        )
+        .expect("appends");
+        assert_eq!(rejected.lines.len(), 1);
+        assert_eq!(rejected.bytes, 8);
+        assert_eq!(open_staging_files(), 1);
+        assert!(s.suspend().expect("suspends"));
+        assert!(!s.is_active());
+        assert_eq!(
+            open_staging_files(),
+            0,
+            "a suspended partition holds no file"
+        );
+        assert!(!s.suspend().expect("twice is fine"));
+        s.append(&[rec("{\"id\":3}", 4)], now, &mut rejected)
+            .expect("resumes");
+        assert!(s.is_active());
+        assert!(s.suspend().expect("suspends again"));
+        let o = s.seal().expect("seals").expect("open");
+        assert_eq!((o.records, o.first_seq, o.next_seq), (3, 1, 5));
+        let file = File::open(&o.path).expect("staged");
+        let reader = SerializedFileReader::new(file).expect("a valid Parquet file");
+        assert_eq!(reader.metadata().num_row_groups(), 2);
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
+    }
+
+    #[test]
+    fn an_object_whose_first_record_does_not_fit_is_not_left_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = parquet_stager(dir.path());
+        let mut rejected = Rejected::default();
+        let sealed = s
+            .append(&[rec("[1]", 1)], Instant::now(), &mut rejected)
+            .expect("appends");
+        assert!(sealed.is_empty());
+        assert_eq!(rejected.lines.len(), 1);
+        assert_eq!(s.first_seq(), None, "nothing holds the cursor");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+        assert!(s.seal().expect("seals").is_none());
+    }
 }

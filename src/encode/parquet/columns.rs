@@ -350,6 +350,39 @@ impl Builder {
         self.len() == 0
     }
 
+    /// The last value of a primitive builder as bytes: map keys are compared by their
+    /// converted value (`"1"` and `"01"` are the same int key).
+    pub fn last_value_bytes(&self) -> Option<Vec<u8>> {
+        fn last<T: Copy>(p: &Prim<T>, f: impl Fn(T) -> Vec<u8>) -> Option<Vec<u8>> {
+            p.values.last().map(|v| f(*v))
+        }
+        match self {
+            Builder::Bool { values, .. } => {
+                let n = values.len().checked_sub(1)?;
+                Some(vec![u8::from(values.get_bit(n))])
+            }
+            Builder::I8(p) => last(p, |v| v.to_le_bytes().to_vec()),
+            Builder::I16(p) => last(p, |v| v.to_le_bytes().to_vec()),
+            Builder::I32(p) | Builder::Date(p) => last(p, |v| v.to_le_bytes().to_vec()),
+            Builder::I64(p) | Builder::Timestamp(p, _) => last(p, |v| v.to_le_bytes().to_vec()),
+            Builder::F32(p) => last(p, |v| v.to_bits().to_le_bytes().to_vec()),
+            Builder::F64(p) => last(p, |v| v.to_bits().to_le_bytes().to_vec()),
+            Builder::Decimal { values, .. } => last(values, |v| v.to_le_bytes().to_vec()),
+            Builder::Utf8 { values, .. } | Builder::Binary(values) => {
+                let n = values.offsets.len();
+                let (start, end) = (
+                    *values.offsets.get(n.checked_sub(2)?)?,
+                    values.offsets[n - 1],
+                );
+                values
+                    .data
+                    .get(start as usize..end as usize)
+                    .map(<[u8]>::to_vec)
+            }
+            _ => None,
+        }
+    }
+
     pub fn push_null(&mut self) {
         match self {
             Builder::Bool { values, valid } => {

@@ -167,6 +167,46 @@ impl Conversion {
         &self.schema
     }
 
+    /// Two columns (or two fields of a struct) that one JSON key would fill, once keys are
+    /// normalized and mapped: `"columns a.b and a_b are both filled from the JSON key a_b"`.
+    pub fn key_collision(&self) -> Option<String> {
+        let keys = self.rules.keys;
+        let top: Vec<(String, String)> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let key = self
+                    .mappings
+                    .iter()
+                    .find(|(col, _)| *col == c.name)
+                    .map_or(c.name.as_str(), |(_, k)| k.as_str());
+                (c.name.clone(), keys.normalize(key).into_owned())
+            })
+            .collect();
+        if let Some(m) = collision("columns", &top) {
+            return Some(m);
+        }
+        let mut stack: Vec<&HiveType> = self.columns.iter().map(|c| &c.ty).collect();
+        while let Some(t) = stack.pop() {
+            match t {
+                HiveType::Struct(fields) => {
+                    let named: Vec<(String, String)> = fields
+                        .iter()
+                        .map(|(n, _)| (n.clone(), keys.normalize(n).into_owned()))
+                        .collect();
+                    if let Some(m) = collision("struct fields", &named) {
+                        return Some(m);
+                    }
+                    stack.extend(fields.iter().map(|(_, t)| t));
+                }
+                HiveType::Array(t) => stack.push(t),
+                HiveType::Map(k, v) => stack.extend([k.as_ref(), v.as_ref()]),
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// The builder of a batch of rows.
     fn row_builder(&self) -> Builder {
         let fields: Vec<(String, HiveType)> = self
@@ -203,6 +243,18 @@ impl Conversion {
             writer,
         })
     }
+}
+
+/// The first two (name, key) pairs that share a key.
+fn collision(what: &str, named: &[(String, String)]) -> Option<String> {
+    for (i, (a, key)) in named.iter().enumerate() {
+        if let Some((b, _)) = named[..i].iter().find(|(_, k)| k == key) {
+            return Some(format!(
+                "{what} {b:?} and {a:?} are both filled from the JSON key {key:?}"
+            ));
+        }
+    }
+    None
 }
 
 /// A writer that can let go of its file while it waits (a suspended partition) and open it
@@ -279,6 +331,8 @@ impl<W: Park + Send> ParquetWriter<W> {
     /// handle are freed until the next record.
     pub fn suspend(&mut self) -> io::Result<()> {
         self.write_batch()?;
+        // Drop the batch buffers sized for a busy partition; a fresh builder starts small.
+        self.root = self.conversion.row_builder();
         self.writer.flush().map_err(io::Error::other)?;
         self.writer.sync()?;
         self.writer.inner_mut().park()

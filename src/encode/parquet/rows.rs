@@ -275,17 +275,18 @@ fn read_value(
             },
         ) => {
             p.begin_object()?;
-            let mut seen: HashSet<Cow<'_, str>> = HashSet::new();
+            // Keys compared as converted ("1" and "01" are one int key).
+            let mut seen: HashSet<Vec<u8>> = HashSet::new();
             let mut first = true;
             while let Some(key) = p.next_key(first)? {
                 first = false;
                 let at = || format!("[{key:?}]");
                 values::push(keys, Scalar::Str(key.clone()), &rules.timestamps)
                     .map_err(|m| Fail::from(format!("map key: {m}")).within(at()))?;
-                read_value(values, p, rules, depth + 1).map_err(|f| f.within(at()))?;
-                if !seen.insert(key.clone()) {
+                if keys.last_value_bytes().is_some_and(|k| !seen.insert(k)) {
                     return Err(Fail::from("duplicate map key".to_string()).within(at()));
                 }
+                read_value(values, p, rules, depth + 1).map_err(|f| f.within(at()))?;
             }
             offsets.push(offset(keys.len())?);
             valid.push(true);

@@ -114,6 +114,14 @@ impl Format {
                 }
             });
         }
+        if !tokens
+            .iter()
+            .any(|t| matches!(t, Token::Field(..) | Token::MonthName))
+        {
+            return Err(format!(
+                "{text:?} has no date or time field (y M d H h m s)"
+            ));
+        }
         Ok(Format::Pattern(tokens))
     }
 }
@@ -179,13 +187,13 @@ fn epoch(text: &str, integer: bool) -> Option<i128> {
     }
     let (whole, frac) = text.split_once('.')?;
     let negative = whole.starts_with('-');
-    let secs: i128 = whole.parse().ok()?;
+    let secs = whole.parse::<i128>().ok()?.checked_mul(NANOS)?;
     let nanos = fraction_nanos(frac)?;
-    Some(if negative {
-        secs * NANOS - nanos
+    if negative {
+        secs.checked_sub(nanos)
     } else {
-        secs * NANOS + nanos
-    })
+        secs.checked_add(nanos)
+    }
 }
 
 /// `digits` after a decimal point, as nanoseconds (at most 9 digits).
@@ -277,8 +285,13 @@ fn parse_pattern(tokens: &[Token], text: &str) -> Option<i128> {
                 };
                 let min = if next_numeric { max } else { 1 };
                 let negative = *f == Field::Year && c.eat('-');
+                let before = c.i;
                 let v = c.digits(min, max)?;
                 match f {
+                    // `yy` with two digits: Joda's pivot, within 50 years of now.
+                    Field::Year if *n == 2 && c.i - before == 2 && !negative => {
+                        y = two_digit_year(v as i32)
+                    }
                     Field::Year => y = if negative { -(v as i32) } else { v as i32 },
                     Field::Month => mo = v,
                     Field::Day => d = v,
@@ -304,6 +317,18 @@ fn parse_pattern(tokens: &[Token], text: &str) -> Option<i128> {
         h = h % 12 + if pm { 12 } else { 0 };
     }
     instant(y, mo, d, h, mi, s, nanos, offset)
+}
+
+/// A two-digit year in the hundred years centred on this one (Joda's `yy`).
+fn two_digit_year(yy: i32) -> i32 {
+    use chrono::Datelike;
+    let now = chrono::Utc::now().year();
+    let low = now - 50;
+    let mut y = low - low.rem_euclid(100) + yy;
+    if y < low {
+        y += 100;
+    }
+    y
 }
 
 struct Cursor<'a> {
@@ -529,6 +554,24 @@ mod tests {
             "defaults still apply"
         );
         assert!(Format::parse("yyyy-MM-dd zzz").is_err());
+        assert!(Format::parse("").is_err(), "a pattern needs a field");
+        assert!(Format::parse("'T'").is_err());
+        let yy = TimestampRules {
+            formats: vec![Format::parse("dd/MM/yy").expect("pattern")],
+        };
+        assert_eq!(
+            yy.from_text("07/02/17"),
+            Some((T - 15 * 3600 - 13 * 60 - 1) * NANOS)
+        );
+        assert_eq!(two_digit_year(17), 2017);
+        assert_eq!(
+            r.from_number("100000000000000000000000000000.5", false),
+            Some(100000000000000000000000000000 * NANOS + 500_000_000)
+        );
+        assert_eq!(
+            r.from_number("1000000000000000000000000000000000.5", false),
+            None
+        );
         assert!(Format::parse("'open").is_err());
     }
 

@@ -213,7 +213,7 @@ pub fn decimal(text: &str, precision: u8, scale: u8) -> Option<Option<i128>> {
         if digits.is_empty() {
             return Some(Some(0));
         }
-        if digits.len() as i64 + shift > max as i64 {
+        if shift > max as i64 || digits.len() + shift as usize > max {
             return Some(None);
         }
         (format!("{digits}{}", "0".repeat(shift as usize)), false)
@@ -268,6 +268,13 @@ mod tests {
             Some(Some(12345678901234567890123456789012345678))
         );
         assert_eq!(decimal("1e999999", 38, 0), Some(None));
+        assert_eq!(decimal("12e9223372036854775805", 10, 2), Some(None));
+        assert_eq!(decimal("12e-9223372036854775805", 10, 2), Some(Some(0)));
+        assert_eq!(
+            decimal("1e-99999999999999999999", 10, 2),
+            None,
+            "the exponent is not an i64"
+        );
         assert_eq!(decimal("0e999999", 38, 0), Some(Some(0)));
         assert_eq!(decimal("abc", 10, 2), None);
         assert_eq!(decimal(".", 10, 2), None);
