@@ -75,6 +75,7 @@ pub async fn run(
         streams,
         region,
         account_id: config.aws.account_id.clone(),
+        ready: std::sync::atomic::AtomicBool::new(false),
     });
 
     // The one line on stdout: tests and scripts read the bound address from it.
@@ -86,6 +87,16 @@ pub async fn run(
             let _ = stop_rx.wait_for(|stop| *stop).await;
         });
     let mut server = tokio::spawn(server.into_future());
+    // Listeners bound, pipelines started: ready (systemd's Type=notify, /readyz).
+    state
+        .ready
+        .store(true, std::sync::atomic::Ordering::Release);
+    let notifier = crate::notify::Notifier::from_env();
+    notifier.ready(&format!(
+        "serving {} delivery streams on {local}",
+        state.streams.len()
+    ));
+    notifier.spawn_watchdog();
     tokio::select! {
         () = shutdown => {}
         ended = &mut server => {
@@ -101,6 +112,10 @@ pub async fn run(
     // then the drain of every stream.
     let grace = Duration::from_secs(config.drain_timeout_seconds);
     let deadline = tokio::time::Instant::now() + grace;
+    state
+        .ready
+        .store(false, std::sync::atomic::Ordering::Release);
+    notifier.stopping();
     let _ = stop_tx.send(true);
     if tokio::time::timeout_at(deadline, &mut server)
         .await

@@ -26,6 +26,7 @@
 //!   coercions, `columns` builders, `timestamp` parsing, `ParquetWriter`).
 //! - `aws`: SDK clients from the `aws` settings.
 //! - `metrics`: every metric name, Prometheus rendering.
+//! - `notify`: systemd's sd_notify protocol (READY, STOPPING, WATCHDOG).
 //! - `record`: the record type.
 
 pub mod api;
@@ -35,6 +36,7 @@ pub mod config;
 pub mod destination;
 pub mod encode;
 pub mod metrics;
+pub mod notify;
 pub mod processing;
 pub mod record;
 pub mod source;

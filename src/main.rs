@@ -16,6 +16,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon.
@@ -23,6 +29,10 @@ enum Command {
         /// The YAML configuration file.
         #[arg(short, long, env = "FIREHOSED_CONFIG")]
         config: PathBuf,
+        /// Log lines on stderr: `text` for people, `json` (one object per line with
+        /// structured fields) for journald / log shippers.
+        #[arg(long, value_enum, default_value = "text", env = "FIREHOSED_LOG_FORMAT")]
+        log_format: LogFormat,
     },
     /// Check a configuration file and report every problem.
     Validate {
@@ -46,12 +56,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Run { config } => run(&config),
+        Command::Run { config, log_format } => run(&config, log_format),
     }
 }
 
-fn run(path: &std::path::Path) -> ExitCode {
-    init_logging();
+fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
+    init_logging(log_format);
     let config = match firehosed::config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -105,14 +115,22 @@ async fn watch_signals(first: tokio::sync::oneshot::Sender<()>) {
     std::process::exit(130);
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 /// Request bodies and batches are megabytes each. glibc raises its mmap threshold after such a

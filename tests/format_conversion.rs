@@ -534,7 +534,10 @@ fn kill_9_with_a_parquet_object_half_written_loses_nothing() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert!(staged > 1024 * 1024, "row groups were on disk before the kill ({staged} bytes)");
+    assert!(
+        staged > 1024 * 1024,
+        "row groups were on disk before the kill ({staged} bytes)"
+    );
     let d = d.restart();
     d.flush("pq");
     let out = d.dir.path().join("out");
@@ -545,7 +548,11 @@ fn kill_9_with_a_parquet_object_half_written_loses_nothing() {
         .map(|r| r["bi"].as_i64().expect("bi"))
         .collect();
     ids.sort_unstable();
-    assert_eq!(ids, (0..20_000).collect::<Vec<i64>>(), "every acknowledged record, once");
+    assert_eq!(
+        ids,
+        (0..20_000).collect::<Vec<i64>>(),
+        "every acknowledged record, once"
+    );
 }
 
 #[test]

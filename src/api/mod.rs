@@ -20,6 +20,8 @@ pub struct AppState {
     pub streams: BTreeMap<String, Arc<DeliveryStream>>,
     pub region: String,
     pub account_id: String,
+    /// True once every pipeline is started, false again when the drain begins (`/readyz`).
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -28,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/streams/{name}/records", post(plain::ingest))
         .route("/v1/streams/{name}/flush", post(plain::flush))
         .route("/healthz", get(plain::healthz))
+        .route("/readyz", get(plain::readyz))
         .route("/metrics", get(plain::metrics))
         .with_state(state)
 }

@@ -108,6 +108,21 @@ pub async fn healthz() -> Response {
     json_response(json!({"status": "ok"}))
 }
 
+/// 200 while serving with every pipeline started; 503 before that and while draining (a load
+/// balancer stops sending).
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(std::sync::atomic::Ordering::Acquire) {
+        json_response(json!({"ready": true}))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "application/json")],
+            json!({"ready": false}).to_string(),
+        )
+            .into_response()
+    }
+}
+
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let views: Vec<StreamView> = state
         .streams

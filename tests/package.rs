@@ -1,0 +1,84 @@
+//! The Debian package (scripts/build-deb.sh): it holds the binary, the systemd unit, the
+//! default config and environment file as conffiles, the runners and the docs; its scripts
+//! create the service user; and the installed binary accepts the installed config.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+#[test]
+fn the_deb_installs_the_binary_unit_config_and_service_user() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let built = run_output(
+        Command::new(repo().join("scripts/build-deb.sh"))
+            .args(["--binary", env!("CARGO_BIN_EXE_firehosed"), "--out"])
+            .arg(out.path())
+            .env("DEB_COMPRESSION", "none"),
+    );
+    assert!(
+        built.status.success(),
+        "build-deb.sh: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    assert!(
+        deb.ends_with(".deb") && deb.contains("firehosed_0."),
+        "{deb}"
+    );
+
+    let info = run_output(Command::new("dpkg-deb").args(["--info", &deb]));
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    for needle in ["Package: firehosed", "Version: 0.", "conffiles", "postinst"] {
+        assert!(info.contains(needle), "missing {needle} in:\n{info}");
+    }
+    let conffiles = run_output(Command::new("dpkg-deb").args(["-I", &deb, "conffiles"]));
+    assert_eq!(
+        String::from_utf8_lossy(&conffiles.stdout),
+        "/etc/firehosed/firehosed.yaml\n/etc/firehosed/firehosed.env\n"
+    );
+    let postinst = run_output(Command::new("dpkg-deb").args(["-I", &deb, "postinst"]));
+    let postinst = String::from_utf8_lossy(&postinst.stdout).into_owned();
+    assert!(postinst.contains("adduser --system --group"), "{postinst}");
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let x = run_output(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(root.path()),
+    );
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let r = root.path();
+    for file in [
+        "usr/bin/firehosed",
+        "lib/systemd/system/firehosed.service",
+        "etc/firehosed/firehosed.yaml",
+        "etc/firehosed/firehosed.env",
+        "usr/share/doc/firehosed/README.md",
+        "usr/share/doc/firehosed/docs/configuration.md",
+        "usr/share/firehosed/runners/python/firehosed_runner.py",
+    ] {
+        assert!(r.join(file).exists(), "the package lacks {file}");
+    }
+    assert_eq!(
+        std::fs::read(r.join("lib/systemd/system/firehosed.service")).expect("unit"),
+        std::fs::read(repo().join("systemd/firehosed.service")).expect("unit"),
+        "the packaged unit is the bundled one"
+    );
+    // The packaged binary accepts the packaged configuration, and it matches the unit's
+    // StateDirectory.
+    let validate = run_output(
+        Command::new(r.join("usr/bin/firehosed"))
+            .args(["validate", "--config"])
+            .arg(r.join("etc/firehosed/firehosed.yaml")),
+    );
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    let config = std::fs::read_to_string(r.join("etc/firehosed/firehosed.yaml")).expect("config");
+    assert!(config.contains("state_dir: /var/lib/firehosed"), "{config}");
+}
