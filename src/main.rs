@@ -97,17 +97,27 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
     }
 }
 
-/// The first SIGTERM/SIGINT starts the drain; a second one exits at once.
+/// The first SIGTERM/SIGINT starts the drain; a second one exits at once. SIGHUP (reload) is
+/// not supported yet: it is logged and ignored rather than ending the process.
 async fn watch_signals(first: tokio::sync::oneshot::Sender<()>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => tracing::warn!(
+                "SIGHUP: reloading the configuration is not supported yet; restart to apply a change (nothing was changed)"
+            ),
+        }
+    }
     tracing::info!("shutdown signal received; draining (send it again to exit at once)");
     let _ = first.send(());
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }

@@ -175,7 +175,13 @@ fn the_units_commands_notify_ready_watchdog_and_stopping() {
     let (status, body) = http(&format!("{url}/readyz"), "GET", &[], b"");
     assert_eq!((status, body.as_str()), (200, r#"{"ready":true}"#));
     recv("WATCHDOG=1");
+    // SIGHUP neither ends the process nor changes anything (reload is not supported yet).
+    // SAFETY: kill(2) on the child's pid, which has not been reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGHUP);
+    }
     recv("WATCHDOG=1");
+    assert!(child.try_wait().expect("status").is_none(), "SIGHUP must not end the daemon");
 
     // SAFETY: kill(2) on the child's pid, which has not been reaped.
     unsafe {
@@ -199,4 +205,9 @@ fn the_units_commands_notify_ready_watchdog_and_stopping() {
         "{stderr}"
     );
     assert!(lines.iter().any(|v| v["message"] == "drained"), "{stderr}");
+    assert!(
+        lines.iter().any(|v| v["level"] == "WARN"
+            && v["message"].as_str().is_some_and(|m| m.starts_with("SIGHUP"))),
+        "{stderr}"
+    );
 }
