@@ -1,36 +1,25 @@
-//! The daemon's life: prepare state_dir, bind, build pipelines, serve until shutdown, drain.
+//! The daemon's life: prepare state_dir, bind, build pipelines (`build`), serve until
+//! shutdown, drain.
+
+pub mod build;
 
 use std::collections::BTreeMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::future::IntoFuture;
 
 use anyhow::{Context, anyhow};
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::aws;
-use crate::config::{
-    Config, KinesisStreamRef, SourceConfig, StartingPosition, StreamConfig, Target,
-};
-use crate::destination::directory::DirectorySink;
-use crate::destination::naming::Naming;
-use crate::destination::s3::S3Sink;
-use crate::destination::sink::Sink;
+use crate::config::{Config, SourceConfig, Target};
+use crate::control::{Control, Status, api_stream_config};
 use crate::destination::stagers::ACTIVE_ENCODERS;
-use crate::destination::staging::clear_leftovers;
-use crate::destination::{DestinationHandle, OnDelivered, Staging};
 use crate::encode::Compression;
-use crate::metrics::{DestinationMetrics, StreamMetrics};
-use crate::processing::transform;
-use crate::source::Log;
-use crate::source::kinesis::{self, checkpoint::Checkpoints, metrics::KinesisMetrics};
-use crate::source::memlog::MemoryLog;
-use crate::spool::{Budget, Spool, SpoolSettings};
-use crate::stream::{DeliveryStream, Destination as StreamDestination};
+use crate::spool::Budget;
+use build::Builder;
 
 /// Runs until `shutdown` resolves, then drains every stream (all buffers delivered).
 pub async fn run(
@@ -62,25 +51,57 @@ pub async fn run(
         .unwrap_or_else(|| "us-east-1".into());
 
     let budget = Budget::new(config.spool.max_size_mib * 1024 * 1024);
+    let control = Control::open(&config.state_dir, &config.streams, config.relax_aws_limits)
+        .with_context(|| format!("reading {}", config.state_dir.join("streams").display()))?;
+    let builder = Builder::new(config.clone(), sdk, region.clone(), budget);
     let mut streams = BTreeMap::new();
     for sc in &config.streams {
-        let arn = format!(
-            "arn:aws:firehose:{region}:{}:deliverystream/{}",
-            config.aws.account_id, sc.name
-        );
-        let stream = build_stream(&config, sc, sdk.as_ref(), arn, &region, budget.clone()).await?;
+        let version = control.get(&sc.name).map_or(1, |r| r.version);
+        let stream = builder.build(sc, version).await?;
         streams.insert(sc.name.clone(), Arc::new(stream));
     }
+    // Streams created through the API in an earlier run: one that cannot start is reported as
+    // CREATING_FAILED and does not stop the others.
+    for (name, record) in control.api_streams() {
+        let built = match record.request.as_ref() {
+            Some(req) => match api_stream_config(req, control.relax) {
+                Ok(sc) => builder.build(&sc, record.version).await.map(|s| (s, sc)),
+                Err(e) => Err(anyhow!(e.message)),
+            },
+            None => Err(anyhow!("its record holds no request")),
+        };
+        let status = match built {
+            Ok((stream, sc)) => {
+                streams.insert(name.clone(), Arc::new(stream));
+                let _ = control.update(&name, |r| {
+                    r.config = Some(sc);
+                    Ok(())
+                });
+                Status::Active
+            }
+            Err(e) => {
+                tracing::error!(stream = %name, error = %format!("{e:#}"),
+                    "a stream created through the API cannot start");
+                Status::Failed(format!("{e:#}"))
+            }
+        };
+        let _ = control.update(&name, |r| {
+            r.status = status;
+            Ok(())
+        });
+    }
     let state = Arc::new(AppState {
-        streams,
+        streams: std::sync::RwLock::new(streams),
         region,
         account_id: config.aws.account_id.clone(),
         ready: std::sync::atomic::AtomicBool::new(false),
+        control,
+        builder,
     });
 
     // The one line on stdout: tests and scripts read the bound address from it.
     println!("firehosed listening on http://{local}");
-    tracing::info!(listen = %local, streams = state.streams.len(), "ready");
+    tracing::info!(listen = %local, streams = state.all_streams().len(), "ready");
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server =
         axum::serve(listener, api::router(state.clone())).with_graceful_shutdown(async move {
@@ -94,7 +115,7 @@ pub async fn run(
     let notifier = crate::notify::Notifier::from_env();
     notifier.ready(&format!(
         "serving {} delivery streams on {local}",
-        state.streams.len()
+        state.all_streams().len()
     ));
     notifier.spawn_watchdog();
     tokio::select! {
@@ -129,8 +150,7 @@ pub async fn run(
         "draining: sealing buffers and delivering them"
     );
     let mut closing = tokio::task::JoinSet::new();
-    for stream in state.streams.values() {
-        let stream = stream.clone();
+    for stream in state.all_streams() {
         closing.spawn(async move { stream.close().await });
     }
     let drained = tokio::time::timeout_at(deadline, async {
@@ -140,7 +160,7 @@ pub async fn run(
     match drained {
         Ok(()) => tracing::info!("drained"),
         Err(_) => {
-            for s in state.streams.values() {
+            for s in state.all_streams() {
                 tracing::warn!(stream = %s.name(), undelivered_records = s.log.backlog(),
                     "drain timeout: these records stay in the spool and are delivered after the next start");
             }
@@ -220,203 +240,4 @@ fn prepare_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
     std::fs::write(&probe, b"ok").map_err(fail)?;
     std::fs::remove_file(&probe).map_err(fail)?;
     Ok(())
-}
-
-async fn build_stream(
-    config: &Config,
-    sc: &StreamConfig,
-    sdk: Option<&aws_config::SdkConfig>,
-    arn: String,
-    region: &str,
-    budget: Arc<Budget>,
-) -> anyhow::Result<DeliveryStream> {
-    let version = 1;
-    let (log, kinesis) = match &sc.source {
-        SourceConfig::DirectPut => {
-            let spool_dir = config.state_dir.join("spool").join(&sc.name);
-            let settings = SpoolSettings {
-                segment_bytes: config.spool.segment_size_mib * 1024 * 1024,
-                fsync: config.spool.fsync,
-            };
-            let spool = Spool::open(&spool_dir, sc.destinations.len(), settings, budget)
-                .with_context(|| format!("opening the spool {}", spool_dir.display()))?;
-            (Log::Spool(Arc::new(spool)), None)
-        }
-        SourceConfig::Kinesis(k) => {
-            let sdk = sdk.ok_or_else(|| anyhow!("no AWS configuration was loaded"))?;
-            let endpoint = k
-                .endpoint_url
-                .as_deref()
-                .or(config.aws.endpoint_url.as_deref());
-            let client = aws::kinesis_client(sdk, endpoint);
-            kinesis::check_stream(&client, &k.stream)
-                .await
-                .map_err(|e| anyhow!("delivery stream {}: {e}", sc.name))?;
-            let dir = config
-                .state_dir
-                .join("checkpoints")
-                .join(&sc.name)
-                .join(k.stream.name());
-            let checkpoints = Arc::new(
-                Checkpoints::load(&dir)
-                    .with_context(|| format!("loading checkpoints from {}", dir.display()))?,
-            );
-            let (origin, first_start) =
-                checkpoints.origin(k.starting_position, crate::record::now_ms())?;
-            let first_start_latest = first_start && k.starting_position == StartingPosition::Latest;
-            let ck = checkpoints.clone();
-            let memory = MemoryLog::new(
-                sc.destinations.len(),
-                (k.max_buffered_mib * 1024 * 1024) as usize,
-                Box::new(move |records, floor| ck.released(records, floor)),
-            );
-            (
-                Log::Memory(memory.clone()),
-                Some((client, k, memory, checkpoints, origin, first_start_latest)),
-            )
-        }
-    };
-    let mut destinations = Vec::new();
-    for (i, d) in sc.destinations.iter().enumerate() {
-        let label = format!("{}[{i}]", sc.name);
-        let sink = match (&d.target, sdk) {
-            (
-                Target::S3 {
-                    bucket,
-                    endpoint_url,
-                },
-                Some(sdk),
-            ) => {
-                let endpoint = endpoint_url
-                    .as_deref()
-                    .or(config.aws.endpoint_url.as_deref());
-                let client = aws::s3_client(sdk, endpoint, config.aws.force_path_style);
-                let s3 = S3Sink::new(client, bucket.clone());
-                check_with_retries(&s3)
-                    .await
-                    .map_err(|e| anyhow!("delivery stream {}: {e}", sc.name))?;
-                Sink::S3(s3)
-            }
-            (Target::Directory(root), _) => {
-                prepare_dir(root, "directory destination")
-                    .map_err(|e| anyhow!("delivery stream {}: {e}", sc.name))?;
-                Sink::Directory(DirectorySink::new(root.clone()))
-            }
-            (Target::S3 { .. }, None) => return Err(anyhow!("no AWS configuration was loaded")),
-        };
-        let staging_dir = config
-            .state_dir
-            .join("staging")
-            .join(&sc.name)
-            .join(i.to_string());
-        std::fs::create_dir_all(&staging_dir)
-            .with_context(|| format!("creating {}", staging_dir.display()))?;
-        let left = clear_leftovers(&staging_dir)?;
-        if left > 0 {
-            tracing::warn!(destination = %label, files = left,
-                "removed staging files of a previous run that were never delivered");
-        }
-        let naming = Naming {
-            stream: sc.name.clone(),
-            version,
-            prefix: d.prefix_template.clone(),
-            extension: d.file_extension.clone(),
-            time_zone: d.time_zone,
-            error: None,
-            partition: None,
-        };
-        let staging = Staging::build(
-            staging_dir,
-            naming,
-            d,
-            sc.processing.append_delimiter_to_record,
-        );
-        let metrics = Arc::new(DestinationMetrics::default());
-        tracing::info!(destination = %label, target = %sink.describe(), "destination ready");
-        let acks = log.clone();
-        let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
-        let handle = DestinationHandle::spawn(
-            label,
-            staging,
-            Duration::from_secs(d.buffering.interval_seconds),
-            sink,
-            metrics.clone(),
-            on_delivered,
-            log.cursor(i),
-        );
-        destinations.push(StreamDestination {
-            handle,
-            metrics,
-            backup: d.source_record_backup.is_some(),
-            dynamic: d.dynamic_partitioning.is_some(),
-        });
-    }
-    let stream_metrics = Arc::new(StreamMetrics::default());
-    let transform = match &sc.processing.transform {
-        Some(t) => {
-            let kinesis_stream_arn = match &sc.source {
-                SourceConfig::Kinesis(k) => Some(match &k.stream {
-                    KinesisStreamRef::Arn(a) => a.clone(),
-                    KinesisStreamRef::Name(n) => format!(
-                        "arn:aws:kinesis:{region}:{}:stream/{n}",
-                        config.aws.account_id
-                    ),
-                }),
-                SourceConfig::DirectPut => None,
-            };
-            let setup = transform::Setup {
-                stream: &sc.name,
-                stream_arn: &arn,
-                region,
-                account_id: &config.aws.account_id,
-                kinesis_stream_arn,
-                metrics: stream_metrics.clone(),
-            };
-            Some(
-                transform::build(t, setup)
-                    .await
-                    .map_err(|e| anyhow!("delivery stream {}: {e}", sc.name))?,
-            )
-        }
-        None => None,
-    };
-    let stream = DeliveryStream::new(
-        sc.clone(),
-        version,
-        arn,
-        log,
-        destinations,
-        transform,
-        stream_metrics,
-    )
-    .with_context(|| format!("starting delivery stream {}", sc.name))?;
-    if let Some((client, k, memory, checkpoints, origin, latest)) = kinesis {
-        let metrics = Arc::new(KinesisMetrics::default());
-        let running = kinesis::start(kinesis::Setup {
-            client,
-            config: k.clone(),
-            log: memory,
-            checkpoints,
-            origin,
-            first_start_latest: latest,
-            metrics: metrics.clone(),
-            label: sc.name.clone(),
-        });
-        stream.set_source(running, metrics);
-    }
-    Ok(stream)
-}
-
-/// The start-up bucket check, with a few quick retries for a server that is still starting.
-async fn check_with_retries(s3: &S3Sink) -> Result<(), String> {
-    let mut last = String::new();
-    for attempt in 0..3 {
-        match s3.check_bucket().await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.contains("cannot be reached") => last = e,
-            Err(e) => return Err(e),
-        }
-        tokio::time::sleep(Duration::from_millis(300 << attempt)).await;
-    }
-    Err(last)
 }

@@ -7,8 +7,10 @@
 //! destination's watermark moves its log cursor.
 //!
 //! Module map:
-//! - `app`: start-up, serving, drain on shutdown.
+//! - `app`: start-up, serving, drain on shutdown; `app::build` makes a running stream.
 //! - `config`: YAML -> checked model; every error with FILE:LINE:COLUMN and key path.
+//! - `control`: the control plane's records (origin, version, tags, status; API streams kept in
+//!   state_dir/streams) and `control::request`, AWS request shapes -> the config's shape.
 //! - `api`: the Firehose awsJson 1.1 API, plain ingest, flush, /healthz, /metrics.
 //! - `source`: one ordered log per stream: the spool (Direct PUT) or the in-memory log fed by
 //!   the Kinesis source (`source::kinesis`: shard discovery, readers, KPL, checkpoints).
@@ -33,6 +35,7 @@ pub mod api;
 pub mod app;
 pub mod aws;
 pub mod config;
+pub mod control;
 pub mod destination;
 pub mod encode;
 pub mod metrics;

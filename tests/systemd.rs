@@ -181,7 +181,10 @@ fn the_units_commands_notify_ready_watchdog_and_stopping() {
         libc::kill(child.id() as i32, libc::SIGHUP);
     }
     recv("WATCHDOG=1");
-    assert!(child.try_wait().expect("status").is_none(), "SIGHUP must not end the daemon");
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "SIGHUP must not end the daemon"
+    );
 
     // SAFETY: kill(2) on the child's pid, which has not been reaped.
     unsafe {
@@ -207,7 +210,9 @@ fn the_units_commands_notify_ready_watchdog_and_stopping() {
     assert!(lines.iter().any(|v| v["message"] == "drained"), "{stderr}");
     assert!(
         lines.iter().any(|v| v["level"] == "WARN"
-            && v["message"].as_str().is_some_and(|m| m.starts_with("SIGHUP"))),
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("SIGHUP"))),
         "{stderr}"
     );
 }

@@ -6,10 +6,11 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::AwsError;
-use super::firehose::{parse, stream};
+use super::firehose::{check_name, parse};
+use crate::config::StreamConfig;
 use crate::config::{DestinationConfig, KinesisStreamRef, SourceConfig, Target};
+use crate::control::Status;
 use crate::encode::parquet::{Conversion, Deserializer, ParquetCompression};
-use crate::stream::DeliveryStream;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -19,11 +20,47 @@ struct NameIn {
 
 pub fn describe(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let input: NameIn = parse(input)?;
-    let stream = stream(state, input.delivery_stream_name)?;
-    Ok(json!({"DeliveryStreamDescription": description(state, stream)}))
+    let name = check_name(input.delivery_stream_name)?;
+    let record = state.control.get(&name);
+    let running = state.stream(&name);
+    let view = match (&running, &record) {
+        (Some(s), r) => View {
+            config: &s.config,
+            version: s.version,
+            arn: s.arn.clone(),
+            created_ms: r
+                .as_ref()
+                .map_or(s.created_at.timestamp_millis(), |r| r.created_ms),
+            status: r.as_ref().map_or(Status::Active, |r| r.status.clone()),
+        },
+        // Being created (or failed): described from its checked configuration.
+        (None, Some(r)) if r.config.is_some() => View {
+            config: r.config.as_ref().expect("checked above"),
+            version: r.version,
+            arn: state.builder.arn(&name),
+            created_ms: r.created_ms,
+            status: r.status.clone(),
+        },
+        _ => {
+            return Err(AwsError::not_found(format!(
+                "Firehose {name} under account {} not found.",
+                state.account_id
+            )));
+        }
+    };
+    Ok(json!({"DeliveryStreamDescription": description(state, &view)}))
 }
 
-fn description(state: &AppState, stream: &DeliveryStream) -> Value {
+/// What a description is made of.
+struct View<'a> {
+    config: &'a StreamConfig,
+    version: u32,
+    arn: String,
+    created_ms: i64,
+    status: Status,
+}
+
+fn description(state: &AppState, stream: &View) -> Value {
     let destinations: Vec<Value> = stream
         .config
         .destinations
@@ -31,7 +68,7 @@ fn description(state: &AppState, stream: &DeliveryStream) -> Value {
         .enumerate()
         .map(|(i, d)| destination(state, i, d))
         .collect();
-    let created = stream.created_at.timestamp_millis() as f64 / 1000.0;
+    let created = stream.created_ms as f64 / 1000.0;
     let (kind, source) = match &stream.config.source {
         SourceConfig::DirectPut => ("DirectPut", None),
         SourceConfig::Kinesis(k) => {
@@ -55,9 +92,9 @@ fn description(state: &AppState, stream: &DeliveryStream) -> Value {
         }
     };
     let mut description = json!({
-        "DeliveryStreamName": stream.name(),
+        "DeliveryStreamName": stream.config.name,
         "DeliveryStreamARN": stream.arn,
-        "DeliveryStreamStatus": "ACTIVE",
+        "DeliveryStreamStatus": stream.status.api_name(),
         "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
         "DeliveryStreamType": kind,
         "VersionId": stream.version.to_string(),
@@ -68,6 +105,9 @@ fn description(state: &AppState, stream: &DeliveryStream) -> Value {
     });
     if let Some(source) = source {
         description["Source"] = source;
+    }
+    if let Status::Failed(why) = &stream.status {
+        description["FailureDescription"] = json!({"Type": "UNKNOWN_ERROR", "Details": why});
     }
     description
 }
@@ -207,27 +247,34 @@ pub fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let start = input
         .exclusive_start_delivery_stream_name
         .unwrap_or_default();
-    let matching: Vec<&str> = state
-        .streams
-        .values()
-        .filter(|s| {
-            let this = match s.config.source {
-                SourceConfig::DirectPut => "DirectPut",
-                SourceConfig::Kinesis(_) => "KinesisStreamAsSource",
+    let streams = state.all_streams();
+    let mut matching: Vec<String> = state
+        .control
+        .names()
+        .into_iter()
+        .filter(|name| {
+            let source = streams
+                .iter()
+                .find(|s| s.name() == name)
+                .map(|s| &s.config.source)
+                .cloned()
+                .or_else(|| {
+                    state
+                        .control
+                        .get(name)
+                        .and_then(|r| r.config.map(|c| c.source))
+                });
+            let this = match source {
+                Some(SourceConfig::Kinesis(_)) => "KinesisStreamAsSource",
+                _ => "DirectPut",
             };
-            s.name() > start.as_str() && kind.as_deref().is_none_or(|k| k == this)
+            name.as_str() > start.as_str() && kind.as_deref().is_none_or(|k| k == this)
         })
-        .map(|s| s.name())
         .collect();
+    matching.sort();
     let take = limit as usize;
     Ok(json!({
         "DeliveryStreamNames": matching.iter().take(take).collect::<Vec<_>>(),
         "HasMoreDeliveryStreams": matching.len() > take,
     }))
-}
-
-pub fn list_tags(state: &AppState, input: Value) -> Result<Value, AwsError> {
-    let input: NameIn = parse(input)?;
-    stream(state, input.delivery_stream_name)?;
-    Ok(json!({"Tags": [], "HasMoreTags": false}))
 }

@@ -19,6 +19,22 @@ impl AwsError {
         }
     }
 
+    pub fn resource_in_use(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ResourceInUseException", message)
+    }
+
+    pub fn concurrent_modification(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "ConcurrentModificationException",
+            message,
+        )
+    }
+
+    pub fn limit_exceeded(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "LimitExceededException", message)
+    }
+
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidArgumentException", message)
     }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::AwsError;
-use super::{AppState, body, describe};
+use super::{AppState, body, control, describe};
 use crate::stream::{DeliveryStream, PutError};
 
 pub const TARGET_PREFIX: &str = "Firehose_20150804.";
@@ -46,7 +46,11 @@ pub async fn handle(
     response
 }
 
-async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, AwsError> {
+async fn dispatch(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, AwsError> {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -69,16 +73,17 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<V
         "PutRecordBatch" => put_record_batch(state, input).await,
         "DescribeDeliveryStream" => describe::describe(state, input),
         "ListDeliveryStreams" => describe::list(state, input),
-        "ListTagsForDeliveryStream" => describe::list_tags(state, input),
-        "CreateDeliveryStream"
-        | "DeleteDeliveryStream"
-        | "UpdateDestination"
-        | "TagDeliveryStream"
-        | "UntagDeliveryStream"
-        | "StartDeliveryStreamEncryption"
-        | "StopDeliveryStreamEncryption" => Err(AwsError::invalid_argument(format!(
-            "{op} is not available in this version of firehosed: declare delivery streams in the configuration file"
-        ))),
+        "ListTagsForDeliveryStream" => control::list_tags(state, input),
+        "CreateDeliveryStream" => control::create(state, input).await,
+        "DeleteDeliveryStream" => control::delete(state, input).await,
+        "UpdateDestination" => control::update_destination(state, input).await,
+        "TagDeliveryStream" => control::tag(state, input),
+        "UntagDeliveryStream" => control::untag(state, input),
+        "StartDeliveryStreamEncryption" | "StopDeliveryStreamEncryption" => {
+            Err(AwsError::invalid_argument(format!(
+                "{op} is not available in firehosed (objects are written unencrypted; use the bucket's default encryption)"
+            )))
+        }
         _ => Err(AwsError::unknown_operation(format!(
             "Operation {op} is not supported by Firehose"
         ))),
@@ -100,15 +105,21 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T, AwsError> {
     })
 }
 
-/// Looks a stream up by name, checking the name's constraints first.
-pub fn stream(state: &AppState, name: Option<String>) -> Result<&Arc<DeliveryStream>, AwsError> {
+/// A stream name from a request, checked against AWS's constraints.
+pub fn check_name(name: Option<String>) -> Result<String, AwsError> {
     let name = required(name, "deliveryStreamName")?;
     if !crate::config::valid_stream_name(&name) {
         return Err(AwsError::validation(format!(
             "1 validation error detected: Value '{name}' at 'deliveryStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 1 and 64"
         )));
     }
-    state.streams.get(&name).ok_or_else(|| {
+    Ok(name)
+}
+
+/// Looks a running stream up by name, checking the name's constraints first.
+pub fn stream(state: &AppState, name: Option<String>) -> Result<Arc<DeliveryStream>, AwsError> {
+    let name = check_name(name)?;
+    state.stream(&name).ok_or_else(|| {
         AwsError::not_found(format!(
             "Firehose {name} under account {} not found.",
             state.account_id

@@ -2,13 +2,14 @@
 //! AWS-shaped errors (`error`), capped bodies (`body`).
 
 mod body;
+mod control;
 mod describe;
 pub mod error;
 pub mod firehose;
 pub mod plain;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -17,11 +18,49 @@ use crate::stream::DeliveryStream;
 
 /// What every handler can see.
 pub struct AppState {
-    pub streams: BTreeMap<String, Arc<DeliveryStream>>,
+    /// The running streams (an API stream appears once built, goes when deleted).
+    pub streams: RwLock<BTreeMap<String, Arc<DeliveryStream>>>,
     pub region: String,
     pub account_id: String,
     /// True once every pipeline is started, false again when the drain begins (`/readyz`).
     pub ready: std::sync::atomic::AtomicBool,
+    /// Every stream's origin, version, tags and status.
+    pub control: crate::control::Control,
+    /// Builds streams created or changed through the API.
+    pub builder: crate::app::build::Builder,
+}
+
+impl AppState {
+    pub fn stream(&self, name: &str) -> Option<Arc<DeliveryStream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn all_streams(&self) -> Vec<Arc<DeliveryStream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn insert_stream(&self, stream: Arc<DeliveryStream>) {
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.name().to_string(), stream);
+    }
+
+    pub fn remove_stream(&self, name: &str) -> Option<Arc<DeliveryStream>> {
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -15,8 +15,8 @@ use super::{AppState, body};
 use crate::metrics::{self, StreamView};
 use crate::stream::DeliveryStream;
 
-fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<DeliveryStream>, AwsError> {
-    state.streams.get(name).ok_or_else(|| {
+fn find(state: &AppState, name: &str) -> Result<Arc<DeliveryStream>, AwsError> {
+    state.stream(name).ok_or_else(|| {
         AwsError::not_found(format!("Delivery stream {name} not found"))
             .with_status(StatusCode::NOT_FOUND)
     })
@@ -124,9 +124,9 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let views: Vec<StreamView> = state
-        .streams
-        .values()
+    let streams = state.all_streams();
+    let views: Vec<StreamView> = streams
+        .iter()
         .map(|s| StreamView {
             name: s.name(),
             stream: &s.metrics,

@@ -31,6 +31,27 @@ pub fn load(path: &FsPath) -> Result<Config, LoadError> {
     parse(&file, &text, &|name| std::env::var(name).ok())
 }
 
+/// Checks one delivery stream's configuration, as YAML or JSON text (a stream created through
+/// the API); `label` is the name used in error messages.
+pub fn parse_stream(label: &str, text: &str, relax: bool) -> Result<StreamConfig, LoadError> {
+    let root = yaml::parse(text).map_err(|e| {
+        LoadError::Invalid(vec![ConfigError {
+            file: label.to_string(),
+            line: e.mark.line,
+            col: e.mark.col,
+            path: "(json)".into(),
+            message: e.message,
+        }])
+    })?;
+    let no_env = |_: &str| None;
+    let mut ctx = Ctx::new(label, &no_env);
+    let (_, stream) = decode_stream(&mut ctx, &root, Path::root(), relax);
+    match stream {
+        Some(s) if ctx.errors.is_empty() => Ok(s),
+        _ => Err(LoadError::Invalid(ctx.errors)),
+    }
+}
+
 /// Checks configuration text; `file` is the name used in error messages.
 pub fn parse(
     file: &str,

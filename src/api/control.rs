@@ -1,0 +1,304 @@
+//! The write side of the control plane: CreateDeliveryStream (built in the background:
+//! CREATING, then ACTIVE), DeleteDeliveryStream (drains, then forgets), UpdateDestination
+//! (version check, a new version in object names), Tag/Untag/ListTagsForDeliveryStream.
+//! Streams of the configuration file are changed in the file, not here.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::AwsError;
+use super::firehose::check_name;
+use crate::control::{Origin, Record, Status, api_stream_config, request};
+
+/// AWS's limit of tags per stream.
+const MAX_TAGS: usize = 50;
+
+fn name_of(input: &Value) -> Result<String, AwsError> {
+    let name = input
+        .get("DeliveryStreamName")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    check_name(name)
+}
+
+fn not_found(state: &AppState, name: &str) -> AwsError {
+    AwsError::not_found(format!(
+        "Firehose {name} under account {} not found.",
+        state.account_id
+    ))
+}
+
+fn file_stream(name: &str, what: &str) -> AwsError {
+    AwsError::resource_in_use(format!(
+        "Firehose {name} is defined in the configuration file; {what} it there (and restart), not through the API"
+    ))
+}
+
+pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
+    let name = name_of(&input)?;
+    let tags = tags_of(input.get("Tags"))?;
+    let config = api_stream_config(&input, state.control.relax)?;
+    let record = Record {
+        origin: Origin::Api,
+        request: Some(input),
+        version: 1,
+        tags,
+        created_ms: crate::record::now_ms(),
+        status: Status::Creating,
+        config: Some(config.clone()),
+    };
+    let inserted = state
+        .control
+        .insert(&name, record)
+        .map_err(|e| AwsError::unavailable(format!("cannot record the stream: {e}")))?;
+    if !inserted {
+        return Err(AwsError::resource_in_use(format!(
+            "Firehose {name} under accountId {} already exists",
+            state.account_id
+        )));
+    }
+    let arn = state.builder.arn(&name);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let built = state.builder.build(&config, 1).await;
+        let status = match built {
+            Ok(stream) => {
+                state.insert_stream(Arc::new(stream));
+                tracing::info!(stream = %name, "created through the API");
+                Status::Active
+            }
+            Err(e) => {
+                tracing::error!(stream = %name, error = %format!("{e:#}"), "creating a stream failed");
+                Status::Failed(format!("{e:#}"))
+            }
+        };
+        let _ = state.control.update(&name, |r| {
+            r.status = status;
+            Ok(())
+        });
+    });
+    Ok(json!({"DeliveryStreamARN": arn}))
+}
+
+pub async fn delete(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
+    let name = name_of(&input)?;
+    let record = state
+        .control
+        .get(&name)
+        .ok_or_else(|| not_found(state, &name))?;
+    match (record.origin, &record.status) {
+        (Origin::File, _) => return Err(file_stream(&name, "remove")),
+        (_, Status::Creating) => {
+            return Err(AwsError::resource_in_use(format!(
+                "Firehose {name} is being created; delete it once it is ACTIVE"
+            )));
+        }
+        (_, Status::Deleting) => return Ok(json!({})),
+        _ => {}
+    }
+    state.control.update(&name, |r| {
+        r.status = Status::Deleting;
+        Ok(())
+    })?;
+    let stream = state.remove_stream(&name);
+    let state = state.clone();
+    tokio::spawn(async move {
+        // Buffered records are delivered first; then the stream's state goes.
+        if let Some(stream) = stream {
+            stream.close().await;
+        }
+        let dir = &state.builder.config.state_dir;
+        for part in ["spool", "staging", "checkpoints"] {
+            let _ = std::fs::remove_dir_all(dir.join(part).join(&name));
+        }
+        state.control.remove(&name);
+        tracing::info!(stream = %name, "deleted through the API");
+    });
+    Ok(json!({}))
+}
+
+pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
+    let name = name_of(&input)?;
+    let record = state
+        .control
+        .get(&name)
+        .ok_or_else(|| not_found(state, &name))?;
+    if record.origin == Origin::File {
+        return Err(file_stream(&name, "change"));
+    }
+    if record.status != Status::Active {
+        return Err(AwsError::resource_in_use(format!(
+            "Firehose {name} is {}, not ACTIVE",
+            record.status.api_name()
+        )));
+    }
+    let current = input
+        .get("CurrentDeliveryStreamVersionId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AwsError::invalid_argument("CurrentDeliveryStreamVersionId is required"))?;
+    if current != record.version.to_string() {
+        return Err(AwsError::concurrent_modification(format!(
+            "Cannot update firehose: {name} since the current version id: {} and specified version id: {current} do not match",
+            record.version
+        )));
+    }
+    let destination = input.get("DestinationId").and_then(Value::as_str);
+    if destination != Some("destinationId-000000000001") {
+        return Err(AwsError::invalid_argument(format!(
+            "DestinationId {} not found (the stream has destinationId-000000000001)",
+            destination.unwrap_or("(none)")
+        )));
+    }
+    let update = input
+        .get("ExtendedS3DestinationUpdate")
+        .or_else(|| input.get("S3DestinationUpdate"))
+        .ok_or_else(|| AwsError::invalid_argument("ExtendedS3DestinationUpdate is required"))?;
+    let mut request = record.request.clone().unwrap_or_default();
+    let merged = request::merge_update(&request["ExtendedS3DestinationConfiguration"], update);
+    request["ExtendedS3DestinationConfiguration"] = merged;
+    // Checked before anything changes: an invalid update leaves the stream as it was.
+    let config = api_stream_config(&request, state.control.relax)?;
+    let version = record.version + 1;
+    // The old stream drains (its objects keep the old version), the new one takes over the same
+    // spool: nothing acknowledged is lost or written twice.
+    if let Some(old) = state.remove_stream(&name) {
+        old.close().await;
+    }
+    let stream = state.builder.build(&config, version).await.map_err(|e| {
+        AwsError::invalid_argument(format!("the updated destination cannot start: {e:#}"))
+    });
+    let stream = match stream {
+        Ok(s) => s,
+        Err(e) => {
+            // Back to the previous configuration, so the stream keeps running.
+            if let Some(old_config) = record.config.clone().or_else(|| {
+                record
+                    .request
+                    .as_ref()
+                    .and_then(|r| api_stream_config(r, state.control.relax).ok())
+            }) && let Ok(old) = state.builder.build(&old_config, record.version).await
+            {
+                state.insert_stream(Arc::new(old));
+            }
+            return Err(e);
+        }
+    };
+    state.insert_stream(Arc::new(stream));
+    state.control.update(&name, |r| {
+        r.request = Some(request);
+        r.version = version;
+        r.config = Some(config);
+        Ok(())
+    })?;
+    Ok(json!({}))
+}
+
+/// `Tags: [{Key, Value}]` of a request.
+fn tags_of(tags: Option<&Value>) -> Result<std::collections::BTreeMap<String, String>, AwsError> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in tags.and_then(Value::as_array).into_iter().flatten() {
+        let key = t
+            .get("Key")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty() && k.len() <= 128)
+            .ok_or_else(|| {
+                AwsError::invalid_argument("every tag needs a Key of 1-128 characters")
+            })?;
+        let value = t.get("Value").and_then(Value::as_str).unwrap_or("");
+        if value.len() > 256 {
+            return Err(AwsError::invalid_argument(
+                "a tag Value has at most 256 characters",
+            ));
+        }
+        out.insert(key.to_string(), value.to_string());
+    }
+    if out.len() > MAX_TAGS {
+        return Err(AwsError::limit_exceeded(format!(
+            "a delivery stream has at most {MAX_TAGS} tags"
+        )));
+    }
+    Ok(out)
+}
+
+pub fn tag(state: &AppState, input: Value) -> Result<Value, AwsError> {
+    let name = name_of(&input)?;
+    let new = tags_of(input.get("Tags"))?;
+    state
+        .control
+        .update(&name, |r| {
+            let mut tags = r.tags.clone();
+            tags.extend(new);
+            if tags.len() > MAX_TAGS {
+                return Err(AwsError::limit_exceeded(format!(
+                    "a delivery stream has at most {MAX_TAGS} tags"
+                )));
+            }
+            r.tags = tags;
+            Ok(())
+        })
+        .map_err(|e| {
+            if e.kind == "ResourceNotFoundException" {
+                not_found(state, &name)
+            } else {
+                e
+            }
+        })?;
+    Ok(json!({}))
+}
+
+pub fn untag(state: &AppState, input: Value) -> Result<Value, AwsError> {
+    let name = name_of(&input)?;
+    let keys: Vec<String> = input
+        .get("TagKeys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    state
+        .control
+        .update(&name, |r| {
+            for k in &keys {
+                r.tags.remove(k);
+            }
+            Ok(())
+        })
+        .map_err(|e| {
+            if e.kind == "ResourceNotFoundException" {
+                not_found(state, &name)
+            } else {
+                e
+            }
+        })?;
+    Ok(json!({}))
+}
+
+pub fn list_tags(state: &AppState, input: Value) -> Result<Value, AwsError> {
+    let name = name_of(&input)?;
+    let record = state
+        .control
+        .get(&name)
+        .ok_or_else(|| not_found(state, &name))?;
+    let start = input
+        .get("ExclusiveStartTagKey")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let limit = input
+        .get("Limit")
+        .and_then(Value::as_u64)
+        .unwrap_or(50)
+        .clamp(1, 50) as usize;
+    let after: Vec<(&String, &String)> = record
+        .tags
+        .iter()
+        .filter(|(k, _)| k.as_str() > start)
+        .collect();
+    let tags: Vec<Value> = after
+        .iter()
+        .take(limit)
+        .map(|(k, v)| json!({"Key": k, "Value": v}))
+        .collect();
+    Ok(json!({"Tags": tags, "HasMoreTags": after.len() > limit}))
+}

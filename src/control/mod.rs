@@ -1,0 +1,229 @@
+//! The control plane's records: every delivery stream's origin (the configuration file, or
+//! CreateDeliveryStream), version, tags and status. Streams created through the API are kept
+//! as their request under `state_dir/streams/<name>.json` and built again at start-up; a
+//! file stream's record only keeps its tags. `request` turns AWS's request shapes into the
+//! configuration's, so both kinds of stream pass the same checks.
+
+pub mod request;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::error::AwsError;
+use crate::config::StreamConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// `delivery_streams` of the configuration file: changed there, not through the API.
+    File,
+    Api,
+}
+
+/// DeliveryStreamStatus.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Status {
+    Creating,
+    #[default]
+    Active,
+    Deleting,
+    /// CREATING_FAILED, with the reason (DeliveryStreamDescription.FailureDescription).
+    Failed(String),
+}
+
+impl Status {
+    pub fn api_name(&self) -> &'static str {
+        match self {
+            Status::Creating => "CREATING",
+            Status::Active => "ACTIVE",
+            Status::Deleting => "DELETING",
+            Status::Failed(_) => "CREATING_FAILED",
+        }
+    }
+}
+
+/// What the control plane knows of one stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub origin: Origin,
+    /// The CreateDeliveryStream input, updates merged in (API streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    pub version: u32,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub created_ms: i64,
+    #[serde(skip)]
+    pub status: Status,
+    /// The checked configuration (for DescribeDeliveryStream while the stream is created).
+    #[serde(skip)]
+    pub config: Option<StreamConfig>,
+}
+
+/// Every stream's record; API streams' records persisted.
+pub struct Control {
+    dir: PathBuf,
+    records: Mutex<BTreeMap<String, Record>>,
+    /// `relax_aws_limits` of the configuration file, applied to API streams too.
+    pub relax: bool,
+}
+
+impl Control {
+    /// Loads the records kept under `state_dir/streams`, and makes one for every file stream.
+    pub fn open(
+        state_dir: &Path,
+        file_streams: &[StreamConfig],
+        relax: bool,
+    ) -> std::io::Result<Self> {
+        let dir = state_dir.join("streams");
+        std::fs::create_dir_all(&dir)?;
+        let mut records = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let Some(name) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path)?;
+            match serde_json::from_str::<Record>(&text) {
+                Ok(r) => {
+                    records.insert(name, r);
+                }
+                Err(e) => tracing::error!(file = %path.display(), error = %e,
+                    "ignoring an unreadable stream record"),
+            }
+        }
+        let now = crate::record::now_ms();
+        for sc in file_streams {
+            match records.get_mut(&sc.name) {
+                Some(r) if r.origin == Origin::Api => {
+                    tracing::warn!(stream = %sc.name,
+                        "the configuration file defines a stream created through the API: the file's wins");
+                    r.origin = Origin::File;
+                    r.request = None;
+                }
+                Some(_) => {}
+                None => {
+                    records.insert(
+                        sc.name.clone(),
+                        Record {
+                            origin: Origin::File,
+                            request: None,
+                            version: 1,
+                            tags: BTreeMap::new(),
+                            created_ms: now,
+                            status: Status::Active,
+                            config: None,
+                        },
+                    );
+                }
+            }
+        }
+        // Records of file streams no longer in the file are stale.
+        records.retain(|name, r| {
+            r.origin == Origin::Api || file_streams.iter().any(|s| s.name == *name)
+        });
+        Ok(Control {
+            dir,
+            records: Mutex::new(records),
+            relax,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Record>> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, name: &str) -> Option<Record> {
+        self.lock().get(name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// API streams to build at start-up, with their requests.
+    pub fn api_streams(&self) -> Vec<(String, Record)> {
+        self.lock()
+            .iter()
+            .filter(|(_, r)| r.origin == Origin::Api)
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect()
+    }
+
+    /// Adds a record; false if the name is taken.
+    pub fn insert(&self, name: &str, record: Record) -> std::io::Result<bool> {
+        let mut records = self.lock();
+        if records.contains_key(name) {
+            return Ok(false);
+        }
+        self.persist(name, &record)?;
+        records.insert(name.to_string(), record);
+        Ok(true)
+    }
+
+    /// Changes a record (and its file); None if there is no such stream.
+    pub fn update<T>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Record) -> Result<T, AwsError>,
+    ) -> Result<T, AwsError> {
+        let mut records = self.lock();
+        let record = records
+            .get_mut(name)
+            .ok_or_else(|| AwsError::not_found(format!("Firehose {name} not found.")))?;
+        let mut changed = record.clone();
+        let out = change(&mut changed)?;
+        self.persist(name, &changed)
+            .map_err(|e| AwsError::unavailable(format!("cannot record the change: {e}")))?;
+        *record = changed;
+        Ok(out)
+    }
+
+    /// Forgets a stream (its file too).
+    pub fn remove(&self, name: &str) {
+        self.lock().remove(name);
+        let _ = std::fs::remove_file(self.dir.join(format!("{name}.json")));
+    }
+
+    /// Writes the record atomically (temp file, fsync, rename).
+    fn persist(&self, name: &str, record: &Record) -> std::io::Result<()> {
+        let path = self.dir.join(format!("{name}.json"));
+        let tmp = self.dir.join(format!(".{name}.json.tmp"));
+        let text = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// The checked configuration of a CreateDeliveryStream request (the same decoder as the
+/// configuration file's streams); its problems as one InvalidArgumentException.
+pub fn api_stream_config(input: &Value, relax: bool) -> Result<StreamConfig, AwsError> {
+    let shape = request::stream_config(input)?;
+    crate::config::parse_stream("request", &shape.to_string(), relax).map_err(|e| {
+        let text = match e {
+            crate::config::LoadError::Invalid(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        AwsError::invalid_argument(text)
+    })
+}

@@ -1,0 +1,157 @@
+//! The control plane with boto3 (tests/py/control_plane.py) against the real binary and a real
+//! S3 server (moto): create, put, describe, update, put again, delete, and the keys of the
+//! objects before and after the update; and streams created through the API survive a restart.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+fn config(moto: &Moto) -> String {
+    format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+aws: {{region: us-east-1, endpoint_url: '{}', force_path_style: true}}
+delivery_streams:
+  - name: from-file
+    source: {{direct_put: {{}}}}
+    destinations:
+      - directory: '{{dir}}/out'",
+        moto.endpoint
+    )
+}
+
+#[test]
+fn boto3_creates_updates_and_deletes_a_stream() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let d = Daemon::start(&config(&moto));
+    let out = run_output(
+        std::process::Command::new(python())
+            .arg(py_script("control_plane.py"))
+            .args([d.url.as_str(), "lake", "from-file"]),
+    );
+    assert!(
+        out.status.success(),
+        "control_plane.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        v["arn"],
+        "arn:aws:firehose:us-east-1:000000000000:deliverystream/api"
+    );
+    assert_eq!(
+        v["statuses"].as_array().and_then(|s| s.last()),
+        Some(&json!("ACTIVE"))
+    );
+    assert_eq!(v["errors"]["duplicate"][0], "ResourceInUseException");
+    assert_eq!(v["errors"]["invalid"][0], "InvalidArgumentException");
+    assert!(
+        v["errors"]["invalid"][1]
+            .as_str()
+            .is_some_and(|m| m.contains("buffering.size_mib: must be 1..=128 (got 500)")),
+        "{}",
+        v["errors"]["invalid"]
+    );
+    assert_eq!(
+        v["errors"]["delete_file_stream"][0],
+        "ResourceInUseException"
+    );
+    assert_eq!(
+        v["errors"]["stale_version"][0],
+        "ConcurrentModificationException"
+    );
+    assert_eq!(v["before"], json!({"version": "1", "prefix": "v1/"}));
+    assert_eq!(
+        v["after"],
+        json!({"version": "2", "prefix": "v2/", "compression": "GZIP", "status": "ACTIVE"})
+    );
+    let before: Vec<&str> = v["keys_before"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let after: Vec<&str> = v["keys_after"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(
+        before[0].starts_with("v1") && before[0].contains("/api-1-"),
+        "{before:?}"
+    );
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(
+        after[0].starts_with("v2") && after[0].contains("/api-2-") && after[0].ends_with(".gz"),
+        "a changed destination writes objects with the next version: {after:?}"
+    );
+    // What the two objects hold: each record once, before and after the update.
+    let lines = |range: std::ops::Range<i32>| -> String {
+        range.map(|n| format!("{{\"n\": {n}}}\n")).collect()
+    };
+    let first = String::from_utf8(moto.get("lake", before[0])).expect("text");
+    assert_eq!(first, lines(0..10));
+    let second = gunzip_text(&moto.get("lake", after[0]));
+    assert_eq!(second, lines(10..20), "every record once, none carried over twice");
+    assert_eq!(v["tags"], json!([{"Key": "env", "Value": "test"}]));
+    assert_eq!(v["listed"], json!(["api", "from-file"]));
+    assert_eq!(v["errors"]["after_delete"][0], "ResourceNotFoundException");
+    assert_eq!(v["listed_after_delete"], json!(["from-file"]));
+}
+
+fn gunzip_text(data: &[u8]) -> String {
+    String::from_utf8(support::transform::gunzip(data)).expect("text")
+}
+
+#[test]
+fn a_stream_created_through_the_api_survives_a_restart() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let d = Daemon::start(&config(&moto));
+    let (status, v) = d.api(
+        "CreateDeliveryStream",
+        r#"{"DeliveryStreamName":"kept","ExtendedS3DestinationConfiguration":{"RoleARN":"r","BucketARN":"arn:aws:s3:::lake","Prefix":"kept/","BufferingHints":{"SizeInMBs":1,"IntervalInSeconds":60}},"Tags":[{"Key":"k","Value":"v"}]}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let active = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, v) = d.api("DescribeDeliveryStream", r#"{"DeliveryStreamName":"kept"}"#);
+            if v["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE" {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "never ACTIVE: {v}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    active();
+    let (status, _) = d.api(
+        "PutRecord",
+        r#"{"DeliveryStreamName":"kept","Record":{"Data":"YmVmb3JlCg=="}}"#,
+    );
+    assert_eq!(status, 200);
+    // kill -9: the record is in the spool, the stream in state_dir/streams.
+    let d = d.restart();
+    let (status, v) = d.api("DescribeDeliveryStream", r#"{"DeliveryStreamName":"kept"}"#);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["DeliveryStreamDescription"]["DeliveryStreamStatus"],
+        "ACTIVE"
+    );
+    let (_, tags) = d.api(
+        "ListTagsForDeliveryStream",
+        r#"{"DeliveryStreamName":"kept"}"#,
+    );
+    assert_eq!(tags["Tags"], json!([{"Key": "k", "Value": "v"}]));
+    let keys = d.flush("kept");
+    assert_eq!(
+        keys.len(),
+        1,
+        "the record acknowledged before the kill: {keys:?}"
+    );
+    assert_eq!(moto.get("lake", &keys[0]), b"before\n");
+}
