@@ -63,32 +63,41 @@ pub async fn run(
     // Streams created through the API in an earlier run: one that cannot start is reported as
     // CREATING_FAILED and does not stop the others.
     for (name, record) in control.api_streams() {
-        let built = match record.request.as_ref() {
-            Some(req) => match api_stream_config(req, control.relax) {
-                Ok(sc) => builder.build(&sc, record.version).await.map(|s| (s, sc)),
-                Err(e) => Err(anyhow!(e.message)),
-            },
+        if record.deleting {
+            // DeleteDeliveryStream began before the restart: finish it.
+            crate::control::remove_state(&config.state_dir, &name);
+            control.remove(&name);
+            tracing::info!(stream = %name, "finished deleting a stream");
+            continue;
+        }
+        if let Status::Failed(_) = record.status {
+            continue;
+        }
+        let checked = match record.request.as_ref() {
+            Some(req) => api_stream_config(req, control.relax).map_err(|e| anyhow!(e.message)),
             None => Err(anyhow!("its record holds no request")),
         };
-        let status = match built {
-            Ok((stream, sc)) => {
+        if let Ok(sc) = &checked {
+            let sc = sc.clone();
+            let _ = control.update(&name, |r| {
+                r.config = Some(sc);
+                Ok(())
+            });
+        }
+        let built = match checked {
+            Ok(sc) => builder.build(&sc, record.version).await,
+            Err(e) => Err(e),
+        };
+        match built {
+            Ok(stream) => {
                 streams.insert(name.clone(), Arc::new(stream));
-                let _ = control.update(&name, |r| {
-                    r.config = Some(sc);
-                    Ok(())
-                });
-                Status::Active
             }
             Err(e) => {
                 tracing::error!(stream = %name, error = %format!("{e:#}"),
-                    "a stream created through the API cannot start");
-                Status::Failed(format!("{e:#}"))
+                    "a stream created through the API cannot start (delete it, or restart once its target is reachable)");
+                control.set_status(&name, Status::Failed(format!("{e:#}")));
             }
-        };
-        let _ = control.update(&name, |r| {
-            r.status = status;
-            Ok(())
-        });
+        }
     }
     let state = Arc::new(AppState {
         streams: std::sync::RwLock::new(streams),
@@ -97,6 +106,7 @@ pub async fn run(
         ready: std::sync::atomic::AtomicBool::new(false),
         control,
         builder,
+        changes: std::sync::Mutex::new(BTreeMap::new()),
     });
 
     // The one line on stdout: tests and scripts read the bound address from it.

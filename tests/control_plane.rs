@@ -96,7 +96,29 @@ fn boto3_creates_updates_and_deletes_a_stream() {
     let first = String::from_utf8(moto.get("lake", before[0])).expect("text");
     assert_eq!(first, lines(0..10));
     let second = gunzip_text(&moto.get("lake", after[0]));
-    assert_eq!(second, lines(10..20), "every record once, none carried over twice");
+    assert_eq!(
+        second,
+        lines(10..20),
+        "every record once, none carried over twice"
+    );
+    // The records buffered when the update came went out on the old configuration, once.
+    let keys = moto.keys("lake");
+    let v1: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("v1") && k.contains("/api-1-"))
+        .collect();
+    assert_eq!(v1.len(), 2, "{keys:?}");
+    let drained: String = v1
+        .iter()
+        .map(|k| String::from_utf8(moto.get("lake", k)).expect("text"))
+        .filter(|t| !t.contains(r#"{"n": 0}"#))
+        .collect();
+    assert_eq!(drained, lines(100..105));
+    // Deleted: the record and the spool are gone, the file stream's stay.
+    let state = d.dir.path().join("state");
+    assert!(!state.join("streams/api.json").exists());
+    assert!(!state.join("spool/api").exists());
+    assert!(state.join("spool/from-file").exists());
     assert_eq!(v["tags"], json!([{"Key": "env", "Value": "test"}]));
     assert_eq!(v["listed"], json!(["api", "from-file"]));
     assert_eq!(v["errors"]["after_delete"][0], "ResourceNotFoundException");

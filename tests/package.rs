@@ -1,6 +1,7 @@
 //! The Debian package (scripts/build-deb.sh): it holds the binary, the systemd unit, the
-//! default config and environment file as conffiles, the runners and the docs; its scripts
-//! create the service user; and the installed binary accepts the installed config.
+//! default config and environment file as conffiles, the runners and the docs; its postinst
+//! creates the service user (the test reads it: installing would change the test machine);
+//! and the packaged binary accepts the packaged config.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::process::Command;
 use support::*;
 
 #[test]
-fn the_deb_installs_the_binary_unit_config_and_service_user() {
+fn the_deb_holds_the_binary_unit_conffiles_and_a_postinst_that_creates_the_user() {
     let out = tempfile::tempdir().expect("tempdir");
     let built = run_output(
         Command::new(repo().join("scripts/build-deb.sh"))

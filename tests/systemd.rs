@@ -180,11 +180,13 @@ fn the_units_commands_notify_ready_watchdog_and_stopping() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGHUP);
     }
-    recv("WATCHDOG=1");
+    std::thread::sleep(Duration::from_millis(500));
     assert!(
         child.try_wait().expect("status").is_none(),
         "SIGHUP must not end the daemon"
     );
+    let (status, _) = http(&format!("{url}/readyz"), "GET", &[], b"");
+    assert_eq!(status, 200, "and it still serves");
 
     // SAFETY: kill(2) on the child's pid, which has not been reaped.
     unsafe {

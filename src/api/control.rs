@@ -46,6 +46,7 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
         version: 1,
         tags,
         created_ms: crate::record::now_ms(),
+        deleting: false,
         status: Status::Creating,
         config: Some(config.clone()),
     };
@@ -74,16 +75,14 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
                 Status::Failed(format!("{e:#}"))
             }
         };
-        let _ = state.control.update(&name, |r| {
-            r.status = status;
-            Ok(())
-        });
+        state.control.set_status(&name, status);
     });
     Ok(json!({"DeliveryStreamARN": arn}))
 }
 
 pub async fn delete(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
+    let _one_change = state.change(&name).await;
     let record = state
         .control
         .get(&name)
@@ -98,21 +97,21 @@ pub async fn delete(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
         (_, Status::Deleting) => return Ok(json!({})),
         _ => {}
     }
+    // Recorded on disk first: a restart in the middle finishes the delete.
     state.control.update(&name, |r| {
         r.status = Status::Deleting;
+        r.deleting = true;
         Ok(())
     })?;
-    let stream = state.remove_stream(&name);
     let state = state.clone();
     tokio::spawn(async move {
-        // Buffered records are delivered first; then the stream's state goes.
-        if let Some(stream) = stream {
+        // Buffered records are delivered first (puts meanwhile get ServiceUnavailableException);
+        // then the stream and its state go.
+        if let Some(stream) = state.stream(&name) {
             stream.close().await;
         }
-        let dir = &state.builder.config.state_dir;
-        for part in ["spool", "staging", "checkpoints"] {
-            let _ = std::fs::remove_dir_all(dir.join(part).join(&name));
-        }
+        state.remove_stream(&name);
+        crate::control::remove_state(&state.builder.config.state_dir, &name);
         state.control.remove(&name);
         tracing::info!(stream = %name, "deleted through the API");
     });
@@ -121,6 +120,7 @@ pub async fn delete(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
 
 pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
+    let _one_change = state.change(&name).await;
     let record = state
         .control
         .get(&name)
@@ -134,10 +134,12 @@ pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<V
             record.status.api_name()
         )));
     }
-    let current = input
-        .get("CurrentDeliveryStreamVersionId")
-        .and_then(Value::as_str)
-        .ok_or_else(|| AwsError::invalid_argument("CurrentDeliveryStreamVersionId is required"))?;
+    let current = super::firehose::required(
+        input
+            .get("CurrentDeliveryStreamVersionId")
+            .and_then(Value::as_str),
+        "currentDeliveryStreamVersionId",
+    )?;
     if current != record.version.to_string() {
         return Err(AwsError::concurrent_modification(format!(
             "Cannot update firehose: {name} since the current version id: {} and specified version id: {current} do not match",
@@ -161,9 +163,10 @@ pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<V
     // Checked before anything changes: an invalid update leaves the stream as it was.
     let config = api_stream_config(&request, state.control.relax)?;
     let version = record.version + 1;
-    // The old stream drains (its objects keep the old version), the new one takes over the same
-    // spool: nothing acknowledged is lost or written twice.
-    if let Some(old) = state.remove_stream(&name) {
+    // The old stream drains (its objects keep the old version; puts meanwhile get
+    // ServiceUnavailableException and are retried), then the new one takes over the same spool
+    // from the cursor: nothing acknowledged is lost or written twice.
+    if let Some(old) = state.stream(&name) {
         old.close().await;
     }
     let stream = state.builder.build(&config, version).await.map_err(|e| {
@@ -181,6 +184,11 @@ pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<V
             }) && let Ok(old) = state.builder.build(&old_config, record.version).await
             {
                 state.insert_stream(Arc::new(old));
+            } else {
+                state.remove_stream(&name);
+                state
+                    .control
+                    .set_status(&name, Status::Failed(e.message.clone()));
             }
             return Err(e);
         }

@@ -28,6 +28,10 @@ pub struct AppState {
     pub control: crate::control::Control,
     /// Builds streams created or changed through the API.
     pub builder: crate::app::build::Builder,
+    /// One lock per stream name, held by UpdateDestination and DeleteDeliveryStream: one
+    /// change of a stream at a time (two updates cannot both pass the version check), while
+    /// other streams change freely.
+    pub changes: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AppState {
@@ -53,6 +57,18 @@ impl AppState {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(stream.name().to_string(), stream);
+    }
+
+    /// Waits for, and holds, the right to change stream `name`.
+    pub async fn change(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     pub fn remove_stream(&self, name: &str) -> Option<Arc<DeliveryStream>> {

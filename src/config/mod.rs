@@ -218,8 +218,11 @@ fn decode_aws(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<AwsSetting
 }
 
 /// `[a-zA-Z0-9_.-]{1,64}`, AWS's DeliveryStreamName.
+/// `[a-zA-Z0-9_.-]{1,64}`, except `.` and `..`: a stream's name is a folder under state_dir.
 pub fn valid_stream_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
+        && name != "."
+        && name != ".."
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))

@@ -564,3 +564,14 @@ fn format_conversion_errors_name_key_and_column() {
         "{all}"
     );
 }
+
+#[test]
+fn stream_names_that_are_folder_names_of_their_own_are_refused() {
+    // A stream's name is a folder under state_dir: `.` and `..` would be state_dir itself.
+    for bad in [".", ".."] {
+        assert!(!valid_stream_name(bad), "{bad}");
+    }
+    for good in ["a", "a.b", "..a", "x-1_y.z"] {
+        assert!(valid_stream_name(good), "{good}");
+    }
+}

@@ -56,6 +56,9 @@ pub struct Record {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     pub created_ms: i64,
+    /// DeleteDeliveryStream began: a restart finishes it instead of starting the stream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
     #[serde(skip)]
     pub status: Status,
     /// The checked configuration (for DescribeDeliveryStream while the stream is created).
@@ -93,14 +96,32 @@ impl Control {
             else {
                 continue;
             };
-            let text = std::fs::read_to_string(&path)?;
-            match serde_json::from_str::<Record>(&text) {
-                Ok(r) => {
-                    records.insert(name, r);
+            let parsed = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    serde_json::from_slice::<Record>(&bytes).map_err(|e| e.to_string())
+                });
+            let record = match parsed {
+                Ok(r) => r,
+                // The name stays taken (a new stream must not inherit its spool); Delete clears it.
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "an unreadable stream record");
+                    Record {
+                        origin: Origin::Api,
+                        request: None,
+                        version: 1,
+                        tags: BTreeMap::new(),
+                        created_ms: 0,
+                        deleting: false,
+                        status: Status::Failed(format!(
+                            "its record {} cannot be read: {e}",
+                            path.display()
+                        )),
+                        config: None,
+                    }
                 }
-                Err(e) => tracing::error!(file = %path.display(), error = %e,
-                    "ignoring an unreadable stream record"),
-            }
+            };
+            records.insert(name, record);
         }
         let now = crate::record::now_ms();
         for sc in file_streams {
@@ -121,6 +142,7 @@ impl Control {
                             version: 1,
                             tags: BTreeMap::new(),
                             created_ms: now,
+                            deleting: false,
                             status: Status::Active,
                             config: None,
                         },
@@ -189,9 +211,18 @@ impl Control {
         Ok(out)
     }
 
-    /// Forgets a stream (its file too).
+    /// Sets a stream's status (in memory: statuses are not kept across restarts).
+    pub fn set_status(&self, name: &str, status: Status) {
+        if let Some(r) = self.lock().get_mut(name) {
+            r.status = status;
+        }
+    }
+
+    /// Forgets a stream (its file too, under the lock, so a new stream of the same name that
+    /// comes right after keeps its own).
     pub fn remove(&self, name: &str) {
-        self.lock().remove(name);
+        let mut records = self.lock();
+        records.remove(name);
         let _ = std::fs::remove_file(self.dir.join(format!("{name}.json")));
     }
 
@@ -208,6 +239,13 @@ impl Control {
         }
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// Removes a deleted stream's spool, staging files and checkpoints.
+pub fn remove_state(state_dir: &Path, name: &str) {
+    for part in ["spool", "staging", "checkpoints"] {
+        let _ = std::fs::remove_dir_all(state_dir.join(part).join(name));
     }
 }
 

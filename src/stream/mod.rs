@@ -59,6 +59,8 @@ pub struct DeliveryStream {
     source_stop: Mutex<Option<crate::source::kinesis::Running>>,
     processor: Mutex<Option<Processor>>,
     closed: AtomicBool,
+    /// Held while closing; true once closed. A second `close` waits for the first.
+    closing: tokio::sync::Mutex<bool>,
 }
 
 impl DeliveryStream {
@@ -113,6 +115,7 @@ impl DeliveryStream {
             source_stop: Mutex::new(None),
             processor: Mutex::new(Some(processor)),
             closed: AtomicBool::new(false),
+            closing: tokio::sync::Mutex::new(false),
         })
     }
 
@@ -183,7 +186,12 @@ impl DeliveryStream {
 
     /// Stops accepting records, hands every durable record to the destinations, seals and
     /// delivers everything, stops the spool.
+    /// Callers at once (a shutdown during an UpdateDestination) all return once it is done.
     pub async fn close(&self) {
+        let mut done = self.closing.lock().await;
+        if *done {
+            return;
+        }
         self.closed.store(true, Ordering::Release);
         let source = self.source_stop.lock().ok().and_then(|mut s| s.take());
         if let Some(running) = source {
@@ -199,5 +207,6 @@ impl DeliveryStream {
         }
         let log = self.log.clone();
         let _ = tokio::task::spawn_blocking(move || log.close()).await;
+        *done = true;
     }
 }

@@ -76,6 +76,9 @@ fh.put_record_batch(DeliveryStreamName="api",
                     Records=[{"Data": json.dumps({"n": i}).encode()} for i in range(10)])
 out["keys_before"] = flush()
 
+# Buffered when the update comes: delivered by the old configuration, once.
+fh.put_record_batch(DeliveryStreamName="api",
+                    Records=[{"Data": json.dumps({"n": i}).encode()} for i in range(100, 105)])
 out["errors"]["stale_version"] = code(lambda: fh.update_destination(
     DeliveryStreamName="api", CurrentDeliveryStreamVersionId="7",
     DestinationId="destinationId-000000000001",
