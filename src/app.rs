@@ -2,6 +2,7 @@
 //! shutdown, drain.
 
 pub mod build;
+pub mod reload;
 
 use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
@@ -21,10 +22,18 @@ use crate::encode::Compression;
 use crate::spool::Budget;
 use build::Builder;
 
-/// Runs until `shutdown` resolves, then drains every stream (all buffers delivered).
+/// Where the configuration came from, and the signal to read it again (SIGHUP).
+pub struct Reload {
+    pub path: std::path::PathBuf,
+    pub requests: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// Runs until `shutdown` resolves, then drains every stream (all buffers delivered). Each
+/// `reload` request re-reads the configuration file (see `reload`).
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     prepare_state_dir(&config.state_dir)?;
     check_open_files(&config)?;
@@ -128,6 +137,7 @@ pub async fn run(
         state.all_streams().len()
     ));
     notifier.spawn_watchdog();
+    let reloader = reload.map(|r| tokio::spawn(reload_loop(state.clone(), r, notifier.clone())));
     tokio::select! {
         () = shutdown => {}
         ended = &mut server => {
@@ -147,6 +157,9 @@ pub async fn run(
         .ready
         .store(false, std::sync::atomic::Ordering::Release);
     notifier.stopping();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     let _ = stop_tx.send(true);
     if tokio::time::timeout_at(deadline, &mut server)
         .await
@@ -177,6 +190,23 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Applies each reload request in turn (RELOADING=1 ... READY=1 to systemd around it).
+async fn reload_loop(state: Arc<AppState>, mut r: Reload, notifier: crate::notify::Notifier) {
+    while r.requests.recv().await.is_some() {
+        notifier.send("RELOADING=1");
+        match reload::reload(&state, &r.path).await {
+            Ok(out) => tracing::info!(added = ?out.added, removed = ?out.removed,
+                changed = ?out.changed, "configuration reloaded"),
+            Err(e) => tracing::error!(file = %r.path.display(), errors = %e,
+                "the new configuration is invalid; the running one stays"),
+        }
+        notifier.ready(&format!(
+            "serving {} delivery streams",
+            state.all_streams().len()
+        ));
+    }
 }
 
 /// A partitioning destination keeps up to `ACTIVE_ENCODERS` staging files open (idle partitions

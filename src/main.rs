@@ -82,10 +82,19 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(watch_signals(tx));
-        firehosed::app::run(config, async {
-            let _ = rx.await;
-        })
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(watch_signals(tx, reload_tx));
+        let reload = firehosed::app::Reload {
+            path: path.to_path_buf(),
+            requests: reload_rx,
+        };
+        firehosed::app::run(
+            config,
+            async {
+                let _ = rx.await;
+            },
+            Some(reload),
+        )
         .await
     });
     match result {
@@ -97,9 +106,12 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
     }
 }
 
-/// The first SIGTERM/SIGINT starts the drain; a second one exits at once. SIGHUP (reload) is
-/// not supported yet: it is logged and ignored rather than ending the process.
-async fn watch_signals(first: tokio::sync::oneshot::Sender<()>) {
+/// The first SIGTERM/SIGINT starts the drain; a second one exits at once. SIGHUP asks for the
+/// configuration file to be read again (requests that arrive during a reload fold into one).
+async fn watch_signals(
+    first: tokio::sync::oneshot::Sender<()>,
+    reload: tokio::sync::mpsc::Sender<()>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -113,9 +125,10 @@ async fn watch_signals(first: tokio::sync::oneshot::Sender<()>) {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => tracing::warn!(
-                "SIGHUP: reloading the configuration is not supported yet; restart to apply a change (nothing was changed)"
-            ),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reading the configuration again");
+                let _ = reload.try_send(());
+            }
         }
     }
     tracing::info!("shutdown signal received; draining (send it again to exit at once)");

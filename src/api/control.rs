@@ -46,6 +46,7 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
         version: 1,
         tags,
         created_ms: crate::record::now_ms(),
+        fingerprint: None,
         deleting: false,
         status: Status::Creating,
         config: Some(config.clone()),

@@ -196,7 +196,7 @@ async fn build_stream(
             sc.processing.append_delimiter_to_record,
         );
         let metrics = Arc::new(DestinationMetrics::default());
-        tracing::info!(destination = %label, target = %sink.describe(), "destination ready");
+        tracing::info!(destination = %label, sink = %sink.describe(), "destination ready");
         let acks = log.clone();
         let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
         let handle = DestinationHandle::spawn(

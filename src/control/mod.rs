@@ -56,6 +56,10 @@ pub struct Record {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     pub created_ms: i64,
+    /// A digest of a file stream's checked configuration: a change while the daemon was down
+    /// still moves the version on at the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     /// DeleteDeliveryStream began: a restart finishes it instead of starting the stream.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
@@ -112,6 +116,7 @@ impl Control {
                         version: 1,
                         tags: BTreeMap::new(),
                         created_ms: 0,
+                        fingerprint: None,
                         deleting: false,
                         status: Status::Failed(format!(
                             "its record {} cannot be read: {e}",
@@ -124,15 +129,25 @@ impl Control {
             records.insert(name, record);
         }
         let now = crate::record::now_ms();
+        let mut changed = Vec::new();
         for sc in file_streams {
+            let print = fingerprint(sc);
             match records.get_mut(&sc.name) {
-                Some(r) if r.origin == Origin::Api => {
-                    tracing::warn!(stream = %sc.name,
-                        "the configuration file defines a stream created through the API: the file's wins");
-                    r.origin = Origin::File;
-                    r.request = None;
+                Some(r) => {
+                    if r.origin == Origin::Api {
+                        tracing::warn!(stream = %sc.name,
+                            "the configuration file defines a stream created through the API: the file's wins");
+                        r.origin = Origin::File;
+                        r.request = None;
+                    }
+                    if r.fingerprint.as_deref() != Some(print.as_str()) {
+                        if r.fingerprint.is_some() {
+                            r.version += 1;
+                        }
+                        r.fingerprint = Some(print);
+                        changed.push(sc.name.clone());
+                    }
                 }
-                Some(_) => {}
                 None => {
                     records.insert(
                         sc.name.clone(),
@@ -142,11 +157,13 @@ impl Control {
                             version: 1,
                             tags: BTreeMap::new(),
                             created_ms: now,
+                            fingerprint: Some(print),
                             deleting: false,
                             status: Status::Active,
                             config: None,
                         },
                     );
+                    changed.push(sc.name.clone());
                 }
             }
         }
@@ -154,11 +171,17 @@ impl Control {
         records.retain(|name, r| {
             r.origin == Origin::Api || file_streams.iter().any(|s| s.name == *name)
         });
-        Ok(Control {
+        let control = Control {
             dir,
             records: Mutex::new(records),
             relax,
-        })
+        };
+        for name in changed {
+            if let Some(r) = control.get(&name) {
+                control.persist(&name, &r)?;
+            }
+        }
+        Ok(control)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Record>> {
@@ -240,6 +263,12 @@ impl Control {
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(&self.dir)?.sync_all()
     }
+}
+
+/// The digest of a stream's checked configuration (every value of the model takes part in its
+/// Debug form).
+pub fn fingerprint(sc: &StreamConfig) -> String {
+    format!("{:x}", md5::compute(format!("{sc:?}")))
 }
 
 /// Removes a deleted stream's spool, staging files and checkpoints.
