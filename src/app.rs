@@ -60,8 +60,13 @@ pub async fn run(
         .unwrap_or_else(|| "us-east-1".into());
 
     let budget = Budget::new(config.spool.max_size_mib * 1024 * 1024);
-    let control = Control::open(&config.state_dir, &config.streams, config.relax_aws_limits)
-        .with_context(|| format!("reading {}", config.state_dir.join("streams").display()))?;
+    let control = Control::open(
+        &config.state_dir,
+        &config.streams,
+        config.relax_aws_limits,
+        config.glue_catalog_dir.clone(),
+    )
+    .with_context(|| format!("reading {}", config.state_dir.join("streams").display()))?;
     let builder = Builder::new(config.clone(), sdk, region.clone(), budget);
     let mut streams = BTreeMap::new();
     for sc in &config.streams {
@@ -83,7 +88,7 @@ pub async fn run(
             continue;
         }
         let checked = match record.request.as_ref() {
-            Some(req) => api_stream_config(req, control.relax).map_err(|e| anyhow!(e.message)),
+            Some(req) => api_stream_config(req, &control).map_err(|e| anyhow!(e.message)),
             None => Err(anyhow!("its record holds no request")),
         };
         if let Ok(sc) = &checked {

@@ -177,3 +177,89 @@ fn a_stream_created_through_the_api_survives_a_restart() {
     );
     assert_eq!(moto.get("lake", &keys[0]), b"before\n");
 }
+
+#[test]
+fn format_conversion_through_the_api_reads_the_table_from_the_catalog_folder() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tables = dir.path().join("glue/analytics");
+    std::fs::create_dir_all(&tables).expect("dir");
+    std::fs::write(
+        tables.join("events.json"),
+        r#"{"Table":{"StorageDescriptor":{"Columns":[{"Name":"id","Type":"bigint"},{"Name":"tags","Type":"array<string>"}]}}}"#,
+    )
+    .expect("table");
+    // glue_catalog_dir is a top-level key: before delivery_streams.
+    let config = config(&moto).replacen(
+        "delivery_streams:",
+        "glue_catalog_dir: '{dir}/glue'\ndelivery_streams:",
+        1,
+    );
+    let d = Daemon::start_in(dir, &config);
+    let create = |table: &str| {
+        d.api(
+            "CreateDeliveryStream",
+            &json!({
+                "DeliveryStreamName": format!("pq-{table}"),
+                "ExtendedS3DestinationConfiguration": {
+                    "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "Prefix": "pq/",
+                    "ErrorOutputPrefix": "errors/",
+                    "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 60},
+                    "DataFormatConversionConfiguration": {
+                        "Enabled": true,
+                        "SchemaConfiguration": {"DatabaseName": "analytics", "TableName": table, "RoleARN": "r"},
+                        "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {"CaseInsensitive": true}}},
+                        "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "GZIP"}}}
+                    }
+                }
+            })
+            .to_string(),
+        )
+    };
+    let (status, v) = create("missing");
+    assert_eq!(status, 400);
+    assert_eq!(v["__type"], "InvalidArgumentException");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing.json: cannot read the schema file")),
+        "{v}"
+    );
+    let (status, v) = create("events");
+    assert_eq!(status, 200, "{v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, v) = d.api(
+            "DescribeDeliveryStream",
+            r#"{"DeliveryStreamName":"pq-events"}"#,
+        );
+        let desc = &v["DeliveryStreamDescription"];
+        if desc["DeliveryStreamStatus"] == "ACTIVE" {
+            let conv = &desc["Destinations"][0]["ExtendedS3DestinationDescription"]["DataFormatConversionConfiguration"];
+            assert_eq!(conv["SchemaConfiguration"]["TableName"], "events");
+            assert_eq!(
+                conv["OutputFormatConfiguration"]["Serializer"]["ParquetSerDe"]["Compression"],
+                "GZIP"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ACTIVE: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (status, _) = d.post(
+        "/v1/streams/pq-events/records",
+        b"{\"ID\":1,\"tags\":[\"a\"]}\n{\"id\":\"x\"}\n",
+    );
+    assert_eq!(status, 200);
+    let keys = d.flush("pq-events");
+    let parquet: Vec<&String> = keys.iter().filter(|k| k.ends_with(".parquet")).collect();
+    assert_eq!(parquet.len(), 1, "{keys:?}");
+    assert!(parquet[0].starts_with("pq/") && parquet[0].contains("/pq-events-1-"));
+    assert_eq!(&moto.get("lake", parquet[0])[..4], b"PAR1");
+    let errors: Vec<&String> = keys.iter().filter(|k| k.starts_with("errors/")).collect();
+    assert_eq!(errors.len(), 1, "{keys:?}");
+    let line: Value = serde_json::from_slice(&moto.get("lake", errors[0])).expect("error record");
+    assert_eq!(line["lastErrorCode"], "DataFormatConversion.MalformedData");
+    assert_eq!(line["dataCatalogTable"]["tableName"], "events");
+}

@@ -39,7 +39,7 @@ fn file_stream(name: &str, what: &str) -> AwsError {
 pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
     let tags = tags_of(input.get("Tags"))?;
-    let config = api_stream_config(&input, state.control.relax)?;
+    let config = api_stream_config(&input, &state.control)?;
     let record = Record {
         origin: Origin::Api,
         request: Some(input),
@@ -162,7 +162,7 @@ pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<V
     let merged = request::merge_update(&request["ExtendedS3DestinationConfiguration"], update);
     request["ExtendedS3DestinationConfiguration"] = merged;
     // Checked before anything changes: an invalid update leaves the stream as it was.
-    let config = api_stream_config(&request, state.control.relax)?;
+    let config = api_stream_config(&request, &state.control)?;
     let version = record.version + 1;
     // The old stream drains (its objects keep the old version; puts meanwhile get
     // ServiceUnavailableException and are retried), then the new one takes over the same spool
@@ -181,7 +181,7 @@ pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<V
                 record
                     .request
                     .as_ref()
-                    .and_then(|r| api_stream_config(r, state.control.relax).ok())
+                    .and_then(|r| api_stream_config(r, &state.control).ok())
             }) && let Ok(old) = state.builder.build(&old_config, record.version).await
             {
                 state.insert_stream(Arc::new(old));

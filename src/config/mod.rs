@@ -120,6 +120,12 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         Some(node) => ctx.int_in(node, &top.path.key("drain_timeout_seconds"), 0..=3600),
         None => Some(DEFAULT_DRAIN_TIMEOUT_SECONDS),
     };
+    let glue_catalog_dir = match top.get("glue_catalog_dir") {
+        Some(node) => ctx
+            .string(node, &top.path.key("glue_catalog_dir"))
+            .map(|d| Some(PathBuf::from(d))),
+        None => Some(None),
+    };
     let relax = match top.get("relax_aws_limits") {
         Some(node) => ctx.bool(node, &top.path.key("relax_aws_limits")),
         None => Some(false),
@@ -156,6 +162,7 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         spool: spool?,
         drain_timeout_seconds: drain_timeout_seconds?,
         relax_aws_limits: relax?,
+        glue_catalog_dir: glue_catalog_dir?,
         streams,
     })
 }

@@ -20,6 +20,9 @@ pub struct Config {
     pub drain_timeout_seconds: u64,
     /// Allow buffers below AWS's minimums (dynamic partitioning, format conversion).
     pub relax_aws_limits: bool,
+    /// Where CreateDeliveryStream finds the Glue tables its DataFormatConversionConfiguration
+    /// names: `<dir>/<DatabaseName>/<TableName>.json`, in Glue's column layout.
+    pub glue_catalog_dir: Option<PathBuf>,
     pub streams: Vec<StreamConfig>,
 }
 

@@ -2,6 +2,8 @@
 //! configuration's shape, so an API-created stream is checked by the same decoder, with the
 //! same rules and defaults, as one in the config file.
 
+use std::path::Path;
+
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
@@ -23,8 +25,9 @@ fn text<'a>(v: &'a Value, key: &str) -> Result<Option<&'a str>, AwsError> {
     }
 }
 
-/// The stream configuration (config-file shape) of a CreateDeliveryStream request.
-pub fn stream_config(input: &Value) -> Result<Value, AwsError> {
+/// The stream configuration (config-file shape) of a CreateDeliveryStream request; Glue tables
+/// are read from `catalog` (`glue_catalog_dir`).
+pub fn stream_config(input: &Value, catalog: Option<&Path>) -> Result<Value, AwsError> {
     let name = text(input, "DeliveryStreamName")?
         .ok_or_else(|| invalid("DeliveryStreamName is required"))?;
     let kind = text(input, "DeliveryStreamType")?.unwrap_or("DirectPut");
@@ -64,7 +67,7 @@ pub fn stream_config(input: &Value) -> Result<Value, AwsError> {
     }
     let s3 = get(input, "ExtendedS3DestinationConfiguration")
         .ok_or_else(|| invalid("ExtendedS3DestinationConfiguration is required"))?;
-    let (processing, destination) = destination(s3)?;
+    let (processing, destination) = destination(s3, catalog)?;
     let mut stream = json!({"name": name, "source": source, "destinations": [destination]});
     if !processing.is_empty() {
         stream["processing"] = Value::Object(processing);
@@ -74,7 +77,10 @@ pub fn stream_config(input: &Value) -> Result<Value, AwsError> {
 
 /// An ExtendedS3DestinationConfiguration (or a complete update of one): the stream-level
 /// processing settings it carries, and the destination.
-pub fn destination(s3: &Value) -> Result<(Map<String, Value>, Value), AwsError> {
+pub fn destination(
+    s3: &Value,
+    catalog: Option<&Path>,
+) -> Result<(Map<String, Value>, Value), AwsError> {
     let bucket_arn = text(s3, "BucketARN")?.ok_or_else(|| invalid("BucketARN is required"))?;
     let bucket = bucket_arn
         .strip_prefix("arn:aws:s3:::")
@@ -113,9 +119,7 @@ pub fn destination(s3: &Value) -> Result<(Map<String, Value>, Value), AwsError> 
     if let Some(c) = get(s3, "DataFormatConversionConfiguration")
         && get(c, "Enabled") != Some(&json!(false))
     {
-        return Err(invalid(
-            "DataFormatConversionConfiguration needs the table's schema, which firehosed cannot read from Glue: define the stream in the configuration file with data_format_conversion.schema",
-        ));
+        d["data_format_conversion"] = conversion(c, catalog)?;
     }
     if get(s3, "S3BackupMode").and_then(Value::as_str) == Some("Enabled") {
         let backup = get(s3, "S3BackupConfiguration").ok_or_else(|| {
@@ -129,6 +133,85 @@ pub fn destination(s3: &Value) -> Result<(Map<String, Value>, Value), AwsError> 
         _ => Map::new(),
     };
     Ok((processing, d))
+}
+
+/// DataFormatConversionConfiguration: the Glue table's columns from the catalog folder, the
+/// SerDe and the Parquet options, in the configuration's keys.
+fn conversion(c: &Value, catalog: Option<&Path>) -> Result<Value, AwsError> {
+    let schema = get(c, "SchemaConfiguration").ok_or_else(|| {
+        invalid("DataFormatConversionConfiguration.SchemaConfiguration is required")
+    })?;
+    let database = text(schema, "DatabaseName")?
+        .ok_or_else(|| invalid("SchemaConfiguration.DatabaseName is required"))?;
+    let table = text(schema, "TableName")?
+        .ok_or_else(|| invalid("SchemaConfiguration.TableName is required"))?;
+    let dir = catalog.ok_or_else(|| {
+        invalid("firehosed reads Glue tables from files: set glue_catalog_dir in the configuration file (<dir>/<DatabaseName>/<TableName>.json)")
+    })?;
+    let file = dir.join(database).join(format!("{table}.json"));
+    if [database, table]
+        .iter()
+        .any(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
+    {
+        return Err(invalid("DatabaseName and TableName must be plain names"));
+    }
+    let mut schema_out = json!({
+        "file": file.display().to_string(),
+        "database_name": database,
+        "table_name": table,
+    });
+    for (api, ours) in [("Region", "region"), ("CatalogId", "catalog_id")] {
+        if let Some(v) = text(schema, api)? {
+            schema_out[ours] = json!(v);
+        }
+    }
+    let mut out = json!({"schema": schema_out});
+    let deserializer = get(c, "InputFormatConfiguration").and_then(|i| get(i, "Deserializer"));
+    if let Some(hive) = deserializer.and_then(|d| get(d, "HiveJsonSerDe")) {
+        let formats = get(hive, "TimestampFormats").cloned().unwrap_or(json!([]));
+        out["input"] = json!({"hive_json": {"timestamp_formats": formats}});
+    } else if let Some(openx) = deserializer.and_then(|d| get(d, "OpenXJsonSerDe")) {
+        let mut o = Map::new();
+        for (api, ours) in [
+            ("CaseInsensitive", "case_insensitive"),
+            (
+                "ConvertDotsInJsonKeysToUnderscores",
+                "convert_dots_in_json_keys_to_underscores",
+            ),
+            ("ColumnToJsonKeyMappings", "column_to_json_key_mappings"),
+        ] {
+            if let Some(v) = get(openx, api) {
+                o.insert(ours.into(), v.clone());
+            }
+        }
+        out["input"] = json!({"openx_json": o});
+    }
+    let serializer = get(c, "OutputFormatConfiguration").and_then(|o| get(o, "Serializer"));
+    if serializer.and_then(|s| get(s, "OrcSerDe")).is_some() {
+        return Err(invalid(
+            "OrcSerDe is not supported by firehosed: use ParquetSerDe",
+        ));
+    }
+    if let Some(parquet) = serializer.and_then(|s| get(s, "ParquetSerDe")) {
+        let mut p = Map::new();
+        for (api, ours) in [
+            ("BlockSizeBytes", "block_size_bytes"),
+            ("PageSizeBytes", "page_size_bytes"),
+            ("Compression", "compression"),
+            (
+                "EnableDictionaryCompression",
+                "enable_dictionary_compression",
+            ),
+            ("MaxPaddingBytes", "max_padding_bytes"),
+            ("WriterVersion", "writer_version"),
+        ] {
+            if let Some(v) = get(parquet, api) {
+                p.insert(ours.into(), v.clone());
+            }
+        }
+        out["output"] = json!({"parquet": p});
+    }
+    Ok(out)
 }
 
 fn parameter<'a>(processor: &'a Value, name: &str) -> Option<&'a str> {
@@ -228,7 +311,7 @@ mod tests {
                     {"Type": "AppendDelimiterToRecord", "Parameters": []}]}
             }
         });
-        let c = stream_config(&req).expect("valid");
+        let c = stream_config(&req, None).expect("valid");
         assert_eq!(c["name"], "orders");
         assert_eq!(c["source"], json!({"direct_put": {}}));
         assert_eq!(c["processing"]["metadata_extraction"]["query"], "{c: .c}");
@@ -251,21 +334,21 @@ mod tests {
             "BucketARN": "arn:aws:s3:::b",
             "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Lambda"}]}}});
         assert!(
-            stream_config(&base)
+            stream_config(&base, None)
                 .unwrap_err()
                 .message
                 .contains("Lambda processor")
         );
         let redshift = json!({"DeliveryStreamName": "x", "RedshiftDestinationConfiguration": {}});
         assert!(
-            stream_config(&redshift)
+            stream_config(&redshift, None)
                 .unwrap_err()
                 .message
                 .contains("Redshift")
         );
         let bad = json!({"DeliveryStreamName": "x", "ExtendedS3DestinationConfiguration": {"BucketARN": "lake"}});
         assert!(
-            stream_config(&bad)
+            stream_config(&bad, None)
                 .unwrap_err()
                 .message
                 .contains("not an S3 bucket ARN")
