@@ -30,6 +30,15 @@ fn not_found(state: &AppState, name: &str) -> AwsError {
     ))
 }
 
+/// The control records' not-found error, in AWS's words for this account.
+fn named(state: &AppState, name: &str, e: AwsError) -> AwsError {
+    if e.kind == "ResourceNotFoundException" {
+        not_found(state, name)
+    } else {
+        e
+    }
+}
+
 fn file_stream(name: &str, what: &str) -> AwsError {
     AwsError::resource_in_use(format!(
         "Firehose {name} is defined in the configuration file; {what} it there (and restart), not through the API"
@@ -247,13 +256,7 @@ pub fn tag(state: &AppState, input: Value) -> Result<Value, AwsError> {
             r.tags = tags;
             Ok(())
         })
-        .map_err(|e| {
-            if e.kind == "ResourceNotFoundException" {
-                not_found(state, &name)
-            } else {
-                e
-            }
-        })?;
+        .map_err(|e| named(state, &name, e))?;
     Ok(json!({}))
 }
 
@@ -274,13 +277,7 @@ pub fn untag(state: &AppState, input: Value) -> Result<Value, AwsError> {
             }
             Ok(())
         })
-        .map_err(|e| {
-            if e.kind == "ResourceNotFoundException" {
-                not_found(state, &name)
-            } else {
-                e
-            }
-        })?;
+        .map_err(|e| named(state, &name, e))?;
     Ok(json!({}))
 }
 

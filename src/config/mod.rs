@@ -31,18 +31,21 @@ pub fn load(path: &FsPath) -> Result<Config, LoadError> {
     parse(&file, &text, &|name| std::env::var(name).ok())
 }
 
+/// A YAML (or JSON) syntax error as the one error of a load.
+fn syntax_error(file: &str, e: yaml::SyntaxError) -> LoadError {
+    LoadError::Invalid(vec![ConfigError {
+        file: file.to_string(),
+        line: e.mark.line,
+        col: e.mark.col,
+        path: "(yaml)".into(),
+        message: e.message,
+    }])
+}
+
 /// Checks one delivery stream's configuration, as YAML or JSON text (a stream created through
 /// the API); `label` is the name used in error messages.
 pub fn parse_stream(label: &str, text: &str, relax: bool) -> Result<StreamConfig, LoadError> {
-    let root = yaml::parse(text).map_err(|e| {
-        LoadError::Invalid(vec![ConfigError {
-            file: label.to_string(),
-            line: e.mark.line,
-            col: e.mark.col,
-            path: "(json)".into(),
-            message: e.message,
-        }])
-    })?;
+    let root = yaml::parse(text).map_err(|e| syntax_error(label, e))?;
     let no_env = |_: &str| None;
     let mut ctx = Ctx::new(label, &no_env);
     let (_, stream) = decode_stream(&mut ctx, &root, Path::root(), relax);
@@ -58,15 +61,7 @@ pub fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, LoadError> {
-    let root = yaml::parse(text).map_err(|e| {
-        LoadError::Invalid(vec![ConfigError {
-            file: file.to_string(),
-            line: e.mark.line,
-            col: e.mark.col,
-            path: "(yaml)".into(),
-            message: e.message,
-        }])
-    })?;
+    let root = yaml::parse(text).map_err(|e| syntax_error(file, e))?;
     let mut ctx = Ctx::new(file, env);
     let config = decode_root(&mut ctx, &root);
     match config {
