@@ -30,6 +30,14 @@ fn not_found(state: &AppState, name: &str) -> AwsError {
     ))
 }
 
+/// The control record of stream `name`, or AWS's not-found error.
+fn record_of(state: &AppState, name: &str) -> Result<Record, AwsError> {
+    state
+        .control
+        .get(name)
+        .ok_or_else(|| not_found(state, name))
+}
+
 /// The control records' not-found error, in AWS's words for this account.
 fn named(state: &AppState, name: &str, e: AwsError) -> AwsError {
     if e.kind == "ResourceNotFoundException" {
@@ -93,10 +101,7 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
 pub async fn delete(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
     let _one_change = state.change(&name).await;
-    let record = state
-        .control
-        .get(&name)
-        .ok_or_else(|| not_found(state, &name))?;
+    let record = record_of(state, &name)?;
     match (record.origin, &record.status) {
         (Origin::File, _) => return Err(file_stream(&name, "remove")),
         (_, Status::Creating) => {
@@ -131,10 +136,7 @@ pub async fn delete(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
 pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
     let _one_change = state.change(&name).await;
-    let record = state
-        .control
-        .get(&name)
-        .ok_or_else(|| not_found(state, &name))?;
+    let record = record_of(state, &name)?;
     if record.origin == Origin::File {
         return Err(file_stream(&name, "change"));
     }
@@ -283,10 +285,7 @@ pub fn untag(state: &AppState, input: Value) -> Result<Value, AwsError> {
 
 pub fn list_tags(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
-    let record = state
-        .control
-        .get(&name)
-        .ok_or_else(|| not_found(state, &name))?;
+    let record = record_of(state, &name)?;
     let start = input
         .get("ExclusiveStartTagKey")
         .and_then(Value::as_str)
