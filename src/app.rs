@@ -64,7 +64,10 @@ pub async fn run(
         &config.state_dir,
         &config.streams,
         config.relax_aws_limits,
-        config.glue_catalog_dir.clone(),
+        crate::control::request::Local {
+            catalog: config.glue_catalog_dir.clone(),
+            functions: config.lambda_functions.clone(),
+        },
     )
     .with_context(|| format!("reading {}", config.state_dir.join("streams").display()))?;
     let builder = Builder::new(config.clone(), sdk, region.clone(), budget);

@@ -62,7 +62,11 @@ fn boto3_creates_updates_and_deletes_a_stream() {
         v["errors"]["stale_version"][0],
         "ConcurrentModificationException"
     );
-    assert_eq!(v["before"], json!({"version": "1", "prefix": "v1/"}));
+    assert_eq!(
+        v["before"],
+        json!({"version": "1", "prefix": "v1/", "processing": {"Enabled": true,
+            "Processors": [{"Type": "AppendDelimiterToRecord", "Parameters": []}]}})
+    );
     assert_eq!(
         v["after"],
         json!({"version": "2", "prefix": "v2/", "compression": "GZIP", "status": "ACTIVE"})
@@ -326,4 +330,95 @@ fn a_stream_whose_bucket_is_missing_ends_creating_failed_and_can_be_deleted() {
         assert!(std::time::Instant::now() < deadline, "not deleted");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A Lambda processor in CreateDeliveryStream runs the `lambda_functions` entry its LambdaArn
+/// names: the handler sees the function's name, the retries and buffering come from the
+/// processor's parameters, DescribeDeliveryStream shows the processor; a function with no local
+/// runtime is refused, naming the key to add.
+#[test]
+fn a_lambda_processor_runs_the_function_named_in_lambda_functions() {
+    use support::transform::python_runner;
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let text = format!(
+        "{}\nlambda_functions:\n  echo-event:\n    subprocess: {}\n    timeout_seconds: 20\n",
+        config(&moto),
+        python_runner("echo_event.handler")
+    );
+    let d = Daemon::start(&text);
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:echo-event:$LATEST";
+    let request = json!({
+        "DeliveryStreamName": "lambda",
+        "ExtendedS3DestinationConfiguration": {
+            "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "Prefix": "lambda/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+            "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Lambda", "Parameters": [
+                {"ParameterName": "LambdaArn", "ParameterValue": arn},
+                {"ParameterName": "NumberOfRetries", "ParameterValue": "2"},
+                {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "0"}]}]}
+        }
+    });
+    let (status, v) = d.api("CreateDeliveryStream", &request.to_string());
+    assert_eq!(status, 200, "{v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let description = loop {
+        let (_, v) = d.api(
+            "DescribeDeliveryStream",
+            r#"{"DeliveryStreamName":"lambda"}"#,
+        );
+        if v["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE" {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ACTIVE: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let processing = &description["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+        ["ProcessingConfiguration"];
+    assert_eq!(processing["Enabled"], true, "{processing}");
+    let lambda = &processing["Processors"][0];
+    assert_eq!(lambda["Type"], "Lambda");
+    let param = |name: &str| {
+        lambda["Parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["ParameterName"] == name))
+            .map(|p| p["ParameterValue"].clone())
+    };
+    assert_eq!(param("LambdaArn"), Some(json!(arn)));
+    assert_eq!(param("NumberOfRetries"), Some(json!("2")));
+    assert_eq!(param("BufferIntervalInSeconds"), Some(json!("0")));
+
+    let (status, v) = d.api(
+        "PutRecord",
+        r#"{"DeliveryStreamName":"lambda","Record":{"Data":"aGVsbG8="}}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let keys = d.flush("lambda");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let seen: Value =
+        serde_json::from_slice(&moto.get("lake", &keys[0])).expect("the handler's JSON");
+    assert_eq!(seen["data"], "hello");
+    assert_eq!(seen["functionName"], "echo-event");
+    assert_eq!(
+        seen["deliveryStreamArn"],
+        "arn:aws:firehose:us-east-1:000000000000:deliverystream/lambda"
+    );
+
+    let mut unknown = request.clone();
+    unknown["DeliveryStreamName"] = json!("unknown-function");
+    unknown["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Processors"][0]["Parameters"]
+        [0]["ParameterValue"] = json!("arn:aws:lambda:us-east-1:123456789012:function:not-here");
+    let (status, v) = d.api("CreateDeliveryStream", &unknown.to_string());
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["__type"], "InvalidArgumentException", "{v}");
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not-here") && message.contains("lambda_functions"),
+        "{message}"
+    );
+    let (status, _) = d.api(
+        "DescribeDeliveryStream",
+        r#"{"DeliveryStreamName":"unknown-function"}"#,
+    );
+    assert_eq!(status, 400, "a refused create leaves no stream");
 }

@@ -8,9 +8,10 @@ use super::AppState;
 use super::error::AwsError;
 use super::firehose::{check_name, parse};
 use crate::config::StreamConfig;
-use crate::config::{DestinationConfig, KinesisStreamRef, SourceConfig, Target};
+use crate::config::{Deaggregation, DestinationConfig, KinesisStreamRef, SourceConfig, Target};
 use crate::control::Status;
 use crate::encode::parquet::{Conversion, Deserializer, ParquetCompression};
+use base64::Engine as _;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -66,7 +67,7 @@ fn description(state: &AppState, stream: &View) -> Value {
         .destinations
         .iter()
         .enumerate()
-        .map(|(i, d)| destination(state, i, d))
+        .map(|(i, d)| destination(state, i, d, stream.config))
         .collect();
     let created = stream.created_ms as f64 / 1000.0;
     let (kind, source) = match &stream.config.source {
@@ -112,7 +113,12 @@ fn description(state: &AppState, stream: &View) -> Value {
     description
 }
 
-fn destination(state: &AppState, index: usize, d: &DestinationConfig) -> Value {
+fn destination(
+    state: &AppState,
+    index: usize,
+    d: &DestinationConfig,
+    stream: &StreamConfig,
+) -> Value {
     let (bucket_arn, directory) = match &d.target {
         Target::S3 { bucket, .. } => (format!("arn:aws:s3:::{bucket}"), None),
         Target::Directory(path) => (
@@ -140,8 +146,13 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig) -> Value {
         s3["ErrorOutputPrefix"] = json!(p);
     }
     let mut extended = s3.clone();
-    extended["ProcessingConfiguration"] = json!({"Enabled": false, "Processors": []});
-    extended["S3BackupMode"] = json!("Disabled");
+    extended["ProcessingConfiguration"] = processing(state, stream);
+    if d.source_record_backup.is_some() {
+        extended["S3BackupMode"] = json!("Enabled");
+        extended["S3BackupDescription"] = s3.clone();
+    } else {
+        extended["S3BackupMode"] = json!("Disabled");
+    }
     extended["CustomTimeZone"] = json!(d.time_zone.name());
     if d.file_extension != d.compression.extension() {
         extended["FileExtension"] = json!(d.file_extension);
@@ -157,6 +168,42 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig) -> Value {
         "S3DestinationDescription": s3,
         "ExtendedS3DestinationDescription": extended,
     })
+}
+
+/// AWS's ProcessingConfiguration of the stream's processing, processors in the order they run
+/// (FIREHOSE.md section 1); AWS passes every parameter value as a string.
+fn processing(state: &AppState, stream: &StreamConfig) -> Value {
+    let p = &stream.processing;
+    let param = |name: &str, value: String| json!({"ParameterName": name, "ParameterValue": value});
+    let mut processors = Vec::new();
+    match &p.deaggregation {
+        Some(Deaggregation::Json) => processors.push(json!({"Type": "RecordDeAggregation",
+            "Parameters": [param("SubRecordType", "JSON".into())]})),
+        Some(Deaggregation::Delimited(d)) => processors.push(json!({"Type": "RecordDeAggregation",
+            "Parameters": [param("SubRecordType", "DELIMITED".into()),
+                param("Delimiter", base64::engine::general_purpose::STANDARD.encode(d))]})),
+        None => {}
+    }
+    if let Some(t) = &p.transform {
+        let arn = t.lambda_arn(&state.region, &state.account_id, &stream.name);
+        let mib = t.buffer_bytes as f64 / (1024.0 * 1024.0);
+        processors.push(json!({"Type": "Lambda", "Parameters": [
+            param("LambdaArn", arn),
+            param("NumberOfRetries", t.number_of_retries.to_string()),
+            param("BufferSizeInMBs", format!("{}", (mib * 100.0).round() / 100.0)),
+            param("BufferIntervalInSeconds", t.buffer_interval_seconds.to_string()),
+        ]}));
+    }
+    if let Some(q) = &p.metadata_query {
+        processors.push(json!({"Type": "MetadataExtraction", "Parameters": [
+            param("MetadataExtractionQuery", q.clone()),
+            param("JsonParsingEngine", "JQ-1.6".into()),
+        ]}));
+    }
+    if p.append_delimiter_to_record {
+        processors.push(json!({"Type": "AppendDelimiterToRecord", "Parameters": []}));
+    }
+    json!({"Enabled": !processors.is_empty(), "Processors": processors})
 }
 
 /// AWS's DataFormatConversionConfiguration of a destination.

@@ -134,6 +134,14 @@ fn warn_restart_only(old: &Config, new: &Config) {
             old.relax_aws_limits != new.relax_aws_limits,
         ),
         (
+            "glue_catalog_dir",
+            old.glue_catalog_dir != new.glue_catalog_dir,
+        ),
+        (
+            "lambda_functions",
+            old.lambda_functions != new.lambda_functions,
+        ),
+        (
             "drain_timeout_seconds",
             old.drain_timeout_seconds != new.drain_timeout_seconds,
         ),

@@ -9,6 +9,7 @@ pub mod model;
 pub mod transform;
 mod yaml;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 
@@ -121,6 +122,10 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
             .map(|d| Some(PathBuf::from(d))),
         None => Some(None),
     };
+    let lambda_functions = match top.get("lambda_functions") {
+        Some(node) => decode_functions(ctx, node, top.path.key("lambda_functions")),
+        None => Some(BTreeMap::new()),
+    };
     let relax = match top.get("relax_aws_limits") {
         Some(node) => ctx.bool(node, &top.path.key("relax_aws_limits")),
         None => Some(false),
@@ -158,8 +163,54 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         drain_timeout_seconds: drain_timeout_seconds?,
         relax_aws_limits: relax?,
         glue_catalog_dir: glue_catalog_dir?,
+        lambda_functions: lambda_functions?,
         streams,
     })
+}
+
+/// `lambda_functions`: function name -> its local runtime.
+fn decode_functions(
+    ctx: &mut Ctx,
+    node: &yaml::Node,
+    path: Path,
+) -> Option<BTreeMap<String, transform::LambdaFunction>> {
+    let yaml::Kind::Map(entries) = &node.kind else {
+        ctx.error(
+            node.mark,
+            &path,
+            format!(
+                "expected a mapping of function names, got {}",
+                node.describe()
+            ),
+        );
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (k, v) in entries {
+        let yaml::Kind::Scalar { value: name, .. } = &k.kind else {
+            ctx.error(k.mark, &path, "function names must be plain strings");
+            ok = false;
+            continue;
+        };
+        let fpath = path.key(name);
+        if !transform::valid_function_name(name) {
+            ctx.error(
+                k.mark,
+                &fpath,
+                "is not a Lambda function name ([a-zA-Z0-9-_]{1,64})",
+            );
+            ok = false;
+            continue;
+        }
+        match transform::decode_function(ctx, v, fpath) {
+            Some(f) => {
+                out.insert(name.clone(), f);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn decode_spool(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SpoolConfig> {

@@ -23,6 +23,8 @@ pub struct Config {
     /// Where CreateDeliveryStream finds the Glue tables its DataFormatConversionConfiguration
     /// names: `<dir>/<DatabaseName>/<TableName>.json`, in Glue's column layout.
     pub glue_catalog_dir: Option<PathBuf>,
+    /// What CreateDeliveryStream's Lambda processors run: function name -> local runtime.
+    pub lambda_functions: std::collections::BTreeMap<String, super::transform::LambdaFunction>,
     pub streams: Vec<StreamConfig>,
 }
 

@@ -135,7 +135,7 @@ delivery_streams:
 ",
     );
     let joined = errors_joined(&errs);
-    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: aws, delivery_streams, drain_timeout_seconds, glue_catalog_dir, listen, relax_aws_limits, spool, state_dir".to_string()), "{joined}");
+    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: aws, delivery_streams, drain_timeout_seconds, glue_catalog_dir, lambda_functions, listen, relax_aws_limits, spool, state_dir".to_string()), "{joined}");
     assert!(errs.contains(&"t.yaml:9:31: delivery_streams[0].destinations[0].buffering.size_mib: must be 1..=128 (got 500)".to_string()), "{joined}");
     assert!(joined.contains("delivery_streams[0].destinations[0].buffering.interval_seconds: must be 0..=900 (got 901)"), "{joined}");
     assert!(joined.contains("t.yaml:10:9: delivery_streams[0].destinations[0].compresion: unknown key (did you mean `compression`?)"), "{joined}");
@@ -574,4 +574,69 @@ fn stream_names_that_are_folder_names_of_their_own_are_refused() {
     for good in ["a", "a.b", "..a", "x-1_y.z"] {
         assert!(valid_stream_name(good), "{good}");
     }
+}
+
+#[test]
+fn lambda_functions_are_checked_like_transforms() {
+    let c = ok("
+lambda_functions:
+  upper-case:
+    wasm: {module: /opt/upper.wasm}
+  py_fn:
+    subprocess: {command: [python3, handler.py]}
+    timeout_seconds: 5
+");
+    assert_eq!(c.lambda_functions.len(), 2);
+    assert_eq!(c.lambda_functions["py_fn"].timeout_seconds, 5);
+    assert_eq!(c.lambda_functions["upper-case"].timeout_seconds, 60);
+    let errs = errors(
+        "
+lambda_functions:
+  'bad name':
+    wasm: {module: x.wasm}
+  both:
+    wasm: {module: x.wasm}
+    subprocess: {command: [x]}
+  slow:
+    wasm: {module: x.wasm}
+    timeout_seconds: 901
+  extra:
+    wasm: {module: x.wasm}
+    number_of_retries: 3
+",
+    );
+    let joined = errors_joined(&errs);
+    assert!(
+        joined.contains("lambda_functions.bad name: is not a Lambda function name"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("lambda_functions.both: exactly one of subprocess, wasm is required"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("lambda_functions.slow.timeout_seconds: must be 1..=900 (got 901)"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("lambda_functions.extra.number_of_retries: unknown key"),
+        "{joined}"
+    );
+    let errs = errors(
+        "
+delivery_streams:
+  - name: a
+    source: {direct_put: {}}
+    processing:
+      transform:
+        wasm: {module: x.wasm}
+        lambda_arn: 'arn:aws:s3:::nope'
+    destinations: [{directory: out}]
+",
+    );
+    assert!(
+        errors_joined(&errs)
+            .contains("processing.transform.lambda_arn: must be a Lambda function ARN"),
+        "{errs:?}"
+    );
 }

@@ -14,6 +14,109 @@ pub struct TransformConfig {
     pub buffer_interval_seconds: u64,
     pub number_of_retries: u32,
     pub timeout_seconds: u64,
+    /// `lambda_arn`: the function this transform stands in for (DescribeDeliveryStream's
+    /// LambdaArn, the request's `lambdaArn`); `firehosed-<stream>` in the daemon's region and
+    /// account when unset.
+    pub lambda_arn: Option<String>,
+}
+
+impl TransformConfig {
+    /// The Lambda ARN the transform answers to.
+    pub fn lambda_arn(&self, region: &str, account_id: &str, stream: &str) -> String {
+        match &self.lambda_arn {
+            Some(arn) => arn.clone(),
+            None => format!("arn:aws:lambda:{region}:{account_id}:function:firehosed-{stream}"),
+        }
+    }
+}
+
+/// A `lambda_functions` entry: the local stand-in for a Lambda function that
+/// CreateDeliveryStream's Lambda processors name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LambdaFunction {
+    pub runtime: Runtime,
+    pub timeout_seconds: u64,
+}
+
+impl LambdaFunction {
+    /// The function as `processing.transform` keys (config shape), for an API stream.
+    pub fn shape(&self) -> serde_json::Value {
+        use serde_json::json;
+        let runtime = match &self.runtime {
+            Runtime::Subprocess {
+                command,
+                env,
+                working_directory,
+            } => {
+                let mut s = json!({"command": command, "env": env});
+                if let Some(dir) = working_directory {
+                    s["working_directory"] = json!(dir.display().to_string());
+                }
+                json!({"subprocess": s})
+            }
+            Runtime::Wasm {
+                module,
+                max_memory_mib,
+            } => json!({"wasm": {
+                "module": module.display().to_string(),
+                "max_memory_mib": max_memory_mib,
+            }}),
+        };
+        let mut out = runtime;
+        out["timeout_seconds"] = json!(self.timeout_seconds);
+        out
+    }
+}
+
+/// The function name of a Lambda ARN
+/// (`arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
+pub fn function_name(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let ok = (7..=8).contains(&parts.len())
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "lambda"
+        && parts[5] == "function"
+        && valid_function_name(parts[6])
+        && parts.get(7).is_none_or(|q| !q.is_empty());
+    ok.then(|| parts[6])
+}
+
+/// Lambda's function names: `[a-zA-Z0-9-_]{1,64}`.
+pub fn valid_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A `lambda_functions` entry: `subprocess` or `wasm`, and `timeout_seconds`.
+pub fn decode_function(ctx: &mut Ctx, node: &Node, path: Path) -> Option<LambdaFunction> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let runtime = runtime(ctx, &mut m);
+    let timeout = int(ctx, &mut m, "timeout_seconds", 1..=900, 60);
+    m.finish(ctx);
+    Some(LambdaFunction {
+        runtime: runtime?,
+        timeout_seconds: timeout?,
+    })
+}
+
+fn runtime(ctx: &mut Ctx, m: &mut MapReader) -> Option<Runtime> {
+    let subprocess = m.get("subprocess");
+    let wasm = m.get("wasm");
+    match (subprocess, wasm) {
+        (Some(n), None) => decode_subprocess(ctx, n, m.path.key("subprocess")),
+        (None, Some(n)) => decode_wasm(ctx, n, m.path.key("wasm")),
+        _ => {
+            ctx.error(
+                m.mark(),
+                &m.path,
+                "exactly one of subprocess, wasm is required",
+            );
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,20 +136,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<TransformConfig> {
     let mut m = MapReader::new(ctx, node, path)?;
-    let subprocess = m.get("subprocess");
-    let wasm = m.get("wasm");
-    let runtime = match (subprocess, wasm) {
-        (Some(n), None) => decode_subprocess(ctx, n, m.path.key("subprocess")),
-        (None, Some(n)) => decode_wasm(ctx, n, m.path.key("wasm")),
-        _ => {
-            ctx.error(
-                m.mark(),
-                &m.path,
-                "exactly one of subprocess, wasm is required",
-            );
-            None
-        }
-    };
+    let runtime = runtime(ctx, &mut m);
     let buffer_bytes = match m.get("buffer_size_mib") {
         Some(n) => {
             let path = m.path.key("buffer_size_mib");
@@ -68,8 +158,27 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<TransformConfig>
     let interval = int(ctx, &mut m, "buffer_interval_seconds", 0..=900, 60);
     let retries = int(ctx, &mut m, "number_of_retries", 0..=300, 3);
     let timeout = int(ctx, &mut m, "timeout_seconds", 1..=900, 60);
+    let lambda_arn = match m.get("lambda_arn") {
+        Some(n) => {
+            let path = m.path.key("lambda_arn");
+            ctx.string(n, &path).and_then(|arn| {
+                if function_name(&arn).is_some() {
+                    Some(Some(arn))
+                } else {
+                    ctx.error(
+                        n.mark,
+                        &path,
+                        format!("must be a Lambda function ARN, arn:aws:lambda:REGION:ACCOUNT:function:NAME (got {arn:?})"),
+                    );
+                    None
+                }
+            })
+        }
+        None => Some(None),
+    };
     m.finish(ctx);
     Some(TransformConfig {
+        lambda_arn: lambda_arn?,
         runtime: runtime?,
         buffer_bytes: buffer_bytes?,
         buffer_interval_seconds: interval?,

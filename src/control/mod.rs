@@ -76,8 +76,8 @@ pub struct Control {
     records: Mutex<BTreeMap<String, Record>>,
     /// `relax_aws_limits` of the configuration file, applied to API streams too.
     pub relax: bool,
-    /// `glue_catalog_dir`: where DataFormatConversionConfiguration's tables are read.
-    pub catalog: Option<PathBuf>,
+    /// What Glue tables and Lambda functions in requests resolve to.
+    pub local: request::Local,
 }
 
 impl Control {
@@ -86,7 +86,7 @@ impl Control {
         state_dir: &Path,
         file_streams: &[StreamConfig],
         relax: bool,
-        catalog: Option<PathBuf>,
+        local: request::Local,
     ) -> std::io::Result<Self> {
         let dir = state_dir.join("streams");
         std::fs::create_dir_all(&dir)?;
@@ -178,7 +178,7 @@ impl Control {
             dir,
             records: Mutex::new(records),
             relax,
-            catalog,
+            local,
         };
         for name in changed {
             if let Some(r) = control.get(&name) {
@@ -285,7 +285,7 @@ pub fn remove_state(state_dir: &Path, name: &str) {
 /// The checked configuration of a CreateDeliveryStream request (the same decoder as the
 /// configuration file's streams); its problems as one InvalidArgumentException.
 pub fn api_stream_config(input: &Value, control: &Control) -> Result<StreamConfig, AwsError> {
-    let shape = request::stream_config(input, control.catalog.as_deref())?;
+    let shape = request::stream_config(input, &control.local)?;
     crate::config::parse_stream("request", &shape.to_string(), control.relax).map_err(|e| {
         let text = match e {
             crate::config::LoadError::Invalid(errors) => errors

@@ -2,12 +2,14 @@
 //! configuration's shape, so an API-created stream is checked by the same decoder, with the
 //! same rules and defaults, as one in the config file.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::api::error::AwsError;
+use crate::config::transform::{LambdaFunction, function_name};
 
 fn invalid(message: impl Into<String>) -> AwsError {
     AwsError::invalid_argument(message.into())
@@ -25,9 +27,17 @@ fn text<'a>(v: &'a Value, key: &str) -> Result<Option<&'a str>, AwsError> {
     }
 }
 
-/// The stream configuration (config-file shape) of a CreateDeliveryStream request; Glue tables
-/// are read from `catalog` (`glue_catalog_dir`).
-pub fn stream_config(input: &Value, catalog: Option<&Path>) -> Result<Value, AwsError> {
+/// What names in a request resolve to on this machine.
+#[derive(Default)]
+pub struct Local {
+    /// `glue_catalog_dir`: Glue tables as `<dir>/<DatabaseName>/<TableName>.json`.
+    pub catalog: Option<PathBuf>,
+    /// `lambda_functions`: what a Lambda processor's LambdaArn runs.
+    pub functions: BTreeMap<String, LambdaFunction>,
+}
+
+/// The stream configuration (config-file shape) of a CreateDeliveryStream request.
+pub fn stream_config(input: &Value, local: &Local) -> Result<Value, AwsError> {
     let name = text(input, "DeliveryStreamName")?
         .ok_or_else(|| invalid("DeliveryStreamName is required"))?;
     let kind = text(input, "DeliveryStreamType")?.unwrap_or("DirectPut");
@@ -67,7 +77,7 @@ pub fn stream_config(input: &Value, catalog: Option<&Path>) -> Result<Value, Aws
     }
     let s3 = get(input, "ExtendedS3DestinationConfiguration")
         .ok_or_else(|| invalid("ExtendedS3DestinationConfiguration is required"))?;
-    let (processing, destination) = destination(s3, catalog)?;
+    let (processing, destination) = destination(s3, local)?;
     let mut stream = json!({"name": name, "source": source, "destinations": [destination]});
     if !processing.is_empty() {
         stream["processing"] = Value::Object(processing);
@@ -77,10 +87,7 @@ pub fn stream_config(input: &Value, catalog: Option<&Path>) -> Result<Value, Aws
 
 /// An ExtendedS3DestinationConfiguration (or a complete update of one): the stream-level
 /// processing settings it carries, and the destination.
-pub fn destination(
-    s3: &Value,
-    catalog: Option<&Path>,
-) -> Result<(Map<String, Value>, Value), AwsError> {
+pub fn destination(s3: &Value, local: &Local) -> Result<(Map<String, Value>, Value), AwsError> {
     let bucket_arn = text(s3, "BucketARN")?.ok_or_else(|| invalid("BucketARN is required"))?;
     let bucket = bucket_arn
         .strip_prefix("arn:aws:s3:::")
@@ -119,7 +126,7 @@ pub fn destination(
     if let Some(c) = get(s3, "DataFormatConversionConfiguration")
         && get(c, "Enabled") != Some(&json!(false))
     {
-        d["data_format_conversion"] = conversion(c, catalog)?;
+        d["data_format_conversion"] = conversion(c, local.catalog.as_deref())?;
     }
     if get(s3, "S3BackupMode").and_then(Value::as_str) == Some("Enabled") {
         let backup = get(s3, "S3BackupConfiguration").ok_or_else(|| {
@@ -129,7 +136,7 @@ pub fn destination(
         d["source_record_backup"] = json!({"prefix": prefix});
     }
     let processing = match get(s3, "ProcessingConfiguration") {
-        Some(p) if get(p, "Enabled") == Some(&json!(true)) => processors(p)?,
+        Some(p) if get(p, "Enabled") == Some(&json!(true)) => processors(p, &local.functions)?,
         _ => Map::new(),
     };
     Ok((processing, d))
@@ -225,8 +232,11 @@ fn parameter<'a>(processor: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// ProcessingConfiguration.Processors: metadata extraction, record de-aggregation, the
-/// delimiter. A Lambda processor has no local runtime to map to.
-fn processors(p: &Value) -> Result<Map<String, Value>, AwsError> {
+/// delimiter, and a Lambda function, run by its `lambda_functions` entry.
+fn processors(
+    p: &Value,
+    functions: &BTreeMap<String, LambdaFunction>,
+) -> Result<Map<String, Value>, AwsError> {
     let mut out = Map::new();
     let list = get(p, "Processors")
         .and_then(Value::as_array)
@@ -259,9 +269,7 @@ fn processors(p: &Value) -> Result<Map<String, Value>, AwsError> {
                 out.insert("record_deaggregation".into(), value);
             }
             Some("Lambda") => {
-                return Err(invalid(
-                    "a Lambda processor needs a local transform (subprocess or WASM): define the stream in the configuration file with processing.transform",
-                ));
+                out.insert("transform".into(), lambda(processor, functions)?);
             }
             other => {
                 return Err(invalid(format!(
@@ -272,6 +280,39 @@ fn processors(p: &Value) -> Result<Map<String, Value>, AwsError> {
         }
     }
     Ok(out)
+}
+
+/// A Lambda processor: its function's local runtime (`lambda_functions`), with the processor's
+/// retries and buffering.
+fn lambda(
+    processor: &Value,
+    functions: &BTreeMap<String, LambdaFunction>,
+) -> Result<Value, AwsError> {
+    let arn = parameter(processor, "LambdaArn")
+        .ok_or_else(|| invalid("a Lambda processor needs the LambdaArn parameter"))?;
+    let name = function_name(arn).ok_or_else(|| {
+        invalid(format!(
+            "LambdaArn {arn:?} is not a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
+        ))
+    })?;
+    let function = functions.get(name).ok_or_else(|| {
+        invalid(format!(
+            "Lambda function {name} has no local runtime: add it under lambda_functions in the configuration file (subprocess or wasm)"
+        ))
+    })?;
+    let mut t = function.shape();
+    t["lambda_arn"] = json!(arn);
+    for (api, ours) in [
+        ("NumberOfRetries", "number_of_retries"),
+        ("BufferSizeInMBs", "buffer_size_mib"),
+        ("BufferIntervalInSeconds", "buffer_interval_seconds"),
+    ] {
+        if let Some(v) = parameter(processor, api) {
+            // AWS passes every parameter as a string; the decoder checks the number.
+            t[ours] = json!(v);
+        }
+    }
+    Ok(t)
 }
 
 /// Merges an ExtendedS3DestinationUpdate into the ExtendedS3DestinationConfiguration it updates:
@@ -311,7 +352,7 @@ mod tests {
                     {"Type": "AppendDelimiterToRecord", "Parameters": []}]}
             }
         });
-        let c = stream_config(&req, None).expect("valid");
+        let c = stream_config(&req, &Local::default()).expect("valid");
         assert_eq!(c["name"], "orders");
         assert_eq!(c["source"], json!({"direct_put": {}}));
         assert_eq!(c["processing"]["metadata_extraction"]["query"], "{c: .c}");
@@ -334,24 +375,109 @@ mod tests {
             "BucketARN": "arn:aws:s3:::b",
             "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Lambda"}]}}});
         assert!(
-            stream_config(&base, None)
+            stream_config(&base, &Local::default())
                 .unwrap_err()
                 .message
                 .contains("Lambda processor")
         );
         let redshift = json!({"DeliveryStreamName": "x", "RedshiftDestinationConfiguration": {}});
         assert!(
-            stream_config(&redshift, None)
+            stream_config(&redshift, &Local::default())
                 .unwrap_err()
                 .message
                 .contains("Redshift")
         );
         let bad = json!({"DeliveryStreamName": "x", "ExtendedS3DestinationConfiguration": {"BucketARN": "lake"}});
         assert!(
-            stream_config(&bad, None)
+            stream_config(&bad, &Local::default())
                 .unwrap_err()
                 .message
                 .contains("not an S3 bucket ARN")
         );
+    }
+
+    #[test]
+    fn a_lambda_processor_becomes_its_functions_transform() {
+        use crate::config::transform::Runtime;
+        let mut local = Local::default();
+        local.functions.insert(
+            "upper".into(),
+            LambdaFunction {
+                runtime: Runtime::Wasm {
+                    module: "/opt/upper.wasm".into(),
+                    max_memory_mib: 64,
+                },
+                timeout_seconds: 30,
+            },
+        );
+        let arn = "arn:aws:lambda:eu-west-1:111122223333:function:upper:live";
+        let req = json!({"DeliveryStreamName": "x", "ExtendedS3DestinationConfiguration": {
+            "BucketARN": "arn:aws:s3:::lake",
+            "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Lambda", "Parameters": [
+                {"ParameterName": "LambdaArn", "ParameterValue": arn},
+                {"ParameterName": "NumberOfRetries", "ParameterValue": "5"},
+                {"ParameterName": "BufferSizeInMBs", "ParameterValue": "2"},
+                {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "10"}]}]}}});
+        let shape = stream_config(&req, &local).expect("valid");
+        let checked = crate::config::parse_stream("request", &shape.to_string(), false)
+            .expect("the decoder takes the shape");
+        let t = checked.processing.transform.expect("a transform");
+        assert_eq!(
+            t.runtime,
+            Runtime::Wasm {
+                module: "/opt/upper.wasm".into(),
+                max_memory_mib: 64
+            }
+        );
+        assert_eq!(t.timeout_seconds, 30);
+        assert_eq!(t.number_of_retries, 5);
+        assert_eq!(t.buffer_bytes, 2 * 1024 * 1024);
+        assert_eq!(t.buffer_interval_seconds, 10);
+        assert_eq!(t.lambda_arn("r", "a", "x"), arn);
+
+        let mut disabled = req.clone();
+        disabled["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Enabled"] =
+            json!(false);
+        let shape = stream_config(&disabled, &Local::default()).expect("disabled is ignored");
+        assert!(shape.get("processing").is_none(), "{shape}");
+
+        let missing = stream_config(&req, &Local::default()).unwrap_err().message;
+        assert!(
+            missing.contains("upper") && missing.contains("lambda_functions"),
+            "{missing}"
+        );
+        let mut not_arn = req.clone();
+        not_arn["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Processors"][0]
+            ["Parameters"][0]["ParameterValue"] = json!("upper");
+        let message = stream_config(&not_arn, &local).unwrap_err().message;
+        assert!(message.contains("not a Lambda function ARN"), "{message}");
+    }
+
+    #[test]
+    fn function_names_are_read_from_lambda_arns() {
+        use crate::config::transform::function_name;
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:my-fn"),
+            Some("my-fn")
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:my_fn:$LATEST"),
+            Some("my_fn")
+        );
+        assert_eq!(
+            function_name("arn:aws-cn:lambda:cn-north-1:1:function:f:3"),
+            Some("f")
+        );
+        for bad in [
+            "my-fn",
+            "arn:aws:lambda:us-east-1:1:layer:x",
+            "arn:aws:s3:::bucket",
+            "arn:aws:lambda:us-east-1:1:function:",
+            "arn:aws:lambda:us-east-1:1:function:a b",
+            "arn:aws:lambda:us-east-1:1:function:f:",
+            "arn:aws:lambda:us-east-1:1:function:f:1:2",
+        ] {
+            assert_eq!(function_name(bad), None, "{bad}");
+        }
     }
 }

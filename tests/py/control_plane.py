@@ -71,7 +71,9 @@ out["errors"]["delete_file_stream"] = code(
 
 d = describe()
 out["before"] = {"version": d["VersionId"],
-                 "prefix": d["Destinations"][0]["ExtendedS3DestinationDescription"]["Prefix"]}
+                 "prefix": d["Destinations"][0]["ExtendedS3DestinationDescription"]["Prefix"],
+                 "processing": d["Destinations"][0]["ExtendedS3DestinationDescription"][
+                     "ProcessingConfiguration"]}
 fh.put_record_batch(DeliveryStreamName="api",
                     Records=[{"Data": json.dumps({"n": i}).encode()} for i in range(10)])
 out["keys_before"] = flush()

@@ -204,10 +204,10 @@ pub struct Setup<'a> {
 /// Starts the stream's transform: the child process is started (a command that cannot start
 /// fails the start-up), the WASM module compiled.
 pub async fn build(config: &TransformConfig, setup: Setup<'_>) -> Result<Transform, String> {
-    let lambda_arn = format!(
-        "arn:aws:lambda:{}:{}:function:firehosed-{}",
-        setup.region, setup.account_id, setup.stream
-    );
+    let lambda_arn = config.lambda_arn(setup.region, setup.account_id, setup.stream);
+    let function_name = crate::config::transform::function_name(&lambda_arn)
+        .unwrap_or("firehosed")
+        .to_string();
     let label = format!("{}/transform", setup.stream);
     let runtime = match &config.runtime {
         crate::config::transform::Runtime::Subprocess {
@@ -221,10 +221,7 @@ pub async fn build(config: &TransformConfig, setup: Setup<'_>) -> Result<Transfo
                 ("FIREHOSED_STREAM", setup.stream),
                 ("FIREHOSED_TIMEOUT_MS", &timeout_ms),
                 ("FIREHOSED_FUNCTION_ARN", &lambda_arn),
-                (
-                    "AWS_LAMBDA_FUNCTION_NAME",
-                    &format!("firehosed-{}", setup.stream),
-                ),
+                ("AWS_LAMBDA_FUNCTION_NAME", &function_name),
                 ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
                 ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
                 ("AWS_REGION", setup.region),
