@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, at pinned versions, into the tools cache:
 #   $FIREHOSED_TOOLS (default ~/.cache/firehosed-tools)/venv  moto server, boto3, AWS CLI, cramjam
+#   .../s3s-fs, .../node (kinesalite), .../debian-bookworm (a container root), the WASM example
 # Idempotent: does nothing when the cache already holds these exact versions.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +34,30 @@ if [ "$(cat "$tools/node/.version" 2>/dev/null)" != "$kinesalite_version" ]; the
   mkdir -p "$tools/node"
   npm install --prefix "$tools/node" --no-audit --no-fund --silent "kinesalite@$kinesalite_version"
   echo "$kinesalite_version" > "$tools/node/.version"
+fi
+
+# A Debian bookworm root file system for the test that boots systemd in a container and runs the
+# packaged service under it (tests/systemd_container.rs): systemd-nspawn and debootstrap from
+# Debian's packages, the tree built once into the cache (about 1 minute, 260 MB). Needs root;
+# without it the test says how to skip it.
+container="$tools/debian-bookworm"
+if [ ! -f "$container/.complete" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    if ! command -v systemd-nspawn >/dev/null || ! command -v debootstrap >/dev/null; then
+      echo "test-tools: installing systemd-container and debootstrap (Debian packages)" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -qq systemd-container debootstrap >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null && apt-get install -y -qq systemd-container debootstrap >/dev/null; }
+    fi
+    echo "test-tools: building a Debian bookworm container root into $container" >&2
+    rm -rf "$container"
+    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,ca-certificates \
+      bookworm "$container" http://deb.debian.org/debian >"$tools/debootstrap.log" 2>&1 \
+      || { tail -n 20 "$tools/debootstrap.log" >&2; exit 1; }
+    touch "$container/.complete"
+  else
+    echo "test-tools: not root: no container root for tests/systemd_container.rs" >&2
+  fi
 fi
 
 # The AssemblyScript transform of examples/wasm (AssemblyScript pinned in its package-lock.json),

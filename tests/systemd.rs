@@ -95,7 +95,7 @@ fn the_unit_asks_for_what_the_daemon_needs() {
         "NoNewPrivileges=true",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "EnvironmentFile=-/etc/firehosed/firehosed.env",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/bin/sh -c 'kill -HUP $MAINPID'",
     ] {
         assert!(u.lines().any(|l| l == line), "missing {line}");
     }
