@@ -2,6 +2,7 @@
 //! shutdown, drain.
 
 pub mod build;
+pub mod open_files;
 pub mod reload;
 
 use std::collections::BTreeMap;
@@ -17,8 +18,6 @@ use crate::api::{self, AppState};
 use crate::aws;
 use crate::config::{Config, SourceConfig, Target};
 use crate::control::{Control, Status, api_stream_config};
-use crate::destination::stagers::ACTIVE_ENCODERS;
-use crate::encode::Compression;
 use crate::spool::Budget;
 use build::Builder;
 
@@ -36,7 +35,7 @@ pub async fn run(
     reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     prepare_state_dir(&config.state_dir)?;
-    check_open_files(&config)?;
+    open_files::check(&config.streams).map_err(|e| anyhow!(e))?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -215,65 +214,6 @@ async fn reload_loop(state: Arc<AppState>, mut r: Reload, notifier: crate::notif
             state.all_streams().len()
         ));
     }
-}
-
-/// A partitioning destination keeps up to `ACTIVE_ENCODERS` staging files open (idle partitions
-/// are suspended): raise the open-file limit to its hard maximum and refuse a configuration
-/// whose files could not all be open at once.
-fn check_open_files(config: &Config) -> anyhow::Result<()> {
-    let partitions: u64 = config
-        .streams
-        .iter()
-        .flat_map(|s| &s.destinations)
-        .filter_map(|d| d.dynamic_partitioning.map(|dp| (dp, d.compression)))
-        .map(|(dp, compression)| {
-            // A ZIP entry cannot be split: ZIP partitions are never suspended.
-            let open = if compression == Compression::Zip {
-                dp.max_active_partitions
-            } else {
-                dp.max_active_partitions.min(ACTIVE_ENCODERS)
-            };
-            open as u64
-        })
-        .sum();
-    if partitions == 0 {
-        return Ok(());
-    }
-    let limit = raise_open_file_limit();
-    // Room for the spool, sockets, the transform's pipes and the other staging files.
-    let needed = partitions + 256;
-    if needed > limit {
-        return Err(anyhow!(
-            "the dynamic partitioning destinations may keep {partitions} staging files open at \
-             once, but the open-file limit is {limit}: raise the limit (LimitNOFILE= in the \
-             systemd unit, ulimit -n)"
-        ));
-    }
-    Ok(())
-}
-
-/// Raises the soft open-file limit to the hard one; returns the limit in force.
-fn raise_open_file_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur;
-            }
-        }
-    }
-    lim.rlim_cur
 }
 
 fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {

@@ -146,3 +146,52 @@ fn an_invalid_file_on_sighup_changes_nothing() {
     let (_, v) = d.api("DescribeDeliveryStream", r#"{"DeliveryStreamName":"keep"}"#);
     assert_eq!(v["DeliveryStreamDescription"]["VersionId"], "1");
 }
+
+/// Streams added after start-up count against the open-file limit like the file's: under a
+/// limit of 700, a CreateDeliveryStream whose partitioning could keep 500 staging files open
+/// gets LimitExceededException, and a reload to such a file changes nothing.
+#[test]
+fn streams_added_later_must_fit_the_open_file_limit() {
+    let base = config(&[stream("a", "a/")]);
+    let mut d = Daemon::start_with_open_file_limit(&base, 700);
+    let request = serde_json::json!({
+        "DeliveryStreamName": "parts",
+        "ExtendedS3DestinationConfiguration": {
+            "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake",
+            "Prefix": "p/!{partitionKeyFromQuery:c}/",
+            "ErrorOutputPrefix": "e/!{firehose:error-output-type}/",
+            "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 60},
+            "DynamicPartitioningConfiguration": {"Enabled": true},
+            "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "MetadataExtraction",
+                "Parameters": [{"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{c: .c}"},
+                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]}}
+    });
+    let (status, v) = d.api("CreateDeliveryStream", &request.to_string());
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["__type"], "LimitExceededException", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("500 staging files") && m.contains("limit is 700")),
+        "{v}"
+    );
+    let partitioned = "  - name: parts
+    source: {direct_put: {}}
+    processing: {metadata_extraction: {query: '{c: .c}'}}
+    destinations:
+      - directory: '{dir}/parts'
+        prefix: 'p/!{partitionKeyFromQuery:c}/'
+        error_output_prefix: 'e/!{firehose:error-output-type}/'
+        buffering: {size_mib: 64, interval_seconds: 60}
+        dynamic_partitioning: {enabled: true}
+"
+    .to_string();
+    let log = reload(
+        &mut d,
+        &config(&[stream("a", "a/"), partitioned]),
+        "the running one stays",
+    );
+    assert!(log.contains("limit is 700"), "{log}");
+    let (_, listed) = d.api("ListDeliveryStreams", "{}");
+    assert_eq!(listed["DeliveryStreamNames"], serde_json::json!(["a"]));
+}

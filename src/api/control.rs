@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::AwsError;
 use super::firehose::check_name;
+use crate::config::StreamConfig;
 use crate::control::{Origin, Record, Status, api_stream_config, request};
 
 /// AWS's limit of tags per stream.
@@ -47,6 +48,16 @@ fn named(state: &AppState, name: &str, e: AwsError) -> AwsError {
     }
 }
 
+/// The running streams, with `config` in place of its name's, within the open-file limit.
+fn check_open_files(state: &AppState, config: &StreamConfig) -> Result<(), AwsError> {
+    let running = state.all_streams();
+    let others = running
+        .iter()
+        .map(|s| &s.config)
+        .filter(|c| c.name != config.name);
+    crate::app::open_files::check(others.chain([config])).map_err(AwsError::limit_exceeded)
+}
+
 fn file_stream(name: &str, what: &str) -> AwsError {
     AwsError::resource_in_use(format!(
         "Firehose {name} is defined in the configuration file; {what} it there (and restart), not through the API"
@@ -57,6 +68,7 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
     let name = name_of(&input)?;
     let tags = tags_of(input.get("Tags"))?;
     let config = api_stream_config(&input, &state.control)?;
+    check_open_files(state, &config)?;
     let record = Record {
         origin: Origin::Api,
         request: Some(input),
@@ -174,6 +186,7 @@ pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<V
     request["ExtendedS3DestinationConfiguration"] = merged;
     // Checked before anything changes: an invalid update leaves the stream as it was.
     let config = api_stream_config(&request, &state.control)?;
+    check_open_files(state, &config)?;
     let version = record.version + 1;
     // The old stream drains (its objects keep the old version; puts meanwhile get
     // ServiceUnavailableException and are retried), then the new one takes over the same spool

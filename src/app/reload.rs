@@ -23,6 +23,14 @@ pub struct Outcome {
 /// is invalid.
 pub async fn reload(state: &Arc<AppState>, path: &Path) -> Result<Outcome, String> {
     let new = crate::config::load(path).map_err(|e| e.to_string())?;
+    let running = state.all_streams();
+    let api_streams = running.iter().map(|s| &s.config).filter(|c| {
+        state
+            .control
+            .get(&c.name)
+            .is_some_and(|r| r.origin == Origin::Api)
+    });
+    super::open_files::check(new.streams.iter().chain(api_streams))?;
     warn_restart_only(&state.builder.config, &new);
     let mut out = Outcome::default();
     let old_files: Vec<String> = state

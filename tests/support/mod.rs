@@ -348,11 +348,44 @@ impl Daemon {
         config: &str,
         env: &[(&str, &str)],
     ) -> Result<Daemon, String> {
+        Self::try_start_cmd(dir, config, |cmd| {
+            cmd.envs(env.iter().copied());
+        })
+    }
+
+    /// Starts the daemon under an open-file limit (soft and hard) of `limit`.
+    pub fn start_with_open_file_limit(config: &str, limit: u64) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::try_start_cmd(dir, config, |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; the closure allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
+        .unwrap_or_else(|log| panic!("firehosed did not start:\n{log}"))
+    }
+
+    fn try_start_cmd(
+        dir: tempfile::TempDir,
+        config: &str,
+        customize: impl FnOnce(&mut Command),
+    ) -> Result<Daemon, String> {
         let text = config.replace("{dir}", &dir.path().display().to_string());
         let path = dir.path().join("firehosed.yaml");
         std::fs::write(&path, text).expect("config written");
-        let mut child = firehosed()
-            .envs(env.iter().copied())
+        let mut cmd = firehosed();
+        customize(&mut cmd);
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(&path)
             .stdout(Stdio::piped())
