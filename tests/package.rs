@@ -12,18 +12,7 @@ use support::*;
 #[test]
 fn the_deb_holds_the_binary_unit_conffiles_and_a_postinst_that_creates_the_user() {
     let out = tempfile::tempdir().expect("tempdir");
-    let built = run_output(
-        Command::new(repo().join("scripts/build-deb.sh"))
-            .args(["--binary", env!("CARGO_BIN_EXE_firehosed"), "--out"])
-            .arg(out.path())
-            .env("DEB_COMPRESSION", "none"),
-    );
-    assert!(
-        built.status.success(),
-        "build-deb.sh: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let deb = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let deb = build_deb(out.path()).display().to_string();
     assert!(
         deb.ends_with(".deb") && deb.contains("firehosed_0."),
         "{deb}"

@@ -34,18 +34,7 @@ fn the_packaged_service_runs_under_systemd_as_pid_1() {
     let (input, results) = (work.path().join("in"), work.path().join("out"));
     std::fs::create_dir_all(&input).expect("in");
     std::fs::create_dir_all(&results).expect("out");
-    let built = run_output(
-        Command::new(repo().join("scripts/build-deb.sh"))
-            .args(["--binary", env!("CARGO_BIN_EXE_firehosed"), "--out"])
-            .arg(work.path().join("deb"))
-            .env("DEB_COMPRESSION", "none"),
-    );
-    assert!(
-        built.status.success(),
-        "build-deb.sh: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let deb = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let deb = build_deb(&work.path().join("deb"));
     std::fs::rename(&deb, input.join("firehosed.deb")).expect("the deb");
     for (from, to) in [
         ("tests/systemd/inside.sh", "inside.sh"),

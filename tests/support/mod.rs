@@ -649,6 +649,22 @@ pub fn files_under(root: &Path) -> Vec<String> {
     out
 }
 
+/// Builds the .deb of the binary under test (scripts/build-deb.sh, uncompressed) in `out`.
+pub fn build_deb(out: &Path) -> PathBuf {
+    let built = run_output(
+        Command::new(repo().join("scripts/build-deb.sh"))
+            .args(["--binary", env!("CARGO_BIN_EXE_firehosed"), "--out"])
+            .arg(out)
+            .env("DEB_COMPRESSION", "none"),
+    );
+    assert!(
+        built.status.success(),
+        "build-deb.sh: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&built.stdout).trim())
+}
+
 pub fn run_output(cmd: &mut Command) -> Output {
     cmd.output().expect("command runs")
 }
