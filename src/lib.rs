@@ -7,8 +7,10 @@
 //! destination's watermark moves its log cursor.
 //!
 //! Module map:
-//! - `app`: start-up, serving, drain on shutdown; `app::build` makes a running stream.
-//! - `config`: YAML -> checked model; every error with FILE:LINE:COLUMN and key path.
+//! - `app`: start-up, serving, drain on shutdown; `app::build` makes a running stream,
+//!   `app::reload` applies a re-read file (SIGHUP), `app::open_files` the open-file budget.
+//! - `config`: YAML -> checked model; every error with FILE:LINE:COLUMN and key path
+//!   (`config::transform` also holds `lambda_functions`, what API Lambda processors run).
 //! - `control`: the control plane's records (origin, version, tags, status; API streams kept in
 //!   state_dir/streams) and `control::request`, AWS request shapes -> the config's shape.
 //! - `api`: the Firehose awsJson 1.1 API, plain ingest, flush, /healthz, /metrics.
