@@ -356,6 +356,8 @@ fn a_lambda_processor_runs_the_function_named_in_lambda_functions() {
         "ExtendedS3DestinationConfiguration": {
             "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "Prefix": "lambda/",
             "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+            "S3BackupMode": "Enabled",
+            "S3BackupConfiguration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "Prefix": "raw/"},
             "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Lambda", "Parameters": [
                 {"ParameterName": "LambdaArn", "ParameterValue": arn},
                 {"ParameterName": "NumberOfRetries", "ParameterValue": "2"},
@@ -379,14 +381,29 @@ fn a_lambda_processor_runs_the_function_named_in_lambda_functions() {
     assert_eq!(param("LambdaArn"), Some(json!(arn)));
     assert_eq!(param("NumberOfRetries"), Some(json!("2")));
     assert_eq!(param("BufferIntervalInSeconds"), Some(json!("0")));
+    let extended = &description["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"];
+    assert_eq!(extended["S3BackupMode"], "Enabled");
+    assert_eq!(
+        extended["S3BackupDescription"]["Prefix"], "raw/",
+        "{extended}"
+    );
 
     let (status, v) = d.api(
         "PutRecord",
         r#"{"DeliveryStreamName":"lambda","Record":{"Data":"aGVsbG8="}}"#,
     );
     assert_eq!(status, 200, "{v}");
-    let keys = d.flush("lambda");
-    assert_eq!(keys.len(), 1, "{keys:?}");
+    let mut keys = d.flush("lambda");
+    keys.sort();
+    assert!(
+        keys.len() == 2 && keys[0].starts_with("lambda/") && keys[1].starts_with("raw/"),
+        "{keys:?}"
+    );
+    assert_eq!(
+        moto.get("lake", &keys[1]),
+        b"hello",
+        "the record before the transform"
+    );
     let seen: Value =
         serde_json::from_slice(&moto.get("lake", &keys[0])).expect("the handler's JSON");
     assert_eq!(seen["data"], "hello");

@@ -111,6 +111,7 @@ fn the_packaged_service_runs_under_systemd_as_pid_1() {
             "streams_after_reload",
             r#"{"DeliveryStreamNames":["example","wasm"],"HasMoreDeliveryStreams":false}"#,
         ),
+        ("wasm_put", r#""FailedPutCount":0"#),
         ("wasm_delivered", "keep-1"),
         (
             "wasm_failed",

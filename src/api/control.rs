@@ -48,14 +48,19 @@ fn named(state: &AppState, name: &str, e: AwsError) -> AwsError {
     }
 }
 
-/// The running streams, with `config` in place of its name's, within the open-file limit.
+/// Every stream (running or being created), with `config` in place of its name's, within the
+/// open-file limit.
 fn check_open_files(state: &AppState, config: &StreamConfig) -> Result<(), AwsError> {
-    let running = state.all_streams();
-    let others = running
-        .iter()
-        .map(|s| &s.config)
-        .filter(|c| c.name != config.name);
-    crate::app::open_files::check(others.chain([config])).map_err(AwsError::limit_exceeded)
+    let mut all = state.stream_configs();
+    all.insert(config.name.clone(), config.clone());
+    crate::app::open_files::check(all.values()).map_err(AwsError::limit_exceeded)
+}
+
+fn already_exists(state: &AppState, name: &str) -> AwsError {
+    AwsError::resource_in_use(format!(
+        "Firehose {name} under accountId {} already exists",
+        state.account_id
+    ))
 }
 
 fn file_stream(name: &str, what: &str) -> AwsError {
@@ -68,6 +73,9 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
     let name = name_of(&input)?;
     let tags = tags_of(input.get("Tags"))?;
     let config = api_stream_config(&input, &state.control)?;
+    if state.control.get(&name).is_some() {
+        return Err(already_exists(state, &name));
+    }
     check_open_files(state, &config)?;
     let record = Record {
         origin: Origin::Api,
@@ -85,10 +93,7 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
         .insert(&name, record)
         .map_err(|e| AwsError::unavailable(format!("cannot record the stream: {e}")))?;
     if !inserted {
-        return Err(AwsError::resource_in_use(format!(
-            "Firehose {name} under accountId {} already exists",
-            state.account_id
-        )));
+        return Err(already_exists(state, &name));
     }
     let arn = state.builder.arn(&name);
     let state = state.clone();

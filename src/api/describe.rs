@@ -149,7 +149,15 @@ fn destination(
     extended["ProcessingConfiguration"] = processing(state, stream);
     if d.source_record_backup.is_some() {
         extended["S3BackupMode"] = json!("Enabled");
-        extended["S3BackupDescription"] = s3.clone();
+        let mut backup = s3.clone();
+        if let Some(b) = backup.as_object_mut() {
+            b.remove("ErrorOutputPrefix");
+            b.remove("Prefix");
+        }
+        if let Some(p) = &d.source_record_backup_prefix {
+            backup["Prefix"] = json!(p);
+        }
+        extended["S3BackupDescription"] = backup;
     } else {
         extended["S3BackupMode"] = json!("Disabled");
     }
@@ -189,6 +197,7 @@ fn processing(state: &AppState, stream: &StreamConfig) -> Value {
         let mib = t.buffer_bytes as f64 / (1024.0 * 1024.0);
         processors.push(json!({"Type": "Lambda", "Parameters": [
             param("LambdaArn", arn),
+            param("RoleArn", format!("arn:aws:iam::{}:role/firehosed", state.account_id)),
             param("NumberOfRetries", t.number_of_retries.to_string()),
             param("BufferSizeInMBs", format!("{}", (mib * 100.0).round() / 100.0)),
             param("BufferIntervalInSeconds", t.buffer_interval_seconds.to_string()),

@@ -52,6 +52,23 @@ impl AppState {
             .collect()
     }
 
+    /// The configuration of every stream: running, or being created (its checked config).
+    pub fn stream_configs(&self) -> BTreeMap<String, crate::config::StreamConfig> {
+        let mut all: BTreeMap<_, _> = self
+            .all_streams()
+            .iter()
+            .map(|s| (s.config.name.clone(), s.config.clone()))
+            .collect();
+        for name in self.control.names() {
+            if !all.contains_key(&name)
+                && let Some(config) = self.control.get(&name).and_then(|r| r.config)
+            {
+                all.insert(name, config);
+            }
+        }
+        all
+    }
+
     pub fn insert_stream(&self, stream: Arc<DeliveryStream>) {
         self.streams
             .write()

@@ -23,14 +23,18 @@ pub struct Outcome {
 /// is invalid.
 pub async fn reload(state: &Arc<AppState>, path: &Path) -> Result<Outcome, String> {
     let new = crate::config::load(path).map_err(|e| e.to_string())?;
-    let running = state.all_streams();
-    let api_streams = running.iter().map(|s| &s.config).filter(|c| {
+    // What would run: the API streams, and the file's streams whose names they do not hold.
+    let mut after = state.stream_configs();
+    after.retain(|name, _| {
         state
             .control
-            .get(&c.name)
+            .get(name)
             .is_some_and(|r| r.origin == Origin::Api)
     });
-    super::open_files::check(new.streams.iter().chain(api_streams))?;
+    for sc in &new.streams {
+        after.entry(sc.name.clone()).or_insert_with(|| sc.clone());
+    }
+    super::open_files::check(after.values())?;
     warn_restart_only(&state.builder.config, &new);
     let mut out = Outcome::default();
     let old_files: Vec<String> = state

@@ -195,7 +195,8 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<De
             }
         }),
         time_zone: time_zone?,
-        source_record_backup: backup?,
+        source_record_backup_prefix: backup.as_ref()?.as_ref().map(|(raw, _)| raw.clone()),
+        source_record_backup: backup?.map(|(_, t)| t),
         dynamic_partitioning: dynamic?,
         format_conversion: conversion?,
     })
@@ -226,7 +227,7 @@ fn decode_dynamic(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Dynam
 }
 
 /// `source_record_backup: {prefix}`: a plain prefix or one with timestamp expressions.
-fn decode_backup(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Template> {
+fn decode_backup(ctx: &mut Ctx, node: &Node, path: Path) -> Option<(String, Template)> {
     let mut m = MapReader::new(ctx, node, path)?;
     let prefix = m.require(ctx, "prefix").and_then(|n| {
         let path = m.path.key("prefix");
@@ -240,7 +241,7 @@ fn decode_backup(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Template> {
                 );
                 None
             }
-            Ok(t) => Some(t),
+            Ok(t) => Some((raw, t)),
             Err(e) => {
                 ctx.error(n.mark, &path, e);
                 None

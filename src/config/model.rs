@@ -150,6 +150,8 @@ pub struct DestinationConfig {
     pub time_zone: Tz,
     /// Records as they were before the transform also go under this prefix.
     pub source_record_backup: Option<Template>,
+    /// The backup prefix as written (DescribeDeliveryStream's S3BackupDescription.Prefix).
+    pub source_record_backup_prefix: Option<String>,
     pub dynamic_partitioning: Option<DynamicPartitioning>,
     /// `data_format_conversion` when enabled: records are written as Parquet.
     pub format_conversion: Option<std::sync::Arc<crate::encode::parquet::Conversion>>,

@@ -285,7 +285,10 @@ pub fn remove_state(state_dir: &Path, name: &str) {
 /// The checked configuration of a CreateDeliveryStream request (the same decoder as the
 /// configuration file's streams); its problems as one InvalidArgumentException.
 pub fn api_stream_config(input: &Value, control: &Control) -> Result<StreamConfig, AwsError> {
-    let shape = request::stream_config(input, &control.local)?;
+    let mut shape = request::stream_config(input, &control.local)?;
+    // The decoder replaces `${VAR}`; nothing in a request (or a function's runtime, already
+    // substituted when the file was read) is meant for that.
+    escape_substitution(&mut shape);
     crate::config::parse_stream("request", &shape.to_string(), control.relax).map_err(|e| {
         let text = match e {
             crate::config::LoadError::Invalid(errors) => errors
@@ -297,4 +300,37 @@ pub fn api_stream_config(input: &Value, control: &Control) -> Result<StreamConfi
         };
         AwsError::invalid_argument(text)
     })
+}
+
+/// `${` -> `$${` in every string, which the decoder turns back into `${`.
+fn escape_substitution(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains("${") => *s = s.replace("${", "$${"),
+        Value::Array(items) => items.iter_mut().for_each(escape_substitution),
+        Value::Object(map) => map.values_mut().for_each(escape_substitution),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_text_is_not_read_as_environment_references() {
+        let control = Control {
+            dir: PathBuf::new(),
+            records: Mutex::new(BTreeMap::new()),
+            relax: false,
+            local: request::Local::default(),
+        };
+        let req = serde_json::json!({"DeliveryStreamName": "x",
+            "ExtendedS3DestinationConfiguration": {"BucketARN": "arn:aws:s3:::lake",
+                "Prefix": "a/${NOT_AN_ENV_VAR}/b$${c}/"}});
+        let config = api_stream_config(&req, &control).expect("taken as written");
+        assert_eq!(
+            config.destinations[0].prefix.as_deref(),
+            Some("a/${NOT_AN_ENV_VAR}/b$${c}/")
+        );
+    }
 }

@@ -242,8 +242,17 @@ fn processors(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let mut seen = Vec::new();
     for processor in &list {
-        match processor.get("Type").and_then(Value::as_str) {
+        let kind = processor.get("Type").and_then(Value::as_str);
+        if seen.contains(&kind) {
+            return Err(invalid(format!(
+                "processor type {} is given more than once",
+                kind.unwrap_or("(none)")
+            )));
+        }
+        seen.push(kind);
+        match kind {
             Some("MetadataExtraction") => {
                 let query = parameter(processor, "MetadataExtractionQuery")
                     .ok_or_else(|| invalid("MetadataExtraction needs MetadataExtractionQuery"))?;
@@ -479,5 +488,15 @@ mod tests {
         ] {
             assert_eq!(function_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_processor_type_given_twice_is_refused() {
+        let m = json!({"Type": "AppendDelimiterToRecord", "Parameters": []});
+        let req = json!({"DeliveryStreamName": "x", "ExtendedS3DestinationConfiguration": {
+            "BucketARN": "arn:aws:s3:::lake",
+            "ProcessingConfiguration": {"Enabled": true, "Processors": [m.clone(), m]}}});
+        let message = stream_config(&req, &Local::default()).unwrap_err().message;
+        assert!(message.contains("more than once"), "{message}");
     }
 }

@@ -63,9 +63,13 @@ YAML
 systemctl reload firehosed
 fact reload_rc $?
 # ExecReload returns once the signal is sent; the daemon applies the file on its own.
-for _ in $(seq 100); do api ListDeliveryStreams '{}' | grep -q '"wasm"' && break; sleep 0.1; done
+# Listed once it is CREATING; it takes records once ACTIVE (the WASM module compiled).
+for _ in $(seq 100); do
+  api DescribeDeliveryStream '{"DeliveryStreamName":"wasm"}' | grep -q '"DeliveryStreamStatus":"ACTIVE"' && break
+  sleep 0.1
+done
 fact streams_after_reload "$(api ListDeliveryStreams '{}' | tr -d ' \n')"
-api PutRecordBatch "{\"DeliveryStreamName\":\"wasm\",\"Records\":[{\"Data\":\"$(b64 keep-1)\"},{\"Data\":\"$(b64 drop-2)\"},{\"Data\":\"$(b64 fail-3)\"}]}"
+fact wasm_put "$(api PutRecordBatch "{\"DeliveryStreamName\":\"wasm\",\"Records\":[{\"Data\":\"$(b64 keep-1)\"},{\"Data\":\"$(b64 drop-2)\"},{\"Data\":\"$(b64 fail-3)\"}]}" | grep -o '"FailedPutCount":[0-9]*')"
 curl -sS -X POST http://127.0.0.1:4573/v1/streams/wasm/flush
 fact wasm_delivered "$(find /var/lib/firehosed/wasm/data -type f -exec cat {} + 2>/dev/null)"
 fact wasm_failed "$(find /var/lib/firehosed/wasm/errors/processing-failed -type f -exec cat {} + 2>/dev/null | grep -o '"errorCode":"[^"]*"' | sort -u | tr '\n' ' ')"

@@ -205,8 +205,13 @@ pub struct Setup<'a> {
 /// fails the start-up), the WASM module compiled.
 pub async fn build(config: &TransformConfig, setup: Setup<'_>) -> Result<Transform, String> {
     let lambda_arn = config.lambda_arn(setup.region, setup.account_id, setup.stream);
-    let function_name = crate::config::transform::function_name(&lambda_arn)
-        .unwrap_or("firehosed")
+    // The segment after `:function:` as it is (a stream name may hold dots, which Lambda's
+    // function names may not, but `firehosed-<stream>` is still the name to show).
+    let function_name = lambda_arn
+        .split_once(":function:")
+        .map_or("firehosed", |(_, rest)| {
+            rest.split(':').next().unwrap_or(rest)
+        })
         .to_string();
     let label = format!("{}/transform", setup.stream);
     let runtime = match &config.runtime {
