@@ -10,20 +10,16 @@ cd "$(dirname "$0")/.."
 connections=${1:-4}
 seconds=${2:-20}
 cargo build --release --quiet --bin firehosed --example loadgen
-work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-load.XXXXXX")
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/c.yaml" <<YAML
-listen: 127.0.0.1:0
-state_dir: $work/state
-spool: {max_size_mib: 4096, fsync: true}
-delivery_streams:
-  - name: load
-    source: {direct_put: {}}
+bench_work load
+{
+  load_config_head
+  cat <<YAML
     destinations:
       - directory: $work/out
         compression: GZIP
         buffering: {size_mib: 64, interval_seconds: 60}
 YAML
+} > "$work/c.yaml"
 start_firehosed "$work/c.yaml" "$work"
 echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; fsync on"
 target/release/examples/loadgen "$url" load --connections "$connections" --seconds "$seconds" --pid "$pid"

@@ -11,15 +11,10 @@ cd "$(dirname "$0")/.."
 connections=${1:-4}
 seconds=${2:-20}
 cargo build --release --quiet --bin firehosed --example loadgen
-work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-pqload.XXXXXX")
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/c.yaml" <<YAML
-listen: 127.0.0.1:0
-state_dir: $work/state
-spool: {max_size_mib: 4096, fsync: true}
-delivery_streams:
-  - name: load
-    source: {direct_put: {}}
+bench_work pqload
+{
+  load_config_head
+  cat <<YAML
     destinations:
       - directory: $work/out
         buffering: {size_mib: 128, interval_seconds: 60}
@@ -33,6 +28,7 @@ delivery_streams:
               - {name: amount, type: 'decimal(10,2)'}
               - {name: pad, type: string}
 YAML
+} > "$work/c.yaml"
 start_firehosed "$work/c.yaml" "$work"
 echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; fsync on; JSON -> Parquet"
 target/release/examples/loadgen "$url" load --connections "$connections" --seconds "$seconds" --pid "$pid"

@@ -10,20 +10,14 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 seconds=${1:-10}
 cargo build --release --quiet --bin firehosed --example loadgen
-work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-partitions.XXXXXX")
-pid=
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+bench_work partitions
 
 run() {
   local name=$1 processing=$2 destination=$3
   rm -rf "$work/state" "$work/out"
-  cat > "$work/c.yaml" <<YAML
-listen: 127.0.0.1:0
-state_dir: $work/state
-spool: {max_size_mib: 4096, fsync: true}
-delivery_streams:
-  - name: load
-    source: {direct_put: {}}
+  {
+    load_config_head
+    cat <<YAML
     processing: {append_delimiter_to_record: false$processing}
     destinations:
       - directory: $work/out
@@ -31,6 +25,7 @@ delivery_streams:
         buffering: {size_mib: 64, interval_seconds: 60}
 $destination
 YAML
+  } > "$work/c.yaml"
   start_firehosed "$work/c.yaml" "$work"
   printf '%-34s ' "$name"
   target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" --pid "$pid" \

@@ -13,22 +13,13 @@ seconds=${1:-5}
 cargo build --release --quiet --bin firehosed --example loadgen
 repo=$(pwd)
 python=${PYTHON:-python3}
-work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-transform.XXXXXX")
-pid=
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+bench_work transform
 
 run() {
   local name=$1 transform=$2
   rm -rf "$work/state" "$work/out"
   {
-    cat <<YAML
-listen: 127.0.0.1:0
-state_dir: $work/state
-spool: {max_size_mib: 4096, fsync: true}
-delivery_streams:
-  - name: load
-    source: {direct_put: {}}
-YAML
+    load_config_head
     if [ -n "$transform" ]; then
       printf '    processing:\n      transform:\n        %s\n        buffer_size_mib: 3\n        buffer_interval_seconds: 60\n' "$transform"
     fi
