@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_schema::TimeUnit;
 
 use super::decode::{Ctx, MapReader, Path};
-use super::yaml::{Kind, Mark, Node};
+use super::yaml::{Mark, Node};
 use crate::encode::parquet::schema::{self, Column};
 use crate::encode::parquet::timestamp::{Format, TimestampRules};
 use crate::encode::parquet::{
@@ -283,17 +283,7 @@ fn decode_openx(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
 
 /// `{column: json_key, ...}`.
 fn decode_mappings(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Vec<(String, String, Mark)>> {
-    let Kind::Map(entries) = &node.kind else {
-        ctx.error(
-            node.mark,
-            &path,
-            format!(
-                "expected a mapping of column: json_key, got {}",
-                node.describe()
-            ),
-        );
-        return None;
-    };
+    let entries = ctx.entries(node, &path, "of column: json_key")?;
     let mut out = Vec::new();
     for (k, v) in entries {
         let column = ctx.string(k, &path)?.to_lowercase();

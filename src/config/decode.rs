@@ -127,6 +127,27 @@ impl<'a> Ctx<'a> {
         found
     }
 
+    /// The entries of a mapping whose keys are the user's (names, columns); `what` says what
+    /// the mapping maps, for the error.
+    pub fn entries<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &Path,
+        what: &str,
+    ) -> Option<&'n [(Node, Node)]> {
+        match &node.kind {
+            Kind::Map(entries) => Some(entries),
+            _ => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("expected a mapping {what}, got {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
     pub fn list<'n>(&mut self, node: &'n Node, path: &Path) -> Option<&'n [Node]> {
         match &node.kind {
             Kind::Seq(items) => Some(items),

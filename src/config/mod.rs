@@ -174,17 +174,7 @@ fn decode_functions(
     node: &yaml::Node,
     path: Path,
 ) -> Option<BTreeMap<String, transform::LambdaFunction>> {
-    let yaml::Kind::Map(entries) = &node.kind else {
-        ctx.error(
-            node.mark,
-            &path,
-            format!(
-                "expected a mapping of function names, got {}",
-                node.describe()
-            ),
-        );
-        return None;
-    };
+    let entries = ctx.entries(node, &path, "of function names")?;
     let mut out = BTreeMap::new();
     let mut ok = true;
     for (k, v) in entries {

@@ -238,14 +238,7 @@ fn decode_subprocess(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Runtime> 
 }
 
 fn decode_env(ctx: &mut Ctx, node: &Node, path: Path) -> Option<BTreeMap<String, String>> {
-    let Kind::Map(entries) = &node.kind else {
-        ctx.error(
-            node.mark,
-            &path,
-            format!("expected a mapping, got {}", node.describe()),
-        );
-        return None;
-    };
+    let entries = ctx.entries(node, &path, "of variable names to values")?;
     let mut out = BTreeMap::new();
     let mut ok = true;
     for (k, v) in entries {
