@@ -100,6 +100,14 @@ pub async fn run(
                 Ok(())
             });
         }
+        // Counted with the streams already started: one that would pass the open-file limit
+        // (lowered since it was created) does not start.
+        let checked = checked.and_then(|sc| {
+            let started = streams.values().map(|s: &Arc<_>| &s.config);
+            open_files::check(started.chain([&sc]))
+                .map(|()| sc)
+                .map_err(|e| anyhow!(e))
+        });
         let built = match checked {
             Ok(sc) => builder.build(&sc, record.version).await,
             Err(e) => Err(e),
@@ -123,6 +131,7 @@ pub async fn run(
         control,
         builder,
         changes: std::sync::Mutex::new(BTreeMap::new()),
+        admission: tokio::sync::Mutex::new(()),
     });
 
     // The one line on stdout: tests and scripts read the bound address from it.

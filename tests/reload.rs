@@ -147,14 +147,9 @@ fn an_invalid_file_on_sighup_changes_nothing() {
     assert_eq!(v["DeliveryStreamDescription"]["VersionId"], "1");
 }
 
-/// Streams added after start-up count against the open-file limit like the file's: under a
-/// limit of 700, a CreateDeliveryStream whose partitioning could keep 500 staging files open
-/// gets LimitExceededException, and a reload to such a file changes nothing.
-#[test]
-fn streams_added_later_must_fit_the_open_file_limit() {
-    let base = config(&[stream("a", "a/")]);
-    let mut d = Daemon::start_with_open_file_limit(&base, 700);
-    let request = serde_json::json!({
+/// A CreateDeliveryStream whose dynamic partitioning may keep 500 staging files open.
+fn partitioned_request() -> serde_json::Value {
+    serde_json::json!({
         "DeliveryStreamName": "parts",
         "ExtendedS3DestinationConfiguration": {
             "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake",
@@ -165,7 +160,17 @@ fn streams_added_later_must_fit_the_open_file_limit() {
             "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "MetadataExtraction",
                 "Parameters": [{"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{c: .c}"},
                     {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]}}
-    });
+    })
+}
+
+/// Streams added after start-up count against the open-file limit like the file's: under a
+/// limit of 700, a CreateDeliveryStream whose partitioning could keep 500 staging files open
+/// gets LimitExceededException, and a reload to such a file changes nothing.
+#[test]
+fn streams_added_later_must_fit_the_open_file_limit() {
+    let base = config(&[stream("a", "a/")]);
+    let mut d = Daemon::start_with_open_file_limit(&base, 700);
+    let request = partitioned_request();
     let (status, v) = d.api("CreateDeliveryStream", &request.to_string());
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["__type"], "LimitExceededException", "{v}");
@@ -174,6 +179,14 @@ fn streams_added_later_must_fit_the_open_file_limit() {
             .as_str()
             .is_some_and(|m| m.contains("500 staging files") && m.contains("limit is 700")),
         "{v}"
+    );
+    let (_, gone) = d.api(
+        "DescribeDeliveryStream",
+        r#"{"DeliveryStreamName":"parts"}"#,
+    );
+    assert_eq!(
+        gone["__type"], "ResourceNotFoundException",
+        "a refused create leaves nothing"
     );
     let partitioned = "  - name: parts
     source: {direct_put: {}}
@@ -194,4 +207,47 @@ fn streams_added_later_must_fit_the_open_file_limit() {
     assert!(log.contains("limit is 700"), "{log}");
     let (_, listed) = d.api("ListDeliveryStreams", "{}");
     assert_eq!(listed["DeliveryStreamNames"], serde_json::json!(["a"]));
+}
+
+/// An API stream created under a higher open-file limit does not start after a restart under
+/// one it would pass: it is CREATING_FAILED with the reason, the others serve.
+#[test]
+fn an_api_stream_over_a_lowered_open_file_limit_fails_at_start_up() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let base = format!(
+        "listen: 127.0.0.1:0\nstate_dir: '{{dir}}/state'\naws: {{region: us-east-1, endpoint_url: '{}', force_path_style: true}}\ndelivery_streams:\n{}",
+        moto.endpoint,
+        stream("a", "a/")
+    );
+    let d = Daemon::start_with_open_file_limit(&base, 4096);
+    let (status, v) = d.api("CreateDeliveryStream", &partitioned_request().to_string());
+    assert_eq!(status, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d
+        .api(
+            "DescribeDeliveryStream",
+            r#"{"DeliveryStreamName":"parts"}"#,
+        )
+        .1["DeliveryStreamDescription"]["DeliveryStreamStatus"]
+        != "ACTIVE"
+    {
+        assert!(Instant::now() < deadline, "never ACTIVE");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (dir, config) = d.stop_for_restart();
+    let d = Daemon::start_in_with_open_file_limit(dir, &config, 700);
+    let (_, v) = d.api(
+        "DescribeDeliveryStream",
+        r#"{"DeliveryStreamName":"parts"}"#,
+    );
+    let desc = &v["DeliveryStreamDescription"];
+    assert_eq!(desc["DeliveryStreamStatus"], "CREATING_FAILED", "{v}");
+    assert!(
+        desc["FailureDescription"]["Details"]
+            .as_str()
+            .is_some_and(|m| m.contains("limit is 700")),
+        "{v}"
+    );
+    put(&d, "a", "still served\n");
 }

@@ -73,6 +73,8 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
     let name = name_of(&input)?;
     let tags = tags_of(input.get("Tags"))?;
     let config = api_stream_config(&input, &state.control)?;
+    // Until the record is in: from then on the open-file check counts this stream.
+    let admit = state.admission.lock().await;
     if state.control.get(&name).is_some() {
         return Err(already_exists(state, &name));
     }
@@ -92,6 +94,7 @@ pub async fn create(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
         .control
         .insert(&name, record)
         .map_err(|e| AwsError::unavailable(format!("cannot record the stream: {e}")))?;
+    drop(admit);
     if !inserted {
         return Err(already_exists(state, &name));
     }
@@ -152,6 +155,8 @@ pub async fn delete(state: &Arc<AppState>, input: Value) -> Result<Value, AwsErr
 
 pub async fn update_destination(state: &Arc<AppState>, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
+    // Admission before the stream's own lock, in the order a reload takes them.
+    let _admit = state.admission.lock().await;
     let _one_change = state.change(&name).await;
     let record = record_of(state, &name)?;
     if record.origin == Origin::File {

@@ -32,6 +32,9 @@ pub struct AppState {
     /// change of a stream at a time (two updates cannot both pass the version check), while
     /// other streams change freely.
     pub changes: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Held while the set of streams is checked against the open-file limit and changed
+    /// (CreateDeliveryStream, UpdateDestination, a reload): two changes cannot both pass.
+    pub admission: tokio::sync::Mutex<()>,
 }
 
 impl AppState {

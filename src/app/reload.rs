@@ -23,6 +23,8 @@ pub struct Outcome {
 /// is invalid.
 pub async fn reload(state: &Arc<AppState>, path: &Path) -> Result<Outcome, String> {
     let new = crate::config::load(path).map_err(|e| e.to_string())?;
+    // For the whole reload: the open-file check below holds until its streams are in.
+    let _admit = state.admission.lock().await;
     // What would run: the API streams, and the file's streams whose names they do not hold.
     let mut after = state.stream_configs();
     after.retain(|name, _| {

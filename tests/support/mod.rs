@@ -355,7 +355,15 @@ impl Daemon {
 
     /// Starts the daemon under an open-file limit (soft and hard) of `limit`.
     pub fn start_with_open_file_limit(config: &str, limit: u64) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in_with_open_file_limit(tempfile::tempdir().expect("tempdir"), config, limit)
+    }
+
+    /// As `start_with_open_file_limit`, in `dir`.
+    pub fn start_in_with_open_file_limit(
+        dir: tempfile::TempDir,
+        config: &str,
+        limit: u64,
+    ) -> Daemon {
         Self::try_start_cmd(dir, config, |cmd| {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe; the closure allocates nothing.
@@ -459,11 +467,17 @@ impl Daemon {
     }
 
     /// Starts the daemon again on the same state and configuration (a new port).
-    pub fn restart(mut self) -> Daemon {
+    pub fn restart(self) -> Daemon {
+        let (dir, config) = self.stop_for_restart();
+        Daemon::start_in(dir, &config)
+    }
+
+    /// kill -9; its folder and configuration, to start again with.
+    pub fn stop_for_restart(mut self) -> (tempfile::TempDir, String) {
         self.kill9();
         let placeholder = tempfile::tempdir().expect("tempdir");
         let dir = std::mem::replace(&mut self.dir, placeholder);
-        Daemon::start_in(dir, &self.config)
+        (dir, self.config.clone())
     }
 
     pub fn pid(&self) -> u32 {
