@@ -7,20 +7,6 @@ mod support;
 use serde_json::{Value, json};
 use support::*;
 
-/// DescribeDeliveryStream of `name` once it is ACTIVE.
-fn active(d: &Daemon, name: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let request = json!({"DeliveryStreamName": name}).to_string();
-    loop {
-        let (_, v) = d.api("DescribeDeliveryStream", &request);
-        if v["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE" {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "never ACTIVE: {v}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 fn config(moto: &Moto) -> String {
     format!(
         "listen: 127.0.0.1:0
@@ -157,7 +143,7 @@ fn a_stream_created_through_the_api_survives_a_restart() {
         r#"{"DeliveryStreamName":"kept","ExtendedS3DestinationConfiguration":{"RoleARN":"r","BucketARN":"arn:aws:s3:::lake","Prefix":"kept/","BufferingHints":{"SizeInMBs":1,"IntervalInSeconds":60}},"Tags":[{"Key":"k","Value":"v"}]}"#,
     );
     assert_eq!(status, 200, "{v}");
-    active(&d, "kept");
+    d.wait_active("kept");
     let (status, _) = d.api(
         "PutRecord",
         r#"{"DeliveryStreamName":"kept","Record":{"Data":"YmVmb3JlCg=="}}"#,
@@ -366,7 +352,7 @@ fn a_lambda_processor_runs_the_function_named_in_lambda_functions() {
     });
     let (status, v) = d.api("CreateDeliveryStream", &request.to_string());
     assert_eq!(status, 200, "{v}");
-    let description = active(&d, "lambda");
+    let description = d.wait_active("lambda");
     let processing = &description["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
         ["ProcessingConfiguration"];
     assert_eq!(processing["Enabled"], true, "{processing}");

@@ -223,18 +223,7 @@ fn an_api_stream_over_a_lowered_open_file_limit_fails_at_start_up() {
     let d = Daemon::start_with_open_file_limit(&base, 4096);
     let (status, v) = d.api("CreateDeliveryStream", &partitioned_request().to_string());
     assert_eq!(status, 200, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while d
-        .api(
-            "DescribeDeliveryStream",
-            r#"{"DeliveryStreamName":"parts"}"#,
-        )
-        .1["DeliveryStreamDescription"]["DeliveryStreamStatus"]
-        != "ACTIVE"
-    {
-        assert!(Instant::now() < deadline, "never ACTIVE");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_active("parts");
     let (dir, config) = d.stop_for_restart();
     let d = Daemon::start_in_with_open_file_limit(dir, &config, 700);
     let (_, v) = d.api(

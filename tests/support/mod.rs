@@ -480,6 +480,20 @@ impl Daemon {
         (dir, self.config.clone())
     }
 
+    /// DescribeDeliveryStream of `name` once it is ACTIVE.
+    pub fn wait_active(&self, name: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let request = serde_json::json!({"DeliveryStreamName": name}).to_string();
+        loop {
+            let (_, v) = self.api("DescribeDeliveryStream", &request);
+            if v["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "never ACTIVE: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
