@@ -19,11 +19,12 @@ struct NameIn {
     delivery_stream_name: Option<String>,
 }
 
-pub fn describe(state: &AppState, input: Value) -> Result<Value, AwsError> {
+pub(super) fn describe(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let input: NameIn = parse(input)?;
     let name = check_name(input.delivery_stream_name)?;
-    let record = state.control.get(&name);
-    let running = state.stream(&name);
+    let streams = &state.streams;
+    let record = streams.records().get(&name);
+    let running = streams.get(&name);
     let view = match (&running, &record) {
         (Some(s), r) => View {
             config: &s.config,
@@ -38,16 +39,11 @@ pub fn describe(state: &AppState, input: Value) -> Result<Value, AwsError> {
         (None, Some(r)) if r.config.is_some() => View {
             config: r.config.as_ref().expect("checked above"),
             version: r.version,
-            arn: state.builder.arn(&name),
+            arn: streams.arn(&name),
             created_ms: r.created_ms,
             status: r.status.clone(),
         },
-        _ => {
-            return Err(AwsError::not_found(format!(
-                "Firehose {name} under account {} not found.",
-                state.account_id
-            )));
-        }
+        _ => return Err(streams.not_found(&name).into()),
     };
     Ok(json!({"DeliveryStreamDescription": description(state, &view)}))
 }
@@ -78,7 +74,8 @@ fn description(state: &AppState, stream: &View) -> Value {
                 KinesisStreamRef::Name(n) => {
                     format!(
                         "arn:aws:kinesis:{}:{}:stream/{n}",
-                        state.region, state.account_id
+                        state.streams.region(),
+                        state.streams.account_id()
                     )
                 }
             };
@@ -86,7 +83,7 @@ fn description(state: &AppState, stream: &View) -> Value {
                 "KinesisStreamAsSource",
                 Some(json!({"KinesisStreamSourceDescription": {
                     "KinesisStreamARN": arn,
-                    "RoleARN": format!("arn:aws:iam::{}:role/firehosed", state.account_id),
+                    "RoleARN": format!("arn:aws:iam::{}:role/firehosed", state.streams.account_id()),
                     "DeliveryStartTimestamp": created,
                 }})),
             )
@@ -126,7 +123,7 @@ fn destination(
             Some(path.display().to_string()),
         ),
     };
-    let role = format!("arn:aws:iam::{}:role/firehosed", state.account_id);
+    let role = format!("arn:aws:iam::{}:role/firehosed", state.streams.account_id());
     let buffering = json!({
         "SizeInMBs": d.buffering.size_mib,
         "IntervalInSeconds": d.buffering.interval_seconds,
@@ -193,11 +190,15 @@ fn processing(state: &AppState, stream: &StreamConfig) -> Value {
         None => {}
     }
     if let Some(t) = &p.transform {
-        let arn = t.lambda_arn(&state.region, &state.account_id, &stream.name);
+        let arn = t.lambda_arn(
+            state.streams.region(),
+            state.streams.account_id(),
+            &stream.name,
+        );
         let mib = t.buffer_bytes as f64 / (1024.0 * 1024.0);
         processors.push(json!({"Type": "Lambda", "Parameters": [
             param("LambdaArn", arn),
-            param("RoleArn", format!("arn:aws:iam::{}:role/firehosed", state.account_id)),
+            param("RoleArn", format!("arn:aws:iam::{}:role/firehosed", state.streams.account_id())),
             param("NumberOfRetries", t.number_of_retries.to_string()),
             param("BufferSizeInMBs", format!("{}", (mib * 100.0).round() / 100.0)),
             param("BufferIntervalInSeconds", t.buffer_interval_seconds.to_string()),
@@ -276,7 +277,7 @@ struct ListIn {
     exclusive_start_delivery_stream_name: Option<String>,
 }
 
-pub fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
+pub(super) fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let input: ListIn = parse(input)?;
     let limit = input.limit.unwrap_or(10);
     if !(1..=10_000).contains(&limit) {
@@ -303,9 +304,9 @@ pub fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let start = input
         .exclusive_start_delivery_stream_name
         .unwrap_or_default();
-    let streams = state.all_streams();
-    let mut matching: Vec<String> = state
-        .control
+    let streams = state.streams.all();
+    let records = state.streams.records();
+    let mut matching: Vec<String> = records
         .names()
         .into_iter()
         .filter(|name| {
@@ -314,12 +315,7 @@ pub fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
                 .find(|s| s.name() == name)
                 .map(|s| &s.config.source)
                 .cloned()
-                .or_else(|| {
-                    state
-                        .control
-                        .get(name)
-                        .and_then(|r| r.config.map(|c| c.source))
-                });
+                .or_else(|| records.get(name).and_then(|r| r.config.map(|c| c.source)));
             let this = match source {
                 Some(SourceConfig::Kinesis(_)) => "KinesisStreamAsSource",
                 _ => "DirectPut",

@@ -3,11 +3,15 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::control::{ControlError, InvalidRequest};
+use crate::report::Chain;
+use crate::streams::StreamsError;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsError {
-    pub status: StatusCode,
-    pub kind: &'static str,
-    pub message: String,
+pub(crate) struct AwsError {
+    pub(crate) status: StatusCode,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
 }
 
 impl AwsError {
@@ -19,11 +23,11 @@ impl AwsError {
         }
     }
 
-    pub fn resource_in_use(message: impl Into<String>) -> Self {
+    pub(crate) fn resource_in_use(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "ResourceInUseException", message)
     }
 
-    pub fn concurrent_modification(message: impl Into<String>) -> Self {
+    pub(crate) fn concurrent_modification(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "ConcurrentModificationException",
@@ -31,23 +35,23 @@ impl AwsError {
         )
     }
 
-    pub fn limit_exceeded(message: impl Into<String>) -> Self {
+    pub(crate) fn limit_exceeded(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "LimitExceededException", message)
     }
 
-    pub fn invalid_argument(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidArgumentException", message)
     }
 
-    pub fn validation(message: impl Into<String>) -> Self {
+    pub(crate) fn validation(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "ValidationException", message)
     }
 
-    pub fn serialization(message: impl Into<String>) -> Self {
+    pub(crate) fn serialization(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "SerializationException", message)
     }
 
-    pub fn unknown_operation(message: impl Into<String>) -> Self {
+    pub(crate) fn unknown_operation(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
@@ -55,7 +59,7 @@ impl AwsError {
         )
     }
 
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "ResourceNotFoundException",
@@ -63,7 +67,7 @@ impl AwsError {
         )
     }
 
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailableException",
@@ -72,12 +76,12 @@ impl AwsError {
     }
 
     /// The body AWS sends.
-    pub fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         serde_json::json!({"__type": self.kind, "message": self.message}).to_string()
     }
 
     /// With another HTTP status (the plain endpoints use 404/413 where REST clients expect it).
-    pub fn with_status(mut self, status: StatusCode) -> Self {
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
         self
     }
@@ -94,5 +98,40 @@ impl IntoResponse for AwsError {
             self.body(),
         )
             .into_response()
+    }
+}
+
+/// The control records' errors, in AWS's terms (the one place they are mapped).
+impl From<ControlError> for AwsError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound(_) => AwsError::not_found(e.to_string()),
+            ControlError::Io(_) => AwsError::unavailable(Chain(&e).to_string()),
+        }
+    }
+}
+
+impl From<InvalidRequest> for AwsError {
+    fn from(e: InvalidRequest) -> Self {
+        AwsError::invalid_argument(e.message)
+    }
+}
+
+/// The registry's refusals, in AWS's terms (the one place they are mapped).
+impl From<StreamsError> for AwsError {
+    fn from(e: StreamsError) -> Self {
+        let message = e.to_string();
+        match e {
+            StreamsError::NotFound { .. } => AwsError::not_found(message),
+            StreamsError::AlreadyExists { .. }
+            | StreamsError::FileStream { .. }
+            | StreamsError::BeingCreated(_)
+            | StreamsError::NotActive { .. } => AwsError::resource_in_use(message),
+            StreamsError::TooManyOpenFiles(_) => AwsError::limit_exceeded(message),
+            StreamsError::Invalid(_) | StreamsError::CannotStart(_) => {
+                AwsError::invalid_argument(message)
+            }
+            StreamsError::Record(e) => e.into(),
+        }
     }
 }

@@ -16,15 +16,15 @@ use super::error::AwsError;
 use super::{AppState, body, control, describe};
 use crate::stream::{DeliveryStream, PutError};
 
-pub const TARGET_PREFIX: &str = "Firehose_20150804.";
+pub(super) const TARGET_PREFIX: &str = "Firehose_20150804.";
 /// Records per PutRecordBatch.
-pub const MAX_BATCH_RECORDS: usize = 500;
+pub(super) const MAX_BATCH_RECORDS: usize = 500;
 /// Bytes of one record, before base64.
-pub const MAX_RECORD_BYTES: usize = 1_024_000;
+pub(super) const MAX_RECORD_BYTES: usize = 1_024_000;
 /// Bytes of all records of one PutRecordBatch, before base64.
-pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-pub async fn handle(
+pub(super) async fn handle(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
@@ -46,11 +46,7 @@ pub async fn handle(
     response
 }
 
-async fn dispatch(
-    state: &Arc<AppState>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Value, AwsError> {
+async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, AwsError> {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -91,13 +87,13 @@ async fn dispatch(
 }
 
 /// Parses the input shape; a wrong JSON type is a SerializationException, as AWS.
-pub fn parse<T: for<'de> Deserialize<'de>>(input: Value) -> Result<T, AwsError> {
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(input: Value) -> Result<T, AwsError> {
     serde_json::from_value(input)
         .map_err(|e| AwsError::serialization(format!("Cannot read the request: {e}")))
 }
 
 /// A required, non-null member.
-pub fn required<T>(value: Option<T>, name: &str) -> Result<T, AwsError> {
+pub(super) fn required<T>(value: Option<T>, name: &str) -> Result<T, AwsError> {
     value.ok_or_else(|| {
         AwsError::validation(format!(
             "1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"
@@ -106,7 +102,7 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T, AwsError> {
 }
 
 /// A stream name from a request, checked against AWS's constraints.
-pub fn check_name(name: Option<String>) -> Result<String, AwsError> {
+pub(super) fn check_name(name: Option<String>) -> Result<String, AwsError> {
     let name = required(name, "deliveryStreamName")?;
     if !crate::config::valid_stream_name(&name) {
         return Err(AwsError::validation(format!(
@@ -117,14 +113,12 @@ pub fn check_name(name: Option<String>) -> Result<String, AwsError> {
 }
 
 /// Looks a running stream up by name, checking the name's constraints first.
-pub fn stream(state: &AppState, name: Option<String>) -> Result<Arc<DeliveryStream>, AwsError> {
+fn stream(state: &AppState, name: Option<String>) -> Result<Arc<DeliveryStream>, AwsError> {
     let name = check_name(name)?;
-    state.stream(&name).ok_or_else(|| {
-        AwsError::not_found(format!(
-            "Firehose {name} under account {} not found.",
-            state.account_id
-        ))
-    })
+    let streams = &state.streams;
+    streams
+        .get(&name)
+        .ok_or_else(|| streams.not_found(&name).into())
 }
 
 #[derive(Deserialize)]

@@ -16,7 +16,7 @@ use crate::metrics::{self, StreamView};
 use crate::stream::DeliveryStream;
 
 fn find(state: &AppState, name: &str) -> Result<Arc<DeliveryStream>, AwsError> {
-    state.stream(name).ok_or_else(|| {
+    state.streams.get(name).ok_or_else(|| {
         AwsError::not_found(format!("Delivery stream {name} not found"))
             .with_status(StatusCode::NOT_FOUND)
     })
@@ -33,7 +33,7 @@ fn json_response(value: serde_json::Value) -> Response {
 
 /// Splits a body into records: one per line, the newline (and a `\r` before it) removed,
 /// empty lines skipped.
-pub fn split_lines(body: &Bytes) -> Vec<Bytes> {
+pub(super) fn split_lines(body: &Bytes) -> Vec<Bytes> {
     let mut records = Vec::new();
     let mut start = 0;
     for (i, b) in body.iter().enumerate() {
@@ -55,7 +55,7 @@ fn push_line(body: &Bytes, start: usize, mut end: usize, out: &mut Vec<Bytes>) {
     }
 }
 
-pub async fn ingest(
+pub(super) async fn ingest(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -93,7 +93,10 @@ pub async fn ingest(
     }
 }
 
-pub async fn flush(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+pub(super) async fn flush(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Response {
     let stream = match find(&state, &name) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
@@ -104,13 +107,13 @@ pub async fn flush(State(state): State<Arc<AppState>>, Path(name): Path<String>)
     }
 }
 
-pub async fn healthz() -> Response {
+pub(super) async fn healthz() -> Response {
     json_response(json!({"status": "ok"}))
 }
 
 /// 200 while serving with every pipeline started; 503 before that and while draining (a load
 /// balancer stops sending).
-pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.ready.load(std::sync::atomic::Ordering::Acquire) {
         json_response(json!({"ready": true}))
     } else {
@@ -123,8 +126,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let streams = state.all_streams();
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let streams = state.streams.all();
     let views: Vec<StreamView> = streams
         .iter()
         .map(|s| StreamView {

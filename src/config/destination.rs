@@ -9,8 +9,8 @@ use super::conversion;
 use super::decode::{Ctx, MapReader, Path};
 use super::model::{Buffering, DestinationConfig, DynamicPartitioning, Target};
 use super::yaml::{Mark, Node};
-use crate::destination::template::Template;
 use crate::encode::Compression;
+use crate::keys::template::Template;
 
 /// What a destination's checks need to know of its stream and of the whole file.
 #[derive(Debug, Clone, Copy)]

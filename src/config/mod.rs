@@ -543,7 +543,7 @@ fn decode_metadata(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<Strin
     let query = m.require(ctx, "query").and_then(|n| {
         let path = m.path.key("query");
         let q = ctx.string(n, &path)?;
-        match crate::processing::metadata::check(&q) {
+        match crate::jq::check(&q) {
             Ok(()) => Some(q),
             Err(e) => {
                 ctx.error(n.mark, &path, e);

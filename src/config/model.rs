@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use chrono_tz::Tz;
 
-use crate::destination::template::Template;
 use crate::encode::Compression;
+use crate::keys::template::Template;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -4,7 +4,9 @@
 //! file stream's record only keeps its tags. `request` turns AWS's request shapes into the
 //! configuration's, so both kinds of stream pass the same checks.
 
-pub mod request;
+pub(crate) mod request;
+
+pub(crate) use request::InvalidRequest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,6 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::error::AwsError;
 use crate::config::StreamConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +48,7 @@ impl Status {
 
 /// What the control plane knows of one stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct StreamRecord {
     pub origin: Origin,
     /// The CreateDeliveryStream input, updates merged in (API streams).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,19 +71,45 @@ pub struct Record {
     pub config: Option<StreamConfig>,
 }
 
-/// Every stream's record; API streams' records persisted.
-pub struct Control {
-    dir: PathBuf,
-    records: Mutex<BTreeMap<String, Record>>,
-    /// `relax_aws_limits` of the configuration file, applied to API streams too.
-    pub relax: bool,
-    /// What Glue tables and Lambda functions in requests resolve to.
-    pub local: request::Local,
+impl StreamRecord {
+    /// Version 1, no tags, ACTIVE.
+    pub(crate) fn new(origin: Origin, created_ms: i64) -> Self {
+        StreamRecord {
+            origin,
+            request: None,
+            version: 1,
+            tags: BTreeMap::new(),
+            created_ms,
+            fingerprint: None,
+            deleting: false,
+            status: Status::Active,
+            config: None,
+        }
+    }
 }
 
-impl Control {
+/// Why a control record could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ControlError {
+    #[error("Firehose {0} not found.")]
+    NotFound(String),
+    #[error("cannot record the change: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Every stream's record; API streams' records persisted.
+pub(crate) struct StreamRecords {
+    dir: PathBuf,
+    records: Mutex<BTreeMap<String, StreamRecord>>,
+    /// `relax_aws_limits` of the configuration file, applied to API streams too.
+    pub(crate) relax: bool,
+    /// What Glue tables and Lambda functions in requests resolve to.
+    pub(crate) local: request::Local,
+}
+
+impl StreamRecords {
     /// Loads the records kept under `state_dir/streams`, and makes one for every file stream.
-    pub fn open(
+    pub(crate) fn open(
         state_dir: &Path,
         file_streams: &[StreamConfig],
         relax: bool,
@@ -90,91 +117,9 @@ impl Control {
     ) -> std::io::Result<Self> {
         let dir = state_dir.join("streams");
         std::fs::create_dir_all(&dir)?;
-        let mut records = BTreeMap::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            let Some(name) = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .map(str::to_string)
-            else {
-                continue;
-            };
-            let parsed = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    serde_json::from_slice::<Record>(&bytes).map_err(|e| e.to_string())
-                });
-            let record = match parsed {
-                Ok(r) => r,
-                // The name stays taken (a new stream must not inherit its spool); Delete clears it.
-                Err(e) => {
-                    tracing::error!(file = %path.display(), error = %e, "an unreadable stream record");
-                    Record {
-                        origin: Origin::Api,
-                        request: None,
-                        version: 1,
-                        tags: BTreeMap::new(),
-                        created_ms: 0,
-                        fingerprint: None,
-                        deleting: false,
-                        status: Status::Failed(format!(
-                            "its record {} cannot be read: {e}",
-                            path.display()
-                        )),
-                        config: None,
-                    }
-                }
-            };
-            records.insert(name, record);
-        }
-        let now = crate::record::now_ms();
-        let mut changed = Vec::new();
-        for sc in file_streams {
-            let print = fingerprint(sc);
-            match records.get_mut(&sc.name) {
-                Some(r) => {
-                    if r.origin == Origin::Api {
-                        tracing::warn!(stream = %sc.name,
-                            "the configuration file defines a stream created through the API: the file's wins");
-                        r.origin = Origin::File;
-                        r.request = None;
-                    }
-                    if r.fingerprint.as_deref() != Some(print.as_str()) {
-                        if r.fingerprint.is_some() {
-                            r.version += 1;
-                        }
-                        r.fingerprint = Some(print);
-                        changed.push(sc.name.clone());
-                    }
-                }
-                None => {
-                    records.insert(
-                        sc.name.clone(),
-                        Record {
-                            origin: Origin::File,
-                            request: None,
-                            version: 1,
-                            tags: BTreeMap::new(),
-                            created_ms: now,
-                            fingerprint: Some(print),
-                            deleting: false,
-                            status: Status::Active,
-                            config: None,
-                        },
-                    );
-                    changed.push(sc.name.clone());
-                }
-            }
-        }
-        // Records of file streams no longer in the file are stale.
-        records.retain(|name, r| {
-            r.origin == Origin::Api || file_streams.iter().any(|s| s.name == *name)
-        });
-        let control = Control {
+        let mut records = load_records(&dir)?;
+        let changed = merge_file_streams(&mut records, file_streams);
+        let control = StreamRecords {
             dir,
             records: Mutex::new(records),
             relax,
@@ -188,11 +133,11 @@ impl Control {
         Ok(control)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Record>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StreamRecord>> {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, name: &str) -> Option<Record> {
+    pub fn get(&self, name: &str) -> Option<StreamRecord> {
         self.lock().get(name).cloned()
     }
 
@@ -201,7 +146,7 @@ impl Control {
     }
 
     /// API streams to build at start-up, with their requests.
-    pub fn api_streams(&self) -> Vec<(String, Record)> {
+    pub fn api_streams(&self) -> Vec<(String, StreamRecord)> {
         self.lock()
             .iter()
             .filter(|(_, r)| r.origin == Origin::Api)
@@ -210,7 +155,7 @@ impl Control {
     }
 
     /// Adds a record; false if the name is taken.
-    pub fn insert(&self, name: &str, record: Record) -> std::io::Result<bool> {
+    pub fn insert(&self, name: &str, record: StreamRecord) -> std::io::Result<bool> {
         let mut records = self.lock();
         if records.contains_key(name) {
             return Ok(false);
@@ -220,20 +165,20 @@ impl Control {
         Ok(true)
     }
 
-    /// Changes a record (and its file); None if there is no such stream.
-    pub fn update<T>(
+    /// Changes a record (and its file); `ControlError::NotFound` if there is no such stream.
+    /// `change` may refuse with an error of the caller's own.
+    pub(crate) fn update<T, E: From<ControlError>>(
         &self,
         name: &str,
-        change: impl FnOnce(&mut Record) -> Result<T, AwsError>,
-    ) -> Result<T, AwsError> {
+        change: impl FnOnce(&mut StreamRecord) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut records = self.lock();
         let record = records
             .get_mut(name)
-            .ok_or_else(|| AwsError::not_found(format!("Firehose {name} not found.")))?;
+            .ok_or_else(|| ControlError::NotFound(name.to_string()))?;
         let mut changed = record.clone();
         let out = change(&mut changed)?;
-        self.persist(name, &changed)
-            .map_err(|e| AwsError::unavailable(format!("cannot record the change: {e}")))?;
+        self.persist(name, &changed).map_err(ControlError::Io)?;
         *record = changed;
         Ok(out)
     }
@@ -254,7 +199,7 @@ impl Control {
     }
 
     /// Writes the record atomically (temp file, fsync, rename).
-    fn persist(&self, name: &str, record: &Record) -> std::io::Result<()> {
+    fn persist(&self, name: &str, record: &StreamRecord) -> std::io::Result<()> {
         let path = self.dir.join(format!("{name}.json"));
         let tmp = self.dir.join(format!(".{name}.json.tmp"));
         let text = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
@@ -267,6 +212,78 @@ impl Control {
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(&self.dir)?.sync_all()
     }
+}
+
+/// The records kept in `dir`, one file per stream. An unreadable one keeps its name taken (a new
+/// stream must not inherit its spool) as a failed stream that Delete clears.
+fn load_records(dir: &Path) -> std::io::Result<BTreeMap<String, StreamRecord>> {
+    let mut records = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Some(name) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let parsed = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<StreamRecord>(&bytes).map_err(|e| e.to_string())
+            });
+        let record = parsed.unwrap_or_else(|e| {
+            tracing::error!(file = %path.display(), error = %e, "an unreadable stream record");
+            StreamRecord {
+                status: Status::Failed(format!(
+                    "its record {} cannot be read: {e}",
+                    path.display()
+                )),
+                ..StreamRecord::new(Origin::Api, 0)
+            }
+        });
+        records.insert(name, record);
+    }
+    Ok(records)
+}
+
+/// Brings the records in line with the file's streams: a record for each (the file wins over an
+/// API stream of the same name), the version moved on when its configuration changed, records
+/// of streams no longer in the file dropped. Returns the names whose record must be written.
+fn merge_file_streams(
+    records: &mut BTreeMap<String, StreamRecord>,
+    file_streams: &[StreamConfig],
+) -> Vec<String> {
+    let now = crate::record::now_ms();
+    let mut changed = Vec::new();
+    for sc in file_streams {
+        let print = fingerprint(sc);
+        let r = records.entry(sc.name.clone()).or_insert_with(|| {
+            changed.push(sc.name.clone());
+            StreamRecord::new(Origin::File, now)
+        });
+        if r.origin == Origin::Api {
+            tracing::warn!(stream = %sc.name,
+                "the configuration file defines a stream created through the API: the file's wins");
+            r.origin = Origin::File;
+            r.request = None;
+        }
+        if r.fingerprint.as_deref() != Some(print.as_str()) {
+            if r.fingerprint.is_some() {
+                r.version += 1;
+            }
+            r.fingerprint = Some(print);
+            if !changed.contains(&sc.name) {
+                changed.push(sc.name.clone());
+            }
+        }
+    }
+    records
+        .retain(|name, r| r.origin == Origin::Api || file_streams.iter().any(|s| s.name == *name));
+    changed
 }
 
 /// The digest of a stream's checked configuration (every value of the model takes part in its
@@ -284,13 +301,16 @@ pub fn remove_state(state_dir: &Path, name: &str) {
 
 /// The checked configuration of a CreateDeliveryStream request (the same decoder as the
 /// configuration file's streams); its problems as one InvalidArgumentException.
-pub fn api_stream_config(input: &Value, control: &Control) -> Result<StreamConfig, AwsError> {
-    let mut shape = request::stream_config(input, &control.local)?;
+pub(crate) fn api_stream_config(
+    input: &Value,
+    records: &StreamRecords,
+) -> Result<StreamConfig, InvalidRequest> {
+    let mut shape = request::stream_config(input, &records.local)?;
     // The decoder replaces `${VAR}`; nothing in a request (or a function's runtime, already
     // substituted when the file was read) is meant for that.
     escape_substitution(&mut shape);
-    crate::config::parse_stream("request", &shape.to_string(), control.relax).map_err(|e| {
-        let text = match e {
+    crate::config::parse_stream("request", &shape.to_string(), records.relax).map_err(|e| {
+        let message = match e {
             crate::config::LoadError::Invalid(errors) => errors
                 .iter()
                 .map(|e| format!("{}: {}", e.path, e.message))
@@ -298,7 +318,7 @@ pub fn api_stream_config(input: &Value, control: &Control) -> Result<StreamConfi
                 .join("; "),
             other => other.to_string(),
         };
-        AwsError::invalid_argument(text)
+        InvalidRequest { message }
     })
 }
 
@@ -318,7 +338,7 @@ mod tests {
 
     #[test]
     fn request_text_is_not_read_as_environment_references() {
-        let control = Control {
+        let control = StreamRecords {
             dir: PathBuf::new(),
             records: Mutex::new(BTreeMap::new()),
             relax: false,

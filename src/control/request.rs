@@ -8,18 +8,26 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use crate::api::error::AwsError;
 use crate::config::transform::{LambdaFunction, function_name};
 
-fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::invalid_argument(message.into())
+/// Why a request cannot become a delivery stream (AWS answers InvalidArgumentException).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct InvalidRequest {
+    pub(crate) message: String,
+}
+
+fn invalid(message: impl Into<String>) -> InvalidRequest {
+    InvalidRequest {
+        message: message.into(),
+    }
 }
 
 fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.get(key).filter(|x| !x.is_null())
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> Result<Option<&'a str>, AwsError> {
+fn text<'a>(v: &'a Value, key: &str) -> Result<Option<&'a str>, InvalidRequest> {
     match get(v, key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -37,7 +45,7 @@ pub struct Local {
 }
 
 /// The stream configuration (config-file shape) of a CreateDeliveryStream request.
-pub fn stream_config(input: &Value, local: &Local) -> Result<Value, AwsError> {
+pub fn stream_config(input: &Value, local: &Local) -> Result<Value, InvalidRequest> {
     let name = text(input, "DeliveryStreamName")?
         .ok_or_else(|| invalid("DeliveryStreamName is required"))?;
     let kind = text(input, "DeliveryStreamType")?.unwrap_or("DirectPut");
@@ -87,7 +95,10 @@ pub fn stream_config(input: &Value, local: &Local) -> Result<Value, AwsError> {
 
 /// An ExtendedS3DestinationConfiguration (or a complete update of one): the stream-level
 /// processing settings it carries, and the destination.
-pub fn destination(s3: &Value, local: &Local) -> Result<(Map<String, Value>, Value), AwsError> {
+pub fn destination(
+    s3: &Value,
+    local: &Local,
+) -> Result<(Map<String, Value>, Value), InvalidRequest> {
     let bucket_arn = text(s3, "BucketARN")?.ok_or_else(|| invalid("BucketARN is required"))?;
     let bucket = bucket_arn
         .strip_prefix("arn:aws:s3:::")
@@ -144,7 +155,7 @@ pub fn destination(s3: &Value, local: &Local) -> Result<(Map<String, Value>, Val
 
 /// DataFormatConversionConfiguration: the Glue table's columns from the catalog folder, the
 /// SerDe and the Parquet options, in the configuration's keys.
-fn conversion(c: &Value, catalog: Option<&Path>) -> Result<Value, AwsError> {
+fn conversion(c: &Value, catalog: Option<&Path>) -> Result<Value, InvalidRequest> {
     let schema = get(c, "SchemaConfiguration").ok_or_else(|| {
         invalid("DataFormatConversionConfiguration.SchemaConfiguration is required")
     })?;
@@ -236,7 +247,7 @@ fn parameter<'a>(processor: &'a Value, name: &str) -> Option<&'a str> {
 fn processors(
     p: &Value,
     functions: &BTreeMap<String, LambdaFunction>,
-) -> Result<Map<String, Value>, AwsError> {
+) -> Result<Map<String, Value>, InvalidRequest> {
     let mut out = Map::new();
     let list = get(p, "Processors")
         .and_then(Value::as_array)
@@ -296,7 +307,7 @@ fn processors(
 fn lambda(
     processor: &Value,
     functions: &BTreeMap<String, LambdaFunction>,
-) -> Result<Value, AwsError> {
+) -> Result<Value, InvalidRequest> {
     let arn = parameter(processor, "LambdaArn")
         .ok_or_else(|| invalid("a Lambda processor needs the LambdaArn parameter"))?;
     let name = function_name(arn).ok_or_else(|| {

@@ -4,15 +4,12 @@
 pub mod directory;
 pub mod naming;
 pub mod partition;
-pub mod retry;
 pub mod s3;
 pub mod sink;
 pub mod stagers;
 pub mod staging;
-pub mod template;
-pub mod timefmt;
 pub mod watermark;
 pub mod worker;
 
-pub use stagers::{Delivery, Partitioning, Staging};
-pub use worker::{DestinationHandle, Input, OnDelivered};
+pub(crate) use stagers::{Delivery, StagingPlan};
+pub(crate) use worker::{DestinationHandle, Input, OnDelivered, WorkerSetup};

@@ -4,7 +4,7 @@
 use chrono::DateTime;
 use chrono_tz::Tz;
 
-use super::template::{PartitionValues, Template, Values};
+use crate::keys::template::{PartitionValues, Template, Values};
 
 #[derive(Debug, Clone)]
 pub struct Naming {

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::template::{MAX_EVALUATED_LEN, PartitionValues, Template, Values};
+use crate::keys::template::{MAX_EVALUATED_LEN, PartitionValues, Template, Values};
 use crate::processing::{ErrorOutput, PartitionKeys};
 use crate::record::{Record, now_ms};
 

@@ -16,6 +16,22 @@ pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 
 const CONTENT_TYPE: &str = "application/octet-stream";
 
+/// Why the start-up check of a bucket failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BucketError {
+    #[error("S3 bucket {0:?} does not exist")]
+    Missing(String),
+    #[error("access to S3 bucket {0:?} is denied")]
+    Denied(String),
+    #[error("S3 bucket {0:?} is in another region")]
+    OtherRegion(String),
+    #[error("S3 bucket {bucket:?}: HTTP {status}")]
+    Status { bucket: String, status: u16 },
+    /// No answer (the server may still be starting): worth a few quick retries.
+    #[error("S3 bucket {bucket:?} cannot be reached: {detail}")]
+    Unreachable { bucket: String, detail: String },
+}
+
 pub struct S3Sink {
     client: Client,
     bucket: String,
@@ -31,20 +47,20 @@ impl S3Sink {
     }
 
     /// Start-up check: the bucket exists and is reachable with these credentials.
-    pub async fn check_bucket(&self) -> Result<(), String> {
+    pub(crate) async fn check_bucket(&self) -> Result<(), BucketError> {
+        let bucket = self.bucket.clone();
         match self.client.head_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) => Err(match se.raw().status().as_u16() {
-                404 => format!("S3 bucket {:?} does not exist", self.bucket),
-                403 => format!("access to S3 bucket {:?} is denied", self.bucket),
-                301 => format!("S3 bucket {:?} is in another region", self.bucket),
-                status => format!("S3 bucket {:?}: HTTP {status}", self.bucket),
+                404 => BucketError::Missing(bucket),
+                403 => BucketError::Denied(bucket),
+                301 => BucketError::OtherRegion(bucket),
+                status => BucketError::Status { bucket, status },
             }),
-            Err(e) => Err(format!(
-                "S3 bucket {:?} cannot be reached: {}",
-                self.bucket,
-                DisplayErrorContext(&e)
-            )),
+            Err(e) => Err(BucketError::Unreachable {
+                bucket,
+                detail: DisplayErrorContext(&e).to_string(),
+            }),
         }
     }
 

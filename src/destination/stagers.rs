@@ -16,8 +16,8 @@ use tokio::time::Instant;
 
 use super::naming::{ErrorNaming, Naming};
 use super::partition::{self, ACTIVE_PARTITIONS_EXCEEDED, RecordKeys, Unpartitioned};
-use super::staging::{Rejected, Sealed, Stager};
-use super::template::{PartitionValues, Template};
+use super::staging::{ObjectStager, Rejected, Sealed};
+use crate::keys::template::{PartitionValues, Template};
 use crate::metrics::DestinationMetrics;
 use crate::processing::ErrorOutput;
 use crate::record::Record;
@@ -31,7 +31,7 @@ pub enum Kind {
     Backup,
 }
 
-/// Stager slots (the watermark's entries): 0 main, 1 backup, 2..ERRORS_END one per
+/// ObjectStager slots (the watermark's entries): 0 main, 1 backup, 2..ERRORS_END one per
 /// error-output-type, then one per partition opened.
 const MAIN: usize = 0;
 const BACKUP: usize = 1;
@@ -60,7 +60,7 @@ impl Delivery {
 }
 
 /// Makes a stager.
-pub type MakeStager<T> = Box<dyn Fn(T) -> Stager + Send>;
+pub type MakeStager<T> = Box<dyn Fn(T) -> ObjectStager + Send>;
 
 /// Dynamic partitioning of a destination.
 pub struct Partitioning {
@@ -71,9 +71,9 @@ pub struct Partitioning {
 }
 
 /// How a destination stages its objects.
-pub struct Staging {
-    pub main: Stager,
-    pub backup: Option<Stager>,
+pub struct StagingPlan {
+    pub main: ObjectStager,
+    pub backup: Option<ObjectStager>,
     /// Makes the stager of an error-output-type (called the first time one is needed).
     pub error_stager: MakeStager<ErrorNaming>,
     pub error_template: Option<Template>,
@@ -82,18 +82,18 @@ pub struct Staging {
     pub converting: bool,
 }
 
-impl Staging {
+impl StagingPlan {
     /// The stagers of destination `d`, all writing under `dir`.
     pub fn build(
         dir: std::path::PathBuf,
         naming: Naming,
         d: &crate::config::DestinationConfig,
         delimiter: bool,
-    ) -> Staging {
+    ) -> StagingPlan {
         let (compression, size) = (d.compression, d.buffering.size_bytes());
         let conversion = d.format_conversion.clone();
         let with = |naming: Naming, delimiter: bool| {
-            Stager::new(dir.clone(), naming, compression, delimiter, size)
+            ObjectStager::new(dir.clone(), naming, compression, delimiter, size)
         };
         // Error and backup objects hold JSON lines, never Parquet: their extension is the
         // compression's own.
@@ -121,7 +121,7 @@ impl Staging {
                     error: Some(e),
                     ..naming.clone()
                 };
-                Stager::new(dir.clone(), naming, compression, false, size)
+                ObjectStager::new(dir.clone(), naming, compression, false, size)
             })
         };
         let partitioning = d.dynamic_partitioning.map(|dp| {
@@ -135,13 +135,13 @@ impl Staging {
                         partition: Some(values),
                         ..naming.clone()
                     };
-                    Stager::new(dir.clone(), naming, compression, delimiter, size)
+                    ObjectStager::new(dir.clone(), naming, compression, delimiter, size)
                         .with_buffer(PARTITION_BUFFER)
                         .with_conversion(conversion.clone())
                 }),
             }
         });
-        Staging {
+        StagingPlan {
             main: with(naming, delimiter).with_conversion(conversion.clone()),
             converting: conversion.is_some(),
             backup,
@@ -153,7 +153,7 @@ impl Staging {
 }
 
 /// Partitions that keep an encoder and an open staging file at once (about 0.45 MiB each with
-/// GZIP); the least recently written beyond this are suspended (see `Stager::suspend`). Above
+/// GZIP); the least recently written beyond this are suspended (see `ObjectStager::suspend`). Above
 /// AWS's default of 500 active partitions, so uniform traffic over them never thrashes.
 pub const ACTIVE_ENCODERS: usize = 512;
 /// A partition not written in this many deliveries is idle: it is suspended.
@@ -162,15 +162,15 @@ const IDLE_BATCHES: u64 = 4;
 /// Write buffer of a partition's staging file (many partitions may be open at once).
 const PARTITION_BUFFER: usize = 32 * 1024;
 
-pub struct Stagers {
-    main: Stager,
-    backup: Option<Stager>,
-    errors: Vec<(&'static str, Stager)>,
+pub struct StagerSet {
+    main: ObjectStager,
+    backup: Option<ObjectStager>,
+    errors: Vec<(&'static str, ObjectStager)>,
     make_error: MakeStager<ErrorNaming>,
     error_template: Option<Template>,
     partitioning: Option<Partitioning>,
     /// Open partitions: slot, stager, and when it was last written (for suspending idle ones).
-    partitions: HashMap<Arc<PartitionValues>, (usize, Stager, u64)>,
+    partitions: HashMap<Arc<PartitionValues>, (usize, ObjectStager, u64)>,
     /// Counts deliveries: the "when" of `partitions`.
     writes: u64,
     /// Object ids, shared by every stager of the destination.
@@ -183,13 +183,22 @@ pub struct Stagers {
     converting: bool,
 }
 
-/// Sealed objects of one step, or why it failed.
-pub type StepResult = Result<Vec<(Sealed, Kind)>, String>;
+/// A staging step that failed on local disk.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StagingError {
+    #[error("cannot stage records on local disk")]
+    Stage(#[source] std::io::Error),
+    #[error("cannot seal a staged object")]
+    Seal(#[source] std::io::Error),
+}
 
-impl Stagers {
-    pub fn new(staging: Staging, metrics: Arc<DestinationMetrics>) -> Self {
+/// Sealed objects of one step, or why it failed.
+pub(crate) type StepResult = Result<Vec<(Sealed, Kind)>, StagingError>;
+
+impl StagerSet {
+    pub fn new(staging: StagingPlan, metrics: Arc<DestinationMetrics>) -> Self {
         let ids = Arc::new(AtomicU64::new(0));
-        Stagers {
+        StagerSet {
             main: staging.main.with_ids(ids.clone()),
             backup: staging.backup.map(|b| b.with_ids(ids.clone())),
             ids,
@@ -206,7 +215,7 @@ impl Stagers {
         }
     }
 
-    fn error(&mut self, output_type: &'static str) -> &mut Stager {
+    fn error(&mut self, output_type: &'static str) -> &mut ObjectStager {
         let i = match self.errors.iter().position(|(t, _)| *t == output_type) {
             Some(i) => i,
             None => {
@@ -223,11 +232,11 @@ impl Stagers {
     }
 
     /// Every stager that is not a partition.
-    fn companions(&mut self) -> impl Iterator<Item = (usize, Kind, &mut Stager)> {
+    fn companions(&mut self) -> impl Iterator<Item = (usize, Kind, &mut ObjectStager)> {
         companions(&mut self.main, &mut self.backup, &mut self.errors)
     }
 
-    fn all(&mut self) -> impl Iterator<Item = (usize, Kind, &mut Stager)> {
+    fn all(&mut self) -> impl Iterator<Item = (usize, Kind, &mut ObjectStager)> {
         let partitions = self
             .partitions
             .values_mut()
@@ -261,7 +270,7 @@ impl Stagers {
     /// Stages one delivery; returns the objects that sealed.
     pub fn append(&mut self, delivery: Delivery, now: Instant) -> StepResult {
         let mut sealed = Vec::new();
-        let err = |e: (std::io::Error, u64)| format!("cannot stage records on local disk: {}", e.0);
+        let err = |e: (std::io::Error, u64)| StagingError::Stage(e.0);
         let mut failed = delivery.failed;
         let mut rejected = Rejected::default();
         let staged = if self.partitioning.is_some() {
@@ -337,7 +346,7 @@ impl Stagers {
         now: Instant,
         sealed: &mut Vec<(Sealed, Kind)>,
         rejected: &mut Rejected,
-    ) -> Result<(Vec<ErrorOutput>, (u64, u64)), String> {
+    ) -> Result<(Vec<ErrorOutput>, (u64, u64)), StagingError> {
         let Some(p) = self.partitioning.as_ref() else {
             return Ok((Vec::new(), (0, 0)));
         };
@@ -395,12 +404,12 @@ impl Stagers {
             staged = (staged.0 + n, staged.1 + bytes);
             let objects = stager
                 .append(&records, now, rejected)
-                .map_err(|e| format!("cannot stage records on local disk: {}", e.0))?;
+                .map_err(|e| StagingError::Stage(e.0))?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Partition)));
         }
         self.metrics.set_active_partitions(self.partitions.len());
         self.suspend_idle_partitions()
-            .map_err(|e| format!("cannot stage records on local disk: {e}"))?;
+            .map_err(StagingError::Stage)?;
         Ok((failed, staged))
     }
 
@@ -411,7 +420,7 @@ impl Stagers {
     /// not the partitions ever seen.
     fn suspend_idle_partitions(&mut self) -> std::io::Result<()> {
         let now = self.writes;
-        let mut active: Vec<(u64, &mut Stager)> = self
+        let mut active: Vec<(u64, &mut ObjectStager)> = self
             .partitions
             .values_mut()
             .filter(|(_, s, _)| s.is_active())
@@ -479,10 +488,10 @@ fn record_stats(records: &[Record]) -> (u64, u64) {
 }
 
 fn companions<'a>(
-    main: &'a mut Stager,
-    backup: &'a mut Option<Stager>,
-    errors: &'a mut [(&'static str, Stager)],
-) -> impl Iterator<Item = (usize, Kind, &'a mut Stager)> {
+    main: &'a mut ObjectStager,
+    backup: &'a mut Option<ObjectStager>,
+    errors: &'a mut [(&'static str, ObjectStager)],
+) -> impl Iterator<Item = (usize, Kind, &'a mut ObjectStager)> {
     std::iter::once((MAIN, Kind::Main, main))
         .chain(backup.as_mut().map(|s| (BACKUP, Kind::Backup, s)))
         .chain(
@@ -494,13 +503,10 @@ fn companions<'a>(
 }
 
 /// Seals each stager that has an open object.
-fn seal_each<'a>(stagers: impl Iterator<Item = (usize, Kind, &'a mut Stager)>) -> StepResult {
+fn seal_each<'a>(stagers: impl Iterator<Item = (usize, Kind, &'a mut ObjectStager)>) -> StepResult {
     let mut sealed = Vec::new();
     for (_, kind, stager) in stagers {
-        if let Some(o) = stager
-            .seal()
-            .map_err(|e| format!("cannot seal a staged object: {e}"))?
-        {
+        if let Some(o) = stager.seal().map_err(StagingError::Seal)? {
             sealed.push((o, kind));
         }
     }

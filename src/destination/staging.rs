@@ -116,7 +116,7 @@ struct Open {
     opened: Instant,
 }
 
-pub struct Stager {
+pub struct ObjectStager {
     dir: PathBuf,
     naming: Naming,
     compression: Compression,
@@ -129,7 +129,7 @@ pub struct Stager {
     conversion: Option<Arc<Conversion>>,
 }
 
-impl Stager {
+impl ObjectStager {
     pub fn new(
         dir: PathBuf,
         naming: Naming,
@@ -137,7 +137,7 @@ impl Stager {
         delimiter: bool,
         size_limit: u64,
     ) -> Self {
-        Stager {
+        ObjectStager {
             dir,
             naming,
             compression,
@@ -413,7 +413,7 @@ pub fn clear_leftovers(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::template::Template;
+    use crate::keys::template::Template;
     use bytes::Bytes;
 
     fn naming() -> Naming {
@@ -428,9 +428,9 @@ mod tests {
         }
     }
 
-    fn stager(dir: &Path, limit: u64, delimiter: bool) -> Stager {
+    fn stager(dir: &Path, limit: u64, delimiter: bool) -> ObjectStager {
         let naming = naming();
-        Stager::new(
+        ObjectStager::new(
             dir.to_path_buf(),
             naming,
             Compression::Uncompressed,
@@ -478,7 +478,7 @@ mod tests {
             Compression::HadoopSnappy,
             Compression::Uncompressed,
         ] {
-            let mut s = Stager::new(
+            let mut s = ObjectStager::new(
                 dir.path().to_path_buf(),
                 naming(),
                 compression,
@@ -553,7 +553,7 @@ mod tests {
         assert!(clear_leftovers(dir.path()).expect("clears") >= 1);
     }
 
-    fn parquet_stager(dir: &Path) -> Stager {
+    fn parquet_stager(dir: &Path) -> ObjectStager {
         use crate::encode::parquet::schema::{Column, HiveType};
         use crate::encode::parquet::{CatalogTable, Conversion, ParquetOptions, Rules};
         let conversion = Arc::new(Conversion::new(
@@ -566,7 +566,7 @@ mod tests {
             ParquetOptions::DEFAULT,
             CatalogTable::default(),
         ));
-        Stager::new(
+        ObjectStager::new(
             dir.to_path_buf(),
             naming(),
             Compression::Uncompressed,

@@ -11,12 +11,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::retry::{Backoff, LogGate};
 use super::sink::Sink;
-use super::stagers::{Delivery, Kind, Stagers, Staging, StepResult};
+use super::stagers::{Delivery, Kind, StagerSet, StagingPlan, StepResult};
 use super::staging::Sealed;
 use super::watermark::Watermark;
+use crate::fatal::FatalSender;
 use crate::metrics::DestinationMetrics;
+use crate::report::Chain;
+use crate::retry::{Backoff, LogGate};
 
 /// Messages to a destination worker.
 pub enum Input {
@@ -53,17 +55,35 @@ pub struct DestinationHandle {
     task: JoinHandle<()>,
 }
 
+/// What a destination's worker starts with.
+pub(crate) struct WorkerSetup {
+    /// `stream[i]`, for logs.
+    pub(crate) label: String,
+    pub(crate) plan: StagingPlan,
+    /// The buffering interval.
+    pub(crate) interval: Duration,
+    pub(crate) sink: Sink,
+    pub(crate) metrics: Arc<DestinationMetrics>,
+    pub(crate) on_delivered: OnDelivered,
+    /// Where the destination's log cursor is.
+    pub(crate) cursor: u64,
+    /// Where a staging failure is reported (the worker stops; the process exits).
+    pub(crate) fatal: FatalSender,
+}
+
 impl DestinationHandle {
-    /// Starts the worker and its uploader; `cursor` is where the destination's log cursor is.
-    pub fn spawn(
-        label: String,
-        staging: Staging,
-        interval: Duration,
-        sink: Sink,
-        metrics: Arc<DestinationMetrics>,
-        on_delivered: OnDelivered,
-        cursor: u64,
-    ) -> Self {
+    /// Starts the worker and its uploader.
+    pub(crate) fn spawn(setup: WorkerSetup) -> Self {
+        let WorkerSetup {
+            label,
+            plan,
+            interval,
+            sink,
+            metrics,
+            on_delivered,
+            cursor,
+            fatal,
+        } = setup;
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (up_tx, up_rx) = mpsc::channel(UPLOAD_QUEUE);
         let watermark = Arc::new(Watermark::new(cursor));
@@ -75,7 +95,7 @@ impl DestinationHandle {
             on_delivered,
             watermark.clone(),
         ));
-        let stagers = Stagers::new(staging, metrics.clone());
+        let stagers = StagerSet::new(plan, metrics.clone());
         let worker = Worker {
             label,
             stagers: Arc::new(Mutex::new(stagers)),
@@ -84,6 +104,8 @@ impl DestinationHandle {
             metrics,
             opened: None,
             watermark,
+            fatal,
+            failed: false,
         };
         let task = tokio::spawn(worker.run(rx, uploader));
         DestinationHandle {
@@ -116,18 +138,21 @@ impl DestinationHandle {
 
 struct Worker {
     label: String,
-    stagers: Arc<Mutex<Stagers>>,
+    stagers: Arc<Mutex<StagerSet>>,
     interval: Duration,
     uploads: mpsc::Sender<Upload>,
     metrics: Arc<DestinationMetrics>,
     /// When the earliest open object was opened.
     opened: Option<Instant>,
     watermark: Arc<Watermark>,
+    fatal: FatalSender,
+    /// A staging step failed: the worker takes nothing more (see `fail`).
+    failed: bool,
 }
 
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Input>, uploader: JoinHandle<()>) {
-        loop {
+        while !self.failed {
             let deadline = self.opened.map(|o| o + self.interval);
             let input = tokio::select! {
                 input = rx.recv() => input,
@@ -148,6 +173,12 @@ impl Worker {
                 None => break,
             }
         }
+        if self.failed {
+            // What is sealed already is still delivered; nothing moves the cursor any more.
+            drop(self.uploads);
+            let _ = uploader.await;
+            return;
+        }
         self.seal(None).await;
         let _ = self.uploads.send(Upload::Advance).await;
         drop(self.uploads);
@@ -159,7 +190,7 @@ impl Worker {
     async fn staging(
         &mut self,
         handed: Option<u64>,
-        step: impl FnOnce(&mut Stagers, Instant) -> StepResult + Send + 'static,
+        step: impl FnOnce(&mut StagerSet, Instant) -> StepResult + Send + 'static,
     ) {
         let stagers = self.stagers.clone();
         let watermark = self.watermark.clone();
@@ -185,10 +216,7 @@ impl Worker {
         .await;
         let (result, opened, oldest, nothing_open) = match joined {
             Ok(v) => v,
-            Err(e) => {
-                self.watermark.poison();
-                fatal(&self.label, &format!("staging task failed: {e}"))
-            }
+            Err(e) => return self.fail(&format!("staging task failed: {e}")),
         };
         self.opened = opened;
         self.metrics.set_staging_oldest(oldest);
@@ -207,9 +235,19 @@ impl Worker {
             }
             Err(e) => {
                 self.metrics.staging_errors.add(1);
-                fatal(&self.label, &e);
+                self.fail(&Chain(&e).to_string());
             }
         }
+    }
+
+    /// A local disk error while staging: the records of the object being built can no longer
+    /// be delivered by this process, and a later object must not move the log cursor past
+    /// them. The watermark freezes, the worker stops, and the process is told to exit; after a
+    /// restart every record past the cursor is replayed.
+    fn fail(&mut self, reason: &str) {
+        self.watermark.poison();
+        self.failed = true;
+        self.fatal.report(&self.label, reason);
     }
 
     async fn append(&mut self, delivery: Delivery) {
@@ -227,17 +265,6 @@ impl Worker {
         })
         .await;
     }
-}
-
-/// A local disk error while staging: the records of the object being built can no longer be
-/// delivered by this process, and a later object must not move the spool cursor past them.
-/// Exit at once (no later object is ever sealed or delivered); after a restart every record
-/// past the cursor is replayed from the spool.
-pub(crate) fn fatal(label: &str, message: &str) -> ! {
-    tracing::error!(destination = %label, error = %message,
-        "stopping: records past the delivered cursor will be replayed after a restart");
-    eprintln!("error: destination {label}: {message}");
-    std::process::exit(1);
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

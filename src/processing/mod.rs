@@ -5,7 +5,6 @@
 
 pub mod deaggregate;
 pub mod error_record;
-pub mod metadata;
 pub mod transform;
 
 use std::collections::BTreeMap;

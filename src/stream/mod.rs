@@ -13,13 +13,14 @@ use tokio::sync::oneshot;
 
 use crate::config::StreamConfig;
 use crate::destination::DestinationHandle;
+use crate::fatal::FatalSender;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::processing::transform::Transform;
 use crate::record::now_ms;
 use crate::source::Log;
 use crate::source::kinesis::metrics::KinesisMetrics;
 use crate::spool::SpoolError;
-use processor::{Control, Processor, Route};
+use processor::{Command, Processor, ProcessorSetup, Route};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
@@ -36,13 +37,27 @@ pub enum PutError {
 }
 
 /// A destination as the stream starts it.
-pub struct Destination {
+pub(crate) struct StreamDestination {
     pub handle: DestinationHandle,
     pub metrics: Arc<DestinationMetrics>,
     /// Keeps source-record backups.
     pub backup: bool,
     /// Partitions its records (it gets each record's partition keys).
     pub dynamic: bool,
+}
+
+/// What a delivery stream is made of (built by `streams`).
+pub(crate) struct StreamParts {
+    pub(crate) config: StreamConfig,
+    /// Goes up by one on every configuration change (object names carry it).
+    pub(crate) version: u32,
+    pub(crate) arn: String,
+    pub(crate) log: Log,
+    pub(crate) destinations: Vec<StreamDestination>,
+    pub(crate) transform: Option<Transform>,
+    pub(crate) metrics: Arc<StreamMetrics>,
+    /// Told when a destination can no longer stage (the process exits).
+    pub(crate) fatal: FatalSender,
 }
 
 pub struct DeliveryStream {
@@ -66,15 +81,17 @@ pub struct DeliveryStream {
 impl DeliveryStream {
     /// Starts the processor: it reads `log` from the lowest destination cursor and feeds every
     /// destination (handle, metrics, whether it keeps source-record backups).
-    pub fn new(
-        config: StreamConfig,
-        version: u32,
-        arn: String,
-        log: Log,
-        destinations: Vec<Destination>,
-        transform: Option<Transform>,
-        metrics: Arc<StreamMetrics>,
-    ) -> std::io::Result<Self> {
+    pub(crate) fn new(parts: StreamParts) -> std::io::Result<Self> {
+        let StreamParts {
+            config,
+            version,
+            arn,
+            log,
+            destinations,
+            transform,
+            metrics,
+            fatal,
+        } = parts;
         let mut routes = Vec::new();
         let mut destination_metrics = Vec::new();
         let end = log.end();
@@ -95,14 +112,15 @@ impl DeliveryStream {
         }
         let reader = log.shared_reader(routes.len())?;
         let query = config.processing.metadata_query.as_deref().map(Arc::from);
-        let processor = Processor::spawn(
-            config.name.clone(),
+        let processor = Processor::spawn(ProcessorSetup {
+            label: config.name.clone(),
             reader,
             routes,
             transform,
-            query,
-            config.processing.deaggregation.clone(),
-        );
+            metadata_query: query,
+            deaggregation: config.processing.deaggregation.clone(),
+            fatal,
+        });
         Ok(DeliveryStream {
             config,
             version,
@@ -172,12 +190,16 @@ impl DeliveryStream {
             .processor
             .lock()
             .ok()
-            .and_then(|p| p.as_ref().map(|p| p.control.clone()));
-        let Some(control) = control.filter(|_| !self.closed.load(Ordering::Acquire)) else {
+            .and_then(|p| p.as_ref().map(|p| p.commands.clone()));
+        let Some(commands) = control.filter(|_| !self.closed.load(Ordering::Acquire)) else {
             return Err(PutError::Closed(self.config.name.clone()));
         };
         let (reply, rx) = oneshot::channel();
-        if control.send(Control::Flush { until, reply }).await.is_err() {
+        if commands
+            .send(Command::Flush { until, reply })
+            .await
+            .is_err()
+        {
             return Err(PutError::Closed(self.config.name.clone()));
         }
         rx.await
@@ -202,7 +224,7 @@ impl DeliveryStream {
         }
         let processor = self.processor.lock().ok().and_then(|mut p| p.take());
         if let Some(p) = processor {
-            drop(p.control);
+            drop(p.commands);
             let _ = p.task.await;
         }
         let log = self.log.clone();

@@ -13,18 +13,18 @@ use tokio::time::Instant;
 
 use crate::config::Deaggregation;
 use crate::destination::partition::RecordKeys;
-use crate::destination::retry::LogGate;
 use crate::destination::{Delivery, DestinationHandle, Input};
-use crate::processing::transform::Transform;
-use crate::processing::transform::contract::{MAX_REQUEST_BYTES, REQUEST_OVERHEAD, request_cost};
-use crate::processing::{Outcome, PartitionKeys, Processed, deaggregate, metadata};
+use crate::fatal::FatalSender;
+use crate::processing::transform::{Transform, TransformBatch};
+use crate::processing::{Outcome, PartitionKeys, Processed, deaggregate};
 use crate::record::Record;
+use crate::retry::LogGate;
 use crate::source::LogReader as Reader;
 
 /// Bytes read from the log per batch.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-pub enum Control {
+pub(crate) enum Command {
     /// Flush once every record below `until` is handed over; the reply gets the keys written.
     Flush {
         until: u64,
@@ -43,69 +43,60 @@ pub struct Route {
     pub dynamic: bool,
 }
 
-pub struct Processor {
-    pub control: mpsc::Sender<Control>,
-    pub task: JoinHandle<()>,
+pub(crate) struct Processor {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) task: JoinHandle<()>,
+}
+
+/// What a processor is started with.
+pub(crate) struct ProcessorSetup {
+    /// The stream's name, for logs.
+    pub(crate) label: String,
+    pub(crate) reader: Reader,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) transform: Option<Transform>,
+    /// The stream's metadata_extraction query (run when a destination partitions).
+    pub(crate) metadata_query: Option<Arc<str>>,
+    pub(crate) deaggregation: Option<Deaggregation>,
+    /// Told when a destination's worker is gone.
+    pub(crate) fatal: FatalSender,
 }
 
 impl Processor {
-    pub fn spawn(
-        label: String,
-        reader: Reader,
-        routes: Vec<Route>,
-        transform: Option<Transform>,
-        metadata_query: Option<Arc<str>>,
-        deaggregation: Option<Deaggregation>,
-    ) -> Processor {
-        let (control, rx) = mpsc::channel(16);
+    pub(crate) fn spawn(setup: ProcessorSetup) -> Processor {
+        let (commands, rx) = mpsc::channel(16);
         let state = State {
-            label,
-            reader,
-            routes,
-            metadata_query,
-            deaggregation,
-            buffer: transform.map(|t| Buffer {
-                size_limit: t.config().buffer_bytes as usize,
-                interval: Duration::from_secs(t.config().buffer_interval_seconds),
-                transform: t,
-                records: Vec::new(),
-                bytes: 0,
-                cost: REQUEST_OVERHEAD,
-                since: None,
-            }),
+            label: setup.label,
+            reader: setup.reader,
+            routes: setup.routes,
+            metadata_query: setup.metadata_query,
+            deaggregation: setup.deaggregation,
+            batch: setup.transform.map(TransformBatch::new),
+            fatal: setup.fatal,
+            broken: false,
         };
         let task = tokio::spawn(state.run(rx));
-        Processor { control, task }
+        Processor { commands, task }
     }
-}
-
-/// The transform's input buffer.
-struct Buffer {
-    transform: Transform,
-    size_limit: usize,
-    interval: Duration,
-    records: Vec<Record>,
-    bytes: usize,
-    /// Encoded size of the request these records would make.
-    cost: usize,
-    since: Option<Instant>,
 }
 
 struct State {
     label: String,
     reader: Reader,
     routes: Vec<Route>,
-    /// The stream's metadata_extraction query (run when a destination partitions).
     metadata_query: Option<Arc<str>>,
     deaggregation: Option<Deaggregation>,
-    buffer: Option<Buffer>,
+    batch: Option<TransformBatch>,
+    fatal: FatalSender,
+    /// A destination's worker is gone: nothing more is read (the process is about to exit).
+    broken: bool,
 }
 
 impl State {
-    async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+    async fn run(mut self, mut control: mpsc::Receiver<Command>) {
         let mut closing = false;
         let mut gate = LogGate::new(Duration::from_secs(30));
-        loop {
+        while !self.broken {
             match self.forward().await {
                 Ok(true) => {
                     // A steady stream of small records never leaves the loop below: the
@@ -130,7 +121,7 @@ impl State {
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                         c = control.recv() => match c {
-                            Some(Control::Flush { reply, .. }) => drop(reply),
+                            Some(Command::Flush { reply, .. }) => drop(reply),
                             None => break,
                         },
                     }
@@ -154,11 +145,13 @@ impl State {
                 () = sleep_until(deadline) => self.run_transform(None).await,
             }
         }
-        self.run_transform(None).await;
+        if !self.broken {
+            self.run_transform(None).await;
+        }
         // Stop the transform and drain every destination at the same time.
         let mut closing = Vec::new();
-        if let Some(mut b) = self.buffer.take() {
-            closing.push(tokio::spawn(async move { b.transform.close().await }));
+        if let Some(b) = self.batch.take() {
+            closing.push(tokio::spawn(b.close()));
         }
         for r in self.routes {
             closing.push(tokio::spawn(r.handle.close()));
@@ -170,14 +163,11 @@ impl State {
 
     /// When the transform buffer's oldest record has waited its interval.
     fn transform_deadline(&self) -> Option<Instant> {
-        self.buffer
-            .as_ref()
-            .and_then(|b| b.since.map(|s| s + b.interval))
+        self.batch.as_ref().and_then(TransformBatch::deadline)
     }
 
     fn transform_due(&self) -> bool {
-        self.transform_deadline()
-            .is_some_and(|d| d <= Instant::now())
+        self.batch.as_ref().is_some_and(TransformBatch::due)
     }
 
     /// Reads one batch and processes it; false when there was nothing durable to read.
@@ -190,7 +180,7 @@ impl State {
             Some(how) => deaggregate::split(how, batch.clone()),
             None => batch.clone(),
         };
-        if self.buffer.is_none() {
+        if self.batch.is_none() {
             let mut processed = Processed::default();
             let end = batch.last().map_or(0, |r| r.seq + 1);
             for r in records {
@@ -201,23 +191,17 @@ impl State {
         }
         let mut records = records.into_iter().peekable();
         while let Some(record) = records.next() {
-            let Some(b) = self.buffer.as_mut() else {
-                break;
-            };
-            let cost = request_cost(&record);
-            if !b.records.is_empty()
-                && (b.bytes + record.data.len() > b.size_limit || b.cost + cost > MAX_REQUEST_BYTES)
+            if self
+                .batch
+                .as_ref()
+                .is_some_and(|b| b.would_overflow(&record))
             {
                 self.run_transform(Some(record.seq)).await;
             }
-            let Some(b) = self.buffer.as_mut() else {
+            let Some(b) = self.batch.as_mut() else {
                 break;
             };
-            b.bytes += record.data.len();
-            b.cost += cost;
-            b.since.get_or_insert_with(Instant::now);
-            b.records.push(record);
-            if b.bytes >= b.size_limit {
+            if b.push(record) {
                 // Sub-records of one log record all come in one read: the next one says whether
                 // the last log record is complete.
                 let next = records.peek().map(|r| r.seq);
@@ -231,21 +215,12 @@ impl State {
     /// log position of a record still to come in this run: when it is the last one's, sub-records
     /// of that log record are still to come and it is not yet covered.
     async fn run_transform(&mut self, next: Option<u64>) {
-        let Some(b) = self.buffer.as_mut() else {
+        let Some(b) = self.batch.as_mut() else {
             return;
         };
-        if b.records.is_empty() {
+        let Some((records, processed)) = b.process().await else {
             return;
-        }
-        let records: Arc<[Record]> = std::mem::take(&mut b.records).into();
-        b.bytes = 0;
-        b.cost = REQUEST_OVERHEAD;
-        b.since = None;
-        let outcomes = b.transform.process(&records).await;
-        let mut processed = Processed::default();
-        for o in outcomes {
-            processed.push(o);
-        }
+        };
         let end = match (records.last(), next) {
             (Some(last), Some(n)) if n == last.seq => last.seq,
             (Some(last), _) => last.seq + 1,
@@ -255,10 +230,13 @@ impl State {
     }
 
     /// Hands each destination its share of a processed run of log records.
-    /// A destination whose worker is gone (it panicked) would have its cursor carried past
-    /// records it never got by later deliveries: the process exits instead, and a restart
-    /// replays from the cursors.
-    async fn dispatch(&self, source: &[Record], p: Processed, end: u64) {
+    /// A destination whose worker is gone (it failed) would have its cursor carried past
+    /// records it never got by later deliveries: the processor stops and the process is told to
+    /// exit; a restart replays from the cursors.
+    async fn dispatch(&mut self, source: &[Record], p: Processed, end: u64) {
+        if self.broken {
+            return;
+        }
         let keys = self.partition_keys(&p).await;
         let last = self.routes.len().saturating_sub(1);
         let mut p = Some(p);
@@ -304,10 +282,12 @@ impl State {
                 end,
             };
             if !route.handle.send_records(delivery).await {
-                crate::destination::worker::fatal(
+                self.fatal.report(
                     &format!("{}[{i}]", self.label),
                     "the destination worker is gone",
                 );
+                self.broken = true;
+                return;
             }
         }
     }
@@ -332,7 +312,7 @@ impl State {
                     data.iter()
                         .map(|d| {
                             Some(
-                                metadata::extract(&q, d)
+                                crate::jq::extract(&q, d)
                                     .map(Arc::new)
                                     .map_err(Arc::<str>::from),
                             )
@@ -361,9 +341,9 @@ impl State {
             .collect()
     }
 
-    async fn handle(&mut self, control: Control) {
-        match control {
-            Control::Flush { until, reply } => {
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Flush { until, reply } => {
                 while self.reader.next_seq() < until {
                     match self.forward().await {
                         Ok(true) => {}

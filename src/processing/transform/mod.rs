@@ -2,9 +2,12 @@
 //! a WASM module) under the Lambda contract; failed invocations are retried, then every record
 //! of the batch becomes a `processing-failed` error record.
 
-pub mod contract;
-pub mod subprocess;
-pub mod wasm;
+mod batch;
+pub(crate) mod contract;
+pub(crate) mod subprocess;
+pub(crate) mod wasm;
+
+pub(crate) use batch::TransformBatch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -201,9 +204,27 @@ pub struct Setup<'a> {
     pub metrics: Arc<StreamMetrics>,
 }
 
+/// Why a stream's transform could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TransformStartError {
+    #[error("cannot start the transform command {command:?}")]
+    Spawn {
+        command: Vec<String>,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("loading the WASM module failed: {0}")]
+    Interrupted(String),
+    #[error(transparent)]
+    Wasm(#[from] wasm::WasmLoadError),
+}
+
 /// Starts the stream's transform: the child process is started (a command that cannot start
 /// fails the start-up), the WASM module compiled.
-pub async fn build(config: &TransformConfig, setup: Setup<'_>) -> Result<Transform, String> {
+pub(crate) async fn build(
+    config: &TransformConfig,
+    setup: Setup<'_>,
+) -> Result<Transform, TransformStartError> {
     let lambda_arn = config.lambda_arn(setup.region, setup.account_id, setup.stream);
     // The segment after `:function:` as it is (a stream name may hold dots, which Lambda's
     // function names may not, but `firehosed-<stream>` is still the name to show).
@@ -240,8 +261,10 @@ pub async fn build(config: &TransformConfig, setup: Setup<'_>) -> Result<Transfo
                 working_directory: working_directory.clone(),
                 label: label.clone(),
             });
-            s.start()
-                .map_err(|e| format!("cannot start the transform command {command:?}: {e}"))?;
+            s.start().map_err(|source| TransformStartError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
             Runtime::Subprocess(Box::new(s))
         }
         crate::config::transform::Runtime::Wasm {
@@ -252,7 +275,7 @@ pub async fn build(config: &TransformConfig, setup: Setup<'_>) -> Result<Transfo
             let loaded =
                 tokio::task::spawn_blocking(move || wasm::WasmTransform::load(&module, mem, &l))
                     .await
-                    .map_err(|e| format!("loading the WASM module failed: {e}"))?;
+                    .map_err(|e| TransformStartError::Interrupted(e.to_string()))?;
             Runtime::Wasm(loaded?)
         }
     };

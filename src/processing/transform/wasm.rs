@@ -36,14 +36,14 @@ pub struct WasmTransform {
 
 /// The process's engine, with a thread that advances its epoch every `TICK` (made together:
 /// an engine without its ticker would never time out).
-fn engine() -> Result<Engine, String> {
-    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+fn engine() -> Result<Engine, WasmLoadError> {
+    static ENGINE: OnceLock<Result<Engine, WasmLoadError>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
             let mut config = Config::new();
             config.epoch_interruption(true);
             let engine =
-                Engine::new(&config).map_err(|e| format!("cannot start the WASM engine: {e}"))?;
+                Engine::new(&config).map_err(|e| WasmLoadError::Engine(format!("{e:#}")))?;
             let ticker = engine.clone();
             std::thread::Builder::new()
                 .name("wasm-epoch".into())
@@ -53,7 +53,7 @@ fn engine() -> Result<Engine, String> {
                         ticker.increment_epoch();
                     }
                 })
-                .map_err(|e| format!("cannot start the WASM epoch thread: {e}"))?;
+                .map_err(|e| WasmLoadError::Ticker(e.to_string()))?;
             Ok(engine)
         })
         .clone()
@@ -62,11 +62,21 @@ fn engine() -> Result<Engine, String> {
 impl WasmTransform {
     /// Compiles the module (`.wasm` or `.wat`) and checks its exports against the ABI.
     /// Blocking: compilation takes CPU time.
-    pub fn load(path: &Path, max_memory_mib: u64, label: &str) -> Result<Self, String> {
+    pub(crate) fn load(
+        path: &Path,
+        max_memory_mib: u64,
+        label: &str,
+    ) -> Result<Self, WasmLoadError> {
         let engine = engine()?;
-        let module = Module::from_file(&engine, path)
-            .map_err(|e| format!("cannot load the WASM module {}: {e:#}", path.display()))?;
-        check_exports(&module).map_err(|e| format!("WASM module {}: {e}", path.display()))?;
+        let shown = || path.display().to_string();
+        let module = Module::from_file(&engine, path).map_err(|e| WasmLoadError::Load {
+            path: shown(),
+            detail: format!("{e:#}"),
+        })?;
+        check_exports(&module).map_err(|problem| WasmLoadError::Abi {
+            path: shown(),
+            problem,
+        })?;
         let mut linker: Linker<State> = Linker::new(&engine);
         linker
             .func_wrap(
@@ -87,13 +97,13 @@ impl WasmTransform {
                     }
                 },
             )
-            .map_err(|e| format!("cannot link the WASM module: {e}"))?;
-        let pre = linker.instantiate_pre(&module).map_err(|e| {
-            format!(
-                "WASM module {}: {e} (a module may import only firehose.log)",
-                path.display()
-            )
-        })?;
+            .map_err(|e| WasmLoadError::Link(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| WasmLoadError::Imports {
+                path: shown(),
+                detail: e.to_string(),
+            })?;
         Ok(WasmTransform {
             engine,
             pre,
@@ -183,32 +193,61 @@ fn failure(e: wasmtime::Error) -> InvokeError {
     InvokeError::Function(format!("the WASM transform failed: {e:#}"))
 }
 
-fn check_exports(module: &Module) -> Result<(), String> {
-    let func = |name: &str, params: &[ValType], results: &[ValType]| -> Result<(), String> {
-        let Some(ty) = module.get_export(name) else {
-            return Err(format!("it does not export {name}"));
+/// Why a WASM module cannot be a transform.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum WasmLoadError {
+    #[error("cannot start the WASM engine: {0}")]
+    Engine(String),
+    #[error("cannot start the WASM epoch thread: {0}")]
+    Ticker(String),
+    #[error("cannot load the WASM module {path}: {detail}")]
+    Load { path: String, detail: String },
+    #[error("WASM module {path}: {problem}")]
+    Abi { path: String, problem: AbiProblem },
+    #[error("cannot link the WASM module: {0}")]
+    Link(String),
+    #[error("WASM module {path}: {detail} (a module may import only firehose.log)")]
+    Imports { path: String, detail: String },
+}
+
+/// How a module's exports miss the ABI (docs/transform.md).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum AbiProblem {
+    #[error("it does not export {0}")]
+    Missing(&'static str),
+    #[error("its export {0} is not a function")]
+    NotAFunction(&'static str),
+    #[error("its export {0} has the wrong signature (see docs/transform.md)")]
+    Signature(&'static str),
+    #[error("it does not export its memory as `memory`")]
+    NoMemory,
+}
+
+fn check_exports(module: &Module) -> Result<(), AbiProblem> {
+    let func =
+        |name: &'static str, params: &[ValType], results: &[ValType]| -> Result<(), AbiProblem> {
+            let Some(ty) = module.get_export(name) else {
+                return Err(AbiProblem::Missing(name));
+            };
+            let Some(f) = ty.func() else {
+                return Err(AbiProblem::NotAFunction(name));
+            };
+            let p: Vec<_> = f.params().collect();
+            let r: Vec<_> = f.results().collect();
+            let same = |a: &[ValType], b: &[ValType]| {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ValType::eq(x, y))
+            };
+            if !same(&p, params) || !same(&r, results) {
+                return Err(AbiProblem::Signature(name));
+            }
+            Ok(())
         };
-        let Some(f) = ty.func() else {
-            return Err(format!("its export {name} is not a function"));
-        };
-        let p: Vec<_> = f.params().collect();
-        let r: Vec<_> = f.results().collect();
-        let same = |a: &[ValType], b: &[ValType]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ValType::eq(x, y))
-        };
-        if !same(&p, params) || !same(&r, results) {
-            return Err(format!(
-                "its export {name} has the wrong signature (see docs/transform.md)"
-            ));
-        }
-        Ok(())
-    };
     if module
         .get_export("memory")
         .and_then(|e| e.memory().cloned())
         .is_none()
     {
-        return Err("it does not export its memory as `memory`".into());
+        return Err(AbiProblem::NoMemory);
     }
     func("firehose_alloc", &[ValType::I32], &[ValType::I32])?;
     func(

@@ -35,8 +35,23 @@ impl Running {
     }
 }
 
+/// Why the source's stream cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KinesisError {
+    #[error("Kinesis stream {0:?} does not exist")]
+    StreamMissing(String),
+    #[error("Kinesis stream {stream:?} cannot be described: {detail}")]
+    Describe { stream: String, detail: String },
+    /// ListShards failed (the SDK's error with its context).
+    #[error("ListShards failed: {0}")]
+    ListShards(String),
+}
+
 /// Start-up check: the stream exists and can be described.
-pub async fn check_stream(client: &Client, stream: &KinesisStreamRef) -> Result<(), String> {
+pub(crate) async fn check_stream(
+    client: &Client,
+    stream: &KinesisStreamRef,
+) -> Result<(), KinesisError> {
     let mut req = client.describe_stream_summary();
     req = match stream {
         KinesisStreamRef::Name(n) => req.stream_name(n),
@@ -45,13 +60,12 @@ pub async fn check_stream(client: &Client, stream: &KinesisStreamRef) -> Result<
     match req.send().await {
         Ok(_) => Ok(()),
         Err(SdkError::ServiceError(se)) if se.err().code() == Some("ResourceNotFoundException") => {
-            Err(format!("Kinesis stream {:?} does not exist", stream.name()))
+            Err(KinesisError::StreamMissing(stream.name().to_string()))
         }
-        Err(e) => Err(format!(
-            "Kinesis stream {:?} cannot be described: {}",
-            stream.name(),
-            DisplayErrorContext(&e)
-        )),
+        Err(e) => Err(KinesisError::Describe {
+            stream: stream.name().to_string(),
+            detail: DisplayErrorContext(&e).to_string(),
+        }),
     }
 }
 
@@ -60,7 +74,10 @@ struct ShardInfo {
     parents: Vec<String>,
 }
 
-async fn list_shards(client: &Client, stream: &KinesisStreamRef) -> Result<Vec<ShardInfo>, String> {
+async fn list_shards(
+    client: &Client,
+    stream: &KinesisStreamRef,
+) -> Result<Vec<ShardInfo>, KinesisError> {
     let mut shards = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -73,7 +90,7 @@ async fn list_shards(client: &Client, stream: &KinesisStreamRef) -> Result<Vec<S
         let out = req
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+            .map_err(|e| KinesisError::ListShards(DisplayErrorContext(&e).to_string()))?;
         for s in out.shards() {
             let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
                 .into_iter()
@@ -147,62 +164,28 @@ async fn coordinate(
     label: String,
 ) {
     let mut stop = shared.stop.clone();
-    let mut readers: JoinSet<(String, Outcome)> = JoinSet::new();
-    let mut running: HashSet<String> = HashSet::new();
-    let mut read_to_end: HashSet<String> = HashSet::new();
     let (wake_tx, mut wake) = mpsc::channel::<()>(1);
+    let mut c = Coordinator {
+        shared,
+        origin,
+        metrics,
+        label,
+        readers: JoinSet::new(),
+        running: HashSet::new(),
+        read_to_end: HashSet::new(),
+        wake: wake_tx,
+    };
     let mut failures = 0u32;
     loop {
-        match list_shards(&shared.client, &shared.stream).await {
+        match list_shards(&c.shared.client, &c.shared.stream).await {
             Ok(shards) => {
                 failures = 0;
-                let listed: HashMap<&str, &ShardInfo> =
-                    shards.iter().map(|s| (s.id.as_str(), s)).collect();
-                for s in &shards {
-                    if running.contains(&s.id)
-                        || read_to_end.contains(&s.id)
-                        || shared.checkpoints.is_finished(&s.id)
-                    {
-                        continue;
-                    }
-                    // A parent still listed must be read to its end first (both, for a merge).
-                    let waiting = s.parents.iter().any(|p| {
-                        listed.contains_key(p.as_str())
-                            && !read_to_end.contains(p)
-                            && !shared.checkpoints.is_finished(p)
-                    });
-                    if waiting {
-                        continue;
-                    }
-                    let start = match shared.checkpoints.get(&s.id) {
-                        Some(ck) => match ck.sequence_number {
-                            Some(sequence) => Start::AtCheckpoint {
-                                sequence,
-                                subsequence: ck.subsequence_number,
-                            },
-                            None => start_of(s, origin),
-                        },
-                        None => start_of(s, origin),
-                    };
-                    tracing::info!(stream = %label, shard = %s.id, start = ?start, "reading shard");
-                    running.insert(s.id.clone());
-                    let (shared, id, m, wake) = (
-                        shared.clone(),
-                        s.id.clone(),
-                        metrics.shard(&s.id),
-                        wake_tx.clone(),
-                    );
-                    readers.spawn(async move {
-                        let outcome = shard::read(shared, id.as_str().into(), start, m).await;
-                        let _ = wake.try_send(());
-                        (id, outcome)
-                    });
-                }
+                c.start_ready(&shards);
             }
             Err(e) => {
                 failures += 1;
                 if failures == 1 || failures.is_multiple_of(30) {
-                    tracing::warn!(stream = %label, error = %e, "ListShards failed; retrying");
+                    tracing::warn!(stream = %c.label, error = %e, "retrying");
                 }
             }
         }
@@ -211,17 +194,86 @@ async fn coordinate(
             _ = tokio::time::sleep(interval) => {}
             _ = wake.recv() => {}
         }
-        while let Some(done) = readers.try_join_next() {
+        c.reap();
+    }
+    while c.readers.join_next().await.is_some() {}
+}
+
+/// The shard readers of one stream and what they have read.
+struct Coordinator {
+    shared: Arc<Shared>,
+    origin: (Origin, bool),
+    metrics: Arc<KinesisMetrics>,
+    label: String,
+    readers: JoinSet<(String, Outcome)>,
+    running: HashSet<String>,
+    /// Shards read to their end in this run (their checkpoint may not say so yet).
+    read_to_end: HashSet<String>,
+    /// Wakes discovery when a reader ends (its children may start).
+    wake: mpsc::Sender<()>,
+}
+
+impl Coordinator {
+    /// Starts a reader for every listed shard that is not being read, not finished, and whose
+    /// parents (both, for a merge) are read to their end or no longer listed.
+    fn start_ready(&mut self, shards: &[ShardInfo]) {
+        let listed: HashMap<&str, &ShardInfo> = shards.iter().map(|s| (s.id.as_str(), s)).collect();
+        let done =
+            |c: &Self, id: &str| c.read_to_end.contains(id) || c.shared.checkpoints.is_finished(id);
+        for s in shards {
+            if self.running.contains(&s.id) || done(self, &s.id) {
+                continue;
+            }
+            let waiting = s
+                .parents
+                .iter()
+                .any(|p| listed.contains_key(p.as_str()) && !done(self, p));
+            if !waiting {
+                self.spawn_reader(s);
+            }
+        }
+    }
+
+    fn spawn_reader(&mut self, s: &ShardInfo) {
+        let start = match self
+            .shared
+            .checkpoints
+            .get(&s.id)
+            .and_then(|ck| ck.sequence_number.map(|seq| (seq, ck.subsequence_number)))
+        {
+            Some((sequence, subsequence)) => Start::AtCheckpoint {
+                sequence,
+                subsequence,
+            },
+            None => start_of(s, self.origin),
+        };
+        tracing::info!(stream = %self.label, shard = %s.id, start = ?start, "reading shard");
+        self.running.insert(s.id.clone());
+        let (shared, id, m, wake) = (
+            self.shared.clone(),
+            s.id.clone(),
+            self.metrics.shard(&s.id),
+            self.wake.clone(),
+        );
+        self.readers.spawn(async move {
+            let outcome = shard::read(shared, id.as_str().into(), start, m).await;
+            let _ = wake.try_send(());
+            (id, outcome)
+        });
+    }
+
+    /// Takes in the readers that ended.
+    fn reap(&mut self) {
+        while let Some(done) = self.readers.try_join_next() {
             if let Ok((id, outcome)) = done {
-                running.remove(&id);
+                self.running.remove(&id);
                 if matches!(outcome, Outcome::Ended) {
-                    tracing::info!(stream = %label, shard = %id, "shard read to its end");
-                    read_to_end.insert(id);
+                    tracing::info!(stream = %self.label, shard = %id, "shard read to its end");
+                    self.read_to_end.insert(id);
                 }
             }
         }
     }
-    while readers.join_next().await.is_some() {}
 }
 
 /// Children start at TRIM_HORIZON (their parents were read first); other shards at the origin:

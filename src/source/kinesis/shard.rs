@@ -17,8 +17,8 @@ use super::checkpoint::Checkpoints;
 use super::kpl;
 use super::metrics::ShardMetrics;
 use crate::config::KinesisStreamRef;
-use crate::destination::retry::{Backoff, LogGate};
 use crate::record::{KinesisMeta, Record};
+use crate::retry::{Backoff, LogGate};
 use crate::source::memlog::MemoryLog;
 
 /// At most 5 GetRecords calls per second per shard: the next call leaves at least this long
@@ -86,10 +86,17 @@ struct ShardReader<'a> {
     metrics: Arc<ShardMetrics>,
 }
 
+/// Why a Kinesis call failed, as the reader treats it.
+#[derive(Debug, thiserror::Error)]
 enum Failure {
+    #[error("{0}")]
     Throttled(String),
+    #[error("expired iterator")]
     Expired,
+    #[error("{0}")]
     Other(String),
+    #[error("GetShardIterator returned no iterator")]
+    NoIterator,
 }
 
 impl ShardReader<'_> {
@@ -124,20 +131,15 @@ impl ShardReader<'_> {
                 Ok(out) => out,
                 Err(e) => {
                     let failure = classify(&e);
-                    match failure {
-                        // Re-acquired right after the last record handed on: nothing skipped.
-                        Failure::Expired => {}
-                        Failure::Throttled(msg) => {
+                    // Expired: re-acquired right after the last record handed on, nothing
+                    // skipped. Otherwise the same iterator again after a pause.
+                    if !matches!(failure, Failure::Expired) {
+                        if matches!(failure, Failure::Throttled(_)) {
                             self.metrics.throttled.add(1);
-                            self.complain(&mut gate, &msg);
-                            iterator = Some(it);
-                            tokio::time::sleep(backoff.next_delay()).await;
                         }
-                        Failure::Other(msg) => {
-                            self.complain(&mut gate, &msg);
-                            iterator = Some(it);
-                            tokio::time::sleep(backoff.next_delay()).await;
-                        }
+                        self.complain(&mut gate, &failure);
+                        iterator = Some(it);
+                        tokio::time::sleep(backoff.next_delay()).await;
                     }
                     continue;
                 }
@@ -168,13 +170,13 @@ impl ShardReader<'_> {
         }
     }
 
-    fn complain(&self, gate: &mut LogGate, message: &str) {
+    fn complain(&self, gate: &mut LogGate, failure: &Failure) {
         if gate.should_log(Instant::now()) {
-            tracing::warn!(shard = %self.shard, error = %message, "GetRecords failed; retrying");
+            tracing::warn!(shard = %self.shard, error = %failure, "GetRecords failed; retrying");
         }
     }
 
-    async fn iterator(&self) -> Result<String, String> {
+    async fn iterator(&self) -> Result<String, Failure> {
         let mut req = self
             .shared
             .client
@@ -197,13 +199,10 @@ impl ShardReader<'_> {
                 .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
                 .starting_sequence_number(sequence),
         };
-        let out = req.send().await.map_err(|e| match classify(&e) {
-            Failure::Throttled(m) | Failure::Other(m) => m,
-            Failure::Expired => "expired iterator".into(),
-        })?;
+        let out = req.send().await.map_err(|e| classify(&e))?;
         out.shard_iterator()
             .map(str::to_string)
-            .ok_or_else(|| "GetShardIterator returned no iterator".into())
+            .ok_or(Failure::NoIterator)
     }
 
     /// Kinesis records -> log records: KPL aggregates split, a resumed checkpoint's records

@@ -13,7 +13,7 @@ use crate::encode::Compression;
 const HEADROOM: u64 = 256;
 
 /// Staging files the partitioning destinations of `streams` may keep open at once.
-pub fn staging_files<'a>(streams: impl IntoIterator<Item = &'a StreamConfig>) -> u64 {
+fn staging_files<'a>(streams: impl IntoIterator<Item = &'a StreamConfig>) -> u64 {
     streams
         .into_iter()
         .flat_map(|s| &s.destinations)
@@ -29,25 +29,35 @@ pub fn staging_files<'a>(streams: impl IntoIterator<Item = &'a StreamConfig>) ->
         .sum()
 }
 
-/// Err (what to do about it) when `streams` together could need more files than the limit.
-pub fn check<'a>(streams: impl IntoIterator<Item = &'a StreamConfig>) -> Result<(), String> {
+/// A set of streams whose staging files could not all be open at once, and what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the dynamic partitioning destinations may keep {files} staging files open at once, but the \
+     open-file limit is {limit}: raise the limit (LimitNOFILE= in the systemd unit, ulimit -n) or \
+     lower max_active_partitions"
+)]
+pub(crate) struct TooManyOpenFiles {
+    files: u64,
+    limit: u64,
+}
+
+/// Err when `streams` together could need more files than the limit.
+pub(crate) fn check<'a>(
+    streams: impl IntoIterator<Item = &'a StreamConfig>,
+) -> Result<(), TooManyOpenFiles> {
     let files = staging_files(streams);
     if files == 0 {
         return Ok(());
     }
     let limit = limit();
     if files + HEADROOM > limit {
-        return Err(format!(
-            "the dynamic partitioning destinations may keep {files} staging files open at \
-             once, but the open-file limit is {limit}: raise the limit (LimitNOFILE= in the \
-             systemd unit, ulimit -n) or lower max_active_partitions"
-        ));
+        return Err(TooManyOpenFiles { files, limit });
     }
     Ok(())
 }
 
 /// The open-file limit in force, raised once to the hard limit.
-pub fn limit() -> u64 {
+pub(crate) fn limit() -> u64 {
     static LIMIT: OnceLock<u64> = OnceLock::new();
     *LIMIT.get_or_init(raise)
 }

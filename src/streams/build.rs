@@ -1,0 +1,438 @@
+//! Building a running delivery stream from its configuration, in named steps: its log (the
+//! spool, or the Kinesis source's memory log), each destination (sink, staging, worker), the
+//! transform, the processor that joins them, then the Kinesis readers. Used by the registry for
+//! the file's streams and for streams created or changed through the API.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aws;
+use crate::config::{
+    Config, DestinationConfig, KinesisSourceConfig, KinesisStreamRef, SourceConfig,
+    StartingPosition, StreamConfig, Target,
+};
+use crate::destination::directory::DirectorySink;
+use crate::destination::naming::Naming;
+use crate::destination::s3::{BucketError, S3Sink};
+use crate::destination::sink::Sink;
+use crate::destination::staging::clear_leftovers;
+use crate::destination::{DestinationHandle, OnDelivered, StagingPlan};
+use crate::fatal::FatalSender;
+use crate::metrics::{DestinationMetrics, StreamMetrics};
+use crate::processing::transform::{self, Transform, TransformStartError};
+use crate::source::Log;
+use crate::source::kinesis::{
+    self, KinesisError, checkpoint::Checkpoints, metrics::KinesisMetrics,
+};
+use crate::source::memlog::MemoryLog;
+use crate::spool::{Budget, Spool, SpoolSettings};
+use crate::stream::{DeliveryStream, StreamDestination, StreamParts};
+
+/// Why a stream could not start. Causes are kept as sources (`report::Chain` prints them).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BuildError {
+    #[error("delivery stream {stream}")]
+    Kinesis {
+        stream: String,
+        #[source]
+        source: KinesisError,
+    },
+    #[error("delivery stream {stream}")]
+    Bucket {
+        stream: String,
+        #[source]
+        source: BucketError,
+    },
+    #[error("delivery stream {stream}")]
+    Transform {
+        stream: String,
+        #[source]
+        source: TransformStartError,
+    },
+    #[error("delivery stream {stream}: {what} {} is not writable", path.display())]
+    Folder {
+        stream: String,
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("delivery stream {stream}: {what} {}", path.display())]
+    State {
+        stream: String,
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting delivery stream {stream}")]
+    Start {
+        stream: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What building a stream needs besides its own configuration.
+pub(crate) struct Builder {
+    pub(crate) config: Config,
+    sdk: tokio::sync::OnceCell<aws_config::SdkConfig>,
+    pub(crate) region: String,
+    budget: Arc<Budget>,
+    fatal: FatalSender,
+}
+
+/// A Kinesis source made ready while the log is opened, started once the stream runs.
+struct KinesisStart {
+    client: aws_sdk_kinesis::Client,
+    config: KinesisSourceConfig,
+    memory: Arc<MemoryLog>,
+    checkpoints: Arc<Checkpoints>,
+    origin: kinesis::checkpoint::Origin,
+    first_start_latest: bool,
+}
+
+/// One stream being built: its configuration and what the steps share.
+struct Build<'a> {
+    builder: &'a Builder,
+    sc: &'a StreamConfig,
+    sdk: Option<&'a aws_config::SdkConfig>,
+    version: u32,
+}
+
+impl Builder {
+    pub(crate) fn new(
+        config: Config,
+        sdk: Option<aws_config::SdkConfig>,
+        region: String,
+        budget: Arc<Budget>,
+        fatal: FatalSender,
+    ) -> Self {
+        Builder {
+            config,
+            sdk: tokio::sync::OnceCell::new_with(sdk),
+            region,
+            budget,
+            fatal,
+        }
+    }
+
+    pub(crate) fn arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:firehose:{}:{}:deliverystream/{name}",
+            self.region, self.config.aws.account_id
+        )
+    }
+
+    pub(crate) fn account_id(&self) -> &str {
+        &self.config.aws.account_id
+    }
+
+    /// Starts stream `sc`; its objects carry `version` in their names.
+    pub(crate) async fn build(
+        &self,
+        sc: &StreamConfig,
+        version: u32,
+    ) -> Result<DeliveryStream, BuildError> {
+        let sdk = if needs_aws(sc) {
+            Some(
+                self.sdk
+                    .get_or_init(|| aws::sdk_config(&self.config.aws))
+                    .await,
+            )
+        } else {
+            None
+        };
+        let b = Build {
+            builder: self,
+            sc,
+            sdk,
+            version,
+        };
+        b.run().await
+    }
+}
+
+/// Whether a stream reads Kinesis or writes S3 (it needs the AWS SDK's configuration).
+pub(crate) fn needs_aws(sc: &StreamConfig) -> bool {
+    matches!(sc.source, SourceConfig::Kinesis(_))
+        || sc
+            .destinations
+            .iter()
+            .any(|d| matches!(d.target, Target::S3 { .. }))
+}
+
+impl Build<'_> {
+    async fn run(self) -> Result<DeliveryStream, BuildError> {
+        let (log, kinesis) = self.open_log().await?;
+        let mut destinations = Vec::new();
+        for (i, d) in self.sc.destinations.iter().enumerate() {
+            destinations.push(self.destination(i, d, &log).await?);
+        }
+        let metrics = Arc::new(StreamMetrics::default());
+        let transform = self.transform(&metrics).await?;
+        let stream = DeliveryStream::new(StreamParts {
+            config: self.sc.clone(),
+            version: self.version,
+            arn: self.builder.arn(&self.sc.name),
+            log,
+            destinations,
+            transform,
+            metrics,
+            fatal: self.builder.fatal.clone(),
+        })
+        .map_err(|source| BuildError::Start {
+            stream: self.sc.name.clone(),
+            source,
+        })?;
+        if let Some(k) = kinesis {
+            let metrics = Arc::new(KinesisMetrics::default());
+            let running = kinesis::start(kinesis::Setup {
+                client: k.client,
+                config: k.config,
+                log: k.memory,
+                checkpoints: k.checkpoints,
+                origin: k.origin,
+                first_start_latest: k.first_start_latest,
+                metrics: metrics.clone(),
+                label: self.sc.name.clone(),
+            });
+            stream.set_source(running, metrics);
+        }
+        Ok(stream)
+    }
+
+    fn state_error(
+        &self,
+        what: &'static str,
+        path: PathBuf,
+    ) -> impl FnOnce(std::io::Error) -> BuildError {
+        let stream = self.sc.name.clone();
+        move |source| BuildError::State {
+            stream,
+            what,
+            path,
+            source,
+        }
+    }
+
+    /// The stream's log: its spool (Direct PUT), or the memory log a Kinesis source will feed.
+    async fn open_log(&self) -> Result<(Log, Option<KinesisStart>), BuildError> {
+        let config = &self.builder.config;
+        let k = match &self.sc.source {
+            SourceConfig::DirectPut => {
+                let dir = config.state_dir.join("spool").join(&self.sc.name);
+                let settings = SpoolSettings {
+                    segment_bytes: config.spool.segment_size_mib * 1024 * 1024,
+                    fsync: config.spool.fsync,
+                };
+                let budget = self.builder.budget.clone();
+                let consumers = self.sc.destinations.len();
+                let spool = Spool::open(&dir, consumers, settings, budget)
+                    .map_err(self.state_error("opening the spool", dir.clone()))?;
+                return Ok((Log::Spool(Arc::new(spool)), None));
+            }
+            SourceConfig::Kinesis(k) => k,
+        };
+        let sdk = self
+            .sdk
+            .expect("the SDK configuration is loaded for every Kinesis source (needs_aws)");
+        let endpoint = k
+            .endpoint_url
+            .as_deref()
+            .or(config.aws.endpoint_url.as_deref());
+        let client = aws::kinesis_client(sdk, endpoint);
+        kinesis::check_stream(&client, &k.stream)
+            .await
+            .map_err(|source| BuildError::Kinesis {
+                stream: self.sc.name.clone(),
+                source,
+            })?;
+        let dir = config
+            .state_dir
+            .join("checkpoints")
+            .join(&self.sc.name)
+            .join(k.stream.name());
+        let loading = self.state_error("loading checkpoints from", dir.clone());
+        let checkpoints = Arc::new(Checkpoints::load(&dir).map_err(loading)?);
+        let (origin, first_start) = checkpoints
+            .origin(k.starting_position, crate::record::now_ms())
+            .map_err(self.state_error("recording the origin in", dir))?;
+        let ck = checkpoints.clone();
+        let memory = MemoryLog::new(
+            self.sc.destinations.len(),
+            (k.max_buffered_mib * 1024 * 1024) as usize,
+            Box::new(move |records, floor| ck.released(records, floor)),
+        );
+        let start = KinesisStart {
+            client,
+            config: k.clone(),
+            memory: memory.clone(),
+            checkpoints,
+            origin,
+            first_start_latest: first_start && k.starting_position == StartingPosition::Latest,
+        };
+        Ok((Log::Memory(memory), Some(start)))
+    }
+
+    /// Where destination `d`'s objects go; an S3 bucket must exist.
+    async fn sink(&self, d: &DestinationConfig) -> Result<Sink, BuildError> {
+        let config = &self.builder.config;
+        match &d.target {
+            Target::S3 {
+                bucket,
+                endpoint_url,
+            } => {
+                let sdk = self
+                    .sdk
+                    .expect("the SDK configuration is loaded for every S3 destination (needs_aws)");
+                let endpoint = endpoint_url
+                    .as_deref()
+                    .or(config.aws.endpoint_url.as_deref());
+                let client = aws::s3_client(sdk, endpoint, config.aws.force_path_style);
+                let s3 = S3Sink::new(client, bucket.clone());
+                check_with_retries(&s3)
+                    .await
+                    .map_err(|source| BuildError::Bucket {
+                        stream: self.sc.name.clone(),
+                        source,
+                    })?;
+                Ok(Sink::S3(s3))
+            }
+            Target::Directory(root) => {
+                prepare_dir(root).map_err(|source| BuildError::Folder {
+                    stream: self.sc.name.clone(),
+                    what: "directory destination",
+                    path: root.clone(),
+                    source,
+                })?;
+                Ok(Sink::Directory(DirectorySink::new(root.clone())))
+            }
+        }
+    }
+
+    /// Destination `i`: its sink, a clean staging folder, and its worker, which moves the log
+    /// cursor of `log` as objects are delivered.
+    async fn destination(
+        &self,
+        i: usize,
+        d: &DestinationConfig,
+        log: &Log,
+    ) -> Result<StreamDestination, BuildError> {
+        let sc = self.sc;
+        let label = format!("{}[{i}]", sc.name);
+        let sink = self.sink(d).await?;
+        let staging_dir = self
+            .builder
+            .config
+            .state_dir
+            .join("staging")
+            .join(&sc.name)
+            .join(i.to_string());
+        let creating = self.state_error("creating", staging_dir.clone());
+        std::fs::create_dir_all(&staging_dir).map_err(creating)?;
+        let clearing = self.state_error("clearing", staging_dir.clone());
+        let left = clear_leftovers(&staging_dir).map_err(clearing)?;
+        if left > 0 {
+            tracing::warn!(destination = %label, files = left,
+                "removed staging files of a previous run that were never delivered");
+        }
+        let naming = Naming {
+            stream: sc.name.clone(),
+            version: self.version,
+            prefix: d.prefix_template.clone(),
+            extension: d.file_extension.clone(),
+            time_zone: d.time_zone,
+            error: None,
+            partition: None,
+        };
+        let plan = StagingPlan::build(
+            staging_dir,
+            naming,
+            d,
+            sc.processing.append_delimiter_to_record,
+        );
+        let metrics = Arc::new(DestinationMetrics::default());
+        tracing::info!(destination = %label, sink = %sink.describe(), "destination ready");
+        let acks = log.clone();
+        let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
+        let handle = DestinationHandle::spawn(crate::destination::WorkerSetup {
+            label,
+            plan,
+            interval: Duration::from_secs(d.buffering.interval_seconds),
+            sink,
+            metrics: metrics.clone(),
+            on_delivered,
+            cursor: log.cursor(i),
+            fatal: self.builder.fatal.clone(),
+        });
+        Ok(StreamDestination {
+            handle,
+            metrics,
+            backup: d.source_record_backup.is_some(),
+            dynamic: d.dynamic_partitioning.is_some(),
+        })
+    }
+
+    /// The stream's transform, started (a command that cannot start fails the stream).
+    async fn transform(
+        &self,
+        metrics: &Arc<StreamMetrics>,
+    ) -> Result<Option<Transform>, BuildError> {
+        let Some(t) = &self.sc.processing.transform else {
+            return Ok(None);
+        };
+        let (config, region) = (&self.builder.config, &self.builder.region);
+        let kinesis_stream_arn = match &self.sc.source {
+            SourceConfig::Kinesis(k) => Some(match &k.stream {
+                KinesisStreamRef::Arn(a) => a.clone(),
+                KinesisStreamRef::Name(n) => format!(
+                    "arn:aws:kinesis:{region}:{}:stream/{n}",
+                    config.aws.account_id
+                ),
+            }),
+            SourceConfig::DirectPut => None,
+        };
+        let arn = self.builder.arn(&self.sc.name);
+        let setup = transform::Setup {
+            stream: &self.sc.name,
+            stream_arn: &arn,
+            region,
+            account_id: &config.aws.account_id,
+            kinesis_stream_arn,
+            metrics: metrics.clone(),
+        };
+        let started = transform::build(t, setup)
+            .await
+            .map_err(|source| BuildError::Transform {
+                stream: self.sc.name.clone(),
+                source,
+            })?;
+        Ok(Some(started))
+    }
+}
+
+/// The start-up bucket check, with a few quick retries for a server that is still starting.
+async fn check_with_retries(s3: &S3Sink) -> Result<(), BucketError> {
+    let mut attempt = 0;
+    loop {
+        match s3.check_bucket().await {
+            Ok(()) => return Ok(()),
+            Err(e @ BucketError::Unreachable { .. }) if attempt < 2 => {
+                tracing::debug!(error = %e, "retrying the bucket check");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(Duration::from_millis(300 << attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// Creates `dir` and proves it writable.
+pub(crate) fn prepare_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(&probe)
+}

@@ -1,0 +1,202 @@
+//! The configuration file's streams: started at start-up together with the API streams of
+//! earlier runs (`Streams::restore`), and applied again when the file is reloaded
+//! (`Streams::apply_file`): streams added start, streams removed drain and go, streams whose
+//! configuration changed drain on the old one and start again on the new one, from the same
+//! spool, with the next version (their objects' names carry it, as AWS's do).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Builder, Streams, TooManyOpenFiles, open_files};
+use crate::config::{Config, StreamConfig};
+use crate::control::{Origin, Status, StreamRecord, StreamRecords, api_stream_config, fingerprint};
+use crate::report::Chain;
+
+/// Why the daemon cannot start its streams.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RestoreError {
+    #[error("reading {}", dir.display())]
+    Records {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Build(#[from] super::BuildError),
+}
+
+/// What one reload did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub(crate) added: Vec<String>,
+    pub(crate) removed: Vec<String>,
+    pub(crate) changed: Vec<String>,
+}
+
+/// Err when the file's streams together could need more files open than the limit allows.
+pub(crate) fn check_open_files(file_streams: &[StreamConfig]) -> Result<(), TooManyOpenFiles> {
+    open_files::check(file_streams)
+}
+
+impl Streams {
+    /// Starts the file's streams (one that cannot start stops the start-up) and the API
+    /// streams of earlier runs (one that cannot start is CREATING_FAILED, the others run).
+    pub(crate) async fn restore(
+        config: &Config,
+        builder: Builder,
+    ) -> Result<Arc<Streams>, RestoreError> {
+        let local = crate::control::request::Local {
+            catalog: config.glue_catalog_dir.clone(),
+            functions: config.lambda_functions.clone(),
+        };
+        let records = StreamRecords::open(
+            &config.state_dir,
+            &config.streams,
+            config.relax_aws_limits,
+            local,
+        )
+        .map_err(|source| RestoreError::Records {
+            dir: config.state_dir.join("streams"),
+            source,
+        })?;
+        let streams = Arc::new(Streams::new(records, builder));
+        for sc in &config.streams {
+            let version = streams.records.get(&sc.name).map_or(1, |r| r.version);
+            let stream = streams.builder.build(sc, version).await?;
+            streams.insert_running(Arc::new(stream));
+        }
+        for (name, record) in streams.records.api_streams() {
+            streams.restore_api_stream(&name, record).await;
+        }
+        Ok(streams)
+    }
+
+    /// An API stream of an earlier run: a delete that began is finished; the others are checked
+    /// again (and counted against the open-file limit, which may have been lowered) and started.
+    async fn restore_api_stream(&self, name: &str, record: StreamRecord) {
+        if record.deleting {
+            self.retire(name).await;
+            tracing::info!(stream = %name, "finished deleting a stream");
+            return;
+        }
+        if let Status::Failed(_) = record.status {
+            return;
+        }
+        let checked = match record.request.as_ref() {
+            Some(req) => api_stream_config(req, &self.records).map_err(|e| e.message),
+            None => Err("its record holds no request".to_string()),
+        };
+        let checked = checked.and_then(|sc| {
+            let _ = self.records.update(name, |r| {
+                r.config = Some(sc.clone());
+                Ok::<_, crate::control::ControlError>(())
+            });
+            let started = self.all();
+            let configs = started.iter().map(|s| &s.config);
+            match open_files::check(configs.chain([&sc])) {
+                Ok(()) => Ok(sc),
+                Err(e) => Err(Chain(&e).to_string()),
+            }
+        });
+        let context = "a stream created through the API cannot start (delete it, or restart once its target is reachable)";
+        match checked {
+            Ok(sc) => {
+                let _ = self.start(&sc, record.version, context).await;
+            }
+            Err(why) => {
+                tracing::error!(stream = %name, error = %why, "{context}");
+                self.records.set_status(name, Status::Failed(why));
+            }
+        }
+    }
+
+    /// Applies a reloaded file's streams; Err (nothing changed) when they would pass the
+    /// open-file limit. The API streams stay; a file stream that shares a name with one is
+    /// ignored until that one is deleted.
+    pub(crate) async fn apply_file(
+        &self,
+        file: &[StreamConfig],
+    ) -> Result<Summary, TooManyOpenFiles> {
+        // For the whole reload: the open-file check below holds until its streams are in.
+        let _admit = self.admission.lock().await;
+        let mut after = self.configs();
+        after.retain(|name, _| self.is_api(name));
+        for sc in file {
+            after.entry(sc.name.clone()).or_insert_with(|| sc.clone());
+        }
+        open_files::check(after.values())?;
+        let mut out = Summary::default();
+        for name in self.records.names() {
+            let file_stream = self
+                .records
+                .get(&name)
+                .is_some_and(|r| r.origin == Origin::File);
+            if file_stream && !file.iter().any(|s| s.name == name) {
+                let _one_change = self.change(&name).await;
+                self.retire(&name).await;
+                out.removed.push(name);
+            }
+        }
+        for sc in file {
+            let _one_change = self.change(&sc.name).await;
+            match self.records.get(&sc.name) {
+                Some(r) if r.origin == Origin::Api => {
+                    tracing::warn!(stream = %sc.name,
+                        "the new configuration defines a stream created through the API: delete it through the API first; the file's definition is ignored until then");
+                }
+                Some(r) => self.apply_changed(sc, &r, &mut out).await,
+                None => self.apply_added(sc, &mut out).await,
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_api(&self, name: &str) -> bool {
+        self.records
+            .get(name)
+            .is_some_and(|r| r.origin == Origin::Api)
+    }
+
+    /// A file stream that is in the new file too: restarted with the next version when its
+    /// configuration changed (or it is not running).
+    async fn apply_changed(&self, sc: &StreamConfig, r: &StreamRecord, out: &mut Summary) {
+        let running = self.get(&sc.name);
+        let print = fingerprint(sc);
+        if running.is_some() && r.fingerprint.as_deref() == Some(print.as_str()) {
+            return;
+        }
+        let version = r.version + 1;
+        if let Some(old) = running {
+            old.close().await;
+        }
+        let context = "the changed stream cannot start; its records stay in the spool";
+        if self.start(sc, version, context).await.is_ok() {
+            let _ = self.records.update(&sc.name, |r| {
+                r.version = version;
+                r.fingerprint = Some(print);
+                Ok::<_, crate::control::ControlError>(())
+            });
+            out.changed.push(sc.name.clone());
+        }
+    }
+
+    /// A stream new in the file.
+    async fn apply_added(&self, sc: &StreamConfig, out: &mut Summary) {
+        let record = StreamRecord {
+            fingerprint: Some(fingerprint(sc)),
+            status: Status::Creating,
+            config: Some(sc.clone()),
+            ..StreamRecord::new(Origin::File, crate::record::now_ms())
+        };
+        if !self.records.insert(&sc.name, record).unwrap_or(false) {
+            return;
+        }
+        if self
+            .start(sc, 1, "the added stream cannot start")
+            .await
+            .is_ok()
+        {
+            out.added.push(sc.name.clone());
+        }
+    }
+}
