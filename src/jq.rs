@@ -14,12 +14,48 @@ pub const MAX_KEYS: usize = 50;
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
 
+/// Why a query does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum QueryError {
+    #[error("is not a valid jq query ({0} error(s) while parsing)")]
+    Syntax(usize),
+    #[error("is not a valid jq query: undefined {}", .0.join(", "))]
+    Undefined(Vec<String>),
+}
+
+/// Why no partition keys came out of a record (the text of its error record).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ExtractError {
+    #[error("the record is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the record has a number of more than {MAX_DIGITS} digits")]
+    LongNumber,
+    #[error("the query {0}")]
+    Query(#[from] QueryError),
+    #[error("the query failed: {0}")]
+    Failed(String),
+    #[error("the query produced no value")]
+    NoValue,
+    #[error("the query's result is not JSON: {0}")]
+    ResultNotJson(String),
+    #[error("the query must build an object of partition keys (got {0})")]
+    NotAnObject(String),
+    #[error("the query built {0} keys; at most {MAX_KEYS} are allowed")]
+    TooManyKeys(usize),
+    #[error("partition key {key:?} must be a string, number or boolean (got {got})")]
+    KeyType { key: String, got: String },
+    #[error("partition key {key:?} is {len} bytes long; at most {MAX_VALUE_BYTES} are kept")]
+    KeyTooLong { key: String, len: usize },
+    #[error("the query engine failed on this record")]
+    Panicked,
+}
+
 /// Checks that `query` compiles; the error names what is wrong. Used at config load.
-pub fn check(query: &str) -> Result<(), String> {
+pub(crate) fn check(query: &str) -> Result<(), QueryError> {
     compile(query).map(|_| ())
 }
 
-fn compile(query: &str) -> Result<Filter, String> {
+fn compile(query: &str) -> Result<Filter, QueryError> {
     let defs = jaq_core::defs()
         .chain(jaq_std::defs())
         .chain(jaq_json::defs());
@@ -36,12 +72,7 @@ fn compile(query: &str) -> Result<Filter, String> {
                 path: (),
             },
         )
-        .map_err(|errs| {
-            format!(
-                "is not a valid jq query ({} error(s) while parsing)",
-                errs.len()
-            )
-        })?;
+        .map_err(|errs| QueryError::Syntax(errs.len()))?;
     Compiler::default()
         .with_funs(funs)
         .compile(modules)
@@ -50,7 +81,7 @@ fn compile(query: &str) -> Result<Filter, String> {
                 .into_iter()
                 .flat_map(|(_, e)| e.into_iter().map(|(name, _)| name.to_string()))
                 .collect();
-            format!("is not a valid jq query: undefined {}", names.join(", "))
+            QueryError::Undefined(names)
         })
 }
 
@@ -66,25 +97,26 @@ const MAX_VALUE_BYTES: usize = 1024;
 
 /// Runs `query` on one record; the partition keys, or why none could be extracted. A panic in
 /// the query engine fails this record only.
-pub fn extract(query: &str, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn extract(
+    query: &str,
+    record: &[u8],
+) -> Result<BTreeMap<String, String>, ExtractError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         extract_unguarded(query, record)
     }))
-    .unwrap_or_else(|_| Err("the query engine failed on this record".to_string()))
+    .unwrap_or(Err(ExtractError::Panicked))
 }
 
-fn extract_unguarded(query: &str, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
+fn extract_unguarded(query: &str, record: &[u8]) -> Result<BTreeMap<String, String>, ExtractError> {
     // serde_json first: strict JSON (no NaN, no byte strings), nesting at most 128 deep. jaq's
     // own reader recurses without a limit and would overflow the stack on `[[[[...`.
     serde_json::from_slice::<serde::de::IgnoredAny>(record)
-        .map_err(|e| format!("the record is not valid JSON: {e}"))?;
+        .map_err(|e| ExtractError::NotJson(e.to_string()))?;
     if longest_digit_run(record) > MAX_DIGITS {
-        return Err(format!(
-            "the record has a number of more than {MAX_DIGITS} digits"
-        ));
+        return Err(ExtractError::LongNumber);
     }
-    let input = jaq_json::read::parse_single(record)
-        .map_err(|e| format!("the record is not valid JSON: {e}"))?;
+    let input =
+        jaq_json::read::parse_single(record).map_err(|e| ExtractError::NotJson(e.to_string()))?;
     FILTERS.with(|cache| {
         let mut cache = cache.borrow_mut();
         if !cache.contains_key(query) {
@@ -92,34 +124,28 @@ fn extract_unguarded(query: &str, record: &[u8]) -> Result<BTreeMap<String, Stri
             cache.insert(query.to_string(), filter);
         }
         let Some(filter) = cache.get(query) else {
-            return Err("the query is not compiled".to_string());
+            return Err(ExtractError::NoValue);
         };
         let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
         let mut out = filter.id.run((ctx, input)).map(unwrap_valr);
         let value = match out.next() {
             Some(Ok(v)) => v,
-            Some(Err(e)) => return Err(format!("the query failed: {e}")),
-            None => return Err("the query produced no value".to_string()),
+            Some(Err(e)) => return Err(ExtractError::Failed(e.to_string())),
+            None => return Err(ExtractError::NoValue),
         };
         keys_of(&value.to_string())
     })
 }
 
 /// The query's object as keys: strings as they are, numbers and booleans as text.
-fn keys_of(json: &str) -> Result<BTreeMap<String, String>, String> {
+fn keys_of(json: &str) -> Result<BTreeMap<String, String>, ExtractError> {
     let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("the query's result is not JSON: {e}"))?;
+        serde_json::from_str(json).map_err(|e| ExtractError::ResultNotJson(e.to_string()))?;
     let serde_json::Value::Object(map) = value else {
-        return Err(format!(
-            "the query must build an object of partition keys (got {})",
-            excerpt(json)
-        ));
+        return Err(ExtractError::NotAnObject(excerpt(json)));
     };
     if map.len() > MAX_KEYS {
-        return Err(format!(
-            "the query built {} keys; at most {MAX_KEYS} are allowed",
-            map.len()
-        ));
+        return Err(ExtractError::TooManyKeys(map.len()));
     }
     let mut keys = BTreeMap::new();
     for (k, v) in map {
@@ -130,17 +156,17 @@ fn keys_of(json: &str) -> Result<BTreeMap<String, String>, String> {
             // A null key is a missing key: the record is partitioning-failed where it is used.
             serde_json::Value::Null => continue,
             other => {
-                return Err(format!(
-                    "partition key {k:?} must be a string, number or boolean (got {})",
-                    excerpt(&other.to_string())
-                ));
+                return Err(ExtractError::KeyType {
+                    key: k,
+                    got: excerpt(&other.to_string()),
+                });
             }
         };
         if text.len() > MAX_VALUE_BYTES {
-            return Err(format!(
-                "partition key {k:?} is {} bytes long; at most {MAX_VALUE_BYTES} are kept",
-                text.len()
-            ));
+            return Err(ExtractError::KeyTooLong {
+                key: k,
+                len: text.len(),
+            });
         }
         keys.insert(k, text);
     }
@@ -200,11 +226,11 @@ mod tests {
         assert!(check("{a: .a").is_err());
         assert!(check("{a: nosuchfunction}").is_err());
         let e = extract("{a: .a}", b"not json").unwrap_err();
-        assert!(e.contains("not valid JSON"), "{e}");
+        assert!(matches!(e, ExtractError::NotJson(_)), "{e}");
         let e = extract(".a", br#"{"a":[1]}"#).unwrap_err();
-        assert!(e.contains("must build an object"), "{e}");
+        assert!(e.to_string().contains("must build an object"), "{e}");
         let e = extract("{a: .a}", br#"{"a":{"b":1}}"#).unwrap_err();
-        assert!(e.contains("string, number or boolean"), "{e}");
+        assert!(e.to_string().contains("string, number or boolean"), "{e}");
         let keys = extract("{a: .a, b: .b}", br#"{"a":"x"}"#).expect("null is missing");
         assert_eq!(keys.len(), 1);
     }
@@ -214,7 +240,7 @@ mod tests {
         // 100,000 levels of nesting: serde_json refuses it before jaq could overflow the stack.
         let deep = "[".repeat(100_000);
         let e = extract("{a: .a}", deep.as_bytes()).unwrap_err();
-        assert!(e.contains("not valid JSON"), "{e}");
+        assert!(matches!(e, ExtractError::NotJson(_)), "{e}");
         let big = format!("{{\"a\":{}}}", "9".repeat(MAX_DIGITS + 1));
         assert!(extract("{a: .a}", big.as_bytes()).is_err());
         assert!(extract("{a: .a}", b"NaN").is_err());

@@ -334,8 +334,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Why a `${...}` reference cannot be replaced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SubstituteError {
+    #[error("unclosed `${{` in {0:?}")]
+    Unclosed(String),
+    #[error("`${{{0}}}` is not a valid environment variable reference")]
+    Invalid(String),
+    #[error("environment variable {0} is not set (write ${{{0}:-default}} for a default)")]
+    Unset(String),
+}
+
 /// Replaces `${VAR}` / `${VAR:-default}`; `$${` stays a literal `${`.
-pub fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn substitute(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, SubstituteError> {
     if !text.contains("${") {
         return Ok(text.to_string());
     }
@@ -352,7 +366,7 @@ pub fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
         let after = &rest[pos + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
+            .ok_or_else(|| SubstituteError::Unclosed(text.to_string()))?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -362,17 +376,13 @@ pub fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
-            return Err(format!(
-                "`${{{inner}}}` is not a valid environment variable reference"
-            ));
+            return Err(SubstituteError::Invalid(inner.to_string()));
         }
         match (env(name), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
             (None, None) => {
-                return Err(format!(
-                    "environment variable {name} is not set (write ${{{name}:-default}} for a default)"
-                ));
+                return Err(SubstituteError::Unset(name.to_string()));
             }
         }
         rest = &after[end + 1..];
@@ -397,11 +407,7 @@ mod tests {
         );
         assert_eq!(substitute("${NOPE:-d}", &env).as_deref(), Ok("d"));
         assert_eq!(substitute("$${BUCKET}", &env).as_deref(), Ok("${BUCKET}"));
-        assert!(
-            substitute("${NOPE}", &env)
-                .unwrap_err()
-                .contains("NOPE is not set")
-        );
+        assert!(substitute("${NOPE}", &env).unwrap_err() == SubstituteError::Unset("NOPE".into()));
         assert!(substitute("${1X}", &env).is_err());
         assert!(substitute("${BUCKET", &env).is_err());
     }

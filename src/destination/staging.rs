@@ -249,9 +249,11 @@ impl ObjectStager {
             Some(Writer::Parquet(writer)) => {
                 if let Err(why) = writer.append(&record.data)? {
                     if let Some(c) = &self.conversion {
-                        rejected
-                            .lines
-                            .push(format_conversion_failed(record, &why, &c.table));
+                        rejected.lines.push(format_conversion_failed(
+                            record,
+                            &why.to_string(),
+                            &c.table,
+                        ));
                         rejected.bytes += record.data.len() as u64;
                     }
                     // An object is never open without a record.

@@ -5,7 +5,7 @@ use chrono::DateTime;
 use chrono_tz::Tz;
 use rand::Rng;
 
-use super::timefmt::TimeFormat;
+use super::timefmt::{PatternError, TimeFormat};
 
 /// Longest prefix AWS accepts as written.
 pub const MAX_RAW_LEN: usize = 1024;
@@ -43,14 +43,32 @@ pub struct PartitionValues {
     pub lambda: std::collections::BTreeMap<String, String>,
 }
 
+/// Why a prefix is not a valid template, in AWS's terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TemplateError {
+    #[error("is {0} characters long; at most {MAX_RAW_LEN} are allowed")]
+    TooLong(usize),
+    #[error("the expression starting at `{0}` is not closed with `}}`")]
+    Unclosed(String),
+    #[error("`!{{{0}}}` is not a valid expression: expressions have the form !{{namespace:value}}")]
+    NoNamespace(String),
+    #[error("`!{{{body}}}`: {problem}")]
+    Timestamp { body: String, problem: PatternError },
+    #[error("`!{{{0}}}`: the firehose namespace has random-string and error-output-type")]
+    Firehose(String),
+    #[error("`!{{{0}}}`: the partition key name is empty")]
+    EmptyKey(String),
+    #[error(
+        "`!{{{body}}}`: unknown namespace {namespace:?} (allowed: timestamp, firehose, partitionKeyFromQuery, partitionKeyFromLambda)"
+    )]
+    Namespace { body: String, namespace: String },
+}
+
 impl Template {
     /// Parses `raw`; the error says what is wrong in AWS's terms.
-    pub fn parse(raw: &str) -> Result<Template, String> {
+    pub(crate) fn parse(raw: &str) -> Result<Template, TemplateError> {
         if raw.chars().count() > MAX_RAW_LEN {
-            return Err(format!(
-                "is {} characters long; at most {MAX_RAW_LEN} are allowed",
-                raw.chars().count()
-            ));
+            return Err(TemplateError::TooLong(raw.chars().count()));
         }
         let mut parts = Vec::new();
         let mut rest = raw;
@@ -59,12 +77,9 @@ impl Template {
                 parts.push(Part::Literal(rest[..start].to_string()));
             }
             let body_and_more = &rest[start + 2..];
-            let end = body_and_more.find('}').ok_or_else(|| {
-                format!(
-                    "the expression starting at `{}` is not closed with `}}`",
-                    &rest[start..]
-                )
-            })?;
+            let end = body_and_more
+                .find('}')
+                .ok_or_else(|| TemplateError::Unclosed(rest[start..].to_string()))?;
             let body = &body_and_more[..end];
             parts.push(parse_expression(body)?);
             rest = &body_and_more[end + 1..];
@@ -187,26 +202,25 @@ impl Template {
     }
 }
 
-fn parse_expression(body: &str) -> Result<Part, String> {
+fn parse_expression(body: &str) -> Result<Part, TemplateError> {
     let Some((namespace, value)) = body.split_once(':') else {
-        return Err(format!(
-            "`!{{{body}}}` is not a valid expression: expressions have the form !{{namespace:value}}"
-        ));
+        return Err(TemplateError::NoNamespace(body.to_string()));
     };
     match namespace {
         "timestamp" => TimeFormat::parse(value)
             .map(Part::Timestamp)
-            .map_err(|e| format!("`!{{{body}}}`: {e}")),
+            .map_err(|problem| TemplateError::Timestamp {
+                body: body.to_string(),
+                problem,
+            }),
         "firehose" => match value {
             "random-string" => Ok(Part::RandomString),
             "error-output-type" => Ok(Part::ErrorOutputType),
-            _ => Err(format!(
-                "`!{{{body}}}`: the firehose namespace has random-string and error-output-type"
-            )),
+            _ => Err(TemplateError::Firehose(body.to_string())),
         },
         "partitionKeyFromQuery" | "partitionKeyFromLambda" => {
             if value.is_empty() {
-                return Err(format!("`!{{{body}}}`: the partition key name is empty"));
+                return Err(TemplateError::EmptyKey(body.to_string()));
             }
             Ok(if namespace == "partitionKeyFromQuery" {
                 Part::PartitionKeyFromQuery(value.to_string())
@@ -214,9 +228,10 @@ fn parse_expression(body: &str) -> Result<Part, String> {
                 Part::PartitionKeyFromLambda(value.to_string())
             })
         }
-        _ => Err(format!(
-            "`!{{{body}}}`: unknown namespace {namespace:?} (allowed: timestamp, firehose, partitionKeyFromQuery, partitionKeyFromLambda)"
-        )),
+        _ => Err(TemplateError::Namespace {
+            body: body.to_string(),
+            namespace: namespace.to_string(),
+        }),
     }
 }
 

@@ -42,8 +42,23 @@ const DAYS: [&str; 7] = [
     "Sunday",
 ];
 
+/// Why a Java DateTimeFormatter pattern is not one firehosed formats.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PatternError {
+    #[error("unterminated quote in {0:?}")]
+    UnterminatedQuote(String),
+    #[error("{c:?} is reserved in date-time patterns (in {pattern:?}); quote it as '{c}'")]
+    Reserved { c: char, pattern: String },
+    #[error(
+        "pattern letter {c:?} is not supported in {pattern:?} (supported: y u M L d D H h k K m s S a E G Z X x; quote literal text as 'text')"
+    )]
+    Unsupported { c: char, pattern: String },
+    #[error("too many pattern letters {c:?} in {pattern:?}")]
+    TooMany { c: char, pattern: String },
+}
+
 impl TimeFormat {
-    pub fn parse(pattern: &str) -> Result<TimeFormat, String> {
+    pub(crate) fn parse(pattern: &str) -> Result<TimeFormat, PatternError> {
         let chars: Vec<char> = pattern.chars().collect();
         let mut tokens = Vec::new();
         let mut literal = String::new();
@@ -59,7 +74,7 @@ impl TimeFormat {
                 let mut j = i + 1;
                 loop {
                     match chars.get(j) {
-                        None => return Err(format!("unterminated quote in {pattern:?}")),
+                        None => return Err(PatternError::UnterminatedQuote(pattern.into())),
                         Some('\'') if chars.get(j + 1) == Some(&'\'') => {
                             literal.push('\'');
                             j += 2;
@@ -88,9 +103,10 @@ impl TimeFormat {
                 continue;
             }
             if matches!(c, '[' | ']' | '{' | '}' | '#') {
-                return Err(format!(
-                    "{c:?} is reserved in date-time patterns (in {pattern:?}); quote it as '{c}'"
-                ));
+                return Err(PatternError::Reserved {
+                    c,
+                    pattern: pattern.into(),
+                });
             }
             literal.push(c);
             i += 1;
@@ -113,7 +129,7 @@ impl TimeFormat {
     }
 }
 
-fn check_field(c: char, n: usize, pattern: &str) -> Result<(), String> {
+fn check_field(c: char, n: usize, pattern: &str) -> Result<(), PatternError> {
     let max = match c {
         'y' | 'u' | 'S' => 9,
         'M' | 'L' => 4,
@@ -125,13 +141,17 @@ fn check_field(c: char, n: usize, pattern: &str) -> Result<(), String> {
         'X' | 'x' => 5,
         'G' => 4,
         _ => {
-            return Err(format!(
-                "pattern letter {c:?} is not supported in {pattern:?} (supported: y u M L d D H h k K m s S a E G Z X x; quote literal text as 'text')"
-            ));
+            return Err(PatternError::Unsupported {
+                c,
+                pattern: pattern.into(),
+            });
         }
     };
     if n > max {
-        return Err(format!("too many pattern letters {c:?} in {pattern:?}"));
+        return Err(PatternError::TooMany {
+            c,
+            pattern: pattern.into(),
+        });
     }
     Ok(())
 }

@@ -314,7 +314,7 @@ impl State {
                             Some(
                                 crate::jq::extract(&q, d)
                                     .map(Arc::new)
-                                    .map_err(Arc::<str>::from),
+                                    .map_err(|e| Arc::<str>::from(e.to_string())),
                             )
                         })
                         .collect::<Vec<_>>()

@@ -188,7 +188,7 @@ impl Streams {
         config: &StreamConfig,
         version: u32,
         context: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), BuildError> {
         let name = &config.name;
         match self.builder.build(config, version).await {
             Ok(stream) => {
@@ -200,8 +200,8 @@ impl Streams {
                 let why = Chain(&e).to_string();
                 self.remove_running(name);
                 tracing::error!(stream = %name, error = %why, "{context}");
-                self.records.set_status(name, Status::Failed(why.clone()));
-                Err(why)
+                self.records.set_status(name, Status::Failed(why));
+                Err(e)
             }
         }
     }
@@ -327,7 +327,7 @@ impl Streams {
         if let Some(old) = self.get(name) {
             old.close().await;
         }
-        if let Err(why) = self
+        if let Err(e) = self
             .start(&config, version, "the updated destination cannot start")
             .await
         {
@@ -341,7 +341,7 @@ impl Streams {
                     )
                     .await;
             }
-            return Err(StreamsError::CannotStart(why).into());
+            return Err(StreamsError::CannotStart(Chain(&e).to_string()).into());
         }
         self.records
             .update(name, |r| {

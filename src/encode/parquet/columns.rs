@@ -104,9 +104,9 @@ impl Bytes {
     }
 
     /// Appends a value; fails if the batch's bytes would pass 2 GiB (i32 offsets).
-    pub fn push(&mut self, v: &[u8]) -> Result<(), String> {
+    pub fn push(&mut self, v: &[u8]) -> Result<(), super::values::ValueError> {
         let end = i32::try_from(self.data.len() + v.len())
-            .map_err(|_| "a batch of values passed 2 GiB".to_string())?;
+            .map_err(|_| super::values::ValueError::BatchFull)?;
         self.data.extend_from_slice(v);
         self.offsets.push(end);
         self.valid.push(true);

@@ -71,6 +71,14 @@ fn find_special(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Where and why a record is not valid JSON (the text of its error record).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid JSON at byte {at}: {what}")]
+pub(crate) struct JsonError {
+    pub(crate) at: usize,
+    pub(crate) what: Cow<'static, str>,
+}
+
 pub struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -86,8 +94,11 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn fail<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("invalid JSON at byte {}: {what}", self.i))
+    fn fail<T>(&self, what: impl Into<Cow<'static, str>>) -> Result<T, JsonError> {
+        Err(JsonError {
+            at: self.i,
+            what: what.into(),
+        })
     }
 
     pub fn skip_ws(&mut self) {
@@ -107,7 +118,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The kind of the next value (whitespace skipped).
-    pub fn peek(&mut self) -> Result<Kind, String> {
+    pub fn peek(&mut self) -> Result<Kind, JsonError> {
         self.skip_ws();
         match self.b.get(self.i) {
             Some(b'{') => Ok(Kind::Object),
@@ -116,7 +127,7 @@ impl<'a> Parser<'a> {
             Some(b'-' | b'0'..=b'9') => Ok(Kind::Number),
             Some(b't' | b'f') => Ok(Kind::Bool),
             Some(b'n') => Ok(Kind::Null),
-            Some(&c) => self.fail(&format!("unexpected character {:?}", c as char)),
+            Some(&c) => self.fail(format!("unexpected character {:?}", c as char)),
             None => self.fail("unexpected end of input"),
         }
     }
@@ -132,17 +143,17 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), String> {
+    fn expect(&mut self, c: u8) -> Result<(), JsonError> {
         if self.eat(c) {
             Ok(())
         } else if self.i >= self.b.len() {
-            self.fail(&format!("expected `{}`, got the end of input", c as char))
+            self.fail(format!("expected `{}`, got the end of input", c as char))
         } else {
-            self.fail(&format!("expected `{}`", c as char))
+            self.fail(format!("expected `{}`", c as char))
         }
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<(), String> {
+    fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
         if self.b[self.i..].starts_with(word) {
             self.i += word.len();
             Ok(())
@@ -151,12 +162,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    pub fn null(&mut self) -> Result<(), String> {
+    pub fn null(&mut self) -> Result<(), JsonError> {
         self.skip_ws();
         self.literal(b"null")
     }
 
-    pub fn bool(&mut self) -> Result<bool, String> {
+    pub fn bool(&mut self) -> Result<bool, JsonError> {
         self.skip_ws();
         if self.b.get(self.i) == Some(&b't') {
             self.literal(b"true").map(|()| true)
@@ -165,7 +176,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    pub fn number(&mut self) -> Result<Number<'a>, String> {
+    pub fn number(&mut self) -> Result<Number<'a>, JsonError> {
         self.skip_ws();
         let start = self.i;
         let b = self.b;
@@ -218,7 +229,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    pub fn string(&mut self) -> Result<Cow<'a, str>, String> {
+    pub fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.skip_ws();
         if self.b.get(self.i) != Some(&b'"') {
             return self.fail("expected a string");
@@ -282,7 +293,7 @@ impl<'a> Parser<'a> {
     }
 
     /// After `\u`: four hex digits, and a low surrogate's escape after a high one.
-    fn unicode_escape(&mut self) -> Result<char, String> {
+    fn unicode_escape(&mut self) -> Result<char, JsonError> {
         let hi = self.hex4()?;
         let code = if (0xD800..0xDC00).contains(&hi) {
             if !self.b[self.i..].starts_with(b"\\u") {
@@ -305,7 +316,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn hex4(&mut self) -> Result<u32, String> {
+    fn hex4(&mut self) -> Result<u32, JsonError> {
         let Some(digits) = self.b.get(self.i..self.i + 4) else {
             return self.fail("a \\u escape needs four hex digits");
         };
@@ -324,12 +335,12 @@ impl<'a> Parser<'a> {
     }
 
     /// Consumes `{`; then call `next_key` until it answers None.
-    pub fn begin_object(&mut self) -> Result<(), String> {
+    pub fn begin_object(&mut self) -> Result<(), JsonError> {
         self.expect(b'{')
     }
 
     /// The next key of an object (`first`: right after `{`), with its `:` consumed; None at `}`.
-    pub fn next_key(&mut self, first: bool) -> Result<Option<Cow<'a, str>>, String> {
+    pub fn next_key(&mut self, first: bool) -> Result<Option<Cow<'a, str>>, JsonError> {
         if self.eat(b'}') {
             return Ok(None);
         }
@@ -345,12 +356,12 @@ impl<'a> Parser<'a> {
         Ok(Some(key))
     }
 
-    pub fn begin_array(&mut self) -> Result<(), String> {
+    pub fn begin_array(&mut self) -> Result<(), JsonError> {
         self.expect(b'[')
     }
 
     /// Whether another element follows (`first`: right after `[`); consumes `,` or `]`.
-    pub fn next_element(&mut self, first: bool) -> Result<bool, String> {
+    pub fn next_element(&mut self, first: bool) -> Result<bool, JsonError> {
         if self.eat(b']') {
             return Ok(false);
         }
@@ -362,7 +373,7 @@ impl<'a> Parser<'a> {
 
     /// The text of the next value, checked but not converted (a nested value written into a
     /// string column).
-    pub fn raw_value(&mut self, depth: usize) -> Result<&'a str, String> {
+    pub fn raw_value(&mut self, depth: usize) -> Result<&'a str, JsonError> {
         self.skip_ws();
         let start = self.i;
         self.skip_value(depth)?;
@@ -370,9 +381,9 @@ impl<'a> Parser<'a> {
     }
 
     /// Skips the next value, checking that it is valid JSON.
-    pub fn skip_value(&mut self, depth: usize) -> Result<(), String> {
+    pub fn skip_value(&mut self, depth: usize) -> Result<(), JsonError> {
         if depth > MAX_DEPTH {
-            return self.fail(&format!("nested deeper than {MAX_DEPTH} levels"));
+            return self.fail(format!("nested deeper than {MAX_DEPTH} levels"));
         }
         match self.peek()? {
             Kind::Object => {
@@ -493,6 +504,6 @@ mod tests {
     fn depth_is_capped() {
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
         let err = Parser::new(&deep).skip_value(0).expect_err("too deep");
-        assert!(err.contains("nested deeper"), "{err}");
+        assert!(err.to_string().contains("nested deeper"), "{err}");
     }
 }

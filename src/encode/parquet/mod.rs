@@ -22,7 +22,7 @@ use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 
 use columns::Builder;
-pub use rows::{KeyRules, Rules};
+pub use rows::{KeyRules, Misfit, Rules};
 pub use schema::{Column, HiveType};
 
 /// Rows gathered before they are encoded into the row group.
@@ -285,7 +285,7 @@ pub struct ParquetWriter<W: Write + Send> {
 impl<W: Write + Send> ParquetWriter<W> {
     /// Converts one record: the rows it added, or (inner error) why it does not fit the
     /// schema, in which case nothing of it is written. The outer error is an I/O failure.
-    pub fn append(&mut self, data: &[u8]) -> io::Result<Result<usize, String>> {
+    pub fn append(&mut self, data: &[u8]) -> io::Result<Result<usize, rows::Misfit>> {
         match rows::read_record(&mut self.root, data, &self.conversion.rules) {
             Ok(rows) => {
                 self.batch_bytes += data.len();

@@ -7,9 +7,9 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use super::columns::{Builder, Lookup};
-use super::json::{Kind, MAX_DEPTH, Parser};
+use super::json::{JsonError, Kind, MAX_DEPTH, Parser};
 use super::timestamp::TimestampRules;
-use super::values::{self, Scalar};
+use super::values::{self, Scalar, ValueError};
 
 /// How JSON keys find their columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,31 +54,50 @@ impl Default for Rules {
     }
 }
 
-/// Why a value does not fit, and where.
-struct Fail {
+/// Why a record does not fit the table, and where in it: the text of its error record.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Misfit {
     /// Innermost first.
     path: Vec<String>,
-    message: String,
+    problem: Problem,
 }
 
-impl From<String> for Fail {
-    fn from(message: String) -> Self {
-        Fail {
+/// What is wrong with the record.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum Problem {
+    #[error(transparent)]
+    Json(#[from] JsonError),
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// The record's shape is not the table's (not an object, a duplicate key, too deep).
+    #[error("{0}")]
+    Shape(Cow<'static, str>),
+}
+
+impl<T: Into<Problem>> From<T> for Misfit {
+    fn from(problem: T) -> Self {
+        Misfit {
             path: Vec::new(),
-            message,
+            problem: problem.into(),
         }
     }
 }
 
-impl Fail {
+fn shape(what: impl Into<Cow<'static, str>>) -> Misfit {
+    Misfit::from(Problem::Shape(what.into()))
+}
+
+impl Misfit {
     fn within(mut self, segment: String) -> Self {
         self.path.push(segment);
         self
     }
+}
 
-    fn into_message(self) -> String {
+impl std::fmt::Display for Misfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.path.is_empty() {
-            return self.message;
+            return write!(f, "{}", self.problem);
         }
         let mut path = String::new();
         for seg in self.path.iter().rev() {
@@ -87,38 +106,37 @@ impl Fail {
             }
             path.push_str(seg);
         }
-        format!("column {path}: {}", self.message)
+        write!(f, "column {path}: {}", self.problem)
     }
 }
 
 /// Appends the rows of one record (one or more concatenated JSON objects) to `root`, the
 /// table's struct builder. Returns the row count, or why the record does not fit (and then
 /// nothing of it is left in the builders).
-pub fn read_record(root: &mut Builder, data: &[u8], rules: &Rules) -> Result<usize, String> {
+pub(crate) fn read_record(root: &mut Builder, data: &[u8], rules: &Rules) -> Result<usize, Misfit> {
     let text = std::str::from_utf8(data).map_err(|e| {
-        format!(
+        shape(format!(
             "The record is not valid UTF-8 (at byte {}), so it is not JSON.",
             e.valid_up_to()
-        )
+        ))
     })?;
     let mut p = Parser::new(text);
     if p.at_end() {
-        return Err("The record was empty or contained only whitespace.".to_string());
+        return Err(shape("The record was empty or contained only whitespace."));
     }
     let before = root.len();
     let mut rows = 0;
-    let result = (|| -> Result<(), Fail> {
+    let result = (|| -> Result<(), Misfit> {
         while !p.at_end() {
             match p.peek()? {
                 Kind::Object => read_struct(root, &mut p, rules, 1)?,
                 Kind::Array => {
-                    return Err(Fail::from(
-                        "A top-level JSON array is not valid input: send the objects one after another ({...}{...})."
-                            .to_string(),
+                    return Err(shape(
+                        "A top-level JSON array is not valid input: send the objects one after another ({...}{...}).",
                     ));
                 }
                 other => {
-                    return Err(Fail::from(format!(
+                    return Err(shape(format!(
                         "Expected a JSON object, got {}.",
                         other.name()
                     )));
@@ -132,7 +150,7 @@ pub fn read_record(root: &mut Builder, data: &[u8], rules: &Rules) -> Result<usi
         Ok(()) => Ok(rows),
         Err(f) => {
             root.truncate(before);
-            Err(f.into_message())
+            Err(f)
         }
     }
 }
@@ -188,7 +206,7 @@ fn read_struct(
     p: &mut Parser<'_>,
     rules: &Rules,
     depth: usize,
-) -> Result<(), Fail> {
+) -> Result<(), Misfit> {
     let Builder::Struct {
         valid,
         children,
@@ -197,7 +215,7 @@ fn read_struct(
         ..
     } = b
     else {
-        return Err(Fail::from("expected a struct".to_string()));
+        return Err(shape("expected a struct"));
     };
     p.begin_object()?;
     let mut seen = Seen::new(children.len());
@@ -209,9 +227,7 @@ fn read_struct(
             Some(i) => {
                 hint = i + 1;
                 if !seen.mark(i) {
-                    return Err(
-                        Fail::from(format!("duplicate key {key:?}")).within(names[i].clone())
-                    );
+                    return Err(shape(format!("duplicate key {key:?}")).within(names[i].clone()));
                 }
                 read_value(&mut children[i], p, rules, depth + 1)
                     .map_err(|f| f.within(names[i].clone()))?;
@@ -233,9 +249,9 @@ fn read_value(
     p: &mut Parser<'_>,
     rules: &Rules,
     depth: usize,
-) -> Result<(), Fail> {
+) -> Result<(), Misfit> {
     if depth > MAX_DEPTH {
-        return Err(Fail::from(format!("nested deeper than {MAX_DEPTH} levels")));
+        return Err(shape(format!("nested deeper than {MAX_DEPTH} levels")));
     }
     let kind = p.peek()?;
     match (kind, &mut *b) {
@@ -282,9 +298,9 @@ fn read_value(
                 first = false;
                 let at = || format!("[{key:?}]");
                 values::push(keys, Scalar::Str(key.clone()), &rules.timestamps)
-                    .map_err(|m| Fail::from(format!("map key: {m}")).within(at()))?;
+                    .map_err(|m| shape(format!("map key: {m}")).within(at()))?;
                 if keys.last_value_bytes().is_some_and(|k| !seen.insert(k)) {
-                    return Err(Fail::from("duplicate map key".to_string()).within(at()));
+                    return Err(shape("duplicate map key").within(at()));
                 }
                 read_value(values, p, rules, depth + 1).map_err(|f| f.within(at()))?;
             }
@@ -295,30 +311,31 @@ fn read_value(
         // Nested JSON in a string column is kept as its text (as the OpenX SerDe does).
         (Kind::Object | Kind::Array, Builder::Utf8 { .. }) => {
             let raw = p.raw_value(depth)?;
-            values::push(b, Scalar::Str(Cow::Borrowed(raw)), &rules.timestamps).map_err(Fail::from)
+            values::push(b, Scalar::Str(Cow::Borrowed(raw)), &rules.timestamps)
+                .map_err(Misfit::from)
         }
-        (Kind::Object | Kind::Array, _) => Err(Fail::from(format!(
+        (Kind::Object | Kind::Array, _) => Err(shape(format!(
             "expected {}, got {}",
             expected(b),
             kind.name()
         ))),
         (Kind::String, _) => {
             let s = p.string()?;
-            values::push(b, Scalar::Str(s), &rules.timestamps).map_err(Fail::from)
+            values::push(b, Scalar::Str(s), &rules.timestamps).map_err(Misfit::from)
         }
         (Kind::Number, _) => {
             let n = p.number()?;
-            values::push(b, Scalar::Num(n), &rules.timestamps).map_err(Fail::from)
+            values::push(b, Scalar::Num(n), &rules.timestamps).map_err(Misfit::from)
         }
         (Kind::Bool, _) => {
             let v = p.bool()?;
-            values::push(b, Scalar::Bool(v), &rules.timestamps).map_err(Fail::from)
+            values::push(b, Scalar::Bool(v), &rules.timestamps).map_err(Misfit::from)
         }
     }
 }
 
-fn offset(len: usize) -> Result<i32, Fail> {
-    i32::try_from(len).map_err(|_| Fail::from("a batch of nested values passed 2^31".to_string()))
+fn offset(len: usize) -> Result<i32, Misfit> {
+    i32::try_from(len).map_err(|_| shape("a batch of nested values passed 2^31"))
 }
 
 fn expected(b: &Builder) -> &'static str {

@@ -1,6 +1,7 @@
 //! Hive column types (what a Glue table holds) and the Arrow/Parquet type each one is written
 //! as. `parse` reads the Hive spelling: `bigint`, `decimal(10,2)`, `array<struct<a:int>>`, ...
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -138,8 +139,23 @@ pub fn arrow_schema(columns: &[Column], unit: TimeUnit) -> Schema {
     )
 }
 
+/// Why a Hive type does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HiveTypeError {
+    #[error("{what} at character {at} of {text:?}")]
+    Syntax {
+        what: Cow<'static, str>,
+        at: usize,
+        text: String,
+    },
+    #[error(
+        "unknown type `{name}` in {text:?} (string, char(n), varchar(n), boolean, tinyint, smallint, int, bigint, float, double, decimal(p,s), date, timestamp, binary, array<T>, map<K,V>, struct<name:T,...>)"
+    )]
+    Unknown { name: String, text: String },
+}
+
 /// Parses a Hive type such as `map<string,array<decimal(10,2)>>` (case and spaces ignored).
-pub fn parse(text: &str) -> Result<HiveType, String> {
+pub fn parse(text: &str) -> Result<HiveType, HiveTypeError> {
     let mut p = TypeParser {
         s: text.as_bytes(),
         i: 0,
@@ -166,8 +182,12 @@ impl TypeParser<'_> {
         }
     }
 
-    fn fail(&self, what: &str) -> String {
-        format!("{what} at character {} of {:?}", self.i + 1, self.text)
+    fn fail(&self, what: impl Into<Cow<'static, str>>) -> HiveTypeError {
+        HiveTypeError::Syntax {
+            what: what.into(),
+            at: self.i + 1,
+            text: self.text.to_string(),
+        }
     }
 
     fn eat(&mut self, c: u8) -> bool {
@@ -180,16 +200,16 @@ impl TypeParser<'_> {
         }
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), String> {
+    fn expect(&mut self, c: u8) -> Result<(), HiveTypeError> {
         if self.eat(c) {
             Ok(())
         } else {
-            Err(self.fail(&format!("expected `{}`", c as char)))
+            Err(self.fail(format!("expected `{}`", c as char)))
         }
     }
 
     /// A name: letters, digits and `_`, or any text between backquotes.
-    fn ident(&mut self) -> Result<String, String> {
+    fn ident(&mut self) -> Result<String, HiveTypeError> {
         self.ws();
         if self.eat(b'`') {
             let start = self.i;
@@ -215,7 +235,7 @@ impl TypeParser<'_> {
         Ok(self.text[start..self.i].to_string())
     }
 
-    fn number(&mut self) -> Result<u32, String> {
+    fn number(&mut self) -> Result<u32, HiveTypeError> {
         self.ws();
         let start = self.i;
         while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
@@ -226,7 +246,7 @@ impl TypeParser<'_> {
             .map_err(|_| self.fail("expected a number"))
     }
 
-    fn ty(&mut self, depth: usize) -> Result<HiveType, String> {
+    fn ty(&mut self, depth: usize) -> Result<HiveType, HiveTypeError> {
         if depth > MAX_TYPE_DEPTH {
             return Err(self.fail("types nest too deep"));
         }
@@ -243,85 +263,97 @@ impl TypeParser<'_> {
             "date" => HiveType::Date,
             "timestamp" => HiveType::Timestamp,
             "binary" => HiveType::Binary,
-            "char" | "varchar" => {
-                self.expect(b'(')?;
-                let n = self.number()?;
-                self.expect(b')')?;
-                let max = if name == "char" { 255 } else { 65535 };
-                if !(1..=max).contains(&n) {
-                    return Err(self.fail(&format!("{name} length must be 1..={max} (got {n})")));
-                }
-                if name == "char" {
-                    HiveType::Char(n)
-                } else {
-                    HiveType::Varchar(n)
-                }
-            }
-            "decimal" | "numeric" => {
-                // Hive's default: decimal(10,0).
-                let (mut precision, mut scale) = (10, 0);
-                if self.eat(b'(') {
-                    precision = self.number()?;
-                    scale = if self.eat(b',') { self.number()? } else { 0 };
-                    self.expect(b')')?;
-                }
-                if !(1..=u32::from(MAX_DECIMAL_PRECISION)).contains(&precision) {
-                    return Err(self.fail(&format!(
-                        "decimal precision must be 1..={MAX_DECIMAL_PRECISION} (got {precision})"
-                    )));
-                }
-                if scale > precision {
-                    return Err(self.fail(&format!(
-                        "decimal scale must be at most the precision {precision} (got {scale})"
-                    )));
-                }
-                HiveType::Decimal {
-                    precision: precision as u8,
-                    scale: scale as u8,
-                }
-            }
+            "char" | "varchar" => self.sized_text(&name)?,
+            "decimal" | "numeric" => self.decimal()?,
             "array" => {
                 self.expect(b'<')?;
                 let t = self.ty(depth + 1)?;
                 self.expect(b'>')?;
                 HiveType::Array(Box::new(t))
             }
-            "map" => {
-                self.expect(b'<')?;
-                let k = self.ty(depth + 1)?;
-                if !k.is_primitive() {
-                    return Err(self.fail(&format!("a map key must be a primitive type (got {k})")));
-                }
-                self.expect(b',')?;
-                let v = self.ty(depth + 1)?;
-                self.expect(b'>')?;
-                HiveType::Map(Box::new(k), Box::new(v))
-            }
-            "struct" => {
-                self.expect(b'<')?;
-                let mut fields: Vec<(String, HiveType)> = Vec::new();
-                loop {
-                    let field = self.ident()?.to_lowercase();
-                    if fields.iter().any(|(n, _)| *n == field) {
-                        return Err(self.fail(&format!("struct field `{field}` appears twice")));
-                    }
-                    self.expect(b':')?;
-                    let t = self.ty(depth + 1)?;
-                    fields.push((field, t));
-                    if !self.eat(b',') {
-                        break;
-                    }
-                }
-                self.expect(b'>')?;
-                HiveType::Struct(fields)
-            }
+            "map" => self.map(depth)?,
+            "struct" => self.structure(depth)?,
             other => {
-                return Err(format!(
-                    "unknown type `{other}` in {:?} (string, char(n), varchar(n), boolean, tinyint, smallint, int, bigint, float, double, decimal(p,s), date, timestamp, binary, array<T>, map<K,V>, struct<name:T,...>)",
-                    self.text
-                ));
+                return Err(HiveTypeError::Unknown {
+                    name: other.to_string(),
+                    text: self.text.to_string(),
+                });
             }
         })
+    }
+
+    /// `char(n)` or `varchar(n)`, after its name.
+    fn sized_text(&mut self, name: &str) -> Result<HiveType, HiveTypeError> {
+        self.expect(b'(')?;
+        let n = self.number()?;
+        self.expect(b')')?;
+        let max = if name == "char" { 255 } else { 65535 };
+        if !(1..=max).contains(&n) {
+            return Err(self.fail(format!("{name} length must be 1..={max} (got {n})")));
+        }
+        Ok(if name == "char" {
+            HiveType::Char(n)
+        } else {
+            HiveType::Varchar(n)
+        })
+    }
+
+    /// `decimal`, `decimal(p)` or `decimal(p,s)`, after its name.
+    fn decimal(&mut self) -> Result<HiveType, HiveTypeError> {
+        // Hive's default: decimal(10,0).
+        let (mut precision, mut scale) = (10, 0);
+        if self.eat(b'(') {
+            precision = self.number()?;
+            scale = if self.eat(b',') { self.number()? } else { 0 };
+            self.expect(b')')?;
+        }
+        if !(1..=u32::from(MAX_DECIMAL_PRECISION)).contains(&precision) {
+            return Err(self.fail(format!(
+                "decimal precision must be 1..={MAX_DECIMAL_PRECISION} (got {precision})"
+            )));
+        }
+        if scale > precision {
+            return Err(self.fail(format!(
+                "decimal scale must be at most the precision {precision} (got {scale})"
+            )));
+        }
+        Ok(HiveType::Decimal {
+            precision: precision as u8,
+            scale: scale as u8,
+        })
+    }
+
+    /// `map<K,V>` with a primitive key, after its name.
+    fn map(&mut self, depth: usize) -> Result<HiveType, HiveTypeError> {
+        self.expect(b'<')?;
+        let k = self.ty(depth + 1)?;
+        if !k.is_primitive() {
+            return Err(self.fail(format!("a map key must be a primitive type (got {k})")));
+        }
+        self.expect(b',')?;
+        let v = self.ty(depth + 1)?;
+        self.expect(b'>')?;
+        Ok(HiveType::Map(Box::new(k), Box::new(v)))
+    }
+
+    /// `struct<name:T,...>` (field names unique, case ignored), after its name.
+    fn structure(&mut self, depth: usize) -> Result<HiveType, HiveTypeError> {
+        self.expect(b'<')?;
+        let mut fields: Vec<(String, HiveType)> = Vec::new();
+        loop {
+            let field = self.ident()?.to_lowercase();
+            if fields.iter().any(|(n, _)| *n == field) {
+                return Err(self.fail(format!("struct field `{field}` appears twice")));
+            }
+            self.expect(b':')?;
+            let t = self.ty(depth + 1)?;
+            fields.push((field, t));
+            if !self.eat(b',') {
+                break;
+            }
+        }
+        self.expect(b'>')?;
+        Ok(HiveType::Struct(fields))
     }
 }
 
@@ -367,7 +399,7 @@ mod tests {
 
     #[test]
     fn bad_types_say_what_is_wrong() {
-        let err = |t: &str| parse(t).expect_err(t);
+        let err = |t: &str| parse(t).expect_err(t).to_string();
         assert!(err("strin").contains("unknown type `strin`"));
         assert!(err("decimal(39,2)").contains("precision must be 1..=38"));
         assert!(err("decimal(5,6)").contains("scale must be at most"));

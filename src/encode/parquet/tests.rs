@@ -44,7 +44,7 @@ fn convert(conv: &Arc<Conversion>, records: &[&str]) -> (RecordBatch, Vec<String
     let mut errors = Vec::new();
     for r in records {
         if let Err(e) = w.append(r.as_bytes()).expect("no I/O error") {
-            errors.push(e);
+            errors.push(e.to_string());
         }
     }
     let file = w.finish().expect("finishes");
@@ -200,7 +200,7 @@ fn a_record_that_does_not_fit_leaves_nothing_and_the_rest_is_written() {
         .append(b"{\"id\":\"\xff\"}")
         .expect("io")
         .expect_err("not UTF-8");
-    assert!(why.contains("not valid UTF-8"), "{why}");
+    assert!(why.to_string().contains("not valid UTF-8"), "{why}");
 }
 
 #[test]

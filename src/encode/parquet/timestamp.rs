@@ -46,9 +46,22 @@ pub enum Field {
     Second,
 }
 
+/// Why a `timestamp_formats` entry is not a pattern firehosed reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("unclosed quote in {0:?}")]
+    UnclosedQuote(String),
+    #[error(
+        "pattern letter `{letter}` in {text:?} is not supported (y M d H h m s S E a Z and 'quoted text' are)"
+    )]
+    Letter { letter: char, text: String },
+    #[error("{0:?} has no date or time field (y M d H h m s)")]
+    NoField(String),
+}
+
 impl Format {
     /// Parses `millis` or a Joda DateTimeFormat pattern.
-    pub fn parse(text: &str) -> Result<Format, String> {
+    pub fn parse(text: &str) -> Result<Format, FormatError> {
         if text == "millis" {
             return Ok(Format::Millis);
         }
@@ -63,7 +76,7 @@ impl Format {
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err(format!("unclosed quote in {text:?}")),
+                        None => return Err(FormatError::UnclosedQuote(text.to_string())),
                         Some('\'') if chars.get(i + 1) == Some(&'\'') => {
                             lit.push('\'');
                             i += 2;
@@ -108,9 +121,10 @@ impl Format {
                 'a' => Token::HalfDay,
                 'Z' => Token::Offset,
                 other => {
-                    return Err(format!(
-                        "pattern letter `{other}` in {text:?} is not supported (y M d H h m s S E a Z and 'quoted text' are)"
-                    ));
+                    return Err(FormatError::Letter {
+                        letter: other,
+                        text: text.to_string(),
+                    });
                 }
             });
         }
@@ -118,9 +132,7 @@ impl Format {
             .iter()
             .any(|t| matches!(t, Token::Field(..) | Token::MonthName))
         {
-            return Err(format!(
-                "{text:?} has no date or time field (y M d H h m s)"
-            ));
+            return Err(FormatError::NoField(text.to_string()));
         }
         Ok(Format::Pattern(tokens))
     }

@@ -39,6 +39,43 @@ impl Scalar<'_> {
     }
 }
 
+/// A JSON value that does not fit its column's type (the text of its error record).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error("{value} is not {expected}")]
+    NotA {
+        value: String,
+        expected: Cow<'static, str>,
+    },
+    #[error("{value} is out of range for {target}")]
+    OutOfRange {
+        value: String,
+        target: Cow<'static, str>,
+    },
+    #[error("expected {expected}, got {value}")]
+    Expected {
+        value: String,
+        expected: &'static str,
+    },
+    /// One batch of a column's values would pass what Arrow's 32-bit offsets hold.
+    #[error("a batch of values passed 2 GiB")]
+    BatchFull,
+}
+
+fn not_a(v: &Scalar<'_>, expected: impl Into<Cow<'static, str>>) -> ValueError {
+    ValueError::NotA {
+        value: v.describe(),
+        expected: expected.into(),
+    }
+}
+
+fn out_of(v: &Scalar<'_>, target: impl Into<Cow<'static, str>>) -> ValueError {
+    ValueError::OutOfRange {
+        value: v.describe(),
+        target: target.into(),
+    }
+}
+
 /// At most 64 characters of a value, for an error message.
 fn clip(s: &str) -> Cow<'_, str> {
     match s.char_indices().nth(64) {
@@ -53,14 +90,14 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Appends `v` to the primitive builder `b`, or says why it does not fit.
-pub fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Result<(), String> {
+pub(crate) fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Result<(), ValueError> {
     match b {
         Builder::Bool { values, valid } => {
             let x = match &v {
                 Scalar::Bool(x) => *x,
                 Scalar::Str(s) if s.trim().eq_ignore_ascii_case("true") => true,
                 Scalar::Str(s) if s.trim().eq_ignore_ascii_case("false") => false,
-                _ => return Err(format!("{} is not a boolean", v.describe())),
+                _ => return Err(not_a(&v, "a boolean")),
             };
             values.append(x);
             valid.push(true);
@@ -85,16 +122,11 @@ pub fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Result<(), S
             let text = match &v {
                 Scalar::Num(n) => n.text,
                 Scalar::Str(s) => s.trim(),
-                Scalar::Bool(_) => return Err(format!("{} is not a decimal", v.describe())),
+                Scalar::Bool(_) => return Err(not_a(&v, "a decimal")),
             };
             let x = decimal(text, *precision, *scale)
-                .ok_or_else(|| format!("{} is not a decimal", v.describe()))?
-                .ok_or_else(|| {
-                    format!(
-                        "{} is out of range for decimal({precision},{scale})",
-                        v.describe()
-                    )
-                })?;
+                .ok_or_else(|| not_a(&v, "a decimal"))?
+                .ok_or_else(|| out_of(&v, format!("decimal({precision},{scale})")))?;
             values.push(x);
         }
         Builder::Date(p) => {
@@ -102,7 +134,7 @@ pub fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Result<(), S
                 Scalar::Str(s) => date_days(s),
                 _ => None,
             };
-            p.push(days.ok_or_else(|| format!("{} is not a date (yyyy-MM-dd)", v.describe()))?);
+            p.push(days.ok_or_else(|| not_a(&v, "a date (yyyy-MM-dd)"))?);
         }
         Builder::Timestamp(p, unit) => {
             let nanos = match &v {
@@ -110,14 +142,13 @@ pub fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Result<(), S
                 Scalar::Str(s) => ts.from_text(s),
                 Scalar::Bool(_) => None,
             }
-            .ok_or_else(|| format!("{} is not a timestamp", v.describe()))?;
+            .ok_or_else(|| not_a(&v, "a timestamp"))?;
             let per = match unit {
                 TimeUnit::Millisecond => 1_000_000,
                 TimeUnit::Nanosecond => 1,
                 _ => 1_000,
             };
-            let x = i64::try_from(nanos.div_euclid(per))
-                .map_err(|_| format!("{} is out of range for a timestamp", v.describe()))?;
+            let x = i64::try_from(nanos.div_euclid(per)).map_err(|_| out_of(&v, "a timestamp"))?;
             p.push(x);
         }
         Builder::Utf8 { values, max_chars } => {
@@ -130,56 +161,67 @@ pub fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Result<(), S
         }
         Builder::Binary(values) => {
             let Scalar::Str(s) = &v else {
-                return Err(format!("{} is not base64 binary data", v.describe()));
+                return Err(not_a(&v, "base64 binary data"));
             };
             let bytes = BASE64
                 .decode(s.as_bytes())
-                .map_err(|_| format!("{} is not base64 binary data", v.describe()))?;
+                .map_err(|_| not_a(&v, "base64 binary data"))?;
             values.push(&bytes)?;
         }
-        Builder::List { .. } => return Err(format!("expected an array, got {}", v.describe())),
+        Builder::List { .. } => {
+            return Err(ValueError::Expected {
+                value: v.describe(),
+                expected: "an array",
+            });
+        }
         Builder::Map { .. } | Builder::Struct { .. } => {
-            return Err(format!("expected an object, got {}", v.describe()));
+            return Err(ValueError::Expected {
+                value: v.describe(),
+                expected: "an object",
+            });
         }
     }
     Ok(())
 }
 
-fn int<T: TryFrom<i64>>(v: &Scalar<'_>, name: &str) -> Result<T, String> {
+fn int<T: TryFrom<i64>>(v: &Scalar<'_>, name: &str) -> Result<T, ValueError> {
     let text = match v {
         Scalar::Num(n) if n.integer => n.text,
         Scalar::Str(s) => s.trim(),
-        _ => return Err(format!("{} is not a whole number ({name})", v.describe())),
+        _ => return Err(not_a(v, format!("a whole number ({name})"))),
     };
     let wide: i64 = match text.parse::<i128>() {
         Ok(x) => i64::try_from(x).map_err(|_| out_of_range(v, name))?,
-        Err(_) => return Err(format!("{} is not a whole number ({name})", v.describe())),
+        Err(_) => return Err(not_a(v, format!("a whole number ({name})"))),
     };
     T::try_from(wide).map_err(|_| out_of_range(v, name))
 }
 
-fn out_of_range(v: &Scalar<'_>, name: &str) -> String {
+fn out_of_range(v: &Scalar<'_>, name: &str) -> ValueError {
     let range = match name {
         "tinyint" => "-128..=127",
         "smallint" => "-32768..=32767",
         "int" => "-2147483648..=2147483647",
         _ => "-9223372036854775808..=9223372036854775807",
     };
-    format!("{} is out of range for {name} ({range})", v.describe())
+    out_of(v, format!("{name} ({range})"))
 }
 
-fn float<T: std::str::FromStr + Into<f64> + Copy>(v: &Scalar<'_>, name: &str) -> Result<T, String> {
+fn float<T: std::str::FromStr + Into<f64> + Copy>(
+    v: &Scalar<'_>,
+    name: &str,
+) -> Result<T, ValueError> {
     let text = match v {
         Scalar::Num(n) => n.text,
         Scalar::Str(s) => s.trim(),
-        Scalar::Bool(_) => return Err(format!("{} is not a number ({name})", v.describe())),
+        Scalar::Bool(_) => return Err(not_a(v, format!("a number ({name})"))),
     };
     let x: T = text
         .parse()
-        .map_err(|_| format!("{} is not a number ({name})", v.describe()))?;
+        .map_err(|_| not_a(v, format!("a number ({name})")))?;
     // "Infinity" and "NaN" are words; digits that overflow are out of range.
     if x.into().is_infinite() && text.bytes().any(|b| b.is_ascii_digit()) {
-        return Err(format!("{} is out of range for {name}", v.describe()));
+        return Err(out_of(v, name.to_string()));
     }
     Ok(x)
 }
@@ -293,11 +335,13 @@ mod tests {
         assert!(
             int::<i8>(&n("128"), "tinyint")
                 .unwrap_err()
+                .to_string()
                 .contains("out of range for tinyint")
         );
         assert!(
             int::<i64>(&n("9223372036854775808"), "bigint")
                 .unwrap_err()
+                .to_string()
                 .contains("out of range")
         );
         assert_eq!(int::<i32>(&Scalar::Str(" 42 ".into()), "int"), Ok(42));
@@ -308,6 +352,7 @@ mod tests {
         assert!(
             int::<i32>(&frac, "int")
                 .unwrap_err()
+                .to_string()
                 .contains("not a whole number")
         );
         assert!(float::<f32>(&n("1e39"), "float").is_err());
