@@ -23,94 +23,29 @@ pub struct Scope {
     pub has_transform: bool,
 }
 
-pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<DestinationConfig> {
+pub(crate) fn decode(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: Path,
+    scope: Scope,
+) -> Option<DestinationConfig> {
     let mut m = MapReader::new(ctx, node, path)?;
     let errors_before = ctx.errors.len();
 
     let (target_written, target) = decode_target(ctx, &mut m);
-    let prefix = m
-        .get("prefix")
-        .and_then(|n| ctx.scalar(n, &m.path.key("prefix")).map(|s| (s, n.mark)));
-    let error_prefix = m.get("error_output_prefix").and_then(|n| {
-        ctx.scalar(n, &m.path.key("error_output_prefix"))
-            .map(|s| (s, n.mark))
-    });
     let conversion = match m.get("data_format_conversion") {
         Some(n) => conversion::decode(ctx, n, m.path.key("data_format_conversion")),
         None => Some(None),
     };
     // A block with errors of its own is judged as enabled, so every other error shows too.
     let converting = !matches!(conversion, Some(None));
-    // AWS's default buffer size is 128 MiB with format conversion.
-    let default_size = if converting {
-        128
-    } else {
-        Buffering::DEFAULT.size_mib
-    };
     let buffering = match m.get("buffering") {
-        Some(n) => decode_buffering(ctx, n, m.path.key("buffering"), default_size),
-        None => Some(Buffering {
-            size_mib: default_size,
-            ..Buffering::DEFAULT
-        }),
+        Some(n) => decode_buffering(ctx, n, m.path.key("buffering"), converting),
+        None => Some(Buffering::default_for(converting)),
     };
-    let compression = match m.get("compression") {
-        Some(n) => ctx
-            .one_of(n, &m.path.key("compression"), &Compression::NAMES)
-            .map(Compression::from_index)
-            .and_then(|c| {
-                if converting && c != Compression::Uncompressed {
-                    ctx.error(
-                        n.mark,
-                        &m.path.key("compression"),
-                        "must be UNCOMPRESSED when data_format_conversion is enabled (Parquet compresses inside the file: data_format_conversion.output.parquet.compression)",
-                    );
-                    return None;
-                }
-                Some(c)
-            }),
-        None => Some(Compression::Uncompressed),
-    };
-    let file_extension = m.get("file_extension").and_then(|n| {
-        let path = m.path.key("file_extension");
-        let ext = ctx.scalar(n, &path)?;
-        let valid = ext.is_empty()
-            || (ext.starts_with('.')
-                && ext.len() <= 128
-                && ext[1..].chars().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || "!-_.*'()".contains(c)
-                }));
-        if !valid {
-            ctx.error(
-                n.mark,
-                &path,
-                format!(
-                    "must start with `.` followed by lowercase letters, digits or !-_.*'() (at most 128 characters; got {ext:?})"
-                ),
-            );
-            return None;
-        }
-        Some(ext)
-    });
-    let time_zone = match m.get("custom_time_zone") {
-        Some(n) => {
-            let path = m.path.key("custom_time_zone");
-            ctx.string(n, &path).and_then(|tz| match Tz::from_str(&tz) {
-                Ok(tz) => Some(tz),
-                Err(_) => {
-                    ctx.error(
-                        n.mark,
-                        &path,
-                        format!(
-                            "must be an IANA time zone such as UTC or America/New_York (got {tz:?})"
-                        ),
-                    );
-                    None
-                }
-            })
-        }
-        None => Some(chrono_tz::UTC),
-    };
+    let compression = decode_compression(ctx, &mut m, converting);
+    let file_extension = decode_extension(ctx, &mut m);
+    let time_zone = decode_time_zone(ctx, &mut m);
     let backup = match m.get("source_record_backup") {
         Some(n) => decode_backup(ctx, n, m.path.key("source_record_backup")).map(Some),
         None => Some(None),
@@ -121,52 +56,14 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<De
     };
     let dp_enabled = dynamic.as_ref().is_some_and(Option::is_some);
     // A dynamic_partitioning block with errors: its prefix rules cannot be judged.
-    let dp_unknown = dynamic.is_none();
-    let templates = check_prefixes(
-        ctx,
-        &m.path,
-        prefix.as_ref(),
-        error_prefix.as_ref(),
-        if dp_unknown {
-            DpCheck::Unknown
-        } else if dp_enabled {
-            DpCheck::Enabled(scope)
-        } else {
-            DpCheck::Disabled
-        },
-    );
-    if dp_enabled && prefix.is_none() && !dp_unknown {
-        ctx.error(
-            m.mark(),
-            &m.path.key("prefix"),
-            "with dynamic_partitioning enabled the prefix must use !{partitionKeyFromQuery:...} or !{partitionKeyFromLambda:...}",
-        );
-    }
-    if let (true, Some(b), false) = (dp_enabled, buffering.as_ref(), scope.relax) {
-        let mark = m.mark();
-        if b.size_mib < 64 {
-            ctx.error(
-                mark,
-                &m.path.key("buffering").key("size_mib"),
-                "BufferingHints.SizeInMBs must be at least 64 when Dynamic Partitioning is enabled. (relax_aws_limits: true allows less)",
-            );
-        }
-        if b.interval_seconds < 60 {
-            ctx.error(
-                mark,
-                &m.path.key("buffering").key("interval_seconds"),
-                "BufferingHints.IntervalInSeconds must be at least 60 when Dynamic Partitioning is enabled. (relax_aws_limits: true allows less)",
-            );
-        }
-    }
-    if let (true, Some(b), false) = (converting, buffering.as_ref(), scope.relax)
-        && b.size_mib < 64
-    {
-        ctx.error(
-            m.mark(),
-            &m.path.key("buffering").key("size_mib"),
-            "BufferingHints.SizeInMBs must be at least 64 when data format conversion is enabled. (relax_aws_limits: true allows less)",
-        );
+    let dp = match &dynamic {
+        None => DpCheck::Unknown,
+        Some(Some(_)) => DpCheck::Enabled(scope),
+        Some(None) => DpCheck::Disabled,
+    };
+    let prefixes = decode_prefixes(ctx, &mut m, dp);
+    if let (Some(b), false) = (buffering.as_ref(), scope.relax) {
+        check_buffer_minimums(ctx, &m, b, dp_enabled, converting);
     }
     let mark = m.mark();
     let path = m.path.clone();
@@ -177,13 +74,13 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<De
     if ctx.errors.len() > errors_before {
         return None;
     }
-    let (prefix_template, error_prefix_template) = templates?;
+    let (prefix_template, error_prefix_template) = prefixes.templates?;
     let compression = compression?;
     Some(DestinationConfig {
         target: target?,
-        prefix: prefix.map(|(p, _)| p),
+        prefix: prefixes.prefix,
         prefix_template,
-        error_output_prefix: error_prefix.map(|(p, _)| p),
+        error_output_prefix: prefixes.error_prefix,
         error_prefix_template,
         buffering: buffering?,
         compression,
@@ -200,6 +97,137 @@ pub fn decode(ctx: &mut Ctx, node: &Node, path: Path, scope: Scope) -> Option<De
         dynamic_partitioning: dynamic?,
         format_conversion: conversion?,
     })
+}
+
+/// A destination's prefixes as written, and their templates once checked.
+struct Prefixes {
+    prefix: Option<String>,
+    error_prefix: Option<String>,
+    templates: Option<(Template, Option<Template>)>,
+}
+
+/// `prefix` and `error_output_prefix`, checked together (docs/aws-behaviour.md section 2).
+fn decode_prefixes(ctx: &mut Ctx, m: &mut MapReader, dp: DpCheck) -> Prefixes {
+    let prefix = m
+        .get("prefix")
+        .and_then(|n| ctx.scalar(n, &m.path.key("prefix")).map(|s| (s, n.mark)));
+    let error_prefix = m.get("error_output_prefix").and_then(|n| {
+        ctx.scalar(n, &m.path.key("error_output_prefix"))
+            .map(|s| (s, n.mark))
+    });
+    let templates = check_prefixes(ctx, &m.path, prefix.as_ref(), error_prefix.as_ref(), dp);
+    if matches!(dp, DpCheck::Enabled(_)) && prefix.is_none() {
+        ctx.error(
+            m.mark(),
+            &m.path.key("prefix"),
+            "with dynamic_partitioning enabled the prefix must use !{partitionKeyFromQuery:...} or !{partitionKeyFromLambda:...}",
+        );
+    }
+    Prefixes {
+        prefix: prefix.map(|(p, _)| p),
+        error_prefix: error_prefix.map(|(p, _)| p),
+        templates,
+    }
+}
+
+/// `compression` (any case); UNCOMPRESSED when the destination converts to Parquet.
+fn decode_compression(ctx: &mut Ctx, m: &mut MapReader, converting: bool) -> Option<Compression> {
+    let Some(n) = m.get("compression") else {
+        return Some(Compression::Uncompressed);
+    };
+    let path = m.path.key("compression");
+    let c = ctx
+        .one_of(n, &path, &Compression::NAMES)
+        .map(Compression::from_index)?;
+    if converting && c != Compression::Uncompressed {
+        ctx.error(
+            n.mark,
+            &path,
+            "must be UNCOMPRESSED when data_format_conversion is enabled (Parquet compresses inside the file: data_format_conversion.output.parquet.compression)",
+        );
+        return None;
+    }
+    Some(c)
+}
+
+/// `file_extension`: `.` then AWS's allowed characters, or empty; None when not given (the
+/// compression's own) or invalid.
+fn decode_extension(ctx: &mut Ctx, m: &mut MapReader) -> Option<String> {
+    let n = m.get("file_extension")?;
+    let path = m.path.key("file_extension");
+    let ext = ctx.scalar(n, &path)?;
+    let valid = ext.is_empty()
+        || (ext.starts_with('.')
+            && ext.len() <= 128
+            && ext[1..]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "!-_.*'()".contains(c)));
+    if !valid {
+        ctx.error(
+            n.mark,
+            &path,
+            format!(
+                "must start with `.` followed by lowercase letters, digits or !-_.*'() (at most 128 characters; got {ext:?})"
+            ),
+        );
+        return None;
+    }
+    Some(ext)
+}
+
+/// `custom_time_zone`: an IANA name, UTC by default.
+fn decode_time_zone(ctx: &mut Ctx, m: &mut MapReader) -> Option<Tz> {
+    let Some(n) = m.get("custom_time_zone") else {
+        return Some(chrono_tz::UTC);
+    };
+    let path = m.path.key("custom_time_zone");
+    let tz = ctx.string(n, &path)?;
+    match Tz::from_str(&tz) {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            ctx.error(
+                n.mark,
+                &path,
+                format!("must be an IANA time zone such as UTC or America/New_York (got {tz:?})"),
+            );
+            None
+        }
+    }
+}
+
+/// AWS's buffer minimums with dynamic partitioning and with format conversion.
+fn check_buffer_minimums(
+    ctx: &mut Ctx,
+    m: &MapReader,
+    b: &Buffering,
+    partitioning: bool,
+    converting: bool,
+) {
+    let mark = m.mark();
+    let size = m.path.key("buffering").key("size_mib");
+    if partitioning {
+        if b.size_mib < 64 {
+            ctx.error(
+                mark,
+                &size,
+                "BufferingHints.SizeInMBs must be at least 64 when Dynamic Partitioning is enabled. (relax_aws_limits: true allows less)",
+            );
+        }
+        if b.interval_seconds < 60 {
+            ctx.error(
+                mark,
+                &m.path.key("buffering").key("interval_seconds"),
+                "BufferingHints.IntervalInSeconds must be at least 60 when Dynamic Partitioning is enabled. (relax_aws_limits: true allows less)",
+            );
+        }
+    }
+    if converting && b.size_mib < 64 {
+        ctx.error(
+            mark,
+            &size,
+            "BufferingHints.SizeInMBs must be at least 64 when data format conversion is enabled. (relax_aws_limits: true allows less)",
+        );
+    }
 }
 
 /// `dynamic_partitioning: {enabled, retry_duration_seconds, max_active_partitions}`; None when
@@ -309,16 +337,11 @@ fn target_of(
     }
 }
 
-fn decode_buffering(
-    ctx: &mut Ctx,
-    node: &Node,
-    path: Path,
-    default_size: u64,
-) -> Option<Buffering> {
+fn decode_buffering(ctx: &mut Ctx, node: &Node, path: Path, converting: bool) -> Option<Buffering> {
     let mut m = MapReader::new(ctx, node, path)?;
     let size = match m.get("size_mib") {
         Some(n) => ctx.int_in(n, &m.path.key("size_mib"), 1..=128),
-        None => Some(default_size),
+        None => Some(Buffering::default_for(converting).size_mib),
     };
     let interval = match m.get("interval_seconds") {
         Some(n) => ctx.int_in(n, &m.path.key("interval_seconds"), 0..=900),
@@ -340,7 +363,8 @@ enum DpCheck {
     Unknown,
 }
 
-/// The prefix rules of FIREHOSE.md section 2 (the ones that hold without dynamic partitioning).
+/// The prefix rules of docs/aws-behaviour.md section 2 (those that hold without dynamic
+/// partitioning too).
 fn check_prefixes(
     ctx: &mut Ctx,
     path: &Path,
@@ -348,81 +372,13 @@ fn check_prefixes(
     error_prefix: Option<&(String, Mark)>,
     dynamic: DpCheck,
 ) -> Option<(Template, Option<Template>)> {
-    let p_path = path.key("prefix");
     let e_path = path.key("error_output_prefix");
     let main = match prefix {
-        Some((raw, mark)) => match Template::parse(raw) {
-            Ok(t) => {
-                if t.has_error_output_type() {
-                    ctx.error(
-                        *mark,
-                        &p_path,
-                        "!{firehose:error-output-type} is only allowed in error_output_prefix",
-                    );
-                }
-                match dynamic {
-                    DpCheck::Unknown => {}
-                    DpCheck::Disabled if t.has_partition_keys() => ctx.error(
-                        *mark,
-                        &p_path,
-                        "partitionKeyFromQuery and partitionKeyFromLambda need dynamic_partitioning enabled",
-                    ),
-                    DpCheck::Disabled => {}
-                    DpCheck::Enabled(_) if !t.has_partition_keys() => ctx.error(
-                        *mark,
-                        &p_path,
-                        "with dynamic_partitioning enabled the prefix must use !{partitionKeyFromQuery:...} or !{partitionKeyFromLambda:...}",
-                    ),
-                    DpCheck::Enabled(scope) => {
-                        if t.has_query_keys() && !scope.has_query {
-                            ctx.error(
-                                *mark,
-                                &p_path,
-                                "!{partitionKeyFromQuery:...} needs processing.metadata_extraction.query",
-                            );
-                        }
-                        if t.has_lambda_keys() && !scope.has_transform {
-                            ctx.error(
-                                *mark,
-                                &p_path,
-                                "!{partitionKeyFromLambda:...} needs processing.transform",
-                            );
-                        }
-                    }
-                }
-                Some(t)
-            }
-            Err(e) => {
-                ctx.error(*mark, &p_path, e);
-                None
-            }
-        },
+        Some((raw, mark)) => check_main_prefix(ctx, &path.key("prefix"), raw, *mark, dynamic),
         None => Some(Template::default()),
     };
     let error = match error_prefix {
-        Some((raw, mark)) => match Template::parse(raw) {
-            Ok(t) => {
-                if t.has_partition_keys() {
-                    ctx.error(
-                        *mark,
-                        &e_path,
-                        "partition keys are not allowed in error_output_prefix",
-                    );
-                }
-                if t.has_expressions() && !t.has_error_output_type() {
-                    ctx.error(
-                        *mark,
-                        &e_path,
-                        "an error_output_prefix with expressions must contain !{firehose:error-output-type}",
-                    );
-                }
-                Some(Some(t))
-            }
-            Err(e) => {
-                ctx.error(*mark, &e_path, e);
-                None
-            }
-        },
+        Some((raw, mark)) => check_error_prefix(ctx, &e_path, raw, *mark).map(Some),
         None => Some(None),
     };
     if let (Some(t), Some(Some(e)), Some((_, mark))) = (&main, &error, error_prefix)
@@ -446,6 +402,81 @@ fn check_prefixes(
         );
     }
     Some((main?, error?))
+}
+
+/// `prefix`: its expressions, and the partition keys dynamic partitioning needs.
+fn check_main_prefix(
+    ctx: &mut Ctx,
+    path: &Path,
+    raw: &str,
+    mark: Mark,
+    dynamic: DpCheck,
+) -> Option<Template> {
+    let t = match Template::parse(raw) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.error(mark, path, e);
+            return None;
+        }
+    };
+    if t.has_error_output_type() {
+        ctx.error(
+            mark,
+            path,
+            "!{firehose:error-output-type} is only allowed in error_output_prefix",
+        );
+    }
+    let needs = match dynamic {
+        DpCheck::Unknown => None,
+        DpCheck::Disabled if t.has_partition_keys() => Some(
+            "partitionKeyFromQuery and partitionKeyFromLambda need dynamic_partitioning enabled",
+        ),
+        DpCheck::Disabled => None,
+        DpCheck::Enabled(_) if !t.has_partition_keys() => Some(
+            "with dynamic_partitioning enabled the prefix must use !{partitionKeyFromQuery:...} or !{partitionKeyFromLambda:...}",
+        ),
+        DpCheck::Enabled(scope) => {
+            if t.has_query_keys() && !scope.has_query {
+                ctx.error(
+                    mark,
+                    path,
+                    "!{partitionKeyFromQuery:...} needs processing.metadata_extraction.query",
+                );
+            }
+            (t.has_lambda_keys() && !scope.has_transform)
+                .then_some("!{partitionKeyFromLambda:...} needs processing.transform")
+        }
+    };
+    if let Some(message) = needs {
+        ctx.error(mark, path, message);
+    }
+    Some(t)
+}
+
+/// `error_output_prefix`: no partition keys; with expressions, the error-output-type.
+fn check_error_prefix(ctx: &mut Ctx, path: &Path, raw: &str, mark: Mark) -> Option<Template> {
+    let t = match Template::parse(raw) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.error(mark, path, e);
+            return None;
+        }
+    };
+    if t.has_partition_keys() {
+        ctx.error(
+            mark,
+            path,
+            "partition keys are not allowed in error_output_prefix",
+        );
+    }
+    if t.has_expressions() && !t.has_error_output_type() {
+        ctx.error(
+            mark,
+            path,
+            "an error_output_prefix with expressions must contain !{firehose:error-output-type}",
+        );
+    }
+    Some(t)
 }
 
 fn valid_bucket(name: &str) -> bool {

@@ -5,6 +5,7 @@ mod conversion;
 mod decode;
 mod destination;
 pub mod error;
+mod kinesis;
 pub mod model;
 pub mod transform;
 mod yaml;
@@ -78,21 +79,7 @@ pub fn parse(
 fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
     let mut top = MapReader::new(ctx, root, Path::root())?;
     let listen = match top.get("listen") {
-        Some(node) => {
-            let path = top.path.key("listen");
-            let text = ctx.string(node, &path);
-            text.and_then(|t| match t.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    ctx.error(
-                        node.mark,
-                        &path,
-                        format!("must be IP:PORT such as 127.0.0.1:4573 (got {t:?})"),
-                    );
-                    None
-                }
-            })
-        }
+        Some(node) => decode_listen(ctx, node, top.path.key("listen")),
         None => DEFAULT_LISTEN.parse().ok(),
     };
     let state_dir = match top.get("state_dir") {
@@ -130,30 +117,15 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         Some(node) => ctx.bool(node, &top.path.key("relax_aws_limits")),
         None => Some(false),
     };
-    let mut streams = Vec::new();
-    if let Some(node) = top.get("delivery_streams") {
-        let path = top.path.key("delivery_streams");
-        if let Some(items) = ctx.list(node, &path) {
-            let mut names: Vec<(String, usize)> = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let (name, stream) =
-                    decode_stream(ctx, item, path.index(i), relax.unwrap_or(false));
-                if let Some((name, mark)) = name {
-                    if let Some((_, line)) = names.iter().find(|(n, _)| *n == name) {
-                        ctx.error(
-                            mark,
-                            &path.index(i).key("name"),
-                            format!(
-                                "duplicate delivery stream name {name:?} (first defined on line {line})"
-                            ),
-                        );
-                    }
-                    names.push((name, mark.line));
-                }
-                streams.extend(stream);
-            }
-        }
-    }
+    let streams = match top.get("delivery_streams") {
+        Some(node) => decode_streams(
+            ctx,
+            node,
+            top.path.key("delivery_streams"),
+            relax.unwrap_or(false),
+        ),
+        None => Vec::new(),
+    };
     top.finish(ctx);
     Some(Config {
         listen: listen?,
@@ -166,6 +138,48 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         lambda_functions: lambda_functions?,
         streams,
     })
+}
+
+/// `listen`: IP:PORT.
+fn decode_listen(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SocketAddr> {
+    let text = ctx.string(node, &path)?;
+    match text.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            ctx.error(
+                node.mark,
+                &path,
+                format!("must be IP:PORT such as 127.0.0.1:4573 (got {text:?})"),
+            );
+            None
+        }
+    }
+}
+
+/// `delivery_streams`: each stream, names unique.
+fn decode_streams(ctx: &mut Ctx, node: &yaml::Node, path: Path, relax: bool) -> Vec<StreamConfig> {
+    let mut streams = Vec::new();
+    let Some(items) = ctx.list(node, &path) else {
+        return streams;
+    };
+    let mut names: Vec<(String, usize)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let (name, stream) = decode_stream(ctx, item, path.index(i), relax);
+        if let Some((name, mark)) = name {
+            if let Some((_, line)) = names.iter().find(|(n, _)| *n == name) {
+                ctx.error(
+                    mark,
+                    &path.index(i).key("name"),
+                    format!(
+                        "duplicate delivery stream name {name:?} (first defined on line {line})"
+                    ),
+                );
+            }
+            names.push((name, mark.line));
+        }
+        streams.extend(stream);
+    }
+    streams
 }
 
 /// `lambda_functions`: function name -> its local runtime.
@@ -354,7 +368,8 @@ fn decode_source(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SourceC
             result = Some(SourceConfig::DirectPut);
         }
         (None, Some(k)) => {
-            result = decode_kinesis(ctx, k, m.path.key("kinesis_stream")).map(SourceConfig::Kinesis)
+            result =
+                kinesis::decode(ctx, k, m.path.key("kinesis_stream")).map(SourceConfig::Kinesis)
         }
         (Some(_), Some(_)) => ctx.error(
             m.mark(),
@@ -369,125 +384,6 @@ fn decode_source(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SourceC
     }
     m.finish(ctx);
     result
-}
-
-fn decode_kinesis(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<KinesisSourceConfig> {
-    let mut m = MapReader::new(ctx, node, path)?;
-    let name = m.get("stream_name");
-    let arn = m.get("stream_arn");
-    let stream = match (name, arn) {
-        (Some(n), None) => ctx.string(n, &m.path.key("stream_name")).and_then(|v| {
-            let ok = (1..=128).contains(&v.len())
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            if !ok {
-                ctx.error(
-                    n.mark,
-                    &m.path.key("stream_name"),
-                    format!("must match [a-zA-Z0-9_.-]{{1,128}} (got {v:?})"),
-                );
-            }
-            ok.then_some(KinesisStreamRef::Name(v))
-        }),
-        (None, Some(a)) => ctx.string(a, &m.path.key("stream_arn")).and_then(|v| {
-            let ok = v.starts_with("arn:") && v.contains(":kinesis:") && v.contains(":stream/");
-            if !ok {
-                ctx.error(
-                    a.mark,
-                    &m.path.key("stream_arn"),
-                    format!("must be arn:aws:kinesis:REGION:ACCOUNT:stream/NAME (got {v:?})"),
-                );
-            }
-            ok.then_some(KinesisStreamRef::Arn(v))
-        }),
-        (Some(_), Some(_)) => {
-            ctx.error(
-                m.mark(),
-                &m.path,
-                "exactly one of stream_name, stream_arn (got both)",
-            );
-            None
-        }
-        (None, None) => {
-            ctx.error(
-                m.mark(),
-                &m.path,
-                "exactly one of stream_name, stream_arn is required",
-            );
-            None
-        }
-    };
-    let endpoint_url = m.get("endpoint_url").and_then(|n| {
-        let path = m.path.key("endpoint_url");
-        let url = ctx.string(n, &path)?;
-        destination::check_url(ctx, n.mark, &path, &url).then_some(url)
-    });
-    let position = match m.get("starting_position") {
-        Some(n) => ctx.one_of(
-            n,
-            &m.path.key("starting_position"),
-            &["LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"],
-        ),
-        None => Some(0),
-    };
-    let timestamp = m.get("starting_timestamp").map(|n| {
-        let path = m.path.key("starting_timestamp");
-        let text = ctx.string(n, &path)?;
-        match chrono::DateTime::parse_from_rfc3339(text.trim()) {
-            Ok(t) => Some(t.timestamp_millis()),
-            Err(_) => {
-                ctx.error(
-                    n.mark,
-                    &path,
-                    format!("must be an RFC 3339 time such as 2026-01-01T00:00:00Z (got {text:?})"),
-                );
-                None
-            }
-        }
-    });
-    let starting_position = match (position, timestamp) {
-        (Some(0), None) => Some(StartingPosition::Latest),
-        (Some(1), None) => Some(StartingPosition::TrimHorizon),
-        (Some(2), Some(Some(t))) => Some(StartingPosition::AtTimestamp(t)),
-        (Some(2), None) => {
-            ctx.error(
-                m.mark(),
-                &m.path.key("starting_timestamp"),
-                "required with starting_position AT_TIMESTAMP",
-            );
-            None
-        }
-        (Some(_), Some(Some(_))) => {
-            ctx.error(
-                m.mark(),
-                &m.path.key("starting_timestamp"),
-                "only allowed with starting_position AT_TIMESTAMP",
-            );
-            None
-        }
-        _ => None,
-    };
-    let discovery = match m.get("discovery_interval_seconds") {
-        Some(n) => ctx.int_in(n, &m.path.key("discovery_interval_seconds"), 1..=3600),
-        None => Some(10),
-    };
-    let limit = match m.get("get_records_limit") {
-        Some(n) => ctx.int_in(n, &m.path.key("get_records_limit"), 1..=10_000),
-        None => Some(10_000),
-    };
-    let buffered = match m.get("max_buffered_mib") {
-        Some(n) => ctx.int_in(n, &m.path.key("max_buffered_mib"), 1..=4096),
-        None => Some(64),
-    };
-    m.finish(ctx);
-    Some(KinesisSourceConfig {
-        stream: stream?,
-        endpoint_url,
-        starting_position: starting_position?,
-        discovery_interval_seconds: discovery?,
-        max_buffered_mib: buffered?,
-        get_records_limit: limit?,
-    })
 }
 
 fn decode_processing(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<ProcessingConfig> {

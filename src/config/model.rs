@@ -178,6 +178,18 @@ impl Buffering {
         interval_seconds: 300,
     };
 
+    /// AWS's defaults: 5 MiB / 300 s, 128 MiB with format conversion.
+    pub fn default_for(converting: bool) -> Buffering {
+        if converting {
+            Buffering {
+                size_mib: 128,
+                ..Buffering::DEFAULT
+            }
+        } else {
+            Buffering::DEFAULT
+        }
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.size_mib * 1024 * 1024
     }

@@ -50,7 +50,7 @@ pub const PARTITION_KEY_MISSING: &str = "DynamicPartitioning.PartitionKeyMissing
 pub const ACTIVE_PARTITIONS_EXCEEDED: &str = "DynamicPartitioning.ActivePartitionsLimitExceeded";
 
 /// The partition of a record: its key values, or why it has none.
-pub fn resolve(
+pub(crate) fn resolve(
     template: &Template,
     keys: Option<&RecordKeys>,
     record: &Record,
@@ -58,49 +58,13 @@ pub fn resolve(
 ) -> Result<PartitionValues, Unpartitioned> {
     let mut values = PartitionValues::default();
     for (from_query, name) in template.partition_keys() {
-        let found = if from_query {
-            match keys.and_then(|k| k.query.as_ref()) {
-                Some(Err(e)) => {
-                    return Err(Unpartitioned {
-                        output_type: "metadata-extraction-failed",
-                        code: METADATA_EXTRACTION_FAILED,
-                        message: e.to_string(),
-                    });
-                }
-                Some(Ok(k)) => k.get(name),
-                None => None,
-            }
-        } else {
-            keys.and_then(|k| k.lambda.as_ref())
-                .and_then(|k| k.get(name))
-        };
-        if let Some(v) = found
-            && let Some(why) = unusable(v)
-        {
-            return Err(Unpartitioned {
-                output_type: "partitioning-failed",
-                code: PARTITION_KEY_MISSING,
-                message: format!("partition key {name:?}: {why}"),
-            });
-        }
-        let Some(v) = found.filter(|v| !v.is_empty()) else {
-            let ns = if from_query {
-                "partitionKeyFromQuery"
-            } else {
-                "partitionKeyFromLambda"
-            };
-            return Err(Unpartitioned {
-                output_type: "partitioning-failed",
-                code: PARTITION_KEY_MISSING,
-                message: format!("partition key {name:?} ({ns}) is missing or empty"),
-            });
-        };
+        let v = key_value(keys, from_query, name)?;
         let map = if from_query {
             &mut values.query
         } else {
             &mut values.lambda
         };
-        map.insert(name.to_string(), v.clone());
+        map.insert(name.to_string(), v.to_string());
     }
     let time = chrono::DateTime::from_timestamp_millis(record.arrival_ms)
         .unwrap_or_default()
@@ -110,30 +74,80 @@ pub fn resolve(
         error_output_type: None,
         partition: Some(&values),
     });
+    check_evaluated(&evaluated)?;
+    Ok(values)
+}
+
+fn partitioning_failed(message: String) -> Unpartitioned {
+    Unpartitioned {
+        output_type: "partitioning-failed",
+        code: PARTITION_KEY_MISSING,
+        message,
+    }
+}
+
+/// The value of partition key `name`, from the query's keys or the transform's.
+fn key_value<'k>(
+    keys: Option<&'k RecordKeys>,
+    from_query: bool,
+    name: &str,
+) -> Result<&'k str, Unpartitioned> {
+    let found = if from_query {
+        match keys.and_then(|k| k.query.as_ref()) {
+            Some(Err(e)) => {
+                return Err(Unpartitioned {
+                    output_type: "metadata-extraction-failed",
+                    code: METADATA_EXTRACTION_FAILED,
+                    message: e.to_string(),
+                });
+            }
+            Some(Ok(k)) => k.get(name),
+            None => None,
+        }
+    } else {
+        keys.and_then(|k| k.lambda.as_ref())
+            .and_then(|k| k.get(name))
+    };
+    if let Some(v) = found
+        && let Some(why) = unusable(v)
+    {
+        return Err(partitioning_failed(format!(
+            "partition key {name:?}: {why}"
+        )));
+    }
+    match found.filter(|v| !v.is_empty()) {
+        Some(v) => Ok(v),
+        None => {
+            let ns = if from_query {
+                "partitionKeyFromQuery"
+            } else {
+                "partitionKeyFromLambda"
+            };
+            Err(partitioning_failed(format!(
+                "partition key {name:?} ({ns}) is missing or empty"
+            )))
+        }
+    }
+}
+
+/// An evaluated prefix must fit AWS's length and a file name's segment length.
+fn check_evaluated(evaluated: &str) -> Result<(), Unpartitioned> {
     if let Some(long) = evaluated
         .split('/')
         .find(|seg| seg.len() > MAX_SEGMENT_BYTES)
     {
-        return Err(Unpartitioned {
-            output_type: "partitioning-failed",
-            code: PARTITION_KEY_MISSING,
-            message: format!(
-                "a part of the evaluated prefix is {} bytes long; at most {MAX_SEGMENT_BYTES} fit a file name",
-                long.len()
-            ),
-        });
+        return Err(partitioning_failed(format!(
+            "a part of the evaluated prefix is {} bytes long; at most {MAX_SEGMENT_BYTES} fit a file name",
+            long.len()
+        )));
     }
     if evaluated.chars().count() > MAX_EVALUATED_LEN || evaluated.len() > MAX_PREFIX_BYTES {
-        return Err(Unpartitioned {
-            output_type: "partitioning-failed",
-            code: PARTITION_KEY_MISSING,
-            message: format!(
-                "the evaluated prefix is {} characters long; at most {MAX_EVALUATED_LEN} are allowed",
-                evaluated.chars().count()
-            ),
-        });
+        return Err(partitioning_failed(format!(
+            "the evaluated prefix is {} characters long; at most {MAX_EVALUATED_LEN} are allowed",
+            evaluated.chars().count()
+        )));
     }
-    Ok(values)
+    Ok(())
 }
 
 #[derive(Serialize)]

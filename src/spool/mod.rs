@@ -125,23 +125,7 @@ impl Spool {
     ) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
         let id = load_or_create_id(dir)?;
-        let mut list = segment::list(dir)?;
-        // An empty segment before the last is the leftover of a roll that failed half-way.
-        let last = list.last().map(|(first, _)| *first);
-        for (first, size) in list.iter().filter(|(f, s)| *s == 0 && Some(*f) != last) {
-            tracing::warn!(
-                segment = first,
-                size,
-                "removing an empty spool segment left by a failed roll"
-            );
-            std::fs::remove_file(segment::path(dir, *first))?;
-        }
-        list.retain(|(f, s)| *s > 0 || Some(*f) == last);
-        if list.is_empty() {
-            std::fs::File::create(segment::path(dir, 0))?;
-            std::fs::File::open(dir)?.sync_all()?;
-            list.push((0, 0));
-        }
+        let list = recover_segments(dir)?;
         let (last_first, last_size) = *list.last().unwrap_or(&(0, 0));
         let last_path = segment::path(dir, last_first);
         let (count, valid) = segment::scan(&last_path)?;
@@ -350,6 +334,29 @@ impl Spool {
             let _ = handle.join();
         }
     }
+}
+
+/// The segments of the spool in `dir` (first sequence number, size), at least one: empty
+/// segments left by a roll that failed half-way are removed.
+fn recover_segments(dir: &Path) -> io::Result<Vec<(u64, u64)>> {
+    let mut list = segment::list(dir)?;
+    // An empty segment before the last is the leftover of a roll that failed half-way.
+    let last = list.last().map(|(first, _)| *first);
+    for (first, size) in list.iter().filter(|(f, s)| *s == 0 && Some(*f) != last) {
+        tracing::warn!(
+            segment = first,
+            size,
+            "removing an empty spool segment left by a failed roll"
+        );
+        std::fs::remove_file(segment::path(dir, *first))?;
+    }
+    list.retain(|(f, s)| *s > 0 || Some(*f) == last);
+    if list.is_empty() {
+        std::fs::File::create(segment::path(dir, 0))?;
+        std::fs::File::open(dir)?.sync_all()?;
+        list.push((0, 0));
+    }
+    Ok(list)
 }
 
 fn load_or_create_id(dir: &Path) -> io::Result<u64> {

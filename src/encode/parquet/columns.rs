@@ -497,6 +497,15 @@ impl Builder {
                 let (offsets, data, nulls) = values.take();
                 Arc::new(BinaryArray::try_new(offsets, data, nulls)?)
             }
+            Builder::List { .. } | Builder::Map { .. } | Builder::Struct { .. } => {
+                self.finish_nested()?
+            }
+        })
+    }
+
+    /// `finish` of the nested builders: lists, maps and structs finish their children first.
+    fn finish_nested(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
             Builder::List {
                 offsets,
                 valid,
@@ -548,6 +557,7 @@ impl Builder {
                     valid.finish(),
                 )?)
             }
+            _ => return Err(ArrowError::SchemaError("not a nested builder".into())),
         })
     }
 }

@@ -270,12 +270,7 @@ fn read_value(
                 ..
             },
         ) => {
-            p.begin_array()?;
-            let mut i = 0;
-            while p.next_element(i == 0)? {
-                read_value(child, p, rules, depth + 1).map_err(|f| f.within(format!("[{i}]")))?;
-                i += 1;
-            }
+            read_list(child, p, rules, depth)?;
             offsets.push(offset(child.len())?);
             valid.push(true);
             Ok(())
@@ -290,20 +285,7 @@ fn read_value(
                 ..
             },
         ) => {
-            p.begin_object()?;
-            // Keys compared as converted ("1" and "01" are one int key).
-            let mut seen: HashSet<Vec<u8>> = HashSet::new();
-            let mut first = true;
-            while let Some(key) = p.next_key(first)? {
-                first = false;
-                let at = || format!("[{key:?}]");
-                values::push(keys, Scalar::Str(key.clone()), &rules.timestamps)
-                    .map_err(|m| shape(format!("map key: {m}")).within(at()))?;
-                if keys.last_value_bytes().is_some_and(|k| !seen.insert(k)) {
-                    return Err(shape("duplicate map key").within(at()));
-                }
-                read_value(values, p, rules, depth + 1).map_err(|f| f.within(at()))?;
-            }
+            read_map(keys, values, p, rules, depth)?;
             offsets.push(offset(keys.len())?);
             valid.push(true);
             Ok(())
@@ -332,6 +314,47 @@ fn read_value(
             values::push(b, Scalar::Bool(v), &rules.timestamps).map_err(Misfit::from)
         }
     }
+}
+
+/// The elements of a JSON array into a list's child builder.
+fn read_list(
+    child: &mut Builder,
+    p: &mut Parser<'_>,
+    rules: &Rules,
+    depth: usize,
+) -> Result<(), Misfit> {
+    p.begin_array()?;
+    let mut i = 0;
+    while p.next_element(i == 0)? {
+        read_value(child, p, rules, depth + 1).map_err(|f| f.within(format!("[{i}]")))?;
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The members of a JSON object into a map's key and value builders; keys are compared as
+/// converted ("1" and "01" are one int key).
+fn read_map(
+    keys: &mut Builder,
+    values: &mut Builder,
+    p: &mut Parser<'_>,
+    rules: &Rules,
+    depth: usize,
+) -> Result<(), Misfit> {
+    p.begin_object()?;
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut first = true;
+    while let Some(key) = p.next_key(first)? {
+        first = false;
+        let at = || format!("[{key:?}]");
+        values::push(keys, Scalar::Str(key.clone()), &rules.timestamps)
+            .map_err(|m| shape(format!("map key: {m}")).within(at()))?;
+        if keys.last_value_bytes().is_some_and(|k| !seen.insert(k)) {
+            return Err(shape("duplicate map key").within(at()));
+        }
+        read_value(values, p, rules, depth + 1).map_err(|f| f.within(at()))?;
+    }
+    Ok(())
 }
 
 fn offset(len: usize) -> Result<i32, Misfit> {

@@ -118,17 +118,7 @@ pub(crate) fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Resul
             values,
             precision,
             scale,
-        } => {
-            let text = match &v {
-                Scalar::Num(n) => n.text,
-                Scalar::Str(s) => s.trim(),
-                Scalar::Bool(_) => return Err(not_a(&v, "a decimal")),
-            };
-            let x = decimal(text, *precision, *scale)
-                .ok_or_else(|| not_a(&v, "a decimal"))?
-                .ok_or_else(|| out_of(&v, format!("decimal({precision},{scale})")))?;
-            values.push(x);
-        }
+        } => values.push(decimal_of(&v, *precision, *scale)?),
         Builder::Date(p) => {
             let days = match &v {
                 Scalar::Str(s) => date_days(s),
@@ -136,21 +126,7 @@ pub(crate) fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Resul
             };
             p.push(days.ok_or_else(|| not_a(&v, "a date (yyyy-MM-dd)"))?);
         }
-        Builder::Timestamp(p, unit) => {
-            let nanos = match &v {
-                Scalar::Num(n) => ts.from_number(n.text, n.integer),
-                Scalar::Str(s) => ts.from_text(s),
-                Scalar::Bool(_) => None,
-            }
-            .ok_or_else(|| not_a(&v, "a timestamp"))?;
-            let per = match unit {
-                TimeUnit::Millisecond => 1_000_000,
-                TimeUnit::Nanosecond => 1,
-                _ => 1_000,
-            };
-            let x = i64::try_from(nanos.div_euclid(per)).map_err(|_| out_of(&v, "a timestamp"))?;
-            p.push(x);
-        }
+        Builder::Timestamp(p, unit) => p.push(timestamp_of(&v, *unit, ts)?),
         Builder::Utf8 { values, max_chars } => {
             let text = v.text();
             let text = match max_chars.and_then(|n| text.char_indices().nth(n as usize)) {
@@ -182,6 +158,34 @@ pub(crate) fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Resul
         }
     }
     Ok(())
+}
+
+/// An exact decimal (a number, or a numeric string) scaled to the column's scale.
+fn decimal_of(v: &Scalar<'_>, precision: u8, scale: u8) -> Result<i128, ValueError> {
+    let text = match v {
+        Scalar::Num(n) => n.text,
+        Scalar::Str(s) => s.trim(),
+        Scalar::Bool(_) => return Err(not_a(v, "a decimal")),
+    };
+    decimal(text, precision, scale)
+        .ok_or_else(|| not_a(v, "a decimal"))?
+        .ok_or_else(|| out_of(v, format!("decimal({precision},{scale})")))
+}
+
+/// A timestamp (epoch number or text, as the SerDe's rules read it) in the column's unit.
+fn timestamp_of(v: &Scalar<'_>, unit: TimeUnit, ts: &TimestampRules) -> Result<i64, ValueError> {
+    let nanos = match v {
+        Scalar::Num(n) => ts.from_number(n.text, n.integer),
+        Scalar::Str(s) => ts.from_text(s),
+        Scalar::Bool(_) => None,
+    }
+    .ok_or_else(|| not_a(v, "a timestamp"))?;
+    let per = match unit {
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Nanosecond => 1,
+        _ => 1_000,
+    };
+    i64::try_from(nanos.div_euclid(per)).map_err(|_| out_of(v, "a timestamp"))
 }
 
 fn int<T: TryFrom<i64>>(v: &Scalar<'_>, name: &str) -> Result<T, ValueError> {

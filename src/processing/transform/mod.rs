@@ -20,6 +20,16 @@ use crate::config::transform::TransformConfig;
 use crate::metrics::StreamMetrics;
 use crate::record::{Record, now_ms};
 
+/// How one invocation attempt failed.
+enum Attempt {
+    /// The function failed, timed out or answered wrongly: counted, logged, retried.
+    Failed(InvokeError),
+    /// The request could not be built: retried.
+    NotMade(InvokeError),
+    /// No invocation can succeed (the request is over the payload limit): not retried.
+    Hopeless(InvokeError),
+}
+
 pub enum Runtime {
     Subprocess(Box<subprocess::Subprocess>),
     Wasm(wasm::WasmTransform),
@@ -59,72 +69,84 @@ impl Transform {
 
     /// Runs `records` through the function; one outcome per record, in order. Encoding the
     /// request and checking the response run on the blocking pool.
-    pub async fn process(&mut self, records: &Arc<[Record]>) -> Vec<Outcome> {
+    pub(crate) async fn process(&mut self, records: &Arc<[Record]>) -> Vec<Outcome> {
         if records.is_empty() {
             return Vec::new();
         }
         let attempts = self.config.number_of_retries + 1;
-        let timeout = Duration::from_secs(self.config.timeout_seconds);
         let mut last = InvokeError::Function("not invoked".into());
         let mut made = 0;
         for attempt in 1..=attempts {
             made = attempt;
-            let id = uuid::Uuid::new_v4().hyphenated().to_string();
-            let (inv, recs) = (self.invocation.clone(), records.clone());
-            let request = match tokio::task::spawn_blocking(move || {
-                contract::request(&inv, &id, &recs)
-            })
-            .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    last = InvokeError::Function(format!("building the request failed: {e}"));
-                    continue;
-                }
-            };
-            if request.len() > contract::MAX_REQUEST_BYTES {
-                // Only a single record can get here (batches are cut before the limit):
-                // no function can be invoked with it, retrying changes nothing.
-                last = InvokeError::Function(format!(
-                    "the request of {} bytes is over the {} bytes Lambda payload limit",
-                    request.len(),
-                    contract::MAX_REQUEST_BYTES
-                ));
-                break;
-            }
-            let started = Instant::now();
-            let answer = match &mut self.runtime {
-                Runtime::Subprocess(s) => s.call(&request, timeout).await,
-                Runtime::Wasm(w) => w.call(request, timeout).await,
-            };
-            self.metrics.transform_invocations.add(1);
-            self.metrics
-                .transform_duration_ms
-                .add(started.elapsed().as_millis() as u64);
-            let checked = match answer {
-                Ok(body) => {
-                    let recs = records.clone();
-                    tokio::task::spawn_blocking(move || contract::parse_response(&recs, &body))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Err(InvokeError::Function(format!(
-                                "checking the response failed: {e}"
-                            )))
-                        })
-                }
-                Err(e) => Err(e),
-            };
-            match checked {
+            match self.invoke(records).await {
                 Ok(verdicts) => return self.outcomes(records, verdicts, attempt),
-                Err(e) => {
+                Err(Attempt::Hopeless(e)) => {
+                    last = e;
+                    break;
+                }
+                Err(Attempt::Failed(e)) => {
                     self.metrics.transform_failed_invocations.add(1);
                     tracing::warn!(transform = %self.label, attempt, attempts,
                         records = records.len(), code = e.code(), error = %e.message(),
                         "transform invocation failed");
                     last = e;
                 }
+                Err(Attempt::NotMade(e)) => last = e,
             }
         }
+        self.failed_batch(records, last, made).await
+    }
+
+    /// One invocation: the request, the call within the timeout, the response checked.
+    async fn invoke(&mut self, records: &Arc<[Record]>) -> Result<Vec<Verdict>, Attempt> {
+        let timeout = Duration::from_secs(self.config.timeout_seconds);
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let (inv, recs) = (self.invocation.clone(), records.clone());
+        let request = tokio::task::spawn_blocking(move || contract::request(&inv, &id, &recs))
+            .await
+            .map_err(|e| {
+                Attempt::NotMade(InvokeError::Function(format!(
+                    "building the request failed: {e}"
+                )))
+            })?;
+        if request.len() > contract::MAX_REQUEST_BYTES {
+            // Only a single record can get here (batches are cut before the limit): no
+            // function can be invoked with it, retrying changes nothing.
+            return Err(Attempt::Hopeless(InvokeError::Function(format!(
+                "the request of {} bytes is over the {} bytes Lambda payload limit",
+                request.len(),
+                contract::MAX_REQUEST_BYTES
+            ))));
+        }
+        let started = Instant::now();
+        let answer = match &mut self.runtime {
+            Runtime::Subprocess(s) => s.call(&request, timeout).await,
+            Runtime::Wasm(w) => w.call(request, timeout).await,
+        };
+        self.metrics.transform_invocations.add(1);
+        self.metrics
+            .transform_duration_ms
+            .add(started.elapsed().as_millis() as u64);
+        let body = answer.map_err(Attempt::Failed)?;
+        let recs = records.clone();
+        tokio::task::spawn_blocking(move || contract::parse_response(&recs, &body))
+            .await
+            .unwrap_or_else(|e| {
+                Err(InvokeError::Function(format!(
+                    "checking the response failed: {e}"
+                )))
+            })
+            .map_err(Attempt::Failed)
+    }
+
+    /// Every record of a batch whose invocations all failed, as a processing-failed error
+    /// record with the last failure.
+    async fn failed_batch(
+        &self,
+        records: &Arc<[Record]>,
+        last: InvokeError,
+        made: u32,
+    ) -> Vec<Outcome> {
         let failure = LambdaFailure {
             code: last.code(),
             message: last.message().to_string(),
