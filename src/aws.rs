@@ -11,7 +11,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use crate::config::AwsSettings;
 
 /// The shared SDK configuration. Region: the setting, else the SDK chain, else us-east-1.
-pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
+pub(crate) async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     let region = RegionProviderChain::first_try(settings.region.clone().map(Region::new))
         .or_default_provider()
         .or_else(Region::new("us-east-1"));
@@ -24,7 +24,7 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
 
 /// An S3 client. The SDK's own retries are off: the uploader retries with its own backoff and
 /// never gives up on an object, so retries are counted and logged in one place.
-pub fn s3_client(
+pub(crate) fn s3_client(
     sdk: &SdkConfig,
     endpoint_url: Option<&str>,
     force_path_style: Option<bool>,
@@ -48,14 +48,17 @@ pub fn s3_client(
 }
 
 /// The region the SDK settled on, for ARNs.
-pub fn region_name(sdk: &SdkConfig) -> String {
+pub(crate) fn region_name(sdk: &SdkConfig) -> String {
     sdk.region()
         .map(ToString::to_string)
         .unwrap_or_else(|| "us-east-1".into())
 }
 
 /// A Kinesis client; as for S3, the readers retry with their own backoff (and count throttling).
-pub fn kinesis_client(sdk: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_kinesis::Client {
+pub(crate) fn kinesis_client(
+    sdk: &SdkConfig,
+    endpoint_url: Option<&str>,
+) -> aws_sdk_kinesis::Client {
     let mut builder = aws_sdk_kinesis::config::Builder::from(sdk)
         .retry_config(RetryConfig::disabled())
         .timeout_config(

@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 /// What failed, and why.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("destination {component}: {reason}")]
-pub struct Fatal {
-    pub component: String,
-    pub reason: String,
+pub(crate) struct Fatal {
+    pub(crate) component: String,
+    pub(crate) reason: String,
 }
 
 /// Where components report a fatal error; cheap to clone, never blocks.

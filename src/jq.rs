@@ -1,4 +1,4 @@
-//! Inline metadata extraction for dynamic partitioning (FIREHOSE.md section 7): a jq query,
+//! Inline metadata extraction for dynamic partitioning (docs/aws-behaviour.md section 7): a jq query,
 //! run by jaq (a jq implementation in Rust), that builds an object of partition keys from a
 //! JSON record. jaq values are not `Send`, so each thread compiles the query once and keeps it.
 
@@ -10,7 +10,7 @@ use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 
 /// AWS's limit on the keys of one query.
-pub const MAX_KEYS: usize = 50;
+pub(crate) const MAX_KEYS: usize = 50;
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
 

@@ -1,55 +1,59 @@
 //! firehosed: Amazon Data Firehose on a VM you own and inside test suites.
 //!
-//! The flow (DESIGN.md section 1): `api` accepts records -> `stream::put` makes them durable in
-//! the `spool` (the acknowledgement) -> the stream's processor reads the log once, runs
-//! `processing` (the transform) and hands each destination its records, error records and
-//! backups -> `destination` stages, seals and delivers objects -> S3 or a folder -> the
-//! destination's watermark moves its log cursor.
+//! The flow (docs/architecture.md): `api` accepts records -> `stream` makes them durable in the
+//! `spool` (the acknowledgement) -> the stream's processor reads the log once, runs
+//! `processing` (de-aggregation, the transform, partition keys) and hands each destination its
+//! records, error records and backups -> `destination` stages, seals and delivers objects to S3
+//! or a folder -> the destination's watermark moves its log cursor (the cursor update is
+//! injected into the destination, never imported by it).
 //!
-//! Module map:
-//! - `app`: start-up, serving, drain on shutdown; `app::build` makes a running stream,
-//!   `app::reload` applies a re-read file (SIGHUP), `app::open_files` the open-file budget.
-//! - `config`: YAML -> checked model; every error with FILE:LINE:COLUMN and key path
-//!   (`config::transform` also holds `lambda_functions`, what API Lambda processors run).
+//! Module map, top to bottom (a module imports only modules below it; tests/house.rs checks):
+//! - `app`: start-up, serving, the drain on shutdown, reload (SIGHUP). The only user of anyhow.
+//! - `api`: the Firehose awsJson 1.1 API, plain ingest, flush, /healthz, /readyz, /metrics;
+//!   AWS-shaped errors, mapped once from the lower modules' typed errors.
+//! - `streams`: the one owner of the running streams (create / update / delete / restore /
+//!   apply a reloaded file), the open-file admission, and `streams::build`, which assembles a
+//!   stream from its configuration.
 //! - `control`: the control plane's records (origin, version, tags, status; API streams kept in
-//!   state_dir/streams) and `control::request`, AWS request shapes -> the config's shape.
-//! - `api`: the Firehose awsJson 1.1 API, plain ingest, flush, /healthz, /metrics.
+//!   state_dir/streams) and `control::request`, AWS request shapes -> the configuration's shape.
+//! - `stream`: a running delivery stream (put, flush, close) and its `processor`.
 //! - `source`: one ordered log per stream: the spool (Direct PUT) or the in-memory log fed by
 //!   the Kinesis source (`source::kinesis`: shard discovery, readers, KPL, checkpoints).
+//! - `destination`: object `naming`, `staging` (one object's encoder and file), `stagers` (the
+//!   objects a destination builds at once), the `worker` (flush on size / interval / flush /
+//!   close) and its uploader, `partition`, the `watermark`, sinks (`s3`, `directory`).
+//! - `processing`: `deaggregate`, the transform (`transform::{contract, subprocess, wasm,
+//!   batch}`), `error_record` (AWS's error JSON).
 //! - `spool`: the durable segment log: group commit, per-destination cursors, replay, budget.
-//! - `stream`: a running delivery stream (put, flush, close) and its `processor`.
-//! - `processing`: `deaggregate` (JSON / delimited records), the transform
-//!   (`transform::{contract, subprocess, wasm}`: the Lambda contract, the child-process and WASM
-//!   runtimes), `error_record` (AWS's error JSON), `metadata` (the jq partition-key query).
-//! - `destination`: object keys (`template`, `timefmt`, `naming`), `staging`, the `worker`
-//!   (flush on size / interval / flush / close), `stagers` (main or per-partition, error and
-//!   backup objects), `partition` (a record's partition from its keys), the `watermark` (when
-//!   the log cursor may move), `sink`s (`s3`, `directory`), `retry`.
-//! - `encode`: compression codecs (GZIP, ZIP, Snappy, HADOOP_SNAPPY) and `encode::parquet`, the
-//!   JSON -> Parquet format conversion (`schema` Hive types, `json` parser, `rows`/`values`
-//!   coercions, `columns` builders, `timestamp` parsing, `ParquetWriter`).
 //! - `aws`: SDK clients from the `aws` settings.
-//! - `metrics`: every metric name, Prometheus rendering.
-//! - `notify`: systemd's sd_notify protocol (READY, STOPPING, WATCHDOG).
-//! - `record`: the record type.
+//! - `config`: YAML -> checked model; every error with FILE:LINE:COLUMN and key path.
+//! - `encode`: compression codecs (GZIP, ZIP, Snappy, HADOOP_SNAPPY) and `encode::parquet`, the
+//!   JSON -> Parquet conversion.
+//! - Shared below all of them: `keys` (prefix templates, Java time formats), `jq` (the
+//!   partition-key query), `retry` (backoff, log gating), `fatal` (a fatal local error reported
+//!   to `app`), `report` (an error and its causes on one line), `metrics`, `notify` (systemd's
+//!   sd_notify), `record` (the record type).
+//!
+//! Public items are what the binary, the benches and the examples use; everything else is
+//! `pub(crate)` (the `unreachable_pub` lint keeps it so).
 
-pub mod api;
+mod api;
 pub mod app;
-pub mod aws;
+mod aws;
 pub mod config;
-pub mod control;
-pub mod destination;
+mod control;
+mod destination;
 pub mod encode;
-pub mod fatal;
-pub mod jq;
-pub mod keys;
-pub mod metrics;
-pub mod notify;
-pub mod processing;
-pub mod record;
-pub mod report;
-pub mod retry;
-pub mod source;
-pub mod spool;
-pub mod stream;
-pub mod streams;
+mod fatal;
+mod jq;
+mod keys;
+mod metrics;
+mod notify;
+mod processing;
+mod record;
+mod report;
+mod retry;
+mod source;
+mod spool;
+mod stream;
+mod streams;

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { config } => match firehosed::config::load(&config) {
             Ok(c) => {
-                println!("ok: {} delivery streams", c.streams.len());
+                println!("ok: {} delivery streams", c.stream_count());
                 ExitCode::SUCCESS
             }
             Err(e) => {

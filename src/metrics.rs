@@ -1,5 +1,5 @@
 //! Every metric, in one place: per-stream counters and the Prometheus text rendering. Names are
-//! AWS's CloudWatch names (FIREHOSE.md section 11) in Prometheus spelling; the HELP line of each
+//! AWS's CloudWatch names (docs/aws-behaviour.md section 11) in Prometheus spelling; the HELP line of each
 //! gives the AWS name. docs/metrics.md lists them.
 
 use std::collections::BTreeMap;
@@ -9,57 +9,57 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A monotonically increasing count.
 #[derive(Default, Debug)]
-pub struct Counter(AtomicU64);
+pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// Counters of one delivery stream (the Direct PUT side).
 #[derive(Default, Debug)]
-pub struct StreamMetrics {
-    pub incoming_bytes: Counter,
-    pub incoming_records: Counter,
-    pub incoming_put_requests: Counter,
-    pub throttled_records: Counter,
-    pub transform_invocations: Counter,
-    pub transform_failed_invocations: Counter,
-    pub transform_duration_ms: Counter,
-    pub transform_ok_records: Counter,
-    pub transform_ok_bytes: Counter,
-    pub transform_dropped_records: Counter,
-    pub transform_failed_records: Counter,
+pub(crate) struct StreamMetrics {
+    pub(crate) incoming_bytes: Counter,
+    pub(crate) incoming_records: Counter,
+    pub(crate) incoming_put_requests: Counter,
+    pub(crate) throttled_records: Counter,
+    pub(crate) transform_invocations: Counter,
+    pub(crate) transform_failed_invocations: Counter,
+    pub(crate) transform_duration_ms: Counter,
+    pub(crate) transform_ok_records: Counter,
+    pub(crate) transform_ok_bytes: Counter,
+    pub(crate) transform_dropped_records: Counter,
+    pub(crate) transform_failed_records: Counter,
 }
 
 /// Counters of one destination of a stream.
 #[derive(Default, Debug)]
-pub struct DestinationMetrics {
-    pub delivered_records: Counter,
-    pub delivered_bytes: Counter,
-    pub delivered_objects: Counter,
-    pub delivered_object_bytes: Counter,
-    pub put_success: Counter,
-    pub put_failures: Counter,
-    pub staging_errors: Counter,
+pub(crate) struct DestinationMetrics {
+    pub(crate) delivered_records: Counter,
+    pub(crate) delivered_bytes: Counter,
+    pub(crate) delivered_objects: Counter,
+    pub(crate) delivered_object_bytes: Counter,
+    pub(crate) put_success: Counter,
+    pub(crate) put_failures: Counter,
+    pub(crate) staging_errors: Counter,
     /// Error records written under the error prefix.
-    pub error_records: Counter,
+    pub(crate) error_records: Counter,
     /// Records written under the source_record_backup prefix.
-    pub backup_records: Counter,
+    pub(crate) backup_records: Counter,
     /// Records sent to the error prefix because the active-partition limit was reached.
-    pub partition_count_exceeded: Counter,
+    pub(crate) partition_count_exceeded: Counter,
     /// Idle partitions whose encoder was closed (their object stays open).
-    pub partition_suspensions: Counter,
+    pub(crate) partition_suspensions: Counter,
     /// Records converted to Parquet rows, and their bytes.
-    pub conversion_ok_records: Counter,
-    pub conversion_ok_bytes: Counter,
+    pub(crate) conversion_ok_records: Counter,
+    pub(crate) conversion_ok_bytes: Counter,
     /// Records that did not fit the schema (sent to the error prefix), and their bytes.
-    pub conversion_failed_records: Counter,
-    pub conversion_failed_bytes: Counter,
+    pub(crate) conversion_failed_records: Counter,
+    pub(crate) conversion_failed_bytes: Counter,
     active_partitions: AtomicU64,
     pending: Mutex<Pending>,
 }
@@ -72,29 +72,29 @@ struct Pending {
 }
 
 impl DestinationMetrics {
-    pub fn set_active_partitions(&self, n: usize) {
+    pub(crate) fn set_active_partitions(&self, n: usize) {
         self.active_partitions.store(n as u64, Ordering::Relaxed);
     }
-    pub fn active_partitions(&self) -> u64 {
+    pub(crate) fn active_partitions(&self) -> u64 {
         self.active_partitions.load(Ordering::Relaxed)
     }
-    pub fn set_staging_oldest(&self, oldest_ms: Option<i64>) {
+    pub(crate) fn set_staging_oldest(&self, oldest_ms: Option<i64>) {
         if let Ok(mut p) = self.pending.lock() {
             p.staging_oldest = oldest_ms;
         }
     }
-    pub fn sealed(&self, id: u64, oldest_ms: i64) {
+    pub(crate) fn sealed(&self, id: u64, oldest_ms: i64) {
         if let Ok(mut p) = self.pending.lock() {
             p.sealed.insert(id, oldest_ms);
         }
     }
-    pub fn delivered(&self, id: u64) {
+    pub(crate) fn delivered(&self, id: u64) {
         if let Ok(mut p) = self.pending.lock() {
             p.sealed.remove(&id);
         }
     }
     /// Age in seconds of the oldest record not yet delivered; 0 when nothing is pending.
-    pub fn data_freshness_seconds(&self, now_ms: i64) -> f64 {
+    pub(crate) fn data_freshness_seconds(&self, now_ms: i64) -> f64 {
         let oldest = self
             .pending
             .lock()
@@ -105,17 +105,17 @@ impl DestinationMetrics {
 }
 
 /// What `render` needs of one stream.
-pub struct StreamView<'a> {
-    pub name: &'a str,
-    pub stream: &'a StreamMetrics,
-    pub destinations: Vec<&'a DestinationMetrics>,
+pub(crate) struct StreamView<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) stream: &'a StreamMetrics,
+    pub(crate) destinations: Vec<&'a DestinationMetrics>,
     /// Bytes of the stream's spool segments on disk.
-    pub spool_bytes: u64,
+    pub(crate) spool_bytes: u64,
     /// Acknowledged records some destination has not delivered yet.
-    pub backlog_records: u64,
+    pub(crate) backlog_records: u64,
     /// Per shard of a Kinesis source: (shard id, records read, bytes read, MillisBehindLatest,
     /// throttled GetRecords).
-    pub shards: Vec<(String, u64, u64, i64, u64)>,
+    pub(crate) shards: Vec<(String, u64, u64, i64, u64)>,
 }
 
 struct Family {
@@ -285,7 +285,7 @@ const DESTINATION_FAMILIES: [Family; 17] = [
 ];
 
 /// The Prometheus text exposition of every stream.
-pub fn render(streams: &[StreamView], now_ms: i64) -> String {
+pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
     let mut out = String::new();
     for (i, f) in STREAM_FAMILIES.iter().enumerate() {
         header(&mut out, f);

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 /// Where notifications go, if anywhere.
 #[derive(Debug, Clone)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     target: Option<String>,
 }
 
 impl Notifier {
     /// From `$NOTIFY_SOCKET`.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Notifier {
             target: std::env::var("NOTIFY_SOCKET")
                 .ok()
@@ -24,7 +24,7 @@ impl Notifier {
     }
 
     /// Sends one notification (`KEY=VALUE` lines); failures are logged, never fatal.
-    pub fn send(&self, message: &str) {
+    pub(crate) fn send(&self, message: &str) {
         let Some(target) = &self.target else {
             return;
         };
@@ -33,17 +33,17 @@ impl Notifier {
         }
     }
 
-    pub fn ready(&self, status: &str) {
+    pub(crate) fn ready(&self, status: &str) {
         self.send(&format!("READY=1\nSTATUS={status}"));
     }
 
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.send("STOPPING=1\nSTATUS=draining: delivering buffered records");
     }
 
     /// The keep-alive period systemd asked for (`$WATCHDOG_USEC`, for this process when
     /// `$WATCHDOG_PID` is set): half of it, as sd_watchdog_enabled(3) advises.
-    pub fn watchdog_interval(&self) -> Option<Duration> {
+    pub(crate) fn watchdog_interval(&self) -> Option<Duration> {
         self.target.as_ref()?;
         let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
         if let Ok(pid) = std::env::var("WATCHDOG_PID")
@@ -55,7 +55,7 @@ impl Notifier {
     }
 
     /// Sends `WATCHDOG=1` every interval until the runtime stops (a hung runtime stops it).
-    pub fn spawn_watchdog(&self) {
+    pub(crate) fn spawn_watchdog(&self) {
         let Some(every) = self.watchdog_interval() else {
             return;
         };

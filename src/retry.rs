@@ -9,14 +9,14 @@ use tokio::time::Instant;
 /// Exponential backoff with "equal jitter": each delay is uniform in [c/2, c] where
 /// c = min(cap, base * 2^attempt), so retries of many objects spread out but never stall.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     base: Duration,
     cap: Duration,
     attempt: u32,
 }
 
 impl Backoff {
-    pub fn new(base: Duration, cap: Duration) -> Self {
+    pub(crate) fn new(base: Duration, cap: Duration) -> Self {
         Backoff {
             base,
             cap,
@@ -25,36 +25,32 @@ impl Backoff {
     }
 
     /// The ceiling of the next delay (before jitter).
-    pub fn ceiling(&self) -> Duration {
+    pub(crate) fn ceiling(&self) -> Duration {
         let factor = 1u32 << self.attempt.min(20);
         self.base.saturating_mul(factor).min(self.cap)
     }
 
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
         let ms = ceiling.as_millis() as u64;
         Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
     }
-
-    pub fn attempts(&self) -> u32 {
-        self.attempt
-    }
 }
 
 /// Says whether a failure should be logged now.
 #[derive(Debug)]
-pub struct LogGate {
+pub(crate) struct LogGate {
     every: Duration,
     last: Option<Instant>,
 }
 
 impl LogGate {
-    pub fn new(every: Duration) -> Self {
+    pub(crate) fn new(every: Duration) -> Self {
         LogGate { every, last: None }
     }
 
-    pub fn should_log(&mut self, now: Instant) -> bool {
+    pub(crate) fn should_log(&mut self, now: Instant) -> bool {
         let due = self
             .last
             .is_none_or(|l| now.duration_since(l) >= self.every);

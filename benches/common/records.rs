@@ -2,7 +2,7 @@
 
 /// `count` JSON records of exactly `size` bytes (newline-terminated), varied like real events;
 /// `salt` shifts the numbering so different sets differ.
-pub fn json_records(count: usize, size: usize, salt: usize) -> Vec<Vec<u8>> {
+pub(crate) fn json_records(count: usize, size: usize, salt: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| {
             let n = salt * count + i;

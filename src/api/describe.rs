@@ -176,7 +176,7 @@ fn destination(
 }
 
 /// AWS's ProcessingConfiguration of the stream's processing, processors in the order they run
-/// (FIREHOSE.md section 1); AWS passes every parameter value as a string.
+/// (docs/aws-behaviour.md section 1); AWS passes every parameter value as a string.
 fn processing(state: &AppState, stream: &StreamConfig) -> Value {
     let p = &stream.processing;
     let param = |name: &str, value: String| json!({"ParameterName": name, "ParameterValue": value});

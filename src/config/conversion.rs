@@ -17,7 +17,7 @@ use crate::encode::parquet::{
 const MIB: u64 = 1024 * 1024;
 
 /// None on errors; Some(None) when written but not enabled.
-pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Arc<Conversion>>> {
+pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Arc<Conversion>>> {
     let mut m = MapReader::new(ctx, node, path)?;
     let enabled = match m.get("enabled") {
         Some(n) => ctx.bool(n, &m.path.key("enabled")),

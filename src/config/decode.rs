@@ -7,14 +7,14 @@ use super::error::ConfigError;
 use super::yaml::{Kind, Mark, Node};
 
 /// Collects errors while a document is decoded.
-pub struct Ctx<'a> {
-    pub file: &'a str,
-    pub errors: Vec<ConfigError>,
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) errors: Vec<ConfigError>,
     env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(file: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn new(file: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
         Ctx {
             file,
             errors: Vec::new(),
@@ -22,7 +22,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn error(&mut self, mark: Mark, path: &Path, message: impl fmt::Display) {
+    pub(crate) fn error(&mut self, mark: Mark, path: &Path, message: impl fmt::Display) {
         self.errors.push(ConfigError {
             file: self.file.to_string(),
             line: mark.line,
@@ -34,7 +34,7 @@ impl<'a> Ctx<'a> {
 
     /// The scalar text of `node` with `${VAR}` and `${VAR:-default}` replaced from the
     /// environment; `$${` is a literal `${`. None (with an error) when it is not a scalar.
-    pub fn scalar(&mut self, node: &Node, path: &Path) -> Option<String> {
+    pub(crate) fn scalar(&mut self, node: &Node, path: &Path) -> Option<String> {
         match &node.kind {
             Kind::Scalar { value, .. } => match substitute(value, self.env) {
                 Ok(v) => Some(v),
@@ -54,7 +54,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn string(&mut self, node: &Node, path: &Path) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, path: &Path) -> Option<String> {
         if node.is_null() {
             self.error(node.mark, path, "expected a string, got nothing");
             return None;
@@ -62,7 +62,7 @@ impl<'a> Ctx<'a> {
         self.scalar(node, path)
     }
 
-    pub fn bool(&mut self, node: &Node, path: &Path) -> Option<bool> {
+    pub(crate) fn bool(&mut self, node: &Node, path: &Path) -> Option<bool> {
         let text = self.scalar(node, path)?;
         match text.to_ascii_lowercase().as_str() {
             "true" => Some(true),
@@ -79,7 +79,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// An integer within `range` (inclusive).
-    pub fn int_in(
+    pub(crate) fn int_in(
         &mut self,
         node: &Node,
         path: &Path,
@@ -112,7 +112,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// One of `allowed`, compared without regard to case; returns the index into `allowed`.
-    pub fn one_of(&mut self, node: &Node, path: &Path, allowed: &[&str]) -> Option<usize> {
+    pub(crate) fn one_of(&mut self, node: &Node, path: &Path, allowed: &[&str]) -> Option<usize> {
         let text = self.scalar(node, path)?;
         let found = allowed
             .iter()
@@ -129,7 +129,7 @@ impl<'a> Ctx<'a> {
 
     /// The entries of a mapping whose keys are the user's (names, columns); `what` says what
     /// the mapping maps, for the error.
-    pub fn entries<'n>(
+    pub(crate) fn entries<'n>(
         &mut self,
         node: &'n Node,
         path: &Path,
@@ -148,7 +148,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn list<'n>(&mut self, node: &'n Node, path: &Path) -> Option<&'n [Node]> {
+    pub(crate) fn list<'n>(&mut self, node: &'n Node, path: &Path) -> Option<&'n [Node]> {
         match &node.kind {
             Kind::Seq(items) => Some(items),
             _ => {
@@ -164,17 +164,17 @@ impl<'a> Ctx<'a> {
 }
 
 /// Reads the keys of one mapping; `finish` reports the keys nobody asked for.
-pub struct MapReader<'n> {
+pub(crate) struct MapReader<'n> {
     node: &'n Node,
     entries: &'n [(Node, Node)],
     used: Vec<bool>,
     asked: Vec<&'static str>,
-    pub path: Path,
+    pub(crate) path: Path,
 }
 
 impl<'n> MapReader<'n> {
     /// A reader over `node`, which must be a mapping; `null` reads as an empty mapping.
-    pub fn new(ctx: &mut Ctx, node: &'n Node, path: Path) -> Option<Self> {
+    pub(crate) fn new(ctx: &mut Ctx, node: &'n Node, path: Path) -> Option<Self> {
         const EMPTY: &[(Node, Node)] = &[];
         let entries: &'n [(Node, Node)] = match &node.kind {
             Kind::Map(entries) => entries,
@@ -207,7 +207,7 @@ impl<'n> MapReader<'n> {
     }
 
     /// The value under `key` (null values count as absent).
-    pub fn get(&mut self, key: &'static str) -> Option<&'n Node> {
+    pub(crate) fn get(&mut self, key: &'static str) -> Option<&'n Node> {
         self.asked.push(key);
         let entries = self.entries;
         for (i, (k, v)) in entries.iter().enumerate() {
@@ -223,7 +223,7 @@ impl<'n> MapReader<'n> {
     }
 
     /// The value under `key`, or an error naming the missing key.
-    pub fn require(&mut self, ctx: &mut Ctx, key: &'static str) -> Option<&'n Node> {
+    pub(crate) fn require(&mut self, ctx: &mut Ctx, key: &'static str) -> Option<&'n Node> {
         let found = self.get(key);
         if found.is_none() {
             ctx.error(
@@ -236,7 +236,7 @@ impl<'n> MapReader<'n> {
     }
 
     /// Whether the key is written at all (even as null): `direct_put: {}` vs. absent.
-    pub fn has(&mut self, key: &'static str) -> Option<&'n Node> {
+    pub(crate) fn has(&mut self, key: &'static str) -> Option<&'n Node> {
         self.asked.push(key);
         let entries = self.entries;
         for (i, (k, v)) in entries.iter().enumerate() {
@@ -248,12 +248,12 @@ impl<'n> MapReader<'n> {
         None
     }
 
-    pub fn mark(&self) -> Mark {
+    pub(crate) fn mark(&self) -> Mark {
         self.node.mark
     }
 
     /// Reports every key that no `get`/`require`/`has` asked for.
-    pub fn finish(self, ctx: &mut Ctx) {
+    pub(crate) fn finish(self, ctx: &mut Ctx) {
         for (i, (key, _)) in self.entries.iter().enumerate() {
             if self.used[i] {
                 continue;
@@ -280,14 +280,14 @@ impl<'n> MapReader<'n> {
 
 /// A key path such as `delivery_streams[2].destinations[0].buffering.size_mib`.
 #[derive(Clone, Debug, Default)]
-pub struct Path(String);
+pub(crate) struct Path(String);
 
 impl Path {
-    pub fn root() -> Self {
+    pub(crate) fn root() -> Self {
         Path(String::new())
     }
 
-    pub fn key(&self, key: &str) -> Path {
+    pub(crate) fn key(&self, key: &str) -> Path {
         if self.0.is_empty() {
             Path(key.to_string())
         } else {
@@ -295,7 +295,7 @@ impl Path {
         }
     }
 
-    pub fn index(&self, i: usize) -> Path {
+    pub(crate) fn index(&self, i: usize) -> Path {
         Path(format!("{}[{i}]", self.0))
     }
 }

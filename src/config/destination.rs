@@ -14,13 +14,13 @@ use crate::keys::template::Template;
 
 /// What a destination's checks need to know of its stream and of the whole file.
 #[derive(Debug, Clone, Copy)]
-pub struct Scope {
+pub(crate) struct Scope {
     /// `relax_aws_limits`: AWS's buffer minimums are not enforced.
-    pub relax: bool,
+    pub(crate) relax: bool,
     /// The stream has `processing.metadata_extraction.query`.
-    pub has_query: bool,
+    pub(crate) has_query: bool,
     /// The stream has `processing.transform`.
-    pub has_transform: bool,
+    pub(crate) has_transform: bool,
 }
 
 pub(crate) fn decode(
@@ -489,7 +489,7 @@ fn valid_bucket(name: &str) -> bool {
 }
 
 /// An endpoint URL must be http(s)://host[:port][/path].
-pub fn check_url(ctx: &mut Ctx, mark: Mark, path: &Path, url: &str) -> bool {
+pub(crate) fn check_url(ctx: &mut Ctx, mark: Mark, path: &Path, url: &str) -> bool {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
     if !ok {

@@ -4,11 +4,11 @@ use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub file: String,
-    pub line: usize,
-    pub col: usize,
-    pub path: String,
-    pub message: String,
+    pub(crate) file: String,
+    pub(crate) line: usize,
+    pub(crate) col: usize,
+    pub(crate) path: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {

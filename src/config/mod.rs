@@ -4,10 +4,10 @@
 mod conversion;
 mod decode;
 mod destination;
-pub mod error;
+pub(crate) mod error;
 mod kinesis;
-pub mod model;
-pub mod transform;
+pub(crate) mod model;
+pub(crate) mod transform;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -16,11 +16,12 @@ use std::path::{Path as FsPath, PathBuf};
 
 use decode::{Ctx, MapReader, Path};
 pub use error::{ConfigError, LoadError};
-pub use model::*;
+pub use model::Config;
+pub(crate) use model::*;
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:4573";
-pub const DEFAULT_STATE_DIR: &str = "./var/firehosed";
-pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:4573";
+pub(crate) const DEFAULT_STATE_DIR: &str = "./var/firehosed";
+pub(crate) const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 60;
 
 /// Reads and checks a configuration file, with `${VAR}` taken from the process environment.
@@ -46,7 +47,11 @@ fn syntax_error(file: &str, e: yaml::SyntaxError) -> LoadError {
 
 /// Checks one delivery stream's configuration, as YAML or JSON text (a stream created through
 /// the API); `label` is the name used in error messages.
-pub fn parse_stream(label: &str, text: &str, relax: bool) -> Result<StreamConfig, LoadError> {
+pub(crate) fn parse_stream(
+    label: &str,
+    text: &str,
+    relax: bool,
+) -> Result<StreamConfig, LoadError> {
     let root = yaml::parse(text).map_err(|e| syntax_error(label, e))?;
     let no_env = |_: &str| None;
     let mut ctx = Ctx::new(label, &no_env);
@@ -58,7 +63,7 @@ pub fn parse_stream(label: &str, text: &str, relax: bool) -> Result<StreamConfig
 }
 
 /// Checks configuration text; `file` is the name used in error messages.
-pub fn parse(
+pub(crate) fn parse(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -276,7 +281,7 @@ fn decode_aws(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<AwsSetting
 
 /// `[a-zA-Z0-9_.-]{1,64}`, AWS's DeliveryStreamName.
 /// `[a-zA-Z0-9_.-]{1,64}`, except `.` and `..`: a stream's name is a folder under state_dir.
-pub fn valid_stream_name(name: &str) -> bool {
+pub(crate) fn valid_stream_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name != "."
         && name != ".."

@@ -11,35 +11,43 @@ use crate::keys::template::Template;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
-    pub state_dir: PathBuf,
-    pub aws: AwsSettings,
-    pub spool: SpoolConfig,
+    pub(crate) listen: SocketAddr,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) aws: AwsSettings,
+    pub(crate) spool: SpoolConfig,
     /// How long a shutdown may take to deliver what is buffered; what is left stays in the
     /// spool and is delivered after the next start.
-    pub drain_timeout_seconds: u64,
+    pub(crate) drain_timeout_seconds: u64,
     /// Allow buffers below AWS's minimums (dynamic partitioning, format conversion).
-    pub relax_aws_limits: bool,
+    pub(crate) relax_aws_limits: bool,
     /// Where CreateDeliveryStream finds the Glue tables its DataFormatConversionConfiguration
     /// names: `<dir>/<DatabaseName>/<TableName>.json`, in Glue's column layout.
-    pub glue_catalog_dir: Option<PathBuf>,
+    pub(crate) glue_catalog_dir: Option<PathBuf>,
     /// What CreateDeliveryStream's Lambda processors run: function name -> local runtime.
-    pub lambda_functions: std::collections::BTreeMap<String, super::transform::LambdaFunction>,
-    pub streams: Vec<StreamConfig>,
+    pub(crate) lambda_functions:
+        std::collections::BTreeMap<String, super::transform::LambdaFunction>,
+    pub(crate) streams: Vec<StreamConfig>,
+}
+
+impl Config {
+    /// How many delivery streams the file defines.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
 }
 
 /// The durable spool of Direct PUT streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpoolConfig {
+pub(crate) struct SpoolConfig {
     /// Disk budget of all spools together; beyond it producers get "Slow down.".
-    pub max_size_mib: u64,
-    pub segment_size_mib: u64,
+    pub(crate) max_size_mib: u64,
+    pub(crate) segment_size_mib: u64,
     /// fdatasync before acknowledging (group commit). Off only for throwaway test setups.
-    pub fsync: bool,
+    pub(crate) fsync: bool,
 }
 
 impl SpoolConfig {
-    pub const DEFAULT: SpoolConfig = SpoolConfig {
+    pub(crate) const DEFAULT: SpoolConfig = SpoolConfig {
         max_size_mib: 1024,
         segment_size_mib: 64,
         fsync: true,
@@ -48,51 +56,51 @@ impl SpoolConfig {
 
 /// Defaults for every AWS client; unset values fall back to the SDK's standard chain.
 #[derive(Debug, Clone, Default)]
-pub struct AwsSettings {
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub force_path_style: Option<bool>,
+pub(crate) struct AwsSettings {
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
+    pub(crate) force_path_style: Option<bool>,
     /// The account id shown in ARNs (DescribeDeliveryStream, transform requests).
-    pub account_id: String,
+    pub(crate) account_id: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct StreamConfig {
-    pub name: String,
-    pub source: SourceConfig,
-    pub processing: ProcessingConfig,
-    pub destinations: Vec<DestinationConfig>,
+pub(crate) struct StreamConfig {
+    pub(crate) name: String,
+    pub(crate) source: SourceConfig,
+    pub(crate) processing: ProcessingConfig,
+    pub(crate) destinations: Vec<DestinationConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceConfig {
+pub(crate) enum SourceConfig {
     DirectPut,
     Kinesis(KinesisSourceConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KinesisSourceConfig {
-    pub stream: KinesisStreamRef,
+pub(crate) struct KinesisSourceConfig {
+    pub(crate) stream: KinesisStreamRef,
     /// Overrides `aws.endpoint_url` for Kinesis.
-    pub endpoint_url: Option<String>,
-    pub starting_position: StartingPosition,
+    pub(crate) endpoint_url: Option<String>,
+    pub(crate) starting_position: StartingPosition,
     /// How often ListShards runs to find new shards (resharding).
-    pub discovery_interval_seconds: u64,
+    pub(crate) discovery_interval_seconds: u64,
     /// Records read but not yet delivered, held in memory; readers wait beyond it.
-    pub max_buffered_mib: u64,
+    pub(crate) max_buffered_mib: u64,
     /// The Limit of each GetRecords call (AWS: 1-10000).
-    pub get_records_limit: u64,
+    pub(crate) get_records_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KinesisStreamRef {
+pub(crate) enum KinesisStreamRef {
     Name(String),
     Arn(String),
 }
 
 impl KinesisStreamRef {
     /// The stream's name (the last part of an ARN).
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             KinesisStreamRef::Name(n) => n,
             KinesisStreamRef::Arn(a) => a.rsplit('/').next().unwrap_or(a),
@@ -102,7 +110,7 @@ impl KinesisStreamRef {
 
 /// Where reading starts on a shard that has no checkpoint and no parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartingPosition {
+pub(crate) enum StartingPosition {
     Latest,
     TrimHorizon,
     /// Epoch milliseconds.
@@ -110,18 +118,18 @@ pub enum StartingPosition {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct ProcessingConfig {
+pub(crate) struct ProcessingConfig {
     /// Append `\n` after every record.
-    pub append_delimiter_to_record: bool,
-    pub transform: Option<super::transform::TransformConfig>,
+    pub(crate) append_delimiter_to_record: bool,
+    pub(crate) transform: Option<super::transform::TransformConfig>,
     /// `metadata_extraction.query`: a jq query building the partition keys of a record.
-    pub metadata_query: Option<String>,
-    pub deaggregation: Option<Deaggregation>,
+    pub(crate) metadata_query: Option<String>,
+    pub(crate) deaggregation: Option<Deaggregation>,
 }
 
 /// `processing.record_deaggregation`: how one record splits into several.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Deaggregation {
+pub(crate) enum Deaggregation {
     /// Concatenated or newline-separated JSON objects.
     Json,
     Delimited(String),
@@ -129,36 +137,36 @@ pub enum Deaggregation {
 
 /// `destinations[].dynamic_partitioning` when enabled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DynamicPartitioning {
-    pub retry_duration_seconds: u64,
+pub(crate) struct DynamicPartitioning {
+    pub(crate) retry_duration_seconds: u64,
     /// Partitions open at once; records of a further partition go to the error prefix.
-    pub max_active_partitions: usize,
+    pub(crate) max_active_partitions: usize,
 }
 
 #[derive(Debug, Clone)]
-pub struct DestinationConfig {
-    pub target: Target,
+pub(crate) struct DestinationConfig {
+    pub(crate) target: Target,
     /// As written; None when unset (AWS's default `yyyy/MM/dd/HH/`).
-    pub prefix: Option<String>,
-    pub prefix_template: Template,
-    pub error_output_prefix: Option<String>,
-    pub error_prefix_template: Option<Template>,
-    pub buffering: Buffering,
-    pub compression: Compression,
+    pub(crate) prefix: Option<String>,
+    pub(crate) prefix_template: Template,
+    pub(crate) error_output_prefix: Option<String>,
+    pub(crate) error_prefix_template: Option<Template>,
+    pub(crate) buffering: Buffering,
+    pub(crate) compression: Compression,
     /// The object name extension: the override, or the compression's own.
-    pub file_extension: String,
-    pub time_zone: Tz,
+    pub(crate) file_extension: String,
+    pub(crate) time_zone: Tz,
     /// Records as they were before the transform also go under this prefix.
-    pub source_record_backup: Option<Template>,
+    pub(crate) source_record_backup: Option<Template>,
     /// The backup prefix as written (DescribeDeliveryStream's S3BackupDescription.Prefix).
-    pub source_record_backup_prefix: Option<String>,
-    pub dynamic_partitioning: Option<DynamicPartitioning>,
+    pub(crate) source_record_backup_prefix: Option<String>,
+    pub(crate) dynamic_partitioning: Option<DynamicPartitioning>,
     /// `data_format_conversion` when enabled: records are written as Parquet.
-    pub format_conversion: Option<std::sync::Arc<crate::encode::parquet::Conversion>>,
+    pub(crate) format_conversion: Option<std::sync::Arc<crate::encode::parquet::Conversion>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     S3 {
         bucket: String,
         endpoint_url: Option<String>,
@@ -167,19 +175,19 @@ pub enum Target {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Buffering {
-    pub size_mib: u64,
-    pub interval_seconds: u64,
+pub(crate) struct Buffering {
+    pub(crate) size_mib: u64,
+    pub(crate) interval_seconds: u64,
 }
 
 impl Buffering {
-    pub const DEFAULT: Buffering = Buffering {
+    pub(crate) const DEFAULT: Buffering = Buffering {
         size_mib: 5,
         interval_seconds: 300,
     };
 
     /// AWS's defaults: 5 MiB / 300 s, 128 MiB with format conversion.
-    pub fn default_for(converting: bool) -> Buffering {
+    pub(crate) fn default_for(converting: bool) -> Buffering {
         if converting {
             Buffering {
                 size_mib: 128,
@@ -190,7 +198,7 @@ impl Buffering {
         }
     }
 
-    pub fn size_bytes(&self) -> u64 {
+    pub(crate) fn size_bytes(&self) -> u64 {
         self.size_mib * 1024 * 1024
     }
 }

@@ -7,22 +7,22 @@ use super::decode::{Ctx, MapReader, Path};
 use super::yaml::{Kind, Node};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct TransformConfig {
-    pub runtime: Runtime,
+pub(crate) struct TransformConfig {
+    pub(crate) runtime: Runtime,
     /// Record bytes per invocation (before base64): 0.2-3 MiB, default 1 MiB.
-    pub buffer_bytes: u64,
-    pub buffer_interval_seconds: u64,
-    pub number_of_retries: u32,
-    pub timeout_seconds: u64,
+    pub(crate) buffer_bytes: u64,
+    pub(crate) buffer_interval_seconds: u64,
+    pub(crate) number_of_retries: u32,
+    pub(crate) timeout_seconds: u64,
     /// `lambda_arn`: the function this transform stands in for (DescribeDeliveryStream's
     /// LambdaArn, the request's `lambdaArn`); `firehosed-<stream>` in the daemon's region and
     /// account when unset.
-    pub lambda_arn: Option<String>,
+    pub(crate) lambda_arn: Option<String>,
 }
 
 impl TransformConfig {
     /// The Lambda ARN the transform answers to.
-    pub fn lambda_arn(&self, region: &str, account_id: &str, stream: &str) -> String {
+    pub(crate) fn lambda_arn(&self, region: &str, account_id: &str, stream: &str) -> String {
         match &self.lambda_arn {
             Some(arn) => arn.clone(),
             None => format!("arn:aws:lambda:{region}:{account_id}:function:firehosed-{stream}"),
@@ -33,14 +33,14 @@ impl TransformConfig {
 /// A `lambda_functions` entry: the local stand-in for a Lambda function that
 /// CreateDeliveryStream's Lambda processors name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LambdaFunction {
-    pub runtime: Runtime,
-    pub timeout_seconds: u64,
+pub(crate) struct LambdaFunction {
+    pub(crate) runtime: Runtime,
+    pub(crate) timeout_seconds: u64,
 }
 
 impl LambdaFunction {
     /// The function as `processing.transform` keys (config shape), for an API stream.
-    pub fn shape(&self) -> serde_json::Value {
+    pub(crate) fn shape(&self) -> serde_json::Value {
         use serde_json::json;
         let runtime = match &self.runtime {
             Runtime::Subprocess {
@@ -70,7 +70,7 @@ impl LambdaFunction {
 
 /// The function name of a Lambda ARN
 /// (`arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
-pub fn function_name(arn: &str) -> Option<&str> {
+pub(crate) fn function_name(arn: &str) -> Option<&str> {
     let parts: Vec<&str> = arn.split(':').collect();
     let ok = (7..=8).contains(&parts.len())
         && parts[0] == "arn"
@@ -83,7 +83,7 @@ pub fn function_name(arn: &str) -> Option<&str> {
 }
 
 /// Lambda's function names: `[a-zA-Z0-9-_]{1,64}`.
-pub fn valid_function_name(name: &str) -> bool {
+pub(crate) fn valid_function_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -91,7 +91,7 @@ pub fn valid_function_name(name: &str) -> bool {
 }
 
 /// A `lambda_functions` entry: `subprocess` or `wasm`, and `timeout_seconds`.
-pub fn decode_function(ctx: &mut Ctx, node: &Node, path: Path) -> Option<LambdaFunction> {
+pub(crate) fn decode_function(ctx: &mut Ctx, node: &Node, path: Path) -> Option<LambdaFunction> {
     let mut m = MapReader::new(ctx, node, path)?;
     let runtime = runtime(ctx, &mut m);
     let timeout = int(ctx, &mut m, "timeout_seconds", 1..=900, 60);
@@ -120,7 +120,7 @@ fn runtime(ctx: &mut Ctx, m: &mut MapReader) -> Option<Runtime> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Runtime {
+pub(crate) enum Runtime {
     Subprocess {
         command: Vec<String>,
         env: BTreeMap<String, String>,
@@ -134,7 +134,7 @@ pub enum Runtime {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-pub fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<TransformConfig> {
+pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<TransformConfig> {
     let mut m = MapReader::new(ctx, node, path)?;
     let runtime = runtime(ctx, &mut m);
     let buffer_bytes = match m.get("buffer_size_mib") {

@@ -9,9 +9,9 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// 1-based line and column of a node in the source text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Mark {
-    pub line: usize,
-    pub col: usize,
+pub(crate) struct Mark {
+    pub(crate) line: usize,
+    pub(crate) col: usize,
 }
 
 impl From<Marker> for Mark {
@@ -24,7 +24,7 @@ impl From<Marker> for Mark {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A scalar; `plain` is false when it was quoted or a block scalar (then never null).
     Scalar {
         value: String,
@@ -35,19 +35,19 @@ pub enum Kind {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Node {
-    pub kind: Kind,
-    pub mark: Mark,
+pub(crate) struct Node {
+    pub(crate) kind: Kind,
+    pub(crate) mark: Mark,
 }
 
 impl Node {
     /// `~`, `null`, or nothing at all, written plainly.
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar { value, plain: true }
             if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
-    pub fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         match &self.kind {
             _ if self.is_null() => "nothing (null)",
             Kind::Scalar { .. } => "a scalar",
@@ -59,13 +59,13 @@ impl Node {
 
 /// A YAML syntax error with its position.
 #[derive(Debug)]
-pub struct SyntaxError {
-    pub mark: Mark,
-    pub message: String,
+pub(crate) struct SyntaxError {
+    pub(crate) mark: Mark,
+    pub(crate) message: String,
 }
 
 /// Parses the first document of `text`. An empty document is an empty mapping.
-pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, false).map_err(|e| SyntaxError {

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::config::StreamConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// `delivery_streams` of the configuration file: changed there, not through the API.
     File,
     Api,
@@ -26,7 +26,7 @@ pub enum Origin {
 
 /// DeliveryStreamStatus.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Status {
+pub(crate) enum Status {
     Creating,
     #[default]
     Active,
@@ -36,7 +36,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn api_name(&self) -> &'static str {
+    pub(crate) fn api_name(&self) -> &'static str {
         match self {
             Status::Creating => "CREATING",
             Status::Active => "ACTIVE",
@@ -49,26 +49,26 @@ impl Status {
 /// What the control plane knows of one stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StreamRecord {
-    pub origin: Origin,
+    pub(crate) origin: Origin,
     /// The CreateDeliveryStream input, updates merged in (API streams).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<Value>,
-    pub version: u32,
+    pub(crate) request: Option<Value>,
+    pub(crate) version: u32,
     #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    pub created_ms: i64,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) created_ms: i64,
     /// A digest of a file stream's checked configuration: a change while the daemon was down
     /// still moves the version on at the next start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
+    pub(crate) fingerprint: Option<String>,
     /// DeleteDeliveryStream began: a restart finishes it instead of starting the stream.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub deleting: bool,
+    pub(crate) deleting: bool,
     #[serde(skip)]
-    pub status: Status,
+    pub(crate) status: Status,
     /// The checked configuration (for DescribeDeliveryStream while the stream is created).
     #[serde(skip)]
-    pub config: Option<StreamConfig>,
+    pub(crate) config: Option<StreamConfig>,
 }
 
 impl StreamRecord {
@@ -137,16 +137,16 @@ impl StreamRecords {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, name: &str) -> Option<StreamRecord> {
+    pub(crate) fn get(&self, name: &str) -> Option<StreamRecord> {
         self.lock().get(name).cloned()
     }
 
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
     }
 
     /// API streams to build at start-up, with their requests.
-    pub fn api_streams(&self) -> Vec<(String, StreamRecord)> {
+    pub(crate) fn api_streams(&self) -> Vec<(String, StreamRecord)> {
         self.lock()
             .iter()
             .filter(|(_, r)| r.origin == Origin::Api)
@@ -155,7 +155,7 @@ impl StreamRecords {
     }
 
     /// Adds a record; false if the name is taken.
-    pub fn insert(&self, name: &str, record: StreamRecord) -> std::io::Result<bool> {
+    pub(crate) fn insert(&self, name: &str, record: StreamRecord) -> std::io::Result<bool> {
         let mut records = self.lock();
         if records.contains_key(name) {
             return Ok(false);
@@ -184,7 +184,7 @@ impl StreamRecords {
     }
 
     /// Sets a stream's status (in memory: statuses are not kept across restarts).
-    pub fn set_status(&self, name: &str, status: Status) {
+    pub(crate) fn set_status(&self, name: &str, status: Status) {
         if let Some(r) = self.lock().get_mut(name) {
             r.status = status;
         }
@@ -192,7 +192,7 @@ impl StreamRecords {
 
     /// Forgets a stream (its file too, under the lock, so a new stream of the same name that
     /// comes right after keeps its own).
-    pub fn remove(&self, name: &str) {
+    pub(crate) fn remove(&self, name: &str) {
         let mut records = self.lock();
         records.remove(name);
         let _ = std::fs::remove_file(self.dir.join(format!("{name}.json")));
@@ -288,12 +288,12 @@ fn merge_file_streams(
 
 /// The digest of a stream's checked configuration (every value of the model takes part in its
 /// Debug form).
-pub fn fingerprint(sc: &StreamConfig) -> String {
+pub(crate) fn fingerprint(sc: &StreamConfig) -> String {
     format!("{:x}", md5::compute(format!("{sc:?}")))
 }
 
 /// Removes a deleted stream's spool, staging files and checkpoints.
-pub fn remove_state(state_dir: &Path, name: &str) {
+pub(crate) fn remove_state(state_dir: &Path, name: &str) {
     for part in ["spool", "staging", "checkpoints"] {
         let _ = std::fs::remove_dir_all(state_dir.join(part).join(name));
     }

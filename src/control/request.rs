@@ -37,15 +37,15 @@ fn text<'a>(v: &'a Value, key: &str) -> Result<Option<&'a str>, InvalidRequest> 
 
 /// What names in a request resolve to on this machine.
 #[derive(Default)]
-pub struct Local {
+pub(crate) struct Local {
     /// `glue_catalog_dir`: Glue tables as `<dir>/<DatabaseName>/<TableName>.json`.
-    pub catalog: Option<PathBuf>,
+    pub(crate) catalog: Option<PathBuf>,
     /// `lambda_functions`: what a Lambda processor's LambdaArn runs.
-    pub functions: BTreeMap<String, LambdaFunction>,
+    pub(crate) functions: BTreeMap<String, LambdaFunction>,
 }
 
 /// The stream configuration (config-file shape) of a CreateDeliveryStream request.
-pub fn stream_config(input: &Value, local: &Local) -> Result<Value, InvalidRequest> {
+pub(crate) fn stream_config(input: &Value, local: &Local) -> Result<Value, InvalidRequest> {
     let name = text(input, "DeliveryStreamName")?
         .ok_or_else(|| invalid("DeliveryStreamName is required"))?;
     let kind = text(input, "DeliveryStreamType")?.unwrap_or("DirectPut");
@@ -95,7 +95,7 @@ pub fn stream_config(input: &Value, local: &Local) -> Result<Value, InvalidReque
 
 /// An ExtendedS3DestinationConfiguration (or a complete update of one): the stream-level
 /// processing settings it carries, and the destination.
-pub fn destination(
+pub(crate) fn destination(
     s3: &Value,
     local: &Local,
 ) -> Result<(Map<String, Value>, Value), InvalidRequest> {
@@ -337,7 +337,7 @@ fn lambda(
 
 /// Merges an ExtendedS3DestinationUpdate into the ExtendedS3DestinationConfiguration it updates:
 /// every field given replaces the old one, as AWS does.
-pub fn merge_update(current: &Value, update: &Value) -> Value {
+pub(crate) fn merge_update(current: &Value, update: &Value) -> Value {
     let mut merged = current.clone();
     if let (Some(m), Some(u)) = (merged.as_object_mut(), update.as_object()) {
         for (k, v) in u {

@@ -7,23 +7,23 @@ use std::path::{Component, Path, PathBuf};
 use super::sink::DeliveryError;
 use super::staging::Sealed;
 
-pub struct DirectorySink {
+pub(crate) struct DirectorySink {
     root: PathBuf,
 }
 
 impl DirectorySink {
-    pub fn new(root: PathBuf) -> Self {
+    pub(crate) fn new(root: PathBuf) -> Self {
         DirectorySink { root }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// The file for `key`, always under the root. Keys come partly from records (partition
     /// keys), so a segment `.` or `..` is written as `%2E` / `%2E%2E`, and empty segments
     /// (a leading `/`, `//`) are left out: nothing can name a file outside the root.
-    pub fn path_for(&self, key: &str) -> Option<PathBuf> {
+    pub(crate) fn path_for(&self, key: &str) -> Option<PathBuf> {
         let mut path = self.root.clone();
         let mut any = false;
         for segment in key.split('/') {
@@ -42,7 +42,7 @@ impl DirectorySink {
         (any && safe).then_some(path)
     }
 
-    pub async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
+    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
         let Some(target) = self.path_for(&object.key) else {
             return Err(DeliveryError {
                 transient: false,

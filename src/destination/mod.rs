@@ -1,15 +1,15 @@
 //! Destinations: object naming (`template`, `timefmt`, `naming`), staging, the worker that
 //! seals objects on size/interval/flush/close, and the sinks (S3, local directory).
 
-pub mod directory;
-pub mod naming;
-pub mod partition;
-pub mod s3;
-pub mod sink;
-pub mod stagers;
-pub mod staging;
-pub mod watermark;
-pub mod worker;
+pub(crate) mod directory;
+pub(crate) mod naming;
+pub(crate) mod partition;
+pub(crate) mod s3;
+pub(crate) mod sink;
+pub(crate) mod stagers;
+pub(crate) mod staging;
+pub(crate) mod watermark;
+pub(crate) mod worker;
 
 pub(crate) use stagers::{Delivery, StagingPlan};
 pub(crate) use worker::{DestinationHandle, Input, OnDelivered, WorkerSetup};

@@ -7,45 +7,45 @@ use chrono_tz::Tz;
 use crate::keys::template::{PartitionValues, Template, Values};
 
 #[derive(Debug, Clone)]
-pub struct Naming {
-    pub stream: String,
-    pub version: u32,
-    pub prefix: Template,
-    pub extension: String,
-    pub time_zone: Tz,
+pub(crate) struct Naming {
+    pub(crate) stream: String,
+    pub(crate) version: u32,
+    pub(crate) prefix: Template,
+    pub(crate) extension: String,
+    pub(crate) time_zone: Tz,
     /// Set for error objects: the error_output_prefix and the error-output-type they hold.
-    pub error: Option<ErrorNaming>,
+    pub(crate) error: Option<ErrorNaming>,
     /// Set for a partition's objects (dynamic partitioning).
-    pub partition: Option<std::sync::Arc<PartitionValues>>,
+    pub(crate) partition: Option<std::sync::Arc<PartitionValues>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ErrorNaming {
-    pub template: Option<Template>,
-    pub output_type: &'static str,
+pub(crate) struct ErrorNaming {
+    pub(crate) template: Option<Template>,
+    pub(crate) output_type: &'static str,
 }
 
 /// The key of one object, and its file name without the extension (the ZIP entry name).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectName {
-    pub key: String,
-    pub base: String,
+pub(crate) struct ObjectName {
+    pub(crate) key: String,
+    pub(crate) base: String,
 }
 
 impl Naming {
     /// Length of `base`: fixed for a stream and version, so a ZIP header can be reserved.
-    pub fn base_len(&self) -> usize {
+    pub(crate) fn base_len(&self) -> usize {
         // stream "-" version "-" yyyy-MM-dd-HH-mm-ss "-" uuid
         self.stream.len() + 1 + self.version.to_string().len() + 1 + 19 + 1 + 36
     }
 
-    pub fn time(&self, epoch_ms: i64) -> DateTime<Tz> {
+    pub(crate) fn time(&self, epoch_ms: i64) -> DateTime<Tz> {
         DateTime::from_timestamp_millis(epoch_ms)
             .unwrap_or_default()
             .with_timezone(&self.time_zone)
     }
 
-    pub fn object(&self, oldest_ms: i64, uuid: &uuid::Uuid) -> ObjectName {
+    pub(crate) fn object(&self, oldest_ms: i64, uuid: &uuid::Uuid) -> ObjectName {
         let time = self.time(oldest_ms);
         let prefix = match &self.error {
             None => self.prefix.object_prefix(&Values {

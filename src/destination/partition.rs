@@ -1,9 +1,8 @@
-//! Dynamic partitioning (FIREHOSE.md section 7): which partition a record belongs to, from the
+//! Dynamic partitioning (docs/aws-behaviour.md section 7): which partition a record belongs to, from the
 //! keys the metadata query and the transform gave it. Each distinct set of key values the
 //! prefix uses is a partition with its own buffer; a record whose keys are missing goes to the
 //! error prefix.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -16,19 +15,19 @@ use crate::record::{Record, now_ms};
 
 /// The partition keys of one record.
 #[derive(Debug, Clone, Default)]
-pub struct RecordKeys {
+pub(crate) struct RecordKeys {
     /// From `metadata_extraction.query`: the keys, or why the query failed.
-    pub query: Option<Result<PartitionKeys, Arc<str>>>,
+    pub(crate) query: Option<Result<PartitionKeys, Arc<str>>>,
     /// From the transform's `metadata.partitionKeys`.
-    pub lambda: Option<PartitionKeys>,
+    pub(crate) lambda: Option<PartitionKeys>,
 }
 
 /// Why a record has no partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unpartitioned {
-    pub output_type: &'static str,
-    pub code: &'static str,
-    pub message: String,
+pub(crate) struct Unpartitioned {
+    pub(crate) output_type: &'static str,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 /// Longest part of a key between two `/` (a file name in a directory destination).
@@ -45,9 +44,10 @@ fn unusable(v: &str) -> Option<&'static str> {
     None
 }
 
-pub const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtractionFailed";
-pub const PARTITION_KEY_MISSING: &str = "DynamicPartitioning.PartitionKeyMissing";
-pub const ACTIVE_PARTITIONS_EXCEEDED: &str = "DynamicPartitioning.ActivePartitionsLimitExceeded";
+pub(crate) const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtractionFailed";
+pub(crate) const PARTITION_KEY_MISSING: &str = "DynamicPartitioning.PartitionKeyMissing";
+pub(crate) const ACTIVE_PARTITIONS_EXCEEDED: &str =
+    "DynamicPartitioning.ActivePartitionsLimitExceeded";
 
 /// The partition of a record: its key values, or why it has none.
 pub(crate) fn resolve(
@@ -162,7 +162,7 @@ struct Line<'a> {
 }
 
 /// The error record of a record without a partition.
-pub fn error_output(record: &Record, why: &Unpartitioned) -> ErrorOutput {
+pub(crate) fn error_output(record: &Record, why: &Unpartitioned) -> ErrorOutput {
     let line = Line {
         attempts_made: 1,
         arrival_timestamp: record.arrival_ms,
@@ -185,13 +185,14 @@ pub fn error_output(record: &Record, why: &Unpartitioned) -> ErrorOutput {
     }
 }
 
+#[cfg(test)]
 /// Keys of a map for tests and callers that build them by hand.
-pub fn keys(pairs: &[(&str, &str)]) -> PartitionKeys {
+pub(crate) fn keys(pairs: &[(&str, &str)]) -> PartitionKeys {
     Arc::new(
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+            .collect::<std::collections::BTreeMap<_, _>>(),
     )
 }
 

@@ -10,9 +10,9 @@ use super::sink::DeliveryError;
 use super::staging::Sealed;
 
 /// Objects of this size and more go as multipart uploads.
-pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+pub(crate) const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Size of each part but the last.
-pub const PART_SIZE: u64 = 8 * 1024 * 1024;
+pub(crate) const PART_SIZE: u64 = 8 * 1024 * 1024;
 
 const CONTENT_TYPE: &str = "application/octet-stream";
 
@@ -32,17 +32,17 @@ pub(crate) enum BucketError {
     Unreachable { bucket: String, detail: String },
 }
 
-pub struct S3Sink {
+pub(crate) struct S3Sink {
     client: Client,
     bucket: String,
 }
 
 impl S3Sink {
-    pub fn new(client: Client, bucket: String) -> Self {
+    pub(crate) fn new(client: Client, bucket: String) -> Self {
         S3Sink { client, bucket }
     }
 
-    pub fn bucket(&self) -> &str {
+    pub(crate) fn bucket(&self) -> &str {
         &self.bucket
     }
 
@@ -64,7 +64,7 @@ impl S3Sink {
         }
     }
 
-    pub async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
+    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
         if object.size < MULTIPART_THRESHOLD {
             let body = ByteStream::from_path(&object.path)
                 .await

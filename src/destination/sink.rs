@@ -8,18 +8,18 @@ use super::staging::Sealed;
 /// (an operator must act: bucket missing, access denied), but records are never dropped.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct DeliveryError {
-    pub transient: bool,
-    pub message: String,
+pub(crate) struct DeliveryError {
+    pub(crate) transient: bool,
+    pub(crate) message: String,
 }
 
-pub enum Sink {
+pub(crate) enum Sink {
     S3(S3Sink),
     Directory(DirectorySink),
 }
 
 impl Sink {
-    pub async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
+    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
         match self {
             Sink::S3(s) => s.deliver(object).await,
             Sink::Directory(d) => d.deliver(object).await,
@@ -27,7 +27,7 @@ impl Sink {
     }
 
     /// For logs: `s3://bucket` or the directory.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Sink::S3(s) => format!("s3://{}", s.bucket()),
             Sink::Directory(d) => d.root().display().to_string(),

@@ -23,7 +23,7 @@ use crate::processing::ErrorOutput;
 use crate::record::Record;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Main,
     /// A partition's object (dynamic partitioning): delivered records, like `Main`.
     Partition,
@@ -39,20 +39,20 @@ const ERRORS_END: usize = 16;
 
 /// What the processing stage hands one destination for a run of log records.
 #[derive(Debug, Default)]
-pub struct Delivery {
-    pub records: Vec<Record>,
+pub(crate) struct Delivery {
+    pub(crate) records: Vec<Record>,
     /// Partition keys of `records`, one each, in order; empty when the destination does not
     /// partition.
-    pub keys: Vec<Option<Arc<RecordKeys>>>,
-    pub failed: Vec<ErrorOutput>,
+    pub(crate) keys: Vec<Option<Arc<RecordKeys>>>,
+    pub(crate) failed: Vec<ErrorOutput>,
     /// The records as they were before processing (source_record_backup).
-    pub backup: Vec<Record>,
+    pub(crate) backup: Vec<Record>,
     /// Every log record below this is in this delivery or an earlier one, or was dropped.
-    pub end: u64,
+    pub(crate) end: u64,
 }
 
 impl Delivery {
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.records.iter().map(|r| r.data.len()).sum::<usize>()
             + self.failed.iter().map(|f| f.line.data.len()).sum::<usize>()
             + self.backup.iter().map(|r| r.data.len()).sum::<usize>()
@@ -60,31 +60,31 @@ impl Delivery {
 }
 
 /// Makes a stager.
-pub type MakeStager<T> = Box<dyn Fn(T) -> ObjectStager + Send>;
+pub(crate) type MakeStager<T> = Box<dyn Fn(T) -> ObjectStager + Send>;
 
 /// Dynamic partitioning of a destination.
-pub struct Partitioning {
-    pub template: Template,
-    pub time_zone: Tz,
-    pub max_active: usize,
-    pub make: MakeStager<Arc<PartitionValues>>,
+pub(crate) struct Partitioning {
+    pub(crate) template: Template,
+    pub(crate) time_zone: Tz,
+    pub(crate) max_active: usize,
+    pub(crate) make: MakeStager<Arc<PartitionValues>>,
 }
 
 /// How a destination stages its objects.
-pub struct StagingPlan {
-    pub main: ObjectStager,
-    pub backup: Option<ObjectStager>,
+pub(crate) struct StagingPlan {
+    pub(crate) main: ObjectStager,
+    pub(crate) backup: Option<ObjectStager>,
     /// Makes the stager of an error-output-type (called the first time one is needed).
-    pub error_stager: MakeStager<ErrorNaming>,
-    pub error_template: Option<Template>,
-    pub partitioning: Option<Partitioning>,
+    pub(crate) error_stager: MakeStager<ErrorNaming>,
+    pub(crate) error_template: Option<Template>,
+    pub(crate) partitioning: Option<Partitioning>,
     /// Main and partition objects are Parquet (format conversion).
-    pub converting: bool,
+    pub(crate) converting: bool,
 }
 
 impl StagingPlan {
     /// The stagers of destination `d`, all writing under `dir`.
-    pub fn build(
+    pub(crate) fn build(
         dir: std::path::PathBuf,
         naming: Naming,
         d: &crate::config::DestinationConfig,
@@ -155,14 +155,14 @@ impl StagingPlan {
 /// Partitions that keep an encoder and an open staging file at once (about 0.45 MiB each with
 /// GZIP); the least recently written beyond this are suspended (see `ObjectStager::suspend`). Above
 /// AWS's default of 500 active partitions, so uniform traffic over them never thrashes.
-pub const ACTIVE_ENCODERS: usize = 512;
+pub(crate) const ACTIVE_ENCODERS: usize = 512;
 /// A partition not written in this many deliveries is idle: it is suspended.
 const IDLE_BATCHES: u64 = 4;
 
 /// Write buffer of a partition's staging file (many partitions may be open at once).
 const PARTITION_BUFFER: usize = 32 * 1024;
 
-pub struct StagerSet {
+pub(crate) struct StagerSet {
     main: ObjectStager,
     backup: Option<ObjectStager>,
     errors: Vec<(&'static str, ObjectStager)>,
@@ -196,7 +196,7 @@ pub(crate) enum StagingError {
 pub(crate) type StepResult = Result<Vec<(Sealed, Kind)>, StagingError>;
 
 impl StagerSet {
-    pub fn new(staging: StagingPlan, metrics: Arc<DestinationMetrics>) -> Self {
+    pub(crate) fn new(staging: StagingPlan, metrics: Arc<DestinationMetrics>) -> Self {
         let ids = Arc::new(AtomicU64::new(0));
         StagerSet {
             main: staging.main.with_ids(ids.clone()),
@@ -245,7 +245,7 @@ impl StagerSet {
     }
 
     /// Open objects by slot, for the watermark (closed partitions reported once as None).
-    pub fn open(&mut self) -> Vec<(usize, Option<u64>)> {
+    pub(crate) fn open(&mut self) -> Vec<(usize, Option<u64>)> {
         let mut out: Vec<(usize, Option<u64>)> =
             self.closed.drain(..).map(|slot| (slot, None)).collect();
         out.extend(self.all().map(|(slot, _, s)| (slot, s.first_seq())));
@@ -253,7 +253,7 @@ impl StagerSet {
     }
 
     /// The earliest time an open object was opened, and the oldest record arrival.
-    pub fn times(&mut self) -> (Option<Instant>, Option<i64>) {
+    pub(crate) fn times(&mut self) -> (Option<Instant>, Option<i64>) {
         let mut opened: Option<Instant> = None;
         let mut oldest: Option<i64> = None;
         for (_, _, s) in self.all() {
@@ -268,7 +268,7 @@ impl StagerSet {
     }
 
     /// Stages one delivery; returns the objects that sealed.
-    pub fn append(&mut self, delivery: Delivery, now: Instant) -> StepResult {
+    pub(crate) fn append(&mut self, delivery: Delivery, now: Instant) -> StepResult {
         let mut sealed = Vec::new();
         let err = |e: (std::io::Error, u64)| StagingError::Stage(e.0);
         let mut failed = delivery.failed;
@@ -443,14 +443,14 @@ impl StagerSet {
     }
 
     /// Seals every open object (flush, close).
-    pub fn seal_all(&mut self) -> StepResult {
+    pub(crate) fn seal_all(&mut self) -> StepResult {
         let sealed = seal_each(self.all())?;
         self.forget_empty_partitions();
         Ok(sealed)
     }
 
     /// Seals the objects opened `interval` before `now` (and the companions with them).
-    pub fn seal_due(&mut self, now: Instant, interval: std::time::Duration) -> StepResult {
+    pub(crate) fn seal_due(&mut self, now: Instant, interval: std::time::Duration) -> StepResult {
         let due = self
             .all()
             .filter(|(_, _, s)| s.opened().is_some_and(|o| o + interval <= now));

@@ -19,9 +19,9 @@ use crate::record::Record;
 
 /// Records that did not fit the conversion's schema: their error records, and their bytes.
 #[derive(Debug, Default)]
-pub struct Rejected {
-    pub lines: Vec<ErrorOutput>,
-    pub bytes: u64,
+pub(crate) struct Rejected {
+    pub(crate) lines: Vec<ErrorOutput>,
+    pub(crate) bytes: u64,
 }
 
 /// What writes the open object: a compressed byte stream, or a Parquet file (format
@@ -33,7 +33,7 @@ enum Writer {
 
 /// A staging file that can be closed while its object waits (a suspended partition) and is
 /// opened again, for appending, on the next write.
-pub struct StagingFile {
+pub(crate) struct StagingFile {
     path: PathBuf,
     file: Option<BufWriter<File>>,
     capacity: usize,
@@ -87,18 +87,18 @@ impl Park for StagingFile {
 
 /// A finished object waiting to be delivered.
 #[derive(Debug)]
-pub struct Sealed {
-    pub id: u64,
-    pub path: PathBuf,
-    pub key: String,
-    pub records: u64,
-    pub raw_bytes: u64,
-    pub size: u64,
-    pub oldest_ms: i64,
+pub(crate) struct Sealed {
+    pub(crate) id: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) key: String,
+    pub(crate) records: u64,
+    pub(crate) raw_bytes: u64,
+    pub(crate) size: u64,
+    pub(crate) oldest_ms: i64,
     /// The lowest log sequence number in the object.
-    pub first_seq: u64,
+    pub(crate) first_seq: u64,
     /// One past the last record's spool sequence number: the cursor once this is delivered.
-    pub next_seq: u64,
+    pub(crate) next_seq: u64,
 }
 
 struct Open {
@@ -116,7 +116,7 @@ struct Open {
     opened: Instant,
 }
 
-pub struct ObjectStager {
+pub(crate) struct ObjectStager {
     dir: PathBuf,
     naming: Naming,
     compression: Compression,
@@ -130,7 +130,7 @@ pub struct ObjectStager {
 }
 
 impl ObjectStager {
-    pub fn new(
+    pub(crate) fn new(
         dir: PathBuf,
         naming: Naming,
         compression: Compression,
@@ -153,42 +153,42 @@ impl ObjectStager {
 
     /// Writes records as Parquet rows of this conversion's schema; records that do not fit go
     /// back to the caller as `format-conversion-failed` error records.
-    pub fn with_conversion(mut self, conversion: Option<Arc<Conversion>>) -> Self {
+    pub(crate) fn with_conversion(mut self, conversion: Option<Arc<Conversion>>) -> Self {
         self.conversion = conversion;
         self
     }
 
     /// The write buffer of the staging file (smaller for the many stagers of partitions).
-    pub fn with_buffer(mut self, bytes: usize) -> Self {
+    pub(crate) fn with_buffer(mut self, bytes: usize) -> Self {
         self.buffer = bytes;
         self
     }
 
     /// Takes object ids from a counter shared by every stager of the destination, so ids
     /// never meet.
-    pub fn with_ids(mut self, ids: Arc<AtomicU64>) -> Self {
+    pub(crate) fn with_ids(mut self, ids: Arc<AtomicU64>) -> Self {
         self.ids = Some(ids);
         self
     }
 
     /// The lowest sequence number in the open object.
-    pub fn first_seq(&self) -> Option<u64> {
+    pub(crate) fn first_seq(&self) -> Option<u64> {
         self.current.as_ref().map(|c| c.first_seq)
     }
 
     /// When the open object got its first record.
-    pub fn opened(&self) -> Option<Instant> {
+    pub(crate) fn opened(&self) -> Option<Instant> {
         self.current.as_ref().map(|c| c.opened)
     }
 
-    pub fn oldest_ms(&self) -> Option<i64> {
+    pub(crate) fn oldest_ms(&self) -> Option<i64> {
         self.current.as_ref().map(|c| c.oldest_ms)
     }
 
     /// Appends records; returns the objects that filled up (never more than `size_limit` raw
     /// bytes each). Records that do not fit the conversion's schema go to `rejected`. On an I/O
     /// error the open object is discarded and its record count returned.
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         batch: &[Record],
         now: Instant,
@@ -305,7 +305,7 @@ impl ObjectStager {
     }
 
     /// Whether the open object holds an encoder (memory and a file handle).
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.current.as_ref().is_some_and(|c| match &c.encoder {
             Some(Writer::Parquet(w)) => !w.is_suspended(),
             Some(Writer::Bytes(_)) => true,
@@ -318,7 +318,7 @@ impl ObjectStager {
     /// entry cannot be split, so ZIP objects are never suspended). Frees the encoder's memory
     /// and the file handle of an idle partition.
     /// Returns whether it suspended anything.
-    pub fn suspend(&mut self) -> io::Result<bool> {
+    pub(crate) fn suspend(&mut self) -> io::Result<bool> {
         if self.compression == Compression::Zip {
             return Ok(false);
         }
@@ -350,7 +350,7 @@ impl ObjectStager {
     }
 
     /// Finishes the open object (fsync'd, named), if it has records.
-    pub fn seal(&mut self) -> io::Result<Option<Sealed>> {
+    pub(crate) fn seal(&mut self) -> io::Result<Option<Sealed>> {
         let Some(cur) = self.current.take() else {
             return Ok(None);
         };
@@ -400,7 +400,7 @@ impl ObjectStager {
 
 /// Removes staging files a previous run left behind (their records were never acknowledged as
 /// delivered). Returns how many were removed.
-pub fn clear_leftovers(dir: &Path) -> io::Result<usize> {
+pub(crate) fn clear_leftovers(dir: &Path) -> io::Result<usize> {
     let mut n = 0;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 #[derive(Debug)]
-pub struct Watermark {
+pub(crate) struct Watermark {
     state: Mutex<State>,
 }
 
@@ -27,7 +27,7 @@ struct State {
 
 impl Watermark {
     /// Starting at the destination's cursor.
-    pub fn new(cursor: u64) -> Self {
+    pub(crate) fn new(cursor: u64) -> Self {
         Watermark {
             state: Mutex::new(State {
                 handed: cursor,
@@ -42,7 +42,7 @@ impl Watermark {
     /// After a staging step: every record below `handed` is handed over, the open objects are
     /// `open` (stager slot -> lowest sequence number), and `sealed` (id, lowest) are on their way.
     /// Call before the sealed objects are sent to the uploader.
-    pub fn staged(&self, handed: u64, open: &[(usize, Option<u64>)], sealed: &[(u64, u64)]) {
+    pub(crate) fn staged(&self, handed: u64, open: &[(usize, Option<u64>)], sealed: &[(u64, u64)]) {
         let Ok(mut s) = self.state.lock() else {
             return;
         };
@@ -60,7 +60,7 @@ impl Watermark {
 
     /// Records may have been lost by a failed staging step: freeze the cursor (the process is
     /// about to exit; a restart replays from the last cursor).
-    pub fn poison(&self) {
+    pub(crate) fn poison(&self) {
         if let Ok(mut s) = self.state.lock() {
             s.poisoned = true;
         }
@@ -68,7 +68,7 @@ impl Watermark {
 
     /// An object was delivered (`None`: nothing new, just check). Returns the new cursor when it
     /// moved.
-    pub fn delivered(&self, id: Option<u64>) -> Option<u64> {
+    pub(crate) fn delivered(&self, id: Option<u64>) -> Option<u64> {
         let mut s = self.state.lock().ok()?;
         if let Some(id) = id {
             s.sealed.remove(&id);

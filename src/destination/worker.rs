@@ -21,7 +21,7 @@ use crate::report::Chain;
 use crate::retry::{Backoff, LogGate};
 
 /// Messages to a destination worker.
-pub enum Input {
+pub(crate) enum Input {
     /// Records, with the share of the in-flight byte budget they hold until they are staged.
     Records(Delivery, OwnedSemaphorePermit),
     /// Seal what is buffered; answer with the keys written since the previous flush once every
@@ -40,16 +40,16 @@ enum Upload {
 const UPLOAD_QUEUE: usize = 2;
 /// Record bytes handed to a destination but not yet staged: producers wait beyond this, so
 /// memory does not grow with traffic.
-pub const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// Keys remembered for the next flush answer (the oldest are forgotten beyond this).
 const MAX_FLUSH_KEYS: usize = 10_000;
 /// Messages in a worker's queue (the byte budget is the real bound).
 const INPUT_QUEUE: usize = 1024;
 /// Told, on a blocking thread, that every record below the given sequence number is delivered
 /// (the spool moves the destination's cursor and reclaims space).
-pub type OnDelivered = Arc<dyn Fn(u64) -> std::io::Result<()> + Send + Sync>;
+pub(crate) type OnDelivered = Arc<dyn Fn(u64) -> std::io::Result<()> + Send + Sync>;
 
-pub struct DestinationHandle {
+pub(crate) struct DestinationHandle {
     tx: mpsc::Sender<Input>,
     budget: Arc<Semaphore>,
     task: JoinHandle<()>,
@@ -117,7 +117,7 @@ impl DestinationHandle {
 
     /// Hands records to the worker; waits while the in-flight byte budget is spent
     /// (backpressure). False when the worker is gone.
-    pub async fn send_records(&self, delivery: Delivery) -> bool {
+    pub(crate) async fn send_records(&self, delivery: Delivery) -> bool {
         let want = delivery.bytes().clamp(1, IN_FLIGHT_BYTES) as u32;
         let Ok(permit) = self.budget.clone().acquire_many_owned(want).await else {
             return false;
@@ -125,12 +125,12 @@ impl DestinationHandle {
         self.tx.send(Input::Records(delivery, permit)).await.is_ok()
     }
 
-    pub async fn send(&self, input: Input) -> bool {
+    pub(crate) async fn send(&self, input: Input) -> bool {
         self.tx.send(input).await.is_ok()
     }
 
     /// Seals what is buffered, delivers everything, and stops.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         drop(self.tx);
         let _ = self.task.await;
     }
@@ -366,5 +366,6 @@ async fn deliver(
     }
     metrics.delivered(object.id);
     tracing::debug!(destination = %label, key = %object.key, records = object.records,
-        bytes = object.size, ?kind, "object delivered");
+        bytes = object.size, first_seq = object.first_seq, next_seq = object.next_seq, ?kind,
+        "object delivered");
 }

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 /// Uncompressed bytes per block: below Hadoop's 256 KiB buffer minus its snappy overhead
 /// (256 KiB / 6 + 32), so Hadoop's own decompressor accepts every block.
-pub const BLOCK: usize = 128 * 1024;
+pub(crate) const BLOCK: usize = 128 * 1024;
 
 pub struct HadoopSnappyWriter<W: Write> {
     out: W,
@@ -16,7 +16,7 @@ pub struct HadoopSnappyWriter<W: Write> {
 }
 
 impl<W: Write> HadoopSnappyWriter<W> {
-    pub fn new(out: W) -> Self {
+    pub(crate) fn new(out: W) -> Self {
         HadoopSnappyWriter {
             out,
             buf: Vec::with_capacity(BLOCK),
@@ -25,7 +25,7 @@ impl<W: Write> HadoopSnappyWriter<W> {
         }
     }
 
-    pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let take = (BLOCK - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
@@ -52,7 +52,7 @@ impl<W: Write> HadoopSnappyWriter<W> {
         Ok(())
     }
 
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.emit()?;
         Ok(self.out)
     }

@@ -24,9 +24,10 @@ pub enum Compression {
 
 impl Compression {
     /// The API spellings, in the order `from_index` uses.
-    pub const NAMES: [&'static str; 5] = ["UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY"];
+    pub(crate) const NAMES: [&'static str; 5] =
+        ["UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY"];
 
-    pub fn from_index(i: usize) -> Compression {
+    pub(crate) fn from_index(i: usize) -> Compression {
         match i {
             1 => Compression::Gzip,
             2 => Compression::Zip,
@@ -48,7 +49,7 @@ impl Compression {
     }
 
     /// AWS's object name extension.
-    pub fn extension(self) -> &'static str {
+    pub(crate) fn extension(self) -> &'static str {
         match self {
             Compression::Uncompressed => "",
             Compression::Gzip => ".gz",
@@ -112,8 +113,9 @@ impl<W: Write + Seek> Encoder<W> {
     }
 }
 
+#[cfg(test)]
 /// Compresses `data` in one go (benchmarks, tests).
-pub fn compress_to_vec(
+pub(crate) fn compress_to_vec(
     compression: Compression,
     data: &[u8],
     entry_name: &str,

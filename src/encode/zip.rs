@@ -35,7 +35,7 @@ impl<W: Write> Write for Counting<W> {
 
 impl<W: Write + Seek> ZipEntryWriter<W> {
     /// Reserves a local header for an entry name of `name_len` bytes.
-    pub fn new(mut out: W, name_len: usize) -> io::Result<Self> {
+    pub(crate) fn new(mut out: W, name_len: usize) -> io::Result<Self> {
         let start = out.stream_position()?;
         out.write_all(&vec![0u8; LOCAL_HEADER_LEN as usize + name_len])?;
         Ok(ZipEntryWriter {
@@ -53,13 +53,13 @@ impl<W: Write + Seek> ZipEntryWriter<W> {
         })
     }
 
-    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.crc.update(data);
         self.uncompressed += data.len() as u64;
         self.deflate.write_all(data)
     }
 
-    pub fn finish(self, name: &str) -> io::Result<W> {
+    pub(crate) fn finish(self, name: &str) -> io::Result<W> {
         if name.len() != self.name_len {
             return Err(io::Error::other(format!(
                 "zip entry name {name:?} is not the reserved {} bytes",

@@ -2,5 +2,5 @@
 //! configuration checks a prefix, the destination evaluates it): `template`, the prefix with its
 //! `!{namespace:value}` expressions, and `timefmt`, Java DateTimeFormatter patterns.
 
-pub mod template;
-pub mod timefmt;
+pub(crate) mod template;
+pub(crate) mod timefmt;

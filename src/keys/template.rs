@@ -1,4 +1,4 @@
-//! S3 prefix templates: literal text with `!{namespace:value}` expressions (FIREHOSE.md
+//! S3 prefix templates: literal text with `!{namespace:value}` expressions (docs/aws-behaviour.md
 //! section 2). Parsed and checked once at config load; evaluated per object.
 
 use chrono::DateTime;
@@ -8,12 +8,12 @@ use rand::Rng;
 use super::timefmt::{PatternError, TimeFormat};
 
 /// Longest prefix AWS accepts as written.
-pub const MAX_RAW_LEN: usize = 1024;
+pub(crate) const MAX_RAW_LEN: usize = 1024;
 /// Longest prefix AWS accepts after evaluation.
-pub const MAX_EVALUATED_LEN: usize = 512;
+pub(crate) const MAX_EVALUATED_LEN: usize = 512;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     Literal(String),
     Timestamp(TimeFormat),
     RandomString,
@@ -23,24 +23,24 @@ pub enum Part {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Template {
+pub(crate) struct Template {
     parts: Vec<Part>,
 }
 
 /// What one evaluation needs to know.
-pub struct Values<'a> {
+pub(crate) struct Values<'a> {
     /// The oldest record's arrival time, already in the destination's time zone.
-    pub time: DateTime<Tz>,
-    pub error_output_type: Option<&'a str>,
+    pub(crate) time: DateTime<Tz>,
+    pub(crate) error_output_type: Option<&'a str>,
     /// The partition's key values (dynamic partitioning).
-    pub partition: Option<&'a PartitionValues>,
+    pub(crate) partition: Option<&'a PartitionValues>,
 }
 
 /// The values of the partition keys a prefix uses, by namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct PartitionValues {
-    pub query: std::collections::BTreeMap<String, String>,
-    pub lambda: std::collections::BTreeMap<String, String>,
+pub(crate) struct PartitionValues {
+    pub(crate) query: std::collections::BTreeMap<String, String>,
+    pub(crate) lambda: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a prefix is not a valid template, in AWS's terms.
@@ -90,21 +90,17 @@ impl Template {
         Ok(Template { parts })
     }
 
-    pub fn has_expressions(&self) -> bool {
+    pub(crate) fn has_expressions(&self) -> bool {
         self.parts.iter().any(|p| !matches!(p, Part::Literal(_)))
     }
 
-    pub fn has_timestamp(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Timestamp(_)))
-    }
-
-    pub fn has_error_output_type(&self) -> bool {
+    pub(crate) fn has_error_output_type(&self) -> bool {
         self.parts
             .iter()
             .any(|p| matches!(p, Part::ErrorOutputType))
     }
 
-    pub fn has_partition_keys(&self) -> bool {
+    pub(crate) fn has_partition_keys(&self) -> bool {
         self.parts.iter().any(|p| {
             matches!(
                 p,
@@ -113,20 +109,20 @@ impl Template {
         })
     }
 
-    pub fn has_query_keys(&self) -> bool {
+    pub(crate) fn has_query_keys(&self) -> bool {
         self.parts
             .iter()
             .any(|p| matches!(p, Part::PartitionKeyFromQuery(_)))
     }
 
-    pub fn has_lambda_keys(&self) -> bool {
+    pub(crate) fn has_lambda_keys(&self) -> bool {
         self.parts
             .iter()
             .any(|p| matches!(p, Part::PartitionKeyFromLambda(_)))
     }
 
     /// The partition keys the template uses, in order: (from the query?, key name).
-    pub fn partition_keys(&self) -> impl Iterator<Item = (bool, &str)> {
+    pub(crate) fn partition_keys(&self) -> impl Iterator<Item = (bool, &str)> {
         self.parts.iter().filter_map(|p| match p {
             Part::PartitionKeyFromQuery(k) => Some((true, k.as_str())),
             Part::PartitionKeyFromLambda(k) => Some((false, k.as_str())),
@@ -146,7 +142,7 @@ impl Template {
     }
 
     /// Evaluates every expression.
-    pub fn render(&self, values: &Values) -> String {
+    pub(crate) fn render(&self, values: &Values) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -171,7 +167,7 @@ impl Template {
 
     /// The prefix of a delivered object: a plain prefix gets `yyyy/MM/dd/HH/` appended by plain
     /// concatenation, as AWS does; a prefix with expressions is used as evaluated.
-    pub fn object_prefix(&self, values: &Values) -> String {
+    pub(crate) fn object_prefix(&self, values: &Values) -> String {
         if self.has_expressions() {
             self.render(values)
         } else {
@@ -183,7 +179,11 @@ impl Template {
 
     /// The prefix of an error object. A plain error prefix (or, without one, the plain main
     /// prefix) gets `<error-output-type>/yyyy/MM/dd/HH/` appended.
-    pub fn error_prefix(error: Option<&Template>, main: &Template, values: &Values) -> String {
+    pub(crate) fn error_prefix(
+        error: Option<&Template>,
+        main: &Template,
+        values: &Values,
+    ) -> String {
         match error {
             Some(t) if t.has_expressions() => t.render(values),
             other => {
@@ -236,7 +236,7 @@ fn parse_expression(body: &str) -> Result<Part, TemplateError> {
 }
 
 /// 11 random lowercase letters and digits, as `!{firehose:random-string}`.
-pub fn random_string() -> String {
+pub(crate) fn random_string() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..11)

@@ -14,7 +14,7 @@ enum Token {
 
 /// A parsed pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeFormat {
+pub(crate) struct TimeFormat {
     tokens: Vec<Token>,
 }
 
@@ -117,7 +117,7 @@ impl TimeFormat {
         Ok(TimeFormat { tokens })
     }
 
-    pub fn format<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> String {
+    pub(crate) fn format<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> String {
         let mut out = String::new();
         for token in &self.tokens {
             match token {

@@ -1,4 +1,4 @@
-//! Record de-aggregation (FIREHOSE.md section 7): one record carrying several JSON objects
+//! Record de-aggregation (docs/aws-behaviour.md section 7): one record carrying several JSON objects
 //! (concatenated or newline-separated) or several delimited pieces becomes several records,
 //! before the transform. At most 500 sub-records: a record with more, or whose JSON does not
 //! parse as a sequence of objects, passes whole (as AWS does with more than 500).
@@ -9,10 +9,10 @@ use crate::config::Deaggregation;
 use crate::record::Record;
 
 /// AWS's limit of sub-records per record.
-pub const MAX_SUB_RECORDS: usize = 500;
+pub(crate) const MAX_SUB_RECORDS: usize = 500;
 
 /// The sub-records of each record, in order; sub-records share their parent's `seq`.
-pub fn split(how: &Deaggregation, records: Vec<Record>) -> Vec<Record> {
+pub(crate) fn split(how: &Deaggregation, records: Vec<Record>) -> Vec<Record> {
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         let pieces = match how {

@@ -1,4 +1,4 @@
-//! Error records (FIREHOSE.md section 3): one JSON line per failed record, with the original
+//! Error records (docs/aws-behaviour.md section 3): one JSON line per failed record, with the original
 //! record in `rawData`.
 
 use base64::Engine as _;
@@ -10,11 +10,11 @@ use crate::record::Record;
 
 /// A transform failure of one record.
 #[derive(Debug, Clone)]
-pub struct LambdaFailure {
-    pub code: &'static str,
-    pub message: String,
-    pub attempts: u32,
-    pub ending_ms: i64,
+pub(crate) struct LambdaFailure {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) attempts: u32,
+    pub(crate) ending_ms: i64,
 }
 
 #[derive(Serialize)]
@@ -30,7 +30,7 @@ struct LambdaLine<'a> {
 }
 
 /// The `processing-failed` error record of `original`.
-pub fn processing_failed(
+pub(crate) fn processing_failed(
     original: &Record,
     failure: &LambdaFailure,
     lambda_arn: &str,
@@ -76,11 +76,11 @@ struct CatalogLine<'a> {
 }
 
 /// The error code of every record that does not fit the schema.
-pub const MALFORMED_DATA: &str = "DataFormatConversion.MalformedData";
+pub(crate) const MALFORMED_DATA: &str = "DataFormatConversion.MalformedData";
 
 /// The `format-conversion-failed` error record of `original`, which did not fit the schema of
 /// `table` for the reason `message`.
-pub fn format_conversion_failed(
+pub(crate) fn format_conversion_failed(
     original: &Record,
     message: &str,
     table: &crate::encode::parquet::CatalogTable,

@@ -1,11 +1,11 @@
 //! Processing: what happens to records between the stream's log and its destinations
-//! (FIREHOSE.md section 1): record de-aggregation (`deaggregate`), the Lambda-contract transform
+//! (docs/aws-behaviour.md section 1): record de-aggregation (`deaggregate`), the Lambda-contract transform
 //! (`transform`), whose failures become error records (`error_record`), and the jq query that
 //! extracts partition keys (`metadata`).
 
-pub mod deaggregate;
-pub mod error_record;
-pub mod transform;
+pub(crate) mod deaggregate;
+pub(crate) mod error_record;
+pub(crate) mod transform;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use crate::record::Record;
 
 /// Partition keys a transform returned for a record (`metadata.partitionKeys`).
-pub type PartitionKeys = Arc<BTreeMap<String, String>>;
+pub(crate) type PartitionKeys = Arc<BTreeMap<String, String>>;
 
 /// Where one record of the log ends up after processing.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Delivered, with (possibly new) data and the transform's partition keys.
     Deliver(Record, Option<PartitionKeys>),
     /// Removed on purpose (the transform said `Dropped`).
@@ -29,21 +29,21 @@ pub enum Outcome {
 
 /// One error record (a JSON line) and the error-output-type that names its prefix.
 #[derive(Debug, Clone)]
-pub struct ErrorOutput {
-    pub output_type: &'static str,
-    pub line: Record,
+pub(crate) struct ErrorOutput {
+    pub(crate) output_type: &'static str,
+    pub(crate) line: Record,
 }
 
 /// The processing stage's answer for a run of consecutive log records.
 #[derive(Debug, Default)]
-pub struct Processed {
-    pub deliver: Vec<(Record, Option<PartitionKeys>)>,
-    pub failed: Vec<ErrorOutput>,
-    pub dropped: u64,
+pub(crate) struct Processed {
+    pub(crate) deliver: Vec<(Record, Option<PartitionKeys>)>,
+    pub(crate) failed: Vec<ErrorOutput>,
+    pub(crate) dropped: u64,
 }
 
 impl Processed {
-    pub fn push(&mut self, outcome: Outcome) {
+    pub(crate) fn push(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Deliver(r, k) => self.deliver.push((r, k)),
             Outcome::Dropped => self.dropped += 1,

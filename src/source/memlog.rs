@@ -14,9 +14,9 @@ use tokio::sync::{Notify, watch};
 use crate::record::Record;
 
 /// Told, in order, about the records every destination has delivered, and the new floor.
-pub type OnReleased = Box<dyn Fn(&[Record], u64) + Send + Sync>;
+pub(crate) type OnReleased = Box<dyn Fn(&[Record], u64) + Send + Sync>;
 
-pub struct MemoryLog {
+pub(crate) struct MemoryLog {
     state: Mutex<State>,
     end: watch::Sender<(u64, bool)>,
     space: Notify,
@@ -42,7 +42,11 @@ struct State {
 }
 
 impl MemoryLog {
-    pub fn new(consumers: usize, max_bytes: usize, on_released: OnReleased) -> Arc<MemoryLog> {
+    pub(crate) fn new(
+        consumers: usize,
+        max_bytes: usize,
+        on_released: OnReleased,
+    ) -> Arc<MemoryLog> {
         Arc::new(MemoryLog {
             state: Mutex::new(State {
                 base: 0,
@@ -62,7 +66,7 @@ impl MemoryLog {
 
     /// Appends records (their `seq` is assigned here), waiting while the log is full. A batch
     /// larger than the whole budget goes in when the log is empty.
-    pub async fn append(&self, mut records: Vec<Record>) {
+    pub(crate) async fn append(&self, mut records: Vec<Record>) {
         let bytes: usize = records.iter().map(|r| r.data.len()).sum();
         loop {
             // Registered before the check, so a wake-up between check and wait is not lost.
@@ -88,12 +92,12 @@ impl MemoryLog {
     }
 
     /// One past the last record appended.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.end.borrow().0
     }
 
     /// Records not yet delivered by every destination.
-    pub fn backlog(&self) -> u64 {
+    pub(crate) fn backlog(&self) -> u64 {
         self.state
             .lock()
             .map(|s| s.records.len() as u64)
@@ -101,11 +105,12 @@ impl MemoryLog {
     }
 
     /// No more appends: readers that have caught up see the end.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.end.send_modify(|e| e.1 = true);
     }
 
-    pub fn reader(self: &Arc<Self>, i: usize) -> Reader {
+    #[cfg(test)]
+    pub(crate) fn reader(self: &Arc<Self>, i: usize) -> Reader {
         let next = self
             .state
             .lock()
@@ -120,7 +125,7 @@ impl MemoryLog {
     }
 
     /// One reader for every consumer (the stream's processor), from the lowest cursor.
-    pub fn shared_reader(self: &Arc<Self>) -> Reader {
+    pub(crate) fn shared_reader(self: &Arc<Self>) -> Reader {
         let next = self
             .state
             .lock()
@@ -135,7 +140,7 @@ impl MemoryLog {
     }
 
     /// Consumer `i`'s cursor.
-    pub fn cursor(&self, i: usize) -> u64 {
+    pub(crate) fn cursor(&self, i: usize) -> u64 {
         self.state
             .lock()
             .map(|s| s.cursors.get(i).copied().unwrap_or(s.base))
@@ -143,7 +148,7 @@ impl MemoryLog {
     }
 
     /// Destination `i` has delivered every record below `next_seq`.
-    pub fn release(&self, i: usize, next_seq: u64) {
+    pub(crate) fn release(&self, i: usize, next_seq: u64) {
         let _order = self.release_order.lock();
         let released: Vec<Record>;
         let floor;
@@ -164,7 +169,7 @@ impl MemoryLog {
     }
 }
 
-pub struct Reader {
+pub(crate) struct Reader {
     log: Arc<MemoryLog>,
     /// The consumer it reads for; None: all of them.
     index: Option<usize>,
@@ -173,16 +178,12 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.next
     }
 
-    pub fn committed_end(&self) -> u64 {
-        self.end.borrow().0
-    }
-
     /// Waits for a record; false once the log is closed and read to its end.
-    pub async fn wait(&mut self) -> bool {
+    pub(crate) async fn wait(&mut self) -> bool {
         let next = self.next;
         match self
             .end
@@ -194,7 +195,7 @@ impl Reader {
         }
     }
 
-    pub fn read(&mut self, max_bytes: usize) -> Vec<Record> {
+    pub(crate) fn read(&mut self, max_bytes: usize) -> Vec<Record> {
         let out = self.take(max_bytes);
         if !out.is_empty() {
             self.log.space.notify_waiters();

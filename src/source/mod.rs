@@ -2,8 +2,8 @@
 //! destination reads from its own cursor: the durable spool (Direct PUT) or an in-memory log fed
 //! by the shard readers of a Kinesis source.
 
-pub mod kinesis;
-pub mod memlog;
+pub(crate) mod kinesis;
+pub(crate) mod memlog;
 
 use std::io;
 use std::sync::Arc;
@@ -13,21 +13,14 @@ use crate::spool::{self, Spool};
 use memlog::MemoryLog;
 
 #[derive(Clone)]
-pub enum Log {
+pub(crate) enum Log {
     Spool(Arc<Spool>),
     Memory(Arc<MemoryLog>),
 }
 
 impl Log {
-    pub fn reader(&self, i: usize) -> io::Result<LogReader> {
-        Ok(match self {
-            Log::Spool(s) => LogReader::Spool(s.reader(i)?),
-            Log::Memory(m) => LogReader::Memory(m.reader(i)),
-        })
-    }
-
     /// One reader for all destinations (the stream's processor), from the lowest cursor.
-    pub fn shared_reader(&self, consumers: usize) -> io::Result<LogReader> {
+    pub(crate) fn shared_reader(&self, consumers: usize) -> io::Result<LogReader> {
         Ok(match self {
             Log::Spool(s) => {
                 let min = (0..consumers).map(|i| s.cursor(i)).min().unwrap_or(0);
@@ -38,7 +31,7 @@ impl Log {
     }
 
     /// Destination `i`'s cursor: every record below it is delivered.
-    pub fn cursor(&self, i: usize) -> u64 {
+    pub(crate) fn cursor(&self, i: usize) -> u64 {
         match self {
             Log::Spool(s) => s.cursor(i),
             Log::Memory(m) => m.cursor(i),
@@ -46,7 +39,7 @@ impl Log {
     }
 
     /// One past the last record in the log.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         match self {
             Log::Spool(s) => s.end(),
             Log::Memory(m) => m.end(),
@@ -54,7 +47,7 @@ impl Log {
     }
 
     /// Destination `i` has delivered every record below `next_seq`. Blocking I/O.
-    pub fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
+    pub(crate) fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
         match self {
             Log::Spool(s) => s.release(i, next_seq),
             Log::Memory(m) => {
@@ -65,14 +58,14 @@ impl Log {
     }
 
     /// Records some destination has not delivered yet.
-    pub fn backlog(&self) -> u64 {
+    pub(crate) fn backlog(&self) -> u64 {
         match self {
             Log::Spool(s) => s.backlog(),
             Log::Memory(m) => m.backlog(),
         }
     }
 
-    pub fn disk_bytes(&self) -> u64 {
+    pub(crate) fn disk_bytes(&self) -> u64 {
         match self {
             Log::Spool(s) => s.disk_bytes(),
             Log::Memory(_) => 0,
@@ -80,7 +73,7 @@ impl Log {
     }
 
     /// No more records will come; blocking for the spool (joins its writer).
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         match self {
             Log::Spool(s) => s.close(),
             Log::Memory(m) => m.close(),
@@ -88,35 +81,28 @@ impl Log {
     }
 }
 
-pub enum LogReader {
+pub(crate) enum LogReader {
     Spool(spool::Reader),
     Memory(memlog::Reader),
 }
 
 impl LogReader {
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         match self {
             LogReader::Spool(r) => r.next_seq(),
             LogReader::Memory(r) => r.next_seq(),
         }
     }
 
-    pub fn committed_end(&self) -> u64 {
-        match self {
-            LogReader::Spool(r) => r.committed_end(),
-            LogReader::Memory(r) => r.committed_end(),
-        }
-    }
-
     /// Waits until there is a record to read; false when no more will come.
-    pub async fn wait(&mut self) -> bool {
+    pub(crate) async fn wait(&mut self) -> bool {
         match self {
             LogReader::Spool(r) => r.wait().await,
             LogReader::Memory(r) => r.wait().await,
         }
     }
 
-    pub async fn read(&mut self, max_bytes: usize) -> io::Result<Vec<Record>> {
+    pub(crate) async fn read(&mut self, max_bytes: usize) -> io::Result<Vec<Record>> {
         match self {
             LogReader::Spool(r) => r.read(max_bytes).await,
             LogReader::Memory(r) => Ok(r.read(max_bytes)),

@@ -4,9 +4,9 @@
 //! moves its cursor past the records whose object is written; segments every cursor has passed
 //! are deleted. After a crash, each destination replays from its cursor.
 
-pub mod reader;
-pub mod segment;
-pub mod writer;
+pub(crate) mod reader;
+pub(crate) mod segment;
+pub(crate) mod writer;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,18 +16,18 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use reader::Reader;
+pub(crate) use reader::Reader;
 use writer::{Append, Committed, Msg, Segments, Writer};
 
 /// The disk budget shared by every stream's spool.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     max: u64,
     used: AtomicU64,
 }
 
 impl Budget {
-    pub fn new(max_bytes: u64) -> Arc<Budget> {
+    pub(crate) fn new(max_bytes: u64) -> Arc<Budget> {
         Arc::new(Budget {
             max: max_bytes,
             used: AtomicU64::new(0),
@@ -42,7 +42,7 @@ impl Budget {
             .is_ok()
     }
 
-    pub fn release(&self, n: u64) {
+    pub(crate) fn release(&self, n: u64) {
         let _ = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
@@ -50,12 +50,13 @@ impl Budget {
             });
     }
 
-    fn add(&self, n: u64) {
-        self.used.fetch_add(n, Ordering::AcqRel);
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
     }
 
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
+    fn add(&self, n: u64) {
+        self.used.fetch_add(n, Ordering::AcqRel);
     }
 }
 
@@ -88,13 +89,13 @@ impl Drop for Reservation<'_> {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct SpoolSettings {
-    pub segment_bytes: u64,
-    pub fsync: bool,
+pub(crate) struct SpoolSettings {
+    pub(crate) segment_bytes: u64,
+    pub(crate) fsync: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
+pub(crate) enum SpoolError {
     #[error("the spool disk budget is full")]
     Full,
     #[error("the spool is closed")]
@@ -103,7 +104,7 @@ pub enum SpoolError {
     Io(#[from] io::Error),
 }
 
-pub struct Spool {
+pub(crate) struct Spool {
     dir: PathBuf,
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     committed: watch::Receiver<Committed>,
@@ -117,7 +118,7 @@ pub struct Spool {
 impl Spool {
     /// Opens (or creates) the spool in `dir` for `consumers` destinations: cuts a torn tail off
     /// the last segment, loads every consumer's cursor, starts the writer thread.
-    pub fn open(
+    pub(crate) fn open(
         dir: &Path,
         consumers: usize,
         settings: SpoolSettings,
@@ -188,7 +189,11 @@ impl Spool {
 
     /// Makes `records` durable; returns the sequence number of the first. Fails fast with
     /// `Full` when the disk budget cannot take them.
-    pub async fn append(&self, records: Vec<Bytes>, arrival_ms: i64) -> Result<u64, SpoolError> {
+    pub(crate) async fn append(
+        &self,
+        records: Vec<Bytes>,
+        arrival_ms: i64,
+    ) -> Result<u64, SpoolError> {
         let bytes: u64 = records
             .iter()
             .map(|r| segment::frame_len(r.len()) as u64)
@@ -220,17 +225,18 @@ impl Spool {
         }
     }
 
+    #[cfg(test)]
     /// A reader from consumer `i`'s cursor.
-    pub fn reader(&self, i: usize) -> io::Result<Reader> {
+    pub(crate) fn reader(&self, i: usize) -> io::Result<Reader> {
         Reader::open(self.dir.clone(), self.cursor(i), self.committed.clone())
     }
 
     /// A reader from `seq` (clamped to what exists).
-    pub fn reader_from(&self, seq: u64) -> io::Result<Reader> {
+    pub(crate) fn reader_from(&self, seq: u64) -> io::Result<Reader> {
         Reader::open(self.dir.clone(), seq, self.committed.clone())
     }
 
-    pub fn cursor(&self, i: usize) -> u64 {
+    pub(crate) fn cursor(&self, i: usize) -> u64 {
         self.cursors
             .lock()
             .ok()
@@ -239,12 +245,12 @@ impl Spool {
     }
 
     /// One past the last durable record.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.committed.borrow().next_seq
     }
 
     /// Records not yet delivered by every consumer.
-    pub fn backlog(&self) -> u64 {
+    pub(crate) fn backlog(&self) -> u64 {
         let min = self
             .cursors
             .lock()
@@ -254,14 +260,14 @@ impl Spool {
     }
 
     /// Bytes of this stream's segments on disk.
-    pub fn disk_bytes(&self) -> u64 {
+    pub(crate) fn disk_bytes(&self) -> u64 {
         self.segments.lock().map(|s| s.values().sum()).unwrap_or(0)
     }
 
     /// Consumer `i` has delivered every record below `next_seq`: persists its cursor and
     /// deletes the segments every consumer is done with; when every consumer has caught up, the
     /// active segment is rolled so that it can go too. Blocking I/O.
-    pub fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
+    pub(crate) fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
         store_cursor(&self.dir, i, next_seq)?;
         let min = self.cursors.lock().ok().and_then(|mut c| {
             if let Some(slot) = c.get_mut(i) {
@@ -321,12 +327,12 @@ impl Spool {
     }
 
     /// A RecordId for `seq`: unique across restarts and spools (a random id kept in the spool).
-    pub fn record_id(&self, seq: u64) -> String {
+    pub(crate) fn record_id(&self, seq: u64) -> String {
         format!("{:016x}{seq:016x}", self.id)
     }
 
     /// Stops the writer (after every queued append is answered).
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
@@ -393,7 +399,7 @@ fn store_cursor(dir: &Path, i: usize, next_seq: u64) -> io::Result<()> {
 }
 
 /// Write a temp file, fsync it, rename it over `path`, fsync the folder.
-pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     {

@@ -12,7 +12,7 @@ use super::segment::{self, Frame};
 use super::writer::Committed;
 use crate::record::Record;
 
-pub struct Reader {
+pub(crate) struct Reader {
     state: Option<State>,
     committed: watch::Receiver<Committed>,
     next_seq: u64,
@@ -28,7 +28,7 @@ struct State {
 
 impl Reader {
     /// A reader positioned at `from_seq` (clamped to what exists).
-    pub fn open(
+    pub(crate) fn open(
         dir: PathBuf,
         from_seq: u64,
         committed: watch::Receiver<Committed>,
@@ -62,23 +62,18 @@ impl Reader {
     }
 
     /// The sequence number of the next record this reader returns.
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq
     }
 
-    /// The end of what is durable now.
-    pub fn committed_end(&self) -> u64 {
-        self.committed.borrow().next_seq
-    }
-
     /// Waits until there is a record to read; false when the writer is gone.
-    pub async fn wait(&mut self) -> bool {
+    pub(crate) async fn wait(&mut self) -> bool {
         let next = self.next_seq;
         self.committed.wait_for(|c| c.next_seq > next).await.is_ok()
     }
 
     /// Reads durable records from the cursor, about `max_bytes` of them; empty when caught up.
-    pub async fn read(&mut self, max_bytes: usize) -> io::Result<Vec<Record>> {
+    pub(crate) async fn read(&mut self, max_bytes: usize) -> io::Result<Vec<Record>> {
         let committed = *self.committed.borrow();
         if self.next_seq >= committed.next_seq {
             return Ok(Vec::new());

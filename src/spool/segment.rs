@@ -6,11 +6,11 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-pub const HEADER: usize = 16;
+pub(crate) const HEADER: usize = 16;
 /// Largest record a frame may hold (Kinesis records are at most 10 MiB).
-pub const MAX_DATA: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_DATA: usize = 16 * 1024 * 1024;
 
-pub fn encode(out: &mut Vec<u8>, arrival_ms: i64, data: &[u8]) {
+pub(crate) fn encode(out: &mut Vec<u8>, arrival_ms: i64, data: &[u8]) {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&arrival_ms.to_le_bytes());
     crc.update(data);
@@ -20,12 +20,12 @@ pub fn encode(out: &mut Vec<u8>, arrival_ms: i64, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
-pub fn frame_len(data_len: usize) -> usize {
+pub(crate) fn frame_len(data_len: usize) -> usize {
     HEADER + data_len
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Frame {
+pub(crate) enum Frame {
     /// A valid frame: arrival time, data range within the buffer, total frame length.
     Complete {
         arrival_ms: i64,
@@ -40,7 +40,7 @@ pub enum Frame {
 }
 
 /// Decodes the frame at the start of `buf`.
-pub fn decode(buf: &[u8]) -> Frame {
+pub(crate) fn decode(buf: &[u8]) -> Frame {
     if buf.len() < HEADER {
         return Frame::Incomplete { need: HEADER };
     }
@@ -68,16 +68,16 @@ pub fn decode(buf: &[u8]) -> Frame {
     }
 }
 
-pub fn name(first_seq: u64) -> String {
+pub(crate) fn name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
 }
 
-pub fn path(dir: &Path, first_seq: u64) -> PathBuf {
+pub(crate) fn path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(name(first_seq))
 }
 
 /// Segments in `dir`, sorted by first seq: (first seq, size in bytes).
-pub fn list(dir: &Path) -> io::Result<Vec<(u64, u64)>> {
+pub(crate) fn list(dir: &Path) -> io::Result<Vec<(u64, u64)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -95,7 +95,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, u64)>> {
 
 /// Walks the frames of a segment: how many are valid and where the valid part ends. Stops at
 /// the first torn or corrupt frame (after a crash, an unacknowledged tail).
-pub fn scan(path: &Path) -> io::Result<(u64, u64)> {
+pub(crate) fn scan(path: &Path) -> io::Result<(u64, u64)> {
     let mut file = File::open(path)?;
     let mut buf = Vec::new();
     file.read_to_end(&mut buf)?;
@@ -109,7 +109,7 @@ pub fn scan(path: &Path) -> io::Result<(u64, u64)> {
 }
 
 /// The byte offset of frame number `n` of a segment (for a reader that starts mid-segment).
-pub fn offset_of(path: &Path, n: u64) -> io::Result<u64> {
+pub(crate) fn offset_of(path: &Path, n: u64) -> io::Result<u64> {
     let mut file = File::open(path)?;
     let mut header = [0u8; HEADER];
     let mut offset = 0u64;

@@ -14,17 +14,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::segment;
 
 /// One producer's records, waiting to be made durable.
-pub struct Append {
-    pub records: Vec<Bytes>,
-    pub arrival_ms: i64,
+pub(crate) struct Append {
+    pub(crate) records: Vec<Bytes>,
+    pub(crate) arrival_ms: i64,
     /// Encoded size (frames), reserved in the budget by the caller.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// The sequence number of the first record, once durable.
-    pub reply: oneshot::Sender<io::Result<u64>>,
+    pub(crate) reply: oneshot::Sender<io::Result<u64>>,
 }
 
 /// What the writer thread is asked to do.
-pub enum Msg {
+pub(crate) enum Msg {
     Append(Append),
     /// Start a new segment if the active one holds records (every consumer has passed them,
     /// so the old one can be deleted); answers with the first seq of the segment rolled away.
@@ -33,41 +33,41 @@ pub enum Msg {
 
 /// What is durable: every record below `next_seq`; the active segment up to `offset`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Committed {
-    pub next_seq: u64,
-    pub segment: u64,
-    pub offset: u64,
+pub(crate) struct Committed {
+    pub(crate) next_seq: u64,
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
 }
 
 /// Sizes of the segments on disk, by first seq (shared with the reclaimer).
-pub type Segments = Arc<Mutex<BTreeMap<u64, u64>>>;
+pub(crate) type Segments = Arc<Mutex<BTreeMap<u64, u64>>>;
 
 /// The most bytes one group commit gathers before it writes.
 const GROUP_BYTES: u64 = 16 * 1024 * 1024;
 
-pub struct Writer {
-    pub dir: PathBuf,
-    pub file: File,
-    pub segment: u64,
-    pub size: u64,
-    pub next_seq: u64,
-    pub segment_limit: u64,
-    pub fsync: bool,
-    pub committed: watch::Sender<Committed>,
-    pub segments: Segments,
+pub(crate) struct Writer {
+    pub(crate) dir: PathBuf,
+    pub(crate) file: File,
+    pub(crate) segment: u64,
+    pub(crate) size: u64,
+    pub(crate) next_seq: u64,
+    pub(crate) segment_limit: u64,
+    pub(crate) fsync: bool,
+    pub(crate) committed: watch::Sender<Committed>,
+    pub(crate) segments: Segments,
     /// Set when a failed write could not be cut off: every later append is refused (the file
     /// no longer ends where the committed records end).
-    pub broken: Option<String>,
+    pub(crate) broken: Option<String>,
     /// Bytes of failed appends go back to it.
-    pub budget: Arc<super::Budget>,
+    pub(crate) budget: Arc<super::Budget>,
 }
 
 impl Writer {
-    pub fn open_append(path: &std::path::Path) -> io::Result<File> {
+    pub(crate) fn open_append(path: &std::path::Path) -> io::Result<File> {
         OpenOptions::new().create(true).append(true).open(path)
     }
 
-    pub fn spawn(
+    pub(crate) fn spawn(
         self,
         rx: mpsc::Receiver<Msg>,
         name: &str,

@@ -23,7 +23,7 @@ use crate::spool::SpoolError;
 use processor::{Command, Processor, ProcessorSetup, Route};
 
 #[derive(Debug, thiserror::Error)]
-pub enum PutError {
+pub(crate) enum PutError {
     /// The spool's disk budget is full: the producer should slow down and retry.
     #[error("Slow down.")]
     Throttled,
@@ -38,12 +38,12 @@ pub enum PutError {
 
 /// A destination as the stream starts it.
 pub(crate) struct StreamDestination {
-    pub handle: DestinationHandle,
-    pub metrics: Arc<DestinationMetrics>,
+    pub(crate) handle: DestinationHandle,
+    pub(crate) metrics: Arc<DestinationMetrics>,
     /// Keeps source-record backups.
-    pub backup: bool,
+    pub(crate) backup: bool,
     /// Partitions its records (it gets each record's partition keys).
-    pub dynamic: bool,
+    pub(crate) dynamic: bool,
 }
 
 /// What a delivery stream is made of (built by `streams`).
@@ -60,16 +60,16 @@ pub(crate) struct StreamParts {
     pub(crate) fatal: FatalSender,
 }
 
-pub struct DeliveryStream {
-    pub config: StreamConfig,
+pub(crate) struct DeliveryStream {
+    pub(crate) config: StreamConfig,
     /// Goes up by one on every configuration change (object names carry it).
-    pub version: u32,
-    pub arn: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub metrics: Arc<StreamMetrics>,
-    pub destination_metrics: Vec<Arc<DestinationMetrics>>,
-    pub log: Log,
-    pub kinesis_metrics: std::sync::OnceLock<Arc<KinesisMetrics>>,
+    pub(crate) version: u32,
+    pub(crate) arn: String,
+    pub(crate) created_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) metrics: Arc<StreamMetrics>,
+    pub(crate) destination_metrics: Vec<Arc<DestinationMetrics>>,
+    pub(crate) log: Log,
+    pub(crate) kinesis_metrics: std::sync::OnceLock<Arc<KinesisMetrics>>,
     /// Stops the source's readers first when the stream closes (Kinesis).
     source_stop: Mutex<Option<crate::source::kinesis::Running>>,
     processor: Mutex<Option<Processor>>,
@@ -137,12 +137,12 @@ impl DeliveryStream {
         })
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.config.name
     }
 
     /// The running source (Kinesis readers), stopped first on close, and its metrics.
-    pub fn set_source(
+    pub(crate) fn set_source(
         &self,
         running: crate::source::kinesis::Running,
         metrics: Arc<KinesisMetrics>,
@@ -154,7 +154,7 @@ impl DeliveryStream {
     }
 
     /// Makes records durable; returns one RecordId per record, in order.
-    pub async fn put(&self, data: Vec<Bytes>) -> Result<Vec<String>, PutError> {
+    pub(crate) async fn put(&self, data: Vec<Bytes>) -> Result<Vec<String>, PutError> {
         let Log::Spool(spool) = &self.log else {
             return Err(PutError::NotDirectPut);
         };
@@ -184,7 +184,7 @@ impl DeliveryStream {
     /// Seals every buffer once every record acknowledged so far is in it, waits until the
     /// objects are written, returns their keys (and those of every object written since the
     /// previous flush).
-    pub async fn flush(&self) -> Result<Vec<String>, PutError> {
+    pub(crate) async fn flush(&self) -> Result<Vec<String>, PutError> {
         let until = self.log.end();
         let control = self
             .processor
@@ -209,7 +209,7 @@ impl DeliveryStream {
     /// Stops accepting records, hands every durable record to the destinations, seals and
     /// delivers everything, stops the spool.
     /// Callers at once (a shutdown during an UpdateDestination) all return once it is done.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let mut done = self.closing.lock().await;
         if *done {
             return;

@@ -33,14 +33,14 @@ pub(crate) enum Command {
 }
 
 /// One destination as the processor sees it.
-pub struct Route {
-    pub handle: DestinationHandle,
+pub(crate) struct Route {
+    pub(crate) handle: DestinationHandle,
     /// The destination's cursor when the stream started: records below it were delivered.
-    pub start: u64,
+    pub(crate) start: u64,
     /// Whether it keeps source-record backups.
-    pub backup: bool,
+    pub(crate) backup: bool,
     /// Whether it partitions records (it then gets their partition keys).
-    pub dynamic: bool,
+    pub(crate) dynamic: bool,
 }
 
 pub(crate) struct Processor {

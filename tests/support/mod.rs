@@ -1,6 +1,8 @@
 //! End-to-end harness: the real `firehosed` binary, a real S3 server (moto, installed pinned by
 //! scripts/test-tools.sh), boto3 and the AWS CLI, all on 127.0.0.1 ephemeral ports.
 #![allow(dead_code)]
+// Shared by every test binary: its items are `pub` for the test files, not for another crate.
+#![allow(unreachable_pub)]
 
 pub mod faults;
 pub mod transform;

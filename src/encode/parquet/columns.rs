@@ -20,23 +20,19 @@ use super::schema::HiveType;
 
 /// Validity bits of a column.
 #[derive(Debug)]
-pub struct Validity(BooleanBufferBuilder);
+pub(crate) struct Validity(BooleanBufferBuilder);
 
 impl Validity {
     fn new() -> Self {
         Validity(BooleanBufferBuilder::new(1024))
     }
 
-    pub fn push(&mut self, valid: bool) {
+    pub(crate) fn push(&mut self, valid: bool) {
         self.0.append(valid);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     fn truncate(&mut self, n: usize) {
@@ -50,9 +46,9 @@ impl Validity {
 }
 
 #[derive(Debug)]
-pub struct Prim<T> {
-    pub values: Vec<T>,
-    pub valid: Validity,
+pub(crate) struct Prim<T> {
+    pub(crate) values: Vec<T>,
+    pub(crate) valid: Validity,
 }
 
 impl<T: Default + Copy + arrow_buffer::ArrowNativeType> Prim<T> {
@@ -63,7 +59,7 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType> Prim<T> {
         }
     }
 
-    pub fn push(&mut self, v: T) {
+    pub(crate) fn push(&mut self, v: T) {
         self.values.push(v);
         self.valid.push(true);
     }
@@ -88,10 +84,10 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType> Prim<T> {
 
 /// Strings or binary values: offsets into one byte buffer.
 #[derive(Debug)]
-pub struct Bytes {
+pub(crate) struct Bytes {
     offsets: Vec<i32>,
     data: Vec<u8>,
-    pub valid: Validity,
+    pub(crate) valid: Validity,
 }
 
 impl Bytes {
@@ -104,7 +100,7 @@ impl Bytes {
     }
 
     /// Appends a value; fails if the batch's bytes would pass 2 GiB (i32 offsets).
-    pub fn push(&mut self, v: &[u8]) -> Result<(), super::values::ValueError> {
+    pub(crate) fn push(&mut self, v: &[u8]) -> Result<(), super::values::ValueError> {
         let end = i32::try_from(self.data.len() + v.len())
             .map_err(|_| super::values::ValueError::BatchFull)?;
         self.data.extend_from_slice(v);
@@ -140,7 +136,7 @@ impl Bytes {
 
 /// FNV-1a: keys are short field names; SipHash would cost more than the lookup.
 #[derive(Default)]
-pub struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Hasher for Fnv {
     fn write(&mut self, bytes: &[u8]) {
@@ -163,7 +159,7 @@ impl Hasher for Fnv {
 
 /// The fields of a struct (or of the table) by the JSON key that fills them.
 #[derive(Debug, Default)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     by_key: HashMap<String, usize, BuildHasherDefault<Fnv>>,
     /// The key of each field, by field index.
     keys: Vec<String>,
@@ -180,7 +176,7 @@ impl Lookup {
     }
 
     /// Field `field` is filled from `key` instead of its own name.
-    pub fn rename(&mut self, field: usize, key: String) {
+    pub(crate) fn rename(&mut self, field: usize, key: String) {
         if let Some(old) = self.keys.get_mut(field) {
             self.by_key.remove(old.as_str());
             self.by_key.insert(key.clone(), field);
@@ -191,7 +187,7 @@ impl Lookup {
     /// The field `key` fills. `hint` is the field expected next (keys mostly come in the same
     /// order in every record): when it matches, no hashing is needed.
     #[inline]
-    pub fn get(&self, key: &str, hint: usize) -> Option<usize> {
+    pub(crate) fn get(&self, key: &str, hint: usize) -> Option<usize> {
         if self.keys.get(hint).is_some_and(|k| k == key) {
             return Some(hint);
         }
@@ -201,7 +197,7 @@ impl Lookup {
 
 /// One column (or nested child) being built, with what its conversion needs to know.
 #[derive(Debug)]
-pub enum Builder {
+pub(crate) enum Builder {
     Bool {
         values: BooleanBufferBuilder,
         valid: Validity,
@@ -249,7 +245,7 @@ pub enum Builder {
 
 impl Builder {
     /// A builder for `ty`; struct keys are looked up as `key_of` turns field names into keys.
-    pub fn new(ty: &HiveType, unit: TimeUnit, key_of: &dyn Fn(&str) -> String) -> Builder {
+    pub(crate) fn new(ty: &HiveType, unit: TimeUnit, key_of: &dyn Fn(&str) -> String) -> Builder {
         match ty {
             HiveType::String => Builder::Utf8 {
                 values: Bytes::new(),
@@ -310,7 +306,7 @@ impl Builder {
     }
 
     /// The builder of a struct (or of a whole row: the table's columns).
-    pub fn structure(
+    pub(crate) fn structure(
         fields: &[(String, HiveType)],
         arrow_fields: Fields,
         unit: TimeUnit,
@@ -329,7 +325,7 @@ impl Builder {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Builder::Bool { valid, .. }
             | Builder::List { valid, .. }
@@ -346,13 +342,13 @@ impl Builder {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The last value of a primitive builder as bytes: map keys are compared by their
     /// converted value (`"1"` and `"01"` are the same int key).
-    pub fn last_value_bytes(&self) -> Option<Vec<u8>> {
+    pub(crate) fn last_value_bytes(&self) -> Option<Vec<u8>> {
         fn last<T: Copy>(p: &Prim<T>, f: impl Fn(T) -> Vec<u8>) -> Option<Vec<u8>> {
             p.values.last().map(|v| f(*v))
         }
@@ -383,7 +379,7 @@ impl Builder {
         }
     }
 
-    pub fn push_null(&mut self) {
+    pub(crate) fn push_null(&mut self) {
         match self {
             Builder::Bool { values, valid } => {
                 values.append(false);
@@ -414,7 +410,7 @@ impl Builder {
     }
 
     /// Cuts the builder back to `n` values (n <= len).
-    pub fn truncate(&mut self, n: usize) {
+    pub(crate) fn truncate(&mut self, n: usize) {
         match self {
             Builder::Bool { values, valid } => {
                 values.truncate(n);
@@ -463,7 +459,7 @@ impl Builder {
     }
 
     /// The values so far as an Arrow array; the builder starts over empty.
-    pub fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+    pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         Ok(match self {
             Builder::Bool { values, valid } => {
                 Arc::new(BooleanArray::new(values.finish(), valid.finish()))

@@ -6,11 +6,11 @@ use std::borrow::Cow;
 
 /// Arrays and objects nested deeper than this are refused (a skipped value is walked with
 /// recursion).
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// What the next value is, from its first character.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Object,
     Array,
     String,
@@ -20,7 +20,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Object => "an object",
             Kind::Array => "an array",
@@ -34,9 +34,9 @@ impl Kind {
 
 /// A JSON number's text and whether it is an integer (no fraction, no exponent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Number<'a> {
-    pub text: &'a str,
-    pub integer: bool,
+pub(crate) struct Number<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) integer: bool,
 }
 
 /// The first position at or after `i` holding `"`, `\\` or a control character (or the end):
@@ -79,14 +79,14 @@ pub(crate) struct JsonError {
     pub(crate) what: Cow<'static, str>,
 }
 
-pub struct Parser<'a> {
+pub(crate) struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
 }
 
 impl<'a> Parser<'a> {
-    pub fn new(s: &'a str) -> Self {
+    pub(crate) fn new(s: &'a str) -> Self {
         Parser {
             s,
             b: s.as_bytes(),
@@ -101,7 +101,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    pub fn skip_ws(&mut self) {
+    pub(crate) fn skip_ws(&mut self) {
         while let Some(c) = self.b.get(self.i) {
             if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
                 self.i += 1;
@@ -112,13 +112,13 @@ impl<'a> Parser<'a> {
     }
 
     /// Whether only whitespace is left.
-    pub fn at_end(&mut self) -> bool {
+    pub(crate) fn at_end(&mut self) -> bool {
         self.skip_ws();
         self.i >= self.b.len()
     }
 
     /// The kind of the next value (whitespace skipped).
-    pub fn peek(&mut self) -> Result<Kind, JsonError> {
+    pub(crate) fn peek(&mut self) -> Result<Kind, JsonError> {
         self.skip_ws();
         match self.b.get(self.i) {
             Some(b'{') => Ok(Kind::Object),
@@ -162,12 +162,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    pub fn null(&mut self) -> Result<(), JsonError> {
+    pub(crate) fn null(&mut self) -> Result<(), JsonError> {
         self.skip_ws();
         self.literal(b"null")
     }
 
-    pub fn bool(&mut self) -> Result<bool, JsonError> {
+    pub(crate) fn bool(&mut self) -> Result<bool, JsonError> {
         self.skip_ws();
         if self.b.get(self.i) == Some(&b't') {
             self.literal(b"true").map(|()| true)
@@ -176,7 +176,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    pub fn number(&mut self) -> Result<Number<'a>, JsonError> {
+    pub(crate) fn number(&mut self) -> Result<Number<'a>, JsonError> {
         self.skip_ws();
         let start = self.i;
         let b = self.b;
@@ -229,7 +229,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    pub fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.skip_ws();
         if self.b.get(self.i) != Some(&b'"') {
             return self.fail("expected a string");
@@ -335,12 +335,12 @@ impl<'a> Parser<'a> {
     }
 
     /// Consumes `{`; then call `next_key` until it answers None.
-    pub fn begin_object(&mut self) -> Result<(), JsonError> {
+    pub(crate) fn begin_object(&mut self) -> Result<(), JsonError> {
         self.expect(b'{')
     }
 
     /// The next key of an object (`first`: right after `{`), with its `:` consumed; None at `}`.
-    pub fn next_key(&mut self, first: bool) -> Result<Option<Cow<'a, str>>, JsonError> {
+    pub(crate) fn next_key(&mut self, first: bool) -> Result<Option<Cow<'a, str>>, JsonError> {
         if self.eat(b'}') {
             return Ok(None);
         }
@@ -356,12 +356,12 @@ impl<'a> Parser<'a> {
         Ok(Some(key))
     }
 
-    pub fn begin_array(&mut self) -> Result<(), JsonError> {
+    pub(crate) fn begin_array(&mut self) -> Result<(), JsonError> {
         self.expect(b'[')
     }
 
     /// Whether another element follows (`first`: right after `[`); consumes `,` or `]`.
-    pub fn next_element(&mut self, first: bool) -> Result<bool, JsonError> {
+    pub(crate) fn next_element(&mut self, first: bool) -> Result<bool, JsonError> {
         if self.eat(b']') {
             return Ok(false);
         }
@@ -373,7 +373,7 @@ impl<'a> Parser<'a> {
 
     /// The text of the next value, checked but not converted (a nested value written into a
     /// string column).
-    pub fn raw_value(&mut self, depth: usize) -> Result<&'a str, JsonError> {
+    pub(crate) fn raw_value(&mut self, depth: usize) -> Result<&'a str, JsonError> {
         self.skip_ws();
         let start = self.i;
         self.skip_value(depth)?;
@@ -381,7 +381,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Skips the next value, checking that it is valid JSON.
-    pub fn skip_value(&mut self, depth: usize) -> Result<(), JsonError> {
+    pub(crate) fn skip_value(&mut self, depth: usize) -> Result<(), JsonError> {
         if depth > MAX_DEPTH {
             return self.fail(format!("nested deeper than {MAX_DEPTH} levels"));
         }

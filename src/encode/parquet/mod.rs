@@ -1,28 +1,29 @@
-//! Record format conversion (FIREHOSE.md section 8): JSON records into Parquet files typed by a
+//! Record format conversion (docs/aws-behaviour.md section 8): JSON records into Parquet files typed by a
 //! Hive schema. `schema` reads the column types, `json` parses a record, `rows` and `values`
 //! turn its objects into column values (`columns` holds them, and can take a failed record
 //! back out), `timestamp` reads times. `ParquetWriter` writes rows to the staging file in
 //! batches and row groups as they arrive, so memory is bounded by the row-group buffer, not by
 //! the object size.
 
-pub mod columns;
-pub mod json;
-pub mod rows;
+pub(crate) mod columns;
+pub(crate) mod json;
+pub(crate) mod rows;
 pub mod schema;
-pub mod timestamp;
-pub mod values;
+pub(crate) mod timestamp;
+pub(crate) mod values;
 
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, StructArray};
-use arrow_schema::{Schema, SchemaRef, TimeUnit};
+use arrow_schema::{SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 
 use columns::Builder;
-pub use rows::{KeyRules, Misfit, Rules};
+pub(crate) use rows::KeyRules;
+pub use rows::{Misfit, Rules};
 pub use schema::{Column, HiveType};
 
 /// Rows gathered before they are encoded into the row group.
@@ -40,9 +41,9 @@ pub enum ParquetCompression {
 }
 
 impl ParquetCompression {
-    pub const NAMES: [&'static str; 4] = ["UNCOMPRESSED", "GZIP", "SNAPPY", "ZSTD"];
+    pub(crate) const NAMES: [&'static str; 4] = ["UNCOMPRESSED", "GZIP", "SNAPPY", "ZSTD"];
 
-    pub fn from_index(i: usize) -> Self {
+    pub(crate) fn from_index(i: usize) -> Self {
         match i {
             0 => ParquetCompression::Uncompressed,
             1 => ParquetCompression::Gzip,
@@ -112,16 +113,16 @@ impl ParquetOptions {
 /// The Glue table a destination's schema stands for, named in error records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CatalogTable {
-    pub catalog_id: Option<String>,
-    pub database: Option<String>,
-    pub table: Option<String>,
-    pub region: Option<String>,
+    pub(crate) catalog_id: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) table: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 /// Which SerDe the configuration named (reported by DescribeDeliveryStream; the rules it
 /// implies are in `Rules`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Deserializer {
+pub(crate) enum Deserializer {
     #[default]
     OpenX,
     /// With its `timestamp_formats` as written.
@@ -131,13 +132,13 @@ pub enum Deserializer {
 /// A destination's format conversion, ready to make writers.
 #[derive(Debug)]
 pub struct Conversion {
-    pub columns: Vec<Column>,
-    pub rules: Rules,
+    pub(crate) columns: Vec<Column>,
+    pub(crate) rules: Rules,
     /// `column_to_json_key_mappings`: column -> the JSON key that fills it.
-    pub mappings: Vec<(String, String)>,
-    pub options: ParquetOptions,
-    pub table: CatalogTable,
-    pub deserializer: Deserializer,
+    pub(crate) mappings: Vec<(String, String)>,
+    pub(crate) options: ParquetOptions,
+    pub(crate) table: CatalogTable,
+    pub(crate) deserializer: Deserializer,
     schema: SchemaRef,
     properties: WriterProperties,
 }
@@ -163,13 +164,14 @@ impl Conversion {
         }
     }
 
-    pub fn schema(&self) -> &Schema {
+    #[cfg(test)]
+    pub(crate) fn schema(&self) -> &arrow_schema::Schema {
         &self.schema
     }
 
     /// Two columns (or two fields of a struct) that one JSON key would fill, once keys are
     /// normalized and mapped: `"columns a.b and a_b are both filled from the JSON key a_b"`.
-    pub fn key_collision(&self) -> Option<String> {
+    pub(crate) fn key_collision(&self) -> Option<String> {
         let keys = self.rules.keys;
         let top: Vec<(String, String)> = self
             .columns
@@ -285,7 +287,7 @@ pub struct ParquetWriter<W: Write + Send> {
 impl<W: Write + Send> ParquetWriter<W> {
     /// Converts one record: the rows it added, or (inner error) why it does not fit the
     /// schema, in which case nothing of it is written. The outer error is an I/O failure.
-    pub fn append(&mut self, data: &[u8]) -> io::Result<Result<usize, rows::Misfit>> {
+    pub fn append(&mut self, data: &[u8]) -> io::Result<Result<usize, Misfit>> {
         match rows::read_record(&mut self.root, data, &self.conversion.rules) {
             Ok(rows) => {
                 self.batch_bytes += data.len();
@@ -321,7 +323,7 @@ impl<W: Write + Send> ParquetWriter<W> {
 
 impl<W: Park + Send> ParquetWriter<W> {
     /// Whether the file is let go of (`suspend`) and nothing was written since.
-    pub fn is_suspended(&self) -> bool {
+    pub(crate) fn is_suspended(&self) -> bool {
         self.writer.inner().is_parked()
             && self.root.is_empty()
             && self.writer.in_progress_rows() == 0
@@ -329,7 +331,7 @@ impl<W: Park + Send> ParquetWriter<W> {
 
     /// Writes what is gathered as a row group and lets go of the file: memory and the file
     /// handle are freed until the next record.
-    pub fn suspend(&mut self) -> io::Result<()> {
+    pub(crate) fn suspend(&mut self) -> io::Result<()> {
         self.write_batch()?;
         // Drop the batch buffers sized for a busy partition; a fresh builder starts small.
         self.root = self.conversion.row_builder();

@@ -13,16 +13,16 @@ use super::values::{self, Scalar, ValueError};
 
 /// How JSON keys find their columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyRules {
+pub(crate) struct KeyRules {
     /// Keys are lowercased before matching (OpenX `case_insensitive`, always on for Hive).
-    pub case_insensitive: bool,
+    pub(crate) case_insensitive: bool,
     /// `.` in keys becomes `_` (OpenX `convert_dots_in_json_keys_to_underscores`).
-    pub dots_to_underscores: bool,
+    pub(crate) dots_to_underscores: bool,
 }
 
 impl KeyRules {
     /// The form of a key (or a field name) that is looked up.
-    pub fn normalize<'a>(&self, key: &'a str) -> Cow<'a, str> {
+    pub(crate) fn normalize<'a>(&self, key: &'a str) -> Cow<'a, str> {
         let mut k = Cow::Borrowed(key);
         if self.case_insensitive && key.chars().any(char::is_uppercase) {
             k = Cow::Owned(key.to_lowercase());
@@ -37,8 +37,8 @@ impl KeyRules {
 /// What reading needs besides the builders.
 #[derive(Debug, Clone)]
 pub struct Rules {
-    pub keys: KeyRules,
-    pub timestamps: TimestampRules,
+    pub(crate) keys: KeyRules,
+    pub(crate) timestamps: TimestampRules,
 }
 
 impl Default for Rules {

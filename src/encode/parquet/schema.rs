@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 
 /// The largest decimal precision (Hive's and Parquet's DECIMAL with 16 bytes).
-pub const MAX_DECIMAL_PRECISION: u8 = 38;
+pub(crate) const MAX_DECIMAL_PRECISION: u8 = 38;
 /// Nesting deeper than this is refused (array<array<...>> 32 levels down is not a table).
 const MAX_TYPE_DEPTH: usize = 32;
 
@@ -40,7 +40,7 @@ pub enum HiveType {
 
 impl HiveType {
     /// Whether the type has no children.
-    pub fn is_primitive(&self) -> bool {
+    pub(crate) fn is_primitive(&self) -> bool {
         !matches!(
             self,
             HiveType::Array(_) | HiveType::Map(..) | HiveType::Struct(_)
@@ -48,7 +48,7 @@ impl HiveType {
     }
 
     /// The Arrow type the column is built as (timestamps in `unit`).
-    pub fn arrow(&self, unit: TimeUnit) -> DataType {
+    pub(crate) fn arrow(&self, unit: TimeUnit) -> DataType {
         match self {
             HiveType::String | HiveType::Char(_) | HiveType::Varchar(_) => DataType::Utf8,
             HiveType::Boolean => DataType::Boolean,
@@ -130,7 +130,7 @@ pub struct Column {
 }
 
 /// The Arrow schema of a table, timestamps in `unit`.
-pub fn arrow_schema(columns: &[Column], unit: TimeUnit) -> Schema {
+pub(crate) fn arrow_schema(columns: &[Column], unit: TimeUnit) -> Schema {
     Schema::new(
         columns
             .iter()

@@ -12,14 +12,14 @@ const MILLIS_FROM: i128 = 100_000_000_000;
 
 /// One of `timestamp_formats`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Epoch milliseconds (numbers and numeric strings).
     Millis,
     Pattern(Vec<Token>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Token {
+pub(crate) enum Token {
     Literal(String),
     /// A numeric field and its letter count.
     Field(Field, usize),
@@ -36,7 +36,7 @@ pub enum Token {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     Year,
     Month,
     Day,
@@ -48,7 +48,7 @@ pub enum Field {
 
 /// Why a `timestamp_formats` entry is not a pattern firehosed reads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FormatError {
+pub(crate) enum FormatError {
     #[error("unclosed quote in {0:?}")]
     UnclosedQuote(String),
     #[error(
@@ -61,7 +61,7 @@ pub enum FormatError {
 
 impl Format {
     /// Parses `millis` or a Joda DateTimeFormat pattern.
-    pub fn parse(text: &str) -> Result<Format, FormatError> {
+    pub(crate) fn parse(text: &str) -> Result<Format, FormatError> {
         if text == "millis" {
             return Ok(Format::Millis);
         }
@@ -140,9 +140,9 @@ impl Format {
 
 /// How a destination reads timestamps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TimestampRules {
+pub(crate) struct TimestampRules {
     /// Tried in order before AWS's defaults.
-    pub formats: Vec<Format>,
+    pub(crate) formats: Vec<Format>,
 }
 
 impl TimestampRules {
@@ -151,7 +151,7 @@ impl TimestampRules {
     }
 
     /// A JSON number: epoch seconds (whole or fractional) or milliseconds.
-    pub fn from_number(&self, text: &str, integer: bool) -> Option<i128> {
+    pub(crate) fn nanos_of_number(&self, text: &str, integer: bool) -> Option<i128> {
         if self.millis() && integer {
             return text.parse::<i128>().ok()?.checked_mul(1_000_000);
         }
@@ -159,7 +159,7 @@ impl TimestampRules {
     }
 
     /// A JSON string: the formats, then AWS's default text forms, then an epoch number.
-    pub fn from_text(&self, text: &str) -> Option<i128> {
+    pub(crate) fn nanos_of_text(&self, text: &str) -> Option<i128> {
         let t = text.trim();
         for f in &self.formats {
             if let Format::Pattern(tokens) = f
@@ -176,7 +176,7 @@ impl TimestampRules {
             && t.bytes()
                 .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
         {
-            return self.from_number(t, integer);
+            return self.nanos_of_number(t, integer);
         }
         None
     }
@@ -218,7 +218,7 @@ fn fraction_nanos(digits: &str) -> Option<i128> {
 }
 
 /// A calendar date `yyyy-[M]M-[d]d` as days since the epoch.
-pub fn date_days(text: &str) -> Option<i32> {
+pub(crate) fn date_days(text: &str) -> Option<i32> {
     let mut c = Cursor::new(text.trim());
     let (y, m, d) = c.date()?;
     if !c.done() {
@@ -503,37 +503,40 @@ mod tests {
     fn aws_default_forms() {
         let r = TimestampRules::default();
         assert_eq!(
-            r.from_text("2017-02-07T15:13:01.39256Z"),
+            r.nanos_of_text("2017-02-07T15:13:01.39256Z"),
             Some(T * NANOS + 392_560_000)
         );
         assert_eq!(
-            r.from_text("2017-02-07T15:13:01.123456789Z"),
+            r.nanos_of_text("2017-02-07T15:13:01.123456789Z"),
             Some(T * NANOS + 123_456_789)
         );
         assert_eq!(
-            r.from_text("2017-02-07 15:13:01.14"),
+            r.nanos_of_text("2017-02-07 15:13:01.14"),
             Some(T * NANOS + 140_000_000)
         );
-        assert_eq!(r.from_text("2017-2-7 15:13:01"), Some(T * NANOS));
-        assert_eq!(r.from_text("2017-02-07T17:13:01+02:00"), Some(T * NANOS));
-        assert_eq!(r.from_text("2017-02-07T10:13:01-0500"), Some(T * NANOS));
-        assert_eq!(r.from_number("1486480381", true), Some(T * NANOS));
+        assert_eq!(r.nanos_of_text("2017-2-7 15:13:01"), Some(T * NANOS));
         assert_eq!(
-            r.from_number("1486480381123", true),
+            r.nanos_of_text("2017-02-07T17:13:01+02:00"),
+            Some(T * NANOS)
+        );
+        assert_eq!(r.nanos_of_text("2017-02-07T10:13:01-0500"), Some(T * NANOS));
+        assert_eq!(r.nanos_of_number("1486480381", true), Some(T * NANOS));
+        assert_eq!(
+            r.nanos_of_number("1486480381123", true),
             Some(T * NANOS + 123_000_000)
         );
         assert_eq!(
-            r.from_number("1486480381.5", false),
+            r.nanos_of_number("1486480381.5", false),
             Some(T * NANOS + 500_000_000)
         );
-        assert_eq!(r.from_text("1486480381"), Some(T * NANOS));
+        assert_eq!(r.nanos_of_text("1486480381"), Some(T * NANOS));
         for bad in [
             "2017-02-30 00:00:00",
             "yesterday",
             "2017-02-07T15:13:01.1234567890Z",
             "2017-02-07",
         ] {
-            assert_eq!(r.from_text(bad), None, "{bad}");
+            assert_eq!(r.nanos_of_text(bad), None, "{bad}");
         }
     }
 
@@ -547,21 +550,24 @@ mod tests {
                 Format::Millis,
             ],
         };
-        assert_eq!(r.from_text("07/Feb/2017:16:13:01 +0100"), Some(T * NANOS));
         assert_eq!(
-            r.from_text("20170207T151301.250"),
+            r.nanos_of_text("07/Feb/2017:16:13:01 +0100"),
+            Some(T * NANOS)
+        );
+        assert_eq!(
+            r.nanos_of_text("20170207T151301.250"),
             Some(T * NANOS + 250_000_000)
         );
         assert_eq!(
-            r.from_text("03:13 PM, 7 February 2017"),
+            r.nanos_of_text("03:13 PM, 7 February 2017"),
             Some((T - 1) * NANOS)
         );
         assert_eq!(
-            r.from_number("1486480381", true),
+            r.nanos_of_number("1486480381", true),
             Some(T * 1000 * 1_000_000 / 1000)
         );
         assert_eq!(
-            r.from_text("2017-02-07 15:13:01"),
+            r.nanos_of_text("2017-02-07 15:13:01"),
             Some(T * NANOS),
             "defaults still apply"
         );
@@ -572,16 +578,16 @@ mod tests {
             formats: vec![Format::parse("dd/MM/yy").expect("pattern")],
         };
         assert_eq!(
-            yy.from_text("07/02/17"),
+            yy.nanos_of_text("07/02/17"),
             Some((T - 15 * 3600 - 13 * 60 - 1) * NANOS)
         );
         assert_eq!(two_digit_year(17), 2017);
         assert_eq!(
-            r.from_number("100000000000000000000000000000.5", false),
+            r.nanos_of_number("100000000000000000000000000000.5", false),
             Some(100000000000000000000000000000 * NANOS + 500_000_000)
         );
         assert_eq!(
-            r.from_number("1000000000000000000000000000000000.5", false),
+            r.nanos_of_number("1000000000000000000000000000000000.5", false),
             None
         );
         assert!(Format::parse("'open").is_err());

@@ -14,7 +14,7 @@ use super::timestamp::{TimestampRules, date_days};
 
 /// A JSON scalar value.
 #[derive(Debug, Clone)]
-pub enum Scalar<'a> {
+pub(crate) enum Scalar<'a> {
     Str(Cow<'a, str>),
     Num(Number<'a>),
     Bool(bool),
@@ -175,8 +175,8 @@ fn decimal_of(v: &Scalar<'_>, precision: u8, scale: u8) -> Result<i128, ValueErr
 /// A timestamp (epoch number or text, as the SerDe's rules read it) in the column's unit.
 fn timestamp_of(v: &Scalar<'_>, unit: TimeUnit, ts: &TimestampRules) -> Result<i64, ValueError> {
     let nanos = match v {
-        Scalar::Num(n) => ts.from_number(n.text, n.integer),
-        Scalar::Str(s) => ts.from_text(s),
+        Scalar::Num(n) => ts.nanos_of_number(n.text, n.integer),
+        Scalar::Str(s) => ts.nanos_of_text(s),
         Scalar::Bool(_) => None,
     }
     .ok_or_else(|| not_a(v, "a timestamp"))?;
@@ -232,7 +232,7 @@ fn float<T: std::str::FromStr + Into<f64> + Copy>(
 
 /// The decimal `text` scaled by 10^scale, rounded half up as Hive does: None when it is not a
 /// number, Some(None) when it needs more than `precision` digits.
-pub fn decimal(text: &str, precision: u8, scale: u8) -> Option<Option<i128>> {
+pub(crate) fn decimal(text: &str, precision: u8, scale: u8) -> Option<Option<i128>> {
     let (negative, body) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),

@@ -1,4 +1,4 @@
-//! The transform stage's input buffer (FIREHOSE.md section 4: 0.2-3 MiB, 0-900 s): records
+//! The transform stage's input buffer (docs/aws-behaviour.md section 4: 0.2-3 MiB, 0-900 s): records
 //! gather until the buffer's size, the Lambda payload limit or its interval says the batch must
 //! go, then one invocation processes the whole batch.
 

@@ -1,4 +1,4 @@
-//! The Lambda contract of Firehose (FIREHOSE.md section 6): the request event firehosed builds
+//! The Lambda contract of Firehose (docs/aws-behaviour.md section 6): the request event firehosed builds
 //! and the checks on the response, with AWS's error codes.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use crate::record::Record;
 
 /// The Lambda payload limit: a request is cut before it would pass this.
-pub const MAX_REQUEST_BYTES: usize = 6_000_000;
+pub(crate) const MAX_REQUEST_BYTES: usize = 6_000_000;
 /// Longest response accepted (Lambda's own limit is 6 MB).
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 
 /// Why an invocation failed, as Firehose names it in error records.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InvokeError {
+pub(crate) enum InvokeError {
     Function(String),
     TimedOut(String),
     Json(String),
@@ -26,7 +26,7 @@ pub enum InvokeError {
 }
 
 impl InvokeError {
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             InvokeError::Function(_) => "Lambda.FunctionError",
             InvokeError::TimedOut(_) => "Lambda.FunctionTimedOut",
@@ -36,7 +36,7 @@ impl InvokeError {
         }
     }
 
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         match self {
             InvokeError::Function(m)
             | InvokeError::TimedOut(m)
@@ -49,11 +49,11 @@ impl InvokeError {
 
 /// What stays the same across the invocations of one stream.
 #[derive(Debug, Clone)]
-pub struct Invocation {
-    pub delivery_stream_arn: String,
-    pub region: String,
+pub(crate) struct Invocation {
+    pub(crate) delivery_stream_arn: String,
+    pub(crate) region: String,
     /// Set for a Kinesis source.
-    pub source_kinesis_stream_arn: Option<String>,
+    pub(crate) source_kinesis_stream_arn: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -89,12 +89,12 @@ struct KinesisMetadata<'a> {
 
 /// The recordId of a record: its position in the stream's log and among the sub-records of
 /// its log record (always three digits), so unique and opaque.
-pub fn record_id(r: &Record) -> String {
+pub(crate) fn record_id(r: &Record) -> String {
     format!("{}{:03}", r.seq, r.sub)
 }
 
 /// Bytes one record adds to a request: base64 data plus the JSON around it.
-pub fn request_cost(r: &Record) -> usize {
+pub(crate) fn request_cost(r: &Record) -> usize {
     let meta = r.kinesis.as_ref().map_or(0, |k| {
         200 + k.partition_key.len() + k.sequence_number.len() + k.shard_id.len()
     });
@@ -102,10 +102,10 @@ pub fn request_cost(r: &Record) -> usize {
 }
 
 /// Fixed bytes of a request around its records.
-pub const REQUEST_OVERHEAD: usize = 1024;
+pub(crate) const REQUEST_OVERHEAD: usize = 1024;
 
 /// The request event for `records` (one line of JSON, no newline).
-pub fn request(inv: &Invocation, invocation_id: &str, records: &[Record]) -> Vec<u8> {
+pub(crate) fn request(inv: &Invocation, invocation_id: &str, records: &[Record]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let req = Request {
         invocation_id: invocation_id.to_string(),
@@ -159,14 +159,14 @@ struct Metadata {
 
 /// The transform's verdict on one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Ok(Bytes, Option<Arc<BTreeMap<String, String>>>),
     Dropped,
     ProcessingFailed,
 }
 
 /// Checks a response against its request; the verdicts come in request order.
-pub fn parse_response(records: &[Record], body: &[u8]) -> Result<Vec<Verdict>, InvokeError> {
+pub(crate) fn parse_response(records: &[Record], body: &[u8]) -> Result<Vec<Verdict>, InvokeError> {
     let response: Response = serde_json::from_slice(body).map_err(|e| {
         InvokeError::Json(format!(
             "the response is not the transform's JSON: {e}: {}",
@@ -254,7 +254,7 @@ fn text(v: &serde_json::Value) -> String {
 }
 
 /// The start of a body, for an error message.
-pub fn excerpt(body: &[u8]) -> String {
+pub(crate) fn excerpt(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
     if body.len() > 120 {
         format!("{s}...")

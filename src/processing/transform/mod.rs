@@ -30,12 +30,12 @@ enum Attempt {
     Hopeless(InvokeError),
 }
 
-pub enum Runtime {
+pub(crate) enum Runtime {
     Subprocess(Box<subprocess::Subprocess>),
     Wasm(wasm::WasmTransform),
 }
 
-pub struct Transform {
+pub(crate) struct Transform {
     runtime: Runtime,
     invocation: Invocation,
     lambda_arn: String,
@@ -45,7 +45,7 @@ pub struct Transform {
 }
 
 impl Transform {
-    pub fn new(
+    pub(crate) fn new(
         runtime: Runtime,
         invocation: Invocation,
         lambda_arn: String,
@@ -63,7 +63,7 @@ impl Transform {
         }
     }
 
-    pub fn config(&self) -> &TransformConfig {
+    pub(crate) fn config(&self) -> &TransformConfig {
         &self.config
     }
 
@@ -208,7 +208,7 @@ impl Transform {
     }
 
     /// Stops the runtime (the subprocess is terminated and reaped).
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         if let Runtime::Subprocess(s) = &mut self.runtime {
             s.close().await;
         }
@@ -216,14 +216,14 @@ impl Transform {
 }
 
 /// What a stream's transform is built from.
-pub struct Setup<'a> {
-    pub stream: &'a str,
-    pub stream_arn: &'a str,
-    pub region: &'a str,
-    pub account_id: &'a str,
+pub(crate) struct Setup<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) stream_arn: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) account_id: &'a str,
     /// The source stream's ARN, for a Kinesis source.
-    pub kinesis_stream_arn: Option<String>,
-    pub metrics: Arc<StreamMetrics>,
+    pub(crate) kinesis_stream_arn: Option<String>,
+    pub(crate) metrics: Arc<StreamMetrics>,
 }
 
 /// Why a stream's transform could not start.

@@ -14,11 +14,11 @@ use super::contract::{InvokeError, MAX_RESPONSE_BYTES};
 
 /// How to start the child.
 #[derive(Debug, Clone)]
-pub struct Spec {
-    pub command: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub working_directory: Option<PathBuf>,
-    pub label: String,
+pub(crate) struct Spec {
+    pub(crate) command: Vec<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) working_directory: Option<PathBuf>,
+    pub(crate) label: String,
 }
 
 struct Running {
@@ -28,7 +28,7 @@ struct Running {
     stdout: BufReader<ChildStdout>,
 }
 
-pub struct Subprocess {
+pub(crate) struct Subprocess {
     spec: Spec,
     running: Option<Running>,
     /// Wait before the next start, after a child failed; grows while it keeps failing.
@@ -39,7 +39,7 @@ pub struct Subprocess {
 const MAX_LOG_LINE: usize = 8 * 1024;
 
 impl Subprocess {
-    pub fn new(spec: Spec) -> Self {
+    pub(crate) fn new(spec: Spec) -> Self {
         Subprocess {
             spec,
             running: None,
@@ -48,7 +48,7 @@ impl Subprocess {
     }
 
     /// Starts the child now, so a command that cannot start is reported at start-up.
-    pub fn start(&mut self) -> std::io::Result<()> {
+    pub(crate) fn start(&mut self) -> std::io::Result<()> {
         if self.running.is_none() {
             self.running = Some(spawn(&self.spec)?);
         }
@@ -56,7 +56,7 @@ impl Subprocess {
     }
 
     /// Sends one request and waits for its response line, at most `timeout`.
-    pub async fn call(
+    pub(crate) async fn call(
         &mut self,
         request: &[u8],
         timeout: Duration,
@@ -155,7 +155,7 @@ impl Subprocess {
 
     /// Stops the child: closes its stdin, then SIGTERM to the group, then SIGKILL; whatever it
     /// left in its group goes too.
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let Some(r) = self.running.take() else {
             return;
         };

@@ -27,7 +27,7 @@ struct State {
 const LOG_LINES: u32 = 100;
 
 #[derive(Clone)]
-pub struct WasmTransform {
+pub(crate) struct WasmTransform {
     engine: Engine,
     pre: InstancePre<State>,
     max_memory_bytes: usize,
@@ -113,7 +113,11 @@ impl WasmTransform {
     }
 
     /// Runs one invocation on the blocking pool.
-    pub async fn call(&self, request: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
+    pub(crate) async fn call(
+        &self,
+        request: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, InvokeError> {
         let this = self.clone();
         match tokio::task::spawn_blocking(move || this.call_blocking(&request, timeout)).await {
             Ok(r) => r,

@@ -16,13 +16,13 @@ use crate::record::Record;
 use crate::spool::write_atomically;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequence_number: Option<String>,
+    pub(crate) sequence_number: Option<String>,
     #[serde(default)]
-    pub subsequence_number: u64,
+    pub(crate) subsequence_number: u64,
     #[serde(default)]
-    pub finished: bool,
+    pub(crate) finished: bool,
 }
 
 /// Where shards without a checkpoint or a parent start: fixed at the first start, so that a
@@ -30,12 +30,12 @@ pub struct Checkpoint {
 /// that first start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "position", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Origin {
+pub(crate) enum Origin {
     TrimHorizon,
     AtTimestamp { timestamp_ms: i64 },
 }
 
-pub struct Checkpoints {
+pub(crate) struct Checkpoints {
     dir: PathBuf,
     state: Mutex<State>,
 }
@@ -48,7 +48,7 @@ struct State {
 }
 
 impl Checkpoints {
-    pub fn load(dir: &Path) -> io::Result<Checkpoints> {
+    pub(crate) fn load(dir: &Path) -> io::Result<Checkpoints> {
         std::fs::create_dir_all(dir)?;
         let mut saved = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -81,7 +81,11 @@ impl Checkpoints {
 
     /// The origin written at the first start, or `configured` (written now); true when it was
     /// written now (this is the first start).
-    pub fn origin(&self, configured: StartingPosition, now_ms: i64) -> io::Result<(Origin, bool)> {
+    pub(crate) fn origin(
+        &self,
+        configured: StartingPosition,
+        now_ms: i64,
+    ) -> io::Result<(Origin, bool)> {
         let path = self.dir.join("origin.json");
         if let Ok(text) = std::fs::read_to_string(&path)
             && let Ok(origin) = serde_json::from_str(&text)
@@ -100,16 +104,16 @@ impl Checkpoints {
         Ok((origin, true))
     }
 
-    pub fn get(&self, shard: &str) -> Option<Checkpoint> {
+    pub(crate) fn get(&self, shard: &str) -> Option<Checkpoint> {
         self.state.lock().ok()?.saved.get(shard).cloned()
     }
 
-    pub fn is_finished(&self, shard: &str) -> bool {
+    pub(crate) fn is_finished(&self, shard: &str) -> bool {
         self.get(shard).is_some_and(|c| c.finished)
     }
 
     /// The reader of `shard` reached its end; every record of it is below `end_position`.
-    pub fn shard_ended(&self, shard: Arc<str>, end_position: u64) {
+    pub(crate) fn shard_ended(&self, shard: Arc<str>, end_position: u64) {
         if let Ok(mut s) = self.state.lock() {
             s.ends.insert(shard, end_position);
         }
@@ -117,7 +121,7 @@ impl Checkpoints {
 
     /// Every destination has delivered `records` and everything below `floor`: move the
     /// checkpoints of their shards, finish the shards whose end is delivered. Blocking I/O.
-    pub fn released(&self, records: &[Record], floor: u64) {
+    pub(crate) fn released(&self, records: &[Record], floor: u64) {
         let mut changed: HashMap<String, Checkpoint> = HashMap::new();
         let Ok(mut s) = self.state.lock() else { return };
         for r in records {

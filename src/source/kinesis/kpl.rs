@@ -1,23 +1,23 @@
-//! KPL de-aggregation (FIREHOSE.md section 5a): magic `f3 89 9a c2`, a protobuf
+//! KPL de-aggregation (docs/aws-behaviour.md section 5a): magic `f3 89 9a c2`, a protobuf
 //! `AggregatedRecord`, then the MD5 of the protobuf bytes. Anything that fails a check is not an
 //! aggregate and is delivered as one plain record, as the KCL does.
 
 use bytes::Bytes;
 
-pub const MAGIC: [u8; 4] = [0xf3, 0x89, 0x9a, 0xc2];
+pub(crate) const MAGIC: [u8; 4] = [0xf3, 0x89, 0x9a, 0xc2];
 const DIGEST: usize = 16;
 
 /// One user record of an aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    pub partition_key: String,
-    pub explicit_hash_key: Option<String>,
-    pub data: Bytes,
+pub(crate) struct UserRecord {
+    pub(crate) partition_key: String,
+    pub(crate) explicit_hash_key: Option<String>,
+    pub(crate) data: Bytes,
 }
 
 /// The user records of an aggregated Kinesis record, or None when `data` is not a valid
 /// aggregate (no magic, MD5 mismatch, malformed protobuf, index out of its table).
-pub fn deaggregate(data: &Bytes) -> Option<Vec<UserRecord>> {
+pub(crate) fn deaggregate(data: &Bytes) -> Option<Vec<UserRecord>> {
     if data.len() < MAGIC.len() + DIGEST || data[..4] != MAGIC {
         return None;
     }
@@ -128,8 +128,9 @@ impl Parser<'_> {
     }
 }
 
+#[cfg(test)]
 /// Builds an aggregated record (tests and the benchmark producer).
-pub fn aggregate(records: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn aggregate(records: &[(&str, &[u8])]) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push((v as u8) | 0x80);

@@ -8,43 +8,43 @@ use std::sync::{Arc, Mutex};
 use crate::metrics::Counter;
 
 #[derive(Default, Debug)]
-pub struct ShardMetrics {
-    pub records: Counter,
-    pub bytes: Counter,
-    pub throttled: Counter,
+pub(crate) struct ShardMetrics {
+    pub(crate) records: Counter,
+    pub(crate) bytes: Counter,
+    pub(crate) throttled: Counter,
     millis_behind: AtomicI64,
 }
 
 impl ShardMetrics {
-    pub fn read(&self, bytes: u64) {
+    pub(crate) fn read(&self, bytes: u64) {
         self.records.add(1);
         self.bytes.add(bytes);
     }
 
-    pub fn set_millis_behind(&self, ms: i64) {
+    pub(crate) fn set_millis_behind(&self, ms: i64) {
         self.millis_behind.store(ms, Ordering::Relaxed);
     }
 
-    pub fn millis_behind(&self) -> i64 {
+    pub(crate) fn millis_behind(&self) -> i64 {
         self.millis_behind.load(Ordering::Relaxed)
     }
 }
 
 /// The shards of one stream, by shard id.
 #[derive(Default, Debug)]
-pub struct KinesisMetrics {
+pub(crate) struct KinesisMetrics {
     shards: Mutex<BTreeMap<String, Arc<ShardMetrics>>>,
 }
 
 impl KinesisMetrics {
-    pub fn shard(&self, id: &str) -> Arc<ShardMetrics> {
+    pub(crate) fn shard(&self, id: &str) -> Arc<ShardMetrics> {
         match self.shards.lock() {
             Ok(mut m) => m.entry(id.to_string()).or_default().clone(),
             Err(_) => Arc::default(),
         }
     }
 
-    pub fn snapshot(&self) -> Vec<(String, Arc<ShardMetrics>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(String, Arc<ShardMetrics>)> {
         self.shards
             .lock()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

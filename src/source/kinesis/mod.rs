@@ -2,11 +2,11 @@
 //! per shard being read, parents read to their end before their children start (as the KCL
 //! does), checkpoints that move only after delivery (`checkpoint`), KPL de-aggregation (`kpl`).
 
-pub mod checkpoint;
-pub mod kpl;
-pub mod metrics;
-pub mod seqnum;
-pub mod shard;
+pub(crate) mod checkpoint;
+pub(crate) mod kpl;
+pub(crate) mod metrics;
+pub(crate) mod seqnum;
+pub(crate) mod shard;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,13 +23,13 @@ use metrics::KinesisMetrics;
 use shard::{Outcome, Shared, Start};
 
 /// The running readers of a stream; `stop` ends them (what they read stays in the log).
-pub struct Running {
+pub(crate) struct Running {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
@@ -110,21 +110,21 @@ async fn list_shards(
 }
 
 /// What a Kinesis source is started with.
-pub struct Setup {
-    pub client: Client,
-    pub config: KinesisSourceConfig,
-    pub log: Arc<crate::source::memlog::MemoryLog>,
-    pub checkpoints: Arc<Checkpoints>,
-    pub origin: Origin,
+pub(crate) struct Setup {
+    pub(crate) client: Client,
+    pub(crate) config: KinesisSourceConfig,
+    pub(crate) log: Arc<crate::source::memlog::MemoryLog>,
+    pub(crate) checkpoints: Arc<Checkpoints>,
+    pub(crate) origin: Origin,
     /// The very first start with LATEST: root shards get a real LATEST iterator.
-    pub first_start_latest: bool,
-    pub metrics: Arc<KinesisMetrics>,
+    pub(crate) first_start_latest: bool,
+    pub(crate) metrics: Arc<KinesisMetrics>,
     /// The delivery stream's name, for logs.
-    pub label: String,
+    pub(crate) label: String,
 }
 
 /// Starts discovery and the shard readers.
-pub fn start(setup: Setup) -> Running {
+pub(crate) fn start(setup: Setup) -> Running {
     let Setup {
         client,
         config,

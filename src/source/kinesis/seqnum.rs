@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-pub fn cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn cmp(a: &str, b: &str) -> Ordering {
     let a = a.trim_start_matches('0');
     let b = b.trim_start_matches('0');
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))

@@ -29,7 +29,7 @@ const MIN_CALL_GAP: Duration = Duration::from_millis(205);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// Only on the very first start with LATEST (a restart uses the first start's time).
     Latest,
     TrimHorizon,
@@ -39,25 +39,24 @@ pub enum Start {
         sequence: String,
         subsequence: u64,
     },
-    After(String),
 }
 
-pub struct Shared {
-    pub client: Client,
-    pub stream: KinesisStreamRef,
-    pub log: Arc<MemoryLog>,
-    pub checkpoints: Arc<Checkpoints>,
-    pub stop: watch::Receiver<bool>,
-    pub limit: i32,
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) stream: KinesisStreamRef,
+    pub(crate) log: Arc<MemoryLog>,
+    pub(crate) checkpoints: Arc<Checkpoints>,
+    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) limit: i32,
 }
 
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Read to its end: every record is in the log.
     Ended,
     Stopped,
 }
 
-pub async fn read(
+pub(crate) async fn read(
     shared: Arc<Shared>,
     shard: Arc<str>,
     start: Start,
@@ -187,7 +186,7 @@ impl ShardReader<'_> {
             KinesisStreamRef::Arn(a) => req.stream_arn(a),
         };
         req = match (&self.last_read, &self.start) {
-            (Some(seq), _) | (None, Start::After(seq)) => req
+            (Some(seq), _) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(seq),
             (None, Start::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
