@@ -227,3 +227,49 @@ fn a_full_spool_slows_producers_down_and_keeps_what_it_acknowledged() {
         "accepted again: {v}"
     );
 }
+
+/// A staging failure that is not a full disk (its folder gone) stops the process: it exits 1
+/// with the reason once, moves no cursor past what it could not stage, and after a restart
+/// every acknowledged record is delivered.
+#[test]
+fn a_staging_failure_stops_the_daemon_and_the_restart_delivers_everything() {
+    let cfg = config("", "{size_mib: 1, interval_seconds: 900}");
+    let mut d = Daemon::start(&cfg);
+    let staging = d.dir.path().join("state/staging/d/0");
+    assert!(staging.is_dir(), "the destination's staging folder");
+    std::fs::remove_dir_all(&staging).expect("staging folder removed");
+    let records: Vec<String> = (0..20).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let (status, v) = d.api("PutRecordBatch", &batch(&records));
+    assert_eq!(
+        (status, v["FailedPutCount"].clone()),
+        (200, json!(0)),
+        "{v}"
+    );
+    let exit = d.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        exit.code(),
+        Some(1),
+        "a staging failure ends the process with 1"
+    );
+    let log = d.logs();
+    assert_eq!(
+        log.matches("stopping: records past the delivered cursor")
+            .count(),
+        1,
+        "the reason is logged once:\n{log}"
+    );
+    assert!(
+        log.contains("error: destination d[0]: cannot stage records on local disk"),
+        "{log}"
+    );
+
+    let d = d.restart();
+    d.flush("d");
+    let lines = delivered_lines(&d.dir.path().join("out"));
+    let got: BTreeSet<&String> = lines.keys().collect();
+    assert_eq!(
+        got,
+        records.iter().collect(),
+        "every acknowledged record, after the restart"
+    );
+}

@@ -59,11 +59,11 @@ impl<W: Write> HadoopSnappyWriter<W> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Decodes the framing the way Hadoop's BlockDecompressorStream does.
-    fn decode(mut input: &[u8]) -> Vec<u8> {
+    pub(crate) fn decode(mut input: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
         while !input.is_empty() {

@@ -60,6 +60,9 @@ impl Compression {
     }
 }
 
+/// The stream identifier chunk of the snappy framing format.
+const SNAPPY_STREAM_IDENTIFIER: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+
 /// The gzip level used for GZIP objects (zlib's default, as `gzip` itself).
 pub const GZIP_LEVEL: u32 = 6;
 
@@ -68,13 +71,14 @@ pub enum Encoder<W: Write + Seek> {
     Plain(W),
     Gzip(Box<GzEncoder<W>>),
     Zip(Box<ZipEntryWriter<W>>),
-    Snappy(Box<snap::write::FrameEncoder<W>>),
+    /// With where the stream started: a stream with no data still gets its identifier.
+    Snappy(Box<snap::write::FrameEncoder<W>>, u64),
     HadoopSnappy(Box<HadoopSnappyWriter<W>>),
 }
 
 impl<W: Write + Seek> Encoder<W> {
     /// `entry_name_len` is the length of the ZIP entry name that `finish` will get.
-    pub fn new(compression: Compression, out: W, entry_name_len: usize) -> io::Result<Self> {
+    pub fn new(compression: Compression, mut out: W, entry_name_len: usize) -> io::Result<Self> {
         Ok(match compression {
             Compression::Uncompressed => Encoder::Plain(out),
             Compression::Gzip => Encoder::Gzip(Box::new(GzEncoder::new(
@@ -82,7 +86,10 @@ impl<W: Write + Seek> Encoder<W> {
                 flate2::Compression::new(GZIP_LEVEL),
             ))),
             Compression::Zip => Encoder::Zip(Box::new(ZipEntryWriter::new(out, entry_name_len)?)),
-            Compression::Snappy => Encoder::Snappy(Box::new(snap::write::FrameEncoder::new(out))),
+            Compression::Snappy => {
+                let start = out.stream_position()?;
+                Encoder::Snappy(Box::new(snap::write::FrameEncoder::new(out)), start)
+            }
             Compression::HadoopSnappy => {
                 Encoder::HadoopSnappy(Box::new(HadoopSnappyWriter::new(out)))
             }
@@ -94,7 +101,7 @@ impl<W: Write + Seek> Encoder<W> {
             Encoder::Plain(w) => w.write_all(data),
             Encoder::Gzip(w) => w.write_all(data),
             Encoder::Zip(w) => w.write_all(data),
-            Encoder::Snappy(w) => w.write_all(data),
+            Encoder::Snappy(w, _) => w.write_all(data),
             Encoder::HadoopSnappy(w) => w.write_all(data),
         }
     }
@@ -105,7 +112,15 @@ impl<W: Write + Seek> Encoder<W> {
             Encoder::Plain(w) => w,
             Encoder::Gzip(w) => w.finish()?,
             Encoder::Zip(w) => w.finish(entry_name)?,
-            Encoder::Snappy(w) => w.into_inner().map_err(|e| e.into_error())?,
+            Encoder::Snappy(w, start) => {
+                let mut out = w.into_inner().map_err(|e| e.into_error())?;
+                // The framing format's stream starts with its identifier even when empty (snap
+                // writes it with the first data only).
+                if out.stream_position()? == start {
+                    out.write_all(SNAPPY_STREAM_IDENTIFIER)?;
+                }
+                out
+            }
             Encoder::HadoopSnappy(w) => w.finish()?,
         };
         out.flush()?;
@@ -160,14 +175,30 @@ mod tests {
     }
 
     #[test]
-    fn empty_input_is_a_valid_stream() {
-        for c in [
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::HadoopSnappy,
-            Compression::Zip,
-        ] {
-            compress_to_vec(c, b"", "e").expect("an empty stream encodes");
-        }
+    fn empty_input_is_a_valid_stream_that_decodes_to_nothing() {
+        let gzip = compress_to_vec(Compression::Gzip, b"", "e").expect("encodes");
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gzip[..])
+            .read_to_end(&mut back)
+            .expect("a complete gzip stream");
+        assert!(back.is_empty() && gzip.len() >= 20, "{gzip:?}");
+
+        let snappy = compress_to_vec(Compression::Snappy, b"", "e").expect("encodes");
+        assert_eq!(&snappy[..10], b"\xff\x06\x00\x00sNaPpY");
+        snap::read::FrameDecoder::new(&snappy[..])
+            .read_to_end(&mut back)
+            .expect("a complete snappy stream");
+        assert!(back.is_empty());
+
+        let hadoop = compress_to_vec(Compression::HadoopSnappy, b"", "e").expect("encodes");
+        assert!(hadoop_snappy::tests::decode(&hadoop).is_empty());
+
+        let zip = compress_to_vec(Compression::Zip, b"", "e").expect("encodes");
+        // One entry named `e`, empty, in a complete archive (local header .. end of directory).
+        assert_eq!(&zip[..4], b"PK\x03\x04");
+        assert_eq!(&zip[zip.len() - 22..zip.len() - 18], b"PK\x05\x06");
+        let entries = u16::from_le_bytes([zip[zip.len() - 12], zip[zip.len() - 11]]);
+        assert_eq!(entries, 1);
+        assert_eq!(&zip[30..31], b"e", "the entry's name");
     }
 }

@@ -17,7 +17,7 @@ pub(crate) type PartitionKeys = Arc<BTreeMap<String, String>>;
 
 /// Where one record of the log ends up after processing.
 #[derive(Debug)]
-pub(crate) enum Outcome {
+pub(crate) enum RecordOutcome {
     /// Delivered, with (possibly new) data and the transform's partition keys.
     Deliver(Record, Option<PartitionKeys>),
     /// Removed on purpose (the transform said `Dropped`).
@@ -43,11 +43,11 @@ pub(crate) struct Processed {
 }
 
 impl Processed {
-    pub(crate) fn push(&mut self, outcome: Outcome) {
+    pub(crate) fn push(&mut self, outcome: RecordOutcome) {
         match outcome {
-            Outcome::Deliver(r, k) => self.deliver.push((r, k)),
-            Outcome::Dropped => self.dropped += 1,
-            Outcome::Failed(e) => self.failed.push(e),
+            RecordOutcome::Deliver(r, k) => self.deliver.push((r, k)),
+            RecordOutcome::Dropped => self.dropped += 1,
+            RecordOutcome::Failed(e) => self.failed.push(e),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::destination::partition::RecordKeys;
 use crate::destination::{Delivery, DestinationHandle, Input};
 use crate::fatal::FatalSender;
 use crate::processing::transform::{Transform, TransformBatch};
-use crate::processing::{Outcome, PartitionKeys, Processed, deaggregate};
+use crate::processing::{PartitionKeys, Processed, RecordOutcome, deaggregate};
 use crate::record::Record;
 use crate::retry::LogGate;
 use crate::source::LogReader as Reader;
@@ -184,7 +184,7 @@ impl State {
             let mut processed = Processed::default();
             let end = batch.last().map_or(0, |r| r.seq + 1);
             for r in records {
-                processed.push(Outcome::Deliver(r, None));
+                processed.push(RecordOutcome::Deliver(r, None));
             }
             self.dispatch(&batch, processed, end).await;
             return Ok(true);

@@ -8,7 +8,7 @@ pub mod faults;
 pub mod transform;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -46,25 +46,67 @@ pub fn py_script(name: &str) -> PathBuf {
     repo().join("tests/py").join(name)
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+/// Spawns a server told to bind port 0 (or a given port) and reads the port it took from what
+/// it prints (`find` looks at each line of stdout and stderr); its output keeps being drained
+/// so it never blocks on a full pipe. No port is picked and released first: two servers
+/// started at once can never be handed the same one.
+fn spawn_reporting(cmd: &mut Command, what: &str, find: fn(&str) -> Option<u16>) -> (Child, u16) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = child.stdout.take().expect("stdout");
+    let err = child.stderr.take().expect("stderr");
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(line);
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                if let Some(port) = find(&line) {
+                    // From here on the lines go nowhere; the threads still drain the pipes.
+                    std::thread::spawn(move || for _ in rx {});
+                    return (child, port);
+                }
+                seen.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                panic!(
+                    "{what} exited ({status}) before it listened:\n{}",
+                    seen.join("\n")
+                );
+            }
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early: {status}");
+            panic!("{what} exited early: {status}\n{}", seen.join("\n"));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not say where it listens within 30 s:\n{}",
+            seen.join("\n")
+        );
     }
-    panic!("{what} did not listen on {port} within 30 s");
+}
+
+/// The port of the first `http://127.0.0.1:PORT` in a line.
+fn url_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("http://127.0.0.1:")? + "http://127.0.0.1:".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// A moto server (S3) on an ephemeral port; killed on drop.
@@ -76,18 +118,22 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        Self::start_on(free_port())
+        Self::start_on(0)
     }
 
-    /// A moto on a given port (to restart one where a daemon expects it).
+    /// A moto on a given port (to restart one where a daemon expects it), or 0 for any.
     pub fn start_on(port: u16) -> Moto {
-        let mut child = Command::new(venv_bin("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        wait_for_port(port, &mut child, "moto_server");
+        // werkzeug prints ` * Running on http://127.0.0.1:PORT` with the port it bound.
+        let (child, port) = spawn_reporting(
+            Command::new(venv_bin("moto_server")).args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ]),
+            "moto_server",
+            url_port,
+        );
         Moto {
             child,
             port,
@@ -157,30 +203,32 @@ pub struct S3sFs {
 impl S3sFs {
     pub fn start() -> S3sFs {
         let root = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let mut s = S3sFs {
             child: None,
-            port,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            port: 0,
+            endpoint: String::new(),
             root,
         };
         s.resume();
         s
     }
 
-    /// (Re)starts the server on its port and folder.
+    /// (Re)starts the server on its folder, on the port it had (any port the first time).
     pub fn resume(&mut self) {
         let bin = tools().join("s3s-fs/bin/s3s-fs");
         assert!(bin.exists(), "s3s-fs is missing: run scripts/test-tools.sh");
-        let mut child = Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", "test", "--secret-key", "test"])
-            .arg(self.root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
-        wait_for_port(self.port, &mut child, "s3s-fs");
+        // It logs `server is running at http://127.0.0.1:PORT` at INFO.
+        let (child, port) = spawn_reporting(
+            Command::new(bin)
+                .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+                .args(["--access-key", "test", "--secret-key", "test"])
+                .arg(self.root.path())
+                .env("RUST_LOG", "s3s_fs=info"),
+            "s3s-fs",
+            url_port,
+        );
+        self.port = port;
+        self.endpoint = format!("http://127.0.0.1:{port}");
         self.child = Some(child);
     }
 
@@ -215,16 +263,15 @@ impl Kinesalite {
             modules.join("kinesalite").exists(),
             "kinesalite is missing: run scripts/test-tools.sh"
         );
-        let port = free_port();
-        let mut child = Command::new("node")
-            .arg(py_script("kinesalite.js"))
-            .arg(port.to_string())
-            .env("NODE_PATH", &modules)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node starts");
-        wait_for_port(port, &mut child, "kinesalite");
+        // tests/py/kinesalite.js prints `listening PORT` once bound.
+        let (child, port) = spawn_reporting(
+            Command::new("node")
+                .arg(py_script("kinesalite.js"))
+                .arg("0")
+                .env("NODE_PATH", &modules),
+            "kinesalite",
+            |line| line.strip_prefix("listening ")?.trim().parse().ok(),
+        );
         Kinesalite {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -405,7 +452,7 @@ impl Daemon {
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let (err_tx, err_rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if err_tx.send(line).is_err() {
                     break;
@@ -438,6 +485,9 @@ impl Daemon {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                // Everything it printed before it exited: the reader ends at the pipe's end,
+                // so no line is still on its way when the log is taken.
+                let _ = stderr_reader.join();
                 let log: Vec<String> = err_rx.try_iter().collect();
                 Err(log.join("\n"))
             }
@@ -521,6 +571,22 @@ impl Daemon {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!("firehosed did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the daemon to exit by itself (at most `timeout`); its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("firehosed did not exit within {timeout:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use contract::{Invocation, InvokeError, Verdict};
 
-use super::Outcome;
+use super::RecordOutcome;
 use super::error_record::{LambdaFailure, processing_failed};
 use crate::config::transform::TransformConfig;
 use crate::metrics::StreamMetrics;
@@ -69,7 +69,7 @@ impl Transform {
 
     /// Runs `records` through the function; one outcome per record, in order. Encoding the
     /// request and checking the response run on the blocking pool.
-    pub(crate) async fn process(&mut self, records: &Arc<[Record]>) -> Vec<Outcome> {
+    pub(crate) async fn process(&mut self, records: &Arc<[Record]>) -> Vec<RecordOutcome> {
         if records.is_empty() {
             return Vec::new();
         }
@@ -146,7 +146,7 @@ impl Transform {
         records: &Arc<[Record]>,
         last: InvokeError,
         made: u32,
-    ) -> Vec<Outcome> {
+    ) -> Vec<RecordOutcome> {
         let failure = LambdaFailure {
             code: last.code(),
             message: last.message().to_string(),
@@ -156,9 +156,9 @@ impl Transform {
         self.metrics
             .transform_failed_records
             .add(records.len() as u64);
-        let build = |recs: &[Record], failure: &LambdaFailure, arn: &str| -> Vec<Outcome> {
+        let build = |recs: &[Record], failure: &LambdaFailure, arn: &str| -> Vec<RecordOutcome> {
             recs.iter()
-                .map(|r| Outcome::Failed(processing_failed(r, failure, arn)))
+                .map(|r| RecordOutcome::Failed(processing_failed(r, failure, arn)))
                 .collect()
         };
         let (recs, arn, f) = (records.clone(), self.lambda_arn.clone(), failure.clone());
@@ -169,7 +169,12 @@ impl Transform {
         }
     }
 
-    fn outcomes(&self, records: &[Record], verdicts: Vec<Verdict>, attempt: u32) -> Vec<Outcome> {
+    fn outcomes(
+        &self,
+        records: &[Record],
+        verdicts: Vec<Verdict>,
+        attempt: u32,
+    ) -> Vec<RecordOutcome> {
         let ending_ms = now_ms();
         records
             .iter()
@@ -178,7 +183,7 @@ impl Transform {
                 Verdict::Ok(data, keys) => {
                     self.metrics.transform_ok_records.add(1);
                     self.metrics.transform_ok_bytes.add(data.len() as u64);
-                    Outcome::Deliver(
+                    RecordOutcome::Deliver(
                         Record {
                             data,
                             arrival_ms: r.arrival_ms,
@@ -191,7 +196,7 @@ impl Transform {
                 }
                 Verdict::Dropped => {
                     self.metrics.transform_dropped_records.add(1);
-                    Outcome::Dropped
+                    RecordOutcome::Dropped
                 }
                 Verdict::ProcessingFailed => {
                     self.metrics.transform_failed_records.add(1);
@@ -201,7 +206,7 @@ impl Transform {
                         attempts: attempt,
                         ending_ms,
                     };
-                    Outcome::Failed(processing_failed(r, &failure, &self.lambda_arn))
+                    RecordOutcome::Failed(processing_failed(r, &failure, &self.lambda_arn))
                 }
             })
             .collect()

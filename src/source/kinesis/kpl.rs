@@ -204,14 +204,42 @@ mod tests {
     }
 
     #[test]
-    fn truncated_protobuf_never_panics() {
-        let full = aggregate(&[("key", b"payload"), ("k2", b"more")]);
-        for cut in 0..full.len() {
-            let body = &full[4..cut.max(4)];
+    fn a_truncated_protobuf_is_a_plain_record_unless_cut_between_fields() {
+        let records: [(&str, &[u8]); 2] = [("key", b"payload"), ("k2", b"more")];
+        let full = aggregate(&records);
+        let body_full = &full[4..full.len() - DIGEST];
+        // Where each top-level field of the protobuf ends, and how many user records end there.
+        let mut ends = vec![(0usize, 0usize)];
+        let (mut pos, mut done) = (0, 0);
+        while pos < body_full.len() {
+            let tag = body_full[pos];
+            let len = body_full[pos + 1] as usize;
+            pos += 2 + len;
+            done += usize::from(tag >> 3 == 3);
+            ends.push((pos, done));
+        }
+        assert_eq!(
+            ends.last(),
+            Some(&(body_full.len(), 2)),
+            "the layout was read"
+        );
+        for cut in 0..=body_full.len() {
+            let body = &body_full[..cut];
             let mut rec = MAGIC.to_vec();
             rec.extend_from_slice(body);
             rec.extend_from_slice(&md5::compute(body).0);
-            let _ = deaggregate(&Bytes::from(rec));
+            let got = deaggregate(&Bytes::from(rec));
+            match ends.iter().find(|(end, _)| *end == cut) {
+                // Cut between two fields: a valid aggregate of the records before the cut.
+                Some((_, n)) => {
+                    let got = got.unwrap_or_else(|| panic!("cut at {cut}: a valid aggregate"));
+                    let data: Vec<&[u8]> = got.iter().map(|u| &u.data[..]).collect();
+                    let expected: Vec<&[u8]> = records[..*n].iter().map(|(_, d)| *d).collect();
+                    assert_eq!(data, expected, "cut at {cut}");
+                }
+                // Cut inside a field: malformed, so the whole record is one plain record.
+                None => assert_eq!(got, None, "cut at {cut} is inside a field"),
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::config::{KinesisSourceConfig, KinesisStreamRef};
 use checkpoint::{Checkpoints, Origin};
 use metrics::KinesisMetrics;
-use shard::{Outcome, Shared, Start};
+use shard::{ReadEnd, Shared, Start};
 
 /// The running readers of a stream; `stop` ends them (what they read stays in the log).
 pub(crate) struct Running {
@@ -205,7 +205,7 @@ struct Coordinator {
     origin: (Origin, bool),
     metrics: Arc<KinesisMetrics>,
     label: String,
-    readers: JoinSet<(String, Outcome)>,
+    readers: JoinSet<(String, ReadEnd)>,
     running: HashSet<String>,
     /// Shards read to their end in this run (their checkpoint may not say so yet).
     read_to_end: HashSet<String>,
@@ -267,7 +267,7 @@ impl Coordinator {
         while let Some(done) = self.readers.try_join_next() {
             if let Ok((id, outcome)) = done {
                 self.running.remove(&id);
-                if matches!(outcome, Outcome::Ended) {
+                if matches!(outcome, ReadEnd::Ended) {
                     tracing::info!(stream = %self.label, shard = %id, "shard read to its end");
                     self.read_to_end.insert(id);
                 }

@@ -50,7 +50,7 @@ pub(crate) struct Shared {
     pub(crate) limit: i32,
 }
 
-pub(crate) enum Outcome {
+pub(crate) enum ReadEnd {
     /// Read to its end: every record is in the log.
     Ended,
     Stopped,
@@ -61,7 +61,7 @@ pub(crate) async fn read(
     shard: Arc<str>,
     start: Start,
     metrics: Arc<ShardMetrics>,
-) -> Outcome {
+) -> ReadEnd {
     let mut stop = shared.stop.clone();
     let mut reader = ShardReader {
         shared: &shared,
@@ -72,7 +72,7 @@ pub(crate) async fn read(
     };
     tokio::select! {
         outcome = reader.run() => outcome,
-        _ = stop.wait_for(|s| *s) => Outcome::Stopped,
+        _ = stop.wait_for(|s| *s) => ReadEnd::Stopped,
     }
 }
 
@@ -99,7 +99,7 @@ enum Failure {
 }
 
 impl ShardReader<'_> {
-    async fn run(&mut self) -> Outcome {
+    async fn run(&mut self) -> ReadEnd {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut gate = LogGate::new(Duration::from_secs(30));
         let mut iterator: Option<String> = None;
@@ -159,7 +159,7 @@ impl ShardReader<'_> {
                     self.shared
                         .checkpoints
                         .shard_ended(self.shard.clone(), self.shared.log.end());
-                    return Outcome::Ended;
+                    return ReadEnd::Ended;
                 }
                 Some(n) => iterator = Some(n),
             }
