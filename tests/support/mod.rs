@@ -562,18 +562,7 @@ impl Daemon {
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
-        let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("firehosed did not exit within {timeout:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_exit(timeout)
     }
 
     /// Waits for the daemon to exit by itself (at most `timeout`); its status.
@@ -586,7 +575,7 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("firehosed did not exit within {timeout:?}");
+                panic!("firehosed did not exit within {timeout:?} (killed now)");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
