@@ -257,6 +257,70 @@ delivery_streams:
     );
 }
 
+/// Under steady load objects fill their buffer: the rest of the delivery that filled one object
+/// starts the next instead of being sealed on its own (which made every other object small).
+#[test]
+fn under_steady_load_every_object_but_the_last_fills_its_buffer() {
+    let config = "listen: 127.0.0.1:0
+state_dir: '{dir}/state'
+relax_aws_limits: true
+delivery_streams:
+  - name: steady
+    source: {direct_put: {}}
+    processing: {append_delimiter_to_record: true}
+    destinations:
+      - directory: '{dir}/out'
+        buffering: {size_mib: 4, interval_seconds: 900}
+";
+    let d = Daemon::start(config);
+    let record = format!("{{\"pad\":\"{}\"}}", "x".repeat(1000));
+    let data = base64(record.as_bytes());
+    let batch: Vec<serde_json::Value> = (0..500)
+        .map(|_| serde_json::json!({"Data": data}))
+        .collect();
+    let body = serde_json::json!({"DeliveryStreamName": "steady", "Records": batch}).to_string();
+    let producers: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, body) = (d.url.clone(), body.clone());
+            std::thread::spawn(move || {
+                for _ in 0..16 {
+                    let (status, text) = http(
+                        &url,
+                        "POST",
+                        &[("x-amz-target", "Firehose_20150804.PutRecordBatch")],
+                        body.as_bytes(),
+                    );
+                    assert!(
+                        status == 200 && text.contains("\"FailedPutCount\":0"),
+                        "{text}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().expect("producer");
+    }
+    d.flush("steady");
+    let out = d.dir.path().join("out");
+    let sizes: Vec<u64> = files_under(&out)
+        .iter()
+        .map(|k| std::fs::metadata(out.join(k)).expect("object").len())
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    assert_eq!(
+        total,
+        4 * 16 * 500 * (record.len() as u64 + 1),
+        "every record once"
+    );
+    let buffer = 4 * 1024 * 1024;
+    let small: Vec<&u64> = sizes.iter().filter(|&&s| s < buffer * 9 / 10).collect();
+    assert!(
+        small.len() <= 1 && sizes.len() >= 7,
+        "only the object the flush sealed may be under 90% of the buffer: {sizes:?}"
+    );
+}
+
 #[test]
 fn interval_flush_delivers_without_a_flush_call() {
     let config = "listen: 127.0.0.1:0

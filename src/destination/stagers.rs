@@ -323,18 +323,11 @@ impl StagerSet {
                 .map_err(err)?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
         }
-        if self.companion_sealed(&sealed) {
-            sealed.extend(self.seal_companions()?);
+        if let Some(bound) = companion_bound(&sealed) {
+            sealed.extend(self.seal_companions(bound)?);
         }
         self.forget_empty_partitions();
         Ok(sealed)
-    }
-
-    /// Whether the companions must seal now: an object sealed and, with partitions, one of the
-    /// companions themselves (a partition sealing takes nothing with it: the cursor is held by
-    /// the oldest partition anyway, and hundreds of tiny error objects would follow).
-    fn companion_sealed(&self, sealed: &[(Sealed, Kind)]) -> bool {
-        sealed.iter().any(|(_, kind)| *kind != Kind::Partition)
     }
 
     /// Stages records into their partitions; returns the error records of those without one,
@@ -438,8 +431,14 @@ impl StagerSet {
         Ok(())
     }
 
-    fn seal_companions(&mut self) -> StepResult {
-        seal_each(self.companions())
+    /// Seals the companions holding a record below `bound`: they would hold the cursor behind
+    /// the objects just sealed. One that opened after them (the main object's continuation,
+    /// holding the rest of the delivery that filled it) stays open and fills up.
+    fn seal_companions(&mut self, bound: Bound) -> StepResult {
+        seal_each(self.companions().filter(|(_, kind, s)| {
+            !(*kind == Kind::Main && bound.main_sealed)
+                && s.first_seq().is_some_and(|f| f < bound.below)
+        }))
     }
 
     /// Seals every open object (flush, close).
@@ -455,8 +454,8 @@ impl StagerSet {
             .all()
             .filter(|(_, _, s)| s.opened().is_some_and(|o| o + interval <= now));
         let mut sealed = seal_each(due)?;
-        if self.companion_sealed(&sealed) {
-            sealed.extend(self.seal_companions()?);
+        if let Some(bound) = companion_bound(&sealed) {
+            sealed.extend(self.seal_companions(bound)?);
         }
         self.forget_empty_partitions();
         Ok(sealed)
@@ -477,6 +476,32 @@ impl StagerSet {
             self.metrics.set_active_partitions(self.partitions.len());
         }
     }
+}
+
+/// Whether the companions must seal now, and below which record: an object sealed that is not
+/// a partition (a partition sealing takes nothing with it: the cursor is held by the oldest
+/// partition anyway, and hundreds of tiny error objects would follow). The bound is one past
+/// the highest record of the objects sealed.
+fn companion_bound(sealed: &[(Sealed, Kind)]) -> Option<Bound> {
+    let below = sealed
+        .iter()
+        .filter(|(_, kind)| *kind != Kind::Partition)
+        .map(|(o, _)| o.next_seq)
+        .max()?;
+    Some(Bound {
+        below,
+        main_sealed: sealed.iter().any(|(_, kind)| *kind == Kind::Main),
+    })
+}
+
+/// Which companions seal with the objects a step sealed.
+#[derive(Clone, Copy)]
+struct Bound {
+    /// Those holding a record below this.
+    below: u64,
+    /// The main object sealed (on size): its continuation stays open whatever it holds (a
+    /// sub-record of the last record it took may share that record's sequence number).
+    main_sealed: bool,
 }
 
 /// How many records, and their bytes.
