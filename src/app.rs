@@ -171,8 +171,15 @@ async fn reload_loop(state: Arc<AppState>, mut r: Reload, notifier: Notifier) {
     while r.requests.recv().await.is_some() {
         notifier.send("RELOADING=1");
         match reload::reload(&state.streams, &r.path).await {
-            Ok(out) => tracing::info!(added = ?out.added, removed = ?out.removed,
-                changed = ?out.changed, "configuration reloaded"),
+            Ok(out) => {
+                if !out.removed.is_empty() {
+                    // Their records were delivered and their state is gone: say so loudly.
+                    tracing::warn!(removed = ?out.removed,
+                        "the reloaded configuration no longer has these delivery streams: they were drained and removed");
+                }
+                tracing::info!(added = ?out.added, removed = ?out.removed,
+                    changed = ?out.changed, "configuration reloaded");
+            }
             Err(e) => tracing::error!(file = %r.path.display(), errors = %e,
                 "the new configuration is invalid; the running one stays"),
         }

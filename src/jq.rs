@@ -17,8 +17,9 @@ type Filter = jaq_core::Filter<data::JustLut<Val>>;
 /// Why a query does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum QueryError {
-    #[error("is not a valid jq query ({0} error(s) while parsing)")]
-    Syntax(usize),
+    /// The first problem jaq found, and where (a character position, from 1).
+    #[error("is not a valid jq query: {problem} at character {at}")]
+    Syntax { problem: String, at: usize },
     #[error("is not a valid jq query: undefined {}", .0.join(", "))]
     Undefined(Vec<String>),
 }
@@ -72,7 +73,7 @@ fn compile(query: &str) -> Result<Filter, QueryError> {
                 path: (),
             },
         )
-        .map_err(|errs| QueryError::Syntax(errs.len()))?;
+        .map_err(|errs| syntax_error(query, errs))?;
     Compiler::default()
         .with_funs(funs)
         .compile(modules)
@@ -83,6 +84,44 @@ fn compile(query: &str) -> Result<Filter, QueryError> {
                 .collect();
             QueryError::Undefined(names)
         })
+}
+
+/// The first lex or parse error of a query, with its position in the query.
+fn syntax_error(query: &str, errs: jaq_core::load::Errors<&str, ()>) -> QueryError {
+    use jaq_core::load::{Error, lex};
+    // jaq reports positions as slices of the query: their offset is the position.
+    let at = |found: &str| {
+        let offset = (found.as_ptr() as usize).wrapping_sub(query.as_ptr() as usize);
+        let offset = if offset <= query.len() {
+            offset
+        } else {
+            query.len()
+        };
+        query[..query.floor_char_boundary(offset)].chars().count() + 1
+    };
+    let found = |s: &str| match s.chars().next() {
+        Some(c) => format!("found `{c}`"),
+        None => "found the end of the query".to_string(),
+    };
+    let first = errs.into_iter().find_map(|(_, e)| match e {
+        Error::Lex(errs) => errs.into_iter().next().map(|(expect, f)| {
+            let what = match expect {
+                lex::Expect::Delim(open) => format!("expected a closing match for `{open}`"),
+                other => format!("expected {}", other.as_str()),
+            };
+            (format!("{what}, {}", found(f)), at(f))
+        }),
+        Error::Parse(errs) => errs
+            .into_iter()
+            .next()
+            .map(|(expect, f)| (format!("expected {}, {}", expect.as_str(), found(f)), at(f))),
+        Error::Io(errs) => errs
+            .into_iter()
+            .next()
+            .map(|(path, why)| (format!("cannot load {path}: {why}"), 1)),
+    });
+    let (problem, at) = first.unwrap_or_else(|| ("it does not parse".to_string(), 1));
+    QueryError::Syntax { problem, at }
 }
 
 thread_local! {

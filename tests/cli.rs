@@ -20,6 +20,23 @@ fn validate(yaml: &str) -> (i32, String, String) {
     )
 }
 
+/// `validate` refuses what a reload must refuse: an empty file, or one without the list of
+/// streams (an empty list is fine).
+#[test]
+fn validate_refuses_an_empty_file_and_a_missing_stream_list() {
+    let (code, _, err) = validate("");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the configuration is empty"), "{err}");
+    let (code, _, err) = validate("listen: 127.0.0.1:4573\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("delivery_streams: required key is missing"),
+        "{err}"
+    );
+    let (code, out, err) = validate("delivery_streams: []\n");
+    assert_eq!((code, out.trim()), (0, "ok: 0 delivery streams"), "{err}");
+}
+
 #[test]
 fn validate_accepts_every_bundled_config() {
     let mut n = 0;
@@ -150,7 +167,9 @@ fn run_exits_non_zero_when_the_port_is_taken() {
 
 #[test]
 fn run_exits_non_zero_when_state_dir_is_not_writable() {
-    let stderr = run_fails("listen: 127.0.0.1:0\nstate_dir: /proc/firehosed-cannot-write-here\n");
+    let stderr = run_fails(
+        "listen: 127.0.0.1:0\nstate_dir: /proc/firehosed-cannot-write-here\ndelivery_streams: []\n",
+    );
     assert!(
         stderr.contains("error: state_dir /proc/firehosed-cannot-write-here is not writable"),
         "{stderr}"

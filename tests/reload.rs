@@ -77,6 +77,15 @@ fn sighup_adds_removes_and_changes_streams_without_losing_a_record() {
         "configuration reloaded",
     );
     assert!(log.contains("configuration reloaded"), "{log}");
+    let warned = log.lines().any(|l| {
+        l.contains("WARN")
+            && l.contains("no longer has these delivery streams")
+            && l.contains("gone")
+    });
+    assert!(
+        warned,
+        "removing streams is a warning that names them:\n{log}"
+    );
     put(&d, "keep", "c\n");
     put(&d, "new", "z\n");
     d.flush("keep");
@@ -145,6 +154,20 @@ fn an_invalid_file_on_sighup_changes_nothing() {
     assert_eq!(lines_under(&d.dir.path().join("out"), "k"), vec!["a", "b"]);
     let (_, v) = d.api("DescribeDeliveryStream", r#"{"DeliveryStreamName":"keep"}"#);
     assert_eq!(v["DeliveryStreamDescription"]["VersionId"], "1");
+}
+
+/// A file emptied (or cut short to nothing) while it was being written is an error on SIGHUP,
+/// not "no streams": nothing is removed and the stream goes on.
+#[test]
+fn an_empty_file_on_sighup_removes_nothing() {
+    let mut d = Daemon::start(&config(&[stream("keep", "k/")]));
+    put(&d, "keep", "a\n");
+    let log = reload(&mut d, "", "the running one stays");
+    assert!(log.contains("the configuration is empty"), "{log}");
+    assert!(!log.contains("removed"), "{log}");
+    put(&d, "keep", "b\n");
+    d.flush("keep");
+    assert_eq!(lines_under(&d.dir.path().join("out"), "k"), vec!["a", "b"]);
 }
 
 /// A CreateDeliveryStream whose dynamic partitioning may keep 500 staging files open.

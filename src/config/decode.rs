@@ -169,6 +169,10 @@ pub(crate) struct MapReader<'n> {
     entries: &'n [(Node, Node)],
     used: Vec<bool>,
     asked: Vec<&'static str>,
+    /// Keys written with no value (`state_dir:`): errors, not silent defaults.
+    nulls: Vec<(&'static str, Mark)>,
+    /// Entries whose key was written before in this mapping (reported once, as duplicates).
+    duplicate: Vec<bool>,
     pub(crate) path: Path,
 }
 
@@ -188,13 +192,20 @@ impl<'n> MapReader<'n> {
                 return None;
             }
         };
-        let mut seen: Vec<&str> = Vec::new();
-        for (key, _) in entries {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        // A key written twice is reported once, as a duplicate (not also as unknown).
+        let mut duplicate = vec![false; entries.len()];
+        for (i, (key, _)) in entries.iter().enumerate() {
             if let Kind::Scalar { value, .. } = &key.kind {
-                if seen.contains(&value.as_str()) {
-                    ctx.error(key.mark, &path.key(value), "duplicate key");
+                if let Some((_, line)) = seen.iter().find(|(k, _)| *k == value.as_str()) {
+                    ctx.error(
+                        key.mark,
+                        &path.key(value),
+                        format!("duplicate key (first written on line {line})"),
+                    );
+                    duplicate[i] = true;
                 }
-                seen.push(value);
+                seen.push((value, key.mark.line));
             }
         }
         Some(MapReader {
@@ -202,18 +213,28 @@ impl<'n> MapReader<'n> {
             entries,
             used: vec![false; entries.len()],
             asked: Vec::new(),
+            nulls: Vec::new(),
+            duplicate,
             path,
         })
     }
 
-    /// The value under `key` (null values count as absent).
+    /// The value under `key`. A key written without a value (`key:` or `key: ~`) is reported
+    /// by `finish` as an error naming it; here it reads as absent, so decoding goes on.
     pub(crate) fn get(&mut self, key: &'static str) -> Option<&'n Node> {
         self.asked.push(key);
         let entries = self.entries;
         for (i, (k, v)) in entries.iter().enumerate() {
             if matches!(&k.kind, Kind::Scalar { value, .. } if value == key) {
+                if self.duplicate[i] {
+                    continue;
+                }
                 self.used[i] = true;
                 if v.is_null() {
+                    // At the key: a missing value's own position is wherever the next token is.
+                    if !self.nulls.iter().any(|(n, _)| *n == key) {
+                        self.nulls.push((key, k.mark));
+                    }
                     return None;
                 }
                 return Some(v);
@@ -225,7 +246,8 @@ impl<'n> MapReader<'n> {
     /// The value under `key`, or an error naming the missing key.
     pub(crate) fn require(&mut self, ctx: &mut Ctx, key: &'static str) -> Option<&'n Node> {
         let found = self.get(key);
-        if found.is_none() {
+        // A key written without a value is reported once, by `finish`.
+        if found.is_none() && !self.nulls.iter().any(|(k, _)| *k == key) {
             ctx.error(
                 self.node.mark,
                 &self.path.key(key),
@@ -240,7 +262,7 @@ impl<'n> MapReader<'n> {
         self.asked.push(key);
         let entries = self.entries;
         for (i, (k, v)) in entries.iter().enumerate() {
-            if matches!(&k.kind, Kind::Scalar { value, .. } if value == key) {
+            if matches!(&k.kind, Kind::Scalar { value, .. } if value == key) && !self.duplicate[i] {
                 self.used[i] = true;
                 return Some(v);
             }
@@ -252,10 +274,18 @@ impl<'n> MapReader<'n> {
         self.node.mark
     }
 
-    /// Reports every key that no `get`/`require`/`has` asked for.
+    /// Reports every key written without a value, and every key that no `get`/`require`/`has`
+    /// asked for.
     pub(crate) fn finish(self, ctx: &mut Ctx) {
+        for (key, mark) in &self.nulls {
+            ctx.error(
+                *mark,
+                &self.path.key(key),
+                "has no value: write one, or leave the key out for its default",
+            );
+        }
         for (i, (key, _)) in self.entries.iter().enumerate() {
-            if self.used[i] {
+            if self.used[i] || self.duplicate[i] {
                 continue;
             }
             let name = match &key.kind {

@@ -82,6 +82,16 @@ pub(crate) fn parse(
 }
 
 fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
+    if root.is_null() || matches!(&root.kind, yaml::Kind::Map(entries) if entries.is_empty()) {
+        // An empty (or truncated) file is never what was meant: a reload of one would remove
+        // every stream.
+        ctx.error(
+            root.mark,
+            &Path::root().key("delivery_streams"),
+            "the configuration is empty: it needs at least `delivery_streams:` (`delivery_streams: []` when every stream is created through the API)",
+        );
+        return None;
+    }
     let mut top = MapReader::new(ctx, root, Path::root())?;
     let listen = match top.get("listen") {
         Some(node) => decode_listen(ctx, node, top.path.key("listen")),
@@ -122,15 +132,15 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         Some(node) => ctx.bool(node, &top.path.key("relax_aws_limits")),
         None => Some(false),
     };
-    let streams = match top.get("delivery_streams") {
-        Some(node) => decode_streams(
+    // Required, so that a file cut short is an error rather than "no streams".
+    let streams = top.require(ctx, "delivery_streams").map(|node| {
+        decode_streams(
             ctx,
             node,
             top.path.key("delivery_streams"),
             relax.unwrap_or(false),
-        ),
-        None => Vec::new(),
-    };
+        )
+    });
     top.finish(ctx);
     Some(Config {
         listen: listen?,
@@ -141,7 +151,7 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         relax_aws_limits: relax?,
         glue_catalog_dir: glue_catalog_dir?,
         lambda_functions: lambda_functions?,
-        streams,
+        streams: streams?,
     })
 }
 
@@ -329,12 +339,14 @@ fn decode_stream(
                 ctx.error(n.mark, &path, "needs at least one destination");
             }
             for (i, item) in items.iter().enumerate() {
+                // A processing block with errors of its own: its keys are judged present, so
+                // a destination does not add "needs processing..." to the errors shown there.
                 let scope = destination::Scope {
                     relax,
                     has_query: processing
                         .as_ref()
-                        .is_some_and(|p| p.metadata_query.is_some()),
-                    has_transform: processing.as_ref().is_some_and(|p| p.transform.is_some()),
+                        .is_none_or(|p| p.metadata_query.is_some()),
+                    has_transform: processing.as_ref().is_none_or(|p| p.transform.is_some()),
                 };
                 match destination::decode(ctx, item, path.index(i), scope) {
                     Some(d) => destinations.push(d),

@@ -579,6 +579,7 @@ fn stream_names_that_are_folder_names_of_their_own_are_refused() {
 #[test]
 fn lambda_functions_are_checked_like_transforms() {
     let c = ok("
+delivery_streams: []
 lambda_functions:
   upper-case:
     wasm: {module: /opt/upper.wasm}
@@ -639,4 +640,86 @@ delivery_streams:
             .contains("processing.transform.lambda_arn: must be a Lambda function ARN"),
         "{errs:?}"
     );
+}
+
+#[test]
+fn an_empty_file_or_one_without_delivery_streams_is_an_error() {
+    for text in ["", "\n\n", "# only a comment\n", "---\n"] {
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1, "{text:?}: {errs:?}");
+        assert!(errs[0].contains("the configuration is empty"), "{errs:?}");
+    }
+    let errs = errors("listen: 127.0.0.1:4573\nstate_dir: ./s\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("delivery_streams: required key is missing"),
+        "{errs:?}"
+    );
+    // No stream in the file is fine when it says so (every stream made through the API).
+    assert_eq!(ok("delivery_streams: []\n").streams.len(), 0);
+}
+
+#[test]
+fn keys_without_a_value_are_errors_that_name_the_key() {
+    let errs = errors(
+        "listen:
+state_dir: ~
+delivery_streams:
+  - name: a
+    source: {direct_put: {}}
+    destinations:
+      - directory: out
+        buffering: ~
+        compression:
+",
+    );
+    let joined = errors_joined(&errs);
+    for key in [
+        "t.yaml:1:1: listen: has no value",
+        "t.yaml:2:1: state_dir: has no value",
+        "delivery_streams[0].destinations[0].buffering: has no value",
+        "delivery_streams[0].destinations[0].compression: has no value",
+    ] {
+        assert!(joined.contains(key), "{key} in:\n{joined}");
+    }
+    assert_eq!(errs.len(), 4, "one error each:\n{joined}");
+}
+
+#[test]
+fn a_duplicate_key_is_reported_once_as_a_duplicate() {
+    let errs = errors(
+        "delivery_streams: []
+listen: 127.0.0.1:1
+listen: 127.0.0.1:2
+",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("t.yaml:3:1: listen: duplicate key (first written on line 2)"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_jq_query_that_does_not_compile_says_where_once() {
+    let errs = errors(
+        "delivery_streams:
+  - name: a
+    source: {direct_put: {}}
+    processing:
+      metadata_extraction: {query: '{c: .c'}
+    destinations:
+      - directory: out
+        prefix: 'c=!{partitionKeyFromQuery:c}/'
+        error_output_prefix: 'e/!{firehose:error-output-type}/'
+        dynamic_partitioning: {enabled: true}
+        buffering: {size_mib: 64, interval_seconds: 60}
+",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("processing.metadata_extraction.query: is not a valid jq query: expected"),
+        "{errs:?}"
+    );
+    assert!(errs[0].contains("at character"), "{errs:?}");
 }
