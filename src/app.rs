@@ -3,7 +3,7 @@
 
 mod reload;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -49,13 +49,14 @@ pub async fn run(
     let (fatal_tx, mut fatal) = crate::fatal::channel();
     let builder = builder(&config, fatal_tx).await;
     let streams = Streams::restore(&config, builder).await?;
-    let state = Arc::new(AppState::new(streams));
+    let (stop, stopping) = watch::channel(false);
+    let state = Arc::new(AppState::new(streams, stopping));
 
     // The one line on stdout: tests and scripts read the bound address from it.
     println!("firehosed listening on http://{local}");
     let count = state.streams.all().len();
     tracing::info!(listen = %local, streams = count, "ready");
-    let mut server = Server::start(listener, state.clone());
+    let mut server = Server::start(listener, state.clone(), stop);
     // Listeners bound, pipelines started: ready (systemd's Type=notify, /readyz).
     state.ready.store(true, Ordering::Release);
     let notifier = Notifier::from_env();
@@ -105,20 +106,17 @@ async fn builder(config: &Config, fatal: crate::fatal::FatalSender) -> Builder {
     Builder::new(config.clone(), sdk, region, budget, fatal)
 }
 
-/// The HTTP server task and the switch that starts its graceful shutdown.
+/// The HTTP server task and the switch that starts its shutdown.
 struct Server {
     task: JoinHandle<std::io::Result<()>>,
     stop: watch::Sender<bool>,
 }
 
 impl Server {
-    fn start(listener: TcpListener, state: Arc<AppState>) -> Server {
-        let (stop, mut stop_rx) = watch::channel(false);
-        let serve = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        });
+    fn start(listener: TcpListener, state: Arc<AppState>, stop: watch::Sender<bool>) -> Server {
+        let serve = api::serve(listener, api::router(state), stop.subscribe());
         Server {
-            task: tokio::spawn(serve.into_future()),
+            task: tokio::spawn(serve),
             stop,
         }
     }

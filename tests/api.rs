@@ -302,3 +302,83 @@ fn oversized_bodies_are_refused_before_they_are_read() {
     assert!(text.contains("InvalidArgumentException"), "{text}");
     assert_eq!(d.get("/healthz").0, 200, "still serving");
 }
+
+/// Sends raw bytes on a fresh connection; everything the daemon answers before it closes.
+fn raw(d: &Daemon, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr = d.url.strip_prefix("http://").expect("http url");
+    let mut s = std::net::TcpStream::connect(addr).expect("connects");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(bytes).expect("sent");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An answer's status, and its JSON body's `__type`, checked to carry a request id.
+fn aws_shaped(answer: &str) -> (u16, String) {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nx-amzn-requestid: "),
+        "no request id in {answer:?}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer:?}"));
+    assert!(
+        v["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{answer}"
+    );
+    (status, v["__type"].as_str().unwrap_or_default().to_string())
+}
+
+/// Errors at the HTTP layer (what hyper refuses before a handler runs, an unknown path or
+/// method, the plain endpoints' own) are AWS-shaped with a request id like the API's; a request
+/// with both Content-Length and Transfer-Encoding is refused (request smuggling), on the first
+/// request of a connection or a later one, and nothing of it is taken.
+#[test]
+fn http_level_errors_are_aws_shaped_and_ambiguous_framing_is_refused() {
+    let d = Daemon::start(CONFIG);
+    let cases: [(&[u8], u16); 6] = [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+        (b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
+        (b"POST /v1/streams/missing/records HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", 404),
+    ];
+    for (bytes, status) in cases {
+        let answer = raw(&d, bytes);
+        assert_eq!(aws_shaped(&answer).0, status, "{answer}");
+    }
+    let smuggled = b"POST /v1/streams/orders/records HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab\n\n\r\n0\r\n\r\n";
+    let answer = raw(&d, smuggled);
+    assert_eq!(
+        aws_shaped(&answer),
+        (400, "BadRequestException".into()),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("Content-Length and Transfer-Encoding"),
+        "{answer}"
+    );
+    // The same on a kept-alive connection, after a request that is served.
+    let mut second = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    second.extend_from_slice(smuggled);
+    let answer = raw(&d, &second);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(
+        answer.contains("Content-Length and Transfer-Encoding"),
+        "{answer}"
+    );
+    // Chunked alone is fine, and nothing of the refused ones was taken.
+    let chunked = b"POST /v1/streams/orders/records HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n";
+    let answer = raw(&d, chunked);
+    assert!(answer.contains("{\"accepted\":1}"), "{answer}");
+    assert_eq!(delivered(&d, "orders"), b"ok\n");
+}

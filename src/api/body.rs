@@ -5,6 +5,8 @@ use axum::http::HeaderMap;
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 
+use tokio::sync::watch;
+
 use super::error::AwsError;
 
 /// Largest Firehose API request: 4 MiB of records in base64 (5.6 MB) plus JSON framing, with
@@ -13,10 +15,13 @@ pub(crate) const API_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Largest plain ingest request.
 pub(crate) const PLAIN_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
+/// Reads a whole body of at most `limit` bytes. Once `stopping` turns true (the drain began), a
+/// body still arriving is cut off: a client that stalls mid-request must not hold the drain.
 pub(crate) async fn read(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    stopping: &watch::Receiver<bool>,
 ) -> Result<bytes::Bytes, AwsError> {
     let too_large = || {
         AwsError::invalid_argument(format!(
@@ -33,7 +38,17 @@ pub(crate) async fn read(
     // One buffer of the declared size, filled frame by frame: no second copy of the body.
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
     let mut body = body;
-    while let Some(frame) = body.frame().await {
+    let mut stopping = stopping.clone();
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            _ = stopping.wait_for(|s| *s) => {
+                return Err(AwsError::unavailable(
+                    "firehosed is shutting down and the request had not arrived whole; send it again",
+                ));
+            }
+        };
+        let Some(frame) = frame else { break };
         let frame = frame
             .map_err(|e| AwsError::serialization(format!("cannot read the request body: {e}")))?;
         if let Ok(data) = frame.into_data() {

@@ -47,6 +47,12 @@ impl AwsError {
         Self::new(StatusCode::BAD_REQUEST, "ValidationException", message)
     }
 
+    /// A request that is not valid HTTP, or not one firehosed serves (a path, a method, framing
+    /// headers that disagree): firehosed's own error type at the HTTP layer.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequestException", message)
+    }
+
     pub(crate) fn serialization(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "SerializationException", message)
     }
@@ -84,6 +90,32 @@ impl AwsError {
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
         self
+    }
+}
+
+/// The header every answer carries (AWS's spelling is x-amzn-RequestId; HTTP/1.1 headers are
+/// case-insensitive and hyper writes them in lower case).
+pub(crate) const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+
+/// A new request id, as AWS's: a UUID.
+pub(crate) fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl AwsError {
+    /// The whole HTTP/1.1 answer, for the server to write itself when hyper could not parse the
+    /// request; the connection closes after it.
+    pub(crate) fn raw_response(&self) -> Vec<u8> {
+        let body = self.body();
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-errortype: {}\r\n{REQUEST_ID_HEADER}: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.status.as_u16(),
+            self.status.canonical_reason().unwrap_or(""),
+            self.kind,
+            request_id(),
+            body.len(),
+        )
+        .into_bytes()
     }
 }
 

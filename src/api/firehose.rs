@@ -56,7 +56,7 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<V
             "X-Amz-Target {target:?} is not a Firehose_20150804 operation"
         )));
     };
-    let bytes = body::read(headers, body, body::API_BODY_LIMIT).await?;
+    let bytes = body::read(headers, body, body::API_BODY_LIMIT, &state.stopping).await?;
     let input: Value = if bytes.is_empty() {
         json!({})
     } else {

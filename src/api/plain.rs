@@ -63,7 +63,7 @@ pub(super) async fn ingest(
 ) -> Response {
     let result = async {
         let stream = find(&state, &name)?;
-        let bytes = body::read(&headers, body, body::PLAIN_BODY_LIMIT)
+        let bytes = body::read(&headers, body, body::PLAIN_BODY_LIMIT, &state.stopping)
             .await
             .map_err(|e| e.with_status(StatusCode::PAYLOAD_TOO_LARGE))?;
         let records = split_lines(&bytes);
