@@ -42,6 +42,7 @@ pub async fn run(
         )
     })?;
     streams::check_open_files(&config.streams)?;
+    warn_if_the_reserve_is_out_of_reach(&config);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -82,6 +83,19 @@ pub async fn run(
     Ok(())
 }
 
+/// A state_dir whose filesystem has less free space than the spool's reserve takes no record
+/// until space is freed: say so at the start rather than only with every "Slow down.".
+fn warn_if_the_reserve_is_out_of_reach(config: &Config) {
+    let reserve = config.spool.disk_reserve_mib * 1024 * 1024;
+    if let Ok(free) = crate::disk::available(&config.state_dir)
+        && free <= reserve
+    {
+        tracing::warn!(state_dir = %config.state_dir.display(), free_mib = free / (1024 * 1024),
+            reserve_mib = config.spool.disk_reserve_mib,
+            "state_dir's filesystem has less free space than spool.disk_reserve_mib: no record is accepted until space is freed (or the reserve lowered)");
+    }
+}
+
 /// What ended the serving.
 enum Stop {
     Signal,
@@ -102,7 +116,9 @@ async fn builder(config: &Config, fatal: crate::fatal::FatalSender) -> Builder {
         .map(aws::region_name)
         .or_else(|| config.aws.region.clone())
         .unwrap_or_else(|| "us-east-1".into());
-    let budget = Budget::new(config.spool.max_size_mib * 1024 * 1024);
+    let reserve = config.spool.disk_reserve_mib * 1024 * 1024;
+    let room = crate::disk::Room::new(config.state_dir.clone(), reserve);
+    let budget = Budget::new(config.spool.max_size_mib * 1024 * 1024, Some(room));
     Builder::new(config.clone(), sdk, region, budget, fatal)
 }
 

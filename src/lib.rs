@@ -29,7 +29,8 @@
 //! - `config`: YAML -> checked model; every error with FILE:LINE:COLUMN and key path.
 //! - `encode`: compression codecs (GZIP, ZIP, Snappy, HADOOP_SNAPPY) and `encode::parquet`, the
 //!   JSON -> Parquet conversion.
-//! - Shared below all of them: `keys` (prefix templates, Java time formats), `jq` (the
+//! - Shared below all of them: `disk` (free space under state_dir: the spool's reserve, staging
+//!   that waits for space), `keys` (prefix templates, Java time formats), `jq` (the
 //!   partition-key query), `retry` (backoff, log gating), `fatal` (a fatal local error reported
 //!   to `app`), `report` (an error and its causes on one line), `metrics`, `notify` (systemd's
 //!   sd_notify), `record` (the record type).
@@ -43,6 +44,7 @@ mod aws;
 pub mod config;
 mod control;
 mod destination;
+mod disk;
 pub mod encode;
 mod fatal;
 mod jq;

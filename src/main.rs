@@ -97,6 +97,9 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         )
         .await
     });
+    // A blocking task may still be waiting (a staging write on a full disk): the exit does not
+    // wait for it; what it held is replayed after the next start.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

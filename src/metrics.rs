@@ -60,6 +60,8 @@ pub(crate) struct DestinationMetrics {
     /// Records that did not fit the schema (sent to the error prefix), and their bytes.
     pub(crate) conversion_failed_records: Counter,
     pub(crate) conversion_failed_bytes: Counter,
+    /// Staging writes that found the disk full and waited for space.
+    pub(crate) disk_full_waits: std::sync::Arc<Counter>,
     active_partitions: AtomicU64,
     pending: Mutex<Pending>,
 }
@@ -196,7 +198,7 @@ const STREAM_FAMILIES: [Family; 13] = [
     ),
 ];
 
-const DESTINATION_FAMILIES: [Family; 17] = [
+const DESTINATION_FAMILIES: [Family; 18] = [
     family(
         "firehose_delivery_to_s3_records_total",
         "counter",
@@ -282,6 +284,11 @@ const DESTINATION_FAMILIES: [Family; 17] = [
         "counter",
         "FailedConversion.Bytes: bytes of the records that did not fit the schema",
     ),
+    family(
+        "firehose_staging_disk_full_waits_total",
+        "counter",
+        "Staging writes that found the disk under state_dir full and waited for space; firehosed only",
+    ),
 ];
 
 /// The Prometheus text exposition of every stream.
@@ -340,7 +347,8 @@ pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
                     13 => m.conversion_ok_records.get().to_string(),
                     14 => m.conversion_ok_bytes.get().to_string(),
                     15 => m.conversion_failed_records.get().to_string(),
-                    _ => m.conversion_failed_bytes.get().to_string(),
+                    16 => m.conversion_failed_bytes.get().to_string(),
+                    _ => m.disk_full_waits.get().to_string(),
                 };
                 let _ = writeln!(
                     out,

@@ -247,11 +247,16 @@ fn decode_spool(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SpoolCon
         Some(n) => ctx.bool(n, &m.path.key("fsync")),
         None => Some(d.fsync),
     };
+    let reserve = match m.get("disk_reserve_mib") {
+        Some(n) => ctx.int_in(n, &m.path.key("disk_reserve_mib"), 0..=1024 * 1024),
+        None => Some(d.disk_reserve_mib),
+    };
     m.finish(ctx);
     Some(SpoolConfig {
         max_size_mib: max?,
         segment_size_mib: segment?,
         fsync: fsync?,
+        disk_reserve_mib: reserve?,
     })
 }
 

@@ -44,6 +44,9 @@ pub(crate) struct SpoolConfig {
     pub(crate) segment_size_mib: u64,
     /// fdatasync before acknowledging (group commit). Off only for throwaway test setups.
     pub(crate) fsync: bool,
+    /// Space on state_dir's filesystem the spool leaves free, for staging and sealing the
+    /// objects that drain it: below it, producers get "Slow down.".
+    pub(crate) disk_reserve_mib: u64,
 }
 
 impl SpoolConfig {
@@ -51,6 +54,7 @@ impl SpoolConfig {
         max_size_mib: 1024,
         segment_size_mib: 64,
         fsync: true,
+        disk_reserve_mib: 256,
     };
 }
 

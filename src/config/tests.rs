@@ -61,7 +61,7 @@ fn every_key_of_the_backbone() {
     let c = ok("
 listen: 127.0.0.1:0
 state_dir: /tmp/fh
-spool: {max_size_mib: 10, segment_size_mib: 2, fsync: false}
+spool: {max_size_mib: 10, segment_size_mib: 2, fsync: false, disk_reserve_mib: 32}
 drain_timeout_seconds: 5
 aws: {region: eu-west-1, endpoint_url: 'http://127.0.0.1:9000', force_path_style: true, account_id: '123456789012'}
 delivery_streams:
@@ -87,7 +87,8 @@ delivery_streams:
         SpoolConfig {
             max_size_mib: 10,
             segment_size_mib: 2,
-            fsync: false
+            fsync: false,
+            disk_reserve_mib: 32,
         }
     );
     assert_eq!(c.drain_timeout_seconds, 5);

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::naming::{ErrorNaming, Naming};
 use super::partition::{self, ACTIVE_PARTITIONS_EXCEEDED, RecordKeys, Unpartitioned};
 use super::staging::{ObjectStager, Rejected, Sealed};
+use crate::disk::Patience;
 use crate::keys::template::{PartitionValues, Template};
 use crate::metrics::DestinationMetrics;
 use crate::processing::ErrorOutput;
@@ -80,6 +81,8 @@ pub(crate) struct StagingPlan {
     pub(crate) partitioning: Option<Partitioning>,
     /// Main and partition objects are Parquet (format conversion).
     pub(crate) converting: bool,
+    /// How every stager's writes wait for space on a full disk.
+    pub(crate) patience: Arc<Patience>,
 }
 
 impl StagingPlan {
@@ -89,6 +92,7 @@ impl StagingPlan {
         naming: Naming,
         d: &crate::config::DestinationConfig,
         delimiter: bool,
+        patience: Arc<Patience>,
     ) -> StagingPlan {
         let (compression, size) = (d.compression, d.buffering.size_bytes());
         let conversion = d.format_conversion.clone();
@@ -148,6 +152,7 @@ impl StagingPlan {
             error_stager,
             error_template: d.error_prefix_template.clone(),
             partitioning,
+            patience,
         }
     }
 }
@@ -181,6 +186,7 @@ pub(crate) struct StagerSet {
     metrics: Arc<DestinationMetrics>,
     /// Main and partition objects are Parquet (format conversion).
     converting: bool,
+    patience: Arc<Patience>,
 }
 
 /// A staging step that failed on local disk.
@@ -199,8 +205,14 @@ impl StagerSet {
     pub(crate) fn new(staging: StagingPlan, metrics: Arc<DestinationMetrics>) -> Self {
         let ids = Arc::new(AtomicU64::new(0));
         StagerSet {
-            main: staging.main.with_ids(ids.clone()),
-            backup: staging.backup.map(|b| b.with_ids(ids.clone())),
+            main: staging
+                .main
+                .with_ids(ids.clone())
+                .with_patience(staging.patience.clone()),
+            backup: staging.backup.map(|b| {
+                b.with_ids(ids.clone())
+                    .with_patience(staging.patience.clone())
+            }),
             ids,
             errors: Vec::new(),
             make_error: staging.error_stager,
@@ -212,6 +224,7 @@ impl StagerSet {
             closed: Vec::new(),
             metrics,
             converting: staging.converting,
+            patience: staging.patience,
         }
     }
 
@@ -223,7 +236,9 @@ impl StagerSet {
                     template: self.error_template.clone(),
                     output_type,
                 };
-                let stager = (self.make_error)(naming).with_ids(self.ids.clone());
+                let stager = (self.make_error)(naming)
+                    .with_ids(self.ids.clone())
+                    .with_patience(self.patience.clone());
                 self.errors.push((output_type, stager));
                 self.errors.len() - 1
             }
@@ -385,7 +400,9 @@ impl StagerSet {
                 let Some(p) = self.partitioning.as_ref() else {
                     break;
                 };
-                let stager = (p.make)(values.clone()).with_ids(self.ids.clone());
+                let stager = (p.make)(values.clone())
+                    .with_ids(self.ids.clone())
+                    .with_patience(self.patience.clone());
                 self.partitions.insert(values.clone(), (slot, stager, 0));
             }
             let writes = self.writes;

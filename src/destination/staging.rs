@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::time::Instant;
 
 use super::naming::Naming;
+use crate::disk::{Patience, PatientFile};
 use crate::encode::parquet::{Conversion, Park, ParquetWriter};
 use crate::encode::{Compression, Encoder};
 use crate::processing::ErrorOutput;
@@ -27,7 +28,7 @@ pub(crate) struct Rejected {
 /// What writes the open object: a compressed byte stream, or a Parquet file (format
 /// conversion).
 enum Writer {
-    Bytes(Encoder<BufWriter<File>>),
+    Bytes(Encoder<BufWriter<PatientFile>>),
     Parquet(Box<ParquetWriter<StagingFile>>),
 }
 
@@ -35,14 +36,16 @@ enum Writer {
 /// opened again, for appending, on the next write.
 pub(crate) struct StagingFile {
     path: PathBuf,
-    file: Option<BufWriter<File>>,
+    file: Option<BufWriter<PatientFile>>,
+    patience: Arc<Patience>,
     capacity: usize,
 }
 
 impl StagingFile {
-    fn open(&mut self) -> io::Result<&mut BufWriter<File>> {
+    fn open(&mut self) -> io::Result<&mut BufWriter<PatientFile>> {
         if self.file.is_none() {
             let file = File::options().append(true).open(&self.path)?;
+            let file = PatientFile::new(file, self.patience.clone());
             self.file = Some(BufWriter::with_capacity(self.capacity, file));
         }
         match self.file.as_mut() {
@@ -53,7 +56,10 @@ impl StagingFile {
 
     fn into_file(self) -> io::Result<File> {
         match self.file {
-            Some(f) => f.into_inner().map_err(|e| e.into_error()),
+            Some(f) => f
+                .into_inner()
+                .map(PatientFile::into_file)
+                .map_err(|e| e.into_error()),
             None => File::options().append(true).open(&self.path),
         }
     }
@@ -127,6 +133,8 @@ pub(crate) struct ObjectStager {
     ids: Option<Arc<AtomicU64>>,
     buffer: usize,
     conversion: Option<Arc<Conversion>>,
+    /// Waits for space when a write finds the disk full.
+    patience: Arc<Patience>,
 }
 
 impl ObjectStager {
@@ -148,7 +156,14 @@ impl ObjectStager {
             ids: None,
             buffer: 256 * 1024,
             conversion: None,
+            patience: Arc::default(),
         }
+    }
+
+    /// How (and in whose name) its writes wait for space on a full disk.
+    pub(crate) fn with_patience(mut self, patience: Arc<Patience>) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// Writes records as Parquet rows of this conversion's schema; records that do not fit go
@@ -230,13 +245,14 @@ impl ObjectStager {
         }
         let (compression, buffer, base_len) =
             (self.compression, self.buffer, self.naming.base_len());
+        let patience = self.patience.clone();
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
         };
         if cur.encoder.is_none() {
             // Resume a suspended object: a new compressed member appended to the file.
             let file = std::fs::OpenOptions::new().append(true).open(&cur.path)?;
-            let out = BufWriter::with_capacity(buffer, file);
+            let out = BufWriter::with_capacity(buffer, PatientFile::new(file, patience));
             cur.encoder = Some(Writer::Bytes(Encoder::new(compression, out, base_len)?));
         }
         match cur.encoder.as_mut() {
@@ -280,12 +296,13 @@ impl ObjectStager {
         };
         let uuid = uuid::Uuid::new_v4();
         let path = self.dir.join(format!("{uuid}.part"));
-        let file = File::create(&path)?;
+        let file = PatientFile::create(&path, self.patience.clone())?;
         let out = BufWriter::with_capacity(self.buffer, file);
         let writer = match &self.conversion {
             Some(c) => Writer::Parquet(Box::new(c.writer(StagingFile {
                 path: path.clone(),
                 file: Some(out),
+                patience: self.patience.clone(),
                 capacity: self.buffer,
             })?)),
             None => Writer::Bytes(Encoder::new(self.compression, out, self.naming.base_len())?),
@@ -360,7 +377,8 @@ impl ObjectStager {
                 Some(Writer::Bytes(encoder)) => encoder
                     .finish(&name.base)?
                     .into_inner()
-                    .map_err(|e| e.into_error())?,
+                    .map_err(|e| e.into_error())?
+                    .into_file(),
                 Some(Writer::Parquet(writer)) => writer.finish()?.into_file()?,
                 // Suspended: the file already ends with a complete member.
                 None => File::options().append(true).open(&cur.path)?,

@@ -41,6 +41,8 @@ const UPLOAD_QUEUE: usize = 2;
 /// Record bytes handed to a destination but not yet staged: producers wait beyond this, so
 /// memory does not grow with traffic.
 pub(crate) const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+/// Free space kept beyond a delivery's bytes before it is staged (see `Worker::make_room`).
+const STAGING_MARGIN: u64 = 1024 * 1024;
 /// Keys remembered for the next flush answer (the oldest are forgotten beyond this).
 const MAX_FLUSH_KEYS: usize = 10_000;
 /// Messages in a worker's queue (the byte budget is the real bound).
@@ -69,6 +71,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) cursor: u64,
     /// Where a staging failure is reported (the worker stops; the process exits).
     pub(crate) fatal: FatalSender,
+    /// The staging folder (its filesystem's free space decides early seals).
+    pub(crate) staging_dir: std::path::PathBuf,
 }
 
 impl DestinationHandle {
@@ -83,6 +87,7 @@ impl DestinationHandle {
             on_delivered,
             cursor,
             fatal,
+            staging_dir,
         } = setup;
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (up_tx, up_rx) = mpsc::channel(UPLOAD_QUEUE);
@@ -106,6 +111,7 @@ impl DestinationHandle {
             watermark,
             fatal,
             failed: false,
+            staging_dir,
         };
         let task = tokio::spawn(worker.run(rx, uploader));
         DestinationHandle {
@@ -148,6 +154,7 @@ struct Worker {
     fatal: FatalSender,
     /// A staging step failed: the worker takes nothing more (see `fail`).
     failed: bool,
+    staging_dir: std::path::PathBuf,
 }
 
 impl Worker {
@@ -251,9 +258,25 @@ impl Worker {
     }
 
     async fn append(&mut self, delivery: Delivery) {
+        self.make_room(delivery.bytes() as u64).await;
         let end = delivery.end;
         self.staging(Some(end), move |s, now| s.append(delivery, now))
             .await;
+    }
+
+    /// Before staging `bytes`: when the staging disk has less than that (and a margin) free, the
+    /// open objects are sealed first (smaller than their buffer), so that delivering them gives
+    /// spool space back; the writes that follow wait for space if it is still short. Without
+    /// this, an open object could need the very space its own records hold in the spool.
+    async fn make_room(&mut self, bytes: u64) {
+        if self.opened.is_none() {
+            return;
+        }
+        let free = crate::disk::available(&self.staging_dir).unwrap_or(u64::MAX);
+        if free < bytes.saturating_add(STAGING_MARGIN) {
+            tracing::debug!(destination = %self.label, free, "little disk left: sealing early");
+            self.seal(None).await;
+        }
     }
 
     /// Seals the open objects: all of them, or (`due`) those opened an interval before it.

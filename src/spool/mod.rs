@@ -16,30 +16,40 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::disk::Room;
 pub(crate) use reader::Reader;
 use writer::{Append, Committed, Msg, Segments, Writer};
 
-/// The disk budget shared by every stream's spool.
+/// The disk budget shared by every stream's spool: at most `max` bytes, and never so much that
+/// less than the reserve stays free on the filesystem (`room`).
 #[derive(Debug)]
 pub(crate) struct Budget {
     max: u64,
     used: AtomicU64,
+    room: Option<Room>,
 }
 
 impl Budget {
-    pub(crate) fn new(max_bytes: u64) -> Arc<Budget> {
+    pub(crate) fn new(max_bytes: u64, room: Option<Room>) -> Arc<Budget> {
         Arc::new(Budget {
             max: max_bytes,
             used: AtomicU64::new(0),
+            room,
         })
     }
 
     fn try_reserve(&self, n: u64) -> bool {
-        self.used
+        let reserved = self
+            .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
                 (u + n <= self.max).then_some(u + n)
             })
-            .is_ok()
+            .is_ok();
+        if reserved && self.room.as_ref().is_some_and(|r| !r.take(n)) {
+            self.release(n);
+            return false;
+        }
+        reserved
     }
 
     pub(crate) fn release(&self, n: u64) {
@@ -111,6 +121,8 @@ pub(crate) struct Spool {
     budget: Arc<Budget>,
     segments: Segments,
     cursors: Mutex<Vec<u64>>,
+    /// The generation of each cursor file's newest slot.
+    generations: Mutex<Vec<u32>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     id: u64,
 }
@@ -145,9 +157,14 @@ impl Spool {
         ));
         let on_disk: u64 = segments.lock().map(|s| s.values().sum()).unwrap_or(0);
         budget.add(on_disk);
-        let cursors = (0..consumers)
-            .map(|i| load_cursor(dir, i).map(|c| c.unwrap_or(list[0].0).min(next_seq)))
-            .collect::<io::Result<Vec<u64>>>()?;
+        let loaded = (0..consumers)
+            .map(|i| load_cursor(dir, i))
+            .collect::<io::Result<Vec<_>>>()?;
+        let cursors: Vec<u64> = loaded
+            .iter()
+            .map(|c| c.map_or(list[0].0, |(seq, _)| seq).min(next_seq))
+            .collect();
+        let generations: Vec<u32> = loaded.iter().map(|c| c.map_or(0, |(_, g)| g)).collect();
         let committed = Committed {
             next_seq,
             segment: last_first,
@@ -180,6 +197,7 @@ impl Spool {
             budget,
             segments,
             cursors: Mutex::new(cursors),
+            generations: Mutex::new(generations),
             writer: Mutex::new(Some(handle)),
             id,
         };
@@ -220,6 +238,8 @@ impl Spool {
         reservation.hand_over();
         match rx.await {
             Ok(Ok(first)) => Ok(first),
+            // Another process filled the disk: the producer slows down, as for a full budget.
+            Ok(Err(e)) if crate::disk::is_full(&e) => Err(SpoolError::Full),
             Ok(Err(e)) => Err(SpoolError::Io(e)),
             Err(_) => Err(SpoolError::Closed),
         }
@@ -268,7 +288,16 @@ impl Spool {
     /// deletes the segments every consumer is done with; when every consumer has caught up, the
     /// active segment is rolled so that it can go too. Blocking I/O.
     pub(crate) fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
-        store_cursor(&self.dir, i, next_seq)?;
+        {
+            // Held while the slot is written: two releases of one destination never interleave.
+            let mut generations = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(generation) = generations.get_mut(i) else {
+                return Ok(());
+            };
+            let next = generation.wrapping_add(1);
+            store_cursor(&self.dir, i, next_seq, next)?;
+            *generation = next;
+        }
         let min = self.cursors.lock().ok().and_then(|mut c| {
             if let Some(slot) = c.get_mut(i) {
                 *slot = (*slot).max(next_seq);
@@ -381,21 +410,88 @@ fn cursor_path(dir: &Path, i: usize) -> PathBuf {
     dir.join(format!("cursor-{i}"))
 }
 
-fn load_cursor(dir: &Path, i: usize) -> io::Result<Option<u64>> {
-    match std::fs::read_to_string(cursor_path(dir, i)) {
-        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad cursor file {}", cursor_path(dir, i).display()),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// A cursor file holds two slots of `SLOT` bytes, written in turn in place: the next sequence
+/// number (8 bytes), a generation (4) and the CRC-32 of both (4). Writing in place needs no new
+/// disk block, so a delivery is recorded (and spool space given back) even on a full disk; a
+/// torn slot fails its CRC and the other one, one delivery older, is used.
+const SLOT: usize = 16;
+
+fn encode_slot(next_seq: u64, generation: u32) -> [u8; SLOT] {
+    let mut slot = [0u8; SLOT];
+    slot[..8].copy_from_slice(&next_seq.to_le_bytes());
+    slot[8..12].copy_from_slice(&generation.to_le_bytes());
+    let crc = crc32fast::hash(&slot[..12]);
+    slot[12..].copy_from_slice(&crc.to_le_bytes());
+    slot
+}
+
+/// (next_seq, generation) of a slot whose CRC holds.
+fn decode_slot(slot: &[u8]) -> Option<(u64, u32)> {
+    let crc = u32::from_le_bytes(slot.get(12..16)?.try_into().ok()?);
+    (crc32fast::hash(slot.get(..12)?) == crc).then(|| {
+        let seq = u64::from_le_bytes(slot[..8].try_into().unwrap_or_default());
+        let generation = u32::from_le_bytes(slot[8..12].try_into().unwrap_or_default());
+        (seq, generation)
+    })
+}
+
+/// A destination's cursor and the generation of its newest slot. Cursor files of earlier
+/// versions (the number as text) are read too.
+fn load_cursor(dir: &Path, i: usize) -> io::Result<Option<(u64, u32)>> {
+    let path = cursor_path(dir, i);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if let Some(seq) = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    {
+        return Ok(Some((seq, 0)));
+    }
+    // The newer of the two valid slots; generations wrap, and differ by one.
+    let newest = bytes
+        .chunks(SLOT)
+        .take(2)
+        .filter_map(decode_slot)
+        .reduce(|a, b| {
+            if (b.1.wrapping_sub(a.1) as i32) > 0 {
+                b
+            } else {
+                a
+            }
+        });
+    match newest {
+        Some(found) => Ok(Some(found)),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad cursor file {}", path.display()),
+        )),
     }
 }
 
-fn store_cursor(dir: &Path, i: usize, next_seq: u64) -> io::Result<()> {
-    write_atomically(&cursor_path(dir, i), format!("{next_seq}\n").as_bytes())
+/// Writes cursor `next_seq` with `generation` into its slot, in place, and makes it durable.
+fn store_cursor(dir: &Path, i: usize, next_seq: u64, generation: u32) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = cursor_path(dir, i);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    if file.metadata()?.len() < (2 * SLOT) as u64 {
+        // New, or text from an earlier version: both slots, so the file never shrinks again.
+        let mut both = encode_slot(next_seq, generation).to_vec();
+        both.extend_from_slice(&encode_slot(next_seq, generation));
+        file.write_all_at(&both, 0)?;
+        file.set_len((2 * SLOT) as u64)?;
+        file.sync_all()?;
+        return std::fs::File::open(dir)?.sync_all();
+    }
+    let at = (generation as usize % 2 * SLOT) as u64;
+    file.write_all_at(&encode_slot(next_seq, generation), at)?;
+    file.sync_data()
 }
 
 /// Write a temp file, fsync it, rename it over `path`, fsync the folder.

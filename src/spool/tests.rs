@@ -29,7 +29,7 @@ async fn read_all(r: &mut Reader) -> Vec<(u64, String)> {
 #[tokio::test]
 async fn append_read_release_reclaims_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let budget = Budget::new(1 << 30);
+    let budget = Budget::new(1 << 30, None);
     let spool = Spool::open(dir.path(), 1, settings(100), budget.clone()).expect("opens");
     for i in 0..10 {
         let first = spool
@@ -72,8 +72,8 @@ async fn append_read_release_reclaims_segments() {
 async fn reopen_replays_from_the_cursor_and_cuts_a_torn_tail() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let spool =
-            Spool::open(dir.path(), 2, settings(1 << 20), Budget::new(1 << 30)).expect("opens");
+        let spool = Spool::open(dir.path(), 2, settings(1 << 20), Budget::new(1 << 30, None))
+            .expect("opens");
         for i in 0..5 {
             spool
                 .append(vec![data(&format!("r{i}"))], i)
@@ -98,7 +98,7 @@ async fn reopen_replays_from_the_cursor_and_cuts_a_torn_tail() {
     drop(f);
 
     let spool =
-        Spool::open(dir.path(), 2, settings(1 << 20), Budget::new(1 << 30)).expect("reopens");
+        Spool::open(dir.path(), 2, settings(1 << 20), Budget::new(1 << 30, None)).expect("reopens");
     assert_eq!(spool.end(), 5);
     let mut r0 = spool.reader(0).expect("reader 0");
     let mut r1 = spool.reader(1).expect("reader 1");
@@ -120,7 +120,8 @@ async fn reopen_replays_from_the_cursor_and_cuts_a_torn_tail() {
 #[tokio::test]
 async fn a_full_budget_refuses_without_writing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(dir.path(), 1, settings(1 << 20), Budget::new(100)).expect("opens");
+    let spool =
+        Spool::open(dir.path(), 1, settings(1 << 20), Budget::new(100, None)).expect("opens");
     spool
         .append(vec![data(&"x".repeat(50))], 1)
         .await
@@ -147,8 +148,9 @@ async fn a_full_budget_refuses_without_writing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_all_durable_and_ordered_per_producer() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool =
-        Arc::new(Spool::open(dir.path(), 1, settings(4096), Budget::new(1 << 30)).expect("opens"));
+    let spool = Arc::new(
+        Spool::open(dir.path(), 1, settings(4096), Budget::new(1 << 30, None)).expect("opens"),
+    );
     let mut tasks = Vec::new();
     for p in 0..8 {
         let spool = spool.clone();
@@ -183,7 +185,7 @@ async fn concurrent_appends_are_all_durable_and_ordered_per_producer() {
 #[tokio::test]
 async fn refusals_do_not_give_budget_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let budget = Budget::new(1 << 20);
+    let budget = Budget::new(1 << 20, None);
     let spool = Spool::open(dir.path(), 1, settings(1 << 20), budget.clone()).expect("opens");
     let batch = || {
         (0..100)
@@ -204,4 +206,46 @@ async fn refusals_do_not_give_budget_back() {
     ));
     assert_eq!(budget.used(), used);
     spool.close();
+}
+
+#[test]
+fn a_cursor_is_written_in_place_and_a_torn_slot_falls_back_to_the_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An earlier version's text cursor is read, then replaced by slots.
+    std::fs::write(dir.path().join("cursor-0"), "7\n").expect("text cursor");
+    assert_eq!(
+        super::load_cursor(dir.path(), 0).expect("reads"),
+        Some((7, 0))
+    );
+    for (seq, generation) in [(10, 1), (20, 2), (30, 3)] {
+        super::store_cursor(dir.path(), 0, seq, generation).expect("stored");
+        assert_eq!(
+            super::load_cursor(dir.path(), 0).expect("reads"),
+            Some((seq, generation))
+        );
+    }
+    let path = dir.path().join("cursor-0");
+    assert_eq!(
+        std::fs::metadata(&path).expect("file").len(),
+        32,
+        "two slots, in place"
+    );
+    // Tear the newest slot (generation 3 is in slot 1): the other, one delivery older, is used.
+    let mut bytes = std::fs::read(&path).expect("file");
+    bytes[16 + 3] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("torn");
+    assert_eq!(
+        super::load_cursor(dir.path(), 0).expect("reads"),
+        Some((20, 2))
+    );
+    // Generations wrap: u32::MAX then 0 is newer.
+    super::store_cursor(dir.path(), 0, 40, u32::MAX).expect("stored");
+    super::store_cursor(dir.path(), 0, 50, 0).expect("stored");
+    assert_eq!(
+        super::load_cursor(dir.path(), 0).expect("reads"),
+        Some((50, 0))
+    );
+    // Both slots torn: an error, not a guess.
+    std::fs::write(&path, [0u8; 32]).expect("zeroed");
+    assert!(super::load_cursor(dir.path(), 0).is_err());
 }

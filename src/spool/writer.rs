@@ -168,7 +168,13 @@ impl Writer {
                         "the spool stopped accepting records after a failed write ({e}) could not be cut off ({cut}); restart firehosed"
                     ));
                 }
-                tracing::error!(dir = %self.dir.display(), error = %e, "spool write failed");
+                if crate::disk::is_full(&e) {
+                    // Producers are told to slow down; the condition is logged by the disk
+                    // check, once per interval, not once per write.
+                    tracing::debug!(dir = %self.dir.display(), error = %e, "spool write found the disk full");
+                } else {
+                    tracing::error!(dir = %self.dir.display(), error = %e, "spool write failed");
+                }
                 fail(&self.budget, group, &e);
             }
         }

@@ -18,6 +18,7 @@ use crate::destination::s3::{BucketError, S3Sink};
 use crate::destination::sink::Sink;
 use crate::destination::staging::clear_leftovers;
 use crate::destination::{DestinationHandle, OnDelivered, StagingPlan};
+use crate::disk::Patience;
 use crate::fatal::FatalSender;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::processing::transform::{self, Transform, TransformStartError};
@@ -347,13 +348,13 @@ impl Build<'_> {
             error: None,
             partition: None,
         };
-        let plan = StagingPlan::build(
-            staging_dir,
-            naming,
-            d,
-            sc.processing.append_delimiter_to_record,
-        );
         let metrics = Arc::new(DestinationMetrics::default());
+        let patience = Arc::new(Patience::new(
+            label.clone(),
+            metrics.disk_full_waits.clone(),
+        ));
+        let delimiter = sc.processing.append_delimiter_to_record;
+        let plan = StagingPlan::build(staging_dir.clone(), naming, d, delimiter, patience);
         tracing::info!(destination = %label, sink = %sink.describe(), "destination ready");
         let acks = log.clone();
         let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
@@ -366,6 +367,7 @@ impl Build<'_> {
             on_delivered,
             cursor: log.cursor(i),
             fatal: self.builder.fatal.clone(),
+            staging_dir,
         });
         Ok(StreamDestination {
             handle,

@@ -5,6 +5,8 @@
 #![allow(unreachable_pub)]
 
 pub mod faults;
+pub mod producers;
+pub mod tmpfs;
 pub mod transform;
 
 use std::io::{BufRead, BufReader, Read, Write};
