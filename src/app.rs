@@ -80,6 +80,11 @@ pub async fn run(
         Stop::ServerEnded(ended) => return Err(server_error(ended)),
     }
     drain(&config, &state, server).await;
+    // A staging step that failed during the drain: its records are replayed after a restart;
+    // the exit says so (1), as it would have while serving.
+    if let Ok(f) = fatal.try_recv() {
+        return Err(anyhow::Error::new(f));
+    }
     Ok(())
 }
 
@@ -158,17 +163,24 @@ fn server_error(ended: Result<std::io::Result<()>, tokio::task::JoinError>) -> a
     }
 }
 
-/// Everything shares one deadline: requests in flight (a flush waiting on S3), then the drain
-/// of every stream.
+/// How long requests being handled may take once the drain begins (the server stopped
+/// taking new ones): enough to make records durable or answer; a client that does not read its
+/// answer, or a flush waiting on a slow destination, is cut off after it so that the drain
+/// itself keeps its time.
+const REQUEST_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything shares one deadline: requests being handled (for at most `REQUEST_GRACE`), then
+/// the drain of every stream.
 async fn drain(config: &Config, state: &AppState, mut server: Server) {
     let grace = Duration::from_secs(config.drain_timeout_seconds);
     let deadline = tokio::time::Instant::now() + grace;
     let _ = server.stop.send(true);
-    if tokio::time::timeout_at(deadline, &mut server.task)
+    let requests_until = deadline.min(tokio::time::Instant::now() + REQUEST_GRACE);
+    if tokio::time::timeout_at(requests_until, &mut server.task)
         .await
         .is_err()
     {
-        tracing::warn!("requests still in flight at the drain timeout are cut off");
+        tracing::warn!("requests still being handled when the drain began are cut off");
         server.task.abort();
     }
     tracing::info!(

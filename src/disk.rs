@@ -97,6 +97,52 @@ impl Room {
     }
 }
 
+/// Space on state_dir's filesystem that staging steps have claimed and not yet written: a step
+/// claims what it may write before it starts, so that the steps of several destinations at once
+/// cannot together write more than is free.
+#[derive(Debug)]
+pub(crate) struct StagingRoom {
+    path: PathBuf,
+    claimed: Mutex<u64>,
+}
+
+/// Bytes claimed for one staging step, given back when it ends.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    room: std::sync::Arc<StagingRoom>,
+    bytes: u64,
+}
+
+impl StagingRoom {
+    pub(crate) fn new(path: PathBuf) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(StagingRoom {
+            path,
+            claimed: Mutex::new(0),
+        })
+    }
+
+    /// Claims `bytes` when that much is free beyond every other claim.
+    pub(crate) fn claim(self: &std::sync::Arc<Self>, bytes: u64) -> Option<Claim> {
+        let free = available(&self.path).unwrap_or(u64::MAX);
+        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        if free.saturating_sub(*claimed) < bytes {
+            return None;
+        }
+        *claimed += bytes;
+        Some(Claim {
+            room: self.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claimed = self.room.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        *claimed = claimed.saturating_sub(self.bytes);
+    }
+}
+
 /// Waits for space on a full disk, logging the wait once per interval; `label` says whose.
 #[derive(Debug, Default)]
 pub(crate) struct Patience {
@@ -115,9 +161,8 @@ impl Patience {
         }
     }
 
-    /// Blocks the calling (blocking-pool) thread a while after a write found the disk full:
-    /// `attempt` counts the waits for this write.
-    pub(crate) fn wait(&self, e: &io::Error, attempt: u32) {
+    /// Counts and logs (once per interval) a wait for space.
+    pub(crate) fn note(&self, why: &dyn std::fmt::Display) {
         self.waits.add(1);
         let log = self
             .gate
@@ -128,9 +173,15 @@ impl Patience {
             })
             .unwrap_or(false);
         if log {
-            tracing::warn!(destination = %self.label, error = %e,
+            tracing::warn!(destination = %self.label, error = %why,
                 "the disk under state_dir is full: staging waits for space (sealed objects are still delivered)");
         }
+    }
+
+    /// Blocks the calling (blocking-pool) thread a while after a write found the disk full:
+    /// `attempt` counts the waits for this write.
+    pub(crate) fn wait(&self, e: &io::Error, attempt: u32) {
+        self.note(e);
         let ms = (100u64 << attempt.min(4)).min(1000);
         std::thread::sleep(Duration::from_millis(ms));
     }

@@ -356,6 +356,9 @@ fn http_level_errors_are_aws_shaped_and_ambiguous_framing_is_refused() {
         let answer = raw(&d, bytes);
         assert_eq!(aws_shaped(&answer).0, status, "{answer}");
     }
+    // A head with bare line feeds is HTTP/1.1 too (RFC 9112 section 2.2), and is served.
+    let answer = raw(&d, b"GET /healthz HTTP/1.1\nHost: x\nConnection: close\n\n");
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     let smuggled = b"POST /v1/streams/orders/records HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab\n\n\r\n0\r\n\r\n";
     let answer = raw(&d, smuggled);
     assert_eq!(
@@ -381,4 +384,46 @@ fn http_level_errors_are_aws_shaped_and_ambiguous_framing_is_refused() {
     let answer = raw(&d, chunked);
     assert!(answer.contains("{\"accepted\":1}"), "{answer}");
     assert_eq!(delivered(&d, "orders"), b"ok\n");
+}
+
+/// CPU time (user + system, in clock ticks) the process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = stat.rsplit_once(')').expect("comm").1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+/// A client that half-closes its side in the middle of a request (a chunk-size line cut off,
+/// a head cut off) costs nothing: the connection ends, no worker spins, others are served.
+#[test]
+fn a_client_that_half_closes_mid_request_costs_nothing() {
+    use std::io::Write;
+    let d = Daemon::start(CONFIG);
+    let addr = d.url.strip_prefix("http://").expect("http url").to_string();
+    let mut held = Vec::new();
+    for cut in [
+        &b"POST /v1/streams/orders/records HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5"[..],
+        b"POST /v1/streams/orders/records HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Le",
+    ] {
+        for _ in 0..2 {
+            let mut s = std::net::TcpStream::connect(&addr).expect("connects");
+            s.write_all(cut).expect("sent");
+            s.shutdown(std::net::Shutdown::Write).expect("half-closed");
+            held.push(s);
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = cpu_ticks(d.pid());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_ticks(d.pid()) - before;
+    // 2 s of two spinning workers would be about 400 ticks; an idle daemon uses a few.
+    assert!(
+        used < 50,
+        "the daemon used {used} ticks of CPU in 2 s while idle"
+    );
+    let (status, _) = d.get("/healthz");
+    assert_eq!(status, 200);
+    drop(held);
 }

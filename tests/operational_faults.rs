@@ -73,6 +73,12 @@ delivery_streams:
     body_cut
         .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Firehose_20150804.PutRecord\r\nContent-Length: 1000\r\n\r\n{")
         .expect("sent");
+    let mut plain_cut = TcpStream::connect(&addr).expect("connects");
+    plain_cut
+        .write_all(
+            b"POST /v1/streams/s/records HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab\n",
+        )
+        .expect("sent");
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let status = d.terminate(Duration::from_secs(20));

@@ -65,7 +65,13 @@ pub(super) async fn ingest(
         let stream = find(&state, &name)?;
         let bytes = body::read(&headers, body, body::PLAIN_BODY_LIMIT, &state.stopping)
             .await
-            .map_err(|e| e.with_status(StatusCode::PAYLOAD_TOO_LARGE))?;
+            .map_err(|e| match e {
+                // REST clients expect 413 for a body too large; the rest keeps AWS's status.
+                body::BodyError::TooLarge(_) => {
+                    AwsError::from(e).with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                }
+                other => AwsError::from(other),
+            })?;
         let records = split_lines(&bytes);
         if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| r.len() > MAX_RECORD_BYTES) {
             return Err(AwsError::invalid_argument(format!(

@@ -183,20 +183,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
                 buf.put_slice(&this.checked.split_to(n));
                 return Poll::Ready(Ok(()));
             }
-            if this.refused.is_some() || (this.eof && this.input.is_empty()) {
-                // The end of what hyper gets.
+            if this.refused.is_some() || this.eof {
+                // The end of what hyper gets: after a refusal, or when the client closed its
+                // side (an unfinished request it left is dropped: hyper sees the end).
                 return Poll::Ready(Ok(()));
             }
-            if !this.input.is_empty() || this.eof {
-                let verdict = this
-                    .framing
-                    .feed(&mut this.input, &mut this.checked, this.eof);
-                if let Verdict::Refuse(why) = verdict {
+            if !this.input.is_empty() {
+                if let Verdict::Refuse(why) = this.framing.feed(&mut this.input, &mut this.checked)
+                {
                     this.refused = Some(why);
                     this.checked.extend_from_slice(REFUSED_HEAD);
-                    continue;
                 }
-                if !this.checked.is_empty() || this.eof {
+                if !this.checked.is_empty() {
                     continue;
                 }
             }

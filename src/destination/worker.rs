@@ -15,6 +15,7 @@ use super::sink::Sink;
 use super::stagers::{Delivery, Kind, StagerSet, StagingPlan, StepResult};
 use super::staging::Sealed;
 use super::watermark::Watermark;
+use crate::disk::{Claim, Patience, StagingRoom};
 use crate::fatal::FatalSender;
 use crate::metrics::DestinationMetrics;
 use crate::report::Chain;
@@ -41,8 +42,11 @@ const UPLOAD_QUEUE: usize = 2;
 /// Record bytes handed to a destination but not yet staged: producers wait beyond this, so
 /// memory does not grow with traffic.
 pub(crate) const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
-/// Free space kept beyond a delivery's bytes before it is staged (see `Worker::make_room`).
+/// Free space claimed beyond a delivery's bytes (and an eighth) before it is staged (see
+/// `Worker::claim_room`).
 const STAGING_MARGIN: u64 = 1024 * 1024;
+/// How long a step waits for its claim, with nothing open, before it goes on without one.
+const CLAIM_PATIENCE: Duration = Duration::from_secs(5);
 /// Keys remembered for the next flush answer (the oldest are forgotten beyond this).
 const MAX_FLUSH_KEYS: usize = 10_000;
 /// Messages in a worker's queue (the byte budget is the real bound).
@@ -71,8 +75,10 @@ pub(crate) struct WorkerSetup {
     pub(crate) cursor: u64,
     /// Where a staging failure is reported (the worker stops; the process exits).
     pub(crate) fatal: FatalSender,
-    /// The staging folder (its filesystem's free space decides early seals).
-    pub(crate) staging_dir: std::path::PathBuf,
+    /// Free space on the staging filesystem, claimed by each step before it writes.
+    pub(crate) room: Arc<StagingRoom>,
+    /// Counts and logs the waits for space.
+    pub(crate) patience: Arc<Patience>,
 }
 
 impl DestinationHandle {
@@ -87,7 +93,8 @@ impl DestinationHandle {
             on_delivered,
             cursor,
             fatal,
-            staging_dir,
+            room,
+            patience,
         } = setup;
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (up_tx, up_rx) = mpsc::channel(UPLOAD_QUEUE);
@@ -111,7 +118,8 @@ impl DestinationHandle {
             watermark,
             fatal,
             failed: false,
-            staging_dir,
+            room,
+            patience,
         };
         let task = tokio::spawn(worker.run(rx, uploader));
         DestinationHandle {
@@ -154,7 +162,8 @@ struct Worker {
     fatal: FatalSender,
     /// A staging step failed: the worker takes nothing more (see `fail`).
     failed: bool,
-    staging_dir: std::path::PathBuf,
+    room: Arc<StagingRoom>,
+    patience: Arc<Patience>,
 }
 
 impl Worker {
@@ -175,7 +184,11 @@ impl Worker {
                 }
                 Some(Input::Flush(reply)) => {
                     self.seal(None).await;
-                    let _ = self.uploads.send(Upload::Barrier(reply)).await;
+                    // After a failed seal the flush fails (its reply is dropped): those records
+                    // are not delivered by this process.
+                    if !self.failed {
+                        let _ = self.uploads.send(Upload::Barrier(reply)).await;
+                    }
                 }
                 None => break,
             }
@@ -254,28 +267,49 @@ impl Worker {
     fn fail(&mut self, reason: &str) {
         self.watermark.poison();
         self.failed = true;
+        tracing::error!(destination = %self.label, error = %reason,
+            "staging failed: this destination takes no more records; they are replayed after a restart");
         self.fatal.report(&self.label, reason);
     }
 
     async fn append(&mut self, delivery: Delivery) {
-        self.make_room(delivery.bytes() as u64).await;
+        let need = delivery.bytes() as u64;
+        let claim = self.claim_room(need + need / 8 + STAGING_MARGIN).await;
+        if self.failed {
+            return;
+        }
         let end = delivery.end;
         self.staging(Some(end), move |s, now| s.append(delivery, now))
             .await;
+        drop(claim);
     }
 
-    /// Before staging `bytes`: when the staging disk has less than that (and a margin) free, the
-    /// open objects are sealed first (smaller than their buffer), so that delivering them gives
-    /// spool space back; the writes that follow wait for space if it is still short. Without
-    /// this, an open object could need the very space its own records hold in the spool.
-    async fn make_room(&mut self, bytes: u64) {
-        if self.opened.is_none() {
-            return;
-        }
-        let free = crate::disk::available(&self.staging_dir).unwrap_or(u64::MAX);
-        if free < bytes.saturating_add(STAGING_MARGIN) {
-            tracing::debug!(destination = %self.label, free, "little disk left: sealing early");
-            self.seal(None).await;
+    /// Claims room for a step that may write `bytes`. Without it, the open objects are sealed
+    /// first (smaller than their buffer), so that delivering them moves the cursor and gives
+    /// spool space back: an open object must never need the very space its own records hold in
+    /// the spool. With nothing open, it waits for space (sealed objects are still delivered); a
+    /// claim that stays out of reach for `CLAIM_PATIENCE` lets the step go on, its writes
+    /// waiting for space themselves (`PatientFile`).
+    async fn claim_room(&mut self, bytes: u64) -> Option<Claim> {
+        let since = Instant::now();
+        loop {
+            if let Some(claim) = self.room.claim(bytes) {
+                return Some(claim);
+            }
+            if self.opened.is_some() {
+                tracing::debug!(destination = %self.label, "little disk left: sealing early");
+                self.seal(None).await;
+                if self.failed {
+                    return None;
+                }
+                continue;
+            }
+            if since.elapsed() >= CLAIM_PATIENCE {
+                return None;
+            }
+            self.patience
+                .note(&format_args!("{bytes} bytes to stage do not fit"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -462,32 +462,34 @@ fn load_cursor(dir: &Path, i: usize) -> io::Result<Option<(u64, u32)>> {
                 a
             }
         });
-    match newest {
-        Some(found) => Ok(Some(found)),
-        None => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("bad cursor file {}", path.display()),
-        )),
+    if newest.is_none() {
+        // Empty or unreadable: replaying from the oldest segment on disk is safe (segments go
+        // only once a cursor past them is stored), at the price of duplicates.
+        tracing::warn!(file = %path.display(),
+            "an unreadable spool cursor: this destination replays from the oldest spool segment");
     }
+    Ok(newest)
 }
 
 /// Writes cursor `next_seq` with `generation` into its slot, in place, and makes it durable.
 fn store_cursor(dir: &Path, i: usize, next_seq: u64, generation: u32) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let path = cursor_path(dir, i);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)?;
+    let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut both = encode_slot(next_seq, generation).to_vec();
+            both.extend_from_slice(&encode_slot(next_seq, generation));
+            return write_atomically(&path, &both);
+        }
+        Err(e) => return Err(e),
+    };
     if file.metadata()?.len() < (2 * SLOT) as u64 {
-        // New, or text from an earlier version: both slots, so the file never shrinks again.
+        // New, or text from an earlier version: both slots, written whole beside it and renamed
+        // over it, so that a failed first write (a full disk) leaves the old cursor as it was.
         let mut both = encode_slot(next_seq, generation).to_vec();
         both.extend_from_slice(&encode_slot(next_seq, generation));
-        file.write_all_at(&both, 0)?;
-        file.set_len((2 * SLOT) as u64)?;
-        file.sync_all()?;
-        return std::fs::File::open(dir)?.sync_all();
+        return write_atomically(&path, &both);
     }
     let at = (generation as usize % 2 * SLOT) as u64;
     file.write_all_at(&encode_slot(next_seq, generation), at)?;

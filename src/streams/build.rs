@@ -18,7 +18,7 @@ use crate::destination::s3::{BucketError, S3Sink};
 use crate::destination::sink::Sink;
 use crate::destination::staging::clear_leftovers;
 use crate::destination::{DestinationHandle, OnDelivered, StagingPlan};
-use crate::disk::Patience;
+use crate::disk::{Patience, StagingRoom};
 use crate::fatal::FatalSender;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::processing::transform::{self, Transform, TransformStartError};
@@ -82,6 +82,8 @@ pub(crate) struct Builder {
     pub(crate) region: String,
     budget: Arc<Budget>,
     fatal: FatalSender,
+    /// Free space for staging, shared by every destination.
+    staging_room: Arc<StagingRoom>,
 }
 
 /// A Kinesis source made ready while the log is opened, started once the stream runs.
@@ -110,12 +112,14 @@ impl Builder {
         budget: Arc<Budget>,
         fatal: FatalSender,
     ) -> Self {
+        let staging_room = StagingRoom::new(config.state_dir.clone());
         Builder {
             config,
             sdk: tokio::sync::OnceCell::new_with(sdk),
             region,
             budget,
             fatal,
+            staging_room,
         }
     }
 
@@ -354,7 +358,7 @@ impl Build<'_> {
             metrics.disk_full_waits.clone(),
         ));
         let delimiter = sc.processing.append_delimiter_to_record;
-        let plan = StagingPlan::build(staging_dir.clone(), naming, d, delimiter, patience);
+        let plan = StagingPlan::build(staging_dir, naming, d, delimiter, patience.clone());
         tracing::info!(destination = %label, sink = %sink.describe(), "destination ready");
         let acks = log.clone();
         let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
@@ -367,7 +371,8 @@ impl Build<'_> {
             on_delivered,
             cursor: log.cursor(i),
             fatal: self.builder.fatal.clone(),
-            staging_dir,
+            room: self.builder.staging_room.clone(),
+            patience,
         });
         Ok(StreamDestination {
             handle,

@@ -182,7 +182,8 @@ impl Streams {
     }
 
     /// Builds and runs `config` with `version`: ACTIVE; or, when it cannot start,
-    /// CREATING_FAILED with the reason, logged with `context`. The one place a stream starts.
+    /// CREATING_FAILED with the reason, logged with `context`. The one place a stream starts
+    /// (an update's way back to its previous configuration goes through `run`, below it).
     async fn start(
         &self,
         config: &StreamConfig,
@@ -190,17 +191,30 @@ impl Streams {
         context: &str,
     ) -> Result<(), BuildError> {
         let name = &config.name;
-        match self.builder.build(config, version).await {
-            Ok(stream) => {
-                self.insert_running(Arc::new(stream));
+        match self.run(config, version).await {
+            Ok(()) => {
                 self.records.set_status(name, Status::Active);
                 Ok(())
             }
             Err(e) => {
                 let why = Chain(&e).to_string();
-                self.remove_running(name);
                 tracing::error!(stream = %name, error = %why, "{context}");
                 self.records.set_status(name, Status::Failed(why));
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds `config` with `version` and puts it in place of the stream of its name; when it
+    /// cannot start, no stream of that name runs.
+    async fn run(&self, config: &StreamConfig, version: u32) -> Result<(), BuildError> {
+        match self.builder.build(config, version).await {
+            Ok(stream) => {
+                self.insert_running(Arc::new(stream));
+                Ok(())
+            }
+            Err(e) => {
+                self.remove_running(&config.name);
                 Err(e)
             }
         }
@@ -327,21 +341,20 @@ impl Streams {
         if let Some(old) = self.get(name) {
             old.close().await;
         }
-        if let Err(e) = self
-            .start(&config, version, "the updated destination cannot start")
-            .await
-        {
-            // Back to the configuration it had, so the stream keeps running.
-            if let Some(old) = record.config.as_ref() {
-                let _ = self
-                    .start(
-                        old,
-                        record.version,
-                        "the stream cannot start again on its previous configuration",
-                    )
-                    .await;
+        if let Err(e) = self.run(&config, version).await {
+            let why = Chain(&e).to_string();
+            // Back to the configuration it had, so the stream keeps running; if even that
+            // fails, it is CREATING_FAILED with the update's reason.
+            let back = match record.config.as_ref() {
+                Some(old) => self.run(old, record.version).await.is_ok(),
+                None => false,
+            };
+            tracing::error!(stream = %name, error = %why, back_on_the_previous_configuration = back,
+                "the updated destination cannot start");
+            if !back {
+                self.records.set_status(name, Status::Failed(why.clone()));
             }
-            return Err(StreamsError::CannotStart(Chain(&e).to_string()).into());
+            return Err(StreamsError::CannotStart(why).into());
         }
         self.records
             .update(name, |r| {
