@@ -97,6 +97,24 @@ delivery_streams:
     drop((headers_cut, body_cut));
 }
 
+/// Lets the load run `more`, stops the producers, flushes, and checks the daemon never stopped;
+/// what was acknowledged, how many refusals, and the log.
+fn settle(
+    d: &mut Daemon,
+    producers: Producers,
+    more: Duration,
+) -> (std::collections::BTreeSet<String>, u64, String) {
+    std::thread::sleep(more);
+    let (acked, refused) = producers.finish();
+    d.flush("d");
+    let log = d.logs();
+    assert!(
+        !log.contains("stopping:"),
+        "the daemon kept running:\n{log}"
+    );
+    (acked, refused, log)
+}
+
 /// The daemon's configuration for the disk tests: state on `state` (a small tmpfs), objects
 /// to `target`, uncompressed 2 MiB objects (staging takes as much disk as the spool does).
 fn disk_config(state: &std::path::Path, target: &str, reserve_mib: u64) -> String {
@@ -153,14 +171,7 @@ fn the_spool_leaves_room_for_the_delivery_that_drains_it() {
         "the spool left room on the disk ({least_free} bytes at the least)"
     );
     s3.resume();
-    std::thread::sleep(Duration::from_secs(3));
-    let (acked, refused) = producers.finish();
-    d.flush("d");
-    let log = d.logs();
-    assert!(
-        !log.contains("stopping:"),
-        "the daemon kept running:\n{log}"
-    );
+    let (acked, refused, _) = settle(&mut d, producers, Duration::from_secs(3));
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
     for lines in dump_lines(&s3.endpoint, "drain", "UNCOMPRESSED").values() {
         for l in lines {
@@ -214,14 +225,7 @@ fn a_disk_filled_by_another_process_slows_producers_down_until_space_returns() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let resumed_after = freed.elapsed();
-    std::thread::sleep(Duration::from_secs(2));
-    let (acked, refused) = producers.finish();
-    d.flush("d");
-    let log = d.logs();
-    assert!(
-        !log.contains("stopping:"),
-        "the daemon kept running:\n{log}"
-    );
+    let (acked, refused, log) = settle(&mut d, producers, Duration::from_secs(2));
     let warnings = log.matches("the disk under state_dir").count();
     assert!(
         (1..=6).contains(&warnings),
