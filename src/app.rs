@@ -1,7 +1,10 @@
 //! The daemon's life: prepare state_dir, bind, start the streams (`streams::Streams::restore`),
 //! serve until shutdown (or a fatal local error), drain.
 
+mod network;
 mod reload;
+
+pub use network::check as check_network;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,13 +16,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, ServeOptions};
 use crate::aws;
 use crate::config::Config;
 use crate::fatal::Fatal;
 use crate::notify::Notifier;
 use crate::spool::Budget;
 use crate::streams::{self, Builder, Streams};
+use network::Network;
 
 /// Where the configuration came from, and the signal to read it again (SIGHUP).
 pub struct Reload {
@@ -43,27 +47,57 @@ pub async fn run(
     })?;
     streams::check_open_files(&config.streams)?;
     warn_if_the_reserve_is_out_of_reach(&config);
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let network = Network::load(&config)?;
+    let listener = bind(config.listen).await?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let local = listener.local_addr()?;
     let (fatal_tx, mut fatal) = crate::fatal::channel();
     let builder = builder(&config, fatal_tx).await;
     let streams = Streams::restore(&config, builder).await?;
     let (stop, stopping) = watch::channel(false);
-    let state = Arc::new(AppState::new(streams, stopping));
+    let body_timeout = Duration::from_secs(config.server.body_timeout_seconds);
+    let state = Arc::new(AppState::new(
+        streams,
+        stopping,
+        network.auth.clone(),
+        body_timeout,
+    ));
 
     // The one line on stdout: tests and scripts read the bound address from it.
-    println!("firehosed listening on http://{local}");
+    let scheme = if network.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("firehosed listening on {scheme}://{local}");
     let count = state.streams.all().len();
-    tracing::info!(listen = %local, streams = count, "ready");
-    let mut server = Server::start(listener, state.clone(), stop);
+    tracing::info!(listen = %local, streams = count, auth = network.auth.is_some(),
+        tls = network.tls.is_some(), "ready");
+    let mut server = Server::start(
+        Listeners {
+            api: (listener, network.serve_options(&config)),
+            metrics: metrics_listener.map(|l| (l, Network::metrics_options(&config))),
+        },
+        state.clone(),
+        stop,
+    );
     // Listeners bound, pipelines started: ready (systemd's Type=notify, /readyz).
     state.ready.store(true, Ordering::Release);
     let notifier = Notifier::from_env();
     notifier.ready(&format!("serving {count} delivery streams on {local}"));
     notifier.spawn_watchdog();
-    let reloader = reload.map(|r| tokio::spawn(reload_loop(state.clone(), r, notifier.clone())));
+    let network = Arc::new(network);
+    let reloader = reload.map(|r| {
+        tokio::spawn(reload_loop(
+            state.clone(),
+            network.clone(),
+            r,
+            notifier.clone(),
+        ))
+    });
     let stop = tokio::select! {
         () = shutdown => Stop::Signal,
         f = fatal.recv() => Stop::Fatal(f),
@@ -101,6 +135,12 @@ fn warn_if_the_reserve_is_out_of_reach(config: &Config) {
     }
 }
 
+async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))
+}
+
 /// What ended the serving.
 enum Stop {
     Signal,
@@ -127,24 +167,47 @@ async fn builder(config: &Config, fatal: crate::fatal::FatalSender) -> Builder {
     Builder::new(config.clone(), sdk, region, budget, fatal)
 }
 
-/// The HTTP server task and the switch that starts its shutdown.
+/// The API's listener and, when `metrics_listen` is set, the metrics listener.
+struct Listeners {
+    api: (TcpListener, ServeOptions),
+    metrics: Option<(TcpListener, ServeOptions)>,
+}
+
+/// The HTTP server tasks and the switch that starts their shutdown.
 struct Server {
     task: JoinHandle<std::io::Result<()>>,
+    /// The metrics listener: it ends with the API's (the drain stops both).
+    metrics: Option<JoinHandle<std::io::Result<()>>>,
     stop: watch::Sender<bool>,
 }
 
 impl Server {
-    fn start(listener: TcpListener, state: Arc<AppState>, stop: watch::Sender<bool>) -> Server {
-        let serve = api::serve(listener, api::router(state), stop.subscribe());
+    fn start(listeners: Listeners, state: Arc<AppState>, stop: watch::Sender<bool>) -> Server {
+        let (listener, options) = listeners.api;
+        let with_metrics = listeners.metrics.is_none();
+        let router = api::router(state.clone(), with_metrics);
+        let serve = api::serve(listener, router, stop.subscribe(), options);
+        let metrics = listeners.metrics.map(|(listener, options)| {
+            let router = api::metrics_router(state);
+            tokio::spawn(api::serve(listener, router, stop.subscribe(), options))
+        });
         Server {
             task: tokio::spawn(serve),
+            metrics,
             stop,
+        }
+    }
+
+    fn abort(&self) {
+        self.task.abort();
+        if let Some(m) = &self.metrics {
+            m.abort();
         }
     }
 }
 
 fn fatal_error(fatal: Option<Fatal>, server: Server) -> anyhow::Error {
-    server.task.abort();
+    server.abort();
     match fatal {
         Some(f) => {
             tracing::error!(destination = %f.component, error = %f.reason,
@@ -181,8 +244,8 @@ async fn drain(config: &Config, state: &AppState, mut server: Server) {
         .is_err()
     {
         tracing::warn!("requests still being handled when the drain began are cut off");
-        server.task.abort();
     }
+    server.abort();
     tracing::info!(
         timeout_seconds = grace.as_secs(),
         "draining: sealing buffers and delivering them"
@@ -193,10 +256,15 @@ async fn drain(config: &Config, state: &AppState, mut server: Server) {
 }
 
 /// Applies each reload request in turn (RELOADING=1 ... READY=1 to systemd around it).
-async fn reload_loop(state: Arc<AppState>, mut r: Reload, notifier: Notifier) {
+async fn reload_loop(
+    state: Arc<AppState>,
+    network: Arc<Network>,
+    mut r: Reload,
+    notifier: Notifier,
+) {
     while r.requests.recv().await.is_some() {
         notifier.send("RELOADING=1");
-        match reload::reload(&state.streams, &r.path).await {
+        match reload::reload(&state.streams, &network, &r.path).await {
             Ok(out) => {
                 if !out.removed.is_empty() {
                     // Their records were delivered and their state is gone: say so loudly.

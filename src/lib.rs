@@ -40,6 +40,7 @@
 
 mod api;
 pub mod app;
+mod auth;
 mod aws;
 pub mod config;
 mod control;

@@ -46,7 +46,10 @@ fn main() -> ExitCode {
     limit_heap_retention();
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { config } => match firehosed::config::load(&config) {
+        Command::Validate { config } => match firehosed::config::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| firehosed::app::check_network(&c).map(|()| c))
+        {
             Ok(c) => {
                 println!("ok: {} delivery streams", c.stream_count());
                 ExitCode::SUCCESS

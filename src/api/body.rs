@@ -18,6 +18,8 @@ pub(crate) enum BodyError {
     ShuttingDown,
     #[error("cannot read the request body: {0}")]
     Broken(String),
+    #[error("The request body did not arrive within {0} s")]
+    TooSlow(u64),
 }
 
 impl From<BodyError> for AwsError {
@@ -26,6 +28,7 @@ impl From<BodyError> for AwsError {
             BodyError::TooLarge(_) => AwsError::invalid_argument(e.to_string()),
             BodyError::ShuttingDown => AwsError::unavailable(e.to_string()),
             BodyError::Broken(_) => AwsError::serialization(e.to_string()),
+            BodyError::TooSlow(_) => AwsError::request_timeout(e.to_string()),
         }
     }
 }
@@ -36,14 +39,29 @@ pub(crate) const API_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Largest plain ingest request.
 pub(crate) const PLAIN_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Reads a whole body of at most `limit` bytes. Once `stopping` turns true (the drain began), a
-/// body still arriving is cut off: a client that stalls mid-request must not hold the drain.
+/// Where a body is read from, and how long it may take.
+pub(crate) struct Limits<'a> {
+    /// The most bytes.
+    pub(crate) bytes: usize,
+    /// The drain began: a body still arriving is cut off.
+    pub(crate) stopping: &'a watch::Receiver<bool>,
+    /// The whole body must have arrived within this (a client sending a byte at a time holds
+    /// nothing for long).
+    pub(crate) timeout: std::time::Duration,
+}
+
+/// The first capacity of a body's buffer: it grows with what arrives, not with what the client
+/// announced (a thousand requests announcing 8 MiB and sending nothing take no memory).
+const FIRST_CAPACITY: usize = 64 * 1024;
+
+/// Reads a whole body within `limits`.
 pub(crate) async fn read(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
-    stopping: &watch::Receiver<bool>,
+    limits: Limits<'_>,
 ) -> Result<bytes::Bytes, BodyError> {
+    let limit = limits.bytes;
+    let deadline = tokio::time::Instant::now() + limits.timeout;
     let declared = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
@@ -51,16 +69,19 @@ pub(crate) async fn read(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
-    // One buffer of the declared size, filled frame by frame: no second copy of the body.
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    let mut buf =
+        BytesMut::with_capacity(declared.unwrap_or(0).min(FIRST_CAPACITY as u64) as usize);
     let mut body = body;
-    let mut stopping = stopping.clone();
+    let mut stopping = limits.stopping.clone();
     loop {
         let frame = tokio::select! {
             // A frame that is there is taken before the stop is looked at.
             biased;
             frame = body.frame() => frame,
             _ = stopping.wait_for(|s| *s) => return Err(BodyError::ShuttingDown),
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(BodyError::TooSlow(limits.timeout.as_secs()));
+            }
         };
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;

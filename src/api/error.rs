@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::AuthError;
 use crate::control::{ControlError, InvalidRequest};
 use crate::report::Chain;
 use crate::streams::StreamsError;
@@ -51,6 +52,15 @@ impl AwsError {
     /// headers that disagree): firehosed's own error type at the HTTP layer.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequestException", message)
+    }
+
+    /// A request that did not arrive in time.
+    pub(crate) fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeoutException",
+            message,
+        )
     }
 
     pub(crate) fn serialization(message: impl Into<String>) -> Self {
@@ -130,6 +140,22 @@ impl IntoResponse for AwsError {
             self.body(),
         )
             .into_response()
+    }
+}
+
+/// Refused signatures and permissions, as AWS's JSON services answer them.
+impl From<AuthError> for AwsError {
+    fn from(e: AuthError) -> Self {
+        let kind = match e {
+            AuthError::Missing => "MissingAuthenticationTokenException",
+            AuthError::Incomplete(_) => "IncompleteSignatureException",
+            AuthError::UnknownKey => "UnrecognizedClientException",
+            AuthError::BadSignature | AuthError::Expired(_) | AuthError::WrongScope(_) => {
+                "InvalidSignatureException"
+            }
+            AuthError::Denied { .. } => "AccessDeniedException",
+        };
+        AwsError::new(StatusCode::BAD_REQUEST, kind, e.to_string())
     }
 }
 

@@ -5,18 +5,34 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::access::{self, RequestParts};
 use super::error::AwsError;
 use super::{AppState, body, control, describe};
 use crate::stream::{DeliveryStream, PutError};
 
 pub(super) const TARGET_PREFIX: &str = "Firehose_20150804.";
+/// The operations firehosed answers (each is the IAM action `firehose:<operation>`).
+const OPERATIONS: [&str; 12] = [
+    "PutRecord",
+    "PutRecordBatch",
+    "DescribeDeliveryStream",
+    "ListDeliveryStreams",
+    "ListTagsForDeliveryStream",
+    "CreateDeliveryStream",
+    "DeleteDeliveryStream",
+    "UpdateDestination",
+    "TagDeliveryStream",
+    "UntagDeliveryStream",
+    "StartDeliveryStreamEncryption",
+    "StopDeliveryStreamEncryption",
+];
 /// Records per PutRecordBatch.
 pub(super) const MAX_BATCH_RECORDS: usize = 500;
 /// Bytes of one record, before base64.
@@ -26,11 +42,18 @@ pub(super) const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 pub(super) async fn handle(
     State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let result = dispatch(&state, &headers, body).await;
+    let parts = RequestParts {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+    };
+    let result = dispatch(&state, &parts, body).await;
     let mut response = match result {
         Ok(value) => (
             StatusCode::OK,
@@ -46,7 +69,15 @@ pub(super) async fn handle(
     response
 }
 
-async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, AwsError> {
+async fn dispatch(
+    state: &AppState,
+    parts: &RequestParts<'_>,
+    body: Body,
+) -> Result<Value, AwsError> {
+    let headers = parts.headers;
+    let bytes = body::read(headers, body, state.body_limits(body::API_BODY_LIMIT)).await?;
+    // Who is calling, before anything of the body is read.
+    let caller = access::authenticate(state, parts, &bytes)?;
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -56,7 +87,6 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<V
             "X-Amz-Target {target:?} is not a Firehose_20150804 operation"
         )));
     };
-    let bytes = body::read(headers, body, body::API_BODY_LIMIT, &state.stopping).await?;
     let input: Value = if bytes.is_empty() {
         json!({})
     } else {
@@ -64,6 +94,10 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: Body) -> Result<V
             AwsError::serialization(format!("The request body is not valid JSON: {e}"))
         })?
     };
+    if OPERATIONS.contains(&op) {
+        let stream = input.get("DeliveryStreamName").and_then(Value::as_str);
+        access::authorize(state, &caller, &format!("firehose:{op}"), stream)?;
+    }
     match op {
         "PutRecord" => put_record(state, input).await,
         "PutRecordBatch" => put_record_batch(state, input).await,

@@ -66,6 +66,11 @@ impl Framing {
         }
     }
 
+    /// Whether a request head is next (between requests, or one begun).
+    pub(crate) fn in_head(&self) -> bool {
+        matches!(self.state, State::Head { .. })
+    }
+
     /// Moves what is checked from `input` to `out` (for hyper); keeps what is not yet whole
     /// (more bytes are needed). Anything that cannot be followed is a refusal.
     pub(crate) fn feed(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Verdict {

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
 
+use super::access::{self, RequestParts};
 use super::error::AwsError;
 use super::firehose::MAX_RECORD_BYTES;
 use super::{AppState, body};
@@ -58,12 +59,13 @@ fn push_line(body: &Bytes, start: usize, mut end: usize, out: &mut Vec<Bytes>) {
 pub(super) async fn ingest(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
-        let stream = find(&state, &name)?;
-        let bytes = body::read(&headers, body, body::PLAIN_BODY_LIMIT, &state.stopping)
+        let bytes = body::read(&headers, body, state.body_limits(body::PLAIN_BODY_LIMIT))
             .await
             .map_err(|e| match e {
                 // REST clients expect 413 for a body too large; the rest keeps AWS's status.
@@ -72,6 +74,15 @@ pub(super) async fn ingest(
                 }
                 other => AwsError::from(other),
             })?;
+        let parts = RequestParts {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+        };
+        let caller = access::authenticate(&state, &parts, &bytes)?;
+        // Plain ingest is a PutRecordBatch as far as permissions go.
+        access::authorize(&state, &caller, "firehose:PutRecordBatch", Some(&name))?;
+        let stream = find(&state, &name)?;
         let records = split_lines(&bytes);
         if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| r.len() > MAX_RECORD_BYTES) {
             return Err(AwsError::invalid_argument(format!(
@@ -99,17 +110,36 @@ pub(super) async fn ingest(
     }
 }
 
+/// The permission a flush needs (a firehosed action, not one of AWS's).
+pub(crate) const FLUSH_ACTION: &str = "firehose:FlushDeliveryStream";
+
 pub(super) async fn flush(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let stream = match find(&state, &name) {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
-    match stream.flush().await {
+    let result = async {
+        let bytes = body::read(&headers, body, state.body_limits(body::API_BODY_LIMIT)).await?;
+        let parts = RequestParts {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+        };
+        let caller = access::authenticate(&state, &parts, &bytes)?;
+        access::authorize(&state, &caller, FLUSH_ACTION, Some(&name))?;
+        let stream = find(&state, &name)?;
+        stream
+            .flush()
+            .await
+            .map_err(|e| AwsError::unavailable(e.to_string()))
+    }
+    .await;
+    match result {
         Ok(keys) => json_response(json!({"keys": keys})),
-        Err(e) => AwsError::unavailable(e.to_string()).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

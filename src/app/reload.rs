@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use super::network::Network;
 use crate::config::{Config, LoadError};
 use crate::streams::{Streams, Summary, TooManyOpenFiles};
 
@@ -20,16 +21,38 @@ pub(super) enum ReloadError {
 
 /// Reads `path` again and applies its delivery streams; Err (nothing changed) when the file
 /// is invalid.
-pub(super) async fn reload(streams: &Streams, path: &Path) -> Result<Summary, ReloadError> {
+pub(super) async fn reload(
+    streams: &Streams,
+    network: &Network,
+    path: &Path,
+) -> Result<Summary, ReloadError> {
     let new = crate::config::load(path)?;
     warn_restart_only(streams.file_config(), &new);
+    // Keys, policies and the certificate: read again whatever else changed.
+    network.reload(&new);
     Ok(streams.apply_file(&new.streams).await?)
+}
+
+/// `auth` without its policies (which a reload applies).
+fn auth_kind(auth: &crate::config::AuthConfig) -> Option<&Path> {
+    match auth {
+        crate::config::AuthConfig::SigV4 {
+            credentials_file, ..
+        } => Some(credentials_file),
+        crate::config::AuthConfig::Unset | crate::config::AuthConfig::None => None,
+    }
 }
 
 /// Settings only a restart applies.
 fn warn_restart_only(old: &Config, new: &Config) {
     let differs = [
         ("listen", old.listen != new.listen),
+        ("metrics_listen", old.metrics_listen != new.metrics_listen),
+        ("server", old.server != new.server),
+        // Turning auth or TLS on or off, or other files; policies and the files' contents are
+        // reloaded.
+        ("auth", auth_kind(&old.auth) != auth_kind(&new.auth)),
+        ("tls", old.tls != new.tls),
         ("state_dir", old.state_dir != new.state_dir),
         ("spool", old.spool != new.spool),
         ("aws", format!("{:?}", old.aws) != format!("{:?}", new.aws)),

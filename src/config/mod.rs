@@ -7,6 +7,7 @@ mod destination;
 pub(crate) mod error;
 mod kinesis;
 pub(crate) mod model;
+mod network;
 pub(crate) mod transform;
 mod yaml;
 
@@ -97,6 +98,11 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         Some(node) => decode_listen(ctx, node, top.path.key("listen")),
         None => DEFAULT_LISTEN.parse().ok(),
     };
+    let net = decode_net(ctx, &mut top);
+    if let (Some(listen), Some(net)) = (listen, net.as_ref()) {
+        let mark = top.get("listen").map_or(top.mark(), |n| n.mark);
+        network::check_exposure(ctx, listen, &net.auth, mark);
+    }
     let state_dir = match top.get("state_dir") {
         Some(node) => ctx
             .string(node, &top.path.key("state_dir"))
@@ -142,8 +148,13 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         )
     });
     top.finish(ctx);
+    let net = net?;
     Some(Config {
         listen: listen?,
+        metrics_listen: net.metrics_listen,
+        auth: net.auth,
+        tls: net.tls,
+        server: net.server,
         state_dir: state_dir?,
         aws: aws?,
         spool: spool?,
@@ -152,6 +163,39 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         glue_catalog_dir: glue_catalog_dir?,
         lambda_functions: lambda_functions?,
         streams: streams?,
+    })
+}
+
+/// The network settings beside `listen`.
+struct Net {
+    metrics_listen: Option<SocketAddr>,
+    auth: AuthConfig,
+    tls: Option<TlsConfig>,
+    server: ServerLimits,
+}
+
+fn decode_net(ctx: &mut Ctx, top: &mut MapReader) -> Option<Net> {
+    let metrics_listen = match top.get("metrics_listen") {
+        Some(node) => decode_listen(ctx, node, top.path.key("metrics_listen")).map(Some),
+        None => Some(None),
+    };
+    let auth = match top.get("auth") {
+        Some(node) => network::decode_auth(ctx, node, top.path.key("auth")),
+        None => Some(AuthConfig::Unset),
+    };
+    let tls = match top.get("tls") {
+        Some(node) => network::decode_tls(ctx, node, top.path.key("tls")).map(Some),
+        None => Some(None),
+    };
+    let server = match top.get("server") {
+        Some(node) => network::decode_server(ctx, node, top.path.key("server")),
+        None => Some(ServerLimits::DEFAULT),
+    };
+    Some(Net {
+        metrics_listen: metrics_listen?,
+        auth: auth?,
+        tls: tls?,
+        server: server?,
     })
 }
 

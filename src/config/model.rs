@@ -12,6 +12,11 @@ use crate::keys::template::Template;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) listen: SocketAddr,
+    /// /metrics, /healthz and /readyz also (or only, see docs/security.md) on this address.
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    pub(crate) auth: AuthConfig,
+    pub(crate) tls: Option<TlsConfig>,
+    pub(crate) server: ServerLimits,
     pub(crate) state_dir: PathBuf,
     pub(crate) aws: AwsSettings,
     pub(crate) spool: SpoolConfig,
@@ -34,6 +39,51 @@ impl Config {
     pub fn stream_count(&self) -> usize {
         self.streams.len()
     }
+}
+
+/// Who may call the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuthConfig {
+    /// Not configured: nobody is asked who they are, and only loopback addresses are served.
+    Unset,
+    /// `auth: none`: nobody is asked, on any address (said explicitly).
+    None,
+    /// Every request signed with SigV4 by a key of the credentials file, and allowed by its
+    /// principal's policy.
+    SigV4 {
+        credentials_file: PathBuf,
+        policies: std::collections::BTreeMap<String, crate::auth::policy::Policy>,
+    },
+}
+
+/// HTTPS with this certificate chain and key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsConfig {
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
+}
+
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServerLimits {
+    /// Connections open at once (beyond it new ones wait to be accepted); also bounded by the
+    /// open-file limit.
+    pub(crate) max_connections: u64,
+    /// Time to send a request's headers.
+    pub(crate) header_timeout_seconds: u64,
+    /// Time a kept-alive connection may sit idle between requests.
+    pub(crate) idle_timeout_seconds: u64,
+    /// Time to send a request's body, once its headers are in.
+    pub(crate) body_timeout_seconds: u64,
+}
+
+impl ServerLimits {
+    pub(crate) const DEFAULT: ServerLimits = ServerLimits {
+        max_connections: 4096,
+        header_timeout_seconds: 10,
+        idle_timeout_seconds: 60,
+        body_timeout_seconds: 30,
+    };
 }
 
 /// The durable spool of Direct PUT streams.

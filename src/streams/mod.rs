@@ -20,7 +20,7 @@ use crate::report::Chain;
 use crate::stream::DeliveryStream;
 pub(crate) use build::{BuildError, Builder, needs_aws, prepare_dir};
 pub(crate) use file::{Summary, check_open_files};
-pub(crate) use open_files::TooManyOpenFiles;
+pub(crate) use open_files::{TooManyOpenFiles, limit as open_file_limit, staging_files};
 
 /// Why a change of the set of streams was refused. The API maps each to AWS's error once.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use crate::encode::Compression;
 const HEADROOM: u64 = 256;
 
 /// Staging files the partitioning destinations of `streams` may keep open at once.
-fn staging_files<'a>(streams: impl IntoIterator<Item = &'a StreamConfig>) -> u64 {
+pub(crate) fn staging_files<'a>(streams: impl IntoIterator<Item = &'a StreamConfig>) -> u64 {
     streams
         .into_iter()
         .flat_map(|s| &s.destinations)
