@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, at pinned versions, into the tools cache:
 #   $FIREHOSED_TOOLS (default ~/.cache/firehosed-tools)/venv  moto server, boto3, AWS CLI, cramjam
-#   .../s3s-fs, .../node (kinesalite), .../debian-bookworm (a container root), the WASM example
+#   .../s3s-fs, .../node (kinesalite), .../js-sdk (@aws-sdk/client-firehose), .../debian-bookworm (a container root), the WASM example
 # Idempotent: does nothing when the cache already holds these exact versions.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +34,16 @@ if [ "$(cat "$tools/node/.version" 2>/dev/null)" != "$kinesalite_version" ]; the
   mkdir -p "$tools/node"
   npm install --prefix "$tools/node" --no-audit --no-fund --silent "kinesalite@$kinesalite_version"
   echo "$kinesalite_version" > "$tools/node/.version"
+fi
+
+# The AWS SDK for JavaScript v3's Firehose client: tests/security.rs signs with it.
+js_sdk_version=3.1169.0
+if [ "$(cat "$tools/js-sdk/.version" 2>/dev/null)" != "$js_sdk_version" ]; then
+  echo "test-tools: installing @aws-sdk/client-firehose $js_sdk_version into $tools/js-sdk" >&2
+  rm -rf "$tools/js-sdk"
+  mkdir -p "$tools/js-sdk"
+  npm install --prefix "$tools/js-sdk" --no-audit --no-fund --silent "@aws-sdk/client-firehose@$js_sdk_version"
+  echo "$js_sdk_version" > "$tools/js-sdk/.version"
 fi
 
 # A Debian bookworm root file system for the test that boots systemd in a container and runs the

@@ -163,6 +163,9 @@ fn replacement(head: &[u8], refused: Option<&'static str>) -> Option<Vec<u8>> {
         408 => HEADERS_LATE,
         _ => "The request is not valid HTTP/1.1 (its request line, a header or its Content-Length)",
     };
+    if message == HEADERS_LATE {
+        return Some(AwsError::request_timeout(message).raw_response());
+    }
     let status = axum::http::StatusCode::from_u16(status).ok()?;
     let error = AwsError::bad_request(message).with_status(status);
     Some(error.raw_response())

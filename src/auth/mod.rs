@@ -36,12 +36,30 @@ pub(crate) enum AuthError {
     /// A scope (service, date) or payload hash that does not fit.
     #[error("{0}")]
     WrongScope(String),
-    #[error("User: {principal} is not authorized to perform: {action} on resource: {resource}")]
+    /// AWS's message, with its reason (IAM's "access denied error messages"); an action on no
+    /// resource in particular (ListDeliveryStreams) names none.
+    #[error("{}", denied_message(principal, action, resource, *explicit))]
     Denied {
         principal: String,
         action: String,
         resource: String,
+        /// A Deny statement matched (else no Allow did).
+        explicit: bool,
     },
+}
+
+fn denied_message(principal: &str, action: &str, resource: &str, explicit: bool) -> String {
+    let on = if resource == "*" {
+        String::new()
+    } else {
+        format!(" on resource: {resource}")
+    };
+    let why = if explicit {
+        "with an explicit deny in an identity-based policy".to_string()
+    } else {
+        format!("because no identity-based policy allows the {action} action")
+    };
+    format!("User: {principal} is not authorized to perform: {action}{on} {why}")
 }
 
 /// An authenticated identity.
@@ -151,6 +169,7 @@ impl Authenticator {
                 principal: self.principal_arn(principal),
                 action: action.to_string(),
                 resource: resource.to_string(),
+                explicit: decision == Decision::Denied,
             }),
         }
     }

@@ -76,7 +76,7 @@ pub(crate) fn verify(
     }
     let payload = payload_hash(req)?;
     let headers = canonical_headers(req.headers, &auth.signed_headers);
-    let query = canonical_query(req.query.unwrap_or(""));
+    let queries = canonical_queries(req.query.unwrap_or(""));
     let scope = format!(
         "{}/{}/{}/aws4_request",
         auth.date, auth.region, auth.service
@@ -89,8 +89,12 @@ pub(crate) fn verify(
         auth.service,
     );
     // Clients canonicalize the path differently (AWS's SDKs encode each segment again, curl
-    // signs it as sent): any of them is the client's own signature.
-    for uri in canonical_uris(req.path) {
+    // signs it as sent), and curl before 8.2 signs the query in the order sent rather than
+    // sorted: any of them is the client's own signature over the same request.
+    let candidates = canonical_uris(req.path)
+        .into_iter()
+        .flat_map(|uri| queries.iter().map(move |q| (uri.clone(), q)));
+    for (uri, query) in candidates {
         let canonical = format!(
             "{}\n{uri}\n{query}\n{headers}\n{}\n{payload}",
             req.method,
@@ -334,7 +338,17 @@ fn canonical_uris(path: &str) -> Vec<String> {
 }
 
 /// Parameters sorted by name then value, each encoded as AWS encodes them.
-fn canonical_query(query: &str) -> String {
+/// The sorted canonical query (AWS's rule), and the pairs in the order sent when that differs.
+fn canonical_queries(query: &str) -> Vec<String> {
+    let mut out = vec![canonical_query(query, true)];
+    let as_sent = canonical_query(query, false);
+    if as_sent != out[0] {
+        out.push(as_sent);
+    }
+    out
+}
+
+fn canonical_query(query: &str, sorted: bool) -> String {
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -344,7 +358,9 @@ fn canonical_query(query: &str) -> String {
             (uri_encode(&decode(k), true), uri_encode(&decode(v), true))
         })
         .collect();
-    pairs.sort();
+    if sorted {
+        pairs.sort();
+    }
     pairs
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -445,8 +461,8 @@ mod tests {
 
     #[test]
     fn canonical_forms() {
-        assert_eq!(canonical_query("b=2&a=1&a=0&c"), "a=0&a=1&b=2&c=");
-        assert_eq!(canonical_query("k=a%20b&x=%7e+y"), "k=a%20b&x=~%20y");
+        assert_eq!(canonical_query("b=2&a=1&a=0&c", true), "a=0&a=1&b=2&c=");
+        assert_eq!(canonical_query("k=a%20b&x=%7e+y", true), "k=a%20b&x=~%20y");
         assert_eq!(
             canonical_uris("/v1/streams/%C3%A9/records"),
             vec![
