@@ -4,13 +4,19 @@
 //! core: the ceiling a single GZIP destination can approach.
 //!
 //! usage: loadgen URL STREAM [--connections 4] [--seconds 20] [--records 500] [--size 1024]
-//!                           [--pid PID]
+//!                           [--pid PID] [--sigv4 KEY_ID:SECRET] [--ca CA.pem]
+//!
+//! An `https://` URL speaks TLS (rustls, trusting `--ca`); `--sigv4` signs every request as the
+//! AWS SDKs do (the body's SHA-256 computed once per distinct body, as a client that signs a
+//! body it built once would; the server hashes every body it verifies).
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 struct Args {
@@ -21,6 +27,85 @@ struct Args {
     records: usize,
     size: usize,
     pid: Option<u32>,
+    sigv4: Option<(String, String)>,
+    ca: Option<String>,
+}
+
+/// A connection: TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How to reach the server.
+struct Target {
+    host: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+    sigv4: Option<(String, String)>,
+}
+
+impl Target {
+    async fn connect(&self) -> Result<Box<dyn Io>, String> {
+        let tcp = TcpStream::connect(&self.host)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let ip = self.host.rsplit_once(':').map_or(&*self.host, |(h, _)| h);
+        let name =
+            rustls::pki_types::ServerName::try_from(ip.to_string()).map_err(|e| e.to_string())?;
+        let s = tls.connect(name, tcp).await.map_err(|e| e.to_string())?;
+        Ok(Box::new(s))
+    }
+
+    /// The signing headers of a request (SigV4 as the AWS SDKs sign: content-type, host,
+    /// x-amz-content-sha256, x-amz-date, x-amz-target).
+    fn sign(&self, path: &str, target: &str, body_hash: &str) -> String {
+        let Some((key_id, secret)) = &self.sigv4 else {
+            return String::new();
+        };
+        let now = chrono::Utc::now();
+        let date = now.format("%Y%m%d").to_string();
+        let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+        let signed = "content-type;host;x-amz-content-sha256;x-amz-date;x-amz-target";
+        let canonical = format!(
+            "POST\n{path}\n\ncontent-type:application/x-amz-json-1.1\nhost:{}\nx-amz-content-sha256:{body_hash}\nx-amz-date:{stamp}\nx-amz-target:{target}\n\n{signed}\n{body_hash}",
+            self.host
+        );
+        let scope = format!("{date}/us-east-1/firehose/aws4_request");
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        );
+        let key = aws_sigv4::sign::v4::generate_signing_key(
+            secret,
+            std::time::SystemTime::now(),
+            "us-east-1",
+            "firehose",
+        );
+        let signature = aws_sigv4::sign::v4::calculate_signature(key, to_sign.as_bytes());
+        format!(
+            "x-amz-content-sha256: {body_hash}\r\nx-amz-date: {stamp}\r\nauthorization: AWS4-HMAC-SHA256 Credential={key_id}/{scope}, SignedHeaders={signed}, Signature={signature}\r\n"
+        )
+    }
+}
+
+fn tls_connector(ca: &str) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 fn args() -> Result<Args, String> {
@@ -35,9 +120,23 @@ fn args() -> Result<Args, String> {
         records: 500,
         size: 1024,
         pid: None,
+        sigv4: None,
+        ca: None,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--sigv4" => {
+                let (k, s) = v.split_once(':').ok_or("--sigv4 KEY_ID:SECRET")?;
+                a.sigv4 = Some((k.to_string(), s.to_string()));
+                continue;
+            }
+            "--ca" => {
+                a.ca = Some(v);
+                continue;
+            }
+            _ => {}
+        }
         let n: u64 = v
             .parse()
             .map_err(|_| format!("{flag}: not a number: {v}"))?;
@@ -70,23 +169,34 @@ fn request_body(stream: &str, recs: &[Vec<u8>]) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A request body and its SHA-256 (hex).
+struct Body {
+    bytes: Vec<u8>,
+    hash: String,
+}
+
+const TARGET: &str = "Firehose_20150804.PutRecordBatch";
+
 async fn connection(
-    host: String,
-    bodies: std::sync::Arc<Vec<Vec<u8>>>,
+    target: Arc<Target>,
+    bodies: Arc<Vec<Body>>,
     deadline: Instant,
     offset: usize,
 ) -> Result<Vec<Duration>, String> {
-    let mut conn = BufReader::new(TcpStream::connect(&host).await.map_err(|e| e.to_string())?);
+    let mut conn = BufReader::new(target.connect().await?);
     let mut latencies = Vec::new();
     let mut i = offset;
     while Instant::now() < deadline {
         let body = &bodies[i % bodies.len()];
         i += 1;
-        let head = format!(
-            "POST / HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: Firehose_20150804.PutRecordBatch\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
         let start = Instant::now();
+        let head = format!(
+            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: {TARGET}\r\n{}content-length: {}\r\n\r\n",
+            target.host,
+            target.sign("/", TARGET, &body.hash),
+            body.bytes.len()
+        );
+        let body = &body.bytes;
         conn.get_mut()
             .write_all(head.as_bytes())
             .await
@@ -127,18 +237,21 @@ async fn connection(
 }
 
 /// POST /v1/streams/STREAM/flush: returns once everything acknowledged is written.
-async fn flush(host: &str, stream: &str) -> Result<(), String> {
-    let mut conn = TcpStream::connect(host).await.map_err(|e| e.to_string())?;
+async fn flush(target: &Target, stream: &str) -> Result<(), String> {
+    let mut conn = target.connect().await?;
+    let path = format!("/v1/streams/{stream}/flush");
+    let empty = hex::encode(Sha256::digest(b""));
     let req = format!(
-        "POST /v1/streams/{stream}/flush HTTP/1.1\r\nhost: {host}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: {TARGET}\r\n{}content-length: 0\r\nconnection: close\r\n\r\n",
+        target.host,
+        target.sign(&path, TARGET, &empty)
     );
     conn.write_all(req.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
     let mut resp = Vec::new();
-    conn.read_to_end(&mut resp)
-        .await
-        .map_err(|e| e.to_string())?;
+    // A TLS peer may close without close_notify once it has answered.
+    let _ = conn.read_to_end(&mut resp).await;
     if resp.starts_with(b"HTTP/1.1 200") {
         Ok(())
     } else {
@@ -183,14 +296,42 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let tls = a.url.starts_with("https://");
     let host = a
         .url
         .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .trim_end_matches('/')
         .to_string();
+    let tls = match (tls, &a.ca) {
+        (false, _) => None,
+        (true, Some(ca)) => match tls_connector(ca) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("loadgen: --ca {ca}: {e}");
+                std::process::exit(2);
+            }
+        },
+        (true, None) => {
+            eprintln!("loadgen: an https:// URL needs --ca");
+            std::process::exit(2);
+        }
+    };
+    let target = Arc::new(Target {
+        host,
+        tls,
+        sigv4: a.sigv4.clone(),
+    });
     let sets: Vec<Vec<Vec<u8>>> = (0..16).map(|s| records(a.records, a.size, s)).collect();
-    let bodies: std::sync::Arc<Vec<Vec<u8>>> =
-        std::sync::Arc::new(sets.iter().map(|r| request_body(&a.stream, r)).collect());
+    let bodies: Arc<Vec<Body>> = Arc::new(
+        sets.iter()
+            .map(|r| {
+                let bytes = request_body(&a.stream, r);
+                let hash = hex::encode(Sha256::digest(&bytes));
+                Body { bytes, hash }
+            })
+            .collect(),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -200,7 +341,7 @@ fn main() {
     let deadline = start + Duration::from_secs(a.seconds);
     let results = rt.block_on(async {
         let tasks: Vec<_> = (0..a.connections)
-            .map(|c| tokio::spawn(connection(host.clone(), bodies.clone(), deadline, c * 3)))
+            .map(|c| tokio::spawn(connection(target.clone(), bodies.clone(), deadline, c * 3)))
             .collect();
         let mut all = Vec::new();
         for t in tasks {
@@ -210,7 +351,7 @@ fn main() {
     });
     let elapsed = start.elapsed().as_secs_f64();
     let flush_start = Instant::now();
-    let flushed = rt.block_on(flush(&host, &a.stream));
+    let flushed = rt.block_on(flush(&target, &a.stream));
     let flush_s = flush_start.elapsed().as_secs_f64();
     if let Err(e) = flushed {
         eprintln!("loadgen: flush failed: {e}");

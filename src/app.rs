@@ -48,23 +48,15 @@ pub async fn run(
     streams::check_open_files(&config.streams)?;
     warn_if_the_reserve_is_out_of_reach(&config);
     let network = Network::load(&config)?;
-    let listener = bind(config.listen).await?;
-    let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(bind(addr).await?),
-        None => None,
-    };
+    let (listener, metrics_listener) = bind_all(&config).await?;
     let local = listener.local_addr()?;
     let (fatal_tx, mut fatal) = crate::fatal::channel();
     let builder = builder(&config, fatal_tx).await;
     let streams = Streams::restore(&config, builder).await?;
     let (stop, stopping) = watch::channel(false);
     let body_timeout = Duration::from_secs(config.server.body_timeout_seconds);
-    let state = Arc::new(AppState::new(
-        streams,
-        stopping,
-        network.auth.clone(),
-        body_timeout,
-    ));
+    let auth = network.auth.clone();
+    let state = Arc::new(AppState::new(streams, stopping, auth, body_timeout));
 
     // The one line on stdout: tests and scripts read the bound address from it.
     let scheme = if network.tls.is_some() {
@@ -91,12 +83,8 @@ pub async fn run(
     notifier.spawn_watchdog();
     let network = Arc::new(network);
     let reloader = reload.map(|r| {
-        tokio::spawn(reload_loop(
-            state.clone(),
-            network.clone(),
-            r,
-            notifier.clone(),
-        ))
+        let looping = reload_loop(state.clone(), network.clone(), r, notifier.clone());
+        tokio::spawn(looping)
     });
     let stop = tokio::select! {
         () = shutdown => Stop::Signal,
@@ -135,6 +123,16 @@ fn warn_if_the_reserve_is_out_of_reach(config: &Config) {
     }
 }
 
+/// The API's listener and the metrics listener, if any.
+async fn bind_all(config: &Config) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
+    let api = bind(config.listen).await?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    Ok((api, metrics))
+}
+
 async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
@@ -150,7 +148,7 @@ enum Stop {
 
 /// The builder of streams, with the AWS SDK's configuration loaded only when a file stream
 /// needs it (an API stream that does loads it then).
-async fn builder(config: &Config, fatal: crate::fatal::FatalSender) -> Builder {
+pub(crate) async fn builder(config: &Config, fatal: crate::fatal::FatalSender) -> Builder {
     let sdk = if config.streams.iter().any(streams::needs_aws) {
         Some(aws::sdk_config(&config.aws).await)
     } else {

@@ -48,6 +48,8 @@ mod destination;
 mod disk;
 pub mod encode;
 mod fatal;
+#[doc(hidden)]
+pub mod fuzzing;
 mod jq;
 mod keys;
 mod metrics;

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
+    pub(crate) const fn new() -> Counter {
+        Counter(AtomicU64::new(0))
+    }
     pub(crate) fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
@@ -359,7 +362,64 @@ pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
         }
     }
     render_kinesis(&mut out, streams);
+    render_server(&mut out);
     out
+}
+
+/// The HTTP server's own counters (process-wide: one server per daemon).
+pub(crate) struct ServerMetrics {
+    /// Requests refused before any policy was asked: no, a malformed, an unknown-key, a wrong
+    /// or an expired signature.
+    pub(crate) unauthenticated: Counter,
+    /// Requests whose principal's policy does not allow them.
+    pub(crate) denied: Counter,
+    /// Connections over the connection cap, told "Slow down." and closed.
+    pub(crate) connections_refused: Counter,
+    /// Connections closed for being idle, or too slow sending a request's headers or body.
+    pub(crate) connections_timed_out: Counter,
+}
+
+pub(crate) static SERVER: ServerMetrics = ServerMetrics {
+    unauthenticated: Counter::new(),
+    denied: Counter::new(),
+    connections_refused: Counter::new(),
+    connections_timed_out: Counter::new(),
+};
+
+const SERVER_FAMILIES: [Family; 4] = [
+    family(
+        "firehose_api_unauthenticated_requests_total",
+        "counter",
+        "Requests refused for their signature (missing, malformed, unknown key, wrong, expired); firehosed only",
+    ),
+    family(
+        "firehose_api_denied_requests_total",
+        "counter",
+        "Requests refused by their principal's policy (AccessDeniedException); firehosed only",
+    ),
+    family(
+        "firehose_api_connections_refused_total",
+        "counter",
+        "Connections over server.max_connections, answered Slow down. and closed; firehosed only",
+    ),
+    family(
+        "firehose_api_connections_timed_out_total",
+        "counter",
+        "Connections closed idle, or too slow sending a request's headers or body; firehosed only",
+    ),
+];
+
+fn render_server(out: &mut String) {
+    let values = [
+        &SERVER.unauthenticated,
+        &SERVER.denied,
+        &SERVER.connections_refused,
+        &SERVER.connections_timed_out,
+    ];
+    for (f, v) in SERVER_FAMILIES.iter().zip(values) {
+        header(out, f);
+        let _ = writeln!(out, "{} {}", f.name, v.get());
+    }
 }
 
 const KINESIS_FAMILIES: [Family; 4] = [

@@ -805,6 +805,46 @@ fn only_loopback_is_served_without_auth_and_secrets_must_be_private() {
     assert!(err.contains("cannot read the credentials file"), "{err}");
 }
 
+/// The packaged configuration's commented auth and TLS block, uncommented, is a valid
+/// configuration: what the file tells an operator to do works.
+#[test]
+fn the_packaged_config_shows_a_working_auth_and_tls_setup() {
+    let dir = prepared();
+    let root = dir.path().display().to_string();
+    let packaged = std::fs::read_to_string(repo().join("packaging/firehosed.yaml")).expect("file");
+    // The commented block runs from `#listen:` to the next line that is not a comment.
+    let mut text = String::new();
+    let mut in_block = false;
+    for line in packaged.lines() {
+        in_block = (in_block || line.starts_with("#listen:")) && line.starts_with('#');
+        if line.starts_with("listen:") {
+            continue;
+        }
+        text.push_str(if in_block { &line[1..] } else { line });
+        text.push('\n');
+    }
+    assert!(
+        text.contains("\nauth:\n") && text.contains("\ntls:"),
+        "{text}"
+    );
+    let text = text
+        .replace("/etc/firehosed/credentials", &format!("{root}/credentials"))
+        .replace("/etc/firehosed/tls.", &format!("{root}/tls."))
+        .replace("/var/lib/firehosed", &format!("{root}/state"));
+    let path = dir.path().join("packaged.yaml");
+    std::fs::write(&path, text).expect("written");
+    let out = firehosed()
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn metrics_can_have_a_listener_of_their_own() {
     let dir = prepared();
@@ -923,6 +963,7 @@ fn idle_and_slow_connections_are_closed_while_valid_calls_are_answered() {
         lines += text.lines().count();
     }
     assert_eq!(lines, 20, "every accepted record, none of the slow bodies'");
+    assert_eq!(d.metric("firehose_api_connections_timed_out_total"), 400.0);
     assert!(d.logs().lines().all(|l| !l.contains("panicked")));
 }
 
@@ -949,4 +990,6 @@ fn connections_over_the_cap_are_told_to_slow_down_and_the_cap_keeps_room_for_fil
     }
     let (status, body) = d.post("/v1/streams/logs-a/records", b"{\"after\":1}\n");
     assert_eq!(status, 200, "{body}");
+    assert_eq!(d.metric("firehose_api_connections_refused_total"), 1.0);
+    assert_eq!(d.metric("firehose_api_connections_timed_out_total"), 144.0);
 }

@@ -37,6 +37,7 @@ pub(super) fn authenticate(
     match auth.authenticate(&arrived) {
         Ok(p) => Ok(Caller(Some(p))),
         Err(e) => {
+            crate::metrics::SERVER.unauthenticated.add(1);
             tracing::debug!(error = %e, "request refused");
             Err(e.into())
         }
@@ -55,6 +56,9 @@ pub(super) fn authorize(
         return Ok(());
     };
     let resource = stream.map_or_else(|| "*".to_string(), |s| state.streams.arn(s));
-    auth.authorize(principal, action, &resource)
-        .map_err(AwsError::from)
+    auth.authorize(principal, action, &resource).map_err(|e| {
+        crate::metrics::SERVER.denied.add(1);
+        tracing::debug!(error = %e, "request denied");
+        AwsError::from(e)
+    })
 }

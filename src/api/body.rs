@@ -80,6 +80,7 @@ pub(crate) async fn read(
             frame = body.frame() => frame,
             _ = stopping.wait_for(|s| *s) => return Err(BodyError::ShuttingDown),
             () = tokio::time::sleep_until(deadline) => {
+                crate::metrics::SERVER.connections_timed_out.add(1);
                 return Err(BodyError::TooSlow(limits.timeout.as_secs()));
             }
         };

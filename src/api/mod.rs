@@ -15,6 +15,7 @@ mod tls;
 
 pub(crate) use tls::{Tls, TlsError};
 
+pub(crate) use plain::split_lines;
 pub(crate) use server::{ServeOptions, serve};
 
 use std::sync::Arc;

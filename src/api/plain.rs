@@ -34,7 +34,7 @@ fn json_response(value: serde_json::Value) -> Response {
 
 /// Splits a body into records: one per line, the newline (and a `\r` before it) removed,
 /// empty lines skipped.
-pub(super) fn split_lines(body: &Bytes) -> Vec<Bytes> {
+pub(crate) fn split_lines(body: &Bytes) -> Vec<Bytes> {
     let mut records = Vec::new();
     let mut start = 0;
     for (i, b) in body.iter().enumerate() {

@@ -80,6 +80,7 @@ pub(crate) async fn serve(
 
 /// A connection over the cap: told to slow down (as AWS tells a throttled client), then closed.
 async fn refuse_busy(mut stream: TcpStream) {
+    crate::metrics::SERVER.connections_refused.add(1);
     let answer = AwsError::unavailable("Slow down.").raw_response();
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
     let _ = stream.shutdown().await;

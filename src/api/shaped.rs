@@ -228,6 +228,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
                     if this.poll_deadline(cx).is_pending() {
                         return Poll::Pending;
                     }
+                    crate::metrics::SERVER.connections_timed_out.add(1);
                     if this.input.is_empty() {
                         // Idle too long: the connection ends quietly.
                         this.eof = true;

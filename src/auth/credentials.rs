@@ -183,6 +183,19 @@ mod tests {
         );
     }
 
+    /// Rotation with an overlap: the new key in a second section of the same principal, both
+    /// valid until the old section is removed.
+    #[test]
+    fn a_principal_may_hold_two_keys() {
+        let (_dir, path) = write(
+            0o600,
+            "[producer]\naws_access_key_id = OLD\naws_secret_access_key = a\n[producer]\naws_access_key_id = NEW\naws_secret_access_key = b\n",
+        );
+        let c = Credentials::load(&path).expect("loads");
+        assert_eq!(c.get("OLD").expect("old").principal, "producer");
+        assert_eq!(c.get("NEW").expect("new").principal, "producer");
+    }
+
     #[test]
     fn a_world_readable_or_broken_file_is_refused() {
         let ok = "[p]\naws_access_key_id = A\naws_secret_access_key = S\n";

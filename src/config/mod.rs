@@ -94,15 +94,7 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         return None;
     }
     let mut top = MapReader::new(ctx, root, Path::root())?;
-    let listen = match top.get("listen") {
-        Some(node) => decode_listen(ctx, node, top.path.key("listen")),
-        None => DEFAULT_LISTEN.parse().ok(),
-    };
     let net = decode_net(ctx, &mut top);
-    if let (Some(listen), Some(net)) = (listen, net.as_ref()) {
-        let mark = top.get("listen").map_or(top.mark(), |n| n.mark);
-        network::check_exposure(ctx, listen, &net.auth, mark);
-    }
     let state_dir = match top.get("state_dir") {
         Some(node) => ctx
             .string(node, &top.path.key("state_dir"))
@@ -150,7 +142,7 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
     top.finish(ctx);
     let net = net?;
     Some(Config {
-        listen: listen?,
+        listen: net.listen,
         metrics_listen: net.metrics_listen,
         auth: net.auth,
         tls: net.tls,
@@ -166,15 +158,22 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
     })
 }
 
-/// The network settings beside `listen`.
+/// Who may reach the daemon and how.
 struct Net {
+    listen: SocketAddr,
     metrics_listen: Option<SocketAddr>,
     auth: AuthConfig,
     tls: Option<TlsConfig>,
     server: ServerLimits,
 }
 
+/// `listen`, `metrics_listen`, `auth`, `tls`, `server`; a listen address off loopback without
+/// `auth` is an error here.
 fn decode_net(ctx: &mut Ctx, top: &mut MapReader) -> Option<Net> {
+    let listen = match top.get("listen") {
+        Some(node) => decode_listen(ctx, node, top.path.key("listen")),
+        None => DEFAULT_LISTEN.parse().ok(),
+    };
     let metrics_listen = match top.get("metrics_listen") {
         Some(node) => decode_listen(ctx, node, top.path.key("metrics_listen")).map(Some),
         None => Some(None),
@@ -191,9 +190,13 @@ fn decode_net(ctx: &mut Ctx, top: &mut MapReader) -> Option<Net> {
         Some(node) => network::decode_server(ctx, node, top.path.key("server")),
         None => Some(ServerLimits::DEFAULT),
     };
+    let (listen, auth) = (listen?, auth?);
+    let mark = top.get("listen").map_or(top.mark(), |n| n.mark);
+    network::check_exposure(ctx, listen, &auth, mark);
     Some(Net {
+        listen,
         metrics_listen: metrics_listen?,
-        auth: auth?,
+        auth,
         tls: tls?,
         server: server?,
     })
