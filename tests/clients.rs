@@ -45,6 +45,11 @@ fn boto3_firehose_client_works_unchanged() {
     assert_eq!(v["list"]["HasMoreDeliveryStreams"], json!(false));
     let desc = &v["describe"];
     assert_eq!(desc["DeliveryStreamStatus"], json!("ACTIVE"));
+    assert_eq!(
+        v["has_last_update"],
+        json!(false),
+        "never updated: no LastUpdateTimestamp"
+    );
     let ext = &desc["Destinations"][0]["ExtendedS3DestinationDescription"];
     assert_eq!(ext["BucketARN"], json!("arn:aws:s3:::boto"));
     assert_eq!(ext["Prefix"], json!("clicks/"));
@@ -61,14 +66,8 @@ fn boto3_firehose_client_works_unchanged() {
         v["errors"]["unknown_stream"],
         json!(["ResourceNotFoundException", 400])
     );
-    assert_eq!(
-        v["errors"]["too_many"],
-        json!(["InvalidArgumentException", 400])
-    );
-    assert_eq!(
-        v["errors"]["too_big"],
-        json!(["InvalidArgumentException", 400])
-    );
+    assert_eq!(v["errors"]["too_many"], json!(["ValidationException", 400]));
+    assert_eq!(v["errors"]["too_big"], json!(["ValidationException", 400]));
 
     let keys = d.flush("clicks");
     assert_eq!(keys, moto.keys("boto"));

@@ -46,13 +46,11 @@ fn boto3_creates_updates_and_deletes_a_stream() {
         Some(&json!("ACTIVE"))
     );
     assert_eq!(v["errors"]["duplicate"][0], "ResourceInUseException");
-    assert_eq!(v["errors"]["invalid"][0], "InvalidArgumentException");
-    assert!(
-        v["errors"]["invalid"][1]
-            .as_str()
-            .is_some_and(|m| m.contains("buffering.size_mib: must be 1..=128 (got 500)")),
-        "{}",
-        v["errors"]["invalid"]
+    // A constraint of AWS's service model: ValidationException, in AWS's words.
+    assert_eq!(v["errors"]["invalid"][0], "ValidationException");
+    assert_eq!(
+        v["errors"]["invalid"][1],
+        "1 validation error detected: Value '500' at 'extendedS3DestinationConfiguration.bufferingHints.sizeInMBs' failed to satisfy constraint: Member must have value less than or equal to 128",
     );
     assert_eq!(
         v["errors"]["delete_file_stream"][0],
@@ -140,7 +138,7 @@ fn a_stream_created_through_the_api_survives_a_restart() {
     let d = Daemon::start(&config(&moto));
     let (status, v) = d.api(
         "CreateDeliveryStream",
-        r#"{"DeliveryStreamName":"kept","ExtendedS3DestinationConfiguration":{"RoleARN":"r","BucketARN":"arn:aws:s3:::lake","Prefix":"kept/","BufferingHints":{"SizeInMBs":1,"IntervalInSeconds":60}},"Tags":[{"Key":"k","Value":"v"}]}"#,
+        r#"{"DeliveryStreamName":"kept","ExtendedS3DestinationConfiguration":{"RoleARN":"arn:aws:iam::123456789012:role/firehose","BucketARN":"arn:aws:s3:::lake","Prefix":"kept/","BufferingHints":{"SizeInMBs":1,"IntervalInSeconds":60}},"Tags":[{"Key":"k","Value":"v"}]}"#,
     );
     assert_eq!(status, 200, "{v}");
     d.wait_active("kept");
@@ -196,12 +194,12 @@ fn format_conversion_through_the_api_reads_the_table_from_the_catalog_folder() {
             &json!({
                 "DeliveryStreamName": format!("pq-{table}"),
                 "ExtendedS3DestinationConfiguration": {
-                    "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "Prefix": "pq/",
+                    "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::lake", "Prefix": "pq/",
                     "ErrorOutputPrefix": "errors/",
                     "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 60},
                     "DataFormatConversionConfiguration": {
                         "Enabled": true,
-                        "SchemaConfiguration": {"DatabaseName": "analytics", "TableName": table, "RoleARN": "r"},
+                        "SchemaConfiguration": {"DatabaseName": "analytics", "TableName": table, "RoleARN": "arn:aws:iam::123456789012:role/firehose"},
                         "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {"CaseInsensitive": true}}},
                         "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "GZIP"}}}
                     }
@@ -264,7 +262,7 @@ fn a_stream_whose_bucket_is_missing_ends_creating_failed_and_can_be_deleted() {
     let d = Daemon::start(&config(&moto));
     let (status, v) = d.api(
         "CreateDeliveryStream",
-        r#"{"DeliveryStreamName":"nowhere","ExtendedS3DestinationConfiguration":{"RoleARN":"r","BucketARN":"arn:aws:s3:::no-such-bucket"}}"#,
+        r#"{"DeliveryStreamName":"nowhere","ExtendedS3DestinationConfiguration":{"RoleARN":"arn:aws:iam::123456789012:role/firehose","BucketARN":"arn:aws:s3:::no-such-bucket"}}"#,
     );
     assert_eq!(status, 200, "{v}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -340,10 +338,10 @@ fn a_lambda_processor_runs_the_function_named_in_lambda_functions() {
     let request = json!({
         "DeliveryStreamName": "lambda",
         "ExtendedS3DestinationConfiguration": {
-            "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "Prefix": "lambda/",
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::lake", "Prefix": "lambda/",
             "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
             "S3BackupMode": "Enabled",
-            "S3BackupConfiguration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "Prefix": "raw/"},
+            "S3BackupConfiguration": {"RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::lake", "Prefix": "raw/"},
             "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Lambda", "Parameters": [
                 {"ParameterName": "LambdaArn", "ParameterValue": arn},
                 {"ParameterName": "NumberOfRetries", "ParameterValue": "2"},

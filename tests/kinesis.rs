@@ -491,3 +491,58 @@ fn a_buffer_larger_than_the_in_memory_bound_still_seals_on_size() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A Kinesis-sourced stream created through the API names its source by ARN, as AWS requires;
+/// kinesalite takes only StreamName, and the stream still reads from it (the name is taken
+/// from the ARN when the server refuses StreamARN).
+#[test]
+fn a_stream_created_through_the_api_reads_from_kinesalite_by_its_arn() {
+    let k = Kinesalite::start();
+    k.tool(&["create", "by-arn", "1"]);
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let cfg = "listen: 127.0.0.1:0
+state_dir: '{dir}/state'
+aws: {region: us-east-1, force_path_style: true}
+delivery_streams: []
+";
+    // Each service's endpoint from the SDKs' standard variables (an API-created stream has
+    // no endpoint key of its own).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("AWS_ENDPOINT_URL_KINESIS", k.endpoint.as_str()),
+        ("AWS_ENDPOINT_URL_S3", moto.endpoint.as_str()),
+    ];
+    let d = Daemon::try_start_with(dir, cfg, &env)
+        .unwrap_or_else(|log| panic!("did not start:\n{log}"));
+    let request = json!({
+        "DeliveryStreamName": "ks",
+        "DeliveryStreamType": "KinesisStreamAsSource",
+        "KinesisStreamSourceConfiguration": {
+            "KinesisStreamARN": "arn:aws:kinesis:us-east-1:123456789012:stream/by-arn",
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose"
+        },
+        "ExtendedS3DestinationConfiguration": {
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            "BucketARN": "arn:aws:s3:::lake", "Prefix": "ks/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900}
+        }
+    });
+    let (status, v) = d.api("CreateDeliveryStream", &request.to_string());
+    assert_eq!(status, 200, "{v}");
+    let desc = d.wait_active("ks");
+    assert_eq!(
+        desc["DeliveryStreamDescription"]["DeliveryStreamStatus"], "ACTIVE",
+        "{desc}"
+    );
+    // LATEST, as AWS starts an API-created stream: put until the reader sees records.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shard_sum(&d, "firehose_data_read_from_kinesis_stream_records_total") < 1.0 {
+        assert!(Instant::now() < deadline, "nothing read from kinesalite");
+        put(&k, "by-arn", "a", 2, 5);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    d.flush("ks");
+    let keys = moto.keys("lake");
+    assert!(keys.iter().any(|k| k.starts_with("ks/")), "{keys:?}");
+}

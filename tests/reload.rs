@@ -175,7 +175,7 @@ fn partitioned_request() -> serde_json::Value {
     serde_json::json!({
         "DeliveryStreamName": "parts",
         "ExtendedS3DestinationConfiguration": {
-            "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake",
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::lake",
             "Prefix": "p/!{partitionKeyFromQuery:c}/",
             "ErrorOutputPrefix": "e/!{firehose:error-output-type}/",
             "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 60},

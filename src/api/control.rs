@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::AwsError;
 use super::firehose::check_name;
-use crate::control::{api_stream_config, request};
+use crate::config::SourceConfig;
+use crate::control::{Encryption, EncryptionStatus, api_stream_config, request};
 use crate::streams::Prepared;
 
 /// AWS's limit of tags per stream.
@@ -26,11 +27,41 @@ fn name_of(input: &Value) -> Result<String, AwsError> {
 
 pub(super) async fn create(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
-    let tags = tags_of(input.get("Tags"))?;
+    let tags = tags_of(input.get("Tags"));
     let config = api_stream_config(&input, state.streams.records())?;
     debug_assert_eq!(config.name, name);
-    let arn = state.streams.create(input, config, tags).await?;
+    let encryption = match input.get("DeliveryStreamEncryptionConfigurationInput") {
+        Some(e) if !e.is_null() => {
+            if matches!(config.source, SourceConfig::Kinesis(_)) {
+                return Err(AwsError::invalid_argument(
+                    "DeliveryStreamEncryptionConfigurationInput is not applicable for KinesisStreamAsSource stream type: the source stream's own encryption applies",
+                ));
+            }
+            Some(encryption_of(e, EncryptionStatus::Enabled))
+        }
+        _ => None,
+    };
+    let request = request::normalized(input);
+    let arn = state
+        .streams
+        .create(request, config, tags, encryption)
+        .await?;
     Ok(json!({"DeliveryStreamARN": arn}))
+}
+
+/// A DeliveryStreamEncryptionConfigurationInput (the model has checked KeyType's values).
+fn encryption_of(e: &Value, status: EncryptionStatus) -> Encryption {
+    let key_type = e
+        .get("KeyType")
+        .and_then(Value::as_str)
+        .unwrap_or("AWS_OWNED_CMK")
+        .to_string();
+    let key_arn = e.get("KeyARN").and_then(Value::as_str).map(str::to_string);
+    Encryption {
+        key_type,
+        key_arn,
+        status,
+    }
 }
 
 pub(super) async fn delete(state: &AppState, input: Value) -> Result<Value, AwsError> {
@@ -63,12 +94,24 @@ pub(super) async fn update_destination(state: &AppState, input: Value) -> Result
                     destination.unwrap_or("(none)")
                 )));
             }
-            let update = input
-                .get("ExtendedS3DestinationUpdate")
-                .or_else(|| input.get("S3DestinationUpdate"))
-                .ok_or_else(|| {
-                    AwsError::invalid_argument("ExtendedS3DestinationUpdate is required")
-                })?;
+            let given = |k: &str| input.get(k).filter(|v| !v.is_null());
+            let update = match (
+                given("ExtendedS3DestinationUpdate"),
+                given("S3DestinationUpdate"),
+            ) {
+                (Some(_), Some(_)) => {
+                    return Err(AwsError::invalid_argument(
+                        "Only one destination update can be specified: ExtendedS3DestinationUpdate or S3DestinationUpdate, not both",
+                    ));
+                }
+                // S3DestinationUpdate's members are a subset of the extended shape's.
+                (Some(u), None) | (None, Some(u)) => u,
+                (None, None) => {
+                    return Err(AwsError::invalid_argument(
+                        "An ExtendedS3DestinationUpdate (or S3DestinationUpdate) is required: firehosed streams have an S3 destination",
+                    ));
+                }
+            };
             let mut request = record.request.clone().unwrap_or_default();
             let merged =
                 request::merge_update(&request["ExtendedS3DestinationConfiguration"], update);
@@ -81,43 +124,31 @@ pub(super) async fn update_destination(state: &AppState, input: Value) -> Result
     Ok(json!({}))
 }
 
-/// `Tags: [{Key, Value}]` of a request.
-fn tags_of(tags: Option<&Value>) -> Result<BTreeMap<String, String>, AwsError> {
+/// `Tags: [{Key, Value}]` of a request (the model has checked their lengths, patterns and
+/// count).
+fn tags_of(tags: Option<&Value>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for t in tags.and_then(Value::as_array).into_iter().flatten() {
-        let key = t
-            .get("Key")
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty() && k.len() <= 128)
-            .ok_or_else(|| {
-                AwsError::invalid_argument("every tag needs a Key of 1-128 characters")
-            })?;
-        let value = t.get("Value").and_then(Value::as_str).unwrap_or("");
-        if value.len() > 256 {
-            return Err(AwsError::invalid_argument(
-                "a tag Value has at most 256 characters",
-            ));
+        if let Some(key) = t.get("Key").and_then(Value::as_str) {
+            let value = t.get("Value").and_then(Value::as_str).unwrap_or("");
+            out.insert(key.to_string(), value.to_string());
         }
-        out.insert(key.to_string(), value.to_string());
     }
-    if out.len() > MAX_TAGS {
-        return Err(AwsError::limit_exceeded(format!(
-            "a delivery stream has at most {MAX_TAGS} tags"
-        )));
-    }
-    Ok(out)
+    out
 }
 
 pub(super) fn tag(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
-    let new = tags_of(input.get("Tags"))?;
+    let new = tags_of(input.get("Tags"));
     state.streams.record(&name)?;
     state.streams.records().update(&name, |r| {
         let mut tags = r.tags.clone();
         tags.extend(new);
         if tags.len() > MAX_TAGS {
             return Err(AwsError::limit_exceeded(format!(
-                "a delivery stream has at most {MAX_TAGS} tags"
+                "A Firehose stream can have at most {MAX_TAGS} tags: {name} has {} and the request adds {}",
+                r.tags.len(),
+                tags.len() - r.tags.len()
             )));
         }
         r.tags = tags;
@@ -168,4 +199,71 @@ pub(super) fn list_tags(state: &AppState, input: Value) -> Result<Value, AwsErro
         .map(|(k, v)| json!({"Key": k, "Value": v}))
         .collect();
     Ok(json!({"Tags": tags, "HasMoreTags": after.len() > limit}))
+}
+
+/// How long a Start/StopDeliveryStreamEncryption stays ENABLING / DISABLING (AWS takes a while;
+/// clients poll DescribeDeliveryStream until it settles).
+const ENCRYPTION_SETTLES: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// StartDeliveryStreamEncryption (`start`) and StopDeliveryStreamEncryption: the stream must
+/// exist first, then be DirectPut and ACTIVE; the status moves ENABLING -> ENABLED or
+/// DISABLING -> DISABLED.
+pub(super) fn set_encryption(
+    state: &AppState,
+    input: Value,
+    start: bool,
+) -> Result<Value, AwsError> {
+    let name = name_of(&input)?;
+    let record = state.streams.record(&name)?;
+    let source = state
+        .streams
+        .get(&name)
+        .map(|s| s.config.source.clone())
+        .or_else(|| record.config.as_ref().map(|c| c.source.clone()));
+    if matches!(source, Some(SourceConfig::Kinesis(_))) {
+        return Err(AwsError::invalid_argument(format!(
+            "Server side encryption is not supported for Firehose stream {name}: its source is a Kinesis data stream, whose own encryption applies"
+        )));
+    }
+    if record.status != crate::control::Status::Active {
+        return Err(AwsError::resource_in_use(format!(
+            "Firehose {name} is not in the ACTIVE state (it is {})",
+            record.status.api_name()
+        )));
+    }
+    let moving = if start {
+        EncryptionStatus::Enabling
+    } else {
+        EncryptionStatus::Disabling
+    };
+    let sent = input
+        .get("DeliveryStreamEncryptionConfigurationInput")
+        .filter(|v| !v.is_null())
+        .cloned()
+        .unwrap_or_else(|| json!({"KeyType": "AWS_OWNED_CMK"}));
+    state.streams.records().update(&name, |r| {
+        r.encryption = match (start, r.encryption.take()) {
+            (true, _) => Some(encryption_of(&sent, moving)),
+            (false, Some(e)) => Some(Encryption {
+                status: moving,
+                ..e
+            }),
+            (false, None) => None,
+        };
+        Ok::<_, AwsError>(())
+    })?;
+    let streams = state.streams.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(ENCRYPTION_SETTLES).await;
+        let settled = streams.records().update(&name, |r| {
+            if let Some(e) = r.encryption.as_mut().filter(|e| e.status == moving) {
+                e.status = moving.settled();
+            }
+            Ok::<_, crate::control::ControlError>(())
+        });
+        if let Err(e) = settled {
+            tracing::warn!(stream = %name, error = %crate::report::Chain(&e), "the encryption status cannot be recorded");
+        }
+    });
+    Ok(json!({}))
 }

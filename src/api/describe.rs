@@ -9,7 +9,7 @@ use super::error::AwsError;
 use super::firehose::{check_name, parse};
 use crate::config::StreamConfig;
 use crate::config::{Deaggregation, DestinationConfig, KinesisStreamRef, SourceConfig, Target};
-use crate::control::Status;
+use crate::control::{Status, StreamRecord};
 use crate::encode::parquet::{Conversion, Deserializer, ParquetCompression};
 use base64::Engine as _;
 
@@ -25,25 +25,29 @@ pub(super) fn describe(state: &AppState, input: Value) -> Result<Value, AwsError
     let streams = &state.streams;
     let record = streams.records().get(&name);
     let running = streams.get(&name);
-    let view = match (&running, &record) {
-        (Some(s), r) => View {
-            config: &s.config,
-            version: s.version,
-            arn: s.arn.clone(),
-            created_ms: r
-                .as_ref()
-                .map_or(s.created_at.timestamp_millis(), |r| r.created_ms),
-            status: r.as_ref().map_or(Status::Active, |r| r.status.clone()),
-        },
+    let config = match (&running, &record) {
+        (Some(s), _) => &s.config,
         // Being created (or failed): described from its checked configuration.
-        (None, Some(r)) if r.config.is_some() => View {
-            config: r.config.as_ref().expect("checked above"),
-            version: r.version,
-            arn: streams.arn(&name),
-            created_ms: r.created_ms,
-            status: r.status.clone(),
-        },
+        (None, Some(r)) if r.config.is_some() => r.config.as_ref().expect("checked above"),
         _ => return Err(streams.not_found(&name).into()),
+    };
+    let view = View {
+        config,
+        version: running
+            .as_ref()
+            .map_or_else(|| record.as_ref().map_or(1, |r| r.version), |s| s.version),
+        arn: running
+            .as_ref()
+            .map_or_else(|| streams.arn(&name), |s| s.arn.clone()),
+        created_ms: record.as_ref().map_or_else(
+            || {
+                running
+                    .as_ref()
+                    .map_or(0, |s| s.created_at.timestamp_millis())
+            },
+            |r| r.created_ms,
+        ),
+        record: record.as_ref(),
     };
     Ok(json!({"DeliveryStreamDescription": description(state, &view)}))
 }
@@ -54,8 +58,29 @@ struct View<'a> {
     version: u32,
     arn: String,
     created_ms: i64,
-    status: Status,
+    /// The control record: status, encryption, last update and, for an API stream, the
+    /// request whose members the configuration does not keep (role ARNs, logging options):
+    /// AWS describes what was sent.
+    record: Option<&'a StreamRecord>,
 }
+
+impl<'a> View<'a> {
+    fn status(&self) -> Status {
+        self.record.map_or(Status::Active, |r| r.status.clone())
+    }
+
+    /// A member of the request, by path (`None` for file streams and members not sent).
+    fn sent(&self, path: &[&str]) -> Option<&'a Value> {
+        let mut v = self.record?.request.as_ref()?;
+        for key in path {
+            v = v.get(*key).filter(|x| !x.is_null())?;
+        }
+        Some(v)
+    }
+}
+
+/// AWS's FailureDescription.Details is at most 1,024 characters.
+const MAX_FAILURE_DETAILS: usize = 1024;
 
 fn description(state: &AppState, stream: &View) -> Value {
     let destinations: Vec<Value> = stream
@@ -63,9 +88,10 @@ fn description(state: &AppState, stream: &View) -> Value {
         .destinations
         .iter()
         .enumerate()
-        .map(|(i, d)| destination(state, i, d, stream.config))
+        .map(|(i, d)| destination(state, i, d, stream))
         .collect();
     let created = stream.created_ms as f64 / 1000.0;
+    let role = default_role(state);
     let (kind, source) = match &stream.config.source {
         SourceConfig::DirectPut => ("DirectPut", None),
         SourceConfig::Kinesis(k) => {
@@ -83,47 +109,70 @@ fn description(state: &AppState, stream: &View) -> Value {
                 "KinesisStreamAsSource",
                 Some(json!({"KinesisStreamSourceDescription": {
                     "KinesisStreamARN": arn,
-                    "RoleARN": format!("arn:aws:iam::{}:role/firehosed", state.streams.account_id()),
+                    "RoleARN": stream.sent(&["KinesisStreamSourceConfiguration", "RoleARN"])
+                        .cloned().unwrap_or_else(|| json!(role)),
                     "DeliveryStartTimestamp": created,
                 }})),
             )
         }
     };
+    let status = stream.status();
     let mut description = json!({
         "DeliveryStreamName": stream.config.name,
         "DeliveryStreamARN": stream.arn,
-        "DeliveryStreamStatus": stream.status.api_name(),
-        "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
+        "DeliveryStreamStatus": status.api_name(),
         "DeliveryStreamType": kind,
         "VersionId": stream.version.to_string(),
         "CreateTimestamp": created,
-        "LastUpdateTimestamp": created,
         "Destinations": destinations,
         "HasMoreDestinations": false,
     });
+    // A Kinesis-sourced stream has no encryption of its own to describe (AWS leaves it out).
+    if source.is_none() {
+        description["DeliveryStreamEncryptionConfiguration"] =
+            match stream.record.and_then(|r| r.encryption.as_ref()) {
+                Some(e) => {
+                    let mut out = json!({"KeyType": e.key_type, "Status": e.status.api_name()});
+                    if let Some(arn) = &e.key_arn {
+                        out["KeyARN"] = json!(arn);
+                    }
+                    out
+                }
+                None => json!({"Status": "DISABLED"}),
+            };
+    }
+    if let Some(updated) = stream.record.and_then(|r| r.updated_ms) {
+        description["LastUpdateTimestamp"] = json!(updated as f64 / 1000.0);
+    }
     if let Some(source) = source {
         description["Source"] = source;
     }
-    if let Status::Failed(why) = &stream.status {
-        description["FailureDescription"] = json!({"Type": "UNKNOWN_ERROR", "Details": why});
+    if let Status::Failed(why) = &status {
+        let details: String = why.chars().take(MAX_FAILURE_DETAILS).collect();
+        description["FailureDescription"] = json!({"Type": "UNKNOWN_ERROR", "Details": details});
     }
     description
 }
 
-fn destination(
-    state: &AppState,
-    index: usize,
-    d: &DestinationConfig,
-    stream: &StreamConfig,
-) -> Value {
-    let (bucket_arn, directory) = match &d.target {
-        Target::S3 { bucket, .. } => (format!("arn:aws:s3:::{bucket}"), None),
-        Target::Directory(path) => (
-            "arn:aws:s3:::firehosed-local-directory".to_string(),
-            Some(path.display().to_string()),
-        ),
+/// The role a file stream is described with (it has none: firehosed uses its own
+/// credentials); an API stream is described with the RoleARN it was created with.
+fn default_role(state: &AppState) -> String {
+    format!("arn:aws:iam::{}:role/firehosed", state.streams.account_id())
+}
+
+fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &View) -> Value {
+    // A directory destination (configuration file only) has no bucket; AWS's shape needs
+    // one, so it is described with a placeholder name (docs/api.md).
+    let bucket_arn = match &d.target {
+        Target::S3 { bucket, .. } => format!("arn:aws:s3:::{bucket}"),
+        Target::Directory(_) => "arn:aws:s3:::firehosed-local-directory".to_string(),
     };
-    let role = format!("arn:aws:iam::{}:role/firehosed", state.streams.account_id());
+    let sent = |member: &str| {
+        stream
+            .sent(&["ExtendedS3DestinationConfiguration", member])
+            .cloned()
+    };
+    let role = sent("RoleARN").unwrap_or_else(|| json!(default_role(state)));
     let buffering = json!({
         "SizeInMBs": d.buffering.size_mib,
         "IntervalInSeconds": d.buffering.interval_seconds,
@@ -133,8 +182,10 @@ fn destination(
         "BucketARN": bucket_arn,
         "BufferingHints": buffering,
         "CompressionFormat": d.compression.api_name(),
-        "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
-        "CloudWatchLoggingOptions": {"Enabled": false},
+        "EncryptionConfiguration": sent("EncryptionConfiguration")
+            .unwrap_or_else(|| json!({"NoEncryptionConfig": "NoEncryption"})),
+        "CloudWatchLoggingOptions": sent("CloudWatchLoggingOptions")
+            .unwrap_or_else(|| json!({"Enabled": false})),
     });
     if let Some(p) = &d.prefix {
         s3["Prefix"] = json!(p);
@@ -151,6 +202,24 @@ fn destination(
             b.remove("ErrorOutputPrefix");
             b.remove("Prefix");
         }
+        let sent_backup = |member: &str| {
+            stream
+                .sent(&[
+                    "ExtendedS3DestinationConfiguration",
+                    "S3BackupConfiguration",
+                    member,
+                ])
+                .cloned()
+        };
+        for member in [
+            "RoleARN",
+            "EncryptionConfiguration",
+            "CloudWatchLoggingOptions",
+        ] {
+            if let Some(v) = sent_backup(member) {
+                backup[member] = v;
+            }
+        }
         if let Some(p) = &d.source_record_backup_prefix {
             backup["Prefix"] = json!(p);
         }
@@ -158,15 +227,50 @@ fn destination(
     } else {
         extended["S3BackupMode"] = json!("Disabled");
     }
-    extended["CustomTimeZone"] = json!(d.time_zone.name());
+    // Described when it was given (an API stream) or is not UTC (a file stream), as AWS
+    // leaves it out when it was not set.
+    match sent("CustomTimeZone") {
+        Some(tz) => extended["CustomTimeZone"] = tz,
+        None if stream.record.and_then(|r| r.request.as_ref()).is_none()
+            && d.time_zone != chrono_tz::UTC =>
+        {
+            extended["CustomTimeZone"] = json!(d.time_zone.name());
+        }
+        None => {}
+    }
     if d.file_extension != d.compression.extension() {
         extended["FileExtension"] = json!(d.file_extension);
     }
-    if let Some(c) = &d.format_conversion {
-        extended["DataFormatConversionConfiguration"] = conversion(c, &role);
+    match (
+        &d.dynamic_partitioning,
+        sent("DynamicPartitioningConfiguration"),
+    ) {
+        (Some(p), _) => {
+            extended["DynamicPartitioningConfiguration"] = json!({"Enabled": true,
+                "RetryOptions": {"DurationInSeconds": p.retry_duration_seconds}});
+        }
+        (None, Some(off)) => extended["DynamicPartitioningConfiguration"] = off,
+        (None, None) => {}
     }
-    if let Some(dir) = directory {
-        extended["FirehosedDirectory"] = json!(dir);
+    match (
+        &d.format_conversion,
+        sent("DataFormatConversionConfiguration"),
+    ) {
+        (Some(c), _) => {
+            let schema_role = stream
+                .sent(&[
+                    "ExtendedS3DestinationConfiguration",
+                    "DataFormatConversionConfiguration",
+                    "SchemaConfiguration",
+                    "RoleARN",
+                ])
+                .cloned()
+                .unwrap_or_else(|| role.clone());
+            extended["DataFormatConversionConfiguration"] = conversion(c, &schema_role);
+        }
+        // Not converting, but it was sent (`{"Enabled": false}`): described as sent.
+        (None, Some(off)) => extended["DataFormatConversionConfiguration"] = off,
+        (None, None) => {}
     }
     json!({
         "DestinationId": format!("destinationId-{:012}", index + 1),
@@ -177,7 +281,8 @@ fn destination(
 
 /// AWS's ProcessingConfiguration of the stream's processing, processors in the order they run
 /// (docs/aws-behaviour.md section 1); AWS passes every parameter value as a string.
-fn processing(state: &AppState, stream: &StreamConfig) -> Value {
+fn processing(state: &AppState, view: &View) -> Value {
+    let stream = view.config;
     let p = &stream.processing;
     let param = |name: &str, value: String| json!({"ParameterName": name, "ParameterValue": value});
     let mut processors = Vec::new();
@@ -196,10 +301,12 @@ fn processing(state: &AppState, stream: &StreamConfig) -> Value {
             &stream.name,
         );
         let mib = t.buffer_bytes as f64 / (1024.0 * 1024.0);
+        let role = sent_lambda_role(view).unwrap_or_else(|| default_role(state));
+        // AWS's order of a Lambda processor's parameters.
         processors.push(json!({"Type": "Lambda", "Parameters": [
             param("LambdaArn", arn),
-            param("RoleArn", format!("arn:aws:iam::{}:role/firehosed", state.streams.account_id())),
             param("NumberOfRetries", t.number_of_retries.to_string()),
+            param("RoleArn", role),
             param("BufferSizeInMBs", format!("{}", (mib * 100.0).round() / 100.0)),
             param("BufferIntervalInSeconds", t.buffer_interval_seconds.to_string()),
         ]}));
@@ -216,8 +323,31 @@ fn processing(state: &AppState, stream: &StreamConfig) -> Value {
     json!({"Enabled": !processors.is_empty(), "Processors": processors})
 }
 
+/// The RoleArn parameter of the request's Lambda processor.
+fn sent_lambda_role(view: &View) -> Option<String> {
+    let processors = view.sent(&[
+        "ExtendedS3DestinationConfiguration",
+        "ProcessingConfiguration",
+        "Processors",
+    ])?;
+    processors
+        .as_array()?
+        .iter()
+        .filter(|p| p.get("Type").and_then(Value::as_str) == Some("Lambda"))
+        .flat_map(|p| {
+            p.get("Parameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .find(|p| p.get("ParameterName").and_then(Value::as_str) == Some("RoleArn"))?
+        .get("ParameterValue")?
+        .as_str()
+        .map(str::to_string)
+}
+
 /// AWS's DataFormatConversionConfiguration of a destination.
-fn conversion(c: &Conversion, role: &str) -> Value {
+fn conversion(c: &Conversion, role: &Value) -> Value {
     let deserializer = match &c.deserializer {
         Deserializer::OpenX => {
             let mappings: serde_json::Map<String, Value> = c

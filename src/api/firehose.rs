@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::access::{self, RequestParts};
 use super::error::AwsError;
-use super::{AppState, body, control, describe};
+use super::{AppState, body, control, describe, model};
 use crate::stream::{DeliveryStream, PutError};
 
 pub(super) const TARGET_PREFIX: &str = "Firehose_20150804.";
@@ -97,6 +97,9 @@ async fn dispatch(
     if OPERATIONS.contains(&op) {
         let stream = input.get("DeliveryStreamName").and_then(Value::as_str);
         access::authorize(state, &caller, &format!("firehose:{op}"), stream)?;
+        // AWS's order: the model's constraints first, then whether the stream exists, then
+        // the operation's own rules.
+        model::check_input(op, &input)?;
     }
     match op {
         "PutRecord" => put_record(state, input).await,
@@ -109,11 +112,8 @@ async fn dispatch(
         "UpdateDestination" => control::update_destination(state, input).await,
         "TagDeliveryStream" => control::tag(state, input),
         "UntagDeliveryStream" => control::untag(state, input),
-        "StartDeliveryStreamEncryption" | "StopDeliveryStreamEncryption" => {
-            Err(AwsError::invalid_argument(format!(
-                "{op} is not available in firehosed (objects are written unencrypted; use the bucket's default encryption)"
-            )))
-        }
+        "StartDeliveryStreamEncryption" => control::set_encryption(state, input, true),
+        "StopDeliveryStreamEncryption" => control::set_encryption(state, input, false),
         _ => Err(AwsError::unknown_operation(format!(
             "Operation {op} is not supported by Firehose"
         ))),
@@ -180,10 +180,12 @@ fn decode_record(record: RecordIn, member: &str) -> Result<Bytes, AwsError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data.as_bytes())
         .map_err(|e| AwsError::serialization(format!("{member}.data is not valid base64: {e}")))?;
+    // The model's check (model.rs) has counted the bytes already; this holds for input that
+    // reaches here another way.
     if bytes.len() > MAX_RECORD_BYTES {
-        return Err(AwsError::invalid_argument(format!(
-            "1 validation error detected: Value at '{member}.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES} (got {} bytes)",
-            bytes.len()
+        let len = bytes.len();
+        return Err(AwsError::validation(format!(
+            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]' at '{member}.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES}"
         )));
     }
     Ok(Bytes::from(bytes))
@@ -221,8 +223,9 @@ async fn put_record_batch(state: &AppState, input: Value) -> Result<Value, AwsEr
     let stream = stream(state, input.delivery_stream_name)?;
     let records = required(input.records, "records")?;
     if records.is_empty() || records.len() > MAX_BATCH_RECORDS {
-        return Err(AwsError::invalid_argument(format!(
-            "1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length less than or equal to {MAX_BATCH_RECORDS} and greater than or equal to 1 (got {})",
+        // Checked by the model first (model.rs): 1-500 members.
+        return Err(AwsError::validation(format!(
+            "1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length between 1 and {MAX_BATCH_RECORDS} (got {})",
             records.len()
         )));
     }
@@ -234,9 +237,11 @@ async fn put_record_batch(state: &AppState, input: Value) -> Result<Value, AwsEr
         data.push(bytes);
     }
     if total > MAX_BATCH_BYTES {
-        return Err(AwsError::invalid_argument(format!(
-            "The records of this PutRecordBatch request add up to {total} bytes, more than the limit of {MAX_BATCH_BYTES} bytes (4 MiB)"
-        )));
+        // AWS's words (the model has no constraint for it).
+        tracing::debug!(total, "a PutRecordBatch over 4 MiB");
+        return Err(AwsError::invalid_argument(
+            "Records size exceeds 4 MB limit",
+        ));
     }
     let count = data.len();
     match stream.put(data).await {

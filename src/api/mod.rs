@@ -8,6 +8,7 @@ mod describe;
 mod error;
 mod firehose;
 mod framing;
+mod model;
 mod plain;
 mod server;
 mod shaped;

@@ -57,6 +57,14 @@ pub(crate) struct StreamRecord {
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) created_ms: i64,
+    /// The last UpdateDestination (or, for a file stream, the start that found its
+    /// configuration changed); AWS leaves LastUpdateTimestamp out until there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) updated_ms: Option<i64>,
+    /// DeliveryStreamEncryptionConfiguration: what CreateDeliveryStream or
+    /// Start/StopDeliveryStreamEncryption set (None: DISABLED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) encryption: Option<Encryption>,
     /// A digest of a file stream's checked configuration: a change while the daemon was down
     /// still moves the version on at the next start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,10 +88,51 @@ impl StreamRecord {
             version: 1,
             tags: BTreeMap::new(),
             created_ms,
+            updated_ms: None,
+            encryption: None,
             fingerprint: None,
             deleting: false,
             status: Status::Active,
             config: None,
+        }
+    }
+}
+
+/// A stream's server-side encryption setting, as DescribeDeliveryStream shows it. firehosed
+/// keeps and reports it; it does not encrypt the spool (docs/security.md: what lies on disk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Encryption {
+    /// AWS_OWNED_CMK | CUSTOMER_MANAGED_CMK.
+    pub(crate) key_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key_arn: Option<String>,
+    pub(crate) status: EncryptionStatus,
+}
+
+/// DeliveryStreamEncryptionConfiguration.Status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum EncryptionStatus {
+    Enabling,
+    Enabled,
+    Disabling,
+    Disabled,
+}
+
+impl EncryptionStatus {
+    pub(crate) fn api_name(self) -> &'static str {
+        match self {
+            EncryptionStatus::Enabling => "ENABLING",
+            EncryptionStatus::Enabled => "ENABLED",
+            EncryptionStatus::Disabling => "DISABLING",
+            EncryptionStatus::Disabled => "DISABLED",
+        }
+    }
+
+    /// Where a change in progress ends (also what a restart in the middle of one finds).
+    pub(crate) fn settled(self) -> EncryptionStatus {
+        match self {
+            EncryptionStatus::Enabling | EncryptionStatus::Enabled => EncryptionStatus::Enabled,
+            EncryptionStatus::Disabling | EncryptionStatus::Disabled => EncryptionStatus::Disabled,
         }
     }
 }
@@ -245,6 +294,10 @@ fn load_records(dir: &Path) -> std::io::Result<BTreeMap<String, StreamRecord>> {
                 ..StreamRecord::new(Origin::Api, 0)
             }
         });
+        let mut record = record;
+        if let Some(e) = record.encryption.as_mut() {
+            e.status = e.status.settled();
+        }
         records.insert(name, record);
     }
     Ok(records)
@@ -274,6 +327,7 @@ fn merge_file_streams(
         if r.fingerprint.as_deref() != Some(print.as_str()) {
             if r.fingerprint.is_some() {
                 r.version += 1;
+                r.updated_ms = Some(now);
             }
             r.fingerprint = Some(print);
             if !changed.contains(&sc.name) {

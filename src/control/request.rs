@@ -50,6 +50,11 @@ pub(crate) fn stream_config(input: &Value, local: &Local) -> Result<Value, Inval
         .ok_or_else(|| invalid("DeliveryStreamName is required"))?;
     let kind = text(input, "DeliveryStreamType")?.unwrap_or("DirectPut");
     let source = match kind {
+        "DirectPut" if get(input, "KinesisStreamSourceConfiguration").is_some() => {
+            return Err(invalid(
+                "KinesisSourceStreamConfig is only applicable for KinesisStreamAsSource stream type",
+            ));
+        }
         "DirectPut" => json!({"direct_put": {}}),
         "KinesisStreamAsSource" => {
             let k = get(input, "KinesisStreamSourceConfiguration").ok_or_else(|| {
@@ -66,8 +71,18 @@ pub(crate) fn stream_config(input: &Value, local: &Local) -> Result<Value, Inval
             )));
         }
     };
+    let given: Vec<&str> = DESTINATIONS
+        .iter()
+        .copied()
+        .filter(|d| get(input, d).is_some())
+        .collect();
+    if given.len() > 1 {
+        return Err(invalid(format!(
+            "Only one destination configuration can be specified (got {})",
+            given.join(", ")
+        )));
+    }
     for unsupported in [
-        "S3DestinationConfiguration",
         "RedshiftDestinationConfiguration",
         "ElasticsearchDestinationConfiguration",
         "AmazonopensearchserviceDestinationConfiguration",
@@ -75,7 +90,9 @@ pub(crate) fn stream_config(input: &Value, local: &Local) -> Result<Value, Inval
         "HttpEndpointDestinationConfiguration",
         "SnowflakeDestinationConfiguration",
         "IcebergDestinationConfiguration",
+        "AmazonOpenSearchServerlessDestinationConfiguration",
         "MSKSourceConfiguration",
+        "DatabaseSourceConfiguration",
     ] {
         if get(input, unsupported).is_some() {
             return Err(invalid(format!(
@@ -83,14 +100,44 @@ pub(crate) fn stream_config(input: &Value, local: &Local) -> Result<Value, Inval
             )));
         }
     }
+    // S3DestinationConfiguration (deprecated, still accepted by AWS) holds a subset of the
+    // extended shape's members: the same reading serves both.
     let s3 = get(input, "ExtendedS3DestinationConfiguration")
-        .ok_or_else(|| invalid("ExtendedS3DestinationConfiguration is required"))?;
+        .or_else(|| get(input, "S3DestinationConfiguration"))
+        .ok_or_else(|| invalid("A destination configuration is required: ExtendedS3DestinationConfiguration (or S3DestinationConfiguration)"))?;
     let (processing, destination) = destination(s3, local)?;
     let mut stream = json!({"name": name, "source": source, "destinations": [destination]});
     if !processing.is_empty() {
         stream["processing"] = Value::Object(processing);
     }
     Ok(stream)
+}
+
+/// Every destination member of CreateDeliveryStreamInput (AWS takes exactly one).
+const DESTINATIONS: [&str; 10] = [
+    "S3DestinationConfiguration",
+    "ExtendedS3DestinationConfiguration",
+    "RedshiftDestinationConfiguration",
+    "ElasticsearchDestinationConfiguration",
+    "AmazonopensearchserviceDestinationConfiguration",
+    "SplunkDestinationConfiguration",
+    "HttpEndpointDestinationConfiguration",
+    "AmazonOpenSearchServerlessDestinationConfiguration",
+    "SnowflakeDestinationConfiguration",
+    "IcebergDestinationConfiguration",
+];
+
+/// The request as it is kept: an S3DestinationConfiguration is kept as the
+/// ExtendedS3DestinationConfiguration it is a subset of, so that updates of either shape merge
+/// into one place (AWS describes such a stream with both descriptions, as any S3 stream).
+pub(crate) fn normalized(mut input: Value) -> Value {
+    if let Some(map) = input.as_object_mut()
+        && !map.contains_key("ExtendedS3DestinationConfiguration")
+        && let Some(s3) = map.remove("S3DestinationConfiguration")
+    {
+        map.insert("ExtendedS3DestinationConfiguration".into(), s3);
+    }
+    input
 }
 
 /// An ExtendedS3DestinationConfiguration (or a complete update of one): the stream-level
@@ -143,6 +190,14 @@ pub(crate) fn destination(
         let backup = get(s3, "S3BackupConfiguration").ok_or_else(|| {
             invalid("S3BackupConfiguration is required with S3BackupMode Enabled")
         })?;
+        // One bucket per destination: the backup goes where the objects go.
+        if let Some(other) = text(backup, "BucketARN")?
+            && other != bucket_arn
+        {
+            return Err(invalid(format!(
+                "firehosed writes the source-record backup to the destination's bucket: S3BackupConfiguration.BucketARN {other} must be {bucket_arn}"
+            )));
+        }
         let prefix = text(backup, "Prefix")?.unwrap_or("");
         d["source_record_backup"] = json!({"prefix": prefix});
     }

@@ -248,7 +248,7 @@ impl Build<'_> {
             .as_deref()
             .or(config.aws.endpoint_url.as_deref());
         let client = aws::kinesis_client(sdk, endpoint);
-        kinesis::check_stream(&client, &k.stream)
+        let named = kinesis::check_stream(&client, &k.stream)
             .await
             .map_err(|source| BuildError::Kinesis {
                 stream: self.sc.name.clone(),
@@ -272,7 +272,10 @@ impl Build<'_> {
         );
         let start = KinesisStart {
             client,
-            config: k.clone(),
+            config: crate::config::KinesisSourceConfig {
+                stream: named,
+                ..k.clone()
+            },
             memory: memory.clone(),
             checkpoints,
             origin,

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::Value;
 
 use crate::config::StreamConfig;
-use crate::control::{ControlError, InvalidRequest, Origin, Status, StreamRecord, StreamRecords};
+use crate::control::{
+    ControlError, Encryption, InvalidRequest, Origin, Status, StreamRecord, StreamRecords,
+};
 use crate::report::Chain;
 use crate::stream::DeliveryStream;
 pub(crate) use build::{BuildError, Builder, needs_aws, prepare_dir};
@@ -238,6 +240,7 @@ impl Streams {
         request: Value,
         config: StreamConfig,
         tags: BTreeMap<String, String>,
+        encryption: Option<Encryption>,
     ) -> Result<String, StreamsError> {
         let name = config.name.clone();
         let already = || StreamsError::AlreadyExists {
@@ -254,6 +257,7 @@ impl Streams {
             let record = StreamRecord {
                 request: Some(request),
                 tags,
+                encryption,
                 status: Status::Creating,
                 config: Some(config.clone()),
                 ..StreamRecord::new(Origin::Api, crate::record::now_ms())
@@ -360,6 +364,7 @@ impl Streams {
             .update(name, |r| {
                 r.request = Some(request);
                 r.version = version;
+                r.updated_ms = Some(crate::record::now_ms());
                 r.config = Some(config);
                 Ok::<_, ControlError>(())
             })

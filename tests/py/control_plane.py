@@ -61,10 +61,10 @@ for _ in range(200):
     time.sleep(0.05)
 out["errors"]["duplicate"] = code(lambda: fh.create_delivery_stream(
     DeliveryStreamName="api",
-    ExtendedS3DestinationConfiguration={"RoleARN": "r", "BucketARN": "arn:aws:s3:::" + bucket}))
+    ExtendedS3DestinationConfiguration={"RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::" + bucket}))
 out["errors"]["invalid"] = code(lambda: fh.create_delivery_stream(
     DeliveryStreamName="bad",
-    ExtendedS3DestinationConfiguration={"RoleARN": "r", "BucketARN": "arn:aws:s3:::" + bucket,
+    ExtendedS3DestinationConfiguration={"RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::" + bucket,
                                         "BufferingHints": {"SizeInMBs": 500}}))
 out["errors"]["delete_file_stream"] = code(
     lambda: fh.delete_delivery_stream(DeliveryStreamName=file_stream))

@@ -22,7 +22,8 @@ out = {}
 out["list"] = fh.list_delivery_streams()
 desc = fh.describe_delivery_stream(DeliveryStreamName=stream)["DeliveryStreamDescription"]
 desc["CreateTimestamp"] = desc["CreateTimestamp"].isoformat()
-desc["LastUpdateTimestamp"] = desc["LastUpdateTimestamp"].isoformat()
+# AWS leaves LastUpdateTimestamp out of a stream that was never updated.
+out["has_last_update"] = "LastUpdateTimestamp" in desc
 out["describe"] = desc
 r = fh.put_record(DeliveryStreamName=stream, Record={"Data": b'{"via":"put_record"}\n'})
 out["put_record"] = {"RecordId": r["RecordId"], "Encrypted": r["Encrypted"]}

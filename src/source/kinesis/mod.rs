@@ -47,25 +47,72 @@ pub(crate) enum KinesisError {
     ListShards(String),
 }
 
-/// Start-up check: the stream exists and can be described.
+/// Start-up check: the stream exists and can be described. Returns how the stream is to be
+/// named in every later call: an ARN as given where the server finds the stream by
+/// `StreamARN` (AWS, for a stream of any account), else the ARN's stream name, where a server
+/// that does not take StreamARN (ValidationException) or keeps streams under another account
+/// id (ResourceNotFoundException: kinesalite's account is 000000000000) finds it by
+/// `StreamName`. Which stream was found, under which ARN, is logged.
 pub(crate) async fn check_stream(
     client: &Client,
     stream: &KinesisStreamRef,
-) -> Result<(), KinesisError> {
-    let mut req = client.describe_stream_summary();
-    req = match stream {
+) -> Result<KinesisStreamRef, KinesisError> {
+    let refused = match describe_summary(client, stream).await {
+        Ok(_) => return Ok(stream.clone()),
+        Err(e) => e,
+    };
+    let code = match &refused {
+        SdkError::ServiceError(se) => se.err().code(),
+        _ => None,
+    };
+    let KinesisStreamRef::Arn(arn) = stream else {
+        return Err(summary_error(stream, refused));
+    };
+    if !matches!(
+        code,
+        Some("ValidationException" | "ResourceNotFoundException")
+    ) {
+        return Err(summary_error(stream, refused));
+    }
+    let by_name = KinesisStreamRef::Name(stream.name().to_string());
+    let found = describe_summary(client, &by_name)
+        .await
+        .map_err(|_| summary_error(stream, refused))?;
+    tracing::warn!(requested = %arn, found = %found.unwrap_or_default(),
+        "the Kinesis server does not find the stream by StreamARN: reading the stream of that name");
+    Ok(by_name)
+}
+
+type SummaryError = SdkError<
+    aws_sdk_kinesis::operation::describe_stream_summary::DescribeStreamSummaryError,
+    aws_sdk_kinesis::config::http::HttpResponse,
+>;
+
+/// DescribeStreamSummary: the ARN the server gives the stream.
+async fn describe_summary(
+    client: &Client,
+    stream: &KinesisStreamRef,
+) -> Result<Option<String>, SummaryError> {
+    let req = client.describe_stream_summary();
+    let req = match stream {
         KinesisStreamRef::Name(n) => req.stream_name(n),
         KinesisStreamRef::Arn(a) => req.stream_arn(a),
     };
-    match req.send().await {
-        Ok(_) => Ok(()),
-        Err(SdkError::ServiceError(se)) if se.err().code() == Some("ResourceNotFoundException") => {
-            Err(KinesisError::StreamMissing(stream.name().to_string()))
+    let out = req.send().await?;
+    Ok(out
+        .stream_description_summary()
+        .map(|s| s.stream_arn().to_string()))
+}
+
+fn summary_error(stream: &KinesisStreamRef, e: SummaryError) -> KinesisError {
+    match &e {
+        SdkError::ServiceError(se) if se.err().code() == Some("ResourceNotFoundException") => {
+            KinesisError::StreamMissing(stream.name().to_string())
         }
-        Err(e) => Err(KinesisError::Describe {
+        _ => KinesisError::Describe {
             stream: stream.name().to_string(),
             detail: DisplayErrorContext(&e).to_string(),
-        }),
+        },
     }
 }
 
