@@ -22,6 +22,27 @@ pub(crate) async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     loader.load().await
 }
 
+/// No credentials could be found for the SDK clients.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (a local S3 or Kinesis server takes any values), or AWS_PROFILE with ~/.aws/credentials, or run with an instance or task role"
+)]
+pub(crate) struct NoCredentials;
+
+/// Resolves the credentials once, so that a missing key is said in one line at start-up
+/// instead of inside every S3 or Kinesis call's error (the SDK caches what it found).
+pub(crate) async fn check_credentials(sdk: &SdkConfig) -> Result<(), NoCredentials> {
+    use aws_sdk_s3::config::ProvideCredentials;
+    let provider = sdk.credentials_provider().ok_or(NoCredentials)?;
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::debug!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "the credential chain found nothing");
+            Err(NoCredentials)
+        }
+    }
+}
+
 /// An S3 client. The SDK's own retries are off: the uploader retries with its own backoff and
 /// never gives up on an object, so retries are counted and logged in one place.
 pub(crate) fn s3_client(

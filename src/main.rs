@@ -144,9 +144,13 @@ async fn watch_signals(
     std::process::exit(130);
 }
 
+/// `info`, but the SDK's credential chain only at `error`: it warns once per provider it tries,
+/// and a missing key is reported in one line by the start-up check (RUST_LOG overrides).
+const DEFAULT_LOG_FILTER: &str = "info,aws_config::meta::credentials=error";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -203,3 +203,49 @@ delivery_streams:
         "{stderr}"
     );
 }
+
+/// Without AWS credentials, a stream that writes S3 on a local endpoint stops the start with
+/// one line that names the variables to set, not an SDK error chain per provider tried.
+#[test]
+fn missing_aws_credentials_are_named_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: 127.0.0.1:0
+state_dir: '{}/state'
+aws: {{region: us-east-1, endpoint_url: 'http://127.0.0.1:9', force_path_style: true}}
+delivery_streams:
+  - name: s
+    source: {{direct_put: {{}}}}
+    destinations: [{{s3: {{bucket: lake}}}}]
+",
+            dir.path().display()
+        ),
+    )
+    .expect("written");
+    let out = run_output(
+        firehosed()
+            .args(["run", "--config"])
+            .arg(&path)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("RUST_LOG")
+            .env("HOME", dir.path()),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.last().copied(),
+        Some(
+            "error: delivery stream s: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (a local S3 or Kinesis server takes any values), or AWS_PROFILE with ~/.aws/credentials, or run with an instance or task role"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("provider failed") && lines.len() <= 3,
+        "the credential chain's own warnings are not shown: {stderr}"
+    );
+}

@@ -415,3 +415,64 @@ fn a_lambda_processor_runs_the_function_named_in_lambda_functions() {
     );
     assert_eq!(status, 400, "a refused create leaves no stream");
 }
+
+/// Objects are written with SSE-KMS under the key the destination names, from the
+/// configuration file (`s3.encryption.kms_key_arn`) or CreateDeliveryStream
+/// (EncryptionConfiguration.KMSEncryptionConfig), as head_object on the S3 server shows;
+/// Describe shows the key.
+#[test]
+fn objects_are_encrypted_with_the_configured_kms_key() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let file_key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    let api_key = "arn:aws:kms:us-east-1:123456789012:alias/firehose-objects";
+    let text = format!(
+        "{}
+  - name: sealed
+    source: {{direct_put: {{}}}}
+    destinations:
+      - s3: {{bucket: lake, encryption: {{kms_key_arn: '{file_key}'}}}}
+        prefix: file/
+        buffering: {{size_mib: 1, interval_seconds: 900}}
+",
+        config(&moto)
+    );
+    let d = Daemon::start(&text);
+    let request = json!({"DeliveryStreamName": "sealed-api", "ExtendedS3DestinationConfiguration": {
+        "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::lake",
+        "Prefix": "api/", "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
+        "EncryptionConfiguration": {"KMSEncryptionConfig": {"AWSKMSKeyARN": api_key}}}});
+    let (status, v) = d.api("CreateDeliveryStream", &request.to_string());
+    assert_eq!(status, 200, "{v}");
+    d.wait_active("sealed-api");
+    for (stream, key) in [("sealed", file_key), ("sealed-api", api_key)] {
+        let (status, v) = d.api(
+            "PutRecord",
+            &json!({"DeliveryStreamName": stream, "Record": {"Data": "eyJhIjoxfQo="}}).to_string(),
+        );
+        assert_eq!(status, 200, "{v}");
+        d.flush(stream);
+        let desc = d.wait_active(stream);
+        assert_eq!(
+            desc["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+                ["EncryptionConfiguration"],
+            json!({"KMSEncryptionConfig": {"AWSKMSKeyARN": key}}),
+            "{desc}"
+        );
+    }
+    for (prefix, key) in [("file/", file_key), ("api/", api_key)] {
+        let keys = moto.keys("lake");
+        let object = keys
+            .iter()
+            .find(|k| k.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} object in {keys:?}"));
+        let head: Value =
+            serde_json::from_slice(&s3tool(&moto.endpoint, &["head", "lake", object]))
+                .expect("JSON");
+        assert_eq!(
+            head,
+            json!({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key}),
+            "{object}"
+        );
+    }
+}

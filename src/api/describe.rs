@@ -163,9 +163,22 @@ fn default_role(state: &AppState) -> String {
 fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &View) -> Value {
     // A directory destination (configuration file only) has no bucket; AWS's shape needs
     // one, so it is described with a placeholder name (docs/api.md).
-    let bucket_arn = match &d.target {
-        Target::S3 { bucket, .. } => format!("arn:aws:s3:::{bucket}"),
-        Target::Directory(_) => "arn:aws:s3:::firehosed-local-directory".to_string(),
+    let (bucket_arn, encryption) = match &d.target {
+        Target::S3 {
+            bucket,
+            kms_key_arn,
+            ..
+        } => (
+            format!("arn:aws:s3:::{bucket}"),
+            match kms_key_arn {
+                Some(key) => json!({"KMSEncryptionConfig": {"AWSKMSKeyARN": key}}),
+                None => json!({"NoEncryptionConfig": "NoEncryption"}),
+            },
+        ),
+        Target::Directory(_) => (
+            "arn:aws:s3:::firehosed-local-directory".to_string(),
+            json!({"NoEncryptionConfig": "NoEncryption"}),
+        ),
     };
     let sent = |member: &str| {
         stream
@@ -182,8 +195,7 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &V
         "BucketARN": bucket_arn,
         "BufferingHints": buffering,
         "CompressionFormat": d.compression.api_name(),
-        "EncryptionConfiguration": sent("EncryptionConfiguration")
-            .unwrap_or_else(|| json!({"NoEncryptionConfig": "NoEncryption"})),
+        "EncryptionConfiguration": encryption,
         "CloudWatchLoggingOptions": sent("CloudWatchLoggingOptions")
             .unwrap_or_else(|| json!({"Enabled": false})),
     });
@@ -211,11 +223,8 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &V
                 ])
                 .cloned()
         };
-        for member in [
-            "RoleARN",
-            "EncryptionConfiguration",
-            "CloudWatchLoggingOptions",
-        ] {
+        // The backup is written by the destination's own sink: its bucket and encryption.
+        for member in ["RoleARN", "CloudWatchLoggingOptions"] {
             if let Some(v) = sent_backup(member) {
                 backup[member] = v;
             }

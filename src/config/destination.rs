@@ -319,10 +319,29 @@ fn target_of(
                 let url = ctx.string(e, &path)?;
                 check_url(ctx, e.mark, &path, &url).then_some(url)
             });
+            let kms_key_arn = s.get("encryption").and_then(|e| {
+                let mut enc = MapReader::new(ctx, e, s.path.key("encryption"))?;
+                let key = enc.require(ctx, "kms_key_arn").and_then(|k| {
+                    let path = enc.path.key("kms_key_arn");
+                    let arn = ctx.string(k, &path)?;
+                    if !valid_kms_key_arn(&arn) {
+                        ctx.error(
+                            k.mark,
+                            &path,
+                            format!("must be a KMS key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or alias/NAME; got {arn:?})"),
+                        );
+                        return None;
+                    }
+                    Some(arn)
+                });
+                enc.finish(ctx);
+                key
+            });
             s.finish(ctx);
             Some(Target::S3 {
                 bucket: bucket?,
                 endpoint_url,
+                kms_key_arn,
             })
         }
         (None, Some(n)) => {
@@ -500,4 +519,29 @@ pub(crate) fn check_url(ctx: &mut Ctx, mark: Mark, path: &Path, url: &str) -> bo
         );
     }
     ok
+}
+
+/// AWS's AWSKMSKeyARN pattern: `arn:.*:kms:[a-zA-Z0-9\-]+:\d{12}:(key|alias)/[a-zA-Z_0-9+=,.@\-_/]+`.
+fn valid_kms_key_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [arn_word, _partition, service, region, account, resource] = parts[..] else {
+        return false;
+    };
+    let id = resource
+        .strip_prefix("key/")
+        .or_else(|| resource.strip_prefix("alias/"));
+    arn_word == "arn"
+        && service == "kms"
+        && !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && id.is_some_and(|id| {
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_/".contains(c))
+        })
 }

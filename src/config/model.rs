@@ -224,6 +224,9 @@ pub(crate) enum Target {
     S3 {
         bucket: String,
         endpoint_url: Option<String>,
+        /// `encryption.kms_key_arn`: objects are written with SSE-KMS under this key (AWS's
+        /// EncryptionConfiguration.KMSEncryptionConfig); None: the bucket's default.
+        kms_key_arn: Option<String>,
     },
     Directory(PathBuf),
 }

@@ -100,7 +100,8 @@ delivery_streams:
         d.target,
         Target::S3 {
             bucket: "my-logs".into(),
-            endpoint_url: Some("http://127.0.0.1:9001".into())
+            endpoint_url: Some("http://127.0.0.1:9001".into()),
+            kms_key_arn: None,
         }
     );
     assert_eq!(

@@ -153,6 +153,12 @@ pub(crate) fn destination(
         .or_else(|| bucket_arn.strip_prefix("arn:aws-us-gov:s3:::"))
         .ok_or_else(|| invalid(format!("BucketARN {bucket_arn:?} is not an S3 bucket ARN")))?;
     let mut d = json!({"s3": {"bucket": bucket}});
+    let kms = get(s3, "EncryptionConfiguration")
+        .and_then(|e| get(e, "KMSEncryptionConfig"))
+        .and_then(|k| get(k, "AWSKMSKeyARN"));
+    if let Some(key) = kms {
+        d["s3"]["encryption"] = json!({"kms_key_arn": key});
+    }
     for (api, ours) in [
         ("Prefix", "prefix"),
         ("ErrorOutputPrefix", "error_output_prefix"),
@@ -197,6 +203,14 @@ pub(crate) fn destination(
             return Err(invalid(format!(
                 "firehosed writes the source-record backup to the destination's bucket: S3BackupConfiguration.BucketARN {other} must be {bucket_arn}"
             )));
+        }
+        let backup_kms = get(backup, "EncryptionConfiguration")
+            .and_then(|e| get(e, "KMSEncryptionConfig"))
+            .and_then(|k| get(k, "AWSKMSKeyARN"));
+        if backup_kms.is_some() && backup_kms != kms {
+            return Err(invalid(
+                "firehosed writes the source-record backup with the destination's encryption: S3BackupConfiguration.EncryptionConfiguration must be the destination's",
+            ));
         }
         let prefix = text(backup, "Prefix")?.unwrap_or("");
         d["source_record_backup"] = json!({"prefix": prefix});

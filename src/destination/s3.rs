@@ -4,7 +4,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 
 use super::sink::DeliveryError;
 use super::staging::Sealed;
@@ -35,11 +35,24 @@ pub(crate) enum BucketError {
 pub(crate) struct S3Sink {
     client: Client,
     bucket: String,
+    /// SSE-KMS with this key on every object (PutObject and CreateMultipartUpload).
+    kms_key_arn: Option<String>,
 }
 
 impl S3Sink {
-    pub(crate) fn new(client: Client, bucket: String) -> Self {
-        S3Sink { client, bucket }
+    pub(crate) fn new(client: Client, bucket: String, kms_key_arn: Option<String>) -> Self {
+        S3Sink {
+            client,
+            bucket,
+            kms_key_arn,
+        }
+    }
+
+    fn sse(&self) -> (Option<ServerSideEncryption>, Option<String>) {
+        match &self.kms_key_arn {
+            Some(key) => (Some(ServerSideEncryption::AwsKms), Some(key.clone())),
+            None => (None, None),
+        }
     }
 
     pub(crate) fn bucket(&self) -> &str {
@@ -69,11 +82,14 @@ impl S3Sink {
             let body = ByteStream::from_path(&object.path)
                 .await
                 .map_err(|e| local_error(&e))?;
+            let (sse, key) = self.sse();
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&object.key)
                 .content_type(CONTENT_TYPE)
+                .set_server_side_encryption(sse)
+                .set_ssekms_key_id(key)
                 .content_length(object.size as i64)
                 .body(body)
                 .send()
@@ -91,6 +107,8 @@ impl S3Sink {
             .bucket(&self.bucket)
             .key(&object.key)
             .content_type(CONTENT_TYPE)
+            .set_server_side_encryption(self.sse().0)
+            .set_ssekms_key_id(self.sse().1)
             .send()
             .await
             .map_err(|e| classify("CreateMultipartUpload", e))?;

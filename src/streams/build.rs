@@ -40,6 +40,12 @@ pub(crate) enum BuildError {
         source: KinesisError,
     },
     #[error("delivery stream {stream}")]
+    Credentials {
+        stream: String,
+        #[source]
+        source: aws::NoCredentials,
+    },
+    #[error("delivery stream {stream}")]
     Bucket {
         stream: String,
         #[source]
@@ -149,6 +155,14 @@ impl Builder {
         } else {
             None
         };
+        if let Some(sdk) = sdk {
+            aws::check_credentials(sdk)
+                .await
+                .map_err(|source| BuildError::Credentials {
+                    stream: sc.name.clone(),
+                    source,
+                })?;
+        }
         let b = Build {
             builder: self,
             sc,
@@ -291,6 +305,7 @@ impl Build<'_> {
             Target::S3 {
                 bucket,
                 endpoint_url,
+                kms_key_arn,
             } => {
                 let sdk = self
                     .sdk
@@ -299,7 +314,7 @@ impl Build<'_> {
                     .as_deref()
                     .or(config.aws.endpoint_url.as_deref());
                 let client = aws::s3_client(sdk, endpoint, config.aws.force_path_style);
-                let s3 = S3Sink::new(client, bucket.clone());
+                let s3 = S3Sink::new(client, bucket.clone(), kms_key_arn.clone());
                 check_with_retries(&s3)
                     .await
                     .map_err(|source| BuildError::Bucket {

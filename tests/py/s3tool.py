@@ -5,6 +5,7 @@ usage:
   s3tool.py ENDPOINT create-bucket BUCKET
   s3tool.py ENDPOINT list BUCKET            -> JSON [{"key":..., "size":...}, ...]
   s3tool.py ENDPOINT get BUCKET KEY         -> raw object bytes on stdout
+  s3tool.py ENDPOINT head BUCKET KEY        -> JSON {"ServerSideEncryption":..., "SSEKMSKeyId":...}
   s3tool.py ENDPOINT dump-lines BUCKET FMT  -> JSON {key: [decoded lines]}
   s3tool.py ENDPOINT delete-bucket-force BUCKET
   s3tool.py - decode FORMAT < data          -> decoded bytes on stdout
@@ -110,6 +111,9 @@ def main():
     elif cmd == "get":
         body = s3.get_object(Bucket=args[0], Key=args[1])["Body"].read()
         sys.stdout.buffer.write(body)
+    elif cmd == "head":
+        h = s3.head_object(Bucket=args[0], Key=args[1])
+        print(json.dumps({k: h.get(k) for k in ("ServerSideEncryption", "SSEKMSKeyId")}))
     else:
         raise SystemExit(f"unknown command {cmd}")
 
