@@ -50,6 +50,7 @@ pub mod encode;
 mod fatal;
 #[doc(hidden)]
 pub mod fuzzing;
+mod glue;
 mod jq;
 mod keys;
 mod metrics;

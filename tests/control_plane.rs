@@ -476,3 +476,104 @@ fn objects_are_encrypted_with_the_configured_kms_key() {
         );
     }
 }
+
+/// Without glue_catalog_dir, a format conversion's schema is read from the Glue Data Catalog
+/// (moto's Glue, tables made with boto3), as AWS reads it: GetTable for LATEST, GetTableVersion
+/// for a VersionId; the Parquet files carry the table's columns (read back by pyarrow); an
+/// unknown table is refused by name.
+#[test]
+fn format_conversion_reads_the_schema_from_the_glue_data_catalog() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let glue = r#"
+import sys, boto3
+g = boto3.client("glue", endpoint_url=sys.argv[1], region_name="us-east-1",
+                 aws_access_key_id="test", aws_secret_access_key="test")
+g.create_database(DatabaseInput={"Name": "analytics"})
+cols = [{"Name": "id", "Type": "bigint"}, {"Name": "tags", "Type": "array<string>"}]
+g.create_table(DatabaseName="analytics", TableInput={"Name": "events",
+    "StorageDescriptor": {"Columns": cols}})
+# Version 2 adds a column: LATEST has three, VersionId 1 has two.
+g.update_table(DatabaseName="analytics", TableInput={"Name": "events",
+    "StorageDescriptor": {"Columns": cols + [{"Name": "note", "Type": "string"}]}})
+"#;
+    let out = run_output(std::process::Command::new(python()).args(["-c", glue, &moto.endpoint]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = Daemon::start(&config(&moto));
+    let create = |name: &str, table: &str, version: Option<&str>| {
+        let mut schema = json!({"DatabaseName": "analytics", "TableName": table,
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose"});
+        if let Some(v) = version {
+            schema["VersionId"] = json!(v);
+        }
+        d.api(
+            "CreateDeliveryStream",
+            &json!({
+                "DeliveryStreamName": name,
+                "ExtendedS3DestinationConfiguration": {
+                    "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::lake",
+                    "Prefix": format!("{name}/"), "ErrorOutputPrefix": "errors/",
+                    "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 60},
+                    "DataFormatConversionConfiguration": {
+                        "Enabled": true,
+                        "SchemaConfiguration": schema,
+                        "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+                        "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {}}}
+                    }
+                }
+            })
+            .to_string(),
+        )
+    };
+    let (status, v) = create("pq-missing", "missing", None);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["__type"], "InvalidArgumentException");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Glue table analytics.missing does not exist")),
+        "{v}"
+    );
+    for (name, version, columns) in [
+        ("pq-latest", None, vec!["id", "tags", "note"]),
+        ("pq-v1", Some("1"), vec!["id", "tags"]),
+    ] {
+        let (status, v) = create(name, "events", version);
+        assert_eq!(status, 200, "{name}: {v}");
+        d.wait_active(name);
+        let (status, _) = d.post(
+            &format!("/v1/streams/{name}/records"),
+            b"{\"id\":1,\"tags\":[\"a\"],\"note\":\"n\"}\n",
+        );
+        assert_eq!(status, 200);
+        let keys = d.flush(name);
+        let parquet: Vec<&String> = keys.iter().filter(|k| k.ends_with(".parquet")).collect();
+        assert_eq!(parquet.len(), 1, "{keys:?}");
+        let file = d.dir.path().join(format!("{name}.parquet"));
+        std::fs::write(&file, moto.get("lake", parquet[0])).expect("written");
+        let read = run_output(
+            std::process::Command::new(python())
+                .arg(py_script("parquet_read.py"))
+                .arg(&file),
+        );
+        assert!(
+            read.status.success(),
+            "{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        let seen: Value = serde_json::from_slice(&read.stdout).expect("JSON");
+        let names: Vec<&str> = seen["pyarrow"]["types"]
+            .as_object()
+            .map(|t| t.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut want = columns.clone();
+        want.sort();
+        let mut got = names.clone();
+        got.sort();
+        assert_eq!(got, want, "{name}: {seen}");
+    }
+}

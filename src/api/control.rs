@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::AwsError;
 use super::firehose::check_name;
 use crate::config::SourceConfig;
-use crate::control::{Encryption, EncryptionStatus, api_stream_config, request};
+use crate::control::{Encryption, EncryptionStatus, StreamRecord, api_stream_config, request};
 use crate::streams::Prepared;
 
 /// AWS's limit of tags per stream.
@@ -28,7 +28,8 @@ fn name_of(input: &Value) -> Result<String, AwsError> {
 pub(super) async fn create(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
     let tags = tags_of(input.get("Tags"));
-    let config = api_stream_config(&input, state.streams.records())?;
+    let glue = state.streams.glue_columns(&input).await?;
+    let config = api_stream_config(&input, state.streams.records(), glue.as_ref())?;
     debug_assert_eq!(config.name, name);
     let encryption = match input.get("DeliveryStreamEncryptionConfigurationInput") {
         Some(e) if !e.is_null() => {
@@ -73,55 +74,67 @@ pub(super) async fn delete(state: &AppState, input: Value) -> Result<Value, AwsE
 pub(super) async fn update_destination(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
     let streams = &state.streams;
+    // The Glue table of the updated request is read first (a network call), then the update
+    // is checked again against the record under the stream's lock.
+    let before = streams.record(&name)?;
+    let glue = streams
+        .glue_columns(&updated_request(&name, &before, &input)?)
+        .await?;
     streams
         .update(&name, |record| -> Result<Prepared, AwsError> {
-            let current = super::firehose::required(
-                input
-                    .get("CurrentDeliveryStreamVersionId")
-                    .and_then(Value::as_str),
-                "currentDeliveryStreamVersionId",
-            )?;
-            if current != record.version.to_string() {
-                return Err(AwsError::concurrent_modification(format!(
-                    "Cannot update firehose: {name} since the current version id: {} and specified version id: {current} do not match",
-                    record.version
-                )));
-            }
-            let destination = input.get("DestinationId").and_then(Value::as_str);
-            if destination != Some("destinationId-000000000001") {
-                return Err(AwsError::invalid_argument(format!(
-                    "DestinationId {} not found (the stream has destinationId-000000000001)",
-                    destination.unwrap_or("(none)")
-                )));
-            }
-            let given = |k: &str| input.get(k).filter(|v| !v.is_null());
-            let update = match (
-                given("ExtendedS3DestinationUpdate"),
-                given("S3DestinationUpdate"),
-            ) {
-                (Some(_), Some(_)) => {
-                    return Err(AwsError::invalid_argument(
-                        "Only one destination update can be specified: ExtendedS3DestinationUpdate or S3DestinationUpdate, not both",
-                    ));
-                }
-                // S3DestinationUpdate's members are a subset of the extended shape's.
-                (Some(u), None) | (None, Some(u)) => u,
-                (None, None) => {
-                    return Err(AwsError::invalid_argument(
-                        "An ExtendedS3DestinationUpdate (or S3DestinationUpdate) is required: firehosed streams have an S3 destination",
-                    ));
-                }
-            };
-            let mut request = record.request.clone().unwrap_or_default();
-            let merged =
-                request::merge_update(&request["ExtendedS3DestinationConfiguration"], update);
-            request["ExtendedS3DestinationConfiguration"] = merged;
+            let request = updated_request(&name, record, &input)?;
             // Checked before anything changes: an invalid update leaves the stream as it was.
-            let config = api_stream_config(&request, streams.records())?;
+            let config = api_stream_config(&request, streams.records(), glue.as_ref())?;
             Ok(Prepared { request, config })
         })
         .await?;
     Ok(json!({}))
+}
+
+/// The stream's request with an UpdateDestination merged in, once its version, destination
+/// and update members are checked.
+fn updated_request(name: &str, record: &StreamRecord, input: &Value) -> Result<Value, AwsError> {
+    let current = super::firehose::required(
+        input
+            .get("CurrentDeliveryStreamVersionId")
+            .and_then(Value::as_str),
+        "currentDeliveryStreamVersionId",
+    )?;
+    if current != record.version.to_string() {
+        return Err(AwsError::concurrent_modification(format!(
+            "Cannot update firehose: {name} since the current version id: {} and specified version id: {current} do not match",
+            record.version
+        )));
+    }
+    let destination = input.get("DestinationId").and_then(Value::as_str);
+    if destination != Some("destinationId-000000000001") {
+        return Err(AwsError::invalid_argument(format!(
+            "DestinationId {} not found (the stream has destinationId-000000000001)",
+            destination.unwrap_or("(none)")
+        )));
+    }
+    let given = |k: &str| input.get(k).filter(|v| !v.is_null());
+    let update = match (
+        given("ExtendedS3DestinationUpdate"),
+        given("S3DestinationUpdate"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(AwsError::invalid_argument(
+                "Only one destination update can be specified: ExtendedS3DestinationUpdate or S3DestinationUpdate, not both",
+            ));
+        }
+        // S3DestinationUpdate's members are a subset of the extended shape's.
+        (Some(u), None) | (None, Some(u)) => u,
+        (None, None) => {
+            return Err(AwsError::invalid_argument(
+                "An ExtendedS3DestinationUpdate (or S3DestinationUpdate) is required: firehosed streams have an S3 destination",
+            ));
+        }
+    };
+    let mut request = record.request.clone().unwrap_or_default();
+    let merged = request::merge_update(&request["ExtendedS3DestinationConfiguration"], update);
+    request["ExtendedS3DestinationConfiguration"] = merged;
+    Ok(request)
 }
 
 /// `Tags: [{Key, Value}]` of a request (the model has checked their lengths, patterns and

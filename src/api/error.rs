@@ -186,9 +186,10 @@ impl From<StreamsError> for AwsError {
             | StreamsError::BeingCreated(_)
             | StreamsError::NotActive { .. } => AwsError::resource_in_use(message),
             StreamsError::TooManyOpenFiles(_) => AwsError::limit_exceeded(message),
-            StreamsError::Invalid(_) | StreamsError::CannotStart(_) => {
-                AwsError::invalid_argument(message)
-            }
+            StreamsError::Invalid(_)
+            | StreamsError::CannotStart(_)
+            | StreamsError::Glue(_)
+            | StreamsError::Credentials(_) => AwsError::invalid_argument(message),
             StreamsError::Record(e) => e.into(),
         }
     }

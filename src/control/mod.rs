@@ -355,11 +355,13 @@ pub(crate) fn remove_state(state_dir: &Path, name: &str) {
 
 /// The checked configuration of a CreateDeliveryStream request (the same decoder as the
 /// configuration file's streams); its problems as one InvalidArgumentException.
+/// `glue`: the columns of its Glue table, read by the caller (`request::glue_table`).
 pub(crate) fn api_stream_config(
     input: &Value,
     records: &StreamRecords,
+    glue: Option<&Value>,
 ) -> Result<StreamConfig, InvalidRequest> {
-    let mut shape = request::stream_config(input, &records.local)?;
+    let mut shape = request::stream_config(input, &records.local, glue)?;
     // The decoder replaces `${VAR}`; nothing in a request (or a function's runtime, already
     // substituted when the file was read) is meant for that.
     escape_substitution(&mut shape);
@@ -401,7 +403,7 @@ mod tests {
         let req = serde_json::json!({"DeliveryStreamName": "x",
             "ExtendedS3DestinationConfiguration": {"BucketARN": "arn:aws:s3:::lake",
                 "Prefix": "a/${NOT_AN_ENV_VAR}/b$${c}/"}});
-        let config = api_stream_config(&req, &control).expect("taken as written");
+        let config = api_stream_config(&req, &control, None).expect("taken as written");
         assert_eq!(
             config.destinations[0].prefix.as_deref(),
             Some("a/${NOT_AN_ENV_VAR}/b$${c}/")

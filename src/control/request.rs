@@ -45,7 +45,12 @@ pub(crate) struct Local {
 }
 
 /// The stream configuration (config-file shape) of a CreateDeliveryStream request.
-pub(crate) fn stream_config(input: &Value, local: &Local) -> Result<Value, InvalidRequest> {
+/// `glue`: the columns of the request's Glue table (`glue_table`), read by the caller.
+pub(crate) fn stream_config(
+    input: &Value,
+    local: &Local,
+    glue: Option<&Value>,
+) -> Result<Value, InvalidRequest> {
     let name = text(input, "DeliveryStreamName")?
         .ok_or_else(|| invalid("DeliveryStreamName is required"))?;
     let kind = text(input, "DeliveryStreamType")?.unwrap_or("DirectPut");
@@ -105,7 +110,7 @@ pub(crate) fn stream_config(input: &Value, local: &Local) -> Result<Value, Inval
     let s3 = get(input, "ExtendedS3DestinationConfiguration")
         .or_else(|| get(input, "S3DestinationConfiguration"))
         .ok_or_else(|| invalid("A destination configuration is required: ExtendedS3DestinationConfiguration (or S3DestinationConfiguration)"))?;
-    let (processing, destination) = destination(s3, local)?;
+    let (processing, destination) = destination(s3, local, glue)?;
     let mut stream = json!({"name": name, "source": source, "destinations": [destination]});
     if !processing.is_empty() {
         stream["processing"] = Value::Object(processing);
@@ -142,9 +147,10 @@ pub(crate) fn normalized(mut input: Value) -> Value {
 
 /// An ExtendedS3DestinationConfiguration (or a complete update of one): the stream-level
 /// processing settings it carries, and the destination.
-pub(crate) fn destination(
+fn destination(
     s3: &Value,
     local: &Local,
+    glue: Option<&Value>,
 ) -> Result<(Map<String, Value>, Value), InvalidRequest> {
     let bucket_arn = text(s3, "BucketARN")?.ok_or_else(|| invalid("BucketARN is required"))?;
     let bucket = bucket_arn
@@ -190,7 +196,7 @@ pub(crate) fn destination(
     if let Some(c) = get(s3, "DataFormatConversionConfiguration")
         && get(c, "Enabled") != Some(&json!(false))
     {
-        d["data_format_conversion"] = conversion(c, local.catalog.as_deref())?;
+        d["data_format_conversion"] = conversion(c, local.catalog.as_deref(), glue)?;
     }
     if get(s3, "S3BackupMode").and_then(Value::as_str) == Some("Enabled") {
         let backup = get(s3, "S3BackupConfiguration").ok_or_else(|| {
@@ -222,9 +228,35 @@ pub(crate) fn destination(
     Ok((processing, d))
 }
 
-/// DataFormatConversionConfiguration: the Glue table's columns from the catalog folder, the
-/// SerDe and the Parquet options, in the configuration's keys.
-fn conversion(c: &Value, catalog: Option<&Path>) -> Result<Value, InvalidRequest> {
+/// The SchemaConfiguration of an enabled format conversion, where the Glue Data Catalog
+/// (not `glue_catalog_dir`) is to be read: the caller reads its columns before the request is
+/// checked.
+pub(crate) fn glue_table(input: &Value, local: &Local) -> Option<crate::glue::TableRef> {
+    if local.catalog.is_some() {
+        return None;
+    }
+    let c = get(input, "ExtendedS3DestinationConfiguration")
+        .and_then(|s3| get(s3, "DataFormatConversionConfiguration"))
+        .filter(|c| get(c, "Enabled") != Some(&json!(false)))?;
+    let schema = get(c, "SchemaConfiguration")?;
+    let string = |k: &str| get(schema, k).and_then(Value::as_str).map(str::to_string);
+    Some(crate::glue::TableRef {
+        catalog_id: string("CatalogId"),
+        database: string("DatabaseName")?,
+        table: string("TableName")?,
+        region: string("Region"),
+        version_id: string("VersionId"),
+    })
+}
+
+/// DataFormatConversionConfiguration: the Glue table's columns (from the catalog folder, or
+/// read from the Data Catalog by the caller), the SerDe and the Parquet options, in the
+/// configuration's keys.
+fn conversion(
+    c: &Value,
+    catalog: Option<&Path>,
+    glue: Option<&Value>,
+) -> Result<Value, InvalidRequest> {
     let schema = get(c, "SchemaConfiguration").ok_or_else(|| {
         invalid("DataFormatConversionConfiguration.SchemaConfiguration is required")
     })?;
@@ -232,21 +264,26 @@ fn conversion(c: &Value, catalog: Option<&Path>) -> Result<Value, InvalidRequest
         .ok_or_else(|| invalid("SchemaConfiguration.DatabaseName is required"))?;
     let table = text(schema, "TableName")?
         .ok_or_else(|| invalid("SchemaConfiguration.TableName is required"))?;
-    let dir = catalog.ok_or_else(|| {
-        invalid("firehosed reads Glue tables from files: set glue_catalog_dir in the configuration file (<dir>/<DatabaseName>/<TableName>.json)")
-    })?;
-    let file = dir.join(database).join(format!("{table}.json"));
-    if [database, table]
-        .iter()
-        .any(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
-    {
-        return Err(invalid("DatabaseName and TableName must be plain names"));
-    }
-    let mut schema_out = json!({
-        "file": file.display().to_string(),
-        "database_name": database,
-        "table_name": table,
-    });
+    let mut schema_out = match (catalog, glue) {
+        (Some(dir), _) => {
+            if [database, table]
+                .iter()
+                .any(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
+            {
+                return Err(invalid("DatabaseName and TableName must be plain names"));
+            }
+            let file = dir.join(database).join(format!("{table}.json"));
+            json!({"file": file.display().to_string()})
+        }
+        (None, Some(columns)) => json!({"columns": columns}),
+        (None, None) => {
+            return Err(invalid(format!(
+                "the columns of Glue table {database}.{table} were not read: configure the Glue endpoint (aws.endpoint_url or AWS_ENDPOINT_URL_GLUE), or glue_catalog_dir"
+            )));
+        }
+    };
+    schema_out["database_name"] = json!(database);
+    schema_out["table_name"] = json!(table);
     for (api, ours) in [("Region", "region"), ("CatalogId", "catalog_id")] {
         if let Some(v) = text(schema, api)? {
             schema_out[ours] = json!(v);
@@ -441,7 +478,7 @@ mod tests {
                     {"Type": "AppendDelimiterToRecord", "Parameters": []}]}
             }
         });
-        let c = stream_config(&req, &Local::default()).expect("valid");
+        let c = stream_config(&req, &Local::default(), None).expect("valid");
         assert_eq!(c["name"], "orders");
         assert_eq!(c["source"], json!({"direct_put": {}}));
         assert_eq!(c["processing"]["metadata_extraction"]["query"], "{c: .c}");
@@ -464,21 +501,21 @@ mod tests {
             "BucketARN": "arn:aws:s3:::b",
             "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Lambda"}]}}});
         assert!(
-            stream_config(&base, &Local::default())
+            stream_config(&base, &Local::default(), None)
                 .unwrap_err()
                 .message
                 .contains("Lambda processor")
         );
         let redshift = json!({"DeliveryStreamName": "x", "RedshiftDestinationConfiguration": {}});
         assert!(
-            stream_config(&redshift, &Local::default())
+            stream_config(&redshift, &Local::default(), None)
                 .unwrap_err()
                 .message
                 .contains("Redshift")
         );
         let bad = json!({"DeliveryStreamName": "x", "ExtendedS3DestinationConfiguration": {"BucketARN": "lake"}});
         assert!(
-            stream_config(&bad, &Local::default())
+            stream_config(&bad, &Local::default(), None)
                 .unwrap_err()
                 .message
                 .contains("not an S3 bucket ARN")
@@ -507,7 +544,7 @@ mod tests {
                 {"ParameterName": "NumberOfRetries", "ParameterValue": "5"},
                 {"ParameterName": "BufferSizeInMBs", "ParameterValue": "2"},
                 {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "10"}]}]}}});
-        let shape = stream_config(&req, &local).expect("valid");
+        let shape = stream_config(&req, &local, None).expect("valid");
         let checked = crate::config::parse_stream("request", &shape.to_string(), false)
             .expect("the decoder takes the shape");
         let t = checked.processing.transform.expect("a transform");
@@ -527,10 +564,12 @@ mod tests {
         let mut disabled = req.clone();
         disabled["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Enabled"] =
             json!(false);
-        let shape = stream_config(&disabled, &Local::default()).expect("disabled is ignored");
+        let shape = stream_config(&disabled, &Local::default(), None).expect("disabled is ignored");
         assert!(shape.get("processing").is_none(), "{shape}");
 
-        let missing = stream_config(&req, &Local::default()).unwrap_err().message;
+        let missing = stream_config(&req, &Local::default(), None)
+            .unwrap_err()
+            .message;
         assert!(
             missing.contains("upper") && missing.contains("lambda_functions"),
             "{missing}"
@@ -538,7 +577,7 @@ mod tests {
         let mut not_arn = req.clone();
         not_arn["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Processors"][0]
             ["Parameters"][0]["ParameterValue"] = json!("upper");
-        let message = stream_config(&not_arn, &local).unwrap_err().message;
+        let message = stream_config(&not_arn, &local, None).unwrap_err().message;
         assert!(message.contains("not a Lambda function ARN"), "{message}");
     }
 
@@ -576,7 +615,9 @@ mod tests {
         let req = json!({"DeliveryStreamName": "x", "ExtendedS3DestinationConfiguration": {
             "BucketARN": "arn:aws:s3:::lake",
             "ProcessingConfiguration": {"Enabled": true, "Processors": [m.clone(), m]}}});
-        let message = stream_config(&req, &Local::default()).unwrap_err().message;
+        let message = stream_config(&req, &Local::default(), None)
+            .unwrap_err()
+            .message;
         assert!(message.contains("more than once"), "{message}");
     }
 }

@@ -136,6 +136,13 @@ impl Builder {
         )
     }
 
+    /// The AWS SDK's configuration, loaded the first time a stream needs it.
+    pub(crate) async fn sdk(&self) -> &aws_config::SdkConfig {
+        self.sdk
+            .get_or_init(|| aws::sdk_config(&self.config.aws))
+            .await
+    }
+
     pub(crate) fn account_id(&self) -> &str {
         &self.config.aws.account_id
     }
@@ -147,11 +154,7 @@ impl Builder {
         version: u32,
     ) -> Result<DeliveryStream, BuildError> {
         let sdk = if needs_aws(sc) {
-            Some(
-                self.sdk
-                    .get_or_init(|| aws::sdk_config(&self.config.aws))
-                    .await,
-            )
+            Some(self.sdk().await)
         } else {
             None
         };

@@ -83,7 +83,12 @@ impl Streams {
             return;
         }
         let checked = match record.request.as_ref() {
-            Some(req) => api_stream_config(req, &self.records).map_err(|e| e.message),
+            Some(req) => match self.glue_columns(req).await {
+                Ok(glue) => {
+                    api_stream_config(req, &self.records, glue.as_ref()).map_err(|e| e.message)
+                }
+                Err(e) => Err(Chain(&e).to_string()),
+            },
             None => Err("its record holds no request".to_string()),
         };
         let checked = checked.and_then(|sc| {

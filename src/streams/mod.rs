@@ -48,6 +48,11 @@ pub(crate) enum StreamsError {
     CannotStart(String),
     #[error(transparent)]
     Record(#[from] ControlError),
+    /// The request's Glue table could not be read.
+    #[error(transparent)]
+    Glue(#[from] crate::glue::GlueError),
+    #[error(transparent)]
+    Credentials(#[from] crate::aws::NoCredentials),
 }
 
 /// A change of an API stream prepared by its caller from the stream's record: the request
@@ -231,6 +236,22 @@ impl Streams {
         self.remove_running(name);
         crate::control::remove_state(&self.builder.config.state_dir, name);
         self.records.remove(name);
+    }
+
+    /// The columns of the request's Glue table, read from the Data Catalog with the `aws`
+    /// settings (None: the request converts nothing, or tables are read from
+    /// `glue_catalog_dir`).
+    pub(crate) async fn glue_columns(
+        &self,
+        request: &Value,
+    ) -> Result<Option<Value>, StreamsError> {
+        let Some(table) = crate::control::request::glue_table(request, &self.records.local) else {
+            return Ok(None);
+        };
+        let sdk = self.builder.sdk().await;
+        crate::aws::check_credentials(sdk).await?;
+        let endpoint = self.builder.config.aws.endpoint_url.as_deref();
+        Ok(Some(crate::glue::columns(sdk, endpoint, &table).await?))
     }
 
     /// CreateDeliveryStream: the record is kept at once (CREATING) and the stream built in the
