@@ -160,7 +160,34 @@ fn default_role(state: &AppState) -> String {
     format!("arn:aws:iam::{}:role/firehosed", state.streams.account_id())
 }
 
+/// A member of the request's ExtendedS3DestinationConfiguration (by path below it).
+fn sent_s3(view: &View, path: &[&str]) -> Option<Value> {
+    let mut full = vec!["ExtendedS3DestinationConfiguration"];
+    full.extend_from_slice(path);
+    view.sent(&full).cloned()
+}
+
 fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &View) -> Value {
+    let s3 = s3_description(state, d, stream);
+    let mut extended = s3.clone();
+    extended["ProcessingConfiguration"] = processing(state, stream);
+    match backup_description(d, stream, &s3) {
+        Some(backup) => {
+            extended["S3BackupMode"] = json!("Enabled");
+            extended["S3BackupDescription"] = backup;
+        }
+        None => extended["S3BackupMode"] = json!("Disabled"),
+    }
+    extended_only(d, stream, &mut extended);
+    json!({
+        "DestinationId": format!("destinationId-{:012}", index + 1),
+        "S3DestinationDescription": s3,
+        "ExtendedS3DestinationDescription": extended,
+    })
+}
+
+/// The members both S3 descriptions have.
+fn s3_description(state: &AppState, d: &DestinationConfig, stream: &View) -> Value {
     // A directory destination (configuration file only) has no bucket; AWS's shape needs
     // one, so it is described with a placeholder name (docs/api.md).
     let (bucket_arn, encryption) = match &d.target {
@@ -180,23 +207,16 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &V
             json!({"NoEncryptionConfig": "NoEncryption"}),
         ),
     };
-    let sent = |member: &str| {
-        stream
-            .sent(&["ExtendedS3DestinationConfiguration", member])
-            .cloned()
-    };
-    let role = sent("RoleARN").unwrap_or_else(|| json!(default_role(state)));
-    let buffering = json!({
-        "SizeInMBs": d.buffering.size_mib,
-        "IntervalInSeconds": d.buffering.interval_seconds,
-    });
     let mut s3 = json!({
-        "RoleARN": role,
+        "RoleARN": sent_s3(stream, &["RoleARN"]).unwrap_or_else(|| json!(default_role(state))),
         "BucketARN": bucket_arn,
-        "BufferingHints": buffering,
+        "BufferingHints": {
+            "SizeInMBs": d.buffering.size_mib,
+            "IntervalInSeconds": d.buffering.interval_seconds,
+        },
         "CompressionFormat": d.compression.api_name(),
         "EncryptionConfiguration": encryption,
-        "CloudWatchLoggingOptions": sent("CloudWatchLoggingOptions")
+        "CloudWatchLoggingOptions": sent_s3(stream, &["CloudWatchLoggingOptions"])
             .unwrap_or_else(|| json!({"Enabled": false})),
     });
     if let Some(p) = &d.prefix {
@@ -205,40 +225,33 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &V
     if let Some(p) = &d.error_output_prefix {
         s3["ErrorOutputPrefix"] = json!(p);
     }
-    let mut extended = s3.clone();
-    extended["ProcessingConfiguration"] = processing(state, stream);
-    if d.source_record_backup.is_some() {
-        extended["S3BackupMode"] = json!("Enabled");
-        let mut backup = s3.clone();
-        if let Some(b) = backup.as_object_mut() {
-            b.remove("ErrorOutputPrefix");
-            b.remove("Prefix");
-        }
-        let sent_backup = |member: &str| {
-            stream
-                .sent(&[
-                    "ExtendedS3DestinationConfiguration",
-                    "S3BackupConfiguration",
-                    member,
-                ])
-                .cloned()
-        };
-        // The backup is written by the destination's own sink: its bucket and encryption.
-        for member in ["RoleARN", "CloudWatchLoggingOptions"] {
-            if let Some(v) = sent_backup(member) {
-                backup[member] = v;
-            }
-        }
-        if let Some(p) = &d.source_record_backup_prefix {
-            backup["Prefix"] = json!(p);
-        }
-        extended["S3BackupDescription"] = backup;
-    } else {
-        extended["S3BackupMode"] = json!("Disabled");
+    s3
+}
+
+/// S3BackupDescription, when source records are backed up.
+fn backup_description(d: &DestinationConfig, stream: &View, s3: &Value) -> Option<Value> {
+    d.source_record_backup.as_ref()?;
+    let mut backup = s3.clone();
+    if let Some(b) = backup.as_object_mut() {
+        b.remove("ErrorOutputPrefix");
+        b.remove("Prefix");
     }
-    // Described when it was given (an API stream) or is not UTC (a file stream), as AWS
-    // leaves it out when it was not set.
-    match sent("CustomTimeZone") {
+    // The backup is written by the destination's own sink: its bucket and encryption.
+    for member in ["RoleARN", "CloudWatchLoggingOptions"] {
+        if let Some(v) = sent_s3(stream, &["S3BackupConfiguration", member]) {
+            backup[member] = v;
+        }
+    }
+    if let Some(p) = &d.source_record_backup_prefix {
+        backup["Prefix"] = json!(p);
+    }
+    Some(backup)
+}
+
+/// The ExtendedS3DestinationDescription's own members, each left out where AWS leaves it out.
+fn extended_only(d: &DestinationConfig, stream: &View, extended: &mut Value) {
+    // Described when it was given (an API stream) or is not UTC (a file stream).
+    match sent_s3(stream, &["CustomTimeZone"]) {
         Some(tz) => extended["CustomTimeZone"] = tz,
         None if stream.record.and_then(|r| r.request.as_ref()).is_none()
             && d.time_zone != chrono_tz::UTC =>
@@ -252,7 +265,7 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &V
     }
     match (
         &d.dynamic_partitioning,
-        sent("DynamicPartitioningConfiguration"),
+        sent_s3(stream, &["DynamicPartitioningConfiguration"]),
     ) {
         (Some(p), _) => {
             extended["DynamicPartitioningConfiguration"] = json!({"Enabled": true,
@@ -263,29 +276,24 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &V
     }
     match (
         &d.format_conversion,
-        sent("DataFormatConversionConfiguration"),
+        sent_s3(stream, &["DataFormatConversionConfiguration"]),
     ) {
         (Some(c), _) => {
-            let schema_role = stream
-                .sent(&[
-                    "ExtendedS3DestinationConfiguration",
+            let schema_role = sent_s3(
+                stream,
+                &[
                     "DataFormatConversionConfiguration",
                     "SchemaConfiguration",
                     "RoleARN",
-                ])
-                .cloned()
-                .unwrap_or_else(|| role.clone());
+                ],
+            )
+            .unwrap_or_else(|| extended["RoleARN"].clone());
             extended["DataFormatConversionConfiguration"] = conversion(c, &schema_role);
         }
         // Not converting, but it was sent (`{"Enabled": false}`): described as sent.
         (None, Some(off)) => extended["DataFormatConversionConfiguration"] = off,
         (None, None) => {}
     }
-    json!({
-        "DestinationId": format!("destinationId-{:012}", index + 1),
-        "S3DestinationDescription": s3,
-        "ExtendedS3DestinationDescription": extended,
-    })
 }
 
 /// AWS's ProcessingConfiguration of the stream's processing, processors in the order they run

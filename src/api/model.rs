@@ -292,16 +292,7 @@ impl Walk<'_> {
                 let Value::Object(map) = v else {
                     return Err(wrong_type(path, "a structure", v));
                 };
-                for (name, member_shape) in members {
-                    let member_path = join(path, name);
-                    match map.get(name).filter(|m| !m.is_null()) {
-                        Some(m) => self.value(member_shape, m, &member_path)?,
-                        None if required.contains(name) => self.errors.push(format!(
-                            "Value null at '{member_path}' failed to satisfy constraint: Member must not be null"
-                        )),
-                        None => {}
-                    }
-                }
+                self.structure(members, required, map, path)?;
             }
             Kind::List(member) => {
                 let Value::Array(items) = v else {
@@ -334,26 +325,7 @@ impl Walk<'_> {
                     self.errors.push(failed(&format!("'{s}'"), path, &problem));
                 }
             }
-            Kind::Integer | Kind::Double => {
-                let Some(n) = v.as_f64() else {
-                    return Err(wrong_type(path, "a number", v));
-                };
-                if matches!(shape.kind, Kind::Integer) && n.fract() != 0.0 {
-                    return Err(wrong_type(path, "an integer", v));
-                }
-                let shown = format!("'{v}'");
-                if let Some(min) = shape.min.filter(|m| n < *m) {
-                    let c = format!(
-                        "Member must have value greater than or equal to {}",
-                        num(min)
-                    );
-                    self.errors.push(failed(&shown, path, &c));
-                }
-                if let Some(max) = shape.max.filter(|m| n > *m) {
-                    let c = format!("Member must have value less than or equal to {}", num(max));
-                    self.errors.push(failed(&shown, path, &c));
-                }
-            }
+            Kind::Integer | Kind::Double => self.number(shape, v, path)?,
             Kind::Boolean => {
                 if !v.is_boolean() {
                     return Err(wrong_type(path, "a boolean", v));
@@ -374,6 +346,48 @@ impl Walk<'_> {
                     return Err(wrong_type(path, "a timestamp", v));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn structure(
+        &mut self,
+        members: &[(String, String)],
+        required: &[String],
+        map: &serde_json::Map<String, Value>,
+        path: &str,
+    ) -> Result<(), AwsError> {
+        for (name, member_shape) in members {
+            let member_path = join(path, name);
+            match map.get(name).filter(|m| !m.is_null()) {
+                Some(m) => self.value(member_shape, m, &member_path)?,
+                None if required.contains(name) => self.errors.push(format!(
+                    "Value null at '{member_path}' failed to satisfy constraint: Member must not be null"
+                )),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn number(&mut self, shape: &Shape, v: &Value, path: &str) -> Result<(), AwsError> {
+        let Some(n) = v.as_f64() else {
+            return Err(wrong_type(path, "a number", v));
+        };
+        if matches!(shape.kind, Kind::Integer) && n.fract() != 0.0 {
+            return Err(wrong_type(path, "an integer", v));
+        }
+        let shown = format!("'{v}'");
+        if let Some(min) = shape.min.filter(|m| n < *m) {
+            let c = format!(
+                "Member must have value greater than or equal to {}",
+                num(min)
+            );
+            self.errors.push(failed(&shown, path, &c));
+        }
+        if let Some(max) = shape.max.filter(|m| n > *m) {
+            let c = format!("Member must have value less than or equal to {}", num(max));
+            self.errors.push(failed(&shown, path, &c));
         }
         Ok(())
     }

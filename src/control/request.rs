@@ -264,31 +264,7 @@ fn conversion(
         .ok_or_else(|| invalid("SchemaConfiguration.DatabaseName is required"))?;
     let table = text(schema, "TableName")?
         .ok_or_else(|| invalid("SchemaConfiguration.TableName is required"))?;
-    let mut schema_out = match (catalog, glue) {
-        (Some(dir), _) => {
-            if [database, table]
-                .iter()
-                .any(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
-            {
-                return Err(invalid("DatabaseName and TableName must be plain names"));
-            }
-            let file = dir.join(database).join(format!("{table}.json"));
-            json!({"file": file.display().to_string()})
-        }
-        (None, Some(columns)) => json!({"columns": columns}),
-        (None, None) => {
-            return Err(invalid(format!(
-                "the columns of Glue table {database}.{table} were not read: configure the Glue endpoint (aws.endpoint_url or AWS_ENDPOINT_URL_GLUE), or glue_catalog_dir"
-            )));
-        }
-    };
-    schema_out["database_name"] = json!(database);
-    schema_out["table_name"] = json!(table);
-    for (api, ours) in [("Region", "region"), ("CatalogId", "catalog_id")] {
-        if let Some(v) = text(schema, api)? {
-            schema_out[ours] = json!(v);
-        }
-    }
+    let schema_out = schema_of(schema, database, table, catalog, glue)?;
     let mut out = json!({"schema": schema_out});
     let deserializer = get(c, "InputFormatConfiguration").and_then(|i| get(i, "Deserializer"));
     if let Some(hive) = deserializer.and_then(|d| get(d, "HiveJsonSerDe")) {
@@ -336,6 +312,43 @@ fn conversion(
         out["output"] = json!({"parquet": p});
     }
     Ok(out)
+}
+
+/// The configuration's `schema` of a SchemaConfiguration: the table file in the catalog
+/// folder, or the columns read from the Data Catalog, with the table's names.
+fn schema_of(
+    schema: &Value,
+    database: &str,
+    table: &str,
+    catalog: Option<&Path>,
+    glue: Option<&Value>,
+) -> Result<Value, InvalidRequest> {
+    let mut schema_out = match (catalog, glue) {
+        (Some(dir), _) => {
+            if [database, table]
+                .iter()
+                .any(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
+            {
+                return Err(invalid("DatabaseName and TableName must be plain names"));
+            }
+            let file = dir.join(database).join(format!("{table}.json"));
+            json!({"file": file.display().to_string()})
+        }
+        (None, Some(columns)) => json!({"columns": columns}),
+        (None, None) => {
+            return Err(invalid(format!(
+                "the columns of Glue table {database}.{table} were not read: configure the Glue endpoint (aws.endpoint_url or AWS_ENDPOINT_URL_GLUE), or glue_catalog_dir"
+            )));
+        }
+    };
+    schema_out["database_name"] = json!(database);
+    schema_out["table_name"] = json!(table);
+    for (api, ours) in [("Region", "region"), ("CatalogId", "catalog_id")] {
+        if let Some(v) = text(schema, api)? {
+            schema_out[ours] = json!(v);
+        }
+    }
+    Ok(schema_out)
 }
 
 fn parameter<'a>(processor: &'a Value, name: &str) -> Option<&'a str> {
