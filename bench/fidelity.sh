@@ -46,8 +46,9 @@ for name in f["checks"]:
     print(f"| {name} | {mark(f['checks'].get(name))} | {mark(m['checks'].get(name))} |")
 for label, r in (("firehosed", f), ("moto", m)):
     ok = sum(1 for c in r["checks"].values() if c["ok"])
-    print(f"\n{label}: {ok} of {len(f['checks'])} as AWS; {len(r['model_violations'])} response members outside AWS's model")
-    for v in r["model_violations"][:15]:
+    distinct = sorted(set(r["model_violations"]))
+    print(f"\n{label}: {ok} of {len(f['checks'])} as AWS; {len(r['model_violations'])} response members outside AWS's model ({len(distinct)} distinct)")
+    for v in distinct[:15]:
         print(f"  - {v}")
 print("\nwhere they differ (expected -> got):")
 for label, r in (("firehosed", f), ("moto", m)):
