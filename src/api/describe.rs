@@ -82,6 +82,12 @@ impl<'a> View<'a> {
 /// AWS's FailureDescription.Details is at most 1,024 characters.
 const MAX_FAILURE_DETAILS: usize = 1024;
 
+/// FailureDescription of a CREATING_FAILED stream, within the model's length.
+fn failure_description(why: &str) -> Value {
+    let details: String = why.chars().take(MAX_FAILURE_DETAILS).collect();
+    json!({"Type": "UNKNOWN_ERROR", "Details": details})
+}
+
 fn description(state: &AppState, stream: &View) -> Value {
     let destinations: Vec<Value> = stream
         .config
@@ -148,8 +154,7 @@ fn description(state: &AppState, stream: &View) -> Value {
         description["Source"] = source;
     }
     if let Status::Failed(why) = &status {
-        let details: String = why.chars().take(MAX_FAILURE_DETAILS).collect();
-        description["FailureDescription"] = json!({"Type": "UNKNOWN_ERROR", "Details": details});
+        description["FailureDescription"] = failure_description(why);
     }
     description
 }
@@ -476,4 +481,18 @@ pub(super) fn list(state: &AppState, input: Value) -> Result<Value, AwsError> {
         "DeliveryStreamNames": matching.iter().take(take).collect::<Vec<_>>(),
         "HasMoreDeliveryStreams": matching.len() > take,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_details_stay_within_the_models_1024_characters() {
+        let long = "é".repeat(3000);
+        let d = failure_description(&long);
+        assert_eq!(d["Details"].as_str().map(|s| s.chars().count()), Some(1024));
+        assert_eq!(d["Type"], "UNKNOWN_ERROR");
+        assert_eq!(failure_description("short")["Details"], "short");
+    }
 }
