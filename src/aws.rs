@@ -29,8 +29,8 @@ pub(crate) async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
 )]
 pub(crate) struct NoCredentials;
 
-/// Resolves the credentials once, so that a missing key is said in one line at start-up
-/// instead of inside every S3 or Kinesis call's error (the SDK caches what it found).
+/// Resolves the credentials, so that a missing key is said in one line at start-up instead of
+/// inside every S3 or Kinesis call's error (the caller keeps a success: this walks the chain).
 pub(crate) async fn check_credentials(sdk: &SdkConfig) -> Result<(), NoCredentials> {
     use aws_sdk_s3::config::ProvideCredentials;
     let provider = sdk.credentials_provider().ok_or(NoCredentials)?;

@@ -6,8 +6,10 @@
 //! configuration's decoder parses them like any other schema. `glue_catalog_dir` (files laid
 //! out like GetTable's answer) stays the offline option.
 
+use std::time::Duration;
+
 use aws_config::{Region, SdkConfig};
-use aws_sdk_glue::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_glue::error::DisplayErrorContext;
 use aws_sdk_glue::types::StorageDescriptor;
 use serde_json::{Value, json};
 
@@ -43,7 +45,14 @@ pub(crate) async fn columns(
     endpoint_url: Option<&str>,
     t: &TableRef,
 ) -> Result<Value, GlueError> {
-    let mut builder = aws_sdk_glue::config::Builder::from(sdk);
+    // Bounded like the other clients: a Glue endpoint that does not answer fails the create
+    // (or the restart of a stream whose record kept no columns) instead of holding it.
+    let mut builder = aws_sdk_glue::config::Builder::from(sdk).timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_timeout(Duration::from_secs(30))
+            .build(),
+    );
     if let Some(url) = endpoint_url {
         builder = builder.endpoint_url(url);
     }
@@ -51,17 +60,15 @@ pub(crate) async fn columns(
         builder = builder.region(Region::new(region.clone()));
     }
     let client = aws_sdk_glue::Client::from_conf(builder.build());
-    let failed = |call: &'static str, code: Option<&str>, detail: String| match code {
-        Some("EntityNotFoundException") => GlueError::NotFound {
-            database: t.database.clone(),
-            table: t.table.clone(),
-        },
-        _ => GlueError::Call {
-            call,
-            database: t.database.clone(),
-            table: t.table.clone(),
-            detail,
-        },
+    let not_found = || GlueError::NotFound {
+        database: t.database.clone(),
+        table: t.table.clone(),
+    };
+    let failed = |call: &'static str, detail: String| GlueError::Call {
+        call,
+        database: t.database.clone(),
+        table: t.table.clone(),
+        detail,
     };
     let descriptor: Option<StorageDescriptor> = match t.version_id.as_deref() {
         None | Some("LATEST") => {
@@ -72,7 +79,10 @@ pub(crate) async fn columns(
                 .name(&t.table)
                 .send()
                 .await
-                .map_err(|e| failed("GetTable", code(&e), DisplayErrorContext(&e).to_string()))?;
+                .map_err(|e| match e.as_service_error() {
+                    Some(se) if se.is_entity_not_found_exception() => not_found(),
+                    _ => failed("GetTable", DisplayErrorContext(&e).to_string()),
+                })?;
             out.table.and_then(|t| t.storage_descriptor)
         }
         Some(version) => {
@@ -84,12 +94,9 @@ pub(crate) async fn columns(
                 .version_id(version)
                 .send()
                 .await
-                .map_err(|e| {
-                    failed(
-                        "GetTableVersion",
-                        code(&e),
-                        DisplayErrorContext(&e).to_string(),
-                    )
+                .map_err(|e| match e.as_service_error() {
+                    Some(se) if se.is_entity_not_found_exception() => not_found(),
+                    _ => failed("GetTableVersion", DisplayErrorContext(&e).to_string()),
                 })?;
             out.table_version
                 .and_then(|v| v.table)
@@ -109,11 +116,4 @@ pub(crate) async fn columns(
         });
     }
     Ok(Value::Array(columns))
-}
-
-fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    match e {
-        SdkError::ServiceError(se) => se.err().code(),
-        _ => None,
-    }
 }

@@ -12,7 +12,7 @@ use super::error::AwsError;
 use super::firehose::check_name;
 use crate::config::SourceConfig;
 use crate::control::{Encryption, EncryptionStatus, StreamRecord, api_stream_config, request};
-use crate::streams::Prepared;
+use crate::streams::{NewStream, Prepared};
 
 /// AWS's limit of tags per stream.
 const MAX_TAGS: usize = 50;
@@ -27,6 +27,9 @@ fn name_of(input: &Value) -> Result<String, AwsError> {
 
 pub(super) async fn create(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let name = name_of(&input)?;
+    // A name in use is that, whatever else is wrong with the request (and before Glue).
+    state.streams.name_free(&name)?;
+    request::incoming_rules(&input)?;
     let tags = tags_of(input.get("Tags"));
     let glue = state.streams.glue_columns(&input).await?;
     let config = api_stream_config(&input, state.streams.records(), glue.as_ref())?;
@@ -38,30 +41,45 @@ pub(super) async fn create(state: &AppState, input: Value) -> Result<Value, AwsE
                     "DeliveryStreamEncryptionConfigurationInput is not applicable for KinesisStreamAsSource stream type: the source stream's own encryption applies",
                 ));
             }
-            Some(encryption_of(e, EncryptionStatus::Enabled))
+            Some(encryption_of(e, EncryptionStatus::Enabled)?)
         }
         _ => None,
     };
-    let request = request::normalized(input);
     let arn = state
         .streams
-        .create(request, config, tags, encryption)
+        .create(NewStream {
+            request: request::normalized(input),
+            config,
+            tags,
+            encryption,
+            glue_columns: glue,
+        })
         .await?;
     Ok(json!({"DeliveryStreamARN": arn}))
 }
 
-/// A DeliveryStreamEncryptionConfigurationInput (the model has checked KeyType's values).
-fn encryption_of(e: &Value, status: EncryptionStatus) -> Encryption {
+/// A DeliveryStreamEncryptionConfigurationInput (the model has checked KeyType's values): a
+/// customer managed key needs its ARN, an AWS owned one takes none, as AWS documents.
+fn encryption_of(e: &Value, status: EncryptionStatus) -> Result<Encryption, AwsError> {
     let key_type = e
         .get("KeyType")
         .and_then(Value::as_str)
         .unwrap_or("AWS_OWNED_CMK")
         .to_string();
     let key_arn = e.get("KeyARN").and_then(Value::as_str).map(str::to_string);
-    Encryption {
-        key_type,
-        key_arn,
-        status,
+    match (key_type.as_str(), &key_arn) {
+        ("CUSTOMER_MANAGED_CMK", None) => Err(AwsError::invalid_argument(
+            "KeyARN is required when KeyType is CUSTOMER_MANAGED_CMK",
+        )),
+        ("AWS_OWNED_CMK", Some(_)) => Err(AwsError::invalid_argument(
+            "KeyARN must not be specified when KeyType is AWS_OWNED_CMK",
+        )),
+        _ => Ok(Encryption {
+            key_type,
+            key_arn,
+            status,
+            changed_ms: crate::record::now_ms(),
+        }),
     }
 }
 
@@ -83,9 +101,14 @@ pub(super) async fn update_destination(state: &AppState, input: Value) -> Result
     streams
         .update(&name, |record| -> Result<Prepared, AwsError> {
             let request = updated_request(&name, record, &input)?;
+            request::incoming_rules(&request)?;
             // Checked before anything changes: an invalid update leaves the stream as it was.
             let config = api_stream_config(&request, streams.records(), glue.as_ref())?;
-            Ok(Prepared { request, config })
+            Ok(Prepared {
+                request,
+                config,
+                glue_columns: glue,
+            })
         })
         .await?;
     Ok(json!({}))
@@ -214,10 +237,6 @@ pub(super) fn list_tags(state: &AppState, input: Value) -> Result<Value, AwsErro
     Ok(json!({"Tags": tags, "HasMoreTags": after.len() > limit}))
 }
 
-/// How long a Start/StopDeliveryStreamEncryption stays ENABLING / DISABLING (AWS takes a while;
-/// clients poll DescribeDeliveryStream until it settles).
-const ENCRYPTION_SETTLES: std::time::Duration = std::time::Duration::from_millis(500);
-
 /// StartDeliveryStreamEncryption (`start`) and StopDeliveryStreamEncryption: the stream must
 /// exist first, then be DirectPut and ACTIVE; the status moves ENABLING -> ENABLED or
 /// DISABLING -> DISABLED.
@@ -254,29 +273,23 @@ pub(super) fn set_encryption(
         .filter(|v| !v.is_null())
         .cloned()
         .unwrap_or_else(|| json!({"KeyType": "AWS_OWNED_CMK"}));
+    let started = if start {
+        Some(encryption_of(&sent, moving)?)
+    } else {
+        None
+    };
+    // The change settles by itself (Encryption::status_at): no timer to outlive the stream.
     state.streams.records().update(&name, |r| {
-        r.encryption = match (start, r.encryption.take()) {
-            (true, _) => Some(encryption_of(&sent, moving)),
-            (false, Some(e)) => Some(Encryption {
+        r.encryption = match (started, r.encryption.take()) {
+            (Some(new), _) => Some(new),
+            (None, Some(e)) => Some(Encryption {
                 status: moving,
+                changed_ms: crate::record::now_ms(),
                 ..e
             }),
-            (false, None) => None,
+            (None, None) => None,
         };
         Ok::<_, AwsError>(())
     })?;
-    let streams = state.streams.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(ENCRYPTION_SETTLES).await;
-        let settled = streams.records().update(&name, |r| {
-            if let Some(e) = r.encryption.as_mut().filter(|e| e.status == moving) {
-                e.status = moving.settled();
-            }
-            Ok::<_, crate::control::ControlError>(())
-        });
-        if let Err(e) = settled {
-            tracing::warn!(stream = %name, error = %crate::report::Chain(&e), "the encryption status cannot be recorded");
-        }
-    });
     Ok(json!({}))
 }

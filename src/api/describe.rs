@@ -82,9 +82,17 @@ impl<'a> View<'a> {
 /// AWS's FailureDescription.Details is at most 1,024 characters.
 const MAX_FAILURE_DETAILS: usize = 1024;
 
-/// FailureDescription of a CREATING_FAILED stream, within the model's length.
+/// FailureDescription of a CREATING_FAILED stream, within the model's length (UTF-16 units,
+/// as the model counts).
 fn failure_description(why: &str) -> Value {
-    let details: String = why.chars().take(MAX_FAILURE_DETAILS).collect();
+    let mut units = 0;
+    let details: String = why
+        .chars()
+        .take_while(|c| {
+            units += c.len_utf16();
+            units <= MAX_FAILURE_DETAILS
+        })
+        .collect();
     json!({"Type": "UNKNOWN_ERROR", "Details": details})
 }
 
@@ -138,7 +146,8 @@ fn description(state: &AppState, stream: &View) -> Value {
         description["DeliveryStreamEncryptionConfiguration"] =
             match stream.record.and_then(|r| r.encryption.as_ref()) {
                 Some(e) => {
-                    let mut out = json!({"KeyType": e.key_type, "Status": e.status.api_name()});
+                    let status = e.status_at(crate::record::now_ms());
+                    let mut out = json!({"KeyType": e.key_type, "Status": status.api_name()});
                     if let Some(arn) = &e.key_arn {
                         out["KeyARN"] = json!(arn);
                     }
@@ -147,7 +156,12 @@ fn description(state: &AppState, stream: &View) -> Value {
                 None => json!({"Status": "DISABLED"}),
             };
     }
-    if let Some(updated) = stream.record.and_then(|r| r.updated_ms) {
+    // A record of an earlier version has no update time: its creation is the best known.
+    let updated = stream.record.and_then(|r| {
+        r.updated_ms
+            .or_else(|| (stream.version > 1).then_some(r.created_ms))
+    });
+    if let Some(updated) = updated {
         description["LastUpdateTimestamp"] = json!(updated as f64 / 1000.0);
     }
     if let Some(source) = source {
@@ -293,7 +307,19 @@ fn extended_only(d: &DestinationConfig, stream: &View, extended: &mut Value) {
                 ],
             )
             .unwrap_or_else(|| extended["RoleARN"].clone());
-            extended["DataFormatConversionConfiguration"] = conversion(c, &schema_role);
+            let mut described = conversion(c, &schema_role);
+            // The table version read (GetTableVersion), as sent; LATEST when none was.
+            if let Some(v) = sent_s3(
+                stream,
+                &[
+                    "DataFormatConversionConfiguration",
+                    "SchemaConfiguration",
+                    "VersionId",
+                ],
+            ) {
+                described["SchemaConfiguration"]["VersionId"] = v;
+            }
+            extended["DataFormatConversionConfiguration"] = described;
         }
         // Not converting, but it was sent (`{"Enabled": false}`): described as sent.
         (None, Some(off)) => extended["DataFormatConversionConfiguration"] = off,
@@ -492,6 +518,12 @@ mod tests {
         let long = "é".repeat(3000);
         let d = failure_description(&long);
         assert_eq!(d["Details"].as_str().map(|s| s.chars().count()), Some(1024));
+        // Outside the BMP a character is two UTF-16 units.
+        let wide = failure_description(&"😀".repeat(600));
+        assert_eq!(
+            wide["Details"].as_str().map(|s| s.encode_utf16().count()),
+            Some(1024)
+        );
         assert_eq!(d["Type"], "UNKNOWN_ERROR");
         assert_eq!(failure_description("short")["Details"], "short");
     }

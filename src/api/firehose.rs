@@ -215,7 +215,8 @@ async fn put_record(state: &AppState, input: Value) -> Result<Value, AwsError> {
     let record = required(input.record, "record")?;
     let data = decode_record(record, "record")?;
     let ids = stream.put(vec![data]).await.map_err(put_failed)?;
-    Ok(json!({"RecordId": ids.first(), "Encrypted": false}))
+    let encrypted = state.streams.records().encrypted(stream.name());
+    Ok(json!({"RecordId": ids.first(), "Encrypted": encrypted}))
 }
 
 async fn put_record_batch(state: &AppState, input: Value) -> Result<Value, AwsError> {
@@ -244,11 +245,12 @@ async fn put_record_batch(state: &AppState, input: Value) -> Result<Value, AwsEr
         ));
     }
     let count = data.len();
+    let encrypted = state.streams.records().encrypted(stream.name());
     match stream.put(data).await {
         Err(PutError::NotDirectPut) => Err(put_failed(PutError::NotDirectPut)),
         Ok(ids) => {
             let responses: Vec<Value> = ids.iter().map(|id| json!({"RecordId": id})).collect();
-            Ok(json!({"FailedPutCount": 0, "Encrypted": false, "RequestResponses": responses}))
+            Ok(json!({"FailedPutCount": 0, "Encrypted": encrypted, "RequestResponses": responses}))
         }
         Err(e) => {
             // As AWS: HTTP 200, every record failed with its own error, FailedPutCount > 0.
@@ -256,7 +258,7 @@ async fn put_record_batch(state: &AppState, input: Value) -> Result<Value, AwsEr
             let entry = json!({"ErrorCode": code, "ErrorMessage": message});
             Ok(json!({
                 "FailedPutCount": count,
-                "Encrypted": false,
+                "Encrypted": encrypted,
                 "RequestResponses": vec![entry; count],
             }))
         }

@@ -147,20 +147,22 @@ fn java_classes(pattern: &str) -> String {
                     out.push(c);
                     break;
                 };
-                let ascii = match next {
+                let ascii = match next.to_ascii_lowercase() {
                     'w' => Some("a-zA-Z_0-9"),
                     'd' => Some("0-9"),
                     's' => Some(" \\t\\n\\x0B\\f\\r"),
                     _ => None,
                 };
-                match (ascii, in_class) {
-                    (Some(set), true) => out.push_str(set),
-                    (Some(set), false) => {
-                        out.push('[');
+                let negated = next.is_ascii_uppercase();
+                match (ascii, in_class, negated) {
+                    (Some(set), true, false) => out.push_str(set),
+                    (Some(set), false, _) => {
+                        out.push_str(if negated { "[^" } else { "[" });
                         out.push_str(set);
                         out.push(']');
                     }
-                    (None, _) => {
+                    // \W, \D, \S inside brackets: left to the regex crate (no model pattern has one).
+                    (_, _, _) => {
                         out.push(c);
                         out.push(next);
                     }
@@ -392,11 +394,12 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// The length constraints of a list, map or blob.
+    /// The length constraints of a list, map or blob. The value is shown only when a
+    /// constraint fails: a valid PutRecordBatch must not pay for printing its records.
     fn length(&mut self, shape: &Shape, len: usize, v: &Value, path: &str) {
-        let shown = match v {
+        let shown = || match v {
             Value::String(s) => s.clone(),
-            other => format!("'{}'", shortened(other.to_string())),
+            other => format!("'{}'", shortened(other)),
         };
         let len = len as f64;
         if let Some(min) = shape.min.filter(|m| len < *m) {
@@ -404,11 +407,11 @@ impl Walk<'_> {
                 "Member must have length greater than or equal to {}",
                 num(min)
             );
-            self.errors.push(failed(&shown, path, &c));
+            self.errors.push(failed(&shown(), path, &c));
         }
         if let Some(max) = shape.max.filter(|m| len > *m) {
             let c = format!("Member must have length less than or equal to {}", num(max));
-            self.errors.push(failed(&shown, path, &c));
+            self.errors.push(failed(&shown(), path, &c));
         }
     }
 
@@ -464,7 +467,25 @@ fn string_problems(shape: &Shape, s: &str) -> Vec<String> {
 
 /// A list or map as shown in a message: its JSON, cut after 256 characters (a refused batch of
 /// 501 records must not come back whole).
-fn shortened(mut text: String) -> String {
+fn shortened(v: &Value) -> String {
+    // At most the first 256 characters of the JSON are written (a 500-record list is not
+    // printed whole to be cut).
+    struct Capped(String);
+    impl std::io::Write for Capped {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() > 1024 {
+                return Err(std::io::Error::other("enough"));
+            }
+            self.0.push_str(&String::from_utf8_lossy(buf));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Capped(String::new());
+    let _ = serde_json::to_writer(&mut out, v);
+    let mut text = out.0;
     if let Some((i, _)) = text.char_indices().nth(256) {
         text.truncate(i);
         text.push_str("...");
@@ -546,6 +567,16 @@ mod tests {
         // Only the Redshift JDBC URL's pattern (lookbehind) is left unchecked.
         assert_eq!(unchecked.len(), 1, "{unchecked:?}");
         assert!(unchecked[0].starts_with("jdbc:"), "{unchecked:?}");
+    }
+
+    #[test]
+    fn patterns_use_javas_ascii_classes() {
+        let p = Pattern::compile("^\\S+$").expect("compiles");
+        // Java's \S is [^ \t\n\x0B\f\r]: a no-break space is not whitespace there.
+        assert!(p.matches("a\u{a0}b"));
+        assert!(!p.matches("a b"));
+        let w = Pattern::compile("[\\w]+").expect("compiles");
+        assert!(w.matches("abc_9") && !w.matches("é"));
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub(crate) struct StreamRecord {
     /// Start/StopDeliveryStreamEncryption set (None: DISABLED).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) encryption: Option<Encryption>,
+    /// The columns of the request's Glue table as last read from the Data Catalog: a restart
+    /// starts the stream on them, whether Glue answers then or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) glue_columns: Option<Value>,
     /// A digest of a file stream's checked configuration: a change while the daemon was down
     /// still moves the version on at the next start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +94,7 @@ impl StreamRecord {
             created_ms,
             updated_ms: None,
             encryption: None,
+            glue_columns: None,
             fingerprint: None,
             deleting: false,
             status: Status::Active,
@@ -106,7 +111,26 @@ pub(crate) struct Encryption {
     pub(crate) key_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) key_arn: Option<String>,
+    /// As set by the last change: ENABLING or DISABLING until ENCRYPTION_SETTLES_MS later.
     pub(crate) status: EncryptionStatus,
+    /// When the last change was made (ms since the epoch).
+    #[serde(default)]
+    pub(crate) changed_ms: i64,
+}
+
+/// How long a Start/StopDeliveryStreamEncryption stays ENABLING / DISABLING (AWS takes a while;
+/// clients poll DescribeDeliveryStream until it settles).
+pub(crate) const ENCRYPTION_SETTLES_MS: i64 = 500;
+
+impl Encryption {
+    /// The status DescribeDeliveryStream shows at `now_ms`.
+    pub(crate) fn status_at(&self, now_ms: i64) -> EncryptionStatus {
+        if now_ms - self.changed_ms >= ENCRYPTION_SETTLES_MS {
+            self.status.settled()
+        } else {
+            self.status
+        }
+    }
 }
 
 /// DeliveryStreamEncryptionConfiguration.Status.
@@ -232,6 +256,15 @@ impl StreamRecords {
         Ok(out)
     }
 
+    /// Whether records put now are encrypted at rest as the stream's encryption says (PutRecord's
+    /// `Encrypted`): looked up under the lock, nothing cloned.
+    pub(crate) fn encrypted(&self, name: &str) -> bool {
+        self.lock()
+            .get(name)
+            .and_then(|r| r.encryption.as_ref())
+            .is_some_and(|e| e.status_at(crate::record::now_ms()) == EncryptionStatus::Enabled)
+    }
+
     /// Sets a stream's status (in memory: statuses are not kept across restarts).
     pub(crate) fn set_status(&self, name: &str, status: Status) {
         if let Some(r) = self.lock().get_mut(name) {
@@ -343,8 +376,17 @@ fn merge_file_streams(
 /// The digest of a stream's checked configuration (every value of the model takes part in its
 /// Debug form).
 pub(crate) fn fingerprint(sc: &StreamConfig) -> String {
-    format!("{:x}", md5::compute(format!("{sc:?}")))
+    let mut text = format!("{sc:?}");
+    // Keys added since fingerprints were first kept leave no trace while unset, so that an
+    // upgrade alone does not move every file stream to its next version (new object names).
+    for field in FIELDS_ADDED_LATER {
+        text = text.replace(&format!(", {field}: None"), "");
+    }
+    format!("{:x}", md5::compute(text))
 }
+
+/// Option fields of the configuration model added after the fingerprint's form was fixed.
+const FIELDS_ADDED_LATER: [&str; 1] = ["kms_key_arn"];
 
 /// Removes a deleted stream's spool, staging files and checkpoints.
 pub(crate) fn remove_state(state_dir: &Path, name: &str) {
@@ -391,6 +433,50 @@ fn escape_substitution(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What firehosed at e472d81 (before `kms_key_arn`) recorded for the stream below.
+    const FINGERPRINT_BEFORE_KMS: &str = "971fd4eff4e1a06ad9e78cd317f77cdc";
+
+    /// The fingerprint of this stream is the one firehosed computed before `kms_key_arn`
+    /// existed: adding a configuration field must not move the version of streams that do
+    /// not use it (add the field to FIELDS_ADDED_LATER).
+    #[test]
+    fn an_encryption_change_reads_enabling_then_settles() {
+        let e = Encryption {
+            key_type: "AWS_OWNED_CMK".into(),
+            key_arn: None,
+            status: EncryptionStatus::Enabling,
+            changed_ms: 1_000,
+        };
+        assert_eq!(e.status_at(1_000), EncryptionStatus::Enabling);
+        assert_eq!(
+            e.status_at(1_000 + ENCRYPTION_SETTLES_MS - 1),
+            EncryptionStatus::Enabling
+        );
+        assert_eq!(
+            e.status_at(1_000 + ENCRYPTION_SETTLES_MS),
+            EncryptionStatus::Enabled
+        );
+        let off = Encryption {
+            status: EncryptionStatus::Disabling,
+            ..e
+        };
+        assert_eq!(off.status_at(1_001), EncryptionStatus::Disabling);
+        assert_eq!(off.status_at(i64::MAX / 2), EncryptionStatus::Disabled);
+    }
+
+    #[test]
+    fn a_new_unset_field_leaves_the_fingerprint_as_it_was() {
+        let yaml = "name: orders\nsource: {direct_put: {}}\ndestinations:\n  - s3: {bucket: lake}\n    prefix: p/\n";
+        let sc = crate::config::parse_stream("t", yaml, false).expect("valid");
+        assert_eq!(fingerprint(&sc), FINGERPRINT_BEFORE_KMS);
+        let mut with_key = sc.clone();
+        if let crate::config::Target::S3 { kms_key_arn, .. } = &mut with_key.destinations[0].target
+        {
+            *kms_key_arn = Some("arn:aws:kms:us-east-1:123456789012:key/k".into());
+        }
+        assert_ne!(fingerprint(&with_key), FINGERPRINT_BEFORE_KMS);
+    }
 
     #[test]
     fn request_text_is_not_read_as_environment_references() {

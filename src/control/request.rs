@@ -55,11 +55,6 @@ pub(crate) fn stream_config(
         .ok_or_else(|| invalid("DeliveryStreamName is required"))?;
     let kind = text(input, "DeliveryStreamType")?.unwrap_or("DirectPut");
     let source = match kind {
-        "DirectPut" if get(input, "KinesisStreamSourceConfiguration").is_some() => {
-            return Err(invalid(
-                "KinesisSourceStreamConfig is only applicable for KinesisStreamAsSource stream type",
-            ));
-        }
         "DirectPut" => json!({"direct_put": {}}),
         "KinesisStreamAsSource" => {
             let k = get(input, "KinesisStreamSourceConfiguration").ok_or_else(|| {
@@ -116,6 +111,51 @@ pub(crate) fn stream_config(
         stream["processing"] = Value::Object(processing);
     }
     Ok(stream)
+}
+
+/// The rules a new request (CreateDeliveryStream, or a stream's request with an
+/// UpdateDestination merged in) must follow beyond the model's, which `stream_config` leaves
+/// to this: a request kept by an earlier version, which did not check them, still starts.
+pub(crate) fn incoming_rules(input: &Value) -> Result<(), InvalidRequest> {
+    let kind = text(input, "DeliveryStreamType")?.unwrap_or("DirectPut");
+    if kind == "DirectPut" && get(input, "KinesisStreamSourceConfiguration").is_some() {
+        return Err(invalid(
+            "KinesisSourceStreamConfig is only applicable for KinesisStreamAsSource stream type",
+        ));
+    }
+    let Some(s3) = get(input, "ExtendedS3DestinationConfiguration")
+        .or_else(|| get(input, "S3DestinationConfiguration"))
+    else {
+        return Ok(());
+    };
+    let Some(backup) = get(s3, "S3BackupConfiguration")
+        .filter(|_| get(s3, "S3BackupMode").and_then(Value::as_str) == Some("Enabled"))
+    else {
+        return Ok(());
+    };
+    // One bucket per destination: the backup goes where the objects go, as they go.
+    let bucket_arn = text(s3, "BucketARN")?;
+    if let Some(other) = text(backup, "BucketARN")?
+        && Some(other) != bucket_arn
+    {
+        return Err(invalid(format!(
+            "firehosed writes the source-record backup to the destination's bucket: S3BackupConfiguration.BucketARN {other} must be {}",
+            bucket_arn.unwrap_or("the destination's")
+        )));
+    }
+    let kms_of = |v: &Value| {
+        get(v, "EncryptionConfiguration")
+            .and_then(|e| get(e, "KMSEncryptionConfig"))
+            .and_then(|k| get(k, "AWSKMSKeyARN"))
+            .cloned()
+    };
+    let backup_kms = kms_of(backup);
+    if backup_kms.is_some() && backup_kms != kms_of(s3) {
+        return Err(invalid(
+            "firehosed writes the source-record backup with the destination's encryption: S3BackupConfiguration.EncryptionConfiguration must be the destination's",
+        ));
+    }
+    Ok(())
 }
 
 /// Every destination member of CreateDeliveryStreamInput (AWS takes exactly one).
@@ -202,22 +242,6 @@ fn destination(
         let backup = get(s3, "S3BackupConfiguration").ok_or_else(|| {
             invalid("S3BackupConfiguration is required with S3BackupMode Enabled")
         })?;
-        // One bucket per destination: the backup goes where the objects go.
-        if let Some(other) = text(backup, "BucketARN")?
-            && other != bucket_arn
-        {
-            return Err(invalid(format!(
-                "firehosed writes the source-record backup to the destination's bucket: S3BackupConfiguration.BucketARN {other} must be {bucket_arn}"
-            )));
-        }
-        let backup_kms = get(backup, "EncryptionConfiguration")
-            .and_then(|e| get(e, "KMSEncryptionConfig"))
-            .and_then(|k| get(k, "AWSKMSKeyARN"));
-        if backup_kms.is_some() && backup_kms != kms {
-            return Err(invalid(
-                "firehosed writes the source-record backup with the destination's encryption: S3BackupConfiguration.EncryptionConfiguration must be the destination's",
-            ));
-        }
         let prefix = text(backup, "Prefix")?.unwrap_or("");
         d["source_record_backup"] = json!({"prefix": prefix});
     }

@@ -85,6 +85,9 @@ pub(crate) enum BuildError {
 pub(crate) struct Builder {
     pub(crate) config: Config,
     sdk: tokio::sync::OnceCell<aws_config::SdkConfig>,
+    /// Set once credentials were found: the chain is not walked again for every stream (a
+    /// failure is not kept: a profile file may be fixed while the daemon runs).
+    credentials_found: tokio::sync::OnceCell<()>,
     pub(crate) region: String,
     budget: Arc<Budget>,
     fatal: FatalSender,
@@ -122,6 +125,7 @@ impl Builder {
         Builder {
             config,
             sdk: tokio::sync::OnceCell::new_with(sdk),
+            credentials_found: tokio::sync::OnceCell::new(),
             region,
             budget,
             fatal,
@@ -134,6 +138,17 @@ impl Builder {
             "arn:aws:firehose:{}:{}:deliverystream/{name}",
             self.region, self.config.aws.account_id
         )
+    }
+
+    /// The SDK configuration with credentials found (the one-line error otherwise).
+    pub(crate) async fn sdk_with_credentials(
+        &self,
+    ) -> Result<&aws_config::SdkConfig, aws::NoCredentials> {
+        let sdk = self.sdk().await;
+        self.credentials_found
+            .get_or_try_init(|| aws::check_credentials(sdk))
+            .await?;
+        Ok(sdk)
     }
 
     /// The AWS SDK's configuration, loaded the first time a stream needs it.
@@ -154,18 +169,17 @@ impl Builder {
         version: u32,
     ) -> Result<DeliveryStream, BuildError> {
         let sdk = if needs_aws(sc) {
-            Some(self.sdk().await)
+            let sdk =
+                self.sdk_with_credentials()
+                    .await
+                    .map_err(|source| BuildError::Credentials {
+                        stream: sc.name.clone(),
+                        source,
+                    })?;
+            Some(sdk)
         } else {
             None
         };
-        if let Some(sdk) = sdk {
-            aws::check_credentials(sdk)
-                .await
-                .map_err(|source| BuildError::Credentials {
-                    stream: sc.name.clone(),
-                    source,
-                })?;
-        }
         let b = Build {
             builder: self,
             sc,
@@ -265,7 +279,12 @@ impl Build<'_> {
             .as_deref()
             .or(config.aws.endpoint_url.as_deref());
         let client = aws::kinesis_client(sdk, endpoint);
-        let named = kinesis::check_stream(&client, &k.stream)
+        // The SDK's standard variables override the endpoint too.
+        let local = endpoint.is_some()
+            || ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"]
+                .iter()
+                .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+        let named = kinesis::check_stream(&client, &k.stream, local)
             .await
             .map_err(|source| BuildError::Kinesis {
                 stream: self.sc.name.clone(),

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Builder, Streams, TooManyOpenFiles, open_files};
+use super::{Builder, Streams, StreamsError, TooManyOpenFiles, open_files};
 use crate::config::{Config, StreamConfig};
 use crate::control::{Origin, Status, StreamRecord, StreamRecords, api_stream_config, fingerprint};
 use crate::report::Chain;
@@ -83,7 +83,7 @@ impl Streams {
             return;
         }
         let checked = match record.request.as_ref() {
-            Some(req) => match self.glue_columns(req).await {
+            Some(req) => match self.restored_glue_columns(req, &record).await {
                 Ok(glue) => {
                     api_stream_config(req, &self.records, glue.as_ref()).map_err(|e| e.message)
                 }
@@ -112,6 +112,19 @@ impl Streams {
                 tracing::error!(stream = %name, error = %why, "{context}");
                 self.records.set_status(name, Status::Failed(why));
             }
+        }
+    }
+
+    /// The Glue columns a restored stream starts on: those its record kept, else (a record of
+    /// an earlier version) read again.
+    async fn restored_glue_columns(
+        &self,
+        request: &serde_json::Value,
+        record: &StreamRecord,
+    ) -> Result<Option<serde_json::Value>, StreamsError> {
+        match &record.glue_columns {
+            Some(kept) => Ok(Some(kept.clone())),
+            None => self.glue_columns(request).await,
         }
     }
 

@@ -60,6 +60,17 @@ pub(crate) enum StreamsError {
 pub(crate) struct Prepared {
     pub(crate) request: Value,
     pub(crate) config: StreamConfig,
+    /// The Glue table's columns the configuration was checked with.
+    pub(crate) glue_columns: Option<Value>,
+}
+
+/// A CreateDeliveryStream, checked: what its record keeps.
+pub(crate) struct NewStream {
+    pub(crate) request: Value,
+    pub(crate) config: StreamConfig,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) encryption: Option<Encryption>,
+    pub(crate) glue_columns: Option<Value>,
 }
 
 pub(crate) struct Streams {
@@ -238,6 +249,17 @@ impl Streams {
         self.records.remove(name);
     }
 
+    /// Err(AlreadyExists) when a stream of this name exists (checked again when it is created).
+    pub(crate) fn name_free(&self, name: &str) -> Result<(), StreamsError> {
+        match self.records.get(name) {
+            Some(_) => Err(StreamsError::AlreadyExists {
+                name: name.to_string(),
+                account: self.account_id().to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The columns of the request's Glue table, read from the Data Catalog with the `aws`
     /// settings (None: the request converts nothing, or tables are read from
     /// `glue_catalog_dir`).
@@ -248,21 +270,21 @@ impl Streams {
         let Some(table) = crate::control::request::glue_table(request, &self.records.local) else {
             return Ok(None);
         };
-        let sdk = self.builder.sdk().await;
-        crate::aws::check_credentials(sdk).await?;
+        let sdk = self.builder.sdk_with_credentials().await?;
         let endpoint = self.builder.config.aws.endpoint_url.as_deref();
         Ok(Some(crate::glue::columns(sdk, endpoint, &table).await?))
     }
 
     /// CreateDeliveryStream: the record is kept at once (CREATING) and the stream built in the
     /// background (ACTIVE, or CREATING_FAILED). Returns the stream's ARN.
-    pub(crate) async fn create(
-        self: &Arc<Self>,
-        request: Value,
-        config: StreamConfig,
-        tags: BTreeMap<String, String>,
-        encryption: Option<Encryption>,
-    ) -> Result<String, StreamsError> {
+    pub(crate) async fn create(self: &Arc<Self>, new: NewStream) -> Result<String, StreamsError> {
+        let NewStream {
+            request,
+            config,
+            tags,
+            encryption,
+            glue_columns,
+        } = new;
         let name = config.name.clone();
         let already = || StreamsError::AlreadyExists {
             name: name.clone(),
@@ -279,6 +301,7 @@ impl Streams {
                 request: Some(request),
                 tags,
                 encryption,
+                glue_columns,
                 status: Status::Creating,
                 config: Some(config.clone()),
                 ..StreamRecord::new(Origin::Api, crate::record::now_ms())
@@ -360,7 +383,11 @@ impl Streams {
             }
             .into());
         }
-        let Prepared { request, config } = prepare(&record)?;
+        let Prepared {
+            request,
+            config,
+            glue_columns,
+        } = prepare(&record)?;
         self.admit(&config).map_err(StreamsError::from)?;
         let version = record.version + 1;
         if let Some(old) = self.get(name) {
@@ -384,6 +411,7 @@ impl Streams {
         self.records
             .update(name, |r| {
                 r.request = Some(request);
+                r.glue_columns = glue_columns;
                 r.version = version;
                 r.updated_ms = Some(crate::record::now_ms());
                 r.config = Some(config);

@@ -306,11 +306,21 @@ if "fid-s3" in fh.list_delivery_streams(Limit=100)["DeliveryStreamNames"]:
     got = code(lambda: fh.start_delivery_stream_encryption(
         DeliveryStreamName="fid-s3",
         DeliveryStreamEncryptionConfigurationInput={"KeyType": "AWS_OWNED_CMK"}))
+    # What a poller sees: the moving status (unless the machine stalls past it), then the
+    # settled one; never anything else.
+    seen = statuses("fid-s3", "ENABLED")
     record("StartDeliveryStreamEncryption: ENABLING, then ENABLED",
-           ["OK", "ENABLED"], [got, statuses("fid-s3", "ENABLED")[-1]])
+           ["OK", "ENABLED", True], [got, seen[-1], seen in (["ENABLING", "ENABLED"], ["ENABLED"])])
+    record("... and PutRecord then answers Encrypted: true", True, fh.put_record(
+        DeliveryStreamName="fid-s3", Record={"Data": b"x"}).get("Encrypted"))
     got = code(lambda: fh.stop_delivery_stream_encryption(DeliveryStreamName="fid-s3"))
+    seen = statuses("fid-s3", "DISABLED")
     record("StopDeliveryStreamEncryption: DISABLING, then DISABLED",
-           ["OK", "DISABLED"], [got, statuses("fid-s3", "DISABLED")[-1]])
+           ["OK", "DISABLED", True], [got, seen[-1], seen in (["DISABLING", "DISABLED"], ["DISABLED"])])
+record("a customer managed key without its KeyARN", "InvalidArgumentException", code(
+    lambda: fh.start_delivery_stream_encryption(
+        DeliveryStreamName="fid-echo",
+        DeliveryStreamEncryptionConfigurationInput={"KeyType": "CUSTOMER_MANAGED_CMK"})))
 
 for name in ("fid-s3", "fid-echo"):
     error_of(lambda: fh.delete_delivery_stream(DeliveryStreamName=name))

@@ -49,13 +49,16 @@ pub(crate) enum KinesisError {
 
 /// Start-up check: the stream exists and can be described. Returns how the stream is to be
 /// named in every later call: an ARN as given where the server finds the stream by
-/// `StreamARN` (AWS, for a stream of any account), else the ARN's stream name, where a server
-/// that does not take StreamARN (ValidationException) or keeps streams under another account
-/// id (ResourceNotFoundException: kinesalite's account is 000000000000) finds it by
-/// `StreamName`. Which stream was found, under which ARN, is logged.
+/// `StreamARN` (AWS, for a stream of any account). On a local server (`local`: an endpoint
+/// override is in effect) that does not take StreamARN (ValidationException) or keeps streams
+/// under another account id (ResourceNotFoundException: kinesalite's account is
+/// 000000000000), the ARN's stream name, found by `StreamName`; which stream, under which ARN,
+/// is logged. Against AWS an ARN is never swapped for a name: that could read another
+/// account's namesake.
 pub(crate) async fn check_stream(
     client: &Client,
     stream: &KinesisStreamRef,
+    local: bool,
 ) -> Result<KinesisStreamRef, KinesisError> {
     let refused = match describe_summary(client, stream).await {
         Ok(_) => return Ok(stream.clone()),
@@ -68,10 +71,12 @@ pub(crate) async fn check_stream(
     let KinesisStreamRef::Arn(arn) = stream else {
         return Err(summary_error(stream, refused));
     };
-    if !matches!(
-        code,
-        Some("ValidationException" | "ResourceNotFoundException")
-    ) {
+    if !local
+        || !matches!(
+            code,
+            Some("ValidationException" | "ResourceNotFoundException")
+        )
+    {
         return Err(summary_error(stream, refused));
     }
     let by_name = KinesisStreamRef::Name(stream.name().to_string());
