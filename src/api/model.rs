@@ -266,7 +266,7 @@ impl Model {
             model: self,
             errors: Vec::new(),
         };
-        walk.value(shape, input, "")?;
+        walk.value(shape, input, &Path::Root)?;
         match walk.errors.len() {
             0 => Ok(()),
             n => Err(AwsError::validation(format!(
@@ -285,7 +285,7 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn value(&mut self, shape_name: &str, v: &Value, path: &str) -> Result<(), AwsError> {
+    fn value(&mut self, shape_name: &str, v: &Value, path: &Path<'_>) -> Result<(), AwsError> {
         let Some(shape) = self.model.shapes.get(shape_name) else {
             return Ok(());
         };
@@ -303,7 +303,7 @@ impl Walk<'_> {
                 self.length(shape, items.len(), v, path);
                 for (i, item) in items.iter().enumerate() {
                     if !item.is_null() {
-                        self.value(member, item, &format!("{path}.{}.member", i + 1))?;
+                        self.value(member, item, &Path::Index(path, i))?;
                     }
                 }
             }
@@ -315,7 +315,7 @@ impl Walk<'_> {
                 for (k, item) in map {
                     self.map_key(key, k, path);
                     if !item.is_null() {
-                        self.value(value, item, &format!("{path}.{k}"))?;
+                        self.value(value, item, &Path::Key(path, k))?;
                     }
                 }
             }
@@ -340,8 +340,11 @@ impl Walk<'_> {
                 // The length of the bytes, without decoding them (the operation decodes and
                 // rejects what is not base64); AWS shows a blob as Java's ByteBuffer.
                 let len = decoded_len(b64);
-                let shown = format!("'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]'");
-                self.length(shape, len, &Value::String(shown.clone()), path);
+                let lf = len as f64;
+                if shape.min.is_some_and(|m| lf < m) || shape.max.is_some_and(|m| lf > m) {
+                    let shown = format!("'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]'");
+                    self.length(shape, len, &Value::String(shown), path);
+                }
             }
             Kind::Timestamp => {
                 if !(v.is_number() || v.is_string()) {
@@ -357,10 +360,10 @@ impl Walk<'_> {
         members: &[(String, String)],
         required: &[String],
         map: &serde_json::Map<String, Value>,
-        path: &str,
+        path: &Path<'_>,
     ) -> Result<(), AwsError> {
         for (name, member_shape) in members {
-            let member_path = join(path, name);
+            let member_path = Path::Member(path, name);
             match map.get(name).filter(|m| !m.is_null()) {
                 Some(m) => self.value(member_shape, m, &member_path)?,
                 None if required.contains(name) => self.errors.push(format!(
@@ -372,7 +375,7 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn number(&mut self, shape: &Shape, v: &Value, path: &str) -> Result<(), AwsError> {
+    fn number(&mut self, shape: &Shape, v: &Value, path: &Path<'_>) -> Result<(), AwsError> {
         let Some(n) = v.as_f64() else {
             return Err(wrong_type(path, "a number", v));
         };
@@ -396,7 +399,7 @@ impl Walk<'_> {
 
     /// The length constraints of a list, map or blob. The value is shown only when a
     /// constraint fails: a valid PutRecordBatch must not pay for printing its records.
-    fn length(&mut self, shape: &Shape, len: usize, v: &Value, path: &str) {
+    fn length(&mut self, shape: &Shape, len: usize, v: &Value, path: &Path<'_>) {
         let shown = || match v {
             Value::String(s) => s.clone(),
             other => format!("'{}'", shortened(other)),
@@ -415,7 +418,7 @@ impl Walk<'_> {
         }
     }
 
-    fn map_key(&mut self, key_shape: &str, key: &str, path: &str) {
+    fn map_key(&mut self, key_shape: &str, key: &str, path: &Path<'_>) {
         let Some(shape) = self.model.shapes.get(key_shape) else {
             return;
         };
@@ -493,21 +496,43 @@ fn shortened(v: &Value) -> String {
     text
 }
 
-fn failed(shown: &str, path: &str, constraint: &str) -> String {
+fn failed(shown: &str, path: &Path<'_>, constraint: &str) -> String {
     format!("Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
 }
 
-/// `a.b` with the member's first letter in lower case, as AWS names members in its messages.
-fn join(path: &str, member: &str) -> String {
-    let mut chars = member.chars();
-    let lower: String = chars
-        .next()
-        .map(|c| c.to_lowercase().chain(chars).collect())
-        .unwrap_or_default();
-    if path.is_empty() {
-        lower
-    } else {
-        format!("{path}.{lower}")
+/// Where a value is in the request, as AWS names it in its messages: members with their first
+/// letter in lower case, list members `name.N.member` (from 1), map values `name.KEY`. Built on
+/// the stack as the walk goes down and written out only for an error: a valid request costs no
+/// allocation per member.
+enum Path<'a> {
+    Root,
+    Member(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+    Key(&'a Path<'a>, &'a str),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dot = |f: &mut std::fmt::Formatter<'_>, parent: &Path<'_>| {
+            if matches!(parent, Path::Root) {
+                Ok(())
+            } else {
+                write!(f, "{parent}.")
+            }
+        };
+        match self {
+            Path::Root => Ok(()),
+            Path::Member(parent, name) => {
+                dot(f, parent)?;
+                let mut chars = name.chars();
+                if let Some(first) = chars.next() {
+                    write!(f, "{}{}", first.to_lowercase(), chars.as_str())?;
+                }
+                Ok(())
+            }
+            Path::Index(parent, i) => write!(f, "{parent}.{}.member", i + 1),
+            Path::Key(parent, k) => write!(f, "{parent}.{k}"),
+        }
     }
 }
 
@@ -526,7 +551,7 @@ fn decoded_len(b64: &str) -> usize {
     t.len() * 3 / 4
 }
 
-fn wrong_type(path: &str, expected: &str, v: &Value) -> AwsError {
+fn wrong_type(path: &Path<'_>, expected: &str, v: &Value) -> AwsError {
     let found = match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -535,7 +560,10 @@ fn wrong_type(path: &str, expected: &str, v: &Value) -> AwsError {
         Value::Array(_) => "a list",
         Value::Object(_) => "a structure",
     };
-    let at = if path.is_empty() { "the request" } else { path };
+    let at = match path {
+        Path::Root => "the request".to_string(),
+        _ => path.to_string(),
+    };
     AwsError::serialization(format!(
         "Cannot read the request: '{at}' must be {expected}, not {found}"
     ))
