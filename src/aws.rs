@@ -76,6 +76,28 @@ pub(crate) fn region_name(sdk: &SdkConfig) -> String {
 }
 
 /// A Kinesis client; as for S3, the readers retry with their own backoff (and count throttling).
+/// The lease table's client: calls time out within a third of the failover time (at most 5 s),
+/// so a DynamoDB that hangs is seen as failing renewals, not as a stuck instance.
+pub(crate) fn dynamodb_client(
+    sdk: &SdkConfig,
+    endpoint_url: Option<&str>,
+    failover: Duration,
+) -> aws_sdk_dynamodb::Client {
+    let attempt = (failover / 3).clamp(Duration::from_millis(500), Duration::from_secs(5));
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(attempt)
+                .operation_attempt_timeout(attempt)
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
 pub(crate) fn kinesis_client(
     sdk: &SdkConfig,
     endpoint_url: Option<&str>,

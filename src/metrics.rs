@@ -121,6 +121,20 @@ pub(crate) struct StreamView<'a> {
     /// Per shard of a Kinesis source: (shard id, records read, bytes read, MillisBehindLatest,
     /// throttled GetRecords).
     pub(crate) shards: Vec<(String, u64, u64, i64, u64)>,
+    /// A Kinesis source's leases, with a lease table.
+    pub(crate) leases: Option<LeaseView>,
+}
+
+/// What one instance's lease manager did (firehosed only: managed Firehose has no fleet).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LeaseView {
+    pub(crate) held: u64,
+    pub(crate) taken: u64,
+    pub(crate) stolen: u64,
+    pub(crate) handed_off: u64,
+    pub(crate) lost: u64,
+    pub(crate) renew_failures: u64,
+    pub(crate) duplicates: u64,
 }
 
 struct Family {
@@ -362,6 +376,7 @@ pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
         }
     }
     render_kinesis(&mut out, streams);
+    render_leases(&mut out, streams);
     render_server(&mut out);
     out
 }
@@ -466,6 +481,63 @@ fn render_kinesis(out: &mut String, streams: &[StreamView]) {
     }
 }
 
+const LEASE_FAMILIES: [Family; 7] = [
+    family(
+        "firehose_kinesis_leases_held",
+        "gauge",
+        "Shard leases this instance holds in the lease table; firehosed only",
+    ),
+    family(
+        "firehose_kinesis_leases_taken_total",
+        "counter",
+        "Unowned or expired shard leases this instance took; firehosed only",
+    ),
+    family(
+        "firehose_kinesis_leases_stolen_total",
+        "counter",
+        "Shard leases this instance took from a live instance to balance the fleet; firehosed only",
+    ),
+    family(
+        "firehose_kinesis_leases_handed_off_total",
+        "counter",
+        "Shard leases taken from this instance that it handed off with a last checkpoint; firehosed only",
+    ),
+    family(
+        "firehose_kinesis_leases_lost_total",
+        "counter",
+        "Shard leases this instance lost (not renewed within the failover time, or taken while it could not hand off); firehosed only",
+    ),
+    family(
+        "firehose_kinesis_lease_renew_failures_total",
+        "counter",
+        "Lease renewals that failed (DynamoDB unreachable or erroring); firehosed only",
+    ),
+    family(
+        "firehose_kinesis_lease_duplicate_records_total",
+        "counter",
+        "Records this instance delivered past the last checkpoint it could write before losing the lease: the next owner reads them again; firehosed only",
+    ),
+];
+
+fn render_leases(out: &mut String, streams: &[StreamView]) {
+    for (i, f) in LEASE_FAMILIES.iter().enumerate() {
+        header(out, f);
+        for s in streams {
+            let Some(l) = s.leases else { continue };
+            let v = [
+                l.held,
+                l.taken,
+                l.stolen,
+                l.handed_off,
+                l.lost,
+                l.renew_failures,
+                l.duplicates,
+            ][i];
+            let _ = writeln!(out, "{}{{delivery_stream=\"{}\"}} {v}", f.name, s.name);
+        }
+    }
+}
+
 fn header(out: &mut String, f: &Family) {
     let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
     let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
@@ -490,11 +562,16 @@ mod tests {
                 spool_bytes: 7,
                 backlog_records: 2,
                 shards: vec![("shardId-000000000001".into(), 5, 50, 1000, 1)],
+                leases: Some(LeaseView {
+                    held: 3,
+                    ..LeaseView::default()
+                }),
             }],
             2_500,
         );
         assert!(text.contains("firehose_incoming_records_total{delivery_stream=\"orders\"} 3\n"));
         assert!(text.contains("firehose_spool_backlog_records{delivery_stream=\"orders\"} 2\n"));
+        assert!(text.contains("firehose_kinesis_leases_held{delivery_stream=\"orders\"} 3\n"));
         assert!(text.contains(
             "firehose_kinesis_millis_behind_latest{delivery_stream=\"orders\",shard=\"shardId-000000000001\"} 1000\n"
         ));

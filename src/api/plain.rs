@@ -190,6 +190,11 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                         .collect()
                 })
                 .unwrap_or_default(),
+            leases: s
+                .kinesis_metrics
+                .get()
+                .and_then(|k| k.leases.get())
+                .map(|l| l.view()),
         })
         .collect();
     let text = metrics::render(&views, crate::record::now_ms());

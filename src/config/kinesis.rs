@@ -3,7 +3,7 @@
 
 use super::decode::{Ctx, MapReader, Path};
 use super::destination;
-use super::model::{KinesisSourceConfig, KinesisStreamRef, StartingPosition};
+use super::model::{KinesisSourceConfig, KinesisStreamRef, LeaseConfig, StartingPosition};
 use super::yaml::Node;
 
 pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<KinesisSourceConfig> {
@@ -27,6 +27,9 @@ pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<KinesisSo
         Some(n) => ctx.int_in(n, &m.path.key("max_buffered_mib"), 1..=4096),
         None => Some(64),
     };
+    let leases = m
+        .get("leases")
+        .map(|n| decode_leases(ctx, n, m.path.key("leases")));
     m.finish(ctx);
     Some(KinesisSourceConfig {
         stream: stream?,
@@ -35,6 +38,70 @@ pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<KinesisSo
         discovery_interval_seconds: discovery?,
         max_buffered_mib: buffered?,
         get_records_limit: limit?,
+        leases: match leases {
+            Some(l) => Some(l?),
+            None => None,
+        },
+    })
+}
+
+/// `leases`: the table (DynamoDB's naming rules), its endpoint, this instance's id, the
+/// failover time.
+fn decode_leases(ctx: &mut Ctx, node: &Node, path: Path) -> Option<LeaseConfig> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let table = match m.get("table") {
+        Some(n) => ctx.string(n, &m.path.key("table")).and_then(|v| {
+            // DynamoDB: 3-255 characters of [a-zA-Z0-9_.-].
+            let ok = (3..=255).contains(&v.len())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            if !ok {
+                ctx.error(
+                    n.mark,
+                    &m.path.key("table"),
+                    format!("must match [a-zA-Z0-9_.-]{{3,255}} (got {v:?})"),
+                );
+            }
+            ok.then_some(v)
+        }),
+        None => {
+            ctx.error(m.mark(), &m.path.key("table"), "required");
+            None
+        }
+    };
+    let endpoint_url = m.get("endpoint_url").and_then(|n| {
+        let path = m.path.key("endpoint_url");
+        let url = ctx.string(n, &path)?;
+        destination::check_url(ctx, n.mark, &path, &url).then_some(url)
+    });
+    let create_table = match m.get("create_table") {
+        Some(n) => ctx.bool(n, &m.path.key("create_table")),
+        None => Some(true),
+    };
+    let worker_id = m.get("worker_id").and_then(|n| {
+        let path = m.path.key("worker_id");
+        let v = ctx.string(n, &path)?;
+        let ok = (1..=256).contains(&v.len()) && !v.chars().any(char::is_control);
+        if !ok {
+            ctx.error(
+                n.mark,
+                &path,
+                format!("must be 1-256 characters, no control characters (got {v:?})"),
+            );
+        }
+        ok.then_some(v)
+    });
+    let failover = match m.get("failover_seconds") {
+        Some(n) => ctx.int_in(n, &m.path.key("failover_seconds"), 1..=600),
+        None => Some(10),
+    };
+    m.finish(ctx);
+    Some(LeaseConfig {
+        table: table?,
+        endpoint_url,
+        create_table: create_table?,
+        worker_id,
+        failover_seconds: failover?,
     })
 }
 

@@ -239,9 +239,38 @@ fn decode_streams(ctx: &mut Ctx, node: &yaml::Node, path: Path, relax: bool) -> 
             }
             names.push((name, mark.line));
         }
+        if let Some(s) = &stream {
+            check_lease_table_unshared(ctx, &streams, s, item, &path.index(i));
+        }
         streams.extend(stream);
     }
     streams
+}
+
+/// A lease table's items are keyed by shard id (the KCL's single-stream shape): two delivery
+/// streams sharing one table would take each other's shards.
+fn check_lease_table_unshared(
+    ctx: &mut Ctx,
+    earlier: &[StreamConfig],
+    s: &StreamConfig,
+    item: &yaml::Node,
+    path: &Path,
+) {
+    let table = |s: &StreamConfig| match &s.source {
+        SourceConfig::Kinesis(k) => k.leases.as_ref().map(|l| l.table.clone()),
+        SourceConfig::DirectPut => None,
+    };
+    let Some(t) = table(s) else { return };
+    if let Some(other) = earlier.iter().find(|e| table(e).as_deref() == Some(t.as_str())) {
+        ctx.error(
+            item.mark,
+            &path.key("source").key("kinesis_stream").key("leases").key("table"),
+            format!(
+                "lease table {t:?} is already used by delivery stream {:?}: one table per delivery stream",
+                other.name
+            ),
+        );
+    }
 }
 
 /// `lambda_functions`: function name -> its local runtime.

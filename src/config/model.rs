@@ -144,6 +144,23 @@ pub(crate) struct KinesisSourceConfig {
     pub(crate) max_buffered_mib: u64,
     /// The Limit of each GetRecords call (AWS: 1-10000).
     pub(crate) get_records_limit: u64,
+    /// Shard leases in DynamoDB, for a fleet of instances sharing the stream; None: this
+    /// instance reads every shard and keeps its checkpoints in files.
+    pub(crate) leases: Option<LeaseConfig>,
+}
+
+/// `source.kinesis_stream.leases`: the DynamoDB lease table a fleet shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeaseConfig {
+    pub(crate) table: String,
+    /// Overrides `aws.endpoint_url` for DynamoDB.
+    pub(crate) endpoint_url: Option<String>,
+    /// Create the table (on-demand billing) when it does not exist.
+    pub(crate) create_table: bool,
+    /// This instance's name in `leaseOwner`; None: hostname and process id.
+    pub(crate) worker_id: Option<String>,
+    /// A lease not renewed for this long is expired: other instances take it.
+    pub(crate) failover_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -153,6 +153,29 @@ impl DeliveryStream {
         let _ = self.kinesis_metrics.set(metrics);
     }
 
+    /// Seals every buffer now without waiting (a Kinesis lease being handed off wants what it
+    /// staged delivered). Holds the processor only weakly: a closing stream is not kept open.
+    pub(crate) fn hurry(&self) -> impl Fn() + Send + Sync + 'static {
+        let commands = self
+            .processor
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.commands.downgrade()));
+        let log = self.log.clone();
+        move || {
+            let Some(commands) = commands.as_ref().and_then(|c| c.upgrade()) else {
+                return;
+            };
+            let until = log.end();
+            tokio::spawn(async move {
+                let (reply, rx) = oneshot::channel();
+                if commands.send(Command::Flush { until, reply }).await.is_ok() {
+                    let _ = rx.await;
+                }
+            });
+        }
+    }
+
     /// Makes records durable; returns one RecordId per record, in order.
     pub(crate) async fn put(&self, data: Vec<Bytes>) -> Result<Vec<String>, PutError> {
         let Log::Spool(spool) = &self.log else {
@@ -215,8 +238,8 @@ impl DeliveryStream {
             return;
         }
         self.closed.store(true, Ordering::Release);
-        let source = self.source_stop.lock().ok().and_then(|mut s| s.take());
-        if let Some(running) = source {
+        let mut source = self.source_stop.lock().ok().and_then(|mut s| s.take());
+        if let Some(running) = &mut source {
             running.stop().await;
         }
         if let Log::Memory(m) = &self.log {
@@ -229,6 +252,10 @@ impl DeliveryStream {
         }
         let log = self.log.clone();
         let _ = tokio::task::spawn_blocking(move || log.close()).await;
+        // Everything read is delivered: the last checkpoints, the leases released.
+        if let Some(running) = source {
+            running.finish().await;
+        }
         *done = true;
     }
 }

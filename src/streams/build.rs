@@ -23,6 +23,9 @@ use crate::fatal::FatalSender;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::processing::transform::{self, Transform, TransformStartError};
 use crate::source::Log;
+use crate::source::kinesis::leases::{LeaseSetup, Manager, Progress};
+use crate::source::kinesis::metrics::LeaseMetrics;
+use crate::source::kinesis::table::{LeaseTable, TableError};
 use crate::source::kinesis::{
     self, KinesisError, checkpoint::Checkpoints, metrics::KinesisMetrics,
 };
@@ -38,6 +41,12 @@ pub(crate) enum BuildError {
         stream: String,
         #[source]
         source: KinesisError,
+    },
+    #[error("delivery stream {stream}: lease table")]
+    Leases {
+        stream: String,
+        #[source]
+        source: TableError,
     },
     #[error("delivery stream {stream}")]
     Credentials {
@@ -100,9 +109,9 @@ struct KinesisStart {
     client: aws_sdk_kinesis::Client,
     config: KinesisSourceConfig,
     memory: Arc<MemoryLog>,
-    checkpoints: Arc<Checkpoints>,
     origin: kinesis::checkpoint::Origin,
-    first_start_latest: bool,
+    mode: kinesis::Mode,
+    leases: Option<Arc<LeaseMetrics>>,
 }
 
 /// One stream being built: its configuration and what the steps share.
@@ -190,6 +199,17 @@ impl Builder {
     }
 }
 
+/// An instance's name in the lease table when `worker_id` is not set: the host name and the
+/// process id (the KCL's default is similar: unique per running process).
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "firehosed".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
 /// Whether a stream reads Kinesis or writes S3 (it needs the AWS SDK's configuration).
 pub(crate) fn needs_aws(sc: &StreamConfig) -> bool {
     matches!(sc.source, SourceConfig::Kinesis(_))
@@ -224,15 +244,21 @@ impl Build<'_> {
         })?;
         if let Some(k) = kinesis {
             let metrics = Arc::new(KinesisMetrics::default());
+            if let Some(l) = k.leases {
+                let _ = metrics.leases.set(l);
+            }
+            let mut mode = k.mode;
+            if let kinesis::Mode::Leases(m) = &mut mode {
+                m.set_hurry(Arc::new(stream.hurry()));
+            }
             let running = kinesis::start(kinesis::Setup {
                 client: k.client,
                 config: k.config,
                 log: k.memory,
-                checkpoints: k.checkpoints,
                 origin: k.origin,
-                first_start_latest: k.first_start_latest,
                 metrics: metrics.clone(),
                 label: self.sc.name.clone(),
+                mode,
             });
             stream.set_source(running, metrics);
         }
@@ -300,11 +326,29 @@ impl Build<'_> {
         let (origin, first_start) = checkpoints
             .origin(k.starting_position, crate::record::now_ms())
             .map_err(self.state_error("recording the origin in", dir))?;
-        let ck = checkpoints.clone();
+        let (mode, leases) = self.kinesis_mode(sdk, k, checkpoints, origin).await?;
+        let first_start_latest = first_start && k.starting_position == StartingPosition::Latest;
+        let mode = match mode {
+            kinesis::Mode::Files { checkpoints, .. } => kinesis::Mode::Files {
+                checkpoints,
+                first_start_latest,
+            },
+            leased => leased,
+        };
+        let on_released: crate::source::memlog::OnReleased = match &mode {
+            kinesis::Mode::Files { checkpoints, .. } => {
+                let ck = checkpoints.clone();
+                Box::new(move |records, floor| ck.released(records, floor))
+            }
+            kinesis::Mode::Leases(m) => {
+                let progress = m.progress();
+                Box::new(move |records, floor| progress.released(records, floor))
+            }
+        };
         let memory = MemoryLog::new(
             self.sc.destinations.len(),
             (k.max_buffered_mib * 1024 * 1024) as usize,
-            Box::new(move |records, floor| ck.released(records, floor)),
+            on_released,
         );
         let start = KinesisStart {
             client,
@@ -313,11 +357,56 @@ impl Build<'_> {
                 ..k.clone()
             },
             memory: memory.clone(),
-            checkpoints,
             origin,
-            first_start_latest: first_start && k.starting_position == StartingPosition::Latest,
+            mode,
+            leases,
         };
         Ok((Log::Memory(memory), Some(start)))
+    }
+
+    /// Files, or (with `leases`) the lease manager on its table, made ready (created when
+    /// asked) now so that a missing or unreachable table fails the start with its reason.
+    async fn kinesis_mode(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        k: &KinesisSourceConfig,
+        checkpoints: Arc<Checkpoints>,
+        origin: kinesis::checkpoint::Origin,
+    ) -> Result<(kinesis::Mode, Option<Arc<LeaseMetrics>>), BuildError> {
+        let Some(l) = &k.leases else {
+            let files = kinesis::Mode::Files {
+                checkpoints,
+                first_start_latest: false,
+            };
+            return Ok((files, None));
+        };
+        let failover = Duration::from_secs(l.failover_seconds);
+        let endpoint = l
+            .endpoint_url
+            .as_deref()
+            .or(self.builder.config.aws.endpoint_url.as_deref());
+        let client = aws::dynamodb_client(sdk, endpoint, failover);
+        let table = LeaseTable::new(client, l.table.clone());
+        table
+            .ensure(l.create_table)
+            .await
+            .map_err(|source| BuildError::Leases {
+                stream: self.sc.name.clone(),
+                source,
+            })?;
+        let metrics = Arc::new(LeaseMetrics::default());
+        let me = l.worker_id.clone().unwrap_or_else(default_worker_id);
+        tracing::info!(stream = %self.sc.name, table = %l.table, worker = %me, "sharing the stream's shards through the lease table");
+        let manager = Manager::new(LeaseSetup {
+            table,
+            me,
+            failover,
+            progress: Arc::new(Progress::default()),
+            metrics: metrics.clone(),
+            files: checkpoints,
+            origin,
+        });
+        Ok((kinesis::Mode::Leases(Box::new(manager)), Some(metrics)))
     }
 
     /// Where destination `d`'s objects go; an S3 bucket must exist.

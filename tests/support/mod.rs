@@ -181,6 +181,22 @@ impl Moto {
 }
 
 impl Moto {
+    /// SIGSTOP / SIGCONT: the server stays on its port, holding its state, but answers nothing.
+    pub fn pause(&self, paused: bool) {
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} moto");
+    }
+
+    /// The items of a DynamoDB table (tests/py/lease_tool.py), attribute values unwrapped.
+    pub fn items(&self, table: &str) -> Vec<serde_json::Value> {
+        let out = run_py("lease_tool.py", &self.endpoint, &["scan", table]);
+        serde_json::from_slice(&out).expect("json")
+    }
+
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

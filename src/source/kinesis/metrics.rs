@@ -34,6 +34,8 @@ impl ShardMetrics {
 #[derive(Default, Debug)]
 pub(crate) struct KinesisMetrics {
     shards: Mutex<BTreeMap<String, Arc<ShardMetrics>>>,
+    /// With a lease table.
+    pub(crate) leases: std::sync::OnceLock<Arc<LeaseMetrics>>,
 }
 
 impl KinesisMetrics {
@@ -49,5 +51,35 @@ impl KinesisMetrics {
             .lock()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
+    }
+}
+
+/// The lease manager's counters (a fleet sharing the stream through a lease table).
+#[derive(Default, Debug)]
+pub(crate) struct LeaseMetrics {
+    held: std::sync::atomic::AtomicU64,
+    pub(crate) taken: Counter,
+    pub(crate) stolen: Counter,
+    pub(crate) handed_off: Counter,
+    pub(crate) lost: Counter,
+    pub(crate) renew_failures: Counter,
+    pub(crate) duplicates: Counter,
+}
+
+impl LeaseMetrics {
+    pub(crate) fn set_held(&self, n: u64) {
+        self.held.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn view(&self) -> crate::metrics::LeaseView {
+        crate::metrics::LeaseView {
+            held: self.held.load(Ordering::Relaxed),
+            taken: self.taken.get(),
+            stolen: self.stolen.get(),
+            handed_off: self.handed_off.get(),
+            lost: self.lost.get(),
+            renew_failures: self.renew_failures.get(),
+            duplicates: self.duplicates.get(),
+        }
     }
 }

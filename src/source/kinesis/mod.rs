@@ -1,12 +1,18 @@
 //! The Kinesis Data Streams source: shard discovery with ListShards on an interval, one reader
-//! per shard being read, parents read to their end before their children start (as the KCL
-//! does), checkpoints that move only after delivery (`checkpoint`), KPL de-aggregation (`kpl`).
+//! per shard being read (`readers`, `shard`), parents read to their end before their children
+//! start (as the KCL does), checkpoints that move only after delivery: in files (`checkpoint`),
+//! or, for a fleet sharing the stream, in a DynamoDB lease table (`table`, `leases`,
+//! `balance`); KPL de-aggregation (`kpl`).
 
+mod balance;
 pub(crate) mod checkpoint;
 pub(crate) mod kpl;
+pub(crate) mod leases;
 pub(crate) mod metrics;
+mod readers;
 pub(crate) mod seqnum;
 pub(crate) mod shard;
+pub(crate) mod table;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,25 +20,47 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{KinesisSourceConfig, KinesisStreamRef};
 use checkpoint::{Checkpoints, Origin};
 use metrics::KinesisMetrics;
+use readers::Readers;
 use shard::{ReadEnd, Shared, Start};
 
-/// The running readers of a stream; `stop` ends them (what they read stays in the log).
+/// The running readers of a stream. `stop` ends them (what they read stays in the log);
+/// `finish`, once everything read is delivered, writes the last checkpoints and releases the
+/// leases (with a lease table, which keeps its leases renewed in between; with files there is
+/// nothing left to do).
 pub(crate) struct Running {
     stop: watch::Sender<bool>,
+    stopped: Option<oneshot::Receiver<()>>,
+    finish: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    pub(crate) async fn stop(self) {
+    pub(crate) async fn stop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(rx) = self.stopped.take() {
+            let _ = rx.await;
+        }
+    }
+
+    pub(crate) async fn finish(mut self) {
+        self.stop().await;
+        if let Some(tx) = self.finish.take() {
+            let _ = tx.send(());
+        }
         let _ = self.task.await;
     }
+}
+
+/// What a source's task is told and tells: stop reading, readers stopped, finish.
+pub(crate) struct Signals {
+    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) stopped: oneshot::Sender<()>,
+    pub(crate) finish: oneshot::Receiver<()>,
 }
 
 /// Why the source's stream cannot be read.
@@ -121,9 +149,9 @@ fn summary_error(stream: &KinesisStreamRef, e: SummaryError) -> KinesisError {
     }
 }
 
-struct ShardInfo {
-    id: String,
-    parents: Vec<String>,
+pub(crate) struct ShardInfo {
+    pub(crate) id: String,
+    pub(crate) parents: Vec<String>,
 }
 
 async fn list_shards(
@@ -166,13 +194,23 @@ pub(crate) struct Setup {
     pub(crate) client: Client,
     pub(crate) config: KinesisSourceConfig,
     pub(crate) log: Arc<crate::source::memlog::MemoryLog>,
-    pub(crate) checkpoints: Arc<Checkpoints>,
     pub(crate) origin: Origin,
-    /// The very first start with LATEST: root shards get a real LATEST iterator.
-    pub(crate) first_start_latest: bool,
     pub(crate) metrics: Arc<KinesisMetrics>,
     /// The delivery stream's name, for logs.
     pub(crate) label: String,
+    pub(crate) mode: Mode,
+}
+
+/// Who decides which shards this instance reads, and where checkpoints live.
+pub(crate) enum Mode {
+    /// Every shard, checkpoints in files.
+    Files {
+        checkpoints: Arc<Checkpoints>,
+        /// The very first start with LATEST: root shards get a real LATEST iterator.
+        first_start_latest: bool,
+    },
+    /// The shards this instance holds leases on (`leases`).
+    Leases(Box<leases::Manager>),
 }
 
 /// Starts discovery and the shard readers.
@@ -181,99 +219,131 @@ pub(crate) fn start(setup: Setup) -> Running {
         client,
         config,
         log,
-        checkpoints,
         origin,
-        first_start_latest,
         metrics,
         label,
+        mode,
     } = setup;
     let (stop, stop_rx) = watch::channel(false);
+    let (stopped_tx, stopped) = oneshot::channel();
+    let (finish, finish_rx) = oneshot::channel();
+    let signals = Signals {
+        stop: stop_rx,
+        stopped: stopped_tx,
+        finish: finish_rx,
+    };
+    let (wake_tx, wake) = mpsc::channel::<()>(1);
+    let on_end: shard::OnShardEnd = match &mode {
+        Mode::Files { checkpoints, .. } => {
+            let ck = checkpoints.clone();
+            Arc::new(move |shard, end| ck.shard_ended(shard, end))
+        }
+        Mode::Leases(m) => {
+            let progress = m.progress();
+            Arc::new(move |shard, end| progress.shard_ended(shard, end))
+        }
+    };
     let shared = Arc::new(Shared {
         client,
         stream: config.stream.clone(),
         log,
-        checkpoints,
-        stop: stop_rx,
+        on_end,
         limit: config.get_records_limit as i32,
     });
+    let readers = Readers::new(shared, metrics, label, wake_tx);
     let interval = Duration::from_secs(config.discovery_interval_seconds);
-    let task = tokio::spawn(coordinate(
-        shared,
-        (origin, first_start_latest),
-        interval,
-        metrics,
-        label,
-    ));
-    Running { stop, task }
-}
-
-/// Decides which shards to read and from where; restarts discovery when a reader ends.
-async fn coordinate(
-    shared: Arc<Shared>,
-    origin: (Origin, bool),
-    interval: Duration,
-    metrics: Arc<KinesisMetrics>,
-    label: String,
-) {
-    let mut stop = shared.stop.clone();
-    let (wake_tx, mut wake) = mpsc::channel::<()>(1);
-    let mut c = Coordinator {
-        shared,
-        origin,
-        metrics,
-        label,
-        readers: JoinSet::new(),
-        running: HashSet::new(),
-        read_to_end: HashSet::new(),
-        wake: wake_tx,
+    let task = match mode {
+        Mode::Files {
+            checkpoints,
+            first_start_latest,
+        } => {
+            let c = Coordinator {
+                readers,
+                checkpoints,
+                origin: (origin, first_start_latest),
+                read_to_end: HashSet::new(),
+            };
+            tokio::spawn(async move {
+                c.run(signals.stop, wake, interval).await;
+                let _ = signals.stopped.send(());
+            })
+        }
+        Mode::Leases(m) => tokio::spawn(leases::coordinate(*m, readers, signals, wake, interval)),
     };
-    let mut failures = 0u32;
-    loop {
-        match list_shards(&c.shared.client, &c.shared.stream).await {
-            Ok(shards) => {
-                failures = 0;
-                c.start_ready(&shards);
-            }
-            Err(e) => {
-                failures += 1;
-                if failures == 1 || failures.is_multiple_of(30) {
-                    tracing::warn!(stream = %c.label, error = %e, "retrying");
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            _ = tokio::time::sleep(interval) => {}
-            _ = wake.recv() => {}
-        }
-        c.reap();
+    Running {
+        stop,
+        stopped: Some(stopped),
+        finish: Some(finish),
+        task,
     }
-    while c.readers.join_next().await.is_some() {}
 }
 
-/// The shard readers of one stream and what they have read.
+/// Lists the shards; None (logged now and then) when ListShards fails.
+async fn discover(
+    shared: &Shared,
+    failures: &mut u32,
+    label: &str,
+) -> Option<Vec<ShardInfo>> {
+    match list_shards(&shared.client, &shared.stream).await {
+        Ok(shards) => {
+            *failures = 0;
+            Some(shards)
+        }
+        Err(e) => {
+            *failures += 1;
+            if *failures == 1 || failures.is_multiple_of(30) {
+                tracing::warn!(stream = %label, error = %e, "retrying");
+            }
+            None
+        }
+    }
+}
+
+/// The shard readers of one stream read with file checkpoints: every shard, parents first.
 struct Coordinator {
-    shared: Arc<Shared>,
+    readers: Readers,
+    checkpoints: Arc<Checkpoints>,
     origin: (Origin, bool),
-    metrics: Arc<KinesisMetrics>,
-    label: String,
-    readers: JoinSet<(String, ReadEnd)>,
-    running: HashSet<String>,
     /// Shards read to their end in this run (their checkpoint may not say so yet).
     read_to_end: HashSet<String>,
-    /// Wakes discovery when a reader ends (its children may start).
-    wake: mpsc::Sender<()>,
 }
 
 impl Coordinator {
+    /// Decides which shards to read and from where; lists again when a reader ends.
+    async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        mut wake: mpsc::Receiver<()>,
+        interval: Duration,
+    ) {
+        let mut failures = 0u32;
+        loop {
+            let label = self.readers.label().to_string();
+            if let Some(shards) = discover(self.readers.shared(), &mut failures, &label).await {
+                self.start_ready(&shards);
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(interval) => {}
+                _ = wake.recv() => {}
+            }
+            for (id, end) in self.readers.reap().await {
+                if matches!(end, ReadEnd::Ended) {
+                    self.read_to_end.insert(id);
+                }
+            }
+        }
+        self.readers.stop_all().await;
+    }
+
     /// Starts a reader for every listed shard that is not being read, not finished, and whose
     /// parents (both, for a merge) are read to their end or no longer listed.
     fn start_ready(&mut self, shards: &[ShardInfo]) {
         let listed: HashMap<&str, &ShardInfo> = shards.iter().map(|s| (s.id.as_str(), s)).collect();
         let done =
-            |c: &Self, id: &str| c.read_to_end.contains(id) || c.shared.checkpoints.is_finished(id);
+            |c: &Self, id: &str| c.read_to_end.contains(id) || c.checkpoints.is_finished(id);
         for s in shards {
-            if self.running.contains(&s.id) || done(self, &s.id) {
+            if self.readers.is_reading(&s.id) || done(self, &s.id) {
                 continue;
             }
             let waiting = s
@@ -281,48 +351,18 @@ impl Coordinator {
                 .iter()
                 .any(|p| listed.contains_key(p.as_str()) && !done(self, p));
             if !waiting {
-                self.spawn_reader(s);
-            }
-        }
-    }
-
-    fn spawn_reader(&mut self, s: &ShardInfo) {
-        let start = match self
-            .shared
-            .checkpoints
-            .get(&s.id)
-            .and_then(|ck| ck.sequence_number.map(|seq| (seq, ck.subsequence_number)))
-        {
-            Some((sequence, subsequence)) => Start::AtCheckpoint {
-                sequence,
-                subsequence,
-            },
-            None => start_of(s, self.origin),
-        };
-        tracing::info!(stream = %self.label, shard = %s.id, start = ?start, "reading shard");
-        self.running.insert(s.id.clone());
-        let (shared, id, m, wake) = (
-            self.shared.clone(),
-            s.id.clone(),
-            self.metrics.shard(&s.id),
-            self.wake.clone(),
-        );
-        self.readers.spawn(async move {
-            let outcome = shard::read(shared, id.as_str().into(), start, m).await;
-            let _ = wake.try_send(());
-            (id, outcome)
-        });
-    }
-
-    /// Takes in the readers that ended.
-    fn reap(&mut self) {
-        while let Some(done) = self.readers.try_join_next() {
-            if let Ok((id, outcome)) = done {
-                self.running.remove(&id);
-                if matches!(outcome, ReadEnd::Ended) {
-                    tracing::info!(stream = %self.label, shard = %id, "shard read to its end");
-                    self.read_to_end.insert(id);
-                }
+                let start = match self
+                    .checkpoints
+                    .get(&s.id)
+                    .and_then(|ck| ck.sequence_number.map(|seq| (seq, ck.subsequence_number)))
+                {
+                    Some((sequence, subsequence)) => Start::AtCheckpoint {
+                        sequence,
+                        subsequence,
+                    },
+                    None => start_of(s, self.origin),
+                };
+                self.readers.spawn(&s.id, start, None);
             }
         }
     }

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::checkpoint::Checkpoints;
 use super::kpl;
 use super::metrics::ShardMetrics;
 use crate::config::KinesisStreamRef;
@@ -41,19 +40,25 @@ pub(crate) enum Start {
     },
 }
 
+/// Told that a shard's reader reached its end: every record of it is below the position.
+pub(crate) type OnShardEnd = Arc<dyn Fn(Arc<str>, u64) + Send + Sync>;
+
 pub(crate) struct Shared {
     pub(crate) client: Client,
     pub(crate) stream: KinesisStreamRef,
     pub(crate) log: Arc<MemoryLog>,
-    pub(crate) checkpoints: Arc<Checkpoints>,
-    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) on_end: OnShardEnd,
     pub(crate) limit: i32,
 }
+
+/// The last record a reader handed to the log: its sequence and subsequence number.
+pub(crate) type Appended = (String, u64);
 
 pub(crate) enum ReadEnd {
     /// Read to its end: every record is in the log.
     Ended,
-    Stopped,
+    /// Told to stop; the last record it appended, if any.
+    Stopped(Option<Appended>),
 }
 
 pub(crate) async fn read(
@@ -61,18 +66,49 @@ pub(crate) async fn read(
     shard: Arc<str>,
     start: Start,
     metrics: Arc<ShardMetrics>,
+    mut stop: watch::Receiver<bool>,
+    valid: Option<watch::Receiver<Instant>>,
 ) -> ReadEnd {
-    let mut stop = shared.stop.clone();
     let mut reader = ShardReader {
         shared: &shared,
         shard: shard.clone(),
         start,
         last_read: None,
+        appended: None,
         metrics,
     };
-    tokio::select! {
-        outcome = reader.run() => outcome,
-        _ = stop.wait_for(|s| *s) => ReadEnd::Stopped,
+    let ended = tokio::select! {
+        outcome = reader.run() => Some(outcome),
+        _ = stop.wait_for(|s| *s) => None,
+        _ = expiry(valid) => {
+            tracing::warn!(shard = %shard, "lease not renewed in time: stopped reading");
+            None
+        }
+    };
+    ended.unwrap_or(ReadEnd::Stopped(reader.appended))
+}
+
+/// Resolves once the lease the reader reads under is no longer certainly held (its last
+/// renewal was sent a failover time ago), however busy the manager renewing it is; never
+/// without a lease.
+async fn expiry(valid: Option<watch::Receiver<Instant>>) {
+    let Some(mut valid) = valid else {
+        return std::future::pending().await;
+    };
+    loop {
+        let until = *valid.borrow_and_update();
+        if Instant::now() >= until {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            changed = valid.changed() => {
+                if changed.is_err() {
+                    // The manager let go of the lease: it stops the reader itself.
+                    return std::future::pending().await;
+                }
+            }
+        }
     }
 }
 
@@ -80,8 +116,10 @@ struct ShardReader<'a> {
     shared: &'a Shared,
     shard: Arc<str>,
     start: Start,
-    /// Sequence number of the last Kinesis record handed to the log.
+    /// Sequence number of the last Kinesis record converted.
     last_read: Option<String>,
+    /// The last record the log took (an append cut short by a stop is not in the log).
+    appended: Option<Appended>,
     metrics: Arc<ShardMetrics>,
 }
 
@@ -151,14 +189,13 @@ impl ShardReader<'_> {
             let next = out.next_shard_iterator().map(str::to_string);
             let count = out.records().len();
             let batch = self.convert(out.records);
-            if !batch.is_empty() {
+            if let Some(k) = batch.last().and_then(|r| r.kinesis.clone()) {
                 self.shared.log.append(batch).await;
+                self.appended = Some((k.sequence_number.to_string(), k.subsequence_number));
             }
             match next {
                 None => {
-                    self.shared
-                        .checkpoints
-                        .shard_ended(self.shard.clone(), self.shared.log.end());
+                    (self.shared.on_end)(self.shard.clone(), self.shared.log.end());
                     return ReadEnd::Ended;
                 }
                 Some(n) => iterator = Some(n),
