@@ -311,7 +311,11 @@ fn a_killed_instance_s_shards_are_taken_within_the_failover_time_and_nothing_is_
     assert!(took <= bound, "took {took:?} (bound {bound:?})");
     assert!(producer.wait().expect("producer").success());
     let expected = sent(&produced);
-    assert!(expected.len() > 1000, "the producer ran: {}", expected.len());
+    assert!(
+        expected.len() > 1000,
+        "the producer ran: {}",
+        expected.len()
+    );
     f.wait_split(&[4, 4], Duration::from_secs(30));
     f.wait_delivered(&expected, Duration::from_secs(90));
 }
@@ -334,18 +338,26 @@ fn a_split_and_a_merge_under_three_instances_keep_parents_first_and_per_key_orde
     std::thread::sleep(Duration::from_secs(3));
     f.k.tool(&["split", "reshard", "shardId-000000000000"]);
     std::thread::sleep(Duration::from_secs(4));
-    let open: Vec<String> = serde_json::from_slice(&f.k.tool(&["shards", "reshard"])).expect("json");
+    let open: Vec<String> =
+        serde_json::from_slice(&f.k.tool(&["shards", "reshard"])).expect("json");
     let n = open.len();
     f.k.tool(&["merge", "reshard", &open[n - 2], &open[n - 1]]);
     assert!(producer.wait().expect("producer").success());
     let expected = sent(&produced);
-    assert!(expected.len() > 1000, "the producer ran: {}", expected.len());
+    assert!(
+        expected.len() > 1000,
+        "the producer ran: {}",
+        expected.len()
+    );
     let lines = f.wait_delivered(&expected, Duration::from_secs(120));
     assert_ordered_per_key(&lines);
     assert!(watcher.wait().expect("watcher").success());
     // In no scan of the table is a child owned while a parent's item says it is unfinished.
     let mut checked = 0;
-    for scan in std::fs::read_to_string(scans.path()).expect("scans").lines() {
+    for scan in std::fs::read_to_string(scans.path())
+        .expect("scans")
+        .lines()
+    {
         let items: Vec<Value> = serde_json::from_str(scan).expect("scan");
         let by_key: BTreeMap<&str, &Value> = items
             .iter()
@@ -364,7 +376,10 @@ fn a_split_and_a_merge_under_three_instances_keep_parents_first_and_per_key_orde
             }
         }
     }
-    assert!(checked > 0, "the watcher saw children being read beside their parents' items");
+    assert!(
+        checked > 0,
+        "the watcher saw children being read beside their parents' items"
+    );
     // The split parent's item goes once its children are being read.
     let deadline = Instant::now() + Duration::from_secs(40);
     while f
@@ -372,7 +387,11 @@ fn a_split_and_a_merge_under_three_instances_keep_parents_first_and_per_key_orde
         .iter()
         .any(|i| i["leaseKey"] == "shardId-000000000000")
     {
-        assert!(Instant::now() < deadline, "the finished parent's item stayed: {:?}", f.items());
+        assert!(
+            Instant::now() < deadline,
+            "the finished parent's item stayed: {:?}",
+            f.items()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -396,13 +415,21 @@ fn a_rolling_sigterm_restart_under_load_delivers_every_record_exactly_once() {
     }
     assert!(producer.wait().expect("producer").success());
     let expected = sent(&produced);
-    assert!(expected.len() > 1000, "the producer ran: {}", expected.len());
+    assert!(
+        expected.len() > 1000,
+        "the producer ran: {}",
+        expected.len()
+    );
     let lines = f.wait_delivered(&expected, Duration::from_secs(90));
     let mut seen = BTreeMap::new();
     for l in &lines {
         *seen.entry(l.as_str()).or_insert(0) += 1;
     }
-    let twice: Vec<&&str> = seen.iter().filter(|(_, n)| **n > 1).map(|(l, _)| l).collect();
+    let twice: Vec<&&str> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(l, _)| l)
+        .collect();
     assert!(
         twice.is_empty(),
         "{} records delivered twice, e.g. {:?}",
@@ -447,7 +474,11 @@ fn a_30_second_dynamodb_outage_loses_nothing_and_the_leases_resolve_when_it_retu
     f.wait_split(&[3, 3, 2], Duration::from_secs(60));
     assert!(producer.wait().expect("producer").success());
     let expected = sent(&produced);
-    assert!(expected.len() > 1000, "the producer ran: {}", expected.len());
+    assert!(
+        expected.len() > 1000,
+        "the producer ran: {}",
+        expected.len()
+    );
     let lines = f.wait_delivered(&expected, Duration::from_secs(90));
     assert!(f.metric_sum("firehose_kinesis_lease_renew_failures_total") > 0.0);
     assert!(

@@ -261,7 +261,10 @@ fn check_lease_table_unshared(
         SourceConfig::DirectPut => None,
     };
     let Some(t) = table(s) else { return };
-    if let Some(other) = earlier.iter().find(|e| table(e).as_deref() == Some(t.as_str())) {
+    if let Some(other) = earlier
+        .iter()
+        .find(|e| table(e).as_deref() == Some(t.as_str()))
+    {
         ctx.error(
             item.mark,
             &path.key("source").key("kinesis_stream").key("leases").key("table"),

@@ -725,3 +725,52 @@ fn a_jq_query_that_does_not_compile_says_where_once() {
     );
     assert!(errs[0].contains("at character"), "{errs:?}");
 }
+
+#[test]
+fn kinesis_leases_are_checked_and_one_table_serves_one_stream() {
+    let stream = |name: &str, leases: &str| {
+        format!(
+            "
+  - name: {name}
+    source:
+      kinesis_stream:
+        stream_name: s
+        leases: {leases}
+    destinations:
+      - directory: out
+"
+        )
+    };
+    let good = ok(&format!(
+        "delivery_streams:{}",
+        stream("a", "{table: fleet-a, worker_id: w1, failover_seconds: 6}")
+    ));
+    let SourceConfig::Kinesis(k) = &good.streams[0].source else {
+        panic!("a Kinesis source")
+    };
+    let l = k.leases.as_ref().expect("leases");
+    assert_eq!(
+        (
+            l.table.as_str(),
+            l.create_table,
+            l.worker_id.as_deref(),
+            l.failover_seconds
+        ),
+        ("fleet-a", true, Some("w1"), 6)
+    );
+    let errs = errors_joined(&errors(&format!(
+        "delivery_streams:{}{}{}",
+        stream("a", "{table: t!, failover_seconds: 0, create_table: maybe}"),
+        stream("b", "{table: shared}"),
+        stream("c", "{table: shared, tabel: x}"),
+    )));
+    for needle in [
+        "leases.table: must match [a-zA-Z0-9_.-]{3,255}",
+        "leases.failover_seconds: must be 1..=600 (got 0)",
+        "leases.create_table: must be true or false",
+        "lease table \"shared\" is already used by delivery stream \"b\"",
+        "tabel",
+    ] {
+        assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+    }
+}

@@ -297,6 +297,16 @@ impl Build<'_> {
             }
             SourceConfig::Kinesis(k) => k,
         };
+        self.open_kinesis(k).await
+    }
+
+    /// A Kinesis source: the stream checked, its checkpoints (files or the lease table), the
+    /// memory log that tells them what was delivered.
+    async fn open_kinesis(
+        &self,
+        k: &KinesisSourceConfig,
+    ) -> Result<(Log, Option<KinesisStart>), BuildError> {
+        let config = &self.builder.config;
         let sdk = self
             .sdk
             .expect("the SDK configuration is loaded for every Kinesis source (needs_aws)");
@@ -326,15 +336,10 @@ impl Build<'_> {
         let (origin, first_start) = checkpoints
             .origin(k.starting_position, crate::record::now_ms())
             .map_err(self.state_error("recording the origin in", dir))?;
-        let (mode, leases) = self.kinesis_mode(sdk, k, checkpoints, origin).await?;
         let first_start_latest = first_start && k.starting_position == StartingPosition::Latest;
-        let mode = match mode {
-            kinesis::Mode::Files { checkpoints, .. } => kinesis::Mode::Files {
-                checkpoints,
-                first_start_latest,
-            },
-            leased => leased,
-        };
+        let (mode, leases) = self
+            .kinesis_mode(sdk, k, checkpoints, origin, first_start_latest)
+            .await?;
         let on_released: crate::source::memlog::OnReleased = match &mode {
             kinesis::Mode::Files { checkpoints, .. } => {
                 let ck = checkpoints.clone();
@@ -372,19 +377,20 @@ impl Build<'_> {
         k: &KinesisSourceConfig,
         checkpoints: Arc<Checkpoints>,
         origin: kinesis::checkpoint::Origin,
+        first_start_latest: bool,
     ) -> Result<(kinesis::Mode, Option<Arc<LeaseMetrics>>), BuildError> {
         let Some(l) = &k.leases else {
             let files = kinesis::Mode::Files {
                 checkpoints,
-                first_start_latest: false,
+                first_start_latest,
             };
             return Ok((files, None));
         };
         let failover = Duration::from_secs(l.failover_seconds);
-        let endpoint = l
-            .endpoint_url
-            .as_deref()
-            .or(self.builder.config.aws.endpoint_url.as_deref());
+        let endpoint =
+            l.endpoint_url
+                .as_deref()
+                .or(self.builder.config.aws.endpoint_url.as_deref());
         let client = aws::dynamodb_client(sdk, endpoint, failover);
         let table = LeaseTable::new(client, l.table.clone());
         table

@@ -148,7 +148,10 @@ mod tests {
         assert_eq!(converge(&["a", "b", "c"], 8, &[]), vec![3, 3, 2]);
         assert_eq!(converge(&["a", "b", "c"], 8, &[("a", 8)]), vec![3, 3, 2]);
         assert_eq!(converge(&["a", "b"], 8, &[("a", 8)]), vec![4, 4]);
-        assert_eq!(converge(&["a", "b", "c", "d"], 2, &[("a", 2)]), vec![1, 1, 0, 0]);
+        assert_eq!(
+            converge(&["a", "b", "c", "d"], 2, &[("a", 2)]),
+            vec![1, 1, 0, 0]
+        );
         assert_eq!(
             converge(&["a", "b", "c"], 8, &[("a", 4), ("b", 4)]),
             vec![3, 3, 2]

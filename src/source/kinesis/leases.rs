@@ -269,7 +269,9 @@ impl Manager {
             });
         }
         while let Some(done) = calls.join_next().await {
-            let Ok((key, sent, result)) = done else { continue };
+            let Ok((key, sent, result)) = done else {
+                continue;
+            };
             match result {
                 Ok(()) => {
                     if let Some(h) = self.held.get_mut(&key) {
@@ -359,7 +361,8 @@ impl Manager {
             if self.owed.contains_key(&key) {
                 continue;
             }
-            let Some((counter, waiting)) = self.held.get(&key).map(|h| (h.counter, h.waiting_hand_off))
+            let Some((counter, waiting)) =
+                self.held.get(&key).map(|h| (h.counter, h.waiting_hand_off))
             else {
                 self.not_held(&key, table);
                 continue;
@@ -373,7 +376,12 @@ impl Manager {
                 (Some(d), false) => Position::Sequence(d.at.0.clone(), d.at.1),
                 (None, false) => continue,
             };
-            match self.s.table.checkpoint(&key, &self.s.me, counter, &at).await {
+            match self
+                .s
+                .table
+                .checkpoint(&key, &self.s.me, counter, &at)
+                .await
+            {
                 Ok(()) => {
                     if finished {
                         tracing::info!(shard = %key, "shard finished: read to its end and delivered");
@@ -415,7 +423,9 @@ impl Manager {
         let patience = self.s.failover.mul_f64(0.8);
         let keys: Vec<String> = self.owed.keys().cloned().collect();
         for key in keys {
-            let Some(o) = self.owed.get(&key) else { continue };
+            let Some(o) = self.owed.get(&key) else {
+                continue;
+            };
             if floor < o.until && o.since.elapsed() < patience {
                 continue;
             }
@@ -521,9 +531,7 @@ impl Manager {
             }
         }
         let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
-        let parent_done = |p: &str| {
-            !listed.contains(p) || table.get(p).is_none_or(Lease::finished)
-        };
+        let parent_done = |p: &str| !listed.contains(p) || table.get(p).is_none_or(Lease::finished);
         let mut out = Vec::new();
         for s in shards {
             let Some(l) = table.get(&s.id).filter(|l| !l.finished()) else {
@@ -561,7 +569,9 @@ impl Manager {
                 Pick::Take(k) => (k, false),
                 Pick::Steal(k) => (k, true),
             };
-            let Some(lease) = table.get(key) else { continue };
+            let Some(lease) = table.get(key) else {
+                continue;
+            };
             let sent = Instant::now();
             match self.s.table.take(lease, &self.s.me, steal).await {
                 Ok(()) => {
@@ -614,8 +624,12 @@ impl Manager {
             if readers.is_reading(&key) {
                 continue;
             }
-            let Some(lease) = table.get(&key) else { continue };
-            let Some(h) = self.held.get_mut(&key) else { continue };
+            let Some(lease) = table.get(&key) else {
+                continue;
+            };
+            let Some(h) = self.held.get_mut(&key) else {
+                continue;
+            };
             if h.ended || (h.waiting_hand_off && scanned < h.acquired) {
                 continue;
             }
@@ -626,7 +640,12 @@ impl Manager {
                 if lease.checkpoint_owner.is_some() {
                     tracing::warn!(shard = %key, holder = ?lease.checkpoint_owner,
                         "the previous holder did not hand the lease off in time: reading from its last checkpoint");
-                    match self.s.table.clear_hand_off(&key, &self.s.me, h.counter).await {
+                    match self
+                        .s
+                        .table
+                        .clear_hand_off(&key, &self.s.me, h.counter)
+                        .await
+                    {
                         Ok(()) => h.counter += 1,
                         Err(_) => continue,
                     }
@@ -662,12 +681,15 @@ impl Manager {
                 .collect();
             let read = |c: &&ShardInfo| {
                 table.get(&c.id).is_some_and(|l| {
-                    l.owner.is_some() || matches!(l.checkpoint, Position::Sequence(..) | Position::ShardEnd)
+                    l.owner.is_some()
+                        || matches!(l.checkpoint, Position::Sequence(..) | Position::ShardEnd)
                 })
             };
             if !children.is_empty() && children.iter().all(read) {
                 match self.s.table.delete_finished(&parent.key).await {
-                    Ok(()) => tracing::info!(shard = %parent.key, "deleted the finished parent's lease"),
+                    Ok(()) => {
+                        tracing::info!(shard = %parent.key, "deleted the finished parent's lease")
+                    }
                     Err(TableError::Conflict) => {}
                     Err(e) => self.complain("cannot delete a finished lease", &e),
                 }
@@ -679,7 +701,9 @@ impl Manager {
     async fn pass(&mut self, shards: &[ShardInfo], readers: &mut Readers) {
         self.passes += 1;
         for (key, end) in readers.reap().await {
-            let Some(h) = self.held.get_mut(&key) else { continue };
+            let Some(h) = self.held.get_mut(&key) else {
+                continue;
+            };
             match end {
                 ReadEnd::Ended => h.ended = true,
                 ReadEnd::Stopped(a) => h.resume = a.or(h.resume.take()),
@@ -739,7 +763,12 @@ impl Manager {
             };
             self.hand_over(&table).await;
             self.checkpoint(readers, &table).await;
-            let done = self.s.progress.pending().iter().all(|k| !self.held.contains_key(k))
+            let done = self
+                .s
+                .progress
+                .pending()
+                .iter()
+                .all(|k| !self.held.contains_key(k))
                 && self.owed.is_empty();
             if done || Instant::now() >= deadline {
                 break;
@@ -747,7 +776,9 @@ impl Manager {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         for key in keys {
-            let Some(h) = self.held.remove(&key) else { continue };
+            let Some(h) = self.held.remove(&key) else {
+                continue;
+            };
             match self.s.table.release(&key, &self.s.me, h.counter).await {
                 Ok(()) => tracing::info!(shard = %key, "released lease"),
                 Err(e) => tracing::warn!(shard = %key, error = %e,

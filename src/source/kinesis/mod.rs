@@ -279,11 +279,7 @@ pub(crate) fn start(setup: Setup) -> Running {
 }
 
 /// Lists the shards; None (logged now and then) when ListShards fails.
-async fn discover(
-    shared: &Shared,
-    failures: &mut u32,
-    label: &str,
-) -> Option<Vec<ShardInfo>> {
+async fn discover(shared: &Shared, failures: &mut u32, label: &str) -> Option<Vec<ShardInfo>> {
     match list_shards(&shared.client, &shared.stream).await {
         Ok(shards) => {
             *failures = 0;
@@ -340,8 +336,7 @@ impl Coordinator {
     /// parents (both, for a merge) are read to their end or no longer listed.
     fn start_ready(&mut self, shards: &[ShardInfo]) {
         let listed: HashMap<&str, &ShardInfo> = shards.iter().map(|s| (s.id.as_str(), s)).collect();
-        let done =
-            |c: &Self, id: &str| c.read_to_end.contains(id) || c.checkpoints.is_finished(id);
+        let done = |c: &Self, id: &str| c.read_to_end.contains(id) || c.checkpoints.is_finished(id);
         for s in shards {
             if self.readers.is_reading(&s.id) || done(self, &s.id) {
                 continue;

@@ -72,8 +72,7 @@ impl Readers {
             let _ = wake.try_send(());
             outcome
         });
-        self.tasks
-            .insert(shard.to_string(), Task { stop, handle });
+        self.tasks.insert(shard.to_string(), Task { stop, handle });
     }
 
     /// Stops one reader and waits for it: what it appended is in the log, nothing more comes.

@@ -110,7 +110,9 @@ impl Change {
                 c.condition.push_str(" AND leaseOwner = :owner");
                 c.values.push((":owner", s(o)));
             }
-            None => c.condition.push_str(" AND attribute_not_exists(leaseOwner)"),
+            None => c
+                .condition
+                .push_str(" AND attribute_not_exists(leaseOwner)"),
         }
         c
     }
@@ -159,7 +161,13 @@ impl LeaseTable {
         let deadline = tokio::time::Instant::now() + waited;
         let mut created = false;
         loop {
-            match self.client.describe_table().table_name(&self.name).send().await {
+            match self
+                .client
+                .describe_table()
+                .table_name(&self.name)
+                .send()
+                .await
+            {
                 Ok(out) => {
                     let status = out.table().and_then(|t| t.table_status());
                     if matches!(status, Some(TableStatus::Active) | None) {
@@ -327,10 +335,9 @@ impl LeaseTable {
             "leaseOwner = :me",
             "ownerSwitchesSinceCheckpoint = :switches",
         ]);
-        change.values.extend([
-            (":me", s(me)),
-            (":switches", n(lease.owner_switches + 1)),
-        ]);
+        change
+            .values
+            .extend([(":me", s(me)), (":switches", n(lease.owner_switches + 1))]);
         if let (true, Some(holder)) = (hand_off, &lease.owner) {
             change.set.push("checkpointOwner = :holder");
             change.values.push((":holder", s(holder)));
@@ -382,7 +389,12 @@ impl LeaseTable {
     }
 
     /// Gives a lease up (owner removed): another instance takes it at once.
-    pub(crate) async fn release(&self, key: &str, me: &str, counter: u64) -> Result<(), TableError> {
+    pub(crate) async fn release(
+        &self,
+        key: &str,
+        me: &str,
+        counter: u64,
+    ) -> Result<(), TableError> {
         let mut change = Change::on(counter, Some(me));
         change.remove.push("leaseOwner");
         self.apply(key, change).await
@@ -431,7 +443,11 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Result<Lease, TableError> {
         Some(seq) if !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => {
             Position::Sequence(seq.to_string(), sub)
         }
-        Some(_) => return Err(malformed("checkpoint is not a sequence number or a sentinel")),
+        Some(_) => {
+            return Err(malformed(
+                "checkpoint is not a sequence number or a sentinel",
+            ));
+        }
     };
     let parents = match item.get("parentShardId") {
         Some(AttributeValue::Ss(v)) => v.clone(),
@@ -459,7 +475,10 @@ mod tests {
             (KEY, s("shardId-000000000002")),
             ("leaseOwner", s("host-1")),
             ("leaseCounter", n(7)),
-            ("checkpoint", s("49590338271490256608559692538361571095921575989136588898")),
+            (
+                "checkpoint",
+                s("49590338271490256608559692538361571095921575989136588898"),
+            ),
             ("checkpointSubSequenceNumber", n(3)),
             ("ownerSwitchesSinceCheckpoint", n(1)),
             (
@@ -498,6 +517,10 @@ mod tests {
         assert!(c.set.contains(&"leaseCounter = :next"));
         assert!(c.values.contains(&(":next", n(5))));
         let unowned = Change::on(0, None);
-        assert!(unowned.condition.ends_with("attribute_not_exists(leaseOwner)"));
+        assert!(
+            unowned
+                .condition
+                .ends_with("attribute_not_exists(leaseOwner)")
+        );
     }
 }
