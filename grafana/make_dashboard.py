@@ -37,6 +37,13 @@ panels = [
      [("max by (delivery_stream, shard) (firehose_kinesis_millis_behind_latest)", "{{delivery_stream}} {{shard}}")]),
     ("Kinesis: records read/s (DataReadFromKinesisStream.Records)", "ops",
      [("sum by (delivery_stream) (rate(firehose_data_read_from_kinesis_stream_records_total[$__rate_interval]))", "{{delivery_stream}}")]),
+    ("Kinesis fleet: shard leases per instance", "short",
+     [("sum by (delivery_stream, instance) (firehose_kinesis_leases_held)", "held {{instance}} {{delivery_stream}}"),
+      ("sum by (delivery_stream, instance) (increase(firehose_kinesis_leases_taken_total[$__rate_interval]))", "taken {{instance}}"),
+      ("sum by (delivery_stream, instance) (increase(firehose_kinesis_leases_stolen_total[$__rate_interval]))", "stolen {{instance}}"),
+      ("sum by (delivery_stream, instance) (increase(firehose_kinesis_leases_lost_total[$__rate_interval]))", "lost {{instance}}"),
+      ("sum by (delivery_stream, instance) (increase(firehose_kinesis_lease_renew_failures_total[$__rate_interval]))", "renew failures {{instance}}"),
+      ("sum by (delivery_stream, instance) (increase(firehose_kinesis_lease_duplicate_records_total[$__rate_interval]))", "duplicate records {{instance}}")]),
     ("Staging errors (local disk)", "short",
      [("sum by (delivery_stream) (increase(firehose_staging_errors_total[$__rate_interval]))", "{{delivery_stream}}")]),
 ]

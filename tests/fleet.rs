@@ -4,7 +4,8 @@
 //! skipped; across a split and a merge no child is read before its parents are finished, and
 //! per-key order holds across instances; a rolling SIGTERM restart under load delivers every
 //! record exactly once; a 30-second DynamoDB outage loses nothing and every duplicate it causes
-//! is counted.
+//! is counted; an instance that moves from its checkpoint file to a lease table goes on from
+//! the file's checkpoints.
 
 mod support;
 
@@ -493,4 +494,53 @@ fn a_30_second_dynamodb_outage_loses_nothing_and_the_leases_resolve_when_it_retu
         "{delivered_twice} duplicates delivered, {counted} counted\n{}",
         f.logs()
     );
+}
+
+#[test]
+fn an_instance_moving_from_its_checkpoint_file_to_a_lease_table_starts_from_the_file() {
+    let mut f = Fleet::new("moved", 4);
+    let first = put(&f.k, "moved", "a", 300);
+    // The same instance, first without `leases`: checkpoints in its state folder's file.
+    let with_leases = f.config("w1");
+    let without: String = with_leases
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("leases:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, with_leases);
+    f.members.push(Member {
+        d: Daemon::start(&without),
+        alive: true,
+    });
+    f.wait_delivered(&first, Duration::from_secs(60));
+    let status = f.members[0].d.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exited {status}");
+    let (dir, _) = f.members.remove(0).d.stop_for_restart();
+    f.members.push(Member {
+        d: Daemon::start_in(dir, &with_leases),
+        alive: true,
+    });
+    f.wait_split(&[4], Duration::from_secs(30));
+    // The leases start where the file left off: the first records are not read again.
+    let positions: Vec<String> = f
+        .items()
+        .iter()
+        .map(|i| i["checkpoint"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        positions
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_digit())),
+        "every lease starts at a sequence number from the file: {positions:?}"
+    );
+    let mut expected = first.clone();
+    expected.extend(put(&f.k, "moved", "b", 300));
+    let lines = f.wait_delivered(&expected, Duration::from_secs(60));
+    assert_eq!(
+        duplicates(&lines),
+        0,
+        "records read again after the move\n{}",
+        f.logs()
+    );
+    assert_eq!(lines.len(), expected.len());
 }
