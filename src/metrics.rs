@@ -57,6 +57,8 @@ pub(crate) struct DestinationMetrics {
     pub(crate) partition_count_exceeded: Counter,
     /// Idle partitions whose encoder was closed (their object stays open).
     pub(crate) partition_suspensions: Counter,
+    /// Exactly-once objects not written because an object of their name existed.
+    pub(crate) objects_already_there: Counter,
     /// Records converted to Parquet rows, and their bytes.
     pub(crate) conversion_ok_records: Counter,
     pub(crate) conversion_ok_bytes: Counter,
@@ -215,7 +217,7 @@ const STREAM_FAMILIES: [Family; 13] = [
     ),
 ];
 
-const DESTINATION_FAMILIES: [Family; 18] = [
+const DESTINATION_FAMILIES: [Family; 19] = [
     family(
         "firehose_delivery_to_s3_records_total",
         "counter",
@@ -306,6 +308,11 @@ const DESTINATION_FAMILIES: [Family; 18] = [
         "counter",
         "Staging writes that found the disk under state_dir full and waited for space; firehosed only",
     ),
+    family(
+        "firehose_delivery_objects_already_there_total",
+        "counter",
+        "Exactly-once objects not written because an object of that name existed (an earlier run or an attempt whose answer was lost wrote it); firehosed only",
+    ),
 ];
 
 /// The Prometheus text exposition of every stream.
@@ -365,7 +372,8 @@ pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
                     14 => m.conversion_ok_bytes.get().to_string(),
                     15 => m.conversion_failed_records.get().to_string(),
                     16 => m.conversion_failed_bytes.get().to_string(),
-                    _ => m.disk_full_waits.get().to_string(),
+                    17 => m.disk_full_waits.get().to_string(),
+                    _ => m.objects_already_there.get().to_string(),
                 };
                 let _ = writeln!(
                     out,

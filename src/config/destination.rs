@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 
 use super::conversion;
 use super::decode::{Ctx, MapReader, Path};
-use super::model::{Buffering, DestinationConfig, DynamicPartitioning, Target};
+use super::model::{Buffering, Delivery, DestinationConfig, DynamicPartitioning, Target};
 use super::yaml::{Mark, Node};
 use crate::encode::Compression;
 use crate::keys::template::Template;
@@ -21,6 +21,8 @@ pub(crate) struct Scope {
     pub(crate) has_query: bool,
     /// The stream has `processing.transform`.
     pub(crate) has_transform: bool,
+    /// The stream reads a Kinesis data stream.
+    pub(crate) kinesis: bool,
 }
 
 pub(crate) fn decode(
@@ -46,6 +48,7 @@ pub(crate) fn decode(
     let compression = decode_compression(ctx, &mut m, converting);
     let file_extension = decode_extension(ctx, &mut m);
     let time_zone = decode_time_zone(ctx, &mut m);
+    let delivery = decode_delivery(ctx, &mut m, scope);
     let backup = match m.get("source_record_backup") {
         Some(n) => decode_backup(ctx, n, m.path.key("source_record_backup")).map(Some),
         None => Some(None),
@@ -96,7 +99,29 @@ pub(crate) fn decode(
         source_record_backup: backup?.map(|(_, t)| t),
         dynamic_partitioning: dynamic?,
         format_conversion: conversion?,
+        delivery: delivery?,
     })
+}
+
+/// `delivery: at_least_once | exactly_once`.
+fn decode_delivery(ctx: &mut Ctx, m: &mut MapReader, scope: Scope) -> Option<Delivery> {
+    let Some(n) = m.get("delivery") else {
+        return Some(Delivery::AtLeastOnce);
+    };
+    let path = m.path.key("delivery");
+    let delivery = match ctx.one_of(n, &path, &["at_least_once", "exactly_once"])? {
+        0 => Delivery::AtLeastOnce,
+        _ => Delivery::ExactlyOnce,
+    };
+    if delivery == Delivery::ExactlyOnce && scope.kinesis {
+        ctx.error(
+            n.mark,
+            &path,
+            "exactly_once is not available yet for a kinesis_stream source (docs/durability.md); use at_least_once",
+        );
+        return None;
+    }
+    Some(delivery)
 }
 
 /// A destination's prefixes as written, and their templates once checked.

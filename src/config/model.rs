@@ -234,6 +234,20 @@ pub(crate) struct DestinationConfig {
     pub(crate) dynamic_partitioning: Option<DynamicPartitioning>,
     /// `data_format_conversion` when enabled: records are written as Parquet.
     pub(crate) format_conversion: Option<std::sync::Arc<crate::encode::parquet::Conversion>>,
+    /// `delivery`: whether a replay may write a record into a second object.
+    pub(crate) delivery: Delivery,
+}
+
+/// `delivery: at_least_once | exactly_once` (docs/durability.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Random object names; after a crash or a lost answer a record may land in two objects
+    /// (managed Firehose's behaviour). Works with any S3 server.
+    #[default]
+    AtLeastOnce,
+    /// Names derived from each object's identity, journaled before the upload, written with a
+    /// conditional put: a replay never writes a record twice. Needs conditional writes.
+    ExactlyOnce,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,11 @@
 //! The `directory` destination: the same keys as S3, as files under a local folder, each
-//! written atomically (staging file fsync'd, renamed into place, folder fsync'd).
+//! written atomically (staging file fsync'd, renamed into place, folder fsync'd). Exactly-once
+//! objects are linked into place instead, which fails if the name exists (an exclusive create).
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use super::sink::DeliveryError;
+use super::sink::{DeliveryError, Written};
 use super::staging::Sealed;
 
 pub(crate) struct DirectorySink {
@@ -42,7 +43,7 @@ impl DirectorySink {
         (any && safe).then_some(path)
     }
 
-    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
+    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<Written, DeliveryError> {
         let Some(target) = self.path_for(&object.key) else {
             return Err(DeliveryError {
                 transient: false,
@@ -50,19 +51,23 @@ impl DirectorySink {
             });
         };
         let source = object.path.clone();
-        tokio::task::spawn_blocking(move || place(&source, &target))
-            .await
-            .map_err(|e| DeliveryError {
-                transient: true,
-                message: format!("delivery task failed: {e}"),
-            })?
-            .map_err(|e| DeliveryError {
-                transient: !matches!(
-                    e.kind(),
-                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-                ),
-                message: e.to_string(),
-            })
+        let exclusive = object.identity.is_some();
+        tokio::task::spawn_blocking(move || match exclusive {
+            true => place_exclusive(&source, &target),
+            false => place(&source, &target).map(|()| Written::Written),
+        })
+        .await
+        .map_err(|e| DeliveryError {
+            transient: true,
+            message: format!("delivery task failed: {e}"),
+        })?
+        .map_err(|e| DeliveryError {
+            transient: !matches!(
+                e.kind(),
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+            ),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -97,6 +102,41 @@ fn place(source: &Path, target: &Path) -> io::Result<()> {
     std::fs::File::open(parent)?.sync_all()
 }
 
+/// Links the fsync'd staging file to `target` unless a file of that name exists (a hard link
+/// never replaces one), copying it to a temp file beside the target first when the two are on
+/// different file systems. Then fsyncs the folder.
+fn place_exclusive(source: &Path, target: &Path) -> io::Result<Written> {
+    let parent = target
+        .parent()
+        .ok_or_else(|| io::Error::other("target has no parent folder"))?;
+    std::fs::create_dir_all(parent)?;
+    let linked = match std::fs::hard_link(source, target) {
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = parent.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+            let result = (|| {
+                std::fs::copy(source, &tmp)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::hard_link(&tmp, target)
+            })();
+            let _ = std::fs::remove_file(&tmp);
+            result
+        }
+        other => other,
+    };
+    let written = match linked {
+        Ok(()) => Written::Written,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Written::AlreadyThere,
+        Err(e) => return Err(e),
+    };
+    std::fs::File::open(parent)?.sync_all()?;
+    std::fs::remove_file(source)?;
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +158,24 @@ mod tests {
         assert_eq!(at("/etc/passwd").as_deref(), Some("/data/out/etc/passwd"));
         assert_eq!(at("a/./b//c").as_deref(), Some("/data/out/a/%2E/b/c"));
         assert_eq!(at("//"), None, "no file name at all");
+    }
+
+    #[test]
+    fn an_exclusive_place_never_replaces_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b, target) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("out/x.gz"),
+        );
+        std::fs::write(&a, "first").expect("write");
+        std::fs::write(&b, "second").expect("write");
+        assert_eq!(place_exclusive(&a, &target).expect("a"), Written::Written);
+        assert_eq!(
+            place_exclusive(&b, &target).expect("b"),
+            Written::AlreadyThere
+        );
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "first");
+        assert!(!a.exists() && !b.exists(), "staging files are removed");
     }
 }

@@ -1,12 +1,14 @@
 //! The S3 destination through aws-sdk-s3: one PutObject for small objects, a multipart upload
-//! (streamed from the staging file) from MULTIPART_THRESHOLD up.
+//! (streamed from the staging file) from MULTIPART_THRESHOLD up. Exactly-once objects are
+//! written with `If-None-Match: *` on PutObject and CompleteMultipartUpload: S3's 412
+//! PreconditionFailed means an object of that name exists, so these records are delivered.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 
-use super::sink::DeliveryError;
+use super::sink::{DeliveryError, Written};
 use super::staging::Sealed;
 
 /// Objects of this size and more go as multipart uploads.
@@ -77,30 +79,67 @@ impl S3Sink {
         }
     }
 
-    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
+    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<Written, DeliveryError> {
         if object.size < MULTIPART_THRESHOLD {
             let body = ByteStream::from_path(&object.path)
                 .await
                 .map_err(|e| local_error(&e))?;
             let (sse, key) = self.sse();
-            self.client
+            let sent = self
+                .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&object.key)
                 .content_type(CONTENT_TYPE)
                 .set_server_side_encryption(sse)
                 .set_ssekms_key_id(key)
+                .set_if_none_match(if_none_match(object))
                 .content_length(object.size as i64)
                 .body(body)
                 .send()
-                .await
-                .map_err(|e| classify("PutObject", e))?;
-            return Ok(());
+                .await;
+            return match sent {
+                Ok(_) => Ok(Written::Written),
+                Err(e) if precondition_failed(&e) => Ok(Written::AlreadyThere),
+                Err(e) => Err(classify("PutObject", e)),
+            };
         }
         self.multipart(object).await
     }
 
-    async fn multipart(&self, object: &Sealed) -> Result<(), DeliveryError> {
+    /// Start-up check of exactly-once delivery: a conditional put of a probe object succeeds
+    /// once and is refused the second time. Ok(false): the server ignores `If-None-Match`.
+    pub(crate) async fn conditional_writes(&self) -> Result<bool, DeliveryError> {
+        let key = format!(
+            ".firehosed/conditional-write-probe-{}",
+            uuid::Uuid::new_v4().simple()
+        );
+        let put = || {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .if_none_match("*")
+                .body(ByteStream::from_static(b"probe"))
+                .send()
+        };
+        put().await.map_err(|e| classify("PutObject", e))?;
+        let second = put().await;
+        let _ = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await;
+        match second {
+            Ok(_) => Ok(false),
+            Err(e) if precondition_failed(&e) => Ok(true),
+            Err(e) => Err(classify("PutObject", e)),
+        }
+    }
+
+    async fn multipart(&self, object: &Sealed) -> Result<Written, DeliveryError> {
         let created = self
             .client
             .create_multipart_upload()
@@ -128,7 +167,11 @@ impl S3Sink {
         result
     }
 
-    async fn upload_parts(&self, object: &Sealed, upload_id: &str) -> Result<(), DeliveryError> {
+    async fn upload_parts(
+        &self,
+        object: &Sealed,
+        upload_id: &str,
+    ) -> Result<Written, DeliveryError> {
         let mut parts = Vec::new();
         let mut offset = 0u64;
         let mut number = 1i32;
@@ -163,20 +206,55 @@ impl S3Sink {
             offset += len;
             number += 1;
         }
-        self.client
+        let completed = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&object.key)
             .upload_id(upload_id)
+            .set_if_none_match(if_none_match(object))
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
                     .build(),
             )
             .send()
-            .await
-            .map_err(|e| classify("CompleteMultipartUpload", e))?;
-        Ok(())
+            .await;
+        match completed {
+            Ok(_) => Ok(Written::Written),
+            Err(e) if precondition_failed(&e) => {
+                // The parts are not needed: the object is there.
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&object.key)
+                    .upload_id(upload_id)
+                    .send()
+                    .await;
+                Ok(Written::AlreadyThere)
+            }
+            Err(e) => Err(classify("CompleteMultipartUpload", e)),
+        }
+    }
+}
+
+/// `*` for an exactly-once object: written only if no object has its name.
+fn if_none_match(object: &Sealed) -> Option<String> {
+    object.identity.as_ref().map(|_| "*".to_string())
+}
+
+/// S3's answer to a conditional write whose condition failed: 412 PreconditionFailed (by the
+/// status and the error code, never the message).
+fn precondition_failed<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(se) => {
+            se.raw().status().as_u16() == 412 || se.err().code() == Some("PreconditionFailed")
+        }
+        _ => false,
     }
 }
 

@@ -13,13 +13,23 @@ pub(crate) struct DeliveryError {
     pub(crate) message: String,
 }
 
+/// What a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    Written,
+    /// Exactly-once: an object of that name was there already (an earlier run, or an attempt
+    /// whose answer was lost, wrote it): these records are delivered.
+    AlreadyThere,
+}
+
 pub(crate) enum Sink {
     S3(S3Sink),
     Directory(DirectorySink),
 }
 
 impl Sink {
-    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<(), DeliveryError> {
+    /// Writes the object; one with an identity (exactly-once) only if its name is free.
+    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<Written, DeliveryError> {
         match self {
             Sink::S3(s) => s.deliver(object).await,
             Sink::Directory(d) => d.deliver(object).await,

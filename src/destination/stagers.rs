@@ -14,9 +14,10 @@ use std::sync::atomic::AtomicU64;
 use chrono_tz::Tz;
 use tokio::time::Instant;
 
+use super::journal::{self, Entry, Journal};
 use super::naming::{ErrorNaming, Naming};
 use super::partition::{self, ACTIVE_PARTITIONS_EXCEEDED, RecordKeys, Unpartitioned};
-use super::staging::{ObjectStager, Rejected, Sealed};
+use super::staging::{Identity, ObjectStager, Rejected, Sealed};
 use crate::disk::Patience;
 use crate::keys::template::{PartitionValues, Template};
 use crate::metrics::DestinationMetrics;
@@ -83,6 +84,30 @@ pub(crate) struct StagingPlan {
     pub(crate) converting: bool,
     /// How every stager's writes wait for space on a full disk.
     pub(crate) patience: Arc<Patience>,
+    /// Set for exactly-once delivery (`delivery: exactly_once`).
+    pub(crate) exactly_once: Option<ExactlyOnce>,
+}
+
+/// A destination's exactly-once state at start-up.
+pub(crate) struct ExactlyOnce {
+    /// `<stream>/<destination index>`: names are derived from it, the slot and the position.
+    pub(crate) namespace: Arc<str>,
+    pub(crate) journal: Journal,
+    /// The journal's entries that a replay may meet (see `Journal::open`).
+    pub(crate) replay: Vec<Entry>,
+}
+
+impl ExactlyOnce {
+    fn identity(&self, slot: String) -> Identity {
+        let replay = journal::of_slot(&self.replay, &slot);
+        Identity::new(self.namespace.clone(), slot, replay)
+    }
+}
+
+/// The journal slot of a partition's objects.
+fn partition_slot(values: &PartitionValues) -> String {
+    let json = serde_json::json!({"query": values.query, "lambda": values.lambda});
+    format!("partition/{json}")
 }
 
 impl StagingPlan {
@@ -153,6 +178,7 @@ impl StagingPlan {
             error_template: d.error_prefix_template.clone(),
             partitioning,
             patience,
+            exactly_once: None,
         }
     }
 }
@@ -187,6 +213,7 @@ pub(crate) struct StagerSet {
     /// Main and partition objects are Parquet (format conversion).
     converting: bool,
     patience: Arc<Patience>,
+    exactly_once: Option<ExactlyOnce>,
 }
 
 /// A staging step that failed on local disk.
@@ -196,6 +223,8 @@ pub(crate) enum StagingError {
     Stage(#[source] std::io::Error),
     #[error("cannot seal a staged object")]
     Seal(#[source] std::io::Error),
+    #[error("cannot record objects in the exactly-once journal")]
+    Journal(#[source] std::io::Error),
 }
 
 /// Sealed objects of one step, or why it failed.
@@ -204,14 +233,18 @@ pub(crate) type StepResult = Result<Vec<(Sealed, Kind)>, StagingError>;
 impl StagerSet {
     pub(crate) fn new(staging: StagingPlan, metrics: Arc<DestinationMetrics>) -> Self {
         let ids = Arc::new(AtomicU64::new(0));
+        let eo = staging.exactly_once;
+        let identity = |slot: &str| eo.as_ref().map(|e| e.identity(slot.to_string()));
         StagerSet {
             main: staging
                 .main
                 .with_ids(ids.clone())
-                .with_patience(staging.patience.clone()),
+                .with_patience(staging.patience.clone())
+                .with_identity(identity("main")),
             backup: staging.backup.map(|b| {
                 b.with_ids(ids.clone())
                     .with_patience(staging.patience.clone())
+                    .with_identity(identity("backup"))
             }),
             ids,
             errors: Vec::new(),
@@ -225,7 +258,48 @@ impl StagerSet {
             metrics,
             converting: staging.converting,
             patience: staging.patience,
+            exactly_once: eo,
         }
+    }
+
+    /// Exactly-once: journals the new identities of `sealed` (one fsync) before any of them is
+    /// uploaded; `cursor` is the destination's, for the journal's rewrite.
+    pub(crate) fn record(
+        &mut self,
+        sealed: &[(Sealed, Kind)],
+        cursor: u64,
+    ) -> Result<(), StagingError> {
+        let Some(eo) = self.exactly_once.as_mut() else {
+            return Ok(());
+        };
+        let new: Vec<Entry> = sealed
+            .iter()
+            .filter_map(|(o, _)| match &o.identity {
+                Some((entry, false)) => Some(entry.clone()),
+                _ => None,
+            })
+            .collect();
+        eo.journal
+            .record(&new, cursor)
+            .map_err(StagingError::Journal)
+    }
+
+    /// Seals the objects cut again whose journal entries end below `end`; forgets the start-up
+    /// entries once the log is past them all.
+    fn finish_replayed(&mut self, end: u64) -> StepResult {
+        let Some(eo) = self.exactly_once.as_mut() else {
+            return Ok(Vec::new());
+        };
+        if eo.replay.is_empty() {
+            return Ok(Vec::new());
+        }
+        eo.replay.retain(|e| e.last.0 >= end);
+        let mut sealed = Vec::new();
+        for (_, kind, s) in self.all() {
+            let objects = s.finish_replayed(end).map_err(StagingError::Seal)?;
+            sealed.extend(objects.into_iter().map(|o| (o, kind)));
+        }
+        Ok(sealed)
     }
 
     fn error(&mut self, output_type: &'static str) -> &mut ObjectStager {
@@ -236,9 +310,14 @@ impl StagerSet {
                     template: self.error_template.clone(),
                     output_type,
                 };
+                let identity = self
+                    .exactly_once
+                    .as_ref()
+                    .map(|e| e.identity(format!("error/{output_type}")));
                 let stager = (self.make_error)(naming)
                     .with_ids(self.ids.clone())
-                    .with_patience(self.patience.clone());
+                    .with_patience(self.patience.clone())
+                    .with_identity(identity);
                 self.errors.push((output_type, stager));
                 self.errors.len() - 1
             }
@@ -272,7 +351,8 @@ impl StagerSet {
         let mut opened: Option<Instant> = None;
         let mut oldest: Option<i64> = None;
         for (_, _, s) in self.all() {
-            if let Some(o) = s.opened() {
+            // An object cut again waits for its records, not for the interval.
+            if let Some(o) = s.opened().filter(|_| !s.rebuilding()) {
                 opened = Some(opened.map_or(o, |p| p.min(o)));
             }
             if let Some(t) = s.oldest_ms() {
@@ -338,6 +418,7 @@ impl StagerSet {
                 .map_err(err)?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
         }
+        sealed.extend(self.finish_replayed(delivery.end)?);
         if let Some(bound) = companion_bound(&sealed) {
             sealed.extend(self.seal_companions(bound)?);
         }
@@ -400,9 +481,14 @@ impl StagerSet {
                 let Some(p) = self.partitioning.as_ref() else {
                     break;
                 };
+                let identity = self
+                    .exactly_once
+                    .as_ref()
+                    .map(|e| e.identity(partition_slot(&values)));
                 let stager = (p.make)(values.clone())
                     .with_ids(self.ids.clone())
-                    .with_patience(self.patience.clone());
+                    .with_patience(self.patience.clone())
+                    .with_identity(identity);
                 self.partitions.insert(values.clone(), (slot, stager, 0));
             }
             let writes = self.writes;
@@ -453,7 +539,7 @@ impl StagerSet {
     /// holding the rest of the delivery that filled it) stays open and fills up.
     fn seal_companions(&mut self, bound: Bound) -> StepResult {
         seal_each(self.companions().filter(|(_, kind, s)| {
-            !(*kind == Kind::Main && bound.main_sealed)
+            !(s.rebuilding() || *kind == Kind::Main && bound.main_sealed)
                 && s.first_seq().is_some_and(|f| f < bound.below)
         }))
     }
@@ -467,9 +553,10 @@ impl StagerSet {
 
     /// Seals the objects opened `interval` before `now` (and the companions with them).
     pub(crate) fn seal_due(&mut self, now: Instant, interval: std::time::Duration) -> StepResult {
+        // An object cut again seals when complete, not on time.
         let due = self
             .all()
-            .filter(|(_, _, s)| s.opened().is_some_and(|o| o + interval <= now));
+            .filter(|(_, _, s)| !s.rebuilding() && s.opened().is_some_and(|o| o + interval <= now));
         let mut sealed = seal_each(due)?;
         if let Some(bound) = companion_bound(&sealed) {
             sealed.extend(self.seal_companions(bound)?);
@@ -483,7 +570,8 @@ impl StagerSet {
         let before = self.partitions.len();
         let closed = &mut self.closed;
         self.partitions.retain(|_, (slot, s, _)| {
-            let keep = s.first_seq().is_some();
+            // A partition the journal still has objects of keeps its stager (and their names).
+            let keep = s.first_seq().is_some() || s.replaying();
             if !keep {
                 closed.push(*slot);
             }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
-use super::naming::Naming;
+use super::journal::{self, Entry, Pos};
+use super::naming::{Naming, ObjectName};
 use crate::disk::{Patience, PatientFile};
 use crate::encode::parquet::{Conversion, Park, ParquetWriter};
 use crate::encode::{Compression, Encoder};
@@ -105,6 +106,9 @@ pub(crate) struct Sealed {
     pub(crate) first_seq: u64,
     /// One past the last record's spool sequence number: the cursor once this is delivered.
     pub(crate) next_seq: u64,
+    /// Exactly-once: the object's identity, and whether the journal holds it already (a
+    /// replay cut it again) or must before it is uploaded. Written with a conditional put.
+    pub(crate) identity: Option<(Entry, bool)>,
 }
 
 struct Open {
@@ -119,7 +123,49 @@ struct Open {
     oldest_ms: i64,
     first_seq: u64,
     next_seq: u64,
+    /// Positions of the first and last record (exactly-once identities).
+    first: Pos,
+    last: Pos,
     opened: Instant,
+}
+
+/// Exactly-once delivery of a stager's objects: names derived from their identity, and the
+/// journal's entries of this slot that a replay cuts again.
+pub(crate) struct Identity {
+    /// The destination's: `<stream>/<destination index>`.
+    pub(crate) namespace: Arc<str>,
+    pub(crate) slot: String,
+    /// The journal's entries of this slot, in log order, not yet cut again.
+    pub(crate) replay: std::collections::VecDeque<Entry>,
+    /// The open object is the front entry's, cut again: it seals when the log passes that
+    /// entry's last record, not on size, interval or with its companions.
+    rebuilding: bool,
+}
+
+impl Identity {
+    pub(crate) fn new(
+        namespace: Arc<str>,
+        slot: String,
+        replay: std::collections::VecDeque<Entry>,
+    ) -> Self {
+        Identity {
+            namespace,
+            slot,
+            replay,
+            rebuilding: false,
+        }
+    }
+}
+
+/// Where a record goes in a stager with an identity.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Into the open object, sealed on size as usual.
+    Fresh,
+    /// Into the object a journal entry names, cut again.
+    Rebuild,
+    /// Nowhere: the journal says its object was delivered.
+    Skip,
 }
 
 pub(crate) struct ObjectStager {
@@ -135,6 +181,8 @@ pub(crate) struct ObjectStager {
     conversion: Option<Arc<Conversion>>,
     /// Waits for space when a write finds the disk full.
     patience: Arc<Patience>,
+    /// Set for exactly-once delivery.
+    identity: Option<Identity>,
 }
 
 impl ObjectStager {
@@ -157,7 +205,80 @@ impl ObjectStager {
             buffer: 256 * 1024,
             conversion: None,
             patience: Arc::default(),
+            identity: None,
         }
+    }
+
+    /// Names objects by their identity and cuts the journal's objects again (exactly-once).
+    pub(crate) fn with_identity(mut self, identity: Option<Identity>) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The open object is one a replay cuts again: it seals only when complete (or on flush).
+    pub(crate) fn rebuilding(&self) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.rebuilding)
+    }
+
+    /// The journal still has entries for this slot (the stager must stay).
+    pub(crate) fn replaying(&self) -> bool {
+        self.identity.as_ref().is_some_and(|i| !i.replay.is_empty())
+    }
+
+    /// Where the record at `pos` goes; seals the objects it completes.
+    fn route(&mut self, pos: Pos, sealed: &mut Vec<Sealed>) -> io::Result<Route> {
+        loop {
+            let Some(id) = self.identity.as_mut() else {
+                return Ok(Route::Fresh);
+            };
+            let Some(front) = id.replay.front() else {
+                return Ok(Route::Fresh);
+            };
+            if pos > front.last {
+                sealed.extend(self.end_entry()?);
+                continue;
+            }
+            if pos < front.first {
+                return Ok(Route::Fresh);
+            }
+            if front.delivered {
+                return Ok(Route::Skip);
+            }
+            if !id.rebuilding {
+                // A fresh object open before this entry (records the original did not have
+                // here) seals first under its own name.
+                sealed.extend(self.seal()?);
+                if let Some(id) = self.identity.as_mut() {
+                    id.rebuilding = true;
+                }
+            }
+            return Ok(Route::Rebuild);
+        }
+    }
+
+    /// The front journal entry is done: its object seals (if any of its records came again).
+    fn end_entry(&mut self) -> io::Result<Option<Sealed>> {
+        if self.rebuilding() && self.current.is_some() {
+            return self.seal();
+        }
+        if let Some(id) = self.identity.as_mut() {
+            id.replay.pop_front();
+            id.rebuilding = false;
+        }
+        Ok(None)
+    }
+
+    /// Seals the objects of journal entries the log has passed (`end`: every record below it
+    /// was handed over).
+    pub(crate) fn finish_replayed(&mut self, end: u64) -> io::Result<Vec<Sealed>> {
+        let mut sealed = Vec::new();
+        while let Some(front) = self.identity.as_ref().and_then(|i| i.replay.front()) {
+            if front.last.0 >= end {
+                break;
+            }
+            sealed.extend(self.end_entry()?);
+        }
+        Ok(sealed)
     }
 
     /// How (and in whose name) its writes wait for space on a full disk.
@@ -211,21 +332,31 @@ impl ObjectStager {
     ) -> Result<Vec<Sealed>, (io::Error, u64)> {
         let mut sealed = Vec::new();
         for record in batch {
+            let route = self
+                .route((record.seq, record.sub), &mut sealed)
+                .map_err(|e| (e, 0))?;
+            if route == Route::Skip {
+                continue;
+            }
+            // An object cut again holds what the original held, whatever its size.
+            let sized = route == Route::Fresh;
             let len = record.data.len() as u64 + u64::from(self.delimiter);
-            if self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.records > 0 && c.raw_bytes + len > self.size_limit)
+            if sized
+                && self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.records > 0 && c.raw_bytes + len > self.size_limit)
             {
                 sealed.extend(self.seal().map_err(|e| (e, 0))?);
             }
             if let Err(e) = self.write(record, len, now, rejected) {
                 return Err((e, self.discard()));
             }
-            if self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.raw_bytes >= self.size_limit)
+            if sized
+                && self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.raw_bytes >= self.size_limit)
             {
                 sealed.extend(self.seal().map_err(|e| (e, 0))?);
             }
@@ -286,6 +417,11 @@ impl ObjectStager {
         cur.oldest_ms = cur.oldest_ms.min(record.arrival_ms);
         cur.first_seq = cur.first_seq.min(record.seq);
         cur.next_seq = cur.next_seq.max(record.seq + 1);
+        let pos = (record.seq, record.sub);
+        if cur.records == 1 {
+            cur.first = pos;
+        }
+        cur.last = cur.last.max(pos);
         Ok(())
     }
 
@@ -317,6 +453,8 @@ impl ObjectStager {
             oldest_ms: arrival_ms,
             first_seq: u64::MAX,
             next_seq: 0,
+            first: (0, 0),
+            last: (0, 0),
             opened: now,
         })
     }
@@ -371,7 +509,7 @@ impl ObjectStager {
         let Some(cur) = self.current.take() else {
             return Ok(None);
         };
-        let name = self.naming.object(cur.oldest_ms, &cur.uuid);
+        let (name, identity) = self.name(&cur);
         let result = (|| {
             let file = match cur.encoder {
                 Some(Writer::Bytes(encoder)) => encoder
@@ -397,12 +535,50 @@ impl ObjectStager {
                 oldest_ms: cur.oldest_ms,
                 first_seq: cur.first_seq,
                 next_seq: cur.next_seq,
+                identity,
             })),
             Err(e) => {
                 let _ = std::fs::remove_file(&cur.path);
                 Err(e)
             }
         }
+    }
+
+    /// The sealing object's name: random (at-least-once), the journal entry's (cut again), or
+    /// derived from its identity (a new exactly-once object).
+    fn name(&mut self, cur: &Open) -> (ObjectName, Option<(Entry, bool)>) {
+        let Some(id) = self.identity.as_mut() else {
+            return (self.naming.object(cur.oldest_ms, &cur.uuid), None);
+        };
+        if id.rebuilding {
+            id.rebuilding = false;
+            if let Some(entry) = id.replay.pop_front() {
+                let fresh = self.naming.object(cur.oldest_ms, &cur.uuid);
+                // The ZIP entry's name is the key's file name without the extension.
+                let base = entry
+                    .key
+                    .rsplit('/')
+                    .next()
+                    .and_then(|f| f.strip_suffix(self.naming.extension.as_str()))
+                    .filter(|b| b.len() == fresh.base.len())
+                    .map_or(fresh.base, str::to_string);
+                let name = ObjectName {
+                    key: entry.key.clone(),
+                    base,
+                };
+                return (name, Some((entry, true)));
+            }
+        }
+        let uuid = journal::object_uuid(&id.namespace, &id.slot, cur.first);
+        let name = self.naming.object(cur.oldest_ms, &uuid);
+        let entry = Entry {
+            slot: id.slot.clone(),
+            first: cur.first,
+            last: cur.last,
+            key: name.key.clone(),
+            delivered: false,
+        };
+        (name, Some((entry, false)))
     }
 
     fn discard(&mut self) -> u64 {
@@ -467,6 +643,69 @@ mod tests {
             sub: 0,
             kinesis: None,
         }
+    }
+
+    fn exactly_once(dir: &Path, limit: u64, replay: Vec<Entry>) -> ObjectStager {
+        let slot = "main".to_string();
+        let replay = journal::of_slot(&replay, &slot);
+        stager(dir, limit, false).with_identity(Some(Identity::new("s/0".into(), slot, replay)))
+    }
+
+    fn cut(s: &mut ObjectStager, seqs: std::ops::Range<i64>) -> Vec<Sealed> {
+        let batch: Vec<Record> = seqs.map(|i| rec("abcd", i)).collect();
+        let mut sealed = s
+            .append(&batch, Instant::now(), &mut Rejected::default())
+            .expect("appends");
+        sealed.extend(s.seal().expect("seals"));
+        sealed
+    }
+
+    fn summary(sealed: &[Sealed]) -> Vec<(String, u64, bool)> {
+        sealed
+            .iter()
+            .map(|o| {
+                let (_, recorded) = o.identity.clone().expect("an identity");
+                (o.key.clone(), o.records, recorded)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_replay_cuts_the_journal_s_objects_again_under_the_same_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // First run: objects of two records (size 10), the last one never journaled.
+        let mut first = exactly_once(dir.path(), 10, Vec::new());
+        let run1 = cut(&mut first, 1000..1007);
+        assert_eq!(run1.len(), 4);
+        let entries: Vec<Entry> = run1[..3]
+            .iter()
+            .map(|o| o.identity.clone().expect("identity").0)
+            .collect();
+        let journal_path = dir.path().join("journal");
+        let (mut j, _) = journal::Journal::open(&journal_path, 1000).expect("journal");
+        j.record(&entries, 1000).expect("record");
+        // Replay with another size limit: the journal's objects come back as they were, the
+        // rest is named by its first record, as the first run named it.
+        let (_, replay) = journal::Journal::open(&journal_path, 1000).expect("reopen");
+        let mut again = exactly_once(dir.path(), 100, replay);
+        let run2 = cut(&mut again, 1000..1007);
+        let expect: Vec<(String, u64, bool)> = summary(&run1)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (k, n, _))| (k, n, i < 3))
+            .collect();
+        assert_eq!(summary(&run2), expect);
+        // With the cursor at 1003: the object holding 1002-1003 was delivered (1003 is
+        // skipped), 1004-1005 is cut again, 1006 on is new.
+        let (_, replay) = journal::Journal::open(&journal_path, 1003).expect("reopen");
+        assert_eq!(replay.len(), 2);
+        let mut third = exactly_once(dir.path(), 100, replay);
+        let run3 = cut(&mut third, 1003..1008);
+        let got = summary(&run3);
+        assert_eq!(got[0], (run1[2].key.clone(), 2, true));
+        assert_eq!((got[1].1, got[1].2), (2, false));
+        assert_eq!(got[1].0, run1[3].key, "named by its first record (1006)");
+        assert_eq!(got.len(), 2, "1003 went nowhere: {got:?}");
     }
 
     #[test]

@@ -58,6 +58,11 @@ impl Watermark {
         }
     }
 
+    /// The cursor last released (what the journal may forget below).
+    pub(crate) fn released(&self) -> u64 {
+        self.state.lock().map_or(0, |s| s.released)
+    }
+
     /// Records may have been lost by a failed staging step: freeze the cursor (the process is
     /// about to exit; a restart replays from the last cursor).
     pub(crate) fn poison(&self) {

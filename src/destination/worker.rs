@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::sink::Sink;
+use super::sink::{Sink, Written};
 use super::stagers::{Delivery, Kind, StagerSet, StagingPlan, StepResult};
 use super::staging::Sealed;
 use super::watermark::Watermark;
@@ -217,7 +217,9 @@ impl Worker {
         let now = Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let mut s = stagers.lock().unwrap_or_else(|p| p.into_inner());
-            let out = step(&mut s, now);
+            // Exactly-once: an object's identity is durable before it goes to the uploader.
+            let out = step(&mut s, now)
+                .and_then(|objects| s.record(&objects, watermark.released()).map(|()| objects));
             let open = s.open();
             match &out {
                 Ok(objects) => {
@@ -385,9 +387,9 @@ async fn deliver(
     let mut slow = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let mut gate = LogGate::new(Duration::from_secs(30));
     let mut failures = 0u32;
-    loop {
+    let written = loop {
         match sink.deliver(object).await {
-            Ok(()) => break,
+            Ok(w) => break w,
             Err(e) => {
                 failures += 1;
                 metrics.put_failures.add(1);
@@ -404,12 +406,20 @@ async fn deliver(
                 tokio::time::sleep(delay).await;
             }
         }
-    }
+    };
     if failures > 0 {
         tracing::info!(destination = %label, key = %object.key, attempts = failures + 1,
             "delivery recovered");
     }
     let _ = tokio::fs::remove_file(&object.path).await;
+    if written == Written::AlreadyThere {
+        // An earlier run (or an attempt whose answer was lost) delivered these records.
+        metrics.objects_already_there.add(1);
+        metrics.delivered(object.id);
+        tracing::info!(destination = %label, key = %object.key, records = object.records,
+            "object already there (exactly-once): not written again");
+        return;
+    }
     metrics.put_success.add(1);
     metrics.delivered_objects.add(1);
     metrics.delivered_object_bytes.add(object.size);

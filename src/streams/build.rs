@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use crate::aws;
 use crate::config::{
-    Config, DestinationConfig, KinesisSourceConfig, KinesisStreamRef, SourceConfig,
+    Config, Delivery, DestinationConfig, KinesisSourceConfig, KinesisStreamRef, SourceConfig,
     StartingPosition, StreamConfig, Target,
 };
 use crate::destination::directory::DirectorySink;
+use crate::destination::journal::Journal;
 use crate::destination::naming::Naming;
 use crate::destination::s3::{BucketError, S3Sink};
 use crate::destination::sink::Sink;
+use crate::destination::stagers::ExactlyOnce;
 use crate::destination::staging::clear_leftovers;
 use crate::destination::{DestinationHandle, OnDelivered, StagingPlan};
 use crate::disk::{Patience, StagingRoom};
@@ -59,6 +61,17 @@ pub(crate) enum BuildError {
         stream: String,
         #[source]
         source: BucketError,
+    },
+    #[error(
+        "delivery stream {stream}: delivery: exactly_once needs conditional writes (If-None-Match), and S3 bucket {bucket:?} ignored them; use at_least_once with this server"
+    )]
+    NoConditionalWrites { stream: String, bucket: String },
+    #[error("delivery stream {stream}: checking conditional writes on S3 bucket {bucket:?}")]
+    ConditionalProbe {
+        stream: String,
+        bucket: String,
+        #[source]
+        source: crate::destination::sink::DeliveryError,
     },
     #[error("delivery stream {stream}")]
     Transform {
@@ -493,7 +506,11 @@ impl Build<'_> {
             metrics.disk_full_waits.clone(),
         ));
         let delimiter = sc.processing.append_delimiter_to_record;
-        let plan = StagingPlan::build(staging_dir, naming, d, delimiter, patience.clone());
+        let exactly_once = self
+            .exactly_once(i, d, &sink, &staging_dir, log.cursor(i))
+            .await?;
+        let mut plan = StagingPlan::build(staging_dir, naming, d, delimiter, patience.clone());
+        plan.exactly_once = exactly_once;
         tracing::info!(destination = %label, sink = %sink.describe(), "destination ready");
         let acks = log.clone();
         let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
@@ -515,6 +532,52 @@ impl Build<'_> {
             backup: d.source_record_backup.is_some(),
             dynamic: d.dynamic_partitioning.is_some(),
         })
+    }
+
+    /// Destination `i`'s exactly-once state: the sink's conditional writes checked, the journal
+    /// opened with the entries a replay from `cursor` meets. At-least-once: the journal of an
+    /// earlier exactly-once run is removed.
+    async fn exactly_once(
+        &self,
+        i: usize,
+        d: &DestinationConfig,
+        sink: &Sink,
+        staging_dir: &std::path::Path,
+        cursor: u64,
+    ) -> Result<Option<ExactlyOnce>, BuildError> {
+        let path = staging_dir.join("journal");
+        if d.delivery == Delivery::AtLeastOnce {
+            let removing = self.state_error("removing", path.clone());
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(removing(e)),
+                _ => Ok(None),
+            };
+        }
+        let stream = self.sc.name.clone();
+        if let Sink::S3(s3) = sink {
+            let bucket = s3.bucket().to_string();
+            match s3.conditional_writes().await {
+                Ok(true) => {}
+                Ok(false) => return Err(BuildError::NoConditionalWrites { stream, bucket }),
+                Err(source) => {
+                    return Err(BuildError::ConditionalProbe {
+                        stream,
+                        bucket,
+                        source,
+                    });
+                }
+            }
+        }
+        let opening = self.state_error("opening the journal", path.clone());
+        let (journal, replay) = Journal::open(&path, cursor).map_err(opening)?;
+        tracing::info!(stream = %stream, destination = i, sink = %sink.describe(),
+            replayed_objects = replay.iter().filter(|e| !e.delivered).count(),
+            "exactly-once delivery: conditional writes supported");
+        Ok(Some(ExactlyOnce {
+            namespace: format!("{stream}/{i}").into(),
+            journal,
+            replay,
+        }))
     }
 
     /// The stream's transform, started (a command that cannot start fails the stream).
