@@ -92,7 +92,7 @@ def main():
         out = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args[0]):
             for o in page.get("Contents", []):
-                out.append({"key": o["Key"], "size": o["Size"], "etag": o["ETag"]})
+                out.append({"key": o["Key"], "size": o["Size"], "etag": o.get("ETag", "")})
         print(json.dumps(out))
     elif cmd == "dump-lines":
         bucket, fmt = args

@@ -1,7 +1,8 @@
-//! A fault-injecting HTTP proxy in front of a Kinesis server: no local server enforces Kinesis
+//! Fault-injecting HTTP proxies. `FaultProxy`, in front of a Kinesis server: no local server enforces Kinesis
 //! limits, so this one answers some GetRecords calls with ProvisionedThroughputExceeded or
 //! ExpiredIterator (as AWS would) and records when every GetRecords call came. Everything else
-//! is forwarded unchanged to the real server.
+//! is forwarded unchanged to the real server. `LostAnswerProxy`, in front of an S3 server: the
+//! answer to a chosen request is lost after the server acted on it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -130,4 +131,80 @@ fn serve(
         client.write_all(&resp)?;
     }
     Ok(())
+}
+
+/// A proxy in front of an S3 server that forwards every request and, for the first `times`
+/// requests whose head contains both `method` and `needle` (e.g. `POST ` and `uploadId=`:
+/// CompleteMultipartUpload), holds the server's answer: the request took effect, the client
+/// never hears so (a network failure between the two).
+pub struct LostAnswerProxy {
+    pub endpoint: String,
+    held: Arc<AtomicU64>,
+}
+
+impl LostAnswerProxy {
+    pub fn start(upstream: &str, method: &'static str, needle: &'static str, times: u64) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let held = Arc::new(AtomicU64::new(0));
+        let h = held.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (up, h) = (upstream.clone(), h.clone());
+                std::thread::spawn(move || {
+                    let _ = forward_holding(client, &up, &h, method, needle, times);
+                });
+            }
+        });
+        LostAnswerProxy { endpoint, held }
+    }
+
+    /// How many answers were held.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+fn forward_holding(
+    client: TcpStream,
+    upstream: &str,
+    held: &AtomicU64,
+    method: &str,
+    needle: &str,
+    times: u64,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    while let Some((head, body)) = read_request(&mut reader)? {
+        let request_line = head.lines().next().unwrap_or_default().to_string();
+        let resp = round_trip(upstream, &head, &body)?;
+        if request_line.starts_with(method)
+            && request_line.contains(needle)
+            && held.load(Ordering::Relaxed) < times
+        {
+            held.fetch_add(1, Ordering::Relaxed);
+            // Never answered: the client's connection stays open and silent.
+            std::thread::sleep(std::time::Duration::from_secs(600));
+            return Ok(());
+        }
+        client.write_all(&resp)?;
+    }
+    Ok(())
+}
+
+/// One request to `upstream` on a fresh connection (`connection: close`); the whole answer.
+fn round_trip(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut up = TcpStream::connect(upstream)?;
+    let head: String = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    up.write_all(head.as_bytes())?;
+    up.write_all(b"connection: close\r\n\r\n")?;
+    up.write_all(body)?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    Ok(resp)
 }

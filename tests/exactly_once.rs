@@ -1,0 +1,285 @@
+//! `delivery: exactly_once`: a crash and replay never writes a record into a second object.
+//! Twenty kill -9 cycles under load, into S3 (s3s-fs: GZIP, and GZIP with dynamic
+//! partitioning) and a directory (Parquet): every acknowledged record is delivered, and no
+//! record is in two objects. An answer to CompleteMultipartUpload lost to the network, then a
+//! kill -9 before the retry: the replay finds the object there and writes nothing twice.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::faults::LostAnswerProxy;
+use support::*;
+
+fn config(s3: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+relax_aws_limits: true
+delivery_streams:
+  - name: eo
+    source: {{direct_put: {{}}}}
+    processing:
+      append_delimiter_to_record: true
+      metadata_extraction: {{query: '{{k: .k}}'}}
+    destinations:
+      - s3: {{bucket: plain, endpoint_url: '{s3}'}}
+        delivery: exactly_once
+        compression: GZIP
+        buffering: {{size_mib: 1, interval_seconds: 1}}
+      - s3: {{bucket: parts, endpoint_url: '{s3}'}}
+        delivery: exactly_once
+        compression: GZIP
+        prefix: 'k=!{{partitionKeyFromQuery:k}}/'
+        error_output_prefix: 'errors/!{{firehose:error-output-type}}/'
+        dynamic_partitioning: {{enabled: true}}
+        buffering: {{size_mib: 1, interval_seconds: 1}}
+      - directory: '{{dir}}/out'
+        delivery: exactly_once
+        buffering: {{size_mib: 1, interval_seconds: 1}}
+        data_format_conversion:
+          schema:
+            columns: [{{name: c, type: int}}, {{name: i, type: bigint}}, {{name: k, type: string}}, {{name: p, type: string}}]
+          output: {{parquet: {{}}}}
+aws: {{force_path_style: true}}
+"
+    )
+}
+
+/// PutRecordBatch without panicking on a dead daemon: Some(acknowledged) or None.
+fn try_put(url: &str, records: &[String]) -> Option<bool> {
+    let recs: Vec<Value> = records
+        .iter()
+        .map(|r| json!({"Data": base64(r.as_bytes())}))
+        .collect();
+    let body = json!({"DeliveryStreamName": "eo", "Records": recs}).to_string();
+    let result = std::panic::catch_unwind(|| {
+        http(
+            url,
+            "POST",
+            &[("x-amz-target", "Firehose_20150804.PutRecordBatch")],
+            body.as_bytes(),
+        )
+    });
+    let (status, text) = result.ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    Some(status == 200 && v["FailedPutCount"] == json!(0))
+}
+
+/// Two producers for `run`, each record `{"c":client,"i":n,"k":key,"p":pad}`; what the
+/// daemon acknowledged goes into `acked`.
+fn load(url: &str, run: Duration, next: &Arc<Mutex<u64>>, acked: &Arc<Mutex<BTreeSet<u64>>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..2 {
+        let (url, next, acked, stop) = (url.to_string(), next.clone(), acked.clone(), stop.clone());
+        clients.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let first = {
+                    let mut n = next.lock().expect("lock");
+                    *n += 50;
+                    *n - 50
+                };
+                let ids: Vec<u64> = (first..first + 50).collect();
+                let records: Vec<String> = ids
+                    .iter()
+                    .map(|i| {
+                        let p = "x".repeat(150 + (*i as usize % 50));
+                        format!(r#"{{"c":{c},"i":{i},"k":"k{}","p":"{p}"}}"#, i % 5)
+                    })
+                    .collect();
+                match try_put(&url, &records) {
+                    Some(true) => acked.lock().expect("lock").extend(ids),
+                    Some(false) => {}
+                    None => break,
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        }));
+    }
+    std::thread::sleep(run);
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.join();
+    }
+}
+
+/// Record id -> how many times it is in the objects of `bucket`.
+fn counts_in_bucket(s3: &S3sFs, bucket: &str) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for (key, lines) in dump_lines(&s3.endpoint, bucket, "GZIP") {
+        assert!(!key.starts_with("errors/"), "an error object: {key}");
+        for line in lines {
+            let v: Value = serde_json::from_str(&line).expect("a record");
+            *counts.entry(v["i"].as_u64().expect("i")).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Record id -> how many times it is in the Parquet files under `out` (pyarrow and DuckDB).
+fn counts_in_parquet(out: &std::path::Path) -> BTreeMap<u64, usize> {
+    let files: Vec<String> = files_under(out)
+        .into_iter()
+        .map(|k| out.join(k).display().to_string())
+        .collect();
+    let run = run_output(
+        Command::new(python())
+            .arg(py_script("parquet_read.py"))
+            .args(&files),
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: Value = serde_json::from_slice(&run.stdout).expect("json");
+    assert_eq!(v["pyarrow"]["rows"], v["duckdb"]["rows"]);
+    let mut counts = BTreeMap::new();
+    for row in v["pyarrow"]["rows"].as_array().expect("rows") {
+        *counts.entry(row["i"].as_u64().expect("i")).or_default() += 1;
+    }
+    counts
+}
+
+fn keys(s3: &S3sFs, bucket: &str) -> Vec<String> {
+    let out = s3tool(&s3.endpoint, &["list", bucket]);
+    let v: Value = serde_json::from_slice(&out).expect("list prints JSON");
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|o| o["key"].as_str().expect("key").to_string())
+        .collect()
+}
+
+fn assert_once(what: &str, counts: &BTreeMap<u64, usize>, acked: &BTreeSet<u64>) {
+    let missing: Vec<&u64> = acked.iter().filter(|i| !counts.contains_key(i)).collect();
+    let twice: Vec<(&u64, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} acknowledged records missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        twice.is_empty(),
+        "{what}: {} records delivered more than once, e.g. {:?}",
+        twice.len(),
+        &twice[..twice.len().min(5)]
+    );
+}
+
+#[test]
+fn twenty_kill_9_cycles_under_load_deliver_every_acknowledged_record_once() {
+    let s3 = S3sFs::start();
+    s3.create_bucket("plain");
+    s3.create_bucket("parts");
+    let mut d = Daemon::start(&config(&s3.endpoint));
+    assert!(
+        d.logs()
+            .contains("exactly-once delivery: conditional writes supported"),
+        "the start-up says what it found:\n{}",
+        d.logs()
+    );
+    let (next, acked) = (
+        Arc::new(Mutex::new(0)),
+        Arc::new(Mutex::new(BTreeSet::new())),
+    );
+    let mut already_there = 0.0;
+    for cycle in 0..20 {
+        // 1.0-1.9 s of load: kills land before, during and after uploads.
+        let run = Duration::from_millis(1000 + (cycle * 347) % 900);
+        load(&d.url, run, &next, &acked);
+        already_there += (0..3)
+            .map(|i| {
+                d.metric(&format!(
+                    "firehose_delivery_objects_already_there_total{{delivery_stream=\"eo\",destination=\"{i}\"}}"
+                ))
+            })
+            .sum::<f64>();
+        d.kill9();
+        d = d.restart();
+    }
+    d.flush("eo");
+    let acked = acked.lock().expect("lock").clone();
+    assert!(acked.len() > 20_000, "the load ran: {}", acked.len());
+    assert_once("GZIP", &counts_in_bucket(&s3, "plain"), &acked);
+    assert_once("partitioned", &counts_in_bucket(&s3, "parts"), &acked);
+    assert_once(
+        "Parquet",
+        &counts_in_parquet(&d.dir.path().join("out")),
+        &acked,
+    );
+    println!("objects found already there after a restart: {already_there}");
+    assert!(
+        already_there > 0.0,
+        "some kill landed between an upload and the cursor's move (else the test proves nothing)"
+    );
+}
+
+#[test]
+fn a_lost_answer_to_complete_multipart_upload_then_a_crash_writes_the_object_once() {
+    let s3 = S3sFs::start();
+    s3.create_bucket("big");
+    // The first CompleteMultipartUpload reaches S3; its answer never comes back.
+    let proxy = LostAnswerProxy::start(&s3.endpoint, "POST ", "uploadId=", 1);
+    let d = Daemon::start(&format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+delivery_streams:
+  - name: big
+    source: {{direct_put: {{}}}}
+    processing: {{append_delimiter_to_record: true}}
+    destinations:
+      - s3: {{bucket: big, endpoint_url: '{}'}}
+        delivery: exactly_once
+        buffering: {{size_mib: 24, interval_seconds: 900}}
+aws: {{force_path_style: true}}
+",
+        proxy.endpoint
+    ));
+    // 20 MiB of records: one object, uploaded in parts (16 MiB and more).
+    let line = |i: usize| format!("{i:08}-{}\n", "r".repeat(1015));
+    for chunk in 0..20 {
+        let body: String = (chunk * 1024..(chunk + 1) * 1024).map(line).collect();
+        let (status, text) = d.post("/v1/streams/big/records", body.as_bytes());
+        assert_eq!(status, 200, "{text}");
+    }
+    // Flush in the background: it waits for the upload, whose answer is held.
+    let flush_url = format!("{}/v1/streams/big/flush", d.url);
+    std::thread::spawn(move || {
+        let _ = std::panic::catch_unwind(|| http(&flush_url, "POST", &[], b""));
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.held() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "CompleteMultipartUpload never came"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(keys(&s3, "big").len(), 1, "S3 completed the upload");
+    let (dir, config) = d.stop_for_restart();
+    let d = Daemon::start_in(dir, &config);
+    d.flush("big");
+    let objects = keys(&s3, "big");
+    assert_eq!(objects.len(), 1, "one object, not two: {objects:?}");
+    let lines: Vec<String> = dump_lines(&s3.endpoint, "big", "UNCOMPRESSED")
+        .into_values()
+        .flatten()
+        .collect();
+    let unique: BTreeSet<&String> = lines.iter().collect();
+    assert_eq!((lines.len(), unique.len()), (20 * 1024, 20 * 1024));
+    assert_eq!(
+        d.metric(
+            "firehose_delivery_objects_already_there_total{delivery_stream=\"big\",destination=\"0\"}"
+        ),
+        1.0,
+        "the replay found the object there"
+    );
+}
