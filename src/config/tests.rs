@@ -774,3 +774,46 @@ fn kinesis_leases_are_checked_and_one_table_serves_one_stream() {
         assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
     }
 }
+
+#[test]
+fn delivery_is_at_least_once_by_default_and_exactly_once_only_for_direct_put() {
+    let dest = |delivery: &str| {
+        format!(
+            "delivery_streams:
+  - name: a
+    source: {{direct_put: {{}}}}
+    destinations:
+      - directory: out
+        {delivery}
+"
+        )
+    };
+    let default = ok(&dest(""));
+    assert_eq!(
+        default.streams[0].destinations[0].delivery,
+        Delivery::AtLeastOnce
+    );
+    let eo = ok(&dest("delivery: exactly_once"));
+    assert_eq!(
+        eo.streams[0].destinations[0].delivery,
+        Delivery::ExactlyOnce
+    );
+    let errs = errors_joined(&errors(&dest("delivery: twice")));
+    assert!(
+        errs.contains("delivery: must be one of at_least_once | exactly_once (got \"twice\")"),
+        "{errs}"
+    );
+    let errs = errors_joined(&errors(
+        "delivery_streams:
+  - name: k
+    source: {kinesis_stream: {stream_name: s}}
+    destinations:
+      - directory: out
+        delivery: exactly_once
+",
+    ));
+    assert!(
+        errs.contains("6:19: delivery_streams[0].destinations[0].delivery: exactly_once is not available yet for a kinesis_stream source"),
+        "{errs}"
+    );
+}
