@@ -121,7 +121,7 @@ fn load(url: &str, run: Duration, next: &Arc<Mutex<u64>>, acked: &Arc<Mutex<BTre
 }
 
 fn bad(i: u64) -> bool {
-    i % 97 == 0
+    i.is_multiple_of(97)
 }
 
 /// Record id -> how many times it is in the objects of `bucket` whose keys start with `prefix`.
