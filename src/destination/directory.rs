@@ -43,6 +43,35 @@ impl DirectorySink {
         (any && safe).then_some(path)
     }
 
+    /// Start-up check of exactly-once delivery: the folder's file system makes hard links and
+    /// refuses to replace a file with one. Ok(false): it makes none (vfat, some network mounts).
+    pub(crate) fn exclusive_links(&self) -> io::Result<bool> {
+        let id = uuid::Uuid::new_v4().simple();
+        let (file, link) = (
+            self.root.join(format!(".firehosed-probe-{id}")),
+            self.root.join(format!(".firehosed-probe-{id}.link")),
+        );
+        std::fs::write(&file, b"probe")?;
+        let first = std::fs::hard_link(&file, &link);
+        let second = std::fs::hard_link(&file, &link);
+        let _ = std::fs::remove_file(&link);
+        std::fs::remove_file(&file)?;
+        match (first, second) {
+            (Ok(()), Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
+            (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(false),
+            (Err(e), _)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported
+                ) =>
+            {
+                Ok(false)
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
     pub(crate) async fn deliver(&self, object: &Sealed) -> Result<Written, DeliveryError> {
         let Some(target) = self.path_for(&object.key) else {
             return Err(DeliveryError {

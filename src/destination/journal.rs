@@ -44,10 +44,12 @@ impl Journal {
     /// `delivered` when they start below it). The file is rewritten with only those.
     pub(crate) fn open(path: &Path, cursor: u64) -> io::Result<(Journal, Vec<Entry>)> {
         let mut entries = Vec::new();
+        let mut lines = 0;
         match File::open(path) {
             Ok(f) => {
                 for line in BufReader::new(f).lines() {
                     let line = line?;
+                    lines += 1;
                     // A torn last line (kill -9 during the append) was never fsync'd, so its
                     // object was never uploaded: it is skipped.
                     if let Ok(e) = serde_json::from_str::<Entry>(&line) {
@@ -63,7 +65,13 @@ impl Journal {
             e.delivered = e.first.0 < cursor;
         }
         entries.sort_by_key(|e| e.first);
-        let file = rewrite(path, &entries)?;
+        // Rewritten only when it holds something to forget (or a torn line): a start-up on a
+        // full disk needs no new block for an unchanged journal.
+        let file = if lines == entries.len() && path.exists() {
+            OpenOptions::new().append(true).open(path)?
+        } else {
+            rewrite(path, &entries)?
+        };
         let journal = Journal {
             path: path.to_path_buf(),
             file,

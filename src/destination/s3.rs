@@ -114,12 +114,15 @@ impl S3Sink {
             ".firehosed/conditional-write-probe-{}",
             uuid::Uuid::new_v4().simple()
         );
+        let (sse, kms) = self.sse();
         let put = || {
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&key)
                 .if_none_match("*")
+                .set_server_side_encryption(sse.clone())
+                .set_ssekms_key_id(kms.clone())
                 .body(ByteStream::from_static(b"probe"))
                 .send()
         };
@@ -287,6 +290,8 @@ where
                         | "Throttling"
                         | "ThrottlingException"
                         | "RequestTimeTooSkewed"
+                        // A concurrent conditional write to the same key: retry it.
+                        | "ConditionalRequestConflict"
                 )
         }
         SdkError::ConstructionFailure(_) => false,

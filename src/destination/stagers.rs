@@ -411,7 +411,10 @@ impl StagerSet {
                 .into_iter()
                 .partition(|f| f.output_type == output_type);
             failed = rest;
-            let lines: Vec<Record> = same.into_iter().map(|f| f.line).collect();
+            let mut lines: Vec<Record> = same.into_iter().map(|f| f.line).collect();
+            // In log order: they come partition by partition, and an exactly-once object's
+            // identity is a range of positions.
+            lines.sort_by_key(|r| (r.seq, r.sub));
             let objects = self
                 .error(output_type)
                 .append(&lines, now, &mut Rejected::default())
@@ -464,7 +467,18 @@ impl StagerSet {
         for (values, records) in groups {
             if !self.partitions.contains_key(&values) {
                 let max = self.partitioning.as_ref().map_or(0, |p| p.max_active);
-                if self.partitions.len() >= max {
+                // Stagers kept only for the journal's entries are not active; a partition the
+                // journal has objects of was admitted when they were cut.
+                let active = self
+                    .partitions
+                    .values()
+                    .filter(|(_, s, _)| s.first_seq().is_some())
+                    .count();
+                let journaled = self.exactly_once.as_ref().is_some_and(|e| {
+                    let slot = partition_slot(&values);
+                    e.replay.iter().any(|entry| entry.slot == slot)
+                });
+                if active >= max && !journaled {
                     let why = Unpartitioned {
                         output_type: "partitioning-failed",
                         code: ACTIVE_PARTITIONS_EXCEEDED,
@@ -544,9 +558,11 @@ impl StagerSet {
         }))
     }
 
-    /// Seals every open object (flush, close).
+    /// Seals every open object (flush, close) but those a replay is cutting again: sealed
+    /// early they would hold part of their entry under its name, and the rest would be lost or
+    /// written twice. Left open, they keep holding the cursor, and the next run cuts them again.
     pub(crate) fn seal_all(&mut self) -> StepResult {
-        let sealed = seal_each(self.all())?;
+        let sealed = seal_each(self.all().filter(|(_, _, s)| !s.rebuilding()))?;
         self.forget_empty_partitions();
         Ok(sealed)
     }
@@ -641,4 +657,121 @@ fn seal_each<'a>(stagers: impl Iterator<Item = (usize, Kind, &'a mut ObjectStage
         }
     }
     Ok(sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::Compression;
+    use crate::processing::ErrorOutput;
+    use bytes::Bytes;
+
+    fn rec(at: u64) -> Record {
+        Record {
+            data: Bytes::from_static(b"abcd"),
+            arrival_ms: 1_714_568_862_000,
+            seq: at,
+            sub: 0,
+            kinesis: None,
+        }
+    }
+
+    /// A destination whose objects hold two records (size limit 10), exactly-once with the
+    /// journal in `dir`, opened at `cursor`.
+    fn set(dir: &std::path::Path, cursor: u64) -> StagerSet {
+        let naming = Naming {
+            stream: "s".into(),
+            version: 1,
+            prefix: Template::default(),
+            extension: String::new(),
+            time_zone: chrono_tz::UTC,
+            error: None,
+            partition: None,
+        };
+        let (d, n) = (dir.to_path_buf(), naming.clone());
+        let (journal, replay) = Journal::open(&dir.join("journal"), cursor).expect("journal opens");
+        let plan = StagingPlan {
+            main: ObjectStager::new(d.clone(), naming, Compression::Uncompressed, false, 10),
+            backup: None,
+            error_stager: Box::new(move |e| {
+                let naming = Naming {
+                    error: Some(e),
+                    ..n.clone()
+                };
+                ObjectStager::new(d.clone(), naming, Compression::Uncompressed, false, 1000)
+            }),
+            error_template: None,
+            partitioning: None,
+            converting: false,
+            patience: Arc::default(),
+            exactly_once: Some(ExactlyOnce {
+                namespace: "s/0".into(),
+                journal,
+                replay,
+            }),
+        };
+        StagerSet::new(plan, Arc::default())
+    }
+
+    fn delivery(seqs: std::ops::Range<u64>, failed: &[u64]) -> Delivery {
+        Delivery {
+            records: seqs.clone().map(rec).collect(),
+            failed: failed
+                .iter()
+                .map(|&s| ErrorOutput {
+                    output_type: "processing-failed",
+                    line: rec(s),
+                })
+                .collect(),
+            end: seqs.end,
+            ..Delivery::default()
+        }
+    }
+
+    #[test]
+    fn a_flush_never_seals_an_object_a_replay_is_cutting_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut first = set(dir.path(), 1000);
+        let now = Instant::now();
+        // Error lines arrive out of log order: staged in order, their identity the range.
+        let sealed = first
+            .append(delivery(1000..1007, &[1005, 1003]), now)
+            .expect("stages");
+        assert_eq!(sealed.len(), 4, "three main objects and the error object");
+        let errors = sealed
+            .iter()
+            .find(|(_, k)| *k == Kind::Error)
+            .and_then(|(o, _)| o.identity.clone())
+            .expect("an error object");
+        assert_eq!((errors.0.first, errors.0.last), ((1003, 0), (1005, 0)));
+        first.record(&sealed, 1000).expect("journaled");
+        let keys: Vec<String> = sealed.iter().map(|(o, _)| o.key.clone()).collect();
+        drop(first);
+
+        // The replay: 1000-1001 is cut again when 1002 comes; 1002-1003 is half there when a
+        // flush comes, and stays open; the rest of it completes it under its journaled name.
+        let mut again = set(dir.path(), 1000);
+        let sealed = again
+            .append(delivery(1000..1003, &[]), now)
+            .expect("stages");
+        assert_eq!(sealed.len(), 1);
+        assert_eq!(sealed[0].0.key, keys[0]);
+        assert!(again.seal_all().expect("flush").is_empty());
+        assert!(
+            again.open().contains(&(MAIN, Some(1002))),
+            "the object cut again still holds the cursor"
+        );
+        let sealed = again
+            .append(delivery(1003..1005, &[]), now)
+            .expect("stages");
+        let main: Vec<&Sealed> = sealed
+            .iter()
+            .filter(|(_, k)| *k == Kind::Main)
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(
+            (main[0].key.as_str(), main[0].records),
+            (keys[1].as_str(), 2)
+        );
+    }
 }

@@ -418,9 +418,11 @@ impl ObjectStager {
         cur.first_seq = cur.first_seq.min(record.seq);
         cur.next_seq = cur.next_seq.max(record.seq + 1);
         let pos = (record.seq, record.sub);
-        if cur.records == 1 {
-            cur.first = pos;
-        }
+        cur.first = if cur.records == 1 {
+            pos
+        } else {
+            cur.first.min(pos)
+        };
         cur.last = cur.last.max(pos);
         Ok(())
     }
@@ -554,13 +556,14 @@ impl ObjectStager {
             id.rebuilding = false;
             if let Some(entry) = id.replay.pop_front() {
                 let fresh = self.naming.object(cur.oldest_ms, &cur.uuid);
-                // The ZIP entry's name is the key's file name without the extension.
+                // The ZIP entry's name is the end of the key without the extension (a prefix
+                // need not end with `/`).
+                let len = fresh.base.len();
                 let base = entry
                     .key
-                    .rsplit('/')
-                    .next()
-                    .and_then(|f| f.strip_suffix(self.naming.extension.as_str()))
-                    .filter(|b| b.len() == fresh.base.len())
+                    .strip_suffix(self.naming.extension.as_str())
+                    .and_then(|stem| stem.get(stem.len().saturating_sub(len)..))
+                    .filter(|b| b.len() == len)
                     .map_or(fresh.base, str::to_string);
                 let name = ObjectName {
                     key: entry.key.clone(),

@@ -21,6 +21,8 @@ struct State {
     sealed: BTreeMap<u64, u64>,
     /// The cursor last released.
     released: u64,
+    /// The cursor last recorded durably by the log (after `OnDelivered` returned).
+    durable: u64,
     /// Set after a staging failure: the cursor never moves again in this process.
     poisoned: bool,
 }
@@ -34,6 +36,7 @@ impl Watermark {
                 open: HashMap::new(),
                 sealed: BTreeMap::new(),
                 released: cursor,
+                durable: cursor,
                 poisoned: false,
             }),
         }
@@ -58,9 +61,17 @@ impl Watermark {
         }
     }
 
-    /// The cursor last released (what the journal may forget below).
-    pub(crate) fn released(&self) -> u64 {
-        self.state.lock().map_or(0, |s| s.released)
+    /// The log recorded the cursor `at` durably.
+    pub(crate) fn recorded(&self, at: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.durable = s.durable.max(at);
+        }
+    }
+
+    /// The cursor last recorded durably: what the exactly-once journal may forget below (a
+    /// cursor released but not yet written is not enough: a kill -9 then replays from before).
+    pub(crate) fn durable(&self) -> u64 {
+        self.state.lock().map_or(0, |s| s.durable)
     }
 
     /// Records may have been lost by a failed staging step: freeze the cursor (the process is

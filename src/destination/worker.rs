@@ -219,7 +219,7 @@ impl Worker {
             let mut s = stagers.lock().unwrap_or_else(|p| p.into_inner());
             // Exactly-once: an object's identity is durable before it goes to the uploader.
             let out = step(&mut s, now)
-                .and_then(|objects| s.record(&objects, watermark.released()).map(|()| objects));
+                .and_then(|objects| s.record(&objects, watermark.durable()).map(|()| objects));
             let open = s.open();
             match &out {
                 Ok(objects) => {
@@ -362,7 +362,7 @@ async fn upload_loop(
         if let Some(next) = moved {
             let ack = on_delivered.clone();
             match tokio::task::spawn_blocking(move || ack(next)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => watermark.recorded(next),
                 Ok(Err(e)) => tracing::error!(destination = %label, error = %e,
                     "cannot record the delivery; its records will be delivered again after a restart"),
                 Err(e) => {

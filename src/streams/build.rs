@@ -66,6 +66,8 @@ pub(crate) enum BuildError {
         "delivery stream {stream}: delivery: exactly_once needs conditional writes (If-None-Match), and S3 bucket {bucket:?} ignored them; use at_least_once with this server"
     )]
     NoConditionalWrites { stream: String, bucket: String },
+    #[error("delivery stream {stream}: delivery: exactly_once needs hard links, and the file system of {} makes none; use at_least_once there", path.display())]
+    NoExclusiveLinks { stream: String, path: PathBuf },
     #[error("delivery stream {stream}: checking conditional writes on S3 bucket {bucket:?}")]
     ConditionalProbe {
         stream: String,
@@ -554,16 +556,27 @@ impl Build<'_> {
             };
         }
         let stream = self.sc.name.clone();
-        if let Sink::S3(s3) = sink {
-            let bucket = s3.bucket().to_string();
-            match s3.conditional_writes().await {
-                Ok(true) => {}
-                Ok(false) => return Err(BuildError::NoConditionalWrites { stream, bucket }),
-                Err(source) => {
-                    return Err(BuildError::ConditionalProbe {
+        match sink {
+            Sink::S3(s3) => {
+                let bucket = s3.bucket().to_string();
+                match probe_with_retries(s3).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(BuildError::NoConditionalWrites { stream, bucket }),
+                    Err(source) => {
+                        return Err(BuildError::ConditionalProbe {
+                            stream,
+                            bucket,
+                            source,
+                        });
+                    }
+                }
+            }
+            Sink::Directory(dir) => {
+                let probing = self.state_error("probing hard links in", dir.root().to_path_buf());
+                if !dir.exclusive_links().map_err(probing)? {
+                    return Err(BuildError::NoExclusiveLinks {
                         stream,
-                        bucket,
-                        source,
+                        path: dir.root().to_path_buf(),
                     });
                 }
             }
@@ -615,6 +628,20 @@ impl Build<'_> {
                 source,
             })?;
         Ok(Some(started))
+    }
+}
+
+/// The conditional-write probe, with a few quick retries of transient failures.
+async fn probe_with_retries(s3: &S3Sink) -> Result<bool, crate::destination::sink::DeliveryError> {
+    let mut attempt = 0;
+    loop {
+        match s3.conditional_writes().await {
+            Err(e) if e.transient && attempt < 4 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+            }
+            other => return other,
+        }
     }
 }
 
