@@ -82,7 +82,7 @@ delivery_streams:
         vec![
             "FILE:7:31: delivery_streams[0].destinations[0].buffering.size_mib: must be 1..=128 (got 500)",
             "FILE:7:54: delivery_streams[0].destinations[0].buffering.interval_seconds: must be 0..=900 (got 901)",
-            "FILE:8:9: delivery_streams[0].destinations[0].colour: unknown key; allowed here: buffering, compression, custom_time_zone, data_format_conversion, directory, dynamic_partitioning, error_output_prefix, file_extension, prefix, s3, source_record_backup",
+            "FILE:8:9: delivery_streams[0].destinations[0].colour: unknown key; allowed here: buffering, compression, custom_time_zone, data_format_conversion, delivery, directory, dynamic_partitioning, error_output_prefix, file_extension, prefix, s3, source_record_backup",
             "FILE:9:11: delivery_streams[1].name: duplicate delivery stream name \"orders\" (first defined on line 3)",
             "FILE:12:13: delivery_streams[1].destinations[0].s3.bucket: required key is missing",
         ],

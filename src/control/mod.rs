@@ -379,14 +379,19 @@ pub(crate) fn fingerprint(sc: &StreamConfig) -> String {
     let mut text = format!("{sc:?}");
     // Keys added since fingerprints were first kept leave no trace while unset, so that an
     // upgrade alone does not move every file stream to its next version (new object names).
-    for field in FIELDS_ADDED_LATER {
-        text = text.replace(&format!(", {field}: None"), "");
+    for (field, default) in FIELDS_ADDED_LATER {
+        text = text.replace(&format!(", {field}: {default}"), "");
     }
     format!("{:x}", md5::compute(text))
 }
 
-/// Option fields of the configuration model added after the fingerprint's form was fixed.
-const FIELDS_ADDED_LATER: [&str; 1] = ["kms_key_arn"];
+/// Fields of the configuration model added after the fingerprint's form was fixed, with the
+/// Debug form of their default.
+const FIELDS_ADDED_LATER: [(&str, &str); 3] = [
+    ("kms_key_arn", "None"),
+    ("leases", "None"),
+    ("delivery", "AtLeastOnce"),
+];
 
 /// Removes a deleted stream's spool, staging files and checkpoints.
 pub(crate) fn remove_state(state_dir: &Path, name: &str) {

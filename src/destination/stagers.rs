@@ -467,18 +467,7 @@ impl StagerSet {
         for (values, records) in groups {
             if !self.partitions.contains_key(&values) {
                 let max = self.partitioning.as_ref().map_or(0, |p| p.max_active);
-                // Stagers kept only for the journal's entries are not active; a partition the
-                // journal has objects of was admitted when they were cut.
-                let active = self
-                    .partitions
-                    .values()
-                    .filter(|(_, s, _)| s.first_seq().is_some())
-                    .count();
-                let journaled = self.exactly_once.as_ref().is_some_and(|e| {
-                    let slot = partition_slot(&values);
-                    e.replay.iter().any(|entry| entry.slot == slot)
-                });
-                if active >= max && !journaled {
+                if !self.admits(&values, max) {
                     let why = Unpartitioned {
                         output_type: "partitioning-failed",
                         code: ACTIVE_PARTITIONS_EXCEEDED,
@@ -521,6 +510,22 @@ impl StagerSet {
         self.suspend_idle_partitions()
             .map_err(StagingError::Stage)?;
         Ok((failed, staged))
+    }
+
+    /// Whether a new partition may open under `max` active ones. Stagers kept only for the
+    /// journal's entries are not active; a partition the journal has objects of was admitted
+    /// when they were cut, so it is again.
+    fn admits(&self, values: &PartitionValues, max: usize) -> bool {
+        let active = self
+            .partitions
+            .values()
+            .filter(|(_, s, _)| s.first_seq().is_some())
+            .count();
+        active < max
+            || self.exactly_once.as_ref().is_some_and(|e| {
+                let slot = partition_slot(values);
+                e.replay.iter().any(|entry| entry.slot == slot)
+            })
     }
 
     /// Suspends partitions that hold an encoder and an open file but were not written in the
