@@ -22,6 +22,9 @@ pub(crate) struct Entry {
     pub(crate) first: Pos,
     pub(crate) last: Pos,
     pub(crate) key: String,
+    /// The file name without the extension (a ZIP object's entry name).
+    #[serde(default)]
+    pub(crate) base: String,
     /// Known delivered (it starts below the cursor): its records are skipped on replay.
     #[serde(skip)]
     pub(crate) delivered: bool,
@@ -47,12 +50,13 @@ impl Journal {
         let mut lines = 0;
         match File::open(path) {
             Ok(f) => {
-                for line in BufReader::new(f).lines() {
+                // Bytes, not text: a torn tail may split a multi-byte character.
+                for line in BufReader::new(f).split(b'\n') {
                     let line = line?;
                     lines += 1;
                     // A torn last line (kill -9 during the append) was never fsync'd, so its
                     // object was never uploaded: it is skipped.
-                    if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+                    if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
                         entries.push(e);
                     }
                 }
@@ -67,8 +71,12 @@ impl Journal {
         entries.sort_by_key(|e| e.first);
         // Rewritten only when it holds something to forget (or a torn line): a start-up on a
         // full disk needs no new block for an unchanged journal.
-        let file = if lines == entries.len() && path.exists() {
-            OpenOptions::new().append(true).open(path)?
+        let file = if lines == entries.len() && ends_with_newline(path)? {
+            // What was read may not be on disk yet (written, then kill -9 before its sync):
+            // objects are cut from it now, so it is synced first.
+            let f = OpenOptions::new().append(true).open(path)?;
+            f.sync_all()?;
+            f
         } else {
             rewrite(path, &entries)?
         };
@@ -103,6 +111,24 @@ impl Journal {
         self.appended += entries.len();
         Ok(())
     }
+}
+
+/// Whether the file ends with a complete line (or is empty): a later append must not be glued
+/// to a torn one. False when there is no file.
+fn ends_with_newline(path: &Path) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 /// Writes `entries` to a temporary file, fsyncs it, renames it over `path` and fsyncs the
@@ -148,6 +174,7 @@ mod tests {
             first: (first, 0),
             last: (last, 0),
             key: format!("k{first}"),
+            base: String::new(),
             delivered: false,
         }
     }
@@ -175,8 +202,23 @@ mod tests {
             .map(|e| (e.slot.as_str(), e.first.0, e.delivered))
             .collect();
         assert_eq!(got, [("backup", 5, true), ("main", 10, true)]);
+        // A complete last entry whose newline never made it: the next append starts a line.
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        let line = serde_json::to_string(&entry("error/x", 40, 41)).expect("json");
+        f.write_all(line.as_bytes()).expect("write");
+        drop(f);
+        let (mut j, kept) = Journal::open(&path, 12).expect("reopen");
+        assert_eq!(kept.len(), 3);
+        j.record(&[entry("main", 50, 51)], 12).expect("record");
+        drop(j);
+        let (_, kept) = Journal::open(&path, 12).expect("reopen");
+        assert_eq!(
+            kept.len(),
+            4,
+            "nothing glued to the unterminated line: {kept:?}"
+        );
         let (_, kept) = Journal::open(&path, 10).expect("again");
-        assert_eq!(kept.len(), 2, "the rewrite kept both: {kept:?}");
+        assert_eq!(kept.len(), 4, "the rewrite kept them all: {kept:?}");
         assert!(kept[0].delivered && !kept[1].delivered, "{kept:?}");
     }
 

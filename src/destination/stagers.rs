@@ -465,9 +465,16 @@ impl StagerSet {
             }
         }
         for (values, records) in groups {
-            if !self.partitions.contains_key(&values) {
+            let open = self
+                .partitions
+                .get(&values)
+                .is_some_and(|(_, s, _)| s.first_seq().is_some());
+            let records = if open {
+                records
+            } else {
                 let max = self.partitioning.as_ref().map_or(0, |p| p.max_active);
-                if !self.admits(&values, max) {
+                let (admitted, refused) = self.admit(&values, records, max);
+                if !refused.is_empty() {
                     let why = Unpartitioned {
                         output_type: "partitioning-failed",
                         code: ACTIVE_PARTITIONS_EXCEEDED,
@@ -475,10 +482,15 @@ impl StagerSet {
                     };
                     self.metrics
                         .partition_count_exceeded
-                        .add(records.len() as u64);
-                    failed.extend(records.iter().map(|r| partition::error_output(r, &why)));
+                        .add(refused.len() as u64);
+                    failed.extend(refused.iter().map(|r| partition::error_output(r, &why)));
+                }
+                if admitted.is_empty() {
                     continue;
                 }
+                admitted
+            };
+            if !self.partitions.contains_key(&values) {
                 let slot = self.next_slot;
                 self.next_slot += 1;
                 let Some(p) = self.partitioning.as_ref() else {
@@ -512,20 +524,38 @@ impl StagerSet {
         Ok((failed, staged))
     }
 
-    /// Whether a new partition may open under `max` active ones. Stagers kept only for the
-    /// journal's entries are not active; a partition the journal has objects of was admitted
-    /// when they were cut, so it is again.
-    fn admits(&self, values: &PartitionValues, max: usize) -> bool {
+    /// Which records of a partition with nothing open may open it under `max` active ones
+    /// (stagers kept only for the journal's entries are not active), and which are refused.
+    /// Exactly-once: a record the journal has in a `partitioning-failed` object was refused
+    /// when it was cut, and one it has in this partition's objects was admitted; a replay
+    /// decides as the first run did.
+    fn admit(
+        &self,
+        values: &PartitionValues,
+        records: Vec<Record>,
+        max: usize,
+    ) -> (Vec<Record>, Vec<Record>) {
         let active = self
             .partitions
             .values()
             .filter(|(_, s, _)| s.first_seq().is_some())
             .count();
-        active < max
-            || self.exactly_once.as_ref().is_some_and(|e| {
-                let slot = partition_slot(values);
-                e.replay.iter().any(|entry| entry.slot == slot)
-            })
+        let Some(eo) = self.exactly_once.as_ref().filter(|e| !e.replay.is_empty()) else {
+            return match active < max {
+                true => (records, Vec::new()),
+                false => (Vec::new(), records),
+            };
+        };
+        let (slot, refused_slot) = (partition_slot(values), "error/partitioning-failed");
+        let inside = |r: &Record, slot: &str| {
+            let pos = (r.seq, r.sub);
+            eo.replay
+                .iter()
+                .any(|e| e.slot == slot && e.first <= pos && pos <= e.last)
+        };
+        records
+            .into_iter()
+            .partition(|r| !inside(r, refused_slot) && (active < max || inside(r, &slot)))
     }
 
     /// Suspends partitions that hold an encoder and an open file but were not written in the
@@ -684,6 +714,55 @@ mod tests {
     /// A destination whose objects hold two records (size limit 10), exactly-once with the
     /// journal in `dir`, opened at `cursor`.
     fn set(dir: &std::path::Path, cursor: u64) -> StagerSet {
+        set_with(dir, cursor, None)
+    }
+
+    /// Partitioned by `k`, at most one partition open.
+    fn one_partition(dir: &std::path::Path) -> Partitioning {
+        let dir = dir.to_path_buf();
+        Partitioning {
+            template: Template::parse("k=!{partitionKeyFromQuery:k}/").expect("template"),
+            time_zone: chrono_tz::UTC,
+            max_active: 1,
+            make: Box::new(move |values: Arc<PartitionValues>| {
+                let naming = Naming {
+                    stream: "s".into(),
+                    version: 1,
+                    prefix: Template::parse("k=!{partitionKeyFromQuery:k}/").expect("template"),
+                    extension: String::new(),
+                    time_zone: chrono_tz::UTC,
+                    error: None,
+                    partition: Some(values),
+                };
+                ObjectStager::new(dir.clone(), naming, Compression::Uncompressed, false, 10)
+            }),
+        }
+    }
+
+    fn keyed(seqs: &[(u64, &str)]) -> Delivery {
+        let keys = seqs
+            .iter()
+            .map(|(_, k)| {
+                let map = std::collections::BTreeMap::from([("k".to_string(), k.to_string())]);
+                Some(Arc::new(RecordKeys {
+                    query: Some(Ok(Arc::new(map))),
+                    lambda: None,
+                }))
+            })
+            .collect();
+        Delivery {
+            records: seqs.iter().map(|(s, _)| rec(*s)).collect(),
+            keys,
+            end: seqs.iter().map(|(s, _)| s + 1).max().unwrap_or(0),
+            ..Delivery::default()
+        }
+    }
+
+    fn set_with(
+        dir: &std::path::Path,
+        cursor: u64,
+        partitioning: Option<Partitioning>,
+    ) -> StagerSet {
         let naming = Naming {
             stream: "s".into(),
             version: 1,
@@ -706,7 +785,7 @@ mod tests {
                 ObjectStager::new(d.clone(), naming, Compression::Uncompressed, false, 1000)
             }),
             error_template: None,
-            partitioning: None,
+            partitioning,
             converting: false,
             patience: Arc::default(),
             exactly_once: Some(ExactlyOnce {
@@ -778,5 +857,45 @@ mod tests {
             (main[0].key.as_str(), main[0].records),
             (keys[1].as_str(), 2)
         );
+    }
+
+    #[test]
+    fn a_replay_refuses_and_admits_partitions_as_the_first_run_did() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Instant::now();
+        // First run, one delivery: partition a opens (max 1), b's record is refused.
+        let mut first = set_with(dir.path(), 1000, Some(one_partition(dir.path())));
+        let mut sealed = first
+            .append(
+                keyed(&[(1000, "a"), (1001, "a"), (1002, "b"), (1003, "a")]),
+                now,
+            )
+            .expect("stages");
+        sealed.extend(first.seal_all().expect("seals"));
+        first.record(&sealed, 1000).expect("journaled");
+        let summary = |sealed: &[(Sealed, Kind)]| -> Vec<(String, u64)> {
+            let mut v: Vec<(String, u64)> = sealed
+                .iter()
+                .map(|(o, _)| (o.key.clone(), o.records))
+                .collect();
+            v.sort();
+            v
+        };
+        let want = summary(&sealed);
+        assert!(
+            want.iter()
+                .any(|(k, n)| k.contains("partitioning-failed") && *n == 1),
+            "{want:?}"
+        );
+        drop(first);
+        // The replay hands the records over one at a time: when 1002 comes, no partition is
+        // open, yet it is refused again, as it was.
+        let mut again = set_with(dir.path(), 1000, Some(one_partition(dir.path())));
+        let mut cut = Vec::new();
+        for (s, k) in [(1000, "a"), (1001, "a"), (1002, "b"), (1003, "a")] {
+            cut.extend(again.append(keyed(&[(s, k)]), now).expect("stages"));
+        }
+        cut.extend(again.seal_all().expect("seals"));
+        assert_eq!(summary(&cut), want);
     }
 }

@@ -215,7 +215,7 @@ impl ObjectStager {
         self
     }
 
-    /// The open object is one a replay cuts again: it seals only when complete (or on flush).
+    /// The open object is one a replay cuts again: it seals only when complete.
     pub(crate) fn rebuilding(&self) -> bool {
         self.identity.as_ref().is_some_and(|i| i.rebuilding)
     }
@@ -556,15 +556,11 @@ impl ObjectStager {
             id.rebuilding = false;
             if let Some(entry) = id.replay.pop_front() {
                 let fresh = self.naming.object(cur.oldest_ms, &cur.uuid);
-                // The ZIP entry's name is the end of the key without the extension (a prefix
-                // need not end with `/`).
-                let len = fresh.base.len();
-                let base = entry
-                    .key
-                    .strip_suffix(self.naming.extension.as_str())
-                    .and_then(|stem| stem.get(stem.len().saturating_sub(len)..))
-                    .filter(|b| b.len() == len)
-                    .map_or(fresh.base, str::to_string);
+                // The ZIP entry's name as journaled (its length is reserved in the header: a
+                // journaled base of another length, after a version change, is not used).
+                let base = Some(entry.base.clone())
+                    .filter(|b| b.len() == fresh.base.len())
+                    .unwrap_or(fresh.base);
                 let name = ObjectName {
                     key: entry.key.clone(),
                     base,
@@ -579,6 +575,7 @@ impl ObjectStager {
             first: cur.first,
             last: cur.last,
             key: name.key.clone(),
+            base: name.base.clone(),
             delivered: false,
         };
         (name, Some((entry, false)))

@@ -31,7 +31,7 @@ pub(crate) enum Input {
 }
 
 enum Upload {
-    Object(Sealed, Kind),
+    Object(Box<Sealed>, Kind),
     /// The watermark may have moved without an object (dropped records).
     Advance,
     Barrier(oneshot::Sender<Vec<String>>),
@@ -247,7 +247,10 @@ impl Worker {
                 let empty = objects.is_empty();
                 for (object, kind) in objects {
                     self.metrics.sealed(object.id, object.oldest_ms);
-                    let _ = self.uploads.send(Upload::Object(object, kind)).await;
+                    let _ = self
+                        .uploads
+                        .send(Upload::Object(Box::new(object), kind))
+                        .await;
                 }
                 // Only dropped or skipped records, nothing open: the cursor may move without an
                 // object. A full queue holds objects whose delivery re-checks the watermark.
