@@ -444,26 +444,7 @@ impl StagerSet {
         };
         let mut staged = (0, 0);
         self.writes += 1;
-        let mut failed = Vec::new();
-        // Records grouped by partition, each group in arrival order.
-        let mut groups: Vec<(Arc<PartitionValues>, Vec<Record>)> = Vec::new();
-        let mut index: HashMap<Arc<PartitionValues>, usize> = HashMap::new();
-        for (i, record) in records.into_iter().enumerate() {
-            let k = keys.get(i).and_then(Option::as_deref);
-            match partition::resolve(&p.template, k, &record, p.time_zone) {
-                Ok(values) => {
-                    let values = Arc::new(values);
-                    match index.get(&values) {
-                        Some(&g) => groups[g].1.push(record),
-                        None => {
-                            index.insert(values.clone(), groups.len());
-                            groups.push((values, vec![record]));
-                        }
-                    }
-                }
-                Err(why) => failed.push(partition::error_output(&record, &why)),
-            }
-        }
+        let (groups, mut failed) = group_by_partition(p, records, &keys);
         for (values, records) in groups {
             let open = self
                 .partitions
@@ -632,6 +613,37 @@ impl StagerSet {
             self.metrics.set_active_partitions(self.partitions.len());
         }
     }
+}
+
+/// Records grouped by partition, each group in arrival order, and the error records of those
+/// without a partition.
+type Groups = Vec<(Arc<PartitionValues>, Vec<Record>)>;
+
+fn group_by_partition(
+    p: &Partitioning,
+    records: Vec<Record>,
+    keys: &[Option<Arc<RecordKeys>>],
+) -> (Groups, Vec<ErrorOutput>) {
+    let mut groups: Groups = Vec::new();
+    let mut failed = Vec::new();
+    let mut index: HashMap<Arc<PartitionValues>, usize> = HashMap::new();
+    for (i, record) in records.into_iter().enumerate() {
+        let k = keys.get(i).and_then(Option::as_deref);
+        match partition::resolve(&p.template, k, &record, p.time_zone) {
+            Ok(values) => {
+                let values = Arc::new(values);
+                match index.get(&values) {
+                    Some(&g) => groups[g].1.push(record),
+                    None => {
+                        index.insert(values.clone(), groups.len());
+                        groups.push((values, vec![record]));
+                    }
+                }
+            }
+            Err(why) => failed.push(partition::error_output(&record, &why)),
+        }
+    }
+    (groups, failed)
 }
 
 /// Whether the companions must seal now, and below which record: an object sealed that is not
