@@ -257,11 +257,10 @@ fn twenty_kill_9_cycles_under_load_deliver_every_acknowledged_record_once() {
         &counts_in_errors(&out.join("errors")),
         &bad_ones,
     );
+    // How often a kill landed between an upload and the cursor's move depends on the machine
+    // (the lost-answer test below makes that case happen on purpose); with at_least_once the
+    // duplicate checks above fail (thousands of records twice).
     println!("objects found already there after a restart: {already_there}");
-    assert!(
-        already_there > 0.0,
-        "some kill landed between an upload and the cursor's move (else the test proves nothing)"
-    );
 }
 
 #[test]
