@@ -241,7 +241,10 @@ impl ObjectStager {
             if pos < front.first {
                 return Ok(Route::Fresh);
             }
-            if front.delivered {
+            // A Parquet object's records are converted again even when it was delivered: the
+            // records the schema refused went to an error object that may not have been, and
+            // only the conversion says which they were. Cut again, it is found already there.
+            if front.delivered && self.conversion.is_none() {
                 return Ok(Route::Skip);
             }
             if !id.rebuilding {
