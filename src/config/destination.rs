@@ -21,8 +21,8 @@ pub(crate) struct Scope {
     pub(crate) has_query: bool,
     /// The stream has `processing.transform`.
     pub(crate) has_transform: bool,
-    /// The stream reads a Kinesis data stream.
-    pub(crate) kinesis: bool,
+    /// The stream reads a Kinesis data stream shared by a fleet (`leases`).
+    pub(crate) leases: bool,
 }
 
 pub(crate) fn decode(
@@ -113,11 +113,11 @@ fn decode_delivery(ctx: &mut Ctx, m: &mut MapReader, scope: Scope) -> Option<Del
         0 => Delivery::AtLeastOnce,
         _ => Delivery::ExactlyOnce,
     };
-    if delivery == Delivery::ExactlyOnce && scope.kinesis {
+    if delivery == Delivery::ExactlyOnce && scope.leases {
         ctx.error(
             n.mark,
             &path,
-            "exactly_once is not available yet for a kinesis_stream source (docs/durability.md); use at_least_once",
+            "exactly_once is not available yet for a kinesis_stream source with leases (docs/durability.md); use at_least_once",
         );
         return None;
     }

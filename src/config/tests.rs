@@ -776,7 +776,7 @@ fn kinesis_leases_are_checked_and_one_table_serves_one_stream() {
 }
 
 #[test]
-fn delivery_is_at_least_once_by_default_and_exactly_once_only_for_direct_put() {
+fn delivery_is_at_least_once_by_default_and_exactly_once_refused_only_with_leases() {
     let dest = |delivery: &str| {
         format!(
             "delivery_streams:
@@ -803,17 +803,26 @@ fn delivery_is_at_least_once_by_default_and_exactly_once_only_for_direct_put() {
         errs.contains("delivery: must be one of at_least_once | exactly_once (got \"twice\")"),
         "{errs}"
     );
-    let errs = errors_joined(&errors(
-        "delivery_streams:
+    let kinesis = |leases: &str| {
+        format!(
+            "delivery_streams:
   - name: k
-    source: {kinesis_stream: {stream_name: s}}
+    source: {{kinesis_stream: {{stream_name: s{leases}}}}}
     destinations:
       - directory: out
         delivery: exactly_once
-",
-    ));
+"
+        )
+    };
+    let files = ok(&kinesis(""));
+    assert_eq!(
+        files.streams[0].destinations[0].delivery,
+        Delivery::ExactlyOnce,
+        "per-shard objects, checkpoints in files"
+    );
+    let errs = errors_joined(&errors(&kinesis(", leases: {table: ks_leases}")));
     assert!(
-        errs.contains("6:19: delivery_streams[0].destinations[0].delivery: exactly_once is not available yet for a kinesis_stream source"),
+        errs.contains("6:19: delivery_streams[0].destinations[0].delivery: exactly_once is not available yet for a kinesis_stream source with leases"),
         "{errs}"
     );
 }

@@ -1,18 +1,89 @@
 //! Exactly-once delivery's journal: before an object is uploaded, its identity (which stager
-//! slot, the first and last log positions it holds, its key) is appended here and fsync'd. A
+//! slot, the first and last positions it holds, its key) is appended here and fsync'd. A
 //! replay after a crash cuts the same objects from the same records (`ObjectStager`'s replay)
 //! and writes each with a conditional put, so "already exists" means delivered. One journal per
-//! destination, beside its staging files; entries wholly below the destination's cursor are
-//! dropped when it is rewritten.
+//! destination (Direct PUT: positions in the spool), or per destination and Kinesis shard
+//! (positions are the shard's sequence numbers, the same on every read), beside the staging
+//! files; entries wholly below the cursor are dropped when it is rewritten.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A record's position in the stream's log: its sequence number and, for a de-aggregated
-/// sub-record, its place among its parent's.
-pub(crate) type Pos = (u64, u32);
+use crate::record::Record;
+use crate::source::kinesis::seqnum;
+
+/// Where a record is in its source, as an identity counts it: its position in the spool
+/// (Direct PUT), or, for a Kinesis record, its shard's sequence and subsequence number (the
+/// memory log's positions differ from run to run; these do not). Serialized as a number or as
+/// `["<sequence number>", subsequence]`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum At {
+    Log(u64),
+    Shard(Arc<str>, u64),
+}
+
+impl Ord for At {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self, other) {
+            (At::Log(a), At::Log(b)) => a.cmp(b),
+            (At::Shard(a, x), At::Shard(b, y)) => seqnum::cmp(a, b).then(x.cmp(y)),
+            // Never met in one journal; the lowest spool position is below every shard's.
+            (At::Log(_), At::Shard(..)) => Ordering::Less,
+            (At::Shard(..), At::Log(_)) => Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for At {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for At {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for At {}
+
+/// A record's identity position: where it is, and its place among the sub-records split from
+/// it (record de-aggregation; 0 otherwise). Serialized as `[at, sub]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Pos(pub(crate) At, pub(crate) u32);
+
+impl Pos {
+    /// Below every position: nothing is delivered.
+    pub(crate) const LOWEST: Pos = Pos(At::Log(0), 0);
+
+    /// The record's position: its Kinesis sequence numbers when it has them.
+    pub(crate) fn of(r: &Record) -> Pos {
+        match &r.kinesis {
+            Some(k) => Pos(
+                At::Shard(k.sequence_number.clone(), k.subsequence_number),
+                r.sub,
+            ),
+            None => Pos(At::Log(r.seq), r.sub),
+        }
+    }
+
+    /// The cursor of a spool: every record below log position `seq` is delivered.
+    pub(crate) fn log(seq: u64) -> Pos {
+        Pos(At::Log(seq), 0)
+    }
+
+    /// Just past Kinesis record (`sequence`, `subsequence`) and every sub-record split from it:
+    /// the cursor of a shard checkpointed there.
+    pub(crate) fn past_shard_record(sequence: &Arc<str>, subsequence: u64) -> Pos {
+        Pos(At::Shard(sequence.clone(), subsequence.saturating_add(1)), 0)
+    }
+}
 
 /// One object's identity.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,7 +116,7 @@ impl Journal {
     /// Opens the journal at `path`; returns it and, in log order, the entries that may still
     /// matter for a destination whose cursor is `cursor` (those ending at or past it, marked
     /// `delivered` when they start below it). The file is rewritten with only those.
-    pub(crate) fn open(path: &Path, cursor: u64) -> io::Result<(Journal, Vec<Entry>)> {
+    pub(crate) fn open(path: &Path, cursor: &Pos) -> io::Result<(Journal, Vec<Entry>)> {
         let mut entries = Vec::new();
         let mut lines = 0;
         match File::open(path) {
@@ -64,11 +135,11 @@ impl Journal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        entries.retain(|e| e.last.0 >= cursor);
+        entries.retain(|e| e.last >= *cursor);
         for e in &mut entries {
-            e.delivered = e.first.0 < cursor;
+            e.delivered = e.first < *cursor;
         }
-        entries.sort_by_key(|e| e.first);
+        entries.sort_by(|a, b| a.first.cmp(&b.first));
         // Rewritten only when it holds something to forget (or a torn line): a start-up on a
         // full disk needs no new block for an unchanged journal.
         let file = if lines == entries.len() && ends_with_newline(path)? {
@@ -91,12 +162,12 @@ impl Journal {
 
     /// Appends `entries` durably (one fsync), rewriting the file first when it has grown,
     /// keeping what ends at or past `cursor`.
-    pub(crate) fn record(&mut self, entries: &[Entry], cursor: u64) -> io::Result<()> {
+    pub(crate) fn record(&mut self, entries: &[Entry], cursor: &Pos) -> io::Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
         if self.appended >= REWRITE_AFTER {
-            self.kept.retain(|e| e.last.0 >= cursor);
+            self.kept.retain(|e| e.last >= *cursor);
             self.file = rewrite(&self.path, &self.kept)?;
             self.appended = 0;
         }
@@ -159,8 +230,11 @@ pub(crate) fn of_slot(entries: &[Entry], slot: &str) -> VecDeque<Entry> {
 
 /// The name-based UUID (v5) of an object: the destination's namespace, its slot and its first
 /// record's position. The same records cut into the same object on a replay get the same name.
-pub(crate) fn object_uuid(namespace: &str, slot: &str, first: Pos) -> uuid::Uuid {
-    let name = format!("{namespace}/{slot}/{}.{}", first.0, first.1);
+pub(crate) fn object_uuid(namespace: &str, slot: &str, first: &Pos) -> uuid::Uuid {
+    let name = match &first.0 {
+        At::Log(seq) => format!("{namespace}/{slot}/{seq}.{}", first.1),
+        At::Shard(seq, subseq) => format!("{namespace}/{slot}/{seq}.{subseq}.{}", first.1),
+    };
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes())
 }
 
@@ -171,8 +245,8 @@ mod tests {
     fn entry(slot: &str, first: u64, last: u64) -> Entry {
         Entry {
             slot: slot.into(),
-            first: (first, 0),
-            last: (last, 0),
+            first: Pos::log(first),
+            last: Pos::log(last),
             key: format!("k{first}"),
             base: String::new(),
             delivered: false,
@@ -183,51 +257,98 @@ mod tests {
     fn entries_below_the_cursor_go_and_those_across_it_are_delivered() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("journal");
-        let (mut j, none) = Journal::open(&path, 0).expect("open");
+        let (mut j, none) = Journal::open(&path, &Pos::LOWEST).expect("open");
         assert!(none.is_empty());
         let all = [
             entry("main", 0, 9),
             entry("backup", 5, 20),
             entry("main", 10, 30),
         ];
-        j.record(&all, 0).expect("record");
+        j.record(&all, &Pos::LOWEST).expect("record");
         drop(j);
         // A torn line from a kill -9 mid-append is ignored.
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(b"{\"slot\":\"main\",\"fir").expect("write");
         drop(f);
-        let (_, kept) = Journal::open(&path, 12).expect("reopen");
-        let got: Vec<(&str, u64, bool)> = kept
+        let (_, kept) = Journal::open(&path, &Pos::log(12)).expect("reopen");
+        let got: Vec<(&str, Pos, bool)> = kept
             .iter()
-            .map(|e| (e.slot.as_str(), e.first.0, e.delivered))
+            .map(|e| (e.slot.as_str(), e.first.clone(), e.delivered))
             .collect();
-        assert_eq!(got, [("backup", 5, true), ("main", 10, true)]);
+        assert_eq!(
+            got,
+            [("backup", Pos::log(5), true), ("main", Pos::log(10), true)]
+        );
         // A complete last entry whose newline never made it: the next append starts a line.
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         let line = serde_json::to_string(&entry("error/x", 40, 41)).expect("json");
         f.write_all(line.as_bytes()).expect("write");
         drop(f);
-        let (mut j, kept) = Journal::open(&path, 12).expect("reopen");
+        let (mut j, kept) = Journal::open(&path, &Pos::log(12)).expect("reopen");
         assert_eq!(kept.len(), 3);
-        j.record(&[entry("main", 50, 51)], 12).expect("record");
+        j.record(&[entry("main", 50, 51)], &Pos::log(12)).expect("record");
         drop(j);
-        let (_, kept) = Journal::open(&path, 12).expect("reopen");
+        let (_, kept) = Journal::open(&path, &Pos::log(12)).expect("reopen");
         assert_eq!(
             kept.len(),
             4,
             "nothing glued to the unterminated line: {kept:?}"
         );
-        let (_, kept) = Journal::open(&path, 10).expect("again");
+        let (_, kept) = Journal::open(&path, &Pos::log(10)).expect("again");
         assert_eq!(kept.len(), 4, "the rewrite kept them all: {kept:?}");
         assert!(kept[0].delivered && !kept[1].delivered, "{kept:?}");
     }
 
     #[test]
     fn names_depend_on_the_identity_only() {
-        let a = object_uuid("s/0", "main", (7, 0));
-        assert_eq!(a, object_uuid("s/0", "main", (7, 0)));
-        assert_ne!(a, object_uuid("s/0", "main", (7, 1)));
-        assert_ne!(a, object_uuid("s/1", "main", (7, 0)));
-        assert_ne!(a, object_uuid("s/0", "backup", (7, 0)));
+        let at = |seq, sub| Pos(At::Log(seq), sub);
+        let a = object_uuid("s/0", "main", &at(7, 0));
+        assert_eq!(a, object_uuid("s/0", "main", &at(7, 0)));
+        assert_ne!(a, object_uuid("s/0", "main", &at(7, 1)));
+        assert_ne!(a, object_uuid("s/1", "main", &at(7, 0)));
+        assert_ne!(a, object_uuid("s/0", "backup", &at(7, 0)));
+        // The names of journals written before shard positions existed stay the same.
+        assert_eq!(
+            a,
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"s/0/main/7.0")
+        );
+    }
+
+    #[test]
+    fn shard_positions_order_as_numbers_and_read_back_from_the_journal() {
+        let shard = |seq: &str, subseq| Pos(At::Shard(seq.into(), subseq), 0);
+        assert!(shard("9", 5) < shard("10", 0), "numeric, not text");
+        assert!(shard("10", 0) < shard("10", 1));
+        assert!(shard("10", 0) < Pos(At::Shard("10".into(), 0), 1));
+        let cursor = Pos::past_shard_record(&"10".into(), 3);
+        assert!(shard("10", 3) < cursor && cursor <= shard("10", 4));
+        assert!(Pos(At::Shard("10".into(), 3), 7) < cursor, "its sub-records too");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let (mut j, _) = Journal::open(&path, &Pos::LOWEST).expect("open");
+        let e = |first: Pos, last: Pos| Entry {
+            slot: "main".into(),
+            first,
+            last,
+            key: "k".into(),
+            base: String::new(),
+            delivered: false,
+        };
+        let long = "49590338271490256608559692538361571095921575989136588898";
+        j.record(
+            &[
+                e(shard("8", 0), shard("10", 2)),
+                e(shard("10", 3), shard(long, 0)),
+            ],
+            &Pos::LOWEST,
+        )
+        .expect("record");
+        drop(j);
+        let (_, kept) = Journal::open(&path, &cursor).expect("reopen");
+        assert_eq!(kept.len(), 1, "the first ends below the checkpoint");
+        assert!(kept[0].delivered, "it starts at the checkpoint");
+        assert_eq!(kept[0].last, shard(long, 0));
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(&format!("[[\"{long}\",0],0]")), "{text}");
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod journal;
 pub(crate) mod naming;
 pub(crate) mod partition;
 pub(crate) mod s3;
+pub(crate) mod shards;
 pub(crate) mod sink;
 pub(crate) mod stagers;
 pub(crate) mod staging;

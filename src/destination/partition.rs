@@ -180,7 +180,9 @@ pub(crate) fn error_output(record: &Record, why: &Unpartitioned) -> ErrorOutput 
             arrival_ms: record.arrival_ms,
             seq: record.seq,
             sub: record.sub,
-            kinesis: None,
+            // Where the original came from: an exactly-once object's identity is a range of
+            // the shard's positions.
+            kinesis: record.kinesis.clone(),
         },
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use chrono_tz::Tz;
 use tokio::time::Instant;
 
-use super::journal::{self, Entry, Journal};
+use super::journal::{self, Entry, Journal, Pos};
 use super::naming::{ErrorNaming, Naming};
 use super::partition::{self, ACTIVE_PARTITIONS_EXCEEDED, RecordKeys, Unpartitioned};
 use super::staging::{Identity, ObjectStager, Rejected, Sealed};
@@ -51,6 +51,10 @@ pub(crate) struct Delivery {
     pub(crate) backup: Vec<Record>,
     /// Every log record below this is in this delivery or an earlier one, or was dropped.
     pub(crate) end: u64,
+    /// The same per Kinesis shard, as identity positions: every record of the shard below its
+    /// position is in this delivery or an earlier one, or was dropped (exactly-once objects of
+    /// a Kinesis source are cut per shard; see `shards`).
+    pub(crate) shard_ends: Vec<(Arc<str>, Pos)>,
 }
 
 impl Delivery {
@@ -95,6 +99,8 @@ pub(crate) struct ExactlyOnce {
     pub(crate) journal: Journal,
     /// The journal's entries that a replay may meet (see `Journal::open`).
     pub(crate) replay: Vec<Entry>,
+    /// The Kinesis shard whose records this stager set takes (None: Direct PUT).
+    pub(crate) shard: Option<Arc<str>>,
 }
 
 impl ExactlyOnce {
@@ -231,8 +237,13 @@ pub(crate) enum StagingError {
 pub(crate) type StepResult = Result<Vec<(Sealed, Kind)>, StagingError>;
 
 impl StagerSet {
-    pub(crate) fn new(staging: StagingPlan, metrics: Arc<DestinationMetrics>) -> Self {
-        let ids = Arc::new(AtomicU64::new(0));
+    /// The stagers of `staging`; object ids come from `ids`, shared by every stager set of the
+    /// destination.
+    pub(crate) fn new(
+        staging: StagingPlan,
+        metrics: Arc<DestinationMetrics>,
+        ids: Arc<AtomicU64>,
+    ) -> Self {
         let eo = staging.exactly_once;
         let identity = |slot: &str| eo.as_ref().map(|e| e.identity(slot.to_string()));
         StagerSet {
@@ -267,7 +278,7 @@ impl StagerSet {
     pub(crate) fn record(
         &mut self,
         sealed: &[(Sealed, Kind)],
-        cursor: u64,
+        cursor: &Pos,
     ) -> Result<(), StagingError> {
         let Some(eo) = self.exactly_once.as_mut() else {
             return Ok(());
@@ -286,17 +297,24 @@ impl StagerSet {
 
     /// Seals the objects cut again whose journal entries end below `end`; forgets the start-up
     /// entries once the log is past them all.
-    fn finish_replayed(&mut self, end: u64) -> StepResult {
+    fn finish_replayed(&mut self, delivery_end: u64, shard_ends: &[(Arc<str>, Pos)]) -> StepResult {
         let Some(eo) = self.exactly_once.as_mut() else {
             return Ok(Vec::new());
         };
         if eo.replay.is_empty() {
             return Ok(Vec::new());
         }
-        eo.replay.retain(|e| e.last.0 >= end);
+        let end = match &eo.shard {
+            None => Pos::log(delivery_end),
+            Some(shard) => match shard_ends.iter().find(|(s, _)| s == shard) {
+                Some((_, end)) => end.clone(),
+                None => return Ok(Vec::new()),
+            },
+        };
+        eo.replay.retain(|e| e.last >= end);
         let mut sealed = Vec::new();
         for (_, kind, s) in self.all() {
-            let objects = s.finish_replayed(end).map_err(StagingError::Seal)?;
+            let objects = s.finish_replayed(&end).map_err(StagingError::Seal)?;
             sealed.extend(objects.into_iter().map(|o| (o, kind)));
         }
         Ok(sealed)
@@ -421,7 +439,7 @@ impl StagerSet {
                 .map_err(err)?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
         }
-        sealed.extend(self.finish_replayed(delivery.end)?);
+        sealed.extend(self.finish_replayed(delivery.end, &delivery.shard_ends)?);
         if let Some(bound) = companion_bound(&sealed) {
             sealed.extend(self.seal_companions(bound)?);
         }
@@ -529,7 +547,7 @@ impl StagerSet {
         };
         let (slot, refused_slot) = (partition_slot(values), "error/partitioning-failed");
         let inside = |r: &Record, slot: &str| {
-            let pos = (r.seq, r.sub);
+            let pos = Pos::of(r);
             eo.replay
                 .iter()
                 .any(|e| e.slot == slot && e.first <= pos && pos <= e.last)
@@ -785,7 +803,7 @@ mod tests {
             partition: None,
         };
         let (d, n) = (dir.to_path_buf(), naming.clone());
-        let (journal, replay) = Journal::open(&dir.join("journal"), cursor).expect("journal opens");
+        let (journal, replay) = Journal::open(&dir.join("journal"), &Pos::log(cursor)).expect("journal opens");
         let plan = StagingPlan {
             main: ObjectStager::new(d.clone(), naming, Compression::Uncompressed, false, 10),
             backup: None,
@@ -804,9 +822,10 @@ mod tests {
                 namespace: "s/0".into(),
                 journal,
                 replay,
+                shard: None,
             }),
         };
-        StagerSet::new(plan, Arc::default())
+        StagerSet::new(plan, Arc::default(), Arc::default())
     }
 
     fn delivery(seqs: std::ops::Range<u64>, failed: &[u64]) -> Delivery {
@@ -839,8 +858,8 @@ mod tests {
             .find(|(_, k)| *k == Kind::Error)
             .and_then(|(o, _)| o.identity.clone())
             .expect("an error object");
-        assert_eq!((errors.0.first, errors.0.last), ((1003, 0), (1005, 0)));
-        first.record(&sealed, 1000).expect("journaled");
+        assert_eq!((errors.0.first, errors.0.last), (Pos::log(1003), Pos::log(1005)));
+        first.record(&sealed, &Pos::log(1000)).expect("journaled");
         let keys: Vec<String> = sealed.iter().map(|(o, _)| o.key.clone()).collect();
         drop(first);
 
@@ -884,7 +903,7 @@ mod tests {
             )
             .expect("stages");
         sealed.extend(first.seal_all().expect("seals"));
-        first.record(&sealed, 1000).expect("journaled");
+        first.record(&sealed, &Pos::log(1000)).expect("journaled");
         let summary = |sealed: &[(Sealed, Kind)]| -> Vec<(String, u64)> {
             let mut v: Vec<(String, u64)> = sealed
                 .iter()

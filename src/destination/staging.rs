@@ -226,7 +226,7 @@ impl ObjectStager {
     }
 
     /// Where the record at `pos` goes; seals the objects it completes.
-    fn route(&mut self, pos: Pos, sealed: &mut Vec<Sealed>) -> io::Result<Route> {
+    fn route(&mut self, pos: &Pos, sealed: &mut Vec<Sealed>) -> io::Result<Route> {
         loop {
             let Some(id) = self.identity.as_mut() else {
                 return Ok(Route::Fresh);
@@ -234,11 +234,11 @@ impl ObjectStager {
             let Some(front) = id.replay.front() else {
                 return Ok(Route::Fresh);
             };
-            if pos > front.last {
+            if *pos > front.last {
                 sealed.extend(self.end_entry()?);
                 continue;
             }
-            if pos < front.first {
+            if *pos < front.first {
                 return Ok(Route::Fresh);
             }
             // A Parquet object's records are converted again even when it was delivered: the
@@ -273,10 +273,10 @@ impl ObjectStager {
 
     /// Seals the objects of journal entries the log has passed (`end`: every record below it
     /// was handed over).
-    pub(crate) fn finish_replayed(&mut self, end: u64) -> io::Result<Vec<Sealed>> {
+    pub(crate) fn finish_replayed(&mut self, end: &Pos) -> io::Result<Vec<Sealed>> {
         let mut sealed = Vec::new();
         while let Some(front) = self.identity.as_ref().and_then(|i| i.replay.front()) {
-            if front.last.0 >= end {
+            if front.last >= *end {
                 break;
             }
             sealed.extend(self.end_entry()?);
@@ -335,9 +335,12 @@ impl ObjectStager {
     ) -> Result<Vec<Sealed>, (io::Error, u64)> {
         let mut sealed = Vec::new();
         for record in batch {
-            let route = self
-                .route((record.seq, record.sub), &mut sealed)
-                .map_err(|e| (e, 0))?;
+            let route = match self.identity {
+                Some(_) => self
+                    .route(&Pos::of(record), &mut sealed)
+                    .map_err(|e| (e, 0))?,
+                None => Route::Fresh,
+            };
             if route == Route::Skip {
                 continue;
             }
@@ -420,13 +423,15 @@ impl ObjectStager {
         cur.oldest_ms = cur.oldest_ms.min(record.arrival_ms);
         cur.first_seq = cur.first_seq.min(record.seq);
         cur.next_seq = cur.next_seq.max(record.seq + 1);
-        let pos = (record.seq, record.sub);
-        cur.first = if cur.records == 1 {
-            pos
-        } else {
-            cur.first.min(pos)
-        };
-        cur.last = cur.last.max(pos);
+        if self.identity.is_some() {
+            let pos = Pos::of(record);
+            if cur.records == 1 || pos < cur.first {
+                cur.first = pos.clone();
+            }
+            if pos > cur.last {
+                cur.last = pos;
+            }
+        }
         Ok(())
     }
 
@@ -458,8 +463,8 @@ impl ObjectStager {
             oldest_ms: arrival_ms,
             first_seq: u64::MAX,
             next_seq: 0,
-            first: (0, 0),
-            last: (0, 0),
+            first: Pos::LOWEST,
+            last: Pos::LOWEST,
             opened: now,
         })
     }
@@ -571,12 +576,12 @@ impl ObjectStager {
                 return (name, Some((entry, true)));
             }
         }
-        let uuid = journal::object_uuid(&id.namespace, &id.slot, cur.first);
+        let uuid = journal::object_uuid(&id.namespace, &id.slot, &cur.first);
         let name = self.naming.object(cur.oldest_ms, &uuid);
         let entry = Entry {
             slot: id.slot.clone(),
-            first: cur.first,
-            last: cur.last,
+            first: cur.first.clone(),
+            last: cur.last.clone(),
             key: name.key.clone(),
             base: name.base.clone(),
             delivered: false,
@@ -685,11 +690,11 @@ mod tests {
             .map(|o| o.identity.clone().expect("identity").0)
             .collect();
         let journal_path = dir.path().join("journal");
-        let (mut j, _) = journal::Journal::open(&journal_path, 1000).expect("journal");
-        j.record(&entries, 1000).expect("record");
+        let (mut j, _) = journal::Journal::open(&journal_path, &Pos::log(1000)).expect("journal");
+        j.record(&entries, &Pos::log(1000)).expect("record");
         // Replay with another size limit: the journal's objects come back as they were, the
         // rest is named by its first record, as the first run named it.
-        let (_, replay) = journal::Journal::open(&journal_path, 1000).expect("reopen");
+        let (_, replay) = journal::Journal::open(&journal_path, &Pos::log(1000)).expect("reopen");
         let mut again = exactly_once(dir.path(), 100, replay);
         let run2 = cut(&mut again, 1000..1007);
         let expect: Vec<(String, u64, bool)> = summary(&run1)
@@ -700,7 +705,7 @@ mod tests {
         assert_eq!(summary(&run2), expect);
         // With the cursor at 1003: the object holding 1002-1003 was delivered (1003 is
         // skipped), 1004-1005 is cut again, 1006 on is new.
-        let (_, replay) = journal::Journal::open(&journal_path, 1003).expect("reopen");
+        let (_, replay) = journal::Journal::open(&journal_path, &Pos::log(1003)).expect("reopen");
         assert_eq!(replay.len(), 2);
         let mut third = exactly_once(dir.path(), 100, replay);
         let run3 = cut(&mut third, 1003..1008);

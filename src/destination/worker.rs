@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::sink::{Sink, Written};
-use super::stagers::{Delivery, Kind, StagerSet, StagingPlan, StepResult};
+use super::shards::{Stagers, Staging};
+use super::stagers::{Delivery, Kind, StepResult};
 use super::staging::Sealed;
 use super::watermark::Watermark;
 use crate::disk::{Claim, Patience, StagingRoom};
@@ -65,7 +66,7 @@ pub(crate) struct DestinationHandle {
 pub(crate) struct WorkerSetup {
     /// `stream[i]`, for logs.
     pub(crate) label: String,
-    pub(crate) plan: StagingPlan,
+    pub(crate) plan: Staging,
     /// The buffering interval.
     pub(crate) interval: Duration,
     pub(crate) sink: Sink,
@@ -107,7 +108,7 @@ impl DestinationHandle {
             on_delivered,
             watermark.clone(),
         ));
-        let stagers = StagerSet::new(plan, metrics.clone());
+        let stagers = Stagers::new(plan, metrics.clone());
         let worker = Worker {
             label,
             stagers: Arc::new(Mutex::new(stagers)),
@@ -152,7 +153,7 @@ impl DestinationHandle {
 
 struct Worker {
     label: String,
-    stagers: Arc<Mutex<StagerSet>>,
+    stagers: Arc<Mutex<Stagers>>,
     interval: Duration,
     uploads: mpsc::Sender<Upload>,
     metrics: Arc<DestinationMetrics>,
@@ -210,7 +211,7 @@ impl Worker {
     async fn staging(
         &mut self,
         handed: Option<u64>,
-        step: impl FnOnce(&mut StagerSet, Instant) -> StepResult + Send + 'static,
+        step: impl FnOnce(&mut Stagers, Instant) -> StepResult + Send + 'static,
     ) {
         let stagers = self.stagers.clone();
         let watermark = self.watermark.clone();

@@ -121,7 +121,8 @@ fn as_line(original: &Record, value: &impl Serialize) -> Record {
         arrival_ms: original.arrival_ms,
         seq: original.seq,
         sub: original.sub,
-        kinesis: None,
+        // The original's place in its shard: exactly-once identities are ranges of it.
+        kinesis: original.kinesis.clone(),
     }
 }
 

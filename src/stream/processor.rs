@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Deaggregation;
+use crate::destination::journal::Pos;
 use crate::destination::partition::RecordKeys;
 use crate::destination::{Delivery, DestinationHandle, Input};
 use crate::fatal::FatalSender;
@@ -238,6 +239,7 @@ impl State {
             return;
         }
         let keys = self.partition_keys(&p).await;
+        let shard_ends = shard_ends(source, end);
         let last = self.routes.len().saturating_sub(1);
         let mut p = Some(p);
         for (i, route) in self.routes.iter().enumerate() {
@@ -280,6 +282,7 @@ impl State {
                     Vec::new()
                 },
                 end,
+                shard_ends: shard_ends.clone(),
             };
             if !route.handle.send_records(delivery).await {
                 self.fatal.report(
@@ -383,4 +386,26 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// Per Kinesis shard of `source`, the identity position past its last record below `end`
+/// (complete: a log record at `end` may still have sub-records to come). Empty for Direct PUT.
+fn shard_ends(source: &[Record], end: u64) -> Vec<(Arc<str>, Pos)> {
+    let mut last: Vec<&crate::record::KinesisMeta> = Vec::new();
+    for r in source.iter().filter(|r| r.seq < end) {
+        let Some(k) = r.kinesis.as_deref() else {
+            continue;
+        };
+        // A shard's records come in its order: the last one met is the highest.
+        match last.iter_mut().find(|m| m.shard_id == k.shard_id) {
+            Some(m) => *m = k,
+            None => last.push(k),
+        }
+    }
+    last.into_iter()
+        .map(|k| {
+            let pos = Pos::past_shard_record(&k.sequence_number, k.subsequence_number);
+            (k.shard_id.clone(), pos)
+        })
+        .collect()
 }

@@ -13,11 +13,12 @@ use crate::config::{
     StartingPosition, StreamConfig, Target,
 };
 use crate::destination::directory::DirectorySink;
-use crate::destination::journal::Journal;
+use crate::destination::journal::{Journal, Pos};
 use crate::destination::naming::Naming;
 use crate::destination::s3::{BucketError, S3Sink};
 use crate::destination::sink::Sink;
-use crate::destination::stagers::ExactlyOnce;
+use crate::destination::shards::{MakeShardPlan, Staging};
+use crate::destination::stagers::{ExactlyOnce, StagingError};
 use crate::destination::staging::clear_leftovers;
 use crate::destination::{DestinationHandle, OnDelivered, StagingPlan};
 use crate::disk::{Patience, StagingRoom};
@@ -29,7 +30,9 @@ use crate::source::kinesis::leases::{LeaseSetup, Manager, Progress};
 use crate::source::kinesis::metrics::LeaseMetrics;
 use crate::source::kinesis::table::{LeaseTable, TableError};
 use crate::source::kinesis::{
-    self, KinesisError, checkpoint::Checkpoints, metrics::KinesisMetrics,
+    self, KinesisError,
+    checkpoint::{Checkpoint, Checkpoints},
+    metrics::KinesisMetrics,
 };
 use crate::source::memlog::MemoryLog;
 use crate::spool::{Budget, Spool, SpoolSettings};
@@ -225,6 +228,70 @@ fn default_worker_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// What a destination's staging plans are made of (one plan, or one per Kinesis shard).
+struct PlanParts {
+    dir: PathBuf,
+    naming: Naming,
+    destination: DestinationConfig,
+    delimiter: bool,
+    patience: Arc<Patience>,
+}
+
+impl PlanParts {
+    fn plan(&self) -> StagingPlan {
+        StagingPlan::build(
+            self.dir.clone(),
+            self.naming.clone(),
+            &self.destination,
+            self.delimiter,
+            self.patience.clone(),
+        )
+    }
+}
+
+/// A shard's durable checkpoint as a journal cursor: past the record it names (nothing
+/// delivered without one).
+fn shard_cursor(checkpoints: &Checkpoints, shard: &str) -> Pos {
+    match checkpoints.get(shard) {
+        Some(Checkpoint {
+            sequence_number: Some(seq),
+            subsequence_number,
+            ..
+        }) => Pos::past_shard_record(&Arc::from(seq), subsequence_number),
+        _ => Pos::LOWEST,
+    }
+}
+
+/// A shard id as a file name: as it is when it is made of letters, digits, `-` and `_` (as
+/// Kinesis's are), hex otherwise.
+fn file_safe(shard: &str) -> String {
+    let plain = !shard.is_empty()
+        && shard
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match plain {
+        true => shard.to_string(),
+        false => shard.bytes().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// Removes the journals of shards that are finished (read to their end and delivered): no
+/// replay meets them again. Creates the folder.
+fn forget_finished_shards(journals: &Path, checkpoints: &Checkpoints) -> std::io::Result<()> {
+    std::fs::create_dir_all(journals)?;
+    for entry in std::fs::read_dir(journals)? {
+        let path = entry?.path();
+        let shard = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".journal"));
+        if shard.is_some_and(|s| checkpoints.is_finished(s)) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether a stream reads Kinesis or writes S3 (it needs the AWS SDK's configuration).
 pub(crate) fn needs_aws(sc: &StreamConfig) -> bool {
     matches!(sc.source, SourceConfig::Kinesis(_))
@@ -239,7 +306,11 @@ impl Build<'_> {
         let (log, kinesis) = self.open_log().await?;
         let mut destinations = Vec::new();
         for (i, d) in self.sc.destinations.iter().enumerate() {
-            destinations.push(self.destination(i, d, &log).await?);
+            let checkpoints = kinesis.as_ref().and_then(|k| match &k.mode {
+                kinesis::Mode::Files { checkpoints, .. } => Some(checkpoints),
+                kinesis::Mode::Leases(_) => None,
+            });
+            destinations.push(self.destination(i, d, &log, checkpoints).await?);
         }
         let metrics = Arc::new(StreamMetrics::default());
         let transform = self.transform(&metrics).await?;
@@ -468,12 +539,13 @@ impl Build<'_> {
     }
 
     /// Destination `i`: its sink, a clean staging folder, and its worker, which moves the log
-    /// cursor of `log` as objects are delivered.
+    /// cursor of `log` as objects are delivered. `checkpoints`: a Kinesis source's, with files.
     async fn destination(
         &self,
         i: usize,
         d: &DestinationConfig,
         log: &Log,
+        checkpoints: Option<&Arc<Checkpoints>>,
     ) -> Result<StreamDestination, BuildError> {
         let sc = self.sc;
         let label = format!("{}[{i}]", sc.name);
@@ -493,26 +565,29 @@ impl Build<'_> {
             tracing::warn!(destination = %label, files = left,
                 "removed staging files of a previous run that were never delivered");
         }
-        let naming = Naming {
-            stream: sc.name.clone(),
-            version: self.version,
-            prefix: d.prefix_template.clone(),
-            extension: d.file_extension.clone(),
-            time_zone: d.time_zone,
-            error: None,
-            partition: None,
-        };
         let metrics = Arc::new(DestinationMetrics::default());
         let patience = Arc::new(Patience::new(
             label.clone(),
             metrics.disk_full_waits.clone(),
         ));
-        let delimiter = sc.processing.append_delimiter_to_record;
-        let exactly_once = self
-            .exactly_once(i, d, &sink, &staging_dir, log.cursor(i))
+        let parts = PlanParts {
+            dir: staging_dir,
+            naming: Naming {
+                stream: sc.name.clone(),
+                version: self.version,
+                prefix: d.prefix_template.clone(),
+                extension: d.file_extension.clone(),
+                time_zone: d.time_zone,
+                error: None,
+                partition: None,
+            },
+            destination: d.clone(),
+            delimiter: sc.processing.append_delimiter_to_record,
+            patience: patience.clone(),
+        };
+        let plan = self
+            .staging(i, &sink, parts, log.cursor(i), checkpoints)
             .await?;
-        let mut plan = StagingPlan::build(staging_dir, naming, d, delimiter, patience.clone());
-        plan.exactly_once = exactly_once;
         tracing::info!(destination = %label, sink = %sink.describe(), "destination ready");
         let acks = log.clone();
         let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
@@ -536,61 +611,111 @@ impl Build<'_> {
         })
     }
 
-    /// Destination `i`'s exactly-once state: the sink's conditional writes checked, the journal
-    /// opened with the entries a replay from `cursor` meets. At-least-once: the journal of an
-    /// earlier exactly-once run is removed.
-    async fn exactly_once(
+    /// How destination `i` stages. Exactly-once: the sink's conditional writes checked, then
+    /// from a spool one journal opened with the entries a replay from `cursor` meets; from a
+    /// Kinesis source one stager set and journal per shard, opened at the shard's checkpoint
+    /// when the shard is first met (`shards`). At-least-once: the journals of an earlier
+    /// exactly-once run are removed.
+    async fn staging(
         &self,
         i: usize,
-        d: &DestinationConfig,
         sink: &Sink,
-        staging_dir: &std::path::Path,
+        parts: PlanParts,
         cursor: u64,
-    ) -> Result<Option<ExactlyOnce>, BuildError> {
-        let path = staging_dir.join("journal");
-        if d.delivery == Delivery::AtLeastOnce {
-            let removing = self.state_error("removing", path.clone());
-            return match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(removing(e)),
-                _ => Ok(None),
-            };
+        checkpoints: Option<&Arc<Checkpoints>>,
+    ) -> Result<Staging, BuildError> {
+        let path = parts.dir.join("journal");
+        let journals = parts.dir.join("journals");
+        if parts.destination.delivery == Delivery::AtLeastOnce {
+            self.remove_state(&path, |p| std::fs::remove_file(p))?;
+            self.remove_state(&journals, |p| std::fs::remove_dir_all(p))?;
+            return Ok(Staging::One(parts.plan()));
         }
+        self.check_exactly_once(sink).await?;
+        let stream = self.sc.name.clone();
+        let namespace = format!("{stream}/{i}");
+        let Some(checkpoints) = checkpoints else {
+            let opening = self.state_error("opening the journal", path.clone());
+            let (journal, replay) = Journal::open(&path, &Pos::log(cursor)).map_err(opening)?;
+            tracing::info!(stream = %stream, destination = i, sink = %sink.describe(),
+                replayed_objects = replay.iter().filter(|e| !e.delivered).count(),
+                "exactly-once delivery: conditional writes supported");
+            let mut plan = parts.plan();
+            plan.exactly_once = Some(ExactlyOnce {
+                namespace: namespace.into(),
+                journal,
+                replay,
+                shard: None,
+            });
+            return Ok(Staging::One(plan));
+        };
+        let preparing = self.state_error("preparing the journals in", journals.clone());
+        forget_finished_shards(&journals, checkpoints).map_err(preparing)?;
+        tracing::info!(stream = %stream, destination = i, sink = %sink.describe(),
+            "exactly-once delivery: conditional writes supported; objects are cut per shard");
+        let ck = checkpoints.clone();
+        let make: MakeShardPlan = Box::new(move |shard: &Arc<str>| {
+            let path = journals.join(format!("{}.journal", file_safe(shard)));
+            let (journal, replay) =
+                Journal::open(&path, &shard_cursor(&ck, shard)).map_err(StagingError::Journal)?;
+            let mut plan = parts.plan();
+            plan.exactly_once = Some(ExactlyOnce {
+                namespace: format!("{namespace}/{shard}").into(),
+                journal,
+                replay,
+                shard: Some(shard.clone()),
+            });
+            Ok(plan)
+        });
+        let ck = checkpoints.clone();
+        Ok(Staging::PerShard(
+            make,
+            Box::new(move |shard| shard_cursor(&ck, shard)),
+        ))
+    }
+
+    /// Removes `path` (a file or folder of an earlier run) if it is there.
+    fn remove_state(
+        &self,
+        path: &Path,
+        remove: fn(&Path) -> std::io::Result<()>,
+    ) -> Result<(), BuildError> {
+        match remove(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(self.state_error("removing", path.to_path_buf())(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Exactly-once needs the sink to refuse a second write of a name: S3 conditional writes
+    /// (probed), hard links in a directory.
+    async fn check_exactly_once(&self, sink: &Sink) -> Result<(), BuildError> {
         let stream = self.sc.name.clone();
         match sink {
             Sink::S3(s3) => {
                 let bucket = s3.bucket().to_string();
                 match probe_with_retries(s3).await {
-                    Ok(true) => {}
-                    Ok(false) => return Err(BuildError::NoConditionalWrites { stream, bucket }),
-                    Err(source) => {
-                        return Err(BuildError::ConditionalProbe {
-                            stream,
-                            bucket,
-                            source,
-                        });
-                    }
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(BuildError::NoConditionalWrites { stream, bucket }),
+                    Err(source) => Err(BuildError::ConditionalProbe {
+                        stream,
+                        bucket,
+                        source,
+                    }),
                 }
             }
             Sink::Directory(dir) => {
                 let probing = self.state_error("probing hard links in", dir.root().to_path_buf());
-                if !dir.exclusive_links().map_err(probing)? {
-                    return Err(BuildError::NoExclusiveLinks {
+                match dir.exclusive_links().map_err(probing)? {
+                    true => Ok(()),
+                    false => Err(BuildError::NoExclusiveLinks {
                         stream,
                         path: dir.root().to_path_buf(),
-                    });
+                    }),
                 }
             }
         }
-        let opening = self.state_error("opening the journal", path.clone());
-        let (journal, replay) = Journal::open(&path, cursor).map_err(opening)?;
-        tracing::info!(stream = %stream, destination = i, sink = %sink.describe(),
-            replayed_objects = replay.iter().filter(|e| !e.delivered).count(),
-            "exactly-once delivery: conditional writes supported");
-        Ok(Some(ExactlyOnce {
-            namespace: format!("{stream}/{i}").into(),
-            journal,
-            replay,
-        }))
     }
 
     /// The stream's transform, started (a command that cannot start fails the stream).

@@ -165,6 +165,7 @@ impl Checkpoints {
             .filter(|(_, c)| c.finished)
             .map(|(k, _)| k)
             .collect();
+        let mut unwritten = Vec::new();
         for (shard, ck) in &changed {
             let path = self.dir.join(format!("{shard}.json"));
             let result = serde_json::to_string(ck)
@@ -173,11 +174,16 @@ impl Checkpoints {
             if let Err(e) = result {
                 tracing::error!(shard = %shard, error = %e,
                     "cannot write a checkpoint; its records will be read again after a restart");
+                // What `get` answers is what is on disk: exactly-once journals forget below it.
+                unwritten.push(shard.clone());
                 continue;
             }
             if finished.contains(shard) {
                 tracing::info!(shard = %shard, "shard finished: read to its end and delivered");
             }
+        }
+        for shard in unwritten {
+            changed.remove(&shard);
         }
         s.saved.extend(changed);
     }
