@@ -81,7 +81,10 @@ impl Pos {
     /// Just past Kinesis record (`sequence`, `subsequence`) and every sub-record split from it:
     /// the cursor of a shard checkpointed there.
     pub(crate) fn past_shard_record(sequence: &Arc<str>, subsequence: u64) -> Pos {
-        Pos(At::Shard(sequence.clone(), subsequence.saturating_add(1)), 0)
+        Pos(
+            At::Shard(sequence.clone(), subsequence.saturating_add(1)),
+            0,
+        )
     }
 }
 
@@ -286,7 +289,8 @@ mod tests {
         drop(f);
         let (mut j, kept) = Journal::open(&path, &Pos::log(12)).expect("reopen");
         assert_eq!(kept.len(), 3);
-        j.record(&[entry("main", 50, 51)], &Pos::log(12)).expect("record");
+        j.record(&[entry("main", 50, 51)], &Pos::log(12))
+            .expect("record");
         drop(j);
         let (_, kept) = Journal::open(&path, &Pos::log(12)).expect("reopen");
         assert_eq!(
@@ -322,7 +326,10 @@ mod tests {
         assert!(shard("10", 0) < Pos(At::Shard("10".into(), 0), 1));
         let cursor = Pos::past_shard_record(&"10".into(), 3);
         assert!(shard("10", 3) < cursor && cursor <= shard("10", 4));
-        assert!(Pos(At::Shard("10".into(), 3), 7) < cursor, "its sub-records too");
+        assert!(
+            Pos(At::Shard("10".into(), 3), 7) < cursor,
+            "its sub-records too"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("journal");
         let (mut j, _) = Journal::open(&path, &Pos::LOWEST).expect("open");

@@ -18,7 +18,8 @@ use super::staging::Sealed;
 use crate::metrics::DestinationMetrics;
 
 /// Makes the staging plan of a shard, its journal opened at the shard's checkpoint.
-pub(crate) type MakeShardPlan = Box<dyn FnMut(&Arc<str>) -> Result<StagingPlan, StagingError> + Send>;
+pub(crate) type MakeShardPlan =
+    Box<dyn FnMut(&Arc<str>) -> Result<StagingPlan, StagingError> + Send>;
 
 /// The durable checkpoint of a shard, as a journal cursor: entries wholly below it are
 /// forgotten when a shard's journal is rewritten.

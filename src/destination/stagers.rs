@@ -803,7 +803,8 @@ mod tests {
             partition: None,
         };
         let (d, n) = (dir.to_path_buf(), naming.clone());
-        let (journal, replay) = Journal::open(&dir.join("journal"), &Pos::log(cursor)).expect("journal opens");
+        let (journal, replay) =
+            Journal::open(&dir.join("journal"), &Pos::log(cursor)).expect("journal opens");
         let plan = StagingPlan {
             main: ObjectStager::new(d.clone(), naming, Compression::Uncompressed, false, 10),
             backup: None,
@@ -858,7 +859,10 @@ mod tests {
             .find(|(_, k)| *k == Kind::Error)
             .and_then(|(o, _)| o.identity.clone())
             .expect("an error object");
-        assert_eq!((errors.0.first, errors.0.last), (Pos::log(1003), Pos::log(1005)));
+        assert_eq!(
+            (errors.0.first, errors.0.last),
+            (Pos::log(1003), Pos::log(1005))
+        );
         first.record(&sealed, &Pos::log(1000)).expect("journaled");
         let keys: Vec<String> = sealed.iter().map(|(o, _)| o.key.clone()).collect();
         drop(first);

@@ -11,8 +11,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::sink::{Sink, Written};
 use super::shards::{Stagers, Staging};
+use super::sink::{Sink, Written};
 use super::stagers::{Delivery, Kind, StepResult};
 use super::staging::Sealed;
 use super::watermark::Watermark;

@@ -5,13 +5,16 @@ usage:
   kinesis_tool.py ENDPOINT put STREAM PREFIX KEYS COUNT [--aggregate-every N]
         puts COUNT records "PREFIX-<key>-<i>" over KEYS partition keys; prints JSON
         {"records": [[data, key, sequence], ...]} (every record acknowledged by Kinesis)
-  kinesis_tool.py ENDPOINT produce STREAM PREFIX KEYS SECONDS OUTFILE
-        puts records for SECONDS, appending each acknowledged one to OUTFILE as JSON lines
+  kinesis_tool.py ENDPOINT produce STREAM PREFIX KEYS SECONDS OUTFILE [--aggregate] [--stop-file F]
+        puts records for SECONDS (or until file F exists), appending each acknowledged user
+        record to OUTFILE as a JSON line [data, key, sequence, shard]; --aggregate: every other
+        batch is 10 KPL aggregates of 5 user records
   kinesis_tool.py ENDPOINT split STREAM SHARD
   kinesis_tool.py ENDPOINT merge STREAM SHARD ADJACENT
   kinesis_tool.py ENDPOINT shards STREAM   -> JSON list of open shard ids (hash-key order)
 """
 import json
+import os
 import sys
 import time
 
@@ -116,15 +119,27 @@ def main():
         print(json.dumps({"users": [d for d, _ in users]}))
     elif cmd == "produce":
         stream, prefix, keys, seconds, outfile = a[0], a[1], int(a[2]), float(a[3]), a[4]
+        aggregated = "--aggregate" in a[5:]
+        stop = a[a.index("--stop-file") + 1] if "--stop-file" in a[5:] else None
         deadline = time.time() + seconds
-        i = 0
+        i, batch = 0, 0
         with open(outfile, "a") as f:
-            while time.time() < deadline:
-                entries = [(f"{prefix}-k{(i + j) % keys}-{i + j}".encode(), f"k{(i + j) % keys}") for j in range(50)]
-                for d, key, seq, shard in put_batch(k, stream, entries):
-                    f.write(json.dumps([d.decode(), key, seq, shard]) + "\n")
+            while time.time() < deadline and not (stop and os.path.exists(stop)):
+                users = [(f"{prefix}-k{(i + j) % keys}-{i + j}", f"k{(i + j) % keys}") for j in range(50)]
+                if aggregated and batch % 2 == 1:
+                    groups = [users[g:g + 5] for g in range(0, 50, 5)]
+                    entries = [(aggregate(g), g[0][1]) for g in groups]
+                    group_of = {agg: g for (agg, _), g in zip(entries, groups)}
+                    for agg, _, seq, shard in put_batch(k, stream, entries):
+                        for d, key in group_of[agg]:
+                            f.write(json.dumps([d, key, seq, shard]) + "\n")
+                else:
+                    entries = [(d.encode(), key) for d, key in users]
+                    for d, key, seq, shard in put_batch(k, stream, entries):
+                        f.write(json.dumps([d.decode(), key, seq, shard]) + "\n")
                 f.flush()
                 i += 50
+                batch += 1
                 time.sleep(0.02)
     elif cmd == "split":
         stream, shard = a
