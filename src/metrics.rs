@@ -59,6 +59,9 @@ pub(crate) struct DestinationMetrics {
     pub(crate) partition_suspensions: Counter,
     /// Exactly-once objects not written because an object of their name existed.
     pub(crate) objects_already_there: Counter,
+    /// Exactly-once objects dropped unwritten because their shard's lease moved to another
+    /// instance (which cuts them).
+    pub(crate) objects_fenced: Counter,
     /// Records converted to Parquet rows, and their bytes.
     pub(crate) conversion_ok_records: Counter,
     pub(crate) conversion_ok_bytes: Counter,
@@ -217,7 +220,7 @@ const STREAM_FAMILIES: [Family; 13] = [
     ),
 ];
 
-const DESTINATION_FAMILIES: [Family; 19] = [
+const DESTINATION_FAMILIES: [Family; 20] = [
     family(
         "firehose_delivery_to_s3_records_total",
         "counter",
@@ -313,6 +316,11 @@ const DESTINATION_FAMILIES: [Family; 19] = [
         "counter",
         "Exactly-once objects not written because an object of that name existed (an earlier run or an attempt whose answer was lost wrote it); firehosed only",
     ),
+    family(
+        "firehose_delivery_objects_fenced_total",
+        "counter",
+        "Exactly-once objects of a Kinesis shard dropped unwritten because its lease moved to another instance, which cuts them; firehosed only",
+    ),
 ];
 
 /// The Prometheus text exposition of every stream.
@@ -373,7 +381,8 @@ pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
                     15 => m.conversion_failed_records.get().to_string(),
                     16 => m.conversion_failed_bytes.get().to_string(),
                     17 => m.disk_full_waits.get().to_string(),
-                    _ => m.objects_already_there.get().to_string(),
+                    18 => m.objects_already_there.get().to_string(),
+                    _ => m.objects_fenced.get().to_string(),
                 };
                 let _ = writeln!(
                     out,

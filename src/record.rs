@@ -29,6 +29,10 @@ pub(crate) struct KinesisMeta {
     pub(crate) sequence_number: Arc<str>,
     pub(crate) subsequence_number: u64,
     pub(crate) approximate_arrival_ms: i64,
+    /// The lease tenure it was read under (`firehosedTenure`; "" without a lease table): an
+    /// exactly-once destination stages each tenure's records apart, and drops those of a
+    /// tenure another instance has since fenced off.
+    pub(crate) tenure: Arc<str>,
 }
 
 /// Now, in epoch milliseconds.

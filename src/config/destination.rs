@@ -21,8 +21,6 @@ pub(crate) struct Scope {
     pub(crate) has_query: bool,
     /// The stream has `processing.transform`.
     pub(crate) has_transform: bool,
-    /// The stream reads a Kinesis data stream shared by a fleet (`leases`).
-    pub(crate) leases: bool,
 }
 
 pub(crate) fn decode(
@@ -48,7 +46,7 @@ pub(crate) fn decode(
     let compression = decode_compression(ctx, &mut m, converting);
     let file_extension = decode_extension(ctx, &mut m);
     let time_zone = decode_time_zone(ctx, &mut m);
-    let delivery = decode_delivery(ctx, &mut m, scope);
+    let delivery = decode_delivery(ctx, &mut m);
     let backup = match m.get("source_record_backup") {
         Some(n) => decode_backup(ctx, n, m.path.key("source_record_backup")).map(Some),
         None => Some(None),
@@ -104,7 +102,7 @@ pub(crate) fn decode(
 }
 
 /// `delivery: at_least_once | exactly_once`.
-fn decode_delivery(ctx: &mut Ctx, m: &mut MapReader, scope: Scope) -> Option<Delivery> {
+fn decode_delivery(ctx: &mut Ctx, m: &mut MapReader) -> Option<Delivery> {
     let Some(n) = m.get("delivery") else {
         return Some(Delivery::AtLeastOnce);
     };
@@ -113,14 +111,6 @@ fn decode_delivery(ctx: &mut Ctx, m: &mut MapReader, scope: Scope) -> Option<Del
         0 => Delivery::AtLeastOnce,
         _ => Delivery::ExactlyOnce,
     };
-    if delivery == Delivery::ExactlyOnce && scope.leases {
-        ctx.error(
-            n.mark,
-            &path,
-            "exactly_once is not available yet for a kinesis_stream source with leases (docs/durability.md); use at_least_once",
-        );
-        return None;
-    }
     Some(delivery)
 }
 

@@ -431,7 +431,6 @@ fn decode_stream(
                         .as_ref()
                         .is_none_or(|p| p.metadata_query.is_some()),
                     has_transform: processing.as_ref().is_none_or(|p| p.transform.is_some()),
-                    leases: matches!(&source, Some(SourceConfig::Kinesis(k)) if k.leases.is_some()),
                 };
                 match destination::decode(ctx, item, path.index(i), scope) {
                     Some(d) => destinations.push(d),

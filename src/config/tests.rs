@@ -776,7 +776,7 @@ fn kinesis_leases_are_checked_and_one_table_serves_one_stream() {
 }
 
 #[test]
-fn delivery_is_at_least_once_by_default_and_exactly_once_refused_only_with_leases() {
+fn delivery_is_at_least_once_by_default_and_exactly_once_for_every_source() {
     let dest = |delivery: &str| {
         format!(
             "delivery_streams:
@@ -820,9 +820,10 @@ fn delivery_is_at_least_once_by_default_and_exactly_once_refused_only_with_lease
         Delivery::ExactlyOnce,
         "per-shard objects, checkpoints in files"
     );
-    let errs = errors_joined(&errors(&kinesis(", leases: {table: ks_leases}")));
-    assert!(
-        errs.contains("6:19: delivery_streams[0].destinations[0].delivery: exactly_once is not available yet for a kinesis_stream source with leases"),
-        "{errs}"
+    let fleet = ok(&kinesis(", leases: {table: ks_leases}"));
+    assert_eq!(
+        fleet.streams[0].destinations[0].delivery,
+        Delivery::ExactlyOnce,
+        "journals in the lease items"
     );
 }

@@ -108,11 +108,69 @@ pub(crate) struct Entry {
 const REWRITE_AFTER: usize = 4096;
 
 pub(crate) struct Journal {
-    path: PathBuf,
-    file: File,
     /// Entries written, for the rewrite: those that may still matter.
     kept: Vec<Entry>,
-    appended: usize,
+    at: Place,
+}
+
+/// Where a journal lives.
+enum Place {
+    File {
+        path: PathBuf,
+        file: File,
+        appended: usize,
+    },
+    /// With a shard's lease, for a fleet (`leases`): rewritten whole on every write.
+    Store(Box<dyn Store>),
+}
+
+/// A journal kept beside a shard's lease rather than in a file: the instance that takes the
+/// lease over adopts the identities recorded there, and an instance whose tenure of the lease
+/// ended can no longer record any (`Fenced`), so it never uploads an object the new owner does
+/// not know of.
+pub(crate) trait Store: Send {
+    /// Replaces the journal with `text` (JSON lines), if the tenure still holds.
+    fn replace(&mut self, text: &str) -> Result<(), JournalError>;
+}
+
+/// Why an identity could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JournalError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The journal's lease is in another tenure: another instance cuts these objects now.
+    #[error("the lease's tenure ended: another instance records this shard's objects now")]
+    Fenced,
+}
+
+/// The entries of `text` (JSON lines; unreadable lines skipped) that still matter at `cursor`,
+/// in log order, marked delivered when they start below it; and how many lines it had.
+fn entries_at(lines: impl Iterator<Item = Vec<u8>>, cursor: &Pos) -> (Vec<Entry>, usize) {
+    let mut entries = Vec::new();
+    let mut n = 0;
+    for line in lines {
+        n += 1;
+        // A torn last line (kill -9 during the append) was never fsync'd, so its object was
+        // never uploaded: it is skipped.
+        if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
+            entries.push(e);
+        }
+    }
+    entries.retain(|e| e.last >= *cursor);
+    for e in &mut entries {
+        e.delivered = e.first < *cursor;
+    }
+    entries.sort_by(|a, b| a.first.cmp(&b.first));
+    (entries, n)
+}
+
+fn as_lines(entries: &[Entry]) -> io::Result<String> {
+    let mut text = String::new();
+    for e in entries {
+        text.push_str(&serde_json::to_string(e).map_err(io::Error::other)?);
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 impl Journal {
@@ -120,29 +178,18 @@ impl Journal {
     /// matter for a destination whose cursor is `cursor` (those ending at or past it, marked
     /// `delivered` when they start below it). The file is rewritten with only those.
     pub(crate) fn open(path: &Path, cursor: &Pos) -> io::Result<(Journal, Vec<Entry>)> {
-        let mut entries = Vec::new();
-        let mut lines = 0;
+        let mut raw = Vec::new();
         match File::open(path) {
             Ok(f) => {
                 // Bytes, not text: a torn tail may split a multi-byte character.
                 for line in BufReader::new(f).split(b'\n') {
-                    let line = line?;
-                    lines += 1;
-                    // A torn last line (kill -9 during the append) was never fsync'd, so its
-                    // object was never uploaded: it is skipped.
-                    if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
-                        entries.push(e);
-                    }
+                    raw.push(line?);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        entries.retain(|e| e.last >= *cursor);
-        for e in &mut entries {
-            e.delivered = e.first < *cursor;
-        }
-        entries.sort_by(|a, b| a.first.cmp(&b.first));
+        let (entries, lines) = entries_at(raw.into_iter(), cursor);
         // Rewritten only when it holds something to forget (or a torn line): a start-up on a
         // full disk needs no new block for an unchanged journal.
         let file = if lines == entries.len() && ends_with_newline(path)? {
@@ -155,34 +202,66 @@ impl Journal {
             rewrite(path, &entries)?
         };
         let journal = Journal {
-            path: path.to_path_buf(),
-            file,
             kept: entries.clone(),
-            appended: 0,
+            at: Place::File {
+                path: path.to_path_buf(),
+                file,
+                appended: 0,
+            },
         };
         Ok((journal, entries))
     }
 
-    /// Appends `entries` durably (one fsync), rewriting the file first when it has grown,
-    /// keeping what ends at or past `cursor`.
-    pub(crate) fn record(&mut self, entries: &[Entry], cursor: &Pos) -> io::Result<()> {
+    /// A journal in `store`, whose text is now `text`; returns it and the entries that still
+    /// matter at `cursor` (as `open`).
+    pub(crate) fn in_store(
+        store: Box<dyn Store>,
+        text: &str,
+        cursor: &Pos,
+    ) -> (Journal, Vec<Entry>) {
+        let lines = text.lines().map(|l| l.as_bytes().to_vec());
+        let (entries, _) = entries_at(lines, cursor);
+        let journal = Journal {
+            kept: entries.clone(),
+            at: Place::Store(store),
+        };
+        (journal, entries)
+    }
+
+    /// Records `entries` durably (a file: appended, one fsync, rewritten first when it has
+    /// grown; a store: rewritten whole), keeping what ends at or past `cursor`.
+    pub(crate) fn record(&mut self, entries: &[Entry], cursor: &Pos) -> Result<(), JournalError> {
         if entries.is_empty() {
             return Ok(());
         }
-        if self.appended >= REWRITE_AFTER {
-            self.kept.retain(|e| e.last >= *cursor);
-            self.file = rewrite(&self.path, &self.kept)?;
-            self.appended = 0;
+        match &mut self.at {
+            Place::File {
+                path,
+                file,
+                appended,
+            } => {
+                if *appended >= REWRITE_AFTER {
+                    self.kept.retain(|e| e.last >= *cursor);
+                    *file = rewrite(path, &self.kept)?;
+                    *appended = 0;
+                }
+                file.write_all(as_lines(entries)?.as_bytes())?;
+                file.sync_data()?;
+                *appended += entries.len();
+                self.kept.extend(entries.iter().cloned());
+            }
+            Place::Store(store) => {
+                let mut kept: Vec<Entry> = self
+                    .kept
+                    .iter()
+                    .filter(|e| e.last >= *cursor)
+                    .cloned()
+                    .collect();
+                kept.extend(entries.iter().cloned());
+                store.replace(&as_lines(&kept)?)?;
+                self.kept = kept;
+            }
         }
-        let mut text = String::new();
-        for e in entries {
-            text.push_str(&serde_json::to_string(e).map_err(io::Error::other)?);
-            text.push('\n');
-        }
-        self.file.write_all(text.as_bytes())?;
-        self.file.sync_data()?;
-        self.kept.extend(entries.iter().cloned());
-        self.appended += entries.len();
         Ok(())
     }
 }
@@ -211,12 +290,7 @@ fn rewrite(path: &Path, entries: &[Entry]) -> io::Result<File> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp)?;
-        let mut text = String::new();
-        for e in entries {
-            text.push_str(&serde_json::to_string(e).map_err(io::Error::other)?);
-            text.push('\n');
-        }
-        f.write_all(text.as_bytes())?;
+        f.write_all(as_lines(entries)?.as_bytes())?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;

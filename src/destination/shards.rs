@@ -16,59 +16,122 @@ use super::journal::Pos;
 use super::stagers::{Delivery, Kind, StagerSet, StagingError, StagingPlan, StepResult};
 use super::staging::Sealed;
 use crate::metrics::DestinationMetrics;
+use crate::record::Record;
 
-/// Makes the staging plan of a shard, its journal opened at the shard's checkpoint.
+/// Which records a shard set takes: a shard, and the lease tenure they were read under ("":
+/// no lease table). A fleet's instance may read a shard again under a new tenure while records
+/// of the old one are still on their way; each tenure's records are staged apart.
+type Key = (Arc<str>, Arc<str>);
+
+/// Makes the staging plan of a shard and tenure, its journal opened at the shard's checkpoint;
+/// None when the tenure has ended already (its records are another instance's to deliver).
 pub(crate) type MakeShardPlan =
-    Box<dyn FnMut(&Arc<str>) -> Result<StagingPlan, StagingError> + Send>;
+    Box<dyn FnMut(&Arc<str>, &Arc<str>) -> Result<Option<StagingPlan>, StagingError> + Send>;
 
 /// The durable checkpoint of a shard, as a journal cursor: entries wholly below it are
 /// forgotten when a shard's journal is rewritten.
 pub(crate) type ShardCursor = Box<dyn Fn(&str) -> Pos + Send>;
+
+/// Told that a tenure's journal writes were refused: its records are dropped, never
+/// delivered by this instance, so they must never move a checkpoint.
+pub(crate) type OnFenced = Box<dyn Fn(&Arc<str>) + Send>;
 
 /// Watermark slots of shard set `k` start at `k * SHARD_SLOTS` (a set numbers its own from 0).
 const SHARD_SLOTS: usize = 1 << 32;
 
 /// How a destination stages, as its worker is told.
 pub(crate) enum Staging {
-    One(StagingPlan),
+    One(Box<StagingPlan>),
     /// Exactly-once from a Kinesis source: a plan per shard, made when the shard is first met.
-    PerShard(MakeShardPlan, ShardCursor),
+    PerShard(PerShardPlan),
+}
+
+/// What the stager sets of an exactly-once Kinesis destination are made with.
+pub(crate) struct PerShardPlan {
+    pub(crate) make: MakeShardPlan,
+    pub(crate) cursor: ShardCursor,
+    pub(crate) on_fenced: OnFenced,
 }
 
 pub(crate) enum Stagers {
-    One(StagerSet),
+    One(Box<StagerSet>),
     PerShard(PerShard),
 }
 
+/// A shard set, or the mark of one whose tenure ended (its records are dropped).
+enum Set {
+    Live(Box<StagerSet>),
+    Fenced,
+}
+
 pub(crate) struct PerShard {
-    /// In the order the shards were first met (their slots follow it).
-    sets: Vec<(Arc<str>, StagerSet)>,
-    make: MakeShardPlan,
-    cursor: ShardCursor,
+    /// In the order they were first met (their slots follow it).
+    sets: Vec<(Key, Set)>,
+    plan: PerShardPlan,
     /// Object ids, shared by every set: the watermark knows objects by id.
     ids: Arc<AtomicU64>,
     metrics: Arc<DestinationMetrics>,
+    /// Slots of fenced sets, not yet reported closed to the watermark.
+    closed: Vec<usize>,
 }
 
 impl PerShard {
-    fn index(&mut self, shard: &Arc<str>) -> Result<usize, StagingError> {
-        if let Some(i) = self.sets.iter().position(|(s, _)| s == shard) {
+    fn index(&mut self, key: &Key) -> Result<usize, StagingError> {
+        if let Some(i) = self.sets.iter().position(|(k, _)| k == key) {
             return Ok(i);
         }
-        let plan = (self.make)(shard)?;
-        let set = StagerSet::new(plan, self.metrics.clone(), self.ids.clone());
-        self.sets.push((shard.clone(), set));
+        let set = match (self.plan.make)(&key.0, &key.1)? {
+            Some(plan) => Set::Live(Box::new(StagerSet::new(
+                plan,
+                self.metrics.clone(),
+                self.ids.clone(),
+            ))),
+            None => {
+                (self.plan.on_fenced)(&key.1);
+                Set::Fenced
+            }
+        };
+        self.sets.push((key.clone(), set));
         Ok(self.sets.len() - 1)
     }
 
-    /// Runs `step` on every shard set, journaling what each seals (in its own journal) before
-    /// any of it is handed on.
+    /// Runs `step` on set `i` and journals what it sealed (in the set's own journal) before
+    /// any of it is handed on. A journal that refuses (the tenure ended) fences the set: what
+    /// it sealed and holds open is dropped, and so are its later records.
+    fn step(&mut self, i: usize, step: impl FnOnce(&mut StagerSet) -> StepResult) -> StepResult {
+        let Some(((shard, tenure), Set::Live(set))) = self.sets.get_mut(i) else {
+            return Ok(Vec::new());
+        };
+        let objects = step(set)?;
+        match set.record(&objects, &(self.plan.cursor)(shard)) {
+            Ok(()) => Ok(objects),
+            Err(StagingError::Fenced) => {
+                tracing::warn!(shard = %shard, tenure = %tenure,
+                    "the shard's lease moved to another instance: its objects staged here are dropped, the new owner cuts them");
+                for (o, _) in &objects {
+                    let _ = std::fs::remove_file(&o.path);
+                }
+                let base = i * SHARD_SLOTS;
+                let open = set.open();
+                let held = open.iter().filter(|(_, first)| first.is_some()).count();
+                self.metrics
+                    .objects_fenced
+                    .add((objects.len() + held) as u64);
+                self.closed
+                    .extend(open.into_iter().map(|(slot, _)| base + slot));
+                set.discard_all();
+                (self.plan.on_fenced)(tenure);
+                self.sets[i].1 = Set::Fenced;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn each(&mut self, mut step: impl FnMut(&mut StagerSet) -> StepResult) -> StepResult {
         let mut sealed = Vec::new();
-        for (shard, set) in &mut self.sets {
-            let objects = step(set)?;
-            set.record(&objects, &(self.cursor)(shard))?;
-            sealed.extend(objects);
+        for i in 0..self.sets.len() {
+            sealed.extend(self.step(i, &mut step)?);
         }
         Ok(sealed)
     }
@@ -77,11 +140,11 @@ impl PerShard {
     /// first ends a stretch of records: a replayed object whose records were all dropped still
     /// ends there).
     fn append(&mut self, delivery: Delivery, now: Instant) -> StepResult {
-        let mut shares: Vec<(Arc<str>, Delivery)> = Vec::new();
+        let mut shares: Vec<(Key, Delivery)> = Vec::new();
         let partitioned = !delivery.keys.is_empty();
         let mut keys = delivery.keys.into_iter();
         for r in delivery.records {
-            let i = share(&mut shares, shard_of(&r));
+            let i = share(&mut shares, key_of(&r));
             let key = keys.next().flatten();
             let d = &mut shares[i].1;
             if partitioned {
@@ -90,52 +153,49 @@ impl PerShard {
             d.records.push(r);
         }
         for f in delivery.failed {
-            let i = share(&mut shares, shard_of(&f.line));
+            let i = share(&mut shares, key_of(&f.line));
             shares[i].1.failed.push(f);
         }
         for r in delivery.backup {
-            let i = share(&mut shares, shard_of(&r));
+            let i = share(&mut shares, key_of(&r));
             shares[i].1.backup.push(r);
         }
-        for (shard, _) in &delivery.shard_ends {
-            share(&mut shares, shard.clone());
+        for e in &delivery.shard_ends {
+            share(&mut shares, (e.shard.clone(), e.tenure.clone()));
         }
         let mut sealed = Vec::new();
-        for (shard, mut d) in shares {
+        for (key, mut d) in shares {
             d.end = delivery.end;
             d.shard_ends = delivery
                 .shard_ends
                 .iter()
-                .filter(|(s, _)| *s == shard)
+                .filter(|e| e.shard == key.0 && e.tenure == key.1)
                 .cloned()
                 .collect();
-            let i = self.index(&shard)?;
-            let (_, set) = &mut self.sets[i];
-            let objects = set.append(d, now)?;
-            set.record(&objects, &(self.cursor)(&shard))?;
-            sealed.extend(objects);
+            let i = self.index(&key)?;
+            sealed.extend(self.step(i, |set| set.append(d, now))?);
         }
         Ok(sealed)
     }
 }
 
-/// The index of `shard`'s share, added when it has none yet.
-fn share(shares: &mut Vec<(Arc<str>, Delivery)>, shard: Arc<str>) -> usize {
-    match shares.iter().position(|(s, _)| *s == shard) {
+/// The index of `key`'s share, added when it has none yet.
+fn share(shares: &mut Vec<(Key, Delivery)>, key: Key) -> usize {
+    match shares.iter().position(|(k, _)| *k == key) {
         Some(i) => i,
         None => {
-            shares.push((shard, Delivery::default()));
+            shares.push((key, Delivery::default()));
             shares.len() - 1
         }
     }
 }
 
-/// The shard a record came from ("" for one without Kinesis metadata, which a Kinesis source
-/// never hands over).
-fn shard_of(r: &crate::record::Record) -> Arc<str> {
+/// The shard and tenure a record was read under ("" for one without Kinesis metadata, which
+/// a Kinesis source never hands over).
+fn key_of(r: &Record) -> Key {
     match &r.kinesis {
-        Some(k) => k.shard_id.clone(),
-        None => Arc::from(""),
+        Some(k) => (k.shard_id.clone(), k.tenure.clone()),
+        None => (Arc::from(""), Arc::from("")),
     }
 }
 
@@ -143,13 +203,13 @@ impl Stagers {
     pub(crate) fn new(staging: Staging, metrics: Arc<DestinationMetrics>) -> Self {
         let ids = Arc::new(AtomicU64::new(0));
         match staging {
-            Staging::One(plan) => Stagers::One(StagerSet::new(plan, metrics, ids)),
-            Staging::PerShard(make, cursor) => Stagers::PerShard(PerShard {
+            Staging::One(plan) => Stagers::One(Box::new(StagerSet::new(*plan, metrics, ids))),
+            Staging::PerShard(plan) => Stagers::PerShard(PerShard {
                 sets: Vec::new(),
-                make,
-                cursor,
+                plan,
                 ids,
                 metrics,
+                closed: Vec::new(),
             }),
         }
     }
@@ -193,13 +253,16 @@ impl Stagers {
         match self {
             Stagers::One(s) => s.open(),
             Stagers::PerShard(p) => {
-                let mut out = Vec::new();
+                let mut out: Vec<(usize, Option<u64>)> =
+                    p.closed.drain(..).map(|slot| (slot, None)).collect();
                 for (k, (_, set)) in p.sets.iter_mut().enumerate() {
-                    out.extend(
-                        set.open()
-                            .into_iter()
-                            .map(|(slot, first)| (k * SHARD_SLOTS + slot, first)),
-                    );
+                    if let Set::Live(set) = set {
+                        out.extend(
+                            set.open()
+                                .into_iter()
+                                .map(|(slot, first)| (k * SHARD_SLOTS + slot, first)),
+                        );
+                    }
                 }
                 out
             }
@@ -213,6 +276,7 @@ impl Stagers {
             Stagers::PerShard(p) => {
                 let (mut opened, mut oldest): (Option<Instant>, Option<i64>) = (None, None);
                 for (_, set) in &mut p.sets {
+                    let Set::Live(set) = set else { continue };
                     let (o, t) = set.times();
                     opened = match (opened, o) {
                         (Some(a), Some(b)) => Some(a.min(b)),

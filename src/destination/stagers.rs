@@ -51,10 +51,18 @@ pub(crate) struct Delivery {
     pub(crate) backup: Vec<Record>,
     /// Every log record below this is in this delivery or an earlier one, or was dropped.
     pub(crate) end: u64,
-    /// The same per Kinesis shard, as identity positions: every record of the shard below its
-    /// position is in this delivery or an earlier one, or was dropped (exactly-once objects of
-    /// a Kinesis source are cut per shard; see `shards`).
-    pub(crate) shard_ends: Vec<(Arc<str>, Pos)>,
+    /// The same per Kinesis shard (and lease tenure), as identity positions (exactly-once
+    /// objects of a Kinesis source are cut per shard; see `shards`).
+    pub(crate) shard_ends: Vec<ShardEnd>,
+}
+
+/// Every record of `shard` read under `tenure` below `end` is in this delivery or an earlier
+/// one, or was dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardEnd {
+    pub(crate) shard: Arc<str>,
+    pub(crate) tenure: Arc<str>,
+    pub(crate) end: Pos,
 }
 
 impl Delivery {
@@ -231,6 +239,9 @@ pub(crate) enum StagingError {
     Seal(#[source] std::io::Error),
     #[error("cannot record objects in the exactly-once journal")]
     Journal(#[source] std::io::Error),
+    /// The journal is a lease's whose tenure ended: these objects are another instance's now.
+    #[error("the shard's lease moved to another instance")]
+    Fenced,
 }
 
 /// Sealed objects of one step, or why it failed.
@@ -290,14 +301,15 @@ impl StagerSet {
                 _ => None,
             })
             .collect();
-        eo.journal
-            .record(&new, cursor)
-            .map_err(StagingError::Journal)
+        eo.journal.record(&new, cursor).map_err(|e| match e {
+            journal::JournalError::Io(e) => StagingError::Journal(e),
+            journal::JournalError::Fenced => StagingError::Fenced,
+        })
     }
 
     /// Seals the objects cut again whose journal entries end below `end`; forgets the start-up
     /// entries once the log is past them all.
-    fn finish_replayed(&mut self, delivery_end: u64, shard_ends: &[(Arc<str>, Pos)]) -> StepResult {
+    fn finish_replayed(&mut self, delivery_end: u64, shard_ends: &[ShardEnd]) -> StepResult {
         let Some(eo) = self.exactly_once.as_mut() else {
             return Ok(Vec::new());
         };
@@ -306,8 +318,9 @@ impl StagerSet {
         }
         let end = match &eo.shard {
             None => Pos::log(delivery_end),
-            Some(shard) => match shard_ends.iter().find(|(s, _)| s == shard) {
-                Some((_, end)) => end.clone(),
+            // The shard's stager set is given its own tenure's end only (`shards`).
+            Some(shard) => match shard_ends.iter().find(|e| e.shard == *shard) {
+                Some(e) => e.end.clone(),
                 None => return Ok(Vec::new()),
             },
         };
@@ -590,6 +603,14 @@ impl StagerSet {
             !(s.rebuilding() || *kind == Kind::Main && bound.main_sealed)
                 && s.first_seq().is_some_and(|f| f < bound.below)
         }))
+    }
+
+    /// Drops every open object (their staging files removed): the shard's lease moved to
+    /// another instance, which cuts them.
+    pub(crate) fn discard_all(&mut self) {
+        for (_, _, s) in self.all() {
+            s.discard_open();
+        }
     }
 
     /// Seals every open object (flush, close) but those a replay is cutting again: sealed

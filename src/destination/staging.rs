@@ -589,6 +589,11 @@ impl ObjectStager {
         (name, Some((entry, false)))
     }
 
+    /// Drops the open object, if any (see `StagerSet::discard_all`).
+    pub(crate) fn discard_open(&mut self) {
+        self.discard();
+    }
+
     fn discard(&mut self) -> u64 {
         match self.current.take() {
             Some(cur) => {

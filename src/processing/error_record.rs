@@ -182,6 +182,7 @@ mod tests {
                 sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
                 subsequence_number: 2,
                 approximate_arrival_ms: 1627921286181,
+                tenure: "".into(),
             })),
         };
         let table = crate::encode::parquet::CatalogTable {

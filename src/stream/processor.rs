@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::config::Deaggregation;
 use crate::destination::journal::Pos;
 use crate::destination::partition::RecordKeys;
+use crate::destination::stagers::ShardEnd;
 use crate::destination::{Delivery, DestinationHandle, Input};
 use crate::fatal::FatalSender;
 use crate::processing::transform::{Transform, TransformBatch};
@@ -388,24 +389,29 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Per Kinesis shard of `source`, the identity position past its last record below `end`
-/// (complete: a log record at `end` may still have sub-records to come). Empty for Direct PUT.
-fn shard_ends(source: &[Record], end: u64) -> Vec<(Arc<str>, Pos)> {
+/// Per Kinesis shard (and lease tenure) of `source`, the identity position past its last
+/// record below `end` (complete: a log record at `end` may still have sub-records to come).
+/// Empty for Direct PUT.
+fn shard_ends(source: &[Record], end: u64) -> Vec<ShardEnd> {
     let mut last: Vec<&crate::record::KinesisMeta> = Vec::new();
     for r in source.iter().filter(|r| r.seq < end) {
         let Some(k) = r.kinesis.as_deref() else {
             continue;
         };
         // A shard's records come in its order: the last one met is the highest.
-        match last.iter_mut().find(|m| m.shard_id == k.shard_id) {
+        match last
+            .iter_mut()
+            .find(|m| m.shard_id == k.shard_id && m.tenure == k.tenure)
+        {
             Some(m) => *m = k,
             None => last.push(k),
         }
     }
     last.into_iter()
-        .map(|k| {
-            let pos = Pos::past_shard_record(&k.sequence_number, k.subsequence_number);
-            (k.shard_id.clone(), pos)
+        .map(|k| ShardEnd {
+            shard: k.shard_id.clone(),
+            tenure: k.tenure.clone(),
+            end: Pos::past_shard_record(&k.sequence_number, k.subsequence_number),
         })
         .collect()
 }

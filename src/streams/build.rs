@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shard_journals::{self, PlanParts, ShardJournals};
 use crate::aws;
 use crate::config::{
     Config, Delivery, DestinationConfig, KinesisSourceConfig, KinesisStreamRef, SourceConfig,
@@ -16,11 +17,11 @@ use crate::destination::directory::DirectorySink;
 use crate::destination::journal::{Journal, Pos};
 use crate::destination::naming::Naming;
 use crate::destination::s3::{BucketError, S3Sink};
-use crate::destination::shards::{MakeShardPlan, Staging};
+use crate::destination::shards::Staging;
 use crate::destination::sink::Sink;
-use crate::destination::stagers::{ExactlyOnce, StagingError};
+use crate::destination::stagers::ExactlyOnce;
 use crate::destination::staging::clear_leftovers;
-use crate::destination::{DestinationHandle, OnDelivered, StagingPlan};
+use crate::destination::{DestinationHandle, OnDelivered};
 use crate::disk::{Patience, StagingRoom};
 use crate::fatal::FatalSender;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
@@ -30,9 +31,7 @@ use crate::source::kinesis::leases::{LeaseSetup, Manager, Progress};
 use crate::source::kinesis::metrics::LeaseMetrics;
 use crate::source::kinesis::table::{LeaseTable, TableError};
 use crate::source::kinesis::{
-    self, KinesisError,
-    checkpoint::{Checkpoint, Checkpoints},
-    metrics::KinesisMetrics,
+    self, KinesisError, checkpoint::Checkpoints, metrics::KinesisMetrics,
 };
 use crate::source::memlog::MemoryLog;
 use crate::spool::{Budget, Spool, SpoolSettings};
@@ -228,70 +227,6 @@ fn default_worker_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// What a destination's staging plans are made of (one plan, or one per Kinesis shard).
-struct PlanParts {
-    dir: PathBuf,
-    naming: Naming,
-    destination: DestinationConfig,
-    delimiter: bool,
-    patience: Arc<Patience>,
-}
-
-impl PlanParts {
-    fn plan(&self) -> StagingPlan {
-        StagingPlan::build(
-            self.dir.clone(),
-            self.naming.clone(),
-            &self.destination,
-            self.delimiter,
-            self.patience.clone(),
-        )
-    }
-}
-
-/// A shard's durable checkpoint as a journal cursor: past the record it names (nothing
-/// delivered without one).
-fn shard_cursor(checkpoints: &Checkpoints, shard: &str) -> Pos {
-    match checkpoints.get(shard) {
-        Some(Checkpoint {
-            sequence_number: Some(seq),
-            subsequence_number,
-            ..
-        }) => Pos::past_shard_record(&Arc::from(seq), subsequence_number),
-        _ => Pos::LOWEST,
-    }
-}
-
-/// A shard id as a file name: as it is when it is made of letters, digits, `-` and `_` (as
-/// Kinesis's are), hex otherwise.
-fn file_safe(shard: &str) -> String {
-    let plain = !shard.is_empty()
-        && shard
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    match plain {
-        true => shard.to_string(),
-        false => shard.bytes().map(|b| format!("{b:02x}")).collect(),
-    }
-}
-
-/// Removes the journals of shards that are finished (read to their end and delivered): no
-/// replay meets them again. Creates the folder.
-fn forget_finished_shards(journals: &Path, checkpoints: &Checkpoints) -> std::io::Result<()> {
-    std::fs::create_dir_all(journals)?;
-    for entry in std::fs::read_dir(journals)? {
-        let path = entry?.path();
-        let shard = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".journal"));
-        if shard.is_some_and(|s| checkpoints.is_finished(s)) {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    Ok(())
-}
-
 /// Whether a stream reads Kinesis or writes S3 (it needs the AWS SDK's configuration).
 pub(crate) fn needs_aws(sc: &StreamConfig) -> bool {
     matches!(sc.source, SourceConfig::Kinesis(_))
@@ -306,11 +241,11 @@ impl Build<'_> {
         let (log, kinesis) = self.open_log().await?;
         let mut destinations = Vec::new();
         for (i, d) in self.sc.destinations.iter().enumerate() {
-            let checkpoints = kinesis.as_ref().and_then(|k| match &k.mode {
-                kinesis::Mode::Files { checkpoints, .. } => Some(checkpoints),
-                kinesis::Mode::Leases(_) => None,
+            let shards = kinesis.as_ref().map(|k| match &k.mode {
+                kinesis::Mode::Files { checkpoints, .. } => ShardJournals::Files(checkpoints),
+                kinesis::Mode::Leases(m) => ShardJournals::Leases(m),
             });
-            destinations.push(self.destination(i, d, &log, checkpoints).await?);
+            destinations.push(self.destination(i, d, &log, shards).await?);
         }
         let metrics = Arc::new(StreamMetrics::default());
         let transform = self.transform(&metrics).await?;
@@ -539,13 +474,13 @@ impl Build<'_> {
     }
 
     /// Destination `i`: its sink, a clean staging folder, and its worker, which moves the log
-    /// cursor of `log` as objects are delivered. `checkpoints`: a Kinesis source's, with files.
+    /// cursor of `log` as objects are delivered. `shards`: a Kinesis source's checkpoints.
     async fn destination(
         &self,
         i: usize,
         d: &DestinationConfig,
         log: &Log,
-        checkpoints: Option<&Arc<Checkpoints>>,
+        shards: Option<ShardJournals<'_>>,
     ) -> Result<StreamDestination, BuildError> {
         let sc = self.sc;
         let label = format!("{}[{i}]", sc.name);
@@ -585,9 +520,7 @@ impl Build<'_> {
             delimiter: sc.processing.append_delimiter_to_record,
             patience: patience.clone(),
         };
-        let plan = self
-            .staging(i, &sink, parts, log.cursor(i), checkpoints)
-            .await?;
+        let plan = self.staging(i, &sink, parts, log.cursor(i), shards).await?;
         tracing::info!(destination = %label, sink = %sink.describe(), "destination ready");
         let acks = log.clone();
         let on_delivered: OnDelivered = Arc::new(move |next_seq| acks.release(i, next_seq));
@@ -622,19 +555,19 @@ impl Build<'_> {
         sink: &Sink,
         parts: PlanParts,
         cursor: u64,
-        checkpoints: Option<&Arc<Checkpoints>>,
+        shards: Option<ShardJournals<'_>>,
     ) -> Result<Staging, BuildError> {
         let path = parts.dir.join("journal");
         let journals = parts.dir.join("journals");
         if parts.destination.delivery == Delivery::AtLeastOnce {
             self.remove_state(&path, |p| std::fs::remove_file(p))?;
             self.remove_state(&journals, |p| std::fs::remove_dir_all(p))?;
-            return Ok(Staging::One(parts.plan()));
+            return Ok(Staging::One(Box::new(parts.plan())));
         }
         self.check_exactly_once(sink).await?;
         let stream = self.sc.name.clone();
         let namespace = format!("{stream}/{i}");
-        let Some(checkpoints) = checkpoints else {
+        let Some(shards) = shards else {
             let opening = self.state_error("opening the journal", path.clone());
             let (journal, replay) = Journal::open(&path, &Pos::log(cursor)).map_err(opening)?;
             tracing::info!(stream = %stream, destination = i, sink = %sink.describe(),
@@ -647,31 +580,27 @@ impl Build<'_> {
                 replay,
                 shard: None,
             });
-            return Ok(Staging::One(plan));
+            return Ok(Staging::One(Box::new(plan)));
         };
-        let preparing = self.state_error("preparing the journals in", journals.clone());
-        forget_finished_shards(&journals, checkpoints).map_err(preparing)?;
+        let plan = match shards {
+            ShardJournals::Files(checkpoints) => {
+                let preparing = self.state_error("preparing the journals in", journals.clone());
+                shard_journals::forget_finished_shards(&journals, checkpoints)
+                    .map_err(preparing)?;
+                shard_journals::in_files(parts, namespace, journals, checkpoints.clone())
+            }
+            ShardJournals::Leases(m) => shard_journals::in_leases(
+                parts,
+                namespace,
+                i,
+                m.table().clone(),
+                m.progress(),
+                tokio::runtime::Handle::current(),
+            ),
+        };
         tracing::info!(stream = %stream, destination = i, sink = %sink.describe(),
             "exactly-once delivery: conditional writes supported; objects are cut per shard");
-        let ck = checkpoints.clone();
-        let make: MakeShardPlan = Box::new(move |shard: &Arc<str>| {
-            let path = journals.join(format!("{}.journal", file_safe(shard)));
-            let (journal, replay) =
-                Journal::open(&path, &shard_cursor(&ck, shard)).map_err(StagingError::Journal)?;
-            let mut plan = parts.plan();
-            plan.exactly_once = Some(ExactlyOnce {
-                namespace: format!("{namespace}/{shard}").into(),
-                journal,
-                replay,
-                shard: Some(shard.clone()),
-            });
-            Ok(plan)
-        });
-        let ck = checkpoints.clone();
-        Ok(Staging::PerShard(
-            make,
-            Box::new(move |shard| shard_cursor(&ck, shard)),
-        ))
+        Ok(Staging::PerShard(plan))
     }
 
     /// Removes `path` (a file or folder of an earlier run) if it is there.

@@ -8,6 +8,7 @@
 mod build;
 mod file;
 mod open_files;
+mod shard_journals;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};

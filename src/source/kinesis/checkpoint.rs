@@ -207,6 +207,7 @@ mod tests {
                 sequence_number: seq.into(),
                 subsequence_number: sub,
                 approximate_arrival_ms: 0,
+                tenure: "".into(),
             })),
         }
     }

@@ -27,7 +27,7 @@ use super::checkpoint::{Checkpoints, Origin};
 use super::metrics::LeaseMetrics;
 use super::readers::Readers;
 use super::seqnum;
-use super::shard::{Appended, ReadEnd, Start};
+use super::shard::{Appended, ReadEnd, Start, Tenure};
 use super::table::{Lease, LeaseTable, Position, TableError};
 use super::{ShardInfo, discover};
 use crate::record::Record;
@@ -53,6 +53,11 @@ struct ProgressState {
     finished: HashSet<String>,
     /// Every record below it is delivered.
     floor: u64,
+    /// Tenures whose exactly-once journal writes failed (another instance's tenure began):
+    /// their records were dropped, never delivered, so they never move a checkpoint.
+    fenced: HashSet<Arc<str>>,
+    /// The last checkpoint written per shard (exactly-once journals forget below it).
+    written: HashMap<String, Appended>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +80,9 @@ impl Progress {
         let Ok(mut s) = self.state.lock() else { return };
         for r in records {
             let Some(k) = &r.kinesis else { continue };
+            if s.fenced.contains(&k.tenure) {
+                continue;
+            }
             let at = (k.sequence_number.to_string(), k.subsequence_number);
             let d = s
                 .delivered
@@ -102,6 +110,29 @@ impl Progress {
         }
         drop(s);
         self.wake.notify_one();
+    }
+
+    /// An exactly-once destination could not journal objects under `tenure`: another
+    /// instance's tenure of the shard began, and that instance cuts the objects now.
+    pub(crate) fn fence(&self, tenure: Arc<str>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.fenced.insert(tenure);
+        }
+    }
+
+    fn is_fenced(&self, tenure: &str) -> bool {
+        self.state.lock().is_ok_and(|s| s.fenced.contains(tenure))
+    }
+
+    /// The last checkpoint this instance wrote for `shard`.
+    pub(crate) fn written(&self, shard: &str) -> Option<Appended> {
+        self.state.lock().ok()?.written.get(shard).cloned()
+    }
+
+    fn note_written(&self, shard: &str, at: &Appended) {
+        if let Ok(mut s) = self.state.lock() {
+            s.written.insert(shard.to_string(), at.clone());
+        }
     }
 
     fn floor(&self) -> u64 {
@@ -180,6 +211,8 @@ struct Held {
     ended: bool,
     /// Until when the lease is certainly held: the reader stops by itself then.
     valid: watch::Sender<Instant>,
+    /// The tenure its readers read under, once one started (see `start_tenure`).
+    tenure: Option<Arc<str>>,
 }
 
 /// A hand-off this instance owes: its reader is stopped; once everything it read is
@@ -209,8 +242,8 @@ pub(crate) struct Manager {
     /// Per lease: the counter last seen and when it was first seen (its owner's liveness,
     /// on this instance's clock, as the KCL judges it).
     seen: HashMap<String, (u64, Instant)>,
-    /// Leases this instance lost: the last record it read of each.
-    previous: HashMap<String, Option<Appended>>,
+    /// Leases this instance lost: the last record it read of each, and its tenure.
+    previous: HashMap<String, (Option<Appended>, Option<Arc<str>>)>,
     gate: LogGate,
     passes: u64,
     /// The last scan that succeeded: after a longer gap (the table was unreachable) nobody
@@ -237,6 +270,10 @@ impl Manager {
     /// How to seal the stream's buffers (known once the stream is built).
     pub(crate) fn set_hurry(&mut self, hurry: Hurry) {
         self.hurry = hurry;
+    }
+
+    pub(crate) fn table(&self) -> &LeaseTable {
+        &self.s.table
     }
 
     pub(crate) fn progress(&self) -> Arc<Progress> {
@@ -309,7 +346,8 @@ impl Manager {
             Some(ReadEnd::Stopped(a)) => a.or(h.resume),
             _ => h.resume,
         };
-        self.previous.insert(key.to_string(), appended);
+        self.previous
+            .insert(key.to_string(), (appended, h.tenure.clone()));
     }
 
     /// A conditional write on a held lease failed: read it to learn why.
@@ -383,6 +421,9 @@ impl Manager {
                 .await
             {
                 Ok(()) => {
+                    if let Position::Sequence(seq, sub) = &at {
+                        self.s.progress.note_written(&key, &(seq.clone(), *sub));
+                    }
                     if finished {
                         tracing::info!(shard = %key, "shard finished: read to its end and delivered");
                         self.held.remove(&key);
@@ -580,11 +621,11 @@ impl Manager {
                     // what this instance read and will deliver: resume right after that. (Its
                     // counter may have moved: renewals sent while the table was unreachable
                     // can land after their timeout.)
-                    let resume = self
+                    let (resume, tenure) = self
                         .previous
                         .remove(key)
                         .filter(|_| lease.owner.as_deref() == Some(self.s.me.as_str()))
-                        .flatten();
+                        .unwrap_or_default();
                     tracing::info!(shard = %key, from = ?lease.owner, steal, "took lease");
                     if steal {
                         self.s.metrics.stolen.add(1);
@@ -601,6 +642,7 @@ impl Manager {
                             resume,
                             ended: false,
                             valid: watch::channel(sent + self.s.failover).0,
+                            tenure,
                         },
                     );
                 }
@@ -652,6 +694,12 @@ impl Manager {
                 }
                 h.waiting_hand_off = false;
             }
+            let Some(tenure) = self.start_tenure(&key).await else {
+                continue;
+            };
+            let Some(h) = self.held.get_mut(&key) else {
+                continue;
+            };
             let start = match (&lease.checkpoint, h.resume.take()) {
                 (Position::ShardEnd, _) => continue,
                 (Position::Sequence(seq, sub), Some(r)) if after(&r, &(seq.clone(), *sub)) => {
@@ -668,7 +716,51 @@ impl Manager {
                 }
                 (at, _) => start_at(at),
             };
-            readers.spawn(&key, start, Some(h.valid.subscribe()));
+            let lease = Tenure {
+                valid: h.valid.subscribe(),
+                token: tenure,
+            };
+            readers.spawn(&key, start, Some(lease));
+        }
+    }
+
+    /// The tenure a held lease's reader reads under. The one it had goes on while nobody else
+    /// held the lease since and nothing was fenced (the reader resumes where it stopped, its
+    /// records still staged under that tenure); otherwise a new one is written to the lease
+    /// (conditional on holding it), which fences off every earlier tenure's journal writes,
+    /// and the reader starts from the checkpoint. None: it could not be written now.
+    async fn start_tenure(&mut self, key: &str) -> Option<Arc<str>> {
+        let progress = self.s.progress.clone();
+        let h = self.held.get_mut(key)?;
+        if let Some(t) = h.tenure.clone() {
+            if !progress.is_fenced(&t) {
+                return Some(t);
+            }
+            h.resume = None;
+        }
+        let token: Arc<str> = format!("{}/{}", self.s.me, uuid::Uuid::new_v4()).into();
+        let counter = h.counter;
+        match self
+            .s
+            .table
+            .set_tenure(key, &self.s.me, counter, &token)
+            .await
+        {
+            Ok(()) => {
+                let h = self.held.get_mut(key)?;
+                h.counter += 1;
+                // A tenure of this instance's own that was cut short: what it read is
+                // dropped or fenced, so reading starts again from the checkpoint.
+                if h.tenure.is_some() {
+                    h.resume = None;
+                }
+                h.tenure = Some(token.clone());
+                Some(token)
+            }
+            Err(e) => {
+                self.complain("cannot start a lease's tenure", &e);
+                None
+            }
         }
     }
 
@@ -878,6 +970,7 @@ mod tests {
                 sequence_number: seq.into(),
                 subsequence_number: sub,
                 approximate_arrival_ms: 0,
+                tenure: "".into(),
             })),
         }
     }

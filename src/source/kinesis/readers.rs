@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::metrics::KinesisMetrics;
-use super::shard::{self, ReadEnd, Shared, Start};
+use super::shard::{self, ReadEnd, Shared, Start, Tenure};
 
 struct Task {
     stop: watch::Sender<bool>,
@@ -52,13 +52,8 @@ impl Readers {
         self.tasks.contains_key(shard)
     }
 
-    /// Starts reading `shard`; `valid`: until when its lease is certainly held (None: no lease).
-    pub(crate) fn spawn(
-        &mut self,
-        shard: &str,
-        start: Start,
-        valid: Option<watch::Receiver<tokio::time::Instant>>,
-    ) {
+    /// Starts reading `shard`; `lease`: the lease it reads under (None: no lease table).
+    pub(crate) fn spawn(&mut self, shard: &str, start: Start, lease: Option<Tenure>) {
         tracing::info!(stream = %self.label, shard = %shard, start = ?start, "reading shard");
         let (stop, stop_rx) = watch::channel(false);
         let (shared, m, wake) = (
@@ -68,7 +63,7 @@ impl Readers {
         );
         let id: Arc<str> = shard.into();
         let handle = tokio::spawn(async move {
-            let outcome = shard::read(shared, id, start, m, stop_rx, valid).await;
+            let outcome = shard::read(shared, id, start, m, stop_rx, lease).await;
             let _ = wake.try_send(());
             outcome
         });

@@ -61,14 +61,24 @@ pub(crate) enum ReadEnd {
     Stopped(Option<Appended>),
 }
 
+/// The lease a reader reads under: until when it is certainly held, and its tenure.
+pub(crate) struct Tenure {
+    pub(crate) valid: watch::Receiver<Instant>,
+    pub(crate) token: Arc<str>,
+}
+
 pub(crate) async fn read(
     shared: Arc<Shared>,
     shard: Arc<str>,
     start: Start,
     metrics: Arc<ShardMetrics>,
     mut stop: watch::Receiver<bool>,
-    valid: Option<watch::Receiver<Instant>>,
+    lease: Option<Tenure>,
 ) -> ReadEnd {
+    let (valid, tenure) = match lease {
+        Some(t) => (Some(t.valid), t.token),
+        None => (None, Arc::from("")),
+    };
     let mut reader = ShardReader {
         shared: &shared,
         shard: shard.clone(),
@@ -76,6 +86,7 @@ pub(crate) async fn read(
         last_read: None,
         appended: None,
         metrics,
+        tenure,
     };
     let ended = tokio::select! {
         outcome = reader.run() => Some(outcome),
@@ -121,6 +132,7 @@ struct ShardReader<'a> {
     /// The last record the log took (an append cut short by a stop is not in the log).
     appended: Option<Appended>,
     metrics: Arc<ShardMetrics>,
+    tenure: Arc<str>,
 }
 
 /// Why a Kinesis call failed, as the reader treats it.
@@ -282,6 +294,7 @@ impl ShardReader<'_> {
                         sequence_number: seq.clone(),
                         subsequence_number: sub as u64,
                         approximate_arrival_ms: arrival,
+                        tenure: self.tenure.clone(),
                     })),
                 });
             }

@@ -16,6 +16,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 const KEY: &str = "leaseKey";
+/// firehosed's attributes beside the KCL's: the tenure of the lease, and per destination the
+/// exactly-once journal of the shard's objects (JSON lines, as in a journal file).
+const TENURE: &str = "firehosedTenure";
+const JOURNAL: &str = "firehosedJournal";
 
 /// Where a shard's reading resumes, as the KCL writes it in `checkpoint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,10 @@ pub(crate) struct Lease {
     /// write its last checkpoint (the KCL 3.x graceful hand-off); the new owner reads only
     /// once it is cleared.
     pub(crate) checkpoint_owner: Option<String>,
+    /// firehosed's `firehosedTenure`: written by an owner when it starts reading, so the
+    /// exactly-once journal writes of an earlier tenure (another instance's, or its own before
+    /// the lease moved) fail their condition.
+    pub(crate) tenure: Option<String>,
 }
 
 impl Lease {
@@ -400,6 +408,73 @@ impl LeaseTable {
         self.apply(key, change).await
     }
 
+    /// Starts a tenure of a lease this instance holds at `counter`: from now on only journal
+    /// writes under `tenure` succeed.
+    pub(crate) async fn set_tenure(
+        &self,
+        key: &str,
+        me: &str,
+        counter: u64,
+        tenure: &str,
+    ) -> Result<(), TableError> {
+        let mut change = Change::on(counter, Some(me));
+        change.set.push("firehosedTenure = :tenure");
+        change.values.push((":tenure", s(tenure)));
+        self.apply(key, change).await
+    }
+
+    /// Destination `destination`'s journal of a shard's objects, and the lease, read
+    /// consistently (None: no item).
+    pub(crate) async fn journal(
+        &self,
+        key: &str,
+        destination: usize,
+    ) -> Result<Option<(Lease, String)>, TableError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key(KEY, s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(call_error)?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let text = item
+            .get(&format!("{JOURNAL}{destination}"))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some((parse(item)?, text)))
+    }
+
+    /// Replaces destination `destination`'s journal of a shard, on the condition that the
+    /// lease is still in `tenure` (Conflict: it is not; nothing was written). Leaves the lease
+    /// counter alone: renewals go on undisturbed.
+    pub(crate) async fn write_journal(
+        &self,
+        key: &str,
+        destination: usize,
+        tenure: &str,
+        text: &str,
+    ) -> Result<(), TableError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(KEY, s(key))
+            .update_expression("SET #journal = :journal")
+            .condition_expression("firehosedTenure = :tenure")
+            .expression_attribute_names("#journal", format!("{JOURNAL}{destination}"))
+            .expression_attribute_values(":journal", s(text))
+            .expression_attribute_values(":tenure", s(tenure))
+            .send()
+            .await
+            .map_err(call_error)
+            .map(|_| ())
+    }
+
     /// Deletes a finished shard's item (its children are being read).
     pub(crate) async fn delete_finished(&self, key: &str) -> Result<(), TableError> {
         self.client
@@ -461,6 +536,7 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Result<Lease, TableError> {
         owner_switches: number("ownerSwitchesSinceCheckpoint").unwrap_or(0).max(0) as u64,
         parents,
         checkpoint_owner: text("checkpointOwner"),
+        tenure: text(TENURE),
         key,
     })
 }
