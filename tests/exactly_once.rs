@@ -269,8 +269,9 @@ fn twenty_kill_9_cycles_under_load_deliver_every_acknowledged_record_once() {
 fn a_lost_answer_to_complete_multipart_upload_then_a_crash_writes_the_object_once() {
     let s3 = S3sFs::start();
     s3.create_bucket("big");
-    // The first CompleteMultipartUpload reaches S3; its answer never comes back.
-    let proxy = LostAnswerProxy::start(&s3.endpoint, "POST ", "uploadId=", 1);
+    // The first CompleteMultipartUpload of an object under the date prefix (not the start-up
+    // probe's, under .firehosed/) reaches S3; its answer never comes back.
+    let proxy = LostAnswerProxy::start(&s3.endpoint, "POST /big/2", "uploadId=", 1);
     let d = Daemon::start(&format!(
         "listen: 127.0.0.1:0
 state_dir: '{{dir}}/state'

@@ -128,6 +128,13 @@ impl S3Sink {
         };
         put().await.map_err(|e| classify("PutObject", e))?;
         let second = put().await;
+        // Objects of 16 MiB and more are completed multipart uploads: that write must be
+        // refused too once the name exists.
+        let answer = match second {
+            Ok(_) => Ok(false),
+            Err(e) if precondition_failed(&e) => self.multipart_probe(&key).await,
+            Err(e) => Err(classify("PutObject", e)),
+        };
         let _ = self
             .client
             .delete_object()
@@ -135,11 +142,66 @@ impl S3Sink {
             .key(&key)
             .send()
             .await;
-        match second {
-            Ok(_) => Ok(false),
-            Err(e) if precondition_failed(&e) => Ok(true),
-            Err(e) => Err(classify("PutObject", e)),
+        answer
+    }
+
+    /// A one-part multipart upload of the existing `key`, completed with `If-None-Match: *`:
+    /// whether the server refuses it (412). The upload is aborted either way.
+    async fn multipart_probe(&self, key: &str) -> Result<bool, DeliveryError> {
+        let (sse, kms) = self.sse();
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .send()
+            .await
+            .map_err(|e| classify("CreateMultipartUpload", e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let answer = async {
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .part_number(1)
+                .body(ByteStream::from_static(b"probe"))
+                .send()
+                .await
+                .map_err(|e| classify("UploadPart", e))?;
+            let completed = CompletedPart::builder()
+                .part_number(1)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .build();
+            let done = self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .if_none_match("*")
+                .multipart_upload(CompletedMultipartUpload::builder().parts(completed).build())
+                .send()
+                .await;
+            match done {
+                Ok(_) => Ok(false),
+                Err(e) if precondition_failed(&e) => Ok(true),
+                Err(e) => Err(classify("CompleteMultipartUpload", e)),
+            }
         }
+        .await;
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await;
+        answer
     }
 
     async fn multipart(&self, object: &Sealed) -> Result<Written, DeliveryError> {

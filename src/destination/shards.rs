@@ -36,8 +36,11 @@ pub(crate) type ShardCursor = Box<dyn Fn(&str) -> Pos + Send>;
 /// delivered by this instance, so they must never move a checkpoint.
 pub(crate) type OnFenced = Box<dyn Fn(&Arc<str>) + Send>;
 
+/// Whether a tenure has ended (the source stopped reading under it): its sets are dropped.
+pub(crate) type IsFenced = Box<dyn Fn(&Arc<str>) -> bool + Send>;
+
 /// Watermark slots of shard set `k` start at `k * SHARD_SLOTS` (a set numbers its own from 0).
-const SHARD_SLOTS: usize = 1 << 32;
+const SHARD_SLOTS: usize = 1 << (usize::BITS / 2);
 
 /// How a destination stages, as its worker is told.
 pub(crate) enum Staging {
@@ -51,6 +54,7 @@ pub(crate) struct PerShardPlan {
     pub(crate) make: MakeShardPlan,
     pub(crate) cursor: ShardCursor,
     pub(crate) on_fenced: OnFenced,
+    pub(crate) is_fenced: IsFenced,
 }
 
 pub(crate) enum Stagers {
@@ -102,30 +106,43 @@ impl PerShard {
         let Some(((shard, tenure), Set::Live(set))) = self.sets.get_mut(i) else {
             return Ok(Vec::new());
         };
+        if (self.plan.is_fenced)(tenure) {
+            self.fence(i, &[]);
+            return Ok(Vec::new());
+        }
         let objects = step(set)?;
         match set.record(&objects, &(self.plan.cursor)(shard)) {
             Ok(()) => Ok(objects),
             Err(StagingError::Fenced) => {
-                tracing::warn!(shard = %shard, tenure = %tenure,
-                    "the shard's lease moved to another instance: its objects staged here are dropped, the new owner cuts them");
-                for (o, _) in &objects {
-                    let _ = std::fs::remove_file(&o.path);
-                }
-                let base = i * SHARD_SLOTS;
-                let open = set.open();
-                let held = open.iter().filter(|(_, first)| first.is_some()).count();
-                self.metrics
-                    .objects_fenced
-                    .add((objects.len() + held) as u64);
-                self.closed
-                    .extend(open.into_iter().map(|(slot, _)| base + slot));
-                set.discard_all();
-                (self.plan.on_fenced)(tenure);
-                self.sets[i].1 = Set::Fenced;
+                self.fence(i, &objects);
                 Ok(Vec::new())
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Drops set `i`'s objects (`sealed` just now, and those open) and its later records: its
+    /// tenure ended, and the lease's next owner cuts them from the same records.
+    fn fence(&mut self, i: usize, sealed: &[(Sealed, Kind)]) {
+        let Some(((shard, tenure), Set::Live(set))) = self.sets.get_mut(i) else {
+            return;
+        };
+        tracing::warn!(shard = %shard, tenure = %tenure,
+            "the shard's lease moved on: what this instance staged of it is dropped, the lease's next owner cuts it");
+        for (o, _) in sealed {
+            let _ = std::fs::remove_file(&o.path);
+        }
+        let base = i * SHARD_SLOTS;
+        let open = set.open();
+        let held = open.iter().filter(|(_, first)| first.is_some()).count();
+        self.metrics
+            .objects_fenced
+            .add((sealed.len() + held) as u64);
+        self.closed
+            .extend(open.into_iter().map(|(slot, _)| base + slot));
+        set.discard_all();
+        (self.plan.on_fenced)(tenure);
+        self.sets[i].1 = Set::Fenced;
     }
 
     fn each(&mut self, mut step: impl FnMut(&mut StagerSet) -> StepResult) -> StepResult {

@@ -85,6 +85,7 @@ pub(crate) fn in_files(
         make,
         cursor: Box::new(move |shard| file_cursor(&checkpoints, shard)),
         on_fenced: Box::new(|_| {}),
+        is_fenced: Box::new(|_| false),
     }
 }
 
@@ -99,9 +100,10 @@ pub(crate) fn in_leases(
     progress: Arc<Progress>,
     handle: tokio::runtime::Handle,
 ) -> PerShardPlan {
-    let (t, h) = (table.clone(), handle.clone());
+    progress.set_exactly_once();
+    let (t, h, p) = (table.clone(), handle.clone(), progress.clone());
     let make: MakeShardPlan = Box::new(move |shard: &Arc<str>, tenure: &Arc<str>| {
-        let read = retrying(&h, || t.journal(shard, index)).map_err(|e| {
+        let read = retrying(&h, || t.journal(shard, index), || true).map_err(|e| {
             StagingError::Journal(std::io::Error::other(format!(
                 "reading the journal of {shard} from the lease table: {e}"
             )))
@@ -109,7 +111,7 @@ pub(crate) fn in_leases(
         let Some((lease, text)) = read else {
             return Ok(None);
         };
-        if lease.tenure.as_deref() != Some(tenure.as_ref()) {
+        if lease.tenure.as_deref() != Some(tenure.as_ref()) || p.is_fenced(tenure) {
             return Ok(None);
         }
         let cursor = match &lease.checkpoint {
@@ -118,6 +120,7 @@ pub(crate) fn in_leases(
         };
         let store = LeaseStore {
             table: t.clone(),
+            progress: p.clone(),
             handle: h.clone(),
             key: shard.to_string(),
             index,
@@ -126,7 +129,7 @@ pub(crate) fn in_leases(
         let opened = Journal::in_store(Box::new(store), &text, &cursor);
         Ok(Some(parts.with_journal(&namespace, shard, opened)))
     });
-    let fence = progress.clone();
+    let (fence, fenced) = (progress.clone(), progress.clone());
     PerShardPlan {
         make,
         cursor: Box::new(move |shard| match progress.written(shard) {
@@ -134,16 +137,26 @@ pub(crate) fn in_leases(
             None => Pos::LOWEST,
         }),
         on_fenced: Box::new(move |tenure| fence.fence(tenure.clone())),
+        is_fenced: Box::new(move |tenure| fenced.is_fenced(tenure)),
     }
 }
 
 /// How long a journal call to the table is retried before the step fails (the process then
-/// exits and a restart replays): longer than a lease's failover time would not help, the
-/// lease is someone else's by then.
-const TABLE_PATIENCE: Duration = Duration::from_secs(30);
+/// exits and a restart replays). A journal write gives up sooner, as fenced, once the lease
+/// manager (unable to renew either) has ended the tenure.
+const TABLE_PATIENCE: Duration = Duration::from_secs(300);
 
-/// Runs a table call on `handle`, retrying failures other than a refused condition.
-fn retrying<T, F>(handle: &tokio::runtime::Handle, call: impl Fn() -> F) -> Result<T, TableError>
+/// A lease item holds at most 400 KB (DynamoDB's limit), every destination's journal of the
+/// shard included.
+const MAX_JOURNAL_BYTES: usize = 96 * 1024;
+
+/// Runs a table call on `handle`, retrying failures other than a refused condition while
+/// `go_on` says so.
+fn retrying<T, F>(
+    handle: &tokio::runtime::Handle,
+    call: impl Fn() -> F,
+    go_on: impl Fn() -> bool,
+) -> Result<T, TableError>
 where
     F: std::future::Future<Output = Result<T, TableError>>,
 {
@@ -151,7 +164,7 @@ where
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         match handle.block_on(call()) {
-            Err(TableError::Call(e)) if since.elapsed() < TABLE_PATIENCE => {
+            Err(TableError::Call(e)) if since.elapsed() < TABLE_PATIENCE && go_on() => {
                 tracing::debug!(error = %e, "lease table call failed; retrying");
                 std::thread::sleep(backoff.next_delay());
             }
@@ -163,6 +176,7 @@ where
 /// A shard's journal in its lease item, written under one tenure.
 struct LeaseStore {
     table: LeaseTable,
+    progress: Arc<Progress>,
     handle: tokio::runtime::Handle,
     key: String,
     index: usize,
@@ -172,11 +186,21 @@ struct LeaseStore {
 impl Store for LeaseStore {
     fn replace(&mut self, text: &str) -> Result<(), JournalError> {
         let (t, key, tenure) = (&self.table, &self.key, &self.tenure);
-        match retrying(&self.handle, || {
-            t.write_journal(key, self.index, tenure, text)
-        }) {
+        if text.len() > MAX_JOURNAL_BYTES {
+            return Err(JournalError::Io(std::io::Error::other(format!(
+                "the exactly-once journal of {key} ({} bytes: objects sealed but not yet below the checkpoint) no longer fits its lease item (at most {MAX_JOURNAL_BYTES} bytes per destination)",
+                text.len()
+            ))));
+        }
+        let going = || !self.progress.is_fenced(tenure);
+        match retrying(
+            &self.handle,
+            || t.write_journal(key, self.index, tenure, text),
+            going,
+        ) {
             Ok(()) => Ok(()),
             Err(TableError::Conflict) => Err(JournalError::Fenced),
+            Err(_) if self.progress.is_fenced(tenure) => Err(JournalError::Fenced),
             Err(e) => Err(JournalError::Io(std::io::Error::other(format!(
                 "writing the journal of {key} to the lease table: {e}"
             )))),

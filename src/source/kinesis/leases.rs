@@ -42,6 +42,9 @@ pub(crate) type Hurry = Arc<dyn Fn() + Send + Sync>;
 pub(crate) struct Progress {
     state: Mutex<ProgressState>,
     wake: Notify,
+    /// A destination delivers exactly once: a tenure this instance stops reading under is
+    /// fenced (its staged remainder dropped, the next owner cuts it).
+    exactly_once: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -58,6 +61,9 @@ struct ProgressState {
     fenced: HashSet<Arc<str>>,
     /// The last checkpoint written per shard (exactly-once journals forget below it).
     written: HashMap<String, Appended>,
+    /// The tenure each held shard is read under: records of any other tenure of the shard
+    /// (an earlier one of this instance, still on their way) never move its checkpoint.
+    current: HashMap<String, Arc<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +86,11 @@ impl Progress {
         let Ok(mut s) = self.state.lock() else { return };
         for r in records {
             let Some(k) = &r.kinesis else { continue };
-            if s.fenced.contains(&k.tenure) {
+            let other = s
+                .current
+                .get(k.shard_id.as_ref())
+                .is_some_and(|t| *t != k.tenure);
+            if other || s.fenced.contains(&k.tenure) {
                 continue;
             }
             let at = (k.sequence_number.to_string(), k.subsequence_number);
@@ -120,8 +130,26 @@ impl Progress {
         }
     }
 
-    fn is_fenced(&self, tenure: &str) -> bool {
+    /// A destination of the stream delivers exactly once (see `Manager::end_tenure`).
+    pub(crate) fn set_exactly_once(&self) {
+        self.exactly_once
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_fenced(&self, tenure: &str) -> bool {
         self.state.lock().is_ok_and(|s| s.fenced.contains(tenure))
+    }
+
+    /// `shard` is read under `tenure` from now on; `fresh`: a new tenure, reading from the
+    /// checkpoint, so what earlier ones delivered, ended or finished is forgotten.
+    fn set_current(&self, shard: &str, tenure: Arc<str>, fresh: bool) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if fresh {
+            s.delivered.remove(shard);
+            s.finished.remove(shard);
+            s.ends.remove(shard);
+        }
+        s.current.insert(shard.to_string(), tenure);
     }
 
     /// The last checkpoint this instance wrote for `shard`.
@@ -220,6 +248,8 @@ struct Held {
 struct Owed {
     until: u64,
     since: Instant,
+    /// The tenure it was read under: ended once the hand-off is over.
+    tenure: Option<Arc<str>>,
 }
 
 /// What the manager is started with.
@@ -348,6 +378,7 @@ impl Manager {
         };
         self.previous
             .insert(key.to_string(), (appended, h.tenure.clone()));
+        self.end_tenure(h.tenure);
     }
 
     /// A conditional write on a held lease failed: read it to learn why.
@@ -373,7 +404,7 @@ impl Manager {
             return;
         }
         if lease.checkpoint_owner.as_deref() == Some(self.s.me.as_str()) {
-            self.held.remove(&lease.key);
+            let tenure = self.held.remove(&lease.key).and_then(|h| h.tenure);
             self.s.metrics.handed_off.add(1);
             readers.stop(&lease.key).await;
             let until = readers.shared().log.end();
@@ -384,6 +415,7 @@ impl Manager {
                 Owed {
                     until,
                     since: Instant::now(),
+                    tenure,
                 },
             );
             (self.hurry)();
@@ -471,12 +503,12 @@ impl Manager {
                 continue;
             }
             let Some(lease) = table.get(&key) else {
-                self.owed.remove(&key);
+                self.end_owed(&key);
                 continue;
             };
             if lease.checkpoint_owner.as_deref() != Some(self.s.me.as_str()) {
                 // The new owner stopped waiting.
-                self.owed.remove(&key);
+                self.end_owed(&key);
                 continue;
             }
             let (delivered, finished) = self.s.progress.take(&key);
@@ -488,7 +520,7 @@ impl Manager {
             match self.s.table.hand_over(lease, &self.s.me, at.as_ref()).await {
                 Ok(()) => {
                     tracing::info!(shard = %key, checkpoint = ?at, "lease handed off");
-                    self.owed.remove(&key);
+                    self.end_owed(&key);
                 }
                 Err(e) => {
                     self.s.progress.put_back(&key, delivered, finished);
@@ -497,6 +529,29 @@ impl Manager {
                     }
                 }
             }
+        }
+    }
+
+    /// A hand-off is over (done, or the new owner stopped waiting): its tenure ends.
+    fn end_owed(&mut self, key: &str) {
+        if let Some(o) = self.owed.remove(key) {
+            self.end_tenure(o.tenure);
+        }
+    }
+
+    /// This instance reads no more under `tenure`: exactly-once destinations drop what they
+    /// still stage of it (objects being cut again that will never complete, fresh ones never
+    /// journaled), which the lease's next owner cuts; told at once (`hurry` runs a step).
+    fn end_tenure(&self, tenure: Option<Arc<str>>) {
+        let exactly_once = self
+            .s
+            .progress
+            .exactly_once
+            .load(std::sync::atomic::Ordering::Relaxed);
+        // At-least-once keeps delivering what it read (and resumes after it on a re-take).
+        if let Some(t) = tenure.filter(|_| exactly_once) {
+            self.s.progress.fence(t);
+            (self.hurry)();
         }
     }
 
@@ -694,6 +749,9 @@ impl Manager {
                 }
                 h.waiting_hand_off = false;
             }
+            if lease.finished() {
+                continue;
+            }
             let Some(tenure) = self.start_tenure(&key).await else {
                 continue;
             };
@@ -734,6 +792,7 @@ impl Manager {
         let h = self.held.get_mut(key)?;
         if let Some(t) = h.tenure.clone() {
             if !progress.is_fenced(&t) {
+                progress.set_current(key, t.clone(), false);
                 return Some(t);
             }
             h.resume = None;
@@ -755,6 +814,7 @@ impl Manager {
                     h.resume = None;
                 }
                 h.tenure = Some(token.clone());
+                progress.set_current(key, token.clone(), h.resume.is_none());
                 Some(token)
             }
             Err(e) => {
