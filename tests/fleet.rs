@@ -6,8 +6,8 @@
 //! record exactly once; a 30-second DynamoDB outage loses nothing and every duplicate it causes
 //! is counted; an instance that moves from its checkpoint file to a lease table goes on from
 //! the file's checkpoints. With `delivery: exactly_once` into S3, instances killed and one frozen
-//! past the failover time (its leases move while it has objects staged and in flight): every
-//! record is in exactly one object.
+//! past the failover time (its leases move while it has objects staged and in flight), a split
+//! and a merge among them: every record is in exactly one object.
 
 mod support;
 
@@ -577,7 +577,7 @@ fn signal(f: &Fleet, i: usize, signal: &str) {
 }
 
 #[test]
-fn exactly_once_objects_hold_when_instances_are_killed_and_a_frozen_one_loses_its_leases() {
+fn exactly_once_objects_hold_when_instances_are_killed_a_frozen_one_loses_its_leases_and_shards_split_and_merge() {
     let s3 = S3sFs::start();
     s3.create_bucket("fleet-eo");
     let mut f = Fleet::new("eo", 4);
@@ -595,6 +595,14 @@ fn exactly_once_objects_hold_when_instances_are_killed_and_a_frozen_one_loses_it
     let (mut producer, produced) = f.produce("e", 55);
     for round in 0..6 {
         std::thread::sleep(Duration::from_secs(3));
+        if round == 1 {
+            f.k.tool(&["split", "eo", "shardId-000000000000"]);
+        }
+        if round == 4 {
+            let open: Vec<String> =
+                serde_json::from_slice(&f.k.tool(&["shards", "eo"])).expect("json");
+            f.k.tool(&["merge", "eo", &open[0], &open[1]]);
+        }
         let i = round % 2;
         if round % 3 == 2 {
             // Frozen past the failover time: the other instance takes its leases while it has
