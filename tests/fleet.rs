@@ -577,7 +577,8 @@ fn signal(f: &Fleet, i: usize, signal: &str) {
 }
 
 #[test]
-fn exactly_once_objects_hold_when_instances_are_killed_a_frozen_one_loses_its_leases_and_shards_split_and_merge() {
+fn exactly_once_objects_hold_when_instances_are_killed_a_frozen_one_loses_its_leases_and_shards_split_and_merge()
+ {
     let s3 = S3sFs::start();
     s3.create_bucket("fleet-eo");
     let mut f = Fleet::new("eo", 4);

@@ -108,6 +108,16 @@ def main():
             for o in page.get("Contents", []):
                 s3.delete_object(Bucket=bucket, Key=o["Key"])
         s3.delete_bucket(Bucket=bucket)
+    elif cmd == "download":
+        # Every object of the bucket into the folder, under its key.
+        import os
+        bucket, folder = args
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                path = os.path.join(folder, o["Key"])
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
     elif cmd == "get":
         body = s3.get_object(Bucket=args[0], Key=args[1])["Body"].read()
         sys.stdout.buffer.write(body)
