@@ -10,6 +10,7 @@
 # usage: bench/fleet.sh [records=40000]   (BENCHMARKS.md: 160000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 n=${1:-40000}
 tools=${FIREHOSED_TOOLS:-$HOME/.cache/firehosed-tools}
 py="$tools/venv/bin/python"
@@ -17,26 +18,7 @@ cargo build --release --quiet --bin firehosed
 work=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-fleet.XXXXXX")
 pids=()
 trap 'kill ${pids[@]:-} 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.1; done; }
-kport=$(free_port); NODE_PATH="$tools/node/node_modules" node tests/py/kinesalite.js "$kport" > /dev/null & pids+=($!)
-dport=$(free_port); "$tools/venv/bin/moto_server" -H 127.0.0.1 -p "$dport" > /dev/null 2>&1 & pids+=($!)
-wait_port "$kport"; wait_port "$dport"
-kinesis="http://127.0.0.1:$kport"; dynamo="http://127.0.0.1:$dport"
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-"$py" tests/py/kinesis_tool.py "$kinesis" create bench 8
-# moto loads its DynamoDB backend on the first call (seconds): not part of any run.
-"$py" -c 'import sys, boto3; boto3.client("dynamodb", endpoint_url=sys.argv[1], region_name="us-east-1").list_tables()' "$dynamo"
-"$py" - "$kinesis" "$n" <<'PY'
-import sys, boto3
-endpoint, n = sys.argv[1], int(sys.argv[2])
-k = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1")
-pad = "x" * 990
-for i in range(0, n, 500):
-    recs = [{"Data": (f'{{"i":{j},"p":"{pad}"}}'[:1023] + "\n").encode(), "PartitionKey": f"k{j % 97}"} for j in range(i, min(n, i + 500))]
-    r = k.put_records(StreamName="bench", Records=recs)
-    assert r["FailedRecordCount"] == 0
-PY
+kinesis_backlog "$n"
 echo "backlog: $n records of ~1 KiB in 8 shards (kinesalite 3.3.3), lease table on moto 5.2.5; $(nproc) cores"
 delivered() { find "$work"/run$1-*/out -type f -exec cat {} + 2>/dev/null | wc -l; }
 run() { # $1 = instances (0: one instance without a lease table, checkpoints in its file)

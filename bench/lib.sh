@@ -30,3 +30,30 @@ delivery_streams:
     source: {direct_put: {}}
 YAML
 }
+
+# kinesis_backlog N: kinesalite and moto's DynamoDB started on free ports ($pids gets their
+# pids; $kinesis and $dynamo their endpoints), a stream "bench" of 8 shards holding N ~1 KiB
+# JSON records. Needs $tools and $py (the test tools' Python).
+kinesis_backlog() {
+  local n=$1 kport dport
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.1; done; }
+  kport=$(free_port); NODE_PATH="$tools/node/node_modules" node tests/py/kinesalite.js "$kport" > /dev/null & pids+=($!)
+  dport=$(free_port); "$tools/venv/bin/moto_server" -H 127.0.0.1 -p "$dport" > /dev/null 2>&1 & pids+=($!)
+  wait_port "$kport"; wait_port "$dport"
+  kinesis="http://127.0.0.1:$kport"; dynamo="http://127.0.0.1:$dport"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+  "$py" tests/py/kinesis_tool.py "$kinesis" create bench 8
+  # moto loads its DynamoDB backend on the first call (seconds): not part of any run.
+  "$py" -c 'import sys, boto3; boto3.client("dynamodb", endpoint_url=sys.argv[1], region_name="us-east-1").list_tables()' "$dynamo"
+  "$py" - "$kinesis" "$n" <<'PY'
+import sys, boto3
+endpoint, n = sys.argv[1], int(sys.argv[2])
+k = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1")
+pad = "x" * 990
+for i in range(0, n, 500):
+    recs = [{"Data": (f'{{"i":{j},"p":"{pad}"}}'[:1023] + "\n").encode(), "PartitionKey": f"k{j % 97}"} for j in range(i, min(n, i + 500))]
+    r = k.put_records(StreamName="bench", Records=recs)
+    assert r["FailedRecordCount"] == 0
+PY
+}

@@ -151,12 +151,22 @@ delivery_streams:
 
     /// Waits until every line of `expected` was delivered; returns every delivered line.
     fn wait_delivered(&self, expected: &BTreeSet<String>, timeout: Duration) -> Vec<String> {
+        self.wait_delivered_by(expected, timeout, || self.delivered())
+    }
+
+    /// The same, with the delivered lines as `delivered` reads them.
+    fn wait_delivered_by(
+        &self,
+        expected: &BTreeSet<String>,
+        timeout: Duration,
+        delivered: impl Fn() -> Vec<String>,
+    ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
             for m in self.members.iter().filter(|m| m.alive) {
                 m.d.flush("ks");
             }
-            let lines = self.delivered();
+            let lines = delivered();
             let have: BTreeSet<&str> = lines.iter().map(String::as_str).collect();
             let missing = expected
                 .iter()
@@ -625,31 +635,12 @@ fn exactly_once_objects_hold_when_instances_are_killed_a_frozen_one_loses_its_le
         "the producer ran: {}",
         expected.len()
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let lines = loop {
-        for m in &f.members {
-            m.d.flush("ks");
-        }
-        let lines: Vec<String> = dump_lines(&s3.endpoint, "fleet-eo", "GZIP")
+    let lines = f.wait_delivered_by(&expected, Duration::from_secs(120), || {
+        dump_lines(&s3.endpoint, "fleet-eo", "GZIP")
             .into_values()
             .flatten()
-            .collect();
-        let have: BTreeSet<&str> = lines.iter().map(String::as_str).collect();
-        let missing = expected
-            .iter()
-            .filter(|e| !have.contains(e.as_str()))
-            .count();
-        if missing == 0 {
-            break lines;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} records never delivered\n{}",
-            expected.len(),
-            f.logs()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+            .collect()
+    });
     // How often a frozen instance still had objects of a moved lease depends on the timing.
     let fenced = f.metric_sum_of("firehose_delivery_objects_fenced_total");
     let there = f.metric_sum_of("firehose_delivery_objects_already_there_total");

@@ -264,6 +264,11 @@ impl LeaseTable {
 
     /// One item, read consistently; None when it does not exist.
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Lease>, TableError> {
+        self.item(key).await?.as_ref().map(parse).transpose()
+    }
+
+    /// One item's attributes, read consistently.
+    async fn item(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, TableError> {
         let out = self
             .client
             .get_item()
@@ -273,7 +278,7 @@ impl LeaseTable {
             .send()
             .await
             .map_err(call_error)?;
-        out.item().map(parse).transpose()
+        Ok(out.item)
     }
 
     /// A new item, unowned, unless one exists (false then).
@@ -430,16 +435,7 @@ impl LeaseTable {
         key: &str,
         destination: usize,
     ) -> Result<Option<(Lease, String)>, TableError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key(KEY, s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(call_error)?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.item(key).await? else {
             return Ok(None);
         };
         let text = item
@@ -447,7 +443,7 @@ impl LeaseTable {
             .and_then(|v| v.as_s().ok())
             .cloned()
             .unwrap_or_default();
-        Ok(Some((parse(item)?, text)))
+        Ok(Some((parse(&item)?, text)))
     }
 
     /// Replaces destination `destination`'s journal of a shard, on the condition that the
