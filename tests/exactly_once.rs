@@ -221,11 +221,10 @@ fn twenty_kill_9_cycles_under_load_deliver_every_acknowledged_record_once() {
     s3.create_bucket("parts");
     s3.create_bucket("parquet");
     let mut d = Daemon::start(&config(&s3.endpoint));
-    assert!(
-        d.logs()
-            .contains("exactly-once delivery: conditional writes supported"),
-        "the start-up says what it found:\n{}",
-        d.logs()
+    // The start-up says what it found (the log is read as the daemon writes it).
+    d.wait_for_log(
+        "exactly-once delivery: conditional writes supported",
+        Duration::from_secs(10),
     );
     let (next, acked) = (
         Arc::new(Mutex::new(0)),
@@ -423,11 +422,8 @@ fn a_kinesis_source_split_and_merged_under_twenty_kill_9_cycles_delivers_every_r
         .spawn()
         .expect("producer");
     let mut d = Daemon::start(&kinesis_config(&k, &s3.endpoint));
-    assert!(
-        d.logs().contains("objects are cut per shard"),
-        "the start-up says how it cuts objects:\n{}",
-        d.logs()
-    );
+    // The start-up says how it cuts objects (the log is read as the daemon writes it).
+    d.wait_for_log("objects are cut per shard", Duration::from_secs(10));
     let mut already_there = 0.0;
     for cycle in 0..20u64 {
         if cycle == 6 {
