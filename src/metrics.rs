@@ -37,6 +37,13 @@ pub(crate) struct StreamMetrics {
     pub(crate) transform_ok_bytes: Counter,
     pub(crate) transform_dropped_records: Counter,
     pub(crate) transform_failed_records: Counter,
+    /// Records decompressed (processing.decompression), and those that were not GZIP or too big.
+    pub(crate) decompressed_records: Counter,
+    pub(crate) decompression_failed_records: Counter,
+    /// Log events extracted from CloudWatch Logs DATA_MESSAGE documents, and CONTROL_MESSAGE
+    /// documents dropped.
+    pub(crate) log_events_extracted: Counter,
+    pub(crate) control_messages_dropped: Counter,
 }
 
 /// Counters of one destination of a stream.
@@ -152,7 +159,7 @@ const fn family(name: &'static str, kind: &'static str, help: &'static str) -> F
     Family { name, kind, help }
 }
 
-const STREAM_FAMILIES: [Family; 13] = [
+const STREAM_FAMILIES: [Family; 17] = [
     family(
         "firehose_incoming_bytes_total",
         "counter",
@@ -217,6 +224,26 @@ const STREAM_FAMILIES: [Family; 13] = [
         "firehose_transform_records_failed_total",
         "counter",
         "Records sent to the error prefix by the transform (ProcessingFailed or failed invocations); firehosed only",
+    ),
+    family(
+        "firehose_decompressed_records_total",
+        "counter",
+        "Records decompressed by processing.decompression (GZIP); firehosed only",
+    ),
+    family(
+        "firehose_decompression_failed_records_total",
+        "counter",
+        "Records sent to the decompression-failed error prefix (not GZIP, too big decompressed, not a CloudWatch Logs document); firehosed only",
+    ),
+    family(
+        "firehose_cloudwatch_logs_events_extracted_total",
+        "counter",
+        "Log events extracted from CloudWatch Logs DATA_MESSAGE documents, one record each; firehosed only",
+    ),
+    family(
+        "firehose_cloudwatch_logs_control_messages_dropped_total",
+        "counter",
+        "CloudWatch Logs CONTROL_MESSAGE documents dropped by the extraction; firehosed only",
     ),
 ];
 
@@ -353,7 +380,11 @@ pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
                 9 => s.stream.transform_ok_records.get(),
                 10 => s.stream.transform_ok_bytes.get(),
                 11 => s.stream.transform_dropped_records.get(),
-                _ => s.stream.transform_failed_records.get(),
+                12 => s.stream.transform_failed_records.get(),
+                13 => s.stream.decompressed_records.get(),
+                14 => s.stream.decompression_failed_records.get(),
+                15 => s.stream.log_events_extracted.get(),
+                _ => s.stream.control_messages_dropped.get(),
             };
             let _ = writeln!(out, "{}{{delivery_stream=\"{}\"}} {v}", f.name, s.name);
         }

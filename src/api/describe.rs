@@ -334,6 +334,14 @@ fn processing(state: &AppState, view: &View) -> Value {
     let p = &stream.processing;
     let param = |name: &str, value: String| json!({"ParameterName": name, "ParameterValue": value});
     let mut processors = Vec::new();
+    if p.decompression {
+        processors.push(json!({"Type": "Decompression",
+            "Parameters": [param("CompressionFormat", "GZIP".into())]}));
+    }
+    if p.cloudwatch_logs_extraction {
+        processors.push(json!({"Type": "CloudWatchLogProcessing",
+            "Parameters": [param("DataMessageExtraction", "true".into())]}));
+    }
     match &p.deaggregation {
         Some(Deaggregation::Json) => processors.push(json!({"Type": "RecordDeAggregation",
             "Parameters": [param("SubRecordType", "JSON".into())]})),

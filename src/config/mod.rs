@@ -505,13 +505,63 @@ fn decode_processing(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<Pro
         Some(n) => transform::decode(ctx, n, m.path.key("transform")).map(Some),
         None => Some(None),
     };
+    let decompression = match m.get("decompression") {
+        Some(n) => ctx
+            .one_of(n, &m.path.key("decompression"), &["GZIP"])
+            .map(|_| true),
+        None => Some(false),
+    };
+    let extraction = match m.get("cloudwatch_logs") {
+        Some(n) => {
+            let path = m.path.key("cloudwatch_logs");
+            decode_cloudwatch_logs(ctx, n, path.clone()).and_then(|on| {
+                // AWS's CloudWatchLogProcessing works on decompressed documents only, and an
+                // extracted log event is already one record: splitting it again would number
+                // its pieces twice.
+                let why = if decompression == Some(false) {
+                    "needs processing.decompression: GZIP (CloudWatch Logs sends GZIP documents)"
+                } else if matches!(deaggregation, Some(Some(_))) {
+                    "cannot be combined with record_deaggregation: each log event is already one record"
+                } else {
+                    return Some(on);
+                };
+                ctx.error(n.mark, &path, why);
+                None
+            })
+        }
+        None => Some(false),
+    };
     m.finish(ctx);
     Some(ProcessingConfig {
         append_delimiter_to_record: append?,
         transform: transform?,
         metadata_query: metadata_query?,
         deaggregation: deaggregation?,
+        decompression: decompression?,
+        cloudwatch_logs_extraction: extraction?,
     })
+}
+
+/// `cloudwatch_logs: {data_message_extraction: true}`; AWS requires the value true (leave the
+/// block out to deliver the decompressed documents whole).
+fn decode_cloudwatch_logs(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<bool> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let on = m.require(ctx, "data_message_extraction").and_then(|n| {
+        let path = m.path.key("data_message_extraction");
+        match ctx.bool(n, &path)? {
+            true => Some(true),
+            false => {
+                ctx.error(
+                    n.mark,
+                    &path,
+                    "must be true (leave cloudwatch_logs out to deliver the decompressed documents whole)",
+                );
+                None
+            }
+        }
+    });
+    m.finish(ctx);
+    on
 }
 
 /// `record_deaggregation: json` or `record_deaggregation: {delimited: "####"}`.

@@ -196,6 +196,12 @@ pub(crate) struct ProcessingConfig {
     /// `metadata_extraction.query`: a jq query building the partition keys of a record.
     pub(crate) metadata_query: Option<String>,
     pub(crate) deaggregation: Option<Deaggregation>,
+    /// `decompression: GZIP`: every record is a GZIP document, decompressed before anything
+    /// else sees it (AWS's Decompression processor).
+    pub(crate) decompression: bool,
+    /// `cloudwatch_logs.data_message_extraction`: each decompressed CloudWatch Logs document
+    /// becomes one record per log event's message (AWS's CloudWatchLogProcessing processor).
+    pub(crate) cloudwatch_logs_extraction: bool,
 }
 
 /// `processing.record_deaggregation`: how one record splits into several.

@@ -827,3 +827,52 @@ fn delivery_is_at_least_once_by_default_and_exactly_once_for_every_source() {
         "journals in the lease items"
     );
 }
+
+#[test]
+fn cloudwatch_logs_processing_rules() {
+    let stream = |processing: &str| {
+        format!(
+            "
+delivery_streams:
+  - name: x
+    source: {{direct_put: {{}}}}
+    processing: {processing}
+    destinations:
+      - directory: a
+"
+        )
+    };
+    let c = ok(&stream(
+        "{decompression: GZIP, cloudwatch_logs: {data_message_extraction: true}}",
+    ));
+    assert!(c.streams[0].processing.decompression);
+    assert!(c.streams[0].processing.cloudwatch_logs_extraction);
+    let c = ok(&stream("{decompression: GZIP}"));
+    assert!(c.streams[0].processing.decompression);
+    assert!(!c.streams[0].processing.cloudwatch_logs_extraction);
+    for (processing, needle) in [
+        (
+            "{decompression: ZIP}",
+            "processing.decompression: must be one of GZIP",
+        ),
+        (
+            "{cloudwatch_logs: {data_message_extraction: true}}",
+            "processing.cloudwatch_logs: needs processing.decompression: GZIP",
+        ),
+        (
+            "{decompression: GZIP, cloudwatch_logs: {data_message_extraction: false}}",
+            "data_message_extraction: must be true",
+        ),
+        (
+            "{decompression: GZIP, cloudwatch_logs: {}}",
+            "data_message_extraction",
+        ),
+        (
+            "{decompression: GZIP, record_deaggregation: json, cloudwatch_logs: {data_message_extraction: true}}",
+            "cannot be combined with record_deaggregation",
+        ),
+    ] {
+        let all = errors_joined(&errors(&stream(processing)));
+        assert!(all.contains(needle), "{processing}: {needle} in:\n{all}");
+    }
+}

@@ -387,10 +387,12 @@ pub(crate) fn fingerprint(sc: &StreamConfig) -> String {
 
 /// Fields of the configuration model added after the fingerprint's form was fixed, with the
 /// Debug form of their default.
-const FIELDS_ADDED_LATER: [(&str, &str); 3] = [
+const FIELDS_ADDED_LATER: [(&str, &str); 5] = [
     ("kms_key_arn", "None"),
     ("leases", "None"),
     ("delivery", "AtLeastOnce"),
+    ("decompression", "false"),
+    ("cloudwatch_logs_extraction", "false"),
 ];
 
 /// Removes a deleted stream's spool, staging files and checkpoints.

@@ -385,8 +385,9 @@ fn parameter<'a>(processor: &'a Value, name: &str) -> Option<&'a str> {
         .as_str()
 }
 
-/// ProcessingConfiguration.Processors: metadata extraction, record de-aggregation, the
-/// delimiter, and a Lambda function, run by its `lambda_functions` entry.
+/// ProcessingConfiguration.Processors: decompression and CloudWatch Logs extraction, metadata
+/// extraction, record de-aggregation, the delimiter, and a Lambda function, run by its
+/// `lambda_functions` entry.
 fn processors(
     p: &Value,
     functions: &BTreeMap<String, LambdaFunction>,
@@ -433,6 +434,25 @@ fn processors(
             }
             Some("Lambda") => {
                 out.insert("transform".into(), lambda(processor, functions)?);
+            }
+            Some("Decompression") => {
+                // AWS's only value; anything else is refused by the configuration check.
+                let format = parameter(processor, "CompressionFormat").unwrap_or("GZIP");
+                out.insert("decompression".into(), json!(format));
+            }
+            Some("CloudWatchLogProcessing") => {
+                let value = parameter(processor, "DataMessageExtraction").ok_or_else(|| {
+                    invalid("CloudWatchLogProcessing needs the DataMessageExtraction parameter")
+                })?;
+                let on = match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("DataMessageExtraction must be true or false")),
+                };
+                out.insert(
+                    "cloudwatch_logs".into(),
+                    json!({"data_message_extraction": on}),
+                );
             }
             other => {
                 return Err(invalid(format!(

@@ -17,6 +17,7 @@ pub(crate) struct LambdaFailure {
     pub(crate) ending_ms: i64,
 }
 
+/// The line of `processing-failed` (AWS's Lambda error record) and `decompression-failed`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LambdaLine<'a> {
@@ -26,7 +27,9 @@ struct LambdaLine<'a> {
     error_message: &'a str,
     attempt_ending_timestamp: i64,
     raw_data: String,
-    lambda_arn: &'a str,
+    /// Absent from the error records of processors other than Lambda (decompression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lambda_arn: Option<&'a str>,
 }
 
 /// The `processing-failed` error record of `original`.
@@ -42,10 +45,31 @@ pub(crate) fn processing_failed(
         error_message: &failure.message,
         attempt_ending_timestamp: failure.ending_ms,
         raw_data: base64::engine::general_purpose::STANDARD.encode(&original.data),
-        lambda_arn,
+        lambda_arn: Some(lambda_arn),
     };
     ErrorOutput {
         output_type: "processing-failed",
+        line: as_line(original, &line),
+    }
+}
+
+/// The `decompression-failed` error record of `original`: as AWS does, the record as it came
+/// (still compressed) with the error's code and message.
+pub(crate) fn decompression_failed(
+    original: &Record,
+    failure: &super::cloudwatch_logs::Failure,
+) -> ErrorOutput {
+    let line = LambdaLine {
+        attempts_made: 1,
+        arrival_timestamp: original.arrival_ms,
+        error_code: failure.code(),
+        error_message: &failure.to_string(),
+        attempt_ending_timestamp: crate::record::now_ms(),
+        raw_data: base64::engine::general_purpose::STANDARD.encode(&original.data),
+        lambda_arn: None,
+    };
+    ErrorOutput {
+        output_type: "decompression-failed",
         line: as_line(original, &line),
     }
 }

@@ -1,10 +1,14 @@
 //! Processing: what happens to records between the stream's log and its destinations
-//! (docs/aws-behaviour.md section 1): record de-aggregation (`deaggregate`), the Lambda-contract transform
+//! (docs/aws-behaviour.md section 1): the stage before the transform (`prepare`: GZIP
+//! decompression and CloudWatch Logs extraction in `cloudwatch_logs`, record de-aggregation in
+//! `deaggregate`), the Lambda-contract transform
 //! (`transform`), whose failures become error records (`error_record`), and the jq query that
 //! extracts partition keys (`metadata`).
 
+pub(crate) mod cloudwatch_logs;
 pub(crate) mod deaggregate;
 pub(crate) mod error_record;
+pub(crate) mod prepare;
 pub(crate) mod transform;
 
 use std::collections::BTreeMap;

@@ -118,7 +118,10 @@ impl DeliveryStream {
             routes,
             transform,
             metadata_query: query,
-            deaggregation: config.processing.deaggregation.clone(),
+            prepare: Arc::new(crate::processing::prepare::Prepare::new(
+                &config.processing,
+                metrics.clone(),
+            )),
             fatal,
         });
         Ok(DeliveryStream {

@@ -11,14 +11,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::Deaggregation;
 use crate::destination::journal::Pos;
 use crate::destination::partition::RecordKeys;
 use crate::destination::stagers::ShardEnd;
 use crate::destination::{Delivery, DestinationHandle, Input};
 use crate::fatal::FatalSender;
+use crate::processing::prepare::{Prepare, Step};
 use crate::processing::transform::{Transform, TransformBatch};
-use crate::processing::{PartitionKeys, Processed, RecordOutcome, deaggregate};
+use crate::processing::{PartitionKeys, Processed, RecordOutcome};
 use crate::record::Record;
 use crate::retry::LogGate;
 use crate::source::LogReader as Reader;
@@ -59,7 +59,8 @@ pub(crate) struct ProcessorSetup {
     pub(crate) transform: Option<Transform>,
     /// The stream's metadata_extraction query (run when a destination partitions).
     pub(crate) metadata_query: Option<Arc<str>>,
-    pub(crate) deaggregation: Option<Deaggregation>,
+    /// Decompression, CloudWatch Logs extraction, de-aggregation: before the transform.
+    pub(crate) prepare: Arc<Prepare>,
     /// Told when a destination's worker is gone.
     pub(crate) fatal: FatalSender,
 }
@@ -72,7 +73,7 @@ impl Processor {
             reader: setup.reader,
             routes: setup.routes,
             metadata_query: setup.metadata_query,
-            deaggregation: setup.deaggregation,
+            prepare: setup.prepare,
             batch: setup.transform.map(TransformBatch::new),
             fatal: setup.fatal,
             broken: false,
@@ -87,7 +88,7 @@ struct State {
     reader: Reader,
     routes: Vec<Route>,
     metadata_query: Option<Arc<str>>,
-    deaggregation: Option<Deaggregation>,
+    prepare: Arc<Prepare>,
     batch: Option<TransformBatch>,
     fatal: FatalSender,
     /// A destination's worker is gone: nothing more is read (the process is about to exit).
@@ -178,21 +179,52 @@ impl State {
         if batch.is_empty() {
             return Ok(false);
         }
-        let records = match &self.deaggregation {
-            Some(how) => deaggregate::split(how, batch.clone()),
-            None => batch.clone(),
-        };
+        let batch: Arc<[Record]> = batch.into();
+        let mut from = 0;
+        // The stage may take the batch in parts (decompression holds a bounded amount).
+        while from < batch.len() && !self.broken {
+            let (steps, taken) = self.prepared(&batch, from).await;
+            let part = &batch[from..from + taken.max(1)];
+            self.forward_part(part, steps).await;
+            from += taken.max(1);
+        }
+        Ok(true)
+    }
+
+    /// Processes consecutive log records (`part`) from the pre-transform stage's `steps`.
+    async fn forward_part(&mut self, part: &[Record], steps: Vec<Step>) {
         if self.batch.is_none() {
             let mut processed = Processed::default();
-            let end = batch.last().map_or(0, |r| r.seq + 1);
-            for r in records {
-                processed.push(RecordOutcome::Deliver(r, None));
+            let end = part.last().map_or(0, |r| r.seq + 1);
+            for step in steps {
+                processed.push(match step {
+                    Step::Record(r) => RecordOutcome::Deliver(r, None),
+                    Step::Failed { error, .. } => RecordOutcome::Failed(error),
+                    Step::Dropped { .. } => RecordOutcome::Dropped,
+                });
             }
-            self.dispatch(&batch, processed, end).await;
-            return Ok(true);
+            self.dispatch(part, processed, end).await;
+            return;
         }
-        let mut records = records.into_iter().peekable();
-        while let Some(record) = records.next() {
+        let mut steps = steps.into_iter().peekable();
+        while let Some(step) = steps.next() {
+            let record = match step {
+                Step::Record(r) => r,
+                Step::Failed { index, .. } | Step::Dropped { index, .. } => {
+                    // Never sent to the transform: what is buffered goes first, so the end
+                    // handed over never passes records still in the buffer.
+                    let seq = part[index].seq;
+                    self.run_transform(Some(seq)).await;
+                    let mut processed = Processed::default();
+                    processed.push(match step {
+                        Step::Failed { error, .. } => RecordOutcome::Failed(error),
+                        _ => RecordOutcome::Dropped,
+                    });
+                    self.dispatch(&part[index..=index], processed, seq + 1)
+                        .await;
+                    continue;
+                }
+            };
             if self
                 .batch
                 .as_ref()
@@ -204,13 +236,26 @@ impl State {
                 break;
             };
             if b.push(record) {
-                // Sub-records of one log record all come in one read: the next one says whether
-                // the last log record is complete.
-                let next = records.peek().map(|r| r.seq);
+                // Sub-records of one log record all come in one part: the next one says
+                // whether the last log record is complete.
+                let next = steps.peek().map(Step::seq);
                 self.run_transform(next).await;
             }
         }
-        Ok(true)
+    }
+
+    /// The pre-transform stage's steps for `batch[from..]` and how many log records they
+    /// cover; decompression runs on the blocking pool.
+    async fn prepared(&self, batch: &Arc<[Record]>, from: usize) -> (Vec<Step>, usize) {
+        if !self.prepare.is_heavy() {
+            return self.prepare.run(&batch[from..]);
+        }
+        let (prepare, input) = (self.prepare.clone(), batch.clone());
+        match tokio::task::spawn_blocking(move || prepare.run(&input[from..])).await {
+            Ok(out) => out,
+            // The blocking pool is gone only while the runtime shuts down: run it here.
+            Err(_) => self.prepare.run(&batch[from..]),
+        }
     }
 
     /// Invokes the transform on the buffered records and hands the outcome over. `next` is the
