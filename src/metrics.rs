@@ -75,6 +75,10 @@ pub(crate) struct DestinationMetrics {
     /// Records that did not fit the schema (sent to the error prefix), and their bytes.
     pub(crate) conversion_failed_records: Counter,
     pub(crate) conversion_failed_bytes: Counter,
+    /// HTTP endpoint requests that failed (each attempt), and records the endpoint did not take
+    /// within the retry duration (written to the backup as `http-endpoint-failed`).
+    pub(crate) http_failed_requests: Counter,
+    pub(crate) http_failed_records: Counter,
     /// Staging writes that found the disk full and waited for space.
     pub(crate) disk_full_waits: std::sync::Arc<Counter>,
     active_partitions: AtomicU64,
@@ -247,7 +251,7 @@ const STREAM_FAMILIES: [Family; 17] = [
     ),
 ];
 
-const DESTINATION_FAMILIES: [Family; 20] = [
+const DESTINATION_FAMILIES: [Family; 22] = [
     family(
         "firehose_delivery_to_s3_records_total",
         "counter",
@@ -348,6 +352,16 @@ const DESTINATION_FAMILIES: [Family; 20] = [
         "counter",
         "Exactly-once objects of a Kinesis shard dropped unwritten because its lease moved to another instance, which cuts them; firehosed only",
     ),
+    family(
+        "firehose_delivery_to_http_endpoint_failed_requests_total",
+        "counter",
+        "HTTP endpoint requests that failed (timeout, connection, a status other than 200, an invalid answer), each attempt",
+    ),
+    family(
+        "firehose_delivery_to_http_endpoint_failed_records_total",
+        "counter",
+        "Records an HTTP endpoint did not take within the retry duration, written to the backup as http-endpoint-failed error records",
+    ),
 ];
 
 /// The Prometheus text exposition of every stream.
@@ -413,7 +427,9 @@ pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
                     16 => m.conversion_failed_bytes.get().to_string(),
                     17 => m.disk_full_waits.get().to_string(),
                     18 => m.objects_already_there.get().to_string(),
-                    _ => m.objects_fenced.get().to_string(),
+                    19 => m.objects_fenced.get().to_string(),
+                    20 => m.http_failed_requests.get().to_string(),
+                    _ => m.http_failed_records.get().to_string(),
                 };
                 let _ = writeln!(
                     out,

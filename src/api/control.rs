@@ -137,24 +137,44 @@ fn updated_request(name: &str, record: &StreamRecord, input: &Value) -> Result<V
         )));
     }
     let given = |k: &str| input.get(k).filter(|v| !v.is_null());
+    let mut request = record.request.clone().unwrap_or_default();
+    let http = request
+        .get("HttpEndpointDestinationConfiguration")
+        .is_some();
     let update = match (
         given("ExtendedS3DestinationUpdate"),
         given("S3DestinationUpdate"),
+        given("HttpEndpointDestinationUpdate"),
     ) {
-        (Some(_), Some(_)) => {
+        (None, None, Some(u)) if http => {
+            let current = &request["HttpEndpointDestinationConfiguration"];
+            request["HttpEndpointDestinationConfiguration"] =
+                request::merge_http_update(current, u);
+            return Ok(request);
+        }
+        (None, None, Some(_)) | (Some(_), None, None) | (None, Some(_), None) if http => {
             return Err(AwsError::invalid_argument(
-                "Only one destination update can be specified: ExtendedS3DestinationUpdate or S3DestinationUpdate, not both",
+                "firehosed does not change a destination's type: this stream's destination is an HTTP endpoint (HttpEndpointDestinationUpdate), and the update is for another type",
+            ));
+        }
+        (None, None, Some(_)) => {
+            return Err(AwsError::invalid_argument(
+                "firehosed does not change a destination's type: this stream's destination is S3 (ExtendedS3DestinationUpdate or S3DestinationUpdate)",
             ));
         }
         // S3DestinationUpdate's members are a subset of the extended shape's.
-        (Some(u), None) | (None, Some(u)) => u,
-        (None, None) => {
+        (Some(u), None, None) | (None, Some(u), None) => u,
+        (None, None, None) => {
             return Err(AwsError::invalid_argument(
-                "An ExtendedS3DestinationUpdate (or S3DestinationUpdate) is required: firehosed streams have an S3 destination",
+                "A destination update is required: ExtendedS3DestinationUpdate (or S3DestinationUpdate, HttpEndpointDestinationUpdate)",
+            ));
+        }
+        _ => {
+            return Err(AwsError::invalid_argument(
+                "Only one destination update can be specified",
             ));
         }
     };
-    let mut request = record.request.clone().unwrap_or_default();
     let merged = request::merge_update(&request["ExtendedS3DestinationConfiguration"], update);
     request["ExtendedS3DestinationConfiguration"] = merged;
     Ok(request)

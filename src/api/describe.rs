@@ -186,8 +186,16 @@ fn sent_s3(view: &View, path: &[&str]) -> Option<Value> {
     view.sent(&full).cloned()
 }
 
+/// Where a description's S3 members were sent in the request.
+const EXTENDED_S3: &[&str] = &["ExtendedS3DestinationConfiguration"];
+const HTTP: &str = "HttpEndpointDestinationConfiguration";
+const HTTP_S3: &[&str] = &[HTTP, "S3Configuration"];
+
 fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &View) -> Value {
-    let s3 = s3_description(state, d, stream);
+    if let Target::Http(h) = &d.target {
+        return http_destination(state, index, d, h, stream);
+    }
+    let s3 = s3_description(state, d, &d.target, stream, EXTENDED_S3);
     let mut extended = s3.clone();
     extended["ProcessingConfiguration"] = processing(state, stream);
     match backup_description(d, stream, &s3) {
@@ -205,11 +213,72 @@ fn destination(state: &AppState, index: usize, d: &DestinationConfig, stream: &V
     })
 }
 
-/// The members both S3 descriptions have.
-fn s3_description(state: &AppState, d: &DestinationConfig, stream: &View) -> Value {
+/// HttpEndpointDestinationDescription. The AccessKey is never described (AWS leaves it out);
+/// the backup's S3DestinationDescription has the destination's buffering, which its objects
+/// are written with.
+fn http_destination(
+    state: &AppState,
+    index: usize,
+    d: &DestinationConfig,
+    h: &crate::config::HttpEndpoint,
+    stream: &View,
+) -> Value {
+    let sent = |member: &str| stream.sent(&[HTTP, member]).cloned();
+    let mut endpoint = json!({"Url": h.url});
+    if let Some(name) = &h.name {
+        endpoint["Name"] = json!(name);
+    }
+    let mut request = json!({"ContentEncoding": if h.gzip { "GZIP" } else { "NONE" }});
+    if !h.common_attributes.is_empty() {
+        let attributes: Vec<Value> = h
+            .common_attributes
+            .iter()
+            .map(|(k, v)| json!({"AttributeName": k, "AttributeValue": v}))
+            .collect();
+        request["CommonAttributes"] = json!(attributes);
+    }
+    let mode = match h.backup_mode {
+        crate::config::BackupMode::FailedDataOnly => "FailedDataOnly",
+        crate::config::BackupMode::AllData => "AllData",
+    };
+    let description = json!({
+        "RoleARN": sent("RoleARN").unwrap_or_else(|| json!(default_role(state))),
+        "EndpointConfiguration": endpoint,
+        "BufferingHints": {
+            "SizeInMBs": d.buffering.size_mib,
+            "IntervalInSeconds": d.buffering.interval_seconds,
+        },
+        "CloudWatchLoggingOptions": sent("CloudWatchLoggingOptions")
+            .unwrap_or_else(|| json!({"Enabled": false})),
+        "RequestConfiguration": request,
+        "ProcessingConfiguration": processing(state, stream),
+        "RetryOptions": {"DurationInSeconds": h.retry_duration_seconds},
+        "S3BackupMode": mode,
+        "S3DestinationDescription": s3_description(state, d, &h.backup, stream, HTTP_S3),
+    });
+    json!({
+        "DestinationId": format!("destinationId-{:012}", index + 1),
+        "HttpEndpointDestinationDescription": description,
+    })
+}
+
+/// The members both S3 descriptions have (and an HTTP endpoint's backup has), of `target`;
+/// `root`: where the request sent them.
+fn s3_description(
+    state: &AppState,
+    d: &DestinationConfig,
+    target: &Target,
+    stream: &View,
+    root: &[&str],
+) -> Value {
+    let sent = |member: &str| {
+        let mut path = root.to_vec();
+        path.push(member);
+        stream.sent(&path).cloned()
+    };
     // A directory destination (configuration file only) has no bucket; AWS's shape needs
     // one, so it is described with a placeholder name (docs/api.md).
-    let (bucket_arn, encryption) = match &d.target {
+    let (bucket_arn, encryption) = match target {
         Target::S3 {
             bucket,
             kms_key_arn,
@@ -221,13 +290,13 @@ fn s3_description(state: &AppState, d: &DestinationConfig, stream: &View) -> Val
                 None => json!({"NoEncryptionConfig": "NoEncryption"}),
             },
         ),
-        Target::Directory(_) => (
+        Target::Directory(_) | Target::Http(_) => (
             "arn:aws:s3:::firehosed-local-directory".to_string(),
             json!({"NoEncryptionConfig": "NoEncryption"}),
         ),
     };
     let mut s3 = json!({
-        "RoleARN": sent_s3(stream, &["RoleARN"]).unwrap_or_else(|| json!(default_role(state))),
+        "RoleARN": sent("RoleARN").unwrap_or_else(|| json!(default_role(state))),
         "BucketARN": bucket_arn,
         "BufferingHints": {
             "SizeInMBs": d.buffering.size_mib,
@@ -235,7 +304,7 @@ fn s3_description(state: &AppState, d: &DestinationConfig, stream: &View) -> Val
         },
         "CompressionFormat": d.compression.api_name(),
         "EncryptionConfiguration": encryption,
-        "CloudWatchLoggingOptions": sent_s3(stream, &["CloudWatchLoggingOptions"])
+        "CloudWatchLoggingOptions": sent("CloudWatchLoggingOptions")
             .unwrap_or_else(|| json!({"Enabled": false})),
     });
     if let Some(p) = &d.prefix {

@@ -29,6 +29,9 @@ pub(crate) fn decode(
     path: Path,
     scope: Scope,
 ) -> Option<DestinationConfig> {
+    if node.has_key("http_endpoint") {
+        return super::http_endpoint::decode(ctx, node, path);
+    }
     let mut m = MapReader::new(ctx, node, path)?;
     let errors_before = ctx.errors.len();
 
@@ -70,7 +73,11 @@ pub(crate) fn decode(
     let path = m.path.clone();
     m.finish(ctx);
     if !target_written {
-        ctx.error(mark, &path, "exactly one of s3, directory is required");
+        ctx.error(
+            mark,
+            &path,
+            "exactly one of s3, directory, http_endpoint is required",
+        );
     }
     if ctx.errors.len() > errors_before {
         return None;
@@ -115,14 +122,14 @@ fn decode_delivery(ctx: &mut Ctx, m: &mut MapReader) -> Option<Delivery> {
 }
 
 /// A destination's prefixes as written, and their templates once checked.
-struct Prefixes {
-    prefix: Option<String>,
-    error_prefix: Option<String>,
-    templates: Option<(Template, Option<Template>)>,
+pub(super) struct Prefixes {
+    pub(super) prefix: Option<String>,
+    pub(super) error_prefix: Option<String>,
+    pub(super) templates: Option<(Template, Option<Template>)>,
 }
 
 /// `prefix` and `error_output_prefix`, checked together (docs/aws-behaviour.md section 2).
-fn decode_prefixes(ctx: &mut Ctx, m: &mut MapReader, dp: DpCheck) -> Prefixes {
+pub(super) fn decode_prefixes(ctx: &mut Ctx, m: &mut MapReader, dp: DpCheck) -> Prefixes {
     let prefix = m
         .get("prefix")
         .and_then(|n| ctx.scalar(n, &m.path.key("prefix")).map(|s| (s, n.mark)));
@@ -146,7 +153,11 @@ fn decode_prefixes(ctx: &mut Ctx, m: &mut MapReader, dp: DpCheck) -> Prefixes {
 }
 
 /// `compression` (any case); UNCOMPRESSED when the destination converts to Parquet.
-fn decode_compression(ctx: &mut Ctx, m: &mut MapReader, converting: bool) -> Option<Compression> {
+pub(super) fn decode_compression(
+    ctx: &mut Ctx,
+    m: &mut MapReader,
+    converting: bool,
+) -> Option<Compression> {
     let Some(n) = m.get("compression") else {
         return Some(Compression::Uncompressed);
     };
@@ -316,24 +327,8 @@ fn target_of(
         }
         (Some(n), None) => {
             let mut s = MapReader::new(ctx, n, m.path.key("s3"))?;
-            let bucket = s.require(ctx, "bucket").and_then(|b| {
-                let path = s.path.key("bucket");
-                let name = ctx.string(b, &path)?;
-                if !valid_bucket(&name) {
-                    ctx.error(
-                        b.mark,
-                        &path,
-                        format!("must be an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens (got {name:?})"),
-                    );
-                    return None;
-                }
-                Some(name)
-            });
-            let endpoint_url = s.get("endpoint_url").and_then(|e| {
-                let path = s.path.key("endpoint_url");
-                let url = ctx.string(e, &path)?;
-                check_url(ctx, e.mark, &path, &url).then_some(url)
-            });
+            let bucket = decode_bucket(ctx, &mut s);
+            let endpoint_url = decode_endpoint_url(ctx, &mut s);
             let kms_key_arn = s.get("encryption").and_then(|e| {
                 let mut enc = MapReader::new(ctx, e, s.path.key("encryption"))?;
                 let key = enc.require(ctx, "kms_key_arn").and_then(|k| {
@@ -390,7 +385,7 @@ fn decode_buffering(ctx: &mut Ctx, node: &Node, path: Path, converting: bool) ->
 
 /// What the prefix rules know of dynamic partitioning.
 #[derive(Clone, Copy)]
-enum DpCheck {
+pub(super) enum DpCheck {
     Disabled,
     Enabled(Scope),
     /// Its block has errors of its own.
@@ -511,6 +506,32 @@ fn check_error_prefix(ctx: &mut Ctx, path: &Path, raw: &str, mark: Mark) -> Opti
         );
     }
     Some(t)
+}
+
+/// `bucket`: required, an S3 bucket name.
+pub(super) fn decode_bucket(ctx: &mut Ctx, s: &mut MapReader) -> Option<String> {
+    s.require(ctx, "bucket").and_then(|b| {
+        let path = s.path.key("bucket");
+        let name = ctx.string(b, &path)?;
+        if !valid_bucket(&name) {
+            ctx.error(
+                b.mark,
+                &path,
+                format!("must be an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens (got {name:?})"),
+            );
+            return None;
+        }
+        Some(name)
+    })
+}
+
+/// `endpoint_url`: optional, an http(s) URL.
+pub(super) fn decode_endpoint_url(ctx: &mut Ctx, s: &mut MapReader) -> Option<String> {
+    s.get("endpoint_url").and_then(|e| {
+        let path = s.path.key("endpoint_url");
+        let url = ctx.string(e, &path)?;
+        check_url(ctx, e.mark, &path, &url).then_some(url)
+    })
 }
 
 fn valid_bucket(name: &str) -> bool {

@@ -5,6 +5,7 @@ mod conversion;
 mod decode;
 mod destination;
 pub(crate) mod error;
+mod http_endpoint;
 mod kinesis;
 pub(crate) mod model;
 mod network;

@@ -266,6 +266,42 @@ pub(crate) enum Target {
         kms_key_arn: Option<String>,
     },
     Directory(PathBuf),
+    /// An HTTP endpoint (AWS's HttpEndpointDestinationConfiguration): records are POSTed as
+    /// AWS's HTTP endpoint delivery specification says; the destination's prefixes and
+    /// compression are its backup's (docs/http-endpoint.md).
+    Http(Box<HttpEndpoint>),
+}
+
+/// `destinations[].http_endpoint` with its `s3_backup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpEndpoint {
+    pub(crate) url: String,
+    /// AWS's EndpointConfiguration.Name (echoed by Describe, never sent).
+    pub(crate) name: Option<String>,
+    /// Sent verbatim as X-Amz-Firehose-Access-Key.
+    pub(crate) access_key: Option<String>,
+    /// Request bodies are GZIP-compressed (`Content-Encoding: gzip`).
+    pub(crate) gzip: bool,
+    /// X-Amz-Firehose-Common-Attributes, in the order written.
+    pub(crate) common_attributes: Vec<(String, String)>,
+    /// How long a request is retried before its records go to the backup (AWS's
+    /// RetryOptions.DurationInSeconds; 0: one attempt).
+    pub(crate) retry_duration_seconds: u64,
+    /// How long one attempt may take (AWS: 3 minutes).
+    pub(crate) request_timeout_seconds: u64,
+    pub(crate) backup_mode: BackupMode,
+    /// Where failed (or all) records go: an S3 bucket or a directory, never `Http`.
+    pub(crate) backup: Target,
+}
+
+/// AWS's HttpEndpointS3BackupMode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BackupMode {
+    /// Only records the endpoint did not take within the retry duration, as
+    /// `http-endpoint-failed` error records.
+    FailedDataOnly,
+    /// Every record as well, under the backup prefix.
+    AllData,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

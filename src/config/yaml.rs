@@ -47,6 +47,12 @@ impl Node {
             if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
+    /// Whether this is a mapping with `key` among its keys.
+    pub(crate) fn has_key(&self, key: &str) -> bool {
+        matches!(&self.kind, Kind::Map(entries)
+            if entries.iter().any(|(k, _)| matches!(&k.kind, Kind::Scalar { value, .. } if value == key)))
+    }
+
     pub(crate) fn describe(&self) -> &'static str {
         match &self.kind {
             _ if self.is_null() => "nothing (null)",

@@ -87,7 +87,6 @@ pub(crate) fn stream_config(
         "ElasticsearchDestinationConfiguration",
         "AmazonopensearchserviceDestinationConfiguration",
         "SplunkDestinationConfiguration",
-        "HttpEndpointDestinationConfiguration",
         "SnowflakeDestinationConfiguration",
         "IcebergDestinationConfiguration",
         "AmazonOpenSearchServerlessDestinationConfiguration",
@@ -96,16 +95,21 @@ pub(crate) fn stream_config(
     ] {
         if get(input, unsupported).is_some() {
             return Err(invalid(format!(
-                "{unsupported} is not supported by firehosed; use ExtendedS3DestinationConfiguration"
+                "{unsupported} is not supported by firehosed; use ExtendedS3DestinationConfiguration or HttpEndpointDestinationConfiguration"
             )));
         }
     }
     // S3DestinationConfiguration (deprecated, still accepted by AWS) holds a subset of the
     // extended shape's members: the same reading serves both.
-    let s3 = get(input, "ExtendedS3DestinationConfiguration")
-        .or_else(|| get(input, "S3DestinationConfiguration"))
-        .ok_or_else(|| invalid("A destination configuration is required: ExtendedS3DestinationConfiguration (or S3DestinationConfiguration)"))?;
-    let (processing, destination) = destination(s3, local, glue)?;
+    let (processing, destination) = match get(input, "HttpEndpointDestinationConfiguration") {
+        Some(h) => http_destination(h, local)?,
+        None => {
+            let s3 = get(input, "ExtendedS3DestinationConfiguration")
+                .or_else(|| get(input, "S3DestinationConfiguration"))
+                .ok_or_else(|| invalid("A destination configuration is required: ExtendedS3DestinationConfiguration (or S3DestinationConfiguration, HttpEndpointDestinationConfiguration)"))?;
+            destination(s3, local, glue)?
+        }
+    };
     let mut stream = json!({"name": name, "source": source, "destinations": [destination]});
     if !processing.is_empty() {
         stream["processing"] = Value::Object(processing);
@@ -217,14 +221,7 @@ fn destination(
         }
     }
     if let Some(b) = get(s3, "BufferingHints") {
-        let mut buffering = Map::new();
-        if let Some(v) = get(b, "SizeInMBs") {
-            buffering.insert("size_mib".into(), v.clone());
-        }
-        if let Some(v) = get(b, "IntervalInSeconds") {
-            buffering.insert("interval_seconds".into(), v.clone());
-        }
-        d["buffering"] = Value::Object(buffering);
+        d["buffering"] = buffering(b);
     }
     if let Some(dp) = get(s3, "DynamicPartitioningConfiguration") {
         let mut out = json!({"enabled": get(dp, "Enabled").cloned().unwrap_or(json!(false))});
@@ -250,6 +247,102 @@ fn destination(
         _ => Map::new(),
     };
     Ok((processing, d))
+}
+
+/// An HttpEndpointDestinationConfiguration (or a complete update of one): the stream-level
+/// processing settings, and the destination in the configuration's shape (`http_endpoint`,
+/// `s3_backup`, `buffering`).
+fn http_destination(
+    h: &Value,
+    local: &Local,
+) -> Result<(Map<String, Value>, Value), InvalidRequest> {
+    let e = get(h, "EndpointConfiguration")
+        .ok_or_else(|| invalid("EndpointConfiguration is required"))?;
+    let url = text(e, "Url")?.ok_or_else(|| invalid("EndpointConfiguration.Url is required"))?;
+    let mut endpoint = json!({"url": url});
+    if let Some(n) = text(e, "Name")? {
+        endpoint["name"] = json!(n);
+    }
+    if let Some(k) = text(e, "AccessKey")? {
+        endpoint["access_key"] = json!(k);
+    }
+    if let Some(sm) = get(h, "SecretsManagerConfiguration")
+        && get(sm, "Enabled") == Some(&json!(true))
+    {
+        return Err(invalid(
+            "SecretsManagerConfiguration is not supported by firehosed; give EndpointConfiguration.AccessKey",
+        ));
+    }
+    if let Some(r) = get(h, "RequestConfiguration") {
+        if let Some(c) = text(r, "ContentEncoding")? {
+            endpoint["content_encoding"] = json!(c);
+        }
+        let mut attributes = Map::new();
+        for a in get(r, "CommonAttributes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = text(a, "AttributeName")?
+                .ok_or_else(|| invalid("CommonAttributes[].AttributeName is required"))?;
+            let value = text(a, "AttributeValue")?.unwrap_or("");
+            if attributes.insert(name.to_string(), json!(value)).is_some() {
+                return Err(invalid(format!(
+                    "CommonAttributes has the AttributeName {name:?} more than once"
+                )));
+            }
+        }
+        if !attributes.is_empty() {
+            endpoint["common_attributes"] = Value::Object(attributes);
+        }
+    }
+    if let Some(r) = get(h, "RetryOptions").and_then(|r| get(r, "DurationInSeconds")) {
+        endpoint["retry_duration_seconds"] = r.clone();
+    }
+    let s3 = get(h, "S3Configuration").ok_or_else(|| invalid("S3Configuration is required"))?;
+    let (_, backup) = destination(s3, local, None)?;
+    let mut s3_backup = json!({"bucket": backup["s3"]["bucket"]});
+    for key in ["prefix", "error_output_prefix", "compression"] {
+        if let Some(v) = backup.get(key) {
+            s3_backup[key] = v.clone();
+        }
+    }
+    if let Some(mode) = text(h, "S3BackupMode")? {
+        s3_backup["mode"] = json!(mode);
+    }
+    let mut d = json!({"http_endpoint": endpoint, "s3_backup": s3_backup});
+    if let Some(b) = get(h, "BufferingHints") {
+        d["buffering"] = buffering(b);
+    }
+    let processing = match get(h, "ProcessingConfiguration") {
+        Some(p) if get(p, "Enabled") == Some(&json!(true)) => processors(p, &local.functions)?,
+        _ => Map::new(),
+    };
+    Ok((processing, d))
+}
+
+/// BufferingHints in the configuration's shape.
+fn buffering(b: &Value) -> Value {
+    let mut buffering = Map::new();
+    if let Some(v) = get(b, "SizeInMBs") {
+        buffering.insert("size_mib".into(), v.clone());
+    }
+    if let Some(v) = get(b, "IntervalInSeconds") {
+        buffering.insert("interval_seconds".into(), v.clone());
+    }
+    Value::Object(buffering)
+}
+
+/// Merges an HttpEndpointDestinationUpdate into the HttpEndpointDestinationConfiguration it
+/// updates: members given replace the old ones, its S3Update merges into S3Configuration.
+pub(crate) fn merge_http_update(current: &Value, update: &Value) -> Value {
+    let mut rest = update.clone();
+    let s3_update = rest.as_object_mut().and_then(|m| m.remove("S3Update"));
+    let mut merged = merge_update(current, &rest);
+    if let Some(u) = s3_update {
+        merged["S3Configuration"] = merge_update(&current["S3Configuration"], &u);
+    }
+    merged
 }
 
 /// The SchemaConfiguration of an enabled format conversion, where the Glue Data Catalog

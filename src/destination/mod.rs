@@ -2,6 +2,7 @@
 //! seals objects on size/interval/flush/close, and the sinks (S3, local directory).
 
 pub(crate) mod directory;
+pub(crate) mod http;
 pub(crate) mod journal;
 pub(crate) mod naming;
 pub(crate) mod partition;

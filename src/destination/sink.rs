@@ -1,7 +1,9 @@
 //! Where sealed objects go: an S3 bucket or a local directory laid out like one.
 
 use super::directory::DirectorySink;
+use super::http::HttpSink;
 use super::s3::S3Sink;
+use super::stagers::Kind;
 use super::staging::Sealed;
 
 /// Why one delivery attempt failed; `transient` failures are retried quickly, others slowly
@@ -20,19 +22,29 @@ pub(crate) enum Written {
     /// Exactly-once: an object of that name was there already (an earlier run, or an attempt
     /// whose answer was lost, wrote it): these records are delivered.
     AlreadyThere,
+    /// An HTTP endpoint did not take the records within the retry duration: they are in the
+    /// backup, as error records.
+    BackedUp,
 }
 
 pub(crate) enum Sink {
     S3(S3Sink),
     Directory(DirectorySink),
+    Http(Box<HttpSink>),
 }
 
 impl Sink {
     /// Writes the object; one with an identity (exactly-once) only if its name is free.
-    pub(crate) async fn deliver(&self, object: &Sealed) -> Result<Written, DeliveryError> {
+    /// An HTTP endpoint sends main objects to the endpoint and the rest to its backup.
+    pub(crate) async fn deliver(
+        &self,
+        object: &Sealed,
+        kind: Kind,
+    ) -> Result<Written, DeliveryError> {
         match self {
             Sink::S3(s) => s.deliver(object).await,
             Sink::Directory(d) => d.deliver(object).await,
+            Sink::Http(h) => Box::pin(h.deliver(object, kind)).await,
         }
     }
 
@@ -41,6 +53,7 @@ impl Sink {
         match self {
             Sink::S3(s) => format!("s3://{}", s.bucket()),
             Sink::Directory(d) => d.root().display().to_string(),
+            Sink::Http(h) => format!("{} (backup {})", h.url(), h.backup().describe()),
         }
     }
 }

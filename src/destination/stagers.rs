@@ -98,6 +98,8 @@ pub(crate) struct StagingPlan {
     pub(crate) patience: Arc<Patience>,
     /// Set for exactly-once delivery (`delivery: exactly_once`).
     pub(crate) exactly_once: Option<ExactlyOnce>,
+    /// The backup takes every delivered record (an HTTP endpoint's `s3_backup.mode: AllData`).
+    pub(crate) backup_all: bool,
 }
 
 /// A destination's exactly-once state at start-up.
@@ -138,6 +140,9 @@ impl StagingPlan {
         let with = |naming: Naming, delimiter: bool| {
             ObjectStager::new(dir.clone(), naming, compression, delimiter, size)
         };
+        if let crate::config::Target::Http(http) = &d.target {
+            return Self::http(dir, naming, http, d, delimiter, patience);
+        }
         // Error and backup objects hold JSON lines, never Parquet: their extension is the
         // compression's own.
         let lines_naming = if conversion.is_some() {
@@ -193,6 +198,49 @@ impl StagingPlan {
             partitioning,
             patience,
             exactly_once: None,
+            backup_all: false,
+        }
+    }
+
+    /// An HTTP endpoint's stagers: the main object is a request's records, framed, uncompressed
+    /// (the sink builds the body); error objects, and with AllData a copy of every record, go
+    /// to the backup under its prefixes, with its compression.
+    fn http(
+        dir: std::path::PathBuf,
+        naming: Naming,
+        http: &crate::config::HttpEndpoint,
+        d: &crate::config::DestinationConfig,
+        delimiter: bool,
+        patience: Arc<Patience>,
+    ) -> StagingPlan {
+        let (compression, size) = (d.compression, d.buffering.size_bytes());
+        let all = http.backup_mode == crate::config::BackupMode::AllData;
+        let main = ObjectStager::new(
+            dir.clone(),
+            naming.clone(),
+            crate::encode::Compression::Uncompressed,
+            delimiter,
+            size,
+        )
+        .with_framing();
+        let backup = all
+            .then(|| ObjectStager::new(dir.clone(), naming.clone(), compression, delimiter, size));
+        StagingPlan {
+            main,
+            backup,
+            error_stager: Box::new(move |e: ErrorNaming| {
+                let naming = Naming {
+                    error: Some(e),
+                    ..naming.clone()
+                };
+                ObjectStager::new(dir.clone(), naming, compression, false, size)
+            }),
+            error_template: d.error_prefix_template.clone(),
+            partitioning: None,
+            converting: false,
+            patience,
+            exactly_once: None,
+            backup_all: all,
         }
     }
 }
@@ -228,6 +276,7 @@ pub(crate) struct StagerSet {
     converting: bool,
     patience: Arc<Patience>,
     exactly_once: Option<ExactlyOnce>,
+    backup_all: bool,
 }
 
 /// A staging step that failed on local disk.
@@ -281,6 +330,7 @@ impl StagerSet {
             converting: staging.converting,
             patience: staging.patience,
             exactly_once: eo,
+            backup_all: staging.backup_all,
         }
     }
 
@@ -399,6 +449,11 @@ impl StagerSet {
         let err = |e: (std::io::Error, u64)| StagingError::Stage(e.0);
         let mut failed = delivery.failed;
         let mut rejected = Rejected::default();
+        // AllData: the backup is a copy of what the destination takes (never partitioned).
+        let backup = match self.backup_all {
+            true => delivery.records.clone(),
+            false => delivery.backup,
+        };
         let staged = if self.partitioning.is_some() {
             let (unplaced, staged) = self.append_partitioned(
                 delivery.records,
@@ -429,10 +484,10 @@ impl StagerSet {
         }
         failed.extend(rejected.lines);
         if let Some(b) = self.backup.as_mut()
-            && !delivery.backup.is_empty()
+            && !backup.is_empty()
         {
             let objects = b
-                .append(&delivery.backup, now, &mut Rejected::default())
+                .append(&backup, now, &mut Rejected::default())
                 .map_err(err)?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Backup)));
         }
@@ -840,6 +895,7 @@ mod tests {
             partitioning,
             converting: false,
             patience: Arc::default(),
+            backup_all: false,
             exactly_once: Some(ExactlyOnce {
                 namespace: "s/0".into(),
                 journal,

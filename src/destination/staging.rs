@@ -183,7 +183,13 @@ pub(crate) struct ObjectStager {
     patience: Arc<Patience>,
     /// Set for exactly-once delivery.
     identity: Option<Identity>,
+    /// Records are framed (`FRAME_HEADER` then the bytes) for a sink that sends them one by
+    /// one (an HTTP endpoint), not concatenated; the object's key is its uuid (the request id).
+    framed: bool,
 }
+
+/// A framed record's header: its length (u32) and arrival time (i64 ms), little-endian.
+pub(crate) const FRAME_HEADER: usize = 12;
 
 impl ObjectStager {
     pub(crate) fn new(
@@ -206,7 +212,14 @@ impl ObjectStager {
             conversion: None,
             patience: Arc::default(),
             identity: None,
+            framed: false,
         }
+    }
+
+    /// Frames each record instead of concatenating them (see `framed`).
+    pub(crate) fn with_framing(mut self) -> Self {
+        self.framed = true;
+        self
     }
 
     /// Names objects by their identity and cuts the journal's objects again (exactly-once).
@@ -394,6 +407,12 @@ impl ObjectStager {
         }
         match cur.encoder.as_mut() {
             Some(Writer::Bytes(encoder)) => {
+                if self.framed {
+                    let mut header = [0u8; FRAME_HEADER];
+                    header[..4].copy_from_slice(&(len as u32).to_le_bytes());
+                    header[4..].copy_from_slice(&record.arrival_ms.to_le_bytes());
+                    encoder.write_all(&header)?;
+                }
                 encoder.write_all(&record.data)?;
                 if self.delimiter {
                     encoder.write_all(b"\n")?;
@@ -538,7 +557,10 @@ impl ObjectStager {
             Ok(meta) => Ok(Some(Sealed {
                 id: cur.id,
                 path: cur.path,
-                key: name.key,
+                key: match self.framed {
+                    true => cur.uuid.to_string(),
+                    false => name.key,
+                },
                 records: cur.records,
                 raw_bytes: cur.raw_bytes,
                 size: meta.len(),

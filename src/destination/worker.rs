@@ -392,7 +392,7 @@ async fn deliver(
     let mut gate = LogGate::new(Duration::from_secs(30));
     let mut failures = 0u32;
     let written = loop {
-        match sink.deliver(object).await {
+        match sink.deliver(object, kind).await {
             Ok(w) => break w,
             Err(e) => {
                 failures += 1;
@@ -416,6 +416,11 @@ async fn deliver(
             "delivery recovered");
     }
     let _ = tokio::fs::remove_file(&object.path).await;
+    if written == Written::BackedUp {
+        // The sink wrote them to the backup as error records and counted them.
+        metrics.delivered(object.id);
+        return;
+    }
     if written == Written::AlreadyThere {
         // An earlier run (or an attempt whose answer was lost) delivered these records.
         metrics.objects_already_there.add(1);

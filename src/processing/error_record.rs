@@ -74,6 +74,33 @@ pub(crate) fn decompression_failed(
     }
 }
 
+/// Why an HTTP endpoint did not take a request within the retry duration.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpFailure {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) attempts: u32,
+    pub(crate) ending_ms: i64,
+}
+
+/// The `http-endpoint-failed` error record of `original`: the fields of AWS's error records
+/// of processors, without a Lambda ARN.
+pub(crate) fn http_endpoint_failed(original: &Record, failure: &HttpFailure) -> ErrorOutput {
+    let line = LambdaLine {
+        attempts_made: failure.attempts,
+        arrival_timestamp: original.arrival_ms,
+        error_code: failure.code,
+        error_message: &failure.message,
+        attempt_ending_timestamp: failure.ending_ms,
+        raw_data: base64::engine::general_purpose::STANDARD.encode(&original.data),
+        lambda_arn: None,
+    };
+    ErrorOutput {
+        output_type: "http-endpoint-failed",
+        line: as_line(original, &line),
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ConversionLine<'a> {

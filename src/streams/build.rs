@@ -14,13 +14,14 @@ use crate::config::{
     StartingPosition, StreamConfig, Target,
 };
 use crate::destination::directory::DirectorySink;
+use crate::destination::http::{HttpSetup, HttpSink};
 use crate::destination::journal::{Journal, Pos};
-use crate::destination::naming::Naming;
+use crate::destination::naming::{ErrorNaming, Naming};
 use crate::destination::s3::{BucketError, S3Sink};
 use crate::destination::shards::Staging;
 use crate::destination::sink::Sink;
 use crate::destination::stagers::ExactlyOnce;
-use crate::destination::staging::clear_leftovers;
+use crate::destination::staging::{ObjectStager, clear_leftovers};
 use crate::destination::{DestinationHandle, OnDelivered};
 use crate::disk::{Patience, StagingRoom};
 use crate::fatal::FatalSender;
@@ -99,6 +100,15 @@ pub(crate) enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("delivery stream {stream}: HTTP endpoint")]
+    Http {
+        stream: String,
+        #[source]
+        source: crate::destination::http::SetupError,
+    },
+    /// The configuration never makes one (an HTTP endpoint's backup is a bucket or directory).
+    #[error("delivery stream {stream}: an HTTP endpoint cannot back up to an HTTP endpoint")]
+    NestedHttp { stream: String },
     #[error("starting delivery stream {stream}")]
     Start {
         stream: String,
@@ -230,10 +240,11 @@ fn default_worker_id() -> String {
 /// Whether a stream reads Kinesis or writes S3 (it needs the AWS SDK's configuration).
 pub(crate) fn needs_aws(sc: &StreamConfig) -> bool {
     matches!(sc.source, SourceConfig::Kinesis(_))
-        || sc
-            .destinations
-            .iter()
-            .any(|d| matches!(d.target, Target::S3 { .. }))
+        || sc.destinations.iter().any(|d| match &d.target {
+            Target::S3 { .. } => true,
+            Target::Http(h) => matches!(h.backup, Target::S3 { .. }),
+            Target::Directory(_) => false,
+        })
 }
 
 impl Build<'_> {
@@ -436,10 +447,53 @@ impl Build<'_> {
         Ok((kinesis::Mode::Leases(Box::new(manager)), Some(metrics)))
     }
 
-    /// Where destination `d`'s objects go; an S3 bucket must exist.
-    async fn sink(&self, d: &DestinationConfig) -> Result<Sink, BuildError> {
+    /// Where destination `d`'s objects go; an S3 bucket must exist. An HTTP endpoint's
+    /// `http-endpoint-failed` objects are staged in `parts.dir` and named like its errors.
+    async fn sink(
+        &self,
+        d: &DestinationConfig,
+        parts: &PlanParts,
+        metrics: &Arc<DestinationMetrics>,
+        label: &str,
+    ) -> Result<Sink, BuildError> {
+        let Target::Http(http) = &d.target else {
+            return self.target_sink(&d.target).await;
+        };
+        let backup = self.target_sink(&http.backup).await?;
+        let naming = Naming {
+            error: Some(ErrorNaming {
+                template: d.error_prefix_template.clone(),
+                output_type: "http-endpoint-failed",
+            }),
+            ..parts.naming.clone()
+        };
+        let failed = ObjectStager::new(
+            parts.dir.clone(),
+            naming,
+            d.compression,
+            false,
+            d.buffering.size_bytes(),
+        )
+        .with_patience(parts.patience.clone());
+        let sink = HttpSink::new(HttpSetup {
+            endpoint: http,
+            source_arn: self.builder.arn(&self.sc.name),
+            backup,
+            failed,
+            metrics: metrics.clone(),
+            label: label.to_string(),
+        })
+        .map_err(|source| BuildError::Http {
+            stream: self.sc.name.clone(),
+            source,
+        })?;
+        Ok(Sink::Http(Box::new(sink)))
+    }
+
+    /// The sink of an S3 bucket or a directory.
+    async fn target_sink(&self, target: &Target) -> Result<Sink, BuildError> {
         let config = &self.builder.config;
-        match &d.target {
+        match target {
             Target::S3 {
                 bucket,
                 endpoint_url,
@@ -470,6 +524,9 @@ impl Build<'_> {
                 })?;
                 Ok(Sink::Directory(DirectorySink::new(root.clone())))
             }
+            Target::Http(_) => Err(BuildError::NestedHttp {
+                stream: self.sc.name.clone(),
+            }),
         }
     }
 
@@ -484,7 +541,6 @@ impl Build<'_> {
     ) -> Result<StreamDestination, BuildError> {
         let sc = self.sc;
         let label = format!("{}[{i}]", sc.name);
-        let sink = self.sink(d).await?;
         let staging_dir = self
             .builder
             .config
@@ -520,6 +576,7 @@ impl Build<'_> {
             delimiter: sc.processing.append_delimiter_to_record,
             patience: patience.clone(),
         };
+        let sink = self.sink(d, &parts, &metrics, &label).await?;
         let plan = self.staging(i, &sink, parts, log.cursor(i), shards).await?;
         tracing::info!(destination = %label, sink = %sink.describe(), "destination ready");
         let acks = log.clone();
@@ -634,6 +691,8 @@ impl Build<'_> {
                     }),
                 }
             }
+            // The configuration refuses exactly_once for an HTTP endpoint.
+            Sink::Http(_) => Err(BuildError::NestedHttp { stream }),
             Sink::Directory(dir) => {
                 let probing = self.state_error("probing hard links in", dir.root().to_path_buf());
                 match dir.exclusive_links().map_err(probing)? {
