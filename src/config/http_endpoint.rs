@@ -18,6 +18,7 @@ const MAX_NAME: usize = 256;
 const MAX_ACCESS_KEY: usize = 4096;
 const MAX_ATTRIBUTE_NAME: usize = 256;
 const MAX_ATTRIBUTE_VALUE: usize = 1024;
+const MAX_ATTRIBUTES: usize = 50;
 pub(crate) const DEFAULT_RETRY_SECONDS: u64 = 300;
 /// AWS gives an endpoint 3 minutes to answer.
 pub(crate) const DEFAULT_TIMEOUT_SECONDS: u64 = 180;
@@ -169,6 +170,17 @@ fn bounded(
 /// `common_attributes: {name: value, ...}`, in the order written.
 fn attributes(ctx: &mut Ctx, node: &Node, path: &Path) -> Option<Vec<(String, String)>> {
     let entries = ctx.entries(node, path, "of attribute names to values")?;
+    if entries.len() > MAX_ATTRIBUTES {
+        ctx.error(
+            node.mark,
+            path,
+            format!(
+                "at most {MAX_ATTRIBUTES} attributes (got {})",
+                entries.len()
+            ),
+        );
+        return None;
+    }
     let mut out = Vec::new();
     let mut ok = true;
     for (k, v) in entries {
@@ -178,11 +190,13 @@ fn attributes(ctx: &mut Ctx, node: &Node, path: &Path) -> Option<Vec<(String, St
             continue;
         };
         let at = path.key(&name);
-        if !(1..=MAX_ATTRIBUTE_NAME).contains(&name.len()) {
+        if !(1..=MAX_ATTRIBUTE_NAME).contains(&name.len()) || name.trim().is_empty() {
             ctx.error(
                 k.mark,
                 &at,
-                format!("an attribute name must be 1-{MAX_ATTRIBUTE_NAME} bytes long"),
+                format!(
+                    "an attribute name must be 1-{MAX_ATTRIBUTE_NAME} bytes long, not only spaces"
+                ),
             );
             ok = false;
         } else if value.len() > MAX_ATTRIBUTE_VALUE {
