@@ -23,15 +23,14 @@ pub(crate) struct Scope {
     pub(crate) has_transform: bool,
 }
 
+const NO_TARGET: &str = "exactly one of s3, directory, http_endpoint is required";
+
 pub(crate) fn decode(
     ctx: &mut Ctx,
     node: &Node,
     path: Path,
     scope: Scope,
 ) -> Option<DestinationConfig> {
-    if node.has_key("http_endpoint") {
-        return super::http_endpoint::decode(ctx, node, path);
-    }
     let mut m = MapReader::new(ctx, node, path)?;
     let errors_before = ctx.errors.len();
 
@@ -73,11 +72,7 @@ pub(crate) fn decode(
     let path = m.path.clone();
     m.finish(ctx);
     if !target_written {
-        ctx.error(
-            mark,
-            &path,
-            "exactly one of s3, directory, http_endpoint is required",
-        );
+        ctx.error(mark, &path, NO_TARGET);
     }
     if ctx.errors.len() > errors_before {
         return None;

@@ -433,7 +433,11 @@ fn decode_stream(
                         .is_none_or(|p| p.metadata_query.is_some()),
                     has_transform: processing.as_ref().is_none_or(|p| p.transform.is_some()),
                 };
-                match destination::decode(ctx, item, path.index(i), scope) {
+                let decoded = match item.has_key("http_endpoint") {
+                    true => http_endpoint::decode(ctx, item, path.index(i)),
+                    false => destination::decode(ctx, item, path.index(i), scope),
+                };
+                match decoded {
                     Some(d) => destinations.push(d),
                     None => dest_ok = false,
                 }

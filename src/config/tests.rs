@@ -876,3 +876,107 @@ delivery_streams:
         assert!(all.contains(needle), "{processing}: {needle} in:\n{all}");
     }
 }
+
+#[test]
+fn http_endpoint_destination_rules() {
+    let stream = |destination: &str| {
+        format!(
+            "
+delivery_streams:
+  - name: x
+    source: {{direct_put: {{}}}}
+    destinations:
+      - {destination}
+"
+        )
+    };
+    let c = ok(&stream(
+        "{http_endpoint: {url: 'https://e.example/p', name: n, access_key: k, content_encoding: gzip, common_attributes: {b: '2', a: '1'}, retry_duration_seconds: 0}, s3_backup: {mode: alldata, bucket: bkt, prefix: 'p/', error_output_prefix: 'e/', compression: GZIP}, buffering: {size_mib: 64, interval_seconds: 0}}",
+    ));
+    let d = &c.streams[0].destinations[0];
+    let Target::Http(h) = &d.target else {
+        panic!("an HTTP endpoint: {:?}", d.target)
+    };
+    assert_eq!(h.url, "https://e.example/p");
+    assert!(h.gzip);
+    assert_eq!(
+        h.common_attributes,
+        vec![("b".into(), "2".into()), ("a".into(), "1".into())],
+        "in the order written"
+    );
+    assert_eq!(
+        (h.retry_duration_seconds, h.request_timeout_seconds),
+        (0, 180)
+    );
+    assert_eq!(h.backup_mode, BackupMode::AllData);
+    assert!(matches!(&h.backup, Target::S3 { bucket, .. } if bucket == "bkt"));
+    assert_eq!(d.prefix.as_deref(), Some("p/"));
+    assert_eq!(d.compression, Compression::Gzip);
+    assert_eq!(
+        (d.buffering.size_mib, d.buffering.interval_seconds),
+        (64, 0)
+    );
+    // Defaults: FailedDataOnly, 5 MiB / 300 s, retry 300 s, no compression.
+    let c = ok(&stream(
+        "{http_endpoint: {url: 'http://127.0.0.1:9/'}, s3_backup: {directory: b}}",
+    ));
+    let d = &c.streams[0].destinations[0];
+    let Target::Http(h) = &d.target else {
+        panic!("an HTTP endpoint")
+    };
+    assert_eq!(h.backup_mode, BackupMode::FailedDataOnly);
+    assert_eq!(h.retry_duration_seconds, 300);
+    assert_eq!(
+        (d.buffering.size_mib, d.buffering.interval_seconds),
+        (5, 300)
+    );
+    for (destination, needle) in [
+        (
+            "{http_endpoint: {url: 'ftp://x'}, s3_backup: {directory: b}}",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x'}}",
+            "s3_backup: required key is missing",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x'}, s3_backup: {}}",
+            "exactly one of bucket, directory is required",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x'}, s3_backup: {directory: b}, buffering: {size_mib: 65}}",
+            "size_mib: must be 1..=64",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x', retry_duration_seconds: 7201}, s3_backup: {directory: b}}",
+            "retry_duration_seconds: must be 0..=7200",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x', content_encoding: ZIP}, s3_backup: {directory: b}}",
+            "content_encoding: must be one of NONE | GZIP",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x'}, s3_backup: {directory: b, mode: Some}}",
+            "mode: must be one of FailedDataOnly | AllData",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x'}, s3_backup: {directory: b}, prefix: 'p/'}",
+            "prefix: is not for an http_endpoint destination",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x'}, s3_backup: {directory: b}, dynamic_partitioning: {enabled: true}}",
+            "dynamic_partitioning: is not for an http_endpoint destination",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x'}, s3_backup: {directory: b}, delivery: exactly_once}",
+            "exactly_once needs conditional writes",
+        ),
+        (
+            "{http_endpoint: {url: 'https://x', common_attributes: {' ': v}}, s3_backup: {directory: b}}",
+            "an attribute name must be 1-256 bytes long",
+        ),
+    ] {
+        let all = errors_joined(&errors(&stream(destination)));
+        assert!(all.contains(needle), "{destination}: {needle} in:\n{all}");
+    }
+}
