@@ -509,19 +509,42 @@ fn conversion(c: &Conversion, role: &Value) -> Value {
             schema[key] = json!(v);
         }
     }
-    json!({
-        "Enabled": true,
-        "SchemaConfiguration": schema,
-        "InputFormatConfiguration": {"Deserializer": deserializer},
-        "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {
+    let serializer = match &c.orc {
+        Some(orc) => json!({"OrcSerDe": orc_serde(orc)}),
+        None => json!({"ParquetSerDe": {
             "BlockSizeBytes": o.block_size_bytes,
             "PageSizeBytes": o.page_size_bytes,
             "Compression": compression,
             "EnableDictionaryCompression": o.dictionary,
             "MaxPaddingBytes": o.max_padding_bytes,
             "WriterVersion": if o.v2 { "V2" } else { "V1" },
-        }}},
+        }}),
+    };
+    json!({
+        "Enabled": true,
+        "SchemaConfiguration": schema,
+        "InputFormatConfiguration": {"Deserializer": deserializer},
+        "OutputFormatConfiguration": {"Serializer": serializer},
     })
+}
+
+/// OrcSerDe as configured (with AWS's defaults for what was not).
+fn orc_serde(o: &crate::encode::orc::OrcOptions) -> Value {
+    let mut out = json!({
+        "StripeSizeBytes": o.stripe_size_bytes,
+        "BlockSizeBytes": o.block_size_bytes,
+        "RowIndexStride": o.row_index_stride,
+        "EnablePadding": o.enable_padding,
+        "PaddingTolerance": o.padding_tolerance,
+        "Compression": o.compression.api_name(),
+        "BloomFilterFalsePositiveProbability": o.bloom_filter_false_positive_probability,
+        "DictionaryKeyThreshold": o.dictionary_key_threshold,
+        "FormatVersion": if o.format_v0_11 { "V0_11" } else { "V0_12" },
+    });
+    if !o.bloom_filter_columns.is_empty() {
+        out["BloomFilterColumns"] = json!(o.bloom_filter_columns);
+    }
+    out
 }
 
 #[derive(Deserialize)]

@@ -33,12 +33,12 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Ar
     };
     let output = match m.get("output") {
         Some(n) => decode_output(ctx, n, m.path.key("output")),
-        None => Some(ParquetOptions::DEFAULT),
+        None => Some((ParquetOptions::DEFAULT, None)),
     };
     let path = m.path.clone();
     let mark = m.mark();
     m.finish(ctx);
-    let (enabled, (columns, table), input, options) = (enabled?, schema?, input?, output?);
+    let (enabled, (columns, table), input, (options, orc)) = (enabled?, schema?, input?, output?);
     for (column, _, mark) in &input.mappings {
         if !columns.iter().any(|c| c.name == *column) {
             ctx.error(
@@ -57,7 +57,23 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Ar
         return Some(None);
     }
     let mappings = input.mappings.into_iter().map(|(c, k, _)| (c, k)).collect();
+    if let Some(missing) = orc.as_ref().and_then(|o| {
+        o.bloom_filter_columns
+            .iter()
+            .find(|b| !columns.iter().any(|c| c.name == **b))
+    }) {
+        let at = path.key("output").key("orc").key("bloom_filter_columns");
+        ctx.error(
+            mark,
+            &at,
+            format!("{missing:?} is not a column of the schema"),
+        );
+        return None;
+    }
     let mut conversion = Conversion::new(columns, input.rules, mappings, options, table);
+    if let Some(orc) = orc {
+        conversion = conversion.with_orc(orc);
+    }
     conversion.deserializer = input.deserializer;
     if let Some(why) = conversion.key_collision() {
         ctx.error(mark, &path, why);
@@ -326,17 +342,35 @@ fn decode_hive(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
     Some(input)
 }
 
-/// `output: {parquet: {...}}`.
-fn decode_output(ctx: &mut Ctx, node: &Node, path: Path) -> Option<ParquetOptions> {
+/// `output: {parquet: {...}}` or `output: {orc: {...}}` (ORC's rows are read with the
+/// Parquet options' defaults, nanosecond timestamps and its own stripe memory bound).
+fn decode_output(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: Path,
+) -> Option<(ParquetOptions, Option<crate::encode::orc::OrcOptions>)> {
     let mut m = MapReader::new(ctx, node, path)?;
-    let parquet = m.has("parquet");
-    let out = match parquet {
-        Some(n) => decode_parquet(ctx, n, m.path.key("parquet")),
-        None => {
+    let out = match (m.has("parquet"), m.has("orc")) {
+        (Some(_), Some(o)) => {
+            ctx.error(o.mark, &m.path, "exactly one of parquet, orc (got both)");
+            None
+        }
+        (Some(n), None) => decode_parquet(ctx, n, m.path.key("parquet")).map(|p| (p, None)),
+        (None, Some(n)) => {
+            super::orc_output::decode(ctx, n, m.path.key("orc")).map(|(o, buffer)| {
+                let rows = ParquetOptions {
+                    row_group_buffer_bytes: buffer,
+                    timestamp_unit: TimeUnit::Nanosecond,
+                    ..ParquetOptions::DEFAULT
+                };
+                (rows, Some(o))
+            })
+        }
+        (None, None) => {
             ctx.error(
                 m.mark(),
-                &m.path.key("parquet"),
-                "required key is missing (Parquet is the output format)",
+                &m.path,
+                "exactly one of parquet, orc is required (the output format)",
             );
             None
         }

@@ -87,12 +87,10 @@ pub(crate) fn decode(
         error_prefix_template,
         buffering: buffering?,
         compression,
-        file_extension: file_extension.unwrap_or_else(|| {
-            if converting {
-                ".parquet".to_string()
-            } else {
-                compression.extension().to_string()
-            }
+        file_extension: file_extension.unwrap_or_else(|| match conversion.as_ref() {
+            Some(Some(c)) if c.orc.is_some() => ".orc".to_string(),
+            Some(Some(_)) => ".parquet".to_string(),
+            _ => compression.extension().to_string(),
         }),
         time_zone: time_zone?,
         source_record_backup_prefix: backup.as_ref()?.as_ref().map(|(raw, _)| raw.clone()),

@@ -9,6 +9,7 @@ mod http_endpoint;
 mod kinesis;
 pub(crate) mod model;
 mod network;
+mod orc_output;
 pub(crate) mod transform;
 mod yaml;
 

@@ -404,10 +404,28 @@ fn conversion(
         out["input"] = json!({"openx_json": o});
     }
     let serializer = get(c, "OutputFormatConfiguration").and_then(|o| get(o, "Serializer"));
-    if serializer.and_then(|s| get(s, "OrcSerDe")).is_some() {
-        return Err(invalid(
-            "OrcSerDe is not supported by firehosed: use ParquetSerDe",
-        ));
+    if let Some(orc) = serializer.and_then(|s| get(s, "OrcSerDe")) {
+        let mut o = Map::new();
+        for (api, ours) in [
+            ("StripeSizeBytes", "stripe_size_bytes"),
+            ("BlockSizeBytes", "block_size_bytes"),
+            ("RowIndexStride", "row_index_stride"),
+            ("EnablePadding", "enable_padding"),
+            ("PaddingTolerance", "padding_tolerance"),
+            ("Compression", "compression"),
+            ("BloomFilterColumns", "bloom_filter_columns"),
+            (
+                "BloomFilterFalsePositiveProbability",
+                "bloom_filter_false_positive_probability",
+            ),
+            ("DictionaryKeyThreshold", "dictionary_key_threshold"),
+            ("FormatVersion", "format_version"),
+        ] {
+            if let Some(v) = get(orc, api) {
+                o.insert(ours.into(), v.clone());
+            }
+        }
+        out["output"] = json!({"orc": o});
     }
     if let Some(parquet) = serializer.and_then(|s| get(s, "ParquetSerDe")) {
         let mut p = Map::new();

@@ -83,7 +83,7 @@ impl DirectorySink {
         let exclusive = object.identity.is_some();
         tokio::task::spawn_blocking(move || match exclusive {
             true => place_exclusive(&source, &target),
-            false => place(&source, &target).map(|()| Written::Written),
+            false => place(&source, &target).map(|()| Written::Put),
         })
         .await
         .map_err(|e| DeliveryError {
@@ -157,7 +157,7 @@ fn place_exclusive(source: &Path, target: &Path) -> io::Result<Written> {
         other => other,
     };
     let written = match linked {
-        Ok(()) => Written::Written,
+        Ok(()) => Written::Put,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Written::AlreadyThere,
         Err(e) => return Err(e),
     };
@@ -199,7 +199,7 @@ mod tests {
         );
         std::fs::write(&a, "first").expect("write");
         std::fs::write(&b, "second").expect("write");
-        assert_eq!(place_exclusive(&a, &target).expect("a"), Written::Written);
+        assert_eq!(place_exclusive(&a, &target).expect("a"), Written::Put);
         assert_eq!(
             place_exclusive(&b, &target).expect("b"),
             Written::AlreadyThere

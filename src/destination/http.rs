@@ -179,7 +179,7 @@ impl HttpSink {
         }
         let body = self.body(object).await?;
         let (failure, attempts) = match self.attempts(object, &body).await {
-            Ok(()) => return Ok(Written::Written),
+            Ok(()) => return Ok(Written::Put),
             Err(failed) => failed,
         };
         tracing::warn!(destination = %self.label, request_id = %body.request_id, attempts,

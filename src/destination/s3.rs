@@ -99,7 +99,7 @@ impl S3Sink {
                 .send()
                 .await;
             return match sent {
-                Ok(_) => Ok(Written::Written),
+                Ok(_) => Ok(Written::Put),
                 Err(e) if precondition_failed(&e) => Ok(Written::AlreadyThere),
                 Err(e) => Err(classify("PutObject", e)),
             };
@@ -286,7 +286,7 @@ impl S3Sink {
             .send()
             .await;
         match completed {
-            Ok(_) => Ok(Written::Written),
+            Ok(_) => Ok(Written::Put),
             Err(e) if precondition_failed(&e) => {
                 // The parts are not needed: the object is there.
                 let _ = self

@@ -18,7 +18,8 @@ pub(crate) struct DeliveryError {
 /// What a delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Written {
-    Written,
+    /// Written now.
+    Put,
     /// Exactly-once: an object of that name was there already (an earlier run, or an attempt
     /// whose answer was lost, wrote it): these records are delivered.
     AlreadyThere,

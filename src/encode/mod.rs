@@ -2,6 +2,7 @@
 //! incrementally so a 128 MiB buffer never sits in memory.
 
 mod hadoop_snappy;
+pub mod orc;
 pub mod parquet;
 mod zip;
 

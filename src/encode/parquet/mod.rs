@@ -21,6 +21,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 
+use crate::encode::orc::OrcWriter;
 use columns::Builder;
 pub(crate) use rows::KeyRules;
 pub use rows::{Misfit, Rules};
@@ -139,6 +140,9 @@ pub struct Conversion {
     pub(crate) options: ParquetOptions,
     pub(crate) table: CatalogTable,
     pub(crate) deserializer: Deserializer,
+    /// `output.orc`: the files are ORC, not Parquet (`options` still gives the timestamp
+    /// unit and the memory bound).
+    pub(crate) orc: Option<crate::encode::orc::OrcOptions>,
     schema: SchemaRef,
     properties: WriterProperties,
 }
@@ -160,8 +164,15 @@ impl Conversion {
             options,
             table,
             deserializer: Deserializer::default(),
+            orc: None,
             schema,
         }
+    }
+
+    /// Writes ORC files with these options instead of Parquet.
+    pub fn with_orc(mut self, orc: crate::encode::orc::OrcOptions) -> Conversion {
+        self.orc = Some(orc);
+        self
     }
 
     #[cfg(test)]
@@ -234,10 +245,23 @@ impl Conversion {
         root
     }
 
-    /// A writer of one Parquet file into `out`.
+    /// A writer of one Parquet (or ORC) file into `out`.
     pub fn writer<W: Write + Send>(self: &Arc<Self>, out: W) -> io::Result<ParquetWriter<W>> {
-        let writer = ArrowWriter::try_new(out, self.schema.clone(), Some(self.properties.clone()))
-            .map_err(io::Error::other)?;
+        let writer = match &self.orc {
+            Some(orc) => {
+                let columns: Vec<(String, HiveType)> = self
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.ty.clone()))
+                    .collect();
+                let buffer = self.options.row_group_buffer_bytes;
+                FileWriter::Orc(OrcWriter::new(out, &columns, orc, buffer)?)
+            }
+            None => FileWriter::Parquet(
+                ArrowWriter::try_new(out, self.schema.clone(), Some(self.properties.clone()))
+                    .map_err(io::Error::other)?,
+            ),
+        };
         Ok(ParquetWriter {
             root: self.row_builder(),
             conversion: self.clone(),
@@ -276,12 +300,71 @@ impl Park for Vec<u8> {
     }
 }
 
-/// One Parquet file being written.
+/// What encodes the rows: Parquet's writer or ORC's.
+enum FileWriter<W: Write + Send> {
+    Parquet(ArrowWriter<W>),
+    Orc(OrcWriter<W>),
+}
+
+impl<W: Write + Send> FileWriter<W> {
+    fn write(&mut self, rows: &StructArray) -> io::Result<()> {
+        match self {
+            FileWriter::Parquet(w) => w
+                .write(&RecordBatch::from(rows.clone()))
+                .map_err(io::Error::other),
+            FileWriter::Orc(w) => w.write(rows),
+        }
+    }
+
+    fn into_inner(self) -> io::Result<W> {
+        match self {
+            FileWriter::Parquet(w) => w.into_inner().map_err(io::Error::other),
+            FileWriter::Orc(w) => w.finish(),
+        }
+    }
+
+    fn inner(&self) -> &W {
+        match self {
+            FileWriter::Parquet(w) => w.inner(),
+            FileWriter::Orc(w) => w.inner(),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut W {
+        match self {
+            FileWriter::Parquet(w) => w.inner_mut(),
+            FileWriter::Orc(w) => w.inner_mut(),
+        }
+    }
+
+    fn in_progress_rows(&self) -> usize {
+        match self {
+            FileWriter::Parquet(w) => w.in_progress_rows(),
+            FileWriter::Orc(w) => w.in_progress_rows() as usize,
+        }
+    }
+
+    /// Ends the row group or stripe being built and flushes it to the file.
+    fn flush_to_file(&mut self) -> io::Result<()> {
+        match self {
+            FileWriter::Parquet(w) => {
+                w.flush().map_err(io::Error::other)?;
+                w.sync()
+            }
+            FileWriter::Orc(w) => {
+                w.flush_stripe()?;
+                w.inner_mut().flush()
+            }
+        }
+    }
+}
+
+/// One Parquet (or ORC) file being written.
 pub struct ParquetWriter<W: Write + Send> {
     conversion: Arc<Conversion>,
     root: Builder,
     batch_bytes: usize,
-    writer: ArrowWriter<W>,
+    writer: FileWriter<W>,
 }
 
 impl<W: Write + Send> ParquetWriter<W> {
@@ -310,14 +393,13 @@ impl<W: Write + Send> ParquetWriter<W> {
         let Some(rows) = array.as_any().downcast_ref::<StructArray>() else {
             return Err(io::Error::other("the row builder is not a struct"));
         };
-        let batch = RecordBatch::from(rows.clone());
-        self.writer.write(&batch).map_err(io::Error::other)
+        self.writer.write(rows)
     }
 
     /// Ends the file (footer written); returns the output.
     pub fn finish(mut self) -> io::Result<W> {
         self.write_batch()?;
-        self.writer.into_inner().map_err(io::Error::other)
+        self.writer.into_inner()
     }
 }
 
@@ -335,8 +417,7 @@ impl<W: Park + Send> ParquetWriter<W> {
         self.write_batch()?;
         // Drop the batch buffers sized for a busy partition; a fresh builder starts small.
         self.root = self.conversion.row_builder();
-        self.writer.flush().map_err(io::Error::other)?;
-        self.writer.sync()?;
+        self.writer.flush_to_file()?;
         self.writer.inner_mut().park()
     }
 }

@@ -1,0 +1,271 @@
+//! JSON -> ORC (AWS's OrcSerDe output), from the same rows as Parquet: the converter's arrow
+//! arrays are laid out as ORC stripes (ORC specification v1, https://orc.apache.org/specification/ORCv1/):
+//! version-1 encodings (DIRECT: byte and integer RLE v1, raw floats, strings with a LENGTH
+//! stream), every Hive type including decimal, list, map and struct, NONE / ZLIB / SNAPPY
+//! compression in 256 KiB chunks, and the protobuf footer. A stripe is written to the file when
+//! its encoded streams reach the stripe size or the memory bound, so memory stays bounded as
+//! for Parquet. No row index, bloom filters or dictionary encoding are written
+//! (docs/format-conversion.md says what that means for readers).
+
+mod columns;
+mod proto;
+mod rle;
+
+use std::io::{self, Write};
+
+use arrow_array::{Array, ArrayRef, StructArray};
+
+use crate::encode::parquet::HiveType;
+use columns::Column;
+use proto::Message;
+
+/// ORC's compression chunk (the ORC writers' default `orc.compress.size`).
+const COMPRESSION_CHUNK: usize = 256 * 1024;
+
+/// `output.orc.compression` (AWS's three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrcCompression {
+    None,
+    Zlib,
+    Snappy,
+}
+
+impl OrcCompression {
+    pub(crate) const NAMES: [&'static str; 3] = ["NONE", "ZLIB", "SNAPPY"];
+
+    pub(crate) fn from_index(i: usize) -> Self {
+        match i {
+            0 => OrcCompression::None,
+            1 => OrcCompression::Zlib,
+            _ => OrcCompression::Snappy,
+        }
+    }
+
+    pub(crate) fn api_name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// `output.orc`: AWS's OrcSerDe. Those firehosed does not apply are kept for Describe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrcOptions {
+    pub compression: OrcCompression,
+    /// The most a stripe holds (AWS's StripeSizeBytes, default 64 MiB).
+    pub stripe_size_bytes: u64,
+    /// Accepted as AWS does (HDFS block size for padding); firehosed writes no padding.
+    pub block_size_bytes: u64,
+    pub row_index_stride: u64,
+    pub bloom_filter_columns: Vec<String>,
+    pub bloom_filter_false_positive_probability: f64,
+    pub dictionary_key_threshold: f64,
+    pub enable_padding: bool,
+    pub padding_tolerance: f64,
+    /// V0_12 (default) or V0_11: the version the file says it is.
+    pub format_v0_11: bool,
+}
+
+impl OrcOptions {
+    pub const DEFAULT: OrcOptions = OrcOptions {
+        compression: OrcCompression::Snappy,
+        stripe_size_bytes: 64 * 1024 * 1024,
+        block_size_bytes: 256 * 1024 * 1024,
+        row_index_stride: 10_000,
+        bloom_filter_columns: Vec::new(),
+        bloom_filter_false_positive_probability: 0.05,
+        dictionary_key_threshold: 0.0,
+        enable_padding: false,
+        padding_tolerance: 0.05,
+        format_v0_11: false,
+    };
+}
+
+/// Counts what goes through to the file (stripe offsets).
+struct Counted<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Counted<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// One ORC file being written.
+pub struct OrcWriter<W: Write> {
+    out: Counted<W>,
+    root: Column,
+    compression: OrcCompression,
+    /// Stripes end at this many encoded bytes.
+    stripe_bytes: usize,
+    stripe_rows: u64,
+    rows: u64,
+    stripes: Vec<Message>,
+    version: [u64; 2],
+}
+
+impl<W: Write> OrcWriter<W> {
+    /// A file of `columns` into `out`; a stripe ends at the stripe size or `buffer_bytes`,
+    /// whichever is smaller.
+    pub fn new(
+        mut out: W,
+        columns: &[(String, HiveType)],
+        options: &OrcOptions,
+        buffer_bytes: u64,
+    ) -> io::Result<Self> {
+        out.write_all(b"ORC")?;
+        Ok(OrcWriter {
+            out: Counted {
+                inner: out,
+                written: 3,
+            },
+            root: Column::root(columns),
+            compression: options.compression,
+            stripe_bytes: options.stripe_size_bytes.min(buffer_bytes) as usize,
+            stripe_rows: 0,
+            rows: 0,
+            stripes: Vec::new(),
+            version: if options.format_v0_11 {
+                [0, 11]
+            } else {
+                [0, 12]
+            },
+        })
+    }
+
+    /// Adds rows; writes a stripe when the buffered streams reach the stripe size.
+    pub fn write(&mut self, rows: &StructArray) -> io::Result<()> {
+        let n = rows.len();
+        let all: Vec<usize> = (0..n).collect();
+        let array: ArrayRef = std::sync::Arc::new(rows.clone());
+        self.root.encode(&array, &all);
+        self.stripe_rows += n as u64;
+        self.rows += n as u64;
+        if self.root.buffered() >= self.stripe_bytes {
+            self.flush_stripe()?;
+        }
+        Ok(())
+    }
+
+    /// Rows in the stripe being built.
+    pub fn in_progress_rows(&self) -> u64 {
+        self.stripe_rows
+    }
+
+    pub fn inner(&self) -> &W {
+        &self.out.inner
+    }
+
+    pub fn inner_mut(&mut self) -> &mut W {
+        &mut self.out.inner
+    }
+
+    /// Writes the stripe being built (its streams, then its footer).
+    pub fn flush_stripe(&mut self) -> io::Result<()> {
+        if self.stripe_rows == 0 {
+            return Ok(());
+        }
+        let offset = self.out.written;
+        let mut streams = Vec::new();
+        self.root.take_streams(&mut streams);
+        let mut footer = Message::default();
+        let mut data = 0u64;
+        for (kind, column, bytes) in streams {
+            let compressed = compress(self.compression, &bytes)?;
+            self.out.put(&compressed)?;
+            data += compressed.len() as u64;
+            footer.message(1, &proto::stream(kind, column, compressed.len() as u64));
+        }
+        let mut columns = 0;
+        self.root.each(&mut |_| columns += 1);
+        for _ in 0..columns {
+            footer.message(2, &proto::direct_encoding());
+        }
+        footer.bytes(3, b"UTC");
+        let footer = compress(self.compression, &footer.0)?;
+        self.out.put(&footer)?;
+        self.stripes.push(proto::stripe_information(
+            offset,
+            data,
+            footer.len() as u64,
+            self.stripe_rows,
+        ));
+        self.stripe_rows = 0;
+        Ok(())
+    }
+
+    /// Ends the file (the last stripe, the footer, the postscript); returns the output.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.flush_stripe()?;
+        let mut footer = Message::default();
+        footer.uint(1, 3).uint(2, self.out.written);
+        for s in &self.stripes {
+            footer.message(3, s);
+        }
+        let mut types = Vec::new();
+        self.root.types(&mut types);
+        for t in &types {
+            footer.message(4, t);
+        }
+        footer.uint(6, self.rows);
+        let mut stats = Vec::new();
+        self.root
+            .each(&mut |c| stats.push(proto::statistics(c.total_values, c.total_has_null)));
+        for s in &stats {
+            footer.message(7, s);
+        }
+        footer.uint(8, 0);
+        let software = format!("firehosed {}", env!("CARGO_PKG_VERSION"));
+        footer.bytes(12, software.as_bytes());
+        let footer = compress(self.compression, &footer.0)?;
+        self.out.put(&footer)?;
+        let mut ps = Message::default();
+        ps.uint(1, footer.len() as u64)
+            .uint(2, self.compression as u64)
+            .uint(3, COMPRESSION_CHUNK as u64)
+            .packed(4, &self.version)
+            .uint(5, 0)
+            // ORC_135: timestamps are relative to UTC, as written.
+            .uint(6, 6)
+            .bytes(8000, b"ORC");
+        let len = ps.0.len();
+        self.out.put(&ps.0)?;
+        self.out.put(&[len as u8])?;
+        self.out.inner.flush()?;
+        Ok(self.out.inner)
+    }
+}
+
+/// `bytes` in ORC's compression framing: chunks of at most 256 KiB, each behind a 3-byte
+/// header (length << 1, the low bit set when the chunk is stored as is because it would not
+/// shrink). NONE has no framing.
+fn compress(kind: OrcCompression, bytes: &[u8]) -> io::Result<Vec<u8>> {
+    if kind == OrcCompression::None {
+        return Ok(bytes.to_vec());
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 2 + 16);
+    for chunk in bytes.chunks(COMPRESSION_CHUNK) {
+        let packed = match kind {
+            OrcCompression::Zlib => {
+                let mut e = flate2::write::DeflateEncoder::new(
+                    Vec::with_capacity(chunk.len() / 2),
+                    flate2::Compression::default(),
+                );
+                e.write_all(chunk)?;
+                e.finish()?
+            }
+            _ => snap::raw::Encoder::new()
+                .compress_vec(chunk)
+                .map_err(io::Error::other)?,
+        };
+        let (header, body) = match packed.len() < chunk.len() {
+            true => ((packed.len() as u32) << 1, &packed[..]),
+            false => (((chunk.len() as u32) << 1) | 1, chunk),
+        };
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(body);
+    }
+    Ok(out)
+}
