@@ -2,7 +2,8 @@
 # Peak RSS of firehosed while a 128 MiB buffer fills (issue: staging keeps memory flat).
 # usage: bench/rss.sh [path/to/firehosed]   (default: target/release/firehosed)
 # Sends ~119 MiB of 1 KiB JSON lines through plain ingest (8 MiB bodies) into one
-# 128 MiB buffer per codec (and one converted to Parquet), flushes, then reads VmHWM from /proc.
+# 128 MiB buffer per codec (and one converted to Parquet, one to ORC), flushes, then reads VmHWM
+# from /proc.
 set -euo pipefail
 bin=${1:-target/release/firehosed}
 work=$(mktemp -d)
@@ -19,12 +20,17 @@ with open(sys.argv[1] + ".varied", "w") as f:
         f.write('{"payload":"' + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(1000)) + '"}\n')
 PY
 printf "%-14s %10s %12s %12s\n" codec buffered_MiB baseline_MiB peak_RSS_MiB
-for codec in UNCOMPRESSED GZIP ZIP Snappy HADOOP_SNAPPY PARQUET; do
+for codec in UNCOMPRESSED GZIP ZIP Snappy HADOOP_SNAPPY PARQUET ORC; do
   body=$work/body; compression=$codec; conversion=""
   if [ "$codec" = PARQUET ]; then
     # JSON -> Parquet (SNAPPY pages) into one 128 MiB buffer: rows go out in row groups.
     body=$work/body.varied; compression=UNCOMPRESSED
     conversion="data_format_conversion: {schema: {columns: [{name: payload, type: string}]}}"
+  fi
+  if [ "$codec" = ORC ]; then
+    # JSON -> ORC (SNAPPY) into one 128 MiB buffer: rows go out in stripes.
+    body=$work/body.varied; compression=UNCOMPRESSED
+    conversion="data_format_conversion: {schema: {columns: [{name: payload, type: string}]}, output: {orc: {}}}"
   fi
   cat > "$work/c.yaml" <<YAML
 listen: 127.0.0.1:0

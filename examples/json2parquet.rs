@@ -2,20 +2,24 @@
 //! format conversion (the code the daemon's staging runs), on one thread, and prints its speed.
 //! The comparison run of BENCHMARKS.md (bench/parquet.sh) times it next to pyarrow.
 //!
-//! usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT.parquet
+//! usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT [orc]
 //!   SCHEMA.json: Glue's column layout, {"Columns":[{"Name":..,"Type":..}]}
+//!   orc: write ORC (SNAPPY, firehosed's `output.orc` defaults) instead of Parquet
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use firehosed::encode::orc::OrcOptions;
 use firehosed::encode::parquet::schema::{self, Column};
 use firehosed::encode::parquet::{CatalogTable, Conversion, ParquetOptions, Rules};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, schema_file, input, output] = &args[..] else {
-        bail!("usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT.parquet");
+    let (schema_file, input, output, orc) = match &args[..] {
+        [_, s, i, o] => (s, i, o, false),
+        [_, s, i, o, f] if f == "orc" => (s, i, o, true),
+        _ => bail!("usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT [orc]"),
     };
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(schema_file).context("schema file")?)?;
@@ -30,13 +34,25 @@ fn main() -> anyhow::Result<()> {
             Ok(Column { name, ty })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let conversion = Arc::new(Conversion::new(
+    let options = match orc {
+        // As the configuration reads `output.orc`: nanosecond timestamps.
+        true => ParquetOptions {
+            timestamp_unit: arrow_schema::TimeUnit::Nanosecond,
+            ..ParquetOptions::DEFAULT
+        },
+        false => ParquetOptions::DEFAULT,
+    };
+    let mut conversion = Conversion::new(
         columns,
         Rules::default(),
         Vec::new(),
-        ParquetOptions::DEFAULT,
+        options,
         CatalogTable::default(),
-    ));
+    );
+    if orc {
+        conversion = conversion.with_orc(OrcOptions::DEFAULT);
+    }
+    let conversion = Arc::new(conversion);
     let start = Instant::now();
     let data = std::fs::read(input).context("input")?;
     let out = std::io::BufWriter::with_capacity(

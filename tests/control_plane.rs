@@ -188,11 +188,11 @@ fn format_conversion_through_the_api_reads_the_table_from_the_catalog_folder() {
         1,
     );
     let d = Daemon::start_in(dir, &config);
-    let create = |table: &str| {
+    let create_with = |name: &str, table: &str, serializer: Value| {
         d.api(
             "CreateDeliveryStream",
             &json!({
-                "DeliveryStreamName": format!("pq-{table}"),
+                "DeliveryStreamName": name,
                 "ExtendedS3DestinationConfiguration": {
                     "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::lake", "Prefix": "pq/",
                     "ErrorOutputPrefix": "errors/",
@@ -201,11 +201,18 @@ fn format_conversion_through_the_api_reads_the_table_from_the_catalog_folder() {
                         "Enabled": true,
                         "SchemaConfiguration": {"DatabaseName": "analytics", "TableName": table, "RoleARN": "arn:aws:iam::123456789012:role/firehose"},
                         "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {"CaseInsensitive": true}}},
-                        "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "GZIP"}}}
+                        "OutputFormatConfiguration": {"Serializer": serializer}
                     }
                 }
             })
             .to_string(),
+        )
+    };
+    let create = |table: &str| {
+        create_with(
+            &format!("pq-{table}"),
+            table,
+            json!({"ParquetSerDe": {"Compression": "GZIP"}}),
         )
     };
     let (status, v) = create("missing");
@@ -253,6 +260,61 @@ fn format_conversion_through_the_api_reads_the_table_from_the_catalog_folder() {
     let line: Value = serde_json::from_slice(&moto.get("lake", errors[0])).expect("error record");
     assert_eq!(line["lastErrorCode"], "DataFormatConversion.MalformedData");
     assert_eq!(line["dataCatalogTable"]["tableName"], "events");
+
+    // OrcSerDe: the model's ranges, a bloom filter column that is not one, then ORC objects
+    // described with every member.
+    let orc = |extra: Value| {
+        let mut serde = json!({"Compression": "ZLIB", "RowIndexStride": 5000});
+        for (k, v) in extra.as_object().expect("object") {
+            serde[k] = v.clone();
+        }
+        json!({"OrcSerDe": serde})
+    };
+    let (status, v) = create_with("orc-small", "events", orc(json!({"StripeSizeBytes": 1000})));
+    assert_eq!(
+        (status, v["__type"].as_str()),
+        (400, Some("ValidationException")),
+        "{v}"
+    );
+    let (status, v) = create_with(
+        "orc-bloom",
+        "events",
+        orc(json!({"BloomFilterColumns": ["nope"]})),
+    );
+    assert_eq!(
+        (status, v["__type"].as_str()),
+        (400, Some("InvalidArgumentException")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"nope\" is not a column")),
+        "{v}"
+    );
+    let (status, v) = create_with(
+        "orc-events",
+        "events",
+        orc(json!({"BloomFilterColumns": ["id"]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let desc = d.wait_active("orc-events");
+    let serde = &desc["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+        ["DataFormatConversionConfiguration"]["OutputFormatConfiguration"]["Serializer"]["OrcSerDe"];
+    assert_eq!(serde["Compression"], "ZLIB");
+    assert_eq!(serde["RowIndexStride"], 5000);
+    assert_eq!(serde["BloomFilterColumns"], json!(["id"]));
+    assert_eq!(serde["StripeSizeBytes"], 67108864);
+    assert_eq!(serde["FormatVersion"], "V0_12");
+    let (status, _) = d.post(
+        "/v1/streams/orc-events/records",
+        b"{\"id\":7,\"tags\":[\"b\"]}\n",
+    );
+    assert_eq!(status, 200);
+    let keys = d.flush("orc-events");
+    let orc: Vec<&String> = keys.iter().filter(|k| k.ends_with(".orc")).collect();
+    assert_eq!(orc.len(), 1, "{keys:?}");
+    assert_eq!(&moto.get("lake", orc[0])[..3], b"ORC");
 }
 
 #[test]

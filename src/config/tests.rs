@@ -980,3 +980,72 @@ delivery_streams:
         assert!(all.contains(needle), "{destination}: {needle} in:\n{all}");
     }
 }
+
+#[test]
+fn orc_output_rules() {
+    let stream = |output: &str| {
+        format!(
+            "
+relax_aws_limits: true
+delivery_streams:
+  - name: x
+    source: {{direct_put: {{}}}}
+    destinations:
+      - directory: a
+        data_format_conversion:
+          schema: {{columns: [{{name: id, type: bigint}}, {{name: ts, type: timestamp}}]}}
+          output: {output}
+"
+        )
+    };
+    let c = ok(&stream(
+        "{orc: {compression: zlib, stripe_size_bytes: 8388608, format_version: V0_11, bloom_filter_columns: [id], padding_tolerance: 0.5}}",
+    ));
+    let d = &c.streams[0].destinations[0];
+    let conv = d.format_conversion.as_ref().expect("converting");
+    let orc = conv.orc.as_ref().expect("ORC");
+    assert_eq!(orc.compression, crate::encode::orc::OrcCompression::Zlib);
+    assert_eq!(orc.stripe_size_bytes, 8 * 1024 * 1024);
+    assert!(orc.format_v0_11);
+    assert_eq!(orc.bloom_filter_columns, vec!["id".to_string()]);
+    assert_eq!(d.file_extension, ".orc");
+    assert_eq!(
+        conv.options.timestamp_unit,
+        arrow_schema::TimeUnit::Nanosecond,
+        "ORC keeps nanoseconds"
+    );
+    let c = ok(&stream("{orc: {}}"));
+    let orc = c.streams[0].destinations[0]
+        .format_conversion
+        .as_ref()
+        .and_then(|c| c.orc.clone())
+        .expect("ORC");
+    assert_eq!(orc, crate::encode::orc::OrcOptions::DEFAULT);
+    for (output, needle) in [
+        (
+            "{orc: {compression: GZIP}}",
+            "compression: must be one of NONE | ZLIB | SNAPPY",
+        ),
+        (
+            "{orc: {stripe_size_bytes: 1000}}",
+            "stripe_size_bytes: must be",
+        ),
+        ("{orc: {row_index_stride: 10}}", "row_index_stride: must be"),
+        (
+            "{orc: {padding_tolerance: 2}}",
+            "padding_tolerance: must be a number from 0 to 1",
+        ),
+        (
+            "{orc: {bloom_filter_columns: [nope]}}",
+            "\"nope\" is not a column of the schema",
+        ),
+        (
+            "{orc: {}, parquet: {}}",
+            "exactly one of parquet, orc (got both)",
+        ),
+        ("{}", "exactly one of parquet, orc is required"),
+    ] {
+        let all = errors_joined(&errors(&stream(output)));
+        assert!(all.contains(needle), "{output}: {needle} in:\n{all}");
+    }
+}
