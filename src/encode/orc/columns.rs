@@ -14,6 +14,7 @@ use arrow_schema::{DataType, TimeUnit};
 
 use super::proto::{Message, StreamKind, TypeKind};
 use super::rle::{BoolRle, ByteRle, IntRle, varint_i128};
+use super::{OrcCompression, OutStream};
 use crate::encode::parquet::HiveType;
 
 /// ORC's timestamps count seconds from 2015-01-01 00:00:00 (UTC: the writer's time zone).
@@ -25,7 +26,7 @@ enum Data {
     Bools(BoolRle),
     Bytes(ByteRle),
     Ints(IntRle),
-    Raw(Vec<u8>),
+    Raw(OutStream),
 }
 
 pub(super) struct Column {
@@ -47,31 +48,33 @@ pub(super) struct Column {
 }
 
 impl Column {
-    /// The column tree of the table's columns, ids from `next` on (the root takes 0).
-    pub(super) fn root(columns: &[(String, HiveType)]) -> Column {
+    /// The column tree of the table's columns (the root takes id 0), its streams compressed
+    /// with `z`.
+    pub(super) fn root(columns: &[(String, HiveType)], z: OrcCompression) -> Column {
         let mut next = 0;
-        Column::structure(columns, &mut next)
+        Column::structure(columns, &mut next, z)
     }
 
-    fn structure(fields: &[(String, HiveType)], next: &mut u32) -> Column {
-        let mut c = Column::leaf(TypeKind::Struct, next);
+    fn structure(fields: &[(String, HiveType)], next: &mut u32, z: OrcCompression) -> Column {
+        let mut c = Column::leaf(TypeKind::Struct, next, z);
         c.names = fields.iter().map(|(n, _)| n.clone()).collect();
-        c.children = fields.iter().map(|(_, t)| Column::of(t, next)).collect();
+        c.children = fields.iter().map(|(_, t)| Column::of(t, next, z)).collect();
         c
     }
 
-    fn leaf(kind: TypeKind, next: &mut u32) -> Column {
+    fn leaf(kind: TypeKind, next: &mut u32, z: OrcCompression) -> Column {
         let id = *next;
         *next += 1;
         let data = match kind {
-            TypeKind::Boolean => Data::Bools(BoolRle::default()),
-            TypeKind::Byte => Data::Bytes(ByteRle::default()),
-            TypeKind::Short | TypeKind::Int | TypeKind::Long | TypeKind::Date => {
-                Data::Ints(IntRle::new(true))
-            }
-            TypeKind::Timestamp => Data::Ints(IntRle::new(true)),
+            TypeKind::Boolean => Data::Bools(BoolRle::new(z)),
+            TypeKind::Byte => Data::Bytes(ByteRle::new(z)),
+            TypeKind::Short
+            | TypeKind::Int
+            | TypeKind::Long
+            | TypeKind::Date
+            | TypeKind::Timestamp => Data::Ints(IntRle::new(true, z)),
             TypeKind::List | TypeKind::Map | TypeKind::Struct => Data::None,
-            _ => Data::Raw(Vec::new()),
+            _ => Data::Raw(OutStream::new(z)),
         };
         let length = matches!(
             kind,
@@ -82,10 +85,10 @@ impl Column {
                 | TypeKind::List
                 | TypeKind::Map
         )
-        .then(|| IntRle::new(false));
+        .then(|| IntRle::new(false, z));
         let secondary = match kind {
-            TypeKind::Timestamp => Some(IntRle::new(false)),
-            TypeKind::Decimal => Some(IntRle::new(true)),
+            TypeKind::Timestamp => Some(IntRle::new(false, z)),
+            TypeKind::Decimal => Some(IntRle::new(true, z)),
             _ => None,
         };
         Column {
@@ -95,7 +98,7 @@ impl Column {
             decimal: None,
             names: Vec::new(),
             children: Vec::new(),
-            present: BoolRle::default(),
+            present: BoolRle::new(z),
             has_null: false,
             data,
             length,
@@ -105,7 +108,7 @@ impl Column {
         }
     }
 
-    fn of(t: &HiveType, next: &mut u32) -> Column {
+    fn of(t: &HiveType, next: &mut u32, z: OrcCompression) -> Column {
         let kind = match t {
             HiveType::String => TypeKind::String,
             HiveType::Char(_) => TypeKind::Char,
@@ -121,19 +124,19 @@ impl Column {
             HiveType::Date => TypeKind::Date,
             HiveType::Timestamp => TypeKind::Timestamp,
             HiveType::Binary => TypeKind::Binary,
-            HiveType::Struct(fields) => return Column::structure(fields, next),
+            HiveType::Struct(fields) => return Column::structure(fields, next, z),
             HiveType::Array(item) => {
-                let mut c = Column::leaf(TypeKind::List, next);
-                c.children = vec![Column::of(item, next)];
+                let mut c = Column::leaf(TypeKind::List, next, z);
+                c.children = vec![Column::of(item, next, z)];
                 return c;
             }
             HiveType::Map(k, v) => {
-                let mut c = Column::leaf(TypeKind::Map, next);
-                c.children = vec![Column::of(k, next), Column::of(v, next)];
+                let mut c = Column::leaf(TypeKind::Map, next, z);
+                c.children = vec![Column::of(k, next, z), Column::of(v, next, z)];
                 return c;
             }
         };
-        let mut c = Column::leaf(kind, next);
+        let mut c = Column::leaf(kind, next, z);
         match t {
             HiveType::Char(n) | HiveType::Varchar(n) => c.max_length = Some(*n),
             HiveType::Decimal { precision, scale } => c.decimal = Some((*precision, *scale)),
@@ -192,31 +195,35 @@ impl Column {
     /// The stripe's streams of this column and its children (kind, column, bytes), leaving
     /// the column empty for the next stripe. PRESENT only where a value was null; every other
     /// stream even when empty (readers look them up).
-    pub(super) fn take_streams(&mut self, out: &mut Vec<(StreamKind, u32, Vec<u8>)>) {
-        let present = self.present.finish();
+    pub(super) fn take_streams(
+        &mut self,
+        out: &mut Vec<(StreamKind, u32, Vec<u8>)>,
+    ) -> std::io::Result<()> {
+        let present = self.present.finish()?;
         if self.has_null {
             out.push((StreamKind::Present, self.id, present));
         }
         self.has_null = false;
         let data = match &mut self.data {
             Data::None => None,
-            Data::Bools(b) => Some(b.finish()),
-            Data::Bytes(b) => Some(b.finish()),
-            Data::Ints(i) => Some(i.finish()),
-            Data::Raw(r) => Some(std::mem::take(r)),
+            Data::Bools(b) => Some(b.finish()?),
+            Data::Bytes(b) => Some(b.finish()?),
+            Data::Ints(i) => Some(i.finish()?),
+            Data::Raw(r) => Some(r.finish()?),
         };
         if let Some(d) = data {
             out.push((StreamKind::Data, self.id, d));
         }
         if let Some(l) = self.length.as_mut() {
-            out.push((StreamKind::Length, self.id, l.finish()));
+            out.push((StreamKind::Length, self.id, l.finish()?));
         }
         if let Some(s) = self.secondary.as_mut() {
-            out.push((StreamKind::Secondary, self.id, s.finish()));
+            out.push((StreamKind::Secondary, self.id, s.finish()?));
         }
         for c in &mut self.children {
-            c.take_streams(out);
+            c.take_streams(out)?;
         }
+        Ok(())
     }
 
     /// Adds the values of `array` at `rows` (and of its children).
@@ -309,17 +316,20 @@ impl Column {
             (Data::Raw(out), DataType::Float32) => {
                 let a = array.as_primitive::<Float32Type>();
                 rows.iter()
-                    .for_each(|&r| out.extend_from_slice(&a.value(r).to_le_bytes()));
+                    .for_each(|&r| out.extend(&a.value(r).to_le_bytes()));
             }
             (Data::Raw(out), DataType::Float64) => {
                 let a = array.as_primitive::<Float64Type>();
                 rows.iter()
-                    .for_each(|&r| out.extend_from_slice(&a.value(r).to_le_bytes()));
+                    .for_each(|&r| out.extend(&a.value(r).to_le_bytes()));
             }
             (Data::Raw(out), DataType::Decimal128(_, scale)) => {
                 let a = array.as_primitive::<Decimal128Type>();
+                let mut scratch = Vec::with_capacity(20);
                 for &r in rows {
-                    varint_i128(out, a.value(r));
+                    scratch.clear();
+                    varint_i128(&mut scratch, a.value(r));
+                    out.extend(&scratch);
                     if let Some(s) = self.secondary.as_mut() {
                         s.push(i64::from(*scale));
                     }
@@ -329,7 +339,7 @@ impl Column {
                 let a = array.as_string::<i32>();
                 for &r in rows {
                     let v = a.value(r).as_bytes();
-                    out.extend_from_slice(v);
+                    out.extend(v);
                     if let Some(l) = self.length.as_mut() {
                         l.push(v.len() as i64);
                     }
@@ -339,7 +349,7 @@ impl Column {
                 let a = array.as_binary::<i32>();
                 for &r in rows {
                     let v = a.value(r);
-                    out.extend_from_slice(v);
+                    out.extend(v);
                     if let Some(l) = self.length.as_mut() {
                         l.push(v.len() as i64);
                     }

@@ -121,7 +121,7 @@ impl<W: Write> OrcWriter<W> {
                 inner: out,
                 written: 3,
             },
-            root: Column::root(columns),
+            root: Column::root(columns, options.compression),
             compression: options.compression,
             stripe_bytes: options.stripe_size_bytes.min(buffer_bytes) as usize,
             stripe_rows: 0,
@@ -169,14 +169,13 @@ impl<W: Write> OrcWriter<W> {
         }
         let offset = self.out.written;
         let mut streams = Vec::new();
-        self.root.take_streams(&mut streams);
+        self.root.take_streams(&mut streams)?;
         let mut footer = Message::default();
         let mut data = 0u64;
         for (kind, column, bytes) in streams {
-            let compressed = compress(self.compression, &bytes)?;
-            self.out.put(&compressed)?;
-            data += compressed.len() as u64;
-            footer.message(1, &proto::stream(kind, column, compressed.len() as u64));
+            self.out.put(&bytes)?;
+            data += bytes.len() as u64;
+            footer.message(1, &proto::stream(kind, column, bytes.len() as u64));
         }
         let mut columns = 0;
         self.root.each(&mut |_| columns += 1);
@@ -235,6 +234,63 @@ impl<W: Write> OrcWriter<W> {
         self.out.put(&[len as u8])?;
         self.out.inner.flush()?;
         Ok(self.out.inner)
+    }
+}
+
+/// One stream of the stripe being built, compressed a chunk at a time as it fills, so a stripe
+/// holds its compressed bytes and at most one raw chunk per stream.
+pub(super) struct OutStream {
+    kind: OrcCompression,
+    pending: Vec<u8>,
+    done: Vec<u8>,
+    error: Option<io::Error>,
+}
+
+impl OutStream {
+    pub(super) fn new(kind: OrcCompression) -> Self {
+        OutStream {
+            kind,
+            pending: Vec::new(),
+            done: Vec::new(),
+            error: None,
+        }
+    }
+
+    pub(super) fn extend(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= COMPRESSION_CHUNK {
+            self.spill(false);
+        }
+    }
+
+    /// Compresses the whole chunks held (and, at the end, the rest).
+    fn spill(&mut self, all: bool) {
+        let whole = match all {
+            true => self.pending.len(),
+            false => self.pending.len() / COMPRESSION_CHUNK * COMPRESSION_CHUNK,
+        };
+        if whole == 0 {
+            return;
+        }
+        match compress(self.kind, &self.pending[..whole]) {
+            Ok(c) => self.done.extend_from_slice(&c),
+            Err(e) => self.error = Some(e),
+        }
+        self.pending.drain(..whole);
+    }
+
+    /// The stream's bytes as they go to the file; the stream is empty again.
+    pub(super) fn finish(&mut self) -> io::Result<Vec<u8>> {
+        self.spill(true);
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.pending = Vec::new();
+        Ok(std::mem::take(&mut self.done))
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.done.len() + self.pending.len()
     }
 }
 

@@ -1,6 +1,10 @@
 //! ORC's version-1 run-length encodings (ORC specification, "Run Length Encoding"): byte RLE
 //! (PRESENT and boolean streams, tinyint data), integer RLE v1 (lengths, ints, dates, seconds),
-//! and the base-128 varints they and decimals are made of.
+//! and the base-128 varints they and decimals are made of. Each writes into its `OutStream`.
+
+use std::io;
+
+use super::{OrcCompression, OutStream};
 
 /// Values gathered before they are encoded (runs are looked for within them).
 const PENDING: usize = 512;
@@ -33,13 +37,21 @@ pub(super) fn varint_i128(out: &mut Vec<u8>, v: i128) {
 
 /// Byte RLE: runs of 3-130 equal bytes (header 0-127 = length - 3, then the byte), literals
 /// of 1-128 bytes (header -1..-128).
-#[derive(Default)]
 pub(super) struct ByteRle {
-    pub(super) out: Vec<u8>,
+    out: Vec<u8>,
+    stream: OutStream,
     pending: Vec<u8>,
 }
 
 impl ByteRle {
+    pub(super) fn new(kind: OrcCompression) -> Self {
+        ByteRle {
+            out: Vec::new(),
+            stream: OutStream::new(kind),
+            pending: Vec::new(),
+        }
+    }
+
     pub(super) fn push(&mut self, b: u8) {
         self.pending.push(b);
         if self.pending.len() >= PENDING {
@@ -69,6 +81,8 @@ impl ByteRle {
         self.literals(&p[literal_start..]);
         self.pending = p;
         self.pending.clear();
+        self.stream.extend(&self.out);
+        self.out.clear();
     }
 
     fn literals(&mut self, mut bytes: &[u8]) {
@@ -80,18 +94,17 @@ impl ByteRle {
         }
     }
 
-    pub(super) fn finish(&mut self) -> Vec<u8> {
+    pub(super) fn finish(&mut self) -> io::Result<Vec<u8>> {
         self.drain();
-        std::mem::take(&mut self.out)
+        self.stream.finish()
     }
 
     pub(super) fn bytes(&self) -> usize {
-        self.out.len() + self.pending.len()
+        self.stream.len() + self.pending.len()
     }
 }
 
 /// Booleans, eight to a byte (most significant bit first), then byte RLE.
-#[derive(Default)]
 pub(super) struct BoolRle {
     bytes: ByteRle,
     current: u8,
@@ -99,6 +112,14 @@ pub(super) struct BoolRle {
 }
 
 impl BoolRle {
+    pub(super) fn new(kind: OrcCompression) -> Self {
+        BoolRle {
+            bytes: ByteRle::new(kind),
+            current: 0,
+            bits: 0,
+        }
+    }
+
     pub(super) fn push(&mut self, v: bool) {
         self.current |= u8::from(v) << (7 - self.bits);
         self.bits += 1;
@@ -108,7 +129,7 @@ impl BoolRle {
         }
     }
 
-    pub(super) fn finish(&mut self) -> Vec<u8> {
+    pub(super) fn finish(&mut self) -> io::Result<Vec<u8>> {
         if self.bits > 0 {
             self.bytes.push(self.current);
             (self.current, self.bits) = (0, 0);
@@ -127,14 +148,16 @@ impl BoolRle {
 pub(super) struct IntRle {
     signed: bool,
     out: Vec<u8>,
+    stream: OutStream,
     pending: Vec<i64>,
 }
 
 impl IntRle {
-    pub(super) fn new(signed: bool) -> Self {
+    pub(super) fn new(signed: bool, kind: OrcCompression) -> Self {
         IntRle {
             signed,
             out: Vec::new(),
+            stream: OutStream::new(kind),
             pending: Vec::new(),
         }
     }
@@ -186,6 +209,8 @@ impl IntRle {
         self.literals(&p[literal_start..]);
         self.pending = p;
         self.pending.clear();
+        self.stream.extend(&self.out);
+        self.out.clear();
     }
 
     fn literals(&mut self, mut values: &[i64]) {
@@ -199,13 +224,13 @@ impl IntRle {
         }
     }
 
-    pub(super) fn finish(&mut self) -> Vec<u8> {
+    pub(super) fn finish(&mut self) -> io::Result<Vec<u8>> {
         self.drain();
-        std::mem::take(&mut self.out)
+        self.stream.finish()
     }
 
     pub(super) fn bytes(&self) -> usize {
-        self.out.len() + self.pending.len() * 2
+        self.stream.len() + self.pending.len() * 2
     }
 }
 
@@ -213,31 +238,36 @@ impl IntRle {
 mod tests {
     use super::*;
 
+    const NONE: OrcCompression = OrcCompression::None;
+
     #[test]
     fn the_specification_s_examples_encode_as_written() {
         // Byte RLE: [0x61] x 100 -> 0x61 0x00 0x61; [0x44, 0x45] -> 0xfe 0x44 0x45.
-        let mut b = ByteRle::default();
+        let mut b = ByteRle::new(NONE);
         (0..100).for_each(|_| b.push(0x00));
-        assert_eq!(b.finish(), vec![0x61, 0x00]);
-        let mut b = ByteRle::default();
+        assert_eq!(b.finish().expect("encodes"), vec![0x61, 0x00]);
+        let mut b = ByteRle::new(NONE);
         b.push(0x44);
         b.push(0x45);
-        assert_eq!(b.finish(), vec![0xfe, 0x44, 0x45]);
+        assert_eq!(b.finish().expect("encodes"), vec![0xfe, 0x44, 0x45]);
         // Integer RLE v1: [7] x 100 -> 0x61 0x00 0x07; 100..=1 by -1 -> 0x61 0xff 0x64;
         // [2, 3, 6, 7, 11] -> 0xfb 0x02 0x03 0x06 0x07 0x0b.
-        let mut i = IntRle::new(false);
+        let mut i = IntRle::new(false, NONE);
         (0..100).for_each(|_| i.push(7));
-        assert_eq!(i.finish(), vec![0x61, 0x00, 0x07]);
-        let mut i = IntRle::new(false);
+        assert_eq!(i.finish().expect("encodes"), vec![0x61, 0x00, 0x07]);
+        let mut i = IntRle::new(false, NONE);
         (1..=100).rev().for_each(|v| i.push(v));
-        assert_eq!(i.finish(), vec![0x61, 0xff, 0x64]);
-        let mut i = IntRle::new(false);
+        assert_eq!(i.finish().expect("encodes"), vec![0x61, 0xff, 0x64]);
+        let mut i = IntRle::new(false, NONE);
         [2, 3, 6, 7, 11].into_iter().for_each(|v| i.push(v));
-        assert_eq!(i.finish(), vec![0xfb, 0x02, 0x03, 0x06, 0x07, 0x0b]);
+        assert_eq!(
+            i.finish().expect("encodes"),
+            vec![0xfb, 0x02, 0x03, 0x06, 0x07, 0x0b]
+        );
         // Booleans: the most significant bit first, padded.
-        let mut bits = BoolRle::default();
+        let mut bits = BoolRle::new(NONE);
         [true, false, true].into_iter().for_each(|v| bits.push(v));
-        assert_eq!(bits.finish(), vec![0xff, 0b1010_0000]);
+        assert_eq!(bits.finish().expect("encodes"), vec![0xff, 0b1010_0000]);
         let mut z = Vec::new();
         varint_i128(&mut z, -1);
         assert_eq!(z, vec![0x01]);
