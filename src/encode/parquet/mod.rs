@@ -255,12 +255,12 @@ impl Conversion {
                     .map(|c| (c.name.clone(), c.ty.clone()))
                     .collect();
                 let buffer = self.options.row_group_buffer_bytes;
-                FileWriter::Orc(OrcWriter::new(out, &columns, orc, buffer)?)
+                FileWriter::Orc(Box::new(OrcWriter::new(out, &columns, orc, buffer)?))
             }
-            None => FileWriter::Parquet(
+            None => FileWriter::Parquet(Box::new(
                 ArrowWriter::try_new(out, self.schema.clone(), Some(self.properties.clone()))
                     .map_err(io::Error::other)?,
-            ),
+            )),
         };
         Ok(ParquetWriter {
             root: self.row_builder(),
@@ -302,8 +302,8 @@ impl Park for Vec<u8> {
 
 /// What encodes the rows: Parquet's writer or ORC's.
 enum FileWriter<W: Write + Send> {
-    Parquet(ArrowWriter<W>),
-    Orc(OrcWriter<W>),
+    Parquet(Box<ArrowWriter<W>>),
+    Orc(Box<OrcWriter<W>>),
 }
 
 impl<W: Write + Send> FileWriter<W> {
