@@ -24,19 +24,20 @@ struct Read {
     codecs: Vec<String>,
 }
 
-/// Reads `files` with pyarrow and DuckDB; asserts both see the same rows.
-fn read_parquet(files: &[PathBuf]) -> Read {
-    let out = run_output(
-        Command::new(python())
-            .arg(py_script("parquet_read.py"))
-            .args(files),
-    );
+/// What the reader script `script` (tests/py) printed for `files`.
+fn run_reader(script: &str, files: &[PathBuf]) -> Value {
+    let out = run_output(Command::new(python()).arg(py_script(script)).args(files));
     assert!(
         out.status.success(),
-        "parquet_read.py failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("parquet_read prints JSON");
+    serde_json::from_slice(&out.stdout).expect("the reader prints JSON")
+}
+
+/// Reads `files` with pyarrow and DuckDB; asserts both see the same rows.
+fn read_parquet(files: &[PathBuf]) -> Read {
+    let v = run_reader("parquet_read.py", files);
     let pa = v["pyarrow"]["rows"].as_array().expect("rows").clone();
     let duck = v["duckdb"]["rows"].as_array().expect("rows").clone();
     assert_eq!(pa, duck, "pyarrow and DuckDB read the same rows");
@@ -701,17 +702,7 @@ fn bad_conversion_settings_are_config_errors_that_name_the_column() {
 
 /// What tests/py/orc_read.py saw in a set of ORC files.
 fn read_orc(files: &[PathBuf]) -> Value {
-    let out = run_output(
-        Command::new(python())
-            .arg(py_script("orc_read.py"))
-            .args(files),
-    );
-    assert!(
-        out.status.success(),
-        "orc_read.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    run_reader("orc_read.py", files)
 }
 
 fn orc_objects(out: &Path) -> Vec<PathBuf> {

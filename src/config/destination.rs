@@ -360,14 +360,26 @@ fn target_of(
 }
 
 fn decode_buffering(ctx: &mut Ctx, node: &Node, path: Path, converting: bool) -> Option<Buffering> {
+    decode_buffering_within(ctx, node, path, Buffering::default_for(converting), 128)
+}
+
+/// `buffering: {size_mib: 1..=max_mib, interval_seconds: 0..=900}`, `default` for what is not
+/// written.
+pub(super) fn decode_buffering_within(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: Path,
+    default: Buffering,
+    max_mib: u64,
+) -> Option<Buffering> {
     let mut m = MapReader::new(ctx, node, path)?;
     let size = match m.get("size_mib") {
-        Some(n) => ctx.int_in(n, &m.path.key("size_mib"), 1..=128),
-        None => Some(Buffering::default_for(converting).size_mib),
+        Some(n) => ctx.int_in(n, &m.path.key("size_mib"), 1..=max_mib),
+        None => Some(default.size_mib),
     };
     let interval = match m.get("interval_seconds") {
         Some(n) => ctx.int_in(n, &m.path.key("interval_seconds"), 0..=900),
-        None => Some(Buffering::DEFAULT.interval_seconds),
+        None => Some(default.interval_seconds),
     };
     m.finish(ctx);
     Some(Buffering {

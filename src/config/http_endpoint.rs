@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use super::decode::{Ctx, MapReader, Path};
 use super::destination::{
-    DpCheck, check_url, decode_bucket, decode_compression, decode_endpoint_url, decode_prefixes,
+    DpCheck, check_url, decode_bucket, decode_buffering_within, decode_compression,
+    decode_endpoint_url, decode_prefixes,
 };
 use super::model::{BackupMode, Buffering, Delivery, DestinationConfig, HttpEndpoint, Target};
 use super::yaml::Node;
@@ -44,7 +45,8 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Destinati
         .require(ctx, "http_endpoint")
         .and_then(|n| decode_endpoint(ctx, n, m.path.key("http_endpoint")));
     let buffering = match m.get("buffering") {
-        Some(n) => decode_buffering(ctx, n, m.path.key("buffering")),
+        // AWS's HttpEndpointBufferingHints: 1-64 MiB, 0-900 s (defaults 5 MiB, 300 s).
+        Some(n) => decode_buffering_within(ctx, n, m.path.key("buffering"), Buffering::DEFAULT, 64),
         None => Some(Buffering::DEFAULT),
     };
     let backup = m
@@ -211,24 +213,6 @@ fn attributes(ctx: &mut Ctx, node: &Node, path: &Path) -> Option<Vec<(String, St
         }
     }
     ok.then_some(out)
-}
-
-/// AWS's HttpEndpointBufferingHints: 1-64 MiB, 0-900 s (defaults 5 MiB, 300 s).
-fn decode_buffering(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Buffering> {
-    let mut m = MapReader::new(ctx, node, path)?;
-    let size = match m.get("size_mib") {
-        Some(n) => ctx.int_in(n, &m.path.key("size_mib"), 1..=64),
-        None => Some(Buffering::DEFAULT.size_mib),
-    };
-    let interval = match m.get("interval_seconds") {
-        Some(n) => ctx.int_in(n, &m.path.key("interval_seconds"), 0..=900),
-        None => Some(Buffering::DEFAULT.interval_seconds),
-    };
-    m.finish(ctx);
-    Some(Buffering {
-        size_mib: size?,
-        interval_seconds: interval?,
-    })
 }
 
 /// `s3_backup`, decoded.

@@ -11,55 +11,34 @@ const MIB: u64 = 1024 * 1024;
 pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<(OrcOptions, u64)> {
     let d = OrcOptions::DEFAULT;
     let mut m = MapReader::new(ctx, node, path)?;
-    let mut int =
-        |ctx: &mut Ctx, key: &'static str, range: std::ops::RangeInclusive<u64>, default: u64| {
-            match m.get(key) {
-                Some(n) => ctx.int_in(n, &m.path.key(key), range),
-                None => Some(default),
-            }
-        };
+    let max = u64::from(u32::MAX);
     let stripe = int(
         ctx,
+        &mut m,
         "stripe_size_bytes",
-        8 * MIB..=u64::from(u32::MAX),
+        8 * MIB..=max,
         d.stripe_size_bytes,
     );
     let block = int(
         ctx,
+        &mut m,
         "block_size_bytes",
-        64 * MIB..=u64::from(u32::MAX),
+        64 * MIB..=max,
         d.block_size_bytes,
     );
     let stride = int(
         ctx,
+        &mut m,
         "row_index_stride",
-        1000..=u64::from(u32::MAX),
+        1000..=max,
         d.row_index_stride,
     );
-    let buffer = int(ctx, "stripe_buffer_mib", 1..=1024, 16);
+    let buffer = int(ctx, &mut m, "stripe_buffer_mib", 1..=1024, 16);
     let compression = match m.get("compression") {
         Some(n) => ctx
             .one_of(n, &m.path.key("compression"), &OrcCompression::NAMES)
             .map(OrcCompression::from_index),
         None => Some(d.compression),
-    };
-    let fraction = |ctx: &mut Ctx, m: &mut MapReader, key: &'static str, default: f64| {
-        let Some(n) = m.get(key) else {
-            return Some(default);
-        };
-        let path = m.path.key(key);
-        let text = ctx.scalar(n, &path)?;
-        match text.parse::<f64>() {
-            Ok(v) if (0.0..=1.0).contains(&v) => Some(v),
-            _ => {
-                ctx.error(
-                    n.mark,
-                    &path,
-                    format!("must be a number from 0 to 1 (got {text:?})"),
-                );
-                None
-            }
-        }
     };
     let fpp = fraction(
         ctx,
@@ -84,19 +63,7 @@ pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<(OrcOptio
             .map(|i| i == 0),
         None => Some(d.format_v0_11),
     };
-    let bloom = match m.get("bloom_filter_columns") {
-        Some(n) => {
-            let path = m.path.key("bloom_filter_columns");
-            let items = ctx.list(n, &path)?;
-            let names: Vec<Option<String>> = items
-                .iter()
-                .enumerate()
-                .map(|(i, it)| ctx.string(it, &path.index(i)))
-                .collect();
-            names.into_iter().collect::<Option<Vec<String>>>()
-        }
-        None => Some(Vec::new()),
-    };
+    let bloom = bloom_columns(ctx, &mut m);
     m.finish(ctx);
     let options = OrcOptions {
         compression: compression?,
@@ -111,4 +78,52 @@ pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<(OrcOptio
         format_v0_11: version?,
     };
     Some((options, buffer? * MIB))
+}
+
+fn int(
+    ctx: &mut Ctx,
+    m: &mut MapReader,
+    key: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> Option<u64> {
+    match m.get(key) {
+        Some(n) => ctx.int_in(n, &m.path.key(key), range),
+        None => Some(default),
+    }
+}
+
+/// A number from 0 to 1.
+fn fraction(ctx: &mut Ctx, m: &mut MapReader, key: &'static str, default: f64) -> Option<f64> {
+    let Some(n) = m.get(key) else {
+        return Some(default);
+    };
+    let path = m.path.key(key);
+    let text = ctx.scalar(n, &path)?;
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Some(v),
+        _ => {
+            ctx.error(
+                n.mark,
+                &path,
+                format!("must be a number from 0 to 1 (got {text:?})"),
+            );
+            None
+        }
+    }
+}
+
+/// `bloom_filter_columns`: names (checked against the schema by the caller).
+fn bloom_columns(ctx: &mut Ctx, m: &mut MapReader) -> Option<Vec<String>> {
+    let Some(n) = m.get("bloom_filter_columns") else {
+        return Some(Vec::new());
+    };
+    let path = m.path.key("bloom_filter_columns");
+    let items = ctx.list(n, &path)?;
+    let names: Vec<Option<String>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| ctx.string(it, &path.index(i)))
+        .collect();
+    names.into_iter().collect()
 }

@@ -38,6 +38,17 @@ pub(crate) fn processing_failed(
     failure: &LambdaFailure,
     lambda_arn: &str,
 ) -> ErrorOutput {
+    processor_line(original, "processing-failed", failure, Some(lambda_arn))
+}
+
+/// A processor's error record of `original` (the Lambda record's fields; `lambda_arn` only
+/// for a Lambda).
+fn processor_line(
+    original: &Record,
+    output_type: &'static str,
+    failure: &LambdaFailure,
+    lambda_arn: Option<&str>,
+) -> ErrorOutput {
     let line = LambdaLine {
         attempts_made: failure.attempts,
         arrival_timestamp: original.arrival_ms,
@@ -45,10 +56,10 @@ pub(crate) fn processing_failed(
         error_message: &failure.message,
         attempt_ending_timestamp: failure.ending_ms,
         raw_data: base64::engine::general_purpose::STANDARD.encode(&original.data),
-        lambda_arn: Some(lambda_arn),
+        lambda_arn,
     };
     ErrorOutput {
-        output_type: "processing-failed",
+        output_type,
         line: as_line(original, &line),
     }
 }
@@ -59,46 +70,23 @@ pub(crate) fn decompression_failed(
     original: &Record,
     failure: &super::cloudwatch_logs::Failure,
 ) -> ErrorOutput {
-    let line = LambdaLine {
-        attempts_made: 1,
-        arrival_timestamp: original.arrival_ms,
-        error_code: failure.code(),
-        error_message: &failure.to_string(),
-        attempt_ending_timestamp: crate::record::now_ms(),
-        raw_data: base64::engine::general_purpose::STANDARD.encode(&original.data),
-        lambda_arn: None,
+    let failure = LambdaFailure {
+        code: failure.code(),
+        message: failure.to_string(),
+        attempts: 1,
+        ending_ms: crate::record::now_ms(),
     };
-    ErrorOutput {
-        output_type: "decompression-failed",
-        line: as_line(original, &line),
-    }
+    processor_line(original, "decompression-failed", &failure, None)
 }
 
-/// Why an HTTP endpoint did not take a request within the retry duration.
-#[derive(Debug, Clone)]
-pub(crate) struct HttpFailure {
-    pub(crate) code: &'static str,
-    pub(crate) message: String,
-    pub(crate) attempts: u32,
-    pub(crate) ending_ms: i64,
-}
+/// Why an HTTP endpoint did not take a request within the retry duration: the fields of a
+/// transform failure.
+pub(crate) type HttpFailure = LambdaFailure;
 
 /// The `http-endpoint-failed` error record of `original`: the fields of AWS's error records
 /// of processors, without a Lambda ARN.
 pub(crate) fn http_endpoint_failed(original: &Record, failure: &HttpFailure) -> ErrorOutput {
-    let line = LambdaLine {
-        attempts_made: failure.attempts,
-        arrival_timestamp: original.arrival_ms,
-        error_code: failure.code,
-        error_message: &failure.message,
-        attempt_ending_timestamp: failure.ending_ms,
-        raw_data: base64::engine::general_purpose::STANDARD.encode(&original.data),
-        lambda_arn: None,
-    };
-    ErrorOutput {
-        output_type: "http-endpoint-failed",
-        line: as_line(original, &line),
-    }
+    processor_line(original, "http-endpoint-failed", failure, None)
 }
 
 #[derive(Serialize)]

@@ -12,9 +12,7 @@ decimals as text, binary as base64, maps as {key: value} objects, structs as obj
 
 usage: orc_read.py FILE...   (rows of all files, in the order given)
 """
-import base64
 import datetime
-import decimal
 import json
 import sys
 
@@ -22,26 +20,7 @@ import pyarrow as pa
 import pyarrow.orc as orc
 import pyorc
 
-
-def canon(v):
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    if isinstance(v, decimal.Decimal):
-        return str(v)
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(v)).decode()
-    if isinstance(v, datetime.datetime):
-        return v.replace(tzinfo=None).isoformat()
-    if isinstance(v, datetime.date):
-        return v.isoformat()
-    if isinstance(v, dict):
-        return {str(k): canon(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        # pyarrow gives a map as a list of (key, value) pairs.
-        if v and all(isinstance(e, tuple) and len(e) == 2 for e in v):
-            return {str(canon(k)): canon(x) for k, x in v}
-        return [canon(e) for e in v]
-    return str(v)
+from parquet_read import canon
 
 
 def ts_text(scalar):
@@ -83,6 +62,17 @@ def with_pyarrow(files):
     return {"types": types, "rows": rows}, stripes, compression, versions
 
 
+def naive(v):
+    """pyorc's timestamps are UTC datetimes: as the wall time they stand for, like pyarrow's."""
+    if isinstance(v, datetime.datetime):
+        return v.replace(tzinfo=None)
+    if isinstance(v, dict):
+        return {k: naive(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [naive(x) for x in v]
+    return v
+
+
 def with_pyorc(files):
     rows, schema = [], ""
     for f in files:
@@ -90,7 +80,7 @@ def with_pyorc(files):
             r = pyorc.Reader(fh, struct_repr=pyorc.StructRepr.DICT)
             schema = str(r.schema)
             for row in r:
-                rows.append({k: canon(v) for k, v in row.items()})
+                rows.append({k: canon(naive(v)) for k, v in row.items()})
     return {"schema": schema, "rows": rows}
 
 
