@@ -3,8 +3,9 @@
 //! exactly the values, types, nulls, nested values and timestamps sent; records that do not fit
 //! go to the error prefix as format-conversion-failed; with dynamic partitioning, with the
 //! transform in front, to S3, and with memory bounded while a 128 MiB buffer fills. The same
-//! rows as ORC (`output.orc`) read back exactly by pyarrow's ORC reader and by pyorc (Apache
-//! ORC's C++ library), in each of AWS's three compressions, over many stripes.
+//! rows as ORC (`output.orc`) read back exactly by pyarrow's ORC reader, pyorc (both on Apache
+//! ORC's C++ library) and orc-rust (an implementation of its own), in each of AWS's three
+//! compressions, over many stripes, with memory bounded as for Parquet.
 
 mod support;
 
@@ -700,9 +701,28 @@ fn bad_conversion_settings_are_config_errors_that_name_the_column() {
     }
 }
 
-/// What tests/py/orc_read.py saw in a set of ORC files.
+/// What tests/py/orc_read.py saw in a set of ORC files: pyarrow's and pyorc's rows, and
+/// orc-rust's (read here, handed over as Arrow IPC files).
 fn read_orc(files: &[PathBuf]) -> Value {
-    run_reader("orc_read.py", files)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = files.to_vec();
+    args.push(PathBuf::from("--ipc"));
+    for (i, f) in files.iter().enumerate() {
+        let file = std::fs::File::open(f).expect("the ORC file opens");
+        let builder =
+            orc_rust::ArrowReaderBuilder::try_new(file).expect("orc-rust reads the footer");
+        let schema = builder.schema();
+        let out = dir.path().join(format!("{i}.arrow"));
+        let ipc = std::fs::File::create(&out).expect("IPC file");
+        let mut w = arrow59::ipc::writer::FileWriter::try_new(ipc, &schema).expect("IPC writer");
+        for batch in builder.build() {
+            w.write(&batch.expect("orc-rust decodes the stripe"))
+                .expect("IPC write");
+        }
+        w.finish().expect("IPC finish");
+        args.push(out);
+    }
+    run_reader("orc_read.py", &args)
 }
 
 fn orc_objects(out: &Path) -> Vec<PathBuf> {
@@ -714,7 +734,7 @@ fn orc_objects(out: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn every_hive_type_reads_back_exactly_from_orc_in_pyarrow_and_pyorc() {
+fn every_hive_type_reads_back_exactly_from_orc_in_pyarrow_pyorc_and_orc_rust() {
     for (compression, kind) in [
         ("NONE", "UNCOMPRESSED"),
         ("ZLIB", "ZLIB"),
@@ -772,6 +792,11 @@ fn every_hive_type_reads_back_exactly_from_orc_in_pyarrow_and_pyorc() {
         }));
         let want = vec![first.clone(), second, nulls(json!({}))];
         assert_eq!(read["pyarrow"]["rows"], json!(want), "{compression}");
+        assert_eq!(
+            read["orc_rust"]["rows"],
+            json!(want),
+            "orc-rust, {compression}"
+        );
         // pyorc's datetimes stop at the microsecond.
         let mut micro = want;
         micro[0]["ts"] = json!("2024-05-01T13:07:42.123456");
@@ -823,7 +848,7 @@ fn orc_stripes_stay_within_the_memory_bound_and_every_row_survives() {
         stripes > 1,
         "a 1 MiB stripe bound cuts several stripes: {stripes}"
     );
-    for reader in ["pyarrow", "pyorc"] {
+    for reader in ["pyarrow", "pyorc", "orc_rust"] {
         let mut rows: Vec<&Value> = read[reader]["rows"]
             .as_array()
             .expect("rows")

@@ -10,7 +10,10 @@ Canonical values as tests/py/parquet_read.py's: timestamps as ISO text without a
 nanosecond from pyarrow; to the microsecond from pyorc, which gives datetimes), dates as ISO,
 decimals as text, binary as base64, maps as {key: value} objects, structs as objects.
 
-usage: orc_read.py FILE...   (rows of all files, in the order given)
+With `--ipc IPC_FILE...` after the ORC files, also the rows of Arrow IPC files another reader
+(orc-rust, in the Rust test) made of them, as "orc_rust".
+
+usage: orc_read.py FILE... [--ipc IPC_FILE...]   (rows of all files, in the order given)
 """
 import datetime
 import json
@@ -84,11 +87,25 @@ def with_pyorc(files):
     return {"schema": schema, "rows": rows}
 
 
+def with_ipc(files):
+    rows, types = [], {}
+    for f in files:
+        table = pa.ipc.open_file(f).read_all().combine_chunks()
+        types = {field.name: str(field.type) for field in table.schema}
+        for i in range(table.num_rows):
+            rows.append({name: arrow_value(table.column(name).chunk(0), i) for name in table.column_names})
+    return {"types": types, "rows": rows}
+
+
 def main():
-    files = sys.argv[1:]
+    args = sys.argv[1:]
+    ipc = args[args.index("--ipc") + 1:] if "--ipc" in args else []
+    files = args[:args.index("--ipc")] if "--ipc" in args else args
     arrow, stripes, compression, versions = with_pyarrow(files)
     out = {"files": len(files), "pyarrow": arrow, "pyorc": with_pyorc(files),
            "stripes": stripes, "compression": compression, "format": versions}
+    if ipc:
+        out["orc_rust"] = with_ipc(ipc)
     json.dump(out, sys.stdout, sort_keys=True)
 
 
