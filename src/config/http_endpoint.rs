@@ -113,10 +113,30 @@ fn decode_endpoint(ctx: &mut Ctx, node: &Node, path: Path) -> Option<HttpEndpoin
             );
             return None;
         }
-        check_url(ctx, n.mark, &path, &url).then_some(url)
+        if !check_url(ctx, n.mark, &path, &url) {
+            return None;
+        }
+        if url.parse::<http::Uri>().is_err() {
+            ctx.error(n.mark, &path, format!("is not a valid URL (got {url:?})"));
+            return None;
+        }
+        Some(url)
     });
     let name = bounded(ctx, &mut m, "name", 1, MAX_NAME);
-    let access_key = bounded(ctx, &mut m, "access_key", 0, MAX_ACCESS_KEY);
+    let access_key = bounded(ctx, &mut m, "access_key", 0, MAX_ACCESS_KEY).and_then(|k| {
+        match k.as_deref().map(http::HeaderValue::from_str) {
+            Some(Err(_)) => {
+                let at = m.path.key("access_key");
+                ctx.error(
+                    m.mark(),
+                    &at,
+                    "must be visible ASCII: it is sent as an HTTP header",
+                );
+                None
+            }
+            _ => Some(k),
+        }
+    });
     let gzip = match m.get("content_encoding") {
         Some(n) => ctx
             .one_of(n, &m.path.key("content_encoding"), &["NONE", "GZIP"])

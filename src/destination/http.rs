@@ -31,7 +31,7 @@ use crate::retry::{Backoff, LogGate};
 
 /// The longest answer read from an endpoint (its body is a small JSON object).
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
-/// Error records staged per step of a failover (the rest stream from the staged request).
+/// Error records staged per step of a failover (read from the staged request in one pass).
 const FAILOVER_BATCH: usize = 1024;
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -133,12 +133,7 @@ impl HttpSink {
             headers.push(("X-Amz-Firehose-Access-Key", header("access key", key)?));
         }
         if !e.common_attributes.is_empty() {
-            let map: serde_json::Map<String, serde_json::Value> = e
-                .common_attributes
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect();
-            let json = serde_json::json!({ "commonAttributes": map }).to_string();
+            let json = common_attributes(&e.common_attributes);
             let value =
                 HeaderValue::from_bytes(json.as_bytes()).map_err(|_| SetupError::Header {
                     what: "common attributes",
@@ -210,8 +205,9 @@ impl HttpSink {
 
     /// Sends the request until a 200 or the end of the retry duration; the last failure and
     /// the attempts made otherwise.
+    /// The retry duration is counted from the first failure, as AWS counts it.
     async fn attempts(&self, object: &Sealed, body: &Body) -> Result<(), (Failure, u32)> {
-        let deadline = Instant::now() + self.retry;
+        let mut deadline: Option<Instant> = None;
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut gate = LogGate::new(Duration::from_secs(30));
         let mut attempts = 0u32;
@@ -229,6 +225,7 @@ impl HttpSink {
             };
             self.metrics.http_failed_requests.add(1);
             let now = Instant::now();
+            let deadline = *deadline.get_or_insert(now + self.retry);
             if now >= deadline {
                 return Err((failure, attempts));
             }
@@ -303,36 +300,28 @@ impl HttpSink {
             attempts,
             ending_ms: now_ms(),
         };
-        let (stager, path, seq) = (self.failed.clone(), object.path.clone(), object.first_seq);
-        let mut read = 0usize;
-        loop {
-            let (stager, path, why) = (stager.clone(), path.clone(), why.clone());
+        let (path, seq) = (object.path.clone(), object.first_seq);
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        // Every error object is staged before any is delivered: a staging failure starts
+        // again from the first record, with nothing half delivered.
+        let sealed = loop {
+            let (stager, path, why) = (self.failed.clone(), path.clone(), why.clone());
             let step = tokio::task::spawn_blocking(move || {
                 let mut s = stager.lock().unwrap_or_else(|p| p.into_inner());
-                stage_failed(&mut s, &path, read, seq, &why)
+                stage_failed(&mut s, &path, seq, &why)
             })
             .await;
-            let (sealed, taken) = match step {
-                Ok(Ok(step)) => step,
-                Ok(Err(e)) => {
-                    tracing::error!(destination = %self.label, error = %e,
-                        "cannot stage http-endpoint-failed records; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(destination = %self.label, error = %e, "failover task failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+            let error = match step {
+                Ok(Ok(sealed)) => break sealed,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
             };
-            for o in sealed {
-                self.back_up(&o).await;
-            }
-            if taken == 0 {
-                return;
-            }
-            read += taken;
+            tracing::error!(destination = %self.label, error = %error,
+                "cannot stage the http-endpoint-failed records of a request; retrying (its records stay in the log)");
+            tokio::time::sleep(backoff.next_delay()).await;
+        };
+        for o in sealed {
+            self.back_up(&o).await;
         }
     }
 
@@ -353,6 +342,21 @@ impl HttpSink {
         self.metrics.delivered_object_bytes.add(object.size);
         self.metrics.error_records.add(object.records);
     }
+}
+
+/// `{"commonAttributes":{...}}` with the attributes in the order written.
+fn common_attributes(attributes: &[(String, String)]) -> String {
+    let fields: Vec<String> = attributes
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}:{}",
+                serde_json::Value::from(k.as_str()),
+                serde_json::Value::from(v.as_str())
+            )
+        })
+        .collect();
+    format!("{{\"commonAttributes\":{{{}}}}}", fields.join(","))
 }
 
 /// A client over rustls (aws-lc-rs) trusting the system's roots (SSL_CERT_FILE and
@@ -497,45 +501,59 @@ fn write_body<W: Write>(
     Ok(out)
 }
 
-/// Stages the error records of the request at `path` from its `skip`-th record on (at most
-/// `FAILOVER_BATCH`); the error objects that sealed, and how many records were read (0: the
-/// request is done and its last error object sealed).
+/// Stages the error records of every record of the request at `path` (read once, in batches
+/// of `FAILOVER_BATCH`); the error objects, all sealed. On an error nothing is left staged.
 fn stage_failed(
     stager: &mut ObjectStager,
     path: &Path,
-    skip: usize,
     seq: u64,
     why: &HttpFailure,
-) -> io::Result<(Vec<Sealed>, usize)> {
+) -> io::Result<Vec<Sealed>> {
+    let mut sealed = Vec::new();
+    let staged = stage_failed_into(stager, path, seq, why, &mut sealed);
+    if let Err(e) = staged {
+        stager.discard_open();
+        for o in &sealed {
+            let _ = std::fs::remove_file(&o.path);
+        }
+        return Err(e);
+    }
+    Ok(sealed)
+}
+
+fn stage_failed_into(
+    stager: &mut ObjectStager,
+    path: &Path,
+    seq: u64,
+    why: &HttpFailure,
+    sealed: &mut Vec<Sealed>,
+) -> io::Result<()> {
     let mut frames = frames(path)?;
     let mut data = Vec::new();
-    for _ in 0..skip {
-        if frames.next(&mut data)?.is_none() {
-            break;
+    loop {
+        let mut lines = Vec::with_capacity(FAILOVER_BATCH);
+        while lines.len() < FAILOVER_BATCH {
+            let Some(arrival_ms) = frames.next(&mut data)? else {
+                break;
+            };
+            let original = Record {
+                data: Bytes::copy_from_slice(&data),
+                arrival_ms,
+                seq,
+                sub: 0,
+                kinesis: None,
+            };
+            lines.push(http_endpoint_failed(&original, why).line);
         }
+        if lines.is_empty() {
+            sealed.extend(stager.seal()?);
+            return Ok(());
+        }
+        let objects = stager
+            .append(&lines, Instant::now(), &mut Rejected::default())
+            .map_err(|(e, _)| e)?;
+        sealed.extend(objects);
     }
-    let mut lines = Vec::new();
-    while lines.len() < FAILOVER_BATCH {
-        let Some(arrival_ms) = frames.next(&mut data)? else {
-            break;
-        };
-        let original = Record {
-            data: Bytes::copy_from_slice(&data),
-            arrival_ms,
-            seq,
-            sub: 0,
-            kinesis: None,
-        };
-        lines.push(http_endpoint_failed(&original, why).line);
-    }
-    let now = Instant::now();
-    let mut sealed = stager
-        .append(&lines, now, &mut Rejected::default())
-        .map_err(|(e, _)| e)?;
-    if lines.is_empty() {
-        sealed.extend(stager.seal()?);
-    }
-    Ok((sealed, lines.len()))
 }
 
 fn local_error(what: &str, e: &dyn std::fmt::Display) -> DeliveryError {
@@ -583,6 +601,18 @@ mod tests {
             serde_json::from_slice(&build_body(&empty, "x", 1, false).expect("body"))
                 .expect("json");
         assert_eq!(v["records"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn common_attributes_are_sent_in_the_order_written() {
+        let attributes = [
+            ("b".to_string(), "2".to_string()),
+            ("a\"".to_string(), "é".to_string()),
+        ];
+        assert_eq!(
+            common_attributes(&attributes),
+            r#"{"commonAttributes":{"b":"2","a\"":"é"}}"#
+        );
     }
 
     #[test]

@@ -120,6 +120,8 @@ struct Open {
     encoder: Option<Writer>,
     records: u64,
     raw_bytes: u64,
+    /// What the records count toward the size limit (`cost`).
+    cost: u64,
     oldest_ms: i64,
     first_seq: u64,
     next_seq: u64,
@@ -213,6 +215,16 @@ impl ObjectStager {
             patience: Arc::default(),
             identity: None,
             framed: false,
+        }
+    }
+
+    /// What a record of `len` bytes counts toward the size limit: its bytes, or for a framed
+    /// object its share of the request body (base64 and `{"data":""},`), so that a request never
+    /// exceeds the buffer size however small its records.
+    fn cost(&self, len: u64) -> u64 {
+        match self.framed {
+            true => 4 * len.div_ceil(3) + 12,
+            false => len,
         }
     }
 
@@ -360,11 +372,12 @@ impl ObjectStager {
             // An object cut again holds what the original held, whatever its size.
             let sized = route == Route::Fresh;
             let len = record.data.len() as u64 + u64::from(self.delimiter);
+            let cost = self.cost(len);
             if sized
                 && self
                     .current
                     .as_ref()
-                    .is_some_and(|c| c.records > 0 && c.raw_bytes + len > self.size_limit)
+                    .is_some_and(|c| c.records > 0 && c.cost + cost > self.size_limit)
             {
                 sealed.extend(self.seal().map_err(|e| (e, 0))?);
             }
@@ -375,7 +388,7 @@ impl ObjectStager {
                 && self
                     .current
                     .as_ref()
-                    .is_some_and(|c| c.raw_bytes >= self.size_limit)
+                    .is_some_and(|c| c.cost >= self.size_limit)
             {
                 sealed.extend(self.seal().map_err(|e| (e, 0))?);
             }
@@ -396,6 +409,7 @@ impl ObjectStager {
         let (compression, buffer, base_len) =
             (self.compression, self.buffer, self.naming.base_len());
         let patience = self.patience.clone();
+        let cost = self.cost(len);
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
         };
@@ -439,6 +453,7 @@ impl ObjectStager {
         }
         cur.records += 1;
         cur.raw_bytes += len;
+        cur.cost += cost;
         cur.oldest_ms = cur.oldest_ms.min(record.arrival_ms);
         cur.first_seq = cur.first_seq.min(record.seq);
         cur.next_seq = cur.next_seq.max(record.seq + 1);
@@ -479,6 +494,7 @@ impl ObjectStager {
             path,
             records: 0,
             raw_bytes: 0,
+            cost: 0,
             oldest_ms: arrival_ms,
             first_seq: u64::MAX,
             next_seq: 0,
@@ -826,6 +842,23 @@ mod tests {
             }
             assert_eq!(back, b"a\nb\nc\n", "{compression:?}");
         }
+    }
+
+    #[test]
+    fn a_framed_object_counts_each_record_s_share_of_the_request_body() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = stager(dir.path(), 100, false).with_framing();
+        let records: Vec<Record> = (0..20).map(|i| rec("x", i)).collect();
+        let sealed = s
+            .append(&records, Instant::now(), &mut Rejected::default())
+            .expect("stages");
+        // A 1-byte record is 16 bytes of body ({"data":"eA=="},): six fit in 100.
+        assert_eq!(sealed.len(), 3);
+        assert!(sealed.iter().all(|o| o.records == 6 && o.raw_bytes == 6));
+        assert!(
+            sealed.iter().all(|o| uuid::Uuid::parse_str(&o.key).is_ok()),
+            "the key is the request id"
+        );
     }
 
     #[test]
