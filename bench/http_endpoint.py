@@ -6,8 +6,9 @@
                             receiver costs little). GET /stats: {"requests", "records", "bytes"}
   load URL N                N ~1 KiB JSON records into stream "load" by plain ingest (1 MiB
                             bodies, 4 connections), then a flush; prints the times
-  ceiling URL N GZIP        the receiver's own ceiling: N records in 5 MiB requests built ahead,
-                            POSTed one at a time on one connection (what one destination does)
+  ceiling URL N GZIP        the receiver's own ceiling: N records in requests of at most 5 MiB of
+                            body (as firehosed cuts them) built ahead, POSTed one at a time on
+                            one connection (what one destination does)
 """
 import base64
 import gzip
@@ -107,14 +108,23 @@ def load(url, n):
 
 def ceiling(url, n, gz):
     u = urllib.parse.urlparse(url)
-    per = (5 << 20) // 1024
-    bodies = []
-    for start in range(0, n, per):
-        recs = [{"data": base64.b64encode(record(i).encode()).decode()}
-                for i in range(start, min(n, start + per))]
+    bodies, recs, size = [], [], 0
+
+    def cut():
         b = json.dumps({"requestId": str(uuid.uuid4()), "timestamp": 0, "records": recs},
                        separators=(",", ":")).encode()
         bodies.append(gzip.compress(b, 6) if gz == "yes" else b)
+
+    for i in range(n):
+        data = base64.b64encode(record(i).encode()).decode()
+        # firehosed counts each record's base64 and {"data":""}, toward the 5 MiB.
+        if recs and size + len(data) + 12 > 5 << 20:
+            cut()
+            recs, size = [], 0
+        recs.append({"data": data})
+        size += len(data) + 12
+    if recs:
+        cut()
     c = http.client.HTTPConnection(u.hostname, u.port)
     t = time.time()
     for b in bodies:
