@@ -190,7 +190,9 @@ impl StagingPlan {
             }
         });
         StagingPlan {
-            main: with(naming, delimiter).with_conversion(conversion.clone()),
+            main: with(naming, delimiter)
+                .with_conversion(conversion.clone())
+                .with_parallel_compression(),
             converting: conversion.is_some(),
             backup,
             error_stager,

@@ -188,6 +188,8 @@ pub(crate) struct ObjectStager {
     /// Records are framed (`FRAME_HEADER` then the bytes) for a sink that sends them one by
     /// one (an HTTP endpoint), not concatenated; the object's key is its uuid (the request id).
     framed: bool,
+    /// GZIP is compressed on every core (the destination's main object).
+    parallel: bool,
 }
 
 /// A framed record's header: its length (u32) and arrival time (i64 ms), little-endian.
@@ -215,7 +217,14 @@ impl ObjectStager {
             patience: Arc::default(),
             identity: None,
             framed: false,
+            parallel: false,
         }
+    }
+
+    /// Compresses GZIP on every core (`encode::parallel_gzip`).
+    pub(crate) fn with_parallel_compression(mut self) -> Self {
+        self.parallel = true;
+        self
     }
 
     /// What a record of `len` bytes counts toward the size limit: its bytes, or for a framed
@@ -485,6 +494,11 @@ impl ObjectStager {
                 patience: self.patience.clone(),
                 capacity: self.buffer,
             })?)),
+            None if self.parallel => Writer::Bytes(Encoder::new_parallel(
+                self.compression,
+                out,
+                self.naming.base_len(),
+            )?),
             None => Writer::Bytes(Encoder::new(self.compression, out, self.naming.base_len())?),
         };
         Ok(Open {

@@ -3,6 +3,7 @@
 
 mod hadoop_snappy;
 pub mod orc;
+pub mod parallel_gzip;
 pub mod parquet;
 mod zip;
 
@@ -71,6 +72,8 @@ pub const GZIP_LEVEL: u32 = 6;
 pub enum Encoder<W: Write + Seek> {
     Plain(W),
     Gzip(Box<GzEncoder<W>>),
+    /// GZIP compressed a block at a time on every core (members in order).
+    ParallelGzip(Box<parallel_gzip::ParallelGzip<W>>),
     Zip(Box<ZipEntryWriter<W>>),
     /// With where the stream started: a stream with no data still gets its identifier.
     Snappy(Box<snap::write::FrameEncoder<W>>, u64),
@@ -97,10 +100,26 @@ impl<W: Write + Seek> Encoder<W> {
         })
     }
 
+    /// As `new`, with GZIP compressed on every core (`parallel_gzip`): for objects that may
+    /// hold many blocks (a destination's main object), not for small ones kept by the hundred.
+    pub fn new_parallel(
+        compression: Compression,
+        out: W,
+        entry_name_len: usize,
+    ) -> io::Result<Self> {
+        match compression {
+            Compression::Gzip => Ok(Encoder::ParallelGzip(Box::new(
+                parallel_gzip::ParallelGzip::new(out, GZIP_LEVEL),
+            ))),
+            _ => Encoder::new(compression, out, entry_name_len),
+        }
+    }
+
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             Encoder::Plain(w) => w.write_all(data),
             Encoder::Gzip(w) => w.write_all(data),
+            Encoder::ParallelGzip(w) => w.write_all(data),
             Encoder::Zip(w) => w.write_all(data),
             Encoder::Snappy(w, _) => w.write_all(data),
             Encoder::HadoopSnappy(w) => w.write_all(data),
@@ -112,6 +131,7 @@ impl<W: Write + Seek> Encoder<W> {
         let mut out = match self {
             Encoder::Plain(w) => w,
             Encoder::Gzip(w) => w.finish()?,
+            Encoder::ParallelGzip(w) => w.finish()?,
             Encoder::Zip(w) => w.finish(entry_name)?,
             Encoder::Snappy(w, start) => {
                 let mut out = w.into_inner().map_err(|e| e.into_error())?;
