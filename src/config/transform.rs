@@ -14,6 +14,9 @@ pub(crate) struct TransformConfig {
     pub(crate) buffer_interval_seconds: u64,
     pub(crate) number_of_retries: u32,
     pub(crate) timeout_seconds: u64,
+    /// Invocations in flight at once (1-32, default 1): each has its own runtime (a child
+    /// process, or a WASM instance), and their outcomes are taken in log order.
+    pub(crate) concurrency: u32,
     /// `lambda_arn`: the function this transform stands in for (DescribeDeliveryStream's
     /// LambdaArn, the request's `lambdaArn`); `firehosed-<stream>` in the daemon's region and
     /// account when unset.
@@ -36,6 +39,8 @@ impl TransformConfig {
 pub(crate) struct LambdaFunction {
     pub(crate) runtime: Runtime,
     pub(crate) timeout_seconds: u64,
+    /// Invocations in flight at once per stream that uses it (`transform.concurrency`).
+    pub(crate) concurrency: u32,
 }
 
 impl LambdaFunction {
@@ -64,6 +69,7 @@ impl LambdaFunction {
         };
         let mut out = runtime;
         out["timeout_seconds"] = json!(self.timeout_seconds);
+        out["concurrency"] = json!(self.concurrency);
         out
     }
 }
@@ -95,10 +101,12 @@ pub(crate) fn decode_function(ctx: &mut Ctx, node: &Node, path: Path) -> Option<
     let mut m = MapReader::new(ctx, node, path)?;
     let runtime = runtime(ctx, &mut m);
     let timeout = int(ctx, &mut m, "timeout_seconds", 1..=900, 60);
+    let concurrency = int(ctx, &mut m, "concurrency", CONCURRENCY, 1);
     m.finish(ctx);
     Some(LambdaFunction {
         runtime: runtime?,
         timeout_seconds: timeout?,
+        concurrency: concurrency? as u32,
     })
 }
 
@@ -134,6 +142,10 @@ pub(crate) enum Runtime {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// `concurrency`: invocations in flight per stream. AWS runs one per source shard for Kinesis
+/// and scales Direct PUT's; locally each is a process or an instance, so it is capped.
+const CONCURRENCY: std::ops::RangeInclusive<u64> = 1..=32;
+
 pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<TransformConfig> {
     let mut m = MapReader::new(ctx, node, path)?;
     let runtime = runtime(ctx, &mut m);
@@ -158,6 +170,7 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Transform
     let interval = int(ctx, &mut m, "buffer_interval_seconds", 0..=900, 60);
     let retries = int(ctx, &mut m, "number_of_retries", 0..=300, 3);
     let timeout = int(ctx, &mut m, "timeout_seconds", 1..=900, 60);
+    let concurrency = int(ctx, &mut m, "concurrency", CONCURRENCY, 1);
     let lambda_arn = match m.get("lambda_arn") {
         Some(n) => {
             let path = m.path.key("lambda_arn");
@@ -184,6 +197,7 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Transform
         buffer_interval_seconds: interval?,
         number_of_retries: retries? as u32,
         timeout_seconds: timeout?,
+        concurrency: concurrency? as u32,
     })
 }
 

@@ -702,6 +702,7 @@ mod tests {
                     max_memory_mib: 64,
                 },
                 timeout_seconds: 30,
+                concurrency: 1,
             },
         );
         let arn = "arn:aws:lambda:eu-west-1:111122223333:function:upper:live";

@@ -54,7 +54,8 @@ pub(crate) struct StreamParts {
     pub(crate) arn: String,
     pub(crate) log: Log,
     pub(crate) destinations: Vec<StreamDestination>,
-    pub(crate) transform: Option<Transform>,
+    /// The transform's runtimes, one per invocation in flight; none without a transform.
+    pub(crate) transform: Vec<Transform>,
     pub(crate) metrics: Arc<StreamMetrics>,
     /// Told when a destination can no longer stage (the process exits).
     pub(crate) fatal: FatalSender,

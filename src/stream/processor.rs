@@ -17,7 +17,9 @@ use crate::destination::stagers::ShardEnd;
 use crate::destination::{Delivery, DestinationHandle, Input};
 use crate::fatal::FatalSender;
 use crate::processing::prepare::{Prepare, Step};
-use crate::processing::transform::{Transform, TransformBatch};
+use crate::processing::transform::{
+    Finished, InvocationLost, Transform, TransformBatch, TransformPool,
+};
 use crate::processing::{PartitionKeys, Processed, RecordOutcome};
 use crate::record::Record;
 use crate::retry::LogGate;
@@ -56,7 +58,8 @@ pub(crate) struct ProcessorSetup {
     pub(crate) label: String,
     pub(crate) reader: Reader,
     pub(crate) routes: Vec<Route>,
-    pub(crate) transform: Option<Transform>,
+    /// The transform's runtimes, one per invocation in flight; none without a transform.
+    pub(crate) transform: Vec<Transform>,
     /// The stream's metadata_extraction query (run when a destination partitions).
     pub(crate) metadata_query: Option<Arc<str>>,
     /// Decompression, CloudWatch Logs extraction, de-aggregation: before the transform.
@@ -68,13 +71,21 @@ pub(crate) struct ProcessorSetup {
 impl Processor {
     pub(crate) fn spawn(setup: ProcessorSetup) -> Processor {
         let (commands, rx) = mpsc::channel(16);
+        let buffer = setup
+            .transform
+            .first()
+            .map(|t| TransformBatch::new(t.config()));
+        let transform = buffer.map(|buffer| Transforming {
+            buffer,
+            pool: TransformPool::new(setup.transform),
+        });
         let state = State {
             label: setup.label,
             reader: setup.reader,
             routes: setup.routes,
             metadata_query: setup.metadata_query,
             prepare: setup.prepare,
-            batch: setup.transform.map(TransformBatch::new),
+            transform,
             fatal: setup.fatal,
             broken: false,
         };
@@ -89,10 +100,16 @@ struct State {
     routes: Vec<Route>,
     metadata_query: Option<Arc<str>>,
     prepare: Arc<Prepare>,
-    batch: Option<TransformBatch>,
+    transform: Option<Transforming>,
     fatal: FatalSender,
     /// A destination's worker is gone: nothing more is read (the process is about to exit).
     broken: bool,
+}
+
+/// The transform stage: the buffer filling, and the invocations in flight.
+struct Transforming {
+    buffer: TransformBatch,
+    pool: TransformPool,
 }
 
 impl State {
@@ -102,6 +119,7 @@ impl State {
         while !self.broken {
             match self.forward().await {
                 Ok(true) => {
+                    self.dispatch_finished().await;
                     // A steady stream of small records never leaves the loop below: the
                     // transform buffer's interval is checked here too.
                     if self.transform_due() {
@@ -116,6 +134,7 @@ impl State {
                 }
                 Ok(false) => {}
                 Err(e) => {
+                    self.dispatch_finished().await;
                     if gate.should_log(tokio::time::Instant::now()) {
                         tracing::error!(stream = %self.label, error = %e, "cannot read the log; retrying");
                     }
@@ -139,7 +158,9 @@ impl State {
                 continue;
             }
             let deadline = self.transform_deadline();
+            let in_flight = self.transform.as_ref().is_some_and(|t| !t.pool.is_empty());
             tokio::select! {
+                Some(f) = next_finished(&mut self.transform), if in_flight => self.take_finished(f).await,
                 c = control.recv() => match c {
                     Some(c) => self.handle(c).await,
                     None => closing = true,
@@ -150,11 +171,12 @@ impl State {
         }
         if !self.broken {
             self.run_transform(None).await;
+            self.drain_transform().await;
         }
         // Stop the transform and drain every destination at the same time.
         let mut closing = Vec::new();
-        if let Some(b) = self.batch.take() {
-            closing.push(tokio::spawn(b.close()));
+        if let Some(t) = self.transform.take() {
+            closing.push(tokio::spawn(t.pool.close()));
         }
         for r in self.routes {
             closing.push(tokio::spawn(r.handle.close()));
@@ -166,11 +188,11 @@ impl State {
 
     /// When the transform buffer's oldest record has waited its interval.
     fn transform_deadline(&self) -> Option<Instant> {
-        self.batch.as_ref().and_then(TransformBatch::deadline)
+        self.transform.as_ref().and_then(|t| t.buffer.deadline())
     }
 
     fn transform_due(&self) -> bool {
-        self.batch.as_ref().is_some_and(TransformBatch::due)
+        self.transform.as_ref().is_some_and(|t| t.buffer.due())
     }
 
     /// Reads one batch and processes it; false when there was nothing durable to read.
@@ -193,7 +215,7 @@ impl State {
 
     /// Processes consecutive log records (`part`) from the pre-transform stage's `steps`.
     async fn forward_part(&mut self, part: &[Record], steps: Vec<Step>) {
-        if self.batch.is_none() {
+        if self.transform.is_none() {
             let mut processed = Processed::default();
             let end = part.last().map_or(0, |r| r.seq + 1);
             for step in steps {
@@ -220,22 +242,26 @@ impl State {
                         Step::Failed { error, .. } => RecordOutcome::Failed(error),
                         _ => RecordOutcome::Dropped,
                     });
-                    self.dispatch(&part[index..=index], processed, seq + 1)
-                        .await;
+                    self.after_in_flight(Finished {
+                        source: part[index..=index].into(),
+                        processed,
+                        end: seq + 1,
+                    })
+                    .await;
                     continue;
                 }
             };
             if self
-                .batch
+                .transform
                 .as_ref()
-                .is_some_and(|b| b.would_overflow(&record))
+                .is_some_and(|t| t.buffer.would_overflow(&record))
             {
                 self.run_transform(Some(record.seq)).await;
             }
-            let Some(b) = self.batch.as_mut() else {
+            let Some(t) = self.transform.as_mut() else {
                 break;
             };
-            if b.push(record) {
+            if t.buffer.push(record) {
                 // Sub-records of one log record all come in one part: the next one says
                 // whether the last log record is complete.
                 let next = steps.peek().map(Step::seq);
@@ -258,14 +284,12 @@ impl State {
         }
     }
 
-    /// Invokes the transform on the buffered records and hands the outcome over. `next` is the
-    /// log position of a record still to come in this run: when it is the last one's, sub-records
-    /// of that log record are still to come and it is not yet covered.
+    /// Submits the buffered records to the transform, once a runtime is free (outcomes that
+    /// came in meanwhile are handed over first). `next` is the log position of a record still
+    /// to come in this run: when it is the last one's, sub-records of that log record are still
+    /// to come and it is not yet covered.
     async fn run_transform(&mut self, next: Option<u64>) {
-        let Some(b) = self.batch.as_mut() else {
-            return;
-        };
-        let Some((records, processed)) = b.process().await else {
+        let Some(records) = self.transform.as_mut().and_then(|t| t.buffer.take()) else {
             return;
         };
         let end = match (records.last(), next) {
@@ -273,7 +297,63 @@ impl State {
             (Some(last), _) => last.seq + 1,
             (None, _) => 0,
         };
-        self.dispatch(&records, processed, end).await;
+        while !self.broken && self.transform.as_ref().is_some_and(|t| !t.pool.has_idle()) {
+            let Some(f) = next_finished(&mut self.transform).await else {
+                break;
+            };
+            self.take_finished(f).await;
+        }
+        if self.broken {
+            return;
+        }
+        if let Some(t) = self.transform.as_mut() {
+            t.pool.submit(records, end);
+        }
+    }
+
+    /// Hands `run` over after every batch in flight (at once when there is none).
+    async fn after_in_flight(&mut self, run: Finished) {
+        match self.transform.as_mut() {
+            Some(t) if !t.pool.is_empty() => t.pool.push_ready(run),
+            _ => self.dispatch(&run.source, run.processed, run.end).await,
+        }
+    }
+
+    /// Hands over the outcomes already in, in order, without waiting for any.
+    async fn dispatch_finished(&mut self) {
+        while !self.broken
+            && self
+                .transform
+                .as_ref()
+                .is_some_and(|t| t.pool.front_finished())
+        {
+            let Some(f) = next_finished(&mut self.transform).await else {
+                return;
+            };
+            self.take_finished(f).await;
+        }
+    }
+
+    /// Waits for every batch in flight and hands the outcomes over, in order.
+    async fn drain_transform(&mut self) {
+        while !self.broken {
+            let Some(f) = next_finished(&mut self.transform).await else {
+                return;
+            };
+            self.take_finished(f).await;
+        }
+    }
+
+    /// Hands a finished run over; a lost invocation stops the processor (its records have no
+    /// outcome, so no cursor may pass them: the process exits and a restart replays them).
+    async fn take_finished(&mut self, f: Result<Finished, InvocationLost>) {
+        match f {
+            Ok(run) => self.dispatch(&run.source, run.processed, run.end).await,
+            Err(e) => {
+                self.fatal.report(&self.label, &e.to_string());
+                self.broken = true;
+            }
+        }
     }
 
     /// Hands each destination its share of a processed run of log records.
@@ -402,6 +482,10 @@ impl State {
                     }
                 }
                 self.run_transform(None).await;
+                self.drain_transform().await;
+                if self.broken {
+                    return;
+                }
                 let mut waits = Vec::new();
                 for r in &self.routes {
                     let (tx, rx) = oneshot::channel();
@@ -424,6 +508,16 @@ impl State {
                 });
             }
         }
+    }
+}
+
+/// The oldest run in flight once its outcome is in; None when none is (or no transform).
+async fn next_finished(
+    transform: &mut Option<Transforming>,
+) -> Option<Result<Finished, InvocationLost>> {
+    match transform {
+        Some(t) => t.pool.next().await,
+        None => None,
     }
 }
 

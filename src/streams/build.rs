@@ -706,13 +706,11 @@ impl Build<'_> {
         }
     }
 
-    /// The stream's transform, started (a command that cannot start fails the stream).
-    async fn transform(
-        &self,
-        metrics: &Arc<StreamMetrics>,
-    ) -> Result<Option<Transform>, BuildError> {
+    /// The stream's transform runtimes, started (a command that cannot start fails the
+    /// stream); none without a transform.
+    async fn transform(&self, metrics: &Arc<StreamMetrics>) -> Result<Vec<Transform>, BuildError> {
         let Some(t) = &self.sc.processing.transform else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let (config, region) = (&self.builder.config, &self.builder.region);
         let kinesis_stream_arn = match &self.sc.source {
@@ -740,7 +738,7 @@ impl Build<'_> {
                 stream: self.sc.name.clone(),
                 source,
             })?;
-        Ok(Some(started))
+        Ok(started)
     }
 }
 

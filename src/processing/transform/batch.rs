@@ -1,19 +1,17 @@
 //! The transform stage's input buffer (docs/aws-behaviour.md section 4: 0.2-3 MiB, 0-900 s): records
 //! gather until the buffer's size, the Lambda payload limit or its interval says the batch must
-//! go, then one invocation processes the whole batch.
+//! go, then one invocation processes the whole batch (on the stream's pool: pool.rs).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Transform;
 use super::contract::{MAX_REQUEST_BYTES, REQUEST_OVERHEAD, request_cost};
-use crate::processing::Processed;
+use crate::config::transform::TransformConfig;
 use crate::record::Record;
 
 pub(crate) struct TransformBatch {
-    transform: Transform,
     size_limit: usize,
     interval: Duration,
     records: Vec<Record>,
@@ -25,11 +23,10 @@ pub(crate) struct TransformBatch {
 }
 
 impl TransformBatch {
-    pub(crate) fn new(transform: Transform) -> Self {
+    pub(crate) fn new(config: &TransformConfig) -> Self {
         TransformBatch {
-            size_limit: transform.config().buffer_bytes as usize,
-            interval: Duration::from_secs(transform.config().buffer_interval_seconds),
-            transform,
+            size_limit: config.buffer_bytes as usize,
+            interval: Duration::from_secs(config.buffer_interval_seconds),
             records: Vec::new(),
             bytes: 0,
             cost: REQUEST_OVERHEAD,
@@ -63,25 +60,14 @@ impl TransformBatch {
         self.bytes >= self.size_limit
     }
 
-    /// Processes the buffered records (one invocation, retried as configured); None when there
-    /// are none. Returns them with their outcomes.
-    pub(crate) async fn process(&mut self) -> Option<(Arc<[Record]>, Processed)> {
+    /// The buffered records, in log order, leaving the buffer empty; None when there are none.
+    pub(crate) fn take(&mut self) -> Option<Arc<[Record]>> {
         if self.records.is_empty() {
             return None;
         }
-        let records: Arc<[Record]> = std::mem::take(&mut self.records).into();
         self.bytes = 0;
         self.cost = REQUEST_OVERHEAD;
         self.since = None;
-        let mut processed = Processed::default();
-        for o in self.transform.process(&records).await {
-            processed.push(o);
-        }
-        Some((records, processed))
-    }
-
-    /// Stops the transform's runtime.
-    pub(crate) async fn close(mut self) {
-        self.transform.close().await;
+        Some(std::mem::take(&mut self.records).into())
     }
 }

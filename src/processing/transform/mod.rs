@@ -4,10 +4,12 @@
 
 mod batch;
 pub(crate) mod contract;
+mod pool;
 pub(crate) mod subprocess;
 pub(crate) mod wasm;
 
 pub(crate) use batch::TransformBatch;
+pub(crate) use pool::{Finished, InvocationLost, TransformPool};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -246,53 +248,38 @@ pub(crate) enum TransformStartError {
     Wasm(#[from] wasm::WasmLoadError),
 }
 
-/// Starts the stream's transform: the child process is started (a command that cannot start
-/// fails the start-up), the WASM module compiled.
+/// Starts the stream's transform, one runtime per invocation that may be in flight
+/// (`concurrency`): each child process is started (a command that cannot start fails the
+/// start-up); the WASM module is compiled once and instantiated per invocation.
 pub(crate) async fn build(
     config: &TransformConfig,
     setup: Setup<'_>,
-) -> Result<Transform, TransformStartError> {
+) -> Result<Vec<Transform>, TransformStartError> {
     let lambda_arn = config.lambda_arn(setup.region, setup.account_id, setup.stream);
-    // The segment after `:function:` as it is (a stream name may hold dots, which Lambda's
-    // function names may not, but `firehosed-<stream>` is still the name to show).
-    let function_name = lambda_arn
-        .split_once(":function:")
-        .map_or("firehosed", |(_, rest)| {
-            rest.split(':').next().unwrap_or(rest)
-        })
-        .to_string();
     let label = format!("{}/transform", setup.stream);
-    let runtime = match &config.runtime {
+    let count = config.concurrency.max(1) as usize;
+    let runtimes: Vec<Runtime> = match &config.runtime {
         crate::config::transform::Runtime::Subprocess {
             command,
             env,
             working_directory,
         } => {
-            let mut full = std::collections::BTreeMap::new();
-            let timeout_ms = (config.timeout_seconds * 1000).to_string();
-            for (k, v) in [
-                ("FIREHOSED_STREAM", setup.stream),
-                ("FIREHOSED_TIMEOUT_MS", &timeout_ms),
-                ("FIREHOSED_FUNCTION_ARN", &lambda_arn),
-                ("AWS_LAMBDA_FUNCTION_NAME", &function_name),
-                ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-                ("AWS_REGION", setup.region),
-            ] {
-                full.insert(k.to_string(), v.to_string());
-            }
-            full.extend(env.clone());
-            let mut s = subprocess::Subprocess::new(subprocess::Spec {
+            let spec = subprocess::Spec {
                 command: command.clone(),
-                env: full,
+                env: subprocess_env(config, &setup, &lambda_arn, env),
                 working_directory: working_directory.clone(),
                 label: label.clone(),
-            });
-            s.start().map_err(|source| TransformStartError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-            Runtime::Subprocess(Box::new(s))
+            };
+            let mut started = Vec::with_capacity(count);
+            for _ in 0..count {
+                let mut s = subprocess::Subprocess::new(spec.clone());
+                s.start().map_err(|source| TransformStartError::Spawn {
+                    command: command.clone(),
+                    source,
+                })?;
+                started.push(Runtime::Subprocess(Box::new(s)));
+            }
+            started
         }
         crate::config::transform::Runtime::Wasm {
             module,
@@ -302,20 +289,57 @@ pub(crate) async fn build(
             let loaded =
                 tokio::task::spawn_blocking(move || wasm::WasmTransform::load(&module, mem, &l))
                     .await
-                    .map_err(|e| TransformStartError::Interrupted(e.to_string()))?;
-            Runtime::Wasm(loaded?)
+                    .map_err(|e| TransformStartError::Interrupted(e.to_string()))??;
+            (0..count).map(|_| Runtime::Wasm(loaded.clone())).collect()
         }
     };
-    Ok(Transform::new(
-        runtime,
-        Invocation {
-            delivery_stream_arn: setup.stream_arn.to_string(),
-            region: setup.region.to_string(),
-            source_kinesis_stream_arn: setup.kinesis_stream_arn,
-        },
-        lambda_arn,
-        config.clone(),
-        setup.metrics,
-        label,
-    ))
+    let invocation = Invocation {
+        delivery_stream_arn: setup.stream_arn.to_string(),
+        region: setup.region.to_string(),
+        source_kinesis_stream_arn: setup.kinesis_stream_arn.clone(),
+    };
+    Ok(runtimes
+        .into_iter()
+        .map(|runtime| {
+            Transform::new(
+                runtime,
+                invocation.clone(),
+                lambda_arn.clone(),
+                config.clone(),
+                setup.metrics.clone(),
+                label.clone(),
+            )
+        })
+        .collect())
+}
+
+/// The environment of a transform's child: the Lambda runtime's variables, then the user's.
+fn subprocess_env(
+    config: &TransformConfig,
+    setup: &Setup<'_>,
+    lambda_arn: &str,
+    user: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    // The segment after `:function:` as it is (a stream name may hold dots, which Lambda's
+    // function names may not, but `firehosed-<stream>` is still the name to show).
+    let function_name = lambda_arn
+        .split_once(":function:")
+        .map_or("firehosed", |(_, rest)| {
+            rest.split(':').next().unwrap_or(rest)
+        });
+    let timeout_ms = (config.timeout_seconds * 1000).to_string();
+    let mut full = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("FIREHOSED_STREAM", setup.stream),
+        ("FIREHOSED_TIMEOUT_MS", &timeout_ms),
+        ("FIREHOSED_FUNCTION_ARN", lambda_arn),
+        ("AWS_LAMBDA_FUNCTION_NAME", function_name),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_REGION", setup.region),
+    ] {
+        full.insert(k.to_string(), v.to_string());
+    }
+    full.extend(user.clone());
+    full
 }
