@@ -276,6 +276,7 @@ delivery_streams:
     assert_eq!(t.buffer_interval_seconds, 60);
     assert_eq!(t.number_of_retries, 3);
     assert_eq!(t.timeout_seconds, 60);
+    assert_eq!(t.concurrency, 1);
     match &t.runtime {
         Runtime::Subprocess {
             command,
@@ -304,6 +305,7 @@ delivery_streams:
         buffer_interval_seconds: 0
         number_of_retries: 0
         timeout_seconds: 900
+        concurrency: 32
     destinations: [{directory: a}]
 ");
     let t = c.streams[0]
@@ -312,6 +314,7 @@ delivery_streams:
         .as_ref()
         .expect("transform");
     assert_eq!(t.buffer_bytes, 209_715);
+    assert_eq!(t.concurrency, 32);
     assert_eq!(
         t.runtime,
         Runtime::Wasm {
@@ -333,6 +336,7 @@ delivery_streams:
         buffer_interval_seconds: 901
         number_of_retries: 301
         timeout_seconds: 0
+        concurrency: 0
     destinations:
       - directory: a
         source_record_backup: {prefix: 'raw/!{firehose:error-output-type}/'}
@@ -345,6 +349,7 @@ delivery_streams:
         "buffer_interval_seconds: must be 0..=900",
         "number_of_retries: must be 0..=300",
         "timeout_seconds: must be 1..=900",
+        "concurrency: must be 1..=32",
         "source_record_backup.prefix: only !{timestamp:...}",
     ] {
         assert!(all.contains(needle), "{needle} in:\n{all}");

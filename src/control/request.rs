@@ -702,7 +702,7 @@ mod tests {
                     max_memory_mib: 64,
                 },
                 timeout_seconds: 30,
-                concurrency: 1,
+                concurrency: 3,
             },
         );
         let arn = "arn:aws:lambda:eu-west-1:111122223333:function:upper:live";
@@ -725,6 +725,7 @@ mod tests {
             }
         );
         assert_eq!(t.timeout_seconds, 30);
+        assert_eq!(t.concurrency, 3);
         assert_eq!(t.number_of_retries, 5);
         assert_eq!(t.buffer_bytes, 2 * 1024 * 1024);
         assert_eq!(t.buffer_interval_seconds, 10);
