@@ -3,7 +3,7 @@
 # examples/loadgen.rs (PutRecordBatch of 500 x 1 KiB JSON records, 4 connections) for SECONDS,
 # then flushed; the same run without partitioning, and with a two-key jq extraction
 # ({action: .action, b: (.event_id % 125)}: 500 active partitions, AWS's default limit).
-# Prints delivered records/s and peak RSS for each.
+# Prints delivered records/s, peak RSS, the objects and their compression ratio for each.
 # usage: bench/partitions.sh [seconds=10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,11 @@ YAML
   printf '%-34s ' "$name"
   target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" --pid "$pid" \
     | sed -n 's/^delivered (load + final flush): //p' | tr '\n' ' '
-  echo "objects=$(find "$work/out" -type f | wc -l)"
+  # The compression ratio: object bytes over the records' bytes (decompressed, errors too).
+  local stored raw
+  stored=$(find "$work/out" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+  raw=$(find "$work/out" -type f -exec cat {} + | gzip -dc | wc -c)
+  echo "objects=$(find "$work/out" -type f | wc -l) bytes=$stored of $raw ratio=$(awk -v s="$stored" -v r="$raw" 'BEGIN {printf "%.4f", s / r}')"
   kill $pid; wait $pid 2>/dev/null || true
 }
 

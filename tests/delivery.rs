@@ -520,16 +520,23 @@ delivery_streams:
         first.len(),
         expected.len()
     );
-    let zcat = run_output(std::process::Command::new("zcat").arg(&file));
+    gzip_readers_agree(d.dir.path(), &file, &expected);
+}
+
+/// zcat, Python's gzip and Java's GZIPInputStream (Hadoop's GzipCodec, so Spark and Athena)
+/// each read `file` as exactly `expected`.
+fn gzip_readers_agree(scratch: &std::path::Path, file: &std::path::Path, expected: &[u8]) {
+    let data = std::fs::read(file).expect("object");
+    let zcat = run_output(std::process::Command::new("zcat").arg(file));
     assert!(zcat.status.success() && zcat.stdout == expected, "zcat");
     assert_eq!(py_decode("GZIP", &data).0, expected, "Python's gzip");
-    let java = d.dir.path().join("Gunzip.java");
+    let java = scratch.join("Gunzip.java");
     std::fs::write(&java, JAVA_GUNZIP).expect("java source");
-    let out = d.dir.path().join("java.out");
+    let out = scratch.join("java.out");
     let run = run_output(
         std::process::Command::new("java")
             .arg(&java)
-            .arg(&file)
+            .arg(file)
             .arg(&out),
     );
     assert!(
@@ -542,4 +549,53 @@ delivery_streams:
         expected,
         "Java's GZIPInputStream"
     );
+}
+
+/// A partition's GZIP object is built 32 KiB at a time by a deflate state the partitions share
+/// (encode/lean_gzip.rs): still one gzip member, one deflate stream, read whole by a
+/// single-member decoder and by every reader of the test tools.
+#[test]
+fn a_partition_gzip_object_built_in_chunks_is_one_member_every_reader_reads() {
+    let d = Daemon::start(
+        "listen: 127.0.0.1:0
+state_dir: '{dir}/state'
+delivery_streams:
+  - name: parts
+    source: {direct_put: {}}
+    processing:
+      metadata_extraction: {query: '{u: (.id % 3 | tostring)}'}
+    destinations:
+      - directory: '{dir}/out'
+        prefix: 'u=!{partitionKeyFromQuery:u}/'
+        error_output_prefix: 'errors/!{firehose:error-output-type}/'
+        compression: GZIP
+        dynamic_partitioning: {enabled: true}
+        buffering: {size_mib: 64, interval_seconds: 900}",
+    );
+    let body = sample_records(60_000);
+    let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').collect();
+    for chunk in lines.chunks(20_000) {
+        assert_eq!(d.post("/v1/streams/parts/records", &chunk.concat()).0, 200);
+    }
+    let mut keys = d.flush("parts");
+    keys.sort();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    for (u, key) in keys.iter().enumerate() {
+        assert!(key.starts_with(&format!("u={u}/")), "{key}");
+        let expected: Vec<u8> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 == u)
+            .map(|(_, l)| l.strip_suffix(b"\n").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .concat();
+        assert!(expected.len() > 4 * 32 * 1024, "several chunks");
+        let file = d.dir.path().join("out").join(key);
+        let data = std::fs::read(&file).expect("object");
+        let mut whole = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&data[..]), &mut whole)
+            .expect("one member");
+        assert!(whole == expected, "a single-member decoder reads it all");
+        gzip_readers_agree(d.dir.path(), &file, &expected);
+    }
 }

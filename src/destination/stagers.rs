@@ -185,6 +185,7 @@ impl StagingPlan {
                     };
                     ObjectStager::new(dir.clone(), naming, compression, delimiter, size)
                         .with_buffer(PARTITION_BUFFER)
+                        .with_lean_compression()
                         .with_conversion(conversion.clone())
                 }),
             }
@@ -247,15 +248,17 @@ impl StagingPlan {
     }
 }
 
-/// Partitions that keep an encoder and an open staging file at once (about 0.45 MiB each with
-/// GZIP); the least recently written beyond this are suspended (see `ObjectStager::suspend`). Above
+/// Partitions that keep an encoder and an open staging file at once (under 0.2 MiB each with
+/// GZIP: `encode::lean_gzip`); the least recently written beyond this are suspended (see `ObjectStager::suspend`). Above
 /// AWS's default of 500 active partitions, so uniform traffic over them never thrashes.
 pub(crate) const ACTIVE_ENCODERS: usize = 512;
 /// A partition not written in this many deliveries is idle: it is suspended.
 const IDLE_BATCHES: u64 = 4;
 
 /// Write buffer of a partition's staging file (many partitions may be open at once).
-const PARTITION_BUFFER: usize = 32 * 1024;
+/// Lean GZIP writes a compressed chunk at a time, so it needs little; plain and Snappy objects
+/// write through it.
+const PARTITION_BUFFER: usize = 16 * 1024;
 
 pub(crate) struct StagerSet {
     main: ObjectStager,

@@ -188,8 +188,34 @@ pub(crate) struct ObjectStager {
     /// Records are framed (`FRAME_HEADER` then the bytes) for a sink that sends them one by
     /// one (an HTTP endpoint), not concatenated; the object's key is its uuid (the request id).
     framed: bool,
-    /// GZIP is compressed on every core (the destination's main object).
-    parallel: bool,
+    /// How GZIP is compressed (on every core for the main object, lean for partitions).
+    gzip: GzipMode,
+}
+
+/// How an object's GZIP stream is made (`encode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GzipMode {
+    /// One deflate stream (error and backup objects).
+    OneStream,
+    /// Blocks on every core (a destination's main object: one object takes all the data).
+    Parallel,
+    /// No deflate state kept between writes (partitions: hundreds may be open at once).
+    Lean,
+}
+
+impl GzipMode {
+    fn encoder<W: Write + std::io::Seek>(
+        self,
+        compression: Compression,
+        out: W,
+        entry_name_len: usize,
+    ) -> io::Result<Encoder<W>> {
+        match self {
+            GzipMode::OneStream => Encoder::new(compression, out, entry_name_len),
+            GzipMode::Parallel => Encoder::new_parallel(compression, out, entry_name_len),
+            GzipMode::Lean => Encoder::new_lean(compression, out, entry_name_len),
+        }
+    }
 }
 
 /// A framed record's header: its length (u32) and arrival time (i64 ms), little-endian.
@@ -217,13 +243,19 @@ impl ObjectStager {
             patience: Arc::default(),
             identity: None,
             framed: false,
-            parallel: false,
+            gzip: GzipMode::OneStream,
         }
     }
 
     /// Compresses GZIP on every core (`encode::parallel_gzip`).
     pub(crate) fn with_parallel_compression(mut self) -> Self {
-        self.parallel = true;
+        self.gzip = GzipMode::Parallel;
+        self
+    }
+
+    /// Compresses GZIP keeping no deflate state between writes (`encode::lean_gzip`).
+    pub(crate) fn with_lean_compression(mut self) -> Self {
+        self.gzip = GzipMode::Lean;
         self
     }
 
@@ -415,8 +447,12 @@ impl ObjectStager {
         if self.current.is_none() {
             self.current = Some(self.open(record.arrival_ms, now)?);
         }
-        let (compression, buffer, base_len) =
-            (self.compression, self.buffer, self.naming.base_len());
+        let (compression, buffer, base_len, gzip) = (
+            self.compression,
+            self.buffer,
+            self.naming.base_len(),
+            self.gzip,
+        );
         let patience = self.patience.clone();
         let cost = self.cost(len);
         let Some(cur) = self.current.as_mut() else {
@@ -426,7 +462,7 @@ impl ObjectStager {
             // Resume a suspended object: a new compressed member appended to the file.
             let file = std::fs::OpenOptions::new().append(true).open(&cur.path)?;
             let out = BufWriter::with_capacity(buffer, PatientFile::new(file, patience));
-            cur.encoder = Some(Writer::Bytes(Encoder::new(compression, out, base_len)?));
+            cur.encoder = Some(Writer::Bytes(gzip.encoder(compression, out, base_len)?));
         }
         match cur.encoder.as_mut() {
             Some(Writer::Bytes(encoder)) => {
@@ -494,12 +530,11 @@ impl ObjectStager {
                 patience: self.patience.clone(),
                 capacity: self.buffer,
             })?)),
-            None if self.parallel => Writer::Bytes(Encoder::new_parallel(
+            None => Writer::Bytes(self.gzip.encoder(
                 self.compression,
                 out,
                 self.naming.base_len(),
             )?),
-            None => Writer::Bytes(Encoder::new(self.compression, out, self.naming.base_len())?),
         };
         Ok(Open {
             id: self.next_id,

@@ -2,6 +2,7 @@
 //! incrementally so a 128 MiB buffer never sits in memory.
 
 mod hadoop_snappy;
+mod lean_gzip;
 pub mod orc;
 pub mod parallel_gzip;
 pub mod parquet;
@@ -74,6 +75,8 @@ pub enum Encoder<W: Write + Seek> {
     Gzip(Box<GzEncoder<W>>),
     /// GZIP compressed a block at a time on every core (members in order).
     ParallelGzip(Box<parallel_gzip::ParallelGzip<W>>),
+    /// GZIP with no deflate state kept between writes (`lean_gzip`): objects kept by the hundred.
+    LeanGzip(Box<lean_gzip::LeanGzip<W>>),
     Zip(Box<ZipEntryWriter<W>>),
     /// With where the stream started: a stream with no data still gets its identifier.
     Snappy(Box<snap::write::FrameEncoder<W>>, u64),
@@ -115,8 +118,20 @@ impl<W: Write + Seek> Encoder<W> {
         }
     }
 
+    /// As `new`, with GZIP that keeps no deflate state between writes (`lean_gzip`): for objects
+    /// kept open by the hundred (dynamic partitions).
+    pub fn new_lean(compression: Compression, out: W, entry_name_len: usize) -> io::Result<Self> {
+        match compression {
+            Compression::Gzip => Ok(Encoder::LeanGzip(Box::new(lean_gzip::LeanGzip::new(
+                out, GZIP_LEVEL,
+            )?))),
+            _ => Encoder::new(compression, out, entry_name_len),
+        }
+    }
+
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
+            Encoder::LeanGzip(w) => w.write_all(data),
             Encoder::Plain(w) => w.write_all(data),
             Encoder::Gzip(w) => w.write_all(data),
             Encoder::ParallelGzip(w) => w.write_all(data),
@@ -132,6 +147,7 @@ impl<W: Write + Seek> Encoder<W> {
             Encoder::Plain(w) => w,
             Encoder::Gzip(w) => w.finish()?,
             Encoder::ParallelGzip(w) => w.finish()?,
+            Encoder::LeanGzip(w) => w.finish()?,
             Encoder::Zip(w) => w.finish(entry_name)?,
             Encoder::Snappy(w, start) => {
                 let mut out = w.into_inner().map_err(|e| e.into_error())?;
