@@ -21,10 +21,10 @@ use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 /// per partition (64 KiB: 0.08%; a 16 KiB dictionary: 0.87%; 8 KiB: 1.9%).
 const CHUNK: usize = 32 * 1024;
 /// Deflate's window: the most a match can reach back.
-const DICT: usize = 32 * 1024;
+pub(super) const DICT: usize = 32 * 1024;
 
 /// The gzip header of firehosed's objects: no name, no time, OS unknown (as flate2 writes it).
-const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+pub(super) const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 pub struct LeanGzip<W: Write> {
     out: W,
@@ -79,35 +79,12 @@ impl<W: Write> LeanGzip<W> {
         Ok(self.out)
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
-    }
-
     /// Compresses the pending bytes into `out`, then keeps the last 32 KiB as the dictionary.
     fn compress(&mut self, flush: FlushCompress) -> io::Result<()> {
         let (dict, input) = self.buf.split_at(self.dict);
         self.crc.update(input);
-        let level = self.level;
         let out = &mut self.out;
-        DEFLATE.with(|cell| -> io::Result<()> {
-            let mut slot = cell.borrow_mut();
-            if slot.as_ref().is_some_and(|s| s.0 != level) {
-                *slot = None;
-            }
-            let (_, deflate, compressed) = slot.get_or_insert_with(|| {
-                (
-                    level,
-                    Compress::new(Compression::new(level), false),
-                    Vec::with_capacity(CHUNK + CHUNK / 8),
-                )
-            });
-            deflate.reset();
-            if !dict.is_empty() {
-                deflate.set_dictionary(dict).map_err(io::Error::other)?;
-            }
-            deflate_all(deflate, input, compressed, flush)?;
-            out.write_all(compressed)
-        })?;
+        with_chunk_deflated(self.level, dict, input, flush, |c| out.write_all(c))?;
         let keep = self.buf.len().min(DICT);
         if matches!(flush, FlushCompress::Finish) {
             self.buf = Vec::new();
@@ -118,6 +95,43 @@ impl<W: Write> LeanGzip<W> {
         }
         Ok(())
     }
+}
+
+/// Deflates `input` as the next part of a raw deflate stream whose last 32 KiB so far are
+/// `dict` (empty at the start), ended by a sync flush (more parts follow) or the final block
+/// (`Finish`), with the calling thread's deflate state; `use_it` gets the compressed bytes.
+/// Parts made this way, in order, are one deflate stream (pigz builds its blocks so).
+pub(super) fn with_chunk_deflated<R>(
+    level: u32,
+    dict: &[u8],
+    input: &[u8],
+    flush: FlushCompress,
+    use_it: impl FnOnce(&[u8]) -> io::Result<R>,
+) -> io::Result<R> {
+    DEFLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_some_and(|s| s.0 != level) {
+            *slot = None;
+        }
+        let (_, deflate, compressed) = slot.get_or_insert_with(|| {
+            (
+                level,
+                Compress::new(Compression::new(level), false),
+                Vec::with_capacity(CHUNK + CHUNK / 8),
+            )
+        });
+        deflate.reset();
+        if !dict.is_empty() {
+            deflate.set_dictionary(dict).map_err(io::Error::other)?;
+        }
+        deflate_all(deflate, input, compressed, flush)?;
+        let result = use_it(compressed);
+        // A large part (a parallel block) leaves a large buffer: keep at most a chunk's worth.
+        if compressed.capacity() > 4 * CHUNK {
+            *compressed = Vec::with_capacity(CHUNK + CHUNK / 8);
+        }
+        result
+    })
 }
 
 /// Deflates all of `input` into `out` (cleared first) and flushes as `flush` says.
