@@ -357,7 +357,9 @@ mod tests {
         for (t, o) in texts.iter().zip(&out) {
             assert_eq!(b64.decode(t).expect("valid"), o.to_vec());
         }
-        for bad in ["YR==", "YQ", "YQ=", "Y===", "YQ==YQ==", "!!!!", "YWJj\n", " YWJj"] {
+        for bad in [
+            "YR==", "YQ", "YQ=", "Y===", "YQ==YQ==", "!!!!", "YWJj\n", " YWJj",
+        ] {
             let ours = decode_batch(batch(&["YWJj", bad]));
             let theirs = b64.decode(bad);
             assert_eq!(ours.is_ok(), theirs.is_ok(), "{bad:?}");

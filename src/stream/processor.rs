@@ -350,7 +350,7 @@ impl State {
         match f {
             Ok(run) => self.dispatch(&run.source, run.processed, run.end).await,
             Err(e) => {
-                self.fatal.report(&self.label, &e.to_string());
+                self.fatal.report(&self.label, e.to_string());
                 self.broken = true;
             }
         }
