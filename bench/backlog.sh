@@ -10,11 +10,14 @@
 # (firehosed's, examples/gzip_stream.rs), and one stream of each against the objects written
 # (the ratio cost of parallel blocks).
 # Needs wrk.
-# usage: bench/backlog.sh [seconds=4]
+# COMPRESSION=ZIP drains into ZIP objects instead (one entry each, deflated the same way).
+# usage: [COMPRESSION=ZIP] bench/backlog.sh [seconds=4]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 seconds=${1:-4}
+compression=${COMPRESSION:-GZIP}
+case $compression in GZIP) ext=gz ;; ZIP) ext=zip ;; *) echo "COMPRESSION is GZIP or ZIP"; exit 1 ;; esac
 command -v wrk > /dev/null || { echo "wrk is missing (apt-get install wrk)"; exit 1; }
 # The same build as the other scripts (an example in the build changes the features)
 cargo build --release --quiet --bin firehosed --example loadgen --example gzip_stream
@@ -28,12 +31,12 @@ export BODIES=$work/bodies
   cat <<YAML
     destinations:
       - directory: $work/out
-        compression: GZIP
+        compression: $compression
         buffering: {size_mib: 128, interval_seconds: 900}
 YAML
 } > "$work/c.yaml"
 
-echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; $seconds s of wrk load, then kill -9 and a restart; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; $compression; $seconds s of wrk load, then kill -9 and a restart; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 start_firehosed "$work/c.yaml" "$work"
 wrk -t2 -c16 -d"${seconds}s" -s bench/peers/post.lua "$url/v1/streams/load/records" > "$work/wrk.out"
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true
@@ -46,12 +49,16 @@ curl -sf -X POST "$url/v1/streams/load/flush" > /dev/null
 t1=$(date +%s.%N)
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 replayed=$(sed -n 's/.*records=\([0-9]*\).*replaying.*/\1/p; s/.*replaying.*records=\([0-9]*\).*/\1/p' "$work/log" | head -1)
-find "$work/out" -name '*.gz' -print0 | sort -z | xargs -0 cat | gzip -dc > "$work/raw"
+if [ "$compression" = ZIP ]; then
+  find "$work/out" -name '*.zip' -print0 | sort -z | xargs -0 -n1 unzip -p > "$work/raw"
+else
+  find "$work/out" -name '*.gz' -print0 | sort -z | xargs -0 cat | gzip -dc > "$work/raw"
+fi
 zlib_rs=$(target/release/examples/gzip_stream < "$work/raw")
-python3 - "$work/raw" "$work/out" "$t0" "$t1" "${replayed:-0}" "$zlib_rs" <<'PY'
+python3 - "$work/raw" "$work/out" "$t0" "$t1" "${replayed:-0}" "$zlib_rs" "$ext" <<'PY'
 import os, re, sys, time, zlib
-raw_path, root, t0, t1, replayed, zlib_rs = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-objects = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".gz")]
+raw_path, root, t0, t1, replayed, zlib_rs, ext = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
+objects = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith("." + ext)]
 raw = open(raw_path, "rb").read()
 compressed = sum(os.path.getsize(p) for p in objects)
 secs = t1 - t0

@@ -482,7 +482,8 @@ public class Gunzip {
 "#;
 
 /// A main GZIP object compressed on every core (1 MiB blocks deflated apart, each primed with
-/// the 32 KiB before it, as pigz does) is one gzip member that every reader reads whole.
+/// the 32 KiB before it, as pigz does) is one gzip member that every reader reads whole; a
+/// ZIP destination's entry, deflated so too, opens in Python's zipfile and unzip.
 #[test]
 fn a_gzip_object_compressed_on_every_core_reads_back_in_zcat_python_and_java() {
     let d = Daemon::start(
@@ -494,6 +495,9 @@ delivery_streams:
     destinations:
       - directory: '{dir}/out'
         compression: GZIP
+        buffering: {size_mib: 64, interval_seconds: 900}
+      - directory: '{dir}/zip'
+        compression: ZIP
         buffering: {size_mib: 64, interval_seconds: 900}",
     );
     let body = sample_records(120_000);
@@ -504,8 +508,15 @@ delivery_streams:
         assert_eq!(d.post("/v1/streams/big/records", &part).0, 200);
     }
     let keys = d.flush("big");
-    assert_eq!(keys.len(), 1, "{keys:?}");
-    let file = d.dir.path().join("out").join(&keys[0]);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let zip_key = files_under(&d.dir.path().join("zip"));
+    assert_eq!(zip_key.len(), 1, "{zip_key:?}");
+    let zip = d.dir.path().join("zip").join(&zip_key[0]);
+    let file = d
+        .dir
+        .path()
+        .join("out")
+        .join(&files_under(&d.dir.path().join("out"))[0]);
     let data = std::fs::read(&file).expect("object");
     let expected: Vec<u8> = lines
         .iter()
@@ -519,6 +530,15 @@ delivery_streams:
         .expect("the member decodes");
     assert!(first == expected, "one member holds every block");
     gzip_readers_agree(d.dir.path(), &file, &expected);
+    // The ZIP destination's entry is deflated on every core the same way: Python's zipfile
+    // and unzip read it.
+    let zip_data = std::fs::read(&zip).expect("zip object");
+    assert_eq!(py_decode("ZIP", &zip_data).0, expected, "Python's zipfile");
+    let unzip = run_output(std::process::Command::new("unzip").arg("-p").arg(&zip));
+    assert!(
+        unzip.status.success() && unzip.stdout == expected,
+        "unzip -p"
+    );
 }
 
 /// zcat, Python's gzip and Java's GZIPInputStream (Hadoop's GzipCodec, so Spark and Athena)

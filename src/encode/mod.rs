@@ -103,8 +103,8 @@ impl<W: Write + Seek> Encoder<W> {
         })
     }
 
-    /// As `new`, with GZIP compressed on every core (`parallel_gzip`): for objects that may
-    /// hold many blocks (a destination's main object), not for small ones kept by the hundred.
+    /// As `new`, with GZIP and ZIP compressed on every core (`parallel_gzip`): for objects that
+    /// may hold many blocks (a destination's main object), not for small ones kept by the hundred.
     pub fn new_parallel(
         compression: Compression,
         out: W,
@@ -114,6 +114,10 @@ impl<W: Write + Seek> Encoder<W> {
             Compression::Gzip => Ok(Encoder::ParallelGzip(Box::new(
                 parallel_gzip::ParallelGzip::new(out, GZIP_LEVEL),
             ))),
+            Compression::Zip => Ok(Encoder::Zip(Box::new(ZipEntryWriter::new_parallel(
+                out,
+                entry_name_len,
+            )?))),
             _ => Encoder::new(compression, out, entry_name_len),
         }
     }

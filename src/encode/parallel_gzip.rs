@@ -82,6 +82,8 @@ pub struct ParallelGzip<W: Write> {
     max_in_flight: usize,
     crc: Crc,
     header_written: bool,
+    /// Only the deflate stream, no gzip header and trailer (a ZIP entry's data).
+    raw: bool,
 }
 
 impl<W: Write> ParallelGzip<W> {
@@ -96,6 +98,15 @@ impl<W: Write> ParallelGzip<W> {
             max_in_flight: cores,
             crc: Crc::new(),
             header_written: false,
+            raw: false,
+        }
+    }
+
+    /// The deflate stream alone, for a ZIP entry (which keeps its own CRC and sizes).
+    pub fn raw(out: W, level: u32) -> Self {
+        ParallelGzip {
+            raw: true,
+            ..ParallelGzip::new(out, level)
         }
     }
 
@@ -142,10 +153,10 @@ impl<W: Write> ParallelGzip<W> {
             let part = rx
                 .recv()
                 .map_err(|_| io::Error::other("a compression thread stopped"))??;
-            if !self.header_written {
+            if !self.header_written && !self.raw {
                 self.out.write_all(&HEADER)?;
-                self.header_written = true;
             }
+            self.header_written = true;
             self.out.write_all(&part.deflated)?;
             self.crc.combine(&part.crc);
         }
@@ -159,10 +170,12 @@ impl<W: Write> ParallelGzip<W> {
         while !self.in_flight.is_empty() {
             self.write_oldest()?;
         }
-        let mut trailer = [0u8; 8];
-        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
-        trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
-        self.out.write_all(&trailer)?;
+        if !self.raw {
+            let mut trailer = [0u8; 8];
+            trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
+            trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
+            self.out.write_all(&trailer)?;
+        }
         Ok(self.out)
     }
 }

@@ -7,14 +7,39 @@ use std::io::{self, Seek, SeekFrom, Write};
 use chrono::{Datelike, Timelike, Utc};
 use flate2::write::DeflateEncoder;
 
+use super::parallel_gzip::ParallelGzip;
+
 const LOCAL_HEADER_LEN: u64 = 30;
 
 pub struct ZipEntryWriter<W: Write + Seek> {
-    deflate: DeflateEncoder<Counting<W>>,
+    deflate: Deflate<Counting<W>>,
     crc: crc32fast::Hasher,
     uncompressed: u64,
     start: u64,
     name_len: usize,
+}
+
+/// The entry's data: one deflate stream on this thread, or blocks on every core
+/// (`parallel_gzip`, raw: the same stream as pigz would cut it).
+enum Deflate<W: Write> {
+    One(DeflateEncoder<W>),
+    Parallel(Box<ParallelGzip<W>>),
+}
+
+impl<W: Write> Deflate<W> {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Deflate::One(d) => d.write_all(data),
+            Deflate::Parallel(d) => d.write_all(data),
+        }
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Deflate::One(d) => d.finish(),
+            Deflate::Parallel(d) => d.finish(),
+        }
+    }
 }
 
 struct Counting<W> {
@@ -35,17 +60,32 @@ impl<W: Write> Write for Counting<W> {
 
 impl<W: Write + Seek> ZipEntryWriter<W> {
     /// Reserves a local header for an entry name of `name_len` bytes.
-    pub(crate) fn new(mut out: W, name_len: usize) -> io::Result<Self> {
+    pub(crate) fn new(out: W, name_len: usize) -> io::Result<Self> {
+        Self::start(out, name_len, false)
+    }
+
+    /// As `new`, with the entry deflated on every core (a destination's main object).
+    pub(crate) fn new_parallel(out: W, name_len: usize) -> io::Result<Self> {
+        Self::start(out, name_len, true)
+    }
+
+    fn start(mut out: W, name_len: usize, parallel: bool) -> io::Result<Self> {
         let start = out.stream_position()?;
         out.write_all(&vec![0u8; LOCAL_HEADER_LEN as usize + name_len])?;
+        let counting = Counting {
+            inner: out,
+            written: 0,
+        };
+        let level = super::GZIP_LEVEL;
         Ok(ZipEntryWriter {
-            deflate: DeflateEncoder::new(
-                Counting {
-                    inner: out,
-                    written: 0,
-                },
-                flate2::Compression::new(super::GZIP_LEVEL),
-            ),
+            deflate: if parallel {
+                Deflate::Parallel(Box::new(ParallelGzip::raw(counting, level)))
+            } else {
+                Deflate::One(DeflateEncoder::new(
+                    counting,
+                    flate2::Compression::new(level),
+                ))
+            },
             crc: crc32fast::Hasher::new(),
             uncompressed: 0,
             start,
@@ -134,8 +174,27 @@ mod tests {
     #[test]
     fn one_entry_readable_by_offsets() {
         let data = b"hello zip world\n".repeat(1000);
-        let mut w = ZipEntryWriter::new(Cursor::new(Vec::new()), 5).expect("opens");
-        w.write_all(&data).expect("writes");
+        entry_reads_back(ZipEntryWriter::new(Cursor::new(Vec::new()), 5), &data);
+        // On every core: 1 MiB blocks, one deflate stream, the same archive.
+        let big: Vec<u8> = (0..300_000)
+            .flat_map(|i| format!("{{\"id\":{i},\"m\":\"{}\"}}\n", i % 977).into_bytes())
+            .collect();
+        assert!(big.len() > 4 * 1024 * 1024);
+        entry_reads_back(
+            ZipEntryWriter::new_parallel(Cursor::new(Vec::new()), 5),
+            &big,
+        );
+        entry_reads_back(
+            ZipEntryWriter::new_parallel(Cursor::new(Vec::new()), 5),
+            b"",
+        );
+    }
+
+    fn entry_reads_back(w: io::Result<ZipEntryWriter<Cursor<Vec<u8>>>>, data: &[u8]) {
+        let mut w = w.expect("opens");
+        for part in data.chunks(100_000) {
+            w.write_all(part).expect("writes");
+        }
         let out = w.finish("entry").expect("finishes").into_inner();
         assert_eq!(&out[..4], b"PK\x03\x04");
         let csize = u32::from_le_bytes([out[18], out[19], out[20], out[21]]) as usize;
@@ -144,7 +203,9 @@ mod tests {
         flate2::read::DeflateDecoder::new(&out[35..35 + csize])
             .read_to_end(&mut back)
             .expect("inflates");
-        assert_eq!(back, data);
+        assert!(back == data);
+        let crc = u32::from_le_bytes([out[14], out[15], out[16], out[17]]);
+        assert_eq!(crc, crc32fast::hash(data));
         let eocd = &out[out.len() - 22..];
         assert_eq!(&eocd[..4], b"PK\x05\x06");
     }
