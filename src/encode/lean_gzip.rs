@@ -8,6 +8,9 @@
 //! decoder holds at that point. What is lost against one live stream is a block boundary per
 //! chunk (a few bytes and the Huffman tables), not the history.
 //!
+//! A writer makes one member; a suspended partition (its file closed while idle) gets a new
+//! writer, and so a new member, when it is written again (RFC 1952 allows a file of members).
+//!
 //! Memory per writer: the buffer (32 KiB + `CHUNK`, allocated at the first write and freed at
 //! `finish`), against about 0.4 MiB for a live deflate state and its buffers.
 

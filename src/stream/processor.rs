@@ -311,8 +311,15 @@ impl State {
         }
     }
 
-    /// Hands `run` over after every batch in flight (at once when there is none).
+    /// Hands `run` over after every batch in flight (at once when there is none), waiting for
+    /// the oldest outcome first while the runs queued so are at their bound.
     async fn after_in_flight(&mut self, run: Finished) {
+        while !self.broken && self.transform.as_ref().is_some_and(|t| t.pool.ready_full()) {
+            let Some(f) = next_finished(&mut self.transform).await else {
+                break;
+            };
+            self.take_finished(f).await;
+        }
         match self.transform.as_mut() {
             Some(t) if !t.pool.is_empty() => t.pool.push_ready(run),
             _ => self.dispatch(&run.source, run.processed, run.end).await,

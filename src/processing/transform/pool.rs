@@ -49,7 +49,17 @@ pub(crate) struct InvocationLost(String);
 pub(crate) struct TransformPool {
     idle: Vec<Transform>,
     queue: VecDeque<Slot>,
+    /// Runs queued as Ready, and the bytes of their log records: bounded (`ready_full`), as
+    /// the destinations' channels bound what is dispatched directly.
+    ready: usize,
+    ready_bytes: usize,
 }
+
+/// At most this many runs, or bytes of their records, wait as Ready behind the batches in flight
+/// (records that fail before the transform could otherwise pile up while one invocation takes
+/// its time).
+const MAX_READY: usize = 1024;
+const MAX_READY_BYTES: usize = 16 * 1024 * 1024;
 
 impl TransformPool {
     /// A pool of the given runtimes (one invocation in flight per runtime).
@@ -57,6 +67,8 @@ impl TransformPool {
         TransformPool {
             idle: transforms,
             queue: VecDeque::new(),
+            ready: 0,
+            ready_bytes: 0,
         }
     }
 
@@ -84,7 +96,14 @@ impl TransformPool {
 
     /// Queues a run that needed no invocation, behind every batch submitted before it.
     pub(crate) fn push_ready(&mut self, finished: Finished) {
+        self.ready += 1;
+        self.ready_bytes += source_bytes(&finished.source);
         self.queue.push_back(Slot::Ready(finished));
+    }
+
+    /// Whether the Ready runs are at their bound: the caller takes `next` before pushing more.
+    pub(crate) fn ready_full(&self) -> bool {
+        self.ready >= MAX_READY || self.ready_bytes >= MAX_READY_BYTES
     }
 
     /// Whether the oldest queued run has its outcome (`next` would not wait).
@@ -105,7 +124,11 @@ impl TransformPool {
         };
         let slot = self.queue.pop_front()?;
         let finished = match (slot, result) {
-            (Slot::Ready(f), _) => f,
+            (Slot::Ready(f), _) => {
+                self.ready -= 1;
+                self.ready_bytes -= source_bytes(&f.source);
+                f
+            }
             (Slot::Running { source, end, .. }, Some(Ok((transform, outcomes)))) => {
                 self.hand_back(transform);
                 let mut processed = Processed::default();
@@ -161,6 +184,10 @@ impl TransformPool {
             t.close().await;
         }
     }
+}
+
+fn source_bytes(source: &[Record]) -> usize {
+    source.iter().map(|r| r.data.len()).sum()
 }
 
 /// The invocation of `source` on `transform`, as a task.
