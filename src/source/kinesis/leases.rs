@@ -76,7 +76,15 @@ struct Delivered {
 impl Progress {
     pub(crate) fn shard_ended(&self, shard: Arc<str>, end: u64) {
         if let Ok(mut s) = self.state.lock() {
-            s.ends.insert(shard, end);
+            if end <= s.floor {
+                // Everything the shard had is delivered already (its reader saw the end only
+                // after an empty read): `released` runs only when a cursor moves, and with no
+                // other shard feeding this log none might, so the shard is finished now. Left
+                // in `ends`, it never got its SHARD_END and its children were never read.
+                s.finished.insert(shard.to_string());
+            } else {
+                s.ends.insert(shard, end);
+            }
         }
         self.wake.notify_one();
     }
@@ -1068,5 +1076,17 @@ mod tests {
         p.released(&[rec("s3", "1", 0), rec("s3", "2", 0)], 7);
         assert_eq!(p.forget("s3"), 2);
         assert_eq!(p.floor(), 7);
+    }
+
+    /// A shard whose end is reported once all it had is delivered (the last records went out
+    /// before the reader's final, empty read) is finished then: no later delivery may come.
+    #[test]
+    fn an_end_reported_after_its_records_were_delivered_finishes_the_shard() {
+        let p = Progress::default();
+        p.released(&[rec("s", "9", 0)], 4);
+        p.shard_ended("s".into(), 4);
+        assert!(p.take("s").1, "its records below 4 are all delivered");
+        p.shard_ended("t".into(), 6);
+        assert!(!p.take("t").1, "its end (6) is not delivered yet");
     }
 }
