@@ -73,5 +73,5 @@ print(f"replayed {replayed:,} records, {len(raw) / 1e6:,.1f} MB, written as {len
 print(f"drain, restart to flush answered: {secs:.2f} s = {len(raw) / 1e6 / secs:,.1f} MB/s ({replayed / secs:,.0f} records/s)")
 print(f"one core, level 6, same bytes: C zlib {c_rate / 1e6:,.1f} MB/s, zlib-rs (firehosed's) {rs_rate / 1e6:,.1f} MB/s")
 print(f"drain / one core: {len(raw) / secs / c_rate:.2f}x C zlib, {len(raw) / secs / rs_rate:.2f}x zlib-rs")
-print(f"compressed: {compressed:,} bytes; one zlib-rs stream {one_rs:,} (+{(compressed / one_rs - 1) * 100:.2f}%), one C zlib stream {one_c:,} (+{(compressed / one_c - 1) * 100:.2f}%)")
+print(f"compressed: {compressed:,} bytes; one zlib-rs stream {one_rs:,} ({(compressed / one_rs - 1) * 100:+.2f}%), one C zlib stream {one_c:,} ({(compressed / one_c - 1) * 100:+.2f}%)")
 PY

@@ -1,6 +1,7 @@
 //! Compression codecs for delivered objects: one compressed stream per object, written
 //! incrementally so a 128 MiB buffer never sits in memory.
 
+mod deflate_join;
 mod hadoop_snappy;
 mod lean_gzip;
 pub mod orc;

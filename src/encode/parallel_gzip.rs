@@ -1,19 +1,23 @@
 //! GZIP on every core (issue 21), as pigz makes it: the input is cut into blocks of `BLOCK`
-//! bytes, each block deflated on a pool thread as the next part of one deflate stream (primed
-//! with the 32 KiB before it as its dictionary, ended by a sync flush, the last one by the final
-//! block: `lean_gzip::with_chunk_deflated`), and the parts written in input order between one
-//! gzip header and one trailer whose CRC combines the blocks' CRCs. The object is a single
-//! ordinary gzip member: every reader reads it, those that stop after the first member too,
-//! and the ratio is that of one stream but for a block boundary per MiB.
+//! bytes, each block deflated on a pool thread by libdeflate (whole-buffer deflate: on
+//! firehosed's events about 1.6x zlib-rs's speed at level 6, and 5% smaller), made the next
+//! part of one deflate stream (`deflate_join::continue_after`: its final block made not final,
+//! then an empty stored block, as a sync flush ends), and the parts written in input order
+//! between one gzip header and one trailer whose CRC combines the blocks' CRCs. The object is
+//! a single ordinary gzip member: every reader reads it, those that stop after the first
+//! member too. libdeflate takes no dictionary, so a block cannot refer to the one before it;
+//! at 1 MiB that costs 0.4% of size (BENCHMARKS.md), against the 5% it gains.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use flate2::{Crc, FlushCompress};
+use flate2::Crc;
 
-use super::lean_gzip::{DICT, HEADER, with_chunk_deflated};
+use super::deflate_join::continue_after;
+use super::lean_gzip::HEADER;
 
 /// Input bytes per block.
 const BLOCK: usize = 1024 * 1024;
@@ -57,14 +61,34 @@ fn pool() -> &'static Mutex<SyncSender<Job>> {
     })
 }
 
-/// `block` deflated after `dict` (the 32 KiB before it), with its CRC.
-fn part(dict: &[u8], block: &[u8], level: u32, last: bool) -> io::Result<Part> {
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-    let deflated = with_chunk_deflated(level, dict, block, flush, |c| Ok(c.to_vec()))?;
+thread_local! {
+    /// The thread's libdeflate compressor and its level (its tables are about 0.5 MiB: made
+    /// once per thread, not per block).
+    static COMPRESSOR: RefCell<Option<(u32, libdeflater::Compressor)>> = const { RefCell::new(None) };
+}
+
+/// `block` deflated, ending the stream if `last`, else ready for the next block's bytes; with
+/// its CRC.
+fn part(block: &[u8], level: u32, last: bool) -> io::Result<Part> {
+    let mut deflated = COMPRESSOR.with_borrow_mut(|slot| {
+        let compressor = match slot {
+            Some((l, c)) if *l == level => c,
+            _ => {
+                let lvl = libdeflater::CompressionLvl::new(level as i32)
+                    .map_err(|_| io::Error::other(format!("no deflate level {level}")))?;
+                &mut slot.insert((level, libdeflater::Compressor::new(lvl))).1
+            }
+        };
+        let mut out = vec![0; compressor.deflate_compress_bound(block.len())];
+        let n = compressor
+            .deflate_compress(block, &mut out)
+            .map_err(|e| io::Error::other(format!("libdeflate: {e:?}")))?;
+        out.truncate(n);
+        Ok::<_, io::Error>(out)
+    })?;
+    if !last {
+        continue_after(&mut deflated)?;
+    }
     let mut crc = Crc::new();
     crc.update(block);
     Ok(Part { deflated, crc })
@@ -75,8 +99,6 @@ pub struct ParallelGzip<W: Write> {
     out: W,
     level: u32,
     pending: Vec<u8>,
-    /// The last 32 KiB of the block submitted before `pending`.
-    dict: Vec<u8>,
     in_flight: VecDeque<Receiver<io::Result<Part>>>,
     /// Blocks compressing at once (beyond this the writer waits for the oldest).
     max_in_flight: usize,
@@ -93,7 +115,6 @@ impl<W: Write> ParallelGzip<W> {
             out,
             level,
             pending: Vec::new(),
-            dict: Vec::new(),
             in_flight: VecDeque::new(),
             max_in_flight: cores,
             crc: Crc::new(),
@@ -125,14 +146,10 @@ impl<W: Write> ParallelGzip<W> {
     /// Hands the pending block to the pool (compressing it here if the pool is gone).
     fn submit(&mut self, last: bool) -> io::Result<()> {
         let block = std::mem::take(&mut self.pending);
-        let dict = std::mem::replace(
-            &mut self.dict,
-            block[block.len().saturating_sub(DICT)..].to_vec(),
-        );
         let (tx, rx) = mpsc::sync_channel(1);
         let level = self.level;
         let job: Job = Box::new(move || {
-            let _ = tx.send(part(&dict, &block, level, last));
+            let _ = tx.send(part(&block, level, last));
         });
         let sent = match pool().lock() {
             Ok(p) => p.send(job),
