@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Backlog drain of one GZIP destination: records already acknowledged in the spool, then
 # delivery started. The release firehosed (fsync spool, one GZIP directory destination, 128
-# MiB / 900 s buffers: the drain is firehosed's work alone, no S3 server sharing the cores) acknowledges SECONDS of wrk load (NDJSON bodies of 100 realistic
-# ~1 KiB events, bench/peers/post.lua) and is killed with SIGKILL before it delivers anything
-# (the buffers are larger than the load); it is started again on the same state, so every
-# acknowledged record is replayed from the spool, and a flush returns once all are in S3. The
-# drain rate is the replayed bytes over the time from the restart to the flush's answer. In the
-# same run, on the same bytes: one-core level 6 with C zlib (Python's) and with zlib-rs
-# (firehosed's, examples/gzip_stream.rs), and one stream of each against the objects written
-# (the ratio cost of parallel blocks).
+# MiB / 900 s buffers: the drain is firehosed's work alone, no S3 server sharing the cores)
+# acknowledges SECONDS of wrk load (NDJSON bodies of 100 realistic ~1 KiB events,
+# bench/peers/post.lua) and is killed with SIGKILL; what it had not yet written (all of it
+# unless an object filled its 128 MiB) is replayed from the spool when it is started again on
+# the same state, and a flush returns once all is written. The drain rate is the replayed bytes
+# over the time from the restart to the flush's answer. In the same run, on the same bytes:
+# one-core level 6 with C zlib (Python's), zlib-rs and libdeflate on the whole input
+# (firehosed's two libraries, examples/gzip_stream.rs), and one stream of each against the
+# objects written (the ratio cost of parallel blocks).
 # Needs wrk.
 # COMPRESSION=ZIP drains into ZIP objects instead (one entry each, deflated the same way).
 # usage: [COMPRESSION=ZIP] bench/backlog.sh [seconds=4]
@@ -69,9 +70,10 @@ one_c = len(c.compress(raw)) + len(c.flush())
 c_rate = len(raw) / (time.perf_counter() - start)
 rs = dict(re.findall(r"(\w+)=([\d.]+)", zlib_rs))
 one_rs, rs_rate = int(rs["out"]), float(rs["MB_per_s"]) * 1e6
+one_ld, ld_rate = int(rs["libdeflate_out"]), float(rs["libdeflate_MB_per_s"]) * 1e6
 print(f"replayed {replayed:,} records, {len(raw) / 1e6:,.1f} MB, written as {len(objects)} objects")
 print(f"drain, restart to flush answered: {secs:.2f} s = {len(raw) / 1e6 / secs:,.1f} MB/s ({replayed / secs:,.0f} records/s)")
-print(f"one core, level 6, same bytes: C zlib {c_rate / 1e6:,.1f} MB/s, zlib-rs (firehosed's) {rs_rate / 1e6:,.1f} MB/s")
-print(f"drain / one core: {len(raw) / secs / c_rate:.2f}x C zlib, {len(raw) / secs / rs_rate:.2f}x zlib-rs")
-print(f"compressed: {compressed:,} bytes; one zlib-rs stream {one_rs:,} ({(compressed / one_rs - 1) * 100:+.2f}%), one C zlib stream {one_c:,} ({(compressed / one_c - 1) * 100:+.2f}%)")
+print(f"one core, level 6, same bytes: C zlib {c_rate / 1e6:,.1f} MB/s, zlib-rs {rs_rate / 1e6:,.1f} MB/s, libdeflate (whole input) {ld_rate / 1e6:,.1f} MB/s")
+print(f"drain / one core: {len(raw) / secs / c_rate:.2f}x C zlib, {len(raw) / secs / rs_rate:.2f}x zlib-rs, {len(raw) / secs / ld_rate:.2f}x libdeflate")
+print(f"compressed: {compressed:,} bytes; one zlib-rs stream {one_rs:,} ({(compressed / one_rs - 1) * 100:+.2f}%), one C zlib stream {one_c:,} ({(compressed / one_c - 1) * 100:+.2f}%), one libdeflate stream {one_ld:,} ({(compressed / one_ld - 1) * 100:+.2f}%)")
 PY

@@ -481,9 +481,9 @@ public class Gunzip {
 }
 "#;
 
-/// A main GZIP object compressed on every core (1 MiB blocks deflated apart, each primed with
-/// the 32 KiB before it, as pigz does) is one gzip member that every reader reads whole; a
-/// ZIP destination's entry, deflated so too, opens in Python's zipfile and unzip.
+/// A main GZIP object compressed on every core (1 MiB blocks deflated apart by libdeflate,
+/// joined into one deflate stream) is one gzip member that every reader reads whole; a ZIP
+/// destination's entry, deflated so too, opens in Python's zipfile and unzip.
 #[test]
 fn a_gzip_object_compressed_on_every_core_reads_back_in_zcat_python_and_java() {
     let d = Daemon::start(

@@ -261,7 +261,9 @@ fn skip_stored(bits: &mut Bits) -> io::Result<()> {
     let len = bits.take(16);
     let nlen = bits.take(16);
     if len != !nlen & 0xffff {
-        return Err(malformed("a stored block's length and its complement differ"));
+        return Err(malformed(
+            "a stored block's length and its complement differ",
+        ));
     }
     bits.seek(bits.position() + len as usize * 8);
     Ok(())
@@ -413,7 +415,9 @@ mod tests {
             })
             .collect();
         let json: Vec<u8> = (0..40_000)
-            .flat_map(|i| format!("{{\"id\":{i},\"v\":\"x{}\"}}\n", (i * 7919) % 10_007).into_bytes())
+            .flat_map(|i| {
+                format!("{{\"id\":{i},\"v\":\"x{}\"}}\n", (i * 7919) % 10_007).into_bytes()
+            })
             .collect();
         let mut mixed = json[..200_000].to_vec();
         mixed.extend_from_slice(&random[..100_000]);
@@ -451,10 +455,8 @@ mod tests {
     fn the_final_block_is_found_in_zlib_streams_too() {
         for data in inputs() {
             for level in [1, 6, 9] {
-                let mut e = flate2::write::DeflateEncoder::new(
-                    Vec::new(),
-                    flate2::Compression::new(level),
-                );
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
                 std::io::Write::write_all(&mut e, &data).expect("compresses");
                 let mut stream = e.finish().expect("compresses");
                 let whole = stream.len();

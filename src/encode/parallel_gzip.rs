@@ -6,7 +6,7 @@
 //! between one gzip header and one trailer whose CRC combines the blocks' CRCs. The object is
 //! a single ordinary gzip member: every reader reads it, those that stop after the first
 //! member too. libdeflate takes no dictionary, so a block cannot refer to the one before it;
-//! at 1 MiB that costs 0.4% of size (BENCHMARKS.md), against the 5% it gains.
+//! at 1 MiB that costs 0.5% of size (BENCHMARKS.md), against the 5% it gains.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
