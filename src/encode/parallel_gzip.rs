@@ -89,6 +89,9 @@ fn part(block: &[u8], level: u32, last: bool) -> io::Result<Part> {
     if !last {
         continue_after(&mut deflated)?;
     }
+    // It waits to be written with up to a core's worth of others: keep its size, not the
+    // bound's (over 1 MiB).
+    deflated.shrink_to_fit();
     let mut crc = Crc::new();
     crc.update(block);
     Ok(Part { deflated, crc })
@@ -145,7 +148,13 @@ impl<W: Write> ParallelGzip<W> {
 
     /// Hands the pending block to the pool (compressing it here if the pool is gone).
     fn submit(&mut self, last: bool) -> io::Result<()> {
-        let block = std::mem::take(&mut self.pending);
+        // The next block's buffer at its full size, not grown by doubling from empty.
+        let next = if last {
+            Vec::new()
+        } else {
+            Vec::with_capacity(BLOCK)
+        };
+        let block = std::mem::replace(&mut self.pending, next);
         let (tx, rx) = mpsc::sync_channel(1);
         let level = self.level;
         let job: Job = Box::new(move || {

@@ -4,7 +4,7 @@
 //! finished (read to its end and all of it delivered). They move only when every destination
 //! has delivered the records (`released`), and are written atomically.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,8 @@ struct State {
     saved: HashMap<String, Checkpoint>,
     /// Log position one past a shard's last record, once its reader reached the shard end.
     ends: HashMap<Arc<str>, u64>,
+    /// Everything below this log position is delivered (the last `released` floor).
+    floor: u64,
 }
 
 impl Checkpoints {
@@ -74,7 +76,7 @@ impl Checkpoints {
             dir: dir.to_path_buf(),
             state: Mutex::new(State {
                 saved,
-                ends: HashMap::new(),
+                ..State::default()
             }),
         })
     }
@@ -114,7 +116,15 @@ impl Checkpoints {
 
     /// The reader of `shard` reached its end; every record of it is below `end_position`.
     pub(crate) fn shard_ended(&self, shard: Arc<str>, end_position: u64) {
-        if let Ok(mut s) = self.state.lock() {
+        let Ok(mut s) = self.state.lock() else { return };
+        if end_position <= s.floor {
+            // Everything the shard had is delivered already (its reader saw the end only
+            // after an empty read): `released` runs only when a cursor moves, and none might,
+            // so the shard is finished now (as the lease store does, leases.rs).
+            let mut changed = HashMap::new();
+            finish(&s, &shard, &mut changed);
+            self.save(&mut s, changed);
+        } else {
             s.ends.insert(shard, end_position);
         }
     }
@@ -124,6 +134,7 @@ impl Checkpoints {
     pub(crate) fn released(&self, records: &[Record], floor: u64) {
         let mut changed: HashMap<String, Checkpoint> = HashMap::new();
         let Ok(mut s) = self.state.lock() else { return };
+        s.floor = s.floor.max(floor);
         for r in records {
             if let Some(k) = &r.kinesis {
                 changed.insert(
@@ -144,27 +155,13 @@ impl Checkpoints {
             .collect();
         for shard in ended {
             s.ends.remove(&shard);
-            let base = changed
-                .remove(shard.as_ref())
-                .or_else(|| s.saved.get(shard.as_ref()).cloned())
-                .unwrap_or(Checkpoint {
-                    sequence_number: None,
-                    subsequence_number: 0,
-                    finished: false,
-                });
-            changed.insert(
-                shard.to_string(),
-                Checkpoint {
-                    finished: true,
-                    ..base
-                },
-            );
+            finish(&s, &shard, &mut changed);
         }
-        let finished: HashSet<&String> = changed
-            .iter()
-            .filter(|(_, c)| c.finished)
-            .map(|(k, _)| k)
-            .collect();
+        self.save(&mut s, changed);
+    }
+
+    /// Writes `changed` (each atomically) and keeps what was written as `saved`.
+    fn save(&self, s: &mut State, mut changed: HashMap<String, Checkpoint>) {
         let mut unwritten = Vec::new();
         for (shard, ck) in &changed {
             let path = self.dir.join(format!("{shard}.json"));
@@ -178,7 +175,7 @@ impl Checkpoints {
                 unwritten.push(shard.clone());
                 continue;
             }
-            if finished.contains(shard) {
+            if ck.finished {
                 tracing::info!(shard = %shard, "shard finished: read to its end and delivered");
             }
         }
@@ -187,6 +184,25 @@ impl Checkpoints {
         }
         s.saved.extend(changed);
     }
+}
+
+/// Marks `shard` finished in `changed`, at the checkpoint `changed` or `saved` has for it.
+fn finish(s: &State, shard: &str, changed: &mut HashMap<String, Checkpoint>) {
+    let base = changed
+        .remove(shard)
+        .or_else(|| s.saved.get(shard).cloned())
+        .unwrap_or(Checkpoint {
+            sequence_number: None,
+            subsequence_number: 0,
+            finished: false,
+        });
+    changed.insert(
+        shard.to_string(),
+        Checkpoint {
+            finished: true,
+            ..base
+        },
+    );
 }
 
 #[cfg(test)]
@@ -241,6 +257,29 @@ mod tests {
             })
         );
         assert!(again.is_finished("shardId-000000000001"));
+    }
+
+    /// The reader sees a shard's end only after an empty read, so the records before it can
+    /// be delivered first; with nothing after them to move a cursor, the shard is finished
+    /// when its end is reported.
+    #[test]
+    fn an_end_reported_after_its_records_were_delivered_finishes_the_shard() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Checkpoints::load(dir.path()).expect("loads");
+        c.released(&[rec("shardId-000000000002", "9", 0)], 4);
+        c.shard_ended("shardId-000000000002".into(), 4);
+        assert!(c.is_finished("shardId-000000000002"));
+        let again = Checkpoints::load(dir.path()).expect("reloads");
+        assert_eq!(
+            again.get("shardId-000000000002"),
+            Some(Checkpoint {
+                sequence_number: Some("9".into()),
+                subsequence_number: 0,
+                finished: true
+            })
+        );
+        c.shard_ended("shardId-000000000003".into(), 6);
+        assert!(!c.is_finished("shardId-000000000003"), "6 is not delivered");
     }
 
     #[test]
