@@ -503,3 +503,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod versions_golden;
