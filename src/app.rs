@@ -93,15 +93,19 @@ pub async fn run(
     };
     state.ready.store(false, Ordering::Release);
     notifier.stopping();
-    if let Some(r) = reloader {
-        r.abort();
-    }
     match stop {
         Stop::Signal => {}
         Stop::Fatal(f) => return Err(fatal_error(f, server)),
         Stop::ServerEnded(ended) => return Err(server_error(ended)),
     }
-    drain(&config, &state, server).await;
+    let deadline = drain(&config, &state, server).await;
+    // A reload in progress finished the change it was making (the drain waited for it) and
+    // left the rest; the loop ends on the server's stop.
+    if let Some(r) = reloader
+        && tokio::time::timeout_at(deadline, r).await.is_err()
+    {
+        tracing::warn!("the reload in progress did not end within the drain timeout");
+    }
     // A staging step that failed during the drain: its records are replayed after a restart;
     // the exit says so (1), as it would have while serving.
     if let Ok(f) = fatal.try_recv() {
@@ -231,8 +235,8 @@ fn server_error(ended: Result<std::io::Result<()>, tokio::task::JoinError>) -> a
 const REQUEST_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything shares one deadline: requests being handled (for at most `REQUEST_GRACE`), then
-/// the drain of every stream.
-async fn drain(config: &Config, state: &AppState, mut server: Server) {
+/// the drain of every stream; returns that deadline.
+async fn drain(config: &Config, state: &AppState, mut server: Server) -> tokio::time::Instant {
     let grace = Duration::from_secs(config.drain_timeout_seconds);
     let deadline = tokio::time::Instant::now() + grace;
     let _ = server.stop.send(true);
@@ -251,6 +255,7 @@ async fn drain(config: &Config, state: &AppState, mut server: Server) {
     if state.streams.close_all(deadline).await {
         tracing::info!("drained");
     }
+    deadline
 }
 
 /// Applies each reload request in turn (RELOADING=1 ... READY=1 to systemd around it).
@@ -260,7 +265,16 @@ async fn reload_loop(
     mut r: Reload,
     notifier: Notifier,
 ) {
-    while r.requests.recv().await.is_some() {
+    let mut stopping = state.stopping.clone();
+    loop {
+        // The drain stops the loop between reloads; one in progress finishes its current change.
+        let requested = tokio::select! {
+            r = r.requests.recv() => r.is_some(),
+            _ = stopping.wait_for(|s| *s) => false,
+        };
+        if !requested {
+            return;
+        }
         notifier.send("RELOADING=1");
         match reload::reload(&state.streams, &network, &r.path).await {
             Ok(out) => {

@@ -63,3 +63,4 @@ mod source;
 mod spool;
 mod stream;
 mod streams;
+mod sync;

@@ -639,3 +639,135 @@ g.update_table(DatabaseName="analytics", TableInput={"Name": "events",
         assert_eq!(got, want, "{name}: {seen}");
     }
 }
+
+/// A stream that drains through an S3 outage does not hold the control plane: while one
+/// UpdateDestination waits for its old configuration's objects to be written, another stream
+/// is created, a third deleted and the configuration file reloaded, each answered before S3
+/// comes back (none holds a lock across the drain); the update itself completes once S3 does.
+#[test]
+fn an_update_draining_through_an_s3_outage_holds_no_other_change() {
+    let mut moto = Moto::start();
+    moto.create_bucket("lake");
+    let port = moto.port;
+    let mut d = Daemon::start(&config(&moto));
+    let create = |name: &str, prefix: &str| {
+        let (status, body) = d.api(
+            "CreateDeliveryStream",
+            &json!({"DeliveryStreamName": name, "ExtendedS3DestinationConfiguration": {
+                "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+                "BucketARN": "arn:aws:s3:::lake", "Prefix": prefix,
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900}}})
+            .to_string(),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    create("draining", "v1/");
+    create("doomed", "d/");
+    for name in ["draining", "doomed"] {
+        d.wait_active(name);
+    }
+    let (status, body) = d.post("/v1/streams/draining/records", b"{\"n\": 1}\n{\"n\": 2}\n");
+    assert_eq!(status, 200, "{body}");
+
+    moto.stop();
+    let url = d.url.clone();
+    let update = std::thread::spawn(move || {
+        let body = json!({"DeliveryStreamName": "draining", "CurrentDeliveryStreamVersionId": "1",
+            "DestinationId": "destinationId-000000000001",
+            "ExtendedS3DestinationUpdate": {"Prefix": "v2/"}});
+        http(
+            &url,
+            "POST",
+            &[
+                ("x-amz-target", "Firehose_20150804.UpdateDestination"),
+                ("content-type", "application/x-amz-json-1.1"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    });
+    // The old configuration's object is being retried: the update is in its drain.
+    let failures =
+        "firehose_delivery_to_s3_failures_total{delivery_stream=\"draining\",destination=\"0\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while d.metric(failures) < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt was counted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!update.is_finished(), "the update waits for its drain");
+
+    // Each call runs on its own thread; S3 stays down until all have answered (or 30 s).
+    let calls: Vec<(&str, std::thread::JoinHandle<(u16, String)>)> = [
+        ("create", "CreateDeliveryStream", json!({"DeliveryStreamName": "newcomer",
+            "ExtendedS3DestinationConfiguration": {"RoleARN": "arn:aws:iam::123456789012:role/firehose",
+                "BucketARN": "arn:aws:s3:::lake"}})),
+        ("delete", "DeleteDeliveryStream", json!({"DeliveryStreamName": "doomed"})),
+    ]
+    .into_iter()
+    .map(|(what, op, body)| {
+        let url = d.url.clone();
+        let target = format!("Firehose_20150804.{op}");
+        let call = std::thread::spawn(move || {
+            http(
+                &url,
+                "POST",
+                &[
+                    ("x-amz-target", target.as_str()),
+                    ("content-type", "application/x-amz-json-1.1"),
+                ],
+                body.to_string().as_bytes(),
+            )
+        });
+        (what, call)
+    })
+    .collect();
+    let path = d.dir.path().join("firehosed.yaml");
+    let reloaded = config(&moto).replace("{dir}", &d.dir.path().display().to_string())
+        + &format!(
+            "\n  - name: added\n    source: {{direct_put: {{}}}}\n    destinations:\n      - directory: '{}/added'\n",
+            d.dir.path().display()
+        );
+    std::fs::write(&path, reloaded).expect("config");
+    // SAFETY: kill(2) on the daemon's pid.
+    unsafe {
+        libc::kill(d.pid() as i32, libc::SIGHUP);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut reload_done = false;
+    while std::time::Instant::now() < deadline {
+        reload_done = reload_done || d.logs().contains("configuration reloaded");
+        if reload_done && calls.iter().all(|(_, c)| c.is_finished()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let waiting: Vec<&str> = calls
+        .iter()
+        .filter(|(_, c)| !c.is_finished())
+        .map(|(what, _)| *what)
+        .collect();
+    assert!(
+        waiting.is_empty() && reload_done,
+        "answered only once S3 came back: {waiting:?}, reload done: {reload_done}"
+    );
+    assert!(!update.is_finished(), "S3 is still down");
+    for (what, call) in calls {
+        let (status, body) = call.join().expect("call");
+        assert_eq!(status, 200, "{what}: {body}");
+    }
+
+    let moto = Moto::start_on(port);
+    moto.create_bucket("lake");
+    let (status, body) = update.join().expect("update");
+    assert_eq!(status, 200, "{body}");
+    let described = d.wait_active("draining");
+    assert_eq!(described["DeliveryStreamDescription"]["VersionId"], "2");
+    let keys = moto.keys("lake");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("v1/") && k.contains("/draining-1-")),
+        "the drained object is written once S3 is back: {keys:?}"
+    );
+}

@@ -186,6 +186,8 @@ impl From<StreamsError> for AwsError {
             | StreamsError::BeingCreated(_)
             | StreamsError::NotActive { .. } => AwsError::resource_in_use(message),
             StreamsError::TooManyOpenFiles(_) => AwsError::limit_exceeded(message),
+            StreamsError::Changing(_) => AwsError::resource_in_use(message),
+            StreamsError::ShuttingDown => AwsError::unavailable(message),
             StreamsError::Invalid(_)
             | StreamsError::CannotStart(_)
             | StreamsError::Glue(_)

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::network::Network;
 use crate::config::{Config, LoadError};
-use crate::streams::{Streams, Summary, TooManyOpenFiles};
+use crate::streams::{Refused, Streams, Summary};
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub(super) enum ReloadError {
     #[error(transparent)]
     Invalid(#[from] LoadError),
     #[error(transparent)]
-    TooManyOpenFiles(#[from] TooManyOpenFiles),
+    Refused(#[from] Refused),
 }
 
 /// Reads `path` again and applies its delivery streams; Err (nothing changed) when the file

@@ -5,7 +5,6 @@
 
 mod processor;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -20,6 +19,7 @@ use crate::record::now_ms;
 use crate::source::Log;
 use crate::source::kinesis::metrics::KinesisMetrics;
 use crate::spool::SpoolError;
+use crate::sync::Lock;
 use processor::{Command, Processor, ProcessorSetup, Route};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,12 +71,23 @@ pub(crate) struct DeliveryStream {
     pub(crate) destination_metrics: Vec<Arc<DestinationMetrics>>,
     pub(crate) log: Log,
     pub(crate) kinesis_metrics: std::sync::OnceLock<Arc<KinesisMetrics>>,
-    /// Stops the source's readers first when the stream closes (Kinesis).
-    source_stop: Mutex<Option<crate::source::kinesis::Running>>,
-    processor: Mutex<Option<Processor>>,
-    closed: AtomicBool,
-    /// Held while closing; true once closed. A second `close` waits for the first.
-    closing: tokio::sync::Mutex<bool>,
+    /// Where the stream is in its life; put, flush and close read it in one place.
+    lifecycle: Mutex<Lifecycle>,
+    /// Becomes true once a close has finished: a second `close` waits on it.
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+/// A delivery stream's life: it runs (its processor, and a Kinesis source's readers once
+/// started), then closes once.
+enum Lifecycle {
+    Running {
+        processor: Processor,
+        /// The Kinesis readers, stopped first when the stream closes.
+        source: Option<crate::source::kinesis::Running>,
+    },
+    /// `close` has begun: nothing more is taken.
+    Closing,
+    Closed,
 }
 
 impl DeliveryStream {
@@ -134,10 +145,11 @@ impl DeliveryStream {
             destination_metrics,
             log,
             kinesis_metrics: std::sync::OnceLock::new(),
-            source_stop: Mutex::new(None),
-            processor: Mutex::new(Some(processor)),
-            closed: AtomicBool::new(false),
-            closing: tokio::sync::Mutex::new(false),
+            lifecycle: Mutex::new(Lifecycle::Running {
+                processor,
+                source: None,
+            }),
+            closed: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -151,20 +163,24 @@ impl DeliveryStream {
         running: crate::source::kinesis::Running,
         metrics: Arc<KinesisMetrics>,
     ) {
-        if let Ok(mut s) = self.source_stop.lock() {
-            *s = Some(running);
+        if let Lifecycle::Running { source, .. } = &mut *self.lifecycle.locked() {
+            *source = Some(running);
         }
         let _ = self.kinesis_metrics.set(metrics);
+    }
+
+    /// The processor's command channel while the stream runs.
+    fn commands(&self) -> Option<tokio::sync::mpsc::Sender<Command>> {
+        match &*self.lifecycle.locked() {
+            Lifecycle::Running { processor, .. } => Some(processor.commands.clone()),
+            Lifecycle::Closing | Lifecycle::Closed => None,
+        }
     }
 
     /// Seals every buffer now without waiting (a Kinesis lease being handed off wants what it
     /// staged delivered). Holds the processor only weakly: a closing stream is not kept open.
     pub(crate) fn hurry(&self) -> impl Fn() + Send + Sync + 'static {
-        let commands = self
-            .processor
-            .lock()
-            .ok()
-            .and_then(|p| p.as_ref().map(|p| p.commands.downgrade()));
+        let commands = self.commands().map(|c| c.downgrade());
         let log = self.log.clone();
         move || {
             let Some(commands) = commands.as_ref().and_then(|c| c.upgrade()) else {
@@ -185,7 +201,7 @@ impl DeliveryStream {
         let Log::Spool(spool) = &self.log else {
             return Err(PutError::NotDirectPut);
         };
-        if self.closed.load(Ordering::Acquire) {
+        if !matches!(*self.lifecycle.locked(), Lifecycle::Running { .. }) {
             return Err(PutError::Closed(self.config.name.clone()));
         }
         let count = data.len() as u64;
@@ -213,12 +229,7 @@ impl DeliveryStream {
     /// previous flush).
     pub(crate) async fn flush(&self) -> Result<Vec<String>, PutError> {
         let until = self.log.end();
-        let control = self
-            .processor
-            .lock()
-            .ok()
-            .and_then(|p| p.as_ref().map(|p| p.commands.clone()));
-        let Some(commands) = control.filter(|_| !self.closed.load(Ordering::Acquire)) else {
+        let Some(commands) = self.commands() else {
             return Err(PutError::Closed(self.config.name.clone()));
         };
         let (reply, rx) = oneshot::channel();
@@ -237,29 +248,33 @@ impl DeliveryStream {
     /// delivers everything, stops the spool.
     /// Callers at once (a shutdown during an UpdateDestination) all return once it is done.
     pub(crate) async fn close(&self) {
-        let mut done = self.closing.lock().await;
-        if *done {
-            return;
-        }
-        self.closed.store(true, Ordering::Release);
-        let mut source = self.source_stop.lock().ok().and_then(|mut s| s.take());
+        let was = std::mem::replace(&mut *self.lifecycle.locked(), Lifecycle::Closing);
+        let (processor, mut source) = match was {
+            Lifecycle::Running { processor, source } => (processor, source),
+            other => {
+                // Closing already (or closed): put the state back and wait for that close.
+                if matches!(other, Lifecycle::Closed) {
+                    *self.lifecycle.locked() = Lifecycle::Closed;
+                }
+                let _ = self.closed.subscribe().wait_for(|done| *done).await;
+                return;
+            }
+        };
         if let Some(running) = &mut source {
             running.stop().await;
         }
         if let Log::Memory(m) = &self.log {
             m.close();
         }
-        let processor = self.processor.lock().ok().and_then(|mut p| p.take());
-        if let Some(p) = processor {
-            drop(p.commands);
-            let _ = p.task.await;
-        }
+        drop(processor.commands);
+        let _ = processor.task.await;
         let log = self.log.clone();
         let _ = tokio::task::spawn_blocking(move || log.close()).await;
         // Everything read is delivered: the last checkpoints, the leases released.
         if let Some(running) = source {
             running.finish().await;
         }
-        *done = true;
+        *self.lifecycle.locked() = Lifecycle::Closed;
+        self.closed.send_replace(true);
     }
 }

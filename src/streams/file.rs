@@ -4,10 +4,12 @@
 //! configuration changed drain on the old one and start again on the new one, from the same
 //! spool, with the next version (their objects' names carry it, as AWS's do).
 
+use crate::sync::Lock;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Builder, Streams, StreamsError, TooManyOpenFiles, open_files};
+use super::admission::Change;
+use super::{Builder, Refused, Streams, StreamsError, TooManyOpenFiles, open_files};
 use crate::config::{Config, StreamConfig};
 use crate::control::{Origin, Status, StreamRecord, StreamRecords, api_stream_config, fingerprint};
 use crate::report::Chain;
@@ -129,62 +131,86 @@ impl Streams {
     }
 
     /// Applies a reloaded file's streams; Err (nothing changed) when they would pass the
-    /// open-file limit. The API streams stay; a file stream that shares a name with one is
-    /// ignored until that one is deleted.
-    pub(crate) async fn apply_file(
-        &self,
-        file: &[StreamConfig],
-    ) -> Result<Summary, TooManyOpenFiles> {
-        // For the whole reload: the open-file check below holds until its streams are in.
-        let _admit = self.admission.lock().await;
-        let mut after = self.configs();
-        after.retain(|name, _| self.is_api(name));
-        for sc in file {
-            after.entry(sc.name.clone()).or_insert_with(|| sc.clone());
-        }
-        open_files::check(after.values())?;
+    /// open-file limit or the drain began. The API streams stay; a file stream that shares a
+    /// name with one is ignored until that one is deleted. Every change is admitted at once,
+    /// then made one stream at a time with no lock held; once the drain begins the change in
+    /// progress finishes and the rest are left for the next start.
+    pub(crate) async fn apply_file(&self, file: &[StreamConfig]) -> Result<Summary, Refused> {
+        let plan = self.plan(file);
+        let changes: Vec<Change<'_>> = plan
+            .iter()
+            .map(|(name, step)| Change {
+                name,
+                config: match step {
+                    Step::Remove => None,
+                    Step::Change(sc, _) | Step::Add(sc) => Some(sc),
+                },
+            })
+            .collect();
+        let guards = {
+            let mut admission = self.admission.locked();
+            admission.begin(&changes, self.configs())?;
+            drop(admission);
+            self.guards(&changes)
+        };
         let mut out = Summary::default();
+        for ((name, step), guard) in plan.iter().zip(guards) {
+            if self.closing() {
+                tracing::warn!(stream = %name,
+                    "the drain began during a reload: this stream's change is left for the next start");
+                continue;
+            }
+            match step {
+                Step::Remove => {
+                    self.retire(name).await;
+                    out.removed.push(name.clone());
+                }
+                Step::Change(sc, record) => self.apply_changed(sc, record, &mut out).await,
+                Step::Add(sc) => self.apply_added(sc, &mut out).await,
+            }
+            drop(guard);
+        }
+        Ok(out)
+    }
+
+    /// What a reload of `file` does to each stream: removals first, then the file's streams in
+    /// order (those unchanged and running are left out).
+    fn plan<'f>(&self, file: &'f [StreamConfig]) -> Vec<(String, Step<'f>)> {
+        let mut plan = Vec::new();
         for name in self.records.names() {
             let file_stream = self
                 .records
                 .get(&name)
                 .is_some_and(|r| r.origin == Origin::File);
             if file_stream && !file.iter().any(|s| s.name == name) {
-                let _one_change = self.change(&name).await;
-                self.retire(&name).await;
-                out.removed.push(name);
+                plan.push((name, Step::Remove));
             }
         }
         for sc in file {
-            let _one_change = self.change(&sc.name).await;
             match self.records.get(&sc.name) {
                 Some(r) if r.origin == Origin::Api => {
                     tracing::warn!(stream = %sc.name,
                         "the new configuration defines a stream created through the API: delete it through the API first; the file's definition is ignored until then");
                 }
-                Some(r) => self.apply_changed(sc, &r, &mut out).await,
-                None => self.apply_added(sc, &mut out).await,
+                Some(r) => {
+                    let unchanged = self.get(&sc.name).is_some()
+                        && r.fingerprint.as_deref() == Some(fingerprint(sc).as_str());
+                    if !unchanged {
+                        plan.push((sc.name.clone(), Step::Change(sc, r)));
+                    }
+                }
+                None => plan.push((sc.name.clone(), Step::Add(sc))),
             }
         }
-        Ok(out)
-    }
-
-    fn is_api(&self, name: &str) -> bool {
-        self.records
-            .get(name)
-            .is_some_and(|r| r.origin == Origin::Api)
+        plan
     }
 
     /// A file stream that is in the new file too: restarted with the next version when its
     /// configuration changed (or it is not running).
     async fn apply_changed(&self, sc: &StreamConfig, r: &StreamRecord, out: &mut Summary) {
-        let running = self.get(&sc.name);
         let print = fingerprint(sc);
-        if running.is_some() && r.fingerprint.as_deref() == Some(print.as_str()) {
-            return;
-        }
         let version = r.version + 1;
-        if let Some(old) = running {
+        if let Some(old) = self.get(&sc.name) {
             old.close().await;
         }
         let context = "the changed stream cannot start; its records stay in the spool";
@@ -217,4 +243,12 @@ impl Streams {
             out.added.push(sc.name.clone());
         }
     }
+}
+
+/// One stream's part in a reload.
+enum Step<'f> {
+    Remove,
+    /// A file stream whose configuration changed (or that is not running), with its record.
+    Change(&'f StreamConfig, StreamRecord),
+    Add(&'f StreamConfig),
 }

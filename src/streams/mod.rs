@@ -5,7 +5,9 @@
 //! stream's status (ACTIVE, or CREATING_FAILED with the reason); or close (drain), remove, and
 //! forget its state. Control records (`control`) say what each stream is; this module runs them.
 
+mod admission;
 mod build;
+mod changes;
 mod file;
 mod open_files;
 mod shard_journals;
@@ -13,14 +15,18 @@ mod shard_journals;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+pub(crate) use admission::Refused;
+use admission::{Admission, Change};
+
 use serde_json::Value;
 
 use crate::config::StreamConfig;
 use crate::control::{
-    ControlError, Encryption, InvalidRequest, Origin, Status, StreamRecord, StreamRecords,
+    ControlError, Encryption, InvalidRequest, Status, StreamRecord, StreamRecords,
 };
 use crate::report::Chain;
 use crate::stream::DeliveryStream;
+use crate::sync::{Lock, ReadWrite};
 pub(crate) use build::{BuildError, Builder, needs_aws, prepare_dir};
 pub(crate) use file::{Summary, check_open_files};
 pub(crate) use open_files::{TooManyOpenFiles, limit as open_file_limit, staging_files};
@@ -42,6 +48,12 @@ pub(crate) enum StreamsError {
     NotActive { name: String, status: &'static str },
     #[error(transparent)]
     TooManyOpenFiles(#[from] TooManyOpenFiles),
+    /// Another change of the stream is in progress (an UpdateDestination draining).
+    #[error("Firehose {0} is being changed by another request; try again once it is done")]
+    Changing(String),
+    /// The daemon is draining: no stream changes any more.
+    #[error("firehosed is shutting down")]
+    ShuttingDown,
     #[error(transparent)]
     Invalid(#[from] InvalidRequest),
     /// An updated stream that could not start (it runs on its previous configuration again).
@@ -54,6 +66,16 @@ pub(crate) enum StreamsError {
     Glue(#[from] crate::glue::GlueError),
     #[error(transparent)]
     Credentials(#[from] crate::aws::NoCredentials),
+}
+
+impl From<Refused> for StreamsError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Closing => StreamsError::ShuttingDown,
+            Refused::Changing(name) => StreamsError::Changing(name),
+            Refused::TooManyOpenFiles(e) => StreamsError::TooManyOpenFiles(e),
+        }
+    }
 }
 
 /// A change of an API stream prepared by its caller from the stream's record: the request
@@ -78,12 +100,28 @@ pub(crate) struct Streams {
     running: RwLock<BTreeMap<String, Arc<DeliveryStream>>>,
     records: StreamRecords,
     builder: Builder,
-    /// One lock per stream name: one change of a stream at a time (two updates cannot both
-    /// pass the version check), while other streams change freely.
-    changes: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Held while the set of streams is checked against the open-file limit and changed
-    /// (create, update, reload): two changes cannot both pass. Taken before a stream's own lock.
-    admission: tokio::sync::Mutex<()>,
+    /// The changes in progress (one per stream), their open-file reservations, and whether the
+    /// drain began. Held only for a check and a mark, never across a drain, a build or a
+    /// network call (`admission.rs`).
+    admission: Mutex<Admission>,
+    /// Woken whenever a change ends (a delete waits for an update of its stream to end).
+    change_ended: tokio::sync::Notify,
+    /// Every task the streams start (a create's build, a delete's drain): the drain waits for
+    /// them, so none is cut off mid-step.
+    tasks: tokio_util::task::TaskTracker,
+}
+
+/// A change admitted for stream `name`: its mark and reservation go when it is dropped.
+struct ChangeGuard<'a> {
+    streams: &'a Streams,
+    name: String,
+}
+
+impl Drop for ChangeGuard<'_> {
+    fn drop(&mut self) {
+        self.streams.admission.locked().end(&self.name);
+        self.streams.change_ended.notify_waiters();
+    }
 }
 
 impl Streams {
@@ -92,27 +130,19 @@ impl Streams {
             running: RwLock::new(BTreeMap::new()),
             records,
             builder,
-            changes: Mutex::new(BTreeMap::new()),
-            admission: tokio::sync::Mutex::new(()),
+            admission: Mutex::new(Admission::new(open_files::limit())),
+            change_ended: tokio::sync::Notify::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 
     /// The running stream `name`.
     pub(crate) fn get(&self, name: &str) -> Option<Arc<DeliveryStream>> {
-        self.running
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.running.reading().get(name).cloned()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<DeliveryStream>> {
-        self.running
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.running.reading().values().cloned().collect()
     }
 
     /// Every stream's record: its origin, version, tags, status.
@@ -166,38 +196,48 @@ impl Streams {
         all
     }
 
-    /// Every stream (running or being created), with `config` in place of its name's, within
-    /// the open-file limit. Call under `admission`.
-    fn admit(&self, config: &StreamConfig) -> Result<(), TooManyOpenFiles> {
-        let mut all = self.configs();
-        all.insert(config.name.clone(), config.clone());
-        open_files::check(all.values())
+    /// The guards of `changes`, just admitted (`Admission::begin`).
+    fn guards(&self, changes: &[Change<'_>]) -> Vec<ChangeGuard<'_>> {
+        changes
+            .iter()
+            .map(|c| ChangeGuard {
+                streams: self,
+                name: c.name.to_string(),
+            })
+            .collect()
     }
 
-    /// Waits for, and holds, the right to change stream `name`.
-    async fn change(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_string())
-            .or_default()
-            .clone();
-        lock.lock_owned().await
+    /// Waits until no change of `name` is in progress (none of everything when `name` is
+    /// None). Holds nothing while it waits.
+    async fn changes_ended(&self, name: Option<&str>) {
+        loop {
+            let ended = self.change_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let busy = {
+                let a = self.admission.locked();
+                name.map_or_else(|| a.any_changing(), |n| a.is_changing(n))
+            };
+            if !busy {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    /// Whether the drain began (a change in progress stops at its next check).
+    fn closing(&self) -> bool {
+        self.admission.locked().is_closing()
     }
 
     fn insert_running(&self, stream: Arc<DeliveryStream>) {
         self.running
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+            .writing()
             .insert(stream.name().to_string(), stream);
     }
 
     fn remove_running(&self, name: &str) {
-        self.running
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.running.writing().remove(name);
     }
 
     /// Builds and runs `config` with `version`: ACTIVE; or, when it cannot start,
@@ -276,161 +316,20 @@ impl Streams {
         Ok(Some(crate::glue::columns(sdk, endpoint, &table).await?))
     }
 
-    /// CreateDeliveryStream: the record is kept at once (CREATING) and the stream built in the
-    /// background (ACTIVE, or CREATING_FAILED). Returns the stream's ARN.
-    pub(crate) async fn create(self: &Arc<Self>, new: NewStream) -> Result<String, StreamsError> {
-        let NewStream {
-            request,
-            config,
-            tags,
-            encryption,
-            glue_columns,
-        } = new;
-        let name = config.name.clone();
-        let already = || StreamsError::AlreadyExists {
-            name: name.clone(),
-            account: self.account_id().to_string(),
-        };
-        {
-            // Until the record is in: from then on the open-file check counts this stream.
-            let _admit = self.admission.lock().await;
-            if self.records.get(&name).is_some() {
-                return Err(already());
-            }
-            self.admit(&config)?;
-            let record = StreamRecord {
-                request: Some(request),
-                tags,
-                encryption,
-                glue_columns,
-                status: Status::Creating,
-                config: Some(config.clone()),
-                ..StreamRecord::new(Origin::Api, crate::record::now_ms())
-            };
-            if !self
-                .records
-                .insert(&name, record)
-                .map_err(ControlError::Io)?
-            {
-                return Err(already());
-            }
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            if this
-                .start(&config, 1, "creating a stream failed")
-                .await
-                .is_ok()
-            {
-                tracing::info!(stream = %config.name, "created through the API");
-            }
-        });
-        Ok(self.arn(&name))
-    }
-
-    /// DeleteDeliveryStream: recorded on disk first (a restart in the middle finishes it), then
-    /// drained and forgotten in the background; puts meanwhile get ServiceUnavailableException.
-    pub(crate) async fn delete(self: &Arc<Self>, name: &str) -> Result<(), StreamsError> {
-        let _one_change = self.change(name).await;
-        let record = self.record(name)?;
-        match (record.origin, &record.status) {
-            (Origin::File, _) => {
-                return Err(StreamsError::FileStream {
-                    name: name.to_string(),
-                    action: "remove",
-                });
-            }
-            (_, Status::Creating) => return Err(StreamsError::BeingCreated(name.to_string())),
-            (_, Status::Deleting) => return Ok(()),
-            _ => {}
-        }
-        self.records.update(name, |r| {
-            r.status = Status::Deleting;
-            r.deleting = true;
-            Ok::<_, ControlError>(())
-        })?;
-        let (this, name) = (self.clone(), name.to_string());
-        tokio::spawn(async move {
-            this.retire(&name).await;
-            tracing::info!(stream = %name, "deleted through the API");
-        });
-        Ok(())
-    }
-
-    /// UpdateDestination of an ACTIVE API stream: `prepare` checks the request against the
-    /// record (version, destination) and returns the merged request and its checked
-    /// configuration; nothing changes when it refuses. The old stream drains (its objects keep
-    /// the old version), then the new one takes over the same spool from the cursor with the
-    /// next version: nothing acknowledged is lost or written twice.
-    pub(crate) async fn update<E: From<StreamsError>>(
-        &self,
-        name: &str,
-        prepare: impl FnOnce(&StreamRecord) -> Result<Prepared, E>,
-    ) -> Result<(), E> {
-        let _admit = self.admission.lock().await;
-        let _one_change = self.change(name).await;
-        let record = self.record(name)?;
-        if record.origin == Origin::File {
-            return Err(StreamsError::FileStream {
-                name: name.to_string(),
-                action: "change",
-            }
-            .into());
-        }
-        if record.status != Status::Active {
-            return Err(StreamsError::NotActive {
-                name: name.to_string(),
-                status: record.status.api_name(),
-            }
-            .into());
-        }
-        let Prepared {
-            request,
-            config,
-            glue_columns,
-        } = prepare(&record)?;
-        self.admit(&config).map_err(StreamsError::from)?;
-        let version = record.version + 1;
-        if let Some(old) = self.get(name) {
-            old.close().await;
-        }
-        if let Err(e) = self.run(&config, version).await {
-            let why = Chain(&e).to_string();
-            // Back to the configuration it had, so the stream keeps running; if even that
-            // fails, it is CREATING_FAILED with the update's reason.
-            let back = match record.config.as_ref() {
-                Some(old) => self.run(old, record.version).await.is_ok(),
-                None => false,
-            };
-            tracing::error!(stream = %name, error = %why, back_on_the_previous_configuration = back,
-                "the updated destination cannot start");
-            if !back {
-                self.records.set_status(name, Status::Failed(why.clone()));
-            }
-            return Err(StreamsError::CannotStart(why).into());
-        }
-        self.records
-            .update(name, |r| {
-                r.request = Some(request);
-                r.glue_columns = glue_columns;
-                r.version = version;
-                r.updated_ms = Some(crate::record::now_ms());
-                r.config = Some(config);
-                Ok::<_, ControlError>(())
-            })
-            .map_err(StreamsError::from)?;
-        Ok(())
-    }
-
-    /// Every running stream drains at the same time; returns once all have, or at `deadline`
-    /// with what each still holds logged (delivered after the next start).
+    /// The drain: no change is admitted from now on; every running stream drains at the same
+    /// time while the changes and tasks in progress end (each stops at its next check), then
+    /// whatever they started drains too. Returns once all have, or at `deadline` with what each
+    /// still holds logged (delivered after the next start).
     pub(crate) async fn close_all(&self, deadline: tokio::time::Instant) -> bool {
-        let mut closing = tokio::task::JoinSet::new();
-        for stream in self.all() {
-            closing.spawn(async move { stream.close().await });
-        }
+        self.admission.locked().close();
+        self.tasks.close();
         let drained = tokio::time::timeout_at(deadline, async {
-            while closing.join_next().await.is_some() {}
+            tokio::join!(
+                self.close_running(),
+                self.changes_ended(None),
+                self.tasks.wait()
+            );
+            self.close_running().await;
         })
         .await;
         if drained.is_err() {
@@ -440,5 +339,14 @@ impl Streams {
             }
         }
         drained.is_ok()
+    }
+
+    /// Closes every running stream at once (a stream closed already returns at once).
+    async fn close_running(&self) {
+        let mut closing = tokio::task::JoinSet::new();
+        for stream in self.all() {
+            closing.spawn(async move { stream.close().await });
+        }
+        while closing.join_next().await.is_some() {}
     }
 }

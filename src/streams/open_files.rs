@@ -45,11 +45,18 @@ pub(crate) struct TooManyOpenFiles {
 pub(crate) fn check<'a>(
     streams: impl IntoIterator<Item = &'a StreamConfig>,
 ) -> Result<(), TooManyOpenFiles> {
+    check_within(streams, limit())
+}
+
+/// Err when `streams` together could need more files than `limit`.
+pub(crate) fn check_within<'a>(
+    streams: impl IntoIterator<Item = &'a StreamConfig>,
+    limit: u64,
+) -> Result<(), TooManyOpenFiles> {
     let files = staging_files(streams);
     if files == 0 {
         return Ok(());
     }
-    let limit = limit();
     if files + HEADROOM > limit {
         return Err(TooManyOpenFiles { files, limit });
     }
