@@ -37,7 +37,7 @@ fn main() -> anyhow::Result<()> {
     let options = match orc {
         // As the configuration reads `output.orc`: nanosecond timestamps.
         true => ParquetOptions {
-            timestamp_unit: arrow_schema::TimeUnit::Nanosecond,
+            timestamp_unit: firehosed::encode::parquet::TimestampUnit::Nanos,
             ..ParquetOptions::DEFAULT
         },
         false => ParquetOptions::DEFAULT,

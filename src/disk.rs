@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::metrics::Counter;
 use crate::retry::LogGate;
+use crate::sync::Lock;
 
 /// How often the free space is read again (between readings, what was taken since is
 /// subtracted from the last reading).
@@ -72,9 +73,7 @@ impl Room {
     /// Whether `bytes` can be written leaving more than the reserve free; if so they count as
     /// taken until the next reading. A refusal is logged once per interval.
     pub(crate) fn take(&self, bytes: u64) -> bool {
-        let Ok(mut s) = self.state.lock() else {
-            return true;
-        };
+        let mut s = self.state.locked();
         let now = Instant::now();
         if s.read_at.is_none_or(|t| now.duration_since(t) >= REFRESH) {
             match available(&self.path) {
@@ -124,7 +123,7 @@ impl StagingRoom {
     /// Claims `bytes` when that much is free beyond every other claim.
     pub(crate) fn claim(self: &std::sync::Arc<Self>, bytes: u64) -> Option<Claim> {
         let free = available(&self.path).unwrap_or(u64::MAX);
-        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut claimed = self.claimed.locked();
         if free.saturating_sub(*claimed) < bytes {
             return None;
         }
@@ -138,7 +137,7 @@ impl StagingRoom {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let mut claimed = self.room.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut claimed = self.room.claimed.locked();
         *claimed = claimed.saturating_sub(self.bytes);
     }
 }
@@ -166,12 +165,9 @@ impl Patience {
         self.waits.add(1);
         let log = self
             .gate
-            .lock()
-            .map(|mut g| {
-                g.get_or_insert_with(|| LogGate::new(LOG_EVERY))
-                    .should_log(Instant::now())
-            })
-            .unwrap_or(false);
+            .locked()
+            .get_or_insert_with(|| LogGate::new(LOG_EVERY))
+            .should_log(Instant::now());
         if log {
             tracing::warn!(destination = %self.label, error = %why,
                 "the disk under state_dir is full: staging waits for space (sealed objects are still delivered)");

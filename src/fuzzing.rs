@@ -181,7 +181,7 @@ pub fn kpl(data: &[u8]) {
 /// Record de-aggregation: JSON (concatenated or newline-separated objects), and delimited with
 /// the first byte as the delimiter.
 pub fn deaggregate(data: &[u8]) {
-    use crate::config::Deaggregation;
+    use crate::spec::Deaggregation;
     let record = |bytes: &[u8]| crate::record::Record {
         data: Bytes::copy_from_slice(bytes),
         arrival_ms: 0,

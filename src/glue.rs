@@ -11,7 +11,15 @@ use std::time::Duration;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_glue::error::DisplayErrorContext;
 use aws_sdk_glue::types::StorageDescriptor;
-use serde_json::{Value, json};
+
+/// A column as the Data Catalog keeps it: its name and Hive type name. A stream's record keeps
+/// them (`[{"name", "type"}]`) so a restart starts on what Glue answered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct GlueColumn {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) ty: String,
+}
 
 /// A SchemaConfiguration: which table, where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,12 +47,12 @@ pub(crate) enum GlueError {
     },
 }
 
-/// The table's columns as the configuration's `schema.columns`: `[{"name", "type"}]`.
+/// The table's columns.
 pub(crate) async fn columns(
     sdk: &SdkConfig,
     endpoint_url: Option<&str>,
     t: &TableRef,
-) -> Result<Value, GlueError> {
+) -> Result<Vec<GlueColumn>, GlueError> {
     // Bounded like the other clients: a Glue endpoint that does not answer fails the create
     // (or the restart of a stream whose record kept no columns) instead of holding it.
     let mut builder = aws_sdk_glue::config::Builder::from(sdk).timeout_config(
@@ -103,11 +111,14 @@ pub(crate) async fn columns(
                 .and_then(|t| t.storage_descriptor)
         }
     };
-    let columns: Vec<Value> = descriptor
+    let columns: Vec<GlueColumn> = descriptor
         .map(|d| d.columns.unwrap_or_default())
         .unwrap_or_default()
         .into_iter()
-        .map(|c| json!({"name": c.name, "type": c.r#type.unwrap_or_default()}))
+        .map(|c| GlueColumn {
+            name: c.name,
+            ty: c.r#type.unwrap_or_default(),
+        })
         .collect();
     if columns.is_empty() {
         return Err(GlueError::NoColumns {
@@ -115,5 +126,5 @@ pub(crate) async fn columns(
             table: t.table.clone(),
         });
     }
-    Ok(Value::Array(columns))
+    Ok(columns)
 }

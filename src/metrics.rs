@@ -7,6 +7,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sync::Lock;
+
 /// A monotonically increasing count.
 #[derive(Default, Debug)]
 pub(crate) struct Counter(AtomicU64);
@@ -100,27 +102,20 @@ impl DestinationMetrics {
         self.active_partitions.load(Ordering::Relaxed)
     }
     pub(crate) fn set_staging_oldest(&self, oldest_ms: Option<i64>) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.staging_oldest = oldest_ms;
-        }
+        self.pending.locked().staging_oldest = oldest_ms;
     }
     pub(crate) fn sealed(&self, id: u64, oldest_ms: i64) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.sealed.insert(id, oldest_ms);
-        }
+        self.pending.locked().sealed.insert(id, oldest_ms);
     }
     pub(crate) fn delivered(&self, id: u64) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.sealed.remove(&id);
-        }
+        self.pending.locked().sealed.remove(&id);
     }
     /// Age in seconds of the oldest record not yet delivered; 0 when nothing is pending.
     pub(crate) fn data_freshness_seconds(&self, now_ms: i64) -> f64 {
-        let oldest = self
-            .pending
-            .lock()
-            .ok()
-            .and_then(|p| p.sealed.values().copied().chain(p.staging_oldest).min());
+        let oldest = {
+            let p = self.pending.locked();
+            p.sealed.values().copied().chain(p.staging_oldest).min()
+        };
         oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0)
     }
 }

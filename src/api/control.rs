@@ -1,7 +1,8 @@
 //! The write side of the control plane: CreateDeliveryStream (built in the background:
 //! CREATING, then ACTIVE), DeleteDeliveryStream (drains, then forgets), UpdateDestination
 //! (version check, a new version in object names), Tag/Untag/ListTagsForDeliveryStream.
-//! Streams of the configuration file are changed in the file, not here.
+//! Streams of the configuration file are changed in the file, not here. Every request is read
+//! into AWS's shapes (`shapes`) once the model check has passed.
 
 use std::collections::BTreeMap;
 
@@ -9,41 +10,40 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::AwsError;
-use super::firehose::check_name;
-use crate::config::SourceConfig;
+use super::firehose::{check_name, parse, required};
 use crate::control::{Encryption, EncryptionStatus, StreamRecord, api_stream_config, request};
+use crate::shapes::{
+    CreateDeliveryStreamInput, DeleteDeliveryStreamInput,
+    DeliveryStreamEncryptionConfigurationInput, KeyType, ListTagsForDeliveryStreamInput,
+    StartDeliveryStreamEncryptionInput, StopDeliveryStreamEncryptionInput, Tag,
+    TagDeliveryStreamInput, UntagDeliveryStreamInput, UpdateDestinationInput,
+};
+use crate::spec::SourceSpec;
 use crate::streams::{NewStream, Prepared};
 
 /// AWS's limit of tags per stream.
 const MAX_TAGS: usize = 50;
 
-fn name_of(input: &Value) -> Result<String, AwsError> {
-    let name = input
-        .get("DeliveryStreamName")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    check_name(name)
-}
-
 pub(super) async fn create(state: &AppState, input: Value) -> Result<Value, AwsError> {
-    let name = name_of(&input)?;
+    let input: CreateDeliveryStreamInput = parse(input)?;
+    let name = check_name(input.delivery_stream_name.clone())?;
     // A name in use is that, whatever else is wrong with the request (and before Glue).
     state.streams.name_free(&name)?;
     request::incoming_rules(&input)?;
-    let tags = tags_of(input.get("Tags"));
+    let tags = tags_of(input.tags.as_deref());
     let glue = state.streams.glue_columns(&input).await?;
-    let config = api_stream_config(&input, state.streams.records(), glue.as_ref())?;
+    let config = api_stream_config(&input, state.streams.records(), glue.as_deref())?;
     debug_assert_eq!(config.name, name);
-    let encryption = match input.get("DeliveryStreamEncryptionConfigurationInput") {
-        Some(e) if !e.is_null() => {
-            if matches!(config.source, SourceConfig::Kinesis(_)) {
+    let encryption = match &input.delivery_stream_encryption_configuration_input {
+        Some(e) => {
+            if matches!(config.source, SourceSpec::Kinesis(_)) {
                 return Err(AwsError::invalid_argument(
                     "DeliveryStreamEncryptionConfigurationInput is not applicable for KinesisStreamAsSource stream type: the source stream's own encryption applies",
                 ));
             }
             Some(encryption_of(e, EncryptionStatus::Enabled)?)
         }
-        _ => None,
+        None => None,
     };
     let arn = state
         .streams
@@ -60,23 +60,21 @@ pub(super) async fn create(state: &AppState, input: Value) -> Result<Value, AwsE
 
 /// A DeliveryStreamEncryptionConfigurationInput (the model has checked KeyType's values): a
 /// customer managed key needs its ARN, an AWS owned one takes none, as AWS documents.
-fn encryption_of(e: &Value, status: EncryptionStatus) -> Result<Encryption, AwsError> {
-    let key_type = e
-        .get("KeyType")
-        .and_then(Value::as_str)
-        .unwrap_or("AWS_OWNED_CMK")
-        .to_string();
-    let key_arn = e.get("KeyARN").and_then(Value::as_str).map(str::to_string);
-    match (key_type.as_str(), &key_arn) {
-        ("CUSTOMER_MANAGED_CMK", None) => Err(AwsError::invalid_argument(
+fn encryption_of(
+    e: &DeliveryStreamEncryptionConfigurationInput,
+    status: EncryptionStatus,
+) -> Result<Encryption, AwsError> {
+    let key_type = e.key_type.unwrap_or(KeyType::AwsOwnedCmk);
+    match (key_type, &e.key_arn) {
+        (KeyType::CustomerManagedCmk, None) => Err(AwsError::invalid_argument(
             "KeyARN is required when KeyType is CUSTOMER_MANAGED_CMK",
         )),
-        ("AWS_OWNED_CMK", Some(_)) => Err(AwsError::invalid_argument(
+        (KeyType::AwsOwnedCmk, Some(_)) => Err(AwsError::invalid_argument(
             "KeyARN must not be specified when KeyType is AWS_OWNED_CMK",
         )),
         _ => Ok(Encryption {
-            key_type,
-            key_arn,
+            key_type: key_type.as_str().to_string(),
+            key_arn: e.key_arn.clone(),
             status,
             changed_ms: crate::record::now_ms(),
         }),
@@ -84,16 +82,18 @@ fn encryption_of(e: &Value, status: EncryptionStatus) -> Result<Encryption, AwsE
 }
 
 pub(super) async fn delete(state: &AppState, input: Value) -> Result<Value, AwsError> {
-    let name = name_of(&input)?;
+    let input: DeleteDeliveryStreamInput = parse(input)?;
+    let name = check_name(input.delivery_stream_name)?;
     state.streams.delete(&name).await?;
     Ok(json!({}))
 }
 
 pub(super) async fn update_destination(state: &AppState, input: Value) -> Result<Value, AwsError> {
-    let name = name_of(&input)?;
+    let input: UpdateDestinationInput = parse(input)?;
+    let name = check_name(input.delivery_stream_name.clone())?;
     let streams = &state.streams;
     // The Glue table of the updated request is read first (a network call), then the update
-    // is checked again against the record under the stream's lock.
+    // is checked again against the record as it is when the change is admitted.
     let before = streams.record(&name)?;
     let glue = streams
         .glue_columns(&updated_request(&name, &before, &input)?)
@@ -103,7 +103,7 @@ pub(super) async fn update_destination(state: &AppState, input: Value) -> Result
             let request = updated_request(&name, record, &input)?;
             request::incoming_rules(&request)?;
             // Checked before anything changes: an invalid update leaves the stream as it was.
-            let config = api_stream_config(&request, streams.records(), glue.as_ref())?;
+            let config = api_stream_config(&request, streams.records(), glue.as_deref())?;
             Ok(Prepared {
                 request,
                 config,
@@ -116,11 +116,13 @@ pub(super) async fn update_destination(state: &AppState, input: Value) -> Result
 
 /// The stream's request with an UpdateDestination merged in, once its version, destination
 /// and update members are checked.
-fn updated_request(name: &str, record: &StreamRecord, input: &Value) -> Result<Value, AwsError> {
-    let current = super::firehose::required(
-        input
-            .get("CurrentDeliveryStreamVersionId")
-            .and_then(Value::as_str),
+fn updated_request(
+    name: &str,
+    record: &StreamRecord,
+    input: &UpdateDestinationInput,
+) -> Result<CreateDeliveryStreamInput, AwsError> {
+    let current = required(
+        input.current_delivery_stream_version_id.as_deref(),
         "currentDeliveryStreamVersionId",
     )?;
     if current != record.version.to_string() {
@@ -129,73 +131,79 @@ fn updated_request(name: &str, record: &StreamRecord, input: &Value) -> Result<V
             record.version
         )));
     }
-    let destination = input.get("DestinationId").and_then(Value::as_str);
+    let destination = input.destination_id.as_deref();
     if destination != Some("destinationId-000000000001") {
         return Err(AwsError::invalid_argument(format!(
             "DestinationId {} not found (the stream has destinationId-000000000001)",
             destination.unwrap_or("(none)")
         )));
     }
-    let given = |k: &str| input.get(k).filter(|v| !v.is_null());
-    let mut request = record.request.clone().unwrap_or_default();
-    let http = request
-        .get("HttpEndpointDestinationConfiguration")
-        .is_some();
-    let update = match (
-        given("ExtendedS3DestinationUpdate"),
-        given("S3DestinationUpdate"),
-        given("HttpEndpointDestinationUpdate"),
-    ) {
-        (None, None, Some(u)) if http => {
-            let current = &request["HttpEndpointDestinationConfiguration"];
-            request["HttpEndpointDestinationConfiguration"] =
-                request::merge_http_update(current, u);
-            return Ok(request);
+    let mut request = record.request.as_deref().cloned().unwrap_or_default();
+    let updates: Vec<&str> = input
+        .members_present()
+        .into_iter()
+        .filter(|m| m.ends_with("DestinationUpdate"))
+        .collect();
+    let http = request.http_endpoint_destination_configuration.as_ref();
+    match (http, updates.as_slice()) {
+        (_, []) => Err(AwsError::invalid_argument(
+            "A destination update is required: ExtendedS3DestinationUpdate (or S3DestinationUpdate, HttpEndpointDestinationUpdate)",
+        )),
+        (_, [_, _, ..]) => Err(AwsError::invalid_argument(
+            "Only one destination update can be specified",
+        )),
+        (Some(current), _) => {
+            let Some(u) = &input.http_endpoint_destination_update else {
+                return Err(AwsError::invalid_argument(
+                    "firehosed does not change a destination's type: this stream's destination is an HTTP endpoint (HttpEndpointDestinationUpdate), and the update is for another type",
+                ));
+            };
+            request.http_endpoint_destination_configuration =
+                Some(request::merge_http_update(current, u));
+            Ok(request)
         }
-        (None, None, Some(_)) | (Some(_), None, None) | (None, Some(_), None) if http => {
-            return Err(AwsError::invalid_argument(
-                "firehosed does not change a destination's type: this stream's destination is an HTTP endpoint (HttpEndpointDestinationUpdate), and the update is for another type",
-            ));
+        (None, _) => {
+            // S3DestinationUpdate's members are a subset of the extended shape's.
+            let update = match (
+                &input.extended_s3_destination_update,
+                &input.s3_destination_update,
+            ) {
+                (Some(u), _) => Some(u.clone()),
+                (None, Some(u)) => request::same_members(u),
+                (None, None) => None,
+            };
+            let Some(update) = update else {
+                return Err(AwsError::invalid_argument(
+                    "firehosed does not change a destination's type: this stream's destination is S3 (ExtendedS3DestinationUpdate or S3DestinationUpdate)",
+                ));
+            };
+            let current = request
+                .extended_s3_destination_configuration
+                .clone()
+                .unwrap_or_default();
+            request.extended_s3_destination_configuration =
+                Some(request::merge_s3_update(&current, &update));
+            Ok(request)
         }
-        (None, None, Some(_)) => {
-            return Err(AwsError::invalid_argument(
-                "firehosed does not change a destination's type: this stream's destination is S3 (ExtendedS3DestinationUpdate or S3DestinationUpdate)",
-            ));
-        }
-        // S3DestinationUpdate's members are a subset of the extended shape's.
-        (Some(u), None, None) | (None, Some(u), None) => u,
-        (None, None, None) => {
-            return Err(AwsError::invalid_argument(
-                "A destination update is required: ExtendedS3DestinationUpdate (or S3DestinationUpdate, HttpEndpointDestinationUpdate)",
-            ));
-        }
-        _ => {
-            return Err(AwsError::invalid_argument(
-                "Only one destination update can be specified",
-            ));
-        }
-    };
-    let merged = request::merge_update(&request["ExtendedS3DestinationConfiguration"], update);
-    request["ExtendedS3DestinationConfiguration"] = merged;
-    Ok(request)
+    }
 }
 
 /// `Tags: [{Key, Value}]` of a request (the model has checked their lengths, patterns and
 /// count).
-fn tags_of(tags: Option<&Value>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for t in tags.and_then(Value::as_array).into_iter().flatten() {
-        if let Some(key) = t.get("Key").and_then(Value::as_str) {
-            let value = t.get("Value").and_then(Value::as_str).unwrap_or("");
-            out.insert(key.to_string(), value.to_string());
-        }
-    }
-    out
+fn tags_of(tags: Option<&[Tag]>) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let key = t.key.clone()?;
+            Some((key, t.value.clone().unwrap_or_default()))
+        })
+        .collect()
 }
 
 pub(super) fn tag(state: &AppState, input: Value) -> Result<Value, AwsError> {
-    let name = name_of(&input)?;
-    let new = tags_of(input.get("Tags"));
+    let input: TagDeliveryStreamInput = parse(input)?;
+    let name = check_name(input.delivery_stream_name)?;
+    let new = tags_of(input.tags.as_deref());
     state.streams.record(&name)?;
     state.streams.records().update(&name, |r| {
         let mut tags = r.tags.clone();
@@ -214,14 +222,9 @@ pub(super) fn tag(state: &AppState, input: Value) -> Result<Value, AwsError> {
 }
 
 pub(super) fn untag(state: &AppState, input: Value) -> Result<Value, AwsError> {
-    let name = name_of(&input)?;
-    let keys: Vec<String> = input
-        .get("TagKeys")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|k| k.as_str().map(str::to_string))
-        .collect();
+    let input: UntagDeliveryStreamInput = parse(input)?;
+    let name = check_name(input.delivery_stream_name)?;
+    let keys = input.tag_keys.unwrap_or_default();
     state.streams.record(&name)?;
     state.streams.records().update(&name, |r| {
         for k in &keys {
@@ -233,28 +236,28 @@ pub(super) fn untag(state: &AppState, input: Value) -> Result<Value, AwsError> {
 }
 
 pub(super) fn list_tags(state: &AppState, input: Value) -> Result<Value, AwsError> {
-    let name = name_of(&input)?;
+    let input: ListTagsForDeliveryStreamInput = parse(input)?;
+    let name = check_name(input.delivery_stream_name)?;
     let record = state.streams.record(&name)?;
-    let start = input
-        .get("ExclusiveStartTagKey")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let limit = input
-        .get("Limit")
-        .and_then(Value::as_u64)
-        .unwrap_or(50)
-        .clamp(1, 50) as usize;
+    let start = input.exclusive_start_tag_key.unwrap_or_default();
+    let limit = input.limit.unwrap_or(50).clamp(1, 50) as usize;
     let after: Vec<(&String, &String)> = record
         .tags
         .iter()
-        .filter(|(k, _)| k.as_str() > start)
+        .filter(|(k, _)| k.as_str() > start.as_str())
         .collect();
-    let tags: Vec<Value> = after
+    let tags: Vec<Tag> = after
         .iter()
         .take(limit)
-        .map(|(k, v)| json!({"Key": k, "Value": v}))
+        .map(|(k, v)| Tag {
+            key: Some((*k).clone()),
+            value: Some((*v).clone()),
+        })
         .collect();
-    Ok(json!({"Tags": tags, "HasMoreTags": after.len() > limit}))
+    super::firehose::answer(&crate::shapes::ListTagsForDeliveryStreamOutput {
+        tags,
+        has_more_tags: after.len() > limit,
+    })
 }
 
 /// StartDeliveryStreamEncryption (`start`) and StopDeliveryStreamEncryption: the stream must
@@ -265,14 +268,24 @@ pub(super) fn set_encryption(
     input: Value,
     start: bool,
 ) -> Result<Value, AwsError> {
-    let name = name_of(&input)?;
+    let (name, sent) = if start {
+        let input: StartDeliveryStreamEncryptionInput = parse(input)?;
+        (
+            input.delivery_stream_name,
+            input.delivery_stream_encryption_configuration_input,
+        )
+    } else {
+        let input: StopDeliveryStreamEncryptionInput = parse(input)?;
+        (input.delivery_stream_name, None)
+    };
+    let name = check_name(name)?;
     let record = state.streams.record(&name)?;
     let source = state
         .streams
         .get(&name)
         .map(|s| s.config.source.clone())
         .or_else(|| record.config.as_ref().map(|c| c.source.clone()));
-    if matches!(source, Some(SourceConfig::Kinesis(_))) {
+    if matches!(source, Some(SourceSpec::Kinesis(_))) {
         return Err(AwsError::invalid_argument(format!(
             "Server side encryption is not supported for Firehose stream {name}: its source is a Kinesis data stream, whose own encryption applies"
         )));
@@ -288,12 +301,11 @@ pub(super) fn set_encryption(
     } else {
         EncryptionStatus::Disabling
     };
-    let sent = input
-        .get("DeliveryStreamEncryptionConfigurationInput")
-        .filter(|v| !v.is_null())
-        .cloned()
-        .unwrap_or_else(|| json!({"KeyType": "AWS_OWNED_CMK"}));
     let started = if start {
+        let sent = sent.unwrap_or(DeliveryStreamEncryptionConfigurationInput {
+            key_arn: None,
+            key_type: Some(KeyType::AwsOwnedCmk),
+        });
         Some(encryption_of(&sent, moving)?)
     } else {
         None

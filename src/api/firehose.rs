@@ -126,6 +126,12 @@ pub(super) fn parse<T: for<'de> Deserialize<'de>>(input: Value) -> Result<T, Aws
         .map_err(|e| AwsError::serialization(format!("Cannot read the request: {e}")))
 }
 
+/// An operation's answer, from its output shape.
+pub(super) fn answer<T: serde::Serialize>(out: &T) -> Result<Value, AwsError> {
+    serde_json::to_value(out)
+        .map_err(|e| AwsError::unavailable(format!("cannot write the answer: {e}")))
+}
+
 /// A required, non-null member.
 pub(super) fn required<T>(value: Option<T>, name: &str) -> Result<T, AwsError> {
     value.ok_or_else(|| {

@@ -92,7 +92,7 @@ pub(super) async fn ingest(
             )));
         }
         let n = records.len();
-        if !matches!(stream.config.source, crate::config::SourceConfig::DirectPut) {
+        if !matches!(stream.config.source, crate::spec::SourceSpec::DirectPut) {
             return Err(AwsError::invalid_argument(crate::stream::PutError::NotDirectPut.to_string()));
         }
         if n > 0 {

@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
+use crate::sync::ReadWrite;
 
 /// Why the certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +41,12 @@ impl Tls {
     /// Reads the files again; on an error the running certificate stays.
     pub(crate) fn reload(&self) -> Result<(), TlsError> {
         let fresh = acceptor(&self.files)?;
-        *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *self.acceptor.writing() = fresh;
         Ok(())
     }
 
     pub(crate) fn acceptor(&self) -> TlsAcceptor {
-        self.acceptor
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.acceptor.reading().clone()
     }
 }
 

@@ -14,6 +14,8 @@ use std::sync::{Arc, RwLock};
 use credentials::{Credentials, CredentialsError};
 use policy::{Decision, Policy};
 
+use crate::sync::ReadWrite;
+
 /// The service name clients sign for.
 pub(crate) const SERVICE: &str = "firehose";
 
@@ -103,24 +105,16 @@ impl Authenticator {
     ) -> Result<usize, CredentialsError> {
         let fresh = Credentials::load(&self.file)?;
         let n = fresh.keys.len();
-        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
-        *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
+        *self.credentials.writing() = Arc::new(fresh);
+        *self.policies.writing() = Arc::new(policies);
         self.warn_unmatched();
         Ok(n)
     }
 
     /// A principal without a policy may do nothing; a policy without a principal is unused.
     fn warn_unmatched(&self) {
-        let credentials = self
-            .credentials
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let policies = self
-            .policies
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let credentials = self.credentials.reading().clone();
+        let policies = self.policies.reading().clone();
         for s in credentials.keys.values() {
             if !policies.contains_key(&s.principal) {
                 tracing::warn!(principal = %s.principal,
@@ -139,11 +133,7 @@ impl Authenticator {
         &self,
         request: &sigv4::Arrived<'_>,
     ) -> Result<Principal, AuthError> {
-        let credentials = self
-            .credentials
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let credentials = self.credentials.reading().clone();
         let name = sigv4::verify(request, &credentials, SERVICE, std::time::SystemTime::now())?;
         Ok(Principal { name })
     }
@@ -155,11 +145,7 @@ impl Authenticator {
         action: &str,
         resource: &str,
     ) -> Result<(), AuthError> {
-        let policies = self
-            .policies
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let policies = self.policies.reading().clone();
         let decision = policies
             .get(&principal.name)
             .map_or(Decision::NotAllowed, |p| p.decide(action, resource));

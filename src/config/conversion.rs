@@ -1,97 +1,67 @@
 //! `destinations[].data_format_conversion`: the schema (inline columns or a Glue-style JSON
-//! file), the deserializer (OpenX or Hive JSON) and the Parquet options, checked into a ready
-//! `Conversion`. Bad schemas are errors that name the column.
-
-use std::sync::Arc;
-
-use arrow_schema::TimeUnit;
+//! file, read here), the deserializer (OpenX or Hive JSON) and the Parquet or ORC options,
+//! read into a `ConversionSpec`. The columns go through `spec::check::parse_columns`, as the
+//! API's Glue tables do; the options' ranges are `spec::check`'s.
 
 use super::decode::{Ctx, MapReader, Path};
-use super::yaml::{Mark, Node};
-use crate::encode::parquet::schema::{self, Column};
-use crate::encode::parquet::timestamp::{Format, TimestampRules};
+use super::destination::int_or;
+use super::yaml::Node;
 use crate::encode::parquet::{
-    CatalogTable, Conversion, Deserializer, KeyRules, ParquetCompression, ParquetOptions, Rules,
+    CatalogTable, Column, ParquetCompression, ParquetOptions, TimestampUnit,
 };
+use crate::spec::check::parse_columns;
+use crate::spec::{ConversionSpec, InputSpec, OutputSpec};
 
 const MIB: u64 = 1024 * 1024;
 
-/// None on errors; Some(None) when written but not enabled.
-pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<Arc<Conversion>>> {
+/// None when it is not a mapping; Some(None) when written but not enabled. A part that cannot
+/// be read stands in as its default (its keys marked broken), so the rest is still judged.
+pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Option<ConversionSpec>> {
     let mut m = MapReader::new(ctx, node, path)?;
     let enabled = match m.get("enabled") {
-        Some(n) => ctx.bool(n, &m.path.key("enabled")),
-        None => Some(true),
+        Some(n) => ctx.bool(n, &m.path.key("enabled")).unwrap_or(true),
+        None => true,
     };
     let schema = match m.require(ctx, "schema") {
         Some(n) => decode_schema(ctx, n, m.path.key("schema")),
         None => None,
     };
+    let (columns, table) = schema.unwrap_or_else(|| {
+        ctx.broken(&m.path.key("schema"));
+        (Vec::new(), CatalogTable::default())
+    });
     let input = match m.get("input") {
-        Some(n) => decode_input(ctx, n, m.path.key("input")),
-        None => Some(Input::default()),
+        Some(n) => decode_input(ctx, n, m.path.key("input")).unwrap_or_else(|| {
+            ctx.broken(&m.path.key("input"));
+            InputSpec::DEFAULT
+        }),
+        None => InputSpec::DEFAULT,
     };
     let output = match m.get("output") {
-        Some(n) => decode_output(ctx, n, m.path.key("output")),
-        None => Some((ParquetOptions::DEFAULT, None)),
+        Some(n) => decode_output(ctx, n, m.path.key("output")).unwrap_or_else(|| {
+            ctx.broken(&m.path.key("output"));
+            OutputSpec::Parquet(ParquetOptions::DEFAULT)
+        }),
+        None => OutputSpec::Parquet(ParquetOptions::DEFAULT),
     };
-    let path = m.path.clone();
-    let mark = m.mark();
     m.finish(ctx);
-    let (enabled, (columns, table), input, (options, orc)) = (enabled?, schema?, input?, output?);
-    for (column, _, mark) in &input.mappings {
-        if !columns.iter().any(|c| c.name == *column) {
-            ctx.error(
-                *mark,
-                &path
-                    .key("input")
-                    .key("openx_json")
-                    .key("column_to_json_key_mappings")
-                    .key(column),
-                format!("{column:?} is not a column of the schema"),
-            );
-            return None;
-        }
-    }
-    if !enabled {
-        return Some(None);
-    }
-    let mappings = input.mappings.into_iter().map(|(c, k, _)| (c, k)).collect();
-    if let Some(missing) = orc.as_ref().and_then(|o| {
-        o.bloom_filter_columns
-            .iter()
-            .find(|b| !columns.iter().any(|c| c.name == **b))
-    }) {
-        let at = path.key("output").key("orc").key("bloom_filter_columns");
-        ctx.error(
-            mark,
-            &at,
-            format!("{missing:?} is not a column of the schema"),
-        );
-        return None;
-    }
-    let mut conversion = Conversion::new(columns, input.rules, mappings, options, table);
-    if let Some(orc) = orc {
-        conversion = conversion.with_orc(orc);
-    }
-    conversion.deserializer = input.deserializer;
-    if let Some(why) = conversion.key_collision() {
-        ctx.error(mark, &path, why);
-        return None;
-    }
-    Some(Some(Arc::new(conversion)))
+    let spec = ConversionSpec {
+        columns,
+        table,
+        input,
+        output,
+    };
+    Some(enabled.then_some(spec))
 }
 
+/// The columns and the table's names; None (the caller marks `schema` broken) when the
+/// columns cannot all be read.
 fn decode_schema(ctx: &mut Ctx, node: &Node, path: Path) -> Option<(Vec<Column>, CatalogTable)> {
     let mut m = MapReader::new(ctx, node, path)?;
     let columns = m.get("columns");
     let file = m.get("file");
-    let mut opt = |ctx: &mut Ctx, key: &'static str| {
-        m.get(key)
-            .and_then(|n| ctx.string(n, &m.path.key(key)))
-            .map(Some)
-            .unwrap_or(None)
-    };
+    let mut opt =
+        |ctx: &mut Ctx, key: &'static str| m.get(key).and_then(|n| ctx.string(n, &m.path.key(key)));
     let table = CatalogTable {
         catalog_id: opt(ctx, "catalog_id"),
         database: opt(ctx, "database_name"),
@@ -103,7 +73,7 @@ fn decode_schema(ctx: &mut Ctx, node: &Node, path: Path) -> Option<(Vec<Column>,
         (None, Some(n)) => {
             let path = m.path.key("file");
             ctx.string(n, &path)
-                .and_then(|f| glue_file(ctx, n.mark, &path, &f))
+                .and_then(|f| glue_file(ctx, n, &path, &f))
         }
         _ => {
             ctx.error(
@@ -131,131 +101,93 @@ fn decode_columns(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Vec<Column>>
         let name = c
             .require(ctx, "name")
             .and_then(|n| ctx.string(n, &c.path.key("name")));
-        let ty = c.require(ctx, "type").and_then(|n| {
-            let text = ctx.string(n, &c.path.key("type"))?;
-            Some((text, n.mark))
-        });
-        let mark = c.mark();
-        let cpath = c.path.clone();
+        let ty = c
+            .require(ctx, "type")
+            .and_then(|n| ctx.string(n, &c.path.key("type")));
         c.finish(ctx);
         match (name, ty) {
-            (Some(name), Some((ty, tmark))) => raw.push((name, ty, mark, tmark, cpath)),
+            (Some(name), Some(ty)) => raw.push((name, ty)),
             _ => ok = false,
         }
     }
-    if items.is_empty() {
-        ctx.error(node.mark, &path, "the schema needs at least one column");
+    if !ok {
         return None;
     }
-    let columns = check_columns(ctx, raw);
-    if ok { columns } else { None }
+    let (columns, problems) = parse_columns(&raw, &Path::root());
+    let failed = !problems.is_empty();
+    ctx.report(&path, problems);
+    (!failed).then_some(columns)
 }
 
-type RawColumn = (String, String, Mark, Mark, Path);
-
-/// Types parsed, names lowercased and unique, at least one column.
-fn check_columns(ctx: &mut Ctx, raw: Vec<RawColumn>) -> Option<Vec<Column>> {
-    let mut out: Vec<Column> = Vec::new();
-    let mut ok = true;
-    if raw.is_empty() {
-        return None;
-    }
-    for (name, ty, mark, tmark, path) in raw {
-        let lower = name.trim().to_lowercase();
-        if lower.is_empty() {
-            ctx.error(mark, &path.key("name"), "a column needs a name");
-            ok = false;
-            continue;
-        }
-        if out.iter().any(|c| c.name == lower) {
-            ctx.error(
-                mark,
-                &path.key("name"),
-                format!("column {lower:?} appears twice (names are case-insensitive)"),
-            );
-            ok = false;
-            continue;
-        }
-        match schema::parse(&ty) {
-            Ok(t) => out.push(Column { name: lower, ty: t }),
-            Err(e) => {
-                ctx.error(tmark, &path.key("type"), format!("column {lower:?}: {e}"));
-                ok = false;
+/// A JSON file with Glue's column layout, its columns parsed.
+fn glue_file(ctx: &mut Ctx, node: &Node, path: &Path, file: &str) -> Option<Vec<Column>> {
+    let parsed = read_glue_file(std::path::Path::new(file))
+        .map_err(|e| e.to_string())
+        .and_then(|raw| {
+            let (out, problems) = parse_columns(&raw, &Path::root());
+            match problems.first() {
+                Some(p) => Err(p.message.clone()),
+                None => Ok(out),
             }
+        });
+    match parsed {
+        Ok(columns) => Some(columns),
+        // The file's problems are the file key's, named by the file.
+        Err(message) => {
+            ctx.error(node.mark, path, format!("{file}: {message}"));
+            None
         }
     }
-    ok.then_some(out)
 }
 
-/// A JSON file with Glue's column layout: `{"Columns":[{"Name","Type"}]}`, or a whole
-/// `aws glue get-table` answer (`Table.StorageDescriptor.Columns`).
-fn glue_file(ctx: &mut Ctx, mark: Mark, path: &Path, file: &str) -> Option<Vec<Column>> {
-    let fail = |ctx: &mut Ctx, msg: String| {
-        ctx.error(mark, path, format!("{file}: {msg}"));
-        None
-    };
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => return fail(ctx, format!("cannot read the schema file: {e}")),
-    };
-    let doc: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => return fail(ctx, format!("not JSON: {e}")),
-    };
+/// Why a Glue-style schema file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GlueFileError {
+    #[error("cannot read the schema file: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "expected {{\"Columns\":[{{\"Name\":...,\"Type\":...}}]}} (or Glue's Table.StorageDescriptor.Columns)"
+    )]
+    Layout,
+    #[error("the schema has no columns")]
+    Empty,
+    #[error("Columns[{0}] needs \"Name\" and \"Type\" strings")]
+    Column(usize),
+}
+
+/// The `(name, type)` of every column in a JSON file with Glue's column layout:
+/// `{"Columns":[{"Name","Type"}]}`, or a whole `aws glue get-table` answer
+/// (`Table.StorageDescriptor.Columns`).
+pub(crate) fn read_glue_file(
+    file: &std::path::Path,
+) -> Result<Vec<(String, String)>, GlueFileError> {
+    let text = std::fs::read_to_string(file)?;
+    let doc: serde_json::Value = serde_json::from_str(&text)?;
     let columns = [
         &doc["Columns"],
         &doc["StorageDescriptor"]["Columns"],
         &doc["Table"]["StorageDescriptor"]["Columns"],
     ]
     .into_iter()
-    .find_map(|v| v.as_array());
-    let Some(columns) = columns else {
-        return fail(
-            ctx,
-            "expected {\"Columns\":[{\"Name\":...,\"Type\":...}]} (or Glue's Table.StorageDescriptor.Columns)".into(),
-        );
-    };
+    .find_map(|v| v.as_array())
+    .ok_or(GlueFileError::Layout)?;
     if columns.is_empty() {
-        return fail(ctx, "the schema has no columns".into());
+        return Err(GlueFileError::Empty);
     }
-    let mut raw = Vec::new();
-    for (i, c) in columns.iter().enumerate() {
-        let (Some(name), Some(ty)) = (c["Name"].as_str(), c["Type"].as_str()) else {
-            return fail(
-                ctx,
-                format!("Columns[{i}] needs \"Name\" and \"Type\" strings"),
-            );
-        };
-        raw.push((name.to_string(), ty.to_string(), mark, mark, path.clone()));
-    }
-    let before = ctx.errors.len();
-    let out = check_columns(ctx, raw);
-    for e in &mut ctx.errors[before..] {
-        e.message = format!("{file}: {}", e.message);
-        e.path = path.to_string();
-    }
-    out
-}
-
-#[derive(Debug)]
-struct Input {
-    rules: Rules,
-    mappings: Vec<(String, String, Mark)>,
-    deserializer: Deserializer,
-}
-
-impl Default for Input {
-    fn default() -> Self {
-        Input {
-            rules: Rules::default(),
-            mappings: Vec::new(),
-            deserializer: Deserializer::OpenX,
-        }
-    }
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match (c["Name"].as_str(), c["Type"].as_str()) {
+            (Some(name), Some(ty)) => Ok((name.to_string(), ty.to_string())),
+            _ => Err(GlueFileError::Column(i)),
+        })
+        .collect()
 }
 
 /// `input: {openx_json: {...}}` or `input: {hive_json: {timestamp_formats: [...]}}`.
-fn decode_input(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
+fn decode_input(ctx: &mut Ctx, node: &Node, path: Path) -> Option<InputSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let openx = m.has("openx_json");
     let hive = m.has("hive_json");
@@ -275,45 +207,40 @@ fn decode_input(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
     out
 }
 
-fn decode_openx(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
+fn decode_openx(ctx: &mut Ctx, node: &Node, path: Path) -> Option<InputSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let mut flag = |ctx: &mut Ctx, key: &'static str, default: bool| match m.get(key) {
-        Some(n) => ctx.bool(n, &m.path.key(key)),
-        None => Some(default),
+        Some(n) => ctx.bool(n, &m.path.key(key)).unwrap_or(default),
+        None => default,
     };
     let case_insensitive = flag(ctx, "case_insensitive", true);
-    let dots = flag(ctx, "convert_dots_in_json_keys_to_underscores", false);
+    let dots_to_underscores = flag(ctx, "convert_dots_in_json_keys_to_underscores", false);
     let mappings = match m.get("column_to_json_key_mappings") {
-        Some(n) => decode_mappings(ctx, n, m.path.key("column_to_json_key_mappings")),
-        None => Some(Vec::new()),
+        Some(n) => decode_mappings(ctx, n, m.path.key("column_to_json_key_mappings"))?,
+        None => Vec::new(),
     };
     m.finish(ctx);
-    let mut input = Input::default();
-    input.rules.keys = KeyRules {
-        case_insensitive: case_insensitive?,
-        dots_to_underscores: dots?,
-    };
-    input.mappings = mappings?;
-    Some(input)
+    Some(InputSpec::OpenX {
+        case_insensitive,
+        dots_to_underscores,
+        mappings,
+    })
 }
 
-/// `{column: json_key, ...}`.
-fn decode_mappings(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Vec<(String, String, Mark)>> {
+/// `{column: json_key, ...}`, columns lowercased (as the schema's are).
+fn decode_mappings(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Vec<(String, String)>> {
     let entries = ctx.entries(node, &path, "of column: json_key")?;
     let mut out = Vec::new();
     for (k, v) in entries {
         let column = ctx.string(k, &path)?.to_lowercase();
+        ctx.mark(&path.key(&column), k.mark);
         let key = ctx.string(v, &path.key(&column))?;
-        if key.is_empty() {
-            ctx.error(v.mark, &path.key(&column), "the JSON key must not be empty");
-            return None;
-        }
-        out.push((column, key, k.mark));
+        out.push((column, key));
     }
     Some(out)
 }
 
-fn decode_hive(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
+fn decode_hive(ctx: &mut Ctx, node: &Node, path: Path) -> Option<InputSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let formats = match m.get("timestamp_formats") {
         Some(n) => {
@@ -321,51 +248,33 @@ fn decode_hive(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Input> {
             let items = ctx.list(n, &path)?;
             let mut formats = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                let text = ctx.string(item, &path.index(i))?;
-                match Format::parse(&text) {
-                    Ok(f) => formats.push((f, text)),
-                    Err(e) => {
-                        ctx.error(item.mark, &path.index(i), e);
-                        return None;
-                    }
-                }
+                formats.push(ctx.string(item, &path.index(i))?);
             }
-            Some(formats)
+            formats
         }
-        None => Some(Vec::new()),
+        None => Vec::new(),
     };
     m.finish(ctx);
-    let (formats, texts): (Vec<Format>, Vec<String>) = formats?.into_iter().unzip();
-    let mut input = Input::default();
-    input.rules.timestamps = TimestampRules { formats };
-    input.deserializer = Deserializer::Hive(texts);
-    Some(input)
+    Some(InputSpec::Hive {
+        timestamp_formats: formats,
+    })
 }
 
-/// `output: {parquet: {...}}` or `output: {orc: {...}}` (ORC's rows are read with the
-/// Parquet options' defaults, nanosecond timestamps and its own stripe memory bound).
-fn decode_output(
-    ctx: &mut Ctx,
-    node: &Node,
-    path: Path,
-) -> Option<(ParquetOptions, Option<crate::encode::orc::OrcOptions>)> {
+/// `output: {parquet: {...}}` or `output: {orc: {...}}`.
+fn decode_output(ctx: &mut Ctx, node: &Node, path: Path) -> Option<OutputSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let out = match (m.has("parquet"), m.has("orc")) {
         (Some(_), Some(o)) => {
             ctx.error(o.mark, &m.path, "exactly one of parquet, orc (got both)");
             None
         }
-        (Some(n), None) => decode_parquet(ctx, n, m.path.key("parquet")).map(|p| (p, None)),
-        (None, Some(n)) => {
-            super::orc_output::decode(ctx, n, m.path.key("orc")).map(|(o, buffer)| {
-                let rows = ParquetOptions {
-                    row_group_buffer_bytes: buffer,
-                    timestamp_unit: TimeUnit::Nanosecond,
-                    ..ParquetOptions::DEFAULT
-                };
-                (rows, Some(o))
-            })
-        }
+        (Some(n), None) => decode_parquet(ctx, n, m.path.key("parquet")).map(OutputSpec::Parquet),
+        (None, Some(n)) => super::orc_output::decode(ctx, n, m.path.key("orc")).map(
+            |(options, stripe_buffer_bytes)| OutputSpec::Orc {
+                options,
+                stripe_buffer_bytes,
+            },
+        ),
         (None, None) => {
             ctx.error(
                 m.mark(),
@@ -382,78 +291,58 @@ fn decode_output(
 fn decode_parquet(ctx: &mut Ctx, node: &Node, path: Path) -> Option<ParquetOptions> {
     let d = ParquetOptions::DEFAULT;
     let mut m = MapReader::new(ctx, node, path)?;
-    let mut int = |ctx: &mut Ctx,
-                   key: &'static str,
-                   range: std::ops::RangeInclusive<u64>,
-                   default: u64| match m.get(key) {
-        Some(n) => ctx.int_in(n, &m.path.key(key), range),
-        None => Some(default),
-    };
-    let block = int(
+    let block_size_bytes = int_or(ctx, &mut m, "block_size_bytes", d.block_size_bytes);
+    let page_size_bytes = int_or(ctx, &mut m, "page_size_bytes", d.page_size_bytes);
+    let max_padding_bytes = int_or(ctx, &mut m, "max_padding_bytes", d.max_padding_bytes);
+    let buffer_mib = int_or(
         ctx,
-        "block_size_bytes",
-        64 * MIB..=1024 * MIB,
-        d.block_size_bytes,
-    );
-    let page = int(
-        ctx,
-        "page_size_bytes",
-        64 * 1024..=64 * MIB,
-        d.page_size_bytes,
-    );
-    let padding = int(
-        ctx,
-        "max_padding_bytes",
-        0..=u64::from(u32::MAX),
-        d.max_padding_bytes,
-    );
-    let buffer = int(
-        ctx,
+        &mut m,
         "row_group_buffer_mib",
-        1..=1024,
         d.row_group_buffer_bytes / MIB,
     );
     let compression = match m.get("compression") {
         Some(n) => ctx
             .one_of(n, &m.path.key("compression"), &ParquetCompression::NAMES)
-            .map(ParquetCompression::from_index),
-        None => Some(d.compression),
+            .map_or(d.compression, ParquetCompression::from_index),
+        None => d.compression,
     };
     let dictionary = match m.get("enable_dictionary_compression") {
-        Some(n) => ctx.bool(n, &m.path.key("enable_dictionary_compression")),
-        None => Some(d.dictionary),
+        Some(n) => ctx
+            .bool(n, &m.path.key("enable_dictionary_compression"))
+            .unwrap_or(d.dictionary),
+        None => d.dictionary,
     };
     let v2 = match m.get("writer_version") {
         Some(n) => ctx
             .one_of(n, &m.path.key("writer_version"), &["V1", "V2"])
-            .map(|i| i == 1),
-        None => Some(d.v2),
+            .map_or(d.v2, |i| i == 1),
+        None => d.v2,
     };
-    let unit = match m.get("timestamp_unit") {
+    let timestamp_unit = match m.get("timestamp_unit") {
         Some(n) => ctx
             .one_of(
                 n,
                 &m.path.key("timestamp_unit"),
                 &["MILLIS", "MICROS", "NANOS"],
             )
-            .map(|i| {
+            .map_or(d.timestamp_unit, |i| {
                 [
-                    TimeUnit::Millisecond,
-                    TimeUnit::Microsecond,
-                    TimeUnit::Nanosecond,
+                    TimestampUnit::Millis,
+                    TimestampUnit::Micros,
+                    TimestampUnit::Nanos,
                 ][i]
             }),
-        None => Some(d.timestamp_unit),
+        None => d.timestamp_unit,
     };
     m.finish(ctx);
     Some(ParquetOptions {
-        compression: compression?,
-        block_size_bytes: block?,
-        page_size_bytes: page?,
-        dictionary: dictionary?,
-        max_padding_bytes: padding?,
-        v2: v2?,
-        row_group_buffer_bytes: buffer? * MIB,
-        timestamp_unit: unit?,
+        compression,
+        block_size_bytes,
+        page_size_bytes,
+        dictionary,
+        max_padding_bytes,
+        v2,
+        row_group_buffer_bytes: buffer_mib.saturating_mul(MIB),
+        timestamp_unit,
     })
 }

@@ -1,16 +1,27 @@
 //! A decoder over the marked YAML tree that keeps going after a problem: every error is collected
-//! with its position and key path, so one `validate` run reports all of them.
+//! with its position and key path, so one `validate` run reports all of them. The decoder reads
+//! the document's structure (which keys, of which types); what the values must be is the
+//! specification's checks (`spec::check`), whose problems it places at the keys they are about
+//! (`report`). A value that could not be read is remembered as broken: a rule that depends on
+//! it saw a stand-in, so its problem is not reported.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use super::error::ConfigError;
 use super::yaml::{Kind, Mark, Node};
+use crate::spec::check::Problem;
+pub(crate) use crate::spec::path::Path;
 
 /// Collects errors while a document is decoded.
 pub(crate) struct Ctx<'a> {
     pub(crate) file: &'a str,
     pub(crate) errors: Vec<ConfigError>,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Keys whose value could not be read.
+    broken: Vec<Path>,
+    /// Where each key that was read is written.
+    marks: HashMap<Path, Mark>,
 }
 
 impl<'a> Ctx<'a> {
@@ -19,10 +30,29 @@ impl<'a> Ctx<'a> {
             file,
             errors: Vec::new(),
             env,
+            broken: Vec::new(),
+            marks: HashMap::new(),
         }
     }
 
+    /// A problem of the document's structure at `path` (its value is broken).
     pub(crate) fn error(&mut self, mark: Mark, path: &Path, message: impl fmt::Display) {
+        self.broken.push(path.clone());
+        self.push(mark, path, message);
+    }
+
+    /// A problem of the document's structure reported at `path` about keys below it (which
+    /// the caller marks `broken` itself).
+    pub(crate) fn note(&mut self, mark: Mark, path: &Path, message: impl fmt::Display) {
+        self.push(mark, path, message);
+    }
+
+    /// The value at `path` could not be read: what stands in for it is judged by no rule.
+    pub(crate) fn broken(&mut self, path: &Path) {
+        self.broken.push(path.clone());
+    }
+
+    fn push(&mut self, mark: Mark, path: &Path, message: impl fmt::Display) {
         self.errors.push(ConfigError {
             file: self.file.to_string(),
             line: mark.line,
@@ -30,6 +60,35 @@ impl<'a> Ctx<'a> {
             path: path.to_string(),
             message: message.to_string(),
         });
+    }
+
+    /// `path` is written at `mark`.
+    pub(crate) fn mark(&mut self, path: &Path, mark: Mark) {
+        self.marks.insert(path.clone(), mark);
+    }
+
+    /// The specification's problems of what was decoded under `base`, each at the position of
+    /// its key (or, when that key is not written, of the first key it depends on that is, or of
+    /// the nearest enclosing key); problems that depend on a broken value are left out.
+    pub(crate) fn report(&mut self, base: &Path, problems: Vec<Problem>) {
+        for p in problems {
+            let keys: Vec<Path> = p.keys().map(|k| base.join(k)).collect();
+            if keys.iter().any(|k| self.broken.iter().any(|b| k.within(b))) {
+                continue;
+            }
+            let written = keys.iter().find_map(|k| self.marks.get(k).copied());
+            let mark = written.or_else(|| {
+                let mut up = keys[0].parent();
+                while let Some(p) = up {
+                    if let Some(m) = self.marks.get(&p) {
+                        return Some(*m);
+                    }
+                    up = p.parent();
+                }
+                None
+            });
+            self.push(mark.unwrap_or_default(), &keys[0], p.message);
+        }
     }
 
     /// The scalar text of `node` with `${VAR}` and `${VAR:-default}` replaced from the
@@ -78,34 +137,49 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// An integer within `range` (inclusive).
+    /// A whole number (its range is the specification's check).
+    pub(crate) fn int(&mut self, node: &Node, path: &Path) -> Option<u64> {
+        let text = self.scalar(node, path)?;
+        match text.trim().parse::<u64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("must be a whole number (got {text:?})"),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer within `range` (inclusive): the daemon's own settings (a stream's ranges
+    /// are `spec::check`'s).
     pub(crate) fn int_in(
         &mut self,
         node: &Node,
         path: &Path,
         range: std::ops::RangeInclusive<u64>,
     ) -> Option<u64> {
+        let v = self.int(node, path)?;
+        if !range.contains(&v) {
+            self.error(
+                node.mark,
+                path,
+                format!("must be {}..={} (got {v})", range.start(), range.end()),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    /// A number (its range is the specification's check).
+    pub(crate) fn number(&mut self, node: &Node, path: &Path) -> Option<f64> {
         let text = self.scalar(node, path)?;
-        match text.trim().parse::<u64>() {
-            Ok(v) if range.contains(&v) => Some(v),
-            Ok(v) => {
-                self.error(
-                    node.mark,
-                    path,
-                    format!("must be {}..={} (got {v})", range.start(), range.end()),
-                );
-                None
-            }
-            Err(_) => {
-                self.error(
-                    node.mark,
-                    path,
-                    format!(
-                        "must be a whole number {}..={} (got {text:?})",
-                        range.start(),
-                        range.end()
-                    ),
-                );
+        match text.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Some(v),
+            _ => {
+                self.error(node.mark, path, format!("must be a number (got {text:?})"));
                 None
             }
         }
@@ -150,7 +224,12 @@ impl<'a> Ctx<'a> {
 
     pub(crate) fn list<'n>(&mut self, node: &'n Node, path: &Path) -> Option<&'n [Node]> {
         match &node.kind {
-            Kind::Seq(items) => Some(items),
+            Kind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.mark(&path.index(i), item.mark);
+                }
+                Some(items)
+            }
             _ => {
                 self.error(
                     node.mark,
@@ -195,8 +274,13 @@ impl<'n> MapReader<'n> {
         let mut seen: Vec<(&str, usize)> = Vec::new();
         // A key written twice is reported once, as a duplicate (not also as unknown).
         let mut duplicate = vec![false; entries.len()];
-        for (i, (key, _)) in entries.iter().enumerate() {
+        ctx.mark(&path, node.mark);
+        for (i, (key, v)) in entries.iter().enumerate() {
             if let Kind::Scalar { value, .. } = &key.kind {
+                let at = if v.is_null() { key.mark } else { v.mark };
+                if !seen.iter().any(|(k, _)| *k == value.as_str()) {
+                    ctx.mark(&path.key(value), at);
+                }
                 if let Some((_, line)) = seen.iter().find(|(k, _)| *k == value.as_str()) {
                     ctx.error(
                         key.mark,
@@ -304,38 +388,6 @@ impl<'n> MapReader<'n> {
                 &self.path.key(&name),
                 format!("unknown key{hint}; allowed here: {}", allowed.join(", ")),
             );
-        }
-    }
-}
-
-/// A key path such as `delivery_streams[2].destinations[0].buffering.size_mib`.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Path(String);
-
-impl Path {
-    pub(crate) fn root() -> Self {
-        Path(String::new())
-    }
-
-    pub(crate) fn key(&self, key: &str) -> Path {
-        if self.0.is_empty() {
-            Path(key.to_string())
-        } else {
-            Path(format!("{}.{key}", self.0))
-        }
-    }
-
-    pub(crate) fn index(&self, i: usize) -> Path {
-        Path(format!("{}[{i}]", self.0))
-    }
-}
-
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("(top level)")
-        } else {
-            f.write_str(&self.0)
         }
     }
 }

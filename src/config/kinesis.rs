@@ -1,107 +1,60 @@
 //! `source.kinesis_stream`: the stream (by name or ARN), its endpoint, where reading starts,
-//! and the reader's limits.
+//! the reader's limits and the fleet's lease table. Their ranges and formats are
+//! `spec::check`'s.
 
 use super::decode::{Ctx, MapReader, Path};
-use super::destination;
-use super::model::{KinesisSourceConfig, KinesisStreamRef, LeaseConfig, StartingPosition};
+use super::destination::{int_or, optional_string};
 use super::yaml::Node;
+use crate::spec::{KinesisSourceSpec, KinesisStreamRef, LeaseSpec, StartingPosition};
 
-pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<KinesisSourceConfig> {
+pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<KinesisSourceSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let stream = decode_stream_ref(ctx, &mut m);
-    let endpoint_url = m.get("endpoint_url").and_then(|n| {
-        let path = m.path.key("endpoint_url");
-        let url = ctx.string(n, &path)?;
-        destination::check_url(ctx, n.mark, &path, &url).then_some(url)
-    });
+    let endpoint_url = optional_string(ctx, &mut m, "endpoint_url");
     let starting_position = decode_starting_position(ctx, &mut m);
-    let discovery = match m.get("discovery_interval_seconds") {
-        Some(n) => ctx.int_in(n, &m.path.key("discovery_interval_seconds"), 1..=3600),
-        None => Some(10),
+    let discovery_interval_seconds = int_or(ctx, &mut m, "discovery_interval_seconds", 10);
+    let get_records_limit = int_or(ctx, &mut m, "get_records_limit", 10_000);
+    let max_buffered_mib = int_or(ctx, &mut m, "max_buffered_mib", 64);
+    let leases = match m.get("leases") {
+        Some(n) => Some(decode_leases(ctx, n, m.path.key("leases"))?),
+        None => None,
     };
-    let limit = match m.get("get_records_limit") {
-        Some(n) => ctx.int_in(n, &m.path.key("get_records_limit"), 1..=10_000),
-        None => Some(10_000),
-    };
-    let buffered = match m.get("max_buffered_mib") {
-        Some(n) => ctx.int_in(n, &m.path.key("max_buffered_mib"), 1..=4096),
-        None => Some(64),
-    };
-    let leases = m
-        .get("leases")
-        .map(|n| decode_leases(ctx, n, m.path.key("leases")));
     m.finish(ctx);
-    Some(KinesisSourceConfig {
+    Some(KinesisSourceSpec {
         stream: stream?,
         endpoint_url,
         starting_position: starting_position?,
-        discovery_interval_seconds: discovery?,
-        max_buffered_mib: buffered?,
-        get_records_limit: limit?,
-        leases: match leases {
-            Some(l) => Some(l?),
-            None => None,
-        },
+        discovery_interval_seconds,
+        max_buffered_mib,
+        get_records_limit,
+        leases,
     })
 }
 
-/// `leases`: the table (DynamoDB's naming rules), its endpoint, this instance's id, the
-/// failover time.
-fn decode_leases(ctx: &mut Ctx, node: &Node, path: Path) -> Option<LeaseConfig> {
+/// `leases`: the table, its endpoint, this instance's id, the failover time.
+fn decode_leases(ctx: &mut Ctx, node: &Node, path: Path) -> Option<LeaseSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let table = match m.get("table") {
-        Some(n) => ctx.string(n, &m.path.key("table")).and_then(|v| {
-            // DynamoDB: 3-255 characters of [a-zA-Z0-9_.-].
-            let ok = (3..=255).contains(&v.len())
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            if !ok {
-                ctx.error(
-                    n.mark,
-                    &m.path.key("table"),
-                    format!("must match [a-zA-Z0-9_.-]{{3,255}} (got {v:?})"),
-                );
-            }
-            ok.then_some(v)
-        }),
+        Some(n) => ctx.string(n, &m.path.key("table")),
         None => {
             ctx.error(m.mark(), &m.path.key("table"), "required");
             None
         }
     };
-    let endpoint_url = m.get("endpoint_url").and_then(|n| {
-        let path = m.path.key("endpoint_url");
-        let url = ctx.string(n, &path)?;
-        destination::check_url(ctx, n.mark, &path, &url).then_some(url)
-    });
+    let endpoint_url = optional_string(ctx, &mut m, "endpoint_url");
     let create_table = match m.get("create_table") {
-        Some(n) => ctx.bool(n, &m.path.key("create_table")),
-        None => Some(true),
+        Some(n) => ctx.bool(n, &m.path.key("create_table")).unwrap_or(true),
+        None => true,
     };
-    let worker_id = m.get("worker_id").and_then(|n| {
-        let path = m.path.key("worker_id");
-        let v = ctx.string(n, &path)?;
-        let ok = (1..=256).contains(&v.len()) && !v.chars().any(char::is_control);
-        if !ok {
-            ctx.error(
-                n.mark,
-                &path,
-                format!("must be 1-256 characters, no control characters (got {v:?})"),
-            );
-        }
-        ok.then_some(v)
-    });
-    let failover = match m.get("failover_seconds") {
-        Some(n) => ctx.int_in(n, &m.path.key("failover_seconds"), 1..=600),
-        None => Some(10),
-    };
+    let worker_id = optional_string(ctx, &mut m, "worker_id");
+    let failover_seconds = int_or(ctx, &mut m, "failover_seconds", 10);
     m.finish(ctx);
-    Some(LeaseConfig {
+    Some(LeaseSpec {
         table: table?,
         endpoint_url,
-        create_table: create_table?,
+        create_table,
         worker_id,
-        failover_seconds: failover?,
+        failover_seconds,
     })
 }
 
@@ -110,30 +63,12 @@ fn decode_stream_ref(ctx: &mut Ctx, m: &mut MapReader) -> Option<KinesisStreamRe
     let name = m.get("stream_name");
     let arn = m.get("stream_arn");
     match (name, arn) {
-        (Some(n), None) => ctx.string(n, &m.path.key("stream_name")).and_then(|v| {
-            let ok = (1..=128).contains(&v.len())
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            if !ok {
-                ctx.error(
-                    n.mark,
-                    &m.path.key("stream_name"),
-                    format!("must match [a-zA-Z0-9_.-]{{1,128}} (got {v:?})"),
-                );
-            }
-            ok.then_some(KinesisStreamRef::Name(v))
-        }),
-        (None, Some(a)) => ctx.string(a, &m.path.key("stream_arn")).and_then(|v| {
-            let ok = v.starts_with("arn:") && v.contains(":kinesis:") && v.contains(":stream/");
-            if !ok {
-                ctx.error(
-                    a.mark,
-                    &m.path.key("stream_arn"),
-                    format!("must be arn:aws:kinesis:REGION:ACCOUNT:stream/NAME (got {v:?})"),
-                );
-            }
-            ok.then_some(KinesisStreamRef::Arn(v))
-        }),
+        (Some(n), None) => ctx
+            .string(n, &m.path.key("stream_name"))
+            .map(KinesisStreamRef::Name),
+        (None, Some(a)) => ctx
+            .string(a, &m.path.key("stream_arn"))
+            .map(KinesisStreamRef::Arn),
         (Some(_), Some(_)) => {
             ctx.error(
                 m.mark(),

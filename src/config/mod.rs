@@ -3,6 +3,7 @@
 
 mod conversion;
 mod decode;
+pub(crate) use conversion::read_glue_file;
 mod destination;
 pub(crate) mod error;
 mod http_endpoint;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 
+use crate::spec::{Deaggregation, ProcessingSpec, SourceSpec, StreamSpec};
 use decode::{Ctx, MapReader, Path};
 pub use error::{ConfigError, LoadError};
 pub use model::Config;
@@ -50,11 +52,8 @@ fn syntax_error(file: &str, e: yaml::SyntaxError) -> LoadError {
 
 /// Checks one delivery stream's configuration, as YAML or JSON text (a stream created through
 /// the API); `label` is the name used in error messages.
-pub(crate) fn parse_stream(
-    label: &str,
-    text: &str,
-    relax: bool,
-) -> Result<StreamConfig, LoadError> {
+#[cfg(test)]
+pub(crate) fn parse_stream(label: &str, text: &str, relax: bool) -> Result<StreamSpec, LoadError> {
     let root = yaml::parse(text).map_err(|e| syntax_error(label, e))?;
     let no_env = |_: &str| None;
     let mut ctx = Ctx::new(label, &no_env);
@@ -221,7 +220,7 @@ fn decode_listen(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SocketA
 }
 
 /// `delivery_streams`: each stream, names unique.
-fn decode_streams(ctx: &mut Ctx, node: &yaml::Node, path: Path, relax: bool) -> Vec<StreamConfig> {
+fn decode_streams(ctx: &mut Ctx, node: &yaml::Node, path: Path, relax: bool) -> Vec<StreamSpec> {
     let mut streams = Vec::new();
     let Some(items) = ctx.list(node, &path) else {
         return streams;
@@ -253,14 +252,14 @@ fn decode_streams(ctx: &mut Ctx, node: &yaml::Node, path: Path, relax: bool) -> 
 /// streams sharing one table would take each other's shards.
 fn check_lease_table_unshared(
     ctx: &mut Ctx,
-    earlier: &[StreamConfig],
-    s: &StreamConfig,
+    earlier: &[StreamSpec],
+    s: &StreamSpec,
     item: &yaml::Node,
     path: &Path,
 ) {
-    let table = |s: &StreamConfig| match &s.source {
-        SourceConfig::Kinesis(k) => k.leases.as_ref().map(|l| l.table.clone()),
-        SourceConfig::DirectPut => None,
+    let table = |s: &StreamSpec| match &s.source {
+        SourceSpec::Kinesis(k) => k.leases.as_ref().map(|l| l.table.clone()),
+        SourceSpec::DirectPut => None,
     };
     let Some(t) = table(s) else { return };
     if let Some(other) = earlier
@@ -294,7 +293,7 @@ fn decode_functions(
             continue;
         };
         let fpath = path.key(name);
-        if !transform::valid_function_name(name) {
+        if !crate::spec::check::valid_function_name(name) {
             ctx.error(
                 k.mark,
                 &fpath,
@@ -359,7 +358,10 @@ fn decode_aws(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<AwsSetting
         .get("force_path_style")
         .and_then(|n| ctx.bool(n, &m.path.key("force_path_style")));
     if let Some(url) = &endpoint_url {
-        destination::check_url(ctx, m.mark(), &m.path.key("endpoint_url"), url);
+        let mut c = crate::spec::check::Checker::default();
+        crate::spec::check::check_url(&mut c, Path::root().key("endpoint_url"), url);
+        let base = m.path.clone();
+        ctx.report(&base, c.problems);
     }
     if let Some(id) = &account_id
         && (id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()))
@@ -375,94 +377,75 @@ fn decode_aws(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<AwsSetting
     })
 }
 
-/// `[a-zA-Z0-9_.-]{1,64}`, AWS's DeliveryStreamName.
 /// `[a-zA-Z0-9_.-]{1,64}`, except `.` and `..`: a stream's name is a folder under state_dir.
-pub(crate) fn valid_stream_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
+pub(crate) use crate::spec::check::valid_stream_name;
 
-/// The stream's name (when valid, for the duplicate check) and the stream (when all is valid).
+/// The stream's name (when readable, for the duplicate check) and the stream when it can be
+/// read and its specification passes `spec::check` (whose problems are reported here).
 fn decode_stream(
     ctx: &mut Ctx,
     node: &yaml::Node,
     path: Path,
     relax: bool,
-) -> (Option<(String, yaml::Mark)>, Option<StreamConfig>) {
-    let Some(mut m) = MapReader::new(ctx, node, path) else {
+) -> (Option<(String, yaml::Mark)>, Option<StreamSpec>) {
+    let Some(mut m) = MapReader::new(ctx, node, path.clone()) else {
         return (None, None);
     };
     let name = m.require(ctx, "name").and_then(|n| {
-        let path = m.path.key("name");
-        let name = ctx.string(n, &path)?;
-        if !valid_stream_name(&name) {
-            ctx.error(
-                n.mark,
-                &path,
-                format!("must match [a-zA-Z0-9_.-]{{1,64}} (got {name:?})"),
-            );
-            return None;
-        }
+        let name = ctx.string(n, &m.path.key("name"))?;
         Some((name, n.mark))
     });
-    let source = m
-        .require(ctx, "source")
-        .and_then(|n| decode_source(ctx, n, m.path.key("source")));
+    // What cannot be read stands in as its default, marked broken: every other problem of
+    // the stream is still judged and reported in the same run.
+    let source = match m.require(ctx, "source") {
+        Some(n) => decode_source(ctx, n, m.path.key("source")),
+        None => None,
+    };
+    let source = source.unwrap_or_else(|| {
+        ctx.broken(&m.path.key("source"));
+        SourceSpec::DirectPut
+    });
     let processing = match m.get("processing") {
-        Some(n) => decode_processing(ctx, n, m.path.key("processing")),
-        None => Some(ProcessingConfig::default()),
+        Some(n) => decode_processing(ctx, n, m.path.key("processing")).unwrap_or_else(|| {
+            ctx.broken(&m.path.key("processing"));
+            ProcessingSpec::default()
+        }),
+        None => ProcessingSpec::default(),
     };
     let mut destinations = Vec::new();
-    let mut dest_ok = true;
-    if let Some(n) = m.require(ctx, "destinations") {
-        let path = m.path.key("destinations");
-        if let Some(items) = ctx.list(n, &path) {
-            if items.is_empty() {
-                ctx.error(n.mark, &path, "needs at least one destination");
-            }
-            for (i, item) in items.iter().enumerate() {
-                // A processing block with errors of its own: its keys are judged present, so
-                // a destination does not add "needs processing..." to the errors shown there.
-                let scope = destination::Scope {
-                    relax,
-                    has_query: processing
-                        .as_ref()
-                        .is_none_or(|p| p.metadata_query.is_some()),
-                    has_transform: processing.as_ref().is_none_or(|p| p.transform.is_some()),
-                };
-                let decoded = match item.has_key("http_endpoint") {
-                    true => http_endpoint::decode(ctx, item, path.index(i)),
-                    false => destination::decode(ctx, item, path.index(i), scope),
-                };
-                match decoded {
-                    Some(d) => destinations.push(d),
-                    None => dest_ok = false,
-                }
-            }
-        }
+    let items = m
+        .require(ctx, "destinations")
+        .and_then(|n| ctx.list(n, &m.path.key("destinations")));
+    for (i, item) in items.into_iter().flatten().enumerate() {
+        let at = m.path.key("destinations").index(i);
+        let decoded = match item.has_key("http_endpoint") {
+            true => http_endpoint::decode(ctx, item, at.clone()),
+            false => destination::decode(ctx, item, at.clone()),
+        };
+        // A stand-in keeps the later destinations at their indexes.
+        destinations.push(decoded.unwrap_or_else(|| {
+            ctx.broken(&at);
+            destination::stand_in()
+        }));
+    }
+    if items.is_none() {
+        ctx.broken(&m.path.key("destinations"));
     }
     m.finish(ctx);
-    let stream = match (name.clone(), source, processing) {
-        (Some((name, _)), Some(source), Some(processing))
-            if dest_ok && !destinations.is_empty() =>
-        {
-            Some(StreamConfig {
-                name,
-                source,
-                processing,
-                destinations,
-            })
-        }
-        _ => None,
+    let stream = StreamSpec {
+        name: name.as_ref().map_or_else(String::new, |(n, _)| n.clone()),
+        source,
+        processing,
+        destinations,
     };
-    (name, stream)
+    let problems = crate::spec::check::check(&stream, crate::spec::check::Scope { relax });
+    ctx.report(&path, problems);
+    // A name that passes is kept for the duplicate check.
+    let name = name.filter(|(n, _)| valid_stream_name(n));
+    (name, Some(stream))
 }
 
-fn decode_source(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SourceConfig> {
+fn decode_source(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SourceSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let direct = m.has("direct_put");
     let kinesis = m.has("kinesis_stream");
@@ -472,17 +455,22 @@ fn decode_source(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SourceC
             if let Some(dm) = MapReader::new(ctx, d, m.path.key("direct_put")) {
                 dm.finish(ctx);
             }
-            result = Some(SourceConfig::DirectPut);
+            result = Some(SourceSpec::DirectPut);
         }
         (None, Some(k)) => {
-            result =
-                kinesis::decode(ctx, k, m.path.key("kinesis_stream")).map(SourceConfig::Kinesis)
+            result = kinesis::decode(ctx, k, m.path.key("kinesis_stream")).map(SourceSpec::Kinesis)
         }
-        (Some(_), Some(_)) => ctx.error(
-            m.mark(),
-            &m.path,
-            "exactly one of direct_put, kinesis_stream (got both)",
-        ),
+        (Some(_), Some(_)) => {
+            ctx.error(
+                m.mark(),
+                &m.path,
+                "exactly one of direct_put, kinesis_stream (got both)",
+            );
+            // Both are read, for their own problems; neither is the source.
+            if let Some(k) = kinesis {
+                kinesis::decode(ctx, k, m.path.key("kinesis_stream"));
+            }
+        }
         (None, None) => ctx.error(
             m.mark(),
             &m.path,
@@ -493,81 +481,76 @@ fn decode_source(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<SourceC
     result
 }
 
-fn decode_processing(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<ProcessingConfig> {
+fn decode_processing(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<ProcessingSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
-    let append = match m.get("append_delimiter_to_record") {
-        Some(n) => ctx.bool(n, &m.path.key("append_delimiter_to_record")),
-        None => Some(false),
+    let flag = |ctx: &mut Ctx, m: &mut MapReader, key: &'static str| match m.get(key) {
+        Some(n) => ctx.bool(n, &m.path.key(key)).unwrap_or(false),
+        None => false,
     };
-    let deaggregation = match m.get("record_deaggregation") {
-        Some(n) => decode_deaggregation(ctx, n, m.path.key("record_deaggregation")).map(Some),
-        None => Some(None),
-    };
-    let metadata_query = match m.get("metadata_extraction") {
-        Some(n) => decode_metadata(ctx, n, m.path.key("metadata_extraction")).map(Some),
-        None => Some(None),
-    };
-    let transform = match m.get("transform") {
-        Some(n) => transform::decode(ctx, n, m.path.key("transform")).map(Some),
-        None => Some(None),
-    };
-    let decompression = match m.get("decompression") {
-        Some(n) => ctx
-            .one_of(n, &m.path.key("decompression"), &["GZIP"])
-            .map(|_| true),
-        None => Some(false),
-    };
-    let extraction = match m.get("cloudwatch_logs") {
-        Some(n) => {
-            let path = m.path.key("cloudwatch_logs");
-            decode_cloudwatch_logs(ctx, n, path.clone()).and_then(|on| {
-                // AWS's CloudWatchLogProcessing works on decompressed documents only, and an
-                // extracted log event is already one record: splitting it again would number
-                // its pieces twice.
-                let why = if decompression == Some(false) {
-                    "needs processing.decompression: GZIP (CloudWatch Logs sends GZIP documents)"
-                } else if matches!(deaggregation, Some(Some(_))) {
-                    "cannot be combined with record_deaggregation: each log event is already one record"
-                } else {
-                    return Some(on);
-                };
-                ctx.error(n.mark, &path, why);
-                None
-            })
+    let append_delimiter_to_record = flag(ctx, &mut m, "append_delimiter_to_record");
+    // A block that cannot be read stands in as absent, marked broken.
+    let deaggregation = m.get("record_deaggregation").and_then(|n| {
+        let path = m.path.key("record_deaggregation");
+        let d = decode_deaggregation(ctx, n, path.clone());
+        if d.is_none() {
+            ctx.broken(&path);
         }
-        None => Some(false),
+        d
+    });
+    let metadata_query = m.get("metadata_extraction").and_then(|n| {
+        let path = m.path.key("metadata_extraction");
+        let q = decode_metadata(ctx, n, path.clone());
+        if q.is_none() {
+            ctx.broken(&path);
+        }
+        q
+    });
+    let transform = m.get("transform").and_then(|n| {
+        let path = m.path.key("transform");
+        let t = transform::decode(ctx, n, path.clone());
+        if t.is_none() {
+            ctx.broken(&path);
+        }
+        t
+    });
+    // Unreadable, it is judged on: it is broken, so no rule depending on it shows.
+    let decompression = m.get("decompression").is_some_and(|n| {
+        ctx.one_of(n, &m.path.key("decompression"), &["GZIP"]);
+        true
+    });
+    let cloudwatch_logs_extraction = match m.get("cloudwatch_logs") {
+        Some(n) => decode_cloudwatch_logs(ctx, n, m.path.key("cloudwatch_logs")),
+        None => false,
     };
     m.finish(ctx);
-    Some(ProcessingConfig {
-        append_delimiter_to_record: append?,
-        transform: transform?,
-        metadata_query: metadata_query?,
-        deaggregation: deaggregation?,
-        decompression: decompression?,
-        cloudwatch_logs_extraction: extraction?,
+    Some(ProcessingSpec {
+        append_delimiter_to_record,
+        transform,
+        metadata_query,
+        deaggregation,
+        decompression,
+        cloudwatch_logs_extraction,
     })
 }
 
 /// `cloudwatch_logs: {data_message_extraction: true}`; AWS requires the value true (leave the
 /// block out to deliver the decompressed documents whole).
-fn decode_cloudwatch_logs(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<bool> {
-    let mut m = MapReader::new(ctx, node, path)?;
-    let on = m.require(ctx, "data_message_extraction").and_then(|n| {
+fn decode_cloudwatch_logs(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> bool {
+    let Some(mut m) = MapReader::new(ctx, node, path) else {
+        return true;
+    };
+    if let Some(n) = m.require(ctx, "data_message_extraction") {
         let path = m.path.key("data_message_extraction");
-        match ctx.bool(n, &path)? {
-            true => Some(true),
-            false => {
-                ctx.error(
-                    n.mark,
-                    &path,
-                    "must be true (leave cloudwatch_logs out to deliver the decompressed documents whole)",
-                );
-                None
-            }
+        if ctx.bool(n, &path) == Some(false) {
+            ctx.error(
+                n.mark,
+                &path,
+                "must be true (leave cloudwatch_logs out to deliver the decompressed documents whole)",
+            );
         }
-    });
+    }
     m.finish(ctx);
-    on
+    true
 }
 
 /// `record_deaggregation: json` or `record_deaggregation: {delimited: "####"}`.
@@ -577,33 +560,19 @@ fn decode_deaggregation(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<
         return Some(Deaggregation::Json);
     }
     let mut m = MapReader::new(ctx, node, path)?;
-    let delimiter = m.require(ctx, "delimited").and_then(|n| {
-        let path = m.path.key("delimited");
-        let d = ctx.string(n, &path)?;
-        if d.is_empty() || d.len() > 64 {
-            ctx.error(n.mark, &path, "must be 1 to 64 bytes");
-            return None;
-        }
-        Some(d)
-    });
+    let delimiter = m
+        .require(ctx, "delimited")
+        .and_then(|n| ctx.string(n, &m.path.key("delimited")));
     m.finish(ctx);
     delimiter.map(Deaggregation::Delimited)
 }
 
-/// `metadata_extraction: {query}`: the jq query must compile.
+/// `metadata_extraction: {query}` (the jq query must compile: `spec::check`).
 fn decode_metadata(ctx: &mut Ctx, node: &yaml::Node, path: Path) -> Option<String> {
     let mut m = MapReader::new(ctx, node, path)?;
-    let query = m.require(ctx, "query").and_then(|n| {
-        let path = m.path.key("query");
-        let q = ctx.string(n, &path)?;
-        match crate::jq::check(&q) {
-            Ok(()) => Some(q),
-            Err(e) => {
-                ctx.error(n.mark, &path, e);
-                None
-            }
-        }
-    });
+    let query = m
+        .require(ctx, "query")
+        .and_then(|n| ctx.string(n, &m.path.key("query")));
     m.finish(ctx);
     query
 }

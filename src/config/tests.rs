@@ -1,5 +1,6 @@
 use super::*;
 use crate::encode::Compression;
+use crate::spec::{BackupMode, Buffering, Delivery, Target};
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -41,7 +42,7 @@ fn minimal_config_gets_aws_defaults() {
     assert_eq!(c.spool, SpoolConfig::DEFAULT);
     assert_eq!(c.drain_timeout_seconds, 60);
     let s = &c.streams[0];
-    assert_eq!(s.source, SourceConfig::DirectPut);
+    assert_eq!(s.source, SourceSpec::DirectPut);
     let d = &s.destinations[0];
     assert_eq!(
         d.buffering,
@@ -51,8 +52,8 @@ fn minimal_config_gets_aws_defaults() {
         }
     );
     assert_eq!(d.compression, Compression::Uncompressed);
-    assert_eq!(d.file_extension, "");
-    assert_eq!(d.time_zone, chrono_tz::UTC);
+    assert_eq!(d.extension(), "");
+    assert_eq!(d.tz(), chrono_tz::UTC);
     assert!(!s.processing.append_delimiter_to_record);
 }
 
@@ -112,10 +113,10 @@ delivery_streams:
         }
     );
     assert_eq!(d.compression, Compression::Gzip);
-    assert_eq!(d.file_extension, ".json.gz");
-    assert_eq!(d.time_zone, chrono_tz::America::New_York);
+    assert_eq!(d.extension(), ".json.gz");
+    assert_eq!(d.tz(), chrono_tz::America::New_York);
     assert_eq!(s.destinations[1].compression, Compression::HadoopSnappy);
-    assert_eq!(s.destinations[1].file_extension, ".hsnappy");
+    assert_eq!(s.destinations[1].extension(), ".hsnappy");
 }
 
 #[test]
@@ -252,7 +253,7 @@ fn yaml_syntax_error_has_position() {
 
 #[test]
 fn transform_keys_with_defaults_and_ranges() {
-    use super::transform::Runtime;
+    use crate::spec::Runtime;
     let c = ok("
 delivery_streams:
   - name: x
@@ -460,7 +461,7 @@ fn format_conversion_defaults_follow_aws() {
     ));
     let d = &c.streams[0].destinations[0];
     assert_eq!(d.buffering.size_mib, 128, "AWS's default with conversion");
-    assert_eq!(d.file_extension, ".parquet");
+    assert_eq!(d.extension(), ".parquet");
     let conv = d.format_conversion.as_ref().expect("enabled by default");
     assert_eq!(
         conv.columns[0].name, "id",
@@ -470,11 +471,17 @@ fn format_conversion_defaults_follow_aws() {
         conv.columns[1].ty,
         HiveType::Array(Box::new(HiveType::String))
     );
-    assert_eq!(conv.options.compression, ParquetCompression::Snappy);
-    assert_eq!(conv.options.block_size_bytes, 256 * 1024 * 1024);
-    assert_eq!(conv.options.page_size_bytes, 1024 * 1024);
-    assert!(conv.rules.keys.case_insensitive);
-    assert!(!conv.rules.keys.dots_to_underscores);
+    let crate::spec::OutputSpec::Parquet(options) = &conv.output else {
+        panic!("Parquet by default");
+    };
+    assert_eq!(options.compression, ParquetCompression::Snappy);
+    assert_eq!(options.block_size_bytes, 256 * 1024 * 1024);
+    assert_eq!(options.page_size_bytes, 1024 * 1024);
+    assert_eq!(
+        conv.input,
+        crate::spec::InputSpec::DEFAULT,
+        "OpenX's defaults"
+    );
     assert_eq!(conv.table.table.as_deref(), Some("events"));
 
     let off = ok(&format!(
@@ -487,7 +494,8 @@ fn format_conversion_defaults_follow_aws() {
     let d = &off.streams[0].destinations[0];
     assert!(d.format_conversion.is_none());
     assert_eq!(
-        d.file_extension, ".gz",
+        d.extension(),
+        ".gz",
         "disabled: the compression's own rules"
     );
 }
@@ -750,7 +758,7 @@ fn kinesis_leases_are_checked_and_one_table_serves_one_stream() {
         "delivery_streams:{}",
         stream("a", "{table: fleet-a, worker_id: w1, failover_seconds: 6}")
     ));
-    let SourceConfig::Kinesis(k) = &good.streams[0].source else {
+    let SourceSpec::Kinesis(k) = &good.streams[0].source else {
         panic!("a Kinesis source")
     };
     let l = k.leases.as_ref().expect("leases");
@@ -1008,22 +1016,27 @@ delivery_streams:
     ));
     let d = &c.streams[0].destinations[0];
     let conv = d.format_conversion.as_ref().expect("converting");
-    let orc = conv.orc.as_ref().expect("ORC");
+    let crate::spec::OutputSpec::Orc {
+        options: orc,
+        stripe_buffer_bytes,
+    } = &conv.output
+    else {
+        panic!("ORC");
+    };
+    assert_eq!(*stripe_buffer_bytes, 16 * 1024 * 1024);
     assert_eq!(orc.compression, crate::encode::orc::OrcCompression::Zlib);
     assert_eq!(orc.stripe_size_bytes, 8 * 1024 * 1024);
     assert!(orc.format_v0_11);
     assert_eq!(orc.bloom_filter_columns, vec!["id".to_string()]);
-    assert_eq!(d.file_extension, ".orc");
-    assert_eq!(
-        conv.options.timestamp_unit,
-        arrow_schema::TimeUnit::Nanosecond,
-        "ORC keeps nanoseconds"
-    );
+    assert_eq!(d.extension(), ".orc");
     let c = ok(&stream("{orc: {}}"));
     let orc = c.streams[0].destinations[0]
         .format_conversion
         .as_ref()
-        .and_then(|c| c.orc.clone())
+        .and_then(|c| match &c.output {
+            crate::spec::OutputSpec::Orc { options, .. } => Some(options.clone()),
+            crate::spec::OutputSpec::Parquet(_) => None,
+        })
         .expect("ORC");
     assert_eq!(orc, crate::encode::orc::OrcOptions::DEFAULT);
     for (output, needle) in [

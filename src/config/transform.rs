@@ -4,34 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::decode::{Ctx, MapReader, Path};
+use super::destination::{int_or, optional_string};
 use super::yaml::{Kind, Node};
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TransformConfig {
-    pub(crate) runtime: Runtime,
-    /// Record bytes per invocation (before base64): 0.2-3 MiB, default 1 MiB.
-    pub(crate) buffer_bytes: u64,
-    pub(crate) buffer_interval_seconds: u64,
-    pub(crate) number_of_retries: u32,
-    pub(crate) timeout_seconds: u64,
-    /// Invocations in flight at once (1-32, default 1): each has its own runtime (a child
-    /// process, or a WASM instance), and their outcomes are taken in log order.
-    pub(crate) concurrency: u32,
-    /// `lambda_arn`: the function this transform stands in for (DescribeDeliveryStream's
-    /// LambdaArn, the request's `lambdaArn`); `firehosed-<stream>` in the daemon's region and
-    /// account when unset.
-    pub(crate) lambda_arn: Option<String>,
-}
-
-impl TransformConfig {
-    /// The Lambda ARN the transform answers to.
-    pub(crate) fn lambda_arn(&self, region: &str, account_id: &str, stream: &str) -> String {
-        match &self.lambda_arn {
-            Some(arn) => arn.clone(),
-            None => format!("arn:aws:lambda:{region}:{account_id}:function:firehosed-{stream}"),
-        }
-    }
-}
+use crate::spec::check::{self, Checker};
+use crate::spec::{Runtime, TransformSpec};
 
 /// A `lambda_functions` entry: the local stand-in for a Lambda function that
 /// CreateDeliveryStream's Lambda processors name.
@@ -43,175 +19,107 @@ pub(crate) struct LambdaFunction {
     pub(crate) concurrency: u32,
 }
 
-impl LambdaFunction {
-    /// The function as `processing.transform` keys (config shape), for an API stream.
-    pub(crate) fn shape(&self) -> serde_json::Value {
-        use serde_json::json;
-        let runtime = match &self.runtime {
-            Runtime::Subprocess {
-                command,
-                env,
-                working_directory,
-            } => {
-                let mut s = json!({"command": command, "env": env});
-                if let Some(dir) = working_directory {
-                    s["working_directory"] = json!(dir.display().to_string());
-                }
-                json!({"subprocess": s})
-            }
-            Runtime::Wasm {
-                module,
-                max_memory_mib,
-            } => json!({"wasm": {
-                "module": module.display().to_string(),
-                "max_memory_mib": max_memory_mib,
-            }}),
-        };
-        let mut out = runtime;
-        out["timeout_seconds"] = json!(self.timeout_seconds);
-        out["concurrency"] = json!(self.concurrency);
-        out
-    }
-}
-
-/// The function name of a Lambda ARN
-/// (`arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
-pub(crate) fn function_name(arn: &str) -> Option<&str> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    let ok = (7..=8).contains(&parts.len())
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "lambda"
-        && parts[5] == "function"
-        && valid_function_name(parts[6])
-        && parts.get(7).is_none_or(|q| !q.is_empty());
-    ok.then(|| parts[6])
-}
-
-/// Lambda's function names: `[a-zA-Z0-9-_]{1,64}`.
-pub(crate) fn valid_function_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// A `lambda_functions` entry: `subprocess` or `wasm`, and `timeout_seconds`.
+/// A `lambda_functions` entry: `subprocess` or `wasm`, `timeout_seconds`, `concurrency`.
 pub(crate) fn decode_function(ctx: &mut Ctx, node: &Node, path: Path) -> Option<LambdaFunction> {
     let mut m = MapReader::new(ctx, node, path)?;
     let runtime = runtime(ctx, &mut m);
-    let timeout = int(ctx, &mut m, "timeout_seconds", 1..=900, 60);
-    let concurrency = int(ctx, &mut m, "concurrency", CONCURRENCY, 1);
+    let timeout_seconds = int_or(ctx, &mut m, "timeout_seconds", 60);
+    let concurrency = int_or(ctx, &mut m, "concurrency", 1);
+    let base = m.path.clone();
     m.finish(ctx);
-    Some(LambdaFunction {
-        runtime: runtime?,
-        timeout_seconds: timeout?,
-        concurrency: concurrency? as u32,
+    let runtime = runtime?;
+    // The rules of a stream's transform, which this function becomes.
+    let mut c = Checker::default();
+    check::runtime(&mut c, &Path::root(), &runtime);
+    c.range(
+        Path::root().key("timeout_seconds"),
+        timeout_seconds,
+        1..=900,
+    );
+    c.range(
+        Path::root().key("concurrency"),
+        concurrency,
+        check::CONCURRENCY,
+    );
+    let failed = !c.problems.is_empty();
+    ctx.report(&base, c.problems);
+    (!failed).then(|| LambdaFunction {
+        runtime,
+        timeout_seconds,
+        concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
     })
 }
 
+/// `subprocess` or `wasm`; None (with both keys marked broken) when it cannot be read.
 fn runtime(ctx: &mut Ctx, m: &mut MapReader) -> Option<Runtime> {
     let subprocess = m.get("subprocess");
     let wasm = m.get("wasm");
-    match (subprocess, wasm) {
+    let runtime = match (subprocess, wasm) {
         (Some(n), None) => decode_subprocess(ctx, n, m.path.key("subprocess")),
         (None, Some(n)) => decode_wasm(ctx, n, m.path.key("wasm")),
         _ => {
-            ctx.error(
+            ctx.note(
                 m.mark(),
                 &m.path,
                 "exactly one of subprocess, wasm is required",
             );
             None
         }
+    };
+    if runtime.is_none() {
+        for key in ["subprocess", "wasm"] {
+            ctx.broken(&m.path.key(key));
+        }
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Runtime {
-    Subprocess {
-        command: Vec<String>,
-        env: BTreeMap<String, String>,
-        working_directory: Option<PathBuf>,
-    },
-    Wasm {
-        module: PathBuf,
-        max_memory_mib: u64,
-    },
+    runtime
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// `concurrency`: invocations in flight per stream. AWS runs one per source shard for Kinesis
-/// and scales Direct PUT's; locally each is a process or an instance, so it is capped.
-const CONCURRENCY: std::ops::RangeInclusive<u64> = 1..=32;
-
-pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<TransformConfig> {
+/// `processing.transform`.
+pub(crate) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<TransformSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let runtime = runtime(ctx, &mut m);
+    let d = TransformSpec::with_defaults(Runtime::Wasm {
+        module: PathBuf::new(),
+        max_memory_mib: 128,
+    });
     let buffer_bytes = match m.get("buffer_size_mib") {
-        Some(n) => {
-            let path = m.path.key("buffer_size_mib");
-            ctx.scalar(n, &path)
-                .and_then(|text| match text.trim().parse::<f64>() {
-                    Ok(v) if (0.2..=3.0).contains(&v) => Some((v * MIB).round() as u64),
-                    _ => {
-                        ctx.error(
-                            n.mark,
-                            &path,
-                            format!("must be a number 0.2..=3 (got {text:?})"),
-                        );
-                        None
-                    }
-                })
-        }
-        None => Some(1024 * 1024),
+        Some(n) => ctx
+            .number(n, &m.path.key("buffer_size_mib"))
+            .map_or(d.buffer_bytes, |v| (v * MIB).round() as u64),
+        None => d.buffer_bytes,
     };
-    let interval = int(ctx, &mut m, "buffer_interval_seconds", 0..=900, 60);
-    let retries = int(ctx, &mut m, "number_of_retries", 0..=300, 3);
-    let timeout = int(ctx, &mut m, "timeout_seconds", 1..=900, 60);
-    let concurrency = int(ctx, &mut m, "concurrency", CONCURRENCY, 1);
-    let lambda_arn = match m.get("lambda_arn") {
-        Some(n) => {
-            let path = m.path.key("lambda_arn");
-            ctx.string(n, &path).and_then(|arn| {
-                if function_name(&arn).is_some() {
-                    Some(Some(arn))
-                } else {
-                    ctx.error(
-                        n.mark,
-                        &path,
-                        format!("must be a Lambda function ARN, arn:aws:lambda:REGION:ACCOUNT:function:NAME (got {arn:?})"),
-                    );
-                    None
-                }
-            })
-        }
-        None => Some(None),
-    };
+    let buffer_interval_seconds = int_or(
+        ctx,
+        &mut m,
+        "buffer_interval_seconds",
+        d.buffer_interval_seconds,
+    );
+    let number_of_retries = int_or(
+        ctx,
+        &mut m,
+        "number_of_retries",
+        u64::from(d.number_of_retries),
+    );
+    let timeout_seconds = int_or(ctx, &mut m, "timeout_seconds", d.timeout_seconds);
+    let concurrency = int_or(ctx, &mut m, "concurrency", u64::from(d.concurrency));
+    let lambda_arn = optional_string(ctx, &mut m, "lambda_arn");
     m.finish(ctx);
-    Some(TransformConfig {
-        lambda_arn: lambda_arn?,
-        runtime: runtime?,
-        buffer_bytes: buffer_bytes?,
-        buffer_interval_seconds: interval?,
-        number_of_retries: retries? as u32,
-        timeout_seconds: timeout?,
-        concurrency: concurrency? as u32,
+    // A runtime that cannot be read stands in (its keys are broken): the rest is judged.
+    let runtime = runtime.unwrap_or(Runtime::Wasm {
+        module: PathBuf::new(),
+        max_memory_mib: 128,
+    });
+    Some(TransformSpec {
+        runtime,
+        buffer_bytes,
+        buffer_interval_seconds,
+        number_of_retries: u32::try_from(number_of_retries).unwrap_or(u32::MAX),
+        timeout_seconds,
+        concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
+        lambda_arn,
     })
-}
-
-fn int(
-    ctx: &mut Ctx,
-    m: &mut MapReader,
-    key: &'static str,
-    range: std::ops::RangeInclusive<u64>,
-    default: u64,
-) -> Option<u64> {
-    match m.get(key) {
-        Some(n) => ctx.int_in(n, &m.path.key(key), range),
-        None => Some(default),
-    }
 }
 
 fn decode_subprocess(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Runtime> {
@@ -223,31 +131,18 @@ fn decode_subprocess(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Runtime> 
         for (i, item) in items.iter().enumerate() {
             out.push(ctx.string(item, &path.index(i))?);
         }
-        if out.is_empty() || out[0].is_empty() {
-            ctx.error(
-                n.mark,
-                &path,
-                "needs the program to run, then its arguments",
-            );
-            return None;
-        }
         Some(out)
     });
     let env = match m.get("env") {
         Some(n) => decode_env(ctx, n, m.path.key("env")),
         None => Some(BTreeMap::new()),
     };
-    let working_directory = match m.get("working_directory") {
-        Some(n) => ctx
-            .string(n, &m.path.key("working_directory"))
-            .map(|s| Some(PathBuf::from(s))),
-        None => Some(None),
-    };
+    let working_directory = optional_string(ctx, &mut m, "working_directory").map(PathBuf::from);
     m.finish(ctx);
     Some(Runtime::Subprocess {
         command: command?,
         env: env?,
-        working_directory: working_directory?,
+        working_directory,
     })
 }
 
@@ -262,11 +157,7 @@ fn decode_env(ctx: &mut Ctx, node: &Node, path: Path) -> Option<BTreeMap<String,
             continue;
         };
         let vpath = path.key(name);
-        if name.is_empty() || name.contains('=') || name.contains('\0') {
-            ctx.error(k.mark, &vpath, "is not a valid environment variable name");
-            ok = false;
-            continue;
-        }
+        ctx.mark(&vpath, k.mark);
         match ctx.string(v, &vpath) {
             Some(value) => {
                 out.insert(name.clone(), value);
@@ -283,10 +174,10 @@ fn decode_wasm(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Runtime> {
         .require(ctx, "module")
         .and_then(|n| ctx.string(n, &m.path.key("module")))
         .map(PathBuf::from);
-    let memory = int(ctx, &mut m, "max_memory_mib", 1..=4096, 128);
+    let max_memory_mib = int_or(ctx, &mut m, "max_memory_mib", 128);
     m.finish(ctx);
     Some(Runtime::Wasm {
         module: module?,
-        max_memory_mib: memory?,
+        max_memory_mib,
     })
 }

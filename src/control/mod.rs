@@ -13,9 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::config::StreamConfig;
+use crate::glue::GlueColumn;
+use crate::shapes::CreateDeliveryStreamInput;
+
+use crate::spec::StreamSpec;
+use crate::sync::Lock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Origin {
@@ -52,7 +55,7 @@ pub(crate) struct StreamRecord {
     pub(crate) origin: Origin,
     /// The CreateDeliveryStream input, updates merged in (API streams).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) request: Option<Value>,
+    pub(crate) request: Option<Box<CreateDeliveryStreamInput>>,
     pub(crate) version: u32,
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
@@ -68,9 +71,13 @@ pub(crate) struct StreamRecord {
     /// The columns of the request's Glue table as last read from the Data Catalog: a restart
     /// starts the stream on them, whether Glue answers then or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) glue_columns: Option<Value>,
-    /// A digest of a file stream's checked configuration: a change while the daemon was down
-    /// still moves the version on at the next start.
+    pub(crate) glue_columns: Option<Vec<GlueColumn>>,
+    /// The digest of a file stream's specification (`spec::digest`): a change while the
+    /// daemon was down still moves the version on at the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) digest: Option<String>,
+    /// What releases before the canonical digest kept instead (an MD5 of Debug text, which a
+    /// dependency's upgrade could move): read once, replaced by `digest` keeping the version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) fingerprint: Option<String>,
     /// DeleteDeliveryStream began: a restart finishes it instead of starting the stream.
@@ -80,7 +87,7 @@ pub(crate) struct StreamRecord {
     pub(crate) status: Status,
     /// The checked configuration (for DescribeDeliveryStream while the stream is created).
     #[serde(skip)]
-    pub(crate) config: Option<StreamConfig>,
+    pub(crate) config: Option<StreamSpec>,
 }
 
 impl StreamRecord {
@@ -95,6 +102,7 @@ impl StreamRecord {
             updated_ms: None,
             encryption: None,
             glue_columns: None,
+            digest: None,
             fingerprint: None,
             deleting: false,
             status: Status::Active,
@@ -143,15 +151,6 @@ pub(crate) enum EncryptionStatus {
 }
 
 impl EncryptionStatus {
-    pub(crate) fn api_name(self) -> &'static str {
-        match self {
-            EncryptionStatus::Enabling => "ENABLING",
-            EncryptionStatus::Enabled => "ENABLED",
-            EncryptionStatus::Disabling => "DISABLING",
-            EncryptionStatus::Disabled => "DISABLED",
-        }
-    }
-
     /// Where a change in progress ends (also what a restart in the middle of one finds).
     pub(crate) fn settled(self) -> EncryptionStatus {
         match self {
@@ -184,7 +183,7 @@ impl StreamRecords {
     /// Loads the records kept under `state_dir/streams`, and makes one for every file stream.
     pub(crate) fn open(
         state_dir: &Path,
-        file_streams: &[StreamConfig],
+        file_streams: &[StreamSpec],
         relax: bool,
         local: request::Local,
     ) -> std::io::Result<Self> {
@@ -207,7 +206,7 @@ impl StreamRecords {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StreamRecord>> {
-        self.records.lock().unwrap_or_else(|p| p.into_inner())
+        self.records.locked()
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<StreamRecord> {
@@ -341,12 +340,12 @@ fn load_records(dir: &Path) -> std::io::Result<BTreeMap<String, StreamRecord>> {
 /// of streams no longer in the file dropped. Returns the names whose record must be written.
 fn merge_file_streams(
     records: &mut BTreeMap<String, StreamRecord>,
-    file_streams: &[StreamConfig],
+    file_streams: &[StreamSpec],
 ) -> Vec<String> {
     let now = crate::record::now_ms();
     let mut changed = Vec::new();
     for sc in file_streams {
-        let print = fingerprint(sc);
+        let digest = crate::spec::digest(sc);
         let r = records.entry(sc.name.clone()).or_insert_with(|| {
             changed.push(sc.name.clone());
             StreamRecord::new(Origin::File, now)
@@ -357,43 +356,32 @@ fn merge_file_streams(
             r.origin = Origin::File;
             r.request = None;
         }
-        if r.fingerprint.as_deref() != Some(print.as_str()) {
-            if r.fingerprint.is_some() {
+        if r.digest.as_deref() == Some(digest.as_str()) {
+            continue;
+        }
+        match (&r.digest, r.fingerprint.take()) {
+            (Some(_), _) => {
                 r.version += 1;
                 r.updated_ms = Some(now);
             }
-            r.fingerprint = Some(print);
-            if !changed.contains(&sc.name) {
-                changed.push(sc.name.clone());
+            // Written by a release before the canonical digest: its fingerprint cannot be
+            // computed again (that was the defect), so the configuration found at this first
+            // start is taken as the one it describes and the version stays.
+            (None, Some(_)) => {
+                tracing::info!(stream = %sc.name, version = r.version,
+                    "the stream's record now keeps its configuration's canonical digest; its version is kept");
             }
+            (None, None) => {}
+        }
+        r.digest = Some(digest.as_str().to_string());
+        if !changed.contains(&sc.name) {
+            changed.push(sc.name.clone());
         }
     }
     records
         .retain(|name, r| r.origin == Origin::Api || file_streams.iter().any(|s| s.name == *name));
     changed
 }
-
-/// The digest of a stream's checked configuration (every value of the model takes part in its
-/// Debug form).
-pub(crate) fn fingerprint(sc: &StreamConfig) -> String {
-    let mut text = format!("{sc:?}");
-    // Keys added since fingerprints were first kept leave no trace while unset, so that an
-    // upgrade alone does not move every file stream to its next version (new object names).
-    for (field, default) in FIELDS_ADDED_LATER {
-        text = text.replace(&format!(", {field}: {default}"), "");
-    }
-    format!("{:x}", md5::compute(text))
-}
-
-/// Fields of the configuration model added after the fingerprint's form was fixed, with the
-/// Debug form of their default.
-const FIELDS_ADDED_LATER: [(&str, &str); 5] = [
-    ("kms_key_arn", "None"),
-    ("leases", "None"),
-    ("delivery", "AtLeastOnce"),
-    ("decompression", "false"),
-    ("cloudwatch_logs_extraction", "false"),
-];
 
 /// Removes a deleted stream's spool, staging files and checkpoints.
 pub(crate) fn remove_state(state_dir: &Path, name: &str) {
@@ -402,38 +390,25 @@ pub(crate) fn remove_state(state_dir: &Path, name: &str) {
     }
 }
 
-/// The checked configuration of a CreateDeliveryStream request (the same decoder as the
-/// configuration file's streams); its problems as one InvalidArgumentException.
+/// The checked specification of a CreateDeliveryStream request (the rules of the
+/// configuration file's streams, `spec::check`); its problems as one InvalidArgumentException.
 /// `glue`: the columns of its Glue table, read by the caller (`request::glue_table`).
 pub(crate) fn api_stream_config(
-    input: &Value,
+    input: &CreateDeliveryStreamInput,
     records: &StreamRecords,
-    glue: Option<&Value>,
-) -> Result<StreamConfig, InvalidRequest> {
-    let mut shape = request::stream_config(input, &records.local, glue)?;
-    // The decoder replaces `${VAR}`; nothing in a request (or a function's runtime, already
-    // substituted when the file was read) is meant for that.
-    escape_substitution(&mut shape);
-    crate::config::parse_stream("request", &shape.to_string(), records.relax).map_err(|e| {
-        let message = match e {
-            crate::config::LoadError::Invalid(errors) => errors
-                .iter()
-                .map(|e| format!("{}: {}", e.path, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-            other => other.to_string(),
-        };
-        InvalidRequest { message }
-    })
-}
-
-/// `${` -> `$${` in every string, which the decoder turns back into `${`.
-fn escape_substitution(v: &mut Value) {
-    match v {
-        Value::String(s) if s.contains("${") => *s = s.replace("${", "$${"),
-        Value::Array(items) => items.iter_mut().for_each(escape_substitution),
-        Value::Object(map) => map.values_mut().for_each(escape_substitution),
-        _ => {}
+    glue: Option<&[GlueColumn]>,
+) -> Result<StreamSpec, InvalidRequest> {
+    let spec = request::stream_spec(input, &records.local, glue)?;
+    let problems = crate::spec::check::check(
+        &spec,
+        crate::spec::check::Scope {
+            relax: records.relax,
+        },
+    );
+    if problems.is_empty() {
+        Ok(spec)
+    } else {
+        Err(request::problems_message(problems))
     }
 }
 
@@ -441,12 +416,6 @@ fn escape_substitution(v: &mut Value) {
 mod tests {
     use super::*;
 
-    /// What firehosed at e472d81 (before `kms_key_arn`) recorded for the stream below.
-    const FINGERPRINT_BEFORE_KMS: &str = "971fd4eff4e1a06ad9e78cd317f77cdc";
-
-    /// The fingerprint of this stream is the one firehosed computed before `kms_key_arn`
-    /// existed: adding a configuration field must not move the version of streams that do
-    /// not use it (add the field to FIELDS_ADDED_LATER).
     #[test]
     fn an_encryption_change_reads_enabling_then_settles() {
         let e = Encryption {
@@ -473,19 +442,6 @@ mod tests {
     }
 
     #[test]
-    fn a_new_unset_field_leaves_the_fingerprint_as_it_was() {
-        let yaml = "name: orders\nsource: {direct_put: {}}\ndestinations:\n  - s3: {bucket: lake}\n    prefix: p/\n";
-        let sc = crate::config::parse_stream("t", yaml, false).expect("valid");
-        assert_eq!(fingerprint(&sc), FINGERPRINT_BEFORE_KMS);
-        let mut with_key = sc.clone();
-        if let crate::config::Target::S3 { kms_key_arn, .. } = &mut with_key.destinations[0].target
-        {
-            *kms_key_arn = Some("arn:aws:kms:us-east-1:123456789012:key/k".into());
-        }
-        assert_ne!(fingerprint(&with_key), FINGERPRINT_BEFORE_KMS);
-    }
-
-    #[test]
     fn request_text_is_not_read_as_environment_references() {
         let control = StreamRecords {
             dir: PathBuf::new(),
@@ -493,9 +449,10 @@ mod tests {
             relax: false,
             local: request::Local::default(),
         };
-        let req = serde_json::json!({"DeliveryStreamName": "x",
+        let req = serde_json::from_value(serde_json::json!({"DeliveryStreamName": "x",
             "ExtendedS3DestinationConfiguration": {"BucketARN": "arn:aws:s3:::lake",
-                "Prefix": "a/${NOT_AN_ENV_VAR}/b$${c}/"}});
+                "Prefix": "a/${NOT_AN_ENV_VAR}/b$${c}/"}}))
+        .expect("a request");
         let config = api_stream_config(&req, &control, None).expect("taken as written");
         assert_eq!(
             config.destinations[0].prefix.as_deref(),

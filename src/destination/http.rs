@@ -23,11 +23,12 @@ use tokio::time::Instant;
 use super::sink::{DeliveryError, Sink, Written};
 use super::stagers::Kind;
 use super::staging::{FRAME_HEADER, ObjectStager, Rejected, Sealed};
-use crate::config::HttpEndpoint;
 use crate::metrics::DestinationMetrics;
 use crate::processing::error_record::{HttpFailure, http_endpoint_failed};
 use crate::record::{Record, now_ms};
 use crate::retry::{Backoff, LogGate};
+use crate::spec::HttpEndpoint;
+use crate::sync::Lock;
 
 /// The longest answer read from an endpoint (its body is a small JSON object).
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -307,7 +308,7 @@ impl HttpSink {
         let sealed = loop {
             let (stager, path, why) = (self.failed.clone(), path.clone(), why.clone());
             let step = tokio::task::spawn_blocking(move || {
-                let mut s = stager.lock().unwrap_or_else(|p| p.into_inner());
+                let mut s = stager.locked();
                 stage_failed(&mut s, &path, seq, &why)
             })
             .await;

@@ -84,6 +84,16 @@ pub(crate) struct Partitioning {
     pub(crate) make: MakeStager<Arc<PartitionValues>>,
 }
 
+/// What a destination's objects are made with beyond their naming, built from its
+/// specification by `streams::build`: the error and backup prefixes parsed, the format
+/// conversion ready to make writers.
+#[derive(Clone, Default)]
+pub(crate) struct Layout {
+    pub(crate) error_prefix: Option<Template>,
+    pub(crate) backup_prefix: Option<Template>,
+    pub(crate) conversion: Option<Arc<crate::encode::parquet::Conversion>>,
+}
+
 /// How a destination stages its objects.
 pub(crate) struct StagingPlan {
     pub(crate) main: ObjectStager,
@@ -131,17 +141,18 @@ impl StagingPlan {
     pub(crate) fn build(
         dir: std::path::PathBuf,
         naming: Naming,
-        d: &crate::config::DestinationConfig,
+        d: &crate::spec::DestinationSpec,
+        layout: &Layout,
         delimiter: bool,
         patience: Arc<Patience>,
     ) -> StagingPlan {
         let (compression, size) = (d.compression, d.buffering.size_bytes());
-        let conversion = d.format_conversion.clone();
+        let conversion = layout.conversion.clone();
         let with = |naming: Naming, delimiter: bool| {
             ObjectStager::new(dir.clone(), naming, compression, delimiter, size)
         };
-        if let crate::config::Target::Http(http) = &d.target {
-            return Self::http(dir, naming, http, d, delimiter, patience);
+        if let crate::spec::Target::Http(http) = &d.target {
+            return Self::http(dir, naming, http, d, layout, delimiter, patience);
         }
         // Error and backup objects hold JSON lines, never Parquet: their extension is the
         // compression's own.
@@ -153,7 +164,7 @@ impl StagingPlan {
         } else {
             naming.clone()
         };
-        let backup = d.source_record_backup.as_ref().map(|t| {
+        let backup = layout.backup_prefix.as_ref().map(|t| {
             with(
                 Naming {
                     prefix: t.clone(),
@@ -175,8 +186,8 @@ impl StagingPlan {
         let partitioning = d.dynamic_partitioning.map(|dp| {
             let (dir, naming, conversion) = (dir.clone(), naming.clone(), conversion.clone());
             Partitioning {
-                template: d.prefix_template.clone(),
-                time_zone: d.time_zone,
+                template: naming.prefix.clone(),
+                time_zone: naming.time_zone,
                 max_active: dp.max_active_partitions,
                 make: Box::new(move |values: Arc<PartitionValues>| {
                     let naming = Naming {
@@ -197,7 +208,7 @@ impl StagingPlan {
             converting: conversion.is_some(),
             backup,
             error_stager,
-            error_template: d.error_prefix_template.clone(),
+            error_template: layout.error_prefix.clone(),
             partitioning,
             patience,
             exactly_once: None,
@@ -211,13 +222,14 @@ impl StagingPlan {
     fn http(
         dir: std::path::PathBuf,
         naming: Naming,
-        http: &crate::config::HttpEndpoint,
-        d: &crate::config::DestinationConfig,
+        http: &crate::spec::HttpEndpoint,
+        d: &crate::spec::DestinationSpec,
+        layout: &Layout,
         delimiter: bool,
         patience: Arc<Patience>,
     ) -> StagingPlan {
         let (compression, size) = (d.compression, d.buffering.size_bytes());
-        let all = http.backup_mode == crate::config::BackupMode::AllData;
+        let all = http.backup_mode == crate::spec::BackupMode::AllData;
         let main = ObjectStager::new(
             dir.clone(),
             naming.clone(),
@@ -238,7 +250,7 @@ impl StagingPlan {
                 };
                 ObjectStager::new(dir.clone(), naming, compression, false, size)
             }),
-            error_template: d.error_prefix_template.clone(),
+            error_template: layout.error_prefix.clone(),
             partitioning: None,
             converting: false,
             patience,

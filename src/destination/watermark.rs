@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use crate::sync::Lock;
+
 #[derive(Debug)]
 pub(crate) struct Watermark {
     state: Mutex<State>,
@@ -46,9 +48,7 @@ impl Watermark {
     /// `open` (stager slot -> lowest sequence number), and `sealed` (id, lowest) are on their way.
     /// Call before the sealed objects are sent to the uploader.
     pub(crate) fn staged(&self, handed: u64, open: &[(usize, Option<u64>)], sealed: &[(u64, u64)]) {
-        let Ok(mut s) = self.state.lock() else {
-            return;
-        };
+        let mut s = self.state.locked();
         s.handed = s.handed.max(handed);
         for &(slot, first) in open {
             match first {
@@ -63,29 +63,26 @@ impl Watermark {
 
     /// The log recorded the cursor `at` durably.
     pub(crate) fn recorded(&self, at: u64) {
-        if let Ok(mut s) = self.state.lock() {
-            s.durable = s.durable.max(at);
-        }
+        let mut s = self.state.locked();
+        s.durable = s.durable.max(at);
     }
 
     /// The cursor last recorded durably: what the exactly-once journal may forget below (a
     /// cursor released but not yet written is not enough: a kill -9 then replays from before).
     pub(crate) fn durable(&self) -> u64 {
-        self.state.lock().map_or(0, |s| s.durable)
+        self.state.locked().durable
     }
 
     /// Records may have been lost by a failed staging step: freeze the cursor (the process is
     /// about to exit; a restart replays from the last cursor).
     pub(crate) fn poison(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.poisoned = true;
-        }
+        self.state.locked().poisoned = true;
     }
 
     /// An object was delivered (`None`: nothing new, just check). Returns the new cursor when it
     /// moved.
     pub(crate) fn delivered(&self, id: Option<u64>) -> Option<u64> {
-        let mut s = self.state.lock().ok()?;
+        let mut s = self.state.locked();
         if let Some(id) = id {
             s.sealed.remove(&id);
         }

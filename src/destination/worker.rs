@@ -21,6 +21,7 @@ use crate::fatal::FatalSender;
 use crate::metrics::DestinationMetrics;
 use crate::report::Chain;
 use crate::retry::{Backoff, LogGate};
+use crate::sync::Lock;
 
 /// Messages to a destination worker.
 pub(crate) enum Input {
@@ -217,7 +218,7 @@ impl Worker {
         let watermark = self.watermark.clone();
         let now = Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut s = stagers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = stagers.locked();
             // Exactly-once: an object's identity is durable before it goes to the uploader.
             let out = step(&mut s, now)
                 .and_then(|objects| s.record(&objects, watermark.durable()).map(|()| objects));

@@ -17,7 +17,7 @@ pub use hadoop_snappy::HadoopSnappyWriter;
 pub use zip::ZipEntryWriter;
 
 /// The S3 compression of a destination (AWS's CompressionFormat).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Compression {
     Uncompressed,
     Gzip,

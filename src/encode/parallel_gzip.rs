@@ -18,6 +18,7 @@ use flate2::Crc;
 
 use super::deflate_join::continue_after;
 use super::lean_gzip::HEADER;
+use crate::sync::Lock;
 
 /// Input bytes per block.
 const BLOCK: usize = 1024 * 1024;
@@ -43,10 +44,7 @@ fn pool() -> &'static Mutex<SyncSender<Job>> {
                 .name(format!("gzip-{i}"))
                 .spawn(move || {
                     loop {
-                        let job = match rx.lock() {
-                            Ok(r) => r.recv(),
-                            Err(p) => p.into_inner().recv(),
-                        };
+                        let job = rx.locked().recv();
                         match job {
                             Ok(job) => job(),
                             Err(_) => return,
@@ -160,10 +158,7 @@ impl<W: Write> ParallelGzip<W> {
         let job: Job = Box::new(move || {
             let _ = tx.send(part(&block, level, last));
         });
-        let sent = match pool().lock() {
-            Ok(p) => p.send(job),
-            Err(p) => p.into_inner().send(job),
-        };
+        let sent = pool().locked().send(job);
         if let Err(mpsc::SendError(job)) = sent {
             job();
         }

@@ -5,8 +5,8 @@
 
 use serde::de::IgnoredAny;
 
-use crate::config::Deaggregation;
 use crate::record::Record;
+use crate::spec::Deaggregation;
 
 /// AWS's limit of sub-records per record.
 pub(crate) const MAX_SUB_RECORDS: usize = 500;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use super::cloudwatch_logs::{self, Document};
 use super::{ErrorOutput, deaggregate, error_record};
-use crate::config::{Deaggregation, ProcessingConfig};
 use crate::metrics::StreamMetrics;
 use crate::record::Record;
+use crate::spec::{Deaggregation, ProcessingSpec};
 
 /// Decompressed bytes one run of the stage holds at most, the size of a destination's in-flight
 /// budget (beyond it by one record's
@@ -58,7 +58,7 @@ pub(crate) struct Prepare {
 }
 
 impl Prepare {
-    pub(crate) fn new(config: &ProcessingConfig, metrics: Arc<StreamMetrics>) -> Prepare {
+    pub(crate) fn new(config: &ProcessingSpec, metrics: Arc<StreamMetrics>) -> Prepare {
         Prepare {
             decompression: config.decompression,
             extraction: config.cloudwatch_logs_extraction,

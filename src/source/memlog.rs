@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, watch};
 
 use crate::record::Record;
+use crate::sync::Lock;
 
 /// Told, in order, about the records every destination has delivered, and the new floor.
 pub(crate) type OnReleased = Box<dyn Fn(&[Record], u64) + Send + Sync>;
@@ -74,7 +75,7 @@ impl MemoryLog {
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
-                let Ok(mut s) = self.state.lock() else { return };
+                let mut s = self.state.locked();
                 if s.bytes == 0 || s.bytes + bytes <= self.max_bytes {
                     let mut seq = s.base + s.records.len() as u64;
                     for r in &mut records {
@@ -98,10 +99,7 @@ impl MemoryLog {
 
     /// Records not yet delivered by every destination.
     pub(crate) fn backlog(&self) -> u64 {
-        self.state
-            .lock()
-            .map(|s| s.records.len() as u64)
-            .unwrap_or(0)
+        self.state.locked().records.len() as u64
     }
 
     /// No more appends: readers that have caught up see the end.
@@ -111,11 +109,10 @@ impl MemoryLog {
 
     #[cfg(test)]
     pub(crate) fn reader(self: &Arc<Self>, i: usize) -> Reader {
-        let next = self
-            .state
-            .lock()
-            .map(|s| s.cursors.get(i).copied().unwrap_or(s.base))
-            .unwrap_or(0);
+        let next = {
+            let s = self.state.locked();
+            s.cursors.get(i).copied().unwrap_or(s.base)
+        };
         Reader {
             log: self.clone(),
             index: Some(i),
@@ -126,11 +123,10 @@ impl MemoryLog {
 
     /// One reader for every consumer (the stream's processor), from the lowest cursor.
     pub(crate) fn shared_reader(self: &Arc<Self>) -> Reader {
-        let next = self
-            .state
-            .lock()
-            .map(|s| s.cursors.iter().copied().min().unwrap_or(s.base))
-            .unwrap_or(0);
+        let next = {
+            let s = self.state.locked();
+            s.cursors.iter().copied().min().unwrap_or(s.base)
+        };
         Reader {
             log: self.clone(),
             index: None,
@@ -141,19 +137,17 @@ impl MemoryLog {
 
     /// Consumer `i`'s cursor.
     pub(crate) fn cursor(&self, i: usize) -> u64 {
-        self.state
-            .lock()
-            .map(|s| s.cursors.get(i).copied().unwrap_or(s.base))
-            .unwrap_or(0)
+        let s = self.state.locked();
+        s.cursors.get(i).copied().unwrap_or(s.base)
     }
 
     /// Destination `i` has delivered every record below `next_seq`.
     pub(crate) fn release(&self, i: usize, next_seq: u64) {
-        let _order = self.release_order.lock();
+        let _order = self.release_order.locked();
         let released: Vec<Record>;
         let floor;
         {
-            let Ok(mut s) = self.state.lock() else { return };
+            let mut s = self.state.locked();
             if let Some(c) = s.cursors.get_mut(i) {
                 *c = (*c).max(next_seq);
             }
@@ -204,9 +198,7 @@ impl Reader {
     }
 
     fn take(&mut self, max_bytes: usize) -> Vec<Record> {
-        let Ok(mut s) = self.log.state.lock() else {
-            return Vec::new();
-        };
+        let mut s = self.log.state.locked();
         let start = self.next.saturating_sub(s.base) as usize;
         let mut out = Vec::new();
         let mut bytes = 0;
@@ -269,7 +261,7 @@ mod tests {
             2,
             1 << 20,
             Box::new(move |recs, floor| {
-                r2.lock().expect("lock").push((recs.len(), floor));
+                r2.locked().push((recs.len(), floor));
             }),
         );
         log.append(vec![rec("a"), rec("b"), rec("c")]).await;
@@ -280,7 +272,7 @@ mod tests {
         assert_eq!(log.backlog(), 3, "destination 1 has not delivered");
         log.release(1, 2);
         assert_eq!(log.backlog(), 1);
-        assert_eq!(*released.lock().expect("lock"), vec![(0, 0), (2, 2)]);
+        assert_eq!(*released.locked(), vec![(0, 0), (2, 2)]);
     }
 
     #[tokio::test]

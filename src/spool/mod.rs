@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::disk::Room;
+use crate::sync::Lock;
 pub(crate) use reader::Reader;
 use writer::{Append, Committed, Msg, Segments, Writer};
 
@@ -155,7 +156,7 @@ impl Spool {
                 .map(|(first, size)| (*first, if *first == last_first { valid } else { *size }))
                 .collect(),
         ));
-        let on_disk: u64 = segments.lock().map(|s| s.values().sum()).unwrap_or(0);
+        let on_disk: u64 = segments.locked().values().sum();
         budget.add(on_disk);
         let loaded = (0..consumers)
             .map(|i| load_cursor(dir, i))
@@ -216,12 +217,7 @@ impl Spool {
             .iter()
             .map(|r| segment::frame_len(r.len()) as u64)
             .sum();
-        let tx = self
-            .tx
-            .lock()
-            .ok()
-            .and_then(|t| t.clone())
-            .ok_or(SpoolError::Closed)?;
+        let tx = self.tx.locked().clone().ok_or(SpoolError::Closed)?;
         // Given back if the producer goes away before the writer has the append; from then on
         // the writer gives it back if the write fails.
         let mut reservation = Reservation::take(&self.budget, bytes).ok_or(SpoolError::Full)?;
@@ -257,11 +253,7 @@ impl Spool {
     }
 
     pub(crate) fn cursor(&self, i: usize) -> u64 {
-        self.cursors
-            .lock()
-            .ok()
-            .and_then(|c| c.get(i).copied())
-            .unwrap_or(0)
+        self.cursors.locked().get(i).copied().unwrap_or(0)
     }
 
     /// One past the last durable record.
@@ -271,17 +263,13 @@ impl Spool {
 
     /// Records not yet delivered by every consumer.
     pub(crate) fn backlog(&self) -> u64 {
-        let min = self
-            .cursors
-            .lock()
-            .ok()
-            .and_then(|c| c.iter().min().copied());
+        let min = self.cursors.locked().iter().min().copied();
         self.end().saturating_sub(min.unwrap_or_else(|| self.end()))
     }
 
     /// Bytes of this stream's segments on disk.
     pub(crate) fn disk_bytes(&self) -> u64 {
-        self.segments.lock().map(|s| s.values().sum()).unwrap_or(0)
+        self.segments.locked().values().sum()
     }
 
     /// Consumer `i` has delivered every record below `next_seq`: persists its cursor and
@@ -290,7 +278,7 @@ impl Spool {
     pub(crate) fn release(&self, i: usize, next_seq: u64) -> io::Result<()> {
         {
             // Held while the slot is written: two releases of one destination never interleave.
-            let mut generations = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+            let mut generations = self.generations.locked();
             let Some(generation) = generations.get_mut(i) else {
                 return Ok(());
             };
@@ -298,14 +286,15 @@ impl Spool {
             store_cursor(&self.dir, i, next_seq, next)?;
             *generation = next;
         }
-        let min = self.cursors.lock().ok().and_then(|mut c| {
+        let min = {
+            let mut c = self.cursors.locked();
             if let Some(slot) = c.get_mut(i) {
                 *slot = (*slot).max(next_seq);
             }
             c.iter().min().copied()
-        });
+        };
         if min == Some(self.end()) && self.committed.borrow().offset > 0 {
-            let tx = self.tx.lock().ok().and_then(|t| t.clone());
+            let tx = self.tx.locked().clone();
             if let Some(tx) = tx {
                 let (reply, rx) = oneshot::channel();
                 if tx.blocking_send(Msg::Roll(reply)).is_ok() {
@@ -317,21 +306,14 @@ impl Spool {
     }
 
     fn reclaim(&self) -> io::Result<()> {
-        let Some(min) = self
-            .cursors
-            .lock()
-            .ok()
-            .and_then(|c| c.iter().min().copied())
-        else {
+        let Some(min) = self.cursors.locked().iter().min().copied() else {
             return Ok(());
         };
         let active = self.committed.borrow().segment;
         // Taken out of the map under its lock: two destinations reclaiming at once never
         // delete (or give back the budget of) one segment twice.
         let doomed: Vec<(u64, u64)> = {
-            let Ok(mut segments) = self.segments.lock() else {
-                return Ok(());
-            };
+            let mut segments = self.segments.locked();
             let firsts: Vec<u64> = segments.keys().copied().collect();
             let doomed: Vec<u64> = firsts
                 .windows(2)
@@ -362,10 +344,10 @@ impl Spool {
 
     /// Stops the writer (after every queued append is answered).
     pub(crate) fn close(&self) {
-        if let Ok(mut tx) = self.tx.lock() {
-            tx.take();
-        }
-        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+        self.tx.locked().take();
+        // Taken out first: the writer's lock is not held while the thread is joined.
+        let handle = self.writer.locked().take();
+        if let Some(handle) = handle {
             let _ = handle.join();
         }
     }

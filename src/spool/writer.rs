@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::segment;
+use crate::sync::Lock;
 
 /// One producer's records, waiting to be made durable.
 pub(crate) struct Append {
@@ -153,9 +154,7 @@ impl Writer {
             Ok(()) => {
                 self.size += buf.len() as u64;
                 self.next_seq = seq;
-                if let Ok(mut s) = self.segments.lock() {
-                    s.insert(self.segment, self.size);
-                }
+                self.segments.locked().insert(self.segment, self.size);
                 self.publish();
                 for (a, first) in group.into_iter().zip(firsts) {
                     let _ = a.reply.send(Ok(first));
@@ -192,9 +191,7 @@ impl Writer {
         self.file = file;
         self.segment = self.next_seq;
         self.size = 0;
-        if let Ok(mut s) = self.segments.lock() {
-            s.insert(self.segment, 0);
-        }
+        self.segments.locked().insert(self.segment, 0);
         self.publish();
         Ok(())
     }

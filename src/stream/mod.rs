@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::config::StreamConfig;
 use crate::destination::DestinationHandle;
 use crate::fatal::FatalSender;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
@@ -18,6 +17,7 @@ use crate::processing::transform::Transform;
 use crate::record::now_ms;
 use crate::source::Log;
 use crate::source::kinesis::metrics::KinesisMetrics;
+use crate::spec::StreamSpec;
 use crate::spool::SpoolError;
 use crate::sync::Lock;
 use processor::{Command, Processor, ProcessorSetup, Route};
@@ -48,7 +48,7 @@ pub(crate) struct StreamDestination {
 
 /// What a delivery stream is made of (built by `streams`).
 pub(crate) struct StreamParts {
-    pub(crate) config: StreamConfig,
+    pub(crate) config: StreamSpec,
     /// Goes up by one on every configuration change (object names carry it).
     pub(crate) version: u32,
     pub(crate) arn: String,
@@ -62,7 +62,7 @@ pub(crate) struct StreamParts {
 }
 
 pub(crate) struct DeliveryStream {
-    pub(crate) config: StreamConfig,
+    pub(crate) config: StreamSpec,
     /// Goes up by one on every configuration change (object names carry it).
     pub(crate) version: u32,
     pub(crate) arn: String,

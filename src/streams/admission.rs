@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::open_files::{self, TooManyOpenFiles};
-use crate::config::StreamConfig;
+use crate::spec::StreamSpec;
 
 /// Why a change was not admitted.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub(crate) struct Admission {
     changing: BTreeSet<String>,
     /// The configuration each change in progress will run (None: the stream goes away), counted
     /// by the open-file check in place of the stream's current one until the change ends.
-    reserved: BTreeMap<String, Option<StreamConfig>>,
+    reserved: BTreeMap<String, Option<StreamSpec>>,
     /// The drain began: nothing more is admitted.
     closing: bool,
 }
@@ -39,7 +39,7 @@ pub(crate) struct Admission {
 /// One change to admit: stream `name` runs `config` afterwards (None: it is removed).
 pub(crate) struct Change<'a> {
     pub(crate) name: &'a str,
-    pub(crate) config: Option<&'a StreamConfig>,
+    pub(crate) config: Option<&'a StreamSpec>,
 }
 
 impl Admission {
@@ -57,7 +57,7 @@ impl Admission {
     pub(crate) fn begin(
         &mut self,
         changes: &[Change<'_>],
-        current: BTreeMap<String, StreamConfig>,
+        current: BTreeMap<String, StreamSpec>,
     ) -> Result<(), Refused> {
         if self.closing {
             return Err(Refused::Closing);
@@ -83,8 +83,8 @@ impl Admission {
     /// `current` with every reservation in place.
     pub(crate) fn counted(
         &self,
-        mut current: BTreeMap<String, StreamConfig>,
-    ) -> BTreeMap<String, StreamConfig> {
+        mut current: BTreeMap<String, StreamSpec>,
+    ) -> BTreeMap<String, StreamSpec> {
         for (name, config) in &self.reserved {
             match config {
                 Some(c) => current.insert(name.clone(), c.clone()),
@@ -122,7 +122,7 @@ impl Admission {
 mod tests {
     use super::*;
 
-    fn stream(name: &str, partitions: usize) -> StreamConfig {
+    fn stream(name: &str, partitions: usize) -> StreamSpec {
         let yaml = format!(
             "name: {name}\nsource: {{direct_put: {{}}}}\nprocessing: {{metadata_extraction: {{query: '{{k: .k}}'}}}}\ndestinations:\n  - directory: /tmp/x\n    prefix: 'p/!{{partitionKeyFromQuery:k}}/'\n    error_output_prefix: 'e/!{{firehose:error-output-type}}/'\n    compression: ZIP\n    dynamic_partitioning: {{enabled: true, max_active_partitions: {partitions}}}\n"
         );

@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod layout;
+
 use super::shard_journals::{self, PlanParts, ShardJournals};
 use crate::aws;
-use crate::config::{
-    Config, Delivery, DestinationConfig, KinesisSourceConfig, KinesisStreamRef, SourceConfig,
-    StartingPosition, StreamConfig, Target,
-};
+use crate::config::Config;
 use crate::destination::directory::DirectorySink;
 use crate::destination::http::{HttpSetup, HttpSink};
 use crate::destination::journal::{Journal, Pos};
@@ -35,6 +34,10 @@ use crate::source::kinesis::{
     self, KinesisError, checkpoint::Checkpoints, metrics::KinesisMetrics,
 };
 use crate::source::memlog::MemoryLog;
+use crate::spec::{
+    Delivery, DestinationSpec, KinesisSourceSpec, KinesisStreamRef, SourceSpec, StartingPosition,
+    StreamSpec, Target,
+};
 use crate::spool::{Budget, Spool, SpoolSettings};
 use crate::stream::{DeliveryStream, StreamDestination, StreamParts};
 
@@ -109,6 +112,12 @@ pub(crate) enum BuildError {
     /// The configuration never makes one (an HTTP endpoint's backup is a bucket or directory).
     #[error("delivery stream {stream}: an HTTP endpoint cannot back up to an HTTP endpoint")]
     NestedHttp { stream: String },
+    #[error("delivery stream {stream}: its specification")]
+    Layout {
+        stream: String,
+        #[source]
+        source: layout::LayoutError,
+    },
     #[error("starting delivery stream {stream}")]
     Start {
         stream: String,
@@ -134,7 +143,7 @@ pub(crate) struct Builder {
 /// A Kinesis source made ready while the log is opened, started once the stream runs.
 struct KinesisStart {
     client: aws_sdk_kinesis::Client,
-    config: KinesisSourceConfig,
+    config: KinesisSourceSpec,
     memory: Arc<MemoryLog>,
     origin: kinesis::checkpoint::Origin,
     mode: kinesis::Mode,
@@ -144,7 +153,7 @@ struct KinesisStart {
 /// One stream being built: its configuration and what the steps share.
 struct Build<'a> {
     builder: &'a Builder,
-    sc: &'a StreamConfig,
+    sc: &'a StreamSpec,
     sdk: Option<&'a aws_config::SdkConfig>,
     version: u32,
 }
@@ -201,7 +210,7 @@ impl Builder {
     /// Starts stream `sc`; its objects carry `version` in their names.
     pub(crate) async fn build(
         &self,
-        sc: &StreamConfig,
+        sc: &StreamSpec,
         version: u32,
     ) -> Result<DeliveryStream, BuildError> {
         let sdk = if needs_aws(sc) {
@@ -238,8 +247,8 @@ fn default_worker_id() -> String {
 }
 
 /// Whether a stream reads Kinesis or writes S3 (it needs the AWS SDK's configuration).
-pub(crate) fn needs_aws(sc: &StreamConfig) -> bool {
-    matches!(sc.source, SourceConfig::Kinesis(_))
+pub(crate) fn needs_aws(sc: &StreamSpec) -> bool {
+    matches!(sc.source, SourceSpec::Kinesis(_))
         || sc.destinations.iter().any(|d| match &d.target {
             Target::S3 { .. } => true,
             Target::Http(h) => matches!(h.backup, Target::S3 { .. }),
@@ -315,7 +324,7 @@ impl Build<'_> {
     async fn open_log(&self) -> Result<(Log, Option<KinesisStart>), BuildError> {
         let config = &self.builder.config;
         let k = match &self.sc.source {
-            SourceConfig::DirectPut => {
+            SourceSpec::DirectPut => {
                 let dir = config.state_dir.join("spool").join(&self.sc.name);
                 let settings = SpoolSettings {
                     segment_bytes: config.spool.segment_size_mib * 1024 * 1024,
@@ -327,7 +336,7 @@ impl Build<'_> {
                     .map_err(self.state_error("opening the spool", dir.clone()))?;
                 return Ok((Log::Spool(Arc::new(spool)), None));
             }
-            SourceConfig::Kinesis(k) => k,
+            SourceSpec::Kinesis(k) => k,
         };
         self.open_kinesis(k).await
     }
@@ -336,7 +345,7 @@ impl Build<'_> {
     /// memory log that tells them what was delivered.
     async fn open_kinesis(
         &self,
-        k: &KinesisSourceConfig,
+        k: &KinesisSourceSpec,
     ) -> Result<(Log, Option<KinesisStart>), BuildError> {
         let config = &self.builder.config;
         let sdk = self
@@ -389,7 +398,7 @@ impl Build<'_> {
         );
         let start = KinesisStart {
             client,
-            config: crate::config::KinesisSourceConfig {
+            config: crate::spec::KinesisSourceSpec {
                 stream: named,
                 ..k.clone()
             },
@@ -406,7 +415,7 @@ impl Build<'_> {
     async fn kinesis_mode(
         &self,
         sdk: &aws_config::SdkConfig,
-        k: &KinesisSourceConfig,
+        k: &KinesisSourceSpec,
         checkpoints: Arc<Checkpoints>,
         origin: kinesis::checkpoint::Origin,
         first_start_latest: bool,
@@ -451,7 +460,7 @@ impl Build<'_> {
     /// `http-endpoint-failed` objects are staged in `parts.dir` and named like its errors.
     async fn sink(
         &self,
-        d: &DestinationConfig,
+        d: &DestinationSpec,
         parts: &PlanParts,
         metrics: &Arc<DestinationMetrics>,
         label: &str,
@@ -462,7 +471,7 @@ impl Build<'_> {
         let backup = self.target_sink(&http.backup).await?;
         let naming = Naming {
             error: Some(ErrorNaming {
-                template: d.error_prefix_template.clone(),
+                template: parts.layout.error_prefix.clone(),
                 output_type: "http-endpoint-failed",
             }),
             ..parts.naming.clone()
@@ -535,7 +544,7 @@ impl Build<'_> {
     async fn destination(
         &self,
         i: usize,
-        d: &DestinationConfig,
+        d: &DestinationSpec,
         log: &Log,
         shards: Option<ShardJournals<'_>>,
     ) -> Result<StreamDestination, BuildError> {
@@ -561,18 +570,23 @@ impl Build<'_> {
             label.clone(),
             metrics.disk_full_waits.clone(),
         ));
+        let (prefix, layout) = layout::layout(d).map_err(|source| BuildError::Layout {
+            stream: sc.name.clone(),
+            source,
+        })?;
         let parts = PlanParts {
             dir: staging_dir,
             naming: Naming {
                 stream: sc.name.clone(),
                 version: self.version,
-                prefix: d.prefix_template.clone(),
-                extension: d.file_extension.clone(),
-                time_zone: d.time_zone,
+                prefix,
+                extension: d.extension(),
+                time_zone: d.tz(),
                 error: None,
                 partition: None,
             },
             destination: d.clone(),
+            layout,
             delimiter: sc.processing.append_delimiter_to_record,
             patience: patience.clone(),
         };
@@ -714,14 +728,14 @@ impl Build<'_> {
         };
         let (config, region) = (&self.builder.config, &self.builder.region);
         let kinesis_stream_arn = match &self.sc.source {
-            SourceConfig::Kinesis(k) => Some(match &k.stream {
+            SourceSpec::Kinesis(k) => Some(match &k.stream {
                 KinesisStreamRef::Arn(a) => a.clone(),
                 KinesisStreamRef::Name(n) => format!(
                     "arn:aws:kinesis:{region}:{}:stream/{n}",
                     config.aws.account_id
                 ),
             }),
-            SourceConfig::DirectPut => None,
+            SourceSpec::DirectPut => None,
         };
         let arn = self.builder.arn(&self.sc.name);
         let setup = transform::Setup {

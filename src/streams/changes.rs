@@ -42,7 +42,7 @@ impl Streams {
             }
             admission.begin(&change, self.configs())?;
             let record = StreamRecord {
-                request: Some(request),
+                request: Some(Box::new(request)),
                 tags,
                 encryption,
                 glue_columns,
@@ -170,7 +170,7 @@ impl Streams {
         }
         self.records
             .update(name, |r| {
-                r.request = Some(request);
+                r.request = Some(Box::new(request));
                 r.glue_columns = glue_columns;
                 r.version = version;
                 r.updated_ms = Some(crate::record::now_ms());

@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use super::admission::Change;
 use super::{Builder, Refused, Streams, StreamsError, TooManyOpenFiles, open_files};
-use crate::config::{Config, StreamConfig};
-use crate::control::{Origin, Status, StreamRecord, StreamRecords, api_stream_config, fingerprint};
+use crate::config::Config;
+use crate::control::{Origin, Status, StreamRecord, StreamRecords, api_stream_config};
 use crate::report::Chain;
+use crate::spec::StreamSpec;
+use crate::spec::digest;
 
 /// Why the daemon cannot start its streams.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +38,7 @@ pub(crate) struct Summary {
 }
 
 /// Err when the file's streams together could need more files open than the limit allows.
-pub(crate) fn check_open_files(file_streams: &[StreamConfig]) -> Result<(), TooManyOpenFiles> {
+pub(crate) fn check_open_files(file_streams: &[StreamSpec]) -> Result<(), TooManyOpenFiles> {
     open_files::check(file_streams)
 }
 
@@ -87,7 +89,7 @@ impl Streams {
         let checked = match record.request.as_ref() {
             Some(req) => match self.restored_glue_columns(req, &record).await {
                 Ok(glue) => {
-                    api_stream_config(req, &self.records, glue.as_ref()).map_err(|e| e.message)
+                    api_stream_config(req, &self.records, glue.as_deref()).map_err(|e| e.message)
                 }
                 Err(e) => Err(Chain(&e).to_string()),
             },
@@ -121,9 +123,9 @@ impl Streams {
     /// an earlier version) read again.
     async fn restored_glue_columns(
         &self,
-        request: &serde_json::Value,
+        request: &crate::shapes::CreateDeliveryStreamInput,
         record: &StreamRecord,
-    ) -> Result<Option<serde_json::Value>, StreamsError> {
+    ) -> Result<Option<Vec<crate::glue::GlueColumn>>, StreamsError> {
         match &record.glue_columns {
             Some(kept) => Ok(Some(kept.clone())),
             None => self.glue_columns(request).await,
@@ -135,7 +137,7 @@ impl Streams {
     /// name with one is ignored until that one is deleted. Every change is admitted at once,
     /// then made one stream at a time with no lock held; once the drain begins the change in
     /// progress finishes and the rest are left for the next start.
-    pub(crate) async fn apply_file(&self, file: &[StreamConfig]) -> Result<Summary, Refused> {
+    pub(crate) async fn apply_file(&self, file: &[StreamSpec]) -> Result<Summary, Refused> {
         let plan = self.plan(file);
         let changes: Vec<Change<'_>> = plan
             .iter()
@@ -165,7 +167,7 @@ impl Streams {
                     self.retire(name).await;
                     out.removed.push(name.clone());
                 }
-                Step::Change(sc, record) => self.apply_changed(sc, record, &mut out).await,
+                Step::Change(sc, version) => self.apply_changed(sc, *version, &mut out).await,
                 Step::Add(sc) => self.apply_added(sc, &mut out).await,
             }
             drop(guard);
@@ -175,7 +177,7 @@ impl Streams {
 
     /// What a reload of `file` does to each stream: removals first, then the file's streams in
     /// order (those unchanged and running are left out).
-    fn plan<'f>(&self, file: &'f [StreamConfig]) -> Vec<(String, Step<'f>)> {
+    fn plan<'f>(&self, file: &'f [StreamSpec]) -> Vec<(String, Step<'f>)> {
         let mut plan = Vec::new();
         for name in self.records.names() {
             let file_stream = self
@@ -194,9 +196,9 @@ impl Streams {
                 }
                 Some(r) => {
                     let unchanged = self.get(&sc.name).is_some()
-                        && r.fingerprint.as_deref() == Some(fingerprint(sc).as_str());
+                        && r.digest.as_deref() == Some(digest(sc).as_str());
                     if !unchanged {
-                        plan.push((sc.name.clone(), Step::Change(sc, r)));
+                        plan.push((sc.name.clone(), Step::Change(sc, r.version)));
                     }
                 }
                 None => plan.push((sc.name.clone(), Step::Add(sc))),
@@ -207,9 +209,9 @@ impl Streams {
 
     /// A file stream that is in the new file too: restarted with the next version when its
     /// configuration changed (or it is not running).
-    async fn apply_changed(&self, sc: &StreamConfig, r: &StreamRecord, out: &mut Summary) {
-        let print = fingerprint(sc);
-        let version = r.version + 1;
+    async fn apply_changed(&self, sc: &StreamSpec, version: u32, out: &mut Summary) {
+        let print = digest(sc);
+        let version = version + 1;
         if let Some(old) = self.get(&sc.name) {
             old.close().await;
         }
@@ -217,7 +219,7 @@ impl Streams {
         if self.start(sc, version, context).await.is_ok() {
             let _ = self.records.update(&sc.name, |r| {
                 r.version = version;
-                r.fingerprint = Some(print);
+                r.digest = Some(print.as_str().to_string());
                 Ok::<_, crate::control::ControlError>(())
             });
             out.changed.push(sc.name.clone());
@@ -225,9 +227,9 @@ impl Streams {
     }
 
     /// A stream new in the file.
-    async fn apply_added(&self, sc: &StreamConfig, out: &mut Summary) {
+    async fn apply_added(&self, sc: &StreamSpec, out: &mut Summary) {
         let record = StreamRecord {
-            fingerprint: Some(fingerprint(sc)),
+            digest: Some(digest(sc).as_str().to_string()),
             status: Status::Creating,
             config: Some(sc.clone()),
             ..StreamRecord::new(Origin::File, crate::record::now_ms())
@@ -248,7 +250,7 @@ impl Streams {
 /// One stream's part in a reload.
 enum Step<'f> {
     Remove,
-    /// A file stream whose configuration changed (or that is not running), with its record.
-    Change(&'f StreamConfig, StreamRecord),
-    Add(&'f StreamConfig),
+    /// A file stream whose configuration changed (or that is not running), with its version.
+    Change(&'f StreamSpec, u32),
+    Add(&'f StreamSpec),
 }

@@ -18,13 +18,14 @@ use std::sync::{Arc, Mutex, RwLock};
 pub(crate) use admission::Refused;
 use admission::{Admission, Change};
 
-use serde_json::Value;
+use crate::glue::GlueColumn;
+use crate::shapes::CreateDeliveryStreamInput;
 
-use crate::config::StreamConfig;
 use crate::control::{
     ControlError, Encryption, InvalidRequest, Status, StreamRecord, StreamRecords,
 };
 use crate::report::Chain;
+use crate::spec::StreamSpec;
 use crate::stream::DeliveryStream;
 use crate::sync::{Lock, ReadWrite};
 pub(crate) use build::{BuildError, Builder, needs_aws, prepare_dir};
@@ -81,19 +82,19 @@ impl From<Refused> for StreamsError {
 /// A change of an API stream prepared by its caller from the stream's record: the request
 /// to keep and its checked configuration.
 pub(crate) struct Prepared {
-    pub(crate) request: Value,
-    pub(crate) config: StreamConfig,
+    pub(crate) request: CreateDeliveryStreamInput,
+    pub(crate) config: StreamSpec,
     /// The Glue table's columns the configuration was checked with.
-    pub(crate) glue_columns: Option<Value>,
+    pub(crate) glue_columns: Option<Vec<GlueColumn>>,
 }
 
 /// A CreateDeliveryStream, checked: what its record keeps.
 pub(crate) struct NewStream {
-    pub(crate) request: Value,
-    pub(crate) config: StreamConfig,
+    pub(crate) request: CreateDeliveryStreamInput,
+    pub(crate) config: StreamSpec,
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) encryption: Option<Encryption>,
-    pub(crate) glue_columns: Option<Value>,
+    pub(crate) glue_columns: Option<Vec<GlueColumn>>,
 }
 
 pub(crate) struct Streams {
@@ -180,7 +181,7 @@ impl Streams {
     }
 
     /// The configuration of every stream: running, or being created (its checked config).
-    fn configs(&self) -> BTreeMap<String, StreamConfig> {
+    fn configs(&self) -> BTreeMap<String, StreamSpec> {
         let mut all: BTreeMap<_, _> = self
             .all()
             .iter()
@@ -245,7 +246,7 @@ impl Streams {
     /// (an update's way back to its previous configuration goes through `run`, below it).
     async fn start(
         &self,
-        config: &StreamConfig,
+        config: &StreamSpec,
         version: u32,
         context: &str,
     ) -> Result<(), BuildError> {
@@ -266,7 +267,7 @@ impl Streams {
 
     /// Builds `config` with `version` and puts it in place of the stream of its name; when it
     /// cannot start, no stream of that name runs.
-    async fn run(&self, config: &StreamConfig, version: u32) -> Result<(), BuildError> {
+    async fn run(&self, config: &StreamSpec, version: u32) -> Result<(), BuildError> {
         match self.builder.build(config, version).await {
             Ok(stream) => {
                 self.insert_running(Arc::new(stream));
@@ -306,8 +307,8 @@ impl Streams {
     /// `glue_catalog_dir`).
     pub(crate) async fn glue_columns(
         &self,
-        request: &Value,
-    ) -> Result<Option<Value>, StreamsError> {
+        request: &CreateDeliveryStreamInput,
+    ) -> Result<Option<Vec<GlueColumn>>, StreamsError> {
         let Some(table) = crate::control::request::glue_table(request, &self.records.local) else {
             return Ok(None);
         };

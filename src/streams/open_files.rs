@@ -5,15 +5,15 @@
 
 use std::sync::OnceLock;
 
-use crate::config::StreamConfig;
 use crate::destination::stagers::ACTIVE_ENCODERS;
 use crate::encode::Compression;
+use crate::spec::StreamSpec;
 
 /// Room for the spool, sockets, the transforms' pipes and the other staging files.
 const HEADROOM: u64 = 256;
 
 /// Staging files the partitioning destinations of `streams` may keep open at once.
-pub(crate) fn staging_files<'a>(streams: impl IntoIterator<Item = &'a StreamConfig>) -> u64 {
+pub(crate) fn staging_files<'a>(streams: impl IntoIterator<Item = &'a StreamSpec>) -> u64 {
     streams
         .into_iter()
         .flat_map(|s| &s.destinations)
@@ -43,14 +43,14 @@ pub(crate) struct TooManyOpenFiles {
 
 /// Err when `streams` together could need more files than the limit.
 pub(crate) fn check<'a>(
-    streams: impl IntoIterator<Item = &'a StreamConfig>,
+    streams: impl IntoIterator<Item = &'a StreamSpec>,
 ) -> Result<(), TooManyOpenFiles> {
     check_within(streams, limit())
 }
 
 /// Err when `streams` together could need more files than `limit`.
 pub(crate) fn check_within<'a>(
-    streams: impl IntoIterator<Item = &'a StreamConfig>,
+    streams: impl IntoIterator<Item = &'a StreamSpec>,
     limit: u64,
 ) -> Result<(), TooManyOpenFiles> {
     let files = staging_files(streams);

@@ -11,17 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::DestinationConfig;
 use crate::destination::StagingPlan;
 use crate::destination::journal::{Journal, JournalError, Pos, Store};
 use crate::destination::naming::Naming;
 use crate::destination::shards::{MakeShardPlan, PerShardPlan};
-use crate::destination::stagers::{ExactlyOnce, StagingError};
+use crate::destination::stagers::{ExactlyOnce, Layout, StagingError};
 use crate::disk::Patience;
 use crate::retry::Backoff;
 use crate::source::kinesis::checkpoint::{Checkpoint, Checkpoints};
 use crate::source::kinesis::leases::{Manager, Progress};
 use crate::source::kinesis::table::{LeaseTable, Position, TableError};
+use crate::spec::DestinationSpec;
 
 /// Where a Kinesis source keeps its checkpoints, and so its destinations their shard journals.
 pub(crate) enum ShardJournals<'a> {
@@ -33,7 +33,8 @@ pub(crate) enum ShardJournals<'a> {
 pub(crate) struct PlanParts {
     pub(crate) dir: PathBuf,
     pub(crate) naming: Naming,
-    pub(crate) destination: DestinationConfig,
+    pub(crate) destination: DestinationSpec,
+    pub(crate) layout: Layout,
     pub(crate) delimiter: bool,
     pub(crate) patience: Arc<Patience>,
 }
@@ -44,6 +45,7 @@ impl PlanParts {
             self.dir.clone(),
             self.naming.clone(),
             &self.destination,
+            &self.layout,
             self.delimiter,
             self.patience.clone(),
         )

@@ -23,7 +23,7 @@ use proto::Message;
 const COMPRESSION_CHUNK: usize = 256 * 1024;
 
 /// `output.orc.compression` (AWS's three).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum OrcCompression {
     None,
     Zlib,
@@ -40,14 +40,10 @@ impl OrcCompression {
             _ => OrcCompression::Snappy,
         }
     }
-
-    pub(crate) fn api_name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
 }
 
 /// `output.orc`: AWS's OrcSerDe. Those firehosed does not apply are kept for Describe.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OrcOptions {
     pub compression: OrcCompression,
     /// The most a stripe holds (AWS's StripeSizeBytes, default 64 MiB).

@@ -33,7 +33,7 @@ const BATCH_ROWS: usize = 8192;
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// The compression inside the Parquet file (ZSTD is firehosed's addition to AWS's three).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum ParquetCompression {
     Uncompressed,
     Gzip,
@@ -54,8 +54,27 @@ impl ParquetCompression {
     }
 }
 
+/// How timestamps are stored (`output.parquet.timestamp_unit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum TimestampUnit {
+    Millis,
+    Micros,
+    Nanos,
+}
+
+impl TimestampUnit {
+    /// Arrow's unit.
+    pub(crate) fn arrow(self) -> TimeUnit {
+        match self {
+            TimestampUnit::Millis => TimeUnit::Millisecond,
+            TimestampUnit::Micros => TimeUnit::Microsecond,
+            TimestampUnit::Nanos => TimeUnit::Nanosecond,
+        }
+    }
+}
+
 /// `output.parquet`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ParquetOptions {
     pub compression: ParquetCompression,
     /// AWS's BlockSizeBytes: the most a row group holds.
@@ -69,7 +88,7 @@ pub struct ParquetOptions {
     /// Encoded bytes a row group may hold in memory before it is written to the staging file
     /// (firehosed's memory bound; a row group ends at this or at the block size).
     pub row_group_buffer_bytes: u64,
-    pub timestamp_unit: TimeUnit,
+    pub timestamp_unit: TimestampUnit,
 }
 
 impl ParquetOptions {
@@ -81,7 +100,7 @@ impl ParquetOptions {
         max_padding_bytes: 0,
         v2: false,
         row_group_buffer_bytes: 16 * 1024 * 1024,
-        timestamp_unit: TimeUnit::Microsecond,
+        timestamp_unit: TimestampUnit::Micros,
     };
 
     fn properties(&self) -> WriterProperties {
@@ -112,11 +131,15 @@ impl ParquetOptions {
 }
 
 /// The Glue table a destination's schema stands for, named in error records.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CatalogTable {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) catalog_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) table: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) region: Option<String>,
 }
 
@@ -155,7 +178,10 @@ impl Conversion {
         options: ParquetOptions,
         table: CatalogTable,
     ) -> Conversion {
-        let schema = Arc::new(schema::arrow_schema(&columns, options.timestamp_unit));
+        let schema = Arc::new(schema::arrow_schema(
+            &columns,
+            options.timestamp_unit.arrow(),
+        ));
         Conversion {
             columns,
             rules,
@@ -180,46 +206,6 @@ impl Conversion {
         &self.schema
     }
 
-    /// Two columns (or two fields of a struct) that one JSON key would fill, once keys are
-    /// normalized and mapped: `"columns a.b and a_b are both filled from the JSON key a_b"`.
-    pub(crate) fn key_collision(&self) -> Option<String> {
-        let keys = self.rules.keys;
-        let top: Vec<(String, String)> = self
-            .columns
-            .iter()
-            .map(|c| {
-                let key = self
-                    .mappings
-                    .iter()
-                    .find(|(col, _)| *col == c.name)
-                    .map_or(c.name.as_str(), |(_, k)| k.as_str());
-                (c.name.clone(), keys.normalize(key).into_owned())
-            })
-            .collect();
-        if let Some(m) = collision("columns", &top) {
-            return Some(m);
-        }
-        let mut stack: Vec<&HiveType> = self.columns.iter().map(|c| &c.ty).collect();
-        while let Some(t) = stack.pop() {
-            match t {
-                HiveType::Struct(fields) => {
-                    let named: Vec<(String, String)> = fields
-                        .iter()
-                        .map(|(n, _)| (n.clone(), keys.normalize(n).into_owned()))
-                        .collect();
-                    if let Some(m) = collision("struct fields", &named) {
-                        return Some(m);
-                    }
-                    stack.extend(fields.iter().map(|(_, t)| t));
-                }
-                HiveType::Array(t) => stack.push(t),
-                HiveType::Map(k, v) => stack.extend([k.as_ref(), v.as_ref()]),
-                _ => {}
-            }
-        }
-        None
-    }
-
     /// The builder of a batch of rows.
     fn row_builder(&self) -> Builder {
         let fields: Vec<(String, HiveType)> = self
@@ -232,7 +218,7 @@ impl Conversion {
         let mut root = Builder::structure(
             &fields,
             self.schema.fields().clone(),
-            self.options.timestamp_unit,
+            self.options.timestamp_unit.arrow(),
             &key_of,
         );
         if let Builder::Struct { lookup, names, .. } = &mut root {
@@ -269,6 +255,48 @@ impl Conversion {
             writer,
         })
     }
+}
+
+/// Two columns (or two fields of a struct) that one JSON key would fill, once keys are
+/// normalized (`keys`) and mapped (`mappings`: column -> JSON key): `"columns a.b and a_b are
+/// both filled from the JSON key a_b"`.
+pub(crate) fn key_collision(
+    columns: &[Column],
+    keys: KeyRules,
+    mappings: &[(String, String)],
+) -> Option<String> {
+    let top: Vec<(String, String)> = columns
+        .iter()
+        .map(|c| {
+            let key = mappings
+                .iter()
+                .find(|(col, _)| *col == c.name)
+                .map_or(c.name.as_str(), |(_, k)| k.as_str());
+            (c.name.clone(), keys.normalize(key).into_owned())
+        })
+        .collect();
+    if let Some(m) = collision("columns", &top) {
+        return Some(m);
+    }
+    let mut stack: Vec<&HiveType> = columns.iter().map(|c| &c.ty).collect();
+    while let Some(t) = stack.pop() {
+        match t {
+            HiveType::Struct(fields) => {
+                let named: Vec<(String, String)> = fields
+                    .iter()
+                    .map(|(n, _)| (n.clone(), keys.normalize(n).into_owned()))
+                    .collect();
+                if let Some(m) = collision("struct fields", &named) {
+                    return Some(m);
+                }
+                stack.extend(fields.iter().map(|(_, t)| t));
+            }
+            HiveType::Array(t) => stack.push(t),
+            HiveType::Map(k, v) => stack.extend([k.as_ref(), v.as_ref()]),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The first two (name, key) pairs that share a key.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::contract::{MAX_REQUEST_BYTES, REQUEST_OVERHEAD, request_cost};
-use crate::config::transform::TransformConfig;
 use crate::record::Record;
+use crate::spec::TransformSpec;
 
 pub(crate) struct TransformBatch {
     size_limit: usize,
@@ -23,7 +23,7 @@ pub(crate) struct TransformBatch {
 }
 
 impl TransformBatch {
-    pub(crate) fn new(config: &TransformConfig) -> Self {
+    pub(crate) fn new(config: &TransformSpec) -> Self {
         TransformBatch {
             size_limit: config.buffer_bytes as usize,
             interval: Duration::from_secs(config.buffer_interval_seconds),

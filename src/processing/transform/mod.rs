@@ -18,9 +18,9 @@ use contract::{Invocation, InvokeError, Verdict};
 
 use super::RecordOutcome;
 use super::error_record::{LambdaFailure, processing_failed};
-use crate::config::transform::TransformConfig;
 use crate::metrics::StreamMetrics;
 use crate::record::{Record, now_ms};
+use crate::spec::TransformSpec;
 
 /// How one invocation attempt failed.
 enum Attempt {
@@ -41,7 +41,7 @@ pub(crate) struct Transform {
     runtime: Runtime,
     invocation: Invocation,
     lambda_arn: String,
-    config: TransformConfig,
+    config: TransformSpec,
     metrics: Arc<StreamMetrics>,
     label: String,
 }
@@ -51,7 +51,7 @@ impl Transform {
         runtime: Runtime,
         invocation: Invocation,
         lambda_arn: String,
-        config: TransformConfig,
+        config: TransformSpec,
         metrics: Arc<StreamMetrics>,
         label: String,
     ) -> Self {
@@ -65,7 +65,7 @@ impl Transform {
         }
     }
 
-    pub(crate) fn config(&self) -> &TransformConfig {
+    pub(crate) fn config(&self) -> &TransformSpec {
         &self.config
     }
 
@@ -252,14 +252,14 @@ pub(crate) enum TransformStartError {
 /// (`concurrency`): each child process is started (a command that cannot start fails the
 /// start-up); the WASM module is compiled once and instantiated per invocation.
 pub(crate) async fn build(
-    config: &TransformConfig,
+    config: &TransformSpec,
     setup: Setup<'_>,
 ) -> Result<Vec<Transform>, TransformStartError> {
     let lambda_arn = config.lambda_arn(setup.region, setup.account_id, setup.stream);
     let label = format!("{}/transform", setup.stream);
     let count = config.concurrency.max(1) as usize;
     let runtimes: Vec<Runtime> = match &config.runtime {
-        crate::config::transform::Runtime::Subprocess {
+        crate::spec::Runtime::Subprocess {
             command,
             env,
             working_directory,
@@ -281,7 +281,7 @@ pub(crate) async fn build(
             }
             started
         }
-        crate::config::transform::Runtime::Wasm {
+        crate::spec::Runtime::Wasm {
             module,
             max_memory_mib,
         } => {
@@ -315,7 +315,7 @@ pub(crate) async fn build(
 
 /// The environment of a transform's child: the Lambda runtime's variables, then the user's.
 fn subprocess_env(
-    config: &TransformConfig,
+    config: &TransformSpec,
     setup: &Setup<'_>,
     lambda_arn: &str,
     user: &std::collections::BTreeMap<String, String>,

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::StartingPosition;
 use crate::record::Record;
+use crate::spec::StartingPosition;
 use crate::spool::write_atomically;
+use crate::sync::Lock;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Checkpoint {
@@ -107,7 +108,7 @@ impl Checkpoints {
     }
 
     pub(crate) fn get(&self, shard: &str) -> Option<Checkpoint> {
-        self.state.lock().ok()?.saved.get(shard).cloned()
+        self.state.locked().saved.get(shard).cloned()
     }
 
     pub(crate) fn is_finished(&self, shard: &str) -> bool {
@@ -116,7 +117,7 @@ impl Checkpoints {
 
     /// The reader of `shard` reached its end; every record of it is below `end_position`.
     pub(crate) fn shard_ended(&self, shard: Arc<str>, end_position: u64) {
-        let Ok(mut s) = self.state.lock() else { return };
+        let mut s = self.state.locked();
         if end_position <= s.floor {
             // Everything the shard had is delivered already (its reader saw the end only
             // after an empty read): `released` runs only when a cursor moves, and none might,
@@ -133,7 +134,7 @@ impl Checkpoints {
     /// checkpoints of their shards, finish the shards whose end is delivered. Blocking I/O.
     pub(crate) fn released(&self, records: &[Record], floor: u64) {
         let mut changed: HashMap<String, Checkpoint> = HashMap::new();
-        let Ok(mut s) = self.state.lock() else { return };
+        let mut s = self.state.locked();
         s.floor = s.floor.max(floor);
         for r in records {
             if let Some(k) = &r.kinesis {

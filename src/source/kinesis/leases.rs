@@ -32,6 +32,7 @@ use super::table::{Lease, LeaseTable, Position, TableError};
 use super::{ShardInfo, discover};
 use crate::record::Record;
 use crate::retry::LogGate;
+use crate::sync::Lock;
 
 /// Seals the stream's buffers now, so what a handed-off shard staged is delivered soon.
 pub(crate) type Hurry = Arc<dyn Fn() + Send + Sync>;
@@ -75,7 +76,8 @@ struct Delivered {
 
 impl Progress {
     pub(crate) fn shard_ended(&self, shard: Arc<str>, end: u64) {
-        if let Ok(mut s) = self.state.lock() {
+        {
+            let mut s = self.state.locked();
             if end <= s.floor {
                 // Everything the shard had is delivered already (its reader saw the end only
                 // after an empty read): `released` runs only when a cursor moves, and with no
@@ -91,7 +93,7 @@ impl Progress {
 
     /// Every destination has delivered `records` and everything below `floor`.
     pub(crate) fn released(&self, records: &[Record], floor: u64) {
-        let Ok(mut s) = self.state.lock() else { return };
+        let mut s = self.state.locked();
         for r in records {
             let Some(k) = &r.kinesis else { continue };
             let other = s
@@ -133,9 +135,7 @@ impl Progress {
     /// An exactly-once destination could not journal objects under `tenure`: another
     /// instance's tenure of the shard began, and that instance cuts the objects now.
     pub(crate) fn fence(&self, tenure: Arc<str>) {
-        if let Ok(mut s) = self.state.lock() {
-            s.fenced.insert(tenure);
-        }
+        self.state.locked().fenced.insert(tenure);
     }
 
     /// A destination of the stream delivers exactly once (see `Manager::end_tenure`).
@@ -145,13 +145,13 @@ impl Progress {
     }
 
     pub(crate) fn is_fenced(&self, tenure: &str) -> bool {
-        self.state.lock().is_ok_and(|s| s.fenced.contains(tenure))
+        self.state.locked().fenced.contains(tenure)
     }
 
     /// `shard` is read under `tenure` from now on; `fresh`: a new tenure, reading from the
     /// checkpoint, so what earlier ones delivered, ended or finished is forgotten.
     fn set_current(&self, shard: &str, tenure: Arc<str>, fresh: bool) {
-        let Ok(mut s) = self.state.lock() else { return };
+        let mut s = self.state.locked();
         if fresh {
             s.delivered.remove(shard);
             s.finished.remove(shard);
@@ -162,30 +162,29 @@ impl Progress {
 
     /// The last checkpoint this instance wrote for `shard`.
     pub(crate) fn written(&self, shard: &str) -> Option<Appended> {
-        self.state.lock().ok()?.written.get(shard).cloned()
+        self.state.locked().written.get(shard).cloned()
     }
 
     fn note_written(&self, shard: &str, at: &Appended) {
-        if let Ok(mut s) = self.state.lock() {
-            s.written.insert(shard.to_string(), at.clone());
-        }
+        self.state
+            .locked()
+            .written
+            .insert(shard.to_string(), at.clone());
     }
 
     fn floor(&self) -> u64 {
-        self.state.lock().map(|s| s.floor).unwrap_or(0)
+        self.state.locked().floor
     }
 
     /// What to write for `shard`: the last delivered record, whether the shard is finished.
     fn take(&self, shard: &str) -> (Option<Delivered>, bool) {
-        let Ok(mut s) = self.state.lock() else {
-            return (None, false);
-        };
+        let mut s = self.state.locked();
         (s.delivered.remove(shard), s.finished.remove(shard))
     }
 
     /// A write that failed: merged back with what came since.
     fn put_back(&self, shard: &str, delivered: Option<Delivered>, finished: bool) {
-        let Ok(mut s) = self.state.lock() else { return };
+        let mut s = self.state.locked();
         if finished {
             s.finished.insert(shard.to_string());
         }
@@ -204,24 +203,18 @@ impl Progress {
     }
 
     fn pending(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .map(|s| {
-                s.delivered
-                    .keys()
-                    .cloned()
-                    .chain(s.finished.iter().cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        let s = self.state.locked();
+        s.delivered
+            .keys()
+            .cloned()
+            .chain(s.finished.iter().cloned())
+            .collect()
     }
 
     /// Another instance owns `shard`: what this one delivered past its last checkpoint will
     /// be read again there. Returns how many records that is.
     fn forget(&self, shard: &str) -> u64 {
-        let Ok(mut s) = self.state.lock() else {
-            return 0;
-        };
+        let mut s = self.state.locked();
         s.finished.remove(shard);
         s.ends.remove(shard);
         s.delivered.remove(shard).map_or(0, |d| d.records)

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::metrics::Counter;
+use crate::sync::Lock;
 
 #[derive(Default, Debug)]
 pub(crate) struct ShardMetrics {
@@ -40,17 +41,19 @@ pub(crate) struct KinesisMetrics {
 
 impl KinesisMetrics {
     pub(crate) fn shard(&self, id: &str) -> Arc<ShardMetrics> {
-        match self.shards.lock() {
-            Ok(mut m) => m.entry(id.to_string()).or_default().clone(),
-            Err(_) => Arc::default(),
-        }
+        self.shards
+            .locked()
+            .entry(id.to_string())
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn snapshot(&self) -> Vec<(String, Arc<ShardMetrics>)> {
         self.shards
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default()
+            .locked()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 

@@ -22,7 +22,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::{KinesisSourceConfig, KinesisStreamRef};
+use crate::spec::{KinesisSourceSpec, KinesisStreamRef};
 use checkpoint::{Checkpoints, Origin};
 use metrics::KinesisMetrics;
 use readers::Readers;
@@ -192,7 +192,7 @@ async fn list_shards(
 /// What a Kinesis source is started with.
 pub(crate) struct Setup {
     pub(crate) client: Client,
-    pub(crate) config: KinesisSourceConfig,
+    pub(crate) config: KinesisSourceSpec,
     pub(crate) log: Arc<crate::source::memlog::MemoryLog>,
     pub(crate) origin: Origin,
     pub(crate) metrics: Arc<KinesisMetrics>,

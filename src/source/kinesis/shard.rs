@@ -15,10 +15,10 @@ use tokio::time::Instant;
 
 use super::kpl;
 use super::metrics::ShardMetrics;
-use crate::config::KinesisStreamRef;
 use crate::record::{KinesisMeta, Record};
 use crate::retry::{Backoff, LogGate};
 use crate::source::memlog::MemoryLog;
+use crate::spec::KinesisStreamRef;
 
 /// At most 5 GetRecords calls per second per shard: the next call leaves at least this long
 /// after the previous one was answered, so the server sees them at least this far apart
