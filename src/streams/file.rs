@@ -66,8 +66,7 @@ impl Streams {
         let streams = Arc::new(Streams::new(records, builder));
         for sc in &config.streams {
             let version = streams.records.get(&sc.name).map_or(1, |r| r.version);
-            let stream = streams.builder.build(sc, version).await?;
-            streams.insert_running(Arc::new(stream));
+            streams.run(sc, version).await?;
         }
         for (name, record) in streams.records.api_streams() {
             streams.restore_api_stream(&name, record).await;

@@ -241,9 +241,8 @@ impl Streams {
         self.running.writing().remove(name);
     }
 
-    /// Builds and runs `config` with `version`: ACTIVE; or, when it cannot start,
-    /// CREATING_FAILED with the reason, logged with `context`. The one place a stream starts
-    /// (an update's way back to its previous configuration goes through `run`, below it).
+    /// Runs `config` with `version` (`run`): ACTIVE; or, when it cannot start, CREATING_FAILED
+    /// with the reason, logged with `context`.
     async fn start(
         &self,
         config: &StreamSpec,
@@ -266,7 +265,8 @@ impl Streams {
     }
 
     /// Builds `config` with `version` and puts it in place of the stream of its name; when it
-    /// cannot start, no stream of that name runs.
+    /// cannot start, no stream of that name runs. The one place a stream starts (start-up,
+    /// create, update and its way back, reload).
     async fn run(&self, config: &StreamSpec, version: u32) -> Result<(), BuildError> {
         match self.builder.build(config, version).await {
             Ok(stream) => {
