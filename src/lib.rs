@@ -50,6 +50,12 @@ pub mod encode;
 mod fatal;
 #[doc(hidden)]
 pub mod fuzzing;
+/// The contract suites of the seams (object stores, lease stores, shard sources), for
+/// tests/contracts.rs to run on the real backends; hidden, used by nothing else.
+#[doc(hidden)]
+pub mod contracts {
+    pub use crate::destination::contract::{ContractError, s3 as s3_sink};
+}
 mod glue;
 mod jq;
 mod keys;

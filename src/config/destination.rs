@@ -13,8 +13,13 @@ const NO_TARGET: &str = "exactly one of s3, directory, http_endpoint is required
 
 /// What stands in for a destination that cannot be read (its problems are not judged).
 pub(crate) fn stand_in() -> DestinationSpec {
+    stand_in_with(Target::Directory(PathBuf::new()))
+}
+
+/// A destination to `target` with every default (what a stand-in is; tests build on it).
+pub(crate) fn stand_in_with(target: Target) -> DestinationSpec {
     DestinationSpec {
-        target: Target::Directory(PathBuf::new()),
+        target,
         prefix: None,
         error_output_prefix: None,
         buffering: Buffering::DEFAULT,

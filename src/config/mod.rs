@@ -4,6 +4,8 @@
 mod conversion;
 mod decode;
 pub(crate) use conversion::read_glue_file;
+#[cfg(test)]
+pub(crate) use destination::stand_in_with as stand_in_destination;
 mod destination;
 pub(crate) mod error;
 mod http_endpoint;

@@ -1,9 +1,12 @@
 //! Destinations: object naming (`template`, `timefmt`, `naming`), staging, the worker that
 //! seals objects on size/interval/flush/close, and the sinks (S3, local directory).
 
+pub(crate) mod contract;
 pub(crate) mod directory;
 pub(crate) mod http;
 pub(crate) mod journal;
+#[cfg(test)]
+pub(crate) mod memory;
 pub(crate) mod naming;
 pub(crate) mod partition;
 pub(crate) mod s3;

@@ -61,6 +61,30 @@ impl S3Sink {
         &self.bucket
     }
 
+    /// An object's bytes (None: there is none), for the sink contract's read-back.
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DeliveryError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .body
+                .collect()
+                .await
+                .map(|b| Some(b.into_bytes().to_vec()))
+                .map_err(|e| DeliveryError {
+                    transient: true,
+                    message: format!("reading {key}: {e}"),
+                }),
+            Err(SdkError::ServiceError(se)) if se.err().is_no_such_key() => Ok(None),
+            Err(e) => Err(classify("GetObject", e)),
+        }
+    }
+
     /// Start-up check: the bucket exists and is reachable with these credentials.
     pub(crate) async fn check_bucket(&self) -> Result<(), BucketError> {
         let bucket = self.bucket.clone();

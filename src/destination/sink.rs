@@ -1,4 +1,6 @@
-//! Where sealed objects go: an S3 bucket or a local directory laid out like one.
+//! Where sealed objects go: an S3 bucket, a local directory laid out like one, an HTTP
+//! endpoint (with one of those as its backup), or memory (the unit tier). Each store keeps the
+//! same contract, proven by one suite run over every one of them (`contract.rs`).
 
 use super::directory::DirectorySink;
 use super::http::HttpSink;
@@ -32,6 +34,8 @@ pub(crate) enum Sink {
     S3(S3Sink),
     Directory(DirectorySink),
     Http(Box<HttpSink>),
+    #[cfg(test)]
+    Memory(std::sync::Arc<super::memory::MemorySink>),
 }
 
 impl Sink {
@@ -46,6 +50,8 @@ impl Sink {
             Sink::S3(s) => s.deliver(object).await,
             Sink::Directory(d) => d.deliver(object).await,
             Sink::Http(h) => Box::pin(h.deliver(object, kind)).await,
+            #[cfg(test)]
+            Sink::Memory(m) => m.deliver(object).await,
         }
     }
 
@@ -55,6 +61,8 @@ impl Sink {
             Sink::S3(s) => format!("s3://{}", s.bucket()),
             Sink::Directory(d) => d.root().display().to_string(),
             Sink::Http(h) => format!("{} (backup {})", h.url(), h.backup().describe()),
+            #[cfg(test)]
+            Sink::Memory(_) => "memory".into(),
         }
     }
 }

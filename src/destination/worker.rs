@@ -446,3 +446,6 @@ async fn deliver(
         bytes = object.size, first_seq = object.first_seq, next_seq = object.next_seq, ?kind,
         "object delivered");
 }
+
+#[cfg(test)]
+mod tests;

@@ -717,6 +717,8 @@ impl Build<'_> {
                     }),
                 }
             }
+            #[cfg(test)]
+            Sink::Memory(_) => Ok(()),
         }
     }
 
