@@ -55,6 +55,9 @@ pub mod fuzzing;
 #[doc(hidden)]
 pub mod contracts {
     pub use crate::destination::contract::{ContractError, s3 as s3_sink};
+    pub use crate::source::kinesis::lease_store::contract::{
+        LeaseContractError, dynamodb as dynamodb_leases,
+    };
 }
 mod glue;
 mod jq;

@@ -21,3 +21,14 @@ fn an_s3_bucket_keeps_the_object_store_contract() {
         .block_on(firehosed::contracts::s3_sink(&moto.endpoint, "contract"))
         .expect("the S3 bucket keeps the contract");
 }
+
+#[test]
+fn a_dynamodb_table_keeps_the_lease_store_contract() {
+    let moto = Moto::start();
+    runtime()
+        .block_on(firehosed::contracts::dynamodb_leases(
+            &moto.endpoint,
+            "contract-leases",
+        ))
+        .expect("the DynamoDB table keeps the contract");
+}

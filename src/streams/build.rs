@@ -27,9 +27,9 @@ use crate::fatal::FatalSender;
 use crate::metrics::{DestinationMetrics, StreamMetrics};
 use crate::processing::transform::{self, Transform, TransformStartError};
 use crate::source::Log;
+use crate::source::kinesis::lease_store::{LeaseStore, LeaseTable, TableError};
 use crate::source::kinesis::leases::{LeaseSetup, Manager, Progress};
 use crate::source::kinesis::metrics::LeaseMetrics;
-use crate::source::kinesis::table::{LeaseTable, TableError};
 use crate::source::kinesis::{
     self, KinesisError, checkpoint::Checkpoints, metrics::KinesisMetrics,
 };
@@ -433,7 +433,7 @@ impl Build<'_> {
                 .as_deref()
                 .or(self.builder.config.aws.endpoint_url.as_deref());
         let client = aws::dynamodb_client(sdk, endpoint, failover);
-        let table = LeaseTable::new(client, l.table.clone());
+        let table = LeaseStore::Dynamo(LeaseTable::new(client, l.table.clone()));
         table
             .ensure(l.create_table)
             .await

@@ -19,8 +19,8 @@ use crate::destination::stagers::{ExactlyOnce, Layout, StagingError};
 use crate::disk::Patience;
 use crate::retry::Backoff;
 use crate::source::kinesis::checkpoint::{Checkpoint, Checkpoints};
+use crate::source::kinesis::lease_store::{LeaseStore, Position, TableError};
 use crate::source::kinesis::leases::{Manager, Progress};
-use crate::source::kinesis::table::{LeaseTable, Position, TableError};
 use crate::spec::DestinationSpec;
 
 /// Where a Kinesis source keeps its checkpoints, and so its destinations their shard journals.
@@ -98,7 +98,7 @@ pub(crate) fn in_leases(
     parts: PlanParts,
     namespace: String,
     index: usize,
-    table: LeaseTable,
+    table: LeaseStore,
     progress: Arc<Progress>,
     handle: tokio::runtime::Handle,
 ) -> PerShardPlan {
@@ -120,7 +120,7 @@ pub(crate) fn in_leases(
             Position::Sequence(seq, sub) => Pos::past_shard_record(&Arc::from(seq.as_str()), *sub),
             _ => Pos::LOWEST,
         };
-        let store = LeaseStore {
+        let store = LeaseJournals {
             table: t.clone(),
             progress: p.clone(),
             handle: h.clone(),
@@ -176,8 +176,8 @@ where
 }
 
 /// A shard's journal in its lease item, written under one tenure.
-struct LeaseStore {
-    table: LeaseTable,
+struct LeaseJournals {
+    table: LeaseStore,
     progress: Arc<Progress>,
     handle: tokio::runtime::Handle,
     key: String,
@@ -185,7 +185,7 @@ struct LeaseStore {
     tenure: String,
 }
 
-impl Store for LeaseStore {
+impl Store for LeaseJournals {
     fn replace(&mut self, text: &str) -> Result<(), JournalError> {
         let (t, key, tenure) = (&self.table, &self.key, &self.tenure);
         if text.len() > MAX_JOURNAL_BYTES {

@@ -24,11 +24,11 @@ use tokio::time::Instant;
 
 use super::balance::{self, Pick, Seen};
 use super::checkpoint::{Checkpoints, Origin};
+use super::lease_store::{Lease, LeaseStore, Position, TableError};
 use super::metrics::LeaseMetrics;
 use super::readers::Readers;
 use super::seqnum;
 use super::shard::{Appended, ReadEnd, Start, Tenure};
-use super::table::{Lease, LeaseTable, Position, TableError};
 use super::{ShardInfo, discover};
 use crate::record::Record;
 use crate::retry::LogGate;
@@ -255,7 +255,7 @@ struct Owed {
 
 /// What the manager is started with.
 pub(crate) struct LeaseSetup {
-    pub(crate) table: LeaseTable,
+    pub(crate) table: LeaseStore,
     pub(crate) me: String,
     pub(crate) failover: Duration,
     pub(crate) progress: Arc<Progress>,
@@ -303,7 +303,7 @@ impl Manager {
         self.hurry = hurry;
     }
 
-    pub(crate) fn table(&self) -> &LeaseTable {
+    pub(crate) fn table(&self) -> &LeaseStore {
         &self.s.table
     }
 

@@ -1,18 +1,18 @@
 //! The Kinesis Data Streams source: shard discovery with ListShards on an interval, one reader
 //! per shard being read (`readers`, `shard`), parents read to their end before their children
 //! start (as the KCL does), checkpoints that move only after delivery: in files (`checkpoint`),
-//! or, for a fleet sharing the stream, in a DynamoDB lease table (`table`, `leases`,
+//! or, for a fleet sharing the stream, in a lease store (`lease_store`: DynamoDB, or memory), `leases`,
 //! `balance`); KPL de-aggregation (`kpl`).
 
 mod balance;
 pub(crate) mod checkpoint;
 pub(crate) mod kpl;
+pub(crate) mod lease_store;
 pub(crate) mod leases;
 pub(crate) mod metrics;
 mod readers;
 pub(crate) mod seqnum;
 pub(crate) mod shard;
-pub(crate) mod table;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -6,6 +6,8 @@
 //! believe they hold a shard.
 
 use std::collections::HashMap;
+
+use super::{Lease, Position, TableError};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -20,59 +22,6 @@ const KEY: &str = "leaseKey";
 /// exactly-once journal of the shard's objects (JSON lines, as in a journal file).
 const TENURE: &str = "firehosedTenure";
 const JOURNAL: &str = "firehosedJournal";
-
-/// Where a shard's reading resumes, as the KCL writes it in `checkpoint`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Position {
-    TrimHorizon,
-    Latest,
-    /// `AT_TIMESTAMP`; the time is firehosed's `startingTimestampMillis` attribute.
-    AtTimestamp(i64),
-    /// The last delivered record: its sequence number and `checkpointSubSequenceNumber`.
-    Sequence(String, u64),
-    ShardEnd,
-}
-
-/// One item of the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Lease {
-    pub(crate) key: String,
-    pub(crate) owner: Option<String>,
-    pub(crate) counter: u64,
-    pub(crate) checkpoint: Position,
-    pub(crate) owner_switches: u64,
-    pub(crate) parents: Vec<String>,
-    /// Set by an instance that took the lease from a live holder: the holder still has to
-    /// write its last checkpoint (the KCL 3.x graceful hand-off); the new owner reads only
-    /// once it is cleared.
-    pub(crate) checkpoint_owner: Option<String>,
-    /// firehosed's `firehosedTenure`: written by an owner when it starts reading, so the
-    /// exactly-once journal writes of an earlier tenure (another instance's, or its own before
-    /// the lease moved) fail their condition.
-    pub(crate) tenure: Option<String>,
-}
-
-impl Lease {
-    pub(crate) fn finished(&self) -> bool {
-        self.checkpoint == Position::ShardEnd
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum TableError {
-    /// The condition did not hold: someone else changed the item first.
-    #[error("the lease changed under us (conditional check failed)")]
-    Conflict,
-    #[error("DynamoDB table {0:?} does not exist (set leases.create_table: true to create it)")]
-    Missing(String),
-    #[error("DynamoDB table {table:?} did not become ACTIVE within {waited:?}")]
-    NotActive { table: String, waited: Duration },
-    #[error("item {key:?} of the lease table is not a lease: {what}")]
-    Malformed { key: String, what: &'static str },
-    /// Any other failure of the call (the SDK's error with its context), retried by callers.
-    #[error("{0}")]
-    Call(String),
-}
 
 fn call_error<E, R>(e: SdkError<E, R>) -> TableError
 where
