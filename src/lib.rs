@@ -58,6 +58,9 @@ pub mod contracts {
     pub use crate::source::kinesis::lease_store::contract::{
         LeaseContractError, dynamodb as dynamodb_leases,
     };
+    pub use crate::source::kinesis::shard_source::contract::{
+        ShardContractError, kinesis as kinesis_shards,
+    };
 }
 mod glue;
 mod jq;

@@ -32,3 +32,14 @@ fn a_dynamodb_table_keeps_the_lease_store_contract() {
         ))
         .expect("the DynamoDB table keeps the contract");
 }
+
+#[test]
+fn kinesalite_keeps_the_shard_source_contract() {
+    let kinesis = Kinesalite::start();
+    runtime()
+        .block_on(firehosed::contracts::kinesis_shards(
+            &kinesis.endpoint,
+            "contract-shards",
+        ))
+        .expect("kinesalite keeps the contract");
+}

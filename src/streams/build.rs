@@ -293,7 +293,10 @@ impl Build<'_> {
                 m.set_hurry(Arc::new(stream.hurry()));
             }
             let running = kinesis::start(kinesis::Setup {
-                client: k.client,
+                source: kinesis::ShardSource::Kinesis(kinesis::shard_source::KinesisShards::new(
+                    k.client,
+                    k.config.stream.clone(),
+                )),
                 config: k.config,
                 log: k.memory,
                 origin: k.origin,

@@ -13,6 +13,10 @@ pub(crate) mod metrics;
 mod readers;
 pub(crate) mod seqnum;
 pub(crate) mod shard;
+pub(crate) mod shard_source;
+
+#[cfg(test)]
+mod fleet_tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use checkpoint::{Checkpoints, Origin};
 use metrics::KinesisMetrics;
 use readers::Readers;
 use shard::{ReadEnd, Shared, Start};
+pub(crate) use shard_source::{ShardInfo, ShardSource};
 
 /// The running readers of a stream. `stop` ends them (what they read stays in the log);
 /// `finish`, once everything read is delivered, writes the last checkpoints and releases the
@@ -45,6 +50,13 @@ impl Running {
         if let Some(rx) = self.stopped.take() {
             let _ = rx.await;
         }
+    }
+
+    /// Stops everything at once, as kill -9 would: nothing more is renewed, checkpointed or
+    /// released (the unit tier's crashed instance).
+    #[cfg(test)]
+    pub(crate) fn kill(self) {
+        self.task.abort();
     }
 
     pub(crate) async fn finish(mut self) {
@@ -70,9 +82,6 @@ pub(crate) enum KinesisError {
     StreamMissing(String),
     #[error("Kinesis stream {stream:?} cannot be described: {detail}")]
     Describe { stream: String, detail: String },
-    /// ListShards failed (the SDK's error with its context).
-    #[error("ListShards failed: {0}")]
-    ListShards(String),
 }
 
 /// Start-up check: the stream exists and can be described. Returns how the stream is to be
@@ -149,49 +158,9 @@ fn summary_error(stream: &KinesisStreamRef, e: SummaryError) -> KinesisError {
     }
 }
 
-pub(crate) struct ShardInfo {
-    pub(crate) id: String,
-    pub(crate) parents: Vec<String>,
-}
-
-async fn list_shards(
-    client: &Client,
-    stream: &KinesisStreamRef,
-) -> Result<Vec<ShardInfo>, KinesisError> {
-    let mut shards = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut req = client.list_shards().max_results(1000);
-        req = match (&token, stream) {
-            (Some(t), _) => req.next_token(t),
-            (None, KinesisStreamRef::Name(n)) => req.stream_name(n),
-            (None, KinesisStreamRef::Arn(a)) => req.stream_arn(a),
-        };
-        let out = req
-            .send()
-            .await
-            .map_err(|e| KinesisError::ListShards(DisplayErrorContext(&e).to_string()))?;
-        for s in out.shards() {
-            let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
-                .into_iter()
-                .flatten()
-                .map(str::to_string)
-                .collect();
-            shards.push(ShardInfo {
-                id: s.shard_id().to_string(),
-                parents,
-            });
-        }
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(shards),
-        }
-    }
-}
-
 /// What a Kinesis source is started with.
 pub(crate) struct Setup {
-    pub(crate) client: Client,
+    pub(crate) source: ShardSource,
     pub(crate) config: KinesisSourceSpec,
     pub(crate) log: Arc<crate::source::memlog::MemoryLog>,
     pub(crate) origin: Origin,
@@ -216,7 +185,7 @@ pub(crate) enum Mode {
 /// Starts discovery and the shard readers.
 pub(crate) fn start(setup: Setup) -> Running {
     let Setup {
-        client,
+        source,
         config,
         log,
         origin,
@@ -244,8 +213,7 @@ pub(crate) fn start(setup: Setup) -> Running {
         }
     };
     let shared = Arc::new(Shared {
-        client,
-        stream: config.stream.clone(),
+        source,
         log,
         on_end,
         limit: config.get_records_limit as i32,
@@ -280,7 +248,7 @@ pub(crate) fn start(setup: Setup) -> Running {
 
 /// Lists the shards; None (logged now and then) when ListShards fails.
 async fn discover(shared: &Shared, failures: &mut u32, label: &str) -> Option<Vec<ShardInfo>> {
-    match list_shards(&shared.client, &shared.stream).await {
+    match shared.source.list_shards().await {
         Ok(shards) => {
             *failures = 0;
             Some(shards)

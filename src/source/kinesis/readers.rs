@@ -110,3 +110,13 @@ impl Readers {
         out
     }
 }
+
+/// Readers never outlive their owner: a coordinator that ends (or is aborted) takes its
+/// readers with it.
+impl Drop for Readers {
+    fn drop(&mut self) {
+        for task in self.tasks.values() {
+            task.handle.abort();
+        }
+    }
+}

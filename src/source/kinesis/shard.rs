@@ -5,20 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::ProvideErrorMetadata;
-use aws_sdk_kinesis::primitives::DateTime;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::kpl;
 use super::metrics::ShardMetrics;
+use super::shard_source::{CallError as Failure, IteratorAt, ShardRecord, ShardSource};
 use crate::record::{KinesisMeta, Record};
 use crate::retry::{Backoff, LogGate};
 use crate::source::memlog::MemoryLog;
-use crate::spec::KinesisStreamRef;
 
 /// At most 5 GetRecords calls per second per shard: the next call leaves at least this long
 /// after the previous one was answered, so the server sees them at least this far apart
@@ -44,8 +40,7 @@ pub(crate) enum Start {
 pub(crate) type OnShardEnd = Arc<dyn Fn(Arc<str>, u64) + Send + Sync>;
 
 pub(crate) struct Shared {
-    pub(crate) client: Client,
-    pub(crate) stream: KinesisStreamRef,
+    pub(crate) source: ShardSource,
     pub(crate) log: Arc<MemoryLog>,
     pub(crate) on_end: OnShardEnd,
     pub(crate) limit: i32,
@@ -135,19 +130,6 @@ struct ShardReader<'a> {
     tenure: Arc<str>,
 }
 
-/// Why a Kinesis call failed, as the reader treats it.
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("{0}")]
-    Throttled(String),
-    #[error("expired iterator")]
-    Expired,
-    #[error("{0}")]
-    Other(String),
-    #[error("GetShardIterator returned no iterator")]
-    NoIterator,
-}
-
 impl ShardReader<'_> {
     async fn run(&mut self) -> ReadEnd {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
@@ -167,19 +149,11 @@ impl ShardReader<'_> {
                 },
             };
             tokio::time::sleep_until(last_call + MIN_CALL_GAP).await;
-            let result = self
-                .shared
-                .client
-                .get_records()
-                .shard_iterator(&it)
-                .limit(self.shared.limit)
-                .send()
-                .await;
+            let result = self.shared.source.get_records(&it, self.shared.limit).await;
             last_call = Instant::now();
             let out = match result {
                 Ok(out) => out,
-                Err(e) => {
-                    let failure = classify(&e);
+                Err(failure) => {
                     // Expired: re-acquired right after the last record handed on, nothing
                     // skipped. Otherwise the same iterator again after a pause.
                     if !matches!(failure, Failure::Expired) {
@@ -194,12 +168,12 @@ impl ShardReader<'_> {
                 }
             };
             backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-            let behind = out.millis_behind_latest();
+            let behind = out.behind_ms;
             if let Some(ms) = behind {
                 self.metrics.set_millis_behind(ms);
             }
-            let next = out.next_shard_iterator().map(str::to_string);
-            let count = out.records().len();
+            let next = out.next;
+            let count = out.records.len();
             let batch = self.convert(out.records);
             if let Some(k) = batch.last().and_then(|r| r.kinesis.clone()) {
                 self.shared.log.append(batch).await;
@@ -224,53 +198,35 @@ impl ShardReader<'_> {
         }
     }
 
+    /// An iterator right after the last record read, or where the reader starts.
     async fn iterator(&self) -> Result<String, Failure> {
-        let mut req = self
-            .shared
-            .client
-            .get_shard_iterator()
-            .shard_id(self.shard.as_ref());
-        req = match &self.shared.stream {
-            KinesisStreamRef::Name(n) => req.stream_name(n),
-            KinesisStreamRef::Arn(a) => req.stream_arn(a),
+        let at = match (&self.last_read, &self.start) {
+            (Some(seq), _) => IteratorAt::AfterSequence(seq.clone()),
+            (None, Start::TrimHorizon) => IteratorAt::TrimHorizon,
+            (None, Start::Latest) => IteratorAt::Latest,
+            (None, Start::AtTimestamp(ms)) => IteratorAt::AtTimestamp(*ms),
+            (None, Start::AtCheckpoint { sequence, .. }) => {
+                IteratorAt::AtSequence(sequence.clone())
+            }
         };
-        req = match (&self.last_read, &self.start) {
-            (Some(seq), _) => req
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq),
-            (None, Start::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            (None, Start::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
-            (None, Start::AtTimestamp(ms)) => req
-                .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                .timestamp(DateTime::from_millis(*ms)),
-            (None, Start::AtCheckpoint { sequence, .. }) => req
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .starting_sequence_number(sequence),
-        };
-        let out = req.send().await.map_err(|e| classify(&e))?;
-        out.shard_iterator()
-            .map(str::to_string)
-            .ok_or(Failure::NoIterator)
+        self.shared.source.iterator(&self.shard, &at).await
     }
 
     /// Kinesis records -> log records: KPL aggregates split, a resumed checkpoint's records
     /// skipped.
-    fn convert(&mut self, records: Vec<aws_sdk_kinesis::types::Record>) -> Vec<Record> {
+    fn convert(&mut self, records: Vec<ShardRecord>) -> Vec<Record> {
         let mut out = Vec::with_capacity(records.len());
         for r in records {
-            let seq: Arc<str> = r.sequence_number.as_str().into();
-            let arrival = r
-                .approximate_arrival_timestamp
-                .and_then(|t| t.to_millis().ok())
-                .unwrap_or_else(crate::record::now_ms);
-            let data = Bytes::from(r.data.into_inner());
+            let seq: Arc<str> = r.sequence.as_str().into();
+            let arrival = r.arrival_ms.unwrap_or_else(crate::record::now_ms);
+            let data = r.data;
             self.metrics.read(data.len() as u64);
             let parts: Vec<(String, Bytes)> = match kpl::deaggregate(&data) {
                 Some(users) => users
                     .into_iter()
                     .map(|u| (u.partition_key, u.data))
                     .collect(),
-                None => vec![(r.partition_key.unwrap_or_default(), data)],
+                None => vec![(r.partition_key, data)],
             };
             for (sub, (key, data)) in parts.into_iter().enumerate() {
                 if let Start::AtCheckpoint {
@@ -301,27 +257,5 @@ impl ShardReader<'_> {
             self.last_read = Some(seq.to_string());
         }
         out
-    }
-}
-
-fn classify<E, R>(e: &aws_sdk_kinesis::error::SdkError<E, R>) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_kinesis::error::SdkError;
-    let text = aws_sdk_kinesis::error::DisplayErrorContext(e).to_string();
-    match e {
-        SdkError::ServiceError(se) => match se.err().code() {
-            Some("ExpiredIteratorException") => Failure::Expired,
-            Some(
-                "ProvisionedThroughputExceededException"
-                | "LimitExceededException"
-                | "KMSThrottlingException"
-                | "ThrottlingException",
-            ) => Failure::Throttled(text),
-            _ => Failure::Other(text),
-        },
-        _ => Failure::Other(text),
     }
 }

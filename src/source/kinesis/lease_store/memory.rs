@@ -64,6 +64,15 @@ impl MemoryLeases {
         Ok(())
     }
 
+    /// Every lease as it is now (a test's view; no call, never down).
+    pub(crate) fn leases(&self) -> Vec<Lease> {
+        self.items
+            .locked()
+            .values()
+            .map(|i| i.lease.clone())
+            .collect()
+    }
+
     pub(crate) fn name(&self) -> &str {
         "memory"
     }

@@ -1,0 +1,132 @@
+//! Shards read from Kinesis Data Streams with the SDK: ListShards (paged), GetShardIterator,
+//! GetRecords; a failure sorted into what the reader does with it (throttled: slower, expired:
+//! a new iterator after the last record read, anything else: the same call again later).
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use bytes::Bytes;
+
+use super::{CallError, Fetched, IteratorAt, ShardInfo, ShardRecord};
+use crate::spec::KinesisStreamRef;
+
+pub(crate) struct KinesisShards {
+    client: Client,
+    stream: KinesisStreamRef,
+}
+
+impl KinesisShards {
+    pub(crate) fn new(client: Client, stream: KinesisStreamRef) -> Self {
+        KinesisShards { client, stream }
+    }
+
+    pub(crate) async fn list_shards(&self) -> Result<Vec<ShardInfo>, CallError> {
+        let mut shards = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = self.client.list_shards().max_results(1000);
+            req = match (&token, &self.stream) {
+                (Some(t), _) => req.next_token(t),
+                (None, KinesisStreamRef::Name(n)) => req.stream_name(n),
+                (None, KinesisStreamRef::Arn(a)) => req.stream_arn(a),
+            };
+            let out = req.send().await.map_err(|e| classify(&e))?;
+            for s in out.shards() {
+                let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect();
+                shards.push(ShardInfo {
+                    id: s.shard_id().to_string(),
+                    parents,
+                });
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(shards),
+            }
+        }
+    }
+
+    pub(crate) async fn iterator(&self, shard: &str, at: &IteratorAt) -> Result<String, CallError> {
+        let mut req = self.client.get_shard_iterator().shard_id(shard);
+        req = match &self.stream {
+            KinesisStreamRef::Name(n) => req.stream_name(n),
+            KinesisStreamRef::Arn(a) => req.stream_arn(a),
+        };
+        req = match at {
+            IteratorAt::TrimHorizon => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            IteratorAt::Latest => req.shard_iterator_type(ShardIteratorType::Latest),
+            IteratorAt::AtTimestamp(ms) => req
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(DateTime::from_millis(*ms)),
+            IteratorAt::AtSequence(seq) => req
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(seq),
+            IteratorAt::AfterSequence(seq) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+        };
+        let out = req.send().await.map_err(|e| classify(&e))?;
+        out.shard_iterator()
+            .map(str::to_string)
+            .ok_or(CallError::NoIterator)
+    }
+
+    pub(crate) async fn get_records(
+        &self,
+        iterator: &str,
+        limit: i32,
+    ) -> Result<Fetched, CallError> {
+        let out = self
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let behind_ms = out.millis_behind_latest();
+        let next = out.next_shard_iterator().map(str::to_string);
+        let records = out
+            .records
+            .into_iter()
+            .map(|r| ShardRecord {
+                sequence: r.sequence_number,
+                partition_key: r.partition_key.unwrap_or_default(),
+                arrival_ms: r
+                    .approximate_arrival_timestamp
+                    .and_then(|t| t.to_millis().ok()),
+                data: Bytes::from(r.data.into_inner()),
+            })
+            .collect();
+        Ok(Fetched {
+            records,
+            next,
+            behind_ms,
+        })
+    }
+}
+
+fn classify<E, R>(e: &SdkError<E, R>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let text = DisplayErrorContext(e).to_string();
+    match e {
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some("ExpiredIteratorException") => CallError::Expired,
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "LimitExceededException"
+                | "KMSThrottlingException"
+                | "ThrottlingException",
+            ) => CallError::Throttled(text),
+            _ => CallError::Other(text),
+        },
+        _ => CallError::Other(text),
+    }
+}

@@ -1,0 +1,183 @@
+//! A stream's shards in memory, for the unit tier: records put into a named shard get
+//! increasing sequence numbers; a shard split or merged is closed, its children list it as
+//! their parent, and reading a closed shard ends (no next iterator) after its last record, as
+//! Kinesis does (`contract.rs` holds both to one suite). A test can take it down: every call
+//! fails as an unreachable Kinesis does.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use super::{CallError, Fetched, IteratorAt, ShardInfo, ShardRecord};
+use crate::sync::Lock;
+
+#[derive(Debug)]
+pub(crate) struct MemoryStream {
+    shards: Mutex<BTreeMap<String, Shard>>,
+    /// The last sequence number given (shared by every shard, as Kinesis's grow).
+    sequence: AtomicU64,
+    down: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    parents: Vec<String>,
+    records: Vec<ShardRecord>,
+    open: bool,
+}
+
+/// Sequence numbers as Kinesis writes them: decimal strings, compared as numbers.
+fn sequence(n: u64) -> String {
+    format!("4959033827149025660855969253{n:020}")
+}
+
+/// An iterator's text: the shard, and the index of the next record.
+fn iterator_text(shard: &str, index: usize) -> String {
+    format!("{shard}/{index}")
+}
+
+impl MemoryStream {
+    /// A stream of `shards` open shards, `shardId-000000000000` on.
+    pub(crate) fn new(shards: usize) -> Self {
+        let s = MemoryStream {
+            shards: Mutex::new(BTreeMap::new()),
+            sequence: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+        };
+        for _ in 0..shards {
+            s.add(Vec::new());
+        }
+        s
+    }
+
+    /// A new open shard with `parents`; its id.
+    fn add(&self, parents: Vec<String>) -> String {
+        let mut shards = self.shards.locked();
+        let id = format!("shardId-{:012}", shards.len());
+        shards.insert(
+            id.clone(),
+            Shard {
+                parents,
+                records: Vec::new(),
+                open: true,
+            },
+        );
+        id
+    }
+
+    /// Puts a record into `shard`; its sequence number (None: the shard is closed or unknown).
+    pub(crate) fn put(&self, shard: &str, key: &str, data: &[u8]) -> Option<String> {
+        let mut shards = self.shards.locked();
+        let s = shards.get_mut(shard).filter(|s| s.open)?;
+        let seq = sequence(self.sequence.fetch_add(1, Ordering::Relaxed) + 1);
+        s.records.push(ShardRecord {
+            sequence: seq.clone(),
+            partition_key: key.to_string(),
+            data: Bytes::copy_from_slice(data),
+            arrival_ms: Some(crate::record::now_ms()),
+        });
+        Some(seq)
+    }
+
+    /// Closes `shard` and opens two children of it.
+    pub(crate) fn split(&self, shard: &str) -> [String; 2] {
+        self.close(shard);
+        [
+            self.add(vec![shard.to_string()]),
+            self.add(vec![shard.to_string()]),
+        ]
+    }
+
+    /// Closes `a` and `b` and opens one child of both.
+    pub(crate) fn merge(&self, a: &str, b: &str) -> String {
+        self.close(a);
+        self.close(b);
+        self.add(vec![a.to_string(), b.to_string()])
+    }
+
+    fn close(&self, shard: &str) {
+        if let Some(s) = self.shards.locked().get_mut(shard) {
+            s.open = false;
+        }
+    }
+
+    /// Every call fails while `down`.
+    pub(crate) fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Release);
+    }
+
+    fn up(&self) -> Result<(), CallError> {
+        match self.down.load(Ordering::Acquire) {
+            true => Err(CallError::Other("the memory stream is down".into())),
+            false => Ok(()),
+        }
+    }
+
+    pub(crate) fn list_shards(&self) -> Result<Vec<ShardInfo>, CallError> {
+        self.up()?;
+        Ok(self
+            .shards
+            .locked()
+            .iter()
+            .map(|(id, s)| ShardInfo {
+                id: id.clone(),
+                parents: s.parents.clone(),
+            })
+            .collect())
+    }
+
+    pub(crate) fn iterator(&self, shard: &str, at: &IteratorAt) -> Result<String, CallError> {
+        self.up()?;
+        let shards = self.shards.locked();
+        let s = shards
+            .get(shard)
+            .ok_or_else(|| CallError::Other(format!("no shard {shard}")))?;
+        let cmp =
+            |r: &ShardRecord, seq: &str| crate::source::kinesis::seqnum::cmp(&r.sequence, seq);
+        let index = match at {
+            IteratorAt::TrimHorizon => 0,
+            IteratorAt::Latest => s.records.len(),
+            IteratorAt::AtTimestamp(ms) => s
+                .records
+                .iter()
+                .position(|r| r.arrival_ms.unwrap_or(0) >= *ms)
+                .unwrap_or(s.records.len()),
+            IteratorAt::AtSequence(seq) => s
+                .records
+                .iter()
+                .position(|r| cmp(r, seq).is_ge())
+                .unwrap_or(s.records.len()),
+            IteratorAt::AfterSequence(seq) => s
+                .records
+                .iter()
+                .position(|r| cmp(r, seq).is_gt())
+                .unwrap_or(s.records.len()),
+        };
+        Ok(iterator_text(shard, index))
+    }
+
+    pub(crate) fn get_records(&self, iterator: &str, limit: i32) -> Result<Fetched, CallError> {
+        self.up()?;
+        let (shard, index) = iterator
+            .rsplit_once('/')
+            .and_then(|(s, i)| Some((s, i.parse::<usize>().ok()?)))
+            .ok_or_else(|| CallError::Other(format!("not an iterator: {iterator}")))?;
+        let shards = self.shards.locked();
+        let s = shards
+            .get(shard)
+            .ok_or_else(|| CallError::Other(format!("no shard {shard}")))?;
+        let end = s
+            .records
+            .len()
+            .min(index + usize::try_from(limit.max(1)).unwrap_or(1));
+        let records: Vec<ShardRecord> = s.records.get(index..end).unwrap_or_default().to_vec();
+        let at_end = end >= s.records.len();
+        Ok(Fetched {
+            records,
+            next: (s.open || !at_end).then(|| iterator_text(shard, end)),
+            behind_ms: Some(if at_end { 0 } else { 1000 }),
+        })
+    }
+}
