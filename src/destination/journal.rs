@@ -10,10 +10,8 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::record::Record;
-use crate::source::kinesis::seqnum;
+use crate::record::{Record, SequenceNumber};
 
 /// Where a record is in its source, as an identity counts it: its position in the spool
 /// (Direct PUT), or, for a Kinesis record, its shard's sequence and subsequence number (the
@@ -23,7 +21,7 @@ use crate::source::kinesis::seqnum;
 #[serde(untagged)]
 pub(crate) enum At {
     Log(u64),
-    Shard(Arc<str>, u64),
+    Shard(SequenceNumber, u64),
 }
 
 impl Ord for At {
@@ -31,7 +29,7 @@ impl Ord for At {
         use std::cmp::Ordering;
         match (self, other) {
             (At::Log(a), At::Log(b)) => a.cmp(b),
-            (At::Shard(a, x), At::Shard(b, y)) => seqnum::cmp(a, b).then(x.cmp(y)),
+            (At::Shard(a, x), At::Shard(b, y)) => a.cmp(b).then(x.cmp(y)),
             // Never met in one journal; the lowest spool position is below every shard's.
             (At::Log(_), At::Shard(..)) => Ordering::Less,
             (At::Shard(..), At::Log(_)) => Ordering::Greater,
@@ -80,7 +78,7 @@ impl Pos {
 
     /// Just past Kinesis record (`sequence`, `subsequence`) and every sub-record split from it:
     /// the cursor of a shard checkpointed there.
-    pub(crate) fn past_shard_record(sequence: &Arc<str>, subsequence: u64) -> Pos {
+    pub(crate) fn past_shard_record(sequence: &SequenceNumber, subsequence: u64) -> Pos {
         Pos(
             At::Shard(sequence.clone(), subsequence.saturating_add(1)),
             0,

@@ -23,21 +23,29 @@ use crate::record::Record;
 /// of the old one are still on their way; each tenure's records are staged apart.
 type Key = (Arc<str>, Arc<str>);
 
-/// Makes the staging plan of a shard and tenure, its journal opened at the shard's checkpoint;
-/// None when the tenure has ended already (its records are another instance's to deliver).
-pub(crate) type MakeShardPlan =
-    Box<dyn FnMut(&Arc<str>, &Arc<str>) -> Result<Option<StagingPlan>, StagingError> + Send>;
+/// Where an exactly-once destination's shard sets come from, and what they tell back: the
+/// Kinesis source's checkpoint store behind it (files, or the lease store; `streams::
+/// shard_journals` joins them, so neither this module nor the source knows the other).
+pub(crate) trait ShardPlans: Send {
+    /// The staging plan of a shard and tenure, its journal opened at the shard's checkpoint;
+    /// None when the tenure has ended already (its records are another instance's to deliver).
+    fn plan(
+        &mut self,
+        shard: &Arc<str>,
+        tenure: &Arc<str>,
+    ) -> Result<Option<StagingPlan>, StagingError>;
 
-/// The durable checkpoint of a shard, as a journal cursor: entries wholly below it are
-/// forgotten when a shard's journal is rewritten.
-pub(crate) type ShardCursor = Box<dyn Fn(&str) -> Pos + Send>;
+    /// The durable checkpoint of a shard, as a journal cursor: entries wholly below it are
+    /// forgotten when a shard's journal is rewritten.
+    fn cursor(&self, shard: &str) -> Pos;
 
-/// Told that a tenure's journal writes were refused: its records are dropped, never
-/// delivered by this instance, so they must never move a checkpoint.
-pub(crate) type OnFenced = Box<dyn Fn(&Arc<str>) + Send>;
+    /// A tenure's journal writes were refused: its records are dropped, never delivered by
+    /// this instance, so they must never move a checkpoint.
+    fn fenced(&self, tenure: &Arc<str>);
 
-/// Whether a tenure has ended (the source stopped reading under it): its sets are dropped.
-pub(crate) type IsFenced = Box<dyn Fn(&Arc<str>) -> bool + Send>;
+    /// Whether a tenure has ended (the source stopped reading under it): its sets are dropped.
+    fn is_fenced(&self, tenure: &Arc<str>) -> bool;
+}
 
 /// Watermark slots of shard set `k` start at `k * SHARD_SLOTS` (a set numbers its own from 0).
 const SHARD_SLOTS: usize = 1 << (usize::BITS / 2);
@@ -46,15 +54,7 @@ const SHARD_SLOTS: usize = 1 << (usize::BITS / 2);
 pub(crate) enum Staging {
     One(Box<StagingPlan>),
     /// Exactly-once from a Kinesis source: a plan per shard, made when the shard is first met.
-    PerShard(PerShardPlan),
-}
-
-/// What the stager sets of an exactly-once Kinesis destination are made with.
-pub(crate) struct PerShardPlan {
-    pub(crate) make: MakeShardPlan,
-    pub(crate) cursor: ShardCursor,
-    pub(crate) on_fenced: OnFenced,
-    pub(crate) is_fenced: IsFenced,
+    PerShard(Box<dyn ShardPlans>),
 }
 
 pub(crate) enum Stagers {
@@ -71,7 +71,7 @@ enum Set {
 pub(crate) struct PerShard {
     /// In the order they were first met (their slots follow it).
     sets: Vec<(Key, Set)>,
-    plan: PerShardPlan,
+    plan: Box<dyn ShardPlans>,
     /// Object ids, shared by every set: the watermark knows objects by id.
     ids: Arc<AtomicU64>,
     metrics: Arc<DestinationMetrics>,
@@ -84,14 +84,14 @@ impl PerShard {
         if let Some(i) = self.sets.iter().position(|(k, _)| k == key) {
             return Ok(i);
         }
-        let set = match (self.plan.make)(&key.0, &key.1)? {
+        let set = match self.plan.plan(&key.0, &key.1)? {
             Some(plan) => Set::Live(Box::new(StagerSet::new(
                 plan,
                 self.metrics.clone(),
                 self.ids.clone(),
             ))),
             None => {
-                (self.plan.on_fenced)(&key.1);
+                self.plan.fenced(&key.1);
                 Set::Fenced
             }
         };
@@ -106,12 +106,12 @@ impl PerShard {
         let Some(((shard, tenure), Set::Live(set))) = self.sets.get_mut(i) else {
             return Ok(Vec::new());
         };
-        if (self.plan.is_fenced)(tenure) {
+        if self.plan.is_fenced(tenure) {
             self.fence(i, &[]);
             return Ok(Vec::new());
         }
         let objects = step(set)?;
-        match set.record(&objects, &(self.plan.cursor)(shard)) {
+        match set.record(&objects, &self.plan.cursor(shard)) {
             Ok(()) => Ok(objects),
             Err(StagingError::Fenced) => {
                 self.fence(i, &objects);
@@ -141,7 +141,7 @@ impl PerShard {
         self.closed
             .extend(open.into_iter().map(|(slot, _)| base + slot));
         set.discard_all();
-        (self.plan.on_fenced)(tenure);
+        self.plan.fenced(tenure);
         self.sets[i].1 = Set::Fenced;
     }
 

@@ -12,18 +12,17 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, watch};
 
 use crate::record::Record;
+use crate::source::kinesis::ledger::ShardProgress;
 use crate::sync::Lock;
-
-/// Told, in order, about the records every destination has delivered, and the new floor.
-pub(crate) type OnReleased = Box<dyn Fn(&[Record], u64) + Send + Sync>;
 
 pub(crate) struct MemoryLog {
     state: Mutex<State>,
     end: watch::Sender<(u64, bool)>,
     space: Notify,
     max_bytes: usize,
-    on_released: OnReleased,
-    /// Held from taking the released records to telling `on_released`, so two destinations
+    /// Told, in order, about the records every destination has delivered, and the new floor.
+    progress: Arc<dyn ShardProgress>,
+    /// Held from taking the released records to telling `progress`, so two destinations
     /// releasing at once cannot tell it out of order (an older floor after a newer one would
     /// move a checkpoint back).
     release_order: Mutex<()>,
@@ -46,7 +45,7 @@ impl MemoryLog {
     pub(crate) fn new(
         consumers: usize,
         max_bytes: usize,
-        on_released: OnReleased,
+        progress: Arc<dyn ShardProgress>,
     ) -> Arc<MemoryLog> {
         Arc::new(MemoryLog {
             state: Mutex::new(State {
@@ -60,7 +59,7 @@ impl MemoryLog {
             end: watch::channel((0, false)).0,
             space: Notify::new(),
             max_bytes,
-            on_released,
+            progress,
             release_order: Mutex::new(()),
         })
     }
@@ -158,7 +157,7 @@ impl MemoryLog {
             s.base += released.len() as u64;
             s.dropped_to = s.dropped_to.max(s.base);
         }
-        (self.on_released)(&released, floor);
+        self.progress.released(&released, floor);
         self.space.notify_waiters();
     }
 }
@@ -253,17 +252,22 @@ mod tests {
         }
     }
 
+    /// What the log told: (records, floor) per release.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<(usize, u64)>>);
+
+    impl ShardProgress for Told {
+        fn released(&self, records: &[Record], floor: u64) {
+            self.0.locked().push((records.len(), floor));
+        }
+
+        fn shard_ended(&self, _: Arc<str>, _: u64) {}
+    }
+
     #[tokio::test]
     async fn records_are_dropped_once_every_destination_delivered_them() {
-        let released = Arc::new(Mutex::new(Vec::new()));
-        let r2 = released.clone();
-        let log = MemoryLog::new(
-            2,
-            1 << 20,
-            Box::new(move |recs, floor| {
-                r2.locked().push((recs.len(), floor));
-            }),
-        );
+        let released = Arc::new(Told::default());
+        let log = MemoryLog::new(2, 1 << 20, released.clone());
         log.append(vec![rec("a"), rec("b"), rec("c")]).await;
         let mut r0 = log.reader(0);
         let got: Vec<u64> = r0.read(100).iter().map(|r| r.seq).collect();
@@ -272,12 +276,12 @@ mod tests {
         assert_eq!(log.backlog(), 3, "destination 1 has not delivered");
         log.release(1, 2);
         assert_eq!(log.backlog(), 1);
-        assert_eq!(*released.locked(), vec![(0, 0), (2, 2)]);
+        assert_eq!(*released.0.locked(), vec![(0, 0), (2, 2)]);
     }
 
     #[tokio::test]
     async fn a_full_log_holds_appends_back_until_every_destination_read_them() {
-        let log = MemoryLog::new(2, 2, Box::new(|_, _| {}));
+        let log = MemoryLog::new(2, 2, Arc::new(Told::default()));
         log.append(vec![rec("ab")]).await;
         let l2 = log.clone();
         let waiting = tokio::spawn(async move { l2.append(vec![rec("c")]).await });

@@ -177,22 +177,13 @@ impl DeliveryStream {
         }
     }
 
-    /// Seals every buffer now without waiting (a Kinesis lease being handed off wants what it
-    /// staged delivered). Holds the processor only weakly: a closing stream is not kept open.
-    pub(crate) fn hurry(&self) -> impl Fn() + Send + Sync + 'static {
-        let commands = self.commands().map(|c| c.downgrade());
-        let log = self.log.clone();
-        move || {
-            let Some(commands) = commands.as_ref().and_then(|c| c.upgrade()) else {
-                return;
-            };
-            let until = log.end();
-            tokio::spawn(async move {
-                let (reply, rx) = oneshot::channel();
-                if commands.send(Command::Flush { until, reply }).await.is_ok() {
-                    let _ = rx.await;
-                }
-            });
+    /// What seals every buffer now without waiting (a Kinesis lease being handed off wants
+    /// what it staged delivered). Holds the processor only weakly: a closing stream is not
+    /// kept open.
+    pub(crate) fn hurrier(&self) -> Hurrier {
+        Hurrier {
+            commands: self.commands().map(|c| c.downgrade()),
+            log: self.log.clone(),
         }
     }
 
@@ -276,5 +267,26 @@ impl DeliveryStream {
         }
         *self.lifecycle.locked() = Lifecycle::Closed;
         self.closed.send_replace(true);
+    }
+}
+
+/// Seals a stream's buffers when told (the lease manager's `Hurry`).
+pub(crate) struct Hurrier {
+    commands: Option<tokio::sync::mpsc::WeakSender<Command>>,
+    log: Log,
+}
+
+impl crate::source::kinesis::leases::Hurry for Hurrier {
+    fn hurry(&self) {
+        let Some(commands) = self.commands.as_ref().and_then(|c| c.upgrade()) else {
+            return;
+        };
+        let until = self.log.end();
+        tokio::spawn(async move {
+            let (reply, rx) = oneshot::channel();
+            if commands.send(Command::Flush { until, reply }).await.is_ok() {
+                let _ = rx.await;
+            }
+        });
     }
 }

@@ -29,6 +29,7 @@ use crate::processing::transform::{self, Transform, TransformStartError};
 use crate::source::Log;
 use crate::source::kinesis::lease_store::{LeaseStore, LeaseTable, TableError};
 use crate::source::kinesis::leases::{LeaseSetup, Manager, Progress};
+use crate::source::kinesis::ledger::ShardProgress;
 use crate::source::kinesis::metrics::LeaseMetrics;
 use crate::source::kinesis::{
     self, KinesisError, checkpoint::Checkpoints, metrics::KinesisMetrics,
@@ -290,7 +291,7 @@ impl Build<'_> {
             }
             let mut mode = k.mode;
             if let kinesis::Mode::Leases(m) = &mut mode {
-                m.set_hurry(Arc::new(stream.hurry()));
+                m.set_hurry(Arc::new(stream.hurrier()));
             }
             let running = kinesis::start(kinesis::Setup {
                 source: kinesis::ShardSource::Kinesis(kinesis::shard_source::KinesisShards::new(
@@ -384,20 +385,14 @@ impl Build<'_> {
         let (mode, leases) = self
             .kinesis_mode(sdk, k, checkpoints, origin, first_start_latest)
             .await?;
-        let on_released: crate::source::memlog::OnReleased = match &mode {
-            kinesis::Mode::Files { checkpoints, .. } => {
-                let ck = checkpoints.clone();
-                Box::new(move |records, floor| ck.released(records, floor))
-            }
-            kinesis::Mode::Leases(m) => {
-                let progress = m.progress();
-                Box::new(move |records, floor| progress.released(records, floor))
-            }
+        let progress: Arc<dyn ShardProgress> = match &mode {
+            kinesis::Mode::Files { checkpoints, .. } => checkpoints.clone(),
+            kinesis::Mode::Leases(m) => m.progress(),
         };
         let memory = MemoryLog::new(
             self.sc.destinations.len(),
             (k.max_buffered_mib * 1024 * 1024) as usize,
-            on_released,
+            progress,
         );
         let start = KinesisStart {
             client,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::destination::StagingPlan;
 use crate::destination::journal::{Journal, JournalError, Pos, Store};
 use crate::destination::naming::Naming;
-use crate::destination::shards::{MakeShardPlan, PerShardPlan};
+use crate::destination::shards::ShardPlans;
 use crate::destination::stagers::{ExactlyOnce, Layout, StagingError};
 use crate::disk::Patience;
 use crate::retry::Backoff;
@@ -75,19 +75,48 @@ pub(crate) fn in_files(
     namespace: String,
     journals: PathBuf,
     checkpoints: Arc<Checkpoints>,
-) -> PerShardPlan {
-    let ck = checkpoints.clone();
-    let make: MakeShardPlan = Box::new(move |shard: &Arc<str>, _tenure: &Arc<str>| {
-        let path = journals.join(format!("{}.journal", file_safe(shard)));
-        let opened =
-            Journal::open(&path, &file_cursor(&ck, shard)).map_err(StagingError::Journal)?;
-        Ok(Some(parts.with_journal(&namespace, shard, opened)))
-    });
-    PerShardPlan {
-        make,
-        cursor: Box::new(move |shard| file_cursor(&checkpoints, shard)),
-        on_fenced: Box::new(|_| {}),
-        is_fenced: Box::new(|_| false),
+) -> Box<dyn ShardPlans> {
+    Box::new(FilePlans {
+        parts,
+        namespace,
+        journals,
+        checkpoints,
+    })
+}
+
+/// Shard plans whose journals and checkpoints are files (one instance reads every shard: no
+/// tenure ever ends).
+struct FilePlans {
+    parts: PlanParts,
+    namespace: String,
+    journals: PathBuf,
+    checkpoints: Arc<Checkpoints>,
+}
+
+impl ShardPlans for FilePlans {
+    fn plan(
+        &mut self,
+        shard: &Arc<str>,
+        _tenure: &Arc<str>,
+    ) -> Result<Option<StagingPlan>, StagingError> {
+        let path = self.journals.join(format!("{}.journal", file_safe(shard)));
+        let opened = Journal::open(&path, &file_cursor(&self.checkpoints, shard))
+            .map_err(StagingError::Journal)?;
+        Ok(Some(self.parts.with_journal(
+            &self.namespace,
+            shard,
+            opened,
+        )))
+    }
+
+    fn cursor(&self, shard: &str) -> Pos {
+        file_cursor(&self.checkpoints, shard)
+    }
+
+    fn fenced(&self, _tenure: &Arc<str>) {}
+
+    fn is_fenced(&self, _tenure: &Arc<str>) -> bool {
+        false
     }
 }
 
@@ -101,11 +130,37 @@ pub(crate) fn in_leases(
     table: LeaseStore,
     progress: Arc<Progress>,
     handle: tokio::runtime::Handle,
-) -> PerShardPlan {
+) -> Box<dyn ShardPlans> {
     progress.set_exactly_once();
-    let (t, h, p) = (table.clone(), handle.clone(), progress.clone());
-    let make: MakeShardPlan = Box::new(move |shard: &Arc<str>, tenure: &Arc<str>| {
-        let read = retrying(&h, || t.journal(shard, index), || true).map_err(|e| {
+    Box::new(LeasePlans {
+        parts,
+        namespace,
+        index,
+        table,
+        progress,
+        handle,
+    })
+}
+
+/// Shard plans whose journals live in the lease items, written under the reading tenure.
+struct LeasePlans {
+    parts: PlanParts,
+    namespace: String,
+    /// The destination's index: its journal is attribute `firehosedJournal<index>`.
+    index: usize,
+    table: LeaseStore,
+    progress: Arc<Progress>,
+    handle: tokio::runtime::Handle,
+}
+
+impl ShardPlans for LeasePlans {
+    fn plan(
+        &mut self,
+        shard: &Arc<str>,
+        tenure: &Arc<str>,
+    ) -> Result<Option<StagingPlan>, StagingError> {
+        let (t, index) = (&self.table, self.index);
+        let read = retrying(&self.handle, || t.journal(shard, index), || true).map_err(|e| {
             StagingError::Journal(std::io::Error::other(format!(
                 "reading the journal of {shard} from the lease table: {e}"
             )))
@@ -113,33 +168,42 @@ pub(crate) fn in_leases(
         let Some((lease, text)) = read else {
             return Ok(None);
         };
-        if lease.tenure.as_deref() != Some(tenure.as_ref()) || p.is_fenced(tenure) {
+        if lease.tenure.as_deref() != Some(tenure.as_ref()) || self.progress.is_fenced(tenure) {
             return Ok(None);
         }
         let cursor = match &lease.checkpoint {
-            Position::Sequence(seq, sub) => Pos::past_shard_record(&Arc::from(seq.as_str()), *sub),
+            Position::Sequence(seq, sub) => Pos::past_shard_record(&seq.as_str().into(), *sub),
             _ => Pos::LOWEST,
         };
         let store = LeaseJournals {
-            table: t.clone(),
-            progress: p.clone(),
-            handle: h.clone(),
+            table: self.table.clone(),
+            progress: self.progress.clone(),
+            handle: self.handle.clone(),
             key: shard.to_string(),
             index,
             tenure: tenure.to_string(),
         };
         let opened = Journal::in_store(Box::new(store), &text, &cursor);
-        Ok(Some(parts.with_journal(&namespace, shard, opened)))
-    });
-    let (fence, fenced) = (progress.clone(), progress.clone());
-    PerShardPlan {
-        make,
-        cursor: Box::new(move |shard| match progress.written(shard) {
-            Some((seq, sub)) => Pos::past_shard_record(&Arc::from(seq.as_str()), sub),
+        Ok(Some(self.parts.with_journal(
+            &self.namespace,
+            shard,
+            opened,
+        )))
+    }
+
+    fn cursor(&self, shard: &str) -> Pos {
+        match self.progress.written(shard) {
+            Some(at) => Pos::past_shard_record(&at.sequence, at.sub),
             None => Pos::LOWEST,
-        }),
-        on_fenced: Box::new(move |tenure| fence.fence(tenure.clone())),
-        is_fenced: Box::new(move |tenure| fenced.is_fenced(tenure)),
+        }
+    }
+
+    fn fenced(&self, tenure: &Arc<str>) {
+        self.progress.fence(tenure.clone())
+    }
+
+    fn is_fenced(&self, tenure: &Arc<str>) -> bool {
+        self.progress.is_fenced(tenure)
     }
 }
 
@@ -218,7 +282,7 @@ fn file_cursor(checkpoints: &Checkpoints, shard: &str) -> Pos {
             sequence_number: Some(seq),
             subsequence_number,
             ..
-        }) => Pos::past_shard_record(&Arc::from(seq), subsequence_number),
+        }) => Pos::past_shard_record(&seq.into(), subsequence_number),
         _ => Pos::LOWEST,
     }
 }

@@ -96,7 +96,7 @@ pub(crate) fn record_id(r: &Record) -> String {
 /// Bytes one record adds to a request: base64 data plus the JSON around it.
 pub(crate) fn request_cost(r: &Record) -> usize {
     let meta = r.kinesis.as_ref().map_or(0, |k| {
-        200 + k.partition_key.len() + k.sequence_number.len() + k.shard_id.len()
+        200 + k.partition_key.len() + k.sequence_number.as_str().len() + k.shard_id.len()
     });
     r.data.len().div_ceil(3) * 4 + 100 + meta
 }
@@ -122,7 +122,7 @@ pub(crate) fn request(inv: &Invocation, invocation_id: &str, records: &[Record])
                     shard_id: &k.shard_id,
                     partition_key: &k.partition_key,
                     approximate_arrival_timestamp: k.approximate_arrival_ms,
-                    sequence_number: &k.sequence_number,
+                    sequence_number: k.sequence_number.as_str(),
                     subsequence_number: k.subsequence_number,
                 }),
             })

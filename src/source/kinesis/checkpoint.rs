@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::ledger::{Ledger, ShardProgress, positions};
 use crate::record::Record;
 use crate::spec::StartingPosition;
 use crate::spool::write_atomically;
 use crate::sync::Lock;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Checkpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) sequence_number: Option<String>,
@@ -43,11 +44,9 @@ pub(crate) struct Checkpoints {
 
 #[derive(Default)]
 struct State {
+    /// What is on disk, per shard.
     saved: HashMap<String, Checkpoint>,
-    /// Log position one past a shard's last record, once its reader reached the shard end.
-    ends: HashMap<Arc<str>, u64>,
-    /// Everything below this log position is delivered (the last `released` floor).
-    floor: u64,
+    ledger: Ledger,
 }
 
 impl Checkpoints {
@@ -115,95 +114,57 @@ impl Checkpoints {
         self.get(shard).is_some_and(|c| c.finished)
     }
 
-    /// The reader of `shard` reached its end; every record of it is below `end_position`.
-    pub(crate) fn shard_ended(&self, shard: Arc<str>, end_position: u64) {
-        let mut s = self.state.locked();
-        if end_position <= s.floor {
-            // Everything the shard had is delivered already (its reader saw the end only
-            // after an empty read): `released` runs only when a cursor moves, and none might,
-            // so the shard is finished now (as the lease store does, leases.rs).
-            let mut changed = HashMap::new();
-            finish(&s, &shard, &mut changed);
-            self.save(&mut s, changed);
-        } else {
-            s.ends.insert(shard, end_position);
-        }
-    }
-
-    /// Every destination has delivered `records` and everything below `floor`: move the
-    /// checkpoints of their shards, finish the shards whose end is delivered. Blocking I/O.
-    pub(crate) fn released(&self, records: &[Record], floor: u64) {
-        let mut changed: HashMap<String, Checkpoint> = HashMap::new();
-        let mut s = self.state.locked();
-        s.floor = s.floor.max(floor);
-        for r in records {
-            if let Some(k) = &r.kinesis {
-                changed.insert(
-                    k.shard_id.to_string(),
-                    Checkpoint {
-                        sequence_number: Some(k.sequence_number.to_string()),
-                        subsequence_number: k.subsequence_number,
-                        finished: false,
-                    },
-                );
-            }
-        }
-        let ended: Vec<Arc<str>> = s
-            .ends
-            .iter()
-            .filter(|(_, end)| **end <= floor)
-            .map(|(shard, _)| shard.clone())
-            .collect();
-        for shard in ended {
-            s.ends.remove(&shard);
-            finish(&s, &shard, &mut changed);
-        }
-        self.save(&mut s, changed);
-    }
-
-    /// Writes `changed` (each atomically) and keeps what was written as `saved`.
-    fn save(&self, s: &mut State, mut changed: HashMap<String, Checkpoint>) {
-        let mut unwritten = Vec::new();
-        for (shard, ck) in &changed {
+    /// Writes what the ledger has for each shard (each file atomically); a write that fails is
+    /// put back, to be written with the next change. Blocking I/O.
+    fn save(&self, s: &mut State) {
+        for shard in s.ledger.pending() {
+            let taken = s.ledger.take(&shard);
+            let base = s.saved.get(shard.as_ref()).cloned().unwrap_or_default();
+            let ck = Checkpoint {
+                sequence_number: taken
+                    .delivered
+                    .as_ref()
+                    .map(|at| at.sequence.to_string())
+                    .or(base.sequence_number),
+                subsequence_number: taken
+                    .delivered
+                    .as_ref()
+                    .map_or(base.subsequence_number, |at| at.sub),
+                finished: taken.finished || base.finished,
+            };
             let path = self.dir.join(format!("{shard}.json"));
-            let result = serde_json::to_string(ck)
+            let result = serde_json::to_string(&ck)
                 .map_err(io::Error::other)
                 .and_then(|text| write_atomically(&path, text.as_bytes()));
             if let Err(e) = result {
                 tracing::error!(shard = %shard, error = %e,
-                    "cannot write a checkpoint; its records will be read again after a restart");
+                    "cannot write a checkpoint; it is written with the next change, or its records are read again after a restart");
                 // What `get` answers is what is on disk: exactly-once journals forget below it.
-                unwritten.push(shard.clone());
+                s.ledger.put_back(&shard, taken);
                 continue;
             }
             if ck.finished {
                 tracing::info!(shard = %shard, "shard finished: read to its end and delivered");
             }
+            s.saved.insert(shard.to_string(), ck);
         }
-        for shard in unwritten {
-            changed.remove(&shard);
-        }
-        s.saved.extend(changed);
     }
 }
 
-/// Marks `shard` finished in `changed`, at the checkpoint `changed` or `saved` has for it.
-fn finish(s: &State, shard: &str, changed: &mut HashMap<String, Checkpoint>) {
-    let base = changed
-        .remove(shard)
-        .or_else(|| s.saved.get(shard).cloned())
-        .unwrap_or(Checkpoint {
-            sequence_number: None,
-            subsequence_number: 0,
-            finished: false,
-        });
-    changed.insert(
-        shard.to_string(),
-        Checkpoint {
-            finished: true,
-            ..base
-        },
-    );
+impl ShardProgress for Checkpoints {
+    /// Every destination has delivered `records` and everything below `floor`: the checkpoints
+    /// of their shards move, the shards whose end is delivered finish. Blocking I/O.
+    fn released(&self, records: &[Record], floor: u64) {
+        let mut s = self.state.locked();
+        s.ledger.released(positions(records), floor);
+        self.save(&mut s);
+    }
+
+    fn shard_ended(&self, shard: Arc<str>, end: u64) {
+        let mut s = self.state.locked();
+        s.ledger.ended(shard, end);
+        self.save(&mut s);
+    }
 }
 
 #[cfg(test)]

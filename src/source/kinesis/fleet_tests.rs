@@ -58,12 +58,7 @@ impl Fleet {
     fn add(&mut self, me: &str) {
         let dir = tempfile::tempdir().expect("tempdir");
         let progress = Arc::new(Progress::default());
-        let released = progress.clone();
-        let log = MemoryLog::new(
-            1,
-            1024 * 1024,
-            Box::new(move |records, floor| released.released(records, floor)),
-        );
+        let log = MemoryLog::new(1, 1024 * 1024, progress.clone());
         let metrics = Arc::new(LeaseMetrics::default());
         let manager = Manager::new(LeaseSetup {
             table: LeaseStore::Memory(self.leases.clone()),

@@ -9,9 +9,9 @@ pub(crate) mod checkpoint;
 pub(crate) mod kpl;
 pub(crate) mod lease_store;
 pub(crate) mod leases;
+pub(crate) mod ledger;
 pub(crate) mod metrics;
 mod readers;
-pub(crate) mod seqnum;
 pub(crate) mod shard;
 pub(crate) mod shard_source;
 
@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::spec::{KinesisSourceSpec, KinesisStreamRef};
 use checkpoint::{Checkpoints, Origin};
+use ledger::ShardProgress;
 use metrics::KinesisMetrics;
 use readers::Readers;
 use shard::{ReadEnd, Shared, Start};
@@ -202,20 +203,14 @@ pub(crate) fn start(setup: Setup) -> Running {
         finish: finish_rx,
     };
     let (wake_tx, wake) = mpsc::channel::<()>(1);
-    let on_end: shard::OnShardEnd = match &mode {
-        Mode::Files { checkpoints, .. } => {
-            let ck = checkpoints.clone();
-            Arc::new(move |shard, end| ck.shard_ended(shard, end))
-        }
-        Mode::Leases(m) => {
-            let progress = m.progress();
-            Arc::new(move |shard, end| progress.shard_ended(shard, end))
-        }
+    let progress: Arc<dyn ShardProgress> = match &mode {
+        Mode::Files { checkpoints, .. } => checkpoints.clone(),
+        Mode::Leases(m) => m.progress(),
     };
     let shared = Arc::new(Shared {
         source,
         log,
-        on_end,
+        progress,
         limit: config.get_records_limit as i32,
     });
     let readers = Readers::new(shared, metrics, label, wake_tx);

@@ -10,9 +10,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::kpl;
+use super::ledger::ShardProgress;
 use super::metrics::ShardMetrics;
 use super::shard_source::{CallError as Failure, IteratorAt, ShardRecord, ShardSource};
-use crate::record::{KinesisMeta, Record};
+use crate::record::{KinesisMeta, Record, ShardPosition};
 use crate::retry::{Backoff, LogGate};
 use crate::source::memlog::MemoryLog;
 
@@ -36,24 +37,19 @@ pub(crate) enum Start {
     },
 }
 
-/// Told that a shard's reader reached its end: every record of it is below the position.
-pub(crate) type OnShardEnd = Arc<dyn Fn(Arc<str>, u64) + Send + Sync>;
-
 pub(crate) struct Shared {
     pub(crate) source: ShardSource,
     pub(crate) log: Arc<MemoryLog>,
-    pub(crate) on_end: OnShardEnd,
+    /// Told when a reader reaches its shard's end.
+    pub(crate) progress: Arc<dyn ShardProgress>,
     pub(crate) limit: i32,
 }
-
-/// The last record a reader handed to the log: its sequence and subsequence number.
-pub(crate) type Appended = (String, u64);
 
 pub(crate) enum ReadEnd {
     /// Read to its end: every record is in the log.
     Ended,
     /// Told to stop; the last record it appended, if any.
-    Stopped(Option<Appended>),
+    Stopped(Option<ShardPosition>),
 }
 
 /// The lease a reader reads under: until when it is certainly held, and its tenure.
@@ -125,7 +121,7 @@ struct ShardReader<'a> {
     /// Sequence number of the last Kinesis record converted.
     last_read: Option<String>,
     /// The last record the log took (an append cut short by a stop is not in the log).
-    appended: Option<Appended>,
+    appended: Option<ShardPosition>,
     metrics: Arc<ShardMetrics>,
     tenure: Arc<str>,
 }
@@ -177,11 +173,13 @@ impl ShardReader<'_> {
             let batch = self.convert(out.records);
             if let Some(k) = batch.last().and_then(|r| r.kinesis.clone()) {
                 self.shared.log.append(batch).await;
-                self.appended = Some((k.sequence_number.to_string(), k.subsequence_number));
+                self.appended = Some(k.position());
             }
             match next {
                 None => {
-                    (self.shared.on_end)(self.shard.clone(), self.shared.log.end());
+                    self.shared
+                        .progress
+                        .shard_ended(self.shard.clone(), self.shared.log.end());
                     return ReadEnd::Ended;
                 }
                 Some(n) => iterator = Some(n),
@@ -217,7 +215,7 @@ impl ShardReader<'_> {
     fn convert(&mut self, records: Vec<ShardRecord>) -> Vec<Record> {
         let mut out = Vec::with_capacity(records.len());
         for r in records {
-            let seq: Arc<str> = r.sequence.as_str().into();
+            let seq = crate::record::SequenceNumber::from(r.sequence.as_str());
             let arrival = r.arrival_ms.unwrap_or_else(crate::record::now_ms);
             let data = r.data;
             self.metrics.read(data.len() as u64);
@@ -234,7 +232,7 @@ impl ShardReader<'_> {
                     subsequence,
                 } = &self.start
                     && self.last_read.is_none()
-                    && super::seqnum::cmp(&seq, sequence).is_eq()
+                    && seq == crate::record::SequenceNumber::from(sequence.as_str())
                     && sub as u64 <= *subsequence
                 {
                     continue;

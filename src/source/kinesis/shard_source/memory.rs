@@ -134,8 +134,10 @@ impl MemoryStream {
         let s = shards
             .get(shard)
             .ok_or_else(|| CallError::Other(format!("no shard {shard}")))?;
-        let cmp =
-            |r: &ShardRecord, seq: &str| crate::source::kinesis::seqnum::cmp(&r.sequence, seq);
+        let cmp = |r: &ShardRecord, seq: &str| {
+            crate::record::SequenceNumber::from(r.sequence.as_str())
+                .cmp(&crate::record::SequenceNumber::from(seq))
+        };
         let index = match at {
             IteratorAt::TrimHorizon => 0,
             IteratorAt::Latest => s.records.len(),

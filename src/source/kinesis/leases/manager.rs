@@ -1,257 +1,28 @@
-//! Shard leases for a fleet of instances reading one stream (`source.kinesis_stream.leases`),
-//! the way the Kinesis Client Library shares shards: each instance reads only the shards it
-//! holds a lease on in the DynamoDB table (`table`), renews them every failover / 3, takes
-//! expired and unowned ones and steals towards an even split (`balance`), and stops reading a
-//! shard the moment it cannot renew or finds the lease taken. Its checkpoints are writes on
-//! the lease, conditional on still holding it, so an instance that lost a lease never moves its
-//! checkpoint again.
-//!
-//! Hand-off: a lease taken from a live holder carries `checkpointOwner` (the holder). The
-//! holder stops reading it, delivers what it staged (`hurry` seals the stream's buffers), writes
-//! its last checkpoint and clears `checkpointOwner`; only then does the new owner read, from
-//! that exact checkpoint (after the failover time it reads anyway). On SIGTERM or a reload,
-//! `finish` writes the last checkpoints and releases every lease (owner removed), so the
-//! next instance starts at once. Children are taken only once every parent's checkpoint is
-//! SHARD_END; a parent's item is deleted once its children are being read.
+//! The lease manager: one pass every failover / 6 renews what this instance holds, reads the
+//! lease store, hands off what it owes, writes the checkpoints of what was delivered, makes
+//! leases for new shards (parents first), takes and steals towards an even split (`balance`),
+//! and starts a reader for every lease whose previous holder is done with it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::balance::{self, Pick, Seen};
-use super::checkpoint::{Checkpoints, Origin};
-use super::lease_store::{Lease, LeaseStore, Position, TableError};
-use super::metrics::LeaseMetrics;
-use super::readers::Readers;
-use super::seqnum;
-use super::shard::{Appended, ReadEnd, Start, Tenure};
-use super::{ShardInfo, discover};
-use crate::record::Record;
+use super::mine::{Held, Leases, Lost, Owed};
+use super::{Hurry, Progress};
+use crate::record::ShardPosition;
 use crate::retry::LogGate;
-use crate::sync::Lock;
-
-/// Seals the stream's buffers now, so what a handed-off shard staged is delivered soon.
-pub(crate) type Hurry = Arc<dyn Fn() + Send + Sync>;
-
-/// What the stream's destinations delivered, per shard, not yet written to the table: filled
-/// by the memory log's release (any thread), written by the manager.
-#[derive(Default)]
-pub(crate) struct Progress {
-    state: Mutex<ProgressState>,
-    wake: Notify,
-    /// A destination delivers exactly once: a tenure this instance stops reading under is
-    /// fenced (its staged remainder dropped, the next owner cuts it).
-    exactly_once: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Default)]
-struct ProgressState {
-    delivered: HashMap<String, Delivered>,
-    /// Log position one past a shard's last record, once its reader reached the shard end.
-    ends: HashMap<Arc<str>, u64>,
-    /// Read to the end and delivered: SHARD_END to write.
-    finished: HashSet<String>,
-    /// Every record below it is delivered.
-    floor: u64,
-    /// Tenures whose exactly-once journal writes failed (another instance's tenure began):
-    /// their records were dropped, never delivered, so they never move a checkpoint.
-    fenced: HashSet<Arc<str>>,
-    /// The last checkpoint written per shard (exactly-once journals forget below it).
-    written: HashMap<String, Appended>,
-    /// The tenure each held shard is read under: records of any other tenure of the shard
-    /// (an earlier one of this instance, still on their way) never move its checkpoint.
-    current: HashMap<String, Arc<str>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Delivered {
-    at: Appended,
-    /// Records delivered since the last checkpoint written.
-    records: u64,
-}
-
-impl Progress {
-    pub(crate) fn shard_ended(&self, shard: Arc<str>, end: u64) {
-        {
-            let mut s = self.state.locked();
-            if end <= s.floor {
-                // Everything the shard had is delivered already (its reader saw the end only
-                // after an empty read): `released` runs only when a cursor moves, and with no
-                // other shard feeding this log none might, so the shard is finished now. Left
-                // in `ends`, it never got its SHARD_END and its children were never read.
-                s.finished.insert(shard.to_string());
-            } else {
-                s.ends.insert(shard, end);
-            }
-        }
-        self.wake.notify_one();
-    }
-
-    /// Every destination has delivered `records` and everything below `floor`.
-    pub(crate) fn released(&self, records: &[Record], floor: u64) {
-        let mut s = self.state.locked();
-        for r in records {
-            let Some(k) = &r.kinesis else { continue };
-            let other = s
-                .current
-                .get(k.shard_id.as_ref())
-                .is_some_and(|t| *t != k.tenure);
-            if other || s.fenced.contains(&k.tenure) {
-                continue;
-            }
-            let at = (k.sequence_number.to_string(), k.subsequence_number);
-            let d = s
-                .delivered
-                .entry(k.shard_id.to_string())
-                .or_insert_with(|| Delivered {
-                    at: at.clone(),
-                    records: 0,
-                });
-            // A lease re-taken re-reads from its checkpoint: never move back.
-            if after(&at, &d.at) {
-                d.at = at;
-            }
-            d.records += 1;
-        }
-        s.floor = s.floor.max(floor);
-        let ended: Vec<Arc<str>> = s
-            .ends
-            .iter()
-            .filter(|(_, end)| **end <= floor)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for shard in ended {
-            s.ends.remove(&shard);
-            s.finished.insert(shard.to_string());
-        }
-        drop(s);
-        self.wake.notify_one();
-    }
-
-    /// An exactly-once destination could not journal objects under `tenure`: another
-    /// instance's tenure of the shard began, and that instance cuts the objects now.
-    pub(crate) fn fence(&self, tenure: Arc<str>) {
-        self.state.locked().fenced.insert(tenure);
-    }
-
-    /// A destination of the stream delivers exactly once (see `Manager::end_tenure`).
-    pub(crate) fn set_exactly_once(&self) {
-        self.exactly_once
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub(crate) fn is_fenced(&self, tenure: &str) -> bool {
-        self.state.locked().fenced.contains(tenure)
-    }
-
-    /// `shard` is read under `tenure` from now on; `fresh`: a new tenure, reading from the
-    /// checkpoint, so what earlier ones delivered, ended or finished is forgotten.
-    fn set_current(&self, shard: &str, tenure: Arc<str>, fresh: bool) {
-        let mut s = self.state.locked();
-        if fresh {
-            s.delivered.remove(shard);
-            s.finished.remove(shard);
-            s.ends.remove(shard);
-        }
-        s.current.insert(shard.to_string(), tenure);
-    }
-
-    /// The last checkpoint this instance wrote for `shard`.
-    pub(crate) fn written(&self, shard: &str) -> Option<Appended> {
-        self.state.locked().written.get(shard).cloned()
-    }
-
-    fn note_written(&self, shard: &str, at: &Appended) {
-        self.state
-            .locked()
-            .written
-            .insert(shard.to_string(), at.clone());
-    }
-
-    fn floor(&self) -> u64 {
-        self.state.locked().floor
-    }
-
-    /// What to write for `shard`: the last delivered record, whether the shard is finished.
-    fn take(&self, shard: &str) -> (Option<Delivered>, bool) {
-        let mut s = self.state.locked();
-        (s.delivered.remove(shard), s.finished.remove(shard))
-    }
-
-    /// A write that failed: merged back with what came since.
-    fn put_back(&self, shard: &str, delivered: Option<Delivered>, finished: bool) {
-        let mut s = self.state.locked();
-        if finished {
-            s.finished.insert(shard.to_string());
-        }
-        let Some(d) = delivered else { return };
-        match s.delivered.get_mut(shard) {
-            Some(now) => {
-                now.records += d.records;
-                if after(&d.at, &now.at) {
-                    now.at = d.at;
-                }
-            }
-            None => {
-                s.delivered.insert(shard.to_string(), d);
-            }
-        }
-    }
-
-    fn pending(&self) -> Vec<String> {
-        let s = self.state.locked();
-        s.delivered
-            .keys()
-            .cloned()
-            .chain(s.finished.iter().cloned())
-            .collect()
-    }
-
-    /// Another instance owns `shard`: what this one delivered past its last checkpoint will
-    /// be read again there. Returns how many records that is.
-    fn forget(&self, shard: &str) -> u64 {
-        let mut s = self.state.locked();
-        s.finished.remove(shard);
-        s.ends.remove(shard);
-        s.delivered.remove(shard).map_or(0, |d| d.records)
-    }
-}
-
-fn after(a: &Appended, b: &Appended) -> bool {
-    seqnum::cmp(&a.0, &b.0).then(a.1.cmp(&b.1)).is_gt()
-}
-
-/// A lease this instance holds.
-struct Held {
-    counter: u64,
-    /// When the last successful renewal was sent (the lease is ours until failover after it).
-    renewed: Instant,
-    acquired: Instant,
-    /// Taken from a live holder that has not written its last checkpoint yet.
-    waiting_hand_off: bool,
-    /// Where to resume when this instance itself read past the checkpoint before (a lease it
-    /// lost only locally, re-taken with nobody else having held it).
-    resume: Option<Appended>,
-    /// Its reader read the shard to its end: not started again.
-    ended: bool,
-    /// Until when the lease is certainly held: the reader stops by itself then.
-    valid: watch::Sender<Instant>,
-    /// The tenure its readers read under, once one started (see `start_tenure`).
-    tenure: Option<Arc<str>>,
-}
-
-/// A hand-off this instance owes: its reader is stopped; once everything it read is
-/// delivered it writes the last checkpoint.
-struct Owed {
-    until: u64,
-    since: Instant,
-    /// The tenure it was read under: ended once the hand-off is over.
-    tenure: Option<Arc<str>>,
-}
+use crate::source::kinesis::ShardInfo;
+use crate::source::kinesis::balance::{self, Pick, Seen};
+use crate::source::kinesis::checkpoint::{Checkpoints, Origin};
+use crate::source::kinesis::lease_store::{Lease, LeaseStore, Position, TableError};
+use crate::source::kinesis::ledger::Taken;
+use crate::source::kinesis::metrics::LeaseMetrics;
+use crate::source::kinesis::readers::Readers;
+use crate::source::kinesis::shard::{ReadEnd, Start, Tenure};
 
 /// What the manager is started with.
 pub(crate) struct LeaseSetup {
@@ -266,15 +37,13 @@ pub(crate) struct LeaseSetup {
 }
 
 pub(crate) struct Manager {
-    s: LeaseSetup,
-    hurry: Hurry,
-    held: HashMap<String, Held>,
-    owed: HashMap<String, Owed>,
+    pub(super) s: LeaseSetup,
+    hurry: Arc<dyn Hurry>,
+    /// The leases this instance has had to do with, each in its one state.
+    mine: Leases,
     /// Per lease: the counter last seen and when it was first seen (its owner's liveness,
     /// on this instance's clock, as the KCL judges it).
     seen: HashMap<String, (u64, Instant)>,
-    /// Leases this instance lost: the last record it read of each, and its tenure.
-    previous: HashMap<String, (Option<Appended>, Option<Arc<str>>)>,
     gate: LogGate,
     passes: u64,
     /// The last scan that succeeded: after a longer gap (the table was unreachable) nobody
@@ -287,11 +56,9 @@ impl Manager {
     pub(crate) fn new(setup: LeaseSetup) -> Manager {
         Manager {
             s: setup,
-            hurry: Arc::new(|| {}),
-            held: HashMap::new(),
-            owed: HashMap::new(),
+            hurry: Arc::new(()),
+            mine: Leases::default(),
             seen: HashMap::new(),
-            previous: HashMap::new(),
             gate: LogGate::new(Duration::from_secs(30)),
             passes: 0,
             scanned: None,
@@ -299,7 +66,7 @@ impl Manager {
     }
 
     /// How to seal the stream's buffers (known once the stream is built).
-    pub(crate) fn set_hurry(&mut self, hurry: Hurry) {
+    pub(crate) fn set_hurry(&mut self, hurry: Arc<dyn Hurry>) {
         self.hurry = hurry;
     }
 
@@ -318,11 +85,11 @@ impl Manager {
     }
 
     /// Renews the leases due; one that cannot be renewed for the failover time is lost.
-    async fn renew(&mut self, readers: &mut Readers) {
+    pub(super) async fn renew(&mut self, readers: &mut Readers) {
         let every = self.s.failover / 3;
         let due: Vec<(String, u64)> = self
-            .held
-            .iter()
+            .mine
+            .all_held()
             .filter(|(_, h)| h.renewed.elapsed() >= every)
             .map(|(k, h)| (k.clone(), h.counter))
             .collect();
@@ -342,7 +109,7 @@ impl Manager {
             };
             match result {
                 Ok(()) => {
-                    if let Some(h) = self.held.get_mut(&key) {
+                    if let Some(h) = self.mine.held_mut(&key) {
                         h.counter += 1;
                         h.renewed = sent;
                         let _ = h.valid.send(sent + self.s.failover);
@@ -356,8 +123,8 @@ impl Manager {
             }
         }
         let expired: Vec<String> = self
-            .held
-            .iter()
+            .mine
+            .all_held()
             .filter(|(_, h)| h.renewed.elapsed() >= self.s.failover)
             .map(|(k, _)| k.clone())
             .collect();
@@ -369,16 +136,16 @@ impl Manager {
 
     /// Stops reading a lease this instance no longer holds; remembers where it was.
     async fn lose(&mut self, key: &str, readers: &mut Readers) {
-        let Some(h) = self.held.remove(key) else {
+        let Some(h) = self.mine.unhold(key) else {
             return;
         };
         self.s.metrics.lost.add(1);
-        let appended = match readers.stop(key).await {
+        let resume = match readers.stop(key).await {
             Some(ReadEnd::Stopped(a)) => a.or(h.resume),
             _ => h.resume,
         };
-        self.previous
-            .insert(key.to_string(), (appended, h.tenure.clone()));
+        let tenure = h.tenure.clone();
+        self.mine.lose(key.to_string(), Lost { resume, tenure });
         self.end_tenure(h.tenure);
     }
 
@@ -397,7 +164,7 @@ impl Manager {
     /// Brings a held lease in line with the table: still ours (a hand-over or a write whose
     /// answer was lost moved the counter), taken from us to be handed off, or lost.
     async fn reconcile(&mut self, lease: &Lease, readers: &mut Readers) {
-        let Some(h) = self.held.get_mut(&lease.key) else {
+        let Some(h) = self.mine.held_mut(&lease.key) else {
             return;
         };
         if lease.owner.as_deref() == Some(self.s.me.as_str()) {
@@ -405,13 +172,13 @@ impl Manager {
             return;
         }
         if lease.checkpoint_owner.as_deref() == Some(self.s.me.as_str()) {
-            let tenure = self.held.remove(&lease.key).and_then(|h| h.tenure);
+            let tenure = self.mine.unhold(&lease.key).and_then(|h| h.tenure);
             self.s.metrics.handed_off.add(1);
             readers.stop(&lease.key).await;
             let until = readers.shared().log.end();
             tracing::info!(shard = %lease.key, to = ?lease.owner,
                 "lease taken to balance the fleet: delivering what was read, then handing it off");
-            self.owed.insert(
+            self.mine.owe(
                 lease.key.clone(),
                 Owed {
                     until,
@@ -419,7 +186,7 @@ impl Manager {
                     tenure,
                 },
             );
-            (self.hurry)();
+            self.hurry.hurry();
         } else {
             tracing::warn!(shard = %lease.key, owner = ?lease.owner, "lease lost: stopped reading");
             self.lose(&lease.key, readers).await;
@@ -427,13 +194,19 @@ impl Manager {
     }
 
     /// Writes the checkpoints of what was delivered on held leases.
-    async fn checkpoint(&mut self, readers: &mut Readers, table: &HashMap<String, Lease>) {
+    pub(super) async fn checkpoint(
+        &mut self,
+        readers: &mut Readers,
+        table: &HashMap<String, Lease>,
+    ) {
         for key in self.s.progress.pending() {
-            if self.owed.contains_key(&key) {
+            if self.mine.is_owed(&key) {
                 continue;
             }
-            let Some((counter, waiting)) =
-                self.held.get(&key).map(|h| (h.counter, h.waiting_hand_off))
+            let Some((counter, waiting)) = self
+                .mine
+                .held(&key)
+                .map(|h| (h.counter, h.waiting_hand_off))
             else {
                 self.not_held(&key, table);
                 continue;
@@ -441,11 +214,9 @@ impl Manager {
             if waiting {
                 continue;
             }
-            let (delivered, finished) = self.s.progress.take(&key);
-            let at = match (&delivered, finished) {
-                (_, true) => Position::ShardEnd,
-                (Some(d), false) => Position::Sequence(d.at.0.clone(), d.at.1),
-                (None, false) => continue,
+            let taken = self.s.progress.take(&key);
+            let Some(at) = position(&taken) else {
+                continue;
             };
             match self
                 .s
@@ -454,22 +225,22 @@ impl Manager {
                 .await
             {
                 Ok(()) => {
-                    if let Position::Sequence(seq, sub) = &at {
-                        self.s.progress.note_written(&key, &(seq.clone(), *sub));
+                    if let Some(d) = &taken.delivered {
+                        self.s.progress.note_written(&key, d);
                     }
-                    if finished {
+                    if taken.finished {
                         tracing::info!(shard = %key, "shard finished: read to its end and delivered");
-                        self.held.remove(&key);
-                    } else if let Some(h) = self.held.get_mut(&key) {
+                        self.mine.unhold(&key);
+                    } else if let Some(h) = self.mine.held_mut(&key) {
                         h.counter += 1;
                     }
                 }
                 Err(TableError::Conflict) => {
-                    self.s.progress.put_back(&key, delivered, finished);
+                    self.s.progress.put_back(&key, taken);
                     self.changed_under_us(&key, readers).await;
                 }
                 Err(e) => {
-                    self.s.progress.put_back(&key, delivered, finished);
+                    self.s.progress.put_back(&key, taken);
                     self.complain("cannot write a checkpoint", &e);
                 }
             }
@@ -492,12 +263,11 @@ impl Manager {
 
     /// The hand-offs owed: once what was read is delivered (or the failover time is nearly
     /// up), the last checkpoint, clearing `checkpointOwner`.
-    async fn hand_over(&mut self, table: &HashMap<String, Lease>) {
+    pub(super) async fn hand_over(&mut self, table: &HashMap<String, Lease>) {
         let floor = self.s.progress.floor();
         let patience = self.s.failover.mul_f64(0.8);
-        let keys: Vec<String> = self.owed.keys().cloned().collect();
-        for key in keys {
-            let Some(o) = self.owed.get(&key) else {
+        for key in self.mine.owed_keys() {
+            let Some(o) = self.mine.owed(&key) else {
                 continue;
             };
             if floor < o.until && o.since.elapsed() < patience {
@@ -512,19 +282,15 @@ impl Manager {
                 self.end_owed(&key);
                 continue;
             }
-            let (delivered, finished) = self.s.progress.take(&key);
-            let at = match (&delivered, finished) {
-                (_, true) => Some(Position::ShardEnd),
-                (Some(d), false) => Some(Position::Sequence(d.at.0.clone(), d.at.1)),
-                (None, false) => None,
-            };
+            let taken = self.s.progress.take(&key);
+            let at = position(&taken);
             match self.s.table.hand_over(lease, &self.s.me, at.as_ref()).await {
                 Ok(()) => {
                     tracing::info!(shard = %key, checkpoint = ?at, "lease handed off");
                     self.end_owed(&key);
                 }
                 Err(e) => {
-                    self.s.progress.put_back(&key, delivered, finished);
+                    self.s.progress.put_back(&key, taken);
                     if !matches!(e, TableError::Conflict) {
                         self.complain("cannot hand a lease off", &e);
                     }
@@ -535,7 +301,7 @@ impl Manager {
 
     /// A hand-off is over (done, or the new owner stopped waiting): its tenure ends.
     fn end_owed(&mut self, key: &str) {
-        if let Some(o) = self.owed.remove(key) {
+        if let Some(o) = self.mine.settle(key) {
             self.end_tenure(o.tenure);
         }
     }
@@ -544,15 +310,10 @@ impl Manager {
     /// still stage of it (objects being cut again that will never complete, fresh ones never
     /// journaled), which the lease's next owner cuts; told at once (`hurry` runs a step).
     fn end_tenure(&self, tenure: Option<Arc<str>>) {
-        let exactly_once = self
-            .s
-            .progress
-            .exactly_once
-            .load(std::sync::atomic::Ordering::Relaxed);
         // At-least-once keeps delivering what it read (and resumes after it on a re-take).
-        if let Some(t) = tenure.filter(|_| exactly_once) {
+        if let Some(t) = tenure.filter(|_| self.s.progress.exactly_once()) {
             self.s.progress.fence(t);
-            (self.hurry)();
+            self.hurry.hurry();
         }
     }
 
@@ -643,12 +404,12 @@ impl Manager {
                 key: &l.key,
                 owner: l.owner.as_deref(),
                 expired: if mine {
-                    !self.held.contains_key(&l.key)
+                    !self.mine.is_held(&l.key)
                 } else {
                     l.owner.is_some() && stale
                 },
                 ready: s.parents.iter().chain(&l.parents).all(|p| parent_done(p)),
-                handing_off: l.checkpoint_owner.is_some() || self.owed.contains_key(&l.key),
+                handing_off: l.checkpoint_owner.is_some() || self.mine.is_owed(&l.key),
             });
         }
         out
@@ -678,17 +439,17 @@ impl Manager {
                     // counter may have moved: renewals sent while the table was unreachable
                     // can land after their timeout.)
                     let (resume, tenure) = self
-                        .previous
-                        .remove(key)
+                        .mine
+                        .take_lost(key)
                         .filter(|_| lease.owner.as_deref() == Some(self.s.me.as_str()))
-                        .unwrap_or_default();
+                        .map_or((None, None), |l| (l.resume, l.tenure));
                     tracing::info!(shard = %key, from = ?lease.owner, steal, "took lease");
                     if steal {
                         self.s.metrics.stolen.add(1);
                     } else {
                         self.s.metrics.taken.add(1);
                     }
-                    self.held.insert(
+                    self.mine.hold(
                         key.clone(),
                         Held {
                             counter: lease.counter + 1,
@@ -717,15 +478,14 @@ impl Manager {
         table: &HashMap<String, Lease>,
         scanned: Instant,
     ) {
-        let keys: Vec<String> = self.held.keys().cloned().collect();
-        for key in keys {
+        for key in self.mine.held_keys() {
             if readers.is_reading(&key) {
                 continue;
             }
             let Some(lease) = table.get(&key) else {
                 continue;
             };
-            let Some(h) = self.held.get_mut(&key) else {
+            let Some(h) = self.mine.held_mut(&key) else {
                 continue;
             };
             if h.ended || (h.waiting_hand_off && scanned < h.acquired) {
@@ -756,22 +516,21 @@ impl Manager {
             let Some(tenure) = self.start_tenure(&key).await else {
                 continue;
             };
-            let Some(h) = self.held.get_mut(&key) else {
+            let Some(h) = self.mine.held_mut(&key) else {
                 continue;
             };
             let start = match (&lease.checkpoint, h.resume.take()) {
                 (Position::ShardEnd, _) => continue,
-                (Position::Sequence(seq, sub), Some(r)) if after(&r, &(seq.clone(), *sub)) => {
-                    Start::AtCheckpoint {
-                        sequence: r.0,
-                        subsequence: r.1,
-                    }
+                (Position::Sequence(seq, sub), Some(r))
+                    if r > (ShardPosition {
+                        sequence: seq.as_str().into(),
+                        sub: *sub,
+                    }) =>
+                {
+                    resume_at(r)
                 }
                 (Position::TrimHorizon | Position::Latest | Position::AtTimestamp(_), Some(r)) => {
-                    Start::AtCheckpoint {
-                        sequence: r.0,
-                        subsequence: r.1,
-                    }
+                    resume_at(r)
                 }
                 (at, _) => start_at(at),
             };
@@ -790,7 +549,7 @@ impl Manager {
     /// and the reader starts from the checkpoint. None: it could not be written now.
     async fn start_tenure(&mut self, key: &str) -> Option<Arc<str>> {
         let progress = self.s.progress.clone();
-        let h = self.held.get_mut(key)?;
+        let h = self.mine.held_mut(key)?;
         if let Some(t) = h.tenure.clone() {
             if !progress.is_fenced(&t) {
                 progress.set_current(key, t.clone(), false);
@@ -807,7 +566,7 @@ impl Manager {
             .await
         {
             Ok(()) => {
-                let h = self.held.get_mut(key)?;
+                let h = self.mine.held_mut(key)?;
                 h.counter += 1;
                 // A tenure of this instance's own that was cut short: what it read is
                 // dropped or fenced, so reading starts again from the checkpoint.
@@ -851,10 +610,10 @@ impl Manager {
     }
 
     /// One pass: renew, read the table, hand off, checkpoint, create, take, start readers.
-    async fn pass(&mut self, shards: &[ShardInfo], readers: &mut Readers) {
+    pub(super) async fn pass(&mut self, shards: &[ShardInfo], readers: &mut Readers) {
         self.passes += 1;
         for (key, end) in readers.reap().await {
-            let Some(h) = self.held.get_mut(&key) else {
+            let Some(h) = self.mine.held_mut(&key) else {
                 continue;
             };
             match end {
@@ -885,7 +644,7 @@ impl Manager {
         self.scanned = Some(now);
         for l in table.values() {
             let ours = l.owner.as_deref() == Some(self.s.me.as_str());
-            let counter = self.held.get(&l.key).map(|h| h.counter);
+            let counter = self.mine.held(&l.key).map(|h| h.counter);
             if counter.is_some_and(|c| !ours || l.counter > c) {
                 self.reconcile(l, readers).await;
             }
@@ -898,14 +657,14 @@ impl Manager {
         if self.passes.is_multiple_of(10) {
             self.clean_up(shards, &table).await;
         }
-        self.s.metrics.set_held(self.held.len() as u64);
+        self.s.metrics.set_held(self.mine.all_held().count() as u64);
     }
 
     /// After the stream delivered everything it read: the last checkpoints, the hand-offs
     /// owed, every lease released so the next instance starts at once from them.
-    async fn finish(mut self, readers: &mut Readers) {
+    pub(super) async fn finish(mut self, readers: &mut Readers) {
         let deadline = Instant::now() + self.s.failover;
-        let keys: Vec<String> = self.held.keys().cloned().collect();
+        let keys = self.mine.held_keys();
         for _ in 0..5 {
             let table = match self.s.table.scan().await {
                 Ok(leases) => leases.into_iter().map(|l| (l.key.clone(), l)).collect(),
@@ -921,15 +680,15 @@ impl Manager {
                 .progress
                 .pending()
                 .iter()
-                .all(|k| !self.held.contains_key(k))
-                && self.owed.is_empty();
+                .all(|k| !self.mine.is_held(k))
+                && self.mine.none_owed();
             if done || Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         for key in keys {
-            let Some(h) = self.held.remove(&key) else {
+            let Some(h) = self.mine.unhold(&key) else {
                 continue;
             };
             match self.s.table.release(&key, &self.s.me, h.counter).await {
@@ -939,6 +698,24 @@ impl Manager {
             }
         }
         self.s.metrics.set_held(0);
+    }
+}
+
+/// What a taken delivery is written as: SHARD_END once finished, else the last delivered
+/// record (None: nothing to write).
+fn position(taken: &Taken) -> Option<Position> {
+    match (&taken.delivered, taken.finished) {
+        (_, true) => Some(Position::ShardEnd),
+        (Some(d), false) => Some(Position::Sequence(d.sequence.to_string(), d.sub)),
+        (None, false) => None,
+    }
+}
+
+/// A reader's start right after what this instance itself read of a lease before.
+fn resume_at(r: ShardPosition) -> Start {
+    Start::AtCheckpoint {
+        sequence: r.sequence.to_string(),
+        subsequence: r.sub,
     }
 }
 
@@ -952,134 +729,5 @@ fn start_at(at: &Position) -> Start {
             sequence: seq.clone(),
             subsequence: *sub,
         },
-    }
-}
-
-/// The lease-mode coordinator: a pass every failover / 6, sooner when something was
-/// delivered or a reader ended; ListShards every discovery interval. Once stopped, it keeps
-/// the leases renewed and their checkpoints written while the stream delivers what was read
-/// (a drain longer than the failover time must not let another instance take them), then
-/// `finish`es.
-pub(crate) async fn coordinate(
-    mut m: Manager,
-    mut readers: Readers,
-    signals: super::Signals,
-    mut wake: mpsc::Receiver<()>,
-    discovery: Duration,
-) {
-    let super::Signals {
-        mut stop,
-        stopped,
-        mut finish,
-    } = signals;
-    let tick = (m.s.failover / 6).max(Duration::from_millis(100));
-    let progress = m.s.progress.clone();
-    let mut failures = 0u32;
-    let mut shards: Option<Vec<ShardInfo>> = None;
-    let mut listed_at: Option<Instant> = None;
-    loop {
-        if listed_at.is_none_or(|t| t.elapsed() >= discovery) {
-            let label = readers.label().to_string();
-            if let Some(s) = discover(readers.shared(), &mut failures, &label).await {
-                shards = Some(s);
-                listed_at = Some(Instant::now());
-            }
-        }
-        if let Some(s) = &shards {
-            m.pass(s, &mut readers).await;
-        }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            _ = tokio::time::sleep(tick) => {}
-            _ = wake.recv() => listed_at = None,
-            _ = progress.wake.notified() => {}
-        }
-    }
-    readers.stop_all().await;
-    let _ = stopped.send(());
-    loop {
-        m.renew(&mut readers).await;
-        if let Ok(leases) = m.s.table.scan().await {
-            let table = leases.into_iter().map(|l| (l.key.clone(), l)).collect();
-            m.hand_over(&table).await;
-            m.checkpoint(&mut readers, &table).await;
-        }
-        tokio::select! {
-            _ = &mut finish => break,
-            _ = tokio::time::sleep(tick) => {}
-            _ = progress.wake.notified() => {}
-        }
-    }
-    m.finish(&mut readers).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::KinesisMeta;
-    use bytes::Bytes;
-
-    fn rec(shard: &str, seq: &str, sub: u64) -> Record {
-        Record {
-            data: Bytes::new(),
-            arrival_ms: 0,
-            seq: 0,
-            sub: 0,
-            kinesis: Some(Arc::new(KinesisMeta {
-                shard_id: shard.into(),
-                partition_key: "k".into(),
-                sequence_number: seq.into(),
-                subsequence_number: sub,
-                approximate_arrival_ms: 0,
-                tenure: "".into(),
-            })),
-        }
-    }
-
-    #[test]
-    fn progress_moves_forward_only_and_finishes_a_shard_once_its_end_is_delivered() {
-        let p = Progress::default();
-        p.released(&[rec("s0", "200", 0), rec("s0", "100", 5)], 2);
-        p.shard_ended("s1".into(), 4);
-        p.released(&[rec("s1", "9", 0)], 3);
-        let (d, finished) = p.take("s0");
-        assert_eq!(
-            d,
-            Some(Delivered {
-                at: ("200".into(), 0),
-                records: 2
-            }),
-            "an older record (a re-read) never moves the checkpoint back"
-        );
-        assert!(!finished);
-        assert!(!p.take("s1").1, "its end (4) is not delivered yet");
-        p.released(&[], 4);
-        assert!(p.take("s1").1);
-        p.released(&[rec("s2", "5", 0)], 5);
-        let (d, _) = p.take("s2");
-        p.released(&[rec("s2", "3", 0)], 6);
-        p.put_back("s2", d, false);
-        assert_eq!(
-            p.take("s2").0,
-            Some(Delivered {
-                at: ("5".into(), 0),
-                records: 2
-            })
-        );
-        p.released(&[rec("s3", "1", 0), rec("s3", "2", 0)], 7);
-        assert_eq!(p.forget("s3"), 2);
-        assert_eq!(p.floor(), 7);
-    }
-
-    /// A shard whose end is reported once all it had is delivered (the last records went out
-    /// before the reader's final, empty read) is finished then: no later delivery may come.
-    #[test]
-    fn an_end_reported_after_its_records_were_delivered_finishes_the_shard() {
-        let p = Progress::default();
-        p.released(&[rec("s", "9", 0)], 4);
-        p.shard_ended("s".into(), 4);
-        assert!(p.take("s").1, "its records below 4 are all delivered");
-        p.shard_ended("t".into(), 6);
-        assert!(!p.take("t").1, "its end (6) is not delivered yet");
     }
 }
