@@ -1,14 +1,14 @@
 //! JSON -> Parquet conversion speed on realistic records (1 KiB JSON events), as staging runs
-//! it: records appended one by one to a ParquetWriter, SNAPPY pages, one file in memory.
+//! it: records appended one by one to a RowWriter, SNAPPY pages, one file in memory.
 //! `cargo bench --bench parquet`. bench/parquet.sh compares the same code with pyarrow.
 
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use firehosed::encode::parquet::schema::{Column, parse};
-use firehosed::encode::parquet::{
-    CatalogTable, Conversion, ParquetCompression, ParquetOptions, Rules,
-};
+use firehosed::encode::columnar::Rules;
+use firehosed::encode::columnar::schema::{Column, parse};
+use firehosed::encode::conversion::{CatalogTable, Conversion};
+use firehosed::encode::parquet::{ParquetCompression, ParquetOptions};
 
 #[path = "common/records.rs"]
 mod records;

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use firehosed::encode::columnar::schema::{self, Column};
+use firehosed::encode::columnar::{Rules, TimestampUnit};
+use firehosed::encode::conversion::{CatalogTable, Conversion};
 use firehosed::encode::orc::OrcOptions;
-use firehosed::encode::parquet::schema::{self, Column};
-use firehosed::encode::parquet::{CatalogTable, Conversion, ParquetOptions, Rules};
+use firehosed::encode::parquet::ParquetOptions;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -37,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let options = match orc {
         // As the configuration reads `output.orc`: nanosecond timestamps.
         true => ParquetOptions {
-            timestamp_unit: firehosed::encode::parquet::TimestampUnit::Nanos,
+            timestamp_unit: TimestampUnit::Nanos,
             ..ParquetOptions::DEFAULT
         },
         false => ParquetOptions::DEFAULT,

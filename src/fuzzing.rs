@@ -201,8 +201,10 @@ pub fn deaggregate(data: &[u8]) {
 /// JSON -> Parquet: the first line is a Hive type (`struct<a:int,b:array<string>>`; its fields
 /// become the columns), each further line a record appended to one Parquet file.
 pub fn parquet(data: &[u8]) {
-    use crate::encode::parquet::schema::{Column, HiveType, parse};
-    use crate::encode::parquet::{CatalogTable, Conversion, ParquetOptions, Rules};
+    use crate::encode::columnar::Rules;
+    use crate::encode::columnar::schema::{Column, HiveType, parse};
+    use crate::encode::conversion::{CatalogTable, Conversion};
+    use crate::encode::parquet::ParquetOptions;
     let text = String::from_utf8_lossy(data);
     let (schema, records) = text.split_once('\n').unwrap_or((&text, ""));
     let columns: Vec<Column> = match parse(schema) {

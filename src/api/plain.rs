@@ -178,14 +178,12 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 .map(|k| {
                     k.snapshot()
                         .into_iter()
-                        .map(|(id, m)| {
-                            (
-                                id,
-                                m.records.get(),
-                                m.bytes.get(),
-                                m.millis_behind(),
-                                m.throttled.get(),
-                            )
+                        .map(|(id, m)| metrics::ShardView {
+                            id,
+                            records: m.records.get(),
+                            bytes: m.bytes.get(),
+                            millis_behind: m.millis_behind(),
+                            throttled: m.throttled.get(),
                         })
                         .collect()
                 })

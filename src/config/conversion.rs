@@ -6,9 +6,9 @@
 use super::decode::{Ctx, MapReader, Path};
 use super::destination::int_or;
 use super::yaml::Node;
-use crate::encode::parquet::{
-    CatalogTable, Column, ParquetCompression, ParquetOptions, TimestampUnit,
-};
+use crate::encode::columnar::{Column, TimestampUnit};
+use crate::encode::conversion::CatalogTable;
+use crate::encode::parquet::{ParquetCompression, ParquetOptions};
 use crate::spec::check::parse_columns;
 use crate::spec::{ConversionSpec, InputSpec, OutputSpec};
 
@@ -302,8 +302,13 @@ fn decode_parquet(ctx: &mut Ctx, node: &Node, path: Path) -> Option<ParquetOptio
     );
     let compression = match m.get("compression") {
         Some(n) => ctx
-            .one_of(n, &m.path.key("compression"), &ParquetCompression::NAMES)
-            .map_or(d.compression, ParquetCompression::from_index),
+            .one_of_enum(
+                n,
+                &m.path.key("compression"),
+                &ParquetCompression::ALL,
+                ParquetCompression::api_name,
+            )
+            .unwrap_or(d.compression),
         None => d.compression,
     };
     let dictionary = match m.get("enable_dictionary_compression") {

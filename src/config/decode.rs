@@ -201,6 +201,18 @@ impl<'a> Ctx<'a> {
         found
     }
 
+    /// One of the values of an enum, by its name (`name`; case ignored).
+    pub(crate) fn one_of_enum<T: Copy>(
+        &mut self,
+        node: &Node,
+        path: &Path,
+        all: &[T],
+        name: fn(T) -> &'static str,
+    ) -> Option<T> {
+        let names: Vec<&str> = all.iter().map(|&v| name(v)).collect();
+        self.one_of(node, path, &names).map(|i| all[i])
+    }
+
     /// The entries of a mapping whose keys are the user's (names, columns); `what` says what
     /// the mapping maps, for the error.
     pub(crate) fn entries<'n>(

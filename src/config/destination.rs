@@ -132,8 +132,13 @@ pub(super) fn decode_compression(ctx: &mut Ctx, m: &mut MapReader) -> Compressio
     let Some(n) = m.get("compression") else {
         return Compression::Uncompressed;
     };
-    ctx.one_of(n, &m.path.key("compression"), &Compression::NAMES)
-        .map_or(Compression::Uncompressed, Compression::from_index)
+    ctx.one_of_enum(
+        n,
+        &m.path.key("compression"),
+        &Compression::ALL,
+        Compression::api_name,
+    )
+    .unwrap_or(Compression::Uncompressed)
 }
 
 /// `dynamic_partitioning: {enabled, retry_duration_seconds, max_active_partitions}`; None when

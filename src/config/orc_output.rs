@@ -24,8 +24,13 @@ pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<(OrcOptio
     );
     let compression = match m.get("compression") {
         Some(n) => ctx
-            .one_of(n, &m.path.key("compression"), &OrcCompression::NAMES)
-            .map_or(d.compression, OrcCompression::from_index),
+            .one_of_enum(
+                n,
+                &m.path.key("compression"),
+                &OrcCompression::ALL,
+                OrcCompression::api_name,
+            )
+            .unwrap_or(d.compression),
         None => d.compression,
     };
     let mut fraction = |ctx: &mut Ctx, key: &'static str, default: f64| match m.get(key) {

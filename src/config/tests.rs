@@ -451,7 +451,8 @@ delivery_streams:
 
 #[test]
 fn format_conversion_defaults_follow_aws() {
-    use crate::encode::parquet::{HiveType, ParquetCompression};
+    use crate::encode::columnar::HiveType;
+    use crate::encode::parquet::ParquetCompression;
     let c = ok(&format!(
         "{MINIMAL}        data_format_conversion:
           schema:

@@ -66,6 +66,13 @@ impl MemorySink {
         Ok(Written::Put)
     }
 
+    /// The conditional-write probe a stream's build makes (an attempt like any other: it
+    /// waits while the store is held).
+    pub(crate) async fn probe(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        let _ = self.held.subscribe().wait_for(|held| !*held).await;
+    }
+
     /// Every object written, by key.
     pub(crate) fn objects(&self) -> BTreeMap<String, Vec<u8>> {
         self.objects.locked().clone()

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicU64;
 use tokio::time::Instant;
 
 use super::journal::Pos;
-use super::stagers::{Delivery, Kind, StagerSet, StagingError, StagingPlan, StepResult};
+use super::stagers::{Delivery, Kind, Place, StagerSet, StagingError, StagingPlan, StepResult};
 use super::staging::Sealed;
 use crate::metrics::DestinationMetrics;
 use crate::record::Record;
@@ -47,9 +47,6 @@ pub(crate) trait ShardPlans: Send {
     fn is_fenced(&self, tenure: &Arc<str>) -> bool;
 }
 
-/// Watermark slots of shard set `k` start at `k * SHARD_SLOTS` (a set numbers its own from 0).
-const SHARD_SLOTS: usize = 1 << (usize::BITS / 2);
-
 /// How a destination stages, as its worker is told.
 pub(crate) enum Staging {
     One(Box<StagingPlan>),
@@ -76,7 +73,7 @@ pub(crate) struct PerShard {
     ids: Arc<AtomicU64>,
     metrics: Arc<DestinationMetrics>,
     /// Slots of fenced sets, not yet reported closed to the watermark.
-    closed: Vec<usize>,
+    closed: Vec<Place>,
 }
 
 impl PerShard {
@@ -132,14 +129,13 @@ impl PerShard {
         for (o, _) in sealed {
             let _ = std::fs::remove_file(&o.path);
         }
-        let base = i * SHARD_SLOTS;
         let open = set.open();
         let held = open.iter().filter(|(_, first)| first.is_some()).count();
         self.metrics
             .objects_fenced
             .add((sealed.len() + held) as u64);
         self.closed
-            .extend(open.into_iter().map(|(slot, _)| base + slot));
+            .extend(open.into_iter().map(|(slot, _)| Place { set: i, slot }));
         set.discard_all();
         self.plan.fenced(tenure);
         self.sets[i].1 = Set::Fenced;
@@ -266,18 +262,20 @@ impl Stagers {
     }
 
     /// Open objects by watermark slot (see `StagerSet::open`).
-    pub(crate) fn open(&mut self) -> Vec<(usize, Option<u64>)> {
+    pub(crate) fn open(&mut self) -> Vec<(Place, Option<u64>)> {
         match self {
-            Stagers::One(s) => s.open(),
+            Stagers::One(s) => (s.open().into_iter())
+                .map(|(slot, first)| (Place { set: 0, slot }, first))
+                .collect(),
             Stagers::PerShard(p) => {
-                let mut out: Vec<(usize, Option<u64>)> =
-                    p.closed.drain(..).map(|slot| (slot, None)).collect();
+                let mut out: Vec<(Place, Option<u64>)> =
+                    p.closed.drain(..).map(|place| (place, None)).collect();
                 for (k, (_, set)) in p.sets.iter_mut().enumerate() {
                     if let Set::Live(set) = set {
                         out.extend(
                             set.open()
                                 .into_iter()
-                                .map(|(slot, first)| (k * SHARD_SLOTS + slot, first)),
+                                .map(|(slot, first)| (Place { set: k, slot }, first)),
                         );
                     }
                 }

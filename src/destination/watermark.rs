@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use super::stagers::Place;
 use crate::sync::Lock;
 
 #[derive(Debug)]
@@ -18,7 +19,7 @@ struct State {
     /// Every record below this was handed to the destination (or skipped or dropped).
     handed: u64,
     /// Lowest sequence number of each stager's open object.
-    open: HashMap<usize, u64>,
+    open: HashMap<Place, u64>,
     /// Lowest sequence number of each sealed object not delivered yet, by object id.
     sealed: BTreeMap<u64, u64>,
     /// The cursor last released.
@@ -45,9 +46,10 @@ impl Watermark {
     }
 
     /// After a staging step: every record below `handed` is handed over, the open objects are
-    /// `open` (stager slot -> lowest sequence number), and `sealed` (id, lowest) are on their way.
-    /// Call before the sealed objects are sent to the uploader.
-    pub(crate) fn staged(&self, handed: u64, open: &[(usize, Option<u64>)], sealed: &[(u64, u64)]) {
+    /// `open` (a stager's place -> its lowest sequence number; None: it has none open now), and
+    /// `sealed` (id, lowest) are on their way. Call before the sealed objects are sent to the
+    /// uploader.
+    pub(crate) fn staged(&self, handed: u64, open: &[(Place, Option<u64>)], sealed: &[(u64, u64)]) {
         let mut s = self.state.locked();
         s.handed = s.handed.max(handed);
         for &(slot, first) in open {
@@ -109,19 +111,29 @@ impl Watermark {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::stagers::Slot;
+
+    const MAIN: Place = Place {
+        set: 0,
+        slot: Slot::Main,
+    };
+    const ERRORS: Place = Place {
+        set: 0,
+        slot: Slot::Error("processing-failed"),
+    };
 
     #[test]
     fn cursor_waits_for_the_lowest_undelivered_record() {
         let w = Watermark::new(0);
         // main object holds 0.., an error object holds 5.. and is sealed as id 7.
-        w.staged(10, &[(0, Some(0)), (1, None)], &[(7, 5)]);
+        w.staged(10, &[(MAIN, Some(0)), (ERRORS, None)], &[(7, 5)]);
         assert_eq!(
             w.delivered(Some(7)),
             None,
             "the main object with 0.. is still open"
         );
         // main sealed as id 1 (0..), nothing open.
-        w.staged(10, &[(0, None)], &[(1, 0)]);
+        w.staged(10, &[(MAIN, None)], &[(1, 0)]);
         assert_eq!(w.delivered(Some(1)), Some(10));
         // dropped records only: the cursor follows what was handed.
         w.staged(15, &[], &[]);

@@ -1,6 +1,8 @@
 //! Compression codecs for delivered objects: one compressed stream per object, written
 //! incrementally so a 128 MiB buffer never sits in memory.
 
+pub mod columnar;
+pub mod conversion;
 mod deflate_join;
 mod hadoop_snappy;
 mod lean_gzip;
@@ -27,28 +29,22 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// The API spellings, in the order `from_index` uses.
-    pub(crate) const NAMES: [&'static str; 5] =
-        ["UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY"];
-
-    pub(crate) fn from_index(i: usize) -> Compression {
-        match i {
-            1 => Compression::Gzip,
-            2 => Compression::Zip,
-            3 => Compression::Snappy,
-            4 => Compression::HadoopSnappy,
-            _ => Compression::Uncompressed,
-        }
-    }
+    pub(crate) const ALL: [Compression; 5] = [
+        Compression::Uncompressed,
+        Compression::Gzip,
+        Compression::Zip,
+        Compression::Snappy,
+        Compression::HadoopSnappy,
+    ];
 
     /// The name AWS uses (DescribeDeliveryStream's CompressionFormat).
     pub fn api_name(self) -> &'static str {
         match self {
-            Compression::Uncompressed => Self::NAMES[0],
-            Compression::Gzip => Self::NAMES[1],
-            Compression::Zip => Self::NAMES[2],
-            Compression::Snappy => Self::NAMES[3],
-            Compression::HadoopSnappy => Self::NAMES[4],
+            Compression::Uncompressed => "UNCOMPRESSED",
+            Compression::Gzip => "GZIP",
+            Compression::Zip => "ZIP",
+            Compression::Snappy => "Snappy",
+            Compression::HadoopSnappy => "HADOOP_SNAPPY",
         }
     }
 

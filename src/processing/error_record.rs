@@ -122,7 +122,7 @@ pub(crate) const MALFORMED_DATA: &str = "DataFormatConversion.MalformedData";
 pub(crate) fn format_conversion_failed(
     original: &Record,
     message: &str,
-    table: &crate::encode::parquet::CatalogTable,
+    table: &crate::encode::conversion::CatalogTable,
 ) -> ErrorOutput {
     let (sequence_number, sub_sequence_number) = match &original.kinesis {
         Some(k) => (k.sequence_number.to_string(), k.subsequence_number),
@@ -224,7 +224,7 @@ mod tests {
                 tenure: "".into(),
             })),
         };
-        let table = crate::encode::parquet::CatalogTable {
+        let table = crate::encode::conversion::CatalogTable {
             database: Some("db".into()),
             table: Some("t".into()),
             ..Default::default()

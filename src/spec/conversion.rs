@@ -5,8 +5,10 @@
 
 use serde::Serialize;
 
+use crate::encode::columnar::Column;
+use crate::encode::conversion::CatalogTable;
 use crate::encode::orc::OrcOptions;
-use crate::encode::parquet::{CatalogTable, Column, ParquetOptions};
+use crate::encode::parquet::ParquetOptions;
 
 /// A destination's format conversion.
 #[derive(Debug, Clone, PartialEq, Serialize)]

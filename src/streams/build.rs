@@ -139,6 +139,9 @@ pub(crate) struct Builder {
     fatal: FatalSender,
     /// Free space for staging, shared by every destination.
     staging_room: Arc<StagingRoom>,
+    /// The unit tier's: every S3 destination delivers into this store (no AWS involved).
+    #[cfg(test)]
+    memory_sink: Option<Arc<crate::destination::memory::MemorySink>>,
 }
 
 /// A Kinesis source made ready while the log is opened, started once the stream runs.
@@ -176,7 +179,30 @@ impl Builder {
             budget,
             fatal,
             staging_room,
+            #[cfg(test)]
+            memory_sink: None,
         }
+    }
+
+    /// Every S3 destination delivers into `sink` instead.
+    #[cfg(test)]
+    pub(crate) fn with_memory_sink(
+        mut self,
+        sink: Arc<crate::destination::memory::MemorySink>,
+    ) -> Self {
+        self.memory_sink = Some(sink);
+        self
+    }
+
+    /// The sink every S3 destination takes instead of its bucket (the unit tier's).
+    #[cfg(test)]
+    fn memory_sink(&self) -> Option<Sink> {
+        self.memory_sink.clone().map(Sink::Memory)
+    }
+
+    #[cfg(not(test))]
+    fn memory_sink(&self) -> Option<Sink> {
+        None
     }
 
     pub(crate) fn arn(&self, name: &str) -> String {
@@ -214,7 +240,7 @@ impl Builder {
         sc: &StreamSpec,
         version: u32,
     ) -> Result<DeliveryStream, BuildError> {
-        let sdk = if needs_aws(sc) {
+        let sdk = if needs_aws(sc) && self.memory_sink().is_none() {
             let sdk =
                 self.sdk_with_credentials()
                     .await
@@ -506,6 +532,9 @@ impl Build<'_> {
                 endpoint_url,
                 kms_key_arn,
             } => {
+                if let Some(memory) = self.builder.memory_sink() {
+                    return Ok(memory);
+                }
                 let sdk = self
                     .sdk
                     .expect("the SDK configuration is loaded for every S3 destination (needs_aws)");
@@ -715,8 +744,13 @@ impl Build<'_> {
                     }),
                 }
             }
+            // The memory store refuses a second write of a name; it answers the probe as S3
+            // does, once any hold is let go.
             #[cfg(test)]
-            Sink::Memory(_) => Ok(()),
+            Sink::Memory(memory) => {
+                memory.probe().await;
+                Ok(())
+            }
         }
     }
 

@@ -11,6 +11,8 @@ mod changes;
 mod file;
 mod open_files;
 mod shard_journals;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -4,8 +4,9 @@
 //! configuration file's.
 
 use crate::encode::Compression;
+use crate::encode::conversion::CatalogTable;
 use crate::encode::orc::{OrcCompression, OrcOptions};
-use crate::encode::parquet::{CatalogTable, ParquetCompression, ParquetOptions};
+use crate::encode::parquet::{ParquetCompression, ParquetOptions};
 use crate::glue::GlueColumn;
 use crate::shapes::{
     BufferingHints, CompressionFormat, DataFormatConversionConfiguration, EncryptionConfiguration,
@@ -216,7 +217,7 @@ fn schema_of(
     schema: &SchemaConfiguration,
     local: &Local,
     glue: Option<&[GlueColumn]>,
-) -> Result<(Vec<crate::encode::parquet::Column>, CatalogTable), InvalidRequest> {
+) -> Result<(Vec<crate::encode::columnar::Column>, CatalogTable), InvalidRequest> {
     let database = schema
         .database_name
         .clone()

@@ -15,7 +15,7 @@ use arrow_schema::{DataType, TimeUnit};
 use super::proto::{Message, StreamKind, TypeKind};
 use super::rle::{BoolRle, ByteRle, IntRle, varint_i128};
 use super::{OrcCompression, OutStream};
-use crate::encode::parquet::HiveType;
+use crate::encode::columnar::HiveType;
 
 /// ORC's timestamps count seconds from 2015-01-01 00:00:00 (UTC: the writer's time zone).
 const TIMESTAMP_BASE: i64 = 1_420_070_400;

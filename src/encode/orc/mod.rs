@@ -15,7 +15,7 @@ use std::io::{self, Write};
 
 use arrow_array::{Array, ArrayRef, StructArray};
 
-use crate::encode::parquet::HiveType;
+use crate::encode::columnar::HiveType;
 use columns::Column;
 use proto::Message;
 
@@ -31,13 +31,18 @@ pub enum OrcCompression {
 }
 
 impl OrcCompression {
-    pub(crate) const NAMES: [&'static str; 3] = ["NONE", "ZLIB", "SNAPPY"];
+    pub(crate) const ALL: [OrcCompression; 3] = [
+        OrcCompression::None,
+        OrcCompression::Zlib,
+        OrcCompression::Snappy,
+    ];
 
-    pub(crate) fn from_index(i: usize) -> Self {
-        match i {
-            0 => OrcCompression::None,
-            1 => OrcCompression::Zlib,
-            _ => OrcCompression::Snappy,
+    /// AWS's spelling (OrcSerDe's Compression).
+    pub(crate) fn api_name(self) -> &'static str {
+        match self {
+            OrcCompression::None => "NONE",
+            OrcCompression::Zlib => "ZLIB",
+            OrcCompression::Snappy => "SNAPPY",
         }
     }
 }

@@ -2,8 +2,9 @@
 //! the configuration file and the API's Glue tables go through), the SerDes' options, and the
 //! writers' ranges (AWS's ParquetSerDe and OrcSerDe).
 
-use crate::encode::parquet::timestamp::Format;
-use crate::encode::parquet::{Column, KeyRules, ParquetOptions, Rules, key_collision, schema};
+use crate::encode::columnar::timestamp::Format;
+use crate::encode::columnar::{Column, KeyRules, Rules, key_collision, schema};
+use crate::encode::parquet::ParquetOptions;
 use crate::spec::path::Path;
 use crate::spec::{ConversionSpec, InputSpec, OutputSpec};
 

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use crate::destination::stagers::Layout;
-use crate::encode::parquet::timestamp::{Format, FormatError, TimestampRules};
-use crate::encode::parquet::{Conversion, Deserializer, KeyRules, ParquetOptions, Rules};
+use crate::encode::columnar::timestamp::{Format, FormatError, TimestampRules};
+use crate::encode::columnar::{KeyRules, Rules};
+use crate::encode::conversion::{Conversion, Deserializer};
+use crate::encode::parquet::ParquetOptions;
 use crate::keys::template::{Template, TemplateError};
 use crate::spec::{ConversionSpec, DestinationSpec, InputSpec, OutputSpec};
 
@@ -107,7 +109,7 @@ pub(super) fn conversion(c: &ConversionSpec) -> Result<Conversion, LayoutError> 
             // stripe's own memory bound.
             let rows = ParquetOptions {
                 row_group_buffer_bytes: *stripe_buffer_bytes,
-                timestamp_unit: crate::encode::parquet::TimestampUnit::Nanos,
+                timestamp_unit: crate::encode::columnar::TimestampUnit::Nanos,
                 ..ParquetOptions::DEFAULT
             };
             (rows, Some(options.clone()))
@@ -141,7 +143,7 @@ mod tests {
         let c = layout.conversion.expect("converting");
         assert_eq!(
             c.options.timestamp_unit,
-            crate::encode::parquet::TimestampUnit::Nanos
+            crate::encode::columnar::TimestampUnit::Nanos
         );
         assert_eq!(c.options.row_group_buffer_bytes, 2 * 1024 * 1024);
         assert!(c.orc.is_some());

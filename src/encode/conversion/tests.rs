@@ -4,7 +4,9 @@ use arrow_array::types::*;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use timestamp::TimestampRules;
+use crate::encode::columnar::timestamp::TimestampRules;
+use crate::encode::columnar::{KeyRules, schema};
+use crate::encode::parquet::ParquetOptions;
 
 fn conversion(
     columns: &[(&str, &str)],

@@ -561,7 +561,7 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::parquet::schema::parse;
+    use crate::encode::columnar::schema::parse;
     use arrow_array::Array;
 
     #[test]
