@@ -36,7 +36,7 @@ if [ "$(cat "$tools/node/.version" 2>/dev/null)" != "$kinesalite_version" ]; the
   echo "$kinesalite_version" > "$tools/node/.version"
 fi
 
-# The AWS SDK for JavaScript v3's Firehose client: tests/security.rs signs with it.
+# The AWS SDK for JavaScript v3's Firehose client: tests/e2e/security.rs signs with it.
 js_sdk_version=3.1169.0
 if [ "$(cat "$tools/js-sdk/.version" 2>/dev/null)" != "$js_sdk_version" ]; then
   echo "test-tools: installing @aws-sdk/client-firehose $js_sdk_version into $tools/js-sdk" >&2
@@ -47,7 +47,7 @@ if [ "$(cat "$tools/js-sdk/.version" 2>/dev/null)" != "$js_sdk_version" ]; then
 fi
 
 # A Debian bookworm root file system for the test that boots systemd in a container and runs the
-# packaged service under it (tests/systemd_container.rs): systemd-nspawn and debootstrap from
+# packaged service under it (tests/e2e/systemd_container.rs): systemd-nspawn and debootstrap from
 # Debian's packages, the tree built once into the cache (about 1 minute, 260 MB). Needs root;
 # without it the test says how to skip it.
 container="$tools/debian-bookworm"
@@ -66,11 +66,11 @@ if [ ! -f "$container/.complete" ]; then
       || { tail -n 20 "$tools/debootstrap.log" >&2; exit 1; }
     touch "$container/.complete"
   else
-    echo "test-tools: not root: no container root for tests/systemd_container.rs" >&2
+    echo "test-tools: not root: no container root for tests/e2e/systemd_container.rs" >&2
   fi
 fi
 
 # The AssemblyScript transform of examples/wasm (AssemblyScript pinned in its package-lock.json),
-# built once into the cache; tests/transform.rs runs it.
+# built once into the cache; tests/e2e/transform.rs runs it.
 "$(dirname "$0")/build-wasm-example.sh" > /dev/null
 echo "$tools"

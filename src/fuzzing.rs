@@ -1,5 +1,5 @@
 //! Entry points for the fuzz targets of `fuzz/` (cargo-fuzz, nightly) and for
-//! tests/fuzz_corpus.rs, which replays their committed corpus on stable. Each takes arbitrary
+//! tests/e2e/fuzz_corpus.rs, which replays their committed corpus on stable. Each takes arbitrary
 //! bytes, runs one parser of untrusted input the way the daemon runs it, and must return
 //! without panicking, hanging or growing without bound, whatever the bytes. Not an API: hidden
 //! from the docs, used by nothing else.

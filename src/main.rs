@@ -1,5 +1,7 @@
 //! The `firehosed` command: `run` and `validate`.
 
+#![warn(clippy::too_many_lines)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

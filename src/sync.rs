@@ -3,7 +3,7 @@
 //! as the panicking thread left it (each critical section in firehosed leaves its data
 //! consistent step by step, and skipping the work instead, as `lock().ok()` would, silently
 //! stops checkpoints or cursors). Every std `Mutex` and `RwLock` is taken through these, never
-//! with `.lock()` directly (tests/house.rs).
+//! with `.lock()` directly (tests/e2e/house.rs).
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

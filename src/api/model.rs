@@ -1,7 +1,7 @@
 //! AWS's own Firehose service model as the source of every request constraint: botocore's
 //! `firehose/2015-08-04/service-2.json` (Apache-2.0), vendored unchanged as
 //! `model/firehose-2015-08-04.json` and compared with the pinned botocore's copy by
-//! `tests/model.rs`. Each request is checked against its operation's input shape before
+//! `tests/e2e/model.rs`. Each request is checked against its operation's input shape before
 //! anything else is looked at, as AWS does: a member of the wrong JSON type is a
 //! SerializationException; broken constraints (required, length, range, pattern, enum) are one
 //! ValidationException that counts and lists them all in AWS's words ("2 validation errors

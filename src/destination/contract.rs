@@ -1,5 +1,5 @@
 //! The contract every object store keeps (an S3 bucket, a directory, memory), one suite run
-//! over each: the unit tests run it on a directory and on memory, tests/contracts.rs on S3
+//! over each: the unit tests run it on a directory and on memory, tests/e2e/contracts.rs on S3
 //! (moto, with its conditional writes). An object is written whole under its key or not at
 //! all; an at-least-once object replaces one of its name; an exactly-once object is written
 //! only if its name is free (`AlreadyThere` otherwise, the first one kept), also past the
@@ -25,7 +25,7 @@ fn broke(scenario: &'static str, what: impl Into<String>) -> ContractError {
     }
 }
 
-/// Runs the contract on an S3 bucket (tests/contracts.rs: moto on loopback).
+/// Runs the contract on an S3 bucket (tests/e2e/contracts.rs: moto on loopback).
 pub async fn s3(endpoint: &str, bucket: &str) -> Result<(), ContractError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))

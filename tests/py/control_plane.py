@@ -1,7 +1,7 @@
 """Sets a delivery stream up through the control plane with boto3, the way a test suite does it
 against AWS: create (with tags), wait for ACTIVE, put, flush, update the destination (version
 check), put again, flush, tags, delete, and the errors on the way. Prints what boto3 saw as
-JSON for tests/control_plane.rs.
+JSON for tests/e2e/control_plane.rs.
 
 usage: control_plane.py ENDPOINT BUCKET FILE_STREAM
 """

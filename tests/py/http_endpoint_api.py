@@ -1,6 +1,6 @@
 """Creates, describes and updates an HTTP endpoint stream through the control plane with boto3,
 as a test suite written against AWS would, puts records and flushes; prints what boto3 saw as
-JSON for tests/http_endpoint.rs, with the error codes of requests AWS refuses.
+JSON for tests/e2e/http_endpoint.rs, with the error codes of requests AWS refuses.
 
 usage: http_endpoint_api.py ENDPOINT RECEIVER_URL
 """

@@ -7,7 +7,7 @@ usage: sigv4_boto3.py scenario ENDPOINT CA
                                              localhost and 127.0.0.1 signed by it)
 
 CA is the PEM file of the CA that signed the server's certificate, or "-" for plain HTTP.
-The keys are the ones tests/security.rs writes into the credentials file.
+The keys are the ones tests/e2e/security.rs writes into the credentials file.
 """
 import datetime
 import json

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Runs inside a Debian container booted by systemd-nspawn (tests/systemd.rs): systemd is PID 1.
+# Runs inside a Debian container booted by systemd-nspawn (tests/e2e/systemd.rs): systemd is PID 1.
 # Installs the .deb of /firehosed-test, runs the service the way an operator would (enable
 # --now, PUT, reload, a bad reload, stop) and writes what it saw to /results/facts as
-# key=value lines; tests/systemd.rs checks them. The journal goes to /results/journal.
+# key=value lines; tests/e2e/systemd.rs checks them. The journal goes to /results/journal.
 set -uo pipefail
 exec >/results/log 2>&1
 set -x

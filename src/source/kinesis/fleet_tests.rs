@@ -1,5 +1,5 @@
 //! A fleet in one process, on tokio's paused clock: instances sharing a stream in memory
-//! through a lease store in memory, each delivering what it reads at once. What tests/fleet.rs
+//! through a lease store in memory, each delivering what it reads at once. What tests/e2e/fleet.rs
 //! proves against kinesalite and DynamoDB in minutes, proven here in virtual time: an even
 //! split that stays put, a dead instance's shards taken within the failover time, a steal
 //! handed off at the exact checkpoint, parents read to their end before their children, and

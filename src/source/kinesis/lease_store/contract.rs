@@ -1,5 +1,5 @@
 //! The contract every lease store keeps (DynamoDB in the KCL's shape, memory), one suite run
-//! over each: the unit tests run it on memory, tests/contracts.rs on DynamoDB (moto). A lease
+//! over each: the unit tests run it on memory, tests/e2e/contracts.rs on DynamoDB (moto). A lease
 //! is created once; every change holds only on the counter (and owner) it was read at, and
 //! moves the counter on; a stolen lease waits for its holder's last checkpoint; journal writes
 //! hold only in their tenure; only a finished lease is deleted.
@@ -21,7 +21,7 @@ fn broke(scenario: &'static str, what: impl Into<String>) -> LeaseContractError 
     }
 }
 
-/// Runs the contract on a DynamoDB lease table (tests/contracts.rs: moto on loopback).
+/// Runs the contract on a DynamoDB lease table (tests/e2e/contracts.rs: moto on loopback).
 pub async fn dynamodb(endpoint: &str, table: &str) -> Result<(), LeaseContractError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))

@@ -1,6 +1,6 @@
 //! The contract every shard source keeps (Kinesis, memory), one suite run over each: the unit
-//! tests run it on memory, tests/contracts.rs on kinesalite. Records are read in the order put,
-//! from where an iterator says (the oldest, after or at a sequence number, only what comes
+//! tests run it on memory, tests/e2e/contracts.rs on kinesalite. Records are read in the order
+//! put, from where an iterator says (the oldest, after or at a sequence number, only what comes
 //! next); a split closes its parent, whose reading then ends (no next iterator) after its last
 //! record, and lists the children with it as their parent; what is put after goes to a child.
 
@@ -14,10 +14,19 @@ pub struct ShardContractError {
     what: String,
 }
 
-fn broke(scenario: &'static str, what: impl Into<String>) -> ShardContractError {
+/// A producer's or an operator's call that failed (not a breach of the contract itself).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct DriverError(String);
+
+fn sdk_error<E: std::error::Error>(e: E) -> DriverError {
+    DriverError(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string())
+}
+
+fn broke(scenario: &'static str, what: impl ToString) -> ShardContractError {
     ShardContractError {
         scenario,
-        what: what.into(),
+        what: what.to_string(),
     }
 }
 
@@ -33,7 +42,7 @@ pub(crate) enum Driver {
 
 impl Driver {
     /// Puts a record; its shard and sequence number.
-    async fn put(&self, data: &str) -> Result<(String, String), String> {
+    async fn put(&self, data: &str) -> Result<(String, String), DriverError> {
         match self {
             Driver::Kinesis { client, stream } => {
                 let out = client
@@ -43,24 +52,24 @@ impl Driver {
                     .data(aws_sdk_kinesis::primitives::Blob::new(data.as_bytes()))
                     .send()
                     .await
-                    .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string())?;
+                    .map_err(sdk_error)?;
                 Ok((out.shard_id, out.sequence_number))
             }
             #[cfg(test)]
             Driver::Memory(m) => {
                 let open = m
                     .list_shards()
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| DriverError(e.to_string()))?
                     .into_iter()
                     .rev()
                     .find_map(|s| m.put(&s.id, "contract", data.as_bytes()).map(|q| (s.id, q)));
-                open.ok_or_else(|| "no open shard".to_string())
+                open.ok_or_else(|| DriverError("no open shard".into()))
             }
         }
     }
 
     /// Splits `shard` in two.
-    async fn split(&self, shard: &str) -> Result<(), String> {
+    async fn split(&self, shard: &str) -> Result<(), DriverError> {
         match self {
             Driver::Kinesis { client, stream } => {
                 // The middle of the whole hash key range (the stream has one shard).
@@ -72,7 +81,7 @@ impl Driver {
                     .new_starting_hash_key(middle)
                     .send()
                     .await
-                    .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string())?;
+                    .map_err(sdk_error)?;
                 Ok(())
             }
             #[cfg(test)]
@@ -84,8 +93,8 @@ impl Driver {
     }
 }
 
-/// Runs the contract on a Kinesis server (tests/contracts.rs: kinesalite on loopback): a stream
-/// of one shard is made for it.
+/// Runs the contract on a Kinesis server (tests/e2e/contracts.rs: kinesalite on loopback): a
+/// stream of one shard is made for it.
 pub async fn kinesis(endpoint: &str, stream: &str) -> Result<(), ShardContractError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
@@ -95,14 +104,14 @@ pub async fn kinesis(endpoint: &str, stream: &str) -> Result<(), ShardContractEr
         .load()
         .await;
     let client = crate::aws::kinesis_client(&sdk, Some(endpoint));
-    let setup = |e: String| broke("a stream of one shard is made", e);
+    let setup = |e: DriverError| broke("a stream of one shard is made", e);
     client
         .create_stream()
         .stream_name(stream)
         .shard_count(1)
         .send()
         .await
-        .map_err(|e| setup(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| setup(sdk_error(e)))?;
     wait_active(&client, stream).await.map_err(setup)?;
     let source = ShardSource::Kinesis(super::KinesisShards::new(
         client.clone(),
@@ -115,14 +124,14 @@ pub async fn kinesis(endpoint: &str, stream: &str) -> Result<(), ShardContractEr
     all(&source, &driver, || wait_active(&client, stream)).await
 }
 
-async fn wait_active(client: &aws_sdk_kinesis::Client, stream: &str) -> Result<(), String> {
+async fn wait_active(client: &aws_sdk_kinesis::Client, stream: &str) -> Result<(), DriverError> {
     for _ in 0..100 {
         let out = client
             .describe_stream_summary()
             .stream_name(stream)
             .send()
             .await
-            .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string())?;
+            .map_err(sdk_error)?;
         let status = out
             .stream_description_summary()
             .map(|s| s.stream_status().clone());
@@ -131,7 +140,7 @@ async fn wait_active(client: &aws_sdk_kinesis::Client, stream: &str) -> Result<(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    Err("the stream never became ACTIVE".into())
+    Err(DriverError("the stream never became ACTIVE".into()))
 }
 
 /// Every scenario on `source`, whose stream has one open shard and no records; `settled`
@@ -143,7 +152,7 @@ pub(crate) async fn all<F, W>(
 ) -> Result<(), ShardContractError>
 where
     F: Fn() -> W,
-    W: std::future::Future<Output = Result<(), String>>,
+    W: std::future::Future<Output = Result<(), DriverError>>,
 {
     let scenario = "records are read in order from where an iterator says";
     let mut put = Vec::new();
@@ -197,7 +206,7 @@ async fn split<F, W>(
 ) -> Result<(), ShardContractError>
 where
     F: Fn() -> W,
-    W: std::future::Future<Output = Result<(), String>>,
+    W: std::future::Future<Output = Result<(), DriverError>>,
 {
     let scenario = "a split closes its parent and lists its children";
     driver.split(shard).await.map_err(|e| broke(scenario, e))?;

@@ -1,0 +1,999 @@
+//! Safe on a network: with `auth`, every request must carry a valid SigV4 signature made by a
+//! key of the credentials file, and its principal's IAM-shaped policy must allow the action on
+//! the stream, each refusal AWS's own error; with `tls` the API speaks HTTPS and a SIGHUP picks
+//! up a renewed certificate and rotated keys without dropping a connection or a record; without
+//! `auth` only loopback addresses are served; no client can hold the server by holding
+//! connections. Proven with the real binary and the clients people sign with: boto3, the AWS
+//! CLI, the AWS SDK for JavaScript v3 and `curl --aws-sigv4`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+const CREDENTIALS: &str = "\
+# producer: puts records into logs-*; admin: everything but deleting logs-keep
+[producer]
+aws_access_key_id = AKIDPRODUCER
+aws_secret_access_key = producer-secret
+
+[admin]
+aws_access_key_id = AKIDADMIN
+aws_secret_access_key = admin-secret
+
+[nobody]
+aws_access_key_id = AKIDNOBODY
+aws_secret_access_key = nobody-secret
+";
+
+const POLICIES: &str = r#"
+auth:
+  credentials_file: '{dir}/credentials'
+  policies:
+    producer:
+      Version: "2012-10-17"
+      Statement:
+        - Effect: Allow
+          Action: ["firehose:PutRecord", "firehose:PutRecordBatch"]
+          Resource: "arn:aws:firehose:*:*:deliverystream/logs-*"
+    admin:
+      Version: "2012-10-17"
+      Statement:
+        - {Sid: All, Effect: Allow, Action: "firehose:*", Resource: "*"}
+        - Effect: Deny
+          Action: "firehose:Delete*"
+          Resource: "arn:aws:firehose:us-east-1:000000000000:deliverystream/logs-keep"
+"#;
+
+const STREAMS: &str = "
+delivery_streams:
+  - name: logs-a
+    source: {direct_put: {}}
+    processing: {append_delimiter_to_record: true}
+    destinations:
+      - directory: '{dir}/out'
+        buffering: {size_mib: 64, interval_seconds: 900}
+  - name: logs-keep
+    source: {direct_put: {}}
+    destinations: [{directory: '{dir}/keep'}]
+  - name: other
+    source: {direct_put: {}}
+    destinations: [{directory: '{dir}/other'}]
+";
+
+/// A temp dir with the credentials file (0600), a test CA and a server certificate "one".
+fn prepared() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_private(&dir.path().join("credentials"), CREDENTIALS);
+    make_certificate(dir.path(), "one");
+    for ext in ["crt", "key"] {
+        std::fs::copy(
+            dir.path().join(format!("one.{ext}")),
+            dir.path().join(format!("tls.{ext}")),
+        )
+        .expect("copied");
+    }
+    dir
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("written");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// `NAME.crt` / `NAME.key` for localhost and 127.0.0.1, signed by the dir's CA (`ca.pem`).
+fn make_certificate(dir: &Path, name: &str) {
+    let out = Command::new(python())
+        .arg(py_script("sigv4_boto3.py"))
+        .args(["certs", &dir.display().to_string(), name])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "certificates: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn secured_config(tls: bool) -> String {
+    let tls = if tls {
+        "tls: {cert_file: '{dir}/tls.crt', key_file: '{dir}/tls.key'}\n"
+    } else {
+        ""
+    };
+    format!("listen: 127.0.0.1:0\nstate_dir: '{{dir}}/state'\n{POLICIES}{tls}{STREAMS}")
+}
+
+fn ca(d: &Daemon) -> String {
+    d.dir.path().join("ca.pem").display().to_string()
+}
+
+/// Runs tests/py/sigv4_boto3.py; its JSON output.
+fn boto3(args: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg(py_script("sigv4_boto3.py"))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "sigv4_boto3.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
+fn denied(principal: &str, action: &str, stream: Option<&str>, explicit: bool) -> Value {
+    let on = stream.map_or(String::new(), |s| {
+        format!(" on resource: arn:aws:firehose:us-east-1:000000000000:deliverystream/{s}")
+    });
+    let why = if explicit {
+        "with an explicit deny in an identity-based policy".to_string()
+    } else {
+        format!("because no identity-based policy allows the {action} action")
+    };
+    json!({
+        "code": "AccessDeniedException",
+        "status": 400,
+        "message": format!(
+            "User: arn:aws:iam::000000000000:user/{principal} is not authorized to perform: {action}{on} {why}"
+        ),
+    })
+}
+
+/// (status, body) of `curl -sS ARGS URL`.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let status = status.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "curl {args:?}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (status, body.to_string())
+}
+
+/// curl signing as `key` with `--aws-sigv4`, trusting the test CA.
+fn signed_curl(d: &Daemon, key: (&str, &str), extra: &[&str], path: &str) -> (u16, Value) {
+    let user = format!("{}:{}", key.0, key.1);
+    let url = format!("{}{path}", d.url);
+    let ca = ca(d);
+    let mut args = vec![
+        "--cacert",
+        &ca,
+        "--aws-sigv4",
+        "aws:amz:us-east-1:firehose",
+        "--user",
+        &user,
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let (status, body) = curl(&args);
+    let v = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, v)
+}
+
+const PRODUCER: (&str, &str) = ("AKIDPRODUCER", "producer-secret");
+const ADMIN: (&str, &str) = ("AKIDADMIN", "admin-secret");
+
+/// Every line delivered to the directory `out` of the daemon's dir.
+fn delivered_lines(d: &Daemon, out: &str, keys: &[Value]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for k in keys {
+        let path = d.dir.path().join(out).join(k.as_str().expect("key"));
+        let text = String::from_utf8(std::fs::read(path).expect("object")).expect("utf8");
+        lines.extend(text.lines().filter(|l| !l.is_empty()).map(String::from));
+    }
+    lines
+}
+
+#[test]
+fn boto3_signatures_are_verified_and_policies_decide_each_action() {
+    let d = Daemon::launch(&secured_config(true))
+        .in_dir(prepared())
+        .start();
+    assert!(d.url.starts_with("https://"), "{}", d.url);
+    let v = boto3(&["scenario", &d.url, &ca(&d)]);
+    assert_eq!(v["producer_put"]["ok"], json!(true), "{v}");
+    assert_eq!(v["producer_batch"]["FailedPutCount"], json!(0), "{v}");
+    assert_eq!(
+        v["producer_put_other"],
+        denied("producer", "firehose:PutRecord", Some("other"), false)
+    );
+    assert_eq!(
+        v["producer_delete"],
+        denied(
+            "producer",
+            "firehose:DeleteDeliveryStream",
+            Some("logs-a"),
+            false
+        )
+    );
+    // An action on no stream in particular names no resource, as AWS's message does.
+    assert_eq!(
+        v["producer_list"],
+        denied("producer", "firehose:ListDeliveryStreams", None, false)
+    );
+    assert_eq!(v["admin_list"]["ok"], json!(true), "{v}");
+    assert_eq!(v["admin_create"]["ok"], json!(true), "{v}");
+    // Allowed: what is left is the stream's own state (AWS refuses a delete while CREATING).
+    assert!(
+        v["admin_delete_new"]["ok"] == json!(true)
+            || v["admin_delete_new"]["code"] == json!("ResourceInUseException"),
+        "{v}"
+    );
+    // firehose:* is allowed, and an explicit Deny still wins.
+    assert_eq!(
+        v["admin_delete_denied"],
+        denied(
+            "admin",
+            "firehose:DeleteDeliveryStream",
+            Some("logs-keep"),
+            true
+        )
+    );
+    // A key whose principal has no policy may do nothing.
+    assert_eq!(
+        v["nobody_put"],
+        denied("nobody", "firehose:PutRecord", Some("logs-a"), false)
+    );
+    assert_eq!(
+        v["unknown_key"],
+        json!({"code": "UnrecognizedClientException", "status": 400,
+               "message": "The security token included in the request is invalid."})
+    );
+    assert_eq!(
+        v["wrong_secret"]["code"],
+        json!("InvalidSignatureException")
+    );
+    assert!(
+        v["wrong_secret"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("The request signature we calculated does not match")),
+        "{v}"
+    );
+    assert_eq!(
+        v["unsigned"],
+        json!({"code": "MissingAuthenticationTokenException", "status": 400,
+               "message": "Missing Authentication Token"})
+    );
+    assert_eq!(v["expired"]["code"], json!("InvalidSignatureException"));
+    assert!(
+        v["expired"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Signature expired: ") && m.contains(" - 5 min.)")),
+        "{v}"
+    );
+    assert_eq!(
+        v["malformed"]["code"],
+        json!("IncompleteSignatureException")
+    );
+    assert_eq!(v["malformed"]["status"], json!(400));
+    assert_eq!(
+        v["other_algorithm"]["code"],
+        json!("IncompleteSignatureException")
+    );
+
+    // What was allowed arrived, and only that: 1 + 10 records in logs-a, none in other.
+    let (status, flushed) = signed_curl(&d, ADMIN, &["-X", "POST"], "/v1/streams/logs-a/flush");
+    assert_eq!(status, 200, "{flushed}");
+    let lines = delivered_lines(&d, "out", flushed["keys"].as_array().expect("keys"));
+    assert_eq!(lines.len(), 11, "{lines:?}");
+    assert_eq!(
+        files_under(&d.dir.path().join("other")),
+        Vec::<String>::new()
+    );
+    // Secrets are never logged.
+    let mut d = d;
+    let log = d.logs();
+    assert!(!log.contains("producer-secret") && !log.contains("admin-secret"));
+}
+
+#[test]
+fn curl_sigv4_signs_plain_ingest_flush_query_strings_and_non_ascii_names() {
+    let d = Daemon::launch(&secured_config(true))
+        .in_dir(prepared())
+        .start();
+    let body = ["--data-binary", "{\"curl\":1}\n{\"curl\":2}\n"];
+    let (status, v) = signed_curl(&d, PRODUCER, &body, "/v1/streams/logs-a/records");
+    assert_eq!((status, &v), (200, &json!({"accepted": 2})));
+    // Query strings, sorted or not (curl before 8.2 signs them in the order sent), encoded.
+    for query in ["?a=1&b=2", "?zeta=1&alpha=two%20words", "?k=%E2%9C%93"] {
+        let path = format!("/v1/streams/logs-a/records{query}");
+        let (status, v) = signed_curl(&d, PRODUCER, &body, &path);
+        assert_eq!((status, &v), (200, &json!({"accepted": 2})), "{query}");
+    }
+    // A body signed as UNSIGNED-PAYLOAD.
+    let unsigned = ["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"];
+    let args = [&unsigned[..], &body[..]].concat();
+    let (status, v) = signed_curl(&d, PRODUCER, &args, "/v1/streams/logs-a/records");
+    assert_eq!((status, &v), (200, &json!({"accepted": 2})));
+    // A non-ASCII stream name: the signature holds; the name is judged after it.
+    let (status, v) = signed_curl(&d, ADMIN, &body, "/v1/streams/caf%C3%A9/records");
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["__type"], json!("ResourceNotFoundException"), "{v}");
+    let (status, v) = signed_curl(&d, PRODUCER, &body, "/v1/streams/caf%C3%A9/records");
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["__type"], json!("AccessDeniedException"), "{v}");
+    // A body changed after signing: the signature no longer matches it.
+    let (status, v) = signed_curl(
+        &d,
+        PRODUCER,
+        &[
+            "--data-binary",
+            "{}\n",
+            "-H",
+            &format!("x-amz-content-sha256: {}", "0".repeat(64)),
+        ],
+        "/v1/streams/logs-a/records",
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["__type"], json!("InvalidSignatureException"), "{v}");
+    // Records count as firehose:PutRecordBatch; a flush is its own action.
+    let (status, v) = signed_curl(&d, PRODUCER, &["-X", "POST"], "/v1/streams/logs-a/flush");
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        v["message"],
+        json!(
+            "User: arn:aws:iam::000000000000:user/producer is not authorized to perform: firehose:FlushDeliveryStream on resource: arn:aws:firehose:us-east-1:000000000000:deliverystream/logs-a because no identity-based policy allows the firehose:FlushDeliveryStream action"
+        )
+    );
+    let (status, v) = signed_curl(&d, ADMIN, &["-X", "POST"], "/v1/streams/logs-a/flush");
+    assert_eq!(status, 200, "{v}");
+    let lines = delivered_lines(&d, "out", v["keys"].as_array().expect("keys"));
+    assert_eq!(lines.len(), 10, "{lines:?}");
+    // Unsigned: refused; the probes and metrics stay open.
+    let ca = ca(&d);
+    let url = format!("{}/v1/streams/logs-a/records", d.url);
+    let (status, text) = curl(&["--cacert", &ca, "--data-binary", "x\n", &url]);
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("MissingAuthenticationTokenException"),
+        "{text}"
+    );
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        let (status, text) = curl(&["--cacert", &ca, &format!("{}{probe}", d.url)]);
+        assert_eq!(status, 200, "{probe}: {text}");
+    }
+}
+
+#[test]
+fn the_aws_cli_and_the_js_sdk_sign_over_tls() {
+    let d = Daemon::launch(&secured_config(true))
+        .in_dir(prepared())
+        .start();
+    let ca = ca(&d);
+    let aws = |key: (&str, &str), args: &[&str]| {
+        Command::new(venv_bin("aws"))
+            .args([
+                "--endpoint-url",
+                &d.url,
+                "--ca-bundle",
+                &ca,
+                "--region",
+                "us-east-1",
+            ])
+            .args(["firehose"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", key.0)
+            .env("AWS_SECRET_ACCESS_KEY", key.1)
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("aws runs")
+    };
+    // AWS CLI v1 base64-encodes a blob argument itself.
+    let records = r#"[{"Data":"{\"cli\":1}"},{"Data":"{\"cli\":2}"}]"#;
+    let out = aws(
+        PRODUCER,
+        &[
+            "put-record-batch",
+            "--delivery-stream-name",
+            "logs-a",
+            "--records",
+            records,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["FailedPutCount"], json!(0));
+    let out = aws(
+        PRODUCER,
+        &["delete-delivery-stream", "--delivery-stream-name", "logs-a"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(AccessDeniedException) when calling the DeleteDeliveryStream operation: User: arn:aws:iam::000000000000:user/producer is not authorized"),
+        "{err}"
+    );
+
+    // The JS SDK v3, from npm, trusting the test CA through NODE_EXTRA_CA_CERTS.
+    let run = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(
+        tools().join("js-sdk/node_modules"),
+        run.path().join("node_modules"),
+    )
+    .expect("symlink");
+    let script = run.path().join("firehose_sdk.mjs");
+    std::fs::copy(repo().join("tests/js/firehose_sdk.mjs"), &script).expect("copied");
+    let out = Command::new("node")
+        .arg(&script)
+        .args([&d.url, PRODUCER.0, PRODUCER.1, "logs-a"])
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["put"]["ok"], json!(true), "{v}");
+    assert_eq!(v["batch"]["FailedPutCount"], json!(0), "{v}");
+    assert_eq!(
+        v["describe"],
+        denied(
+            "producer",
+            "firehose:DescribeDeliveryStream",
+            Some("logs-a"),
+            false
+        )
+    );
+    assert_eq!(v["delete"]["code"], json!("AccessDeniedException"), "{v}");
+
+    let (status, v) = signed_curl(&d, ADMIN, &["-X", "POST"], "/v1/streams/logs-a/flush");
+    assert_eq!(status, 200, "{v}");
+    let lines = delivered_lines(&d, "out", v["keys"].as_array().expect("keys"));
+    assert_eq!(lines.len(), 2 + 1 + 20, "{lines:?}");
+}
+
+#[test]
+fn sighup_rotates_keys_and_policies_and_a_broken_file_changes_nothing() {
+    let dir = prepared();
+    let root = dir.path().to_path_buf();
+    let mut d = Daemon::launch(&secured_config(false)).in_dir(dir).start();
+    let url = d.url.clone();
+    let put = |key: (&str, &str)| boto3(&["put", &url, "-", key.0, key.1, "logs-a", "3"]);
+    assert_eq!(put(PRODUCER)["ok"], json!(true));
+    // The producer's key is rotated; the admin may no longer put.
+    let rotated = CREDENTIALS
+        .replace("AKIDPRODUCER", "AKIDPRODUCER2")
+        .replace("producer-secret", "producer-secret-2");
+    write_private(&root.join("credentials"), &rotated);
+    let config = secured_config(false).replace(
+        "{Sid: All, Effect: Allow, Action: \"firehose:*\", Resource: \"*\"}",
+        "{Sid: All, Effect: Allow, NotAction: \"firehose:Put*\", Resource: \"*\"}",
+    );
+    std::fs::write(
+        root.join("firehosed.yaml"),
+        config.replace("{dir}", &root.display().to_string()),
+    )
+    .expect("config");
+    let reloads = |d: &mut Daemon| {
+        d.logs()
+            .matches("credentials file and policies reloaded")
+            .count()
+    };
+    sighup(&d);
+    d.wait_for_log(
+        "credentials file and policies reloaded",
+        Duration::from_secs(20),
+    );
+    assert_eq!(put(PRODUCER)["code"], json!("UnrecognizedClientException"));
+    assert_eq!(
+        put(("AKIDPRODUCER2", "producer-secret-2"))["ok"],
+        json!(true)
+    );
+    assert_eq!(
+        put(ADMIN)["code"],
+        json!("AccessDeniedException"),
+        "the reloaded policy applies"
+    );
+    // A credentials file made world-readable: refused on reload, the running keys stay.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        root.join("credentials"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let before = reloads(&mut d);
+    sighup(&d);
+    d.wait_for_log(
+        "the running keys and policies stay",
+        Duration::from_secs(20),
+    );
+    assert_eq!(reloads(&mut d), before);
+    assert_eq!(
+        put(("AKIDPRODUCER2", "producer-secret-2"))["ok"],
+        json!(true)
+    );
+}
+
+fn sighup(d: &Daemon) {
+    // SAFETY: kill(2) with the child's pid and a signal number.
+    let rc = unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn sighup_picks_up_a_renewed_certificate_without_dropping_a_connection() {
+    let dir = prepared();
+    let root = dir.path().to_path_buf();
+    // No auth needed for this: loopback, TLS alone.
+    let config = format!(
+        "listen: 127.0.0.1:0\nstate_dir: '{{dir}}/state'\ntls: {{cert_file: '{{dir}}/tls.crt', key_file: '{{dir}}/tls.key'}}\n{STREAMS}"
+    );
+    let mut d = Daemon::launch(&config).in_dir(dir).start();
+    let addr = d.url.strip_prefix("https://").expect("https").to_string();
+    let client = tls_client(&root.join("ca.pem"));
+    let mut first = TlsConn::open(&addr, &client);
+    assert_eq!(first.peer_certificate(), pem_der(&root.join("one.crt")));
+    assert_eq!(
+        first.post("/v1/streams/logs-a/records", b"{\"n\":1}\n").0,
+        200
+    );
+
+    make_certificate(&root, "two");
+    for ext in ["crt", "key"] {
+        let tmp = root.join(format!("tls.{ext}.new"));
+        std::fs::copy(root.join(format!("two.{ext}")), &tmp).expect("copied");
+        std::fs::rename(&tmp, root.join(format!("tls.{ext}"))).expect("renamed");
+    }
+    sighup(&d);
+    d.wait_for_log("TLS certificate reloaded", Duration::from_secs(20));
+    // The open connection keeps going on the certificate it was made with.
+    assert_eq!(
+        first.post("/v1/streams/logs-a/records", b"{\"n\":2}\n").0,
+        200
+    );
+    let mut second = TlsConn::open(&addr, &client);
+    assert_eq!(second.peer_certificate(), pem_der(&root.join("two.crt")));
+    assert_eq!(
+        second.post("/v1/streams/logs-a/records", b"{\"n\":3}\n").0,
+        200
+    );
+
+    // A certificate file that cannot be read: the running one stays.
+    std::fs::write(root.join("tls.crt"), "not a certificate").expect("written");
+    sighup(&d);
+    d.wait_for_log(
+        "the TLS certificate cannot be read again",
+        Duration::from_secs(20),
+    );
+    let mut third = TlsConn::open(&addr, &client);
+    assert_eq!(third.peer_certificate(), pem_der(&root.join("two.crt")));
+    let (status, body) = third.post("/v1/streams/logs-a/flush", b"");
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("JSON");
+    let lines = delivered_lines(&d, "out", v["keys"].as_array().expect("keys"));
+    assert_eq!(lines, ["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
+    assert_eq!(
+        first.post("/v1/streams/logs-a/records", b"{\"n\":4}\n").0,
+        200
+    );
+
+    // Plain HTTP on the TLS port: refused in plain HTTP, AWS-shaped, and the port serves on.
+    let (status, text) = http(
+        &format!("http://{addr}/v1/streams/logs-a/records"),
+        "POST",
+        &[],
+        b"x\n",
+    );
+    assert_eq!(status, 400, "{text}");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(v["__type"], json!("BadRequestException"));
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("https://")),
+        "{v}"
+    );
+    assert_eq!(
+        second.post("/v1/streams/logs-a/records", b"{\"n\":5}\n").0,
+        200
+    );
+}
+
+fn tls_client(ca: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots
+            .add(cert.expect("CA certificate"))
+            .expect("root added");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+fn pem_der(path: &Path) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_file(path)
+        .expect("certificate")
+        .as_ref()
+        .to_vec()
+}
+
+/// One kept-alive HTTPS connection.
+struct TlsConn {
+    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    addr: String,
+}
+
+impl TlsConn {
+    fn open(addr: &str, config: &Arc<rustls::ClientConfig>) -> TlsConn {
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let conn = rustls::ClientConnection::new(config.clone(), name).expect("client");
+        let tcp = TcpStream::connect(addr).expect("connects");
+        tcp.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .expect("handshake");
+        }
+        TlsConn {
+            stream,
+            addr: addr.to_string(),
+        }
+    }
+
+    fn peer_certificate(&self) -> Vec<u8> {
+        self.stream.conn.peer_certificates().expect("certificates")[0]
+            .as_ref()
+            .to_vec()
+    }
+
+    /// POST on this connection (kept alive): (status, body).
+    fn post(&mut self, path: &str, body: &[u8]) -> (u16, String) {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        self.stream.write_all(head.as_bytes()).expect("sent");
+        self.stream.write_all(body).expect("sent");
+        read_response(&mut self.stream)
+    }
+}
+
+/// One response with a Content-Length body.
+fn read_response(stream: &mut impl Read) -> (u16, String) {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("response");
+        assert_eq!(n, 1, "the connection closed mid-response: {raw:?}");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("content-length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn only_loopback_is_served_without_auth_and_secrets_must_be_private() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let validate = |text: &str| {
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            text.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .expect("written");
+        let out = firehosed()
+            .args(["validate", "--config"])
+            .arg(&path)
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let open = "listen: 0.0.0.0:4573\nstate_dir: '{dir}/state'\ndelivery_streams: []\n";
+    let (code, err) = validate(open);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("listen")
+            && err.contains("0.0.0.0:4573 is not a loopback address")
+            && err.contains("auth: none"),
+        "{err}"
+    );
+    // Said explicitly: served on every address without auth.
+    let (code, err) = validate(&format!("auth: none\n{open}"));
+    assert_eq!(code, Some(0), "{err}");
+    // `run` refuses as `validate` does, before binding anything.
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        open.replace("{dir}", &dir.path().display().to_string()),
+    )
+    .expect("written");
+    let out = firehosed()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a loopback address"));
+
+    // A world-readable credentials file: refused by validate and by run.
+    use std::os::unix::fs::PermissionsExt;
+    let creds = dir.path().join("credentials");
+    std::fs::write(&creds, CREDENTIALS).expect("written");
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let secured =
+        format!("listen: 0.0.0.0:0\nstate_dir: '{{dir}}/state'\n{POLICIES}delivery_streams: []\n");
+    let (code, err) = validate(&secured);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("is readable by every user (mode 644)"),
+        "{err}"
+    );
+    let out = firehosed()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (code, err) = validate(&secured);
+    assert_eq!(code, Some(0), "{err}");
+
+    // Policies are checked like the rest of the file, each problem with its place.
+    let bad = secured
+        .replace(
+            "Effect: Allow\n          Action",
+            "Effect: Allwo\n          Action",
+        )
+        .replace(
+            "{Sid: All, Effect: Allow, Action: \"firehose:*\", Resource: \"*\"}",
+            "{Effect: Allow, Action: \"s3:GetObject\", Resource: \"*\", Condition: {}}",
+        );
+    let (code, err) = validate(&bad);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("auth.policies.producer.Statement[0].Effect"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"s3:GetObject\" is not a firehose action"),
+        "{err}"
+    );
+    assert!(err.contains("Condition: is not supported"), "{err}");
+    let (code, err) = validate(&secured.replace(
+        "credentials_file: '{dir}/credentials'",
+        "credentials_file: '{dir}/missing'",
+    ));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot read the credentials file"), "{err}");
+}
+
+/// The packaged configuration's commented auth and TLS block, uncommented, is a valid
+/// configuration: what the file tells an operator to do works.
+#[test]
+fn the_packaged_config_shows_a_working_auth_and_tls_setup() {
+    let dir = prepared();
+    let root = dir.path().display().to_string();
+    let packaged = std::fs::read_to_string(repo().join("packaging/firehosed.yaml")).expect("file");
+    // The commented block runs from `#listen:` to the next line that is not a comment.
+    let mut text = String::new();
+    let mut in_block = false;
+    for line in packaged.lines() {
+        in_block = (in_block || line.starts_with("#listen:")) && line.starts_with('#');
+        if line.starts_with("listen:") {
+            continue;
+        }
+        text.push_str(if in_block { &line[1..] } else { line });
+        text.push('\n');
+    }
+    assert!(
+        text.contains("\nauth:\n") && text.contains("\ntls:"),
+        "{text}"
+    );
+    let text = text
+        .replace("/etc/firehosed/credentials", &format!("{root}/credentials"))
+        .replace("/etc/firehosed/tls.", &format!("{root}/tls."))
+        .replace("/var/lib/firehosed", &format!("{root}/state"));
+    let path = dir.path().join("packaged.yaml");
+    std::fs::write(&path, text).expect("written");
+    let out = firehosed()
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn metrics_can_have_a_listener_of_their_own() {
+    let dir = prepared();
+    let metrics_port = free_port();
+    let config = secured_config(false).replace(
+        "listen: 127.0.0.1:0\n",
+        &format!("listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:{metrics_port}\n"),
+    );
+    let d = Daemon::launch(&config).in_dir(dir).start();
+    let metrics = format!("http://127.0.0.1:{metrics_port}");
+    let (status, text) = http(&format!("{metrics}/metrics"), "GET", &[], b"");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("firehose_incoming_bytes_total"), "{text}");
+    assert_eq!(http(&format!("{metrics}/healthz"), "GET", &[], b"").0, 200);
+    // The API is not on the metrics listener, and /metrics is not on the API's.
+    assert_eq!(
+        http(
+            &format!("{metrics}/v1/streams/logs-a/flush"),
+            "POST",
+            &[],
+            b""
+        )
+        .0,
+        404
+    );
+    assert_eq!(d.get("/metrics").0, 404);
+    assert_eq!(d.get("/healthz").0, 200);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+const LIMITED: &str = "
+listen: 127.0.0.1:0
+state_dir: '{dir}/state'
+server: {header_timeout_seconds: 2, idle_timeout_seconds: 3, body_timeout_seconds: 3}
+delivery_streams:
+  - name: logs-a
+    source: {direct_put: {}}
+    processing: {append_delimiter_to_record: true}
+    destinations: [{directory: '{dir}/out'}]
+";
+
+/// A connection holding a slot: it has sent `sent` and waits.
+fn hold(addr: &str, sent: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    if !sent.is_empty() {
+        s.write_all(sent).expect("sent");
+    }
+    s
+}
+
+/// What the server sent before it closed the connection (a test failure if it did not close).
+fn until_closed(mut s: TcpStream) -> String {
+    let mut raw = Vec::new();
+    match s.read_to_end(&mut raw) {
+        Ok(_) => String::from_utf8_lossy(&raw).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            String::from_utf8_lossy(&raw).into_owned()
+        }
+        Err(e) => panic!("the server did not close the connection: {e}"),
+    }
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed_while_valid_calls_are_answered() {
+    let mut d = Daemon::start(LIMITED);
+    let addr = d.url.strip_prefix("http://").expect("http").to_string();
+    let rss_before = d.rss_kib();
+    let idle: Vec<TcpStream> = (0..200).map(|_| hold(&addr, b"")).collect();
+    let partial_head = b"POST /v1/streams/logs-a/records HTTP/1.1\r\nhost: x\r\ncontent-le";
+    let heads: Vec<TcpStream> = (0..100).map(|_| hold(&addr, partial_head)).collect();
+    let slow_body = b"POST /v1/streams/logs-a/records HTTP/1.1\r\nhost: x\r\ncontent-length: 8000000\r\n\r\n{\"a\":1}";
+    let bodies: Vec<TcpStream> = (0..100).map(|_| hold(&addr, slow_body)).collect();
+    let opened = Instant::now();
+    // All 400 are held, and valid calls are answered at once beside them.
+    for i in 0..20 {
+        let (status, body) = d.post(
+            "/v1/streams/logs-a/records",
+            format!("{{\"ok\":{i}}}\n").as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    // Bodies announced as 8 MB each are not buffered by what they announce.
+    let rss_held = d.rss_kib();
+    assert!(
+        rss_held < rss_before + 100 * 1024,
+        "RSS grew from {rss_before} to {rss_held} KiB with 400 connections held"
+    );
+    for s in idle {
+        assert_eq!(until_closed(s), "", "an idle connection closes quietly");
+    }
+    for s in heads {
+        let answer = until_closed(s);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(answer.contains("RequestTimeoutException"), "{answer}");
+        assert!(answer.contains("did not arrive in time"), "{answer}");
+    }
+    for s in bodies {
+        let answer = until_closed(s);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(answer.contains("RequestTimeoutException"), "{answer}");
+    }
+    // Closed by their timeouts (2 to 3 s), not by the test's 30 s read timeout.
+    assert!(opened.elapsed() < Duration::from_secs(20));
+    let keys = d.flush("logs-a");
+    let mut lines = 0;
+    for k in keys {
+        let text = std::fs::read_to_string(d.dir.path().join("out").join(k)).expect("object");
+        lines += text.lines().count();
+    }
+    assert_eq!(lines, 20, "every accepted record, none of the slow bodies'");
+    assert_eq!(d.metric("firehose_api_connections_timed_out_total"), 400.0);
+    assert!(d.logs().lines().all(|l| !l.contains("panicked")));
+}
+
+#[test]
+fn connections_over_the_cap_are_told_to_slow_down_and_the_cap_keeps_room_for_files() {
+    // Under a 400 open-file limit the cap is 400 - 256 = 144 connections, whatever
+    // max_connections says (4096 by default).
+    let mut d = Daemon::launch(LIMITED).open_file_limit(400).start();
+    d.wait_for_log(
+        "the open-file limit leaves room for fewer connections",
+        Duration::from_secs(5),
+    );
+    let addr = d.url.strip_prefix("http://").expect("http").to_string();
+    let held: Vec<TcpStream> = (0..144).map(|_| hold(&addr, b"")).collect();
+    // Accepted connections are counted once the server has seen them.
+    std::thread::sleep(Duration::from_millis(300));
+    let over = hold(&addr, b"");
+    let answer = until_closed(over);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("Slow down."), "{answer}");
+    // The idle ones are closed at the idle timeout; then there is room again.
+    for s in held {
+        assert_eq!(until_closed(s), "");
+    }
+    let (status, body) = d.post("/v1/streams/logs-a/records", b"{\"after\":1}\n");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(d.metric("firehose_api_connections_refused_total"), 1.0);
+    assert_eq!(d.metric("firehose_api_connections_timed_out_total"), 144.0);
+}
