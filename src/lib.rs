@@ -37,6 +37,7 @@ pub mod contracts {
     };
 }
 mod glue;
+mod iceberg;
 mod jq;
 mod keys;
 mod metrics;
