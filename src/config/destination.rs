@@ -9,7 +9,7 @@ use super::yaml::Node;
 use crate::encode::Compression;
 use crate::spec::{Buffering, Delivery, DestinationSpec, DynamicPartitioning, Target};
 
-const NO_TARGET: &str = "exactly one of s3, directory, http_endpoint is required";
+const NO_TARGET: &str = "exactly one of s3, directory, http_endpoint, iceberg is required";
 
 /// What stands in for a destination that cannot be read (its problems are not judged).
 pub(crate) fn stand_in() -> DestinationSpec {

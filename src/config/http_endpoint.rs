@@ -156,17 +156,17 @@ fn attributes(ctx: &mut Ctx, node: &Node, path: &Path) -> Vec<(String, String)> 
 }
 
 /// `s3_backup`, decoded.
-struct Backup {
-    mode: BackupMode,
-    target: Target,
-    prefix: Option<String>,
-    error_prefix: Option<String>,
-    compression: crate::encode::Compression,
+pub(super) struct Backup {
+    pub(super) mode: BackupMode,
+    pub(super) target: Target,
+    pub(super) prefix: Option<String>,
+    pub(super) error_prefix: Option<String>,
+    pub(super) compression: crate::encode::Compression,
 }
 
 /// `s3_backup: {mode, bucket | directory, endpoint_url, prefix, error_output_prefix,
 /// compression}`.
-fn decode_backup(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Backup> {
+pub(super) fn decode_backup(ctx: &mut Ctx, node: &Node, path: Path) -> Option<Backup> {
     let mut m = MapReader::new(ctx, node, path)?;
     let mode = match m.get("mode") {
         Some(n) => match ctx.one_of(n, &m.path.key("mode"), &["FailedDataOnly", "AllData"]) {

@@ -9,6 +9,7 @@ pub(crate) use destination::stand_in_with as stand_in_destination;
 mod destination;
 pub(crate) mod error;
 mod http_endpoint;
+mod iceberg;
 mod kinesis;
 pub(crate) mod model;
 mod network;
@@ -420,9 +421,12 @@ fn decode_stream(
         .and_then(|n| ctx.list(n, &m.path.key("destinations")));
     for (i, item) in items.into_iter().flatten().enumerate() {
         let at = m.path.key("destinations").index(i);
-        let decoded = match item.has_key("http_endpoint") {
-            true => http_endpoint::decode(ctx, item, at.clone()),
-            false => destination::decode(ctx, item, at.clone()),
+        let decoded = if item.has_key("http_endpoint") {
+            http_endpoint::decode(ctx, item, at.clone())
+        } else if item.has_key("iceberg") {
+            iceberg::decode(ctx, item, at.clone())
+        } else {
+            destination::decode(ctx, item, at.clone())
         };
         // A stand-in keeps the later destinations at their indexes.
         destinations.push(decoded.unwrap_or_else(|| {

@@ -97,6 +97,7 @@ impl Scenarios<'_> {
             first_seq: 0,
             next_seq: 1,
             identity,
+            partition: None,
         })
     }
 
@@ -190,7 +191,12 @@ impl Scenarios<'_> {
             Sink::Directory(d) => d
                 .exclusive_links()
                 .map_err(|e| broke(scenario, e.to_string()))?,
-            Sink::Http(_) => return Err(broke(scenario, "an HTTP endpoint is not a store")),
+            Sink::Http(_) | Sink::Iceberg(_) => {
+                return Err(broke(
+                    scenario,
+                    "an HTTP endpoint or Iceberg table is not a store",
+                ));
+            }
             #[cfg(test)]
             Sink::Memory(_) => true,
         };
@@ -218,7 +224,7 @@ async fn read_back(sink: &Sink, key: &str) -> Result<Option<Vec<u8>>, DeliveryEr
                 }),
             }
         }
-        Sink::Http(_) => Ok(None),
+        Sink::Http(_) | Sink::Iceberg(_) => Ok(None),
         #[cfg(test)]
         Sink::Memory(m) => Ok(m.objects().get(key).cloned()),
     }

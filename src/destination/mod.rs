@@ -4,6 +4,7 @@
 pub(crate) mod contract;
 pub(crate) mod directory;
 pub(crate) mod http;
+pub(crate) mod iceberg;
 pub(crate) mod journal;
 #[cfg(test)]
 pub(crate) mod memory;

@@ -4,6 +4,7 @@
 
 use super::directory::DirectorySink;
 use super::http::HttpSink;
+use super::iceberg::IcebergSink;
 use super::s3::S3Sink;
 use super::stagers::Kind;
 use super::staging::Sealed;
@@ -34,6 +35,7 @@ pub(crate) enum Sink {
     S3(S3Sink),
     Directory(DirectorySink),
     Http(Box<HttpSink>),
+    Iceberg(Box<IcebergSink>),
     #[cfg(test)]
     Memory(std::sync::Arc<super::memory::MemorySink>),
 }
@@ -50,6 +52,7 @@ impl Sink {
             Sink::S3(s) => s.deliver(object).await,
             Sink::Directory(d) => d.deliver(object).await,
             Sink::Http(h) => Box::pin(h.deliver(object, kind)).await,
+            Sink::Iceberg(i) => Box::pin(i.deliver(object, kind)).await,
             #[cfg(test)]
             Sink::Memory(m) => m.deliver(object).await,
         }
@@ -61,6 +64,7 @@ impl Sink {
             Sink::S3(s) => format!("s3://{}", s.bucket()),
             Sink::Directory(d) => d.root().display().to_string(),
             Sink::Http(h) => format!("{} (backup {})", h.url(), h.backup().describe()),
+            Sink::Iceberg(i) => i.describe(),
             #[cfg(test)]
             Sink::Memory(_) => "memory".into(),
         }

@@ -81,6 +81,9 @@ pub(crate) struct WorkerSetup {
     pub(crate) room: Arc<StagingRoom>,
     /// Counts and logs the waits for space.
     pub(crate) patience: Arc<Patience>,
+    /// An Iceberg destination's router: the tables a delivery's records go to are read from
+    /// the catalog before the delivery is staged.
+    pub(crate) tables: Option<Arc<crate::destination::iceberg::Router>>,
 }
 
 impl DestinationHandle {
@@ -97,6 +100,7 @@ impl DestinationHandle {
             fatal,
             room,
             patience,
+            tables,
         } = setup;
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (up_tx, up_rx) = mpsc::channel(UPLOAD_QUEUE);
@@ -122,6 +126,7 @@ impl DestinationHandle {
             failed: false,
             room,
             patience,
+            tables,
         };
         let task = tokio::spawn(worker.run(rx, uploader));
         DestinationHandle {
@@ -166,6 +171,7 @@ struct Worker {
     failed: bool,
     room: Arc<StagingRoom>,
     patience: Arc<Patience>,
+    tables: Option<Arc<crate::destination::iceberg::Router>>,
 }
 
 impl Worker {
@@ -284,6 +290,9 @@ impl Worker {
         let claim = self.claim_room(need + need / 8 + STAGING_MARGIN).await;
         if self.failed {
             return;
+        }
+        if let Some(tables) = &self.tables {
+            tables.prepare(&delivery).await;
         }
         let end = delivery.end;
         self.staging(Some(end), move |s, now| s.append(delivery, now))

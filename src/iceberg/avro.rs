@@ -267,11 +267,14 @@ fn primitive(name: &str) -> Option<Schema> {
 pub(crate) struct Container {
     pub(crate) schema: Schema,
     /// The header's metadata (`avro.schema` and `avro.codec` included).
+    #[cfg_attr(not(test), allow(dead_code))]
+    // the tests read the header; so will manifest readers
     pub(crate) meta: Vec<(String, Vec<u8>)>,
     pub(crate) values: Vec<Value>,
 }
 
 impl Container {
+    #[cfg_attr(not(test), allow(dead_code))] // the tests read the header; so will manifest readers
     pub(crate) fn meta(&self, key: &str) -> Option<&str> {
         self.meta
             .iter()
@@ -283,6 +286,7 @@ impl Container {
 /// How blocks are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codec {
+    #[cfg_attr(not(test), allow(dead_code))] // what the tests compare deflate with
     Null,
     Deflate,
 }

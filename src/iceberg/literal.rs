@@ -40,6 +40,32 @@ impl Literal {
         }
     }
 
+    /// A value of type `ty` from its Appendix D bytes (`to_bytes`).
+    pub(crate) fn from_bytes(ty: &Type, b: &[u8]) -> Option<Literal> {
+        Some(match ty {
+            Type::Boolean => Literal::Boolean(*b.first()? != 0),
+            Type::Int | Type::Date => Literal::Int(i32::from_le_bytes(b.try_into().ok()?)),
+            Type::Long | Type::Time | Type::Timestamp | Type::TimestampTz => {
+                Literal::Long(i64::from_le_bytes(b.try_into().ok()?))
+            }
+            Type::Float => Literal::Float(f32::from_le_bytes(b.try_into().ok()?)),
+            Type::Double => Literal::Double(f64::from_le_bytes(b.try_into().ok()?)),
+            Type::Decimal { .. } => {
+                if b.is_empty() || b.len() > 16 {
+                    return None;
+                }
+                let fill = if b[0] & 0x80 != 0 { 0xff } else { 0 };
+                let mut full = [fill; 16];
+                full[16 - b.len()..].copy_from_slice(b);
+                Literal::Decimal(i128::from_be_bytes(full))
+            }
+            Type::String => Literal::String(String::from_utf8(b.to_vec()).ok()?),
+            Type::Uuid | Type::Fixed(_) => Literal::Fixed(b.to_vec()),
+            Type::Binary => Literal::Binary(b.to_vec()),
+            Type::Struct(_) | Type::List(_) | Type::Map(_) => return None,
+        })
+    }
+
     /// The value as the Avro type of `ty` in a manifest's partition struct.
     pub(crate) fn to_avro(&self, ty: &Type) -> Avro {
         match (self, ty) {
@@ -143,6 +169,28 @@ mod tests {
             scale: 2,
         };
         assert_eq!(Literal::Decimal(-1).to_avro(&t), Avro::Fixed(vec![0xff; 5]));
+    }
+
+    #[test]
+    fn values_read_back_from_their_bytes() {
+        let cases = [
+            (Type::Int, Literal::Int(-5)),
+            (Type::Timestamp, Literal::Long(1_725_476_175_114_000)),
+            (
+                Type::Decimal {
+                    precision: 10,
+                    scale: 2,
+                },
+                Literal::Decimal(-12345),
+            ),
+            (Type::String, Literal::String("eu-west".into())),
+            (Type::Double, Literal::Double(2.5)),
+            (Type::Boolean, Literal::Boolean(true)),
+        ];
+        for (ty, v) in cases {
+            assert_eq!(Literal::from_bytes(&ty, &v.to_bytes()), Some(v));
+        }
+        assert_eq!(Literal::from_bytes(&Type::Int, &[1, 2]), None);
     }
 
     #[test]

@@ -6,11 +6,8 @@
 //! commit through a catalog's compare-and-swap (`table`, `catalog/`) on a warehouse's files
 //! (`io`). Iceberg table specification: https://iceberg.apache.org/spec/
 
-// The destination that uses this lands in the next commits of issue 33; until then parts of the
-// module are reached only by its tests.
-#![allow(dead_code)]
-
 pub(crate) mod append;
+pub(crate) mod arrow;
 pub(crate) mod avro;
 pub(crate) mod catalog;
 pub(crate) mod io;

@@ -64,6 +64,28 @@ fn processor_line(
     }
 }
 
+/// The error-output-type of records an Iceberg destination could not deliver.
+pub(crate) const ICEBERG_FAILED: &str = "iceberg-failed";
+/// AWS: the record is routed to a table that does not exist (or is not format v2).
+pub(crate) const ICEBERG_NO_SUCH_TABLE: &str = "Iceberg.NoSuchTable";
+/// AWS: a null or empty table name.
+pub(crate) const ICEBERG_INVALID_TABLE_NAME: &str = "Iceberg.InvalidTableName";
+/// The record has no value for a required column (the code AWS is seen to use for it).
+pub(crate) const ICEBERG_MISSING_COLUMN: &str = "Iceberg.MissingColumnWithinRecord";
+/// firehosed's code for a value that does not fit its column's type (AWS documents none).
+pub(crate) const ICEBERG_SCHEMA_MISMATCH: &str = "Iceberg.SchemaMismatch";
+
+/// The `iceberg-failed` error record of `original`, in the shape of AWS's other error records.
+pub(crate) fn iceberg_failed(original: &Record, code: &'static str, message: &str) -> ErrorOutput {
+    let failure = LambdaFailure {
+        attempts: 1,
+        code,
+        message: message.to_string(),
+        ending_ms: crate::record::now_ms(),
+    };
+    processor_line(original, ICEBERG_FAILED, &failure, None)
+}
+
 /// The `decompression-failed` error record of `original`: as AWS does, the record as it came
 /// (still compressed) with the error's code and message.
 pub(crate) fn decompression_failed(

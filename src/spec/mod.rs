@@ -13,6 +13,7 @@
 mod canonical;
 pub(crate) mod check;
 mod conversion;
+mod iceberg;
 pub(crate) mod path;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use serde::Serialize;
 use crate::encode::Compression;
 pub(crate) use canonical::digest;
 pub(crate) use conversion::{ConversionSpec, InputSpec, OutputSpec};
+pub(crate) use iceberg::{CatalogSpec, IcebergTarget, TableSpec};
 
 /// One delivery stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -321,6 +323,10 @@ pub(crate) enum Target {
     /// AWS's HTTP endpoint delivery specification says; the destination's prefixes and
     /// compression are its backup's (docs/http-endpoint.md).
     Http(Box<HttpEndpoint>),
+    /// Apache Iceberg tables (AWS's IcebergDestinationConfiguration): records are rows of the
+    /// table each is routed to; the destination's error prefix and compression are its
+    /// backup's (docs/iceberg.md).
+    Iceberg(Box<IcebergTarget>),
 }
 
 /// `destinations[].http_endpoint` with its `s3_backup`.

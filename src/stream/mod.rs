@@ -44,6 +44,9 @@ pub(crate) struct StreamDestination {
     pub(crate) backup: bool,
     /// Partitions its records (it gets each record's partition keys).
     pub(crate) dynamic: bool,
+    /// The query its keys come from instead of the stream's metadata_extraction query (an
+    /// Iceberg destination's `routing.query`).
+    pub(crate) query: Option<Arc<str>>,
 }
 
 /// What a delivery stream is made of (built by `streams`).
@@ -106,6 +109,8 @@ impl DeliveryStream {
         } = parts;
         let mut routes = Vec::new();
         let mut destination_metrics = Vec::new();
+        let stream_query: Option<Arc<str>> =
+            config.processing.metadata_query.as_deref().map(Arc::from);
         let end = log.end();
         for (i, d) in destinations.into_iter().enumerate() {
             let start = log.cursor(i);
@@ -119,17 +124,16 @@ impl DeliveryStream {
                 start,
                 backup: d.backup,
                 dynamic: d.dynamic,
+                query: d.query.or_else(|| stream_query.clone()),
             });
             destination_metrics.push(d.metrics);
         }
         let reader = log.shared_reader(routes.len())?;
-        let query = config.processing.metadata_query.as_deref().map(Arc::from);
         let processor = Processor::spawn(ProcessorSetup {
             label: config.name.clone(),
             reader,
             routes,
             transform,
-            metadata_query: query,
             prepare: Arc::new(crate::processing::prepare::Prepare::new(
                 &config.processing,
                 metrics.clone(),

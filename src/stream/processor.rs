@@ -45,7 +45,13 @@ pub(crate) struct Route {
     pub(crate) backup: bool,
     /// Whether it partitions records (it then gets their partition keys).
     pub(crate) dynamic: bool,
+    /// The jq query its partition keys come from (the stream's metadata_extraction query, or
+    /// an Iceberg destination's routing query).
+    pub(crate) query: Option<Arc<str>>,
 }
+
+/// Each delivered record's partition keys, in order.
+type Keys = Vec<Option<Arc<RecordKeys>>>;
 
 pub(crate) struct Processor {
     pub(crate) commands: mpsc::Sender<Command>,
@@ -60,8 +66,6 @@ pub(crate) struct ProcessorSetup {
     pub(crate) routes: Vec<Route>,
     /// The transform's runtimes, one per invocation in flight; none without a transform.
     pub(crate) transform: Vec<Transform>,
-    /// The stream's metadata_extraction query (run when a destination partitions).
-    pub(crate) metadata_query: Option<Arc<str>>,
     /// Decompression, CloudWatch Logs extraction, de-aggregation: before the transform.
     pub(crate) prepare: Arc<Prepare>,
     /// Told when a destination's worker is gone.
@@ -83,7 +87,6 @@ impl Processor {
             label: setup.label,
             reader: setup.reader,
             routes: setup.routes,
-            metadata_query: setup.metadata_query,
             prepare: setup.prepare,
             transform,
             fatal: setup.fatal,
@@ -98,7 +101,6 @@ struct State {
     label: String,
     reader: Reader,
     routes: Vec<Route>,
-    metadata_query: Option<Arc<str>>,
     prepare: Arc<Prepare>,
     transform: Option<Transforming>,
     fatal: FatalSender,
@@ -371,7 +373,14 @@ impl State {
         if self.broken {
             return;
         }
-        let keys = self.partition_keys(&p).await;
+        // The keys of each distinct query the partitioning destinations use, computed once.
+        let mut keys_of: Vec<(Option<Arc<str>>, Keys)> = Vec::new();
+        for route in self.routes.iter().filter(|r| r.dynamic) {
+            if !keys_of.iter().any(|(q, _)| *q == route.query) {
+                let keys = self.partition_keys(&p, route.query.as_ref()).await;
+                keys_of.push((route.query.clone(), keys));
+            }
+        }
         let shard_ends = shard_ends(source, end);
         let last = self.routes.len().saturating_sub(1);
         let mut p = Some(p);
@@ -395,13 +404,17 @@ impl State {
             let kept: Vec<usize> = (0..deliver.len())
                 .filter(|&j| keep(deliver[j].0.seq))
                 .collect();
+            let keys = keys_of
+                .iter()
+                .find(|(q, _)| route.dynamic && *q == route.query)
+                .map(|(_, k)| k);
             let delivery = Delivery {
-                keys: if route.dynamic {
-                    kept.iter()
+                keys: match keys {
+                    Some(keys) => kept
+                        .iter()
                         .map(|&j| keys.get(j).cloned().flatten())
-                        .collect()
-                } else {
-                    Vec::new()
+                        .collect(),
+                    None => Vec::new(),
                 },
                 records: deliver
                     .into_iter()
@@ -428,14 +441,17 @@ impl State {
         }
     }
 
-    /// Each delivered record's partition keys (query and transform), when a destination
-    /// partitions; the jq query runs on the blocking pool.
-    async fn partition_keys(&self, p: &Processed) -> Vec<Option<Arc<RecordKeys>>> {
-        if !self.routes.iter().any(|r| r.dynamic) || p.deliver.is_empty() {
+    /// Each delivered record's partition keys (`query`'s and the transform's); the jq query
+    /// runs on the blocking pool.
+    async fn partition_keys(
+        &self,
+        p: &Processed,
+        query: Option<&Arc<str>>,
+    ) -> Vec<Option<Arc<RecordKeys>>> {
+        if p.deliver.is_empty() {
             return Vec::new();
         }
-        let query_results: Vec<Option<Result<PartitionKeys, Arc<str>>>> = match &self.metadata_query
-        {
+        let query_results: Vec<Option<Result<PartitionKeys, Arc<str>>>> = match query {
             Some(q) => {
                 let (q, data) = (
                     q.clone(),

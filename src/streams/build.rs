@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod iceberg;
 mod layout;
 
 use super::shard_journals::{self, PlanParts, ShardJournals};
@@ -113,6 +114,12 @@ pub(crate) enum BuildError {
     /// The configuration never makes one (an HTTP endpoint's backup is a bucket or directory).
     #[error("delivery stream {stream}: an HTTP endpoint cannot back up to an HTTP endpoint")]
     NestedHttp { stream: String },
+    #[error("delivery stream {stream}: Iceberg destination")]
+    Iceberg {
+        stream: String,
+        #[source]
+        source: iceberg::IcebergBuildError,
+    },
     #[error("delivery stream {stream}: its specification")]
     Layout {
         stream: String,
@@ -279,6 +286,13 @@ pub(crate) fn needs_aws(sc: &StreamSpec) -> bool {
         || sc.destinations.iter().any(|d| match &d.target {
             Target::S3 { .. } => true,
             Target::Http(h) => matches!(h.backup, Target::S3 { .. }),
+            Target::Iceberg(i) => {
+                matches!(i.backup, Target::S3 { .. })
+                    || matches!(i.catalog, crate::spec::CatalogSpec::Glue { .. })
+                    || i.warehouse
+                        .as_deref()
+                        .is_some_and(|w| w.starts_with("s3://"))
+            }
             Target::Directory(_) => false,
         })
 }
@@ -489,6 +503,19 @@ impl Build<'_> {
         metrics: &Arc<DestinationMetrics>,
         label: &str,
     ) -> Result<Sink, BuildError> {
+        if let (Target::Iceberg(i), Some(router)) = (&d.target, &parts.layout.tables) {
+            let error_prefix = parts.layout.error_prefix.clone();
+            return self
+                .iceberg_sink(
+                    i,
+                    router.clone(),
+                    &parts.naming,
+                    error_prefix,
+                    metrics,
+                    label,
+                )
+                .await;
+        }
         let Target::Http(http) = &d.target else {
             return self.target_sink(&d.target).await;
         };
@@ -560,7 +587,7 @@ impl Build<'_> {
                 })?;
                 Ok(Sink::Directory(DirectorySink::new(root.clone())))
             }
-            Target::Http(_) => Err(BuildError::NestedHttp {
+            Target::Http(_) | Target::Iceberg(_) => Err(BuildError::NestedHttp {
                 stream: self.sc.name.clone(),
             }),
         }
@@ -597,10 +624,14 @@ impl Build<'_> {
             label.clone(),
             metrics.disk_full_waits.clone(),
         ));
-        let (prefix, layout) = layout::layout(d).map_err(|source| BuildError::Layout {
+        let (prefix, mut layout) = layout::layout(d).map_err(|source| BuildError::Layout {
             stream: sc.name.clone(),
             source,
         })?;
+        if let Target::Iceberg(i) = &d.target {
+            layout.tables = Some(self.iceberg_router(i, &label)?);
+        }
+        let tables = layout.tables.clone();
         let parts = PlanParts {
             dir: staging_dir,
             naming: Naming {
@@ -633,12 +664,18 @@ impl Build<'_> {
             fatal: self.builder.fatal.clone(),
             room: self.builder.staging_room.clone(),
             patience,
+            tables: tables.clone(),
         });
+        let query = match &d.target {
+            Target::Iceberg(i) => i.routing_query.as_deref().map(Arc::from),
+            _ => None,
+        };
         Ok(StreamDestination {
             handle,
             metrics,
             backup: d.source_record_backup.is_some(),
-            dynamic: d.dynamic_partitioning.is_some(),
+            dynamic: d.dynamic_partitioning.is_some() || tables.is_some(),
+            query,
         })
     }
 
@@ -734,6 +771,9 @@ impl Build<'_> {
             }
             // The configuration refuses exactly_once for an HTTP endpoint.
             Sink::Http(_) => Err(BuildError::NestedHttp { stream }),
+            // Commits are exactly-once by their marks; error objects need the backup's
+            // conditional writes.
+            Sink::Iceberg(i) => Box::pin(self.check_exactly_once(i.backup())).await,
             Sink::Directory(dir) => {
                 let probing = self.state_error("probing hard links in", dir.root().to_path_buf());
                 match dir.exclusive_links().map_err(probing)? {

@@ -19,6 +19,7 @@ mod format_conversion;
 mod fuzz_corpus;
 mod house;
 mod http_endpoint;
+mod iceberg;
 mod kinesis;
 mod model;
 mod observability;

@@ -36,6 +36,13 @@ pub(super) fn description(
             ..empty(String::new())
         };
     }
+    if let Target::Iceberg(i) = &d.target {
+        return DestinationDescription {
+            destination_id,
+            iceberg_destination_description: Some(super::iceberg::description(d, i, view)),
+            ..empty(String::new())
+        };
+    }
     let sent = view
         .sent()
         .and_then(|r| r.extended_s3_destination_configuration.as_ref());
@@ -69,7 +76,7 @@ fn empty(destination_id: String) -> DestinationDescription {
 /// Where an S3 description's echoed members were sent: an S3 destination's configuration, or
 /// an HTTP endpoint's S3Configuration.
 #[derive(Clone, Copy)]
-enum Sent<'a> {
+pub(super) enum Sent<'a> {
     Extended(&'a ExtendedS3DestinationConfiguration),
     Backup(&'a S3DestinationConfiguration),
 }
@@ -90,7 +97,7 @@ impl Sent<'_> {
     }
 }
 
-fn logging_off() -> CloudWatchLoggingOptions {
+pub(super) fn logging_off() -> CloudWatchLoggingOptions {
     CloudWatchLoggingOptions {
         enabled: Some(false),
         ..CloudWatchLoggingOptions::default()
@@ -98,7 +105,7 @@ fn logging_off() -> CloudWatchLoggingOptions {
 }
 
 /// The members both S3 descriptions have (and an HTTP endpoint's backup has), of `target`.
-fn s3_description(
+pub(super) fn s3_description(
     d: &DestinationSpec,
     target: &Target,
     view: &View,
@@ -127,7 +134,7 @@ fn s3_description(
                 None => no_encryption,
             },
         ),
-        Target::Directory(_) | Target::Http(_) => (
+        Target::Directory(_) | Target::Http(_) | Target::Iceberg(_) => (
             "arn:aws:s3:::firehosed-local-directory".to_string(),
             no_encryption,
         ),
@@ -291,14 +298,14 @@ fn http(d: &DestinationSpec, h: &HttpEndpoint, view: &View) -> HttpEndpointDesti
     }
 }
 
-fn param(name: ProcessorParameterName, value: String) -> ProcessorParameter {
+pub(super) fn param(name: ProcessorParameterName, value: String) -> ProcessorParameter {
     ProcessorParameter {
         parameter_name: Some(name),
         parameter_value: Some(value),
     }
 }
 
-fn processor(kind: ProcessorType, parameters: Vec<ProcessorParameter>) -> Processor {
+pub(super) fn processor(kind: ProcessorType, parameters: Vec<ProcessorParameter>) -> Processor {
     Processor {
         r#type: Some(kind),
         parameters: Some(parameters),
@@ -307,7 +314,7 @@ fn processor(kind: ProcessorType, parameters: Vec<ProcessorParameter>) -> Proces
 
 /// AWS's ProcessingConfiguration of the stream's processing, processors in the order they run
 /// (docs/aws-behaviour.md section 1); AWS passes every parameter value as a string.
-fn processing(view: &View) -> ProcessingConfiguration {
+pub(super) fn processing(view: &View) -> ProcessingConfiguration {
     let p = &view.config.processing;
     use ProcessorParameterName as N;
     let mut processors = prepare(p);

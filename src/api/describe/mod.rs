@@ -4,6 +4,7 @@
 //! specification does not keep (role ARNs, logging options): AWS describes what was sent.
 
 mod destination;
+mod iceberg;
 
 use serde_json::Value;
 

@@ -26,9 +26,9 @@ use crate::processing::ErrorOutput;
 use crate::record::Record;
 
 pub(crate) use partitions::ACTIVE_ENCODERS;
-#[cfg(test)]
-use plan::Partitioning;
 pub(crate) use plan::{ExactlyOnce, Layout, MakeStager, StagingPlan};
+#[cfg(test)]
+use plan::{Partitioning, Route};
 
 /// What an object holds, for the sink and the metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::plan::Partitioning;
+use super::plan::{Partitioning, Route};
 use super::{Fitting, Slot, StagingError, record_stats};
 use crate::destination::journal::Pos;
 use crate::destination::partition::{self, ACTIVE_PARTITIONS_EXCEEDED, RecordKeys, Unpartitioned};
@@ -264,7 +264,14 @@ fn group_by_partition(
     let mut index: HashMap<Arc<PartitionValues>, usize> = HashMap::new();
     for (i, record) in records.into_iter().enumerate() {
         let k = keys.get(i).and_then(Option::as_deref);
-        match partition::resolve(&p.template, k, &record, p.time_zone) {
+        let resolved = match &p.route {
+            Route::Prefix {
+                template,
+                time_zone,
+            } => partition::resolve(template, k, &record, *time_zone),
+            Route::Tables(router) => router.resolve(&record, k),
+        };
+        match resolved {
             Ok(values) => {
                 let values = Arc::new(values);
                 match index.get(&values) {

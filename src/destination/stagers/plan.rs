@@ -11,17 +11,29 @@ use crate::destination::journal::{self, Entry, Journal};
 use crate::destination::naming::{ErrorNaming, Naming};
 use crate::destination::staging::{Identity, ObjectStager};
 use crate::disk::Patience;
+use crate::encode::Compression;
 use crate::keys::template::{PartitionValues, Template};
+
+/// Data files an Iceberg destination builds at once (tables times partitions): beyond it,
+/// records go to the error output as dynamic partitioning's do past its cap.
+const ICEBERG_OPEN_FILES: usize = 1000;
 
 /// Makes a stager.
 pub(crate) type MakeStager<T> = Box<dyn Fn(T) -> ObjectStager + Send>;
 
 /// Dynamic partitioning of a destination.
 pub(crate) struct Partitioning {
-    pub(crate) template: Template,
-    pub(crate) time_zone: Tz,
+    pub(crate) route: Route,
     pub(crate) max_active: usize,
     pub(crate) make: MakeStager<Arc<PartitionValues>>,
+}
+
+/// How a record's partition is found.
+pub(crate) enum Route {
+    /// The prefix's partition keys (dynamic partitioning).
+    Prefix { template: Template, time_zone: Tz },
+    /// The record's Iceberg table and the table's partition.
+    Tables(Arc<crate::destination::iceberg::Router>),
 }
 
 /// What a destination's objects are made with beyond their naming, built from its
@@ -32,6 +44,9 @@ pub(crate) struct Layout {
     pub(crate) error_prefix: Option<Template>,
     pub(crate) backup_prefix: Option<Template>,
     pub(crate) conversion: Option<Arc<crate::encode::conversion::Conversion>>,
+    /// An Iceberg destination's router: records are staged per table and partition, each
+    /// table's data files written with its own conversion.
+    pub(crate) tables: Option<Arc<crate::destination::iceberg::Router>>,
 }
 
 /// How a destination stages its objects.
@@ -88,6 +103,9 @@ impl StagingPlan {
         if let crate::spec::Target::Http(http) = &d.target {
             return Self::http(dir, naming, http, d, layout, delimiter, patience);
         }
+        if let Some(router) = &layout.tables {
+            return Self::iceberg(dir, naming, d, layout, router.clone(), patience);
+        }
         // Error and backup objects hold JSON lines, never Parquet: their extension is the
         // compression's own.
         let lines_naming = if conversion.is_some() {
@@ -120,8 +138,10 @@ impl StagingPlan {
         let partitioning = d.dynamic_partitioning.map(|dp| {
             let (dir, naming, conversion) = (dir.clone(), naming.clone(), conversion.clone());
             Partitioning {
-                template: naming.prefix.clone(),
-                time_zone: naming.time_zone,
+                route: Route::Prefix {
+                    template: naming.prefix.clone(),
+                    time_zone: naming.time_zone,
+                },
                 max_active: dp.max_active_partitions,
                 make: Box::new(move |values: Arc<PartitionValues>| {
                     let naming = Naming {
@@ -144,6 +164,74 @@ impl StagingPlan {
             error_stager,
             error_template: layout.error_prefix.clone(),
             partitioning,
+            patience,
+            exactly_once: None,
+            backup_all: false,
+        }
+    }
+
+    /// An Iceberg destination's stagers: one per table and partition tuple, each writing a
+    /// Parquet data file with its table's conversion; error objects (JSON lines) go to the
+    /// backup under the error prefix, with the backup's compression.
+    fn iceberg(
+        dir: std::path::PathBuf,
+        naming: Naming,
+        d: &crate::spec::DestinationSpec,
+        layout: &Layout,
+        router: Arc<crate::destination::iceberg::Router>,
+        patience: Arc<Patience>,
+    ) -> StagingPlan {
+        let (compression, size) = (d.compression, d.buffering.size_bytes());
+        let lines = Naming {
+            extension: compression.extension().to_string(),
+            ..naming.clone()
+        };
+        let error_stager: MakeStager<ErrorNaming> = {
+            let (dir, naming) = (dir.clone(), lines);
+            Box::new(move |e: ErrorNaming| {
+                let naming = Naming {
+                    error: Some(e),
+                    ..naming.clone()
+                };
+                ObjectStager::new(dir.clone(), naming, compression, false, size)
+            })
+        };
+        // Keys read `<database>/<table>/<object>.parquet` (what a flush answers); the data
+        // file in the table is named after the object.
+        let by_table =
+            Template::parse("!{partitionKeyFromQuery:database}/!{partitionKeyFromQuery:table}/")
+                .unwrap_or_default();
+        let files = Naming {
+            prefix: by_table,
+            extension: ".parquet".to_string(),
+            ..naming.clone()
+        };
+        let make: MakeStager<Arc<PartitionValues>> = {
+            let (dir, router) = (dir.clone(), router.clone());
+            Box::new(move |values: Arc<PartitionValues>| {
+                let conversion = crate::destination::iceberg::router::table_of(&values)
+                    .and_then(|(t, _)| router.ready(&t))
+                    .map(|r| r.conversion.clone());
+                let naming = Naming {
+                    partition: Some(values),
+                    ..files.clone()
+                };
+                ObjectStager::new(dir.clone(), naming, Compression::Uncompressed, false, size)
+                    .with_buffer(PARTITION_BUFFER)
+                    .with_conversion(conversion)
+            })
+        };
+        StagingPlan {
+            main: ObjectStager::new(dir, naming, Compression::Uncompressed, false, size),
+            backup: None,
+            error_stager,
+            error_template: layout.error_prefix.clone(),
+            partitioning: Some(Partitioning {
+                route: Route::Tables(router),
+                max_active: ICEBERG_OPEN_FILES,
+                make,
+            }),
+            converting: true,
             patience,
             exactly_once: None,
             backup_all: false,

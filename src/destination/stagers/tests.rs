@@ -29,8 +29,10 @@ fn set(dir: &std::path::Path, cursor: u64) -> StagerSet {
 fn one_partition(dir: &std::path::Path) -> Partitioning {
     let dir = dir.to_path_buf();
     Partitioning {
-        template: Template::parse("k=!{partitionKeyFromQuery:k}/").expect("template"),
-        time_zone: chrono_tz::UTC,
+        route: super::Route::Prefix {
+            template: Template::parse("k=!{partitionKeyFromQuery:k}/").expect("template"),
+            time_zone: chrono_tz::UTC,
+        },
         max_active: 1,
         make: Box::new(move |values: Arc<PartitionValues>| {
             let naming = Naming {

@@ -15,10 +15,34 @@ use super::journal::{Entry, Pos};
 use super::naming::Naming;
 use crate::disk::{Patience, PatientFile};
 use crate::encode::Compression;
+use crate::encode::columnar::Misfit;
 use crate::encode::conversion::Conversion;
+use crate::encode::conversion::MisfitOutput;
 use crate::processing::ErrorOutput;
-use crate::processing::error_record::format_conversion_failed;
+use crate::processing::error_record::{self, format_conversion_failed};
 use crate::record::Record;
+
+/// The error record of a record that does not fit `c`'s schema: AWS's format conversion's, or
+/// an Iceberg table's.
+fn misfit_output(c: &Conversion, record: &Record, why: &Misfit) -> ErrorOutput {
+    match c.misfits {
+        MisfitOutput::FormatConversion => {
+            format_conversion_failed(record, &why.to_string(), &c.table)
+        }
+        MisfitOutput::Iceberg => {
+            let code = if why.is_missing_column() {
+                error_record::ICEBERG_MISSING_COLUMN
+            } else {
+                error_record::ICEBERG_SCHEMA_MISMATCH
+            };
+            let table = match (&c.table.database, &c.table.table) {
+                (Some(d), Some(t)) => format!("table {d}.{t}: "),
+                _ => String::new(),
+            };
+            error_record::iceberg_failed(record, code, &format!("{table}{why}"))
+        }
+    }
+}
 
 /// Records that did not fit the conversion's schema: their error records, and their bytes.
 #[derive(Debug, Default)]
@@ -43,6 +67,9 @@ pub(crate) struct Sealed {
     /// Exactly-once: the object's identity, and whether the journal holds it already (a
     /// replay cut it again) or must before it is uploaded. Written with a conditional put.
     pub(crate) identity: Option<(Entry, bool)>,
+    /// A partition's object: its partition (an Iceberg destination's: the table and its
+    /// partition tuple).
+    pub(crate) partition: Option<Arc<crate::keys::template::PartitionValues>>,
 }
 
 struct Open {
@@ -275,11 +302,7 @@ impl ObjectStager {
             Some(Writer::Parquet(writer)) => {
                 if let Err(why) = writer.append(&record.data)? {
                     if let Some(c) = &self.conversion {
-                        rejected.lines.push(format_conversion_failed(
-                            record,
-                            &why.to_string(),
-                            &c.table,
-                        ));
+                        rejected.lines.push(misfit_output(c, record, &why));
                         rejected.bytes += record.data.len() as u64;
                     }
                     // An object is never open without a record.
@@ -428,6 +451,7 @@ impl ObjectStager {
                 first_seq: cur.first_seq,
                 next_seq: cur.next_seq,
                 identity,
+                partition: self.naming.partition.clone(),
             })),
             Err(e) => {
                 let _ = std::fs::remove_file(&cur.path);

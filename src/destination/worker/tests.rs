@@ -76,6 +76,7 @@ fn harness(size_mib: u64, interval: Duration) -> Harness {
         fatal,
         room: crate::disk::StagingRoom::new(dir.path().to_path_buf()),
         patience,
+        tables: None,
     });
     Harness {
         handle,

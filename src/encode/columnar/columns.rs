@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use arrow_array::types::{
     Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    Int64Type, Time64MicrosecondType, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType,
 };
 use arrow_array::{
-    ArrayRef, ArrowPrimitiveType, BinaryArray, BooleanArray, ListArray, MapArray, PrimitiveArray,
-    StringArray, StructArray,
+    ArrayRef, ArrowPrimitiveType, BinaryArray, BooleanArray, FixedSizeBinaryArray, ListArray,
+    MapArray, PrimitiveArray, StringArray, StructArray,
 };
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, FieldRef, Fields, TimeUnit};
@@ -110,6 +111,13 @@ impl Bytes {
     }
 
     fn push_null(&mut self) {
+        self.offsets.push(self.data.len() as i32);
+        self.valid.push(false);
+    }
+
+    /// A null that takes `n` zero bytes (a fixed-size column's slot).
+    fn push_null_filled(&mut self, n: usize) {
+        self.data.resize(self.data.len() + n, 0);
         self.offsets.push(self.data.len() as i32);
         self.valid.push(false);
     }
@@ -215,6 +223,16 @@ pub(crate) enum Builder {
     },
     Date(Prim<i32>),
     Timestamp(Prim<i64>, TimeUnit),
+    /// A timestamp in UTC (Iceberg's timestamptz).
+    TimestampTz(Prim<i64>, TimeUnit),
+    /// Microseconds since midnight (Iceberg's time).
+    Time(Prim<i64>),
+    /// Values of exactly `size` bytes (Iceberg's uuid and fixed); a null takes `size` zeros.
+    Fixed {
+        values: Bytes,
+        size: u32,
+        uuid: bool,
+    },
     /// `max_chars`: char(n) / varchar(n) cut longer values.
     Utf8 {
         values: Bytes,
@@ -273,6 +291,18 @@ impl Builder {
             HiveType::Date => Builder::Date(Prim::new()),
             HiveType::Timestamp => Builder::Timestamp(Prim::new(), unit),
             HiveType::Binary => Builder::Binary(Bytes::new()),
+            HiveType::TimestampTz => Builder::TimestampTz(Prim::new(), unit),
+            HiveType::Time => Builder::Time(Prim::new()),
+            HiveType::Uuid => Builder::Fixed {
+                values: Bytes::new(),
+                size: 16,
+                uuid: true,
+            },
+            HiveType::Fixed(n) => Builder::Fixed {
+                values: Bytes::new(),
+                size: *n,
+                uuid: false,
+            },
             HiveType::Array(t) => {
                 let DataType::List(field) = ty.arrow(unit) else {
                     unreachable!("an array is a list");
@@ -334,16 +364,54 @@ impl Builder {
             Builder::I8(p) => p.valid.len(),
             Builder::I16(p) => p.valid.len(),
             Builder::I32(p) | Builder::Date(p) => p.valid.len(),
-            Builder::I64(p) | Builder::Timestamp(p, _) => p.valid.len(),
+            Builder::I64(p)
+            | Builder::Timestamp(p, _)
+            | Builder::TimestampTz(p, _)
+            | Builder::Time(p) => p.valid.len(),
             Builder::F32(p) => p.valid.len(),
             Builder::F64(p) => p.valid.len(),
             Builder::Decimal { values, .. } => values.valid.len(),
-            Builder::Utf8 { values, .. } | Builder::Binary(values) => values.valid.len(),
+            Builder::Utf8 { values, .. }
+            | Builder::Binary(values)
+            | Builder::Fixed { values, .. } => values.valid.len(),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the last value is a null (None: no value yet).
+    pub(crate) fn last_is_null(&self) -> Option<bool> {
+        let valid = match self {
+            Builder::Bool { valid, .. }
+            | Builder::List { valid, .. }
+            | Builder::Map { valid, .. }
+            | Builder::Struct { valid, .. } => valid,
+            Builder::I8(p) => &p.valid,
+            Builder::I16(p) => &p.valid,
+            Builder::I32(p) | Builder::Date(p) => &p.valid,
+            Builder::I64(p)
+            | Builder::Timestamp(p, _)
+            | Builder::TimestampTz(p, _)
+            | Builder::Time(p) => &p.valid,
+            Builder::F32(p) => &p.valid,
+            Builder::F64(p) => &p.valid,
+            Builder::Decimal { values, .. } => &values.valid,
+            Builder::Utf8 { values, .. }
+            | Builder::Binary(values)
+            | Builder::Fixed { values, .. } => &values.valid,
+        };
+        let n = valid.len().checked_sub(1)?;
+        Some(!valid.0.get_bit(n))
+    }
+
+    /// The children of a struct builder (the table's columns), else none.
+    pub(crate) fn children(&self) -> &[Builder] {
+        match self {
+            Builder::Struct { children, .. } => children,
+            _ => &[],
+        }
     }
 
     /// The last value of a primitive builder as bytes: map keys are compared by their
@@ -360,11 +428,16 @@ impl Builder {
             Builder::I8(p) => last(p, |v| v.to_le_bytes().to_vec()),
             Builder::I16(p) => last(p, |v| v.to_le_bytes().to_vec()),
             Builder::I32(p) | Builder::Date(p) => last(p, |v| v.to_le_bytes().to_vec()),
-            Builder::I64(p) | Builder::Timestamp(p, _) => last(p, |v| v.to_le_bytes().to_vec()),
+            Builder::I64(p)
+            | Builder::Timestamp(p, _)
+            | Builder::TimestampTz(p, _)
+            | Builder::Time(p) => last(p, |v| v.to_le_bytes().to_vec()),
             Builder::F32(p) => last(p, |v| v.to_bits().to_le_bytes().to_vec()),
             Builder::F64(p) => last(p, |v| v.to_bits().to_le_bytes().to_vec()),
             Builder::Decimal { values, .. } => last(values, |v| v.to_le_bytes().to_vec()),
-            Builder::Utf8 { values, .. } | Builder::Binary(values) => {
+            Builder::Utf8 { values, .. }
+            | Builder::Binary(values)
+            | Builder::Fixed { values, .. } => {
                 let n = values.offsets.len();
                 let (start, end) = (
                     *values.offsets.get(n.checked_sub(2)?)?,
@@ -388,11 +461,15 @@ impl Builder {
             Builder::I8(p) => p.push_null(),
             Builder::I16(p) => p.push_null(),
             Builder::I32(p) | Builder::Date(p) => p.push_null(),
-            Builder::I64(p) | Builder::Timestamp(p, _) => p.push_null(),
+            Builder::I64(p)
+            | Builder::Timestamp(p, _)
+            | Builder::TimestampTz(p, _)
+            | Builder::Time(p) => p.push_null(),
             Builder::F32(p) => p.push_null(),
             Builder::F64(p) => p.push_null(),
             Builder::Decimal { values, .. } => values.push_null(),
             Builder::Utf8 { values, .. } | Builder::Binary(values) => values.push_null(),
+            Builder::Fixed { values, size, .. } => values.push_null_filled(*size as usize),
             Builder::List { offsets, valid, .. } | Builder::Map { offsets, valid, .. } => {
                 let last = offsets.last().copied().unwrap_or(0);
                 offsets.push(last);
@@ -419,11 +496,16 @@ impl Builder {
             Builder::I8(p) => p.truncate(n),
             Builder::I16(p) => p.truncate(n),
             Builder::I32(p) | Builder::Date(p) => p.truncate(n),
-            Builder::I64(p) | Builder::Timestamp(p, _) => p.truncate(n),
+            Builder::I64(p)
+            | Builder::Timestamp(p, _)
+            | Builder::TimestampTz(p, _)
+            | Builder::Time(p) => p.truncate(n),
             Builder::F32(p) => p.truncate(n),
             Builder::F64(p) => p.truncate(n),
             Builder::Decimal { values, .. } => values.truncate(n),
-            Builder::Utf8 { values, .. } | Builder::Binary(values) => values.truncate(n),
+            Builder::Utf8 { values, .. }
+            | Builder::Binary(values)
+            | Builder::Fixed { values, .. } => values.truncate(n),
             Builder::List {
                 offsets,
                 valid,
@@ -492,6 +574,20 @@ impl Builder {
             Builder::Binary(values) => {
                 let (offsets, data, nulls) = values.take();
                 Arc::new(BinaryArray::try_new(offsets, data, nulls)?)
+            }
+            Builder::TimestampTz(p, unit) => match unit {
+                TimeUnit::Millisecond => {
+                    Arc::new(p.finish::<TimestampMillisecondType>().with_timezone("UTC"))
+                }
+                TimeUnit::Nanosecond => {
+                    Arc::new(p.finish::<TimestampNanosecondType>().with_timezone("UTC"))
+                }
+                _ => Arc::new(p.finish::<TimestampMicrosecondType>().with_timezone("UTC")),
+            },
+            Builder::Time(p) => Arc::new(p.finish::<Time64MicrosecondType>()),
+            Builder::Fixed { values, size, .. } => {
+                let (_, data, nulls) = values.take();
+                Arc::new(FixedSizeBinaryArray::try_new(*size as i32, data, nulls)?)
             }
             Builder::List { .. } | Builder::Map { .. } | Builder::Struct { .. } => {
                 self.finish_nested()?

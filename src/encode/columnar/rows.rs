@@ -39,6 +39,9 @@ impl KeyRules {
 pub struct Rules {
     pub(crate) keys: KeyRules,
     pub(crate) timestamps: TimestampRules,
+    /// AWS's value rules for Iceberg tables beside the SerDe's: dates also as epoch days,
+    /// booleans also as 1 and 0 (timestamps as epoch microseconds are `timestamps`' rule).
+    pub(crate) iceberg: bool,
 }
 
 impl Default for Rules {
@@ -50,6 +53,7 @@ impl Default for Rules {
                 dots_to_underscores: false,
             },
             timestamps: TimestampRules::default(),
+            iceberg: false,
         }
     }
 }
@@ -72,6 +76,9 @@ pub(crate) enum Problem {
     /// The record's shape is not the table's (not an object, a duplicate key, too deep).
     #[error("{0}")]
     Shape(Cow<'static, str>),
+    /// A required column has no value.
+    #[error("the column is required and the record has no value for it")]
+    Missing,
 }
 
 impl<T: Into<Problem>> From<T> for Misfit {
@@ -91,6 +98,21 @@ impl Misfit {
     fn within(mut self, segment: String) -> Self {
         self.path.push(segment);
         self
+    }
+
+    /// A record without a value for a required column.
+    pub(crate) fn missing(column: &str) -> Misfit {
+        Misfit::from(Problem::Missing).within(column.to_string())
+    }
+
+    /// A record of several JSON objects where a table takes one (AWS's Iceberg rule).
+    pub(crate) fn several_objects() -> Misfit {
+        shape("The record holds more than one JSON object; an Iceberg table takes one per record.")
+    }
+
+    /// Whether the record lacks a required column (`missing`).
+    pub(crate) fn is_missing_column(&self) -> bool {
+        matches!(self.problem, Problem::Missing)
     }
 }
 
@@ -293,8 +315,7 @@ fn read_value(
         // Nested JSON in a string column is kept as its text (as the OpenX SerDe does).
         (Kind::Object | Kind::Array, Builder::Utf8 { .. }) => {
             let raw = p.raw_value(depth)?;
-            values::push(b, Scalar::Str(Cow::Borrowed(raw)), &rules.timestamps)
-                .map_err(Misfit::from)
+            values::push(b, Scalar::Str(Cow::Borrowed(raw)), rules).map_err(Misfit::from)
         }
         (Kind::Object | Kind::Array, _) => Err(shape(format!(
             "expected {}, got {}",
@@ -303,15 +324,15 @@ fn read_value(
         ))),
         (Kind::String, _) => {
             let s = p.string()?;
-            values::push(b, Scalar::Str(s), &rules.timestamps).map_err(Misfit::from)
+            values::push(b, Scalar::Str(s), rules).map_err(Misfit::from)
         }
         (Kind::Number, _) => {
             let n = p.number()?;
-            values::push(b, Scalar::Num(n), &rules.timestamps).map_err(Misfit::from)
+            values::push(b, Scalar::Num(n), rules).map_err(Misfit::from)
         }
         (Kind::Bool, _) => {
             let v = p.bool()?;
-            values::push(b, Scalar::Bool(v), &rules.timestamps).map_err(Misfit::from)
+            values::push(b, Scalar::Bool(v), rules).map_err(Misfit::from)
         }
     }
 }
@@ -347,7 +368,7 @@ fn read_map(
     while let Some(key) = p.next_key(first)? {
         first = false;
         let at = || format!("[{key:?}]");
-        values::push(keys, Scalar::Str(key.clone()), &rules.timestamps)
+        values::push(keys, Scalar::Str(key.clone()), rules)
             .map_err(|m| shape(format!("map key: {m}")).within(at()))?;
         if keys.last_value_bytes().is_some_and(|k| !seen.insert(k)) {
             return Err(shape("duplicate map key").within(at()));
@@ -370,6 +391,10 @@ fn expected(b: &Builder) -> &'static str {
         Builder::Date(_) => "a date",
         Builder::Timestamp(..) => "a timestamp",
         Builder::Binary(_) => "base64 binary data",
+        Builder::TimestampTz(..) => "a timestamp",
+        Builder::Time(_) => "a time of day",
+        Builder::Fixed { uuid: true, .. } => "a UUID",
+        Builder::Fixed { .. } => "fixed-size binary data",
         _ => "a number",
     }
 }

@@ -33,6 +33,15 @@ pub enum HiveType {
     Date,
     Timestamp,
     Binary,
+    /// Iceberg's types beyond Hive's (an Iceberg table's columns; never parsed from a Hive
+    /// type name): microseconds since midnight,
+    Time,
+    /// a timestamp in UTC (`timestamptz`),
+    TimestampTz,
+    /// a UUID (16 bytes, read from its text form),
+    Uuid,
+    /// `fixed[n]`: exactly n bytes (base64 or hex in the record).
+    Fixed(u32),
     Array(Box<HiveType>),
     Map(Box<HiveType>, Box<HiveType>),
     Struct(Vec<(String, HiveType)>),
@@ -64,6 +73,10 @@ impl HiveType {
             HiveType::Date => DataType::Date32,
             HiveType::Timestamp => DataType::Timestamp(unit, None),
             HiveType::Binary => DataType::Binary,
+            HiveType::Time => DataType::Time64(TimeUnit::Microsecond),
+            HiveType::TimestampTz => DataType::Timestamp(unit, Some("UTC".into())),
+            HiveType::Uuid => DataType::FixedSizeBinary(16),
+            HiveType::Fixed(n) => DataType::FixedSizeBinary(*n as i32),
             HiveType::Array(t) => {
                 DataType::List(Arc::new(Field::new("element", t.arrow(unit), true)))
             }
@@ -105,6 +118,10 @@ impl fmt::Display for HiveType {
             HiveType::Date => f.write_str("date"),
             HiveType::Timestamp => f.write_str("timestamp"),
             HiveType::Binary => f.write_str("binary"),
+            HiveType::Time => f.write_str("time"),
+            HiveType::TimestampTz => f.write_str("timestamptz"),
+            HiveType::Uuid => f.write_str("uuid"),
+            HiveType::Fixed(n) => write!(f, "fixed[{n}]"),
             HiveType::Array(t) => write!(f, "array<{t}>"),
             HiveType::Map(k, v) => write!(f, "map<{k},{v}>"),
             HiveType::Struct(fields) => {

@@ -15,6 +15,9 @@ const MILLIS_FROM: i128 = 100_000_000_000;
 pub(crate) enum Format {
     /// Epoch milliseconds (numbers and numeric strings).
     Millis,
+    /// Epoch microseconds (numbers and numeric strings): AWS's rule for Iceberg tables ("you
+    /// must always send in microseconds"); never written in `timestamp_formats`.
+    Micros,
     Pattern(Vec<Token>),
 }
 
@@ -152,6 +155,9 @@ impl TimestampRules {
 
     /// A JSON number: epoch seconds (whole or fractional) or milliseconds.
     pub(crate) fn nanos_of_number(&self, text: &str, integer: bool) -> Option<i128> {
+        if self.formats.contains(&Format::Micros) && integer {
+            return text.parse::<i128>().ok()?.checked_mul(1_000);
+        }
         if self.millis() && integer {
             return text.parse::<i128>().ok()?.checked_mul(1_000_000);
         }

@@ -10,6 +10,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use super::columns::Builder;
 use super::json::Number;
+use super::rows::Rules;
 use super::timestamp::{TimestampRules, date_days};
 
 /// A JSON scalar value.
@@ -90,16 +91,11 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Appends `v` to the primitive builder `b`, or says why it does not fit.
-pub(crate) fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Result<(), ValueError> {
+pub(crate) fn push(b: &mut Builder, v: Scalar<'_>, rules: &Rules) -> Result<(), ValueError> {
+    let ts = &rules.timestamps;
     match b {
         Builder::Bool { values, valid } => {
-            let x = match &v {
-                Scalar::Bool(x) => *x,
-                Scalar::Str(s) if s.trim().eq_ignore_ascii_case("true") => true,
-                Scalar::Str(s) if s.trim().eq_ignore_ascii_case("false") => false,
-                _ => return Err(not_a(&v, "a boolean")),
-            };
-            values.append(x);
+            values.append(bool_of(&v, rules)?);
             valid.push(true);
         }
         Builder::I8(p) => p.push(int(&v, "tinyint")?),
@@ -119,14 +115,12 @@ pub(crate) fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Resul
             precision,
             scale,
         } => values.push(decimal_of(&v, *precision, *scale)?),
-        Builder::Date(p) => {
-            let days = match &v {
-                Scalar::Str(s) => date_days(s),
-                _ => None,
-            };
-            p.push(days.ok_or_else(|| not_a(&v, "a date (yyyy-MM-dd)"))?);
+        Builder::Date(p) => p.push(date_of(&v, rules)?),
+        Builder::Timestamp(p, unit) | Builder::TimestampTz(p, unit) => {
+            p.push(timestamp_of(&v, *unit, ts)?);
         }
-        Builder::Timestamp(p, unit) => p.push(timestamp_of(&v, *unit, ts)?),
+        Builder::Time(p) => p.push(time_of(&v)?),
+        Builder::Fixed { values, size, uuid } => values.push(&fixed_of(&v, *size, *uuid)?)?,
         Builder::Utf8 { values, max_chars } => {
             let text = v.text();
             let text = match max_chars.and_then(|n| text.char_indices().nth(n as usize)) {
@@ -158,6 +152,76 @@ pub(crate) fn push(b: &mut Builder, v: Scalar<'_>, ts: &TimestampRules) -> Resul
         }
     }
     Ok(())
+}
+
+fn bool_of(v: &Scalar<'_>, rules: &Rules) -> Result<bool, ValueError> {
+    Ok(match v {
+        Scalar::Bool(x) => *x,
+        Scalar::Str(s) if s.trim().eq_ignore_ascii_case("true") => true,
+        Scalar::Str(s) if s.trim().eq_ignore_ascii_case("false") => false,
+        Scalar::Num(n) if rules.iceberg && n.text == "1" => true,
+        Scalar::Num(n) if rules.iceberg && n.text == "0" => false,
+        _ => return Err(not_a(v, "a boolean")),
+    })
+}
+
+/// Days since the epoch: `yyyy-MM-dd`, or (Iceberg) the number of days.
+fn date_of(v: &Scalar<'_>, rules: &Rules) -> Result<i32, ValueError> {
+    let days = match v {
+        Scalar::Str(s) => date_days(s),
+        Scalar::Num(n) if rules.iceberg && n.integer => n.text.parse().ok(),
+        _ => None,
+    };
+    days.ok_or_else(|| not_a(v, "a date (yyyy-MM-dd)"))
+}
+
+/// Exactly `size` bytes: a UUID's text, or base64 or hex.
+fn fixed_of(v: &Scalar<'_>, size: u32, uuid: bool) -> Result<Vec<u8>, ValueError> {
+    let bytes = match (v, uuid) {
+        (Scalar::Str(s), true) => uuid::Uuid::parse_str(s.trim())
+            .map(|u| u.as_bytes().to_vec())
+            .ok(),
+        (Scalar::Str(s), false) => binary_readings(s).find(|b| b.len() == size as usize),
+        _ => None,
+    }
+    .filter(|b| b.len() == size as usize);
+    let what = if uuid {
+        "a UUID"
+    } else {
+        "base64 or hex data of the column's size"
+    };
+    bytes.ok_or_else(|| not_a(v, what))
+}
+
+/// Microseconds since midnight: a number, or `HH:mm:ss[.ffffff]`.
+fn time_of(v: &Scalar<'_>) -> Result<i64, ValueError> {
+    const DAY_US: i64 = 86_400_000_000;
+    let us = match v {
+        Scalar::Num(n) if n.integer => n.text.parse::<i64>().ok(),
+        Scalar::Str(s) => chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f")
+            .ok()
+            .map(|t| {
+                let secs = i64::from(chrono::Timelike::num_seconds_from_midnight(&t));
+                secs * 1_000_000 + i64::from(chrono::Timelike::nanosecond(&t) / 1000)
+            }),
+        _ => None,
+    };
+    us.filter(|us| (0..DAY_US).contains(us))
+        .ok_or_else(|| not_a(v, "a time of day (HH:mm:ss or microseconds since midnight)"))
+}
+
+/// Binary data written as base64 (standard or URL-safe) or hex, as AWS reads it for Iceberg:
+/// each reading that decodes, in that order (text like `01020304` is both base64 and hex).
+fn binary_readings(s: &str) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let s = s.trim();
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    [
+        BASE64.decode(s.as_bytes()).ok(),
+        url_safe.decode(s.trim_end_matches('=')).ok(),
+        hex::decode(s).ok(),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// An exact decimal (a number, or a numeric string) scaled to the column's scale.

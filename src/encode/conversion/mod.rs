@@ -8,8 +8,8 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use arrow_array::{Array, RecordBatch, StructArray};
-use arrow_schema::SchemaRef;
+use arrow_array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray};
+use arrow_schema::{ArrowError, DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
@@ -46,6 +46,26 @@ pub(crate) enum Deserializer {
     Hive(Vec<String>),
 }
 
+/// Which error records the records that do not fit become.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum MisfitOutput {
+    /// `format-conversion-failed`, naming the Glue table (AWS's format conversion).
+    #[default]
+    FormatConversion,
+    /// `iceberg-failed`, with an Iceberg error code.
+    Iceberg,
+}
+
+/// What an Iceberg table's files need beyond a Glue table's: the Arrow schema they are written
+/// with (every field's Iceberg id in its metadata, required columns not nullable), and which
+/// columns are required.
+#[derive(Debug)]
+pub(crate) struct TableFile {
+    pub(crate) schema: SchemaRef,
+    /// Indexes of the required top-level columns.
+    pub(crate) required: Vec<usize>,
+}
+
 /// A destination's format conversion, ready to make writers.
 #[derive(Debug)]
 pub struct Conversion {
@@ -59,6 +79,10 @@ pub struct Conversion {
     /// `output.orc`: the files are ORC, not Parquet (`options` still gives the timestamp
     /// unit and the memory bound).
     pub(crate) orc: Option<OrcOptions>,
+    /// An Iceberg table's data files: one JSON object per record, required columns checked,
+    /// written with the table's field ids.
+    pub(crate) table_file: Option<TableFile>,
+    pub(crate) misfits: MisfitOutput,
     schema: SchemaRef,
     properties: WriterProperties,
 }
@@ -84,8 +108,17 @@ impl Conversion {
             table,
             deserializer: Deserializer::default(),
             orc: None,
+            table_file: None,
+            misfits: MisfitOutput::FormatConversion,
             schema,
         }
+    }
+
+    /// Writes an Iceberg table's data files: `file` holds the schema with the field ids.
+    pub(crate) fn with_table_file(mut self, file: TableFile) -> Conversion {
+        self.table_file = Some(file);
+        self.misfits = MisfitOutput::Iceberg;
+        self
     }
 
     /// Writes ORC files with these options instead of Parquet.
@@ -136,10 +169,16 @@ impl Conversion {
                 let buffer = self.options.row_group_buffer_bytes;
                 Output::Orc(Box::new(OrcWriter::new(out, &columns, orc, buffer)?))
             }
-            None => Output::Parquet(Box::new(
-                ArrowWriter::try_new(out, self.schema.clone(), Some(self.properties.clone()))
-                    .map_err(io::Error::other)?,
-            )),
+            None => {
+                let schema = match &self.table_file {
+                    Some(t) => t.schema.clone(),
+                    None => self.schema.clone(),
+                };
+                Output::Parquet(Box::new(
+                    ArrowWriter::try_new(out, schema, Some(self.properties.clone()))
+                        .map_err(io::Error::other)?,
+                ))
+            }
         };
         Ok(RowWriter {
             root: self.row_builder(),
@@ -174,11 +213,15 @@ enum Output<W: Write + Send> {
 }
 
 impl<W: Write + Send> Output<W> {
-    fn write(&mut self, rows: &StructArray) -> io::Result<()> {
+    fn write(&mut self, rows: &StructArray, file: Option<&TableFile>) -> io::Result<()> {
         match self {
-            Output::Parquet(w) => w
-                .write(&RecordBatch::from(rows.clone()))
-                .map_err(io::Error::other),
+            Output::Parquet(w) => {
+                let batch = match file {
+                    Some(f) => retyped_batch(rows, &f.schema)?,
+                    None => RecordBatch::from(rows.clone()),
+                };
+                w.write(&batch).map_err(io::Error::other)
+            }
             Output::Orc(w) => w.write(rows),
         }
     }
@@ -238,8 +281,13 @@ impl<W: Write + Send> RowWriter<W> {
     /// Converts one record: the rows it added, or (inner error) why it does not fit the
     /// schema, in which case nothing of it is written. The outer error is an I/O failure.
     pub fn append(&mut self, data: &[u8]) -> io::Result<Result<usize, Misfit>> {
+        let before = self.root.len();
         match columnar::rows::read_record(&mut self.root, data, &self.conversion.rules) {
             Ok(rows) => {
+                if let Some(why) = self.table_misfit(rows) {
+                    self.root.truncate(before);
+                    return Ok(Err(why));
+                }
                 self.batch_bytes += data.len();
                 if self.root.len() >= BATCH_ROWS || self.batch_bytes >= BATCH_BYTES {
                     self.write_batch()?;
@@ -248,6 +296,20 @@ impl<W: Write + Send> RowWriter<W> {
             }
             Err(why) => Ok(Err(why)),
         }
+    }
+
+    /// Why the row just read does not fit an Iceberg table: several objects in one record, or
+    /// a required column without a value.
+    fn table_misfit(&self, rows: usize) -> Option<Misfit> {
+        let file = self.conversion.table_file.as_ref()?;
+        if rows != 1 {
+            return Some(Misfit::several_objects());
+        }
+        let children = self.root.children();
+        file.required
+            .iter()
+            .find(|i| children.get(**i).and_then(Builder::last_is_null) == Some(true))
+            .map(|i| Misfit::missing(&self.conversion.columns[*i].name))
     }
 
     /// Encodes the gathered rows into the row group (which goes to the file when full).
@@ -260,7 +322,7 @@ impl<W: Write + Send> RowWriter<W> {
         let Some(rows) = array.as_any().downcast_ref::<StructArray>() else {
             return Err(io::Error::other("the row builder is not a struct"));
         };
-        self.writer.write(rows)
+        self.writer.write(rows, self.conversion.table_file.as_ref())
     }
 
     /// Ends the file (footer written); returns the output.
@@ -287,6 +349,67 @@ impl<W: Park + Send> RowWriter<W> {
         self.writer.flush_to_file()?;
         self.writer.inner_mut().park()
     }
+}
+
+/// The rows as a batch of `schema`: the same columns, with the schema's field metadata (an
+/// Iceberg table's field ids) and nullability, which Arrow compares as part of a type.
+fn retyped_batch(rows: &StructArray, schema: &SchemaRef) -> io::Result<RecordBatch> {
+    let columns = rows
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| retype(c.clone(), f.data_type()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io::Error::other)?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(io::Error::other)
+}
+
+/// `array` as type `to`, which differs from its own at most in nested fields' names, metadata
+/// and nullability: structs, lists and maps are rebuilt around the same buffers.
+fn retype(array: ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
+    if array.data_type() == to {
+        return Ok(array);
+    }
+    Ok(match to {
+        DataType::Struct(fields) => {
+            let Some(s) = array.as_any().downcast_ref::<StructArray>() else {
+                return Ok(array);
+            };
+            let (_, columns, nulls) = s.clone().into_parts();
+            let columns = columns
+                .into_iter()
+                .zip(fields)
+                .map(|(c, f)| retype(c, f.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Arc::new(StructArray::try_new(fields.clone(), columns, nulls)?)
+        }
+        DataType::List(field) => {
+            let Some(l) = array.as_any().downcast_ref::<ListArray>() else {
+                return Ok(array);
+            };
+            let (_, offsets, values, nulls) = l.clone().into_parts();
+            let values = retype(values, field.data_type())?;
+            Arc::new(ListArray::try_new(field.clone(), offsets, values, nulls)?)
+        }
+        DataType::Map(field, _) => {
+            let Some(m) = array.as_any().downcast_ref::<MapArray>() else {
+                return Ok(array);
+            };
+            let (_, offsets, entries, nulls, ordered) = m.clone().into_parts();
+            let entries = retype(Arc::new(entries), field.data_type())?;
+            let Some(entries) = entries.as_any().downcast_ref::<StructArray>() else {
+                return Ok(array);
+            };
+            Arc::new(MapArray::try_new(
+                field.clone(),
+                offsets,
+                entries.clone(),
+                nulls,
+                ordered,
+            )?)
+        }
+        _ => array,
+    })
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ fn conversion(
         Rules {
             keys,
             timestamps: TimestampRules::default(),
+            iceberg: false,
         },
         mappings
             .iter()

@@ -124,6 +124,10 @@ impl Column {
             HiveType::Date => TypeKind::Date,
             HiveType::Timestamp => TypeKind::Timestamp,
             HiveType::Binary => TypeKind::Binary,
+            // Iceberg's types: an Iceberg table is written as Parquet, never ORC.
+            HiveType::Time | HiveType::TimestampTz | HiveType::Uuid | HiveType::Fixed(_) => {
+                TypeKind::Binary
+            }
             HiveType::Struct(fields) => return Column::structure(fields, next, z),
             HiveType::Array(item) => {
                 let mut c = Column::leaf(TypeKind::List, next, z);

@@ -62,6 +62,11 @@ impl SqlCatalog {
         format!("SQL catalog {:?} in {}", self.name, self.path.display())
     }
 
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn call_error(&self, e: &rusqlite::Error) -> CatalogError {
         let transient = matches!(
             e.sqlite_error_code(),
@@ -138,6 +143,7 @@ impl SqlCatalog {
         })
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // table creation (issue 34); the tests create tables
     /// Inserts the table's row (and its namespace's `exists` row, as pyiceberg's
     /// `create_namespace` writes it, if the namespace has none).
     pub(crate) async fn create(

@@ -155,7 +155,36 @@ struct ResponseRecord {
 struct Metadata {
     #[serde(default)]
     partition_keys: Option<BTreeMap<String, serde_json::Value>>,
+    /// An Iceberg destination's routing (`destinationDatabaseName`, `destinationTableName`,
+    /// `operation`): kept among the record's keys under those names (docs/iceberg.md).
+    #[serde(default)]
+    otf_metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
+
+impl Metadata {
+    /// The partition keys and the routing keys together, as text.
+    fn keys(self) -> BTreeMap<String, String> {
+        let mut keys: BTreeMap<String, String> = self
+            .partition_keys
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, text(&v)))
+            .collect();
+        for (k, v) in self.otf_metadata.unwrap_or_default() {
+            if OTF_KEYS.contains(&k.as_str()) && !v.is_null() {
+                keys.insert(k, text(&v));
+            }
+        }
+        keys
+    }
+}
+
+/// The members of `metadata.otfMetadata` an Iceberg destination routes by.
+pub(crate) const OTF_KEYS: [&str; 3] = [
+    "destinationDatabaseName",
+    "destinationTableName",
+    "operation",
+];
 
 /// The transform's verdict on one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,9 +250,9 @@ pub(crate) fn parse_response(records: &[Record], body: &[u8]) -> Result<Vec<Verd
                 })?;
                 let keys = item
                     .metadata
-                    .and_then(|m| m.partition_keys)
+                    .map(Metadata::keys)
                     .filter(|k| !k.is_empty())
-                    .map(|k| Arc::new(k.into_iter().map(|(k, v)| (k, text(&v))).collect()));
+                    .map(Arc::new);
                 Verdict::Ok(Bytes::from(data), keys)
             }
             Some("Dropped") => Verdict::Dropped,

@@ -28,6 +28,10 @@ pub(super) fn check(
         http(c, path, d, h);
         return;
     }
+    if let Target::Iceberg(i) = &d.target {
+        super::iceberg::check(c, path, d, i);
+        return;
+    }
     target(c, path, &d.target, "s3", "directory");
     buffering(c, &path.key("buffering"), d.buffering, 128);
     let conversion = path.key("data_format_conversion");
@@ -99,7 +103,7 @@ struct Partitioning {
 
 /// `s3` (a bucket, its endpoint, its KMS key) or `directory`; `s3_key` and `directory_key`
 /// name them (an HTTP endpoint's backup writes `bucket` and `directory` at its own level).
-fn target(c: &mut Checker, path: &Path, t: &Target, s3_key: &str, directory_key: &str) {
+pub(super) fn target(c: &mut Checker, path: &Path, t: &Target, s3_key: &str, directory_key: &str) {
     match t {
         Target::S3 {
             bucket,
@@ -134,15 +138,15 @@ fn target(c: &mut Checker, path: &Path, t: &Target, s3_key: &str, directory_key:
                 c.at(path.key(directory_key), "must not be empty");
             }
         }
-        Target::Http(_) => c.at(
+        Target::Http(_) | Target::Iceberg(_) => c.at(
             path.clone(),
-            "an HTTP endpoint cannot back up to an HTTP endpoint",
+            "a backup is a bucket or a directory, not an HTTP endpoint or an Iceberg table",
         ),
     }
 }
 
 /// `buffering: {size_mib: 1..=max_mib, interval_seconds: 0..=900}`.
-fn buffering(c: &mut Checker, path: &Path, b: Buffering, max_mib: u64) {
+pub(super) fn buffering(c: &mut Checker, path: &Path, b: Buffering, max_mib: u64) {
     c.range(path.key("size_mib"), b.size_mib, 1..=max_mib);
     c.range(path.key("interval_seconds"), b.interval_seconds, 0..=900);
 }

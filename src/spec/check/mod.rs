@@ -7,6 +7,7 @@
 
 mod conversion;
 mod destination;
+mod iceberg;
 
 use std::ops::RangeInclusive;
 

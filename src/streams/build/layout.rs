@@ -48,6 +48,7 @@ pub(super) fn layout(d: &DestinationSpec) -> Result<(Template, Layout), LayoutEr
             .map(conversion)
             .transpose()?
             .map(Arc::new),
+        tables: None,
     };
     Ok((prefix, layout))
 }

@@ -1,0 +1,299 @@
+//! Which table each record goes to, as AWS routes them: the transform's `otfMetadata` first,
+//! then the routing query's keys for what it left out, else the only configured table. The
+//! router also keeps what staging needs of each table (schema, partition spec, the converter
+//! that writes its data files), loaded from the catalog before a delivery is staged, so
+//! staging itself never waits on the network. A table that does not exist (or is format v1)
+//! sends its records to the error output; it is looked up again after a while, so a table
+//! created later starts taking records.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::tuple;
+use crate::destination::partition::{RecordKeys, Unpartitioned};
+use crate::destination::stagers::Delivery;
+use crate::encode::conversion::Conversion;
+use crate::iceberg::arrow::conversion;
+use crate::iceberg::catalog::{CatalogError, TableIdent};
+use crate::iceberg::partition::Partitioning;
+use crate::iceberg::table::{TableError, Tables};
+use crate::iceberg::types::Schema;
+use crate::keys::template::PartitionValues;
+use crate::processing::error_record::{
+    ICEBERG_FAILED, ICEBERG_INVALID_TABLE_NAME, ICEBERG_NO_SUCH_TABLE,
+};
+use crate::record::Record;
+use crate::retry::{Backoff, LogGate};
+use crate::sync::Lock;
+
+/// A table that was found is read again this often (another writer may have changed it).
+const READY_FOR: Duration = Duration::from_secs(60);
+/// A table that was not found is looked up again this often.
+const MISSING_FOR: Duration = Duration::from_secs(10);
+
+/// firehosed's code for an operation this release does not apply (update, delete).
+pub(crate) const UNSUPPORTED_OPERATION: &str = "Iceberg.UnsupportedOperation";
+
+/// What staging and the sink need of one table.
+pub(crate) struct Ready {
+    pub(crate) location: String,
+    pub(crate) schema: Schema,
+    pub(crate) partitioning: Partitioning,
+    pub(crate) conversion: Arc<Conversion>,
+}
+
+#[derive(Clone)]
+enum Entry {
+    Ready(Arc<Ready>),
+    Missing { code: &'static str, message: String },
+}
+
+struct Cached {
+    entry: Entry,
+    checked: Instant,
+    /// Look it up again before the next records (a commit found it gone).
+    stale: bool,
+}
+
+/// What a destination routes by, from its specification.
+pub(crate) struct RouterSetup {
+    pub(crate) tables: Arc<Tables>,
+    /// The configured tables (AWS's DestinationTableConfigurationList).
+    pub(crate) configured: Vec<TableIdent>,
+    pub(crate) append_only: bool,
+    pub(crate) label: String,
+}
+
+pub(crate) struct Router {
+    setup: RouterSetup,
+    cache: Mutex<HashMap<TableIdent, Cached>>,
+}
+
+/// The partition values of a record of `table` in partition `tuple` (encoded).
+pub(crate) fn values(table: &TableIdent, tuple: String) -> PartitionValues {
+    let mut v = PartitionValues::default();
+    v.query.insert("database".into(), table.namespace.clone());
+    v.query.insert("table".into(), table.name.clone());
+    v.query.insert("partition".into(), tuple);
+    v
+}
+
+/// The table and encoded tuple of an object's partition values.
+pub(crate) fn table_of(v: &PartitionValues) -> Option<(TableIdent, &str)> {
+    Some((
+        TableIdent::new(v.query.get("database")?, v.query.get("table")?),
+        v.query.get("partition")?,
+    ))
+}
+
+fn failed(code: &'static str, message: impl Into<String>) -> Unpartitioned {
+    Unpartitioned {
+        output_type: ICEBERG_FAILED,
+        code,
+        message: message.into(),
+    }
+}
+
+impl Router {
+    pub(crate) fn new(setup: RouterSetup) -> Router {
+        Router {
+            setup,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn tables(&self) -> &Arc<Tables> {
+        &self.setup.tables
+    }
+
+    /// The table a record goes to.
+    fn route(&self, keys: Option<&RecordKeys>) -> Result<TableIdent, Unpartitioned> {
+        let lambda = keys.and_then(|k| k.lambda.as_deref());
+        let query = keys.and_then(|k| k.query.as_ref());
+        let from_query = query.and_then(|q| q.as_ref().ok());
+        let get = |name: &str| {
+            lambda
+                .and_then(|m| m.get(name))
+                .or_else(|| from_query.and_then(|m| m.get(name)))
+                .cloned()
+        };
+        let (db, table, op) = (
+            get("destinationDatabaseName"),
+            get("destinationTableName"),
+            get("operation"),
+        );
+        if let Some(op) = &op
+            && !self.setup.append_only
+        {
+            match op.as_str() {
+                "insert" => {}
+                "update" | "delete" => {
+                    return Err(failed(
+                        UNSUPPORTED_OPERATION,
+                        format!(
+                            "operation {op:?} is not applied yet (only insert; set append_only to take every record as an insert)"
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(failed(
+                        UNSUPPORTED_OPERATION,
+                        format!("operation must be insert, update or delete (got {op:?})"),
+                    ));
+                }
+            }
+        }
+        match (db, table) {
+            (Some(db), Some(table)) if !db.is_empty() && !table.is_empty() => {
+                Ok(TableIdent::new(&db, &table))
+            }
+            (None, None) if self.setup.configured.len() == 1 => {
+                Ok(self.setup.configured[0].clone())
+            }
+            (db, table) => {
+                let why = match (query, db, table) {
+                    (Some(Err(e)), None, None) => format!("the routing query failed: {e}"),
+                    (_, None, None) => "no destinationDatabaseName and destinationTableName (from the transform's otfMetadata or the routing query), and not exactly one table is configured".to_string(),
+                    _ => "destinationDatabaseName and destinationTableName must both be given and not empty".to_string(),
+                };
+                Err(failed(ICEBERG_INVALID_TABLE_NAME, why))
+            }
+        }
+    }
+
+    /// The partition of a record: its table and partition tuple, or why it has none.
+    pub(crate) fn resolve(
+        &self,
+        record: &Record,
+        keys: Option<&RecordKeys>,
+    ) -> Result<PartitionValues, Unpartitioned> {
+        let t = self.route(keys)?;
+        let ready = match self.cache.locked().get(&t).map(|c| c.entry.clone()) {
+            Some(Entry::Ready(r)) => r,
+            Some(Entry::Missing { code, message }) => return Err(failed(code, message)),
+            None => {
+                return Err(failed(
+                    ICEBERG_NO_SUCH_TABLE,
+                    format!("table {t} was not found"),
+                ));
+            }
+        };
+        let tuple = if ready.partitioning.is_unpartitioned() {
+            Vec::new()
+        } else {
+            tuple::tuple(&record.data, &ready.schema, &ready.partitioning).map_err(|e| {
+                failed(
+                    crate::processing::error_record::ICEBERG_SCHEMA_MISMATCH,
+                    format!("table {t}: {e}"),
+                )
+            })?
+        };
+        Ok(values(&t, tuple::encode(&tuple)))
+    }
+
+    /// The table as last loaded.
+    pub(crate) fn ready(&self, t: &TableIdent) -> Option<Arc<Ready>> {
+        match self.cache.locked().get(t).map(|c| &c.entry) {
+            Some(Entry::Ready(r)) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    /// The table is gone (a commit was told so): look it up again before the next records.
+    /// What is known of it stays until then (objects being staged for it still need it).
+    pub(crate) fn forget(&self, t: &TableIdent) {
+        if let Some(c) = self.cache.locked().get_mut(t) {
+            c.stale = true;
+        }
+    }
+
+    /// Loads the tables the records of `d` go to that are not known (or not known lately).
+    /// A catalog that cannot be reached is tried again until it answers: records wait (the
+    /// processor, and then producers, are slowed down), nothing is lost.
+    pub(crate) async fn prepare(&self, d: &Delivery) {
+        let now = Instant::now();
+        let wanted: BTreeSet<TableIdent> = {
+            let cache = self.cache.locked();
+            (0..d.records.len())
+                .filter_map(|i| self.route(d.keys.get(i).and_then(Option::as_deref)).ok())
+                .filter(|t| {
+                    cache.get(t).is_none_or(|c| {
+                        let ttl = match c.entry {
+                            Entry::Ready(_) => READY_FOR,
+                            Entry::Missing { .. } => MISSING_FOR,
+                        };
+                        c.stale || now.duration_since(c.checked) >= ttl
+                    })
+                })
+                .collect()
+        };
+        for t in wanted {
+            let entry = self.load(&t).await;
+            let mut cache = self.cache.locked();
+            // A table that was ready stays usable while it cannot be read again.
+            cache.insert(
+                t,
+                Cached {
+                    entry,
+                    checked: Instant::now(),
+                    stale: false,
+                },
+            );
+        }
+    }
+
+    /// Reads table `t` until the catalog answers.
+    async fn load(&self, t: &TableIdent) -> Entry {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let mut gate = LogGate::new(Duration::from_secs(30));
+        loop {
+            match self.setup.tables.load(t).await {
+                Ok(loaded) => {
+                    let Some(schema) = loaded.metadata.current_schema().cloned() else {
+                        return missing(t, "its metadata has no current schema");
+                    };
+                    let partitioning = match Partitioning::of(&loaded.metadata) {
+                        Ok(p) => p,
+                        Err(e) => return missing(t, &e.to_string()),
+                    };
+                    tracing::info!(destination = %self.setup.label, table = %t,
+                        metadata = %loaded.location, "Iceberg table found");
+                    return Entry::Ready(Arc::new(Ready {
+                        location: loaded.metadata.location.clone(),
+                        conversion: Arc::new(conversion(&schema, t)),
+                        schema,
+                        partitioning,
+                    }));
+                }
+                Err(TableError::Catalog(CatalogError::NoSuchTable(_))) => {
+                    return Entry::Missing {
+                        code: ICEBERG_NO_SUCH_TABLE,
+                        message: format!(
+                            "table {t} does not exist in the {}",
+                            self.setup.tables.catalog.describe()
+                        ),
+                    };
+                }
+                Err(e) if e.transient() => {
+                    if gate.should_log(Instant::now()) {
+                        tracing::warn!(destination = %self.setup.label, table = %t, error = %crate::report::Chain(&e),
+                            "cannot read the Iceberg table; retrying (records wait)");
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => return missing(t, &crate::report::Chain(&e).to_string()),
+            }
+        }
+    }
+}
+
+/// A table that cannot take records: AWS names a missing or v1 table `Iceberg.NoSuchTable`.
+fn missing(t: &TableIdent, why: &str) -> Entry {
+    Entry::Missing {
+        code: ICEBERG_NO_SUCH_TABLE,
+        message: format!("table {t} cannot take records: {why}"),
+    }
+}

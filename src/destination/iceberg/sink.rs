@@ -1,0 +1,231 @@
+//! The Iceberg destination's sink: a sealed object of a table's partition is one Parquet data
+//! file. Delivering it writes the file under the table's `data/`, reads its metrics from the
+//! footer, and commits it as one snapshot marked with the object's name (the exactly-once
+//! identity when the destination is exactly-once): a commit whose answer was lost, or a
+//! replay, finds its mark and does not append the file again. A catalog that does not answer
+//! is retried until it does (records wait in the log); a table that cannot take the file
+//! (dropped, changed incompatibly) is retried for the retry duration, then the file goes to the
+//! backup under the error prefix as `iceberg-failed`, where AWS puts the files of commits it
+//! gave up on. Error and backup objects go to the backup as they are.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::router::{Ready, Router, table_of};
+use super::tuple;
+use crate::destination::naming::Naming;
+use crate::destination::sink::{DeliveryError, Sink, Written};
+use crate::destination::stagers::Kind;
+use crate::destination::staging::Sealed;
+use crate::iceberg::catalog::{CatalogError, TableIdent};
+use crate::iceberg::metrics::data_file;
+use crate::iceberg::table::{Appended, TableError};
+use crate::metrics::DestinationMetrics;
+use crate::retry::Backoff;
+
+/// What an Iceberg sink is made of.
+pub(crate) struct IcebergSetup {
+    pub(crate) router: Arc<Router>,
+    pub(crate) backup: Sink,
+    /// AWS's RetryOptions.DurationInSeconds.
+    pub(crate) retry: Duration,
+    /// Names the `iceberg-failed` objects (the destination's naming with its error prefix).
+    pub(crate) failed_naming: Naming,
+    pub(crate) stream: String,
+    pub(crate) metrics: Arc<DestinationMetrics>,
+    pub(crate) label: String,
+}
+
+pub(crate) struct IcebergSink {
+    setup: IcebergSetup,
+}
+
+/// Why a data file was not committed.
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("cannot read the staged data file's footer: {0}")]
+    Footer(String),
+    #[error("table {0} is not known (it does not exist, or cannot take records)")]
+    Unknown(TableIdent),
+    #[error("the object's partition does not match table {0}'s partition spec")]
+    Partition(TableIdent),
+}
+
+impl CommitError {
+    fn transient(&self) -> bool {
+        match self {
+            CommitError::Table(e) => e.transient(),
+            _ => false,
+        }
+    }
+}
+
+impl IcebergSink {
+    pub(crate) fn new(setup: IcebergSetup) -> IcebergSink {
+        IcebergSink { setup }
+    }
+
+    pub(crate) fn backup(&self) -> &Sink {
+        &self.setup.backup
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "Iceberg tables in the {} (backup {})",
+            self.setup.router.tables().catalog.describe(),
+            self.setup.backup.describe()
+        )
+    }
+
+    pub(crate) async fn deliver(
+        &self,
+        object: &Sealed,
+        kind: Kind,
+    ) -> Result<Written, DeliveryError> {
+        if matches!(kind, Kind::Error | Kind::Backup) {
+            return self.setup.backup.deliver(object, kind).await;
+        }
+        let Some((table, tuple)) = object.partition.as_deref().and_then(table_of) else {
+            return Err(DeliveryError {
+                transient: false,
+                message: "an Iceberg destination's object names no table".into(),
+            });
+        };
+        let started = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        loop {
+            match self.commit(object, &table, tuple).await {
+                Ok(w) => return Ok(w),
+                Err(e) if e.transient() => {
+                    return Err(DeliveryError {
+                        transient: true,
+                        message: crate::report::Chain(&e).to_string(),
+                    });
+                }
+                Err(e) => {
+                    if let CommitError::Table(TableError::Catalog(CatalogError::NoSuchTable(_))) =
+                        &e
+                    {
+                        self.setup.router.forget(&table);
+                    }
+                    if started.elapsed() >= self.setup.retry {
+                        return self.fail_over(object, &table, &e).await;
+                    }
+                    tracing::warn!(destination = %self.setup.label, table = %table, key = %object.key,
+                        error = %crate::report::Chain(&e), "cannot commit to the Iceberg table; retrying within the retry duration");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        object: &Sealed,
+        t: &TableIdent,
+        tuple_text: &str,
+    ) -> Result<Written, CommitError> {
+        let ready = self
+            .setup
+            .router
+            .ready(t)
+            .ok_or_else(|| CommitError::Unknown(t.clone()))?;
+        let types: Vec<_> = ready
+            .partitioning
+            .ty
+            .fields
+            .iter()
+            .map(|(_, ty)| ty.clone())
+            .collect();
+        let tuple =
+            tuple::decode(tuple_text, &types).ok_or_else(|| CommitError::Partition(t.clone()))?;
+        let tables = self.setup.router.tables();
+        let location = data_location(&ready, &object.key);
+        let path = object.path.clone();
+        let footer = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+            parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&file)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| CommitError::Footer(e.to_string()))?
+        .map_err(CommitError::Footer)?;
+        tables
+            .io
+            .upload(&location, &object.path)
+            .await
+            .map_err(TableError::from)?;
+        let file = data_file(&location, object.size, &footer, &ready.schema, tuple);
+        let appended = tables
+            .append(t, &[file], &object.key, &self.marks(object))
+            .await?;
+        Ok(match appended {
+            Appended::Committed(_) => Written::Put,
+            Appended::AlreadyThere(_) => Written::AlreadyThere,
+        })
+    }
+
+    /// What the snapshot's summary records besides its mark: the stream, and the log range
+    /// the file holds (spool positions, or a Kinesis shard's sequence numbers).
+    fn marks(&self, object: &Sealed) -> BTreeMap<String, String> {
+        let range = match &object.identity {
+            Some((entry, _)) => serde_json::json!({"first": entry.first, "last": entry.last}),
+            None => serde_json::json!({"first_seq": object.first_seq, "next_seq": object.next_seq}),
+        };
+        BTreeMap::from([
+            ("firehosed.stream".to_string(), self.setup.stream.clone()),
+            ("firehosed.range".to_string(), range.to_string()),
+        ])
+    }
+
+    /// The file goes to the backup under the error prefix: its records are kept, as Parquet.
+    async fn fail_over(
+        &self,
+        object: &Sealed,
+        t: &TableIdent,
+        e: &CommitError,
+    ) -> Result<Written, DeliveryError> {
+        let name = self
+            .setup
+            .failed_naming
+            .object(object.oldest_ms, &uuid::Uuid::new_v4());
+        tracing::error!(destination = %self.setup.label, table = %t, key = %name.key,
+            error = %crate::report::Chain(e),
+            "the retry duration ended without a commit: the data file goes to the backup as iceberg-failed");
+        let failed = Sealed {
+            id: object.id,
+            path: object.path.clone(),
+            key: name.key,
+            records: object.records,
+            raw_bytes: object.raw_bytes,
+            size: object.size,
+            oldest_ms: object.oldest_ms,
+            first_seq: object.first_seq,
+            next_seq: object.next_seq,
+            identity: None,
+            partition: None,
+        };
+        self.setup.backup.deliver(&failed, Kind::Error).await?;
+        self.setup.metrics.error_records.add(object.records);
+        Ok(Written::BackedUp)
+    }
+}
+
+/// Where an object's data file goes: the table's `data/`, named after the object with an
+/// attempt's own suffix (an attempt that lost its answer leaves an unreferenced file, never a
+/// file another attempt's commit names).
+fn data_location(table: &Ready, key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let stem = name.strip_suffix(".parquet").unwrap_or(name);
+    format!(
+        "{}/data/{stem}-{}.parquet",
+        table.location.trim_end_matches('/'),
+        uuid::Uuid::new_v4().simple()
+    )
+}

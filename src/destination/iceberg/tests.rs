@@ -1,0 +1,290 @@
+//! The Iceberg destination in process, on an embedded catalog in a temporary folder: records
+//! routed to their table, written as one Parquet data file with the table's field ids, and
+//! committed once (a second delivery of the same object finds its mark).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::router::{Router, RouterSetup, values};
+use super::sink::{IcebergSetup, IcebergSink};
+use super::tuple;
+use crate::destination::naming::Naming;
+use crate::destination::partition::RecordKeys;
+use crate::destination::sink::{Sink, Written};
+use crate::destination::stagers::{Delivery, Kind};
+use crate::destination::staging::Sealed;
+use crate::iceberg::catalog::sql::SqlCatalog;
+use crate::iceberg::catalog::{Catalog, TableIdent};
+use crate::iceberg::io::FileIo;
+use crate::iceberg::manifest::read_manifest_list;
+use crate::iceberg::metadata::TableMetadata;
+use crate::iceberg::table::Tables;
+use crate::iceberg::types::{ListType, NestedField, Schema, StructType, Type};
+use crate::keys::template::Template;
+use crate::record::Record;
+
+fn schema() -> Schema {
+    Schema::new(
+        0,
+        vec![
+            NestedField::new(1, "id", true, Type::Long),
+            NestedField::new(2, "name", false, Type::String),
+            NestedField::new(3, "ts", false, Type::TimestampTz),
+            NestedField::new(
+                4,
+                "amount",
+                false,
+                Type::Decimal {
+                    precision: 10,
+                    scale: 2,
+                },
+            ),
+            NestedField::new(
+                5,
+                "tags",
+                false,
+                Type::List(ListType {
+                    element_id: 7,
+                    element_required: false,
+                    element: Box::new(Type::String),
+                }),
+            ),
+            NestedField::new(
+                6,
+                "attrs",
+                false,
+                Type::Struct(StructType {
+                    fields: vec![NestedField::new(8, "a", false, Type::Int)],
+                }),
+            ),
+        ],
+    )
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    router: Arc<Router>,
+    sink: IcebergSink,
+    staging: std::path::PathBuf,
+    table: TableIdent,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:///{}", dir.path().join("cat.db").display());
+    let tables = Arc::new(Tables {
+        catalog: Catalog::Sql(SqlCatalog::new(&uri, "default").expect("uri")),
+        io: FileIo::new(None),
+    });
+    let table = TableIdent::new("db", "events");
+    let location = format!("file://{}/wh/db/events", dir.path().display());
+    let m = TableMetadata::new(&location, schema(), vec![], BTreeMap::new(), 0);
+    tables.create(&table, &m).await.expect("create");
+    let router = Arc::new(Router::new(RouterSetup {
+        tables,
+        configured: vec![table.clone()],
+        append_only: false,
+        label: "s[0]".into(),
+    }));
+    let backup_dir = dir.path().join("backup");
+    std::fs::create_dir_all(&backup_dir).expect("backup dir");
+    let naming = Naming {
+        stream: "s".into(),
+        version: 1,
+        prefix: Template::default(),
+        extension: ".parquet".into(),
+        time_zone: chrono_tz::UTC,
+        error: None,
+        partition: None,
+    };
+    let sink = IcebergSink::new(IcebergSetup {
+        router: router.clone(),
+        backup: Sink::Directory(crate::destination::directory::DirectorySink::new(
+            backup_dir,
+        )),
+        retry: Duration::from_secs(0),
+        failed_naming: naming,
+        stream: "s".into(),
+        metrics: Arc::default(),
+        label: "s[0]".into(),
+    });
+    let staging = dir.path().join("staging");
+    std::fs::create_dir_all(&staging).expect("staging dir");
+    Setup {
+        _dir: dir,
+        router,
+        sink,
+        staging,
+        table,
+    }
+}
+
+fn record(seq: u64, json: &str) -> Record {
+    Record {
+        data: Bytes::from(json.to_string()),
+        arrival_ms: 1_700_000_000_000,
+        seq,
+        sub: 0,
+        kinesis: None,
+    }
+}
+
+#[tokio::test]
+async fn records_become_one_data_file_with_field_ids_committed_once() {
+    let s = setup().await;
+    let records = vec![
+        record(
+            0,
+            r#"{"id": 1, "name": "a", "ts": 1725476175114000, "amount": "12.34", "tags": ["x", "y"], "attrs": {"a": 5}}"#,
+        ),
+        record(
+            1,
+            r#"{"id": 2, "ts": "2024-09-04T18:56:15.114Z", "extra": true}"#,
+        ),
+    ];
+    let delivery = Delivery {
+        records: records.clone(),
+        keys: vec![None, None],
+        ..Delivery::default()
+    };
+    s.router.prepare(&delivery).await;
+    let values = s.router.resolve(&records[0], None).expect("routed");
+    assert_eq!(values, values_of(&s.table));
+    let ready = s.router.ready(&s.table).expect("loaded");
+    let path = s.staging.join("o.parquet");
+    let mut w = ready
+        .conversion
+        .writer(std::fs::File::create(&path).expect("file"))
+        .expect("writer");
+    for r in &records {
+        assert_eq!(w.append(&r.data).expect("io").expect("fits"), 1);
+    }
+    // A record without the required id does not fit: nothing of it is written.
+    let misfit = w
+        .append(br#"{"name": "no id"}"#)
+        .expect("io")
+        .expect_err("misfit");
+    assert!(misfit.is_missing_column(), "{misfit}");
+    w.finish().expect("finish");
+    let size = std::fs::metadata(&path).expect("size").len();
+    let object = Sealed {
+        id: 1,
+        path: path.clone(),
+        key: "s-1-2024-01-01-00-00-00-abc.parquet".into(),
+        records: 2,
+        raw_bytes: 10,
+        size,
+        oldest_ms: 0,
+        first_seq: 0,
+        next_seq: 2,
+        identity: None,
+        partition: Some(Arc::new(values.clone())),
+    };
+    assert_eq!(
+        s.sink
+            .deliver(&object, Kind::Partition)
+            .await
+            .expect("committed"),
+        Written::Put
+    );
+    assert_eq!(
+        s.sink
+            .deliver(&object, Kind::Partition)
+            .await
+            .expect("again"),
+        Written::AlreadyThere
+    );
+    let tables = s.router.tables();
+    let loaded = tables.load(&s.table).await.expect("load");
+    let head = loaded.metadata.current_snapshot().expect("snapshot");
+    assert_eq!(head.summary["total-records"], "2");
+    assert_eq!(head.summary["firehosed.stream"], "s");
+    assert_eq!(loaded.metadata.snapshots.len(), 1);
+    let list = read_manifest_list(&tables.io.read(&head.manifest_list).await.expect("list"))
+        .expect("manifest list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].added_rows_count, 2);
+    // The data file carries the table's field ids, nested ones included.
+    let data_dir = s._dir.path().join("wh/db/events/data");
+    let file = std::fs::read_dir(&data_dir)
+        .expect("data")
+        .next()
+        .expect("a file")
+        .expect("entry");
+    let reader = SerializedFileReader::new(std::fs::File::open(file.path()).expect("open"))
+        .expect("parquet");
+    let descr = reader.metadata().file_metadata().schema_descr();
+    let ids: Vec<i32> = (0..descr.num_columns())
+        .map(|i| descr.column(i).self_type().get_basic_info().id())
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3, 4, 7, 8]);
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
+}
+
+fn values_of(t: &TableIdent) -> crate::keys::template::PartitionValues {
+    values(t, tuple::encode(&[]))
+}
+
+#[tokio::test]
+async fn records_for_a_missing_table_or_without_a_route_are_refused_with_aws_codes() {
+    let s = setup().await;
+    let keys = |db: &str, table: &str| {
+        let map = BTreeMap::from([
+            ("destinationDatabaseName".to_string(), db.to_string()),
+            ("destinationTableName".to_string(), table.to_string()),
+        ]);
+        Arc::new(RecordKeys {
+            query: Some(Ok(Arc::new(map))),
+            lambda: None,
+        })
+    };
+    let r = record(0, r#"{"id": 1}"#);
+    let delivery = Delivery {
+        records: vec![r.clone(), r.clone()],
+        keys: vec![Some(keys("db", "nope")), Some(keys("db", "events"))],
+        ..Delivery::default()
+    };
+    s.router.prepare(&delivery).await;
+    let missing = s
+        .router
+        .resolve(&r, Some(&keys("db", "nope")))
+        .expect_err("no table");
+    assert_eq!(missing.code, "Iceberg.NoSuchTable");
+    assert_eq!(missing.output_type, "iceberg-failed");
+    assert!(s.router.resolve(&r, Some(&keys("db", "events"))).is_ok());
+    let empty = s
+        .router
+        .resolve(&r, Some(&keys("", "events")))
+        .expect_err("empty name");
+    assert_eq!(empty.code, "Iceberg.InvalidTableName");
+    // The transform's otfMetadata wins over the query's keys.
+    let lambda = Arc::new(RecordKeys {
+        query: Some(Ok(Arc::new(BTreeMap::from([(
+            "destinationTableName".to_string(),
+            "nope".to_string(),
+        )])))),
+        lambda: Some(Arc::new(BTreeMap::from([
+            ("destinationDatabaseName".to_string(), "db".to_string()),
+            ("destinationTableName".to_string(), "events".to_string()),
+        ]))),
+    });
+    assert!(s.router.resolve(&r, Some(&lambda)).is_ok());
+    let delete = Arc::new(RecordKeys {
+        query: None,
+        lambda: Some(Arc::new(BTreeMap::from([(
+            "operation".to_string(),
+            "delete".to_string(),
+        )]))),
+    });
+    assert_eq!(
+        s.router
+            .resolve(&r, Some(&delete))
+            .expect_err("delete")
+            .code,
+        "Iceberg.UnsupportedOperation"
+    );
+}

@@ -1,0 +1,259 @@
+//! Apache Iceberg tables on the real binary, on the embedded sqlite catalog: records routed to
+//! their table by a jq query are rows that pyiceberg and DuckDB (pinned in
+//! tests/requirements.txt, both independent of firehosed) read back exactly, with every type
+//! of table format v2; a partitioned table's files hold one partition each; records for a
+//! table that does not exist, or that do not fit theirs, go to the error output with AWS's
+//! codes and nothing else stops; a commit is made once per file even when delivered twice.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// `tests/py/iceberg_tool.py COMMAND --uri URI ARGS`: its stdout.
+fn tool(command: &str, uri: &str, args: &[&str]) -> String {
+    let out = run_output(
+        Command::new(python())
+            .arg(py_script("iceberg_tool.py"))
+            .args([command, "--uri", uri])
+            .args(args),
+    );
+    assert!(
+        out.status.success(),
+        "iceberg_tool {command} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Creates `table` (db.name) with pyiceberg: Iceberg's schema JSON, a partition spec.
+fn create(uri: &str, warehouse: &str, table: &str, schema: &Value, partition: &Value) {
+    tool(
+        "create",
+        uri,
+        &[
+            "--warehouse",
+            warehouse,
+            "--table",
+            table,
+            "--schema",
+            &schema.to_string(),
+            "--partition",
+            &partition.to_string(),
+        ],
+    );
+}
+
+/// The table's rows as pyiceberg and as DuckDB read them (asserted equal), sorted.
+fn rows(uri: &str, table: &str) -> Vec<Value> {
+    let parse = |text: String| -> Vec<Value> {
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON row"))
+            .collect()
+    };
+    let py = parse(tool("rows", uri, &["--table", table]));
+    let duck = parse(tool("duckdb", uri, &["--table", table]));
+    assert_eq!(py, duck, "pyiceberg and DuckDB read {table} differently");
+    py
+}
+
+fn info(uri: &str, table: &str) -> Value {
+    serde_json::from_str(&tool("info", uri, &["--table", table])).expect("info JSON")
+}
+
+fn field(id: u32, name: &str, required: bool, ty: Value) -> Value {
+    json!({"id": id, "name": name, "required": required, "type": ty})
+}
+
+fn config(uri: &str, warehouse: &str, tables: &str, extra: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+delivery_streams:
+  - name: lake
+    source: {{direct_put: {{}}}}
+    destinations:
+      - iceberg:
+          catalog: {{sql: {{uri: '{uri}'}}}}
+          warehouse: '{warehouse}'
+          tables: {tables}
+{extra}
+        s3_backup: {{directory: '{{dir}}/backup'}}
+        error_output_prefix: 'errors/!{{firehose:error-output-type}}/'
+        buffering: {{size_mib: 64, interval_seconds: 600}}
+"
+    )
+}
+
+/// The error records under the backup's `errors/iceberg-failed/`.
+fn error_records(backup: &Path) -> Vec<Value> {
+    files_under(backup)
+        .into_iter()
+        .filter(|k| k.starts_with("errors/iceberg-failed/"))
+        .flat_map(|k| {
+            let text = std::fs::read_to_string(backup.join(&k)).expect("error object");
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("an error record"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn put(d: &Daemon, lines: &[Value]) {
+    let body: Vec<String> = lines.iter().map(Value::to_string).collect();
+    let (status, text) = d.post("/v1/streams/lake/records", body.join("\n").as_bytes());
+    assert_eq!(status, 200, "{text}");
+}
+
+#[test]
+fn records_routed_by_a_query_are_rows_of_their_tables_and_misfits_go_to_the_error_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:///{}", dir.path().join("catalog.db").display());
+    let warehouse = format!("file://{}/warehouse", dir.path().display());
+    let orders = json!({"type": "struct", "schema-id": 0, "fields": [
+        field(1, "id", true, json!("long")),
+        field(2, "region", false, json!("string")),
+        field(3, "amount", false, json!("decimal(10, 2)")),
+        field(4, "ts", false, json!("timestamptz")),
+    ]});
+    create(
+        &uri,
+        &warehouse,
+        "db.orders",
+        &orders,
+        &json!([{"source": "region", "transform": "identity"}]),
+    );
+    let clicks = json!({"type": "struct", "schema-id": 0, "fields": [
+        field(1, "id", true, json!("long")),
+        field(2, "page", false, json!("string")),
+    ]});
+    create(&uri, &warehouse, "db.clicks", &clicks, &json!([]));
+    let tables = "[{database: db, table: orders}, {database: db, table: clicks}]";
+    let routing = "          routing: {query: '{destinationDatabaseName: \"db\", destinationTableName: .kind}'}";
+    let mut d = Daemon::launch(&config(&uri, &warehouse, tables, routing))
+        .in_dir(tempfile::tempdir().expect("daemon dir"))
+        .start();
+    put(
+        &d,
+        &[
+            json!({"kind": "orders", "id": 1, "region": "eu", "amount": 12.5, "ts": 1_725_476_175_114_000_i64}),
+            json!({"kind": "orders", "id": 2, "region": "us", "amount": "7", "ts": "2024-09-04T18:56:15Z"}),
+            json!({"kind": "orders", "id": 3, "region": "eu", "amount": "abc"}),
+            json!({"kind": "orders", "region": "eu"}),
+            json!({"kind": "clicks", "id": 10, "page": "/home", "ignored": [1, 2]}),
+            json!({"kind": "nope", "id": 99}),
+            json!({"id": 100}),
+        ],
+    );
+    let keys = d.flush("lake");
+    assert!(keys.iter().any(|k| k.starts_with("db/clicks/")), "{keys:?}");
+    assert_eq!(
+        rows(&uri, "db.orders"),
+        vec![
+            json!({"id": 1, "region": "eu", "amount": "12.50", "ts": "2024-09-04T18:56:15.114000Z"}),
+            json!({"id": 2, "region": "us", "amount": "7.00", "ts": "2024-09-04T18:56:15Z"}),
+        ]
+    );
+    assert_eq!(
+        rows(&uri, "db.clicks"),
+        vec![json!({"id": 10, "page": "/home"})]
+    );
+    let clicks_info = info(&uri, "db.clicks");
+    let snapshots = clicks_info["snapshots"].as_array().expect("snapshots");
+    assert_eq!(snapshots.len(), 1, "one snapshot per flush: {clicks_info}");
+    assert_eq!(snapshots[0]["summary"]["operation"], "append");
+    assert_eq!(snapshots[0]["summary"]["firehosed.stream"], "lake");
+    let mut codes: Vec<String> = error_records(&d.dir.path().join("backup"))
+        .iter()
+        .map(|e| e["errorCode"].as_str().expect("errorCode").to_string())
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            "Iceberg.InvalidTableName",
+            "Iceberg.MissingColumnWithinRecord",
+            "Iceberg.NoSuchTable",
+            "Iceberg.SchemaMismatch",
+        ]
+    );
+    // The next records still go in: nothing stopped.
+    put(&d, &[json!({"kind": "clicks", "id": 11, "page": "/next"})]);
+    d.flush("lake");
+    assert_eq!(rows(&uri, "db.clicks").len(), 2);
+    assert_eq!(
+        d.terminate(std::time::Duration::from_secs(30)).code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn every_type_of_table_format_v2_reads_back_exactly_in_pyiceberg_and_duckdb() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:///{}", dir.path().join("catalog.db").display());
+    let warehouse = format!("file://{}/warehouse", dir.path().display());
+    let schema = json!({"type": "struct", "schema-id": 0, "fields": [
+        field(1, "id", true, json!("long")),
+        field(2, "flag", false, json!("boolean")),
+        field(3, "i", false, json!("int")),
+        field(4, "f", false, json!("float")),
+        field(5, "d", false, json!("double")),
+        field(6, "amount", false, json!("decimal(38, 9)")),
+        field(7, "day", false, json!("date")),
+        field(8, "t", false, json!("time")),
+        field(9, "ts", false, json!("timestamp")),
+        field(10, "tstz", false, json!("timestamptz")),
+        field(11, "s", false, json!("string")),
+        field(12, "u", false, json!("uuid")),
+        field(13, "bin", false, json!("binary")),
+        field(14, "fx", false, json!("fixed[4]")),
+        field(15, "st", false, json!({"type": "struct", "fields": [
+            field(18, "a", false, json!("int")),
+            field(19, "b", false, json!("string")),
+        ]})),
+        field(16, "tags", false, json!({"type": "list", "element-id": 20, "element": "string", "element-required": false})),
+        field(17, "attrs", false, json!({"type": "map", "key-id": 21, "key": "string", "value-id": 22, "value": "long", "value-required": false})),
+    ]});
+    create(&uri, &warehouse, "db.all", &schema, &json!([]));
+    let d = Daemon::launch(&config(
+        &uri,
+        &warehouse,
+        "[{database: db, table: all}]",
+        "",
+    ))
+    .in_dir(tempfile::tempdir().expect("daemon dir"))
+    .start();
+    put(
+        &d,
+        &[
+            json!({"id": 1, "flag": true, "i": -7, "f": 1.5, "d": 2.25,
+                   "amount": "12345678901234567890.123456789", "day": "2024-09-04",
+                   "t": "18:56:15.096", "ts": "2024-09-04T18:56:15.114", "tstz": 1_725_476_175_114_000_i64,
+                   "s": "héllo", "u": "21c5521c-a6d4-48d4-b2c8-7f6d842f72c3", "bin": "AAEC/w==",
+                   "fx": "01020304", "st": {"a": 5, "b": "x"}, "tags": ["p", null, "q"],
+                   "attrs": {"k": 1, "z": null}}),
+            // AWS's other forms: numbers as strings, 1/0 booleans, epoch days, microseconds of
+            // the day; a missing member is null.
+            json!({"id": "2", "flag": 0, "i": "8", "d": "-0.5", "amount": 3, "day": 19970,
+                   "t": 68_175_096_000_i64, "ts": 1_725_476_175_114_000_i64, "st": {"a": 6}}),
+        ],
+    );
+    d.flush("lake");
+    assert_eq!(
+        rows(&uri, "db.all"),
+        vec![
+            json!({"id": 1, "flag": true, "i": -7, "f": 1.5, "d": 2.25,
+                   "amount": "12345678901234567890.123456789", "day": "2024-09-04",
+                   "t": "18:56:15.096000", "ts": "2024-09-04T18:56:15.114000",
+                   "tstz": "2024-09-04T18:56:15.114000Z", "s": "héllo",
+                   "u": "IcVSHKbUSNSyyH9thC9yww==", "bin": "AAEC/w==", "fx": "AQIDBA==",
+                   "st": {"a": 5, "b": "x"}, "tags": ["p", null, "q"], "attrs": {"k": 1, "z": null}}),
+            json!({"id": 2, "flag": false, "i": 8, "f": null, "d": -0.5, "amount": "3.000000000",
+                   "day": "2024-09-04", "t": "18:56:15.096000", "ts": "2024-09-04T18:56:15.114000",
+                   "tstz": null, "s": null, "u": null, "bin": null, "fx": null,
+                   "st": {"a": 6, "b": null}, "tags": null, "attrs": null}),
+        ]
+    );
+}

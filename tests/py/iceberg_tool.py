@@ -1,0 +1,151 @@
+"""Iceberg tables for tests/e2e/iceberg.rs, through independent readers and writers.
+
+  create  --uri SQLITE_URI --warehouse URL --table DB.T --schema JSON [--partition JSON]
+          creates the namespace (if missing) and the table with pyiceberg's SqlCatalog; the
+          schema is Iceberg's own JSON (Appendix C), the partition spec a list of
+          {"source": name, "transform": "identity" | "day" | "bucket[4]" ..., "name": ...}
+  rows    --uri SQLITE_URI --table DB.T
+          the table's rows as pyiceberg reads them: one JSON object per line, sorted
+  duckdb  --uri SQLITE_URI --table DB.T
+          the same rows as DuckDB's iceberg extension reads the current metadata file (loaded
+          from the PyPI wheels, offline)
+  info    --uri SQLITE_URI --table DB.T
+          snapshots (id, parent, summary) and the current metadata location, as JSON
+"""
+
+import argparse
+import base64
+import datetime
+import decimal
+import json
+import os
+import sys
+import uuid
+
+
+def catalog(uri, warehouse=None):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    props = {"uri": uri}
+    if warehouse:
+        props["warehouse"] = warehouse
+    return SqlCatalog("default", **props)
+
+
+def plain(v):
+    """A value as JSON text the test compares: the same for pyiceberg and DuckDB."""
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            return v.isoformat() + "Z"
+        return v.isoformat()
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, uuid.UUID):
+        # pyarrow reads a uuid as its 16 bytes: both readers show them the same way
+        return base64.b64encode(v.bytes).decode()
+    if isinstance(v, (bytes, bytearray)):
+        return base64.b64encode(bytes(v)).decode()
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        # pyarrow gives maps as lists of (key, value) pairs
+        if v and all(isinstance(x, tuple) and len(x) == 2 for x in v):
+            return {str(k): plain(x) for k, x in v}
+        return [plain(x) for x in v]
+    return v
+
+
+def print_rows(rows):
+    lines = sorted(json.dumps(plain(r), sort_keys=True) for r in rows)
+    for line in lines:
+        print(line)
+
+
+def create(args):
+    from pyiceberg.schema import Schema
+    from pyiceberg.partitioning import PartitionSpec, PartitionField
+    from pyiceberg.transforms import parse_transform
+
+    cat = catalog(args.uri, args.warehouse)
+    ns, name = args.table.split(".", 1)
+    if (ns,) not in cat.list_namespaces():
+        cat.create_namespace(ns)
+    schema = Schema.model_validate_json(args.schema)
+    spec = PartitionSpec()
+    if args.partition:
+        fields = []
+        for i, p in enumerate(json.loads(args.partition)):
+            source = schema.find_field(p["source"])
+            fields.append(
+                PartitionField(
+                    source_id=source.field_id,
+                    field_id=1000 + i,
+                    transform=parse_transform(p["transform"]),
+                    name=p.get("name", p["source"]),
+                )
+            )
+        spec = PartitionSpec(*fields)
+    t = cat.create_table(f"{ns}.{name}", schema=schema, partition_spec=spec)
+    print(t.metadata_location)
+
+
+def rows(args):
+    t = catalog(args.uri).load_table(args.table)
+    print_rows(t.scan().to_arrow().to_pylist())
+
+
+def duckdb_rows(args):
+    import duckdb
+    import duckdb_extension_avro
+    import duckdb_extension_iceberg
+
+    t = catalog(args.uri).load_table(args.table)
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    con.execute("SET TimeZone='UTC'")
+    ver = con.execute("PRAGMA version").fetchone()[0]
+    # avro first: iceberg's start-up would otherwise try to install it.
+    for mod, ext in [(duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")]:
+        path = os.path.join(os.path.dirname(mod.__file__), "extensions", ver, ext + ".duckdb_extension")
+        con.execute(f"LOAD '{path}'")
+    cur = con.execute("SELECT * FROM iceberg_scan(?)", [t.metadata_location])
+    names = [d[0] for d in cur.description]
+    print_rows([dict(zip(names, r)) for r in cur.fetchall()])
+
+
+def info(args):
+    t = catalog(args.uri).load_table(args.table)
+    snaps = [
+        {"id": s.snapshot_id, "parent": s.parent_snapshot_id,
+         "summary": {k: v for k, v in s.summary.additional_properties.items()}
+         | {"operation": s.summary.operation.value}}
+        for s in t.metadata.snapshots
+    ]
+    print(json.dumps({"metadata": t.metadata_location, "snapshots": snaps,
+                      "format_version": t.metadata.format_version}))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("command", choices=["create", "rows", "duckdb", "info"])
+    p.add_argument("--uri", required=True)
+    p.add_argument("--warehouse")
+    p.add_argument("--table", required=True)
+    p.add_argument("--schema")
+    p.add_argument("--partition")
+    args = p.parse_args()
+    if args.command == "create":
+        create(args)
+    elif args.command == "rows":
+        rows(args)
+    elif args.command == "duckdb":
+        duckdb_rows(args)
+    else:
+        info(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
