@@ -58,7 +58,7 @@ aws: {{force_path_style: true}}
 }
 
 /// PutRecordBatch without panicking on a dead daemon: Some(acknowledged) or None.
-fn try_put(url: &str, records: &[String]) -> Option<bool> {
+pub(crate) fn try_put(url: &str, records: &[String]) -> Option<bool> {
     let recs: Vec<Value> = records
         .iter()
         .map(|r| json!({"Data": base64(r.as_bytes())}))
@@ -79,7 +79,12 @@ fn try_put(url: &str, records: &[String]) -> Option<bool> {
 
 /// Two producers for `run`, each record `{"c":client,"i":n,"k":key,"p":pad}`; what the
 /// daemon acknowledged goes into `acked`.
-fn load(url: &str, run: Duration, next: &Arc<Mutex<u64>>, acked: &Arc<Mutex<BTreeSet<u64>>>) {
+pub(crate) fn load(
+    url: &str,
+    run: Duration,
+    next: &Arc<Mutex<u64>>,
+    acked: &Arc<Mutex<BTreeSet<u64>>>,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for c in 0..2 {
@@ -121,7 +126,7 @@ fn load(url: &str, run: Duration, next: &Arc<Mutex<u64>>, acked: &Arc<Mutex<BTre
     }
 }
 
-fn bad(i: u64) -> bool {
+pub(crate) fn bad(i: u64) -> bool {
     i.is_multiple_of(97)
 }
 
@@ -195,7 +200,7 @@ fn keys(s3: &S3sFs, bucket: &str) -> Vec<String> {
         .collect()
 }
 
-fn assert_once(what: &str, counts: &BTreeMap<u64, usize>, acked: &BTreeSet<u64>) {
+pub(crate) fn assert_once(what: &str, counts: &BTreeMap<u64, usize>, acked: &BTreeSet<u64>) {
     let missing: Vec<&u64> = acked.iter().filter(|i| !counts.contains_key(i)).collect();
     let twice: Vec<(&u64, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(

@@ -9,6 +9,8 @@
   duckdb  --uri SQLITE_URI --table DB.T
           the same rows as DuckDB's iceberg extension reads the current metadata file (loaded
           from the PyPI wheels, offline)
+  ids     --uri SQLITE_URI --table DB.T
+          column `i` as pyiceberg and as DuckDB read it: {"pyiceberg": [...], "duckdb": [...]}
   info    --uri SQLITE_URI --table DB.T
           snapshots (id, parent, summary) and the current metadata location, as JSON
 """
@@ -116,6 +118,24 @@ def duckdb_rows(args):
     print_rows([dict(zip(names, r)) for r in cur.fetchall()])
 
 
+def ids(args):
+    """The values of column `i`, as pyiceberg and DuckDB read them (both, as two lists)."""
+    import duckdb
+    import duckdb_extension_avro
+    import duckdb_extension_iceberg
+
+    t = catalog(args.uri).load_table(args.table)
+    py = t.scan(selected_fields=("i",)).to_arrow().column("i").to_pylist()
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    ver = con.execute("PRAGMA version").fetchone()[0]
+    for mod, ext in [(duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")]:
+        path = os.path.join(os.path.dirname(mod.__file__), "extensions", ver, ext + ".duckdb_extension")
+        con.execute(f"LOAD '{path}'")
+    duck = [r[0] for r in con.execute("SELECT i FROM iceberg_scan(?)", [t.metadata_location]).fetchall()]
+    print(json.dumps({"pyiceberg": sorted(py), "duckdb": sorted(duck)}))
+
+
 def info(args):
     t = catalog(args.uri).load_table(args.table)
     snaps = [
@@ -130,7 +150,7 @@ def info(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["create", "rows", "duckdb", "info"])
+    p.add_argument("command", choices=["create", "rows", "duckdb", "ids", "info"])
     p.add_argument("--uri", required=True)
     p.add_argument("--warehouse")
     p.add_argument("--table", required=True)
@@ -143,6 +163,8 @@ def main():
         rows(args)
     elif args.command == "duckdb":
         duckdb_rows(args)
+    elif args.command == "ids":
+        ids(args)
     else:
         info(args)
 
