@@ -144,6 +144,20 @@ fn updated_request(
         .into_iter()
         .filter(|m| m.ends_with("DestinationUpdate"))
         .collect();
+    if let Some(current) = request.iceberg_destination_configuration.as_ref() {
+        let Some(u) = input
+            .iceberg_destination_update
+            .as_ref()
+            .filter(|_| updates.len() == 1)
+        else {
+            return Err(AwsError::invalid_argument(
+                "firehosed does not change a destination's type: this stream's destination is Iceberg tables (IcebergDestinationUpdate, one update)",
+            ));
+        };
+        // Every member given replaces the stream's (S3Configuration whole, as the model has it).
+        request.iceberg_destination_configuration = Some(request::merge_update(current, u));
+        return Ok(request);
+    }
     let http = request.http_endpoint_destination_configuration.as_ref();
     match (http, updates.as_slice()) {
         (_, []) => Err(AwsError::invalid_argument(

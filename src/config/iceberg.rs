@@ -163,7 +163,7 @@ fn decode_target(ctx: &mut Ctx, node: &Node, path: Path) -> Option<IcebergTarget
 }
 
 /// `catalog:` exactly one of `sql: {uri, name}`, `glue: {catalog_id, endpoint_url}`.
-fn decode_catalog(ctx: &mut Ctx, node: &Node, path: Path) -> Option<CatalogSpec> {
+pub(super) fn decode_catalog(ctx: &mut Ctx, node: &Node, path: Path) -> Option<CatalogSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
     let (sql, glue) = (m.has("sql"), m.has("glue"));
     let mut unsupported = None;

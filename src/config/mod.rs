@@ -130,6 +130,12 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         Some(node) => decode_functions(ctx, node, top.path.key("lambda_functions")),
         None => Some(BTreeMap::new()),
     };
+    let api_iceberg_catalog = match top.get("api_iceberg_catalog") {
+        Some(node) => {
+            iceberg::decode_catalog(ctx, node, top.path.key("api_iceberg_catalog")).map(Some)
+        }
+        None => Some(None),
+    };
     let relax = match top.get("relax_aws_limits") {
         Some(node) => ctx.bool(node, &top.path.key("relax_aws_limits")),
         None => Some(false),
@@ -158,6 +164,7 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         relax_aws_limits: relax?,
         glue_catalog_dir: glue_catalog_dir?,
         lambda_functions: lambda_functions?,
+        api_iceberg_catalog: api_iceberg_catalog?,
         streams: streams?,
     })
 }

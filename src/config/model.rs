@@ -26,6 +26,10 @@ pub struct Config {
     /// What CreateDeliveryStream's Lambda processors run: function name -> local runtime.
     pub(crate) lambda_functions:
         std::collections::BTreeMap<String, super::transform::LambdaFunction>,
+    /// `api_iceberg_catalog`: the catalog API-created Iceberg destinations use instead of the
+    /// Glue Data Catalog their CatalogARN names (the embedded sqlite catalog, for test suites
+    /// and machines without AWS).
+    pub(crate) api_iceberg_catalog: Option<crate::spec::CatalogSpec>,
     pub(crate) streams: Vec<crate::spec::StreamSpec>,
 }
 

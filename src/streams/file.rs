@@ -52,6 +52,7 @@ impl Streams {
         let local = crate::control::request::Local {
             catalog: config.glue_catalog_dir.clone(),
             functions: config.lambda_functions.clone(),
+            iceberg_catalog: config.api_iceberg_catalog.clone(),
         };
         let records = StreamRecords::open(
             &config.state_dir,

@@ -360,3 +360,122 @@ delivery_streams:
     let twice = least.values().filter(|n| **n > 1).count();
     println!("at_least_once: {twice} records committed more than once; exactly_once: none");
 }
+
+/// `tests/py/iceberg_tool.py` against a moto server's Glue Data Catalog and S3.
+fn glue_tool(command: &str, moto: &Moto, args: &[&str]) -> String {
+    let out = run_output(
+        Command::new(python())
+            .arg(py_script("iceberg_tool.py"))
+            .args([command, "--glue", &moto.endpoint])
+            .args(args),
+    );
+    assert!(
+        out.status.success(),
+        "iceberg_tool {command} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn boto3_creates_describes_and_updates_a_stream_into_a_glue_table_on_s3() {
+    let moto = Moto::start();
+    moto.create_bucket("warehouse");
+    moto.create_bucket("errors");
+    let schema = json!({"type": "struct", "schema-id": 0, "fields": [
+        field(1, "id", true, json!("long")),
+        field(2, "name", false, json!("string")),
+    ]});
+    glue_tool(
+        "create",
+        &moto,
+        &[
+            "--warehouse",
+            "s3://warehouse/",
+            "--table",
+            "db.events",
+            "--schema",
+            &schema.to_string(),
+            "--partition",
+            "[]",
+        ],
+    );
+    let d = Daemon::start(&format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+aws: {{endpoint_url: '{}', force_path_style: true}}
+delivery_streams: []
+",
+        moto.endpoint
+    ));
+    let out = run_output(
+        Command::new(python())
+            .arg(py_script("iceberg_api.py"))
+            .args([d.url.as_str(), "lake"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["status"], "ACTIVE", "{v}");
+    assert_eq!(v["failed_put_count"], 0);
+    let created = &v["created"]["IcebergDestinationDescription"];
+    assert_eq!(
+        created["CatalogConfiguration"],
+        json!({"CatalogARN": "arn:aws:glue:us-east-1:123456789012:catalog", "WarehouseLocation": "s3://warehouse/"})
+    );
+    assert_eq!(
+        created["DestinationTableConfigurationList"][0]["S3ErrorOutputPrefix"],
+        "errors/events/"
+    );
+    assert_eq!(
+        created["BufferingHints"],
+        json!({"SizeInMBs": 1, "IntervalInSeconds": 60})
+    );
+    assert_eq!(created["RetryOptions"], json!({"DurationInSeconds": 120}));
+    assert_eq!(created["S3BackupMode"], "FailedDataOnly");
+    assert_eq!(created["AppendOnly"], false);
+    assert_eq!(
+        created["S3DestinationDescription"]["BucketARN"],
+        "arn:aws:s3:::errors"
+    );
+    assert_eq!(
+        created["S3DestinationDescription"]["ErrorOutputPrefix"],
+        "iceberg-errors/"
+    );
+    let updated = &v["updated"]["IcebergDestinationDescription"];
+    assert_eq!(updated["AppendOnly"], true);
+    assert_eq!(
+        updated["BufferingHints"],
+        json!({"SizeInMBs": 2, "IntervalInSeconds": 30})
+    );
+    assert_eq!(
+        updated["CatalogConfiguration"],
+        created["CatalogConfiguration"]
+    );
+    assert_eq!(v["failed_after_update"], 0);
+    d.flush("lake");
+    let read = |command: &str| -> Vec<Value> {
+        glue_tool(command, &moto, &["--table", "db.events"])
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a row"))
+            .collect()
+    };
+    let rows = read("rows");
+    assert_eq!(rows, read("duckdb"), "pyiceberg and DuckDB differ");
+    let ids: BTreeSet<u64> = rows.iter().map(|r| r["id"].as_u64().expect("id")).collect();
+    let want: BTreeSet<u64> = (0..50).chain(100..105).collect();
+    assert_eq!(ids, want);
+    assert_eq!(rows.len(), 55);
+    let info: Value =
+        serde_json::from_str(&glue_tool("info", &moto, &["--table", "db.events"])).expect("info");
+    assert!(
+        info["metadata"]
+            .as_str()
+            .expect("location")
+            .starts_with("s3://warehouse/db.db/events/metadata/"),
+        "{info}"
+    );
+}

@@ -1,5 +1,7 @@
 """Iceberg tables for tests/e2e/iceberg.rs, through independent readers and writers.
 
+  (every command: --uri SQLITE_URI for the embedded catalog, or --glue ENDPOINT for a moto
+  server's Glue Data Catalog with its S3)
   create  --uri SQLITE_URI --warehouse URL --table DB.T --schema JSON [--partition JSON]
           creates the namespace (if missing) and the table with pyiceberg's SqlCatalog; the
           schema is Iceberg's own JSON (Appendix C), the partition spec a list of
@@ -25,13 +27,49 @@ import sys
 import uuid
 
 
+GLUE = None  # --glue ENDPOINT: the Glue Data Catalog (and S3) of a moto server
+
+
 def catalog(uri, warehouse=None):
+    if GLUE:
+        from pyiceberg.catalog.glue import GlueCatalog
+
+        props = {"glue.endpoint": GLUE, "glue.region": "us-east-1",
+                 "glue.access-key-id": "testing", "glue.secret-access-key": "testing",
+                 "s3.endpoint": GLUE, "s3.region": "us-east-1",
+                 "s3.access-key-id": "testing", "s3.secret-access-key": "testing"}
+        if warehouse:
+            props["warehouse"] = warehouse
+        return GlueCatalog("glue", **props)
     from pyiceberg.catalog.sql import SqlCatalog
 
     props = {"uri": uri}
     if warehouse:
         props["warehouse"] = warehouse
     return SqlCatalog("default", **props)
+
+
+def duckdb_connection():
+    """DuckDB with its iceberg extension (and httpfs for S3) loaded from the PyPI wheels."""
+    import duckdb
+    import duckdb_extension_avro
+    import duckdb_extension_httpfs
+    import duckdb_extension_iceberg
+
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    con.execute("SET TimeZone='UTC'")
+    ver = con.execute("PRAGMA version").fetchone()[0]
+    # avro before iceberg: iceberg's start-up would otherwise try to install it.
+    for mod, ext in [(duckdb_extension_httpfs, "httpfs"), (duckdb_extension_avro, "avro"),
+                     (duckdb_extension_iceberg, "iceberg")]:
+        path = os.path.join(os.path.dirname(mod.__file__), "extensions", ver, ext + ".duckdb_extension")
+        con.execute(f"LOAD '{path}'")
+    if GLUE:
+        host = GLUE.split("://", 1)[1]
+        con.execute(f"""CREATE SECRET moto (TYPE s3, KEY_ID 'testing', SECRET 'testing',
+                        REGION 'us-east-1', ENDPOINT '{host}', URL_STYLE 'path', USE_SSL false)""")
+    return con
 
 
 def plain(v):
@@ -73,7 +111,7 @@ def create(args):
 
     cat = catalog(args.uri, args.warehouse)
     ns, name = args.table.split(".", 1)
-    if (ns,) not in cat.list_namespaces():
+    if (ns,) not in [tuple(n) for n in cat.list_namespaces()]:
         cat.create_namespace(ns)
     schema = Schema.model_validate_json(args.schema)
     spec = PartitionSpec()
@@ -100,19 +138,8 @@ def rows(args):
 
 
 def duckdb_rows(args):
-    import duckdb
-    import duckdb_extension_avro
-    import duckdb_extension_iceberg
-
     t = catalog(args.uri).load_table(args.table)
-    con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
-    con.execute("SET TimeZone='UTC'")
-    ver = con.execute("PRAGMA version").fetchone()[0]
-    # avro first: iceberg's start-up would otherwise try to install it.
-    for mod, ext in [(duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")]:
-        path = os.path.join(os.path.dirname(mod.__file__), "extensions", ver, ext + ".duckdb_extension")
-        con.execute(f"LOAD '{path}'")
+    con = duckdb_connection()
     cur = con.execute("SELECT * FROM iceberg_scan(?)", [t.metadata_location])
     names = [d[0] for d in cur.description]
     print_rows([dict(zip(names, r)) for r in cur.fetchall()])
@@ -120,18 +147,9 @@ def duckdb_rows(args):
 
 def ids(args):
     """The values of column `i`, as pyiceberg and DuckDB read them (both, as two lists)."""
-    import duckdb
-    import duckdb_extension_avro
-    import duckdb_extension_iceberg
-
     t = catalog(args.uri).load_table(args.table)
     py = t.scan(selected_fields=("i",)).to_arrow().column("i").to_pylist()
-    con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
-    ver = con.execute("PRAGMA version").fetchone()[0]
-    for mod, ext in [(duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")]:
-        path = os.path.join(os.path.dirname(mod.__file__), "extensions", ver, ext + ".duckdb_extension")
-        con.execute(f"LOAD '{path}'")
+    con = duckdb_connection()
     duck = [r[0] for r in con.execute("SELECT i FROM iceberg_scan(?)", [t.metadata_location]).fetchall()]
     print(json.dumps({"pyiceberg": sorted(py), "duckdb": sorted(duck)}))
 
@@ -151,12 +169,15 @@ def info(args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("command", choices=["create", "rows", "duckdb", "ids", "info"])
-    p.add_argument("--uri", required=True)
+    p.add_argument("--uri", default="")
+    p.add_argument("--glue", help="a moto server's endpoint: its Glue Data Catalog and S3")
     p.add_argument("--warehouse")
     p.add_argument("--table", required=True)
     p.add_argument("--schema")
     p.add_argument("--partition")
     args = p.parse_args()
+    global GLUE
+    GLUE = args.glue
     if args.command == "create":
         create(args)
     elif args.command == "rows":

@@ -5,6 +5,7 @@
 //! no local runtime) is refused here, by AWS's member names.
 
 mod http;
+mod iceberg;
 mod processing;
 mod s3;
 
@@ -52,14 +53,18 @@ pub(crate) struct Local {
     pub(crate) catalog: Option<PathBuf>,
     /// `lambda_functions`: what a Lambda processor's LambdaArn runs.
     pub(crate) functions: BTreeMap<String, LambdaFunction>,
+    /// `api_iceberg_catalog`: the catalog of API-created Iceberg destinations, instead of the
+    /// Glue Data Catalog their CatalogARN names.
+    pub(crate) iceberg_catalog: Option<crate::spec::CatalogSpec>,
 }
 
 /// The destination members of CreateDeliveryStreamInput firehosed has (AWS takes exactly
 /// one); every other `...DestinationConfiguration`, and the other sources, are refused by name.
-const SUPPORTED: [&str; 3] = [
+const SUPPORTED: [&str; 4] = [
     "S3DestinationConfiguration",
     "ExtendedS3DestinationConfiguration",
     "HttpEndpointDestinationConfiguration",
+    "IcebergDestinationConfiguration",
 ];
 
 /// The stream specification of a CreateDeliveryStream request (unchecked: `spec::check`).
@@ -93,12 +98,16 @@ pub(crate) fn stream_spec(
             && **m != "DirectPutSourceConfiguration"
     }) {
         return Err(invalid(format!(
-            "{other} is not supported by firehosed; use ExtendedS3DestinationConfiguration or HttpEndpointDestinationConfiguration"
+            "{other} is not supported by firehosed; use ExtendedS3DestinationConfiguration, HttpEndpointDestinationConfiguration or IcebergDestinationConfiguration"
         )));
     }
-    let (processing, destination) = match &input.http_endpoint_destination_configuration {
-        Some(h) => http::destination(h, local)?,
-        None => {
+    let (processing, destination) = match (
+        &input.http_endpoint_destination_configuration,
+        &input.iceberg_destination_configuration,
+    ) {
+        (Some(h), _) => http::destination(h, local)?,
+        (None, Some(i)) => iceberg::destination(i, local)?,
+        (None, None) => {
             let s3 = extended(input).ok_or_else(|| {
                 invalid("A destination configuration is required: ExtendedS3DestinationConfiguration (or S3DestinationConfiguration, HttpEndpointDestinationConfiguration)")
             })?;
