@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::shards::{Stagers, Staging};
-use super::sink::{Sink, Written};
+use super::sink::{DeliveryError, Sink, Written};
 use super::stagers::{Delivery, Kind, StepResult};
 use super::staging::Sealed;
 use super::watermark::Watermark;
@@ -33,13 +33,15 @@ pub(crate) enum Input {
 }
 
 enum Upload {
-    Object(Box<Sealed>, Kind),
+    /// The objects one staging step sealed, in order (a sink that commits them together, an
+    /// Iceberg table's, makes one snapshot of them).
+    Objects(Vec<(Sealed, Kind)>),
     /// The watermark may have moved without an object (dropped records).
     Advance,
     Barrier(oneshot::Sender<Vec<String>>),
 }
 
-/// Sealed objects that may wait for delivery at once, per destination.
+/// Staging steps whose sealed objects may wait for delivery at once, per destination.
 const UPLOAD_QUEUE: usize = 2;
 /// Record bytes handed to a destination but not yet staged: producers wait beyond this, so
 /// memory does not grow with traffic.
@@ -253,12 +255,11 @@ impl Worker {
         match result {
             Ok(objects) => {
                 let empty = objects.is_empty();
-                for (object, kind) in objects {
+                for (object, _) in &objects {
                     self.metrics.sealed(object.id, object.oldest_ms);
-                    let _ = self
-                        .uploads
-                        .send(Upload::Object(Box::new(object), kind))
-                        .await;
+                }
+                if !empty {
+                    let _ = self.uploads.send(Upload::Objects(objects)).await;
                 }
                 // Only dropped or skipped records, nothing open: the cursor may move without an
                 // object. A full queue holds objects whose delivery re-checks the watermark.
@@ -358,13 +359,17 @@ async fn upload_loop(
     let mut since_flush = Vec::new();
     while let Some(upload) = rx.recv().await {
         let moved = match upload {
-            Upload::Object(object, kind) => {
-                deliver(&label, &sink, &object, &metrics, kind).await;
-                if since_flush.len() >= MAX_FLUSH_KEYS {
-                    since_flush.remove(0);
+            Upload::Objects(objects) => {
+                deliver_step(&label, &sink, &objects, &metrics).await;
+                let mut moved = None;
+                for (object, _) in objects {
+                    if since_flush.len() >= MAX_FLUSH_KEYS {
+                        since_flush.remove(0);
+                    }
+                    since_flush.push(object.key);
+                    moved = watermark.delivered(Some(object.id)).or(moved);
                 }
-                since_flush.push(object.key);
-                watermark.delivered(Some(object.id))
+                moved
             }
             Upload::Advance => watermark.delivered(None),
             Upload::Barrier(reply) => {
@@ -387,6 +392,99 @@ async fn upload_loop(
     }
 }
 
+/// Delivers one staging step's objects: together when the sink commits them together (an
+/// Iceberg destination: one snapshot per table), else one by one.
+async fn deliver_step(
+    label: &str,
+    sink: &Sink,
+    objects: &[(Sealed, Kind)],
+    metrics: &DestinationMetrics,
+) {
+    let Sink::Iceberg(tables) = sink else {
+        for (object, kind) in objects {
+            deliver(label, sink, object, metrics, *kind).await;
+        }
+        return;
+    };
+    let mut pending: Vec<usize> = (0..objects.len()).collect();
+    let mut retry = Retry::new();
+    while !pending.is_empty() {
+        let batch: Vec<(&Sealed, Kind)> = pending
+            .iter()
+            .map(|i| (&objects[*i].0, objects[*i].1))
+            .collect();
+        let results = tables.deliver_batch(&batch).await;
+        let mut failed = Vec::new();
+        let mut last = None;
+        for (i, result) in pending.iter().zip(results) {
+            match result {
+                Ok(written) => {
+                    done(
+                        label,
+                        &objects[*i].0,
+                        metrics,
+                        objects[*i].1,
+                        written,
+                        retry.failures,
+                    )
+                    .await
+                }
+                Err(e) => {
+                    failed.push(*i);
+                    last = Some(e);
+                }
+            }
+        }
+        if let Some(e) = last {
+            retry.wait(label, &objects[failed[0]].0, metrics, &e).await;
+        }
+        pending = failed;
+    }
+}
+
+/// The backoff and log gating of a delivery that failed.
+struct Retry {
+    fast: Backoff,
+    slow: Backoff,
+    gate: LogGate,
+    failures: u32,
+}
+
+impl Retry {
+    fn new() -> Retry {
+        Retry {
+            fast: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
+            slow: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+            gate: LogGate::new(Duration::from_secs(30)),
+            failures: 0,
+        }
+    }
+
+    /// Counts and (gated) logs the failure, then waits: transient failures briefly, others (an
+    /// operator must act) longer.
+    async fn wait(
+        &mut self,
+        label: &str,
+        object: &Sealed,
+        metrics: &DestinationMetrics,
+        e: &DeliveryError,
+    ) {
+        self.failures += 1;
+        metrics.put_failures.add(1);
+        if self.gate.should_log(Instant::now()) {
+            tracing::warn!(destination = %label, key = %object.key, attempts = self.failures,
+                transient = e.transient, error = %e.message,
+                "delivery failed; retrying (records are kept)");
+        }
+        let delay = if e.transient {
+            self.fast.next_delay()
+        } else {
+            self.slow.next_delay()
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// Delivers one object, retrying until it is written: transient failures with a short backoff,
 /// others (an operator must act) with a long one. Logs the first failure and then one line per
 /// half minute, so an outage does not flood the log.
@@ -397,30 +495,25 @@ async fn deliver(
     metrics: &DestinationMetrics,
     kind: Kind,
 ) {
-    let mut fast = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-    let mut slow = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    let mut gate = LogGate::new(Duration::from_secs(30));
-    let mut failures = 0u32;
+    let mut retry = Retry::new();
     let written = loop {
         match sink.deliver(object, kind).await {
             Ok(w) => break w,
-            Err(e) => {
-                failures += 1;
-                metrics.put_failures.add(1);
-                if gate.should_log(Instant::now()) {
-                    tracing::warn!(destination = %label, key = %object.key, attempts = failures,
-                        transient = e.transient, error = %e.message,
-                        "delivery failed; retrying (records are kept)");
-                }
-                let delay = if e.transient {
-                    fast.next_delay()
-                } else {
-                    slow.next_delay()
-                };
-                tokio::time::sleep(delay).await;
-            }
+            Err(e) => retry.wait(label, object, metrics, &e).await,
         }
     };
+    done(label, object, metrics, kind, written, retry.failures).await;
+}
+
+/// The bookkeeping of a delivered object: its staging file removed, the metrics counted.
+async fn done(
+    label: &str,
+    object: &Sealed,
+    metrics: &DestinationMetrics,
+    kind: Kind,
+    written: Written,
+    failures: u32,
+) {
     if failures > 0 {
         tracing::info!(destination = %label, key = %object.key, attempts = failures + 1,
             "delivery recovered");

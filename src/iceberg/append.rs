@@ -216,8 +216,12 @@ mod tests {
         assert_eq!(list2[1], list1[0]);
         assert_eq!(list2[0].sequence_number, 2);
         assert_eq!(list2[0].added_rows_count, 9);
-        assert!(c2.metadata.committed("firehosed.object", "a").is_some());
-        assert!(c2.metadata.committed("firehosed.object", "b").is_some());
+        let marks: Vec<&str> = c2
+            .metadata
+            .ancestry()
+            .filter_map(|s| s.summary.get("firehosed.object").map(String::as_str))
+            .collect();
+        assert_eq!(marks, vec!["b", "a"]);
         assert_eq!(
             c2.metadata.metadata_log.last().unwrap().metadata_file,
             c1.metadata_location

@@ -268,12 +268,6 @@ impl TableMetadata {
         })
     }
 
-    /// The first snapshot of the main branch whose summary has `key` = `value`.
-    pub(crate) fn committed(&self, key: &str, value: &str) -> Option<&Snapshot> {
-        self.ancestry()
-            .find(|s| s.summary.get(key).map(String::as_str) == Some(value))
-    }
-
     /// Puts `snapshot` at the head of the main branch; `previous` is where this metadata was
     /// read from (None for a table being created).
     pub(crate) fn add_snapshot(&mut self, snapshot: Snapshot, previous: Option<&str>) {
@@ -400,11 +394,13 @@ mod tests {
         m.snapshots.push(snapshot(99, Some(11), 3, "c"));
         let ids: Vec<i64> = m.ancestry().map(|s| s.snapshot_id).collect();
         assert_eq!(ids, vec![12, 11]);
-        assert_eq!(
-            m.committed("firehosed.object", "a").map(|s| s.snapshot_id),
-            Some(11)
-        );
-        assert!(m.committed("firehosed.object", "c").is_none());
+        let marked = |v: &str| {
+            m.ancestry()
+                .find(|s| s.summary.get("firehosed.object").map(String::as_str) == Some(v))
+                .map(|s| s.snapshot_id)
+        };
+        assert_eq!(marked("a"), Some(11));
+        assert_eq!(marked("c"), None);
         assert_eq!(m.last_sequence_number, 2);
         assert_eq!(m.metadata_log.len(), 2);
         assert_eq!(m.snapshot_log.len(), 2);

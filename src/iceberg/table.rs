@@ -60,6 +60,32 @@ impl TableError {
     }
 }
 
+/// The marks of the main branch's snapshots, each with its snapshot: a commit's mark is one
+/// file's mark, or a JSON array of them.
+fn committed_marks(m: &TableMetadata) -> std::collections::HashMap<String, i64> {
+    let mut out = std::collections::HashMap::new();
+    for s in m.ancestry() {
+        let Some(v) = s.summary.get(COMMIT_MARK) else {
+            continue;
+        };
+        match serde_json::from_str::<Vec<String>>(v) {
+            Ok(marks) => out.extend(marks.into_iter().map(|k| (k, s.snapshot_id))),
+            Err(_) => {
+                out.insert(v.clone(), s.snapshot_id);
+            }
+        }
+    }
+    out
+}
+
+/// The summary value of the marks of one commit: the mark alone, or a JSON array.
+fn mark_value(marks: &[&str]) -> String {
+    match marks {
+        [one] => (*one).to_string(),
+        many => serde_json::to_string(many).unwrap_or_default(),
+    }
+}
+
 /// A table as last read.
 #[derive(Debug, Clone)]
 pub(crate) struct Loaded {
@@ -92,23 +118,42 @@ impl Tables {
         Ok(Loaded { location, metadata })
     }
 
-    /// Appends `files` (written already under the table's location) as one snapshot marked
-    /// `mark`, unless the table has a snapshot with that mark. `marks` are more summary keys.
+    /// The marks the table's main branch holds, each with its snapshot.
+    pub(crate) async fn committed(
+        &self,
+        t: &TableIdent,
+    ) -> Result<std::collections::HashMap<String, i64>, TableError> {
+        Ok(committed_marks(&self.load(t).await?.metadata))
+    }
+
+    /// Appends `files` (written already under the table's location) as one snapshot, each
+    /// file with its mark, leaving out those whose mark a snapshot of the table already has
+    /// (an earlier attempt, a replay, another instance committed them). `marks` are more
+    /// summary keys. The answer is per file, in order.
     pub(crate) async fn append(
         &self,
         t: &TableIdent,
-        files: &[DataFile],
-        mark: &str,
+        files: &[(DataFile, String)],
         marks: &BTreeMap<String, String>,
-    ) -> Result<Appended, TableError> {
-        let mut marks = marks.clone();
-        marks.insert(COMMIT_MARK.to_string(), mark.to_string());
+    ) -> Result<Vec<Appended>, TableError> {
         for attempt in 0..CONFLICT_ATTEMPTS {
             let current = self.load(t).await?;
-            if let Some(s) = current.metadata.committed(COMMIT_MARK, mark) {
-                return Ok(Appended::AlreadyThere(s.snapshot_id));
+            let committed = committed_marks(&current.metadata);
+            let todo: Vec<&(DataFile, String)> = files
+                .iter()
+                .filter(|(_, mark)| !committed.contains_key(mark))
+                .collect();
+            if todo.is_empty() {
+                return Ok(files
+                    .iter()
+                    .map(|(_, m)| Appended::AlreadyThere(committed[m]))
+                    .collect());
             }
-            let commit = self.plan(t, &current, files, &marks).await?;
+            let mut summary = marks.clone();
+            let these: Vec<&str> = todo.iter().map(|(_, m)| m.as_str()).collect();
+            summary.insert(COMMIT_MARK.to_string(), mark_value(&these));
+            let data: Vec<DataFile> = todo.iter().map(|(f, _)| f.clone()).collect();
+            let commit = self.plan(t, &current, &data, &summary).await?;
             for (location, bytes) in &commit.files {
                 self.io.write_new(location, bytes.clone()).await?;
             }
@@ -120,7 +165,15 @@ impl Tables {
                 .swap(t, &current.location, &commit.metadata_location)
                 .await?
             {
-                Swap::Done => return Ok(Appended::Committed(commit.snapshot_id)),
+                Swap::Done => {
+                    return Ok(files
+                        .iter()
+                        .map(|(_, m)| match committed.get(m) {
+                            Some(id) => Appended::AlreadyThere(*id),
+                            None => Appended::Committed(commit.snapshot_id),
+                        })
+                        .collect());
+                }
                 Swap::Conflict => {
                     tracing::debug!(table = %t, attempt, "another writer committed first; committing again on its snapshot");
                     tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
@@ -231,24 +284,24 @@ mod tests {
         );
         tables.create(&t, &m).await.unwrap();
         let first = tables
-            .append(&t, &[file(&location, 3)], "a", &BTreeMap::new())
+            .append(&t, &[(file(&location, 3), "a".into())], &BTreeMap::new())
             .await
-            .unwrap();
+            .unwrap()[0];
         assert!(matches!(first, Appended::Committed(_)));
         // Another writer (here: another Tables on the same catalog) commits in between.
         let other = open_tables(dir.path());
         other
-            .append(&t, &[file(&location, 4)], "b", &BTreeMap::new())
+            .append(&t, &[(file(&location, 4), "b".into())], &BTreeMap::new())
             .await
             .unwrap();
         let again = tables
-            .append(&t, &[file(&location, 3)], "a", &BTreeMap::new())
+            .append(&t, &[(file(&location, 3), "a".into())], &BTreeMap::new())
             .await
             .unwrap();
         let Appended::Committed(id) = first else {
             unreachable!()
         };
-        assert_eq!(again, Appended::AlreadyThere(id));
+        assert_eq!(again, vec![Appended::AlreadyThere(id)]);
         let loaded = tables.load(&t).await.unwrap();
         let head = loaded.metadata.current_snapshot().unwrap();
         assert_eq!(head.summary["total-records"], "7");
@@ -260,6 +313,43 @@ mod tests {
         );
         let list = read_manifest_list(&tables.io.read(&head.manifest_list).await.unwrap()).unwrap();
         assert_eq!(list.len(), 2);
+        // Several files in one commit: those already committed are left out, the rest go in
+        // one snapshot, and each is answered for.
+        let both = tables
+            .append(
+                &t,
+                &[
+                    (file(&location, 3), "a".into()),
+                    (file(&location, 5), "c".into()),
+                ],
+                &BTreeMap::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(both[0], Appended::AlreadyThere(id));
+        assert!(matches!(both[1], Appended::Committed(_)));
+        let head = tables.load(&t).await.unwrap().metadata;
+        let head = head.current_snapshot().unwrap();
+        assert_eq!(head.summary["added-data-files"], "1");
+        assert_eq!(head.summary["firehosed.commit"], "c");
+        let pair = tables
+            .append(
+                &t,
+                &[
+                    (file(&location, 6), "d".into()),
+                    (file(&location, 7), "e".into()),
+                ],
+                &BTreeMap::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(pair[0], pair[1]);
+        let m = tables.load(&t).await.unwrap().metadata;
+        assert_eq!(
+            m.current_snapshot().unwrap().summary["firehosed.commit"],
+            r#"["d","e"]"#
+        );
+        assert_eq!(committed_marks(&m).len(), 5);
     }
 
     #[tokio::test]
@@ -267,7 +357,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tables = open_tables(dir.path());
         let err = tables
-            .append(&TableIdent::new("db", "nope"), &[], "x", &BTreeMap::new())
+            .append(&TableIdent::new("db", "nope"), &[], &BTreeMap::new())
             .await;
         assert!(matches!(
             err,

@@ -164,6 +164,12 @@ fn records_routed_by_a_query_are_rows_of_their_tables_and_misfits_go_to_the_erro
         rows(&uri, "db.clicks"),
         vec![json!({"id": 10, "page": "/home"})]
     );
+    // The partitioned table: a file per region, one snapshot for the flush.
+    let orders_info = info(&uri, "db.orders");
+    let snapshots = orders_info["snapshots"].as_array().expect("snapshots");
+    assert_eq!(snapshots.len(), 1, "one snapshot per table per flush: {orders_info}");
+    assert_eq!(snapshots[0]["summary"]["added-data-files"], "2");
+    assert_eq!(snapshots[0]["summary"]["changed-partition-count"], "2");
     let clicks_info = info(&uri, "db.clicks");
     let snapshots = clicks_info["snapshots"].as_array().expect("snapshots");
     assert_eq!(snapshots.len(), 1, "one snapshot per flush: {clicks_info}");

@@ -87,20 +87,83 @@ impl IcebergSink {
         object: &Sealed,
         kind: Kind,
     ) -> Result<Written, DeliveryError> {
-        if matches!(kind, Kind::Error | Kind::Backup) {
-            return self.setup.backup.deliver(object, kind).await;
-        }
-        let Some((table, tuple)) = object.partition.as_deref().and_then(table_of) else {
-            return Err(DeliveryError {
+        let mut out = self.deliver_batch(&[(object, kind)]).await;
+        out.pop().unwrap_or_else(|| {
+            Err(DeliveryError {
                 transient: false,
-                message: "an Iceberg destination's object names no table".into(),
-            });
-        };
+                message: "nothing was delivered".into(),
+            })
+        })
+    }
+
+    /// Delivers the objects of one staging step: error and backup objects to the backup, the
+    /// data files of each table in one commit (one snapshot per table per step: a flush, or a
+    /// buffer filled). The answer is per object, in order.
+    pub(crate) async fn deliver_batch(
+        &self,
+        objects: &[(&Sealed, Kind)],
+    ) -> Vec<Result<Written, DeliveryError>> {
+        let mut out: Vec<Option<Result<Written, DeliveryError>>> =
+            (0..objects.len()).map(|_| None).collect();
+        let mut by_table: BTreeMap<TableIdent, Vec<usize>> = BTreeMap::new();
+        for (i, (o, kind)) in objects.iter().enumerate() {
+            if matches!(kind, Kind::Error | Kind::Backup) {
+                out[i] = Some(self.setup.backup.deliver(o, *kind).await);
+                continue;
+            }
+            match o.partition.as_deref().and_then(table_of) {
+                Some((t, _)) => by_table.entry(t).or_default().push(i),
+                None => {
+                    out[i] = Some(Err(DeliveryError {
+                        transient: false,
+                        message: "an Iceberg destination's object names no table".into(),
+                    }));
+                }
+            }
+        }
+        for (t, indexes) in by_table {
+            let group: Vec<&Sealed> = indexes.iter().map(|i| objects[*i].0).collect();
+            match self.commit_table(&t, &group).await {
+                Ok(written) => {
+                    for (i, w) in indexes.iter().zip(written) {
+                        out[*i] = Some(w);
+                    }
+                }
+                Err(e) => {
+                    for i in &indexes {
+                        out[*i] = Some(Err(DeliveryError {
+                            transient: e.transient,
+                            message: e.message.clone(),
+                        }));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(DeliveryError {
+                        transient: false,
+                        message: "an object was not delivered".into(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Commits one table's objects: a failure the table may recover from is retried for the
+    /// retry duration, then the objects go to the backup as `iceberg-failed`; a catalog that
+    /// does not answer is the uploader's to retry (records wait).
+    async fn commit_table(
+        &self,
+        t: &TableIdent,
+        objects: &[&Sealed],
+    ) -> Result<Vec<Result<Written, DeliveryError>>, DeliveryError> {
         let started = Instant::now();
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         loop {
-            match self.commit(object, &table, tuple).await {
-                Ok(w) => return Ok(w),
+            match self.commit(objects, t).await {
+                Ok(w) => return Ok(w.into_iter().map(Ok).collect()),
                 Err(e) if e.transient() => {
                     return Err(DeliveryError {
                         transient: true,
@@ -111,12 +174,16 @@ impl IcebergSink {
                     if let CommitError::Table(TableError::Catalog(CatalogError::NoSuchTable(_))) =
                         &e
                     {
-                        self.setup.router.forget(&table);
+                        self.setup.router.forget(t);
                     }
                     if started.elapsed() >= self.setup.retry {
-                        return self.fail_over(object, &table, &e).await;
+                        let mut out = Vec::new();
+                        for o in objects {
+                            out.push(self.fail_over(o, t, &e).await);
+                        }
+                        return Ok(out);
                     }
-                    tracing::warn!(destination = %self.setup.label, table = %table, key = %object.key,
+                    tracing::warn!(destination = %self.setup.label, table = %t, files = objects.len(),
                         error = %crate::report::Chain(&e), "cannot commit to the Iceberg table; retrying within the retry duration");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
@@ -124,17 +191,21 @@ impl IcebergSink {
         }
     }
 
+    /// Writes the objects' data files into table `t` and commits them as one snapshot; those
+    /// the table has already (their marks are in its snapshots) are neither written nor
+    /// committed again.
     async fn commit(
         &self,
-        object: &Sealed,
+        objects: &[&Sealed],
         t: &TableIdent,
-        tuple_text: &str,
-    ) -> Result<Written, CommitError> {
+    ) -> Result<Vec<Written>, CommitError> {
         let ready = self
             .setup
             .router
             .ready(t)
             .ok_or_else(|| CommitError::Unknown(t.clone()))?;
+        let tables = self.setup.router.tables();
+        let committed = tables.committed(t).await?;
         let types: Vec<_> = ready
             .partitioning
             .ty
@@ -142,45 +213,65 @@ impl IcebergSink {
             .iter()
             .map(|(_, ty)| ty.clone())
             .collect();
-        let tuple =
-            tuple::decode(tuple_text, &types).ok_or_else(|| CommitError::Partition(t.clone()))?;
-        let tables = self.setup.router.tables();
-        let location = data_location(&ready, &object.key);
-        let path = object.path.clone();
-        let footer = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-            parquet::file::metadata::ParquetMetaDataReader::new()
-                .parse_and_finish(&file)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| CommitError::Footer(e.to_string()))?
-        .map_err(CommitError::Footer)?;
-        tables
-            .io
-            .upload(&location, &object.path)
-            .await
-            .map_err(TableError::from)?;
-        let file = data_file(&location, object.size, &footer, &ready.schema, tuple);
-        let appended = tables
-            .append(t, &[file], &object.key, &self.marks(object))
-            .await?;
-        Ok(match appended {
-            Appended::Committed(_) => Written::Put,
-            Appended::AlreadyThere(_) => Written::AlreadyThere,
-        })
+        let mut files = Vec::new();
+        for o in objects.iter().filter(|o| !committed.contains_key(&o.key)) {
+            let tuple_text = o
+                .partition
+                .as_deref()
+                .and_then(table_of)
+                .map_or("", |(_, p)| p);
+            let tuple = tuple::decode(tuple_text, &types)
+                .ok_or_else(|| CommitError::Partition(t.clone()))?;
+            let location = data_location(&ready, &o.key);
+            let footer = footer(&o.path).await?;
+            tables
+                .io
+                .upload(&location, &o.path)
+                .await
+                .map_err(TableError::from)?;
+            files.push((
+                data_file(&location, o.size, &footer, &ready.schema, tuple),
+                o.key.clone(),
+            ));
+        }
+        if files.is_empty() {
+            return Ok(vec![Written::AlreadyThere; objects.len()]);
+        }
+        let mut appended = tables
+            .append(t, &files, &self.marks(objects))
+            .await?
+            .into_iter();
+        Ok(objects
+            .iter()
+            .map(|o| {
+                if committed.contains_key(&o.key) {
+                    return Written::AlreadyThere;
+                }
+                match appended.next() {
+                    Some(Appended::Committed(_)) => Written::Put,
+                    _ => Written::AlreadyThere,
+                }
+            })
+            .collect())
     }
 
-    /// What the snapshot's summary records besides its mark: the stream, and the log range
-    /// the file holds (spool positions, or a Kinesis shard's sequence numbers).
-    fn marks(&self, object: &Sealed) -> BTreeMap<String, String> {
-        let range = match &object.identity {
-            Some((entry, _)) => serde_json::json!({"first": entry.first, "last": entry.last}),
-            None => serde_json::json!({"first_seq": object.first_seq, "next_seq": object.next_seq}),
+    /// What the snapshot's summary records besides its marks: the stream, and the log range
+    /// each file holds (spool positions, or a Kinesis shard's sequence numbers).
+    fn marks(&self, objects: &[&Sealed]) -> BTreeMap<String, String> {
+        let ranges: Vec<serde_json::Value> = objects
+            .iter()
+            .map(|o| match &o.identity {
+                Some((entry, _)) => serde_json::json!({"first": entry.first, "last": entry.last}),
+                None => serde_json::json!({"first_seq": o.first_seq, "next_seq": o.next_seq}),
+            })
+            .collect();
+        let range = match ranges.as_slice() {
+            [one] => one.to_string(),
+            _ => serde_json::Value::Array(ranges).to_string(),
         };
         BTreeMap::from([
             ("firehosed.stream".to_string(), self.setup.stream.clone()),
-            ("firehosed.range".to_string(), range.to_string()),
+            ("firehosed.range".to_string(), range),
         ])
     }
 
@@ -215,6 +306,22 @@ impl IcebergSink {
         self.setup.metrics.error_records.add(object.records);
         Ok(Written::BackedUp)
     }
+}
+
+/// A staged Parquet file's footer.
+async fn footer(
+    path: &std::path::Path,
+) -> Result<parquet::file::metadata::ParquetMetaData, CommitError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| CommitError::Footer(e.to_string()))?
+    .map_err(CommitError::Footer)
 }
 
 /// Where an object's data file goes: the table's `data/`, named after the object with an
