@@ -167,7 +167,11 @@ fn records_routed_by_a_query_are_rows_of_their_tables_and_misfits_go_to_the_erro
     // The partitioned table: a file per region, one snapshot for the flush.
     let orders_info = info(&uri, "db.orders");
     let snapshots = orders_info["snapshots"].as_array().expect("snapshots");
-    assert_eq!(snapshots.len(), 1, "one snapshot per table per flush: {orders_info}");
+    assert_eq!(
+        snapshots.len(),
+        1,
+        "one snapshot per table per flush: {orders_info}"
+    );
     assert_eq!(snapshots[0]["summary"]["added-data-files"], "2");
     assert_eq!(snapshots[0]["summary"]["changed-partition-count"], "2");
     let clicks_info = info(&uri, "db.clicks");
@@ -484,4 +488,57 @@ delivery_streams: []
             .starts_with("s3://warehouse/db.db/events/metadata/"),
         "{info}"
     );
+}
+
+#[test]
+fn a_python_lambda_routes_records_by_otf_metadata_before_the_routing_query() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:///{}", dir.path().join("catalog.db").display());
+    let warehouse = format!("file://{}/warehouse", dir.path().display());
+    let schema = json!({"type": "struct", "schema-id": 0, "fields": [
+        field(1, "id", true, json!("long")),
+        field(2, "kind", false, json!("string")),
+    ]});
+    for t in ["db.a", "db.b", "db.fallback"] {
+        create(&uri, &warehouse, t, &schema, &json!([]));
+    }
+    let config = format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+delivery_streams:
+  - name: lake
+    source: {{direct_put: {{}}}}
+    processing:
+      transform:
+        subprocess: {}
+    destinations:
+      - iceberg:
+          catalog: {{sql: {{uri: '{uri}'}}}}
+          routing: {{query: '{{destinationDatabaseName: \"db\", destinationTableName: \"fallback\"}}'}}
+        s3_backup: {{directory: '{{dir}}/backup'}}
+        buffering: {{size_mib: 64, interval_seconds: 600}}
+",
+        crate::support::transform::python_runner("iceberg_router.handler")
+    );
+    let d = Daemon::start(&config);
+    put(
+        &d,
+        &[
+            json!({"id": 1, "kind": "a"}),
+            json!({"id": 2, "kind": "b"}),
+            json!({"id": 3, "kind": "a"}),
+            json!({"id": 4, "kind": "audit"}),
+        ],
+    );
+    d.flush("lake");
+    let ids = |t: &str| -> Vec<u64> {
+        rows(&uri, t)
+            .iter()
+            .map(|r| r["id"].as_u64().expect("id"))
+            .collect()
+    };
+    assert_eq!(ids("db.a"), vec![1, 3]);
+    assert_eq!(ids("db.b"), vec![2]);
+    // The transform named no table for it: the query's table.
+    assert_eq!(ids("db.fallback"), vec![4]);
 }
