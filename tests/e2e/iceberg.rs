@@ -542,3 +542,108 @@ delivery_streams:
     // The transform named no table for it: the query's table.
     assert_eq!(ids("db.fallback"), vec![4]);
 }
+
+#[test]
+fn a_kinesis_source_split_and_merged_under_kill_9_cycles_commits_every_record_once() {
+    let k = Kinesalite::start();
+    k.tool(&["create", "events", "2"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:///{}", dir.path().join("catalog.db").display());
+    let warehouse = format!("file://{}/warehouse", dir.path().display());
+    let schema = json!({"type": "struct", "schema-id": 0, "fields": [
+        field(1, "r", true, json!("string")),
+        field(2, "k", false, json!("string")),
+    ]});
+    create(
+        &uri,
+        &warehouse,
+        "db.stream",
+        &schema,
+        &json!([{"source": "k", "transform": "identity"}]),
+    );
+    let (produced, stop) = (dir.path().join("produced"), dir.path().join("stop"));
+    let mut producer = Command::new(python())
+        .arg(py_script("kinesis_tool.py"))
+        .args([&k.endpoint, "produce", "events", "p", "7", "600"])
+        .arg(&produced)
+        .args(["--aggregate", "--json", "--stop-file"])
+        .arg(&stop)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("producer");
+    let config = format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+relax_aws_limits: true
+delivery_streams:
+  - name: ks
+    source:
+      kinesis_stream:
+        stream_name: events
+        endpoint_url: '{}'
+        starting_position: TRIM_HORIZON
+        discovery_interval_seconds: 1
+    destinations:
+      - iceberg:
+          catalog: {{sql: {{uri: '{uri}'}}}}
+          tables: [{{database: db, table: stream}}]
+        s3_backup: {{directory: '{{dir}}/backup'}}
+        buffering: {{size_mib: 1, interval_seconds: 1}}
+        delivery: exactly_once
+",
+        k.endpoint
+    );
+    let mut d = Daemon::start(&config);
+    for cycle in 0..8u64 {
+        if cycle == 2 {
+            k.tool(&["split", "events", "shardId-000000000000"]);
+        }
+        if cycle == 5 {
+            let open: Vec<String> =
+                serde_json::from_slice(&k.tool(&["shards", "events"])).expect("json");
+            k.tool(&["merge", "events", &open[0], &open[1]]);
+        }
+        std::thread::sleep(Duration::from_millis(1200 + (cycle * 347) % 1500));
+        d.kill9();
+        d = d.restart();
+    }
+    std::fs::write(&stop, b"").expect("stop file");
+    assert!(producer.wait().expect("producer").success());
+    let sent: BTreeSet<String> = std::fs::read_to_string(&produced)
+        .expect("produced")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json line");
+            let record: Value = serde_json::from_str(v[0].as_str().expect("data")).expect("record");
+            record["r"].as_str().expect("r").to_string()
+        })
+        .collect();
+    assert!(sent.len() > 5_000, "the producer ran: {}", sent.len());
+    let count = |rows: &[Value]| -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for r in rows {
+            *counts
+                .entry(r["r"].as_str().expect("r").to_string())
+                .or_default() += 1;
+        }
+        counts
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let counts = loop {
+        d.flush("ks");
+        let counts = count(&rows(&uri, "db.stream"));
+        if sent.iter().all(|r| counts.contains_key(r)) || std::time::Instant::now() > deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let missing = sent.iter().filter(|r| !counts.contains_key(*r)).count();
+    let twice = counts.values().filter(|n| **n > 1).count();
+    assert_eq!(
+        (missing, twice),
+        (0, 0),
+        "of {} records: missing, committed twice",
+        sent.len()
+    );
+    assert_eq!(counts.len(), sent.len(), "rows nobody put");
+}

@@ -5,10 +5,10 @@ usage:
   kinesis_tool.py ENDPOINT put STREAM PREFIX KEYS COUNT [--aggregate-every N]
         puts COUNT records "PREFIX-<key>-<i>" over KEYS partition keys; prints JSON
         {"records": [[data, key, sequence], ...]} (every record acknowledged by Kinesis)
-  kinesis_tool.py ENDPOINT produce STREAM PREFIX KEYS SECONDS OUTFILE [--aggregate] [--stop-file F]
+  kinesis_tool.py ENDPOINT produce STREAM PREFIX KEYS SECONDS OUTFILE [--aggregate] [--stop-file F] [--json]
         puts records for SECONDS (or until file F exists), appending each acknowledged user
         record to OUTFILE as a JSON line [data, key, sequence, shard]; --aggregate: every other
-        batch is 10 KPL aggregates of 5 user records
+        batch is 10 KPL aggregates of 5 user records; --json: each record is {"r": name, "k": key}
   kinesis_tool.py ENDPOINT split STREAM SHARD
   kinesis_tool.py ENDPOINT merge STREAM SHARD ADJACENT
   kinesis_tool.py ENDPOINT shards STREAM   -> JSON list of open shard ids (hash-key order)
@@ -120,12 +120,16 @@ def main():
     elif cmd == "produce":
         stream, prefix, keys, seconds, outfile = a[0], a[1], int(a[2]), float(a[3]), a[4]
         aggregated = "--aggregate" in a[5:]
+        as_json = "--json" in a[5:]
         stop = a[a.index("--stop-file") + 1] if "--stop-file" in a[5:] else None
         deadline = time.time() + seconds
         i, batch = 0, 0
         with open(outfile, "a") as f:
             while time.time() < deadline and not (stop and os.path.exists(stop)):
                 users = [(f"{prefix}-k{(i + j) % keys}-{i + j}", f"k{(i + j) % keys}") for j in range(50)]
+                if as_json:
+                    # Each record a JSON object: {"r": the record's name, "k": its key}
+                    users = [(json.dumps({"r": d, "k": key}), key) for d, key in users]
                 if aggregated and batch % 2 == 1:
                     groups = [users[g:g + 5] for g in range(0, 50, 5)]
                     entries = [(aggregate(g), g[0][1]) for g in groups]
