@@ -1068,3 +1068,106 @@ delivery_streams:
         assert!(all.contains(needle), "{output}: {needle} in:\n{all}");
     }
 }
+
+#[test]
+fn iceberg_destination_rules() {
+    let stream = |destination: &str| {
+        format!(
+            "
+delivery_streams:
+  - name: x
+    source: {{direct_put: {{}}}}
+    destinations:
+      - {destination}
+"
+        )
+    };
+    let c = ok(&stream(
+        "{iceberg: {catalog: {sql: {uri: 'sqlite:////var/lib/f/i.db'}}, warehouse: 'file:///var/lib/f/w', tables: [{database: db, table: t, unique_keys: [id], partition_spec: [region], error_output_prefix: 'e/t/'}], routing: {query: '{destinationTableName: .t}'}, append_only: true}, s3_backup: {directory: b, prefix: 'p/', compression: GZIP}, error_output_prefix: 'e/', delivery: exactly_once}",
+    ));
+    let d = &c.streams[0].destinations[0];
+    let Target::Iceberg(i) = &d.target else {
+        panic!("Iceberg tables: {:?}", d.target)
+    };
+    assert_eq!(
+        i.catalog,
+        crate::spec::CatalogSpec::Sql {
+            uri: "sqlite:////var/lib/f/i.db".into(),
+            name: "default".into()
+        }
+    );
+    assert_eq!(i.tables[0].unique_keys, vec!["id".to_string()]);
+    assert_eq!(i.routing_query.as_deref(), Some("{destinationTableName: .t}"));
+    assert!(i.append_only && !i.table_creation);
+    assert_eq!(i.retry_duration_seconds, 300);
+    assert!(matches!(&i.backup, Target::Directory(p) if p.as_os_str() == "b"));
+    assert_eq!(d.error_output_prefix.as_deref(), Some("e/"));
+    assert_eq!(d.prefix.as_deref(), Some("p/"));
+    assert_eq!((d.buffering.size_mib, d.buffering.interval_seconds), (5, 300));
+    assert_eq!(d.delivery, Delivery::ExactlyOnce);
+    for (destination, needle) in [
+        (
+            "{iceberg: {catalog: {sql: {uri: '/no/scheme.db'}}}, s3_backup: {directory: b}}",
+            "must be a sqlite URI",
+        ),
+        (
+            "{iceberg: {catalog: {}}, s3_backup: {directory: b}}",
+            "exactly one of sql, glue is required",
+        ),
+        (
+            "{iceberg: {catalog: {s3_tables: {table_bucket_arn: x}}}, s3_backup: {directory: b}}",
+            "s3_tables: is not supported yet",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {catalog_id: '12'}}}, s3_backup: {directory: b}}",
+            "must be a 12-digit AWS account id",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}, tables: [{database: 'my-db', table: t}]}, s3_backup: {directory: b}}",
+            "must be 1-255 letters, digits, `.` or `_`",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}, tables: [{database: d, table: t}, {database: d, table: t}]}, s3_backup: {directory: b}}",
+            "d.t is configured twice",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}, table_creation: true}, s3_backup: {directory: b}}",
+            "warehouse: is required with table_creation",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}, warehouse: 'gs://b/w'}, s3_backup: {directory: b}}",
+            "must be file:///absolute/path or s3://bucket/prefix",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}, routing: {query: '{a: .x'}}, s3_backup: {directory: b}}",
+            "routing.query",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}}, s3_backup: {directory: b, mode: AllData}}",
+            "must be FailedDataOnly",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}}, s3_backup: {directory: b}, buffering: {size_mib: 129}}",
+            "size_mib: must be 1..=128",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}}}",
+            "s3_backup: required key is missing",
+        ),
+        (
+            "{iceberg: {catalog: {glue: {}}}, s3_backup: {directory: b}, data_format_conversion: {}}",
+            "data_format_conversion: is not for an iceberg destination",
+        ),
+    ] {
+        let all = errors_joined(&errors(&stream(destination)));
+        assert!(all.contains(needle), "{destination}: {needle} in:\n{all}");
+    }
+    // Every problem is placed at its line and column.
+    let all = errors(&stream(
+        "{iceberg: {catalog: {glue: {catalog_id: '12'}}}, s3_backup: {directory: b}}",
+    ));
+    assert!(
+        all.iter().any(|e| e.starts_with("t.yaml:6:") && e.contains("catalog_id")),
+        "{all:?}"
+    );
+}
