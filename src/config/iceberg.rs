@@ -165,15 +165,15 @@ fn decode_target(ctx: &mut Ctx, node: &Node, path: Path) -> Option<IcebergTarget
 /// `catalog:` exactly one of `sql: {uri, name}`, `glue: {catalog_id, endpoint_url}`.
 pub(super) fn decode_catalog(ctx: &mut Ctx, node: &Node, path: Path) -> Option<CatalogSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
-    let (sql, glue) = (m.has("sql"), m.has("glue"));
+    let (sql, glue, s3_tables) = (m.has("sql"), m.has("glue"), m.has("s3_tables"));
     let mut unsupported = None;
-    for key in ["s3_tables", "rest"] {
+    for key in ["rest"] {
         if let Some(n) = m.has(key) {
             unsupported = Some((key, n.mark));
         }
     }
-    let catalog = match (sql, glue) {
-        (Some(n), None) => {
+    let catalog = match (sql, glue, s3_tables) {
+        (Some(n), None, None) => {
             let mut s = MapReader::new(ctx, n, m.path.key("sql"))?;
             let uri = s
                 .require(ctx, "uri")
@@ -183,7 +183,19 @@ pub(super) fn decode_catalog(ctx: &mut Ctx, node: &Node, path: Path) -> Option<C
             s.finish(ctx);
             uri.map(|uri| CatalogSpec::Sql { uri, name })
         }
-        (None, Some(n)) => {
+        (None, None, Some(n)) => {
+            let mut s = MapReader::new(ctx, n, m.path.key("s3_tables"))?;
+            let arn = s
+                .require(ctx, "table_bucket_arn")
+                .and_then(|n| ctx.string(n, &s.path.key("table_bucket_arn")));
+            let endpoint_url = optional_string(ctx, &mut s, "endpoint_url");
+            s.finish(ctx);
+            arn.map(|table_bucket_arn| CatalogSpec::S3Tables {
+                table_bucket_arn,
+                endpoint_url,
+            })
+        }
+        (None, Some(n), None) => {
             let mut g = MapReader::new(ctx, n, m.path.key("glue"))?;
             let catalog_id = optional_scalar(ctx, &mut g, "catalog_id");
             let endpoint_url = optional_string(ctx, &mut g, "endpoint_url");
@@ -195,7 +207,11 @@ pub(super) fn decode_catalog(ctx: &mut Ctx, node: &Node, path: Path) -> Option<C
         }
         _ if unsupported.is_some() => None,
         _ => {
-            ctx.note(m.mark(), &m.path, "exactly one of sql, glue is required");
+            ctx.note(
+                m.mark(),
+                &m.path,
+                "exactly one of sql, glue, s3_tables is required",
+            );
             None
         }
     };
@@ -203,7 +219,7 @@ pub(super) fn decode_catalog(ctx: &mut Ctx, node: &Node, path: Path) -> Option<C
         ctx.error(
             mark,
             &m.path.key(key),
-            "is not supported yet (docs/iceberg.md says why): use sql or glue",
+            "is not supported (docs/iceberg.md says why): use sql, glue or s3_tables",
         );
     }
     m.finish(ctx);

@@ -138,7 +138,7 @@ delivery_streams:
 ",
     );
     let joined = errors_joined(&errs);
-    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: auth, aws, delivery_streams, drain_timeout_seconds, glue_catalog_dir, lambda_functions, listen, metrics_listen, relax_aws_limits, server, spool, state_dir, tls".to_string()), "{joined}");
+    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: api_iceberg_catalog, auth, aws, delivery_streams, drain_timeout_seconds, glue_catalog_dir, lambda_functions, listen, metrics_listen, relax_aws_limits, server, spool, state_dir, tls".to_string()), "{joined}");
     assert!(errs.contains(&"t.yaml:9:31: delivery_streams[0].destinations[0].buffering.size_mib: must be 1..=128 (got 500)".to_string()), "{joined}");
     assert!(joined.contains("delivery_streams[0].destinations[0].buffering.interval_seconds: must be 0..=900 (got 901)"), "{joined}");
     assert!(joined.contains("t.yaml:10:9: delivery_streams[0].destinations[0].compresion: unknown key (did you mean `compression`?)"), "{joined}");
@@ -1097,13 +1097,19 @@ delivery_streams:
         }
     );
     assert_eq!(i.tables[0].unique_keys, vec!["id".to_string()]);
-    assert_eq!(i.routing_query.as_deref(), Some("{destinationTableName: .t}"));
+    assert_eq!(
+        i.routing_query.as_deref(),
+        Some("{destinationTableName: .t}")
+    );
     assert!(i.append_only && !i.table_creation);
     assert_eq!(i.retry_duration_seconds, 300);
     assert!(matches!(&i.backup, Target::Directory(p) if p.as_os_str() == "b"));
     assert_eq!(d.error_output_prefix.as_deref(), Some("e/"));
     assert_eq!(d.prefix.as_deref(), Some("p/"));
-    assert_eq!((d.buffering.size_mib, d.buffering.interval_seconds), (5, 300));
+    assert_eq!(
+        (d.buffering.size_mib, d.buffering.interval_seconds),
+        (5, 300)
+    );
     assert_eq!(d.delivery, Delivery::ExactlyOnce);
     for (destination, needle) in [
         (
@@ -1112,11 +1118,15 @@ delivery_streams:
         ),
         (
             "{iceberg: {catalog: {}}, s3_backup: {directory: b}}",
-            "exactly one of sql, glue is required",
+            "exactly one of sql, glue, s3_tables is required",
         ),
         (
-            "{iceberg: {catalog: {s3_tables: {table_bucket_arn: x}}}, s3_backup: {directory: b}}",
-            "s3_tables: is not supported yet",
+            "{iceberg: {catalog: {rest: {uri: x}}}, s3_backup: {directory: b}}",
+            "rest: is not supported",
+        ),
+        (
+            "{iceberg: {catalog: {s3_tables: {table_bucket_arn: 'arn:aws:s3:::b'}}}, s3_backup: {directory: b}}",
+            "must be a table bucket ARN",
         ),
         (
             "{iceberg: {catalog: {glue: {catalog_id: '12'}}}, s3_backup: {directory: b}}",
@@ -1167,7 +1177,8 @@ delivery_streams:
         "{iceberg: {catalog: {glue: {catalog_id: '12'}}}, s3_backup: {directory: b}}",
     ));
     assert!(
-        all.iter().any(|e| e.starts_with("t.yaml:6:") && e.contains("catalog_id")),
+        all.iter()
+            .any(|e| e.starts_with("t.yaml:6:") && e.contains("catalog_id")),
         "{all:?}"
     );
 }

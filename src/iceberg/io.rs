@@ -29,6 +29,8 @@ pub(crate) enum IoError {
         detail: String,
         /// The request may succeed if tried again (throttling, 5xx, a connection lost).
         transient: bool,
+        /// S3 refused our credentials (AWS: `S3.AccessDenied`).
+        denied: bool,
     },
     #[error("{0} exists already")]
     Exists(String),
@@ -135,6 +137,7 @@ impl FileIo {
                     location: location.to_string(),
                     detail: e.to_string(),
                     transient: true,
+                    denied: false,
                 })?;
                 Ok(body.to_vec())
             }
@@ -219,6 +222,7 @@ fn s3_error<E: std::error::Error + 'static>(location: &str, e: &E, status: Optio
         location: location.to_string(),
         detail: DisplayErrorContext(e).to_string(),
         transient: status.is_none_or(|s| s >= 500 || s == 429 || s == 408),
+        denied: status == Some(403),
     }
 }
 

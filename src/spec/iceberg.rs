@@ -62,6 +62,13 @@ pub(crate) enum CatalogSpec {
         #[serde(skip_serializing_if = "Option::is_none")]
         endpoint_url: Option<String>,
     },
+    /// Amazon S3 Tables (AWS's CatalogARN `...:catalog/s3tablescatalog/BUCKET`).
+    S3Tables {
+        /// `arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME`.
+        table_bucket_arn: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        endpoint_url: Option<String>,
+    },
 }
 
 /// One of `tables` (AWS's DestinationTableConfiguration).

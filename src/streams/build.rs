@@ -288,7 +288,7 @@ pub(crate) fn needs_aws(sc: &StreamSpec) -> bool {
             Target::Http(h) => matches!(h.backup, Target::S3 { .. }),
             Target::Iceberg(i) => {
                 matches!(i.backup, Target::S3 { .. })
-                    || matches!(i.catalog, crate::spec::CatalogSpec::Glue { .. })
+                    || !matches!(i.catalog, crate::spec::CatalogSpec::Sql { .. })
                     || i.warehouse
                         .as_deref()
                         .is_some_and(|w| w.starts_with("s3://"))

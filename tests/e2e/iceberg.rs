@@ -647,3 +647,70 @@ delivery_streams:
     );
     assert_eq!(counts.len(), sent.len(), "rows nobody put");
 }
+
+#[test]
+fn an_s3_tables_table_on_moto_takes_the_records_in_commits_checked_by_its_version_token() {
+    let moto = Moto::start();
+    let schema = json!({"type": "struct", "schema-id": 0, "fields": [
+        field(1, "id", true, json!("long")),
+        field(2, "name", false, json!("string")),
+    ]});
+    let created: Value = serde_json::from_str(&glue_tool(
+        "s3tables-create",
+        &moto,
+        &[
+            "--bucket",
+            "lakehouse",
+            "--table",
+            "sales.orders",
+            "--schema",
+            &schema.to_string(),
+        ],
+    ))
+    .expect("created");
+    let arn = created["arn"].as_str().expect("arn").to_string();
+    let d = Daemon::start(&format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+aws: {{endpoint_url: '{endpoint}', force_path_style: true}}
+delivery_streams:
+  - name: lake
+    source: {{direct_put: {{}}}}
+    destinations:
+      - iceberg:
+          catalog: {{s3_tables: {{table_bucket_arn: '{arn}'}}}}
+          tables: [{{database: sales, table: orders}}]
+        s3_backup: {{directory: '{{dir}}/backup'}}
+        buffering: {{size_mib: 64, interval_seconds: 600}}
+",
+        endpoint = moto.endpoint
+    ));
+    for batch in 0..2 {
+        let lines: Vec<Value> = (0..10)
+            .map(|i| json!({"id": batch * 10 + i, "name": format!("n{i}")}))
+            .collect();
+        put(&d, &lines);
+        d.flush("lake");
+    }
+    let read = |command: &str| -> Vec<Value> {
+        glue_tool(
+            command,
+            &moto,
+            &["--s3tables", &arn, "--table", "sales.orders"],
+        )
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a row"))
+        .collect()
+    };
+    let rows = read("rows");
+    assert_eq!(rows, read("duckdb"), "pyiceberg and DuckDB differ");
+    let ids: BTreeSet<u64> = rows.iter().map(|r| r["id"].as_u64().expect("id")).collect();
+    assert_eq!((ids, rows.len()), ((0..20).collect::<BTreeSet<u64>>(), 20));
+    let info: Value = serde_json::from_str(&glue_tool(
+        "info",
+        &moto,
+        &["--s3tables", &arn, "--table", "sales.orders"],
+    ))
+    .expect("info");
+    assert_eq!(info["snapshots"].as_array().expect("snapshots").len(), 2);
+}

@@ -6,6 +6,10 @@
           creates the namespace (if missing) and the table with pyiceberg's SqlCatalog; the
           schema is Iceberg's own JSON (Appendix C), the partition spec a list of
           {"source": name, "transform": "identity" | "day" | "bucket[4]" ..., "name": ...}
+  s3tables-create --glue ENDPOINT --bucket NAME --table NS.T --schema JSON
+          a table bucket, namespace and table in moto's S3 Tables with its first metadata
+          (pyiceberg's new_table_metadata) registered; prints {"arn", "warehouse"}; then
+          rows/duckdb/info take --glue ENDPOINT --s3tables ARN
   rows    --uri SQLITE_URI --table DB.T
           the table's rows as pyiceberg reads them: one JSON object per line, sorted
   duckdb  --uri SQLITE_URI --table DB.T
@@ -28,6 +32,59 @@ import uuid
 
 
 GLUE = None  # --glue ENDPOINT: the Glue Data Catalog (and S3) of a moto server
+S3TABLES = None  # --s3tables ARN (with --glue ENDPOINT): a table bucket of that moto server
+
+
+def moto_client(service):
+    import boto3
+
+    return boto3.client(service, endpoint_url=GLUE, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def s3_props():
+    return {"s3.endpoint": GLUE, "s3.region": "us-east-1", "s3.access-key-id": "testing",
+            "s3.secret-access-key": "testing", "s3.force-virtual-addressing": "false"}
+
+
+def load(uri, name):
+    """The table: through its catalog, or (S3 Tables) from the metadata file S3 Tables names."""
+    if S3TABLES:
+        from pyiceberg.table import StaticTable
+
+        ns, table = name.split(".", 1)
+        loc = moto_client("s3tables").get_table_metadata_location(
+            tableBucketARN=S3TABLES, namespace=ns, name=table)["metadataLocation"]
+        return StaticTable.from_metadata(loc, properties=s3_props())
+    return catalog(uri).load_table(name)
+
+
+def s3tables_create(args):
+    """A table bucket, namespace and table in moto's S3 Tables, and the table's first metadata
+    (made by pyiceberg) written to its warehouse and registered: prints the bucket's ARN."""
+    import uuid as _uuid
+    from pyiceberg.partitioning import PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.table.metadata import new_table_metadata
+    from pyiceberg.table.sorting import SortOrder
+
+    st = moto_client("s3tables")
+    ns, name = args.table.split(".", 1)
+    arn = st.create_table_bucket(name=args.bucket)["arn"]
+    st.create_namespace(tableBucketARN=arn, namespace=[ns])
+    token = st.create_table(tableBucketARN=arn, namespace=ns, name=name, format="ICEBERG")["versionToken"]
+    where = st.get_table_metadata_location(tableBucketARN=arn, namespace=ns, name=name)
+    warehouse = where["warehouseLocation"].rstrip("/")
+    schema = Schema.model_validate_json(args.schema)
+    metadata = new_table_metadata(schema, PartitionSpec(), SortOrder(), warehouse, properties={})
+    key = f"metadata/00000-{_uuid.uuid4()}.metadata.json"
+    bucket = warehouse.split("://", 1)[1].split("/", 1)[0]
+    prefix = warehouse.split("://", 1)[1][len(bucket):].strip("/")
+    full_key = f"{prefix}/{key}" if prefix else key
+    moto_client("s3").put_object(Bucket=bucket, Key=full_key, Body=metadata.model_dump_json().encode())
+    st.update_table_metadata_location(tableBucketARN=arn, namespace=ns, name=name,
+                                      versionToken=token, metadataLocation=f"{warehouse}/{key}")
+    print(json.dumps({"arn": arn, "warehouse": warehouse}))
 
 
 def catalog(uri, warehouse=None):
@@ -133,12 +190,12 @@ def create(args):
 
 
 def rows(args):
-    t = catalog(args.uri).load_table(args.table)
+    t = load(args.uri, args.table)
     print_rows(t.scan().to_arrow().to_pylist())
 
 
 def duckdb_rows(args):
-    t = catalog(args.uri).load_table(args.table)
+    t = load(args.uri, args.table)
     con = duckdb_connection()
     cur = con.execute("SELECT * FROM iceberg_scan(?)", [t.metadata_location])
     names = [d[0] for d in cur.description]
@@ -155,7 +212,7 @@ def ids(args):
 
 
 def info(args):
-    t = catalog(args.uri).load_table(args.table)
+    t = load(args.uri, args.table)
     snaps = [
         {"id": s.snapshot_id, "parent": s.parent_snapshot_id,
          "summary": {k: v for k, v in s.summary.additional_properties.items()}
@@ -168,18 +225,22 @@ def info(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["create", "rows", "duckdb", "ids", "info"])
+    p.add_argument("command", choices=["create", "s3tables-create", "rows", "duckdb", "ids", "info"])
     p.add_argument("--uri", default="")
     p.add_argument("--glue", help="a moto server's endpoint: its Glue Data Catalog and S3")
+    p.add_argument("--s3tables", help="a table bucket's ARN in that moto server's S3 Tables")
+    p.add_argument("--bucket", help="s3tables-create: the table bucket's name")
     p.add_argument("--warehouse")
     p.add_argument("--table", required=True)
     p.add_argument("--schema")
     p.add_argument("--partition")
     args = p.parse_args()
-    global GLUE
-    GLUE = args.glue
+    global GLUE, S3TABLES
+    GLUE, S3TABLES = args.glue, args.s3tables
     if args.command == "create":
         create(args)
+    elif args.command == "s3tables-create":
+        s3tables_create(args)
     elif args.command == "rows":
         rows(args)
     elif args.command == "duckdb":

@@ -117,6 +117,18 @@ fn catalog(
             )),
             warehouse_location: warehouse,
         },
+        CatalogSpec::S3Tables {
+            table_bucket_arn, ..
+        } => CatalogConfiguration {
+            // AWS names an S3 Tables catalog through Glue's federation.
+            catalog_arn: table_bucket_arn.rsplit_once("bucket/").map(|(_, b)| {
+                format!(
+                    "arn:aws:glue:{}:{}:catalog/s3tablescatalog/{b}",
+                    view.region, view.account_id
+                )
+            }),
+            warehouse_location: warehouse,
+        },
         CatalogSpec::Sql { .. } => CatalogConfiguration {
             catalog_arn: None,
             warehouse_location: warehouse,

@@ -24,7 +24,7 @@ pub(super) fn destination(
         .ok_or_else(|| invalid("CatalogConfiguration is required"))?;
     let catalog = match &local.iceberg_catalog {
         Some(embedded) => embedded.clone(),
-        None => glue(c.catalog_arn.as_deref())?,
+        None => catalog(c.catalog_arn.as_deref())?,
     };
     let s3 = i
         .s3_configuration
@@ -115,25 +115,36 @@ fn buffering(hints: Option<&crate::shapes::BufferingHints>) -> Buffering {
     }
 }
 
-/// The Glue Data Catalog a CatalogARN names: `arn:aws:glue:REGION:ACCOUNT:catalog`.
-fn glue(arn: Option<&str>) -> Result<CatalogSpec, InvalidRequest> {
+/// The catalog a CatalogARN names: `arn:aws:glue:REGION:ACCOUNT:catalog` the Glue Data Catalog,
+/// `...:catalog/s3tablescatalog/BUCKET` the S3 Tables table bucket BUCKET of that account.
+fn catalog(arn: Option<&str>) -> Result<CatalogSpec, InvalidRequest> {
     let arn = arn.ok_or_else(|| {
         invalid("CatalogConfiguration.CatalogARN is required (or set api_iceberg_catalog in the configuration file)")
     })?;
     let parts: Vec<&str> = arn.split(':').collect();
+    let bad = || {
+        invalid(format!(
+            "CatalogConfiguration.CatalogARN must be arn:aws:glue:REGION:ACCOUNT:catalog or ...:catalog/s3tablescatalog/BUCKET (got {arn})"
+        ))
+    };
     match parts.as_slice() {
         ["arn", _, "glue", _, account, "catalog"] => Ok(CatalogSpec::Glue {
             catalog_id: Some((*account).to_string()),
             endpoint_url: None,
         }),
-        ["arn", _, "glue", _, _, rest] if rest.starts_with("catalog/s3tablescatalog/") => {
-            Err(invalid(
-                "Amazon S3 Tables catalogs (catalog/s3tablescatalog/...) are not supported by firehosed yet; use the Glue Data Catalog or api_iceberg_catalog",
-            ))
+        ["arn", partition, "glue", region, account, rest] => {
+            let bucket = rest
+                .strip_prefix("catalog/s3tablescatalog/")
+                .filter(|b| !b.is_empty() && !b.contains('/'))
+                .ok_or_else(bad)?;
+            Ok(CatalogSpec::S3Tables {
+                table_bucket_arn: format!(
+                    "arn:{partition}:s3tables:{region}:{account}:bucket/{bucket}"
+                ),
+                endpoint_url: None,
+            })
         }
-        _ => Err(invalid(format!(
-            "CatalogConfiguration.CatalogARN must be arn:aws:glue:REGION:ACCOUNT:catalog (got {arn})"
-        ))),
+        _ => Err(bad()),
     }
 }
 
@@ -142,21 +153,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_catalog_arn_names_the_glue_data_catalog_of_its_account() {
+    fn a_catalog_arn_names_the_glue_data_catalog_or_an_s3_tables_bucket() {
         assert_eq!(
-            glue(Some("arn:aws:glue:us-east-1:123456789012:catalog")).unwrap(),
+            catalog(Some("arn:aws:glue:us-east-1:123456789012:catalog")).unwrap(),
             CatalogSpec::Glue {
                 catalog_id: Some("123456789012".into()),
                 endpoint_url: None
             }
         );
-        assert!(
-            glue(Some(
+        assert_eq!(
+            catalog(Some(
                 "arn:aws:glue:us-east-1:123456789012:catalog/s3tablescatalog/b"
             ))
-            .is_err()
+            .unwrap(),
+            CatalogSpec::S3Tables {
+                table_bucket_arn: "arn:aws:s3tables:us-east-1:123456789012:bucket/b".into(),
+                endpoint_url: None
+            }
         );
-        assert!(glue(Some("arn:aws:s3:::bucket")).is_err());
-        assert!(glue(None).is_err());
+        assert!(catalog(Some("arn:aws:glue:us-east-1:123456789012:catalog/other/b")).is_err());
+        assert!(catalog(Some("arn:aws:s3:::bucket")).is_err());
+        assert!(catalog(None).is_err());
     }
 }

@@ -277,6 +277,16 @@ impl Router {
                         ),
                     };
                 }
+                Err(e) if denied(&e).is_some() => {
+                    let code = denied(&e).unwrap_or(ICEBERG_NO_SUCH_TABLE);
+                    tracing::error!(destination = %self.setup.label, table = %t, code,
+                        error = %crate::report::Chain(&e),
+                        "access to the Iceberg table is denied: check the credentials the catalog and the warehouse are reached with");
+                    return Entry::Missing {
+                        code,
+                        message: format!("table {t}: {}", crate::report::Chain(&e)),
+                    };
+                }
                 Err(e) if e.transient() => {
                     if gate.should_log(Instant::now()) {
                         tracing::warn!(destination = %self.setup.label, table = %t, error = %crate::report::Chain(&e),
@@ -287,6 +297,17 @@ impl Router {
                 Err(e) => return missing(t, &crate::report::Chain(&e).to_string()),
             }
         }
+    }
+}
+
+/// AWS's code when the catalog or the warehouse refused our credentials.
+fn denied(e: &TableError) -> Option<&'static str> {
+    match e {
+        TableError::Catalog(CatalogError::AccessDenied { .. }) => Some("Glue.AccessDenied"),
+        TableError::Io(crate::iceberg::io::IoError::S3 { denied: true, .. }) => {
+            Some("S3.AccessDenied")
+        }
+        _ => None,
     }
 }
 

@@ -55,6 +55,13 @@ impl GlueCatalog {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let status = e.raw_response().map(|r| r.status().as_u16());
+        let code = e.as_service_error().and_then(ProvideErrorMetadata::code);
+        if code == Some("AccessDeniedException") || status == Some(403) {
+            return CatalogError::AccessDenied {
+                catalog: self.describe(),
+                detail: format!("{call}: {}", DisplayErrorContext(e)),
+            };
+        }
         let throttled = e
             .as_service_error()
             .and_then(ProvideErrorMetadata::code)

@@ -1,10 +1,12 @@
 //! Where a table's current metadata file is named, and the one atomic step of a commit:
 //! swapping that name from the file a writer read to the file it wrote, only if nobody swapped
 //! it in between. Two catalogs: an embedded SQL catalog in sqlite, laid out as pyiceberg's
-//! `SqlCatalog` lays it out (`sql.rs`), and the Glue Data Catalog (`glue.rs`, UpdateTable with
-//! the VersionId read, as Iceberg's own Glue catalog commits).
+//! `SqlCatalog` lays it out (`sql.rs`), the Glue Data Catalog (`glue.rs`, UpdateTable with
+//! the VersionId read, as Iceberg's own Glue catalog commits), and Amazon S3 Tables
+//! (`s3tables.rs`, UpdateTableMetadataLocation with the version token read).
 
 pub(crate) mod glue;
+pub(crate) mod s3tables;
 pub(crate) mod sql;
 
 use std::fmt;
@@ -48,6 +50,9 @@ pub(crate) enum CatalogError {
     Exists(TableIdent),
     #[error("{0} is not an Iceberg table (no metadata_location)")]
     NotIceberg(TableIdent),
+    /// The catalog refused our credentials (AWS: `Glue.AccessDenied`).
+    #[error("{catalog} refused access: {detail}")]
+    AccessDenied { catalog: String, detail: String },
 }
 
 impl CatalogError {
@@ -73,6 +78,7 @@ pub(crate) enum Swap {
 pub(crate) enum Catalog {
     Sql(sql::SqlCatalog),
     Glue(glue::GlueCatalog),
+    S3Tables(s3tables::S3TablesCatalog),
 }
 
 impl Catalog {
@@ -81,6 +87,7 @@ impl Catalog {
         match self {
             Catalog::Sql(c) => c.metadata_location(t).await,
             Catalog::Glue(c) => c.metadata_location(t).await,
+            Catalog::S3Tables(c) => c.metadata_location(t).await,
         }
     }
 
@@ -94,6 +101,7 @@ impl Catalog {
         match self {
             Catalog::Sql(c) => c.swap(t, old, new).await,
             Catalog::Glue(c) => c.swap(t, old, new).await,
+            Catalog::S3Tables(c) => c.swap(t, old, new).await,
         }
     }
 
@@ -107,6 +115,12 @@ impl Catalog {
         match self {
             Catalog::Sql(c) => c.create(t, metadata_location).await,
             Catalog::Glue(c) => c.create(t, metadata_location).await,
+            // S3 Tables creates a table and its warehouse first (issue 34).
+            Catalog::S3Tables(c) => Err(CatalogError::Call {
+                catalog: c.describe(),
+                detail: "creating tables in S3 Tables is not supported yet".into(),
+                transient: false,
+            }),
         }
     }
 
@@ -117,7 +131,9 @@ impl Catalog {
         let w = warehouse.trim_end_matches('/');
         match self {
             Catalog::Sql(_) => format!("{w}/{}/{}", t.namespace, t.name),
-            Catalog::Glue(_) => format!("{w}/{}.db/{}", t.namespace, t.name),
+            Catalog::Glue(_) | Catalog::S3Tables(_) => {
+                format!("{w}/{}.db/{}", t.namespace, t.name)
+            }
         }
     }
 
@@ -126,6 +142,7 @@ impl Catalog {
         match self {
             Catalog::Sql(c) => c.describe(),
             Catalog::Glue(c) => c.describe(),
+            Catalog::S3Tables(c) => c.describe(),
         }
     }
 }

@@ -94,6 +94,23 @@ fn catalog(c: &mut Checker, path: &Path, catalog: &CatalogSpec) {
                 check_url(c, path.key("glue").key("endpoint_url"), url);
             }
         }
+        CatalogSpec::S3Tables {
+            table_bucket_arn,
+            endpoint_url,
+        } => {
+            let parts: Vec<&str> = table_bucket_arn.split(':').collect();
+            let valid = matches!(parts.as_slice(), ["arn", _, "s3tables", _, account, bucket]
+                if account.len() == 12 && bucket.strip_prefix("bucket/").is_some_and(|b| !b.is_empty()));
+            if !valid {
+                c.at(
+                    path.key("s3_tables").key("table_bucket_arn"),
+                    format!("must be a table bucket ARN: arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME (got {table_bucket_arn:?})"),
+                );
+            }
+            if let Some(url) = endpoint_url {
+                check_url(c, path.key("s3_tables").key("endpoint_url"), url);
+            }
+        }
     }
 }
 

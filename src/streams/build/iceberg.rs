@@ -10,6 +10,7 @@ use crate::destination::iceberg::{IcebergSetup, IcebergSink, Router, RouterSetup
 use crate::destination::naming::{ErrorNaming, Naming};
 use crate::destination::sink::Sink;
 use crate::iceberg::catalog::glue::GlueCatalog;
+use crate::iceberg::catalog::s3tables::S3TablesCatalog;
 use crate::iceberg::catalog::sql::SqlCatalog;
 use crate::iceberg::catalog::{Catalog, TableIdent};
 use crate::iceberg::io::FileIo;
@@ -67,6 +68,22 @@ impl Build<'_> {
                     .as_deref()
                     .or(config.aws.endpoint_url.as_deref());
                 Catalog::Glue(GlueCatalog::new(sdk, endpoint, catalog_id.clone()))
+            }
+            CatalogSpec::S3Tables {
+                table_bucket_arn,
+                endpoint_url,
+            } => {
+                let sdk = self
+                    .sdk
+                    .expect("the SDK configuration is loaded for S3 Tables (needs_aws)");
+                let endpoint = endpoint_url
+                    .as_deref()
+                    .or(config.aws.endpoint_url.as_deref());
+                Catalog::S3Tables(S3TablesCatalog::new(
+                    sdk,
+                    endpoint,
+                    table_bucket_arn.clone(),
+                ))
             }
         };
         // s3:// table locations need the S3 client of the `aws` settings.
