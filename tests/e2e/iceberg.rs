@@ -91,11 +91,12 @@ delivery_streams:
     )
 }
 
-/// The error records under the backup's `errors/iceberg-failed/`.
+/// The error records under the backup's `errors/iceberg-failed/` (not the data files of
+/// commits given up on, which are Parquet).
 fn error_records(backup: &Path) -> Vec<Value> {
     files_under(backup)
         .into_iter()
-        .filter(|k| k.starts_with("errors/iceberg-failed/"))
+        .filter(|k| k.starts_with("errors/iceberg-failed/") && !k.ends_with(".parquet"))
         .flat_map(|k| {
             let text = std::fs::read_to_string(backup.join(&k)).expect("error object");
             text.lines()
@@ -713,4 +714,42 @@ delivery_streams:
     ))
     .expect("info");
     assert_eq!(info["snapshots"].as_array().expect("snapshots").len(), 2);
+}
+
+#[test]
+fn a_table_dropped_while_the_stream_runs_sends_its_records_to_the_error_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:///{}", dir.path().join("catalog.db").display());
+    let warehouse = format!("file://{}/warehouse", dir.path().display());
+    let schema =
+        json!({"type": "struct", "schema-id": 0, "fields": [field(1, "id", true, json!("long"))]});
+    create(&uri, &warehouse, "db.t", &schema, &json!([]));
+    let d = Daemon::start(&config(
+        &uri,
+        &warehouse,
+        "[{database: db, table: t}]",
+        "          retry_duration_seconds: 0",
+    ));
+    put(&d, &[json!({"id": 1})]);
+    d.flush("lake");
+    assert_eq!(rows(&uri, "db.t"), vec![json!({"id": 1})]);
+    tool("drop", &uri, &["--table", "db.t"]);
+    // Staged for the table it knew: the commit finds it gone; past the retry duration the data
+    // file goes to the error output, its records kept.
+    put(&d, &[json!({"id": 2}), json!({"id": 3})]);
+    d.flush("lake");
+    let backup = d.dir.path().join("backup");
+    let failed: Vec<String> = files_under(&backup)
+        .into_iter()
+        .filter(|k| k.starts_with("errors/iceberg-failed/") && k.ends_with(".parquet"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", files_under(&backup));
+    // Looked up again: the next records are refused as AWS refuses them, and nothing stops.
+    put(&d, &[json!({"id": 4})]);
+    d.flush("lake");
+    let codes: Vec<String> = error_records(&backup)
+        .iter()
+        .map(|e| e["errorCode"].as_str().expect("code").to_string())
+        .collect();
+    assert_eq!(codes, vec!["Iceberg.NoSuchTable"]);
 }

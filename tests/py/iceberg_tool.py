@@ -10,6 +10,7 @@
           a table bucket, namespace and table in moto's S3 Tables with its first metadata
           (pyiceberg's new_table_metadata) registered; prints {"arn", "warehouse"}; then
           rows/duckdb/info take --glue ENDPOINT --s3tables ARN
+  drop    --uri SQLITE_URI --table DB.T      drops the table from the catalog
   rows    --uri SQLITE_URI --table DB.T
           the table's rows as pyiceberg reads them: one JSON object per line, sorted
   duckdb  --uri SQLITE_URI --table DB.T
@@ -202,6 +203,10 @@ def duckdb_rows(args):
     print_rows([dict(zip(names, r)) for r in cur.fetchall()])
 
 
+def drop(args):
+    catalog(args.uri).drop_table(args.table)
+
+
 def ids(args):
     """The values of column `i`, as pyiceberg and DuckDB read them (both, as two lists)."""
     t = catalog(args.uri).load_table(args.table)
@@ -225,7 +230,7 @@ def info(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["create", "s3tables-create", "rows", "duckdb", "ids", "info"])
+    p.add_argument("command", choices=["create", "s3tables-create", "drop", "rows", "duckdb", "ids", "info"])
     p.add_argument("--uri", default="")
     p.add_argument("--glue", help="a moto server's endpoint: its Glue Data Catalog and S3")
     p.add_argument("--s3tables", help="a table bucket's ARN in that moto server's S3 Tables")
@@ -241,6 +246,8 @@ def main():
         create(args)
     elif args.command == "s3tables-create":
         s3tables_create(args)
+    elif args.command == "drop":
+        drop(args)
     elif args.command == "rows":
         rows(args)
     elif args.command == "duckdb":

@@ -287,13 +287,18 @@ impl Router {
                         message: format!("table {t}: {}", crate::report::Chain(&e)),
                     };
                 }
-                Err(e) if e.transient() => {
+                // A catalog or warehouse that does not answer (or answers with an error that
+                // says nothing of the table) is an outage: records wait, none is refused.
+                Err(e @ (TableError::Catalog(_) | TableError::Io(_))) => {
                     if gate.should_log(Instant::now()) {
-                        tracing::warn!(destination = %self.setup.label, table = %t, error = %crate::report::Chain(&e),
+                        tracing::warn!(destination = %self.setup.label, table = %t,
+                            transient = e.transient(), error = %crate::report::Chain(&e),
                             "cannot read the Iceberg table; retrying (records wait)");
                     }
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
+                // The table's own files say it cannot take records (format v1, a partition
+                // transform firehosed does not apply, unreadable metadata).
                 Err(e) => return missing(t, &crate::report::Chain(&e).to_string()),
             }
         }

@@ -288,3 +288,33 @@ async fn records_for_a_missing_table_or_without_a_route_are_refused_with_aws_cod
         "Iceberg.UnsupportedOperation"
     );
 }
+
+#[tokio::test]
+async fn records_wait_while_the_catalog_cannot_be_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A directory where the database should be: sqlite cannot open it, as if the volume were
+    // gone. No record may be refused as if the table did not exist.
+    let db = dir.path().join("cat.db");
+    std::fs::create_dir_all(&db).expect("dir");
+    let uri = format!("sqlite:///{}", db.display());
+    let router = Router::new(RouterSetup {
+        tables: Arc::new(Tables {
+            catalog: Catalog::Sql(SqlCatalog::new(&uri, "default").expect("uri")),
+            io: FileIo::new(None),
+        }),
+        configured: vec![TableIdent::new("db", "events")],
+        append_only: false,
+        label: "s[0]".into(),
+    });
+    let r = record(0, r#"{"id": 1}"#);
+    let delivery = Delivery {
+        records: vec![r.clone()],
+        keys: vec![None],
+        ..Delivery::default()
+    };
+    let waited = tokio::time::timeout(Duration::from_millis(700), router.prepare(&delivery)).await;
+    assert!(
+        waited.is_err(),
+        "the catalog cannot answer: the delivery waits"
+    );
+}
