@@ -753,3 +753,47 @@ fn a_table_dropped_while_the_stream_runs_sends_its_records_to_the_error_output()
         .collect();
     assert_eq!(codes, vec!["Iceberg.NoSuchTable"]);
 }
+
+#[test]
+fn records_wait_through_a_catalog_outage_and_a_kill_9_and_none_is_lost_or_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("catalog.db");
+    let uri = format!("sqlite:///{}", db.display());
+    let warehouse = format!("file://{}/warehouse", dir.path().display());
+    let schema =
+        json!({"type": "struct", "schema-id": 0, "fields": [field(1, "id", true, json!("long"))]});
+    create(&uri, &warehouse, "db.t", &schema, &json!([]));
+    let config = config(&uri, &warehouse, "[{database: db, table: t}]", "").replace(
+        "buffering: {size_mib: 64, interval_seconds: 600}",
+        "buffering: {size_mib: 1, interval_seconds: 1}\n        delivery: exactly_once",
+    );
+    let mut d = Daemon::start(&config);
+    put(&d, &(0..10).map(|i| json!({"id": i})).collect::<Vec<_>>());
+    d.flush("lake");
+    // The catalog's database is gone (a volume unmounted): sqlite cannot open it.
+    let aside = dir.path().join("catalog.db.aside");
+    std::fs::rename(&db, &aside).expect("move the catalog away");
+    std::fs::create_dir(&db).expect("a directory in its place");
+    put(&d, &(10..20).map(|i| json!({"id": i})).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_secs(3));
+    d.kill9();
+    let mut d = d.restart();
+    put(&d, &(20..30).map(|i| json!({"id": i})).collect::<Vec<_>>());
+    d.wait_for_log(
+        "cannot read the Iceberg table; retrying",
+        Duration::from_secs(20),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // Back: everything acknowledged is committed, once; nothing went to the error output.
+    std::fs::remove_dir(&db).expect("remove the directory");
+    std::fs::rename(&aside, &db).expect("the catalog back");
+    d.flush("lake");
+    let ids: Vec<u64> = rows(&uri, "db.t")
+        .iter()
+        .map(|r| r["id"].as_u64().expect("id"))
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..30).collect::<Vec<u64>>(), "{ids:?}");
+    assert!(error_records(&d.dir.path().join("backup")).is_empty());
+}
