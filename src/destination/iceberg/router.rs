@@ -18,6 +18,7 @@ use crate::destination::stagers::Delivery;
 use crate::encode::conversion::Conversion;
 use crate::iceberg::arrow::conversion;
 use crate::iceberg::catalog::{CatalogError, TableIdent};
+use crate::iceberg::io::IoError;
 use crate::iceberg::partition::Partitioning;
 use crate::iceberg::table::{TableError, Tables};
 use crate::iceberg::types::Schema;
@@ -289,7 +290,10 @@ impl Router {
                 }
                 // A catalog or warehouse that does not answer (or answers with an error that
                 // says nothing of the table) is an outage: records wait, none is refused.
-                Err(e @ (TableError::Catalog(_) | TableError::Io(_))) => {
+                Err(
+                    e @ (TableError::Catalog(_)
+                    | TableError::Io(IoError::S3 { .. } | IoError::Local { .. })),
+                ) => {
                     if gate.should_log(Instant::now()) {
                         tracing::warn!(destination = %self.setup.label, table = %t,
                             transient = e.transient(), error = %crate::report::Chain(&e),
@@ -309,9 +313,7 @@ impl Router {
 fn denied(e: &TableError) -> Option<&'static str> {
     match e {
         TableError::Catalog(CatalogError::AccessDenied { .. }) => Some("Glue.AccessDenied"),
-        TableError::Io(crate::iceberg::io::IoError::S3 { denied: true, .. }) => {
-            Some("S3.AccessDenied")
-        }
+        TableError::Io(IoError::S3 { denied: true, .. }) => Some("S3.AccessDenied"),
         _ => None,
     }
 }

@@ -318,3 +318,45 @@ async fn records_wait_while_the_catalog_cannot_be_opened() {
         "the catalog cannot answer: the delivery waits"
     );
 }
+
+#[tokio::test]
+async fn a_table_whose_files_cannot_be_reached_here_is_refused_not_waited_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:///{}", dir.path().join("cat.db").display());
+    let catalog = SqlCatalog::new(&uri, "default").expect("uri");
+    // Metadata in S3, and no S3 client (no `aws` settings): a configuration to fix, not an
+    // outage to wait out.
+    let table = TableIdent::new("db", "remote");
+    catalog
+        .create(
+            &table,
+            "s3://bucket/db/remote/metadata/00000-x.metadata.json",
+        )
+        .await
+        .expect("registered");
+    let router = Router::new(RouterSetup {
+        tables: Arc::new(Tables {
+            catalog: Catalog::Sql(catalog),
+            io: FileIo::new(None),
+        }),
+        configured: vec![table],
+        append_only: false,
+        label: "s[0]".into(),
+    });
+    let r = record(0, r#"{"id": 1}"#);
+    let delivery = Delivery {
+        records: vec![r.clone()],
+        keys: vec![None],
+        ..Delivery::default()
+    };
+    tokio::time::timeout(Duration::from_secs(5), router.prepare(&delivery))
+        .await
+        .expect("answered at once");
+    let refused = router.resolve(&r, None).expect_err("refused");
+    assert_eq!(refused.code, "Iceberg.NoSuchTable");
+    assert!(
+        refused.message.contains("s3://bucket"),
+        "{}",
+        refused.message
+    );
+}
