@@ -16,20 +16,24 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// `tests/py/iceberg_tool.py COMMAND --uri URI ARGS`: its stdout.
-fn tool(command: &str, uri: &str, args: &[&str]) -> String {
+/// `tests/py/iceberg_tool.py ARGS`: its stdout.
+fn run_tool(args: &[&str]) -> String {
     let out = run_output(
         Command::new(python())
             .arg(py_script("iceberg_tool.py"))
-            .args([command, "--uri", uri])
             .args(args),
     );
     assert!(
         out.status.success(),
-        "iceberg_tool {command} failed: {}",
+        "iceberg_tool {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// `tests/py/iceberg_tool.py COMMAND --uri URI ARGS` (the embedded catalog).
+fn tool(command: &str, uri: &str, args: &[&str]) -> String {
+    run_tool(&[&[command, "--uri", uri], args].concat())
 }
 
 /// Creates `table` (db.name) with pyiceberg: Iceberg's schema JSON, a partition spec.
@@ -374,18 +378,7 @@ delivery_streams:
 
 /// `tests/py/iceberg_tool.py` against a moto server's Glue Data Catalog and S3.
 fn glue_tool(command: &str, moto: &Moto, args: &[&str]) -> String {
-    let out = run_output(
-        Command::new(python())
-            .arg(py_script("iceberg_tool.py"))
-            .args([command, "--glue", &moto.endpoint])
-            .args(args),
-    );
-    assert!(
-        out.status.success(),
-        "iceberg_tool {command} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    run_tool(&[&[command, "--glue", moto.endpoint.as_str()], args].concat())
 }
 
 #[test]
