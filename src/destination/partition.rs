@@ -28,6 +28,8 @@ pub(crate) struct Unpartitioned {
     pub(crate) output_type: &'static str,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    /// The error prefix of its own (an Iceberg table's), if any.
+    pub(crate) prefix: Option<Arc<str>>,
 }
 
 /// Longest part of a key between two `/` (a file name in a directory destination).
@@ -83,6 +85,7 @@ fn partitioning_failed(message: String) -> Unpartitioned {
         output_type: "partitioning-failed",
         code: PARTITION_KEY_MISSING,
         message,
+        prefix: None,
     }
 }
 
@@ -99,6 +102,7 @@ fn key_value<'k>(
                     output_type: "metadata-extraction-failed",
                     code: METADATA_EXTRACTION_FAILED,
                     message: e.to_string(),
+                    prefix: None,
                 });
             }
             Some(Ok(k)) => k.get(name),
@@ -174,6 +178,7 @@ pub(crate) fn error_output(record: &Record, why: &Unpartitioned) -> ErrorOutput 
     let mut json = serde_json::to_vec(&line).unwrap_or_default();
     json.push(b'\n');
     ErrorOutput {
+        prefix: why.prefix.clone(),
         output_type: why.output_type,
         line: Record {
             data: Bytes::from(json),

@@ -119,7 +119,7 @@ mod tests {
     };
     const ERRORS: Place = Place {
         set: 0,
-        slot: Slot::Error("processing-failed"),
+        slot: Slot::Error("processing-failed", 0),
     };
 
     #[test]

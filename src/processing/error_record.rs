@@ -61,6 +61,7 @@ fn processor_line(
     ErrorOutput {
         output_type,
         line: as_line(original, &line),
+        prefix: None,
     }
 }
 
@@ -171,6 +172,7 @@ pub(crate) fn format_conversion_failed(
     ErrorOutput {
         output_type: "format-conversion-failed",
         line: as_line(original, &line),
+        prefix: None,
     }
 }
 

@@ -36,6 +36,9 @@ pub(crate) enum RecordOutcome {
 pub(crate) struct ErrorOutput {
     pub(crate) output_type: &'static str,
     pub(crate) line: Record,
+    /// A prefix of its own instead of the destination's error prefix (an Iceberg table's
+    /// S3ErrorOutputPrefix), as written.
+    pub(crate) prefix: Option<Arc<str>>,
 }
 
 /// The processing stage's answer for a run of consecutive log records.

@@ -139,7 +139,7 @@ fn records_routed_by_a_query_are_rows_of_their_tables_and_misfits_go_to_the_erro
         field(2, "page", false, json!("string")),
     ]});
     create(&uri, &warehouse, "db.clicks", &clicks, &json!([]));
-    let tables = "[{database: db, table: orders}, {database: db, table: clicks}]";
+    let tables = "[{database: db, table: orders, error_output_prefix: 'orders-errors/'}, {database: db, table: clicks}]";
     let routing = "          routing: {query: '{destinationDatabaseName: \"db\", destinationTableName: .kind}'}";
     let mut d = Daemon::launch(&config(&uri, &warehouse, tables, routing))
         .in_dir(tempfile::tempdir().expect("daemon dir"))
@@ -184,18 +184,34 @@ fn records_routed_by_a_query_are_rows_of_their_tables_and_misfits_go_to_the_erro
     assert_eq!(snapshots.len(), 1, "one snapshot per flush: {clicks_info}");
     assert_eq!(snapshots[0]["summary"]["operation"], "append");
     assert_eq!(snapshots[0]["summary"]["firehosed.stream"], "lake");
-    let mut codes: Vec<String> = error_records(&d.dir.path().join("backup"))
-        .iter()
-        .map(|e| e["errorCode"].as_str().expect("errorCode").to_string())
-        .collect();
-    codes.sort();
+    let codes_under = |prefix: &str| -> Vec<String> {
+        let backup = d.dir.path().join("backup");
+        let mut codes: Vec<String> = files_under(&backup)
+            .into_iter()
+            .filter(|k| k.starts_with(prefix))
+            .flat_map(|k| {
+                let text = std::fs::read_to_string(backup.join(&k)).expect("error object");
+                text.lines()
+                    .map(|l| {
+                        let v: Value = serde_json::from_str(l).expect("an error record");
+                        v["errorCode"].as_str().expect("errorCode").to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        codes.sort();
+        codes
+    };
     assert_eq!(
-        codes,
+        codes_under("errors/iceberg-failed/"),
+        vec!["Iceberg.InvalidTableName", "Iceberg.NoSuchTable"]
+    );
+    // The orders table's own error prefix (AWS's S3ErrorOutputPrefix) takes its records' errors.
+    assert_eq!(
+        codes_under("orders-errors/"),
         vec![
-            "Iceberg.InvalidTableName",
             "Iceberg.MissingColumnWithinRecord",
-            "Iceberg.NoSuchTable",
-            "Iceberg.SchemaMismatch",
+            "Iceberg.SchemaMismatch"
         ]
     );
     // The next records still go in: nothing stopped.

@@ -65,6 +65,8 @@ pub(crate) struct RouterSetup {
     /// The configured tables (AWS's DestinationTableConfigurationList).
     pub(crate) configured: Vec<TableIdent>,
     pub(crate) append_only: bool,
+    /// The configured tables' own error prefixes (AWS's S3ErrorOutputPrefix).
+    pub(crate) error_prefixes: HashMap<TableIdent, Arc<str>>,
     pub(crate) label: String,
 }
 
@@ -95,6 +97,7 @@ fn failed(code: &'static str, message: impl Into<String>) -> Unpartitioned {
         output_type: ICEBERG_FAILED,
         code,
         message: message.into(),
+        prefix: None,
     }
 }
 
@@ -172,6 +175,11 @@ impl Router {
         keys: Option<&RecordKeys>,
     ) -> Result<PartitionValues, Unpartitioned> {
         let t = self.route(keys)?;
+        // Errors of a record whose table is known go under that table's error prefix.
+        let failed = |code, message: String| Unpartitioned {
+            prefix: self.error_prefix(&t),
+            ..failed(code, message)
+        };
         let ready = match self.cache.locked().get(&t).map(|c| c.entry.clone()) {
             Some(Entry::Ready(r)) => r,
             Some(Entry::Missing { code, message }) => return Err(failed(code, message)),
@@ -193,6 +201,11 @@ impl Router {
             })?
         };
         Ok(values(&t, tuple::encode(&tuple)))
+    }
+
+    /// The error prefix of table `t`'s own, if it has one.
+    pub(crate) fn error_prefix(&self, t: &TableIdent) -> Option<Arc<str>> {
+        self.setup.error_prefixes.get(t).cloned()
     }
 
     /// The table as last loaded.
@@ -264,7 +277,9 @@ impl Router {
                         metadata = %loaded.location, "Iceberg table found");
                     return Entry::Ready(Arc::new(Ready {
                         location: loaded.metadata.location.clone(),
-                        conversion: Arc::new(conversion(&schema, t)),
+                        conversion: Arc::new(
+                            conversion(&schema, t).with_error_prefix(self.error_prefix(t)),
+                        ),
                         schema,
                         partitioning,
                     }));

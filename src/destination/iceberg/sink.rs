@@ -286,10 +286,18 @@ impl IcebergSink {
         t: &TableIdent,
         e: &CommitError,
     ) -> Result<Written, DeliveryError> {
-        let name = self
-            .setup
-            .failed_naming
-            .object(object.oldest_ms, &uuid::Uuid::new_v4());
+        // Under the table's own error prefix, if it has one.
+        let naming = match self.setup.router.error_prefix(t) {
+            Some(p) => Naming {
+                error: Some(crate::destination::naming::ErrorNaming {
+                    template: Some(crate::keys::template::Template::parse(&p).unwrap_or_default()),
+                    output_type: crate::processing::error_record::ICEBERG_FAILED,
+                }),
+                ..self.setup.failed_naming.clone()
+            },
+            None => self.setup.failed_naming.clone(),
+        };
+        let name = naming.object(object.oldest_ms, &uuid::Uuid::new_v4());
         tracing::error!(destination = %self.setup.label, table = %t, key = %name.key,
             error = %crate::report::Chain(e),
             "the retry duration ended without a commit: the data file goes to the backup as iceberg-failed");

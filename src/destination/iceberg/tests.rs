@@ -88,6 +88,7 @@ async fn setup() -> Setup {
         tables,
         configured: vec![table.clone()],
         append_only: false,
+        error_prefixes: Default::default(),
         label: "s[0]".into(),
     }));
     let backup_dir = dir.path().join("backup");
@@ -304,6 +305,7 @@ async fn records_wait_while_the_catalog_cannot_be_opened() {
         }),
         configured: vec![TableIdent::new("db", "events")],
         append_only: false,
+        error_prefixes: Default::default(),
         label: "s[0]".into(),
     });
     let r = record(0, r#"{"id": 1}"#);
@@ -341,6 +343,7 @@ async fn a_table_whose_files_cannot_be_reached_here_is_refused_not_waited_for() 
         }),
         configured: vec![table],
         append_only: false,
+        error_prefixes: Default::default(),
         label: "s[0]".into(),
     });
     let r = record(0, r#"{"id": 1}"#);

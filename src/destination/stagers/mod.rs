@@ -45,8 +45,9 @@ pub(crate) enum Kind {
 pub(crate) enum Slot {
     Main,
     Backup,
-    /// The error objects of one error-output-type.
-    Error(&'static str),
+    /// The error objects of one error-output-type, under the destination's error prefix (0)
+    /// or under one of its own (an Iceberg table's: the set's n-th such prefix).
+    Error(&'static str, u16),
     /// A partition, by the serial number it got when it opened.
     Partition(u64),
 }
@@ -56,7 +57,7 @@ impl Slot {
         match self {
             Slot::Main => Kind::Main,
             Slot::Backup => Kind::Backup,
-            Slot::Error(_) => Kind::Error,
+            Slot::Error(..) => Kind::Error,
             Slot::Partition(_) => Kind::Partition,
         }
     }
@@ -143,7 +144,10 @@ impl Fitting {
 pub(crate) struct StagerSet {
     main: ObjectStager,
     backup: Option<ObjectStager>,
-    errors: Vec<(&'static str, ObjectStager)>,
+    errors: Vec<(&'static str, u16, ObjectStager)>,
+    /// The error prefixes of their own met so far; `Slot::Error`'s number is one past the
+    /// index here.
+    own_prefixes: Vec<Arc<str>>,
     make_error: MakeStager<ErrorNaming>,
     error_template: Option<Template>,
     partitions: Option<Partitions>,
@@ -171,6 +175,7 @@ impl StagerSet {
             main: fitting.fit(staging.main, "main".into()),
             backup: staging.backup.map(|b| fitting.fit(b, "backup".into())),
             errors: Vec::new(),
+            own_prefixes: Vec::new(),
             make_error: staging.error_stager,
             error_template: staging.error_template,
             partitions: staging.partitioning.map(Partitions::new),
@@ -230,21 +235,46 @@ impl StagerSet {
         Ok(sealed)
     }
 
-    fn error(&mut self, output_type: &'static str) -> &mut ObjectStager {
-        let i = match self.errors.iter().position(|(t, _)| *t == output_type) {
+    /// The stager of `output_type`'s error objects under the destination's error prefix, or
+    /// under `prefix` (checked by the specification to parse).
+    fn error(&mut self, output_type: &'static str, prefix: Option<&Arc<str>>) -> &mut ObjectStager {
+        let n = match prefix {
+            None => 0,
+            Some(p) => match self.own_prefixes.iter().position(|q| q == p) {
+                Some(i) => i as u16 + 1,
+                None => {
+                    self.own_prefixes.push(p.clone());
+                    self.own_prefixes.len() as u16
+                }
+            },
+        };
+        let i = match self
+            .errors
+            .iter()
+            .position(|(t, m, _)| *t == output_type && *m == n)
+        {
             Some(i) => i,
             None => {
-                let naming = ErrorNaming {
-                    template: self.error_template.clone(),
-                    output_type,
+                let template = match prefix {
+                    None => self.error_template.clone(),
+                    Some(p) => Some(Template::parse(p).unwrap_or_default()),
                 };
-                let stager = (self.make_error)(naming);
-                let stager = self.fitting.fit(stager, format!("error/{output_type}"));
-                self.errors.push((output_type, stager));
+                let stager = (self.make_error)(ErrorNaming {
+                    template,
+                    output_type,
+                });
+                // The journal's slot of the destination's own prefix is the one earlier
+                // releases wrote.
+                let slot = match prefix {
+                    None => format!("error/{output_type}"),
+                    Some(p) => format!("error/{output_type}/{p}"),
+                };
+                let stager = self.fitting.fit(stager, slot);
+                self.errors.push((output_type, n, stager));
                 self.errors.len() - 1
             }
         };
-        &mut self.errors[i].1
+        &mut self.errors[i].2
     }
 
     /// Every stager that is not a partition.
@@ -353,17 +383,17 @@ impl StagerSet {
     fn append_failed(&mut self, mut failed: Vec<ErrorOutput>, now: Instant) -> StepResult {
         let mut sealed = Vec::new();
         while !failed.is_empty() {
-            let output_type = failed[0].output_type;
+            let (output_type, prefix) = (failed[0].output_type, failed[0].prefix.clone());
             let (same, rest): (Vec<_>, Vec<_>) = failed
                 .into_iter()
-                .partition(|f| f.output_type == output_type);
+                .partition(|f| f.output_type == output_type && f.prefix == prefix);
             failed = rest;
             let mut lines: Vec<Record> = same.into_iter().map(|f| f.line).collect();
             // In log order: they come partition by partition, and an exactly-once object's
             // identity is a range of positions.
             lines.sort_by_key(|r| (r.seq, r.sub));
             let objects = self
-                .error(output_type)
+                .error(output_type, prefix.as_ref())
                 .append(&lines, now, &mut Rejected::default())
                 .map_err(|e| StagingError::Stage(e.0))?;
             sealed.extend(objects.into_iter().map(|o| (o, Kind::Error)));
@@ -391,11 +421,11 @@ impl StagerSet {
 fn companions<'a>(
     main: &'a mut ObjectStager,
     backup: &'a mut Option<ObjectStager>,
-    errors: &'a mut [(&'static str, ObjectStager)],
+    errors: &'a mut [(&'static str, u16, ObjectStager)],
 ) -> impl Iterator<Item = (Slot, &'a mut ObjectStager)> {
     std::iter::once((Slot::Main, main))
         .chain(backup.as_mut().map(|s| (Slot::Backup, s)))
-        .chain(errors.iter_mut().map(|(t, s)| (Slot::Error(t), s)))
+        .chain(errors.iter_mut().map(|(t, n, s)| (Slot::Error(t, *n), s)))
 }
 
 /// How many records, and their bytes.

@@ -144,6 +144,7 @@ impl Partitions {
             output_type: PARTITIONING_FAILED,
             code: ACTIVE_PARTITIONS_EXCEEDED,
             message: format!("the destination already has {max} active partitions"),
+            prefix: None,
         }
     }
 

@@ -112,6 +112,7 @@ fn delivery(seqs: std::ops::Range<u64>, failed: &[u64]) -> Delivery {
         failed: failed
             .iter()
             .map(|&s| ErrorOutput {
+                prefix: None,
                 output_type: "processing-failed",
                 line: rec(s),
             })

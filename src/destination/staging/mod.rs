@@ -39,7 +39,10 @@ fn misfit_output(c: &Conversion, record: &Record, why: &Misfit) -> ErrorOutput {
                 (Some(d), Some(t)) => format!("table {d}.{t}: "),
                 _ => String::new(),
             };
-            error_record::iceberg_failed(record, code, &format!("{table}{why}"))
+            ErrorOutput {
+                prefix: c.error_prefix.clone(),
+                ..error_record::iceberg_failed(record, code, &format!("{table}{why}"))
+            }
         }
     }
 }

@@ -83,6 +83,9 @@ pub struct Conversion {
     /// written with the table's field ids.
     pub(crate) table_file: Option<TableFile>,
     pub(crate) misfits: MisfitOutput,
+    /// Where the error records of misfits go instead of the destination's error prefix (an
+    /// Iceberg table's own), as written.
+    pub(crate) error_prefix: Option<Arc<str>>,
     schema: SchemaRef,
     properties: WriterProperties,
 }
@@ -110,8 +113,15 @@ impl Conversion {
             orc: None,
             table_file: None,
             misfits: MisfitOutput::FormatConversion,
+            error_prefix: None,
             schema,
         }
+    }
+
+    /// Error records of misfits go under `prefix` (None: the destination's).
+    pub(crate) fn with_error_prefix(mut self, prefix: Option<Arc<str>>) -> Conversion {
+        self.error_prefix = prefix;
+        self
     }
 
     /// Writes an Iceberg table's data files: `file` holds the schema with the field ids.

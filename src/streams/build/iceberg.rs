@@ -106,6 +106,14 @@ impl Build<'_> {
                 .map(|t| TableIdent::new(&t.database, &t.table))
                 .collect(),
             append_only: i.append_only,
+            error_prefixes: i
+                .tables
+                .iter()
+                .filter_map(|t| {
+                    let p = t.error_output_prefix.as_deref()?;
+                    Some((TableIdent::new(&t.database, &t.table), Arc::from(p)))
+                })
+                .collect(),
             label: label.to_string(),
         })))
     }
