@@ -98,6 +98,7 @@ impl Scenarios<'_> {
             next_seq: 1,
             identity,
             partition: None,
+            changes: None,
         })
     }
 

@@ -1,12 +1,17 @@
-//! A fast append (Java's `FastAppend`, pyiceberg's `_FastAppendFiles`): the new data files in
-//! one new manifest, the parent's manifests kept as they are, one snapshot with its summary.
+//! A fast append (Java's `FastAppend`, pyiceberg's `_FastAppendFiles`) or a row delta (Java's
+//! `BaseRowDelta`): the new data files in one new manifest, the new delete files (equality and
+//! position deletes) in one new delete manifest, the parent's manifests kept as they are, one
+//! snapshot with its summary. Every file added takes the snapshot's sequence number: an
+//! equality delete applies to rows of earlier sequence numbers only, a position delete to
+//! its data file whatever its number (Iceberg table specification, "Scan Planning"), which is
+//! how a row delta removes older rows by key and rows of its own data files by position.
 //! Pure: it gets the metadata it starts from and the parent's manifest list, and returns the
 //! files to write and the metadata to swap in; the table's catalog does the swap.
 
 use std::collections::BTreeMap;
 
 use super::literal::Literal;
-use super::manifest::{self, DataFile, ManifestError, ManifestFile};
+use super::manifest::{self, DataFile, FileContent, ManifestError, ManifestFile};
 use super::metadata::{Snapshot, TableMetadata, next_metadata_location};
 use super::partition::Partitioning;
 
@@ -29,9 +34,10 @@ const TOTALS: [&str; 6] = [
     "total-equality-deletes",
 ];
 
-/// Appends `files` to `current` (read from `current_location`; `parent_manifests` is its
-/// current snapshot's manifest list). `marks` go into the snapshot's summary.
-pub(crate) fn fast_append(
+/// Adds `files` (data and delete files) to `current` (read from `current_location`;
+/// `parent_manifests` is its current snapshot's manifest list). `marks` go into the
+/// snapshot's summary.
+pub(crate) fn add_files(
     current: &TableMetadata,
     current_location: &str,
     parent_manifests: Vec<ManifestFile>,
@@ -46,19 +52,31 @@ pub(crate) fn fast_append(
     let parent = current.current_snapshot();
     let commit_uuid = uuid::Uuid::new_v4();
     let dir = format!("{}/metadata", current.location);
-    let manifest_path = format!("{dir}/{commit_uuid}-m0.avro");
     let schema = current
         .current_schema()
         .ok_or(ManifestError::Missing("a current schema"))?;
-    let (manifest_bytes, manifest) = manifest::write_manifest(
-        &manifest_path,
-        files,
-        schema,
-        &partitioning.ty,
-        snapshot_id,
-        sequence_number,
-    )?;
-    let mut list = vec![manifest];
+    let (data, deletes): (Vec<DataFile>, Vec<DataFile>) = files
+        .iter()
+        .cloned()
+        .partition(|f| f.content == FileContent::Data);
+    let mut list = Vec::new();
+    let mut written = Vec::new();
+    for (i, group) in [data, deletes].iter().enumerate() {
+        if group.is_empty() {
+            continue;
+        }
+        let path = format!("{dir}/{commit_uuid}-m{i}.avro");
+        let (bytes, manifest) = manifest::write_manifest(
+            &path,
+            group,
+            schema,
+            &partitioning.ty,
+            snapshot_id,
+            sequence_number,
+        )?;
+        written.push((path, bytes));
+        list.push(manifest);
+    }
     list.extend(parent_manifests);
     let list_bytes = manifest::write_manifest_list(
         &list,
@@ -79,22 +97,32 @@ pub(crate) fn fast_append(
         other: BTreeMap::new(),
     };
     metadata.add_snapshot(snapshot, Some(current_location));
+    written.push((list_path, list_bytes));
     Ok(Commit {
-        files: vec![(manifest_path, manifest_bytes), (list_path, list_bytes)],
+        files: written,
         metadata_location: next_metadata_location(&current.location, Some(current_location)),
         metadata,
         snapshot_id,
     })
 }
 
-/// An append's summary (Java's `SnapshotSummary`): what it added, the totals after it, and
-/// the writer's marks.
+/// A commit's summary (Java's `SnapshotSummary`): what it added, the totals after it, and
+/// the writer's marks. Its operation is Java's: `append` for data files alone, `overwrite`
+/// for a row delta with data files, `delete` for delete files alone.
 fn summary(
     files: &[DataFile],
     parent: Option<&BTreeMap<String, String>>,
     marks: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let records: i64 = files.iter().map(|f| f.record_count).sum();
+    let of = |c: FileContent| files.iter().filter(move |f| f.content == c);
+    let count = |c| of(c).count() as i64;
+    let rows = |c| of(c).map(|f| f.record_count).sum::<i64>();
+    let (data, positions, equalities) = (
+        count(FileContent::Data),
+        count(FileContent::PositionDeletes),
+        count(FileContent::EqualityDeletes),
+    );
+    let records = rows(FileContent::Data);
     let size: i64 = files.iter().map(|f| f.file_size_in_bytes).sum();
     let partitions: std::collections::HashSet<Vec<Option<Vec<u8>>>> = files
         .iter()
@@ -105,18 +133,43 @@ fn summary(
                 .collect()
         })
         .collect();
+    let operation = match (data > 0, positions + equalities > 0) {
+        (_, false) => "append",
+        (true, true) => "overwrite",
+        (false, true) => "delete",
+    };
     let mut s = BTreeMap::from([
-        ("operation".to_string(), "append".to_string()),
-        ("added-data-files".to_string(), files.len().to_string()),
-        ("added-records".to_string(), records.to_string()),
+        ("operation".to_string(), operation.to_string()),
         ("added-files-size".to_string(), size.to_string()),
         (
             "changed-partition-count".to_string(),
             partitions.len().to_string(),
         ),
     ]);
-    let added = [records, size, files.len() as i64, 0, 0, 0];
-    for (key, add) in TOTALS.iter().zip(added) {
+    let added = [
+        ("added-data-files", data),
+        ("added-records", records),
+        ("added-delete-files", positions + equalities),
+        ("added-position-delete-files", positions),
+        ("added-equality-delete-files", equalities),
+        ("added-position-deletes", rows(FileContent::PositionDeletes)),
+        ("added-equality-deletes", rows(FileContent::EqualityDeletes)),
+    ];
+    for (key, n) in added {
+        // Java leaves out what a commit did not add (an append has no delete keys).
+        if n > 0 || key == "added-data-files" || key == "added-records" {
+            s.insert(key.to_string(), n.to_string());
+        }
+    }
+    let totals = [
+        records,
+        size,
+        data,
+        positions + equalities,
+        rows(FileContent::PositionDeletes),
+        rows(FileContent::EqualityDeletes),
+    ];
+    for (key, add) in TOTALS.iter().zip(totals) {
         // A parent without the total leaves it unknown; no parent starts from zero.
         let before = match parent {
             None => Some(0),
@@ -170,7 +223,7 @@ mod tests {
         );
         let p = Partitioning::of(&m0).unwrap();
         let marks = BTreeMap::from([("firehosed.object".to_string(), "a".to_string())]);
-        let c1 = fast_append(
+        let c1 = add_files(
             &m0,
             "file:///w/t/metadata/00000-x.metadata.json",
             vec![],
@@ -194,7 +247,7 @@ mod tests {
         assert_eq!(list1.len(), 1);
 
         let marks2 = BTreeMap::from([("firehosed.object".to_string(), "b".to_string())]);
-        let c2 = fast_append(
+        let c2 = add_files(
             &c1.metadata,
             &c1.metadata_location,
             list1.clone(),

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::append::{Commit, fast_append};
+use super::append::{Commit, add_files};
 use super::catalog::{Catalog, CatalogError, Swap, TableIdent};
 use super::io::{FileIo, IoError};
 use super::manifest::{DataFile, ManifestError, ManifestFile, read_manifest_list};
@@ -126,20 +126,20 @@ impl Tables {
         Ok(committed_marks(&self.load(t).await?.metadata))
     }
 
-    /// Appends `files` (written already under the table's location) as one snapshot, each
-    /// file with its mark, leaving out those whose mark a snapshot of the table already has
-    /// (an earlier attempt, a replay, another instance committed them). `marks` are more
-    /// summary keys. The answer is per file, in order.
+    /// Adds `files` (written already under the table's location) as one snapshot: groups of
+    /// data and delete files, each group with its mark, leaving out those whose mark a
+    /// snapshot of the table already has (an earlier attempt, a replay, another instance
+    /// committed them). `marks` are more summary keys. The answer is per group, in order.
     pub(crate) async fn append(
         &self,
         t: &TableIdent,
-        files: &[(DataFile, String)],
+        files: &[(Vec<DataFile>, String)],
         marks: &BTreeMap<String, String>,
     ) -> Result<Vec<Appended>, TableError> {
         for attempt in 0..CONFLICT_ATTEMPTS {
             let current = self.load(t).await?;
             let committed = committed_marks(&current.metadata);
-            let todo: Vec<&(DataFile, String)> = files
+            let todo: Vec<&(Vec<DataFile>, String)> = files
                 .iter()
                 .filter(|(_, mark)| !committed.contains_key(mark))
                 .collect();
@@ -152,7 +152,7 @@ impl Tables {
             let mut summary = marks.clone();
             let these: Vec<&str> = todo.iter().map(|(_, m)| m.as_str()).collect();
             summary.insert(COMMIT_MARK.to_string(), mark_value(&these));
-            let data: Vec<DataFile> = todo.iter().map(|(f, _)| f.clone()).collect();
+            let data: Vec<DataFile> = todo.iter().flat_map(|(f, _)| f.iter().cloned()).collect();
             let commit = self.plan(t, &current, &data, &summary).await?;
             for (location, bytes) in &commit.files {
                 self.io.write_new(location, bytes.clone()).await?;
@@ -206,7 +206,7 @@ impl Tables {
             None => Vec::new(),
         };
         let now = chrono::Utc::now().timestamp_millis();
-        fast_append(
+        add_files(
             m,
             &current.location,
             parent,
@@ -284,18 +284,30 @@ mod tests {
         );
         tables.create(&t, &m).await.unwrap();
         let first = tables
-            .append(&t, &[(file(&location, 3), "a".into())], &BTreeMap::new())
+            .append(
+                &t,
+                &[(vec![file(&location, 3)], "a".into())],
+                &BTreeMap::new(),
+            )
             .await
             .unwrap()[0];
         assert!(matches!(first, Appended::Committed(_)));
         // Another writer (here: another Tables on the same catalog) commits in between.
         let other = open_tables(dir.path());
         other
-            .append(&t, &[(file(&location, 4), "b".into())], &BTreeMap::new())
+            .append(
+                &t,
+                &[(vec![file(&location, 4)], "b".into())],
+                &BTreeMap::new(),
+            )
             .await
             .unwrap();
         let again = tables
-            .append(&t, &[(file(&location, 3), "a".into())], &BTreeMap::new())
+            .append(
+                &t,
+                &[(vec![file(&location, 3)], "a".into())],
+                &BTreeMap::new(),
+            )
             .await
             .unwrap();
         let Appended::Committed(id) = first else {
@@ -319,8 +331,8 @@ mod tests {
             .append(
                 &t,
                 &[
-                    (file(&location, 3), "a".into()),
-                    (file(&location, 5), "c".into()),
+                    (vec![file(&location, 3)], "a".into()),
+                    (vec![file(&location, 5)], "c".into()),
                 ],
                 &BTreeMap::new(),
             )
@@ -336,8 +348,8 @@ mod tests {
             .append(
                 &t,
                 &[
-                    (file(&location, 6), "d".into()),
-                    (file(&location, 7), "e".into()),
+                    (vec![file(&location, 6)], "d".into()),
+                    (vec![file(&location, 7)], "e".into()),
                 ],
                 &BTreeMap::new(),
             )

@@ -3,6 +3,7 @@
 //! table and partition tuple (`tuple.rs`) into one Parquet data file each, staged like any
 //! partition's object, and committed by the sink (`sink.rs`) through `crate::iceberg`.
 
+pub(crate) mod changes;
 pub(crate) mod router;
 pub(crate) mod sink;
 pub(crate) mod tuple;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::changes::{self, Change, Op};
 use super::tuple;
 use crate::destination::partition::{RecordKeys, Unpartitioned};
 use crate::destination::stagers::Delivery;
@@ -21,7 +22,7 @@ use crate::iceberg::catalog::{CatalogError, TableIdent};
 use crate::iceberg::io::IoError;
 use crate::iceberg::partition::Partitioning;
 use crate::iceberg::table::{TableError, Tables};
-use crate::iceberg::types::Schema;
+use crate::iceberg::types::{Schema, Type};
 use crate::keys::template::PartitionValues;
 use crate::processing::error_record::{
     ICEBERG_FAILED, ICEBERG_INVALID_TABLE_NAME, ICEBERG_NO_SUCH_TABLE,
@@ -35,8 +36,13 @@ const READY_FOR: Duration = Duration::from_secs(60);
 /// A table that was not found is looked up again this often.
 const MISSING_FOR: Duration = Duration::from_secs(10);
 
-/// firehosed's code for an operation this release does not apply (update, delete).
-pub(crate) const UNSUPPORTED_OPERATION: &str = "Iceberg.UnsupportedOperation";
+/// firehosed's code for an operation other than insert, update or delete (AWS documents
+/// none).
+pub(crate) const INVALID_OPERATION: &str = "Iceberg.InvalidOperation";
+/// The code AWS is seen to use when a table's unique keys do not match its schema; firehosed
+/// also gives it to an update or delete on a table without unique keys, and to a record
+/// without a value for a unique key.
+pub(crate) const INVALID_UNIQUE_KEYS: &str = "Iceberg.InvalidUniqueKeys";
 
 /// What staging and the sink need of one table.
 pub(crate) struct Ready {
@@ -44,6 +50,9 @@ pub(crate) struct Ready {
     pub(crate) schema: Schema,
     pub(crate) partitioning: Partitioning,
     pub(crate) conversion: Arc<Conversion>,
+    /// The unique-key columns (the configured `unique_keys`, else the table's
+    /// identifier fields), with their types; empty: records are inserts only.
+    pub(crate) keys: Vec<(String, Type)>,
 }
 
 #[derive(Clone)]
@@ -65,6 +74,8 @@ pub(crate) struct RouterSetup {
     /// The configured tables (AWS's DestinationTableConfigurationList).
     pub(crate) configured: Vec<TableIdent>,
     pub(crate) append_only: bool,
+    /// The configured tables' unique keys (AWS's UniqueKeys).
+    pub(crate) unique_keys: HashMap<TableIdent, Vec<String>>,
     /// The configured tables' own error prefixes (AWS's S3ErrorOutputPrefix).
     pub(crate) error_prefixes: HashMap<TableIdent, Arc<str>>,
     pub(crate) label: String,
@@ -113,8 +124,11 @@ impl Router {
         &self.setup.tables
     }
 
-    /// The table a record goes to.
-    fn route(&self, keys: Option<&RecordKeys>) -> Result<TableIdent, Unpartitioned> {
+    /// The table a record goes to, and its operation if it was given one.
+    fn route(
+        &self,
+        keys: Option<&RecordKeys>,
+    ) -> Result<(TableIdent, Option<String>), Unpartitioned> {
         let lambda = keys.and_then(|k| k.lambda.as_deref());
         let query = keys.and_then(|k| k.query.as_ref());
         let from_query = query.and_then(|q| q.as_ref().ok());
@@ -129,33 +143,12 @@ impl Router {
             get("destinationTableName"),
             get("operation"),
         );
-        if let Some(op) = &op
-            && !self.setup.append_only
-        {
-            match op.as_str() {
-                "insert" => {}
-                "update" | "delete" => {
-                    return Err(failed(
-                        UNSUPPORTED_OPERATION,
-                        format!(
-                            "operation {op:?} is not applied yet (only insert; set append_only to take every record as an insert)"
-                        ),
-                    ));
-                }
-                _ => {
-                    return Err(failed(
-                        UNSUPPORTED_OPERATION,
-                        format!("operation must be insert, update or delete (got {op:?})"),
-                    ));
-                }
-            }
-        }
         match (db, table) {
             (Some(db), Some(table)) if !db.is_empty() && !table.is_empty() => {
-                Ok(TableIdent::new(&db, &table))
+                Ok((TableIdent::new(&db, &table), op))
             }
             (None, None) if self.setup.configured.len() == 1 => {
-                Ok(self.setup.configured[0].clone())
+                Ok((self.setup.configured[0].clone(), op))
             }
             (db, table) => {
                 let why = match (query, db, table) {
@@ -168,13 +161,48 @@ impl Router {
         }
     }
 
+    /// A record's row-level change on table `ready`: none for an insert into a table without
+    /// unique keys, or with `append_only` (every record is an insert, as AWS documents).
+    fn change(
+        &self,
+        ready: &Ready,
+        record: &Record,
+        op: Option<&str>,
+    ) -> Result<Option<Change>, (&'static str, String)> {
+        if self.setup.append_only {
+            return Ok(None);
+        }
+        // AWS: the operation is optional and defaults to insert.
+        let op = match op {
+            None => Op::Insert,
+            Some(s) => Op::parse(s).ok_or_else(|| {
+                (
+                    INVALID_OPERATION,
+                    format!("operation must be insert, update or delete (got {s:?})"),
+                )
+            })?,
+        };
+        if ready.keys.is_empty() {
+            return match op {
+                Op::Insert => Ok(None),
+                _ => Err((
+                    INVALID_UNIQUE_KEYS,
+                    "an update or delete needs unique keys: configure unique_keys for the table (AWS's UniqueKeys) or give it identifier fields".to_string(),
+                )),
+            };
+        }
+        let key = changes::key_of(&record.data, &ready.keys)
+            .map_err(|e| (INVALID_UNIQUE_KEYS, e.to_string()))?;
+        Ok(Some(Change { op, key }))
+    }
+
     /// The partition of a record: its table and partition tuple, or why it has none.
     pub(crate) fn resolve(
         &self,
         record: &Record,
         keys: Option<&RecordKeys>,
-    ) -> Result<PartitionValues, Unpartitioned> {
-        let t = self.route(keys)?;
+    ) -> Result<(PartitionValues, Option<Change>), Unpartitioned> {
+        let (t, op) = self.route(keys)?;
         // Errors of a record whose table is known go under that table's error prefix.
         let failed = |code, message: String| Unpartitioned {
             prefix: self.error_prefix(&t),
@@ -190,6 +218,9 @@ impl Router {
                 ));
             }
         };
+        let change = self
+            .change(&ready, record, op.as_deref())
+            .map_err(|(code, why)| failed(code, format!("table {t}: {why}")))?;
         let tuple = if ready.partitioning.is_unpartitioned() {
             Vec::new()
         } else {
@@ -200,7 +231,7 @@ impl Router {
                 )
             })?
         };
-        Ok(values(&t, tuple::encode(&tuple)))
+        Ok((values(&t, tuple::encode(&tuple)), change))
     }
 
     /// The error prefix of table `t`'s own, if it has one.
@@ -232,7 +263,10 @@ impl Router {
         let wanted: BTreeSet<TableIdent> = {
             let cache = self.cache.locked();
             (0..d.records.len())
-                .filter_map(|i| self.route(d.keys.get(i).and_then(Option::as_deref)).ok())
+                .filter_map(|i| {
+                    let keys = d.keys.get(i).and_then(Option::as_deref);
+                    self.route(keys).ok().map(|(t, _)| t)
+                })
                 .filter(|t| {
                     cache.get(t).is_none_or(|c| {
                         let ttl = match c.entry {
@@ -273,6 +307,15 @@ impl Router {
                         Ok(p) => p,
                         Err(e) => return missing(t, &e.to_string()),
                     };
+                    let keys = match self.keys(t, &schema) {
+                        Ok(k) => k,
+                        Err(message) => {
+                            return Entry::Missing {
+                                code: INVALID_UNIQUE_KEYS,
+                                message,
+                            };
+                        }
+                    };
                     tracing::info!(destination = %self.setup.label, table = %t,
                         metadata = %loaded.location, "Iceberg table found");
                     return Entry::Ready(Arc::new(Ready {
@@ -282,6 +325,7 @@ impl Router {
                         ),
                         schema,
                         partitioning,
+                        keys,
                     }));
                 }
                 Err(TableError::Catalog(CatalogError::NoSuchTable(_))) => {
@@ -321,6 +365,32 @@ impl Router {
                 Err(e) => return missing(t, &crate::report::Chain(&e).to_string()),
             }
         }
+    }
+}
+
+impl Router {
+    /// Table `t`'s unique-key columns: the configured ones, else its identifier fields. Each
+    /// must be a top-level primitive column (AWS: "The configured unique keys for the table do
+    /// not match with the fields present in the schema").
+    fn keys(&self, t: &TableIdent, schema: &Schema) -> Result<Vec<(String, Type)>, String> {
+        let names: Vec<String> = match self.setup.unique_keys.get(t) {
+            Some(k) if !k.is_empty() => k.clone(),
+            _ => schema
+                .identifier_field_ids
+                .iter()
+                .filter_map(|id| schema.fields.iter().find(|f| f.id == *id))
+                .map(|f| f.name.clone())
+                .collect(),
+        };
+        names
+            .into_iter()
+            .map(|name| match schema.field(&name) {
+                Some(f) if f.ty.is_primitive() => Ok((name, f.ty.clone())),
+                _ => Err(format!(
+                    "table {t}: the configured unique keys for the table do not match with the fields present in the schema ({name:?} is not a top-level column of a primitive type)"
+                )),
+            })
+            .collect()
     }
 }
 

@@ -21,6 +21,9 @@ use crate::destination::sink::{DeliveryError, Sink, Written};
 use crate::destination::stagers::Kind;
 use crate::destination::staging::Sealed;
 use crate::iceberg::catalog::{CatalogError, TableIdent};
+use crate::iceberg::deletes::{DeleteError, equality_deletes, position_deletes};
+use crate::iceberg::literal::Literal;
+use crate::iceberg::manifest::{DataFile, FileContent};
 use crate::iceberg::metrics::data_file;
 use crate::iceberg::table::{Appended, TableError};
 use crate::metrics::DestinationMetrics;
@@ -54,6 +57,8 @@ enum CommitError {
     Unknown(TableIdent),
     #[error("the object's partition does not match table {0}'s partition spec")]
     Partition(TableIdent),
+    #[error(transparent)]
+    Deletes(#[from] DeleteError),
 }
 
 impl CommitError {
@@ -121,7 +126,14 @@ impl IcebergSink {
                 }
             }
         }
-        for (t, indexes) in by_table {
+        for (t, indexes) in by_table.into_iter().flat_map(|(t, indexes)| {
+            let these: Vec<(usize, &Sealed)> =
+                indexes.iter().map(|i| (*i, objects[*i].0)).collect();
+            rounds(&these)
+                .into_iter()
+                .map(move |r| (t.clone(), r))
+                .collect::<Vec<_>>()
+        }) {
             let group: Vec<&Sealed> = indexes.iter().map(|i| objects[*i].0).collect();
             match self.commit_table(&t, &group).await {
                 Ok(written) => {
@@ -222,23 +234,18 @@ impl IcebergSink {
                 .map_or("", |(_, p)| p);
             let tuple = tuple::decode(tuple_text, &types)
                 .ok_or_else(|| CommitError::Partition(t.clone()))?;
-            let location = data_location(&ready, &o.key);
-            let footer = footer(&o.path).await?;
-            tables
-                .io
-                .upload(&location, &o.path)
-                .await
-                .map_err(TableError::from)?;
-            files.push((
-                data_file(&location, o.size, &footer, &ready.schema, tuple),
-                o.key.clone(),
-            ));
+            files.push((self.object_files(o, &ready, t, tuple).await?, o.key.clone()));
         }
         if files.is_empty() {
             return Ok(vec![Written::AlreadyThere; objects.len()]);
         }
         let started = Instant::now();
-        let records: i64 = files.iter().map(|(f, _)| f.record_count).sum();
+        let records: i64 = files
+            .iter()
+            .flat_map(|(f, _)| f)
+            .filter(|f| f.content == FileContent::Data)
+            .map(|f| f.record_count)
+            .sum();
         let appended = tables.append(t, &files, &self.marks(objects)).await?;
         // One line per commit (a table's step, not a record's): bench/iceberg.sh reads the
         // commit latency from it.
@@ -257,6 +264,60 @@ impl IcebergSink {
                 }
             })
             .collect())
+    }
+
+    /// Writes an object's files into the table: its data file (if it has rows), and for a
+    /// table with unique keys the position deletes of its own rows a later operation removed
+    /// and the equality deletes of the keys it updated or deleted. Their manifest entries.
+    async fn object_files(
+        &self,
+        o: &Sealed,
+        ready: &Ready,
+        t: &TableIdent,
+        tuple: Vec<Option<Literal>>,
+    ) -> Result<Vec<DataFile>, CommitError> {
+        let io = &self.setup.router.tables().io;
+        let location = data_location(ready, &o.key, "");
+        let footer = footer(&o.path).await?;
+        let mut files = Vec::new();
+        if footer.file_metadata().num_rows() > 0 {
+            io.upload(&location, &o.path)
+                .await
+                .map_err(TableError::from)?;
+            files.push(data_file(
+                &location,
+                o.size,
+                &footer,
+                &ready.schema,
+                tuple.clone(),
+            ));
+        }
+        let Some(changes) = &o.changes else {
+            return Ok(files);
+        };
+        let keys: Vec<String> = ready.keys.iter().map(|(k, _)| k.clone()).collect();
+        let mut deletes = Vec::new();
+        if !changes.dropped.is_empty() {
+            let at = data_location(ready, &o.key, "-pos-deletes");
+            deletes.push(position_deletes(
+                &at,
+                &location,
+                &changes.dropped,
+                tuple.clone(),
+            )?);
+        }
+        if !changes.deleted.is_empty() {
+            let at = data_location(ready, &o.key, "-eq-deletes");
+            let eq = equality_deletes(&at, &ready.schema, &keys, &changes.deleted, t, tuple)?;
+            deletes.extend(eq);
+        }
+        for d in deletes {
+            io.write_new(&d.location, d.bytes)
+                .await
+                .map_err(TableError::from)?;
+            files.push(d.entry);
+        }
+        Ok(files)
     }
 
     /// What the snapshot's summary records besides its marks: the stream, and the log range
@@ -313,6 +374,7 @@ impl IcebergSink {
             next_seq: object.next_seq,
             identity: None,
             partition: None,
+            changes: None,
         };
         self.setup.backup.deliver(&failed, Kind::Error).await?;
         self.setup.metrics.error_records.add(object.records);
@@ -339,12 +401,40 @@ async fn footer(
 /// Where an object's data file goes: the table's `data/`, named after the object with an
 /// attempt's own suffix (an attempt that lost its answer leaves an unreferenced file, never a
 /// file another attempt's commit names).
-fn data_location(table: &Ready, key: &str) -> String {
+fn data_location(table: &Ready, key: &str, kind: &str) -> String {
     let name = key.rsplit('/').next().unwrap_or(key);
     let stem = name.strip_suffix(".parquet").unwrap_or(name);
     format!(
-        "{}/data/{stem}-{}.parquet",
+        "{}/data/{stem}-{}{kind}.parquet",
         table.location.trim_end_matches('/'),
         uuid::Uuid::new_v4().simple()
     )
+}
+
+/// The objects of one table's step, in commits: objects of one partition that carry
+/// row-level changes go in successive commits, in the order they were sealed (an equality
+/// delete removes rows of earlier commits only, so a later object's delete must not share a
+/// commit with the rows it removes).
+fn rounds(objects: &[(usize, &Sealed)]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut seen: Vec<std::collections::HashSet<Option<&str>>> = Vec::new();
+    for (i, o) in objects {
+        let partition = o.partition.as_deref().and_then(table_of).map(|(_, p)| p);
+        // A plain append shares the first commit; a change goes after the last of its
+        // partition's objects.
+        let after = match o.changes {
+            None => 0,
+            Some(_) => seen
+                .iter()
+                .rposition(|s| s.contains(&partition))
+                .map_or(0, |r| r + 1),
+        };
+        if after == rounds.len() {
+            rounds.push(Vec::new());
+            seen.push(Default::default());
+        }
+        rounds[after].push(*i);
+        seen[after].insert(partition);
+    }
+    rounds
 }

@@ -88,6 +88,7 @@ async fn setup() -> Setup {
         tables,
         configured: vec![table.clone()],
         append_only: false,
+        unique_keys: Default::default(),
         error_prefixes: Default::default(),
         label: "s[0]".into(),
     }));
@@ -153,7 +154,7 @@ async fn records_become_one_data_file_with_field_ids_committed_once() {
         ..Delivery::default()
     };
     s.router.prepare(&delivery).await;
-    let values = s.router.resolve(&records[0], None).expect("routed");
+    let (values, _) = s.router.resolve(&records[0], None).expect("routed");
     assert_eq!(values, values_of(&s.table));
     let ready = s.router.ready(&s.table).expect("loaded");
     let path = s.staging.join("o.parquet");
@@ -184,6 +185,7 @@ async fn records_become_one_data_file_with_field_ids_committed_once() {
         next_seq: 2,
         identity: None,
         partition: Some(Arc::new(values.clone())),
+        changes: None,
     };
     assert_eq!(
         s.sink
@@ -286,7 +288,7 @@ async fn records_for_a_missing_table_or_without_a_route_are_refused_with_aws_cod
             .resolve(&r, Some(&delete))
             .expect_err("delete")
             .code,
-        "Iceberg.UnsupportedOperation"
+        "Iceberg.InvalidUniqueKeys"
     );
 }
 
@@ -305,6 +307,7 @@ async fn records_wait_while_the_catalog_cannot_be_opened() {
         }),
         configured: vec![TableIdent::new("db", "events")],
         append_only: false,
+        unique_keys: Default::default(),
         error_prefixes: Default::default(),
         label: "s[0]".into(),
     });
@@ -343,6 +346,7 @@ async fn a_table_whose_files_cannot_be_reached_here_is_refused_not_waited_for() 
         }),
         configured: vec![table],
         append_only: false,
+        unique_keys: Default::default(),
         error_prefixes: Default::default(),
         label: "s[0]".into(),
     });

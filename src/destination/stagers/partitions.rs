@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::plan::{Partitioning, Route};
 use super::{Fitting, Slot, StagingError, record_stats};
+use crate::destination::iceberg::changes::Change;
 use crate::destination::journal::Pos;
 use crate::destination::partition::{self, ACTIVE_PARTITIONS_EXCEEDED, RecordKeys, Unpartitioned};
 use crate::destination::staging::{ObjectStager, Rejected, Sealed};
@@ -104,11 +105,11 @@ impl Partitions {
         self.writes += 1;
         let (groups, failed) = group_by_partition(&self.rule, records, keys);
         staged.failed = failed;
-        for (values, records) in groups {
-            let records = match self.open.get(&values) {
-                Some(o) if o.stager.first_seq().is_some() => records,
+        for (values, records, changes) in groups {
+            let (records, changes) = match self.open.get(&values) {
+                Some(o) if o.stager.first_seq().is_some() => (records, changes),
                 _ => {
-                    let (admitted, refused) = self.admit(&values, records, fitting);
+                    let (admitted, refused) = self.admit(&values, records, changes, fitting);
                     if !refused.is_empty() {
                         metrics.partition_count_exceeded.add(refused.len() as u64);
                         let why = self.refusal();
@@ -129,7 +130,7 @@ impl Partitions {
             (staged.records, staged.bytes) = (staged.records + n, staged.bytes + bytes);
             let objects = open
                 .stager
-                .append(&records, now, rejected)
+                .append_changes(&records, &changes, now, rejected)
                 .map_err(|e| StagingError::Stage(e.0))?;
             sealed.extend(objects.into_iter().map(|o| (o, super::Kind::Partition)));
         }
@@ -171,8 +172,9 @@ impl Partitions {
         &self,
         values: &PartitionValues,
         records: Vec<Record>,
+        changes: Vec<Option<Change>>,
         fitting: &Fitting,
-    ) -> (Vec<Record>, Vec<Record>) {
+    ) -> ((Vec<Record>, Vec<Option<Change>>), Vec<Record>) {
         let max = self.rule.max_active;
         let active = self
             .open
@@ -186,8 +188,8 @@ impl Partitions {
             .filter(|r| !r.is_empty());
         let Some(replay) = replay else {
             return match active < max {
-                true => (records, Vec::new()),
-                false => (Vec::new(), records),
+                true => ((records, changes), Vec::new()),
+                false => ((Vec::new(), Vec::new()), records),
             };
         };
         let (slot, refused_slot) = (journal_slot(values), format!("error/{PARTITIONING_FAILED}"));
@@ -197,9 +199,19 @@ impl Partitions {
                 .iter()
                 .any(|e| e.slot == slot && e.first <= pos && pos <= e.last)
         };
-        records
-            .into_iter()
-            .partition(|r| !inside(r, &refused_slot) && (active < max || inside(r, &slot)))
+        let (mut admitted, mut admitted_changes, mut refused) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut changes = changes.into_iter();
+        for r in records {
+            let change = changes.next().flatten();
+            if !inside(&r, &refused_slot) && (active < max || inside(&r, &slot)) {
+                admitted.push(r);
+                admitted_changes.push(change);
+            } else {
+                refused.push(r);
+            }
+        }
+        ((admitted, admitted_changes), refused)
     }
 
     /// Suspends partitions that hold an encoder and an open file but were not written in the
@@ -251,9 +263,9 @@ fn journal_slot(values: &PartitionValues) -> String {
     format!("partition/{json}")
 }
 
-/// Records grouped by partition, each group in arrival order, and the error records of those
-/// without a partition.
-type Groups = Vec<(Arc<PartitionValues>, Vec<Record>)>;
+/// Records grouped by partition, each group in arrival order with the records' row-level
+/// operations (none, or one per record), and the error records of those without a partition.
+type Groups = Vec<(Arc<PartitionValues>, Vec<Record>, Vec<Option<Change>>)>;
 
 fn group_by_partition(
     p: &Partitioning,
@@ -269,19 +281,28 @@ fn group_by_partition(
             Route::Prefix {
                 template,
                 time_zone,
-            } => partition::resolve(template, k, &record, *time_zone),
+            } => partition::resolve(template, k, &record, *time_zone).map(|v| (v, None)),
             Route::Tables(router) => router.resolve(&record, k),
         };
         match resolved {
-            Ok(values) => {
+            Ok((values, change)) => {
                 let values = Arc::new(values);
-                match index.get(&values) {
-                    Some(&g) => groups[g].1.push(record),
+                let g = match index.get(&values) {
+                    Some(&g) => g,
                     None => {
                         index.insert(values.clone(), groups.len());
-                        groups.push((values, vec![record]));
+                        groups.push((values, Vec::new(), Vec::new()));
+                        groups.len() - 1
                     }
+                };
+                let (_, records, changes) = &mut groups[g];
+                if change.is_some() && changes.len() < records.len() {
+                    changes.resize(records.len(), None);
                 }
+                if change.is_some() || !changes.is_empty() {
+                    changes.push(change);
+                }
+                records.push(record);
             }
             Err(why) => failed.push(partition::error_output(&record, &why)),
         }

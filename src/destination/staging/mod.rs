@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::journal::{Entry, Pos};
 use super::naming::Naming;
+use crate::destination::iceberg::changes::{Change, Op, RowChanges, Tracker};
 use crate::disk::{Patience, PatientFile};
 use crate::encode::Compression;
 use crate::encode::columnar::Misfit;
@@ -73,6 +74,9 @@ pub(crate) struct Sealed {
     /// A partition's object: its partition (an Iceberg destination's: the table and its
     /// partition tuple).
     pub(crate) partition: Option<Arc<crate::keys::template::PartitionValues>>,
+    /// An Iceberg table with unique keys: what the object's commit removes besides adding its
+    /// rows (its data file holds the rows of inserts and updates only).
+    pub(crate) changes: Option<Box<RowChanges>>,
 }
 
 struct Open {
@@ -93,6 +97,10 @@ struct Open {
     first: Pos,
     last: Pos,
     opened: Instant,
+    /// Rows written to a converted object's file (a delete writes none).
+    rows: u64,
+    /// Row-level operations seen, if the records carry any.
+    changes: Option<Tracker>,
 }
 
 pub(crate) struct ObjectStager {
@@ -224,8 +232,22 @@ impl ObjectStager {
         now: Instant,
         rejected: &mut Rejected,
     ) -> Result<Vec<Sealed>, (io::Error, u64)> {
+        self.append_changes(batch, &[], now, rejected)
+    }
+
+    /// `append`, each record with its row-level operation on an Iceberg table with unique
+    /// keys (`changes` is empty, or one per record): a delete adds no row, and the object
+    /// tracks what its commit must remove (`changes::Tracker`).
+    pub(crate) fn append_changes(
+        &mut self,
+        batch: &[Record],
+        changes: &[Option<Change>],
+        now: Instant,
+        rejected: &mut Rejected,
+    ) -> Result<Vec<Sealed>, (io::Error, u64)> {
         let mut sealed = Vec::new();
-        for record in batch {
+        for (i, record) in batch.iter().enumerate() {
+            let change = changes.get(i).and_then(Option::as_ref);
             let route = match self.identity {
                 Some(_) => self
                     .route(&Pos::of(record), &mut sealed)
@@ -247,7 +269,7 @@ impl ObjectStager {
             {
                 sealed.extend(self.seal().map_err(|e| (e, 0))?);
             }
-            if let Err(e) = self.write(record, len, now, rejected) {
+            if let Err(e) = self.write(record, change, len, now, rejected) {
                 return Err((e, self.discard()));
             }
             if sized
@@ -265,6 +287,7 @@ impl ObjectStager {
     fn write(
         &mut self,
         record: &Record,
+        change: Option<&Change>,
         len: u64,
         now: Instant,
         rejected: &mut Rejected,
@@ -302,6 +325,8 @@ impl ObjectStager {
                     encoder.write_all(b"\n")?;
                 }
             }
+            // A delete's record adds no row; only its key is kept.
+            Some(Writer::Parquet(_)) if change.is_some_and(|c| c.op == Op::Delete) => {}
             Some(Writer::Parquet(writer)) => {
                 if let Err(why) = writer.append(&record.data)? {
                     if let Some(c) = &self.conversion {
@@ -314,8 +339,13 @@ impl ObjectStager {
                     }
                     return Ok(());
                 }
+                cur.rows += 1;
             }
             None => return Ok(()),
+        }
+        if let Some(c) = change {
+            let row = (c.op != Op::Delete).then(|| cur.rows.saturating_sub(1));
+            cur.changes.get_or_insert_default().record(c, row);
         }
         cur.records += 1;
         cur.raw_bytes += len;
@@ -371,6 +401,8 @@ impl ObjectStager {
             first: Pos::LOWEST,
             last: Pos::LOWEST,
             opened: now,
+            rows: 0,
+            changes: None,
         })
     }
 
@@ -455,6 +487,7 @@ impl ObjectStager {
                 next_seq: cur.next_seq,
                 identity,
                 partition: self.naming.partition.clone(),
+                changes: cur.changes.map(|t| Box::new(t.finish())),
             })),
             Err(e) => {
                 let _ = std::fs::remove_file(&cur.path);

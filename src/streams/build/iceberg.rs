@@ -106,6 +106,16 @@ impl Build<'_> {
                 .map(|t| TableIdent::new(&t.database, &t.table))
                 .collect(),
             append_only: i.append_only,
+            unique_keys: i
+                .tables
+                .iter()
+                .map(|t| {
+                    (
+                        TableIdent::new(&t.database, &t.table),
+                        t.unique_keys.clone(),
+                    )
+                })
+                .collect(),
             error_prefixes: i
                 .tables
                 .iter()
