@@ -20,6 +20,7 @@ mod fuzz_corpus;
 mod house;
 mod http_endpoint;
 mod iceberg;
+mod iceberg_changes;
 mod kinesis;
 mod model;
 mod observability;

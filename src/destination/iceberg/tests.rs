@@ -1,8 +1,9 @@
 //! The Iceberg destination in process, on an embedded catalog in a temporary folder: records
 //! routed to their table, written as one Parquet data file with the table's field ids, and
-//! committed once (a second delivery of the same object finds its mark).
+//! committed once (a second delivery of the same object finds its mark); a table with unique
+//! keys takes an object's inserts, updates and deletes as one row delta, once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +75,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_keyed(&[]).await
+}
+
+/// A table `db.events` whose unique keys are `keys`.
+async fn setup_keyed(keys: &[&str]) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = format!("sqlite:///{}", dir.path().join("cat.db").display());
     let tables = Arc::new(Tables {
@@ -88,7 +94,7 @@ async fn setup() -> Setup {
         tables,
         configured: vec![table.clone()],
         append_only: false,
-        unique_keys: Default::default(),
+        unique_keys: HashMap::from([(table.clone(), keys.iter().map(|k| k.to_string()).collect())]),
         error_prefixes: Default::default(),
         label: "s[0]".into(),
     }));
@@ -366,4 +372,137 @@ async fn a_table_whose_files_cannot_be_reached_here_is_refused_not_waited_for() 
         "{}",
         refused.message
     );
+}
+
+fn operation(op: &str) -> Arc<RecordKeys> {
+    Arc::new(RecordKeys {
+        query: None,
+        lambda: Some(Arc::new(BTreeMap::from([(
+            "operation".to_string(),
+            op.to_string(),
+        )]))),
+    })
+}
+
+#[tokio::test]
+async fn an_object_s_updates_and_deletes_commit_as_one_row_delta_once() {
+    let s = setup_keyed(&["id"]).await;
+    let ops = [
+        ("insert", r#"{"id": 1, "name": "a"}"#),
+        ("insert", r#"{"id": 2, "name": "b"}"#),
+        ("update", r#"{"id": "1", "name": "a2"}"#),
+        ("delete", r#"{"id": 2}"#),
+        ("delete", r#"{"id": 3}"#),
+    ];
+    let records: Vec<Record> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, (_, json))| record(i as u64, json))
+        .collect();
+    let delivery = Delivery {
+        records: records.clone(),
+        keys: ops.iter().map(|(op, _)| Some(operation(op))).collect(),
+        ..Delivery::default()
+    };
+    s.router.prepare(&delivery).await;
+    let (values, changes): (Vec<_>, Vec<_>) = records
+        .iter()
+        .zip(&ops)
+        .map(|(r, (op, _))| s.router.resolve(r, Some(&operation(op))).expect("routed"))
+        .unzip();
+    let ready = s.router.ready(&s.table).expect("loaded");
+    let mut stager = crate::destination::staging::ObjectStager::new(
+        s.staging.clone(),
+        Naming {
+            stream: "s".into(),
+            version: 1,
+            prefix: Template::default(),
+            extension: ".parquet".into(),
+            time_zone: chrono_tz::UTC,
+            error: None,
+            partition: None,
+        },
+        crate::encode::Compression::Uncompressed,
+        false,
+        1 << 30,
+    )
+    .with_conversion(Some(ready.conversion.clone()));
+    let mut rejected = crate::destination::staging::Rejected::default();
+    let staged = stager
+        .append_changes(
+            &records,
+            &changes,
+            tokio::time::Instant::now(),
+            &mut rejected,
+        )
+        .expect("staged");
+    assert!(staged.is_empty() && rejected.lines.is_empty());
+    let mut object = stager.seal().expect("sealed").expect("an object");
+    object.partition = Some(Arc::new(values[0].clone()));
+    assert_eq!(object.records, 5);
+    assert_eq!(
+        object
+            .changes
+            .as_deref()
+            .map(|c| (c.dropped.clone(), c.deleted.len())),
+        Some((vec![0, 1], 3)),
+        "the rows of 1 (updated) and 2 (deleted) written before go by position"
+    );
+    assert_eq!(
+        s.sink
+            .deliver(&object, Kind::Partition)
+            .await
+            .expect("committed"),
+        Written::Put
+    );
+    // A replay of the object (an answer lost, a crash) finds its mark: nothing applies twice.
+    assert_eq!(
+        s.sink
+            .deliver(&object, Kind::Partition)
+            .await
+            .expect("again"),
+        Written::AlreadyThere
+    );
+    let tables = s.router.tables();
+    let loaded = tables.load(&s.table).await.expect("load");
+    assert_eq!(loaded.metadata.snapshots.len(), 1);
+    let head = loaded.metadata.current_snapshot().expect("snapshot");
+    let summary = |k: &str| head.summary.get(k).map(String::as_str);
+    assert_eq!(summary("operation"), Some("overwrite"));
+    assert_eq!(summary("added-records"), Some("3"));
+    assert_eq!(summary("added-position-deletes"), Some("2"));
+    assert_eq!(summary("added-equality-deletes"), Some("3"));
+    assert_eq!(summary("added-delete-files"), Some("2"));
+    let list = read_manifest_list(&tables.io.read(&head.manifest_list).await.expect("list"))
+        .expect("manifest list");
+    let contents: Vec<i32> = list.iter().map(|m| m.content).collect();
+    assert_eq!(contents, vec![0, 1]);
+}
+
+#[tokio::test]
+async fn keys_that_do_not_fit_the_schema_and_operations_without_keys_are_refused() {
+    let s = setup_keyed(&["id"]).await;
+    let r = record(0, r#"{"name": "no id"}"#);
+    let delivery = Delivery {
+        records: vec![r.clone()],
+        keys: vec![Some(operation("update"))],
+        ..Delivery::default()
+    };
+    s.router.prepare(&delivery).await;
+    let refused = s
+        .router
+        .resolve(&r, Some(&operation("update")))
+        .expect_err("no key");
+    assert_eq!(refused.code, "Iceberg.InvalidUniqueKeys");
+    let ok = record(1, r#"{"id": 1}"#);
+    let refused = s
+        .router
+        .resolve(&ok, Some(&operation("merge")))
+        .expect_err("unknown");
+    assert_eq!(refused.code, "Iceberg.InvalidOperation");
+    // A key that is not a column of the table: every record of the table is refused.
+    let s = setup_keyed(&["nope"]).await;
+    s.router.prepare(&delivery).await;
+    let refused = s.router.resolve(&ok, None).expect_err("bad keys");
+    assert_eq!(refused.code, "Iceberg.InvalidUniqueKeys");
 }

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 pub mod faults;
+pub mod iceberg;
 pub mod producers;
 pub mod tmpfs;
 pub mod transform;
