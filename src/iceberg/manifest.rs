@@ -12,7 +12,6 @@ use super::types::{Schema, Type};
 
 /// What a data or delete file holds (`content`, field 134).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // delete files are issue 34's
 pub(crate) enum FileContent {
     Data = 0,
     PositionDeletes = 1,

@@ -154,7 +154,6 @@ fn snapshot_id_or_minus_one<S: Serializer>(id: &Option<i64>, s: S) -> Result<S::
 }
 
 /// The partition field id the first field of a spec gets.
-#[cfg_attr(not(test), allow(dead_code))] // table creation (issue 34)
 pub(crate) const FIRST_PARTITION_FIELD_ID: i32 = 1000;
 /// How many earlier metadata files `metadata-log` names (Java's default).
 const METADATA_LOG_MAX: usize = 100;
@@ -184,7 +183,6 @@ impl TableMetadata {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // table creation (issue 34); the tests create tables
     /// A new table's first metadata: no snapshot yet.
     pub(crate) fn new(
         location: &str,

@@ -3,7 +3,7 @@
 //! makes them a table (docs/iceberg.md says why): the metadata file (`metadata`), manifests and
 //! manifest lists in Avro (`manifest`, `avro`), each data file's metrics from its footer
 //! (`metrics`), partition values (`partition`, `literal`), delete files (`deletes`), a fast
-//! append or row delta (`append`), and the
+//! append or row delta (`append`), new tables and columns from records (`evolve`), and the
 //! commit through a catalog's compare-and-swap (`table`, `catalog/`) on a warehouse's files
 //! (`io`). Iceberg table specification: https://iceberg.apache.org/spec/
 
@@ -12,6 +12,7 @@ pub(crate) mod arrow;
 pub(crate) mod avro;
 pub(crate) mod catalog;
 pub(crate) mod deletes;
+pub(crate) mod evolve;
 pub(crate) mod io;
 pub(crate) mod literal;
 pub(crate) mod manifest;

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use super::append::{Commit, add_files};
 use super::catalog::{Catalog, CatalogError, Swap, TableIdent};
+use super::evolve;
 use super::io::{FileIo, IoError};
 use super::manifest::{DataFile, ManifestError, ManifestFile, read_manifest_list};
 use super::metadata::{MetadataError, TableMetadata};
 use super::partition::{PartitionError, Partitioning};
+use super::types::NestedField;
 
 /// The summary key of a commit's mark.
 pub(crate) const COMMIT_MARK: &str = "firehosed.commit";
@@ -221,7 +223,32 @@ impl Tables {
         })
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // table creation (issue 34); the tests create tables
+    /// Adds the `columns` table `t` lacks to its schema, as a commit of its own (no snapshot):
+    /// whether it added any.
+    pub(crate) async fn add_columns(
+        &self,
+        t: &TableIdent,
+        columns: &[NestedField],
+    ) -> Result<bool, TableError> {
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            let current = self.load(t).await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let Some((m, at)) =
+                evolve::add_columns(&current.metadata, &current.location, columns, now)
+            else {
+                return Ok(false);
+            };
+            self.io.write_new(&at, m.to_json()).await?;
+            match self.catalog.swap(t, &current.location, &at).await? {
+                Swap::Done => return Ok(true),
+                Swap::Conflict => {
+                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+                }
+            }
+        }
+        Err(TableError::Conflicts(t.clone()))
+    }
+
     /// Creates an empty table: its first metadata file, then the catalog's entry.
     pub(crate) async fn create(
         &self,

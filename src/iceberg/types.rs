@@ -93,7 +93,6 @@ fn struct_tag() -> String {
 }
 
 impl NestedField {
-    #[cfg_attr(not(test), allow(dead_code))] // table creation and schema evolution (issue 34)
     pub(crate) fn new(id: i32, name: &str, required: bool, ty: Type) -> NestedField {
         NestedField {
             id,
@@ -107,7 +106,6 @@ impl NestedField {
 }
 
 impl Schema {
-    #[cfg_attr(not(test), allow(dead_code))] // table creation and schema evolution (issue 34)
     pub(crate) fn new(schema_id: i32, fields: Vec<NestedField>) -> Schema {
         Schema {
             tag: struct_tag(),
@@ -117,7 +115,6 @@ impl Schema {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // table creation and schema evolution (issue 34)
     /// The highest field id in the schema, nested ids included (0 for no fields).
     pub(crate) fn highest_field_id(&self) -> i32 {
         fn of(t: &Type) -> i32 {
@@ -140,7 +137,6 @@ impl Schema {
             .unwrap_or(0)
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // schema evolution (issue 34)
     /// A top-level field by name.
     pub(crate) fn field(&self, name: &str) -> Option<&NestedField> {
         self.fields.iter().find(|f| f.name == name)

@@ -23,10 +23,10 @@ pub(crate) struct IcebergTarget {
     /// Every record is an insert, whatever its operation says.
     #[serde(skip_serializing_if = "is_false")]
     pub(crate) append_only: bool,
-    /// Add the columns records bring (stored now; issue 34 acts on it).
+    /// Add the top-level fields records bring as columns (AWS: SchemaEvolutionConfiguration).
     #[serde(skip_serializing_if = "is_false")]
     pub(crate) schema_evolution: bool,
-    /// Create a table a record is routed to that does not exist (stored now; issue 34).
+    /// Create a table a record is routed to that does not exist (AWS: TableCreationConfiguration).
     #[serde(skip_serializing_if = "is_false")]
     pub(crate) table_creation: bool,
     /// How long a failing commit is retried before its data files go to the error output
@@ -76,10 +76,10 @@ pub(crate) enum CatalogSpec {
 pub(crate) struct TableSpec {
     pub(crate) database: String,
     pub(crate) table: String,
-    /// Columns that identify a row for updates and deletes (issue 34).
+    /// Columns that identify a row for updates and deletes (AWS: UniqueKeys).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) unique_keys: Vec<String>,
-    /// Identity partition columns of a table created by `table_creation` (issue 34).
+    /// Identity partition columns of a table created by `table_creation` (AWS: PartitionSpec).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) partition_spec: Vec<String>,
     /// Errors of this table's records go under this prefix (AWS's S3ErrorOutputPrefix).

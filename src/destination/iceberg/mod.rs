@@ -4,6 +4,7 @@
 //! partition's object, and committed by the sink (`sink.rs`) through `crate::iceberg`.
 
 pub(crate) mod changes;
+mod evolution;
 pub(crate) mod router;
 pub(crate) mod sink;
 pub(crate) mod tuple;

@@ -55,10 +55,25 @@ pub(crate) struct Ready {
     pub(crate) keys: Vec<(String, Type)>,
 }
 
+impl Ready {
+    /// Whether `other` writes the same files (a table read again that nobody changed).
+    fn same_as(&self, other: &Ready) -> bool {
+        self.location == other.location
+            && self.schema == other.schema
+            && self.partitioning.ty.spec_id == other.partitioning.ty.spec_id
+            && self.keys == other.keys
+    }
+}
+
 #[derive(Clone)]
-enum Entry {
+pub(super) enum Entry {
     Ready(Arc<Ready>),
-    Missing { code: &'static str, message: String },
+    Missing {
+        code: &'static str,
+        message: String,
+        /// The catalog says the table does not exist (table creation may make it).
+        absent: bool,
+    },
 }
 
 struct Cached {
@@ -74,6 +89,10 @@ pub(crate) struct RouterSetup {
     /// The configured tables (AWS's DestinationTableConfigurationList).
     pub(crate) configured: Vec<TableIdent>,
     pub(crate) append_only: bool,
+    /// Where tables are created (`warehouse`), if `table_creation` is on.
+    pub(crate) creation: Option<Creation>,
+    /// Add the top-level fields records bring as columns.
+    pub(crate) schema_evolution: bool,
     /// The configured tables' unique keys (AWS's UniqueKeys).
     pub(crate) unique_keys: HashMap<TableIdent, Vec<String>>,
     /// The configured tables' own error prefixes (AWS's S3ErrorOutputPrefix).
@@ -81,8 +100,17 @@ pub(crate) struct RouterSetup {
     pub(crate) label: String,
 }
 
+/// How tables a record routes to are created (AWS's TableCreationConfiguration).
+pub(crate) struct Creation {
+    /// AWS's WarehouseLocation: tables go to `<warehouse>/<database>.db/<table>` (Glue) or
+    /// `<warehouse>/<database>/<table>` (the embedded catalog, as pyiceberg lays them out).
+    pub(crate) warehouse: String,
+    /// The configured tables' identity partition columns (AWS's PartitionSpec).
+    pub(crate) partition_specs: HashMap<TableIdent, Vec<String>>,
+}
+
 pub(crate) struct Router {
-    setup: RouterSetup,
+    pub(super) setup: RouterSetup,
     cache: Mutex<HashMap<TableIdent, Cached>>,
 }
 
@@ -210,7 +238,7 @@ impl Router {
         };
         let ready = match self.cache.locked().get(&t).map(|c| c.entry.clone()) {
             Some(Entry::Ready(r)) => r,
-            Some(Entry::Missing { code, message }) => return Err(failed(code, message)),
+            Some(Entry::Missing { code, message, .. }) => return Err(failed(code, message)),
             None => {
                 return Err(failed(
                     ICEBERG_NO_SUCH_TABLE,
@@ -255,20 +283,26 @@ impl Router {
         }
     }
 
-    /// Loads the tables the records of `d` go to that are not known (or not known lately).
-    /// A catalog that cannot be reached is tried again until it answers: records wait (the
-    /// processor, and then producers, are slowed down), nothing is lost.
+    /// Loads the tables the records of `d` go to that are not known (or not known lately),
+    /// creating those that do not exist with `table_creation`, and adds the columns records
+    /// bring with `schema_evolution`. A catalog that cannot be reached is tried again until it
+    /// answers: records wait (the processor, and then producers, are slowed down), nothing is
+    /// lost.
     pub(crate) async fn prepare(&self, d: &Delivery) {
         let now = Instant::now();
+        let routed: Vec<(TableIdent, usize)> = (0..d.records.len())
+            .filter_map(|i| {
+                let keys = d.keys.get(i).and_then(Option::as_deref);
+                self.route(keys).ok().map(|(t, _)| (t, i))
+            })
+            .collect();
         let wanted: BTreeSet<TableIdent> = {
             let cache = self.cache.locked();
-            (0..d.records.len())
-                .filter_map(|i| {
-                    let keys = d.keys.get(i).and_then(Option::as_deref);
-                    self.route(keys).ok().map(|(t, _)| t)
-                })
+            routed
+                .iter()
+                .map(|(t, _)| t)
                 .filter(|t| {
-                    cache.get(t).is_none_or(|c| {
+                    cache.get(*t).is_none_or(|c| {
                         let ttl = match c.entry {
                             Entry::Ready(_) => READY_FOR,
                             Entry::Missing { .. } => MISSING_FOR,
@@ -276,25 +310,54 @@ impl Router {
                         c.stale || now.duration_since(c.checked) >= ttl
                     })
                 })
+                .cloned()
                 .collect()
         };
+        let records_of = |t: TableIdent| {
+            routed
+                .iter()
+                .filter(move |(r, _)| *r == t)
+                .map(|(_, i)| d.records[*i].data.as_ref())
+        };
         for t in wanted {
-            let entry = self.load(&t).await;
-            let mut cache = self.cache.locked();
-            // A table that was ready stays usable while it cannot be read again.
-            cache.insert(
-                t,
-                Cached {
-                    entry,
-                    checked: Instant::now(),
-                    stale: false,
-                },
-            );
+            let mut entry = self.load(&t).await;
+            if let Entry::Missing { absent: true, .. } = entry
+                && let Some(created) = self.create(&t, records_of(t.clone())).await
+            {
+                entry = created;
+            }
+            self.remember(t, entry);
+        }
+        if self.setup.schema_evolution {
+            let tables: BTreeSet<&TableIdent> = routed.iter().map(|(t, _)| t).collect();
+            for t in tables {
+                self.evolve(t, records_of(t.clone())).await;
+            }
         }
     }
 
+    /// Keeps what was loaded of `t`. A table whose schema, partition spec and keys did not
+    /// change keeps its converter (staged objects go on with it; a new one seals them).
+    pub(super) fn remember(&self, t: TableIdent, entry: Entry) {
+        let mut cache = self.cache.locked();
+        let entry = match (cache.get(&t).map(|c| &c.entry), entry) {
+            (Some(Entry::Ready(old)), Entry::Ready(new)) if old.same_as(&new) => {
+                Entry::Ready(old.clone())
+            }
+            (_, entry) => entry,
+        };
+        cache.insert(
+            t,
+            Cached {
+                entry,
+                checked: Instant::now(),
+                stale: false,
+            },
+        );
+    }
+
     /// Reads table `t` until the catalog answers.
-    async fn load(&self, t: &TableIdent) -> Entry {
+    pub(super) async fn load(&self, t: &TableIdent) -> Entry {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         let mut gate = LogGate::new(Duration::from_secs(30));
         loop {
@@ -313,6 +376,7 @@ impl Router {
                             return Entry::Missing {
                                 code: INVALID_UNIQUE_KEYS,
                                 message,
+                                absent: false,
                             };
                         }
                     };
@@ -335,6 +399,7 @@ impl Router {
                             "table {t} does not exist in the {}",
                             self.setup.tables.catalog.describe()
                         ),
+                        absent: true,
                     };
                 }
                 Err(e) if denied(&e).is_some() => {
@@ -345,6 +410,7 @@ impl Router {
                     return Entry::Missing {
                         code,
                         message: format!("table {t}: {}", crate::report::Chain(&e)),
+                        absent: false,
                     };
                 }
                 // A catalog or warehouse that does not answer (or answers with an error that
@@ -404,9 +470,10 @@ fn denied(e: &TableError) -> Option<&'static str> {
 }
 
 /// A table that cannot take records: AWS names a missing or v1 table `Iceberg.NoSuchTable`.
-fn missing(t: &TableIdent, why: &str) -> Entry {
+pub(super) fn missing(t: &TableIdent, why: &str) -> Entry {
     Entry::Missing {
         code: ICEBERG_NO_SUCH_TABLE,
         message: format!("table {t} cannot take records: {why}"),
+        absent: false,
     }
 }

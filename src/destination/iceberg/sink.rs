@@ -126,7 +126,10 @@ impl IcebergSink {
                 }
             }
         }
-        for (t, indexes) in by_table.into_iter().flat_map(|(t, indexes)| {
+        for (t, indexes) in by_table.into_iter().flat_map(|(t, mut indexes)| {
+            // In the order they were opened (ids come from one counter): a partition's objects
+            // apply their changes in the order of their records.
+            indexes.sort_by_key(|i| objects[*i].0.id);
             let these: Vec<(usize, &Sealed)> =
                 indexes.iter().map(|i| (*i, objects[*i].0)).collect();
             rounds(&these)

@@ -124,8 +124,23 @@ impl Partitions {
                 continue;
             }
             let writes = self.writes;
+            // An Iceberg table's schema may have changed (schema evolution): its converter too.
+            let conversion = match &self.rule.route {
+                Route::Tables(router) => crate::destination::iceberg::router::table_of(&values)
+                    .and_then(|(t, _)| router.ready(&t))
+                    .map(|r| r.conversion.clone()),
+                Route::Prefix { .. } => None,
+            };
             let open = self.stager_of(&values, fitting);
             open.last = writes;
+            if let Some(c) = conversion
+                && let Some(o) = open
+                    .stager
+                    .change_conversion(&c)
+                    .map_err(StagingError::Stage)?
+            {
+                sealed.push((o, super::Kind::Partition));
+            }
             let (n, bytes) = record_stats(&records);
             (staged.records, staged.bytes) = (staged.records + n, staged.bytes + bytes);
             let objects = open

@@ -196,6 +196,25 @@ impl ObjectStager {
         self
     }
 
+    /// Writes later records with `conversion` (an Iceberg table whose schema changed): the
+    /// open object, written with the one before, is sealed first and returned. An object a
+    /// replay cuts again keeps its conversion (it must end where the journal says).
+    pub(crate) fn change_conversion(
+        &mut self,
+        conversion: &Arc<Conversion>,
+    ) -> io::Result<Option<Sealed>> {
+        let same = self
+            .conversion
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, conversion));
+        if same || self.replaying() {
+            return Ok(None);
+        }
+        let sealed = self.seal()?;
+        self.conversion = Some(conversion.clone());
+        Ok(sealed)
+    }
+
     /// The write buffer of the staging file (smaller for the many stagers of partitions).
     pub(crate) fn with_buffer(mut self, bytes: usize) -> Self {
         self.buffer = bytes;

@@ -153,7 +153,6 @@ impl GlueCatalog {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // table creation (issue 34)
     /// A Glue table as Iceberg's GlueCatalog creates one: EXTERNAL_TABLE, `table_type`
     /// ICEBERG, its location and first metadata file.
     pub(crate) async fn create(
@@ -174,12 +173,48 @@ impl GlueCatalog {
             .storage_descriptor(StorageDescriptor::builder().location(location).build())
             .build()
             .map_err(|e| self.input_error(&e))?;
+        // A database that does not exist is created first, as AWS's table creation does.
+        for first in [true, false] {
+            let out = self
+                .client
+                .create_table()
+                .set_catalog_id(self.catalog_id.clone())
+                .database_name(&t.namespace)
+                .table_input(input.clone())
+                .send()
+                .await;
+            match out {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_already_exists_exception()) =>
+                {
+                    return Err(CatalogError::Exists(t.clone()));
+                }
+                Err(e)
+                    if first
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_entity_not_found_exception()) =>
+                {
+                    self.create_database(&t.namespace).await?;
+                }
+                Err(e) => return Err(self.call_error("CreateTable", &e)),
+            }
+        }
+        Err(CatalogError::NoSuchTable(t.clone()))
+    }
+
+    /// Creates database `name` (another writer having created it is fine).
+    async fn create_database(&self, name: &str) -> Result<(), CatalogError> {
+        let input = aws_sdk_glue::types::DatabaseInput::builder()
+            .name(name)
+            .build()
+            .map_err(|e| self.input_error(&e))?;
         let out = self
             .client
-            .create_table()
+            .create_database()
             .set_catalog_id(self.catalog_id.clone())
-            .database_name(&t.namespace)
-            .table_input(input)
+            .database_input(input)
             .send()
             .await;
         match out {
@@ -188,9 +223,9 @@ impl GlueCatalog {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_already_exists_exception()) =>
             {
-                Err(CatalogError::Exists(t.clone()))
+                Ok(())
             }
-            Err(e) => Err(self.call_error("CreateTable", &e)),
+            Err(e) => Err(self.call_error("CreateDatabase", &e)),
         }
     }
 }

@@ -45,8 +45,6 @@ pub(crate) enum CatalogError {
     #[error("table {0} does not exist")]
     NoSuchTable(TableIdent),
     #[error("table {0} exists already")]
-    #[cfg_attr(not(test), allow(dead_code))]
-    // table creation (issue 34); the tests create tables
     Exists(TableIdent),
     #[error("{0} is not an Iceberg table (no metadata_location)")]
     NotIceberg(TableIdent),
@@ -105,7 +103,6 @@ impl Catalog {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // table creation (issue 34); the tests create tables
     /// Registers a new table whose first metadata file is written at `metadata_location`.
     pub(crate) async fn create(
         &self,
@@ -115,16 +112,15 @@ impl Catalog {
         match self {
             Catalog::Sql(c) => c.create(t, metadata_location).await,
             Catalog::Glue(c) => c.create(t, metadata_location).await,
-            // S3 Tables creates a table and its warehouse first (issue 34).
+            // AWS: "For Amazon S3 Tables, Firehose doesn't support automatic table creation".
             Catalog::S3Tables(c) => Err(CatalogError::Call {
                 catalog: c.describe(),
-                detail: "creating tables in S3 Tables is not supported yet".into(),
+                detail: "tables are not created in S3 Tables (nor by AWS): create it first".into(),
                 transient: false,
             }),
         }
     }
 
-    #[allow(dead_code)] // table creation (issue 34)
     /// Where a new table's files go under `warehouse`: pyiceberg's SqlCatalog puts them in
     /// `<warehouse>/<namespace>/<table>`, Glue (Hive's layout) in `<warehouse>/<db>.db/<table>`.
     pub(crate) fn default_location(&self, warehouse: &str, t: &TableIdent) -> String {

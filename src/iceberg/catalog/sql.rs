@@ -143,7 +143,6 @@ impl SqlCatalog {
         })
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // table creation (issue 34); the tests create tables
     /// Inserts the table's row (and its namespace's `exists` row, as pyiceberg's
     /// `create_namespace` writes it, if the namespace has none).
     pub(crate) async fn create(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Build, BuildError};
 use crate::aws;
+use crate::destination::iceberg::router::Creation;
 use crate::destination::iceberg::{IcebergSetup, IcebergSink, Router, RouterSetup};
 use crate::destination::naming::{ErrorNaming, Naming};
 use crate::destination::sink::Sink;
@@ -106,6 +107,23 @@ impl Build<'_> {
                 .map(|t| TableIdent::new(&t.database, &t.table))
                 .collect(),
             append_only: i.append_only,
+            creation: match (i.table_creation, &i.warehouse) {
+                (true, Some(w)) => Some(Creation {
+                    warehouse: w.clone(),
+                    partition_specs: i
+                        .tables
+                        .iter()
+                        .map(|t| {
+                            (
+                                TableIdent::new(&t.database, &t.table),
+                                t.partition_spec.clone(),
+                            )
+                        })
+                        .collect(),
+                }),
+                _ => None,
+            },
+            schema_evolution: i.schema_evolution,
             unique_keys: i
                 .tables
                 .iter()
