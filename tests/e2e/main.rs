@@ -21,6 +21,7 @@ mod house;
 mod http_endpoint;
 mod iceberg;
 mod iceberg_changes;
+mod iceberg_tables;
 mod kinesis;
 mod model;
 mod observability;

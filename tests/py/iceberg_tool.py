@@ -18,6 +18,7 @@
           from the PyPI wheels, offline)
   ids     --uri SQLITE_URI --table DB.T
           column `i` as pyiceberg and as DuckDB read it: {"pyiceberg": [...], "duckdb": [...]}
+  schema  --uri URI --table DB.T: columns, partition spec, schema count (JSON)
   info    --uri SQLITE_URI --table DB.T
           snapshots (id, parent, summary) and the current metadata location, as JSON
 """
@@ -228,9 +229,20 @@ def info(args):
                       "format_version": t.metadata.format_version}))
 
 
+def schema(args):
+    """The table's current columns, partition spec and how many schemas it has had."""
+    t = load(args.uri, args.table)
+    s = t.schema()
+    spec = [{"name": f.name, "transform": str(f.transform), "source": s.find_field(f.source_id).name}
+            for f in t.spec().fields]
+    print(json.dumps({"columns": [f.name for f in s.fields], "spec": spec,
+                      "schemas": len(t.metadata.schemas),
+                      "format_version": t.metadata.format_version}))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["create", "s3tables-create", "drop", "rows", "duckdb", "ids", "info"])
+    p.add_argument("command", choices=["create", "s3tables-create", "drop", "rows", "duckdb", "ids", "info", "schema"])
     p.add_argument("--uri", default="")
     p.add_argument("--glue", help="a moto server's endpoint: its Glue Data Catalog and S3")
     p.add_argument("--s3tables", help="a table bucket's ARN in that moto server's S3 Tables")
@@ -254,6 +266,8 @@ def main():
         duckdb_rows(args)
     elif args.command == "ids":
         ids(args)
+    elif args.command == "schema":
+        schema(args)
     else:
         info(args)
 

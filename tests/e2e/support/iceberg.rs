@@ -87,3 +87,8 @@ pub fn put(d: &Daemon, lines: &[Value]) {
     let (status, text) = d.post("/v1/streams/lake/records", body.join("\n").as_bytes());
     assert_eq!(status, 200, "{text}");
 }
+
+/// The table's current columns, partition spec and schema count (`iceberg_tool.py schema`).
+pub fn table_info(uri: &str, table: &str) -> Value {
+    serde_json::from_str(&tool("schema", uri, &["--table", table])).expect("schema JSON")
+}
