@@ -5,7 +5,11 @@
 //!
 //! usage: loadgen URL STREAM [--connections 4] [--seconds 20] [--records 500] [--size 1024]
 //!                           [--pid PID] [--sigv4 KEY_ID:SECRET] [--ca CA.pem]
+//!                           [--updates PCT --deletes PCT]
 //!
+//! `--updates` and `--deletes` give that share of the records an `"op"` of `update` or
+//! `delete` (the rest `insert`), keyed by their `event_id`, which repeats every 16 requests'
+//! worth of records: a change stream for an Iceberg table with unique keys.
 //! An `https://` URL speaks TLS (rustls, trusting `--ca`); `--sigv4` signs every request as the
 //! AWS SDKs do (the body's SHA-256 computed once per distinct body, as a client that signs a
 //! body it built once would; the server hashes every body it verifies).
@@ -29,6 +33,8 @@ struct Args {
     pid: Option<u32>,
     sigv4: Option<(String, String)>,
     ca: Option<String>,
+    /// Percent of records that are updates and deletes (`op` field), or none.
+    ops: Option<(u64, u64)>,
 }
 
 /// A connection: TCP, or TLS over it.
@@ -122,6 +128,7 @@ fn args() -> Result<Args, String> {
         pid: None,
         sigv4: None,
         ca: None,
+        ops: None,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -146,6 +153,8 @@ fn args() -> Result<Args, String> {
             "--records" => a.records = n as usize,
             "--size" => a.size = n as usize,
             "--pid" => a.pid = Some(n as u32),
+            "--updates" => a.ops = Some((n, a.ops.map_or(0, |o| o.1))),
+            "--deletes" => a.ops = Some((a.ops.map_or(0, |o| o.0), n)),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -155,6 +164,33 @@ fn args() -> Result<Args, String> {
 #[path = "../benches/common/records.rs"]
 mod records;
 use records::json_records as records;
+
+/// The records with an `"op"` first: per 100 records, `updates` updates and `deletes`
+/// deletes spread evenly, the rest inserts.
+fn with_ops(records: Vec<Vec<u8>>, ops: Option<(u64, u64)>) -> Vec<Vec<u8>> {
+    let Some((updates, deletes)) = ops else {
+        return records;
+    };
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            // Spread each kind over the hundred: i * k / 100 steps once per k records.
+            let at = |k: u64, i: u64| k > 0 && (i * k / 100) != ((i + 1) * k / 100);
+            let i = (i % 100) as u64;
+            let op = if at(deletes, i) {
+                "delete"
+            } else if at(updates, (i + 50) % 100) {
+                "update"
+            } else {
+                "insert"
+            };
+            let mut out = format!("{{\"op\":\"{op}\",").into_bytes();
+            out.extend_from_slice(&r[1..]);
+            out
+        })
+        .collect()
+}
 
 fn request_body(stream: &str, recs: &[Vec<u8>]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -322,7 +358,9 @@ fn main() {
         tls,
         sigv4: a.sigv4.clone(),
     });
-    let sets: Vec<Vec<Vec<u8>>> = (0..16).map(|s| records(a.records, a.size, s)).collect();
+    let sets: Vec<Vec<Vec<u8>>> = (0..16)
+        .map(|s| with_ops(records(a.records, a.size, s), a.ops))
+        .collect();
     let bodies: Arc<Vec<Body>> = Arc::new(
         sets.iter()
             .map(|r| {

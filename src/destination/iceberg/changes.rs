@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value as Json;
 
 use crate::iceberg::types::Type;
@@ -63,15 +64,17 @@ impl std::fmt::Display for KeyError {
 
 /// The key of `record` (JSON) on the unique-key columns `keys`. Values are kept as the record
 /// gives them, but a whole number sent as text for an integer column is the number (the data
-/// file's writer reads both as the same value, so both must be the same key).
+/// file's writer reads both as the same value, so both must be the same key). Only the key
+/// columns' values are built; the rest of the record is skipped as it is read.
 pub(crate) fn key_of(record: &[u8], keys: &[(String, Type)]) -> Result<Arc<str>, KeyError> {
-    let json: Json = serde_json::from_slice(record).map_err(|_| KeyError::NotAnObject)?;
-    let Json::Object(fields) = json else {
-        return Err(KeyError::NotAnObject);
-    };
+    let mut de = serde_json::Deserializer::from_slice(record);
+    let found = KeyFields(keys)
+        .deserialize(&mut de)
+        .map_err(|_| KeyError::NotAnObject)?;
+    de.end().map_err(|_| KeyError::NotAnObject)?;
     let mut key = serde_json::Map::new();
-    for (name, ty) in keys {
-        let value = match fields.get(name) {
+    for ((name, ty), value) in keys.iter().zip(found) {
+        let value = match value {
             None | Some(Json::Null) => return Err(KeyError::Missing(name.clone())),
             Some(Json::Array(_) | Json::Object(_)) => {
                 return Err(KeyError::NotAScalar(name.clone()));
@@ -79,14 +82,69 @@ pub(crate) fn key_of(record: &[u8], keys: &[(String, Type)]) -> Result<Arc<str>,
             Some(Json::String(s)) if matches!(ty, Type::Int | Type::Long) => {
                 match s.trim().parse::<i64>() {
                     Ok(n) => Json::from(n),
-                    Err(_) => Json::String(s.clone()),
+                    Err(_) => Json::String(s),
                 }
             }
-            Some(v) => v.clone(),
+            Some(v) => v,
         };
         key.insert(name.clone(), value);
     }
     Ok(Json::Object(key).to_string().into())
+}
+
+/// Reads a JSON object keeping the values of the key columns only (in `keys`' order).
+struct KeyFields<'k>(&'k [(String, Type)]);
+
+impl<'de> DeserializeSeed<'de> for KeyFields<'_> {
+    type Value = Vec<Option<Json>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyFields<'_> {
+    type Value = Vec<Option<Json>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = vec![None; self.0.len()];
+        while let Some(at) = map.next_key_seed(KeyName(self.0))? {
+            match at {
+                Some(i) => found[i] = Some(map.next_value::<Json>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A member's name: which key column it is, if any (compared as read, not copied).
+struct KeyName<'k>(&'k [(String, Type)]);
+
+impl<'de> DeserializeSeed<'de> for KeyName<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyName<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|(k, _)| k == name))
+    }
 }
 
 /// What an object's records did besides adding rows, gathered as they are staged.

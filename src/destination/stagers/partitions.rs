@@ -189,7 +189,7 @@ impl Partitions {
         records: Vec<Record>,
         changes: Vec<Option<Change>>,
         fitting: &Fitting,
-    ) -> ((Vec<Record>, Vec<Option<Change>>), Vec<Record>) {
+    ) -> (Changed, Vec<Record>) {
         let max = self.rule.max_active;
         let active = self
             .open
@@ -277,6 +277,9 @@ fn journal_slot(values: &PartitionValues) -> String {
     let json = serde_json::json!({"query": values.query, "lambda": values.lambda});
     format!("partition/{json}")
 }
+
+/// Records with their row-level operations (none, or one per record).
+type Changed = (Vec<Record>, Vec<Option<Change>>);
 
 /// Records grouped by partition, each group in arrival order with the records' row-level
 /// operations (none, or one per record), and the error records of those without a partition.

@@ -41,11 +41,30 @@ impl Build<'_> {
         label: &str,
     ) -> Result<Arc<Router>, BuildError> {
         let config = &self.builder.config;
+        let catalog = self.iceberg_catalog(i)?;
+        // s3:// table locations need the S3 client of the `aws` settings.
+        let s3 = self.sdk.map(|sdk| {
+            aws::s3_client(
+                sdk,
+                config.aws.endpoint_url.as_deref(),
+                config.aws.force_path_style,
+            )
+        });
+        let tables = Arc::new(Tables {
+            catalog,
+            io: FileIo::new(s3),
+        });
+        Ok(Arc::new(Router::new(router_setup(i, tables, label))))
+    }
+
+    /// An Iceberg destination's catalog.
+    fn iceberg_catalog(&self, i: &IcebergTarget) -> Result<Catalog, BuildError> {
+        let config = &self.builder.config;
         let failed = |source| BuildError::Iceberg {
             stream: self.sc.name.clone(),
             source,
         };
-        let catalog = match &i.catalog {
+        Ok(match &i.catalog {
             CatalogSpec::Sql { uri, name } => {
                 let c = SqlCatalog::new(uri, name).map_err(|e| failed(e.into()))?;
                 if let Some(dir) = c.path().parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -86,64 +105,7 @@ impl Build<'_> {
                     table_bucket_arn.clone(),
                 ))
             }
-        };
-        // s3:// table locations need the S3 client of the `aws` settings.
-        let s3 = self.sdk.map(|sdk| {
-            aws::s3_client(
-                sdk,
-                config.aws.endpoint_url.as_deref(),
-                config.aws.force_path_style,
-            )
-        });
-        let tables = Arc::new(Tables {
-            catalog,
-            io: FileIo::new(s3),
-        });
-        Ok(Arc::new(Router::new(RouterSetup {
-            tables,
-            configured: i
-                .tables
-                .iter()
-                .map(|t| TableIdent::new(&t.database, &t.table))
-                .collect(),
-            append_only: i.append_only,
-            creation: match (i.table_creation, &i.warehouse) {
-                (true, Some(w)) => Some(Creation {
-                    warehouse: w.clone(),
-                    partition_specs: i
-                        .tables
-                        .iter()
-                        .map(|t| {
-                            (
-                                TableIdent::new(&t.database, &t.table),
-                                t.partition_spec.clone(),
-                            )
-                        })
-                        .collect(),
-                }),
-                _ => None,
-            },
-            schema_evolution: i.schema_evolution,
-            unique_keys: i
-                .tables
-                .iter()
-                .map(|t| {
-                    (
-                        TableIdent::new(&t.database, &t.table),
-                        t.unique_keys.clone(),
-                    )
-                })
-                .collect(),
-            error_prefixes: i
-                .tables
-                .iter()
-                .filter_map(|t| {
-                    let p = t.error_output_prefix.as_deref()?;
-                    Some((TableIdent::new(&t.database, &t.table), Arc::from(p)))
-                })
-                .collect(),
-            label: label.to_string(),
-        })))
+        })
     }
 
     /// The sink of an Iceberg destination: commits through `router`, backs up to its bucket or
@@ -175,5 +137,41 @@ impl Build<'_> {
             metrics: metrics.clone(),
             label: label.to_string(),
         }))))
+    }
+}
+
+/// What an Iceberg destination's router routes by, from its specification.
+fn router_setup(i: &IcebergTarget, tables: Arc<Tables>, label: &str) -> RouterSetup {
+    let ident = |t: &crate::spec::TableSpec| TableIdent::new(&t.database, &t.table);
+    RouterSetup {
+        tables,
+        configured: i.tables.iter().map(ident).collect(),
+        append_only: i.append_only,
+        creation: match (i.table_creation, &i.warehouse) {
+            (true, Some(w)) => Some(Creation {
+                warehouse: w.clone(),
+                partition_specs: i
+                    .tables
+                    .iter()
+                    .map(|t| (ident(t), t.partition_spec.clone()))
+                    .collect(),
+            }),
+            _ => None,
+        },
+        schema_evolution: i.schema_evolution,
+        unique_keys: i
+            .tables
+            .iter()
+            .map(|t| (ident(t), t.unique_keys.clone()))
+            .collect(),
+        error_prefixes: i
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let p = t.error_output_prefix.as_deref()?;
+                Some((ident(t), Arc::from(p)))
+            })
+            .collect(),
+        label: label.to_string(),
     }
 }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Iceberg row-level operations: ~1 KiB JSON events (examples/loadgen.rs, PutRecordBatch of 500
+# over several connections, spool fsync on) with 10% updates and 2% deletes keyed by event_id,
+# into an Iceberg table with unique_keys on the embedded sqlite catalog (a file:// warehouse on
+# the same disk), then the same load into a table with append_only: true (every record an
+# insert, the fast path) in the same run. Prints records/s from acknowledgement to committed
+# snapshot and the commit latency of each. Then the upsert table at AWS's default buffering
+# (5 MiB, 300 s) in phases of load: after each, its data and delete files and the time DuckDB
+# takes to read it, as delete files accumulate without compaction.
+# usage: bench/iceberg_upserts.sh [connections=4] [seconds=20] [phases=6] [phase_seconds=10]
+#        (SECTIONS="compare phases" by default; either alone runs that part)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+connections=${1:-4}
+seconds=${2:-20}
+phases=${3:-6}
+phase_seconds=${4:-10}
+tools=${FIREHOSED_TOOLS:-$HOME/.cache/firehosed-tools}
+py="$tools/venv/bin/python"
+cargo build --release --quiet --bin firehosed --example loadgen
+bench_work iceberg-upserts
+uri="sqlite:///$work/catalog.db"
+schema='{"type":"struct","schema-id":0,"fields":[
+ {"id":1,"name":"event_id","required":false,"type":"long"},
+ {"id":2,"name":"user","required":false,"type":"string"},
+ {"id":3,"name":"action","required":false,"type":"string"},
+ {"id":4,"name":"ts","required":false,"type":"timestamptz"},
+ {"id":5,"name":"amount","required":false,"type":"double"},
+ {"id":6,"name":"pad","required":false,"type":"string"}]}'
+for t in upserts appends defaults; do
+  "$py" tests/py/iceberg_tool.py create --uri "$uri" --warehouse "file://$work/warehouse" \
+    --table "db.$t" --schema "$schema" --partition '[]' > /dev/null
+done
+export RUST_LOG=info
+
+# run TABLE MODE SIZE_MIB INTERVAL SECONDS: one daemon, one load; MODE is upsert or append_only.
+run() {
+  local table=$1 mode=$2 size=$3 interval=$4 secs=$5 keys
+  case $mode in
+    upsert) keys="unique_keys: [event_id]}]
+          routing: {query: '{operation: .op}'}" ;;
+    append_only) keys="}]
+          append_only: true" ;;
+  esac
+  rm -rf "$work/state"
+  {
+    load_config_head
+    cat <<YAML
+    destinations:
+      - iceberg:
+          catalog: {sql: {uri: "$uri"}}
+          tables: [{database: db, table: $table, $keys
+        s3_backup: {directory: $work/errors}
+        buffering: {size_mib: $size, interval_seconds: $interval}
+YAML
+  } > "$work/c.yaml"
+  : > "$work/log"
+  start_firehosed "$work/c.yaml" "$work"
+  target/release/examples/loadgen "$url" load --connections "$connections" --seconds "$secs" \
+    --pid "$pid" --updates 10 --deletes 2 | grep -E '^(connections|acknowledged|delivered)' || true
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  grep -o 'commit_ms=[0-9]*' "$work/log" | cut -d= -f2 | sort -n > "$work/commits"
+  local n p50 p99
+  n=$(wc -l < "$work/commits")
+  p50=$(awk -v n="$n" 'NR == int((n + 1) / 2)' "$work/commits")
+  p99=$(awk -v n="$n" 'NR == int(n * 0.99 + 0.999)' "$work/commits")
+  echo "  $mode: $n commits, commit latency p50=${p50}ms p99=${p99}ms"
+}
+
+echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; fsync on; 10% updates, 2% deletes"
+sections=${SECTIONS:-compare phases}
+if [[ $sections == *compare* ]]; then
+  echo "== unique_keys (merge-on-read), 64 MiB / 60 s buffers"
+  run upserts upsert 64 60 "$seconds"
+  echo "== append_only, same load"
+  run appends append_only 64 60 "$seconds"
+fi
+[[ $sections == *phases* ]] || exit 0
+echo "== unique_keys at AWS's default buffering (5 MiB / 300 s), delete files accumulating"
+for phase in $(seq "$phases"); do
+  run defaults upsert 5 300 "$phase_seconds" > /dev/null
+  echo "after $((phase * phase_seconds)) s of load: $("$py" bench/iceberg_read.py "$uri" db.defaults)"
+done
