@@ -372,10 +372,10 @@ impl Router {
                     };
                     let keys = match self.keys(t, &schema) {
                         Ok(k) => k,
-                        Err(message) => {
+                        Err(e) => {
                             return Entry::Missing {
                                 code: INVALID_UNIQUE_KEYS,
-                                message,
+                                message: e.to_string(),
                                 absent: false,
                             };
                         }
@@ -438,7 +438,7 @@ impl Router {
     /// Table `t`'s unique-key columns: the configured ones, else its identifier fields. Each
     /// must be a top-level primitive column (AWS: "The configured unique keys for the table do
     /// not match with the fields present in the schema").
-    fn keys(&self, t: &TableIdent, schema: &Schema) -> Result<Vec<(String, Type)>, String> {
+    fn keys(&self, t: &TableIdent, schema: &Schema) -> Result<Vec<(String, Type)>, KeysMismatch> {
         let names: Vec<String> = match self.setup.unique_keys.get(t) {
             Some(k) if !k.is_empty() => k.clone(),
             _ => schema
@@ -452,12 +452,23 @@ impl Router {
             .into_iter()
             .map(|name| match schema.field(&name) {
                 Some(f) if f.ty.is_primitive() => Ok((name, f.ty.clone())),
-                _ => Err(format!(
-                    "table {t}: the configured unique keys for the table do not match with the fields present in the schema ({name:?} is not a top-level column of a primitive type)"
-                )),
+                _ => Err(KeysMismatch {
+                    table: t.clone(),
+                    name,
+                }),
             })
             .collect()
     }
+}
+
+/// A unique key that is not a top-level primitive column of its table.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "table {table}: the configured unique keys for the table do not match with the fields present in the schema ({name:?} is not a top-level column of a primitive type)"
+)]
+pub(crate) struct KeysMismatch {
+    table: TableIdent,
+    name: String,
 }
 
 /// AWS's code when the catalog or the warehouse refused our credentials.
