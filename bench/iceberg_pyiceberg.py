@@ -37,23 +37,24 @@ def records(count, size=1024):
     return out
 
 
-uri, name, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-table = SqlCatalog("default", uri=uri).load_table(name)
-schema = table.schema().as_arrow()
-lines = records(count)
-start = time.monotonic()
-commits = []
-for i in range(0, len(lines), batch):
-    rows = [json.loads(line) for line in lines[i:i + batch]]
-    arrow = pa.Table.from_pylist(rows)
-    ts = pc.assume_timezone(pc.strptime(arrow["ts"], format="%Y-%m-%dT%H:%M:%SZ", unit="us"), "UTC")
-    arrow = arrow.set_column(arrow.schema.get_field_index("ts"), "ts", ts)
-    arrow = arrow.select([f.name for f in schema]).cast(schema)
-    t0 = time.monotonic()
-    table.append(arrow)
-    commits.append(time.monotonic() - t0)
-elapsed = time.monotonic() - start
-p99 = statistics.quantiles(commits, n=100)[98] if len(commits) > 1 else commits[0]
-print(f"pyiceberg: rows={len(lines)} rows_per_s={len(lines) / elapsed:.0f} "
-      f"MB_per_s={len(lines) * 1024 / elapsed / 1e6:.1f} appends={len(commits)} "
-      f"append_p50_ms={1000 * statistics.median(commits):.0f} append_p99_ms={1000 * p99:.0f}")
+if __name__ == "__main__":
+    uri, name, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    table = SqlCatalog("default", uri=uri).load_table(name)
+    schema = table.schema().as_arrow()
+    lines = records(count)
+    start = time.monotonic()
+    commits = []
+    for i in range(0, len(lines), batch):
+        rows = [json.loads(line) for line in lines[i:i + batch]]
+        arrow = pa.Table.from_pylist(rows)
+        ts = pc.assume_timezone(pc.strptime(arrow["ts"], format="%Y-%m-%dT%H:%M:%SZ", unit="us"), "UTC")
+        arrow = arrow.set_column(arrow.schema.get_field_index("ts"), "ts", ts)
+        arrow = arrow.select([f.name for f in schema]).cast(schema)
+        t0 = time.monotonic()
+        table.append(arrow)
+        commits.append(time.monotonic() - t0)
+    elapsed = time.monotonic() - start
+    p99 = statistics.quantiles(commits, n=100)[98] if len(commits) > 1 else commits[0]
+    print(f"pyiceberg: rows={len(lines)} rows_per_s={len(lines) / elapsed:.0f} "
+          f"MB_per_s={len(lines) * 1024 / elapsed / 1e6:.1f} appends={len(commits)} "
+          f"append_p50_ms={1000 * statistics.median(commits):.0f} append_p99_ms={1000 * p99:.0f}")

@@ -3,19 +3,22 @@
 # over several connections, spool fsync on) with 10% updates and 2% deletes keyed by event_id,
 # into an Iceberg table with unique_keys on the embedded sqlite catalog (a file:// warehouse on
 # the same disk), then the same load into a table with append_only: true (every record an
-# insert, the fast path) in the same run. Prints records/s from acknowledgement to committed
-# snapshot and the commit latency of each. Then the upsert table at AWS's default buffering
-# (5 MiB, 300 s) in phases of load: after each, its data and delete files and the time DuckDB
-# takes to read it, as delete files accumulate without compaction.
-# usage: bench/iceberg_upserts.sh [connections=4] [seconds=20] [phases=6] [phase_seconds=10]
+# insert, the fast path), the same with the routing query (to tell the jq's cost from
+# merge-on-read's) and pyiceberg's delete + upsert of the same change stream, in the same run.
+# Prints records/s from acknowledgement to committed
+# snapshot, the commit latency and the time DuckDB then takes to read each table. Then the
+# upsert table at AWS's default buffering (5 MiB, 300 s) loaded in phases, to the cumulative
+# seconds of load given: after each, its data and delete files and the time DuckDB takes to
+# read it (at most read_timeout seconds), as delete files accumulate without compaction.
+# usage: bench/iceberg_upserts.sh [connections=4] [seconds=20] ["2 4 8 16 40"] [read_timeout=120]
 #        (SECTIONS="compare phases" by default; either alone runs that part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 connections=${1:-4}
 seconds=${2:-20}
-phases=${3:-6}
-phase_seconds=${4:-10}
+phases=${3:-2 4 8 16 40}
+read_timeout=${4:-120}
 tools=${FIREHOSED_TOOLS:-$HOME/.cache/firehosed-tools}
 py="$tools/venv/bin/python"
 cargo build --release --quiet --bin firehosed --example loadgen
@@ -28,7 +31,7 @@ schema='{"type":"struct","schema-id":0,"fields":[
  {"id":4,"name":"ts","required":false,"type":"timestamptz"},
  {"id":5,"name":"amount","required":false,"type":"double"},
  {"id":6,"name":"pad","required":false,"type":"string"}]}'
-for t in upserts appends defaults; do
+for t in upserts appends queried defaults pyupserts; do
   "$py" tests/py/iceberg_tool.py create --uri "$uri" --warehouse "file://$work/warehouse" \
     --table "db.$t" --schema "$schema" --partition '[]' > /dev/null
 done
@@ -41,6 +44,9 @@ run() {
     upsert) keys="unique_keys: [event_id]}]
           routing: {query: '{operation: .op}'}" ;;
     append_only) keys="}]
+          append_only: true" ;;
+    append_only_query) keys="}]
+          routing: {query: '{operation: .op}'}
           append_only: true" ;;
   esac
   rm -rf "$work/state"
@@ -75,10 +81,18 @@ if [[ $sections == *compare* ]]; then
   run upserts upsert 64 60 "$seconds"
   echo "== append_only, same load"
   run appends append_only 64 60 "$seconds"
+  echo "== append_only with the routing query (the jq the operations come from), same load"
+  run queried append_only_query 64 60 "$seconds"
+  echo "== pyiceberg 0.12: delete + upsert (copy-on-write) per 65,536 records of the same stream"
+  "$py" bench/iceberg_pyiceberg_upsert.py "$uri" db.pyupserts 200000 65536
+  echo "  read unique_keys: $("$py" bench/iceberg_read.py "$uri" db.upserts "$read_timeout")"
+  echo "  read append_only: $("$py" bench/iceberg_read.py "$uri" db.appends "$read_timeout")"
 fi
 [[ $sections == *phases* ]] || exit 0
 echo "== unique_keys at AWS's default buffering (5 MiB / 300 s), delete files accumulating"
-for phase in $(seq "$phases"); do
-  run defaults upsert 5 300 "$phase_seconds" > /dev/null
-  echo "after $((phase * phase_seconds)) s of load: $("$py" bench/iceberg_read.py "$uri" db.defaults)"
+done_seconds=0
+for until in $phases; do
+  run defaults upsert 5 300 "$((until - done_seconds))" > /dev/null
+  done_seconds=$until
+  echo "after $until s of load: $("$py" bench/iceberg_read.py "$uri" db.defaults "$read_timeout")"
 done

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::changes::RowChanges;
 use super::router::{Ready, Router, table_of};
 use super::tuple;
 use crate::destination::naming::Naming;
@@ -380,8 +381,59 @@ impl IcebergSink {
             changes: None,
         };
         self.setup.backup.deliver(&failed, Kind::Error).await?;
+        if let Some(changes) = &object.changes {
+            self.fail_over_deletes(&failed, t, changes).await?;
+        }
         self.setup.metrics.error_records.add(object.records);
         Ok(Written::BackedUp)
+    }
+
+    /// What a failed object's commit would have removed goes beside its data file, as AWS
+    /// sends "the data and delete file keys" of a commit it gave up on to the error prefix:
+    /// `<key>.deletes.json`, the table, the keys whose earlier rows go (`deletedKeys`) and the
+    /// rows of the data file beside it a later operation removed (`droppedRows`), so that the
+    /// records can be applied again as they would have been.
+    async fn fail_over_deletes(
+        &self,
+        data: &Sealed,
+        t: &TableIdent,
+        changes: &RowChanges,
+    ) -> Result<(), DeliveryError> {
+        if changes.deleted.is_empty() && changes.dropped.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<serde_json::Value> = changes
+            .deleted
+            .iter()
+            .filter_map(|k| serde_json::from_str(k).ok())
+            .collect();
+        let body = serde_json::json!({
+            "table": t.to_string(),
+            "dataFile": data.key,
+            "deletedKeys": keys,
+            "droppedRows": changes.dropped,
+        })
+        .to_string();
+        let path = data.path.with_extension("deletes.part");
+        let io_failed = |e: std::io::Error| DeliveryError {
+            transient: true,
+            message: format!("cannot stage {}: {e}", path.display()),
+        };
+        tokio::fs::write(&path, &body).await.map_err(io_failed)?;
+        let deletes = Sealed {
+            path: path.clone(),
+            key: format!("{}.deletes.json", data.key),
+            size: body.len() as u64,
+            raw_bytes: body.len() as u64,
+            records: 0,
+            identity: None,
+            partition: None,
+            changes: None,
+            ..*data
+        };
+        let written = self.setup.backup.deliver(&deletes, Kind::Error).await;
+        let _ = tokio::fs::remove_file(&path).await;
+        written.map(|_| ())
     }
 }
 

@@ -390,16 +390,8 @@ fn operation(op: &str) -> Arc<RecordKeys> {
     })
 }
 
-#[tokio::test]
-async fn an_object_s_updates_and_deletes_commit_as_one_row_delta_once() {
-    let s = setup_keyed(&["id"]).await;
-    let ops = [
-        ("insert", r#"{"id": 1, "name": "a"}"#),
-        ("insert", r#"{"id": 2, "name": "b"}"#),
-        ("update", r#"{"id": "1", "name": "a2"}"#),
-        ("delete", r#"{"id": 2}"#),
-        ("delete", r#"{"id": 3}"#),
-    ];
+/// Stages `ops` (operation, record) for `s`'s table into one sealed object with its changes.
+async fn stage_changes(s: &Setup, ops: &[(&str, &str)]) -> Sealed {
     let records: Vec<Record> = ops
         .iter()
         .enumerate()
@@ -413,7 +405,7 @@ async fn an_object_s_updates_and_deletes_commit_as_one_row_delta_once() {
     s.router.prepare(&delivery).await;
     let (values, changes): (Vec<_>, Vec<_>) = records
         .iter()
-        .zip(&ops)
+        .zip(ops)
         .map(|(r, (op, _))| s.router.resolve(r, Some(&operation(op))).expect("routed"))
         .unzip();
     let ready = s.router.ready(&s.table).expect("loaded");
@@ -445,6 +437,21 @@ async fn an_object_s_updates_and_deletes_commit_as_one_row_delta_once() {
     assert!(staged.is_empty() && rejected.lines.is_empty());
     let mut object = stager.seal().expect("sealed").expect("an object");
     object.partition = Some(Arc::new(values[0].clone()));
+    object
+}
+
+const CHANGES: [(&str, &str); 5] = [
+    ("insert", r#"{"id": 1, "name": "a"}"#),
+    ("insert", r#"{"id": 2, "name": "b"}"#),
+    ("update", r#"{"id": "1", "name": "a2"}"#),
+    ("delete", r#"{"id": 2}"#),
+    ("delete", r#"{"id": 3}"#),
+];
+
+#[tokio::test]
+async fn an_object_s_updates_and_deletes_commit_as_one_row_delta_once() {
+    let s = setup_keyed(&["id"]).await;
+    let object = stage_changes(&s, &CHANGES).await;
     assert_eq!(object.records, 5);
     assert_eq!(
         object
@@ -511,4 +518,61 @@ async fn keys_that_do_not_fit_the_schema_and_operations_without_keys_are_refused
     s.router.prepare(&delivery).await;
     let refused = s.router.resolve(&ok, None).expect_err("bad keys");
     assert_eq!(refused.code, "Iceberg.InvalidUniqueKeys");
+}
+
+#[tokio::test]
+async fn a_failed_object_s_deletes_go_to_the_backup_beside_its_data_file() {
+    let s = setup_keyed(&["id"]).await;
+    let object = stage_changes(&s, &CHANGES).await;
+    // The table is dropped: the commit fails for good (the retry duration is 0 here).
+    let db = s._dir.path().join("cat.db");
+    rusqlite::Connection::open(&db)
+        .expect("catalog")
+        .execute("DELETE FROM iceberg_tables", [])
+        .expect("dropped");
+    assert_eq!(
+        s.sink
+            .deliver(&object, Kind::Partition)
+            .await
+            .expect("backed up"),
+        Written::BackedUp
+    );
+    let backup = s._dir.path().join("backup");
+    let files: Vec<std::path::PathBuf> = walk(&backup);
+    let deletes = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".deletes.json"))
+        .expect("the deletes beside the data file");
+    let data = deletes.to_string_lossy().replace(".deletes.json", "");
+    assert!(
+        files.iter().any(|p| p.to_string_lossy() == data),
+        "{files:?}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(deletes).expect("read")).expect("JSON");
+    assert_eq!(v["table"], "db.events");
+    assert_eq!(
+        v["deletedKeys"],
+        serde_json::json!([{"id": 1}, {"id": 2}, {"id": 3}])
+    );
+    assert_eq!(v["droppedRows"], serde_json::json!([0, 1]));
+    // No staging file is left behind.
+    assert!(
+        !walk(&s.staging)
+            .iter()
+            .any(|p| p.to_string_lossy().contains("deletes"))
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
