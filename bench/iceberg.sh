@@ -19,13 +19,7 @@ py="$tools/venv/bin/python"
 cargo build --release --quiet --bin firehosed --example loadgen
 bench_work iceberg
 uri="sqlite:///$work/catalog.db"
-schema='{"type":"struct","schema-id":0,"fields":[
- {"id":1,"name":"event_id","required":false,"type":"long"},
- {"id":2,"name":"user","required":false,"type":"string"},
- {"id":3,"name":"action","required":false,"type":"string"},
- {"id":4,"name":"ts","required":false,"type":"timestamptz"},
- {"id":5,"name":"amount","required":false,"type":"double"},
- {"id":6,"name":"pad","required":false,"type":"string"}]}'
+schema=$events_iceberg_schema
 for t in events pyevents; do
   "$py" tests/py/iceberg_tool.py create --uri "$uri" --warehouse "file://$work/warehouse" \
     --table "db.$t" --schema "$schema" --partition '[]' > /dev/null

@@ -37,6 +37,13 @@ def records(count, size=1024):
     return out
 
 
+def to_table(arrow, schema):
+    """The events as the table's Arrow schema: `ts` parsed, columns in order and types."""
+    ts = pc.assume_timezone(pc.strptime(arrow["ts"], format="%Y-%m-%dT%H:%M:%SZ", unit="us"), "UTC")
+    arrow = arrow.set_column(arrow.schema.get_field_index("ts"), "ts", ts)
+    return arrow.select([f.name for f in schema]).cast(schema)
+
+
 if __name__ == "__main__":
     uri, name, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     table = SqlCatalog("default", uri=uri).load_table(name)
@@ -47,9 +54,7 @@ if __name__ == "__main__":
     for i in range(0, len(lines), batch):
         rows = [json.loads(line) for line in lines[i:i + batch]]
         arrow = pa.Table.from_pylist(rows)
-        ts = pc.assume_timezone(pc.strptime(arrow["ts"], format="%Y-%m-%dT%H:%M:%SZ", unit="us"), "UTC")
-        arrow = arrow.set_column(arrow.schema.get_field_index("ts"), "ts", ts)
-        arrow = arrow.select([f.name for f in schema]).cast(schema)
+        arrow = to_table(arrow, schema)
         t0 = time.monotonic()
         table.append(arrow)
         commits.append(time.monotonic() - t0)

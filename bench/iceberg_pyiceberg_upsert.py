@@ -16,12 +16,11 @@ import sys
 import time
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.expressions import In
 
 sys.path.insert(0, os.path.dirname(__file__))
-from iceberg_pyiceberg import records  # noqa: E402  (the same events, byte for byte)
+from iceberg_pyiceberg import records, to_table  # noqa: E402  (the same events, byte for byte)
 
 
 def op_of(i, updates=10, deletes=2):
@@ -54,10 +53,7 @@ for i in range(0, len(lines), batch):
     if deletes:
         table.delete(In("event_id", deletes))
     if rows:
-        arrow = pa.Table.from_pylist(rows)
-        ts = pc.assume_timezone(pc.strptime(arrow["ts"], format="%Y-%m-%dT%H:%M:%SZ", unit="us"), "UTC")
-        arrow = arrow.set_column(arrow.schema.get_field_index("ts"), "ts", ts)
-        arrow = arrow.select([f.name for f in schema]).cast(schema)
+        arrow = to_table(pa.Table.from_pylist(rows), schema)
         table.upsert(arrow, join_cols=["event_id"])
     commits.append(time.monotonic() - t0)
 elapsed = time.monotonic() - start

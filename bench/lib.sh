@@ -57,3 +57,12 @@ for i in range(0, n, 500):
     assert r["FailedRecordCount"] == 0
 PY
 }
+
+# The Iceberg schema of benches/common/records.rs's events (bench/iceberg*.sh).
+events_iceberg_schema='{"type":"struct","schema-id":0,"fields":[
+ {"id":1,"name":"event_id","required":false,"type":"long"},
+ {"id":2,"name":"user","required":false,"type":"string"},
+ {"id":3,"name":"action","required":false,"type":"string"},
+ {"id":4,"name":"ts","required":false,"type":"timestamptz"},
+ {"id":5,"name":"amount","required":false,"type":"double"},
+ {"id":6,"name":"pad","required":false,"type":"string"}]}'

@@ -195,20 +195,7 @@ async fn records_become_one_data_file_with_field_ids_committed_once() {
         partition: Some(Arc::new(values.clone())),
         changes: None,
     };
-    assert_eq!(
-        s.sink
-            .deliver(&object, Kind::Partition)
-            .await
-            .expect("committed"),
-        Written::Put
-    );
-    assert_eq!(
-        s.sink
-            .deliver(&object, Kind::Partition)
-            .await
-            .expect("again"),
-        Written::AlreadyThere
-    );
+    committed_once(&s, &object).await;
     let tables = s.router.tables();
     let loaded = tables.load(&s.table).await.expect("load");
     let head = loaded.metadata.current_snapshot().expect("snapshot");
@@ -234,6 +221,15 @@ async fn records_become_one_data_file_with_field_ids_committed_once() {
         .collect();
     assert_eq!(ids, vec![1, 2, 3, 4, 7, 8]);
     assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
+}
+
+/// Delivers `object` twice: committed, then found by its mark (an answer lost, a crash
+/// replaying it): nothing applies twice.
+async fn committed_once(s: &Setup, object: &Sealed) {
+    let first = s.sink.deliver(object, Kind::Partition).await;
+    assert_eq!(first.expect("committed"), Written::Put);
+    let again = s.sink.deliver(object, Kind::Partition).await;
+    assert_eq!(again.expect("again"), Written::AlreadyThere);
 }
 
 fn values_of(t: &TableIdent) -> crate::keys::template::PartitionValues {
@@ -461,21 +457,7 @@ async fn an_object_s_updates_and_deletes_commit_as_one_row_delta_once() {
         Some((vec![0, 1], 3)),
         "the rows of 1 (updated) and 2 (deleted) written before go by position"
     );
-    assert_eq!(
-        s.sink
-            .deliver(&object, Kind::Partition)
-            .await
-            .expect("committed"),
-        Written::Put
-    );
-    // A replay of the object (an answer lost, a crash) finds its mark: nothing applies twice.
-    assert_eq!(
-        s.sink
-            .deliver(&object, Kind::Partition)
-            .await
-            .expect("again"),
-        Written::AlreadyThere
-    );
+    committed_once(&s, &object).await;
     let tables = s.router.tables();
     let loaded = tables.load(&s.table).await.expect("load");
     assert_eq!(loaded.metadata.snapshots.len(), 1);
