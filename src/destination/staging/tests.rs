@@ -312,3 +312,61 @@ fn an_object_whose_first_record_does_not_fit_is_not_left_open() {
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     assert!(s.seal().expect("seals").is_none());
 }
+
+/// The conversion of `parquet_stager` with the columns `names` (all BIGINT).
+fn conversion_of(names: &[&str]) -> Arc<Conversion> {
+    use crate::encode::columnar::Rules;
+    use crate::encode::columnar::schema::{Column, HiveType};
+    use crate::encode::conversion::CatalogTable;
+    use crate::encode::parquet::ParquetOptions;
+    let columns = names
+        .iter()
+        .map(|n| Column {
+            name: (*n).into(),
+            ty: HiveType::BigInt,
+        })
+        .collect();
+    Arc::new(Conversion::new(
+        columns,
+        Rules::default(),
+        Vec::new(),
+        ParquetOptions::DEFAULT,
+        CatalogTable::default(),
+    ))
+}
+
+#[test]
+fn a_new_conversion_seals_the_object_written_with_the_old_one() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = conversion_of(&["id"]);
+    let mut s = parquet_stager(dir.path()).with_conversion(Some(old.clone()));
+    let now = Instant::now();
+    let mut rejected = Rejected::default();
+    s.append(&[rec(r#"{"id":1,"x":7}"#, 1)], now, &mut rejected)
+        .expect("appends");
+    // The same conversion (a table read again that nobody changed): nothing happens.
+    assert!(s.change_conversion(&old).expect("same").is_none());
+    // A column added (schema evolution): the open object ends with the columns it had.
+    let new = conversion_of(&["id", "x"]);
+    let sealed = s
+        .change_conversion(&new)
+        .expect("sealed")
+        .expect("an object");
+    assert_eq!(sealed.records, 1);
+    s.append(&[rec(r#"{"id":2,"x":8}"#, 2)], now, &mut rejected)
+        .expect("appends");
+    let next = s.seal().expect("seals").expect("open");
+    let columns = |o: &Sealed| {
+        let reader =
+            SerializedFileReader::new(File::open(&o.path).expect("staged")).expect("parquet");
+        reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .num_columns()
+    };
+    assert_eq!((columns(&sealed), columns(&next)), (1, 2));
+    // Nothing open: a change seals nothing.
+    assert!(s.change_conversion(&old).expect("nothing open").is_none());
+}
