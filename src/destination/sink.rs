@@ -11,7 +11,7 @@ use super::staging::Sealed;
 
 /// Why one delivery attempt failed; `transient` failures are retried quickly, others slowly
 /// (an operator must act: bucket missing, access denied), but records are never dropped.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct DeliveryError {
     pub(crate) transient: bool,

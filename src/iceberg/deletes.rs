@@ -26,11 +26,13 @@ const POS_ID: i32 = 2_147_483_545;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DeleteError {
     #[error("cannot write a delete file: {0}")]
-    Write(String),
-}
-
-fn write_error(e: impl std::fmt::Display) -> DeleteError {
-    DeleteError::Write(e.to_string())
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("cannot write a delete file: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("cannot write a delete file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unique key {0:?} is not a column of the table")]
+    KeyColumn(String),
 }
 
 /// The schema of position delete files.
@@ -73,10 +75,10 @@ pub(crate) fn position_deletes(
     let pos: ArrayRef = Arc::new(Int64Array::from(
         positions.iter().map(|p| *p as i64).collect::<Vec<_>>(),
     ));
-    let batch = RecordBatch::try_new(schema.clone(), vec![paths, pos]).map_err(write_error)?;
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema, None).map_err(write_error)?;
-    writer.write(&batch).map_err(write_error)?;
-    let bytes = writer.into_inner().map_err(write_error)?;
+    let batch = RecordBatch::try_new(schema.clone(), vec![paths, pos])?;
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, None)?;
+    writer.write(&batch)?;
+    let bytes = writer.into_inner()?;
     let entry = entry(
         location,
         &bytes,
@@ -93,7 +95,8 @@ pub(crate) fn position_deletes(
 
 /// The equality delete file removing rows whose key columns (`keys`, top-level columns of
 /// `schema`) hold one of `values` (JSON objects of the key columns), or None if no value fits
-/// the columns (a key no row can have removes nothing).
+/// the columns (a key no row can have removes nothing). A key that is not a column is an error:
+/// matching on fewer columns would remove more rows.
 pub(crate) fn equality_deletes(
     location: &str,
     schema: &Schema,
@@ -104,19 +107,25 @@ pub(crate) fn equality_deletes(
 ) -> Result<Option<DeleteFile>, DeleteError> {
     let fields: Vec<NestedField> = keys
         .iter()
-        .filter_map(|k| schema.field(k).cloned())
-        .collect();
+        .map(|k| {
+            schema
+                .field(k)
+                .cloned()
+                .ok_or_else(|| DeleteError::KeyColumn(k.clone()))
+        })
+        .collect::<Result<_, _>>()?;
     let ids: Vec<i32> = fields.iter().map(|f| f.id).collect();
     let key_schema = Schema::new(schema.schema_id, fields);
     let c = Arc::new(conversion(&key_schema, table));
-    let mut writer = c.writer(Vec::new()).map_err(write_error)?;
+    let mut writer = c.writer(Vec::new())?;
     let mut rows = 0;
     for v in values {
-        if let Ok(Ok(n)) = writer.append(v.as_bytes()) {
+        // A key that does not fit its columns is one no row can have: it removes nothing.
+        if let Ok(n) = writer.append(v.as_bytes())? {
             rows += n;
         }
     }
-    let bytes = writer.finish().map_err(write_error)?;
+    let bytes = writer.finish()?;
     if rows == 0 {
         return Ok(None);
     }
@@ -143,9 +152,8 @@ fn entry(
     partition: Vec<Option<Literal>>,
     content: FileContent,
 ) -> Result<DataFile, DeleteError> {
-    let footer = ParquetMetaDataReader::new()
-        .parse_and_finish(&bytes::Bytes::copy_from_slice(bytes))
-        .map_err(write_error)?;
+    let footer =
+        ParquetMetaDataReader::new().parse_and_finish(&bytes::Bytes::copy_from_slice(bytes))?;
     let mut f = data_file(location, bytes.len() as u64, &footer, schema, partition);
     f.content = content;
     Ok(f)

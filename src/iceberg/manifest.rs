@@ -275,7 +275,12 @@ impl DataFile {
             self.equality_ids.as_ref().map_or_else(Value::none, |ids| {
                 Value::some(Value::Array(ids.iter().map(|i| Value::Int(*i)).collect()))
             }),
-            Value::some(Value::Int(0)),
+            // The table's sort order (unsorted); position deletes are sorted by file and
+            // position, and say none (the specification: null for them).
+            match self.content {
+                FileContent::PositionDeletes => Value::none(),
+                _ => Value::some(Value::Int(0)),
+            },
             Value::none(),
         ]);
         Value::Record(vec![

@@ -196,32 +196,30 @@ impl Router {
         ready: &Ready,
         record: &Record,
         op: Option<&str>,
-    ) -> Result<Option<Change>, (&'static str, String)> {
+    ) -> Result<Option<Change>, ChangeError> {
         if self.setup.append_only {
             return Ok(None);
         }
         // AWS: the operation is optional and defaults to insert.
         let op = match op {
             None => Op::Insert,
-            Some(s) => Op::parse(s).ok_or_else(|| {
-                (
-                    INVALID_OPERATION,
-                    format!("operation must be insert, update or delete (got {s:?})"),
-                )
-            })?,
+            Some(s) => Op::parse(s).ok_or_else(|| ChangeError::Operation(s.to_string()))?,
         };
         if ready.keys.is_empty() {
             return match op {
                 Op::Insert => Ok(None),
-                _ => Err((
-                    INVALID_UNIQUE_KEYS,
-                    "an update or delete needs unique keys: configure unique_keys for the table (AWS's UniqueKeys) or give it identifier fields".to_string(),
-                )),
+                _ => Err(ChangeError::NoKeys),
             };
         }
-        let key = changes::key_of(&record.data, &ready.keys)
-            .map_err(|e| (INVALID_UNIQUE_KEYS, e.to_string()))?;
-        Ok(Some(Change { op, key }))
+        // Deletes are partitioned like their record (as AWS's): one that does not say its
+        // partition would find nothing to remove.
+        if op != Op::Insert
+            && let Some(column) =
+                tuple::missing_source(&record.data, &ready.schema, &ready.partitioning)
+        {
+            return Err(ChangeError::Partition(column));
+        }
+        Ok(Some(changes::change_of(op, &record.data, &ready.keys)?))
     }
 
     /// The partition of a record: its table and partition tuple, or why it has none.
@@ -248,7 +246,7 @@ impl Router {
         };
         let change = self
             .change(&ready, record, op.as_deref())
-            .map_err(|(code, why)| failed(code, format!("table {t}: {why}")))?;
+            .map_err(|e| failed(e.code(), format!("table {t}: {e}")))?;
         let tuple = if ready.partitioning.is_unpartitioned() {
             Vec::new()
         } else {
@@ -458,6 +456,33 @@ impl Router {
                 }),
             })
             .collect()
+    }
+}
+
+/// Why a record's operation cannot be applied.
+#[derive(Debug, thiserror::Error)]
+enum ChangeError {
+    #[error("operation must be insert, update or delete (got {0:?})")]
+    Operation(String),
+    #[error(
+        "an update or delete needs unique keys: configure unique_keys for the table (AWS's UniqueKeys) or give it identifier fields"
+    )]
+    NoKeys,
+    #[error(transparent)]
+    Key(#[from] changes::KeyError),
+    #[error(
+        "an update or delete must give the table's partition column {0:?}: its deletes apply within the record's partition"
+    )]
+    Partition(String),
+}
+
+impl ChangeError {
+    fn code(&self) -> &'static str {
+        match self {
+            ChangeError::Operation(_) => INVALID_OPERATION,
+            ChangeError::NoKeys | ChangeError::Key(_) => INVALID_UNIQUE_KEYS,
+            ChangeError::Partition(_) => crate::processing::error_record::ICEBERG_MISSING_COLUMN,
+        }
     }
 }
 

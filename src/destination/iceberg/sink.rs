@@ -8,7 +8,7 @@
 //! backup under the error prefix as `iceberg-failed`, where AWS puts the files of commits it
 //! gave up on. Error and backup objects go to the backup as they are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,32 +127,14 @@ impl IcebergSink {
                 }
             }
         }
-        for (t, indexes) in by_table.into_iter().flat_map(|(t, mut indexes)| {
+        for (t, mut indexes) in by_table {
             // In the order they were opened (ids come from one counter): a partition's objects
             // apply their changes in the order of their records.
             indexes.sort_by_key(|i| objects[*i].0.id);
             let these: Vec<(usize, &Sealed)> =
                 indexes.iter().map(|i| (*i, objects[*i].0)).collect();
-            rounds(&these)
-                .into_iter()
-                .map(move |r| (t.clone(), r))
-                .collect::<Vec<_>>()
-        }) {
-            let group: Vec<&Sealed> = indexes.iter().map(|i| objects[*i].0).collect();
-            match self.commit_table(&t, &group).await {
-                Ok(written) => {
-                    for (i, w) in indexes.iter().zip(written) {
-                        out[*i] = Some(w);
-                    }
-                }
-                Err(e) => {
-                    for i in &indexes {
-                        out[*i] = Some(Err(DeliveryError {
-                            transient: e.transient,
-                            message: e.message.clone(),
-                        }));
-                    }
-                }
+            for (i, w) in self.commit_rounds(&t, &these).await {
+                out[i] = Some(w);
             }
         }
         out.into_iter()
@@ -165,6 +147,33 @@ impl IcebergSink {
                 })
             })
             .collect()
+    }
+
+    /// Commits one table's objects in rounds (`rounds`), one after the other. A round that is
+    /// not committed (the catalog did not answer) stops the rest: a later round's deletes must
+    /// never commit before the rows an earlier round adds. The answer is per object index.
+    async fn commit_rounds(
+        &self,
+        t: &TableIdent,
+        objects: &[(usize, &Sealed)],
+    ) -> Vec<(usize, Result<Written, DeliveryError>)> {
+        let mut out = Vec::new();
+        let mut stopped: Option<DeliveryError> = None;
+        for round in rounds(objects) {
+            let group: Vec<&Sealed> = round.iter().map(|i| objects[*i].1).collect();
+            let result = match &stopped {
+                Some(e) => Err(e.clone()),
+                None => self.commit_table(t, &group).await,
+            };
+            match result {
+                Ok(written) => out.extend(round.iter().map(|i| objects[*i].0).zip(written)),
+                Err(e) => {
+                    out.extend(round.iter().map(|i| (objects[*i].0, Err(e.clone()))));
+                    stopped = Some(e);
+                }
+            }
+        }
+        out
     }
 
     /// Commits one table's objects: a failure the table may recover from is retried for the
@@ -299,7 +308,15 @@ impl IcebergSink {
         let Some(changes) = &o.changes else {
             return Ok(files);
         };
-        let keys: Vec<String> = ready.keys.iter().map(|(k, _)| k.clone()).collect();
+        // The key columns the object was staged with (the table's may have changed since).
+        let keys: Vec<String> = changes
+            .deleted
+            .first()
+            .and_then(|k| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(k).ok()
+            })
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         let mut deletes = Vec::new();
         if !changes.dropped.is_empty() {
             let at = data_location(ready, &o.key, "-pos-deletes");
@@ -466,30 +483,28 @@ fn data_location(table: &Ready, key: &str, kind: &str) -> String {
     )
 }
 
-/// The objects of one table's step, in commits: objects of one partition that carry
-/// row-level changes go in successive commits, in the order they were sealed (an equality
-/// delete removes rows of earlier commits only, so a later object's delete must not share a
-/// commit with the rows it removes).
-fn rounds(objects: &[(usize, &Sealed)]) -> Vec<Vec<usize>> {
+/// The objects of one table's step (in the order they were opened) in commits, as positions
+/// in `objects`. An object whose commit removes rows of earlier commits (equality deletes) goes
+/// in a commit after the one holding its partition's last object: an equality delete removes
+/// rows of earlier commits only, and must remove those. Any other object shares the commit of
+/// its partition's last object (or the first): its rows come after, and a later object's
+/// deletes, committed after it, remove them.
+pub(super) fn rounds(objects: &[(usize, &Sealed)]) -> Vec<Vec<usize>> {
     let mut rounds: Vec<Vec<usize>> = Vec::new();
-    let mut seen: Vec<std::collections::HashSet<Option<&str>>> = Vec::new();
-    for (i, o) in objects {
+    let mut last: HashMap<Option<&str>, usize> = HashMap::new();
+    for (at, (_, o)) in objects.iter().enumerate() {
         let partition = o.partition.as_deref().and_then(table_of).map(|(_, p)| p);
-        // A plain append shares the first commit; a change goes after the last of its
-        // partition's objects.
-        let after = match o.changes {
-            None => 0,
-            Some(_) => seen
-                .iter()
-                .rposition(|s| s.contains(&partition))
-                .map_or(0, |r| r + 1),
+        let deletes = o.changes.as_ref().is_some_and(|c| !c.deleted.is_empty());
+        let round = match (last.get(&partition), deletes) {
+            (None, _) => 0,
+            (Some(r), false) => *r,
+            (Some(r), true) => r + 1,
         };
-        if after == rounds.len() {
+        if round == rounds.len() {
             rounds.push(Vec::new());
-            seen.push(Default::default());
         }
-        rounds[after].push(*i);
-        seen[after].insert(partition);
+        rounds[round].push(at);
+        last.insert(partition, round);
     }
     rounds
 }

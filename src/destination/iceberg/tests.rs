@@ -535,7 +535,8 @@ async fn a_failed_object_s_deletes_go_to_the_backup_beside_its_data_file() {
     assert_eq!(v["table"], "db.events");
     assert_eq!(
         v["deletedKeys"],
-        serde_json::json!([{"id": 1}, {"id": 2}, {"id": 3}])
+        // As the records gave them (the update said "1").
+        serde_json::json!([{"id": "1"}, {"id": 2}, {"id": 3}])
     );
     assert_eq!(v["droppedRows"], serde_json::json!([0, 1]));
     // No staging file is left behind.
@@ -557,4 +558,41 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn a_partition_s_deletes_commit_after_its_earlier_objects_and_inserts_ride_along() {
+    let table = TableIdent::new("db", "events");
+    let object = |id: u64, tuple: &str, deletes: bool| Sealed {
+        id,
+        path: std::path::PathBuf::new(),
+        key: format!("o{id}"),
+        records: 1,
+        raw_bytes: 1,
+        size: 1,
+        oldest_ms: 0,
+        first_seq: 0,
+        next_seq: 1,
+        identity: None,
+        partition: Some(Arc::new(values(&table, tuple.to_string()))),
+        changes: Some(Box::new(super::changes::RowChanges {
+            dropped: Vec::new(),
+            deleted: if deletes {
+                vec!["{\"id\":1}".into()]
+            } else {
+                Vec::new()
+            },
+        })),
+    };
+    let objects = [
+        object(1, "p", true),
+        object(2, "p", false),
+        object(3, "p", true),
+        object(4, "q", true),
+        object(5, "p", false),
+    ];
+    let these: Vec<(usize, &Sealed)> = objects.iter().enumerate().collect();
+    // 1 opens p; 2 only adds rows after it: same commit; 3 removes rows of 1 and 2: after
+    // them; 4 is another partition; 5 adds rows after 3's deletes: with 3.
+    assert_eq!(super::sink::rounds(&these), vec![vec![0, 1, 3], vec![2, 4]]);
 }

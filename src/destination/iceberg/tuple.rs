@@ -72,6 +72,27 @@ pub(crate) fn tuple(
         .collect()
 }
 
+/// The first partition source column `record` (JSON) has no member for (a null is a value:
+/// the null partition), if any.
+pub(crate) fn missing_source(
+    record: &[u8],
+    schema: &Schema,
+    partitioning: &Partitioning,
+) -> Option<String> {
+    if partitioning.fields.is_empty() {
+        return None;
+    }
+    let Ok(Json::Object(fields)) = serde_json::from_slice::<Json>(record) else {
+        return None;
+    };
+    partitioning
+        .fields
+        .iter()
+        .filter_map(|(_, source_id, _)| schema.fields.iter().find(|f| f.id == *source_id))
+        .find(|c| !fields.contains_key(&c.name))
+        .map(|c| c.name.clone())
+}
+
 /// A JSON value as a value of `ty`, by AWS's rules for Iceberg columns.
 pub(crate) fn literal_of(v: &Json, ty: &Type) -> Option<Literal> {
     let text = || match v {

@@ -114,6 +114,8 @@ pub(crate) struct ObjectStager {
     ids: Option<Arc<AtomicU64>>,
     buffer: usize,
     conversion: Option<Arc<Conversion>>,
+    /// A conversion to take once a replay has cut its objects again (`change_conversion`).
+    pending: Option<Arc<Conversion>>,
     /// Waits for space when a write finds the disk full.
     patience: Arc<Patience>,
     /// Set for exactly-once delivery.
@@ -148,6 +150,7 @@ impl ObjectStager {
             ids: None,
             buffer: 256 * 1024,
             conversion: None,
+            pending: None,
             patience: Arc::default(),
             identity: None,
             framed: false,
@@ -198,7 +201,8 @@ impl ObjectStager {
 
     /// Writes later records with `conversion` (an Iceberg table whose schema changed): the
     /// open object, written with the one before, is sealed first and returned. An object a
-    /// replay cuts again keeps its conversion (it must end where the journal says).
+    /// replay cuts again keeps its conversion (it must end where the journal says); the new
+    /// one is taken at the first record after the replay.
     pub(crate) fn change_conversion(
         &mut self,
         conversion: &Arc<Conversion>,
@@ -207,9 +211,16 @@ impl ObjectStager {
             .conversion
             .as_ref()
             .is_some_and(|c| Arc::ptr_eq(c, conversion));
-        if same || self.replaying() {
+        if same {
+            self.pending = None;
             return Ok(None);
         }
+        if self.replaying() {
+            // Taken at the first record after the replay (`append_changes`).
+            self.pending = Some(conversion.clone());
+            return Ok(None);
+        }
+        self.pending = None;
         let sealed = self.seal()?;
         self.conversion = Some(conversion.clone());
         Ok(sealed)
@@ -275,6 +286,12 @@ impl ObjectStager {
             };
             if route == Route::Skip {
                 continue;
+            }
+            // The first record past the journal's objects takes a conversion that changed
+            // while they were cut again.
+            if route == Route::Fresh && self.pending.is_some() && !self.replaying() {
+                sealed.extend(self.seal().map_err(|e| (e, 0))?);
+                self.conversion = self.pending.take();
             }
             // An object cut again holds what the original held, whatever its size.
             let sized = route == Route::Fresh;

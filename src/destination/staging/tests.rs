@@ -370,3 +370,62 @@ fn a_new_conversion_seals_the_object_written_with_the_old_one() {
     // Nothing open: a change seals nothing.
     assert!(s.change_conversion(&old).expect("nothing open").is_none());
 }
+
+#[test]
+fn a_new_conversion_during_a_replay_is_taken_once_the_journal_s_objects_are_cut_again() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let identity = |replay: Vec<Entry>| {
+        let slot = "main".to_string();
+        let replay = journal::of_slot(&replay, &slot);
+        Some(Identity::new("s/0".into(), slot, replay))
+    };
+    let now = Instant::now();
+    let mut rejected = Rejected::default();
+    let batch: Vec<Record> = (1..=4)
+        .map(|i| rec(&format!(r#"{{"id":{i},"x":{i}}}"#), i))
+        .collect();
+    // First run: records 1-2 in one journaled object, written with the columns of the time.
+    let old = conversion_of(&["id"]);
+    let mut first = parquet_stager(dir.path())
+        .with_conversion(Some(old.clone()))
+        .with_identity(identity(Vec::new()));
+    first
+        .append(&batch[..2], now, &mut rejected)
+        .expect("appends");
+    let journaled = first.seal().expect("seals").expect("open");
+    let entry = journaled.identity.clone().expect("identity").0;
+    // After a crash the table has a new column; the replay cuts the journal's object again as
+    // it was, then the new records take the new columns.
+    let mut again = parquet_stager(dir.path())
+        .with_conversion(Some(old))
+        .with_identity(identity(vec![entry]));
+    let new = conversion_of(&["id", "x"]);
+    assert!(again.change_conversion(&new).expect("pending").is_none());
+    let mut sealed = again.append(&batch, now, &mut rejected).expect("appends");
+    sealed.extend(again.seal().expect("seals"));
+    let columns = |o: &Sealed| {
+        let reader =
+            SerializedFileReader::new(File::open(&o.path).expect("staged")).expect("parquet");
+        reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .num_columns()
+    };
+    let got: Vec<(String, u64, usize)> = sealed
+        .iter()
+        .map(|o| (o.key.clone(), o.records, columns(o)))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[0],
+        (journaled.key.clone(), 2, 1),
+        "cut again as journaled"
+    );
+    assert_eq!(
+        (got[1].1, got[1].2),
+        (2, 2),
+        "the records after it, with the new column"
+    );
+}
