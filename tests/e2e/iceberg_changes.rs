@@ -199,6 +199,8 @@ delivery_streams:
         json!({"op": "upsert", "id": 1, "v": -1, "region": "us"}),
         json!({"op": "update", "v": -2, "region": "us"}),
         json!({"op": "delete", "id": null, "region": "us"}),
+        // A delete must say its partition (its deletes apply within it).
+        json!({"op": "delete", "id": 5}),
     ];
     post(&d, "cdc", &bad);
     d.flush("cdc");
@@ -240,12 +242,16 @@ delivery_streams:
             )
         })
         .collect();
-    assert_eq!(errors.len(), 3, "{errors:?}");
-    assert_eq!(errors[0].0, "Iceberg.InvalidOperation");
-    assert!(
-        errors[1..]
-            .iter()
-            .all(|(c, _)| c == "Iceberg.InvalidUniqueKeys")
+    let codes: Vec<&str> = errors.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        vec![
+            "Iceberg.InvalidOperation",
+            "Iceberg.InvalidUniqueKeys",
+            "Iceberg.InvalidUniqueKeys",
+            "Iceberg.MissingColumnWithinRecord"
+        ],
+        "{errors:?}"
     );
 
     // append_only: every record is a row, deletes and updates included, in plain appends.
