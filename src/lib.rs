@@ -33,7 +33,7 @@ pub mod contracts {
         LeaseContractError, dynamodb as dynamodb_leases,
     };
     pub use crate::source::kinesis::shard_source::contract::{
-        ShardContractError, kinesis as kinesis_shards,
+        ShardContractError, kinesis as kinesis_shards, kinesis_fan_out as kinesis_subscriptions,
     };
 }
 mod glue;

@@ -184,6 +184,9 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                             bytes: m.bytes.get(),
                             millis_behind: m.millis_behind(),
                             throttled: m.throttled.get(),
+                            subscriptions: m.subscriptions.get(),
+                            subscriptions_ended: m.subscriptions_ended.get(),
+                            subscribe_errors: m.subscribe_errors.each_ref().map(|c| c.get()),
                         })
                         .collect()
                 })

@@ -5,7 +5,7 @@
 use super::decode::{Ctx, MapReader, Path};
 use super::destination::{int_or, optional_string};
 use super::yaml::Node;
-use crate::spec::{KinesisSourceSpec, KinesisStreamRef, LeaseSpec, StartingPosition};
+use crate::spec::{FanOutSpec, KinesisSourceSpec, KinesisStreamRef, LeaseSpec, StartingPosition};
 
 pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<KinesisSourceSpec> {
     let mut m = MapReader::new(ctx, node, path)?;
@@ -19,6 +19,10 @@ pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<KinesisSo
         Some(n) => Some(decode_leases(ctx, n, m.path.key("leases"))?),
         None => None,
     };
+    let enhanced_fan_out = match m.get("enhanced_fan_out") {
+        Some(n) => Some(decode_fan_out(ctx, n, m.path.key("enhanced_fan_out"))?),
+        None => None,
+    };
     m.finish(ctx);
     Some(KinesisSourceSpec {
         stream: stream?,
@@ -28,6 +32,23 @@ pub(super) fn decode(ctx: &mut Ctx, node: &Node, path: Path) -> Option<KinesisSo
         max_buffered_mib,
         get_records_limit,
         leases,
+        enhanced_fan_out,
+    })
+}
+
+/// `enhanced_fan_out`: the consumer's name (required).
+fn decode_fan_out(ctx: &mut Ctx, node: &Node, path: Path) -> Option<FanOutSpec> {
+    let mut m = MapReader::new(ctx, node, path)?;
+    let consumer_name = match m.get("consumer_name") {
+        Some(n) => ctx.string(n, &m.path.key("consumer_name")),
+        None => {
+            ctx.error(m.mark(), &m.path.key("consumer_name"), "required");
+            None
+        }
+    };
+    m.finish(ctx);
+    Some(FanOutSpec {
+        consumer_name: consumer_name?,
     })
 }
 

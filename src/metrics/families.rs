@@ -7,10 +7,13 @@ use super::Value::{self, Count, Level, Millis, Seconds};
 
 /// Reads a family's value from what it is about (given the time, ms since the epoch).
 type Read<T> = fn(&T, i64) -> Value;
+/// The same for one kind of a shard's subscription errors.
+type ReadKind = fn(&ShardView, SubscribeError, i64) -> Value;
 /// The same for a stream (its view borrows the stream: any lifetime).
 type ReadStream = fn(&StreamView, i64) -> Value;
 use super::{
     DestinationMetrics, Family, LeaseView, MetricType, ServerMetrics, ShardView, StreamView,
+    SubscribeError,
 };
 
 pub(super) const STREAM: &[Family<ReadStream>] = &[
@@ -305,7 +308,28 @@ pub(super) const KINESIS: &[Family<Read<ShardView>>] = &[
         help: "GetRecords calls refused with ProvisionedThroughputExceeded / LimitExceeded; firehosed only",
         read: |s, _| Count(s.throttled),
     },
+    Family {
+        name: "firehose_kinesis_subscriptions_started_total",
+        kind: MetricType::Counter,
+        help: "Enhanced fan-out: SubscribeToShard calls answered with a subscription, per shard; firehosed only",
+        read: |s, _| Count(s.subscriptions),
+    },
+    Family {
+        name: "firehose_kinesis_subscriptions_ended_total",
+        kind: MetricType::Counter,
+        help: "Enhanced fan-out: subscriptions the server ended at its time limit (AWS: 5 minutes) and renewed, per shard; firehosed only",
+        read: |s, _| Count(s.subscriptions_ended),
+    },
 ];
+
+/// Enhanced fan-out's failed subscriptions, per shard and kind (in_use, throttled, not_found,
+/// other).
+pub(super) const SUBSCRIBE_ERRORS: &[Family<ReadKind>] = &[Family {
+    name: "firehose_kinesis_subscription_errors_total",
+    kind: MetricType::Counter,
+    help: "Enhanced fan-out: SubscribeToShard refused or a subscription cut short, per shard and kind; firehosed only",
+    read: |s, kind, _| Count(s.subscribe_errors[kind as usize]),
+}];
 
 pub(super) const LEASE: &[Family<Read<LeaseView>>] = &[
     Family {

@@ -147,6 +147,43 @@ pub(crate) struct ShardView {
     pub(crate) millis_behind: i64,
     /// GetRecords calls throttled.
     pub(crate) throttled: u64,
+    /// Enhanced fan-out: subscriptions started, ended by the server's time limit.
+    pub(crate) subscriptions: u64,
+    pub(crate) subscriptions_ended: u64,
+    /// Failed subscriptions by kind (`SubscribeError` order).
+    pub(crate) subscribe_errors: [u64; 4],
+}
+
+/// Why a subscription failed, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubscribeError {
+    /// ResourceInUseException: a subscription is still held (right after a failover).
+    InUse = 0,
+    /// LimitExceeded, throttling.
+    Throttled = 1,
+    /// ResourceNotFoundException: the consumer, stream or shard is gone.
+    NotFound = 2,
+    /// Anything else: network errors, 5xx, a stream cut short.
+    Other = 3,
+}
+
+impl SubscribeError {
+    pub(crate) const ALL: [SubscribeError; 4] = [
+        SubscribeError::InUse,
+        SubscribeError::Throttled,
+        SubscribeError::NotFound,
+        SubscribeError::Other,
+    ];
+
+    /// The `kind` label.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SubscribeError::InUse => "in_use",
+            SubscribeError::Throttled => "throttled",
+            SubscribeError::NotFound => "not_found",
+            SubscribeError::Other => "other",
+        }
+    }
 }
 
 /// What one instance's lease manager did (firehosed only: managed Firehose has no fleet).
@@ -234,6 +271,24 @@ pub(crate) fn render(streams: &[StreamView], now_ms: i64) -> String {
             }
         }
     }
+    for f in families::SUBSCRIBE_ERRORS {
+        header(&mut out, f);
+        for s in streams {
+            for shard in &s.shards {
+                for kind in SubscribeError::ALL {
+                    let v = (f.read)(shard, kind, now_ms);
+                    let _ = writeln!(
+                        out,
+                        "{}{{delivery_stream=\"{}\",shard=\"{}\",kind=\"{}\"}} {v}",
+                        f.name,
+                        s.name,
+                        shard.id,
+                        kind.name()
+                    );
+                }
+            }
+        }
+    }
     for f in families::LEASE {
         header(&mut out, f);
         for s in streams {
@@ -303,6 +358,9 @@ mod tests {
                     bytes: 50,
                     millis_behind: 1000,
                     throttled: 1,
+                    subscriptions: 2,
+                    subscriptions_ended: 1,
+                    subscribe_errors: [3, 0, 0, 0],
                 }],
                 leases: Some(LeaseView {
                     held: 3,

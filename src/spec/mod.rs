@@ -63,6 +63,17 @@ pub(crate) struct KinesisSourceSpec {
     /// instance reads every shard and keeps its checkpoints in files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) leases: Option<LeaseSpec>,
+    /// Enhanced fan-out: records pushed by SubscribeToShard to this registered consumer (its
+    /// own 2 MB/s per shard) instead of polled with GetRecords; None: polling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) enhanced_fan_out: Option<FanOutSpec>,
+}
+
+/// `source.kinesis_stream.enhanced_fan_out`: the stream consumer this instance (and every
+/// instance of its fleet) subscribes as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct FanOutSpec {
+    pub(crate) consumer_name: String,
 }
 
 /// `source.kinesis_stream.leases`: the DynamoDB lease table a fleet shares.

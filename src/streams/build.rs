@@ -42,6 +42,10 @@ use crate::spec::{
 use crate::spool::{Budget, Spool, SpoolSettings};
 use crate::stream::{DeliveryStream, StreamDestination, StreamParts};
 
+/// How long a start waits for the enhanced fan-out consumer to be ACTIVE (AWS: seconds),
+/// retrying throttling and server errors meanwhile.
+const CONSUMER_PATIENCE: Duration = Duration::from_secs(120);
+
 /// Why a stream could not start. Causes are kept as sources (`report::Chain` prints them).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BuildError {
@@ -50,6 +54,12 @@ pub(crate) enum BuildError {
         stream: String,
         #[source]
         source: KinesisError,
+    },
+    #[error("delivery stream {stream}: enhanced fan-out")]
+    FanOut {
+        stream: String,
+        #[source]
+        source: kinesis::fan_out::FanOutError,
     },
     #[error("delivery stream {stream}: lease table")]
     Leases {
@@ -158,6 +168,7 @@ struct KinesisStart {
     origin: kinesis::checkpoint::Origin,
     mode: kinesis::Mode,
     leases: Option<Arc<LeaseMetrics>>,
+    feed: kinesis::Feed,
 }
 
 /// One stream being built: its configuration and what the steps share.
@@ -343,6 +354,7 @@ impl Build<'_> {
                 metrics: metrics.clone(),
                 label: self.sc.name.clone(),
                 mode,
+                feed: k.feed,
             });
             stream.set_source(running, metrics);
         }
@@ -404,12 +416,13 @@ impl Build<'_> {
             || ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"]
                 .iter()
                 .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-        let named = kinesis::check_stream(&client, &k.stream, local)
+        let checked = kinesis::check_stream(&client, &k.stream, local)
             .await
             .map_err(|source| BuildError::Kinesis {
                 stream: self.sc.name.clone(),
                 source,
             })?;
+        let feed = self.feed(&client, k, checked.arn.as_deref()).await?;
         let dir = config
             .state_dir
             .join("checkpoints")
@@ -436,15 +449,41 @@ impl Build<'_> {
         let start = KinesisStart {
             client,
             config: crate::spec::KinesisSourceSpec {
-                stream: named,
+                stream: checked.stream,
                 ..k.clone()
             },
             memory: memory.clone(),
             origin,
             mode,
             leases,
+            feed,
         };
         Ok((Log::Memory(memory), Some(start)))
+    }
+
+    /// Polling, or (with `enhanced_fan_out`) the registered consumer, found or registered and
+    /// ACTIVE now, so that a consumer that cannot be had fails the start with its reason.
+    async fn feed(
+        &self,
+        client: &aws_sdk_kinesis::Client,
+        k: &KinesisSourceSpec,
+        stream_arn: Option<&str>,
+    ) -> Result<kinesis::Feed, BuildError> {
+        let Some(f) = &k.enhanced_fan_out else {
+            return Ok(kinesis::Feed::Poll);
+        };
+        let fail = |source| BuildError::FanOut {
+            stream: self.sc.name.clone(),
+            source,
+        };
+        let arn = stream_arn.ok_or_else(|| fail(kinesis::fan_out::FanOutError::NoStreamArn))?;
+        let consumer =
+            kinesis::fan_out::consumer(client, arn, &f.consumer_name, CONSUMER_PATIENCE)
+                .await
+                .map_err(fail)?;
+        Ok(kinesis::Feed::FanOut {
+            consumer: consumer.into(),
+        })
     }
 
     /// Files, or (with `leases`) the lease manager on its table, made ready (created when

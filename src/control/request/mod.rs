@@ -150,6 +150,7 @@ fn source(input: &CreateDeliveryStreamInput) -> Result<SourceSpec, InvalidReques
                 max_buffered_mib: 64,
                 get_records_limit: 10_000,
                 leases: None,
+                enhanced_fan_out: None,
             }))
         }
         other => Err(invalid(format!(

@@ -3,7 +3,7 @@
 //! proves against kinesalite and DynamoDB in minutes, proven here in virtual time: an even
 //! split that stays put, a dead instance's shards taken within the failover time, a steal
 //! handed off at the exact checkpoint, parents read to their end before their children, and
-//! no record skipped anywhere.
+//! no record skipped anywhere; each both polling and subscribed by enhanced fan-out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use super::lease_store::{LeaseStore, Position};
 use super::leases::{LeaseSetup, Manager, Progress};
 use super::metrics::{KinesisMetrics, LeaseMetrics};
 use super::shard_source::memory::MemoryStream;
-use super::{Mode, Running, Setup, ShardSource};
+use super::{Feed, Mode, Running, Setup, ShardSource};
 use crate::source::memlog::MemoryLog;
 use crate::spec::{KinesisSourceSpec, KinesisStreamRef, StartingPosition};
 use crate::sync::Lock;
@@ -40,16 +40,31 @@ struct Fleet {
     members: BTreeMap<String, Member>,
     /// Every record put: shard -> data, in order.
     put: BTreeMap<String, Vec<String>>,
+    /// Readers subscribe (enhanced fan-out) instead of polling.
+    fan_out: bool,
 }
 
 impl Fleet {
-    fn new(shards: usize) -> Fleet {
+    fn new(shards: usize, fan_out: bool) -> Fleet {
+        let stream = Arc::new(MemoryStream::new(shards));
+        // Subscriptions end now and then, as AWS's after 5 minutes.
+        stream.end_subscriptions_after(50);
         Fleet {
             order: Arc::default(),
-            stream: Arc::new(MemoryStream::new(shards)),
+            stream,
             leases: Arc::new(MemoryLeases::default()),
             members: BTreeMap::new(),
             put: BTreeMap::new(),
+            fan_out,
+        }
+    }
+
+    fn feed(&self) -> Feed {
+        match self.fan_out {
+            true => Feed::FanOut {
+                consumer: "arn:aws:kinesis:us-east-1:1:stream/s/consumer/c:1".into(),
+            },
+            false => Feed::Poll,
         }
     }
 
@@ -77,6 +92,7 @@ impl Fleet {
             max_buffered_mib: 1,
             get_records_limit: 100,
             leases: None,
+            enhanced_fan_out: None,
         };
         let running = super::start(Setup {
             source: ShardSource::Memory(self.stream.clone()),
@@ -86,6 +102,7 @@ impl Fleet {
             metrics: Arc::new(KinesisMetrics::default()),
             label: me.to_string(),
             mode: Mode::Leases(Box::new(manager)),
+            feed: self.feed(),
         });
         let delivered: Delivered = Arc::default();
         let out = delivered.clone();
@@ -208,7 +225,16 @@ impl Fleet {
 
 #[tokio::test(start_paused = true)]
 async fn the_fleet_splits_evenly_and_stays_put() {
-    let mut f = Fleet::new(6);
+    the_fleet_splits_evenly_and_stays_put_on(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fleet_splits_evenly_and_stays_put_with_fan_out() {
+    the_fleet_splits_evenly_and_stays_put_on(true).await;
+}
+
+async fn the_fleet_splits_evenly_and_stays_put_on(fan_out: bool) {
+    let mut f = Fleet::new(6, fan_out);
     for s in 0..6 {
         f.put(&format!("shardId-{s:012}"), 5);
     }
@@ -229,7 +255,16 @@ async fn the_fleet_splits_evenly_and_stays_put() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped() {
-    let mut f = Fleet::new(4);
+    a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_with_fan_out() {
+    a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(true).await;
+}
+
+async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(fan_out: bool) {
+    let mut f = Fleet::new(4, fan_out);
     for s in 0..4 {
         f.put(&format!("shardId-{s:012}"), 10);
     }
@@ -266,7 +301,16 @@ async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_
 
 #[tokio::test(start_paused = true)]
 async fn a_stolen_lease_is_handed_off_at_its_last_checkpoint_without_a_duplicate() {
-    let mut f = Fleet::new(4);
+    a_stolen_lease_is_handed_off_at_its_last_checkpoint_without_a_duplicate_on(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stolen_lease_is_handed_off_at_its_last_checkpoint_without_a_duplicate_with_fan_out() {
+    a_stolen_lease_is_handed_off_at_its_last_checkpoint_without_a_duplicate_on(true).await;
+}
+
+async fn a_stolen_lease_is_handed_off_at_its_last_checkpoint_without_a_duplicate_on(fan_out: bool) {
+    let mut f = Fleet::new(4, fan_out);
     for s in 0..4 {
         f.put(&format!("shardId-{s:012}"), 10);
     }
@@ -297,7 +341,16 @@ async fn a_stolen_lease_is_handed_off_at_its_last_checkpoint_without_a_duplicate
 
 #[tokio::test(start_paused = true)]
 async fn children_are_read_only_after_their_parents_are_read_to_their_end() {
-    let mut f = Fleet::new(2);
+    children_are_read_only_after_their_parents_are_read_to_their_end_on(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn children_are_read_only_after_their_parents_are_read_to_their_end_with_fan_out() {
+    children_are_read_only_after_their_parents_are_read_to_their_end_on(true).await;
+}
+
+async fn children_are_read_only_after_their_parents_are_read_to_their_end_on(fan_out: bool) {
+    let mut f = Fleet::new(2, fan_out);
     f.put("shardId-000000000000", 20);
     f.put("shardId-000000000001", 20);
     let [a, b] = f.stream.split("shardId-000000000000");
@@ -343,7 +396,16 @@ async fn children_are_read_only_after_their_parents_are_read_to_their_end() {
 
 #[tokio::test(start_paused = true)]
 async fn outages_of_the_lease_store_and_of_the_stream_lose_nothing() {
-    let mut f = Fleet::new(4);
+    outages_of_the_lease_store_and_of_the_stream_lose_nothing_on(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn outages_of_the_lease_store_and_of_the_stream_lose_nothing_with_fan_out() {
+    outages_of_the_lease_store_and_of_the_stream_lose_nothing_on(true).await;
+}
+
+async fn outages_of_the_lease_store_and_of_the_stream_lose_nothing_on(fan_out: bool) {
+    let mut f = Fleet::new(4, fan_out);
     for s in 0..4 {
         f.put(&format!("shardId-{s:012}"), 10);
     }

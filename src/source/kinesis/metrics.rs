@@ -1,10 +1,11 @@
 //! Per-shard counters of a Kinesis source (DataReadFromKinesisStream.*, MillisBehindLatest,
-//! throttled GetRecords).
+//! throttled GetRecords, enhanced fan-out's subscriptions).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub(crate) use crate::metrics::SubscribeError;
 use crate::metrics::Counter;
 use crate::sync::Lock;
 
@@ -14,6 +15,12 @@ pub(crate) struct ShardMetrics {
     pub(crate) bytes: Counter,
     pub(crate) throttled: Counter,
     millis_behind: AtomicI64,
+    /// SubscribeToShard calls answered with a subscription.
+    pub(crate) subscriptions: Counter,
+    /// Subscriptions the server ended (AWS: after 5 minutes), followed by a new one.
+    pub(crate) subscriptions_ended: Counter,
+    /// Failed subscriptions (refused, or cut short), by `SubscribeError`.
+    pub(crate) subscribe_errors: [Counter; SubscribeError::ALL.len()],
 }
 
 impl ShardMetrics {

@@ -1,20 +1,26 @@
 //! The Kinesis Data Streams source: shard discovery with ListShards on an interval, one reader
-//! per shard being read (`readers`, `shard`), parents read to their end before their children
+//! per shard being read (`readers`, `shard`), polling (`poll`) or subscribed by enhanced fan-out
+//! (`subscribe`, as the consumer `fan_out` registers), parents read to their end before their children
 //! start (as the KCL does), checkpoints that move only after delivery: in files (`checkpoint`),
 //! or, for a fleet sharing the stream, in a lease store (`lease_store`: DynamoDB, or memory), `leases`,
 //! `balance`); KPL de-aggregation (`kpl`).
 
 mod balance;
 pub(crate) mod checkpoint;
+pub(crate) mod fan_out;
 pub(crate) mod kpl;
 pub(crate) mod lease_store;
 pub(crate) mod leases;
 pub(crate) mod ledger;
 pub(crate) mod metrics;
+mod poll;
 mod readers;
 pub(crate) mod shard;
 pub(crate) mod shard_source;
+mod subscribe;
 
+#[cfg(test)]
+mod fan_out_tests;
 #[cfg(test)]
 mod fleet_tests;
 
@@ -31,6 +37,7 @@ use checkpoint::{Checkpoints, Origin};
 use ledger::ShardProgress;
 use metrics::KinesisMetrics;
 use readers::Readers;
+pub(crate) use shard::Feed;
 use shard::{ReadEnd, Shared, Start};
 pub(crate) use shard_source::{ShardInfo, ShardSource};
 
@@ -85,6 +92,14 @@ pub(crate) enum KinesisError {
     Describe { stream: String, detail: String },
 }
 
+/// The stream as a start-up check found it.
+pub(crate) struct Checked {
+    /// How the stream is named in every later call.
+    pub(crate) stream: KinesisStreamRef,
+    /// Its ARN as the server gives it (RegisterStreamConsumer takes only an ARN).
+    pub(crate) arn: Option<String>,
+}
+
 /// Start-up check: the stream exists and can be described. Returns how the stream is to be
 /// named in every later call: an ARN as given where the server finds the stream by
 /// `StreamARN` (AWS, for a stream of any account). On a local server (`local`: an endpoint
@@ -97,9 +112,14 @@ pub(crate) async fn check_stream(
     client: &Client,
     stream: &KinesisStreamRef,
     local: bool,
-) -> Result<KinesisStreamRef, KinesisError> {
+) -> Result<Checked, KinesisError> {
     let refused = match describe_summary(client, stream).await {
-        Ok(_) => return Ok(stream.clone()),
+        Ok(arn) => {
+            return Ok(Checked {
+                stream: stream.clone(),
+                arn,
+            });
+        }
         Err(e) => e,
     };
     let code = match &refused {
@@ -121,9 +141,12 @@ pub(crate) async fn check_stream(
     let found = describe_summary(client, &by_name)
         .await
         .map_err(|_| summary_error(stream, refused))?;
-    tracing::warn!(requested = %arn, found = %found.unwrap_or_default(),
+    tracing::warn!(requested = %arn, found = %found.clone().unwrap_or_default(),
         "the Kinesis server does not find the stream by StreamARN: reading the stream of that name");
-    Ok(by_name)
+    Ok(Checked {
+        stream: by_name,
+        arn: found,
+    })
 }
 
 type SummaryError = SdkError<
@@ -144,7 +167,8 @@ async fn describe_summary(
     let out = req.send().await?;
     Ok(out
         .stream_description_summary()
-        .map(|s| s.stream_arn().to_string()))
+        .map(|s| s.stream_arn().to_string())
+        .filter(|a| !a.is_empty()))
 }
 
 fn summary_error(stream: &KinesisStreamRef, e: SummaryError) -> KinesisError {
@@ -169,6 +193,8 @@ pub(crate) struct Setup {
     /// The delivery stream's name, for logs.
     pub(crate) label: String,
     pub(crate) mode: Mode,
+    /// Polling, or enhanced fan-out as a registered consumer.
+    pub(crate) feed: Feed,
 }
 
 /// Who decides which shards this instance reads, and where checkpoints live.
@@ -193,6 +219,7 @@ pub(crate) fn start(setup: Setup) -> Running {
         metrics,
         label,
         mode,
+        feed,
     } = setup;
     let (stop, stop_rx) = watch::channel(false);
     let (stopped_tx, stopped) = oneshot::channel();
@@ -212,6 +239,8 @@ pub(crate) fn start(setup: Setup) -> Running {
         log,
         progress,
         limit: config.get_records_limit as i32,
+        feed,
+        closed: Default::default(),
     });
     let readers = Readers::new(shared, metrics, label, wake_tx);
     let interval = Duration::from_secs(config.discovery_interval_seconds);
@@ -246,6 +275,7 @@ async fn discover(shared: &Shared, failures: &mut u32, label: &str) -> Option<Ve
     match shared.source.list_shards().await {
         Ok(shards) => {
             *failures = 0;
+            shared.note_listing(&shards);
             Some(shards)
         }
         Err(e) => {

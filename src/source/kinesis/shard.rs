@@ -1,9 +1,9 @@
-//! One shard reader: GetRecords in a loop, within 5 calls/s, again at once while behind, slower
-//! when idle; retries throttling, expired iterators and network errors without skipping a
-//! record; de-aggregates KPL records; hands records to the stream's log; stops at the shard end.
+//! One shard reader: records polled (`poll`: GetRecords) or pushed (`subscribe`: enhanced
+//! fan-out), de-aggregated (KPL), handed to the stream's log in order; stops at the shard end,
+//! when told, or when the lease it reads under is no longer certainly held.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -12,17 +12,10 @@ use tokio::time::Instant;
 use super::kpl;
 use super::ledger::ShardProgress;
 use super::metrics::ShardMetrics;
-use super::shard_source::{CallError as Failure, IteratorAt, ShardRecord, ShardSource};
+use super::shard_source::{IteratorAt, ShardInfo, ShardRecord, ShardSource};
 use crate::record::{KinesisMeta, Record, ShardPosition};
-use crate::retry::{Backoff, LogGate};
 use crate::source::memlog::MemoryLog;
-
-/// At most 5 GetRecords calls per second per shard: the next call leaves at least this long
-/// after the previous one was answered, so the server sees them at least this far apart
-/// whatever the latency (a gap counted from the send could shrink on the way).
-const MIN_CALL_GAP: Duration = Duration::from_millis(205);
-/// Pause between polls of a shard that has nothing new.
-const IDLE_POLL: Duration = Duration::from_secs(1);
+use crate::sync::Lock;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Start {
@@ -37,12 +30,41 @@ pub(crate) enum Start {
     },
 }
 
+/// How records come from a shard.
+pub(crate) enum Feed {
+    /// GetRecords in a loop (the shard's 2 MB/s and 5 calls/s shared with other consumers).
+    Poll,
+    /// SubscribeToShard as this registered consumer (its ARN): its own 2 MB/s per shard.
+    FanOut { consumer: Arc<str> },
+}
+
 pub(crate) struct Shared {
     pub(crate) source: ShardSource,
     pub(crate) log: Arc<MemoryLog>,
     /// Told when a reader reaches its shard's end.
     pub(crate) progress: Arc<dyn ShardProgress>,
+    /// GetRecords' Limit.
     pub(crate) limit: i32,
+    pub(crate) feed: Feed,
+    /// The shards the last listing showed closed (a subscription may need to confirm an end
+    /// that its server does not announce).
+    pub(crate) closed: Mutex<HashSet<String>>,
+}
+
+impl Shared {
+    /// Remembers which shards a listing showed closed.
+    pub(crate) fn note_listing(&self, shards: &[ShardInfo]) {
+        let closed = shards
+            .iter()
+            .filter(|s| s.closed)
+            .map(|s| s.id.clone())
+            .collect();
+        *self.closed.locked() = closed;
+    }
+
+    pub(crate) fn is_closed(&self, shard: &str) -> bool {
+        self.closed.locked().contains(shard)
+    }
 }
 
 pub(crate) enum ReadEnd {
@@ -114,100 +136,55 @@ async fn expiry(valid: Option<watch::Receiver<Instant>>) {
     }
 }
 
-struct ShardReader<'a> {
-    shared: &'a Shared,
-    shard: Arc<str>,
+pub(super) struct ShardReader<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) shard: Arc<str>,
     start: Start,
     /// Sequence number of the last Kinesis record converted.
     last_read: Option<String>,
     /// The last record the log took (an append cut short by a stop is not in the log).
     appended: Option<ShardPosition>,
-    metrics: Arc<ShardMetrics>,
+    pub(super) metrics: Arc<ShardMetrics>,
     tenure: Arc<str>,
 }
 
 impl ShardReader<'_> {
     async fn run(&mut self) -> ReadEnd {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        let mut gate = LogGate::new(Duration::from_secs(30));
-        let mut iterator: Option<String> = None;
-        let mut last_call = Instant::now() - MIN_CALL_GAP;
-        loop {
-            let it = match iterator.take() {
-                Some(it) => it,
-                None => match self.iterator().await {
-                    Ok(it) => it,
-                    Err(e) => {
-                        self.complain(&mut gate, &e);
-                        tokio::time::sleep(backoff.next_delay()).await;
-                        continue;
-                    }
-                },
-            };
-            tokio::time::sleep_until(last_call + MIN_CALL_GAP).await;
-            let result = self.shared.source.get_records(&it, self.shared.limit).await;
-            last_call = Instant::now();
-            let out = match result {
-                Ok(out) => out,
-                Err(failure) => {
-                    // Expired: re-acquired right after the last record handed on, nothing
-                    // skipped. Otherwise the same iterator again after a pause.
-                    if !matches!(failure, Failure::Expired) {
-                        if matches!(failure, Failure::Throttled(_)) {
-                            self.metrics.throttled.add(1);
-                        }
-                        self.complain(&mut gate, &failure);
-                        iterator = Some(it);
-                        tokio::time::sleep(backoff.next_delay()).await;
-                    }
-                    continue;
-                }
-            };
-            backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-            let behind = out.behind_ms;
-            if let Some(ms) = behind {
-                self.metrics.set_millis_behind(ms);
-            }
-            let next = out.next;
-            let count = out.records.len();
-            let batch = self.convert(out.records);
-            if let Some(k) = batch.last().and_then(|r| r.kinesis.clone()) {
-                self.shared.log.append(batch).await;
-                self.appended = Some(k.position());
-            }
-            match next {
-                None => {
-                    self.shared
-                        .progress
-                        .shard_ended(self.shard.clone(), self.shared.log.end());
-                    return ReadEnd::Ended;
-                }
-                Some(n) => iterator = Some(n),
-            }
-            if count == 0 && behind.unwrap_or(0) == 0 {
-                tokio::time::sleep(IDLE_POLL).await;
+        match &self.shared.feed {
+            Feed::Poll => super::poll::run(self).await,
+            Feed::FanOut { consumer } => {
+                let consumer = consumer.clone();
+                super::subscribe::run(self, &consumer).await
             }
         }
     }
 
-    fn complain(&self, gate: &mut LogGate, failure: &Failure) {
-        if gate.should_log(Instant::now()) {
-            tracing::warn!(shard = %self.shard, error = %failure, "GetRecords failed; retrying");
-        }
-    }
-
-    /// An iterator right after the last record read, or where the reader starts.
-    async fn iterator(&self) -> Result<String, Failure> {
-        let at = match (&self.last_read, &self.start) {
+    /// Where reading goes on: right after the last record read, or where the reader starts.
+    pub(super) fn position(&self) -> IteratorAt {
+        match (&self.last_read, &self.start) {
             (Some(seq), _) => IteratorAt::AfterSequence(seq.clone()),
             (None, Start::TrimHorizon) => IteratorAt::TrimHorizon,
             (None, Start::Latest) => IteratorAt::Latest,
             (None, Start::AtTimestamp(ms)) => IteratorAt::AtTimestamp(*ms),
-            (None, Start::AtCheckpoint { sequence, .. }) => {
-                IteratorAt::AtSequence(sequence.clone())
-            }
-        };
-        self.shared.source.iterator(&self.shard, &at).await
+            (None, Start::AtCheckpoint { sequence, .. }) => IteratorAt::AtSequence(sequence.clone()),
+        }
+    }
+
+    /// Hands what was read to the stream's log (waiting while the log is full).
+    pub(super) async fn take(&mut self, records: Vec<ShardRecord>) {
+        let batch = self.convert(records);
+        if let Some(k) = batch.last().and_then(|r| r.kinesis.clone()) {
+            self.shared.log.append(batch).await;
+            self.appended = Some(k.position());
+        }
+    }
+
+    /// The shard is read to its end: every record is in the log.
+    pub(super) fn ended(&self) -> ReadEnd {
+        self.shared
+            .progress
+            .shard_ended(self.shard.clone(), self.shared.log.end());
+        ReadEnd::Ended
     }
 
     /// Kinesis records -> log records: KPL aggregates split, a resumed checkpoint's records

@@ -161,6 +161,20 @@ fn source(c: &mut Checker, path: &Path, k: &KinesisSourceSpec) {
     if let Some(l) = &k.leases {
         leases(c, &path.key("leases"), l);
     }
+    if let Some(f) = &k.enhanced_fan_out {
+        let name = &f.consumer_name;
+        // RegisterStreamConsumer's ConsumerName: [a-zA-Z0-9_.-]+, 1 to 128 characters.
+        let ok = (1..=128).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !ok {
+            c.at(
+                path.key("enhanced_fan_out").key("consumer_name"),
+                format!("must match [a-zA-Z0-9_.-]{{1,128}} (got {name:?})"),
+            );
+        }
+    }
 }
 
 /// `leases`: the table (DynamoDB's naming rules), its endpoint, this instance's id, the

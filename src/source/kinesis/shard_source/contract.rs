@@ -3,8 +3,13 @@
 //! put, from where an iterator says (the oldest, after or at a sequence number, only what comes
 //! next); a split closes its parent, whose reading then ends (no next iterator) after its last
 //! record, and lists the children with it as their parent; what is put after goes to a child.
+//! Subscriptions (enhanced fan-out; tests/e2e/contracts.rs runs them on kinesis-mock) push the
+//! records in order from where they start, go on after a continuation, and are one per
+//! consumer and shard at a time.
 
-use super::{IteratorAt, ShardSource};
+use std::time::Duration;
+
+use super::{CallError, IteratorAt, ShardSource, Subscription};
 
 /// A scenario of the contract that a source broke.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +127,150 @@ pub async fn kinesis(endpoint: &str, stream: &str) -> Result<(), ShardContractEr
         stream: stream.to_string(),
     };
     all(&source, &driver, || wait_active(&client, stream)).await
+}
+
+/// Runs the subscription scenarios on a Kinesis server with enhanced fan-out
+/// (tests/e2e/contracts.rs: kinesis-mock on loopback): a stream of one shard and a consumer
+/// are made for it.
+pub async fn kinesis_fan_out(endpoint: &str, stream: &str) -> Result<(), ShardContractError> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "contract", "contract", None, None, "contract",
+        ))
+        .load()
+        .await;
+    let client = crate::aws::kinesis_client(&sdk, Some(endpoint));
+    let setup = |e: DriverError| broke("a stream of one shard and a consumer are made", e);
+    client
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(1)
+        .send()
+        .await
+        .map_err(|e| setup(sdk_error(e)))?;
+    wait_active(&client, stream).await.map_err(setup)?;
+    let arn = client
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .map_err(|e| setup(sdk_error(e)))?
+        .stream_description_summary()
+        .map(|s| s.stream_arn().to_string())
+        .ok_or_else(|| setup(DriverError("no stream ARN".into())))?;
+    let consumer = crate::source::kinesis::fan_out::consumer(
+        &client,
+        &arn,
+        "contract",
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| setup(DriverError(e.to_string())))?;
+    let source = ShardSource::Kinesis(super::KinesisShards::new(
+        client.clone(),
+        crate::spec::KinesisStreamRef::Name(stream.to_string()),
+    ));
+    let driver = Driver::Kinesis {
+        client: client.clone(),
+        stream: stream.to_string(),
+    };
+    subscriptions(&source, &driver, &consumer).await
+}
+
+/// Subscriptions as `consumer`, on a stream whose one open shard has no records: pushed in
+/// order from TRIM_HORIZON, what comes after pushed as it arrives, one subscription at a time
+/// per shard (a second is refused as in use), a new one going on after the continuation.
+pub(crate) async fn subscriptions(
+    source: &ShardSource,
+    driver: &Driver,
+    consumer: &str,
+) -> Result<(), ShardContractError> {
+    let scenario = "a subscription pushes records in order from where it starts";
+    let mut put = Vec::new();
+    for i in 0..3 {
+        put.push(driver.put(&format!("s{i}")).await.map_err(|e| broke(scenario, e))?);
+    }
+    let shard = put[0].0.clone();
+    let mut sub = subscribe(source, consumer, &shard, &IteratorAt::TrimHorizon)
+        .await
+        .map_err(|e| broke(scenario, e))?;
+    let (got, continuation) = pushed(&mut sub, 3).await.map_err(|e| broke(scenario, e))?;
+    expect(scenario, "TRIM_HORIZON", got, &["s0", "s1", "s2"])?;
+    driver.put("s3").await.map_err(|e| broke(scenario, e))?;
+    let (got, _) = pushed(&mut sub, 1).await.map_err(|e| broke(scenario, e))?;
+    expect(scenario, "put while subscribed", got, &["s3"])?;
+
+    let scenario = "one subscription per consumer and shard at a time";
+    match source.subscribe(consumer, &shard, &IteratorAt::Latest).await {
+        Err(CallError::InUse(_)) => {}
+        Err(e) => return Err(broke(scenario, format!("refused with {e}, not as in use"))),
+        Ok(_) => return Err(broke(scenario, "a second subscription was opened")),
+    }
+    drop(sub);
+
+    let scenario = "a new subscription goes on after the continuation";
+    let Some(continuation) = continuation else {
+        return Err(broke(scenario, "no continuation on an open shard"));
+    };
+    let at = IteratorAt::AfterSequence(continuation);
+    let mut sub = subscribe(source, consumer, &shard, &at)
+        .await
+        .map_err(|e| broke(scenario, e))?;
+    let (got, _) = pushed(&mut sub, 1).await.map_err(|e| broke(scenario, e))?;
+    expect(scenario, "after the continuation of s2", got, &["s3"])?;
+    drop(sub);
+    let at = IteratorAt::AtSequence(put[1].1.clone());
+    let mut sub = subscribe(source, consumer, &shard, &at)
+        .await
+        .map_err(|e| broke(scenario, e))?;
+    let (got, _) = pushed(&mut sub, 3).await.map_err(|e| broke(scenario, e))?;
+    expect(scenario, "AT_SEQUENCE_NUMBER", got, &["s1", "s2", "s3"])
+}
+
+/// A subscription, retried while the shard's last one is still held (a server frees it a
+/// moment after its client goes).
+async fn subscribe(
+    source: &ShardSource,
+    consumer: &str,
+    shard: &str,
+    at: &IteratorAt,
+) -> Result<Subscription, String> {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match source.subscribe(consumer, shard, at).await {
+            Ok(s) => return Ok(s),
+            Err(CallError::InUse(e)) => last = e,
+            Err(e) => return Err(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("still in use after 10 s: {last}"))
+}
+
+/// The data of the next `want` records pushed (within 20 s), and the last continuation.
+async fn pushed(
+    sub: &mut Subscription,
+    want: usize,
+) -> Result<(Vec<String>, Option<String>), String> {
+    let mut out = Vec::new();
+    let mut continuation = None;
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < want {
+        let next = tokio::time::timeout_at(give_up, sub.next())
+            .await
+            .map_err(|_| format!("pushed {out:?} in 20 s, want {want} records"))?;
+        let Some(p) = next.map_err(|e| e.to_string())? else {
+            return Err(format!("the subscription ended after {out:?}"));
+        };
+        out.extend(
+            p.records
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.data).into_owned()),
+        );
+        continuation = p.continuation;
+    }
+    Ok((out, continuation))
 }
 
 async fn wait_active(client: &aws_sdk_kinesis::Client, stream: &str) -> Result<(), DriverError> {
@@ -308,6 +457,16 @@ mod tests {
         let source = ShardSource::Memory(stream.clone());
         let driver = Driver::Memory(stream);
         all(&source, &driver, || async { Ok(()) })
+            .await
+            .expect("the contract");
+    }
+
+    #[tokio::test]
+    async fn memory_keeps_the_subscription_contract() {
+        let stream = std::sync::Arc::new(super::super::memory::MemoryStream::new(1));
+        let source = ShardSource::Memory(stream.clone());
+        let driver = Driver::Memory(stream);
+        subscriptions(&source, &driver, "arn:consumer")
             .await
             .expect("the contract");
     }

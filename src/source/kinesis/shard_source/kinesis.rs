@@ -1,14 +1,16 @@
 //! Shards read from Kinesis Data Streams with the SDK: ListShards (paged), GetShardIterator,
-//! GetRecords; a failure sorted into what the reader does with it (throttled: slower, expired:
-//! a new iterator after the last record read, anything else: the same call again later).
+//! GetRecords, and SubscribeToShard (an event stream: HTTP/2 over TLS against AWS); a failure
+//! sorted into what the reader does with it (throttled: slower, expired: a new iterator after
+//! the last record read, in use: the same subscription again later, anything else: the same
+//! call again later).
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::DateTime;
-use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
 use bytes::Bytes;
 
-use super::{CallError, Fetched, IteratorAt, ShardInfo, ShardRecord};
+use super::{CallError, Fetched, IteratorAt, Pushed, ShardInfo, ShardRecord};
 use crate::spec::KinesisStreamRef;
 
 pub(crate) struct KinesisShards {
@@ -38,9 +40,14 @@ impl KinesisShards {
                     .flatten()
                     .map(str::to_string)
                     .collect();
+                let closed = s
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .is_some();
                 shards.push(ShardInfo {
                     id: s.shard_id().to_string(),
                     parents,
+                    closed,
                 });
             }
             match out.next_token() {
@@ -90,23 +97,86 @@ impl KinesisShards {
             .map_err(|e| classify(&e))?;
         let behind_ms = out.millis_behind_latest();
         let next = out.next_shard_iterator().map(str::to_string);
-        let records = out
-            .records
-            .into_iter()
-            .map(|r| ShardRecord {
-                sequence: r.sequence_number,
-                partition_key: r.partition_key.unwrap_or_default(),
-                arrival_ms: r
-                    .approximate_arrival_timestamp
-                    .and_then(|t| t.to_millis().ok()),
-                data: Bytes::from(r.data.into_inner()),
-            })
-            .collect();
+        let records = out.records.into_iter().map(shard_record).collect();
         Ok(Fetched {
             records,
             next,
             behind_ms,
         })
+    }
+
+    /// SubscribeToShard: answered once the server sent its first event (the SDK waits for an
+    /// `initial-response`, and takes the first event in its place when there is none).
+    pub(crate) async fn subscribe(
+        &self,
+        consumer: &str,
+        shard: &str,
+        at: &IteratorAt,
+    ) -> Result<KinesisSubscription, CallError> {
+        let position = match at {
+            IteratorAt::TrimHorizon => StartingPosition::builder().r#type(ShardIteratorType::TrimHorizon),
+            IteratorAt::Latest => StartingPosition::builder().r#type(ShardIteratorType::Latest),
+            IteratorAt::AtTimestamp(ms) => StartingPosition::builder()
+                .r#type(ShardIteratorType::AtTimestamp)
+                .timestamp(DateTime::from_millis(*ms)),
+            IteratorAt::AtSequence(seq) => StartingPosition::builder()
+                .r#type(ShardIteratorType::AtSequenceNumber)
+                .sequence_number(seq),
+            IteratorAt::AfterSequence(seq) => StartingPosition::builder()
+                .r#type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(seq),
+        }
+        .build()
+        .map_err(|e| CallError::Other(e.to_string()))?;
+        let out = self
+            .client
+            .subscribe_to_shard()
+            .consumer_arn(consumer)
+            .shard_id(shard)
+            .starting_position(position)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(KinesisSubscription { events: out })
+    }
+}
+
+/// A subscription's event stream.
+pub(crate) struct KinesisSubscription {
+    events: aws_sdk_kinesis::operation::subscribe_to_shard::SubscribeToShardOutput,
+}
+
+impl KinesisSubscription {
+    pub(crate) async fn next(&mut self) -> Result<Option<Pushed>, CallError> {
+        loop {
+            let event = match self.events.event_stream.recv().await {
+                Ok(Some(e)) => e,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(classify(&e)),
+            };
+            // Event types a newer service sends and this SDK does not know are skipped.
+            let SubscribeToShardEventStream::SubscribeToShardEvent(e) = event else {
+                continue;
+            };
+            // The SDK reads a null ContinuationSequenceNumber (the shard's end) as "".
+            let continuation = Some(e.continuation_sequence_number).filter(|c| !c.is_empty());
+            return Ok(Some(Pushed {
+                records: e.records.into_iter().map(shard_record).collect(),
+                continuation,
+                behind_ms: Some(e.millis_behind_latest),
+            }));
+        }
+    }
+}
+
+fn shard_record(r: aws_sdk_kinesis::types::Record) -> ShardRecord {
+    ShardRecord {
+        sequence: r.sequence_number,
+        partition_key: r.partition_key.unwrap_or_default(),
+        arrival_ms: r
+            .approximate_arrival_timestamp
+            .and_then(|t| t.to_millis().ok()),
+        data: Bytes::from(r.data.into_inner()),
     }
 }
 
@@ -119,6 +189,8 @@ where
     match e {
         SdkError::ServiceError(se) => match se.err().code() {
             Some("ExpiredIteratorException") => CallError::Expired,
+            Some("ResourceInUseException") => CallError::InUse(text),
+            Some("ResourceNotFoundException") => CallError::NotFound(text),
             Some(
                 "ProvisionedThroughputExceededException"
                 | "LimitExceededException"

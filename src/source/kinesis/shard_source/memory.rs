@@ -1,16 +1,19 @@
 //! A stream's shards in memory, for the unit tier: records put into a named shard get
 //! increasing sequence numbers; a shard split or merged is closed, its children list it as
 //! their parent, and reading a closed shard ends (no next iterator) after its last record, as
-//! Kinesis does (`contract.rs` holds both to one suite). A test can take it down: every call
-//! fails as an unreachable Kinesis does.
+//! Kinesis does (`contract.rs` holds both to one suite). A subscription pushes what the shard
+//! holds from where it starts, one per shard at a time (a second is refused as in use until the
+//! first is dropped), and ends after a set number of events as AWS's end after 5 minutes. A
+//! test can take it down: every call fails as an unreachable Kinesis does.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{CallError, Fetched, IteratorAt, ShardInfo, ShardRecord};
+use super::{CallError, Fetched, IteratorAt, Pushed, ShardInfo, ShardRecord};
 use crate::sync::Lock;
 
 #[derive(Debug)]
@@ -19,6 +22,15 @@ pub(crate) struct MemoryStream {
     /// The last sequence number given (shared by every shard, as Kinesis's grow).
     sequence: AtomicU64,
     down: AtomicBool,
+    /// Shards with a subscription open.
+    subscribed: Arc<Mutex<HashSet<String>>>,
+    /// Events a subscription pushes before it ends.
+    events_per_subscription: AtomicUsize,
+    /// Subscriptions opened, in all.
+    subscriptions: AtomicUsize,
+    /// A subscription says when a closed shard is read to its end (AWS does; kinesis-mock
+    /// does not).
+    announce_ends: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +57,10 @@ impl MemoryStream {
             shards: Mutex::new(BTreeMap::new()),
             sequence: AtomicU64::new(0),
             down: AtomicBool::new(false),
+            subscribed: Arc::default(),
+            events_per_subscription: AtomicUsize::new(usize::MAX),
+            subscriptions: AtomicUsize::new(0),
+            announce_ends: AtomicBool::new(true),
         };
         for _ in 0..shards {
             s.add(Vec::new());
@@ -124,6 +140,7 @@ impl MemoryStream {
             .map(|(id, s)| ShardInfo {
                 id: id.clone(),
                 parents: s.parents.clone(),
+                closed: !s.open,
             })
             .collect())
     }
@@ -181,5 +198,114 @@ impl MemoryStream {
             next: (s.open || !at_end).then(|| iterator_text(shard, end)),
             behind_ms: Some(if at_end { 0 } else { 1000 }),
         })
+    }
+}
+
+/// How often a memory subscription looks for new records (AWS pushes as records arrive).
+const PUSH_EVERY: Duration = Duration::from_millis(10);
+
+impl MemoryStream {
+    /// Each subscription ends after `n` events (AWS: after 5 minutes).
+    pub(crate) fn end_subscriptions_after(&self, n: usize) {
+        self.events_per_subscription.store(n, Ordering::Relaxed);
+    }
+
+    /// Subscriptions never say that a closed shard is read to its end (as kinesis-mock's).
+    pub(crate) fn hide_shard_ends(&self) {
+        self.announce_ends.store(false, Ordering::Relaxed);
+    }
+
+    /// Subscriptions opened so far.
+    pub(crate) fn subscriptions(&self) -> usize {
+        self.subscriptions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        shard: &str,
+        at: &IteratorAt,
+    ) -> Result<MemorySubscription, CallError> {
+        let iterator = self.iterator(shard, at)?;
+        // Before the first record read: the sequence number just before where it starts.
+        let continuation = {
+            let shards = self.shards.locked();
+            let index = iterator
+                .rsplit_once('/')
+                .and_then(|(_, i)| i.parse::<usize>().ok())
+                .unwrap_or(0);
+            shards
+                .get(shard)
+                .and_then(|s| index.checked_sub(1).and_then(|i| s.records.get(i)))
+                .map(|r| r.sequence.clone())
+                .unwrap_or_else(|| sequence(0))
+        };
+        if !self.subscribed.locked().insert(shard.to_string()) {
+            return Err(CallError::InUse(format!(
+                "another subscription to {shard} is open"
+            )));
+        }
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        Ok(MemorySubscription {
+            stream: self.clone(),
+            shard: shard.to_string(),
+            iterator: Some(iterator),
+            continuation,
+            events_left: self.events_per_subscription.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// An open subscription to a memory shard; dropping it frees the shard for the next one.
+pub(crate) struct MemorySubscription {
+    stream: Arc<MemoryStream>,
+    shard: String,
+    /// Where the next event starts; None: the shard's end was pushed.
+    iterator: Option<String>,
+    continuation: String,
+    events_left: usize,
+}
+
+impl MemorySubscription {
+    pub(crate) async fn next(&mut self) -> Result<Option<Pushed>, CallError> {
+        if self.events_left == 0 {
+            return Ok(None);
+        }
+        let Some(iterator) = self.iterator.take() else {
+            return Ok(None);
+        };
+        tokio::time::sleep(PUSH_EVERY).await;
+        let fetched = match self.stream.get_records(&iterator, 100) {
+            Ok(f) => f,
+            Err(e) => {
+                self.iterator = Some(iterator);
+                return Err(e);
+            }
+        };
+        self.events_left -= 1;
+        if let Some(last) = fetched.records.last() {
+            self.continuation = last.sequence.clone();
+        }
+        let announce = self.stream.announce_ends.load(Ordering::Relaxed);
+        let stay = || {
+            let (shard, index) = iterator.rsplit_once('/')?;
+            let index = index.parse::<usize>().ok()?;
+            Some(iterator_text(shard, index + fetched.records.len()))
+        };
+        self.iterator = match fetched.next.clone() {
+            Some(next) => Some(next),
+            None if !announce => stay(),
+            None => None,
+        };
+        Ok(Some(Pushed {
+            records: fetched.records,
+            continuation: self.iterator.is_some().then(|| self.continuation.clone()),
+            behind_ms: fetched.behind_ms,
+        }))
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        self.stream.subscribed.locked().remove(&self.shard);
     }
 }

@@ -1,8 +1,9 @@
 //! Where a stream's shards are read from: Kinesis through the SDK (`kinesis.rs`: ListShards,
-//! GetShardIterator, GetRecords), or memory (the unit tier: `memory.rs`), which keeps the same
-//! contract (`contract.rs`, run over both): shards listed with their parents, records read in
-//! order from where an iterator says, a closed shard's reading ending (no next iterator) after
-//! its last record.
+//! GetShardIterator, GetRecords, SubscribeToShard), or memory (the unit tier: `memory.rs`),
+//! which keeps the same contract (`contract.rs`, run over both): shards listed with their
+//! parents, records read in order from where an iterator says, a closed shard's reading ending
+//! (no next iterator) after its last record; a subscription pushing records in order from
+//! where it starts, one subscription per consumer and shard at a time.
 
 pub(crate) mod contract;
 mod kinesis;
@@ -18,6 +19,8 @@ pub(crate) use kinesis::KinesisShards;
 pub(crate) struct ShardInfo {
     pub(crate) id: String,
     pub(crate) parents: Vec<String>,
+    /// Closed by a split or a merge (it has an ending sequence number): nothing more is added.
+    pub(crate) closed: bool,
 }
 
 /// Where an iterator starts.
@@ -49,11 +52,28 @@ pub(crate) struct Fetched {
     pub(crate) behind_ms: Option<i64>,
 }
 
+/// What one event of a subscription pushed.
+#[derive(Debug, Default)]
+pub(crate) struct Pushed {
+    pub(crate) records: Vec<ShardRecord>,
+    /// Where a new subscription goes on (AFTER_SEQUENCE_NUMBER); None: the shard is closed and
+    /// every record of it was pushed (AWS sends no ContinuationSequenceNumber then).
+    pub(crate) continuation: Option<String>,
+    pub(crate) behind_ms: Option<i64>,
+}
+
 /// Why a call failed, as the reader treats it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CallError {
     #[error("{0}")]
     Throttled(String),
+    /// ResourceInUseException: the consumer still holds a subscription to the shard (another
+    /// instance's, or this one's just closed), or the consumer is not ACTIVE yet.
+    #[error("{0}")]
+    InUse(String),
+    /// ResourceNotFoundException: the consumer, the stream or the shard is not there.
+    #[error("{0}")]
+    NotFound(String),
     #[error("expired iterator")]
     Expired,
     #[error("{0}")]
@@ -88,6 +108,23 @@ impl ShardSource {
         }
     }
 
+    /// A subscription of `consumer` (its ARN) to `shard`, starting `at`.
+    pub(crate) async fn subscribe(
+        &self,
+        consumer: &str,
+        shard: &str,
+        at: &IteratorAt,
+    ) -> Result<Subscription, CallError> {
+        match self {
+            ShardSource::Kinesis(k) => k
+                .subscribe(consumer, shard, at)
+                .await
+                .map(Subscription::Kinesis),
+            #[cfg(test)]
+            ShardSource::Memory(m) => m.subscribe(shard, at).map(Subscription::Memory),
+        }
+    }
+
     /// At most `limit` records from `iterator`, and where to go on.
     pub(crate) async fn get_records(
         &self,
@@ -98,6 +135,26 @@ impl ShardSource {
             ShardSource::Kinesis(k) => k.get_records(iterator, limit).await,
             #[cfg(test)]
             ShardSource::Memory(m) => m.get_records(iterator, limit),
+        }
+    }
+}
+
+/// A subscription to one shard: events pushed until it ends (AWS ends each after 5 minutes)
+/// or fails. Dropping it closes it.
+pub(crate) enum Subscription {
+    Kinesis(kinesis::KinesisSubscription),
+    #[cfg(test)]
+    Memory(memory::MemorySubscription),
+}
+
+impl Subscription {
+    /// The next event; None: the subscription ended (a new one goes on from the last event's
+    /// continuation).
+    pub(crate) async fn next(&mut self) -> Result<Option<Pushed>, CallError> {
+        match self {
+            Subscription::Kinesis(k) => k.next().await,
+            #[cfg(test)]
+            Subscription::Memory(m) => m.next().await,
         }
     }
 }
