@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, at pinned versions, into the tools cache:
 #   $FIREHOSED_TOOLS (default ~/.cache/firehosed-tools)/venv  moto server, boto3, AWS CLI, cramjam
-#   .../s3s-fs, .../node (kinesalite), .../js-sdk (@aws-sdk/client-firehose), .../debian-bookworm (a container root), the WASM example
+#   .../s3s-fs, .../node (kinesalite), .../kinesis-mock, .../js-sdk (@aws-sdk/client-firehose), .../debian-bookworm (a container root), the WASM example
 # Idempotent: does nothing when the cache already holds these exact versions.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +34,17 @@ if [ "$(cat "$tools/node/.version" 2>/dev/null)" != "$kinesalite_version" ]; the
   mkdir -p "$tools/node"
   npm install --prefix "$tools/node" --no-audit --no-fund --silent "kinesalite@$kinesalite_version"
   echo "$kinesalite_version" > "$tools/node/.version"
+fi
+
+# kinesis-mock (npm kinesis-local): a Kinesis server with enhanced fan-out (SubscribeToShard),
+# for tests/e2e/kinesis_fan_out.rs and the subscription contract.
+kinesis_mock_version=0.6.2
+if [ "$(cat "$tools/kinesis-mock/.version" 2>/dev/null)" != "$kinesis_mock_version" ]; then
+  echo "test-tools: installing kinesis-local $kinesis_mock_version into $tools/kinesis-mock" >&2
+  rm -rf "$tools/kinesis-mock"
+  mkdir -p "$tools/kinesis-mock"
+  npm install --prefix "$tools/kinesis-mock" --no-audit --no-fund --silent "kinesis-local@$kinesis_mock_version"
+  echo "$kinesis_mock_version" > "$tools/kinesis-mock/.version"
 fi
 
 # The AWS SDK for JavaScript v3's Firehose client: tests/e2e/security.rs signs with it.

@@ -1,6 +1,8 @@
 //! Every seam keeps its contract on its real backend too: the suites the unit tier runs on the
 //! in-memory stores (and a directory) run here on the local servers, so a unit test on memory
-//! stands for what S3, DynamoDB and Kinesis do.
+//! stands for what S3, DynamoDB and Kinesis do. Subscriptions (enhanced fan-out) run on
+//! kinesis-mock over TLS and HTTP/2, as against AWS; the first of them also proves that the
+//! SDK takes kinesis-mock's SubscribeToShard, which sends no `initial-response` event.
 
 use crate::support::*;
 
@@ -40,4 +42,18 @@ fn kinesalite_keeps_the_shard_source_contract() {
             "contract-shards",
         ))
         .expect("kinesalite keeps the contract");
+}
+
+#[test]
+fn kinesis_mock_keeps_the_subscription_contract() {
+    let kinesis = KinesisMock::start();
+    // SAFETY: nextest runs each test in its own process; nothing else reads the environment
+    // meanwhile. The SDK's TLS trusts the test CA through rustls-native-certs' SSL_CERT_FILE.
+    unsafe { std::env::set_var("SSL_CERT_FILE", &kinesis.ca_file) };
+    runtime()
+        .block_on(firehosed::contracts::kinesis_subscriptions(
+            &kinesis.endpoint,
+            "contract-subscriptions",
+        ))
+        .expect("kinesis-mock keeps the subscription contract");
 }

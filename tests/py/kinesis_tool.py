@@ -1,7 +1,11 @@
 """Kinesis helpers for the end-to-end tests (boto3 against kinesalite).
 
 usage:
-  kinesis_tool.py ENDPOINT create STREAM SHARDS
+  kinesis_tool.py ENDPOINT create STREAM SHARDS [MAX_RECORD_KIB]
+        MAX_RECORD_KIB: the stream's largest record (Kinesis: 1024 by default, up to 10240)
+  kinesis_tool.py ENDPOINT put-large STREAM SIZE COUNT
+        puts COUNT records of SIZE bytes each (record i: byte i+1 repeated after a header
+        "big-<i>:"); prints JSON {"records": [[sha256, size, sequence], ...]}
   kinesis_tool.py ENDPOINT put STREAM PREFIX KEYS COUNT [--aggregate-every N]
         puts COUNT records "PREFIX-<key>-<i>" over KEYS partition keys; prints JSON
         {"records": [[data, key, sequence], ...]} (every record acknowledged by Kinesis)
@@ -89,8 +93,19 @@ def main():
     endpoint, cmd, *a = sys.argv[1:]
     k = client(endpoint)
     if cmd == "create":
-        k.create_stream(StreamName=a[0], ShardCount=int(a[1]))
+        extra = {"MaxRecordSizeInKiB": int(a[2])} if len(a) > 2 else {}
+        k.create_stream(StreamName=a[0], ShardCount=int(a[1]), **extra)
         wait_active(k, a[0])
+    elif cmd == "put-large":
+        import hashlib
+        stream, size, count = a[0], int(a[1]), int(a[2])
+        out = []
+        for i in range(count):
+            head = f"big-{i}:".encode()
+            data = head + bytes([(i + 1) % 256]) * (size - len(head))
+            r = k.put_record(StreamName=stream, Data=data, PartitionKey=f"big{i}")
+            out.append([hashlib.sha256(data).hexdigest(), len(data), r["SequenceNumber"]])
+        print(json.dumps({"records": out}))
     elif cmd == "put":
         stream, prefix, keys, count = a[0], a[1], int(a[2]), int(a[3])
         entries = [(f"{prefix}-k{i % keys}-{i}".encode(), f"k{i % keys}") for i in range(count)]

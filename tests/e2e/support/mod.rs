@@ -5,6 +5,7 @@
 
 pub mod faults;
 pub mod iceberg;
+pub mod kinesis_mock;
 pub mod producers;
 pub mod tmpfs;
 pub mod transform;
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+pub use kinesis_mock::KinesisMock;
 
 /// The tools cache; the tests fail (not skip) when it was not installed.
 pub fn tools() -> PathBuf {

@@ -106,7 +106,9 @@ impl KinesisShards {
     }
 
     /// SubscribeToShard: answered once the server sent its first event (the SDK waits for an
-    /// `initial-response`, and takes the first event in its place when there is none).
+    /// `initial-response`, and takes the first event in its place when there is none). A
+    /// refusal sent as the stream's first event (kinesis-mock sends ResourceInUse so; AWS as
+    /// the HTTP answer) is the call's error either way.
     pub(crate) async fn subscribe(
         &self,
         consumer: &str,
@@ -137,22 +139,32 @@ impl KinesisShards {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        Ok(KinesisSubscription { events: out })
+        let mut sub = KinesisSubscription {
+            events: out,
+            first: None,
+        };
+        sub.first = sub.next().await?.map(Some);
+        Ok(sub)
     }
 }
 
 /// A subscription's event stream.
 pub(crate) struct KinesisSubscription {
     events: aws_sdk_kinesis::operation::subscribe_to_shard::SubscribeToShardOutput,
+    /// The first event, read by `subscribe`; Some(None): the stream ended at once.
+    first: Option<Option<Pushed>>,
 }
 
 impl KinesisSubscription {
     pub(crate) async fn next(&mut self) -> Result<Option<Pushed>, CallError> {
+        if let Some(first) = self.first.take() {
+            return Ok(first);
+        }
         loop {
             let event = match self.events.event_stream.recv().await {
                 Ok(Some(e)) => e,
                 Ok(None) => return Ok(None),
-                Err(e) => return Err(classify(&e)),
+                Err(e) => return Err(classify_event(&e)),
             };
             // Event types a newer service sends and this SDK does not know are skipped.
             let SubscribeToShardEventStream::SubscribeToShardEvent(e) = event else {
@@ -166,6 +178,24 @@ impl KinesisSubscription {
                 behind_ms: Some(e.millis_behind_latest),
             }));
         }
+    }
+}
+
+/// An error event of a subscription: typed by the event's `:exception-type` (its metadata
+/// carries no code).
+fn classify_event<R: std::fmt::Debug>(
+    e: &SdkError<aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError, R>,
+) -> CallError {
+    use aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError as E;
+    let text = DisplayErrorContext(e).to_string();
+    match e {
+        SdkError::ServiceError(se) => match se.err() {
+            E::ResourceInUseException(_) => CallError::InUse(text),
+            E::ResourceNotFoundException(_) => CallError::NotFound(text),
+            E::KmsThrottlingException(_) => CallError::Throttled(text),
+            _ => CallError::Other(text),
+        },
+        _ => CallError::Other(text),
     }
 }
 
