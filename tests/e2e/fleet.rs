@@ -7,7 +7,10 @@
 //! is counted; an instance that moves from its checkpoint file to a lease table goes on from
 //! the file's checkpoints. With `delivery: exactly_once` into S3, instances killed and one frozen
 //! past the failover time (its leases move while it has objects staged and in flight), a split
-//! and a merge among them: every record is in exactly one object.
+//! and a merge among them: every record is in exactly one object. The same with enhanced
+//! fan-out (kinesis-mock, TLS and HTTP/2): each instance subscribes only to the shards it
+//! leases, a lease moved by kill -9 ends the old subscription before the new owner's starts
+//! (ResourceInUse retried meanwhile), and exactly-once objects still hold every record once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
@@ -19,8 +22,38 @@ use serde_json::Value;
 const FAILOVER: u64 = 6;
 const TABLE: &str = "fleet-leases";
 
+/// The fleet's Kinesis server: kinesalite (polling), or kinesis-mock (enhanced fan-out).
+enum Kinesis {
+    Lite(Kinesalite),
+    Mock(KinesisMock),
+}
+
+impl Kinesis {
+    fn endpoint(&self) -> &str {
+        match self {
+            Kinesis::Lite(k) => &k.endpoint,
+            Kinesis::Mock(k) => &k.endpoint,
+        }
+    }
+
+    fn tool(&self, args: &[&str]) -> Vec<u8> {
+        match self {
+            Kinesis::Lite(k) => k.tool(args),
+            Kinesis::Mock(k) => k.tool(args),
+        }
+    }
+
+    /// The test CA for TLS clients (kinesis-mock).
+    fn ca_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Kinesis::Lite(_) => None,
+            Kinesis::Mock(k) => Some(&k.ca_file),
+        }
+    }
+}
+
 struct Fleet {
-    k: Kinesalite,
+    k: Kinesis,
     db: Moto,
     stream: String,
     members: Vec<Member>,
@@ -35,7 +68,15 @@ struct Member {
 
 impl Fleet {
     fn new(stream: &str, shards: usize) -> Fleet {
-        let k = Kinesalite::start();
+        Self::on(Kinesis::Lite(Kinesalite::start()), stream, shards)
+    }
+
+    /// Instances read by enhanced fan-out, from kinesis-mock.
+    fn with_fan_out(stream: &str, shards: usize) -> Fleet {
+        Self::on(Kinesis::Mock(KinesisMock::start()), stream, shards)
+    }
+
+    fn on(k: Kinesis, stream: &str, shards: usize) -> Fleet {
         k.tool(&["create", stream, &shards.to_string()]);
         Fleet {
             k,
@@ -59,12 +100,16 @@ delivery_streams:
         starting_position: TRIM_HORIZON
         discovery_interval_seconds: 1
         leases: {{table: {TABLE}, endpoint_url: '{db}', worker_id: {worker}, failover_seconds: {FAILOVER}}}
-    processing: {{append_delimiter_to_record: true}}
+{fan_out}    processing: {{append_delimiter_to_record: true}}
     destinations:
 {destinations}aws: {{force_path_style: true}}
 ",
             stream = self.stream,
-            k = self.k.endpoint,
+            k = self.k.endpoint(),
+            fan_out = match self.k {
+                Kinesis::Mock(_) => "        enhanced_fan_out: {consumer_name: fleet}\n",
+                Kinesis::Lite(_) => "",
+            },
             db = self.db.endpoint,
             destinations = self.destinations.as_deref().unwrap_or(
                 "      - directory: '{dir}/out'
@@ -77,8 +122,29 @@ delivery_streams:
     /// Starts instance `w<i>` (i = its index).
     fn add(&mut self) {
         let worker = format!("w{}", self.members.len() + 1);
-        let d = Daemon::start(&self.config(&worker));
+        let config = self.config(&worker);
+        let d = self.launch(&config, None);
         self.members.push(Member { d, alive: true });
+    }
+
+    /// A daemon on `config` (in `dir`), trusting the test CA when the server is kinesis-mock.
+    fn launch(&self, config: &str, dir: Option<tempfile::TempDir>) -> Daemon {
+        let mut l = Daemon::launch(config);
+        if let Some(dir) = dir {
+            l = l.in_dir(dir);
+        }
+        if let Some(ca) = self.k.ca_file() {
+            l = l.env("SSL_CERT_FILE", &ca.display().to_string());
+        }
+        l.start()
+    }
+
+    /// kill -9 of instance `i` and a start on its state.
+    fn kill_and_restart(&mut self, i: usize) {
+        let member = self.members.remove(i);
+        let (dir, config) = member.d.stop_for_restart();
+        let d = self.launch(&config, Some(dir));
+        self.members.insert(i, Member { d, alive: true });
     }
 
     fn items(&self) -> Vec<Value> {
@@ -114,14 +180,16 @@ delivery_streams:
 
     fn produce(&self, prefix: &str, seconds: u64) -> (Child, tempfile::NamedTempFile) {
         let produced = tempfile::NamedTempFile::new().expect("tempfile");
-        let child = Command::new(python())
-            .arg(py_script("kinesis_tool.py"))
-            .args([&self.k.endpoint, "produce", &self.stream, prefix, "40"])
+        let mut cmd = Command::new(python());
+        cmd.arg(py_script("kinesis_tool.py"))
+            .args([self.k.endpoint(), "produce", &self.stream, prefix, "40"])
             .arg(seconds.to_string())
             .arg(produced.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("producer");
+            .stdout(Stdio::null());
+        if let Some(ca) = self.k.ca_file() {
+            cmd.env("AWS_CA_BUNDLE", ca);
+        }
+        let child = cmd.spawn().expect("producer");
         (child, produced)
     }
 
@@ -257,7 +325,7 @@ fn assert_ordered_per_key(lines: &[String]) {
     }
 }
 
-fn put(k: &Kinesalite, stream: &str, prefix: &str, count: usize) -> BTreeSet<String> {
+fn put(k: &Kinesis, stream: &str, prefix: &str, count: usize) -> BTreeSet<String> {
     let out = k.tool(&["put", stream, prefix, "20", &count.to_string()]);
     let v: Value = serde_json::from_slice(&out).expect("json");
     v["records"]
@@ -620,10 +688,7 @@ fn exactly_once_objects_hold_when_instances_are_killed_a_frozen_one_loses_its_le
             std::thread::sleep(Duration::from_secs(FAILOVER + 4));
             signal(&f, i, "CONT");
         } else {
-            f.members[i].d.kill9();
-            let member = f.members.remove(i);
-            let d = member.d.restart();
-            f.members.insert(i, Member { d, alive: true });
+            f.kill_and_restart(i);
         }
     }
     assert!(producer.wait().expect("producer").success());
@@ -651,4 +716,57 @@ fn exactly_once_objects_hold_when_instances_are_killed_a_frozen_one_loses_its_le
         "records in two objects (with at_least_once there are hundreds)\n{}",
         f.logs()
     );
+}
+
+#[test]
+fn with_enhanced_fan_out_kill_9_under_load_loses_nothing_and_exactly_once_writes_nothing_twice() {
+    let s3 = S3sFs::start();
+    s3.create_bucket("fleet-efo");
+    let mut f = Fleet::with_fan_out("efo", 4);
+    f.destinations = Some(format!(
+        "      - s3: {{bucket: fleet-efo, endpoint_url: '{}'}}
+        delivery: exactly_once
+        buffering: {{size_mib: 1, interval_seconds: 1}}
+",
+        s3.endpoint
+    ));
+    f.add();
+    f.add();
+    f.wait_split(&[2, 2], Duration::from_secs(90));
+    let (mut producer, produced) = f.produce("f", 40);
+    for round in 0..4 {
+        std::thread::sleep(Duration::from_secs(6));
+        // kill -9 alternately: the survivor takes the leases (and their subscriptions, once
+        // the dead one's are given up by the server) and gives half back when it returns.
+        f.kill_and_restart(round % 2);
+    }
+    assert!(producer.wait().expect("producer").success());
+    let expected = sent(&produced);
+    assert!(expected.len() > 500, "the producer ran: {}", expected.len());
+    let lines = f.wait_delivered_by(&expected, Duration::from_secs(120), || {
+        dump_lines(&s3.endpoint, "fleet-efo", "UNCOMPRESSED")
+            .into_values()
+            .flatten()
+            .collect()
+    });
+    let unknown = lines.iter().filter(|l| !expected.contains(*l)).count();
+    assert_eq!(unknown, 0, "records nobody sent");
+    assert_eq!(duplicates(&lines), 0, "records in two objects\n{}", f.logs());
+    assert_ordered_per_key(&lines);
+    // Every instance read by subscriptions, none by GetRecords.
+    let subscribed: f64 = f
+        .members
+        .iter()
+        .map(|m| series_sum(&m.d, "firehose_kinesis_subscriptions_started_total{"))
+        .sum();
+    assert!(subscribed >= 2.0, "subscriptions started: {subscribed}");
+}
+
+/// The sum of every series of a family (all shards) in an instance's /metrics.
+fn series_sum(d: &Daemon, prefix: &str) -> f64 {
+    let (_, text) = d.get("/metrics");
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
