@@ -37,6 +37,8 @@ pub(crate) struct StreamSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+// One per stream, built once per configuration: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum SourceSpec {
     DirectPut,
     Kinesis(KinesisSourceSpec),

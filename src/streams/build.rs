@@ -477,10 +477,9 @@ impl Build<'_> {
             source,
         };
         let arn = stream_arn.ok_or_else(|| fail(kinesis::fan_out::FanOutError::NoStreamArn))?;
-        let consumer =
-            kinesis::fan_out::consumer(client, arn, &f.consumer_name, CONSUMER_PATIENCE)
-                .await
-                .map_err(fail)?;
+        let consumer = kinesis::fan_out::consumer(client, arn, &f.consumer_name, CONSUMER_PATIENCE)
+            .await
+            .map_err(fail)?;
         Ok(kinesis::Feed::FanOut {
             consumer: consumer.into(),
         })

@@ -751,7 +751,12 @@ fn with_enhanced_fan_out_kill_9_under_load_loses_nothing_and_exactly_once_writes
     });
     let unknown = lines.iter().filter(|l| !expected.contains(*l)).count();
     assert_eq!(unknown, 0, "records nobody sent");
-    assert_eq!(duplicates(&lines), 0, "records in two objects\n{}", f.logs());
+    assert_eq!(
+        duplicates(&lines),
+        0,
+        "records in two objects\n{}",
+        f.logs()
+    );
     assert_ordered_per_key(&lines);
     // Every instance read by subscriptions, none by GetRecords.
     let subscribed: f64 = f

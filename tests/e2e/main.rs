@@ -23,6 +23,7 @@ mod iceberg;
 mod iceberg_changes;
 mod iceberg_tables;
 mod kinesis;
+mod kinesis_fan_out;
 mod model;
 mod observability;
 mod operational_faults;

@@ -16,6 +16,7 @@ usage:
   kinesis_tool.py ENDPOINT split STREAM SHARD
   kinesis_tool.py ENDPOINT merge STREAM SHARD ADJACENT
   kinesis_tool.py ENDPOINT shards STREAM   -> JSON list of open shard ids (hash-key order)
+  kinesis_tool.py ENDPOINT consumers STREAM -> JSON list of [name, ARN, status] of its consumers
 """
 import json
 import os
@@ -170,6 +171,10 @@ def main():
         stream, shard, adjacent = a
         k.merge_shards(StreamName=stream, ShardToMerge=shard, AdjacentShardToMerge=adjacent)
         wait_active(k, stream)
+    elif cmd == "consumers":
+        arn = k.describe_stream_summary(StreamName=a[0])["StreamDescriptionSummary"]["StreamARN"]
+        cs = k.list_stream_consumers(StreamARN=arn)["Consumers"]
+        print(json.dumps([[c["ConsumerName"], c["ConsumerARN"], c["ConsumerStatus"]] for c in cs]))
     elif cmd == "shards":
         print(json.dumps([s["ShardId"] for s in open_shards(k, a[0])]))
     else:

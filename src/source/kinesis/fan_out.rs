@@ -100,7 +100,9 @@ async fn look(client: &Client, stream_arn: &str, name: &str) -> Result<Found, St
         Err(e) => return Err(step(&e)),
     };
     let Some(c) = out.consumer_description() else {
-        return Err(Step::Transient("DescribeStreamConsumer said nothing".into()));
+        return Err(Step::Transient(
+            "DescribeStreamConsumer said nothing".into(),
+        ));
     };
     Ok(match c.consumer_status() {
         ConsumerStatus::Active => Found::Active(c.consumer_arn().to_string()),

@@ -84,7 +84,11 @@ fn start(stream: &Arc<MemoryStream>) -> Reading {
 
 impl Reading {
     fn data(&self) -> Vec<String> {
-        self.delivered.locked().iter().map(|d| d.1.clone()).collect()
+        self.delivered
+            .locked()
+            .iter()
+            .map(|d| d.1.clone())
+            .collect()
     }
 
     async fn until(&self, limit: Duration, done: impl Fn(&Reading) -> bool) -> bool {
@@ -135,7 +139,10 @@ async fn ended_subscriptions_are_followed_from_their_continuation_without_a_gap_
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(r.data(), want, "every record once, in order");
     let m = r.metrics.shard(shard);
-    assert!(m.subscriptions_ended.get() >= 3, "subscriptions were renewed");
+    assert!(
+        m.subscriptions_ended.get() >= 3,
+        "subscriptions were renewed"
+    );
     assert_eq!(m.subscriptions.get(), stream.subscriptions() as u64);
     r.stop().await;
 }

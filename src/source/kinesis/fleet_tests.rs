@@ -255,15 +255,20 @@ async fn the_fleet_splits_evenly_and_stays_put_on(fan_out: bool) {
 
 #[tokio::test(start_paused = true)]
 async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped() {
-    a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(false).await;
+    a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(false)
+        .await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_with_fan_out() {
-    a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(true).await;
+async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_with_fan_out()
+ {
+    a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(true)
+        .await;
 }
 
-async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(fan_out: bool) {
+async fn a_dead_instances_shards_are_taken_within_the_failover_time_and_nothing_is_skipped_on(
+    fan_out: bool,
+) {
     let mut f = Fleet::new(4, fan_out);
     for s in 0..4 {
         f.put(&format!("shardId-{s:012}"), 10);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub(crate) use crate::metrics::SubscribeError;
 use crate::metrics::Counter;
+pub(crate) use crate::metrics::SubscribeError;
 use crate::sync::Lock;
 
 #[derive(Default, Debug)]

@@ -166,7 +166,9 @@ impl ShardReader<'_> {
             (None, Start::TrimHorizon) => IteratorAt::TrimHorizon,
             (None, Start::Latest) => IteratorAt::Latest,
             (None, Start::AtTimestamp(ms)) => IteratorAt::AtTimestamp(*ms),
-            (None, Start::AtCheckpoint { sequence, .. }) => IteratorAt::AtSequence(sequence.clone()),
+            (None, Start::AtCheckpoint { sequence, .. }) => {
+                IteratorAt::AtSequence(sequence.clone())
+            }
         }
     }
 

@@ -189,7 +189,12 @@ pub(crate) async fn subscriptions(
     let scenario = "a subscription pushes records in order from where it starts";
     let mut put = Vec::new();
     for i in 0..3 {
-        put.push(driver.put(&format!("s{i}")).await.map_err(|e| broke(scenario, e))?);
+        put.push(
+            driver
+                .put(&format!("s{i}"))
+                .await
+                .map_err(|e| broke(scenario, e))?,
+        );
     }
     let shard = put[0].0.clone();
     let mut sub = subscribe(source, consumer, &shard, &IteratorAt::TrimHorizon)
@@ -202,7 +207,10 @@ pub(crate) async fn subscriptions(
     expect(scenario, "put while subscribed", got, &["s3"])?;
 
     let scenario = "one subscription per consumer and shard at a time";
-    match source.subscribe(consumer, &shard, &IteratorAt::Latest).await {
+    match source
+        .subscribe(consumer, &shard, &IteratorAt::Latest)
+        .await
+    {
         Err(CallError::InUse(_)) => {}
         Err(e) => return Err(broke(scenario, format!("refused with {e}, not as in use"))),
         Ok(_) => return Err(broke(scenario, "a second subscription was opened")),

@@ -116,7 +116,9 @@ impl KinesisShards {
         at: &IteratorAt,
     ) -> Result<KinesisSubscription, CallError> {
         let position = match at {
-            IteratorAt::TrimHorizon => StartingPosition::builder().r#type(ShardIteratorType::TrimHorizon),
+            IteratorAt::TrimHorizon => {
+                StartingPosition::builder().r#type(ShardIteratorType::TrimHorizon)
+            }
             IteratorAt::Latest => StartingPosition::builder().r#type(ShardIteratorType::Latest),
             IteratorAt::AtTimestamp(ms) => StartingPosition::builder()
                 .r#type(ShardIteratorType::AtTimestamp)

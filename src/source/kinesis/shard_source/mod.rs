@@ -119,7 +119,7 @@ impl ShardSource {
             ShardSource::Kinesis(k) => k
                 .subscribe(consumer, shard, at)
                 .await
-                .map(Subscription::Kinesis),
+                .map(|s| Subscription::Kinesis(Box::new(s))),
             #[cfg(test)]
             ShardSource::Memory(m) => m.subscribe(shard, at).map(Subscription::Memory),
         }
@@ -142,7 +142,7 @@ impl ShardSource {
 /// A subscription to one shard: events pushed until it ends (AWS ends each after 5 minutes)
 /// or fails. Dropping it closes it.
 pub(crate) enum Subscription {
-    Kinesis(kinesis::KinesisSubscription),
+    Kinesis(Box<kinesis::KinesisSubscription>),
     #[cfg(test)]
     Memory(memory::MemorySubscription),
 }
