@@ -44,6 +44,10 @@ panels = [
       ("sum by (delivery_stream, instance) (increase(firehose_kinesis_leases_lost_total[$__rate_interval]))", "lost {{instance}}"),
       ("sum by (delivery_stream, instance) (increase(firehose_kinesis_lease_renew_failures_total[$__rate_interval]))", "renew failures {{instance}}"),
       ("sum by (delivery_stream, instance) (increase(firehose_kinesis_lease_duplicate_records_total[$__rate_interval]))", "duplicate records {{instance}}")]),
+    ("Kinesis enhanced fan-out: subscriptions", "short",
+     [("sum by (delivery_stream) (increase(firehose_kinesis_subscriptions_started_total[$__rate_interval]))", "started {{delivery_stream}}"),
+      ("sum by (delivery_stream) (increase(firehose_kinesis_subscriptions_ended_total[$__rate_interval]))", "ended at the 5-minute limit {{delivery_stream}}"),
+      ("sum by (delivery_stream, kind) (increase(firehose_kinesis_subscription_errors_total[$__rate_interval]))", "errors {{kind}} {{delivery_stream}}")]),
     ("Staging errors (local disk)", "short",
      [("sum by (delivery_stream) (increase(firehose_staging_errors_total[$__rate_interval]))", "{{delivery_stream}}")]),
 ]

@@ -790,6 +790,49 @@ fn kinesis_leases_are_checked_and_one_table_serves_one_stream() {
 }
 
 #[test]
+fn enhanced_fan_out_names_its_consumer_by_kinesis_rules() {
+    let stream = |efo: &str| {
+        format!(
+            "delivery_streams:
+  - name: a
+    source:
+      kinesis_stream:
+        stream_name: s
+        enhanced_fan_out: {efo}
+    destinations:
+      - directory: out
+"
+        )
+    };
+    let good = ok(&stream("{consumer_name: fleet.v1_a-b}"));
+    let SourceSpec::Kinesis(k) = &good.streams[0].source else {
+        panic!("a Kinesis source")
+    };
+    let f = k.enhanced_fan_out.as_ref().expect("fan-out");
+    assert_eq!(f.consumer_name, "fleet.v1_a-b");
+    for (bad, needle) in [
+        (
+            "{consumer_name: 'a b'}",
+            "enhanced_fan_out.consumer_name: must match [a-zA-Z0-9_.-]{1,128}",
+        ),
+        (
+            "{consumer_name: ''}",
+            "enhanced_fan_out.consumer_name: must match",
+        ),
+        ("{}", "enhanced_fan_out.consumer_name: required"),
+        ("{consumer_name: c, consumer_arn: x}", "consumer_arn"),
+    ] {
+        let errs = errors_joined(&errors(&stream(bad)));
+        assert!(
+            errs.contains(needle),
+            "{bad}: missing {needle:?} in:\n{errs}"
+        );
+    }
+    let long = format!("{{consumer_name: {}}}", "c".repeat(129));
+    assert!(errors_joined(&errors(&stream(&long))).contains("must match"));
+}
+
+#[test]
 fn delivery_is_at_least_once_by_default_and_exactly_once_for_every_source() {
     let dest = |delivery: &str| {
         format!(

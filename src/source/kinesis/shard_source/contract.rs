@@ -243,33 +243,33 @@ async fn subscribe(
     consumer: &str,
     shard: &str,
     at: &IteratorAt,
-) -> Result<Subscription, String> {
+) -> Result<Subscription, DriverError> {
     let mut last = String::new();
     for _ in 0..20 {
         match source.subscribe(consumer, shard, at).await {
             Ok(s) => return Ok(s),
             Err(CallError::InUse(e)) => last = e,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(DriverError(e.to_string())),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(format!("still in use after 10 s: {last}"))
+    Err(DriverError(format!("still in use after 10 s: {last}")))
 }
 
 /// The data of the next `want` records pushed (within 20 s), and the last continuation.
 async fn pushed(
     sub: &mut Subscription,
     want: usize,
-) -> Result<(Vec<String>, Option<String>), String> {
+) -> Result<(Vec<String>, Option<String>), DriverError> {
     let mut out = Vec::new();
     let mut continuation = None;
     let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
     while out.len() < want {
         let next = tokio::time::timeout_at(give_up, sub.next())
             .await
-            .map_err(|_| format!("pushed {out:?} in 20 s, want {want} records"))?;
-        let Some(p) = next.map_err(|e| e.to_string())? else {
-            return Err(format!("the subscription ended after {out:?}"));
+            .map_err(|_| DriverError(format!("pushed {out:?} in 20 s, want {want} records")))?;
+        let Some(p) = next.map_err(|e| DriverError(e.to_string()))? else {
+            return Err(DriverError(format!("the subscription ended after {out:?}")));
         };
         out.extend(
             p.records
