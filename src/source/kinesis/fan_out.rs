@@ -38,7 +38,9 @@ enum Found {
 
 /// The ARN of the ACTIVE consumer `name` of the stream `stream_arn`, registered if missing.
 /// Throttling, 5xx and network errors are retried until `patience` is spent; a refusal
-/// (access denied, the account's consumer limit, a bad name) fails at once.
+/// (access denied, a bad name) fails at once. The stream's 20-consumer limit answers
+/// LimitExceeded, which is also the answer to too many calls: it fails once `patience` is
+/// spent, with that answer as the last error.
 pub(crate) async fn consumer(
     client: &Client,
     stream_arn: &str,

@@ -2,7 +2,8 @@
 //! the server ends are followed by new ones from the continuation with no record skipped or
 //! read twice; a subscription still held elsewhere (right after a failover) is retried until
 //! it is free; a closed shard whose end a server never announces (kinesis-mock) is found read
-//! to its end, so its children are read after it. The fleet's rules with fan-out are in
+//! to its end, so its children are read after it. A server's continuations that are missing
+//! or lag, and a subscription that falls silent, neither lose nor repeat a record. The fleet's rules with fan-out are in
 //! fleet_tests.rs; tests/e2e/kinesis_fan_out.rs runs the real binary on kinesis-mock.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use super::checkpoint::{Checkpoints, Origin};
 use super::metrics::{KinesisMetrics, SubscribeError};
 use super::shard_source::IteratorAt;
-use super::shard_source::memory::MemoryStream;
+use super::shard_source::memory::{Continuations, MemoryStream};
 use super::{Feed, Mode, Running, Setup, ShardSource};
 use crate::source::memlog::MemoryLog;
 use crate::spec::{KinesisSourceSpec, KinesisStreamRef, StartingPosition};
@@ -200,5 +201,61 @@ async fn a_closed_shard_whose_end_is_never_announced_is_read_to_its_end_before_i
         got.entry(s).or_default().push(d);
     }
     assert_eq!(got, want);
+    r.stop().await;
+}
+
+/// Records put in rounds while subscriptions end every 3 events; every record once, in order.
+async fn read_through_renewals(stream: Arc<MemoryStream>) -> Reading {
+    stream.end_subscriptions_after(3);
+    let shard = "shardId-000000000000";
+    let mut want = put(&stream, shard, 0, 250);
+    let r = start(&stream);
+    for round in 1..=5 {
+        tokio::time::sleep(Duration::from_millis(70)).await;
+        want.extend(put(&stream, shard, round * 1000, 40));
+    }
+    let all = want.clone();
+    assert!(
+        r.until(Duration::from_secs(300), |r| r.data().len() >= all.len())
+            .await,
+        "read {} of {}",
+        r.data().len(),
+        all.len()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(r.data(), want, "every record once, in order");
+    r
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_without_a_continuation_neither_end_an_open_shard_nor_repeat_records() {
+    let stream = Arc::new(MemoryStream::new(1));
+    stream.send_continuations(Continuations::Omitted);
+    let r = read_through_renewals(stream).await;
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_continuation_that_lags_behind_the_records_read_repeats_none() {
+    let stream = Arc::new(MemoryStream::new(1));
+    stream.send_continuations(Continuations::Stale);
+    let r = read_through_renewals(stream).await;
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subscription_that_falls_silent_is_replaced() {
+    let stream = Arc::new(MemoryStream::new(1));
+    stream.fall_silent_after(2);
+    let r = read_through_renewals(stream.clone()).await;
+    assert!(
+        stream.subscriptions() >= 3,
+        "replaced: {}",
+        stream.subscriptions()
+    );
+    let other = r.metrics.shard("shardId-000000000000").subscribe_errors
+        [SubscribeError::Other as usize]
+        .get();
+    assert!(other >= 1, "silences counted: {other}");
     r.stop().await;
 }

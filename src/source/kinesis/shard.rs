@@ -172,6 +172,22 @@ impl ShardReader<'_> {
         }
     }
 
+    /// Where a new subscription goes on, given the last event's continuation: never before
+    /// the last record read (a server's continuation that lags would read records twice), and
+    /// at a checkpoint not yet passed, at the checkpoint itself (AFTER a continuation would skip
+    /// its remaining user records).
+    pub(super) fn resume_after(&self, continuation: Option<String>) -> Option<String> {
+        use crate::record::SequenceNumber as N;
+        if self.last_read.is_none() && matches!(self.start, Start::AtCheckpoint { .. }) {
+            return None;
+        }
+        match (continuation, self.last_read.clone()) {
+            (Some(c), Some(l)) if N::from(l.as_str()) > N::from(c.as_str()) => Some(l),
+            (Some(c), _) => Some(c),
+            (None, l) => l,
+        }
+    }
+
     /// Hands what was read to the stream's log (waiting while the log is full).
     pub(super) async fn take(&mut self, records: Vec<ShardRecord>) {
         let batch = self.convert(records);

@@ -18,6 +18,13 @@ const MIN_SUBSCRIBE_GAP: Duration = Duration::from_millis(1000);
 /// How often, at most, a reader asks whether a closed shard that pushes nothing is read to its
 /// end (a server that does not announce the end; AWS does, with no continuation).
 const END_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// A subscription that sends no event for this long is taken for dead (a half-open connection
+/// would otherwise hold the reader, and its lease, forever): a new one goes on. Kinesis sends
+/// events every few seconds even when nothing is put.
+const SILENCE: Duration = Duration::from_secs(60);
+/// A subscription that lived this long resets the backoff (one that fails as soon as it opens,
+/// every time, backs off to the maximum).
+const HEALTHY: Duration = Duration::from_secs(10);
 
 pub(super) async fn run(r: &mut ShardReader<'_>, consumer: &str) -> ReadEnd {
     let mut backoff = fresh_backoff();
@@ -34,7 +41,11 @@ pub(super) async fn run(r: &mut ShardReader<'_>, consumer: &str) -> ReadEnd {
             None => r.position(),
         };
         last_subscribe = Instant::now();
-        let mut sub = match r.shared.source.subscribe(consumer, &r.shard, &at).await {
+        let opened =
+            tokio::time::timeout(SILENCE, r.shared.source.subscribe(consumer, &r.shard, &at))
+                .await
+                .unwrap_or_else(|_| Err(silent()));
+        let mut sub = match opened {
             Ok(sub) => sub,
             Err(e) => {
                 failed(r, &mut gate, &e);
@@ -43,8 +54,13 @@ pub(super) async fn run(r: &mut ShardReader<'_>, consumer: &str) -> ReadEnd {
             }
         };
         r.metrics.subscriptions.add(1);
-        backoff = fresh_backoff();
-        match drain(r, &mut sub, &mut continuation, &mut end_checked).await {
+        let drained = drain(r, &mut sub, &mut continuation, &mut end_checked).await;
+        // Closed before any pause, so that the server frees the shard for the next one.
+        drop(sub);
+        if last_subscribe.elapsed() >= HEALTHY {
+            backoff = fresh_backoff();
+        }
+        match drained {
             Drained::ShardEnd => return r.ended(),
             Drained::Ended => r.metrics.subscriptions_ended.add(1),
             Drained::Failed(e) => {
@@ -72,22 +88,21 @@ async fn drain(
     end_checked: &mut Instant,
 ) -> Drained {
     loop {
-        let pushed = match sub.next().await {
-            Ok(Some(p)) => p,
-            Ok(None) => return Drained::Ended,
-            Err(e) => return Drained::Failed(e),
+        let pushed = match tokio::time::timeout(SILENCE, sub.next()).await {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => return Drained::Ended,
+            Ok(Err(e)) => return Drained::Failed(e),
+            Err(_) => return Drained::Failed(silent()),
         };
         if let Some(ms) = pushed.behind_ms {
             r.metrics.set_millis_behind(ms);
         }
         let idle = pushed.records.is_empty() && pushed.behind_ms.unwrap_or(0) == 0;
-        let last = pushed.records.last().map(|x| x.sequence.clone());
         r.take(pushed.records).await;
-        match pushed.continuation {
-            None => return Drained::ShardEnd,
-            // Never before a record already taken (AWS's continuation is the last record's).
-            Some(c) => *continuation = Some(later(c, last)),
+        if pushed.end {
+            return Drained::ShardEnd;
         }
+        *continuation = r.resume_after(pushed.continuation.or_else(|| continuation.take()));
         if idle && r.shared.is_closed(&r.shard) && end_checked.elapsed() >= END_CHECK_EVERY {
             *end_checked = Instant::now();
             if let Ok(true) = super::poll::at_end(r).await {
@@ -97,13 +112,8 @@ async fn drain(
     }
 }
 
-/// The later of two sequence numbers (compared as numbers).
-fn later(a: String, b: Option<String>) -> String {
-    use crate::record::SequenceNumber as N;
-    match b {
-        Some(b) if N::from(b.as_str()) > N::from(a.as_str()) => b,
-        _ => a,
-    }
+fn silent() -> CallError {
+    CallError::Other(format!("no event from the subscription for {SILENCE:?}"))
 }
 
 fn fresh_backoff() -> Backoff {

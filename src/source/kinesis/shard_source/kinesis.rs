@@ -145,7 +145,7 @@ impl KinesisShards {
             events: out,
             first: None,
         };
-        sub.first = sub.next().await?.map(Some);
+        sub.first = sub.next().await?;
         Ok(sub)
     }
 }
@@ -153,14 +153,15 @@ impl KinesisShards {
 /// A subscription's event stream.
 pub(crate) struct KinesisSubscription {
     events: aws_sdk_kinesis::operation::subscribe_to_shard::SubscribeToShardOutput,
-    /// The first event, read by `subscribe`; Some(None): the stream ended at once.
-    first: Option<Option<Pushed>>,
+    /// The first event, read by `subscribe` (None once taken, or when the stream ended at
+    /// once: the next `recv` says so again).
+    first: Option<Pushed>,
 }
 
 impl KinesisSubscription {
     pub(crate) async fn next(&mut self) -> Result<Option<Pushed>, CallError> {
         if let Some(first) = self.first.take() {
-            return Ok(first);
+            return Ok(Some(first));
         }
         loop {
             let event = match self.events.event_stream.recv().await {
@@ -172,12 +173,15 @@ impl KinesisSubscription {
             let SubscribeToShardEventStream::SubscribeToShardEvent(e) = event else {
                 continue;
             };
-            // The SDK reads a null ContinuationSequenceNumber (the shard's end) as "".
+            // The SDK reads a null or missing ContinuationSequenceNumber as "". The shard's end
+            // is that with its children (AWS sends both).
             let continuation = Some(e.continuation_sequence_number).filter(|c| !c.is_empty());
+            let end = continuation.is_none() && e.child_shards.is_some_and(|c| !c.is_empty());
             return Ok(Some(Pushed {
                 records: e.records.into_iter().map(shard_record).collect(),
                 continuation,
                 behind_ms: Some(e.millis_behind_latest),
+                end,
             }));
         }
     }

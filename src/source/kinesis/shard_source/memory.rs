@@ -31,6 +31,21 @@ pub(crate) struct MemoryStream {
     /// A subscription says when a closed shard is read to its end (AWS does; kinesis-mock
     /// does not).
     announce_ends: AtomicBool,
+    /// What continuations events carry: as AWS's, none, or a stale one (the shard's start).
+    continuations: Mutex<Continuations>,
+    /// Events a subscription pushes before it falls silent (a half-open connection).
+    silent_after: AtomicUsize,
+}
+
+/// What continuations a memory subscription's events carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Continuations {
+    /// The last record's sequence number, as AWS.
+    Faithful,
+    /// None in any event (some servers leave it out).
+    Omitted,
+    /// Always the shard's start (a server whose continuation lags).
+    Stale,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +76,8 @@ impl MemoryStream {
             events_per_subscription: AtomicUsize::new(usize::MAX),
             subscriptions: AtomicUsize::new(0),
             announce_ends: AtomicBool::new(true),
+            continuations: Mutex::new(Continuations::Faithful),
+            silent_after: AtomicUsize::new(usize::MAX),
         };
         for _ in 0..shards {
             s.add(Vec::new());
@@ -215,6 +232,16 @@ impl MemoryStream {
         self.announce_ends.store(false, Ordering::Relaxed);
     }
 
+    /// What continuations subscriptions send from now on.
+    pub(crate) fn send_continuations(&self, c: Continuations) {
+        *self.continuations.locked() = c;
+    }
+
+    /// Each subscription falls silent (sends nothing more, never ends) after `n` events.
+    pub(crate) fn fall_silent_after(&self, n: usize) {
+        self.silent_after.store(n, Ordering::Relaxed);
+    }
+
     /// Subscriptions opened so far.
     pub(crate) fn subscriptions(&self) -> usize {
         self.subscriptions.load(Ordering::Relaxed)
@@ -251,6 +278,7 @@ impl MemoryStream {
             iterator: Some(iterator),
             continuation,
             events_left: self.events_per_subscription.load(Ordering::Relaxed),
+            until_silent: self.silent_after.load(Ordering::Relaxed),
         })
     }
 }
@@ -263,10 +291,14 @@ pub(crate) struct MemorySubscription {
     iterator: Option<String>,
     continuation: String,
     events_left: usize,
+    until_silent: usize,
 }
 
 impl MemorySubscription {
     pub(crate) async fn next(&mut self) -> Result<Option<Pushed>, CallError> {
+        if self.until_silent == 0 {
+            return std::future::pending().await;
+        }
         if self.events_left == 0 {
             return Ok(None);
         }
@@ -282,6 +314,7 @@ impl MemorySubscription {
             }
         };
         self.events_left -= 1;
+        self.until_silent = self.until_silent.saturating_sub(1);
         if let Some(last) = fetched.records.last() {
             self.continuation = last.sequence.clone();
         }
@@ -298,8 +331,14 @@ impl MemorySubscription {
         };
         Ok(Some(Pushed {
             records: fetched.records,
-            continuation: self.iterator.is_some().then(|| self.continuation.clone()),
+            continuation: match *self.stream.continuations.locked() {
+                _ if self.iterator.is_none() => None,
+                Continuations::Faithful => Some(self.continuation.clone()),
+                Continuations::Omitted => None,
+                Continuations::Stale => Some(sequence(0)),
+            },
             behind_ms: fetched.behind_ms,
+            end: self.iterator.is_none(),
         }))
     }
 }

@@ -56,10 +56,13 @@ pub(crate) struct Fetched {
 #[derive(Debug, Default)]
 pub(crate) struct Pushed {
     pub(crate) records: Vec<ShardRecord>,
-    /// Where a new subscription goes on (AFTER_SEQUENCE_NUMBER); None: the shard is closed and
-    /// every record of it was pushed (AWS sends no ContinuationSequenceNumber then).
+    /// Where a new subscription goes on (AFTER_SEQUENCE_NUMBER); None: the event gave none.
     pub(crate) continuation: Option<String>,
     pub(crate) behind_ms: Option<i64>,
+    /// The shard is closed and every record of it was pushed: AWS sends no
+    /// ContinuationSequenceNumber and the ChildShards then. (No continuation alone is not the
+    /// end: some servers leave it out of every event.)
+    pub(crate) end: bool,
 }
 
 /// Why a call failed, as the reader treats it.
