@@ -762,16 +762,9 @@ fn with_enhanced_fan_out_kill_9_under_load_loses_nothing_and_exactly_once_writes
     let subscribed: f64 = f
         .members
         .iter()
-        .map(|m| series_sum(&m.d, "firehose_kinesis_subscriptions_started_total{"))
+        .map(|m| {
+            m.d.family_sum("firehose_kinesis_subscriptions_started_total")
+        })
         .sum();
     assert!(subscribed >= 2.0, "subscriptions started: {subscribed}");
-}
-
-/// The sum of every series of a family (all shards) in an instance's /metrics.
-fn series_sum(d: &Daemon, prefix: &str) -> f64 {
-    let (_, text) = d.get("/metrics");
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

@@ -31,18 +31,9 @@ delivery_streams:
 
 const BUFFER: &str = "{size_mib: 1, interval_seconds: 900}";
 
-/// Sum of a per-shard counter over every shard.
-fn shard_sum(d: &Daemon, family: &str) -> f64 {
-    let (_, text) = d.get("/metrics");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{family}{{")))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
-}
-
 fn wait_read(d: &Daemon, n: usize, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    while shard_sum(d, "firehose_data_read_from_kinesis_stream_records_total") < n as f64 {
+    while d.family_sum("firehose_data_read_from_kinesis_stream_records_total") < n as f64 {
         assert!(
             Instant::now() < deadline,
             "the daemon did not read {n} Kinesis records"
@@ -237,7 +228,7 @@ fn kpl_aggregates_are_split_among_plain_records() {
         "every user record, in order, aggregates split"
     );
     assert!(
-        shard_sum(&d, "firehose_data_read_from_kinesis_stream_records_total") < 100.0,
+        d.family_sum("firehose_data_read_from_kinesis_stream_records_total") < 100.0,
         "aggregates count as one Kinesis record"
     );
 }
@@ -314,7 +305,7 @@ fn throttling_and_expired_iterators_lose_nothing_and_calls_stay_within_5_per_sec
         "every record once, in order, despite the faults"
     );
     assert!(proxy.injected.load(std::sync::atomic::Ordering::Relaxed) > 0);
-    assert!(shard_sum(&d, "firehose_kinesis_get_records_throttled_total") >= 1.0);
+    assert!(d.family_sum("firehose_kinesis_get_records_throttled_total") >= 1.0);
     let times = proxy.get_records_at.lock().expect("lock").clone();
     for (i, t) in times.iter().enumerate() {
         let in_window = times[i..]
@@ -538,7 +529,7 @@ delivery_streams: []
     );
     // LATEST, as AWS starts an API-created stream: put until the reader sees records.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while shard_sum(&d, "firehose_data_read_from_kinesis_stream_records_total") < 1.0 {
+    while d.family_sum("firehose_data_read_from_kinesis_stream_records_total") < 1.0 {
         assert!(Instant::now() < deadline, "nothing read from kinesalite");
         put(&k, "by-arn", "a", 2, 5);
         std::thread::sleep(Duration::from_millis(300));

@@ -65,14 +65,6 @@ fn lines(d: &Daemon, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn series_sum(d: &Daemon, prefix: &str) -> f64 {
-    let (_, text) = d.get("/metrics");
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn consumers(k: &KinesisMock, stream: &str) -> Vec<Value> {
     serde_json::from_slice(&k.tool(&["consumers", stream])).expect("json")
 }
@@ -118,7 +110,7 @@ fn records_are_pushed_to_a_registered_consumer_once_each_kpl_aggregates_split() 
     let got = lines(&d, "efo");
     assert_eq!(got.len(), want.len(), "none twice");
     assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
-    assert!(series_sum(&d, "firehose_kinesis_subscriptions_started_total{") >= 2.0);
+    assert!(d.family_sum("firehose_kinesis_subscriptions_started_total") >= 2.0);
     let (_, text) = d.get("/metrics");
     assert!(
         text.contains("firehose_kinesis_millis_behind_latest{delivery_stream=\"efo\",shard=\"shardId-000000000001\"}"),

@@ -691,6 +691,16 @@ impl Daemon {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no metric {series} in:\n{text}"))
     }
+
+    /// The sum of every series of `family` (all its labels: every shard, say); 0 when none.
+    pub fn family_sum(&self, family: &str) -> f64 {
+        let (_, text) = self.get("/metrics");
+        let prefix = format!("{family}{{");
+        text.lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
 }
 
 impl Drop for Daemon {

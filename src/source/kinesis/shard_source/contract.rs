@@ -101,6 +101,15 @@ impl Driver {
 /// Runs the contract on a Kinesis server (tests/e2e/contracts.rs: kinesalite on loopback): a
 /// stream of one shard is made for it.
 pub async fn kinesis(endpoint: &str, stream: &str) -> Result<(), ShardContractError> {
+    let client = one_shard(endpoint, stream)
+        .await
+        .map_err(|e| broke("a stream of one shard is made", e))?;
+    let (source, driver) = source_and_driver(&client, stream);
+    all(&source, &driver, || wait_active(&client, stream)).await
+}
+
+/// A client of the server at `endpoint` and a new stream of one shard on it, ACTIVE.
+async fn one_shard(endpoint: &str, stream: &str) -> Result<aws_sdk_kinesis::Client, DriverError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
@@ -109,15 +118,18 @@ pub async fn kinesis(endpoint: &str, stream: &str) -> Result<(), ShardContractEr
         .load()
         .await;
     let client = crate::aws::kinesis_client(&sdk, Some(endpoint));
-    let setup = |e: DriverError| broke("a stream of one shard is made", e);
     client
         .create_stream()
         .stream_name(stream)
         .shard_count(1)
         .send()
         .await
-        .map_err(|e| setup(sdk_error(e)))?;
-    wait_active(&client, stream).await.map_err(setup)?;
+        .map_err(sdk_error)?;
+    wait_active(&client, stream).await?;
+    Ok(client)
+}
+
+fn source_and_driver(client: &aws_sdk_kinesis::Client, stream: &str) -> (ShardSource, Driver) {
     let source = ShardSource::Kinesis(super::KinesisShards::new(
         client.clone(),
         crate::spec::KinesisStreamRef::Name(stream.to_string()),
@@ -126,30 +138,15 @@ pub async fn kinesis(endpoint: &str, stream: &str) -> Result<(), ShardContractEr
         client: client.clone(),
         stream: stream.to_string(),
     };
-    all(&source, &driver, || wait_active(&client, stream)).await
+    (source, driver)
 }
 
 /// Runs the subscription scenarios on a Kinesis server with enhanced fan-out
 /// (tests/e2e/contracts.rs: kinesis-mock on loopback): a stream of one shard and a consumer
 /// are made for it.
 pub async fn kinesis_fan_out(endpoint: &str, stream: &str) -> Result<(), ShardContractError> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-            "contract", "contract", None, None, "contract",
-        ))
-        .load()
-        .await;
-    let client = crate::aws::kinesis_client(&sdk, Some(endpoint));
     let setup = |e: DriverError| broke("a stream of one shard and a consumer are made", e);
-    client
-        .create_stream()
-        .stream_name(stream)
-        .shard_count(1)
-        .send()
-        .await
-        .map_err(|e| setup(sdk_error(e)))?;
-    wait_active(&client, stream).await.map_err(setup)?;
+    let client = one_shard(endpoint, stream).await.map_err(setup)?;
     let arn = client
         .describe_stream_summary()
         .stream_name(stream)
@@ -167,14 +164,7 @@ pub async fn kinesis_fan_out(endpoint: &str, stream: &str) -> Result<(), ShardCo
     )
     .await
     .map_err(|e| setup(DriverError(e.to_string())))?;
-    let source = ShardSource::Kinesis(super::KinesisShards::new(
-        client.clone(),
-        crate::spec::KinesisStreamRef::Name(stream.to_string()),
-    ));
-    let driver = Driver::Kinesis {
-        client: client.clone(),
-        stream: stream.to_string(),
-    };
+    let (source, driver) = source_and_driver(&client, stream);
     subscriptions(&source, &driver, &consumer).await
 }
 
