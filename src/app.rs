@@ -95,7 +95,7 @@ pub async fn run(
     notifier.stopping();
     match stop {
         Stop::Signal => {}
-        Stop::Fatal(f) => return Err(fatal_error(f, server)),
+        Stop::Fatal(f) => return Err(fatal_error(f, server).await),
         Stop::ServerEnded(ended) => return Err(server_error(ended)),
     }
     let deadline = drain(&config, &state, server).await;
@@ -208,7 +208,15 @@ impl Server {
     }
 }
 
-fn fatal_error(fatal: Option<Fatal>, server: Server) -> anyhow::Error {
+/// How long answers being written when a fatal error stops the daemon may take: their records
+/// are durable already, and a client that is cut off before its answer sends them again (found
+/// by tests/e2e/durability.rs, whose PutRecordBatch lost its answer to the exit now and then).
+const FATAL_GRACE: Duration = Duration::from_secs(2);
+
+async fn fatal_error(fatal: Option<Fatal>, mut server: Server) -> anyhow::Error {
+    // No new connection is taken; requests being handled finish, within the grace.
+    let _ = server.stop.send(true);
+    let _ = tokio::time::timeout(FATAL_GRACE, &mut server.task).await;
     server.abort();
     match fatal {
         Some(f) => {
