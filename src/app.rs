@@ -28,6 +28,8 @@ use network::Network;
 /// Where the configuration came from, and the signal to read it again (SIGHUP).
 pub struct Reload {
     pub path: std::path::PathBuf,
+    /// The command line's settings, over the file's at every reload too.
+    pub overrides: crate::config::Overrides,
     pub requests: mpsc::Receiver<()>,
 }
 
@@ -153,7 +155,7 @@ enum Stop {
 /// The builder of streams, with the AWS SDK's configuration loaded only when a file stream
 /// needs it (an API stream that does loads it then).
 pub(crate) async fn builder(config: &Config, fatal: crate::fatal::FatalSender) -> Builder {
-    let sdk = if config.streams.iter().any(streams::needs_aws) {
+    let sdk = if config.streams.iter().any(|s| streams::needs_aws(s, false)) {
         Some(aws::sdk_config(&config.aws).await)
     } else {
         None
@@ -284,7 +286,7 @@ async fn reload_loop(
             return;
         }
         notifier.send("RELOADING=1");
-        match reload::reload(&state.streams, &network, &r.path).await {
+        match reload::reload(&state.streams, &network, &r.path, &r.overrides).await {
             Ok(out) => {
                 if !out.removed.is_empty() {
                     // Their records were delivered and their state is gone: say so loudly.

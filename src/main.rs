@@ -35,6 +35,13 @@ enum Command {
         /// structured fields) for journald / log shippers.
         #[arg(long, value_enum, default_value = "text", env = "FIREHOSED_LOG_FORMAT")]
         log_format: LogFormat,
+        /// Listen here instead of the file's `listen` (port 0: a free port, printed on
+        /// stdout as `firehosed listening on http://ADDR`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Keep state here instead of the file's `state_dir`.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Check a configuration file and report every problem.
     Validate {
@@ -61,13 +68,25 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Run { config, log_format } => run(&config, log_format),
+        Command::Run {
+            config,
+            log_format,
+            listen,
+            state_dir,
+        } => {
+            let overrides = firehosed::config::Overrides { listen, state_dir };
+            run(&config, &overrides, log_format)
+        }
     }
 }
 
-fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
+fn run(
+    path: &std::path::Path,
+    overrides: &firehosed::config::Overrides,
+    log_format: LogFormat,
+) -> ExitCode {
     init_logging(log_format);
-    let config = match firehosed::config::load(path) {
+    let config = match firehosed::config::load_with(path, overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -91,6 +110,7 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         tokio::spawn(watch_signals(tx, reload_tx));
         let reload = firehosed::app::Reload {
             path: path.to_path_buf(),
+            overrides: overrides.clone(),
             requests: reload_rx,
         };
         firehosed::app::run(

@@ -25,8 +25,9 @@ pub(super) async fn reload(
     streams: &Streams,
     network: &Network,
     path: &Path,
+    overrides: &crate::config::Overrides,
 ) -> Result<Summary, ReloadError> {
-    let new = crate::config::load(path)?;
+    let new = crate::config::load_with(path, overrides)?;
     warn_restart_only(streams.file_config(), &new);
     // Keys, policies and the certificate: read again whatever else changed.
     network.reload(&new);
@@ -63,6 +64,10 @@ fn warn_restart_only(old: &Config, new: &Config) {
         (
             "glue_catalog_dir",
             old.glue_catalog_dir != new.glue_catalog_dir,
+        ),
+        (
+            "api_s3_directory",
+            old.api_s3_directory != new.api_s3_directory,
         ),
         (
             "lambda_functions",

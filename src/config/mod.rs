@@ -24,8 +24,8 @@ use std::path::{Path as FsPath, PathBuf};
 use crate::spec::{Deaggregation, ProcessingSpec, SourceSpec, StreamSpec};
 use decode::{Ctx, MapReader, Path};
 pub use error::{ConfigError, LoadError};
-pub use model::Config;
 pub(crate) use model::*;
+pub use model::{Config, Overrides};
 
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:4573";
 pub(crate) const DEFAULT_STATE_DIR: &str = "./var/firehosed";
@@ -40,6 +40,13 @@ pub fn load(path: &FsPath) -> Result<Config, LoadError> {
         source,
     })?;
     parse(&file, &text, &|name| std::env::var(name).ok())
+}
+
+/// `load`, with the command line's settings over the file's.
+pub fn load_with(path: &FsPath, overrides: &Overrides) -> Result<Config, LoadError> {
+    let mut config = load(path)?;
+    overrides.apply(&mut config);
+    Ok(config)
 }
 
 /// A YAML (or JSON) syntax error as the one error of a load.
@@ -136,6 +143,12 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         }
         None => Some(None),
     };
+    let api_s3_directory = match top.get("api_s3_directory") {
+        Some(node) => ctx
+            .string(node, &top.path.key("api_s3_directory"))
+            .map(|d| Some(PathBuf::from(d))),
+        None => Some(None),
+    };
     let relax = match top.get("relax_aws_limits") {
         Some(node) => ctx.bool(node, &top.path.key("relax_aws_limits")),
         None => Some(false),
@@ -165,6 +178,7 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         glue_catalog_dir: glue_catalog_dir?,
         lambda_functions: lambda_functions?,
         api_iceberg_catalog: api_iceberg_catalog?,
+        api_s3_directory: api_s3_directory?,
         streams: streams?,
     })
 }

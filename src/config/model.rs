@@ -30,7 +30,29 @@ pub struct Config {
     /// Glue Data Catalog their CatalogARN names (the embedded sqlite catalog, for test suites
     /// and machines without AWS).
     pub(crate) api_iceberg_catalog: Option<crate::spec::CatalogSpec>,
+    /// `api_s3_directory`: API-created S3 destinations write under `<dir>/<bucket>/<key>`
+    /// instead of into their bucket (test suites: no S3 server; docs/testing.md).
+    pub(crate) api_s3_directory: Option<PathBuf>,
     pub(crate) streams: Vec<crate::spec::StreamSpec>,
+}
+
+/// Settings given on the command line over the file's (`run --listen`, `--state-dir`), applied
+/// again to the file a reload reads, so that a reload sees no change the file did not make.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Overrides {
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = &self.state_dir {
+            config.state_dir.clone_from(dir);
+        }
+    }
 }
 
 impl Config {

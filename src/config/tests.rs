@@ -138,7 +138,7 @@ delivery_streams:
 ",
     );
     let joined = errors_joined(&errs);
-    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: api_iceberg_catalog, auth, aws, delivery_streams, drain_timeout_seconds, glue_catalog_dir, lambda_functions, listen, metrics_listen, relax_aws_limits, server, spool, state_dir, tls".to_string()), "{joined}");
+    assert!(errs.contains(&"t.yaml:3:1: bogus: unknown key; allowed here: api_iceberg_catalog, api_s3_directory, auth, aws, delivery_streams, drain_timeout_seconds, glue_catalog_dir, lambda_functions, listen, metrics_listen, relax_aws_limits, server, spool, state_dir, tls".to_string()), "{joined}");
     assert!(errs.contains(&"t.yaml:9:31: delivery_streams[0].destinations[0].buffering.size_mib: must be 1..=128 (got 500)".to_string()), "{joined}");
     assert!(joined.contains("delivery_streams[0].destinations[0].buffering.interval_seconds: must be 0..=900 (got 901)"), "{joined}");
     assert!(joined.contains("t.yaml:10:9: delivery_streams[0].destinations[0].compresion: unknown key (did you mean `compression`?)"), "{joined}");

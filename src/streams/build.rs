@@ -14,6 +14,7 @@ mod sinks;
 use super::shard_journals::{self, PlanParts, ShardJournals};
 use crate::aws;
 use crate::config::Config;
+use crate::control::Origin;
 use crate::destination::journal::{Journal, Pos};
 use crate::destination::naming::Naming;
 use crate::destination::s3::{BucketError, S3Sink};
@@ -177,6 +178,9 @@ struct Build<'a> {
     sc: &'a StreamSpec,
     sdk: Option<&'a aws_config::SdkConfig>,
     version: u32,
+    /// A file stream refuses to start without its bucket; an API stream starts and its records
+    /// wait for the bucket, as on AWS (and may write into `api_s3_directory` instead).
+    origin: Origin,
 }
 
 impl Builder {
@@ -251,13 +255,28 @@ impl Builder {
         &self.config.aws.account_id
     }
 
+    /// Where an S3 destination of a stream from `origin` writes instead of its bucket: the
+    /// bucket's folder under `api_s3_directory`, for API streams when it is set.
+    fn s3_directory(&self, origin: Origin, bucket: &str) -> Option<PathBuf> {
+        match origin {
+            Origin::Api => self
+                .config
+                .api_s3_directory
+                .as_ref()
+                .map(|dir| dir.join(bucket)),
+            Origin::File => None,
+        }
+    }
+
     /// Starts stream `sc`; its objects carry `version` in their names.
     pub(crate) async fn build(
         &self,
         sc: &StreamSpec,
         version: u32,
+        origin: Origin,
     ) -> Result<DeliveryStream, BuildError> {
-        let sdk = if needs_aws(sc) && self.memory_sink().is_none() {
+        let s3_local = self.s3_directory(origin, "").is_some();
+        let sdk = if needs_aws(sc, s3_local) && self.memory_sink().is_none() {
             let sdk =
                 self.sdk_with_credentials()
                     .await
@@ -274,6 +293,7 @@ impl Builder {
             sc,
             sdk,
             version,
+            origin,
         };
         b.run().await
     }
@@ -290,14 +310,16 @@ fn default_worker_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Whether a stream reads Kinesis or writes S3 (it needs the AWS SDK's configuration).
-pub(crate) fn needs_aws(sc: &StreamSpec) -> bool {
+/// Whether a stream reads Kinesis or writes S3 (it needs the AWS SDK's configuration);
+/// `s3_local`: its S3 destinations write into `api_s3_directory`.
+pub(crate) fn needs_aws(sc: &StreamSpec, s3_local: bool) -> bool {
+    let s3 = !s3_local;
     matches!(sc.source, SourceSpec::Kinesis(_))
         || sc.destinations.iter().any(|d| match &d.target {
-            Target::S3 { .. } => true,
-            Target::Http(h) => matches!(h.backup, Target::S3 { .. }),
+            Target::S3 { .. } => s3,
+            Target::Http(h) => s3 && matches!(h.backup, Target::S3 { .. }),
             Target::Iceberg(i) => {
-                matches!(i.backup, Target::S3 { .. })
+                (s3 && matches!(i.backup, Target::S3 { .. }))
                     || !matches!(i.catalog, crate::spec::CatalogSpec::Sql { .. })
                     || i.warehouse
                         .as_deref()

@@ -270,7 +270,12 @@ impl Streams {
     /// cannot start, no stream of that name runs. The one place a stream starts (start-up,
     /// create, update and its way back, reload).
     async fn run(&self, config: &StreamSpec, version: u32) -> Result<(), BuildError> {
-        match self.builder.build(config, version).await {
+        // A file stream on its first start has no record yet.
+        let origin = self
+            .records
+            .get(&config.name)
+            .map_or(crate::control::Origin::File, |r| r.origin);
+        match self.builder.build(config, version, origin).await {
             Ok(stream) => {
                 self.insert_running(Arc::new(stream));
                 Ok(())

@@ -4,6 +4,8 @@
 //! check held to AWS's documented behaviour, and every response body checked against the
 //! output shapes of AWS's own service model (the pinned botocore's).
 //! `bench/fidelity.sh` runs the same script against moto's Firehose, side by side.
+//! A stream whose bucket did not exist is ACTIVE, counts its failed deliveries and delivers its
+//! records once the bucket is created, as AWS retries delivery failures.
 
 use crate::support::*;
 use serde_json::Value;
@@ -41,7 +43,7 @@ delivery_streams: []
     // Every check ran: none was skipped because a stream it needs was refused.
     let mut names: Vec<&str> = checks.keys().map(String::as_str).collect();
     names.sort();
-    assert_eq!(names.len(), 30, "{names:#?}");
+    assert_eq!(names.len(), 38, "{names:#?}");
     for needed in [
         "S3DestinationUpdate applies, LastUpdateTimestamp appears",
         "StartDeliveryStreamEncryption: ENABLING, then ENABLED",
@@ -65,4 +67,30 @@ delivery_streams: []
         serde_json::json!([]),
         "responses outside AWS's output shapes"
     );
+    bucket_made_later_gets_the_records(&d, &moto);
+}
+
+/// The scenario left `fid-later` ACTIVE with one record and no bucket: its delivery fails
+/// (counted), and once the bucket exists the record is there, with nothing else done.
+fn bucket_made_later_gets_the_records(d: &Daemon, moto: &Moto) {
+    // The flush seals the object and answers once it is written: after the bucket exists.
+    let flush_url = format!("{}/v1/streams/fid-later/flush", d.url);
+    let flushing = std::thread::spawn(move || http(&flush_url, "POST", &[], b""));
+    let failures =
+        "firehose_delivery_to_s3_failures_total{delivery_stream=\"fid-later\",destination=\"0\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while d.metric(failures) < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed delivery counted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(moto.keys("lake").iter().all(|k| !k.contains("fid-later")));
+    moto.create_bucket("lake-later");
+    let (status, body) = flushing.join().expect("the flush thread");
+    assert_eq!(status, 200, "{body}");
+    let keys = moto.keys("lake-later");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(moto.get("lake-later", &keys[0]), b"{\"waits\": true}\n");
 }

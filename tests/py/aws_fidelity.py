@@ -322,7 +322,55 @@ record("a customer managed key without its KeyARN", "InvalidArgumentException", 
         DeliveryStreamName="fid-echo",
         DeliveryStreamEncryptionConfigurationInput={"KeyType": "CUSTOMER_MANAGED_CMK"})))
 
-for name in ("fid-s3", "fid-echo"):
+# 8. What suites written against AWS trip on elsewhere (moto's and LocalStack's suites, replayed).
+# A missing bucket is a delivery failure on AWS, retried while the records wait ("Handle data
+# delivery failures", developer guide): the stream itself is ACTIVE. The caller creates the
+# bucket afterwards and checks that the record arrives.
+LATER = "arn:aws:s3:::" + bucket + "-later"
+record("a stream whose bucket does not exist yet is created", ("OK", None), error_of(
+    lambda: fh.create_delivery_stream(
+        DeliveryStreamName="fid-later", ExtendedS3DestinationConfiguration=extended(
+            BucketARN=LATER, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 60}))))
+d = wait_active("fid-later") if "fid-later" in fh.list_delivery_streams(Limit=100)["DeliveryStreamNames"] else {}
+record("... is ACTIVE, with no FailureDescription", ["ACTIVE", False],
+       [d.get("DeliveryStreamStatus"), "FailureDescription" in d])
+record("... takes PutRecord", "OK", code(lambda: fh.put_record(
+    DeliveryStreamName="fid-later", Record={"Data": b'{"waits": true}\n'})))
+record("... and StartDeliveryStreamEncryption", "OK", code(lambda: fh.start_delivery_stream_encryption(
+    DeliveryStreamName="fid-later",
+    DeliveryStreamEncryptionConfigurationInput={"KeyType": "AWS_OWNED_CMK"})))
+statuses("fid-later", "ENABLED")
+record("... and StopDeliveryStreamEncryption", "OK", code(
+    lambda: fh.stop_delivery_stream_encryption(DeliveryStreamName="fid-later")))
+
+# A Lambda processor sent without its RoleArn is described with the destination's RoleARN
+# (LocalStack's snapshot, recorded against AWS); an HTTP endpoint sent without a RoleARN with
+# its backup's, the one role such a request carries.
+lambda_only = {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
+    {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA}]}]}
+error_of(lambda: fh.create_delivery_stream(
+    DeliveryStreamName="fid-role", ExtendedS3DestinationConfiguration=extended(
+        ProcessingConfiguration=lambda_only)))
+d = wait_active("fid-role") if "fid-role" in fh.list_delivery_streams(Limit=100)["DeliveryStreamNames"] else {}
+ext = (d.get("Destinations") or [{}])[0].get("ExtendedS3DestinationDescription", {})
+params = [p for pr in ext.get("ProcessingConfiguration", {}).get("Processors", []) for p in pr["Parameters"]]
+record("a Lambda processor without RoleArn is described with the destination's RoleARN", ROLE,
+       next((p["ParameterValue"] for p in params if p["ParameterName"] == "RoleArn"), None))
+error_of(lambda: fh.create_delivery_stream(
+    DeliveryStreamName="fid-http", HttpEndpointDestinationConfiguration={
+        "EndpointConfiguration": {"Url": "https://127.0.0.1:9/ingest", "Name": "sink"},
+        "ProcessingConfiguration": lambda_only,
+        "S3Configuration": {"RoleARN": OTHER_ROLE, "BucketARN": BUCKET_ARN}}))
+d = wait_active("fid-http") if "fid-http" in fh.list_delivery_streams(Limit=100)["DeliveryStreamNames"] else {}
+http = (d.get("Destinations") or [{}])[0].get("HttpEndpointDestinationDescription", {})
+params = [p for pr in http.get("ProcessingConfiguration", {}).get("Processors", []) for p in pr["Parameters"]]
+record("an HTTP endpoint without RoleARN: its backup's role, for it and its Lambda", [OTHER_ROLE, OTHER_ROLE],
+       [http.get("RoleARN"), next((p["ParameterValue"] for p in params if p["ParameterName"] == "RoleArn"), None)])
+record("CreateDeliveryStream without a destination",
+       ("InvalidArgumentException", "Exactly one destination configuration is supported for a Firehose"),
+       error_of(lambda: fh.create_delivery_stream(DeliveryStreamName="fid-none")))
+
+for name in ("fid-s3", "fid-echo", "fid-role", "fid-http"):
     error_of(lambda: fh.delete_delivery_stream(DeliveryStreamName=name))
 
 print(json.dumps({"checks": checks, "model_violations": violations}, indent=1, default=str))

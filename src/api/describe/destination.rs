@@ -261,10 +261,7 @@ fn http(d: &DestinationSpec, h: &HttpEndpoint, view: &View) -> HttpEndpointDesti
         .and_then(|s| s.s3_configuration.as_ref())
         .map(Sent::Backup);
     HttpEndpointDestinationDescription {
-        role_arn: Some(
-            sent.and_then(|s| s.role_arn.clone())
-                .unwrap_or_else(|| view.default_role()),
-        ),
+        role_arn: Some(sent_destination_role(view).unwrap_or_else(|| view.default_role())),
         endpoint_configuration: Some(HttpEndpointDescription {
             url: Some(h.url.clone()),
             name: h.name.clone(),
@@ -384,7 +381,10 @@ fn lambda(t: &crate::spec::TransformSpec, view: &View) -> Processor {
     use ProcessorParameterName as N;
     let arn = t.lambda_arn(view.region, view.account_id, &view.config.name);
     let mib = t.buffer_bytes as f64 / (1024.0 * 1024.0);
-    let role = sent_lambda_role(view).unwrap_or_else(|| view.default_role());
+    // AWS describes a processor sent without its RoleArn with the destination's role.
+    let role = sent_lambda_role(view)
+        .or_else(|| sent_destination_role(view))
+        .unwrap_or_else(|| view.default_role());
     processor(
         ProcessorType::Lambda,
         vec![
@@ -401,6 +401,32 @@ fn lambda(t: &crate::spec::TransformSpec, view: &View) -> Processor {
             ),
         ],
     )
+}
+
+/// The role the request gave its destination: its RoleARN; for an HTTP endpoint sent without
+/// one, its backup's (S3Configuration.RoleARN, the one role such a request must carry).
+fn sent_destination_role(view: &View) -> Option<String> {
+    let request = view.sent()?;
+    if let Some(h) = &request.http_endpoint_destination_configuration {
+        return h
+            .role_arn
+            .clone()
+            .or_else(|| h.s3_configuration.as_ref()?.role_arn.clone());
+    }
+    if let Some(i) = &request.iceberg_destination_configuration {
+        return i.role_arn.clone();
+    }
+    request
+        .extended_s3_destination_configuration
+        .as_ref()
+        .and_then(|s| s.role_arn.clone())
+        .or_else(|| {
+            request
+                .s3_destination_configuration
+                .as_ref()?
+                .role_arn
+                .clone()
+        })
 }
 
 /// The RoleArn parameter of the request's Lambda processor.

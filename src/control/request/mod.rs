@@ -109,7 +109,8 @@ pub(crate) fn stream_spec(
         (None, Some(i)) => iceberg::destination(i, local)?,
         (None, None) => {
             let s3 = extended(input).ok_or_else(|| {
-                invalid("A destination configuration is required: ExtendedS3DestinationConfiguration (or S3DestinationConfiguration, HttpEndpointDestinationConfiguration)")
+                // AWS's words (same InvalidArgumentException).
+                invalid("Exactly one destination configuration is supported for a Firehose")
             })?;
             s3::destination(&s3, local, glue)?
         }

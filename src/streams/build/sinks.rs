@@ -3,6 +3,7 @@
 
 use super::{Build, BuildError, PlanParts, check_with_retries, prepare_dir};
 use crate::aws;
+use crate::control::Origin;
 use crate::destination::directory::DirectorySink;
 use crate::destination::http::{HttpSetup, HttpSink};
 use crate::destination::naming::{ErrorNaming, Naming};
@@ -10,7 +11,9 @@ use crate::destination::s3::S3Sink;
 use crate::destination::sink::Sink;
 use crate::destination::staging::ObjectStager;
 use crate::metrics::DestinationMetrics;
+use crate::report::Chain;
 use crate::spec::{DestinationSpec, Target};
+use std::path::Path;
 use std::sync::Arc;
 
 impl Build<'_> {
@@ -82,6 +85,21 @@ impl Build<'_> {
                 if let Some(memory) = self.builder.memory_sink() {
                     return Ok(memory);
                 }
+                if let Some(dir) = self.builder.s3_directory(self.origin, bucket) {
+                    if !is_bucket_name(bucket) {
+                        // No such bucket can exist, and the name must not leave the folder.
+                        return Err(BuildError::Folder {
+                            stream: self.sc.name.clone(),
+                            what: "api_s3_directory",
+                            path: dir,
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::InvalidInput,
+                                "not an S3 bucket name (3-63 of a-z 0-9 . -)",
+                            ),
+                        });
+                    }
+                    return self.directory_sink(&dir, "api_s3_directory");
+                }
                 let sdk = self
                     .sdk
                     .expect("the SDK configuration is loaded for every S3 destination (needs_aws)");
@@ -90,26 +108,84 @@ impl Build<'_> {
                     .or(config.aws.endpoint_url.as_deref());
                 let client = aws::s3_client(sdk, endpoint, config.aws.force_path_style);
                 let s3 = S3Sink::new(client, bucket.clone(), kms_key_arn.clone());
-                check_with_retries(&s3)
-                    .await
-                    .map_err(|source| BuildError::Bucket {
-                        stream: self.sc.name.clone(),
-                        source,
-                    })?;
+                self.check_bucket(&s3).await?;
                 Ok(Sink::S3(s3))
             }
-            Target::Directory(root) => {
-                prepare_dir(root).map_err(|source| BuildError::Folder {
-                    stream: self.sc.name.clone(),
-                    what: "directory destination",
-                    path: root.clone(),
-                    source,
-                })?;
-                Ok(Sink::Directory(DirectorySink::new(root.clone())))
-            }
+            Target::Directory(root) => self.directory_sink(root, "directory destination"),
             Target::Http(_) | Target::Iceberg(_) => Err(BuildError::NestedHttp {
                 stream: self.sc.name.clone(),
             }),
+        }
+    }
+
+    /// A directory's sink, the directory made and proven writable first.
+    fn directory_sink(&self, root: &Path, what: &'static str) -> Result<Sink, BuildError> {
+        prepare_dir(root).map_err(|source| BuildError::Folder {
+            stream: self.sc.name.clone(),
+            what,
+            path: root.to_path_buf(),
+            source,
+        })?;
+        Ok(Sink::Directory(DirectorySink::new(root.to_path_buf())))
+    }
+
+    /// A file stream's bucket must exist and be reachable (a VM's configuration is wrong
+    /// otherwise: the start stops with one line). An API stream is ACTIVE without it, as on
+    /// AWS, where a missing bucket or a denied write is a delivery failure, retried while the
+    /// records wait ("Handle data delivery failures" in AWS's developer guide): its records stay
+    /// in the spool and are delivered once the bucket exists.
+    async fn check_bucket(&self, s3: &S3Sink) -> Result<(), BuildError> {
+        let checked = match self.origin {
+            Origin::File => check_with_retries(s3).await,
+            Origin::Api => s3.check_bucket().await,
+        };
+        match (checked, self.origin) {
+            (Ok(()), _) => Ok(()),
+            (Err(e), Origin::Api) => {
+                tracing::warn!(stream = %self.sc.name, error = %Chain(&e),
+                    "the destination's bucket cannot be written yet; records are kept and delivered once it can");
+                Ok(())
+            }
+            (Err(source), Origin::File) => Err(BuildError::Bucket {
+                stream: self.sc.name.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+/// S3's bucket naming rules: 3-63 characters of lowercase letters, digits, dots and hyphens,
+/// beginning and ending with a letter or digit, no two dots in a row.
+fn is_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bucket_names_are_s3s() {
+        for ok in ["abc", "my-bucket.logs", "a1b", &"a".repeat(63)] {
+            assert!(super::is_bucket_name(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "..",
+            "...",
+            "a..b",
+            "../etc",
+            "a/b",
+            "Abc",
+            ".abc",
+            "abc-",
+            &"a".repeat(64),
+        ] {
+            assert!(!super::is_bucket_name(bad), "{bad}");
         }
     }
 }

@@ -1,0 +1,1 @@
+../../../runners/python/firehosed_runner.py
