@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, at pinned versions, into the tools cache:
-#   $FIREHOSED_TOOLS (default ~/.cache/firehosed-tools)/venv  moto server, boto3, AWS CLI, cramjam
+#   $FIREHOSED_TOOLS (default ~/.cache/firehosed-tools)/venv  moto server, boto3, AWS CLI, cramjam, maturin
+#   .../wheelhouse (what the Python package's tests install into a fresh venv)
 #   .../s3s-fs, .../node (kinesalite), .../kinesis-mock, .../js-sdk (@aws-sdk/client-firehose), .../debian-bookworm (a container root), the WASM example
 # Idempotent: does nothing when the cache already holds these exact versions.
 set -euo pipefail
@@ -17,6 +18,16 @@ if [ ! -x "$tools/venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wan
   python3 -m venv "$tools/venv"
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
+fi
+# The wheelhouse the Python package's tests install from into a fresh venv (offline, fast).
+pkg_req="$here/tests/python-package-requirements.txt"
+pkg_stamp="$tools/wheelhouse/.requirements.sha256"
+pkg_want=$(sha256sum "$pkg_req" | cut -d' ' -f1)
+if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_want" ]; then
+  echo "test-tools: downloading the Python package tests' wheels into $tools/wheelhouse" >&2
+  rm -rf "$tools/wheelhouse"
+  "$tools/venv/bin/pip" download --quiet --disable-pip-version-check --dest "$tools/wheelhouse" -r "$pkg_req"
+  echo "$pkg_want" > "$pkg_stamp"
 fi
 # s3s-fs: a fast S3 server that keeps its data on disk (outage tests restart it; benchmarks).
 s3s_version=0.14.1
