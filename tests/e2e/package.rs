@@ -1,7 +1,8 @@
 //! The Debian package (scripts/build-deb.sh): it holds the binary, the systemd unit, the
 //! default config and environment file as conffiles, the runners and the docs; its postinst
 //! creates the service user (the test reads it: installing would change the test machine);
-//! and the packaged binary accepts the packaged config.
+//! and the packaged binary accepts the packaged config. The binary is stripped; its debug
+//! information is in the firehosed-dbgsym package beside it, under its build ID.
 
 use std::process::Command;
 
@@ -69,4 +70,53 @@ fn the_deb_holds_the_binary_unit_conffiles_and_a_postinst_that_creates_the_user(
     );
     let config = std::fs::read_to_string(r.join("etc/firehosed/firehosed.yaml")).expect("config");
     assert!(config.contains("state_dir: /var/lib/firehosed"), "{config}");
+    stripped_with_its_symbols_beside_it(&deb, &r.join("usr/bin/firehosed"));
+}
+
+/// No debug sections or symbol table in the packaged binary; the -dbgsym package holds them
+/// at /usr/lib/debug/.build-id/NN/REST.debug of the binary's own build ID.
+fn stripped_with_its_symbols_beside_it(deb: &str, binary: &std::path::Path) {
+    let sections = |file: &std::path::Path| {
+        let out = run_output(Command::new("readelf").arg("-S").arg("-W").arg(file));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let packaged = sections(binary);
+    assert!(
+        !packaged.contains(".debug_info")
+            && !packaged.contains(".debug_line")
+            && !packaged.contains(".symtab"),
+        "the packaged binary is not stripped:\n{packaged}"
+    );
+    let notes = run_output(Command::new("readelf").arg("-n").arg(binary));
+    let notes = String::from_utf8_lossy(&notes.stdout).into_owned();
+    let id = notes
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .expect("a build ID")
+        .to_string();
+    let dbgsym = deb.replace("firehosed_", "firehosed-dbgsym_");
+    let root = tempfile::tempdir().expect("tempdir");
+    let x = run_output(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&dbgsym)
+            .arg(root.path()),
+    );
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let debug = root.path().join(format!(
+        "usr/lib/debug/.build-id/{}/{}.debug",
+        &id[..2],
+        &id[2..]
+    ));
+    assert!(
+        sections(&debug).contains(".debug_line"),
+        "no line tables in {}",
+        debug.display()
+    );
+    let info = run_output(Command::new("dpkg-deb").args(["--info", &dbgsym]));
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        info.contains("Package: firehosed-dbgsym") && info.contains(&id),
+        "{info}"
+    );
 }
