@@ -35,5 +35,6 @@ mod s3_failures;
 mod security;
 mod systemd;
 mod systemd_container;
+mod testing_guide;
 mod transform;
 mod transform_failures;
