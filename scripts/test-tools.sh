@@ -92,6 +92,15 @@ if [ ! -f "$container/.complete" ]; then
   fi
 fi
 
+# podman and runc (Debian's packages) for the test that builds and runs the OCI image
+# (tests/e2e/container.rs). Needs root; without it the test says how to skip it.
+if [ "$(id -u)" = 0 ] && { ! command -v podman >/dev/null || ! command -v runc >/dev/null; }; then
+  echo "test-tools: installing podman and runc (Debian packages)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq podman runc >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq podman runc >/dev/null; }
+fi
+
 # The AssemblyScript transform of examples/wasm (AssemblyScript pinned in its package-lock.json),
 # built once into the cache; tests/e2e/transform.rs runs it.
 "$(dirname "$0")/build-wasm-example.sh" > /dev/null

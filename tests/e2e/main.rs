@@ -9,6 +9,7 @@ mod aws_fidelity;
 mod cli;
 mod clients;
 mod cloudwatch_logs;
+mod container;
 mod contracts;
 mod control_plane;
 mod delivery;
