@@ -127,28 +127,7 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         Some(node) => ctx.int_in(node, &top.path.key("drain_timeout_seconds"), 0..=3600),
         None => Some(DEFAULT_DRAIN_TIMEOUT_SECONDS),
     };
-    let glue_catalog_dir = match top.get("glue_catalog_dir") {
-        Some(node) => ctx
-            .string(node, &top.path.key("glue_catalog_dir"))
-            .map(|d| Some(PathBuf::from(d))),
-        None => Some(None),
-    };
-    let lambda_functions = match top.get("lambda_functions") {
-        Some(node) => decode_functions(ctx, node, top.path.key("lambda_functions")),
-        None => Some(BTreeMap::new()),
-    };
-    let api_iceberg_catalog = match top.get("api_iceberg_catalog") {
-        Some(node) => {
-            iceberg::decode_catalog(ctx, node, top.path.key("api_iceberg_catalog")).map(Some)
-        }
-        None => Some(None),
-    };
-    let api_s3_directory = match top.get("api_s3_directory") {
-        Some(node) => ctx
-            .string(node, &top.path.key("api_s3_directory"))
-            .map(|d| Some(PathBuf::from(d))),
-        None => Some(None),
-    };
+    let api = decode_api_locals(ctx, &mut top);
     let relax = match top.get("relax_aws_limits") {
         Some(node) => ctx.bool(node, &top.path.key("relax_aws_limits")),
         None => Some(false),
@@ -175,12 +154,52 @@ fn decode_root(ctx: &mut Ctx, root: &yaml::Node) -> Option<Config> {
         spool: spool?,
         drain_timeout_seconds: drain_timeout_seconds?,
         relax_aws_limits: relax?,
-        glue_catalog_dir: glue_catalog_dir?,
-        lambda_functions: lambda_functions?,
-        api_iceberg_catalog: api_iceberg_catalog?,
-        api_s3_directory: api_s3_directory?,
+        glue_catalog_dir: api.glue_catalog_dir?,
+        lambda_functions: api.lambda_functions?,
+        api_iceberg_catalog: api.api_iceberg_catalog?,
+        api_s3_directory: api.api_s3_directory?,
         streams: streams?,
     })
+}
+
+/// What names in API requests resolve to on this machine: Glue tables, Lambda functions, the
+/// Iceberg catalog, the folder that stands for S3 buckets. Each None when its key is invalid.
+struct ApiLocals {
+    glue_catalog_dir: Option<Option<PathBuf>>,
+    lambda_functions: Option<BTreeMap<String, transform::LambdaFunction>>,
+    api_iceberg_catalog: Option<Option<crate::spec::CatalogSpec>>,
+    api_s3_directory: Option<Option<PathBuf>>,
+}
+
+fn decode_api_locals(ctx: &mut Ctx, top: &mut MapReader<'_>) -> ApiLocals {
+    let glue_catalog_dir = match top.get("glue_catalog_dir") {
+        Some(node) => ctx
+            .string(node, &top.path.key("glue_catalog_dir"))
+            .map(|d| Some(PathBuf::from(d))),
+        None => Some(None),
+    };
+    let lambda_functions = match top.get("lambda_functions") {
+        Some(node) => decode_functions(ctx, node, top.path.key("lambda_functions")),
+        None => Some(BTreeMap::new()),
+    };
+    let api_iceberg_catalog = match top.get("api_iceberg_catalog") {
+        Some(node) => {
+            iceberg::decode_catalog(ctx, node, top.path.key("api_iceberg_catalog")).map(Some)
+        }
+        None => Some(None),
+    };
+    let api_s3_directory = match top.get("api_s3_directory") {
+        Some(node) => ctx
+            .string(node, &top.path.key("api_s3_directory"))
+            .map(|d| Some(PathBuf::from(d))),
+        None => Some(None),
+    };
+    ApiLocals {
+        glue_catalog_dir,
+        lambda_functions,
+        api_iceberg_catalog,
+        api_s3_directory,
+    }
 }
 
 /// Who may reach the daemon and how.
