@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the firehosed OCI image (packaging/container/Containerfile) with podman or buildah:
 # the binary stripped, the shared libraries it links (as ldd lists them), CA certificates, the
-# default configuration, /var/lib/firehosed owned by the image's user (65532).
+# default configuration, /var/lib/firehosed owned by the image's user (65532; COPY --chown, so
+# the build needs no root).
 # usage: scripts/build-image.sh [--binary PATH] [--tag TAG]   (default: target/release/firehosed,
 #        firehosed:<version>); prints the tag.
 set -euo pipefail
@@ -24,7 +25,7 @@ ctx=$(mktemp -d "${TMPDIR:-/tmp}/firehosed-image.XXXXXX")
 trap 'rm -rf "$ctx"' EXIT
 root="$ctx/rootfs"
 mkdir -p "$root/usr/bin" "$root/etc/firehosed" "$root/etc/ssl/certs" "$root/tmp" \
-  "$root/var/lib/firehosed/state" "$root/var/lib/firehosed/s3"
+  "$ctx/state/state" "$ctx/state/s3"
 objcopy --strip-debug --strip-unneeded "$binary" "$root/usr/bin/firehosed"
 for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
   mkdir -p "$root$(dirname "$lib")"
@@ -35,7 +36,6 @@ cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.cr
 printf 'root:x:0:0::/:/sbin/nologin\nfirehosed:x:65532:65532::/var/lib/firehosed:/sbin/nologin\n' > "$root/etc/passwd"
 printf 'root:x:0:\nfirehosed:x:65532:\n' > "$root/etc/group"
 chmod 1777 "$root/tmp"
-chown -R 65532:65532 "$root/var/lib/firehosed"
 cp "$here/packaging/container/Containerfile" "$ctx/Containerfile"
 if command -v podman >/dev/null; then
   podman build --quiet --tag "$tag" "$ctx" >&2

@@ -53,6 +53,10 @@ enum Command {
 
 fn main() -> ExitCode {
     limit_heap_retention();
+    if !die_with_parent() {
+        eprintln!("error: the process that started firehosed (FIREHOSED_PARENT_PID) is gone");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { config } => match firehosed::config::load(&config)
@@ -185,6 +189,31 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
+    }
+}
+
+/// With `FIREHOSED_PARENT_PID=<pid>` (the Python test helper sets it), the daemon is killed when
+/// the thread that started it ends, so a test runner killed mid-test leaves no daemon behind
+/// (Linux's PR_SET_PDEATHSIG, set here rather than between fork and exec in the parent, where a
+/// multi-threaded test process could deadlock). False when that parent is already gone: the
+/// signal would never come.
+fn die_with_parent() -> bool {
+    let Some(parent) = std::env::var("FIREHOSED_PARENT_PID")
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return true;
+    };
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid take no pointers; called before any thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::getppid() == parent
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = parent;
+        true
     }
 }
 

@@ -3,6 +3,7 @@
 // usage: node firehose.test.mjs            (firehosed on PATH, or FIREHOSED_BINARY; the
 //                                           @aws-sdk/client-firehose package resolvable)
 import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,9 +19,11 @@ const daemon = spawn(process.env.FIREHOSED_BINARY || "firehosed",
   ["run", "--config", join(dir, "firehosed.yaml"), "--listen", "127.0.0.1:0", "--state-dir", join(dir, "state")],
   { stdio: ["ignore", "pipe", "inherit"] });
 try {
+  // Its one stdout line, once it serves: "firehosed listening on http://127.0.0.1:PORT".
   const endpoint = await new Promise((resolve, reject) => {
     daemon.once("exit", (code) => reject(new Error(`firehosed exited (${code})`)));
-    daemon.stdout.once("data", (line) => resolve(String(line).trim().replace("firehosed listening on ", "")));
+    createInterface({ input: daemon.stdout }).once("line",
+      (line) => resolve(line.trim().replace("firehosed listening on ", "")));
   });
   const firehose = new FirehoseClient({
     endpoint, region: "us-east-1", credentials: { accessKeyId: "testing", secretAccessKey: "testing" },
@@ -48,7 +51,10 @@ try {
   assert.deepEqual(readdirSync(join(dir, "s3")), ["lake"]);
   console.log(`ok: ${keys[0]}`);
 } finally {
-  daemon.kill("SIGTERM");
-  await new Promise((r) => daemon.once("exit", r));
+  if (daemon.exitCode === null && daemon.signalCode === null) {
+    const exited = new Promise((r) => daemon.once("exit", r));
+    daemon.kill("SIGTERM");
+    await exited;
+  }
   rmSync(dir, { recursive: true, force: true });
 }

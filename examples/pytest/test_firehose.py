@@ -112,11 +112,13 @@ def test_streams_from_a_config_dict():
         assert list(fh.objects("lake", decompress=True).values()) == [b'{"a": 1}\n{"a": 2}\n']
 
 
-def test_the_session_fixture_keeps_its_streams(firehosed_session):
+def test_the_session_fixture_serves_streams_of_their_own_names(firehosed_session):
+    # One daemon for the session (per xdist worker): each test names its own streams.
     firehose = firehosed_session.client()
-    names = firehose.list_delivery_streams()["DeliveryStreamNames"]
-    create(firehose, f"session-{len(names)}", BucketARN="arn:aws:s3:::lake")
-    assert len(firehose.list_delivery_streams()["DeliveryStreamNames"]) == len(names) + 1
+    create(firehose, "session-orders", BucketARN="arn:aws:s3:::session-lake")
+    firehose.put_record(DeliveryStreamName="session-orders", Record={"Data": b"kept\n"})
+    [key] = firehosed_session.flush("session-orders")
+    assert firehosed_session.objects("session-lake")[key] == b"kept\n"
 
 
 class UnittestStyle(FirehosedTestCase):

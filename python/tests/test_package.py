@@ -46,17 +46,20 @@ def test_the_binary_is_installed_and_runs_as_a_module():
 
 
 def test_a_failing_test_reports_the_log_and_leaves_no_daemon(tmp_path):
-    pid_file = tmp_path / "pid"
+    pid_file, dir_file = tmp_path / "pid", tmp_path / "dir"
     (tmp_path / "test_fails.py").write_text(textwrap.dedent(f"""
         def test_fails(firehosed):
             open({str(pid_file)!r}, "w").write(str(firehosed._process.pid))
+            open({str(dir_file)!r}, "w").write(str(firehosed.state_dir.parent))
             assert False, "failing on purpose"
     """))
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(tmp_path)],
                          capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 1, run.stdout
     assert "firehosed log" in run.stdout and "ready listen=127.0.0.1:" in run.stdout, run.stdout
-    assert not alive(int(pid_file.read_text()))
+    # The fixture's teardown ran (a daemon merely killed would leave its folder).
+    assert not Path(dir_file.read_text()).exists()
+    assert wait_gone(int(pid_file.read_text()))
 
 
 def test_a_killed_test_runner_leaves_no_daemon():

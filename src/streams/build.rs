@@ -74,6 +74,11 @@ pub(crate) enum BuildError {
         #[source]
         source: aws::NoCredentials,
     },
+    /// `api_s3_directory` stands for buckets; a name S3 would refuse must not become a path.
+    #[error(
+        "delivery stream {stream}: {bucket:?} is not an S3 bucket name (3-63 of a-z 0-9 . -), so api_s3_directory has no folder for it"
+    )]
+    BucketName { stream: String, bucket: String },
     #[error("delivery stream {stream}")]
     Bucket {
         stream: String,
@@ -255,15 +260,11 @@ impl Builder {
         &self.config.aws.account_id
     }
 
-    /// Where an S3 destination of a stream from `origin` writes instead of its bucket: the
-    /// bucket's folder under `api_s3_directory`, for API streams when it is set.
-    fn s3_directory(&self, origin: Origin, bucket: &str) -> Option<PathBuf> {
+    /// The folder that stands for every bucket of a stream from `origin`: `api_s3_directory`,
+    /// for API streams when it is set.
+    fn s3_directory(&self, origin: Origin) -> Option<&Path> {
         match origin {
-            Origin::Api => self
-                .config
-                .api_s3_directory
-                .as_ref()
-                .map(|dir| dir.join(bucket)),
+            Origin::Api => self.config.api_s3_directory.as_deref(),
             Origin::File => None,
         }
     }
@@ -275,7 +276,7 @@ impl Builder {
         version: u32,
         origin: Origin,
     ) -> Result<DeliveryStream, BuildError> {
-        let s3_local = self.s3_directory(origin, "").is_some();
+        let s3_local = self.s3_directory(origin).is_some();
         let sdk = if needs_aws(sc, s3_local) && self.memory_sink().is_none() {
             let sdk =
                 self.sdk_with_credentials()

@@ -270,7 +270,8 @@ impl Streams {
     /// cannot start, no stream of that name runs. The one place a stream starts (start-up,
     /// create, update and its way back, reload).
     async fn run(&self, config: &StreamSpec, version: u32) -> Result<(), BuildError> {
-        // A file stream on its first start has no record yet.
+        // Every stream's record is kept before it runs (restore, create, reload's add); were
+        // one missing, the stricter rules of a file stream apply.
         let origin = self
             .records
             .get(&config.name)

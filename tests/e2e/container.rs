@@ -1,8 +1,8 @@
 //! The OCI image (scripts/build-image.sh, packaging/container/Containerfile) built from the
 //! binary under test and run by podman: its default configuration serves the Firehose API,
-//! a stream created through it writes its objects into the mounted volume under
-//! `s3/<bucket>/<key>` (api_s3_directory), as the image's user, and `podman stop` drains it
-//! (exit 0).
+//! a stream created through it writes its objects into a named volume (which takes the image's
+//! ownership, nothing prepared by hand) under `s3/<bucket>/<key>` (api_s3_directory), as the
+//! image's user, and `podman stop` drains it (exit 0).
 //!
 //! Needs podman and runc (scripts/test-tools.sh installs them as root);
 //! FIREHOSED_SKIP_CONTAINER_IMAGE=1 skips it on a machine without, saying so. This machine's VM
@@ -37,9 +37,11 @@ fn the_image_serves_the_api_and_writes_into_its_volume() {
         "build-image.sh: {}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let volume = tempfile::tempdir().expect("tempdir");
-    std::os::unix::fs::chown(volume.path(), Some(65532), Some(65532)).expect("chown");
     let name = format!("firehosed-test-{}", std::process::id());
+    let _cleanup = Cleanup {
+        container: name.clone(),
+        image: tag.clone(),
+    };
     let mut podman = Command::new("podman")
         .args([
             "--runtime",
@@ -57,8 +59,7 @@ fn the_image_serves_the_api_and_writes_into_its_volume() {
             "--ulimit",
             "nproc=4096:4096",
         ])
-        .arg("-v")
-        .arg(format!("{}:/var/lib/firehosed", volume.path().display()))
+        .args(["-v", &format!("{name}:/var/lib/firehosed")])
         .args([&tag, "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -108,7 +109,15 @@ fn the_image_serves_the_api_and_writes_into_its_volume() {
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let key = v["keys"][0].as_str().expect("a key").to_string();
     assert!(key.starts_with("in-image/"), "{key}");
-    let object = volume.path().join("s3/lake").join(&key);
+    let mount = run_output(Command::new("podman").args([
+        "volume",
+        "inspect",
+        "--format",
+        "{{.Mountpoint}}",
+        &name,
+    ]));
+    let mount = String::from_utf8_lossy(&mount.stdout).trim().to_string();
+    let object = std::path::Path::new(&mount).join("s3/lake").join(&key);
     assert_eq!(std::fs::read(&object).expect("the object"), b"onetwo");
     let meta = std::fs::metadata(&object).expect("metadata");
     assert_eq!(
@@ -128,7 +137,23 @@ fn the_image_serves_the_api_and_writes_into_its_volume() {
         status.success(),
         "the container drained and exited 0: {status}"
     );
-    let _ = run_output(Command::new("podman").args(["rmi", "-f", &tag]));
+}
+
+/// Whatever the test's outcome: the container, its volume and the image go.
+struct Cleanup {
+    container: String,
+    image: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let podman = |args: &[&str]| {
+            let _ = Command::new("podman").args(args).output();
+        };
+        podman(&["rm", "-f", "-t", "0", &self.container]);
+        podman(&["volume", "rm", "-f", &self.container]);
+        podman(&["rmi", "-f", &self.image]);
+    }
 }
 
 fn has(program: &str) -> bool {

@@ -94,7 +94,12 @@ fn stripped_with_its_symbols_beside_it(deb: &str, binary: &std::path::Path) {
         .find_map(|l| l.trim().strip_prefix("Build ID: "))
         .expect("a build ID")
         .to_string();
-    let dbgsym = deb.replace("firehosed_", "firehosed-dbgsym_");
+    let deb = std::path::Path::new(deb);
+    let name = deb.file_name().expect("a file name").to_string_lossy();
+    let dbgsym = deb
+        .with_file_name(name.replacen("firehosed_", "firehosed-dbgsym_", 1))
+        .display()
+        .to_string();
     let root = tempfile::tempdir().expect("tempdir");
     let x = run_output(
         Command::new("dpkg-deb")

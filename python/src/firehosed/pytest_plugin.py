@@ -5,7 +5,8 @@ own, on its own port and folder).
 Where S3 destinations deliver: a temporary folder by default (no S3 server needed); an S3 server
 with `--firehosed-s3-endpoint-url URL` (or $FIREHOSED_S3_ENDPOINT_URL) for the whole run, or
 `@pytest.mark.firehosed(s3_endpoint_url=..., config=..., lambdas=...)` for one test (any
-keyword of `Firehosed`). A failing test's report gets the daemon's log as a section.
+keyword of `Firehosed`). A failing test that used either fixture gets the daemon's log as a
+section of its report. Needs pytest 7 or later.
 """
 
 from __future__ import annotations
@@ -74,5 +75,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     fh = item.stash.get(_LOGS_KEY, None)
+    if fh is None:
+        fh = getattr(item, "funcargs", {}).get("firehosed_session")
     if fh is not None and report.failed:
         report.sections.append(("firehosed log", fh.logs()))

@@ -17,7 +17,6 @@ file: a dict, or the path of a YAML file. The whole guide: docs/testing.md.
 
 from __future__ import annotations
 
-import atexit
 import gzip
 import json
 import os
@@ -47,7 +46,6 @@ _RUNNER = Path(__file__).with_name("lambda_runner.py")
 # clients `client()` makes: a local endpoint checks none (set your own in the environment).
 _TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
-_live: "weakref.WeakSet[Firehosed]" = weakref.WeakSet()
 
 
 class FirehosedError(AssertionError):
@@ -140,6 +138,8 @@ class Firehosed:
         self._process: Optional[subprocess.Popen] = None
         self._dir: Optional[Path] = None
         self._log = None
+        self._api_dir: Optional[Path] = None
+        self._finalizer: Optional[weakref.finalize] = None
         self.endpoint_url: Optional[str] = None
 
     # -- life ----------------------------------------------------------------------------------
@@ -164,30 +164,29 @@ class Firehosed:
         server or a YAML file's configuration."""
         if self.s3_endpoint_url is not None or self._is_file_config():
             return None
-        return self._folder() / "s3"
+        return self._api_dir or self._folder() / "s3"
 
     def start(self) -> "Firehosed":
         if self.running:
             return self
-        self._dir = Path(tempfile.mkdtemp(prefix="firehosed-"))
-        config_path = self._write_config()
-        self._log = open(self._dir / "firehosed.log", "w+b")
-        command = [
-            self._binary or find_binary(), "run", "--config", str(config_path),
-            "--listen", "127.0.0.1:0", "--state-dir", str(self.state_dir),
-        ]
-        self._process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=self._environment(),
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
-        _live.add(self)
+        self.stop()  # what a daemon that died left behind
         try:
-            self.endpoint_url = self._wait_listening()
-            self._wait_ready()
+            self._dir = Path(tempfile.mkdtemp(prefix="firehosed-"))
+            config_path = self._write_config()
+            self._log = open(self._dir / "firehosed.log", "w+b")
+            command = [
+                self._binary or find_binary(), "run", "--config", str(config_path),
+                "--listen", "127.0.0.1:0", "--state-dir", str(self.state_dir),
+            ]
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
+                env=self._environment(),
+            )
+            # Stopped at the latest when this object is collected or the interpreter exits.
+            self._finalizer = weakref.finalize(self, _cleanup, self._process, self._dir, self._log)
+            deadline = time.monotonic() + self.start_timeout
+            self.endpoint_url = self._wait_listening(deadline)
+            self._wait_ready(deadline)
         except BaseException:
             self.stop()
             raise
@@ -196,24 +195,25 @@ class Firehosed:
     def stop(self) -> None:
         """Drains (SIGTERM: buffers delivered), kills after `stop_timeout`, removes the state."""
         process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
+        try:
+            if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:
                     process.wait(self.stop_timeout)
                 except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout:
-                process.stdout.close()
-        if self._log is not None:
-            self._kept_log = self.logs()
-            self._log.close()
-            self._log = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-        _live.discard(self)
+                    pass
+        finally:
+            if self._log is not None:
+                self._kept_log = self.logs()
+            if self._finalizer is not None:
+                self._finalizer()  # kills what is left, closes the log, removes the folder
+                self._finalizer = None
+            else:  # a start that failed before the process ran
+                if self._log is not None:
+                    self._log.close()
+                if self._dir is not None:
+                    shutil.rmtree(self._dir, ignore_errors=True)
+            self._log, self._dir = None, None
 
     def logs(self) -> str:
         """What the daemon logged so far (kept after `stop`)."""
@@ -231,19 +231,20 @@ class Firehosed:
         import boto3  # optional dependency: only for those who call this
 
         endpoint = self.endpoint_url if service == "firehose" else self.s3_endpoint_url
-        options: Dict[str, Any] = {
-            "endpoint_url": endpoint,
-            "region_name": self.region,
-            "aws_access_key_id": _TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": _TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        }
+        options: Dict[str, Any] = {"endpoint_url": endpoint, "region_name": self.region}
+        if not os.environ.get("AWS_ACCESS_KEY_ID"):
+            # The local endpoints check none; keys set in the environment are used as they are.
+            options["aws_access_key_id"] = _TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+            options["aws_secret_access_key"] = _TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
         options.update(kwargs)
         return boto3.client(service, **options)
 
-    def flush(self, name: str) -> List[str]:
+    def flush(self, name: str, timeout: float = 60.0) -> List[str]:
         """Delivers everything buffered for stream `name` now; returns the keys written. Where a
-        test against AWS would wait out the buffering interval."""
-        body = self._call("POST", f"/v1/streams/{name}/flush")
+        test against AWS would wait out the buffering interval. The daemon answers once the
+        objects are written: a destination that cannot be written (a bucket missing from the S3
+        server) keeps it waiting, and after `timeout` seconds this raises with the log."""
+        body = self._call("POST", f"/v1/streams/{name}/flush", timeout=timeout)
         return list(json.loads(body)["keys"])
 
     def put(self, name: str, lines: List[Union[str, bytes]]) -> int:
@@ -275,7 +276,7 @@ class Firehosed:
     def _write_config(self) -> Path:
         if self._is_file_config():
             return Path(os.fspath(self._config)).resolve()  # type: ignore[arg-type]
-        config: Dict[str, Any] = json.loads(json.dumps(dict(self._config or {})))
+        config: Dict[str, Any] = json.loads(json.dumps(dict(self._config or {}), default=os.fspath))
         config.setdefault("delivery_streams", [])
         config.setdefault("relax_aws_limits", True)
         aws = config.setdefault("aws", {})
@@ -283,8 +284,9 @@ class Firehosed:
         if self.s3_endpoint_url is not None:
             aws.setdefault("endpoint_url", self.s3_endpoint_url)
             aws.setdefault("force_path_style", True)
-        elif self.s3_directory is not None:
-            config.setdefault("api_s3_directory", str(self.s3_directory))
+        else:
+            config.setdefault("api_s3_directory", str(self._folder() / "s3"))
+            self._api_dir = Path(config["api_s3_directory"]).resolve()
             self._s3_into_folder(config)
         functions = config.setdefault("lambda_functions", {})
         for name, handler in self._lambdas.items():
@@ -294,18 +296,19 @@ class Firehosed:
         if self._glue_tables:
             config.setdefault("glue_catalog_dir", str(self._write_glue_tables()))
         path = self._folder() / "firehosed.yaml"
-        path.write_text(json.dumps(config, indent=1))  # JSON is YAML
+        path.write_text(json.dumps(config, indent=1, default=os.fspath))  # JSON is YAML
         return path
 
     def _s3_into_folder(self, config: Dict[str, Any]) -> None:
-        """The dict's S3 destinations (no endpoint of their own) write into the same folder as
-        API-created ones: `objects(bucket)` reads both, and no S3 server is needed."""
+        """The dict's streams' `s3` destinations (no endpoint of their own) write into the same
+        folder as API-created ones: `objects(bucket)` reads both, and no S3 server is needed.
+        Backups of HTTP endpoint and Iceberg destinations keep their buckets."""
         for stream in config.get("delivery_streams") or []:
             for d in stream.get("destinations") or []:
                 s3 = d.get("s3")
                 if isinstance(s3, Mapping) and "endpoint_url" not in s3 and "bucket" in s3:
                     del d["s3"]
-                    d["directory"] = str(self._folder() / "s3" / s3["bucket"])
+                    d["directory"] = str(self.s3_directory / s3["bucket"])
 
     def _write_glue_tables(self) -> Path:
         """`<dir>/<database>/<table>.json` in Glue's layout (`glue_catalog_dir`)."""
@@ -326,18 +329,20 @@ class Firehosed:
         env.setdefault("AWS_REGION", self.region)
         # No instance metadata on a test machine: do not wait for it.
         env.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        # The daemon dies with this process's thread that starts it (Linux's PR_SET_PDEATHSIG,
+        # set by the daemon itself: nothing runs between fork and exec here).
+        env["FIREHOSED_PARENT_PID"] = str(os.getpid())
         if self.s3_endpoint_url is not None and self._is_file_config():
             env.setdefault("AWS_ENDPOINT_URL_S3", self.s3_endpoint_url)
         env.update(self._env)
         return env
 
-    def _wait_listening(self) -> str:
+    def _wait_listening(self, deadline: float) -> str:
         """The address from the daemon's one stdout line, `firehosed listening on URL`."""
         assert self._process is not None and self._process.stdout is not None
         lines: "queue.Queue[bytes]" = queue.Queue()
         stdout = self._process.stdout
         threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-        deadline = time.monotonic() + self.start_timeout
         while True:
             try:
                 line = lines.get(timeout=0.005).decode().strip()
@@ -352,10 +357,12 @@ class Firehosed:
             self._fail(f"firehosed did not start (stdout: {line!r})")
         return line[len(marker):]
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, deadline: float) -> None:
         """/readyz answers 200 once every stream runs (set right after the line above)."""
-        deadline = time.monotonic() + self.start_timeout
+        assert self._process is not None
         while True:
+            if self._process.poll() is not None:
+                self._fail(f"firehosed exited with status {self._process.returncode} at start")
             try:
                 with urllib.request.urlopen(self.endpoint_url + "/readyz", timeout=5) as r:
                     if r.status == 200:
@@ -366,17 +373,18 @@ class Firehosed:
                 self._fail("firehosed did not become ready")
             time.sleep(0.002)
 
-    def _call(self, method: str, path: str, body: bytes = b"") -> bytes:
+    def _call(self, method: str, path: str, body: bytes = b"", timeout: float = 60.0) -> bytes:
         if not self.running:
             self._fail("the daemon is not running")
         request = urllib.request.Request(self.endpoint_url + path, data=body, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=300) as r:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
                 return r.read()
         except urllib.error.HTTPError as e:
             self._fail(f"{method} {path}: {e.code} {e.read().decode('utf-8', 'replace')}")
-        except urllib.error.URLError as e:
-            self._fail(f"{method} {path}: {e.reason}")
+        except (urllib.error.URLError, OSError) as e:
+            why = getattr(e, "reason", e)
+            self._fail(f"{method} {path}: {why} (within {timeout} s; is a destination failing?)")
         raise AssertionError("unreachable")
 
     def _fail(self, message: str) -> None:
@@ -423,22 +431,16 @@ def _decompressed(key: str, data: bytes) -> bytes:
     return data
 
 
-def _die_with_parent() -> None:
-    """The daemon gets SIGKILL when the process that started it dies (a test runner killed
-    mid-test leaves no daemon behind). Linux's PR_SET_PDEATHSIG."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort; atexit still stops it
-        pass
-
-
-@atexit.register
-def _stop_all() -> None:
-    for fh in list(_live):
-        fh.stop()
+def _cleanup(process: subprocess.Popen, folder: Path, log: Any) -> None:
+    """Whatever `stop` left (or everything, for a Firehosed nobody stopped): the process
+    killed and reaped, the log closed, the folder removed."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    if process.stdout:
+        process.stdout.close()
+    log.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class FirehosedTestCase(unittest.TestCase):

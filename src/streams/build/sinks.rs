@@ -7,6 +7,7 @@ use crate::control::Origin;
 use crate::destination::directory::DirectorySink;
 use crate::destination::http::{HttpSetup, HttpSink};
 use crate::destination::naming::{ErrorNaming, Naming};
+use crate::destination::s3::BucketError;
 use crate::destination::s3::S3Sink;
 use crate::destination::sink::Sink;
 use crate::destination::staging::ObjectStager;
@@ -14,6 +15,10 @@ use crate::metrics::DestinationMetrics;
 use crate::report::Chain;
 use crate::spec::{DestinationSpec, Target};
 use std::path::Path;
+use std::time::Duration;
+
+/// How long an API stream's start waits for the (advisory) bucket check.
+const API_BUCKET_CHECK: Duration = Duration::from_secs(2);
 use std::sync::Arc;
 
 impl Build<'_> {
@@ -85,20 +90,14 @@ impl Build<'_> {
                 if let Some(memory) = self.builder.memory_sink() {
                     return Ok(memory);
                 }
-                if let Some(dir) = self.builder.s3_directory(self.origin, bucket) {
+                if let Some(dir) = self.builder.s3_directory(self.origin) {
                     if !is_bucket_name(bucket) {
-                        // No such bucket can exist, and the name must not leave the folder.
-                        return Err(BuildError::Folder {
+                        return Err(BuildError::BucketName {
                             stream: self.sc.name.clone(),
-                            what: "api_s3_directory",
-                            path: dir,
-                            source: std::io::Error::new(
-                                std::io::ErrorKind::InvalidInput,
-                                "not an S3 bucket name (3-63 of a-z 0-9 . -)",
-                            ),
+                            bucket: bucket.clone(),
                         });
                     }
-                    return self.directory_sink(&dir, "api_s3_directory");
+                    return self.directory_sink(&dir.join(bucket), "api_s3_directory");
                 }
                 let sdk = self
                     .sdk
@@ -137,7 +136,16 @@ impl Build<'_> {
     async fn check_bucket(&self, s3: &S3Sink) -> Result<(), BuildError> {
         let checked = match self.origin {
             Origin::File => check_with_retries(s3).await,
-            Origin::Api => s3.check_bucket().await,
+            // Only to say so in the log: bounded, so that API streams restored at start-up
+            // behind an unreachable endpoint do not hold the start one SDK timeout each.
+            Origin::Api => tokio::time::timeout(API_BUCKET_CHECK, s3.check_bucket())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BucketError::Unreachable {
+                        bucket: s3.bucket().to_string(),
+                        detail: format!("no answer within {API_BUCKET_CHECK:?}"),
+                    })
+                }),
         };
         match (checked, self.origin) {
             (Ok(()), _) => Ok(()),
