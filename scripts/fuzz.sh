@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(api_request plain_split sigv4 config_yaml kpl deaggregate parquet jq)
+[ ${#targets[@]} -gt 0 ] || targets=(api_request plain_split sigv4 config_yaml kpl deaggregate parquet jq deflate_join)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 cargo +nightly fuzz build >&2
 mkdir -p fuzz/logs

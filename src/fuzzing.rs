@@ -260,3 +260,45 @@ pub fn jq(data: &[u8]) {
         panic!("the query engine panicked on this record");
     }
 }
+
+/// `encode::deflate_join`: the input's first byte picks a libdeflate level (0-12) and its
+/// second where the rest is split; both parts are deflated, the first continued after its final
+/// block and the second appended, and the join must inflate to the two parts in order (a
+/// mismatch panics: a finding). The whole input is also read as a deflate stream whose final
+/// block is looked for: any bytes, no panic.
+pub fn deflate_join(data: &[u8]) {
+    use std::io::Read;
+    let mut raw = data.to_vec();
+    let _ = crate::encode::deflate_join::continue_after(&mut raw);
+    let (Some(&level), Some(&split)) = (data.first(), data.get(1)) else {
+        return;
+    };
+    let rest = &data[2..];
+    let at = rest.len() * usize::from(split) / 255;
+    let (first, second) = rest.split_at(at);
+    let level = i32::from(level % 13);
+    let deflate = |part: &[u8]| {
+        let lvl = libdeflater::CompressionLvl::new(level).unwrap_or_default();
+        let mut c = libdeflater::Compressor::new(lvl);
+        let mut out = vec![0; c.deflate_compress_bound(part.len())];
+        let n = c.deflate_compress(part, &mut out).unwrap_or(0);
+        out.truncate(n);
+        out
+    };
+    let mut joined = deflate(first);
+    if joined.is_empty() {
+        return;
+    }
+    if let Err(e) = crate::encode::deflate_join::continue_after(&mut joined) {
+        panic!("libdeflate's own stream at level {level} was not understood: {e}");
+    }
+    joined.extend_from_slice(&deflate(second));
+    let mut back = Vec::with_capacity(rest.len());
+    if let Err(e) = flate2::read::DeflateDecoder::new(joined.as_slice()).read_to_end(&mut back) {
+        panic!("the joined stream does not inflate (level {level}, split {at}): {e}");
+    }
+    assert!(
+        back == rest,
+        "the joined stream inflates to other bytes (level {level}, split {at})"
+    );
+}

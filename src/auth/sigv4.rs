@@ -323,16 +323,45 @@ fn hex_digit(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// The canonical URIs a client may have signed: the path as sent, encoded once, encoded twice.
+/// The canonical URIs a client may have signed: the path as sent, decoded and encoded once,
+/// encoded twice, the path as sent encoded again (AWS's SDKs: `%3D` signed as `%253D`), and
+/// the decoded ones normalized (AWS's SDKs normalize the path they sign for every service but
+/// S3: `.` and `..` segments resolved, empty ones dropped; the request line keeps it as it was).
 fn canonical_uris(path: &str) -> Vec<String> {
     let path = if path.is_empty() { "/" } else { path };
     let once = uri_encode(&percent_decode(path), false);
     let twice = uri_encode(once.as_bytes(), false);
+    let normal_once = uri_encode(
+        normalized(&String::from_utf8_lossy(&percent_decode(path))).as_bytes(),
+        false,
+    );
+    let normal_twice = uri_encode(normal_once.as_bytes(), false);
+    let again = uri_encode(path.as_bytes(), false);
     let mut out = vec![path.to_string()];
-    for uri in [once, twice] {
+    for uri in [once, twice, again, normal_once, normal_twice] {
         if !out.contains(&uri) {
             out.push(uri);
         }
+    }
+    out
+}
+
+/// A path with its `.` and `..` segments resolved and empty segments dropped (RFC 3986's
+/// remove_dot_segments, as AWS's signers apply it), a trailing slash kept.
+fn normalized(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = format!("/{}", segments.join("/"));
+    if path.ends_with('/') && !segments.is_empty() {
+        out.push('/');
     }
     out
 }
@@ -367,6 +396,10 @@ fn canonical_query(query: &str, sorted: bool) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+#[cfg(test)]
+#[path = "sigv4_suite.rs"]
+mod suite;
 
 #[cfg(test)]
 mod tests {

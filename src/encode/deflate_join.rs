@@ -362,7 +362,7 @@ fn skip_codes(bits: &mut Bits, lit: &Code, dist: &Code) -> io::Result<()> {
 /// Turns `stream`, one complete deflate stream, into the front part of a longer one: its
 /// final block is no longer final, and an empty stored block brings it to a byte boundary,
 /// where the next stream's bytes go on.
-pub(super) fn continue_after(stream: &mut Vec<u8>) -> io::Result<()> {
+pub(crate) fn continue_after(stream: &mut Vec<u8>) -> io::Result<()> {
     let last = final_block(stream)?;
     stream[last.header / 8] &= !(1 << (last.header % 8));
     stream.truncate(last.end.div_ceil(8));
@@ -448,6 +448,96 @@ mod tests {
                 let expected = [first.as_slice(), second, first].concat();
                 assert!(inflate(&joined) == expected, "level {level}, input {i}");
             }
+        }
+    }
+
+    /// A seeded generator of adversarial parts: empty and one-byte parts, sizes around block
+    /// and window edges, random bytes (stored blocks), runs (long matches), JSON with a varying
+    /// alphabet (dynamic codes of many shapes), and mixes of them.
+    fn part(x: &mut u64) -> Vec<u8> {
+        let mut next = || {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            *x
+        };
+        let len = match next() % 6 {
+            0 => (next() % 3) as usize,
+            1 => (next() % 64) as usize,
+            2 => [32_767, 32_768, 32_769, 65_535, 65_536][(next() % 5) as usize],
+            _ => (next() % 70_000) as usize,
+        };
+        let kind = next() % 4;
+        let alphabet = 2 + next() % 60;
+        (0..len)
+            .map(|i| match kind {
+                0 => next() as u8,
+                1 => b'a' + (i / 5000 % 3) as u8,
+                2 => {
+                    b"{\"k\":\"0123456789abcdefghijklmnopqrstuvwxyz\"}\n"
+                        [(next() % alphabet) as usize % 44]
+                }
+                _ if i % 1000 < 500 => next() as u8,
+                _ => b'z',
+            })
+            .collect()
+    }
+
+    /// The property the parallel GZIP writer relies on: for any parts, deflating each at any
+    /// libdeflate level, continuing every stream but the last after its final block and
+    /// concatenating them inflates to the parts' concatenation.
+    #[test]
+    fn any_parts_at_every_level_join_into_their_concatenation() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for case in 0..24 {
+            let parts: Vec<Vec<u8>> = (0..2 + case % 4).map(|_| part(&mut x)).collect();
+            for level in 0..=12 {
+                let mut joined = Vec::new();
+                for (i, p) in parts.iter().enumerate() {
+                    let mut stream = libdeflate(p, level);
+                    if i + 1 < parts.len() {
+                        continue_after(&mut stream).expect("finds the final block");
+                    }
+                    joined.extend_from_slice(&stream);
+                }
+                assert!(
+                    inflate(&joined) == parts.concat(),
+                    "case {case}, level {level}, sizes {:?}",
+                    parts.iter().map(Vec::len).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    /// zlib's streams end in ways libdeflate's do not: after a sync or full flush (an empty
+    /// stored block, then a final block that may be empty), or as one stored final block.
+    #[test]
+    fn zlib_streams_ending_after_flushes_join_too() {
+        use flate2::{Compress, Compression, FlushCompress};
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for case in 0..40 {
+            let data = part(&mut x);
+            let level = (case % 10) as u32;
+            let mut c = Compress::new(Compression::new(level), false);
+            let mut stream = Vec::with_capacity(data.len() * 2 + 64);
+            let half = data.len() / 2;
+            let flush = if case % 2 == 0 {
+                FlushCompress::Sync
+            } else {
+                FlushCompress::Full
+            };
+            c.compress_vec(&data[..half], &mut stream, flush)
+                .expect("compresses");
+            c.compress_vec(&data[half..], &mut stream, FlushCompress::Sync)
+                .expect("compresses");
+            c.compress_vec(&[], &mut stream, FlushCompress::Finish)
+                .expect("finishes");
+            continue_after(&mut stream).expect("finds the final block");
+            stream.extend_from_slice(&libdeflate(b"after", 6));
+            assert!(
+                inflate(&stream) == [data.as_slice(), b"after"].concat(),
+                "case {case}, level {level}"
+            );
         }
     }
 

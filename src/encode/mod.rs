@@ -3,7 +3,7 @@
 
 pub mod columnar;
 pub mod conversion;
-mod deflate_join;
+pub(crate) mod deflate_join;
 mod hadoop_snappy;
 mod lean_gzip;
 pub mod orc;

@@ -62,3 +62,8 @@ fn parquet() {
 fn jq() {
     replay("jq", firehosed::fuzzing::jq);
 }
+
+#[test]
+fn deflate_join() {
+    replay("deflate_join", firehosed::fuzzing::deflate_join);
+}
