@@ -34,6 +34,17 @@ pub(crate) enum BucketError {
     Unreachable { bucket: String, detail: String },
 }
 
+impl BucketError {
+    /// Worth waiting out: no answer, a server error, throttling.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            BucketError::Unreachable { .. } => true,
+            BucketError::Status { status, .. } => *status >= 500 || *status == 429,
+            BucketError::Missing(_) | BucketError::Denied(_) | BucketError::OtherRegion(_) => false,
+        }
+    }
+}
+
 pub(crate) struct S3Sink {
     client: Client,
     bucket: String,

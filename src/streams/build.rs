@@ -791,34 +791,47 @@ impl Build<'_> {
     }
 }
 
-/// The conditional-write probe, with a few quick retries of transient failures.
-async fn probe_with_retries(s3: &S3Sink) -> Result<bool, crate::destination::sink::DeliveryError> {
-    let mut attempt = 0;
+/// How long a stream's start waits out transient failures of its destination's checks (server
+/// errors, throttling, no answer) before it gives up: a fault at the moment of a start is not a
+/// reason to refuse the stream (found by an outside check with a fault proxy in front of S3).
+const START_PATIENCE: Duration = Duration::from_secs(120);
+
+/// `attempt` until it succeeds, fails for good, or transient failures outlast
+/// `START_PATIENCE`; each wait logged.
+async fn patiently<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+    transient: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let deadline = tokio::time::Instant::now() + START_PATIENCE;
+    let mut backoff =
+        crate::retry::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     loop {
-        match s3.conditional_writes().await {
-            Err(e) if e.transient && attempt < 4 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+        match attempt().await {
+            Err(e) if transient(&e) && tokio::time::Instant::now() < deadline => {
+                let delay = backoff.next_delay();
+                tracing::warn!(check = what, error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "start-up check failed; retrying");
+                tokio::time::sleep(delay).await;
             }
             other => return other,
         }
     }
 }
 
-/// The start-up bucket check, with a few quick retries for a server that is still starting.
+/// The conditional-write probe, transient failures waited out.
+async fn probe_with_retries(s3: &S3Sink) -> Result<bool, crate::destination::sink::DeliveryError> {
+    patiently(
+        "conditional-write probe",
+        || s3.conditional_writes(),
+        |e| e.transient,
+    )
+    .await
+}
+
+/// The start-up bucket check, transient failures waited out (a server still starting, a 5xx).
 async fn check_with_retries(s3: &S3Sink) -> Result<(), BucketError> {
-    let mut attempt = 0;
-    loop {
-        match s3.check_bucket().await {
-            Ok(()) => return Ok(()),
-            Err(e @ BucketError::Unreachable { .. }) if attempt < 2 => {
-                tracing::debug!(error = %e, "retrying the bucket check");
-            }
-            Err(e) => return Err(e),
-        }
-        tokio::time::sleep(Duration::from_millis(300 << attempt)).await;
-        attempt += 1;
-    }
+    patiently("bucket", || s3.check_bucket(), BucketError::is_transient).await
 }
 
 /// Creates `dir` and proves it writable.

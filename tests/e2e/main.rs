@@ -34,6 +34,7 @@ mod readme;
 mod reload;
 mod s3_failures;
 mod security;
+mod startup_faults;
 mod systemd;
 mod systemd_container;
 mod testing_guide;

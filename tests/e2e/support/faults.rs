@@ -3,7 +3,8 @@
 //! ProvisionedThroughputExceeded or ExpiredIterator (as AWS would) and records when every
 //! GetRecords call came. Everything else is forwarded unchanged to the real server.
 //! `LostAnswerProxy`, in front of an S3 server: the answer to a chosen request is lost after the
-//! server acted on it.
+//! server acted on it. `S3ErrorProxy`, in front of an S3 server: the first requests of a method
+//! are answered 500 InternalError in S3's XML, without reaching the server.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -189,6 +190,72 @@ fn forward_holding(
             std::thread::sleep(std::time::Duration::from_secs(600));
             return Ok(());
         }
+        client.write_all(&resp)?;
+    }
+    Ok(())
+}
+
+pub struct S3ErrorProxy {
+    pub endpoint: String,
+    answered: Arc<Mutex<Vec<u64>>>,
+}
+
+impl S3ErrorProxy {
+    /// For each (method, n): the first n requests whose request line starts with that method
+    /// get a 500 InternalError; everything else is forwarded.
+    pub fn start(upstream: &str, faults: &'static [(&'static str, u64)]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let answered = Arc::new(Mutex::new(vec![0; faults.len()]));
+        let a = answered.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (up, a) = (upstream.clone(), a.clone());
+                std::thread::spawn(move || {
+                    let _ = forward_failing(client, &up, &a, faults);
+                });
+            }
+        });
+        S3ErrorProxy { endpoint, answered }
+    }
+
+    /// How many requests of each fault's method got the 500.
+    pub fn answered(&self) -> Vec<u64> {
+        self.answered.lock().expect("lock").clone()
+    }
+}
+
+fn forward_failing(
+    client: TcpStream,
+    upstream: &str,
+    answered: &Mutex<Vec<u64>>,
+    faults: &[(&str, u64)],
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    while let Some((head, body)) = read_request(&mut reader)? {
+        let request_line = head.lines().next().unwrap_or_default().to_string();
+        let fault = {
+            let mut counts = answered.lock().expect("lock");
+            faults
+                .iter()
+                .position(|(m, n)| request_line.starts_with(m))
+                .filter(|&i| counts[i] < faults[i].1)
+                .inspect(|&i| counts[i] += 1)
+        };
+        if let Some(i) = fault {
+            // S3's error document; a HEAD's answer carries none (S3 sends only the status).
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>";
+            let body = if faults[i].0 == "HEAD" { "" } else { xml };
+            let resp = format!(
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(resp.as_bytes())?;
+            continue;
+        }
+        let resp = round_trip(upstream, &head, &body)?;
         client.write_all(&resp)?;
     }
     Ok(())
