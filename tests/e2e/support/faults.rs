@@ -240,7 +240,7 @@ fn forward_failing(
             let mut counts = answered.lock().expect("lock");
             faults
                 .iter()
-                .position(|(m, n)| request_line.starts_with(m))
+                .position(|(m, _)| request_line.starts_with(m))
                 .filter(|&i| counts[i] < faults[i].1)
                 .inspect(|&i| counts[i] += 1)
         };
