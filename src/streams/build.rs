@@ -439,12 +439,16 @@ impl Build<'_> {
             || ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"]
                 .iter()
                 .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-        let checked = kinesis::check_stream(&client, &k.stream, local)
-            .await
-            .map_err(|source| BuildError::Kinesis {
-                stream: self.sc.name.clone(),
-                source,
-            })?;
+        let checked = patiently(
+            "Kinesis stream",
+            || kinesis::check_stream(&client, &k.stream, local),
+            KinesisError::is_transient,
+        )
+        .await
+        .map_err(|source| BuildError::Kinesis {
+            stream: self.sc.name.clone(),
+            source,
+        })?;
         let feed = self.feed(&client, k, checked.arn.as_deref()).await?;
         let dir = config
             .state_dir
@@ -532,13 +536,18 @@ impl Build<'_> {
                 .or(self.builder.config.aws.endpoint_url.as_deref());
         let client = aws::dynamodb_client(sdk, endpoint, failover);
         let table = LeaseStore::Dynamo(LeaseTable::new(client, l.table.clone()));
-        table
-            .ensure(l.create_table)
-            .await
-            .map_err(|source| BuildError::Leases {
-                stream: self.sc.name.clone(),
-                source,
-            })?;
+        // A DynamoDB fault at start is waited out; a missing table (without create_table) or
+        // one that never becomes ACTIVE is not.
+        patiently(
+            "lease table",
+            || table.ensure(l.create_table),
+            |e| matches!(e, TableError::Call(_)),
+        )
+        .await
+        .map_err(|source| BuildError::Leases {
+            stream: self.sc.name.clone(),
+            source,
+        })?;
         let metrics = Arc::new(LeaseMetrics::default());
         let me = l.worker_id.clone().unwrap_or_else(default_worker_id);
         tracing::info!(stream = %self.sc.name, table = %l.table, worker = %me, "sharing the stream's shards through the lease table");

@@ -1,10 +1,11 @@
 //! Transient failures while a stream starts do not stop it: S3 answering 500 InternalError to
 //! the start-up bucket check and to the exactly-once conditional-write probe, several times
-//! each, is waited out with backoff (the start takes longer, then everything is delivered);
+//! each, and Kinesis and DynamoDB answering 500 to the stream check and the lease table's calls,
+//! are waited out with backoff (the start takes longer, then everything is delivered);
 //! a permanent answer (the bucket does not exist) still stops a file stream's start with one
 //! line (cli.rs `run_exits_non_zero_when_the_bucket_is_missing`).
 
-use crate::support::faults::S3ErrorProxy;
+use crate::support::faults::ErrorProxy;
 use crate::support::*;
 
 #[test]
@@ -13,7 +14,7 @@ fn s3_errors_during_the_start_up_checks_are_waited_out() {
     s3.create_bucket("lake");
     // HEAD: the bucket check (3 x 500); PUT: the probe's conditional puts (5 x 500, more than
     // the probe's quick retries used to take).
-    let proxy = S3ErrorProxy::start(&s3.endpoint, &[("HEAD", 3), ("PUT", 5)]);
+    let proxy = ErrorProxy::start(&s3.endpoint, &[("head /", 3), ("put /", 5)]);
     let config = format!(
         "listen: 127.0.0.1:0
 state_dir: '{{dir}}/state'
@@ -39,4 +40,57 @@ delivery_streams:
     assert_eq!(object, b"abc");
     let logs = d.logs();
     assert!(logs.contains("retrying"), "the waits are logged:\n{logs}");
+}
+
+#[test]
+fn kinesis_and_dynamodb_errors_during_the_start_are_waited_out() {
+    let k = Kinesalite::start();
+    k.tool(&["create", "faulty", "2"]);
+    let db = Moto::start();
+    let kinesis = ErrorProxy::start(
+        &k.endpoint,
+        &[("kinesis_20131202.describestreamsummary", 4)],
+    );
+    let dynamo = ErrorProxy::start(&db.endpoint, &[("dynamodb_20120810.", 4)]);
+    let put = k.tool(&["put", "faulty", "r", "20", "60"]);
+    let sent: serde_json::Value = serde_json::from_slice(&put).expect("json");
+    let config = format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+delivery_streams:
+  - name: ks
+    source:
+      kinesis_stream:
+        stream_name: faulty
+        endpoint_url: '{}'
+        starting_position: TRIM_HORIZON
+        leases: {{table: faulty-leases, endpoint_url: '{}', worker_id: w1}}
+    processing: {{append_delimiter_to_record: true}}
+    destinations:
+      - directory: '{{dir}}/out'
+        buffering: {{size_mib: 1, interval_seconds: 1}}
+",
+        kinesis.endpoint, dynamo.endpoint
+    );
+    let d = Daemon::start(&config);
+    assert_eq!(kinesis.answered(), [4]);
+    assert_eq!(dynamo.answered(), [4]);
+    let out = d.dir.path().join("out");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let lines: usize = files_under(&out)
+            .iter()
+            .map(|f| {
+                std::fs::read(out.join(f)).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+            })
+            .sum();
+        if lines >= sent["records"].as_array().map_or(0, Vec::len) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{lines} records delivered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

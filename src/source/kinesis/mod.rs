@@ -89,7 +89,24 @@ pub(crate) enum KinesisError {
     #[error("Kinesis stream {0:?} does not exist")]
     StreamMissing(String),
     #[error("Kinesis stream {stream:?} cannot be described: {detail}")]
-    Describe { stream: String, detail: String },
+    Describe {
+        stream: String,
+        detail: String,
+        /// A server error, throttling or no answer: worth waiting out at start.
+        transient: bool,
+    },
+}
+
+impl KinesisError {
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            KinesisError::Describe {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 /// The stream as a start-up check found it.
@@ -179,6 +196,23 @@ fn summary_error(stream: &KinesisStreamRef, e: SummaryError) -> KinesisError {
         _ => KinesisError::Describe {
             stream: stream.name().to_string(),
             detail: DisplayErrorContext(&e).to_string(),
+            transient: match &e {
+                SdkError::ServiceError(se) => {
+                    let status = se.raw().status().as_u16();
+                    status >= 500
+                        || status == 429
+                        || matches!(
+                            se.err().code(),
+                            Some(
+                                "LimitExceededException"
+                                    | "ProvisionedThroughputExceededException"
+                                    | "ThrottlingException"
+                            )
+                        )
+                }
+                SdkError::ConstructionFailure(_) => false,
+                _ => true,
+            },
         },
     }
 }

@@ -3,8 +3,9 @@
 //! ProvisionedThroughputExceeded or ExpiredIterator (as AWS would) and records when every
 //! GetRecords call came. Everything else is forwarded unchanged to the real server.
 //! `LostAnswerProxy`, in front of an S3 server: the answer to a chosen request is lost after the
-//! server acted on it. `S3ErrorProxy`, in front of an S3 server: the first requests of a method
-//! are answered 500 InternalError in S3's XML, without reaching the server.
+//! server acted on it. `ErrorProxy`, in front of S3, Kinesis or DynamoDB: the first requests that
+//! match a needle are answered 500 in the protocol's own shape (S3's XML error document,
+//! awsJson's `__type`), without reaching the server.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -195,14 +196,15 @@ fn forward_holding(
     Ok(())
 }
 
-pub struct S3ErrorProxy {
+pub struct ErrorProxy {
     pub endpoint: String,
     answered: Arc<Mutex<Vec<u64>>>,
 }
 
-impl S3ErrorProxy {
-    /// For each (method, n): the first n requests whose request line starts with that method
-    /// get a 500 InternalError; everything else is forwarded.
+impl ErrorProxy {
+    /// For each (needle, n): the first n requests whose head (request line and headers, lower
+    /// case) contains the needle get a 500; everything else is forwarded. Needles: `"head /"`,
+    /// `"put /"` for S3; `"kinesis_20131202.describestreamsummary"`, `"dynamodb_20120810."`.
     pub fn start(upstream: &str, faults: &'static [(&'static str, u64)]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
@@ -217,10 +219,10 @@ impl S3ErrorProxy {
                 });
             }
         });
-        S3ErrorProxy { endpoint, answered }
+        ErrorProxy { endpoint, answered }
     }
 
-    /// How many requests of each fault's method got the 500.
+    /// How many requests of each needle got the 500.
     pub fn answered(&self) -> Vec<u64> {
         self.answered.lock().expect("lock").clone()
     }
@@ -235,30 +237,52 @@ fn forward_failing(
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
     while let Some((head, body)) = read_request(&mut reader)? {
-        let request_line = head.lines().next().unwrap_or_default().to_string();
+        let lower = head.to_ascii_lowercase();
         let fault = {
             let mut counts = answered.lock().expect("lock");
             faults
                 .iter()
-                .position(|(m, _)| request_line.starts_with(m))
+                .position(|(needle, _)| lower.contains(needle))
                 .filter(|&i| counts[i] < faults[i].1)
                 .inspect(|&i| counts[i] += 1)
         };
-        if let Some(i) = fault {
-            // S3's error document; a HEAD's answer carries none (S3 sends only the status).
-            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>";
-            let body = if faults[i].0 == "HEAD" { "" } else { xml };
-            let resp = format!(
-                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            client.write_all(resp.as_bytes())?;
+        if fault.is_some() {
+            client.write_all(internal_error(&lower).as_bytes())?;
             continue;
         }
         let resp = round_trip(upstream, &head, &body)?;
         client.write_all(&resp)?;
     }
     Ok(())
+}
+
+/// A 500 as the request's protocol words it: awsJson (an `x-amz-target` header) with
+/// `__type`, S3 with its XML error document (none for a HEAD: S3 sends only the status).
+fn internal_error(lower_head: &str) -> String {
+    let (content_type, body) = if lower_head.contains("x-amz-target:") {
+        let json = if lower_head.contains("dynamodb_") {
+            "application/x-amz-json-1.0"
+        } else {
+            "application/x-amz-json-1.1"
+        };
+        let kind = if lower_head.contains("dynamodb_") {
+            "com.amazonaws.dynamodb.v20120810#InternalServerError"
+        } else {
+            "InternalFailure"
+        };
+        (
+            json,
+            format!(r#"{{"__type":"{kind}","message":"Internal service error"}}"#),
+        )
+    } else if lower_head.starts_with("head ") {
+        ("application/xml", String::new())
+    } else {
+        ("application/xml", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>".to_string())
+    };
+    format!(
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// One request to `upstream` on a fresh connection (`connection: close`); the whole answer.
