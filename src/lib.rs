@@ -10,6 +10,11 @@
 // A function longer than 80 lines of code holds more than one idea: split it by meaning
 // (clippy.toml sets the threshold). Tests may be one long scenario.
 #![warn(clippy::too_many_lines)]
+// The future of a reload (reload -> a stream's start -> its build -> each start-up check) is
+// deeper than rustc's default query depth lets it lay out on a cold build (seen in a fresh-clone
+// CI run); a stream's build is boxed as well (`Streams::run`), which keeps the futures above it
+// small.
+#![recursion_limit = "256"]
 #![cfg_attr(test, allow(clippy::too_many_lines))]
 
 mod api;

@@ -276,7 +276,8 @@ impl Streams {
             .records
             .get(&config.name)
             .map_or(crate::control::Origin::File, |r| r.origin);
-        match self.builder.build(config, version, origin).await {
+        // Boxed: a build is a large future, awaited by every change (see lib.rs).
+        match Box::pin(self.builder.build(config, version, origin)).await {
             Ok(stream) => {
                 self.insert_running(Arc::new(stream));
                 Ok(())
