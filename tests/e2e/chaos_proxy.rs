@@ -20,14 +20,7 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: &str, seed: u64, rate: f64, kinds: &str) -> Proxy {
-        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_firehosed"))
-            .with_file_name("examples")
-            .join("chaos_proxy");
-        assert!(
-            bin.exists(),
-            "{} is missing: cargo build --examples",
-            bin.display()
-        );
+        let bin = proxy_binary();
         let mut child = Command::new(bin)
             .args(["--upstream", upstream, "--seed", &seed.to_string()])
             .args([
@@ -64,6 +57,37 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The example's binary: `target/debug/examples/chaos_proxy` after `cargo build --examples`, or
+/// the `chaos_proxy-HASH` a test build of all targets (the README's test command) leaves.
+fn proxy_binary() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_firehosed")).with_file_name("examples");
+    let plain = dir.join("chaos_proxy");
+    if plain.exists() {
+        return plain;
+    }
+    let mut built: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            name.starts_with("chaos_proxy-") && !name.contains('.')
+        })
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    built.sort();
+    built.pop().map(|(_, p)| p).unwrap_or_else(|| {
+        panic!(
+            "no chaos_proxy in {}: cargo build --examples",
+            dir.display()
+        )
+    })
 }
 
 /// One request on its own connection: Ok((status, body)), or Err when the connection was reset
