@@ -1,7 +1,8 @@
 //! Where a destination's objects go: an S3 bucket (checked to exist), a directory, an HTTP
 //! endpoint with its backup, or Iceberg tables with theirs (`iceberg.rs`).
 
-use super::{Build, BuildError, PlanParts, check_with_retries, prepare_dir};
+use super::checks::check_with_retries;
+use super::{Build, BuildError, PlanParts, prepare_dir};
 use crate::aws;
 use crate::control::Origin;
 use crate::destination::directory::DirectorySink;
