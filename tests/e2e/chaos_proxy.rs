@@ -7,88 +7,10 @@
 //! delays), delivers
 //! every acknowledged record: once with `exactly_once`, at least once otherwise.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 
 use crate::support::*;
-
-struct Proxy {
-    child: Child,
-    endpoint: String,
-}
-
-impl Proxy {
-    fn start(upstream: &str, seed: u64, rate: f64, kinds: &str) -> Proxy {
-        let bin = proxy_binary();
-        let mut child = Command::new(bin)
-            .args(["--upstream", upstream, "--seed", &seed.to_string()])
-            .args([
-                "--rate",
-                &rate.to_string(),
-                "--kinds",
-                kinds,
-                "--delay-ms",
-                "200",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("chaos_proxy starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("its address line");
-        let endpoint = line
-            .strip_prefix("chaos-proxy listening on ")
-            .and_then(|l| l.split(' ').next())
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_string();
-        Proxy { child, endpoint }
-    }
-
-    fn stats(&self) -> serde_json::Value {
-        let (_, body) = http(&format!("{}/__chaos/stats", self.endpoint), "GET", &[], b"");
-        serde_json::from_str(&body).expect("JSON")
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The example's binary: `target/debug/examples/chaos_proxy` after `cargo build --examples`, or
-/// the `chaos_proxy-HASH` a test build of all targets (the README's test command) leaves.
-fn proxy_binary() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_firehosed")).with_file_name("examples");
-    let plain = dir.join("chaos_proxy");
-    if plain.exists() {
-        return plain;
-    }
-    let mut built: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            name.starts_with("chaos_proxy-") && !name.contains('.')
-        })
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .collect();
-    built.sort();
-    built.pop().map(|(_, p)| p).unwrap_or_else(|| {
-        panic!(
-            "no chaos_proxy in {}: cargo build --examples",
-            dir.display()
-        )
-    })
-}
 
 /// One request on its own connection: Ok((status, body)), or Err when the connection was reset
 /// or closed before a whole answer.
@@ -168,7 +90,7 @@ fn faults_follow_the_seed_and_speak_each_protocol() {
     let kinds = "error,slowdown,reset-before,reset-after,truncate,delay";
     let runs = std::sync::atomic::AtomicU64::new(0);
     let run = |seed: u64| -> Vec<String> {
-        let p = Proxy::start(&moto.endpoint, seed, 0.5, kinds);
+        let p = ChaosProxy::start(&moto.endpoint, seed, 0.5, kinds);
         let n = runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         (0..40)
             .map(|i| outcome(&s3_put(&p.endpoint, &format!("run{n}-{i}"))))
@@ -195,9 +117,9 @@ fn faults_follow_the_seed_and_speak_each_protocol() {
         "{first:?}"
     );
     // Reset before: the PUT did not happen; reset after: it did.
-    let before = Proxy::start(&moto.endpoint, 1, 1.0, "reset-before");
+    let before = ChaosProxy::start(&moto.endpoint, 1, 1.0, "reset-before");
     assert_eq!(outcome(&s3_put(&before.endpoint, "never")), "reset");
-    let after = Proxy::start(&moto.endpoint, 1, 1.0, "reset-after");
+    let after = ChaosProxy::start(&moto.endpoint, 1, 1.0, "reset-after");
     assert_eq!(outcome(&s3_put(&after.endpoint, "done")), "reset");
     let keys = moto.keys("lake");
     assert!(
@@ -205,7 +127,7 @@ fn faults_follow_the_seed_and_speak_each_protocol() {
         "{keys:?}"
     );
     // awsJson: Kinesis and DynamoDB in their own words.
-    let json = Proxy::start(&moto.endpoint, 3, 1.0, "slowdown");
+    let json = ChaosProxy::start(&moto.endpoint, 3, 1.0, "slowdown");
     let call = |target: &str| {
         outcome(&raw(
             &json.endpoint,
@@ -227,7 +149,7 @@ fn faults_follow_the_seed_and_speak_each_protocol() {
         call("DynamoDB_20120810.PutItem"),
         "400 com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
     );
-    let errors = Proxy::start(&moto.endpoint, 3, 1.0, "error");
+    let errors = ChaosProxy::start(&moto.endpoint, 3, 1.0, "error");
     let (status, body) = raw(
         &errors.endpoint,
         "POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: DynamoDB_20120810.GetItem",
@@ -258,7 +180,7 @@ fn every_acknowledged_record_is_delivered_through_a_30_percent_fault_rate() {
     let s3 = S3sFs::start();
     s3.create_bucket("chaos-eo");
     s3.create_bucket("chaos-alo");
-    let p = Proxy::start(
+    let p = ChaosProxy::start(
         &s3.endpoint,
         42,
         0.3,

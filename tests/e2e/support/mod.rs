@@ -3,6 +3,8 @@
 // Its items are `pub` for the test modules beside it, not for another crate.
 #![allow(unreachable_pub)]
 
+pub mod chaos_proxy;
+pub mod examples;
 pub mod faults;
 pub mod iceberg;
 pub mod kinesis_mock;
@@ -17,6 +19,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub use chaos_proxy::ChaosProxy;
+pub use examples::example_binary;
 pub use kinesis_mock::KinesisMock;
 
 /// The tools cache; the tests fail (not skip) when it was not installed.
@@ -591,6 +595,14 @@ impl Daemon {
         }
     }
 
+    /// The exit status, once the process has exited by itself (None while it runs, or after
+    /// `kill9`).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
@@ -714,15 +726,24 @@ impl Drop for Daemon {
 
 /// A minimal HTTP/1.1 client: (status, body). Plain TCP so tests can send exactly what they mean.
 pub fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    try_http(url, method, headers, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// The same, with a connection that fails (refused, reset, no whole answer) as an error: for
+/// clients of a daemon that a test kills on purpose.
+pub fn try_http(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut stream = TcpStream::connect(host).expect("connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("timeout");
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
@@ -731,7 +752,7 @@ pub fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).expect("request sent");
+    stream.write_all(req.as_bytes())?;
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
@@ -740,7 +761,12 @@ pub fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("no HTTP status in {text:?}"),
+            )
+        })?;
     let body = match text.split_once("\r\n\r\n") {
         Some((head, b))
             if head
@@ -752,7 +778,7 @@ pub fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (
         Some((_, b)) => b.to_string(),
         None => String::new(),
     };
-    (status, body)
+    Ok((status, body))
 }
 
 fn dechunk(mut s: &str) -> String {
