@@ -8,108 +8,14 @@
 //! backup as `http-endpoint-failed` error records, and with AllData every record is backed up.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+use crate::support::http_receiver::{Expect, Receiver};
 use crate::support::transform::gunzip;
 use crate::support::*;
 use serde_json::{Value, json};
-
-/// The test's endpoint: the receiver process, its request log and its plan.
-struct Receiver {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    plan: PathBuf,
-}
-
-/// What a receiver expects of the requests it gets.
-struct Expect<'a> {
-    stream: &'a str,
-    path: &'a str,
-    access_key: Option<&'a str>,
-    attributes: Option<Value>,
-    gzip: bool,
-    /// `(cert, key)`: serve HTTPS.
-    tls: Option<(&'a Path, &'a Path)>,
-}
-
-impl Receiver {
-    fn start(dir: &Path, name: &str, expect: &Expect, plan: Value) -> Receiver {
-        let log = dir.join(format!("{name}.jsonl"));
-        let plan_path = dir.join(format!("{name}-plan.json"));
-        std::fs::write(&plan_path, plan.to_string()).expect("plan");
-        let mut cmd = Command::new(python());
-        cmd.arg(py_script("http_receiver.py"))
-            .arg(&log)
-            .arg(&plan_path)
-            .args(["--path", expect.path, "--stream", expect.stream])
-            .args(["--gzip", if expect.gzip { "yes" } else { "no" }]);
-        if let Some(k) = expect.access_key {
-            cmd.args(["--access-key", k]);
-        }
-        if let Some(a) = &expect.attributes {
-            cmd.args(["--attributes", &a.to_string()]);
-        }
-        if let Some((cert, key)) = expect.tls {
-            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("receiver starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("port line");
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("receiver said {line:?}"));
-        Receiver {
-            child,
-            port,
-            log,
-            plan: plan_path,
-        }
-    }
-
-    fn url(&self, scheme: &str, path: &str) -> String {
-        format!("{scheme}://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn set_plan(&self, plan: Value) {
-        let tmp = self.plan.with_extension("tmp");
-        std::fs::write(&tmp, plan.to_string()).expect("plan");
-        std::fs::rename(&tmp, &self.plan).expect("plan renamed");
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("log line"))
-            .collect()
-    }
-
-    fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        let start = Instant::now();
-        loop {
-            let r = self.requests();
-            if r.len() >= n || start.elapsed() > timeout {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// No request broke the specification.
 fn assert_conforming(requests: &[Value]) {

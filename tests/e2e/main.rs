@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod aws_fidelity;
+mod chaos;
 mod chaos_proxy;
 mod cli;
 mod clients;

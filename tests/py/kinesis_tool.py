@@ -138,6 +138,7 @@ def main():
         aggregated = "--aggregate" in a[5:]
         as_json = "--json" in a[5:]
         stop = a[a.index("--stop-file") + 1] if "--stop-file" in a[5:] else None
+        pause = float(a[a.index("--pause-ms") + 1]) / 1000 if "--pause-ms" in a[5:] else 0.02
         deadline = time.time() + seconds
         i, batch = 0, 0
         with open(outfile, "a") as f:
@@ -160,7 +161,7 @@ def main():
                 f.flush()
                 i += 50
                 batch += 1
-                time.sleep(0.02)
+                time.sleep(pause)
     elif cmd == "split":
         stream, shard = a
         s = next(x for x in k.list_shards(StreamName=stream)["Shards"] if x["ShardId"] == shard)

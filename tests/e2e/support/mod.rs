@@ -6,6 +6,7 @@
 pub mod chaos_proxy;
 pub mod examples;
 pub mod faults;
+pub mod http_receiver;
 pub mod iceberg;
 pub mod kinesis_mock;
 pub mod producers;
@@ -404,6 +405,7 @@ pub struct Launch<'a> {
     dir: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
     open_file_limit: Option<u64>,
+    ready_within: Duration,
 }
 
 impl Launch<'_> {
@@ -415,6 +417,13 @@ impl Launch<'_> {
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// How long the start may take before it is given up (60 s unless set): a daemon waiting
+    /// out faults at its start-up checks may take up to two minutes.
+    pub fn ready_within(mut self, timeout: Duration) -> Self {
+        self.ready_within = timeout;
         self
     }
 
@@ -438,7 +447,7 @@ impl Launch<'_> {
             None => tempfile::tempdir().expect("tempdir"),
         };
         let (env, limit) = (self.env, self.open_file_limit);
-        Daemon::try_start_cmd(dir, self.config, |cmd| {
+        Daemon::try_start_cmd(dir, self.config, self.ready_within, |cmd| {
             cmd.envs(env);
             if let Some(limit) = limit {
                 limit_open_files(cmd, limit);
@@ -478,12 +487,14 @@ impl Daemon {
             dir: None,
             env: Vec::new(),
             open_file_limit: None,
+            ready_within: Duration::from_secs(60),
         }
     }
 
     fn try_start_cmd(
         dir: tempfile::TempDir,
         config: &str,
+        ready_within: Duration,
         customize: impl FnOnce(&mut Command),
     ) -> Result<Daemon, String> {
         let text = config.replace("{dir}", &dir.path().display().to_string());
@@ -516,7 +527,7 @@ impl Daemon {
             }
             for _ in lines {}
         });
-        match rx.recv_timeout(Duration::from_secs(60)) {
+        match rx.recv_timeout(ready_within) {
             Ok(line) => {
                 let url = line
                     .strip_prefix("firehosed listening on ")
