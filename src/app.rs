@@ -1,5 +1,5 @@
-//! The daemon's life: prepare state_dir, bind, start the streams (`streams::Streams::restore`),
-//! serve until shutdown (or a fatal local error), drain.
+//! The daemon's life: prepare state_dir, bind, serve, start the streams (`streams::Streams::open`
+//! and `start_all`: CREATING meanwhile), serve until shutdown (or a fatal local error), drain.
 
 mod network;
 mod reload;
@@ -54,13 +54,31 @@ pub async fn run(
     let local = listener.local_addr()?;
     let (fatal_tx, mut fatal) = crate::fatal::channel();
     let builder = builder(&config, fatal_tx).await;
-    let streams = Streams::restore(&config, builder).await?;
+    let streams = Streams::open(&config, builder)?;
     let (stop, stopping) = watch::channel(false);
     let body_timeout = Duration::from_secs(config.server.body_timeout_seconds);
     let auth = network.auth.clone();
     let state = Arc::new(AppState::new(streams, stopping, auth, body_timeout));
+    // Served while the streams start: a start-up check waiting out a fault (up to two minutes)
+    // leaves the daemon answering, its streams CREATING and /readyz 503, as a stream being
+    // created through the API is.
+    let mut server = Server::start(
+        Listeners {
+            api: (listener, network.serve_options(&config)),
+            metrics: metrics_listener.map(|l| (l, Network::metrics_options(&config))),
+        },
+        state.clone(),
+        stop,
+    );
+    if let Err(e) = state.streams.start_all(&config).await {
+        let _ = server.stop.send(true);
+        let _ = tokio::time::timeout(FATAL_GRACE, &mut server.task).await;
+        server.abort();
+        return Err(e.into());
+    }
 
-    // The one line on stdout: tests and scripts read the bound address from it.
+    // The one line on stdout, once every stream runs: tests and scripts read the bound
+    // address from it and send records at once.
     let scheme = if network.tls.is_some() {
         "https"
     } else {
@@ -70,14 +88,6 @@ pub async fn run(
     let count = state.streams.all().len();
     tracing::info!(listen = %local, streams = count, auth = network.auth.is_some(),
         tls = network.tls.is_some(), "ready");
-    let mut server = Server::start(
-        Listeners {
-            api: (listener, network.serve_options(&config)),
-            metrics: metrics_listener.map(|l| (l, Network::metrics_options(&config))),
-        },
-        state.clone(),
-        stop,
-    );
     // Listeners bound, pipelines started: ready (systemd's Type=notify, /readyz).
     state.ready.store(true, Ordering::Release);
     let notifier = Notifier::from_env();

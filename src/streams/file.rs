@@ -43,12 +43,20 @@ pub(crate) fn check_open_files(file_streams: &[StreamSpec]) -> Result<(), TooMan
 }
 
 impl Streams {
-    /// Starts the file's streams (one that cannot start stops the start-up) and the API
-    /// streams of earlier runs (one that cannot start is CREATING_FAILED, the others run).
+    /// `open`, then `start_all`: every stream running, or the error that stops the start-up.
     pub(crate) async fn restore(
         config: &Config,
         builder: Builder,
     ) -> Result<Arc<Streams>, RestoreError> {
+        let streams = Self::open(config, builder)?;
+        streams.start_all(config).await?;
+        Ok(streams)
+    }
+
+    /// The streams of the file and of earlier runs, recorded and none running yet: every file
+    /// stream CREATING until `start_all` has built it, so that the API can serve (Describe says
+    /// CREATING, puts are not found) while a start-up check waits out a fault.
+    pub(crate) fn open(config: &Config, builder: Builder) -> Result<Arc<Streams>, RestoreError> {
         let local = crate::control::request::Local {
             catalog: config.glue_catalog_dir.clone(),
             functions: config.lambda_functions.clone(),
@@ -66,13 +74,31 @@ impl Streams {
         })?;
         let streams = Arc::new(Streams::new(records, builder));
         for sc in &config.streams {
-            let version = streams.records.get(&sc.name).map_or(1, |r| r.version);
-            streams.run(sc, version).await?;
+            streams.records.set_status(&sc.name, Status::Creating);
         }
+        // The API streams of earlier runs too: no update or delete may reach one before
+        // `start_all` has started it (they answer as for a stream being created).
         for (name, record) in streams.records.api_streams() {
-            streams.restore_api_stream(&name, record).await;
+            if !record.deleting && !matches!(record.status, Status::Failed(_)) {
+                streams.records.set_status(&name, Status::Creating);
+            }
         }
         Ok(streams)
+    }
+
+    /// Starts the file's streams, each ACTIVE once built (one that cannot start stops the
+    /// start-up), and the API streams of earlier runs (one that cannot start is CREATING_FAILED,
+    /// the others run).
+    pub(crate) async fn start_all(&self, config: &Config) -> Result<(), RestoreError> {
+        for sc in &config.streams {
+            let version = self.records.get(&sc.name).map_or(1, |r| r.version);
+            self.run(sc, version).await?;
+            self.records.set_status(&sc.name, Status::Active);
+        }
+        for (name, record) in self.records.api_streams() {
+            self.restore_api_stream(&name, record).await;
+        }
+        Ok(())
     }
 
     /// An API stream of an earlier run: a delete that began is finished; the others are checked

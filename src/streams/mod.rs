@@ -158,6 +158,12 @@ impl Streams {
     }
 
     /// The configuration the daemon started with (reloads change only its streams).
+    /// The specification of file stream `name`, as the configuration the daemon started on
+    /// has it.
+    pub(crate) fn file_spec(&self, name: &str) -> Option<&StreamSpec> {
+        self.file_config().streams.iter().find(|s| s.name == name)
+    }
+
     pub(crate) fn file_config(&self) -> &crate::config::Config {
         &self.builder.config
     }

@@ -3,7 +3,8 @@
 //! each, and Kinesis and DynamoDB answering 500 to the stream check and the lease table's calls,
 //! are waited out with backoff (the start takes longer, then everything is delivered);
 //! a permanent answer (the bucket does not exist) still stops a file stream's start with one
-//! line (cli.rs `run_exits_non_zero_when_the_bucket_is_missing`).
+//! line (cli.rs `run_exits_non_zero_when_the_bucket_is_missing`). The API serves meanwhile: the
+//! waiting stream is CREATING, puts to it are not found, /readyz says 503 until it runs.
 
 use crate::support::faults::ErrorProxy;
 use crate::support::*;
@@ -93,4 +94,81 @@ delivery_streams:
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+#[test]
+fn the_daemon_serves_while_a_stream_waits_out_its_start_up_checks() {
+    let s3 = S3sFs::start();
+    s3.create_bucket("lake");
+    // Six 500s to the bucket check: about 13 s of backoff before the stream can start.
+    let proxy = ErrorProxy::start(&s3.endpoint, &[("head /", 6)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = format!(
+        "listen: 127.0.0.1:{port}
+state_dir: '{{dir}}/state'
+aws: {{force_path_style: true}}
+delivery_streams:
+  - name: waiting
+    source: {{direct_put: {{}}}}
+    destinations:
+      - s3: {{bucket: lake, endpoint_url: '{}'}}
+        buffering: {{size_mib: 1, interval_seconds: 60}}
+",
+        proxy.endpoint
+    );
+    // What a client sees while the stream waits, seen from beside the start.
+    let seen = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = try_http(&format!("{url}/healthz"), "GET", &[], b"") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never served");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let call = |op: &str, body: &str| {
+            http(
+                &url,
+                "POST",
+                &[("x-amz-target", &format!("Firehose_20150804.{op}"))],
+                body.as_bytes(),
+            )
+        };
+        let ready = http(&format!("{url}/readyz"), "GET", &[], b"").0;
+        let described = call(
+            "DescribeDeliveryStream",
+            r#"{"DeliveryStreamName":"waiting"}"#,
+        );
+        let put = call(
+            "PutRecord",
+            r#"{"DeliveryStreamName":"waiting","Record":{"Data":"YQ=="}}"#,
+        );
+        (ready, described, put)
+    });
+    let mut d = Daemon::launch(&config).start();
+    let (ready, (status, described), (put_status, put)) = seen.join().expect("the client");
+    assert_eq!(proxy.answered(), [6]);
+    assert_eq!(ready, 503, "not ready while a stream starts");
+    assert_eq!(status, 200, "{described}");
+    let v: serde_json::Value = serde_json::from_str(&described).expect("JSON");
+    assert_eq!(
+        v["DeliveryStreamDescription"]["DeliveryStreamStatus"], "CREATING",
+        "{v}"
+    );
+    assert_eq!(put_status, 400, "{put}");
+    assert!(put.contains("ResourceNotFoundException"), "{put}");
+    // Once started: ACTIVE, ready, and the records go through.
+    let v = d.wait_active("waiting");
+    assert_eq!(
+        v["DeliveryStreamDescription"]["DeliveryStreamStatus"],
+        "ACTIVE"
+    );
+    assert_eq!(d.get("/readyz").0, 200);
+    let (status, body) = d.post("/v1/streams/waiting/records", b"a\nb");
+    assert_eq!((status, body.as_str()), (200, r#"{"accepted":2}"#));
+    assert!(d.logs().contains("retrying"));
 }
