@@ -161,15 +161,26 @@ impl S3Sink {
                 .body(ByteStream::from_static(b"probe"))
                 .send()
         };
-        put().await.map_err(|e| classify("PutObject", e))?;
-        let second = put().await;
-        // Objects of 16 MiB and more are completed multipart uploads: that write must be
-        // refused too once the name exists.
-        let answer = match second {
-            Ok(_) => Ok(false),
-            Err(e) if precondition_failed(&e) => self.multipart_probe(&key).await,
+        let first = match put().await {
+            Ok(_) => Ok(()),
+            // A fresh name already taken: this put itself, retried by the SDK after its answer
+            // was lost; the second put says the rest.
+            Err(e) if precondition_failed(&e) => Ok(()),
             Err(e) => Err(classify("PutObject", e)),
         };
+        // Objects of 16 MiB and more are completed multipart uploads: that write must be
+        // refused too once the name exists.
+        let answer = match first {
+            Ok(()) => match put().await {
+                Ok(_) => Ok(false),
+                Err(e) if precondition_failed(&e) => self.multipart_probe(&key).await,
+                Err(e) => Err(classify("PutObject", e)),
+            },
+            Err(e) => Err(e),
+        };
+        // Removed whatever the answer: a first put that failed may have been written (its
+        // answer lost), and the probe is not the user's object (the chaos harness found probe
+        // objects of failed attempts left in its buckets; startup_faults.rs).
         let _ = self
             .client
             .delete_object()

@@ -4,9 +4,10 @@
 //! are waited out with backoff (the start takes longer, then everything is delivered);
 //! a permanent answer (the bucket does not exist) still stops a file stream's start with one
 //! line (cli.rs `run_exits_non_zero_when_the_bucket_is_missing`). The API serves meanwhile: the
-//! waiting stream is CREATING, puts to it are not found, /readyz says 503 until it runs.
+//! waiting stream is CREATING, puts to it are not found, /readyz says 503 until it runs. A
+//! probe whose first answer was lost leaves no probe object behind in the user's bucket.
 
-use crate::support::faults::ErrorProxy;
+use crate::support::faults::{ErrorProxy, LostAnswerProxy};
 use crate::support::*;
 
 #[test]
@@ -171,4 +172,41 @@ delivery_streams:
     let (status, body) = d.post("/v1/streams/waiting/records", b"a\nb");
     assert_eq!((status, body.as_str()), (200, r#"{"accepted":2}"#));
     assert!(d.logs().contains("retrying"));
+}
+
+#[test]
+fn a_probe_whose_first_answer_is_lost_leaves_no_probe_object_behind() {
+    let s3 = S3sFs::start();
+    s3.create_bucket("lake");
+    // The probe's first conditional put is written, then the connection is cut: the probe is
+    // tried again (under a new name), and the first one's object must not stay in the bucket.
+    let proxy = LostAnswerProxy::cutting(&s3.endpoint, "PUT ", "conditional-write-probe", 1);
+    let config = format!(
+        "listen: 127.0.0.1:0
+state_dir: '{{dir}}/state'
+aws: {{force_path_style: true}}
+delivery_streams:
+  - name: eo
+    source: {{direct_put: {{}}}}
+    destinations:
+      - s3: {{bucket: lake, endpoint_url: '{}'}}
+        delivery: exactly_once
+        buffering: {{size_mib: 1, interval_seconds: 60}}
+",
+        proxy.endpoint
+    );
+    let d = match Daemon::launch(&config).try_start() {
+        Ok(d) => d,
+        Err(log) => panic!("the start was refused:\n{log}"),
+    };
+    assert_eq!(proxy.held(), 1);
+    let (status, _) = d.post("/v1/streams/eo/records", b"a");
+    assert_eq!(status, 200);
+    assert_eq!(d.flush("eo").len(), 1);
+    // The probe removed its object, the lost first answer notwithstanding.
+    let left: Vec<String> = files_under(&s3.root.path().join("lake"))
+        .into_iter()
+        .filter(|k| k.contains("probe"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -147,6 +147,22 @@ pub struct LostAnswerProxy {
 
 impl LostAnswerProxy {
     pub fn start(upstream: &str, method: &'static str, needle: &'static str, times: u64) -> Self {
+        Self::start_with(upstream, method, needle, times, false)
+    }
+
+    /// The same, the connection closed at once instead of held silent (a reset after the
+    /// request took effect: the client's SDK retries it at once).
+    pub fn cutting(upstream: &str, method: &'static str, needle: &'static str, times: u64) -> Self {
+        Self::start_with(upstream, method, needle, times, true)
+    }
+
+    fn start_with(
+        upstream: &str,
+        method: &'static str,
+        needle: &'static str,
+        times: u64,
+        cut: bool,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let upstream = upstream.trim_start_matches("http://").to_string();
@@ -156,7 +172,7 @@ impl LostAnswerProxy {
             for client in listener.incoming().flatten() {
                 let (up, h) = (upstream.clone(), h.clone());
                 std::thread::spawn(move || {
-                    let _ = forward_holding(client, &up, &h, method, needle, times);
+                    let _ = forward_holding(client, &up, &h, (method, needle, times), cut);
                 });
             }
         });
@@ -173,9 +189,8 @@ fn forward_holding(
     client: TcpStream,
     upstream: &str,
     held: &AtomicU64,
-    method: &str,
-    needle: &str,
-    times: u64,
+    (method, needle, times): (&str, &str, u64),
+    cut: bool,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
@@ -187,6 +202,9 @@ fn forward_holding(
             && held.load(Ordering::Relaxed) < times
         {
             held.fetch_add(1, Ordering::Relaxed);
+            if cut {
+                return Ok(());
+            }
             // Never answered: the client's connection stays open and silent.
             std::thread::sleep(std::time::Duration::from_secs(600));
             return Ok(());
