@@ -54,7 +54,7 @@ pub async fn run(
     let local = listener.local_addr()?;
     let (fatal_tx, mut fatal) = crate::fatal::channel();
     let builder = builder(&config, fatal_tx).await;
-    let streams = Streams::open(&config, builder)?;
+    let (streams, earlier) = Streams::open(&config, builder)?;
     let (stop, stopping) = watch::channel(false);
     let body_timeout = Duration::from_secs(config.server.body_timeout_seconds);
     let auth = network.auth.clone();
@@ -70,13 +70,16 @@ pub async fn run(
         state.clone(),
         stop,
     );
-    if let Err(e) = state.streams.start_all(&config).await {
+    if let Err(e) = state.streams.start_all(&config, earlier).await {
         let _ = server.stop.send(true);
         let _ = tokio::time::timeout(FATAL_GRACE, &mut server.task).await;
         server.abort();
         return Err(e.into());
     }
 
+    // Listeners bound, pipelines started: ready (/readyz; systemd's Type=notify below), before
+    // the line that tells scripts so.
+    state.ready.store(true, Ordering::Release);
     // The one line on stdout, once every stream runs: tests and scripts read the bound
     // address from it and send records at once.
     let scheme = if network.tls.is_some() {
@@ -88,8 +91,6 @@ pub async fn run(
     let count = state.streams.all().len();
     tracing::info!(listen = %local, streams = count, auth = network.auth.is_some(),
         tls = network.tls.is_some(), "ready");
-    // Listeners bound, pipelines started: ready (systemd's Type=notify, /readyz).
-    state.ready.store(true, Ordering::Release);
     let notifier = Notifier::from_env();
     notifier.ready(&format!("serving {count} delivery streams on {local}"));
     notifier.spawn_watchdog();

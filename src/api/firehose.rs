@@ -152,13 +152,25 @@ pub(super) fn check_name(name: Option<String>) -> Result<String, AwsError> {
     Ok(name)
 }
 
+/// The answer to a put into a stream that is CREATING (created through the API, or started with
+/// the daemon): 503, which SDKs and agents retry, rather than a not-found they give up on.
+pub(super) fn starting(name: &str) -> AwsError {
+    AwsError::unavailable(format!(
+        "Firehose {name} is being created or started; try again shortly"
+    ))
+}
+
 /// Looks a running stream up by name, checking the name's constraints first.
 fn stream(state: &AppState, name: Option<String>) -> Result<Arc<DeliveryStream>, AwsError> {
     let name = check_name(name)?;
     let streams = &state.streams;
-    streams
-        .get(&name)
-        .ok_or_else(|| streams.not_found(&name).into())
+    streams.get(&name).ok_or_else(|| {
+        if streams.is_creating(&name) {
+            starting(&name)
+        } else {
+            streams.not_found(&name).into()
+        }
+    })
 }
 
 #[derive(Deserialize)]

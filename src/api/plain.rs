@@ -18,8 +18,12 @@ use crate::stream::DeliveryStream;
 
 fn find(state: &AppState, name: &str) -> Result<Arc<DeliveryStream>, AwsError> {
     state.streams.get(name).ok_or_else(|| {
-        AwsError::not_found(format!("Delivery stream {name} not found"))
-            .with_status(StatusCode::NOT_FOUND)
+        if state.streams.is_creating(name) {
+            super::firehose::starting(name)
+        } else {
+            AwsError::not_found(format!("Delivery stream {name} not found"))
+                .with_status(StatusCode::NOT_FOUND)
+        }
     })
 }
 

@@ -265,6 +265,17 @@ impl StreamRecords {
     }
 
     /// Sets a stream's status (in memory: statuses are not kept across restarts).
+    /// CREATING while the daemon starts the stream, with the configuration it is starting
+    /// (when given), in memory only: what Describe and the open-file check see meanwhile.
+    pub(crate) fn set_starting(&self, name: &str, config: Option<StreamSpec>) {
+        if let Some(r) = self.lock().get_mut(name) {
+            r.status = Status::Creating;
+            if config.is_some() {
+                r.config = config;
+            }
+        }
+    }
+
     pub(crate) fn set_status(&self, name: &str, status: Status) {
         if let Some(r) = self.lock().get_mut(name) {
             r.status = status;

@@ -164,8 +164,9 @@ impl S3Sink {
         let first = match put().await {
             Ok(_) => Ok(()),
             // A fresh name already taken: this put itself, retried by the SDK after its answer
-            // was lost; the second put says the rest.
-            Err(e) if precondition_failed(&e) => Ok(()),
+            // was lost, if the probe object is there (a server refusing every conditional
+            // put would otherwise pass, and then take every object for already written).
+            Err(e) if precondition_failed(&e) => self.probe_written(&key).await,
             Err(e) => Err(classify("PutObject", e)),
         };
         // Objects of 16 MiB and more are completed multipart uploads: that write must be
@@ -189,6 +190,29 @@ impl S3Sink {
             .send()
             .await;
         answer
+    }
+
+    /// Ok when the probe object `key` exists with the probe's 5 bytes.
+    async fn probe_written(&self, key: &str) -> Result<(), DeliveryError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("HeadObject", e))?;
+        if head.content_length() == Some(5) {
+            Ok(())
+        } else {
+            Err(DeliveryError {
+                transient: false,
+                message: format!(
+                    "PutObject of a new name answered 412 and no probe object is there: the server refuses conditional writes it should accept (HeadObject: {:?} bytes)",
+                    head.content_length()
+                ),
+            })
+        }
     }
 
     /// A one-part multipart upload of the existing `key`, completed with `If-None-Match: *`:

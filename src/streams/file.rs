@@ -29,6 +29,9 @@ pub(crate) enum RestoreError {
     Build(#[from] super::BuildError),
 }
 
+/// The API streams of earlier runs, as `Streams::open` found them: what `start_all` restores.
+pub(crate) struct Earlier(Vec<(String, StreamRecord)>);
+
 /// What one reload did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Summary {
@@ -48,15 +51,22 @@ impl Streams {
         config: &Config,
         builder: Builder,
     ) -> Result<Arc<Streams>, RestoreError> {
-        let streams = Self::open(config, builder)?;
-        streams.start_all(config).await?;
+        let (streams, earlier) = Self::open(config, builder)?;
+        streams.start_all(config, earlier).await?;
         Ok(streams)
     }
 
-    /// The streams of the file and of earlier runs, recorded and none running yet: every file
-    /// stream CREATING until `start_all` has built it, so that the API can serve (Describe says
-    /// CREATING, puts are not found) while a start-up check waits out a fault.
-    pub(crate) fn open(config: &Config, builder: Builder) -> Result<Arc<Streams>, RestoreError> {
+    /// The streams of the file and of earlier runs, recorded and none running yet, so that the
+    /// API can serve while a start-up check waits out a fault: every file stream CREATING (its
+    /// configuration in its record, counted by the open-file check of changes made meanwhile)
+    /// until `start_all` has built it; the API streams of earlier runs CREATING too (an update
+    /// or delete waits for them), or DELETING when a delete had begun. Returns those API streams:
+    /// `start_all` restores them, and only them (one created through the API meanwhile is
+    /// started by its own create).
+    pub(crate) fn open(
+        config: &Config,
+        builder: Builder,
+    ) -> Result<(Arc<Streams>, Earlier), RestoreError> {
         let local = crate::control::request::Local {
             catalog: config.glue_catalog_dir.clone(),
             functions: config.lambda_functions.clone(),
@@ -74,28 +84,33 @@ impl Streams {
         })?;
         let streams = Arc::new(Streams::new(records, builder));
         for sc in &config.streams {
-            streams.records.set_status(&sc.name, Status::Creating);
+            streams.records.set_starting(&sc.name, Some(sc.clone()));
         }
-        // The API streams of earlier runs too: no update or delete may reach one before
-        // `start_all` has started it (they answer as for a stream being created).
-        for (name, record) in streams.records.api_streams() {
-            if !record.deleting && !matches!(record.status, Status::Failed(_)) {
-                streams.records.set_status(&name, Status::Creating);
+        let earlier = Earlier(streams.records.api_streams());
+        for (name, record) in &earlier.0 {
+            if record.deleting {
+                streams.records.set_status(name, Status::Deleting);
+            } else if !matches!(record.status, Status::Failed(_)) {
+                streams.records.set_starting(name, None);
             }
         }
-        Ok(streams)
+        Ok((streams, earlier))
     }
 
     /// Starts the file's streams, each ACTIVE once built (one that cannot start stops the
     /// start-up), and the API streams of earlier runs (one that cannot start is CREATING_FAILED,
     /// the others run).
-    pub(crate) async fn start_all(&self, config: &Config) -> Result<(), RestoreError> {
+    pub(crate) async fn start_all(
+        &self,
+        config: &Config,
+        earlier: Earlier,
+    ) -> Result<(), RestoreError> {
         for sc in &config.streams {
             let version = self.records.get(&sc.name).map_or(1, |r| r.version);
             self.run(sc, version).await?;
             self.records.set_status(&sc.name, Status::Active);
         }
-        for (name, record) in self.records.api_streams() {
+        for (name, record) in earlier.0 {
             self.restore_api_stream(&name, record).await;
         }
         Ok(())

@@ -158,12 +158,6 @@ impl Streams {
     }
 
     /// The configuration the daemon started with (reloads change only its streams).
-    /// The specification of file stream `name`, as the configuration the daemon started on
-    /// has it.
-    pub(crate) fn file_spec(&self, name: &str) -> Option<&StreamSpec> {
-        self.file_config().streams.iter().find(|s| s.name == name)
-    }
-
     pub(crate) fn file_config(&self) -> &crate::config::Config {
         &self.builder.config
     }
@@ -181,6 +175,14 @@ impl Streams {
             name: name.to_string(),
             account: self.account_id().to_string(),
         }
+    }
+
+    /// Whether stream `name` is recorded and CREATING (being created through the API, or being
+    /// started with the daemon): puts to it are told to come back, not that it does not exist.
+    pub(crate) fn is_creating(&self, name: &str) -> bool {
+        self.records
+            .get(name)
+            .is_some_and(|r| r.status == crate::control::Status::Creating)
     }
 
     /// The record of stream `name`, or not found.

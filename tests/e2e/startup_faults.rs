@@ -4,7 +4,8 @@
 //! are waited out with backoff (the start takes longer, then everything is delivered);
 //! a permanent answer (the bucket does not exist) still stops a file stream's start with one
 //! line (cli.rs `run_exits_non_zero_when_the_bucket_is_missing`). The API serves meanwhile: the
-//! waiting stream is CREATING, puts to it are not found, /readyz says 503 until it runs. A
+//! waiting stream is CREATING, puts to it are told to come back (503), /readyz says 503 until
+//! it runs, and a stream created meanwhile starts once. A
 //! probe whose first answer was lost leaves no probe object behind in the user's bucket.
 
 use crate::support::faults::{ErrorProxy, LostAnswerProxy};
@@ -111,12 +112,12 @@ fn the_daemon_serves_while_a_stream_waits_out_its_start_up_checks() {
     let config = format!(
         "listen: 127.0.0.1:{port}
 state_dir: '{{dir}}/state'
-aws: {{force_path_style: true}}
+aws: {{endpoint_url: '{}', force_path_style: true}}
 delivery_streams:
   - name: waiting
     source: {{direct_put: {{}}}}
     destinations:
-      - s3: {{bucket: lake, endpoint_url: '{}'}}
+      - s3: {{bucket: lake}}
         buffering: {{size_mib: 1, interval_seconds: 60}}
 ",
         proxy.endpoint
@@ -148,6 +149,12 @@ delivery_streams:
             "PutRecord",
             r#"{"DeliveryStreamName":"waiting","Record":{"Data":"YQ=="}}"#,
         );
+        // A stream created meanwhile starts once, by its own create.
+        let created = call(
+            "CreateDeliveryStream",
+            r#"{"DeliveryStreamName":"during","ExtendedS3DestinationConfiguration":{"RoleARN":"arn:aws:iam::123456789012:role/firehose","BucketARN":"arn:aws:s3:::lake","BufferingHints":{"SizeInMBs":1,"IntervalInSeconds":60}}}"#,
+        );
+        assert_eq!(created.0, 200, "{}", created.1);
         (ready, described, put)
     });
     let mut d = Daemon::launch(&config).start();
@@ -160,8 +167,9 @@ delivery_streams:
         v["DeliveryStreamDescription"]["DeliveryStreamStatus"], "CREATING",
         "{v}"
     );
-    assert_eq!(put_status, 400, "{put}");
-    assert!(put.contains("ResourceNotFoundException"), "{put}");
+    // Come back later (503, retried by SDKs), not "does not exist".
+    assert_eq!(put_status, 503, "{put}");
+    assert!(put.contains("ServiceUnavailableException"), "{put}");
     // Once started: ACTIVE, ready, and the records go through.
     let v = d.wait_active("waiting");
     assert_eq!(
@@ -171,7 +179,18 @@ delivery_streams:
     assert_eq!(d.get("/readyz").0, 200);
     let (status, body) = d.post("/v1/streams/waiting/records", b"a\nb");
     assert_eq!((status, body.as_str()), (200, r#"{"accepted":2}"#));
-    assert!(d.logs().contains("retrying"));
+    d.wait_active("during");
+    let (status, _) = d.post("/v1/streams/during/records", b"x");
+    assert_eq!(status, 200);
+    assert_eq!(d.flush("during").len(), 1);
+    let logs = d.logs();
+    assert!(logs.contains("retrying"));
+    assert_eq!(
+        logs.matches("destination ready destination=during[0]")
+            .count(),
+        1,
+        "the stream created during the start was started once:\n{logs}"
+    );
 }
 
 #[test]

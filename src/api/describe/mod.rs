@@ -29,9 +29,8 @@ pub(super) fn describe(state: &AppState, input: Value) -> Result<Value, AwsError
     let running = streams.get(&name);
     let config = match (&running, &record) {
         (Some(s), _) => &s.config,
-        // Being created (or failed): described from its checked specification; a file stream
-        // still starting, from the file.
-        (None, Some(r)) => match r.config.as_ref().or_else(|| streams.file_spec(&name)) {
+        // Being created or started (or failed): described from its checked specification.
+        (None, Some(r)) => match &r.config {
             Some(config) => config,
             None => return Err(streams.not_found(&name).into()),
         },

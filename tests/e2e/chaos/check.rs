@@ -172,6 +172,9 @@ impl EndpointLog {
         let Some(end) = text.iter().rposition(|b| *b == b'\n') else {
             return;
         };
+        if end < self.read {
+            return;
+        }
         for line in text[self.read..end]
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
@@ -304,23 +307,31 @@ pub(super) fn transformed(
     t
 }
 
-/// Per partition key, the first delivery of each record comes in the order it was produced:
-/// the first out-of-order pair, if any.
-pub(super) fn order_violation(lines: &[String]) -> Option<String> {
-    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+/// Per partition key, the first deliveries come in Kinesis's order (the sequence numbers the
+/// producer logged; within a shard they grow, and a child's follow its parents'): the first
+/// pair out of order, if any.
+pub(super) fn order_violation(
+    lines: &[String],
+    sequence: &HashMap<String, String>,
+) -> Option<String> {
+    // Sequence numbers are decimal strings of up to 128 bits: compared by length, then text.
+    let mut last: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
     let mut taken = BTreeSet::new();
     for l in lines.iter().filter(|l| taken.insert(l.as_str())) {
-        let mut parts = l.rsplitn(3, '-');
-        let (Some(n), Some(key)) = (parts.next(), parts.next()) else {
+        let Some(seq) = sequence.get(l) else {
+            return Some(format!("{l}: not a record Kinesis accepted"));
+        };
+        let Some(key) = l.rsplit('-').nth(1) else {
             return Some(format!("{l}: not a producer's record"));
         };
-        let Ok(n) = n.parse::<u64>() else {
-            return Some(format!("{l}: not a producer's record"));
-        };
-        if let Some(prev) = last.insert(key, n)
-            && n < prev
+        let at = (seq.len(), seq.as_str());
+        if let Some(prev) = last.insert(key, at)
+            && at < prev
         {
-            return Some(format!("key {key}: record {n} delivered after {prev}"));
+            return Some(format!(
+                "key {key}: {l} (sequence {seq}) delivered after sequence {}",
+                prev.1
+            ));
         }
     }
     None

@@ -130,11 +130,17 @@ fn send(url: &str, stream: &str, batch: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-/// The Kinesis producer: a process putting records until stopped.
+/// The Kinesis producer: a process putting records until stopped (killed if the run panics).
 pub(super) struct KinesisLoad {
-    child: std::process::Child,
-    pub(super) produced: tempfile::NamedTempFile,
+    child: Option<std::process::Child>,
+    produced: tempfile::NamedTempFile,
     stop_file: tempfile::TempDir,
+}
+
+/// A record Kinesis accepted: its data and its sequence number.
+pub(super) struct Put {
+    pub(super) data: String,
+    pub(super) sequence: String,
 }
 
 impl KinesisLoad {
@@ -152,24 +158,39 @@ impl KinesisLoad {
             .spawn()
             .expect("producer");
         KinesisLoad {
-            child,
+            child: Some(child),
             produced,
             stop_file,
         }
     }
 
     /// Stops it; every record Kinesis accepted.
-    pub(super) fn finish(mut self) -> Vec<String> {
+    pub(super) fn finish(mut self) -> Vec<Put> {
         std::fs::write(self.stop_file.path().join("stop"), b"").expect("stop file");
-        let status = self.child.wait().expect("producer");
-        assert!(status.success(), "the Kinesis producer failed");
+        if let Some(mut child) = self.child.take() {
+            let status = child.wait().expect("producer");
+            assert!(status.success(), "the Kinesis producer failed");
+        }
         std::fs::read_to_string(self.produced.path())
             .expect("produced")
             .lines()
             .map(|l| {
+                // [data, partition key, sequence number, shard]
                 let v: Value = serde_json::from_str(l).expect("json line");
-                v[0].as_str().expect("data").to_string()
+                Put {
+                    data: v[0].as_str().expect("data").to_string(),
+                    sequence: v[2].as_str().expect("sequence number").to_string(),
+                }
             })
             .collect()
+    }
+}
+
+impl Drop for KinesisLoad {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -20,10 +20,11 @@ mod sample;
 mod schedule;
 mod world;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use crate::support::chaos_proxy::set_rate;
 use check::{Parse, Tally};
 use load::{DirectPut, KinesisLoad};
 use sample::Samples;
@@ -126,86 +127,43 @@ fn run(seed: u64, profile: Profile) -> Report {
     }
     let direct = DirectPut::start(w.edge.url.clone(), &["eo", "alo", "api", "pq", "web"]);
     let kinesis = KinesisLoad::start(&w.kinesis.endpoint, STREAM);
-    let t0 = Instant::now();
     let mut samples = Samples::default();
-    let mut next_sample = Duration::ZERO;
-    let mut pending = events.iter().peekable();
-    while t0.elapsed() < span {
-        while let Some(e) = pending.next_if(|e| e.at <= t0.elapsed()) {
-            println!("{e}");
-            w.apply(&e.fault);
-        }
-        w.revive();
-        if t0.elapsed() >= next_sample {
-            take_samples(&mut w, &mut samples, t0.elapsed());
-            next_sample += Duration::from_secs(1);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let t0 = Instant::now();
+    let bursts = apply_schedule(&mut w, &events, span, &mut samples);
     w.end_faults();
     let refused = direct.refused.load(std::sync::atomic::Ordering::Relaxed);
     let acked = direct.finish();
-    let sent: BTreeSet<String> = kinesis.finish().into_iter().collect();
+    let puts = kinesis.finish();
+    let sent: BTreeSet<String> = puts.iter().map(|p| p.data.clone()).collect();
     println!(
         "faults over: {} Direct PUT records acknowledged, {} Kinesis records put; draining",
         acked.iter().map(|(_, a)| a.len()).sum::<usize>(),
         sent.len()
     );
     let drain_start = Instant::now();
-    let mut objects = check::Objects::default();
-    let mut endpoint = check::EndpointLog::default();
-    let mut wait = Duration::from_secs(2);
-    let tallies = loop {
-        w.revive();
-        w.flush_all();
-        take_samples(&mut w, &mut samples, t0.elapsed());
-        let tallies = tally(&mut objects, &mut endpoint, &w, &acked, &sent);
-        let over = drain_start.elapsed() > Duration::from_secs(300);
-        match &tallies {
-            Ok(t) => {
-                let missing: Vec<usize> = t.iter().map(|(_, t)| t.missing).collect();
-                println!("draining: missing per destination {missing:?}");
-            }
-            Err(e) => println!("draining: {e}"),
-        }
-        match tallies {
-            Ok(t) if over || t.iter().all(|(_, t)| t.missing == 0) => break t,
-            Err(e) if over => panic!(
-                "an object cannot be read after the drain: {e}\n{}",
-                w.logs()
-            ),
-            _ => {}
-        }
-        std::thread::sleep(wait);
-        wait = (wait * 2).min(Duration::from_secs(10));
-    };
+    let mut reading = Reading::default();
+    let tallies = drain(&mut w, &mut reading, &acked, &sent, &mut samples, t0);
     let drained_in = drain_start.elapsed();
     let dirs: Vec<std::path::PathBuf> = w.fleet.iter().map(|m| m.root.path().join("out")).collect();
-    let order = match objects.in_write_order(&dirs) {
-        Ok(lines) => check::order_violation(&lines),
+    let sequence: HashMap<String, String> =
+        puts.into_iter().map(|p| (p.data, p.sequence)).collect();
+    let order = match reading.objects.in_write_order(&dirs) {
+        Ok(lines) => check::order_violation(&lines, &sequence),
         Err(e) => Some(format!("the directories cannot be read: {e}")),
     };
-    let mut violations = Vec::new();
-    for (name, t) in &tallies {
-        let exactly_once = name.contains("exactly once");
-        if t.missing > 0 || t.misplaced > 0 || (exactly_once && t.duplicates > 0) {
-            violations.push(format!(
-                "{name}: {} lost, {} duplicated, {} misplaced (e.g. {})",
-                t.missing,
-                t.duplicates,
-                t.misplaced,
-                t.example.as_deref().unwrap_or("-")
-            ));
-        }
-    }
+    let mut violations = verdict(&mut w, &tallies);
     if let Some(o) = &order {
         violations.push(format!("per-key order: {o}"));
     }
     violations.extend(samples.violations());
+    let mut applied = w.applied.clone();
+    for (kind, n) in bursts {
+        *applied.entry(kind).or_default() += n;
+    }
     let report = Report {
         seed,
         seconds: profile.seconds,
-        applied: w.applied.clone(),
+        applied,
         exits: w.exits,
         refused,
         tallies,
@@ -222,18 +180,154 @@ fn run(seed: u64, profile: Profile) -> Report {
     report
 }
 
+/// Applies the schedule for `span`: the proxies' bursts from a thread of their own (a daemon's
+/// start, which may wait out a burst, must not hold the burst's end), everything else here,
+/// daemons that exited started again, resources sampled each second. Returns the bursts
+/// applied by kind.
+fn apply_schedule(
+    w: &mut World,
+    events: &[schedule::Event],
+    span: Duration,
+    samples: &mut Samples,
+) -> BTreeMap<&'static str, u64> {
+    use schedule::Fault;
+    let t0 = Instant::now();
+    let (rates, rest): (Vec<schedule::Event>, Vec<schedule::Event>) = events
+        .iter()
+        .cloned()
+        .partition(|e| matches!(e.fault, Fault::Burst(..) | Fault::Calm(_)));
+    let endpoints = w.proxy_endpoints();
+    let bursts = std::thread::spawn(move || {
+        let mut applied: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for e in rates {
+            std::thread::sleep(e.at.saturating_sub(t0.elapsed()));
+            println!("{e}");
+            let (upstream, rate) = match e.fault {
+                Fault::Burst(u, rate) => (u, rate),
+                Fault::Calm(u) => (u, BASE_RATE),
+                _ => continue,
+            };
+            set_rate(&endpoints[upstream_name(upstream)], rate);
+            *applied.entry(e.fault.kind()).or_default() += 1;
+        }
+        applied
+    });
+    let mut pending = rest.iter().peekable();
+    let mut next_sample = Duration::ZERO;
+    while t0.elapsed() < span {
+        while let Some(e) = pending.next_if(|e| e.at <= t0.elapsed()) {
+            println!("{e}");
+            w.apply(&e.fault);
+        }
+        w.revive();
+        if t0.elapsed() >= next_sample {
+            take_samples(w, samples, t0.elapsed());
+            next_sample += Duration::from_secs(1);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bursts.join().expect("the bursts' thread")
+}
+
+/// What the checker has read so far (objects are read once; the endpoint's log as it grows).
+#[derive(Default)]
+struct Reading {
+    objects: check::Objects,
+    endpoint: check::EndpointLog,
+}
+
+/// Flushes until every acknowledged record is in place (at most 5 minutes), then waits past the
+/// failover time and the buffers' intervals (a thawed instance's stale objects, an upload that
+/// was in flight) and tallies once more: what is written late counts too.
+fn drain(
+    w: &mut World,
+    reading: &mut Reading,
+    acked: &[(String, BTreeSet<String>)],
+    sent: &BTreeSet<String>,
+    samples: &mut Samples,
+    t0: Instant,
+) -> Vec<(&'static str, Tally)> {
+    let start = Instant::now();
+    let mut wait = Duration::from_secs(2);
+    loop {
+        w.revive();
+        w.flush_all();
+        take_samples(w, samples, t0.elapsed());
+        let tallies = tally(reading, w, acked, sent);
+        let over = start.elapsed() > Duration::from_secs(300);
+        match &tallies {
+            Ok(t) => {
+                let missing: Vec<usize> = t.iter().map(|(_, t)| t.missing).collect();
+                println!("draining: missing per destination {missing:?}");
+            }
+            Err(e) => println!("draining: {e}"),
+        }
+        match tallies {
+            Ok(t) if over || t.iter().all(|(_, t)| t.missing == 0) => break,
+            Err(e) if over => panic!(
+                "an object cannot be read after the drain: {e}\n{}",
+                w.logs()
+            ),
+            _ => {}
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+    std::thread::sleep(Duration::from_secs(schedule::FAILOVER_SECONDS + 6));
+    w.flush_all();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match tally(reading, w, acked, sent) {
+            Ok(t) => return t,
+            Err(e) if Instant::now() > deadline => {
+                panic!(
+                    "an object cannot be read after the drain: {e}\n{}",
+                    w.logs()
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// The guarantees a run's tallies and daemons broke.
+fn verdict(w: &mut World, tallies: &[(&'static str, Tally)]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (name, t) in tallies {
+        let exactly_once = name.contains("exactly once");
+        if t.missing > 0 || t.misplaced > 0 || (exactly_once && t.duplicates > 0) {
+            violations.push(format!(
+                "{name}: {} lost, {} duplicated, {} misplaced (e.g. {})",
+                t.missing,
+                t.duplicates,
+                t.misplaced,
+                t.example.as_deref().unwrap_or("-")
+            ));
+        }
+        // Each destination took load (a stream that never acknowledged anything would pass
+        // every other check).
+        if t.acked < 100 {
+            violations.push(format!("{name}: only {} records acknowledged", t.acked));
+        }
+    }
+    for m in w.members() {
+        m.check_log();
+        violations.extend(m.troubles.iter().cloned());
+    }
+    violations
+}
+
 fn take_samples(w: &mut World, samples: &mut Samples, at: Duration) {
     for m in w.members() {
         if let Some(s) = sample::sample(at, m.pid(), &m.state) {
-            samples.add(&m.name, s);
+            samples.add(&m.name, m.pid(), s);
         }
     }
 }
 
 /// Every destination against what was acknowledged, or an object that cannot be read whole.
 fn tally(
-    objects: &mut check::Objects,
-    endpoint: &mut check::EndpointLog,
+    reading: &mut Reading,
     w: &World,
     acked: &[(String, BTreeSet<String>)],
     sent: &BTreeSet<String>,
@@ -246,32 +340,48 @@ fn tally(
             .map(|(_, a)| a.clone())
             .unwrap_or_default()
     };
-    let eo = objects.under(&root.join(EO_BUCKET), true, Parse::Ids)?;
+    let eo = reading
+        .objects
+        .under(&root.join(EO_BUCKET), true, Parse::Ids)?;
     let mut eo_tally = check::plain(&of("eo"), "eo-", &check::count(&eo, "p="));
     eo_tally.misplaced += check::count(&eo, "errors/").len();
-    let alo = objects.under(&root.join(ALO_BUCKET), true, Parse::Ids)?;
+    let alo = reading
+        .objects
+        .under(&root.join(ALO_BUCKET), true, Parse::Ids)?;
     let alo_tally = check::transformed(
         &of("alo"),
         &check::count(&alo, "data/"),
         &check::count(&alo, "errors/processing-failed/"),
     );
-    let api = objects.under(&root.join(API_BUCKET), true, Parse::Ids)?;
+    let api = reading
+        .objects
+        .under(&root.join(API_BUCKET), true, Parse::Ids)?;
     let api_tally = check::plain(&of("api"), "api-", &check::count(&api, "api-"));
-    let pq = objects.under(&root.join(PQ_BUCKET), false, Parse::ParquetIds)?;
+    let pq = reading
+        .objects
+        .under(&root.join(PQ_BUCKET), false, Parse::ParquetIds)?;
     let mut pq_tally = check::plain(&of("pq"), "pq-", &check::count(&pq, "pq/"));
     pq_tally.misplaced += check::count(&pq, "errors/").len();
-    endpoint.update(w.receiver.log_path());
-    let web = objects.under(&root.join(WEB_BUCKET), true, Parse::Ids)?;
-    let mut web_got = endpoint.delivered.clone();
+    reading.endpoint.update(w.receiver.log_path());
+    let web = reading
+        .objects
+        .under(&root.join(WEB_BUCKET), true, Parse::Ids)?;
+    let mut web_got = reading.endpoint.delivered.clone();
     for (id, n) in check::count(&web, "errors/") {
         *web_got.entry(id).or_default() += n;
     }
     let web_tally = check::plain(&of("web"), "web-", &web_got);
-    let ks = objects.under(&root.join(KS_BUCKET), true, Parse::Lines)?;
+    let ks = reading
+        .objects
+        .under(&root.join(KS_BUCKET), true, Parse::Lines)?;
     let ks_tally = check::plain(sent, "c-", &check::count(&ks, ""));
     let mut dirs = BTreeMap::new();
     for (i, m) in w.fleet.iter().enumerate() {
-        for (key, items) in objects.under(&m.root.path().join("out"), false, Parse::Lines)? {
+        for (key, items) in
+            reading
+                .objects
+                .under(&m.root.path().join("out"), false, Parse::Lines)?
+        {
             dirs.insert(format!("{i}/{key}"), items);
         }
     }
@@ -295,8 +405,6 @@ fn check(report: &Report) {
         "chaos seed {} broke a guarantee:\n{text}",
         report.seed
     );
-    let acked: usize = report.tallies.iter().map(|(_, t)| t.acked).sum();
-    assert!(acked > 1000, "the load ran: {acked} records\n{text}");
 }
 
 /// The CI profile: two fixed seeds, about two minutes of faults each, one every 4 s on average.

@@ -1,8 +1,9 @@
 //! Resources of each daemon over a chaos run, sampled once a second from /proc and the disk:
 //! resident memory, open files, threads, and the size of its state_dir. The run's bound is that
-//! none of them grows without bound: the peak of the last quarter of the run may not exceed the
-//! peak of its first half by more than half (plus a floor for small numbers), and none passes a
-//! hard ceiling.
+//! none of them grows without bound: within one process's life (a kill -9 starts another), the
+//! peak of its last quarter may not exceed the peak of its first half by more than half (plus a
+//! floor for small numbers), for lives of at least two minutes (shorter ones say nothing about
+//! growth); and no sample passes a hard ceiling.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,11 +61,14 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
-/// Every daemon's samples, by name.
+/// Every daemon's samples, by name and process.
 #[derive(Default)]
 pub(super) struct Samples {
-    pub(super) by_daemon: BTreeMap<String, Vec<Sample>>,
+    by_life: BTreeMap<(String, u32), Vec<Sample>>,
 }
+
+/// A life shorter than this is not judged for growth.
+const LIFE_JUDGED: Duration = Duration::from_secs(120);
 
 /// A measure a bound is checked on: (name, value of a sample, floor of growth, ceiling).
 type Measure = (&'static str, fn(&Sample) -> u64, u64, u64);
@@ -82,14 +86,29 @@ const MEASURES: [Measure; 4] = [
 ];
 
 impl Samples {
-    pub(super) fn add(&mut self, name: &str, s: Sample) {
-        self.by_daemon.entry(name.to_string()).or_default().push(s);
+    pub(super) fn add(&mut self, name: &str, pid: u32, s: Sample) {
+        self.by_life
+            .entry((name.to_string(), pid))
+            .or_default()
+            .push(s);
+    }
+
+    /// Every sample of each daemon, lives in order.
+    fn by_daemon(&self) -> BTreeMap<&str, Vec<Sample>> {
+        let mut out: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+        for ((name, _), samples) in &self.by_life {
+            out.entry(name).or_default().extend(samples.iter().copied());
+        }
+        for samples in out.values_mut() {
+            samples.sort_by_key(|s| s.at);
+        }
+        out
     }
 
     /// Peak and last value of each measure, per daemon, as report lines.
     pub(super) fn report(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for (name, samples) in &self.by_daemon {
+        for (name, samples) in self.by_daemon() {
             let Some(last) = samples.last() else { continue };
             let cells: Vec<String> = MEASURES
                 .iter()
@@ -106,29 +125,34 @@ impl Samples {
     /// The bounds that did not hold.
     pub(super) fn violations(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for (name, samples) in &self.by_daemon {
-            let Some(end) = samples.last().map(|s| s.at) else {
+        for ((name, pid), samples) in &self.by_life {
+            let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
                 continue;
             };
+            let (begin, life) = (first.at, last.at - first.at);
             for (m, f, floor, ceiling) in MEASURES {
                 let peak_where = |from: f64, to: f64| {
                     samples
                         .iter()
-                        .filter(|s| s.at >= end.mul_f64(from) && s.at <= end.mul_f64(to))
+                        .filter(|s| {
+                            s.at >= begin + life.mul_f64(from) && s.at <= begin + life.mul_f64(to)
+                        })
                         .map(f)
                         .max()
                         .unwrap_or(0)
                 };
                 let (early, late) = (peak_where(0.0, 0.5), peak_where(0.75, 1.0));
-                if late > early + (early / 2).max(floor) {
+                if life >= LIFE_JUDGED && late > early + (early / 2).max(floor) {
                     out.push(format!(
-                        "{name}: {m} grew from a peak of {early} in the first half to {late} in \
-                         the last quarter"
+                        "{name} (pid {pid}): {m} grew from a peak of {early} in the first half \
+                         of its life to {late} in the last quarter"
                     ));
                 }
                 let peak = samples.iter().map(f).max().unwrap_or(0);
                 if peak > ceiling {
-                    out.push(format!("{name}: {m} reached {peak} (ceiling {ceiling})"));
+                    out.push(format!(
+                        "{name} (pid {pid}): {m} reached {peak} (ceiling {ceiling})"
+                    ));
                 }
             }
         }
@@ -140,9 +164,10 @@ impl Samples {
 fn growth_past_the_first_half_s_peak_is_a_violation_and_a_plateau_is_not() {
     let series = |f: fn(u64) -> u64| -> Samples {
         let mut s = Samples::default();
-        for i in 0..100 {
+        for i in 0..200 {
             s.add(
                 "d",
+                1,
                 Sample {
                     at: Duration::from_secs(i),
                     rss_kib: f(i),
@@ -162,4 +187,16 @@ fn growth_past_the_first_half_s_peak_is_a_violation_and_a_plateau_is_not() {
     let v = leak.violations();
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(v[0].contains("RSS KiB grew"), "{v:?}");
+    // Two lives (a kill -9 between): each judged on its own, the second's restart no growth.
+    let mut lives = Samples::default();
+    for i in 0..400u64 {
+        let pid = if i < 200 { 1 } else { 2 };
+        let sample = Sample {
+            at: Duration::from_secs(i),
+            rss_kib: 100_000 + (i % 200) * 100,
+            ..Sample::default()
+        };
+        lives.add("d", pid, sample);
+    }
+    assert!(lives.violations().is_empty(), "{:?}", lives.violations());
 }

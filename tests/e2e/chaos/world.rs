@@ -48,6 +48,8 @@ pub(super) struct Member {
     pub(super) url: Arc<RwLock<String>>,
     /// Its state_dir, for the resource samples.
     pub(super) state: PathBuf,
+    /// Panics found in its logs (of every process it was), and exits by itself.
+    pub(super) troubles: Vec<String>,
     frozen: bool,
     env: Vec<(String, String)>,
 }
@@ -60,6 +62,7 @@ impl Member {
             config,
             root,
             state,
+            troubles: Vec::new(),
             url: Arc::new(RwLock::new(String::new())),
             frozen: false,
             env: Vec::new(),
@@ -90,7 +93,7 @@ impl Member {
                 Err(log) => {
                     assert!(
                         Instant::now() < deadline,
-                        "{} did not start for 2 minutes:\n{log}",
+                        "{} did not start for 5 minutes:\n{log}",
                         self.name
                     );
                     println!("{} refused to start, again in 1 s: {log}", self.name);
@@ -110,9 +113,27 @@ impl Member {
 
     /// kill -9 and a start on the same state.
     fn kill_and_restart(&mut self) {
-        if let Some(d) = self.d.take() {
+        if let Some(mut d) = self.d.take() {
+            self.look_for_panics(&mut d);
             let (dir, _) = d.stop_for_restart();
             self.launch(Some(dir));
+        }
+    }
+
+    /// A panic in the daemon's log is a defect, whatever else happened.
+    fn look_for_panics(&mut self, d: &mut Daemon) {
+        let log = d.logs();
+        if let Some(line) = log.lines().find(|l| l.contains("panicked at")) {
+            self.troubles
+                .push(format!("{} (pid {}) panicked: {line}", self.name, d.pid()));
+        }
+    }
+
+    /// Looks at the running daemon's log for panics (at the end of a run).
+    pub(super) fn check_log(&mut self) {
+        if let Some(mut d) = self.d.take() {
+            self.look_for_panics(&mut d);
+            self.d = Some(d);
         }
     }
 
@@ -136,10 +157,14 @@ impl Member {
         };
         let log = d.logs();
         let tail: Vec<&str> = log.lines().rev().take(5).collect();
-        println!(
-            "{} exited ({status}), started again; its last lines: {tail:?}",
+        // Nothing in a run should stop a daemon by itself: the disk is filled only to below
+        // the reserve, and no other fault is local.
+        let trouble = format!(
+            "{} exited by itself ({status}); its last lines: {tail:?}",
             self.name
         );
+        println!("{trouble}, started again");
+        self.troubles.push(trouble);
         self.kill_and_restart();
         true
     }
@@ -172,7 +197,7 @@ pub(super) struct World {
     filler: Option<PathBuf>,
 }
 
-fn upstream_name(u: Upstream) -> &'static str {
+pub(super) fn upstream_name(u: Upstream) -> &'static str {
     match u {
         Upstream::S3 => "s3",
         Upstream::Kinesis => "kinesis",
@@ -311,6 +336,15 @@ aws: {{force_path_style: true}}
         );
         assert_eq!(status, 200, "{v}");
         self.edge.daemon().wait_active("api");
+    }
+
+    /// Each proxy's address by its name (the fault bursts are switched from their own thread:
+    /// a daemon's start, which can wait out a burst, must not hold the burst's end).
+    pub(super) fn proxy_endpoints(&self) -> BTreeMap<&'static str, String> {
+        self.proxies
+            .iter()
+            .map(|(k, p)| (*k, p.endpoint.clone()))
+            .collect()
     }
 
     /// Applies one fault of the schedule.

@@ -51,13 +51,7 @@ impl ChaosProxy {
 impl ChaosProxy {
     /// The fault rate from now on (a burst, or calm again).
     pub fn set_rate(&self, rate: f64) {
-        let (status, body) = http(
-            &format!("{}/__chaos/rate?value={rate}", self.endpoint),
-            "POST",
-            &[],
-            b"",
-        );
-        assert_eq!(status, 200, "{body}");
+        set_rate(&self.endpoint, rate);
     }
 }
 
@@ -66,4 +60,15 @@ impl Drop for ChaosProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The fault rate of the proxy at `endpoint` from now on.
+pub fn set_rate(endpoint: &str, rate: f64) {
+    let (status, body) = http(
+        &format!("{endpoint}/__chaos/rate?value={rate}"),
+        "POST",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
 }
