@@ -11,6 +11,7 @@ mod chaos_proxy;
 mod cli;
 mod clients;
 mod cloudwatch_logs;
+mod connections;
 mod container;
 mod contracts;
 mod control_plane;

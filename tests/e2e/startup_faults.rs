@@ -104,10 +104,7 @@ fn the_daemon_serves_while_a_stream_waits_out_its_start_up_checks() {
     s3.create_bucket("lake");
     // Six 500s to the bucket check: about 13 s of backoff before the stream can start.
     let proxy = ErrorProxy::start(&s3.endpoint, &[("head /", 6)]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let config = format!(
         "listen: 127.0.0.1:{port}

@@ -448,6 +448,15 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// A port free now on 127.0.0.1, for a daemon whose address a test must know before its
+/// listening line (another process could take it first; the tests that use it are few).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// All files under `root`, as paths relative to it, sorted.
 pub fn files_under(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
