@@ -3,7 +3,10 @@
 # on, state and output on the same disk), fed by examples/loadgen.rs with PutRecordBatch calls
 # of 500 x 1 KiB JSON records over several connections. Prints records/s, MB/s, p50/p99
 # latency, peak RSS, and gzip's speed on the same data on one core (the ceiling).
-# usage: bench/load.sh [connections=4] [seconds=20]
+# COMPRESSION=UNCOMPRESSED (or any other codec) changes the destination's codec: uncompressed,
+# the acknowledgement path is what is measured. FIREHOSED_BIN runs another build. NO_PEERS=1
+# leaves out the boto3 comparison.
+# usage: [COMPRESSION=..] [FIREHOSED_BIN=path] [NO_PEERS=1] bench/load.sh [connections=4] [seconds=20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -16,14 +19,15 @@ bench_work load
   cat <<YAML
     destinations:
       - directory: $work/out
-        compression: GZIP
+        compression: ${COMPRESSION:-GZIP}
         buffering: {size_mib: 64, interval_seconds: 60}
 YAML
 } > "$work/c.yaml"
 start_firehosed "$work/c.yaml" "$work"
-echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; fsync on"
+echo "firehosed ${FIREHOSED_BIN:-$(git rev-parse --short HEAD 2>/dev/null)} on $(nproc) cores; fsync on; ${COMPRESSION:-GZIP}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 target/release/examples/loadgen "$url" load --connections "$connections" --seconds "$seconds" --pid "$pid"
-echo "objects: $(find "$work/out" -type f | wc -l), $(du -sh "$work/out" | cut -f1) of gzip"
+echo "objects: $(find "$work/out" -type f | wc -l), $(du -sh "$work/out" | cut -f1)"
+[ -z "${NO_PEERS:-}" ] || exit 0
 
 # The same boto3 client against firehosed and against moto's Firehose (what test suites use
 # instead), in this run. Needs the test tools (scripts/test-tools.sh).

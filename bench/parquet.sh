@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # JSON -> Parquet speed: firehosed's conversion (examples/json2parquet.rs, the code staging
-# runs, one thread) next to pyarrow (pyarrow.json.read_json + pyarrow.parquet.write_table, the
-# pinned version of tests/requirements.txt) on the same file of realistic ~1 KiB events, in the
-# same run, SNAPPY both. Best of 3 interleaved rounds; pyarrow on one core and on all cores.
+# runs for a destination's main object: parsing on one thread, row groups encoded beside it)
+# next to pyarrow (pyarrow.json.read_json + pyarrow.parquet.write_table, the pinned version of
+# tests/requirements.txt) on the same file of realistic ~1 KiB events, in the same run, SNAPPY
+# both. Best of 3 interleaved rounds; each on one core (taskset) and on all cores.
 # FORMAT=orc: JSON -> ORC instead (firehosed's ORC writer next to pyarrow.orc.write_table).
-# usage: [FORMAT=orc] bench/parquet.sh [records=100000]
+# JSON2PARQUET_BIN: another build's json2parquet (before/after comparisons).
+# usage: [FORMAT=orc] [JSON2PARQUET_BIN=path] bench/parquet.sh [records=100000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
@@ -19,16 +21,20 @@ echo "$fmt; input: $n records, $(du -m "$work/events.ndjson" | cut -f1) MiB; fir
 # Three rounds, each running all three converters in turn (so a slower moment of this shared
 # machine hits them alike); the best MB/s of each.
 mbs() { "$@" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["mb_per_s"])'; }
-fh=0; pa1=0; pan=0
+fh=0; fh1=0; pa1=0; pan=0
+bin=${JSON2PARQUET_BIN:-target/release/examples/json2parquet}
 for _ in 1 2 3; do
-  fh=$("$py" -c "print(max($fh, $(mbs target/release/examples/json2parquet "$work/schema.json" "$work/events.ndjson" "$work/fh.$fmt" $([ "$fmt" = orc ] && echo orc))))")
+  fh=$("$py" -c "print(max($fh, $(mbs "$bin" "$work/schema.json" "$work/events.ndjson" "$work/fh.$fmt" $([ "$fmt" = orc ] && echo orc))))")
+  fh1=$("$py" -c "print(max($fh1, $(mbs taskset -c 0 "$bin" "$work/schema.json" "$work/events.ndjson" "$work/fh.$fmt" $([ "$fmt" = orc ] && echo orc))))")
   pa1=$("$py" -c "print(max($pa1, $(mbs "$py" bench/parquet/pyarrow_convert.py "$work/events.ndjson" "$work/pa.$fmt" 1 "$fmt")))")
   pan=$("$py" -c "print(max($pan, $(mbs "$py" bench/parquet/pyarrow_convert.py "$work/events.ndjson" "$work/pa.$fmt" all "$fmt")))")
 done
 printf "%-34s %8s\n" converter MB/s
-printf "%-34s %8s\n" "firehosed (1 thread)" "$fh"
+printf "%-34s %8s\n" "firehosed (1 core)" "$fh1"
+printf "%-34s %8s\n" "firehosed (all $(nproc) cores)" "$fh"
 printf "%-34s %8s\n" "pyarrow $("$py" -c 'import pyarrow; print(pyarrow.__version__)') (1 core)" "$pa1"
 printf "%-34s %8s\n" "pyarrow (all $(nproc) cores)" "$pan"
+"$py" -c "print(f'firehosed on all cores / pyarrow on all cores: {$fh / $pan:.2f}x; firehosed all / one core: {$fh / $fh1:.2f}x')"
 echo "output: firehosed $(du -k "$work/fh.$fmt" | cut -f1) KiB, pyarrow $(du -k "$work/pa.$fmt" | cut -f1) KiB"
 # Both files hold the same rows (read back by pyarrow).
 "$py" - "$work/fh.$fmt" "$work/pa.$fmt" <<'PY'

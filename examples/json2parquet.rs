@@ -1,10 +1,12 @@
 //! Converts a file of newline-delimited JSON records into one Parquet file with firehosed's
-//! format conversion (the code the daemon's staging runs), on one thread, and prints its speed.
-//! The comparison run of BENCHMARKS.md (bench/parquet.sh) times it next to pyarrow.
+//! format conversion (the code the daemon's staging runs for a destination's main object:
+//! parsing on this thread, row groups encoded beside it), and prints its speed. The comparison
+//! run of BENCHMARKS.md (bench/parquet.sh) times it next to pyarrow.
 //!
-//! usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT [orc]
+//! usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT [orc] [inline]
 //!   SCHEMA.json: Glue's column layout, {"Columns":[{"Name":..,"Type":..}]}
 //!   orc: write ORC (SNAPPY, firehosed's `output.orc` defaults) instead of Parquet
+//!   inline: encode on this thread too (as a partition's objects are), one thread in all
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,17 +14,27 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use firehosed::encode::columnar::schema::{self, Column};
 use firehosed::encode::columnar::{Rules, TimestampUnit};
-use firehosed::encode::conversion::{CatalogTable, Conversion};
+use firehosed::encode::conversion::{CatalogTable, Conversion, Mode};
 use firehosed::encode::orc::OrcOptions;
 use firehosed::encode::parquet::ParquetOptions;
 
 fn main() -> anyhow::Result<()> {
+    // The daemon's allocator settings, so that the figures are the daemon's.
+    firehosed::allocator::limit_heap_retention();
     let args: Vec<String> = std::env::args().collect();
-    let (schema_file, input, output, orc) = match &args[..] {
-        [_, s, i, o] => (s, i, o, false),
-        [_, s, i, o, f] if f == "orc" => (s, i, o, true),
-        _ => bail!("usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT [orc]"),
+    let usage = "usage: json2parquet SCHEMA.json INPUT.ndjson OUTPUT [orc] [inline]";
+    let (schema_file, input, output, flags) = match &args[..] {
+        [_, s, i, o, flags @ ..] => (s, i, o, flags),
+        _ => bail!(usage),
     };
+    let (mut orc, mut mode) = (false, Mode::Beside);
+    for flag in flags {
+        match flag.as_str() {
+            "orc" => orc = true,
+            "inline" => mode = Mode::Inline,
+            _ => bail!(usage),
+        }
+    }
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(schema_file).context("schema file")?)?;
     let columns = doc["Columns"]
@@ -61,7 +73,7 @@ fn main() -> anyhow::Result<()> {
         256 * 1024,
         std::fs::File::create(output).context("output")?,
     );
-    let mut writer = conversion.writer(out)?;
+    let mut writer = conversion.writer_in(out, mode)?;
     let (mut rows, mut failed) = (0usize, 0usize);
     let mut rest = &data[..];
     while !rest.is_empty() {

@@ -17,6 +17,7 @@
 #![recursion_limit = "256"]
 #![cfg_attr(test, allow(clippy::too_many_lines))]
 
+pub mod allocator;
 mod api;
 pub mod app;
 mod auth;

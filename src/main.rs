@@ -52,7 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    limit_heap_retention();
+    firehosed::allocator::limit_heap_retention();
     if !die_with_parent() {
         eprintln!("error: the process that started firehosed (FIREHOSED_PARENT_PID) is gone");
         return ExitCode::from(1);
@@ -214,17 +214,5 @@ fn die_with_parent() -> bool {
     {
         let _ = parent;
         true
-    }
-}
-
-/// Request bodies and batches are megabytes each. glibc raises its mmap threshold after such a
-/// buffer is freed, and from then on keeps them in per-thread arenas; a fixed threshold makes
-/// every large buffer an mmap that goes back to the system on free, so RSS follows the data
-/// actually in flight instead of the largest burst ever seen.
-fn limit_heap_retention() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }

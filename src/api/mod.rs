@@ -10,6 +10,7 @@ mod firehose;
 mod framing;
 mod model;
 mod plain;
+mod put_batch;
 mod server;
 mod shaped;
 mod tls;

@@ -128,6 +128,40 @@ pub(crate) struct Spool {
     id: u64,
 }
 
+/// The RecordIds of records acknowledged together (consecutive sequence numbers of one
+/// spool), made when they are shown: a batch's answer writes them without a string each.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordIds {
+    spool: u64,
+    first: u64,
+    count: u64,
+}
+
+impl RecordIds {
+    pub(crate) fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = String> + '_ {
+        (self.first..self.first + self.count).map(|seq| format!("{:016x}{seq:016x}", self.spool))
+    }
+
+    /// Each id as `{"RecordId":"..."}`, separated by commas (a PutRecordBatch answer's
+    /// RequestResponses).
+    pub(crate) fn write_json_entries(&self, out: &mut String) {
+        use std::fmt::Write;
+        for (i, seq) in (self.first..self.first + self.count).enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            // Writing into a String cannot fail.
+            let _ = write!(
+                out,
+                "{comma}{{\"RecordId\":\"{:016x}{seq:016x}\"}}",
+                self.spool
+            );
+        }
+    }
+}
+
 impl Spool {
     /// Opens (or creates) the spool in `dir` for `consumers` destinations: cuts a torn tail off
     /// the last segment, loads every consumer's cursor, starts the writer thread.
@@ -337,9 +371,14 @@ impl Spool {
         result
     }
 
-    /// A RecordId for `seq`: unique across restarts and spools (a random id kept in the spool).
-    pub(crate) fn record_id(&self, seq: u64) -> String {
-        format!("{:016x}{seq:016x}", self.id)
+    /// The RecordIds of `count` records from `first` on: unique across restarts and spools (a
+    /// random id kept in the spool, then the sequence number).
+    pub(crate) fn record_ids(&self, first: u64, count: u64) -> RecordIds {
+        RecordIds {
+            spool: self.id,
+            first,
+            count,
+        }
     }
 
     /// Stops the writer (after every queued append is answered).

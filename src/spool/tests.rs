@@ -252,3 +252,39 @@ fn a_cursor_is_written_in_place_and_a_torn_slot_falls_back_to_the_other() {
     std::fs::write(&path, b"").expect("emptied");
     assert_eq!(super::load_cursor(dir.path(), 0).expect("reads"), None);
 }
+
+/// A batch's RecordIds: unique per spool and sequence number, and written into an answer as
+/// serde_json writes `[{"RecordId": id}, ...]` (the general way of PutRecordBatch's answer).
+#[tokio::test]
+async fn record_ids_are_the_spool_s_and_written_as_serde_json_would() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool =
+        Spool::open(dir.path(), 1, settings(100), Budget::new(1 << 30, None)).expect("opens");
+    let ids = spool.record_ids(7, 3);
+    let listed: Vec<String> = ids.iter().collect();
+    assert_eq!(listed.len(), ids.len());
+    assert!(listed.iter().all(|id| id.len() == 32
+        && id.ends_with(&format!(
+            "{:016x}",
+            7 + listed.iter().position(|x| x == id).unwrap_or(0)
+        ))));
+    let other = Spool::open(
+        &dir.path().join("b"),
+        1,
+        settings(100),
+        Budget::new(1 << 30, None),
+    )
+    .expect("opens");
+    assert!(
+        other.record_ids(7, 1).iter().next() != listed.first().cloned(),
+        "another spool, other ids"
+    );
+    let mut text = String::from("[");
+    ids.write_json_entries(&mut text);
+    text.push(']');
+    let general: Vec<serde_json::Value> = listed
+        .iter()
+        .map(|id| serde_json::json!({"RecordId": id}))
+        .collect();
+    assert_eq!(text, serde_json::to_string(&general).expect("json"));
+}

@@ -18,7 +18,7 @@ use crate::record::now_ms;
 use crate::source::Log;
 use crate::source::kinesis::metrics::KinesisMetrics;
 use crate::spec::StreamSpec;
-use crate::spool::SpoolError;
+use crate::spool::{RecordIds, SpoolError};
 use crate::sync::Lock;
 use processor::{Command, Processor, ProcessorSetup, Route};
 
@@ -192,7 +192,7 @@ impl DeliveryStream {
     }
 
     /// Makes records durable; returns one RecordId per record, in order.
-    pub(crate) async fn put(&self, data: Vec<Bytes>) -> Result<Vec<String>, PutError> {
+    pub(crate) async fn put(&self, data: Vec<Bytes>) -> Result<RecordIds, PutError> {
         let Log::Spool(spool) = &self.log else {
             return Err(PutError::NotDirectPut);
         };
@@ -206,7 +206,7 @@ impl DeliveryStream {
                 self.metrics.incoming_put_requests.add(1);
                 self.metrics.incoming_records.add(count);
                 self.metrics.incoming_bytes.add(bytes as u64);
-                Ok((first..first + count).map(|s| spool.record_id(s)).collect())
+                Ok(spool.record_ids(first, count))
             }
             Err(SpoolError::Full) => {
                 self.metrics.throttled_records.add(count);

@@ -158,7 +158,8 @@ impl StagingPlan {
         StagingPlan {
             main: with(naming, delimiter)
                 .with_conversion(conversion.clone())
-                .with_parallel_compression(),
+                .with_parallel_compression()
+                .with_parallel_conversion(),
             converting: conversion.is_some(),
             backup,
             error_stager,
@@ -219,6 +220,7 @@ impl StagingPlan {
                 ObjectStager::new(dir.clone(), naming, Compression::Uncompressed, false, size)
                     .with_buffer(PARTITION_BUFFER)
                     .with_conversion(conversion)
+                    .with_parallel_conversion()
             })
         };
         StagingPlan {

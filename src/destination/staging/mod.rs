@@ -125,6 +125,9 @@ pub(crate) struct ObjectStager {
     framed: bool,
     /// How GZIP is compressed (on every core for the main object, lean for partitions).
     gzip: GzipMode,
+    /// Where format conversion encodes (beside the staging thread for a main object and
+    /// Iceberg data files, on it for partitions).
+    convert: ConvertMode,
 }
 
 /// How an object's GZIP stream is made (`encode`).
@@ -155,7 +158,14 @@ impl ObjectStager {
             identity: None,
             framed: false,
             gzip: GzipMode::OneStream,
+            convert: ConvertMode::Inline,
         }
+    }
+
+    /// Encodes converted rows on other cores (`encode::conversion::segments`).
+    pub(crate) fn with_parallel_conversion(mut self) -> Self {
+        self.convert = ConvertMode::Beside;
+        self
     }
 
     /// Compresses GZIP on every core (`encode::parallel_gzip`).
@@ -317,6 +327,12 @@ impl ObjectStager {
                 sealed.extend(self.seal().map_err(|e| (e, 0))?);
             }
         }
+        // Row groups encoded beside this thread go to the file at the end of each step.
+        if let Some(Writer::Parquet(w)) = self.current.as_mut().and_then(|c| c.encoder.as_mut())
+            && let Err(e) = w.write_ready()
+        {
+            return Err((e, self.discard()));
+        }
         Ok(sealed)
     }
 
@@ -411,12 +427,15 @@ impl ObjectStager {
         let file = PatientFile::create(&path, self.patience.clone())?;
         let out = BufWriter::with_capacity(self.buffer, file);
         let writer = match &self.conversion {
-            Some(c) => Writer::Parquet(Box::new(c.writer(StagingFile {
-                path: path.clone(),
-                file: Some(out),
-                patience: self.patience.clone(),
-                capacity: self.buffer,
-            })?)),
+            Some(c) => Writer::Parquet(Box::new(c.writer_in(
+                StagingFile {
+                    path: path.clone(),
+                    file: Some(out),
+                    patience: self.patience.clone(),
+                    capacity: self.buffer,
+                },
+                self.convert,
+            )?)),
             None => Writer::Bytes(self.gzip.encoder(
                 self.compression,
                 out,
@@ -567,6 +586,7 @@ mod replay;
 #[cfg(test)]
 mod tests;
 
+use crate::encode::conversion::Mode as ConvertMode;
 pub(crate) use file::StagingFile;
 use file::{GzipMode, Writer};
 pub(crate) use replay::Identity;

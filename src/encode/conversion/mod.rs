@@ -12,11 +12,19 @@ use arrow_array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 
 use super::columnar::columns::Builder;
 use super::columnar::{self, Column, HiveType, Misfit, Rules};
-use super::orc::{OrcOptions, OrcWriter};
+use super::orc::{OrcFile, OrcOptions, StripeEncoder};
 use super::parquet::ParquetOptions;
+use row_groups::RowGroups;
+pub use segments::Mode;
+use segments::Segments;
+
+mod row_groups;
+mod segments;
+mod stripes;
 
 /// Rows gathered before they are encoded into the row group.
 const BATCH_ROWS: usize = 8192;
@@ -167,34 +175,80 @@ impl Conversion {
         root
     }
 
-    /// A writer of one Parquet (or ORC) file into `out`.
+    /// A writer of one Parquet (or ORC) file into `out`, encoding on the calling thread.
     pub fn writer<W: Write + Send>(self: &Arc<Self>, out: W) -> io::Result<RowWriter<W>> {
+        self.writer_in(out, Mode::Inline)
+    }
+
+    /// A writer of one Parquet (or ORC) file into `out`, its segments encoded as `mode` says.
+    pub fn writer_in<W: Write + Send>(
+        self: &Arc<Self>,
+        out: W,
+        mode: Mode,
+    ) -> io::Result<RowWriter<W>> {
         let writer = match &self.orc {
-            Some(orc) => {
-                let columns: Vec<(String, HiveType)> = self
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.clone(), c.ty.clone()))
-                    .collect();
-                let buffer = self.options.row_group_buffer_bytes;
-                Output::Orc(Box::new(OrcWriter::new(out, &columns, orc, buffer)?))
-            }
-            None => {
-                let schema = match &self.table_file {
-                    Some(t) => t.schema.clone(),
-                    None => self.schema.clone(),
-                };
-                Output::Parquet(Box::new(
-                    ArrowWriter::try_new(out, schema, Some(self.properties.clone()))
-                        .map_err(io::Error::other)?,
-                ))
-            }
+            Some(orc) => self.orc_output(out, orc, mode)?,
+            None => self.parquet_output(out, mode)?,
         };
         Ok(RowWriter {
             root: self.row_builder(),
             conversion: self.clone(),
             batch_bytes: 0,
             writer,
+        })
+    }
+}
+
+/// Record bytes in a segment (`segments`) when a row group or stripe holds at most `bound`
+/// encoded bytes: twice that, so that (encoded data being smaller than its JSON) row groups are
+/// cut by their size about as often as by a segment's end.
+fn segment_bytes(bound: u64) -> usize {
+    (bound as usize).saturating_mul(2)
+}
+
+impl Conversion {
+    fn parquet_output<W: Write + Send>(&self, out: W, mode: Mode) -> io::Result<Output<W>> {
+        let schema = match &self.table_file {
+            Some(t) => t.schema.clone(),
+            None => self.schema.clone(),
+        };
+        // Through `ArrowWriter` so that the file carries the Arrow schema as it always did.
+        let (file, factory) =
+            ArrowWriter::try_new(out, schema.clone(), Some(self.properties.clone()))
+                .and_then(ArrowWriter::into_serialized_writer)
+                .map_err(io::Error::other)?;
+        let factory = Arc::new(factory);
+        let retype = self.table_file.is_some();
+        let bound = self
+            .options
+            .block_size_bytes
+            .min(self.options.row_group_buffer_bytes);
+        let make = move || RowGroups::new(factory.clone(), schema.clone(), retype, bound as usize);
+        Ok(Output::Parquet {
+            file: Box::new(file),
+            segments: Segments::new(Box::new(make), mode, segment_bytes(bound)),
+        })
+    }
+
+    fn orc_output<W: Write + Send>(
+        &self,
+        out: W,
+        orc: &OrcOptions,
+        mode: Mode,
+    ) -> io::Result<Output<W>> {
+        let columns: Vec<(String, HiveType)> = self
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.clone()))
+            .collect();
+        let buffer = self.options.row_group_buffer_bytes;
+        let file = OrcFile::new(out, &columns, orc)?;
+        let bound = orc.stripe_size_bytes.min(buffer);
+        let orc = orc.clone();
+        let make = move || StripeEncoder::new(&columns, &orc, buffer);
+        Ok(Output::Orc {
+            file: Box::new(file),
+            segments: Segments::new(Box::new(make), mode, segment_bytes(bound)),
         })
     }
 }
@@ -216,64 +270,85 @@ impl Park for Vec<u8> {
     }
 }
 
-/// What encodes the rows: Parquet's writer or ORC's.
+/// What encodes the rows: Parquet row groups in segments, or ORC's writer.
 enum Output<W: Write + Send> {
-    Parquet(Box<ArrowWriter<W>>),
-    Orc(Box<OrcWriter<W>>),
+    Parquet {
+        file: Box<SerializedFileWriter<W>>,
+        segments: Segments<RowGroups>,
+    },
+    Orc {
+        file: Box<OrcFile<W>>,
+        segments: Segments<StripeEncoder>,
+    },
 }
 
 impl<W: Write + Send> Output<W> {
-    fn write(&mut self, rows: &StructArray, file: Option<&TableFile>) -> io::Result<()> {
+    /// Encodes rows read from `bytes` of records.
+    fn write(&mut self, rows: &StructArray, bytes: usize) -> io::Result<()> {
         match self {
-            Output::Parquet(w) => {
-                let batch = match file {
-                    Some(f) => retyped_batch(rows, &f.schema)?,
-                    None => RecordBatch::from(rows.clone()),
-                };
-                w.write(&batch).map_err(io::Error::other)
-            }
-            Output::Orc(w) => w.write(rows),
+            Output::Parquet { file, segments } => segments.push(rows.clone(), bytes, &mut **file),
+            Output::Orc { file, segments } => segments.push(rows.clone(), bytes, &mut **file),
+        }
+    }
+
+    /// Writes the row groups (stripes) already encoded, without waiting for any.
+    fn write_ready(&mut self) -> io::Result<()> {
+        match self {
+            Output::Parquet { file, segments } => segments.write_ready(&mut **file),
+            Output::Orc { file, segments } => segments.write_ready(&mut **file),
         }
     }
 
     fn into_inner(self) -> io::Result<W> {
         match self {
-            Output::Parquet(w) => w.into_inner().map_err(io::Error::other),
-            Output::Orc(w) => w.finish(),
+            Output::Parquet {
+                mut file,
+                mut segments,
+            } => {
+                segments.drain(&mut *file)?;
+                file.into_inner().map_err(io::Error::other)
+            }
+            Output::Orc {
+                mut file,
+                mut segments,
+            } => {
+                segments.drain(&mut *file)?;
+                file.finish()
+            }
         }
     }
 
     fn inner(&self) -> &W {
         match self {
-            Output::Parquet(w) => w.inner(),
-            Output::Orc(w) => w.inner(),
+            Output::Parquet { file, .. } => file.inner(),
+            Output::Orc { file, .. } => file.inner(),
         }
     }
 
     fn inner_mut(&mut self) -> &mut W {
         match self {
-            Output::Parquet(w) => w.inner_mut(),
-            Output::Orc(w) => w.inner_mut(),
+            Output::Parquet { file, .. } => file.inner_mut(),
+            Output::Orc { file, .. } => file.inner_mut(),
         }
     }
 
     fn in_progress_rows(&self) -> usize {
         match self {
-            Output::Parquet(w) => w.in_progress_rows(),
-            Output::Orc(w) => w.in_progress_rows() as usize,
+            Output::Parquet { segments, .. } => segments.unwritten_rows(),
+            Output::Orc { segments, .. } => segments.unwritten_rows(),
         }
     }
 
     /// Ends the row group or stripe being built and flushes it to the file.
     fn flush_to_file(&mut self) -> io::Result<()> {
         match self {
-            Output::Parquet(w) => {
-                w.flush().map_err(io::Error::other)?;
-                w.sync()
+            Output::Parquet { file, segments } => {
+                segments.drain(&mut **file)?;
+                file.flush()
             }
-            Output::Orc(w) => {
-                w.flush_stripe()?;
-                w.inner_mut().flush()
+            Output::Orc { file, segments } => {
+                segments.drain(&mut **file)?;
+                file.inner_mut().flush()
             }
         }
     }
@@ -324,7 +399,7 @@ impl<W: Write + Send> RowWriter<W> {
 
     /// Encodes the gathered rows into the row group (which goes to the file when full).
     fn write_batch(&mut self) -> io::Result<()> {
-        self.batch_bytes = 0;
+        let bytes = std::mem::take(&mut self.batch_bytes);
         if self.root.is_empty() {
             return Ok(());
         }
@@ -332,7 +407,13 @@ impl<W: Write + Send> RowWriter<W> {
         let Some(rows) = array.as_any().downcast_ref::<StructArray>() else {
             return Err(io::Error::other("the row builder is not a struct"));
         };
-        self.writer.write(rows, self.conversion.table_file.as_ref())
+        self.writer.write(rows, bytes)
+    }
+
+    /// Writes to the file the row groups (stripes) encoded beside since the last call, so that
+    /// they wait on disk, not in memory, while the object stays open.
+    pub fn write_ready(&mut self) -> io::Result<()> {
+        self.writer.write_ready()
     }
 
     /// Ends the file (footer written); returns the output.

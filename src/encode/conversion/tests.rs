@@ -274,8 +274,14 @@ fn nested_json_in_a_string_column_is_kept_as_text() {
 
 #[test]
 fn suspending_writes_row_groups_and_the_file_stays_valid() {
+    for mode in [Mode::Inline, Mode::Beside] {
+        suspending_writes_row_groups(mode);
+    }
+}
+
+fn suspending_writes_row_groups(mode: Mode) {
     let conv = conversion(&[("id", "bigint")], OPENX, &[]);
-    let mut w = conv.writer(Vec::new()).expect("writer");
+    let mut w = conv.writer_in(Vec::new(), mode).expect("writer");
     for i in 0..10 {
         w.append(format!("{{\"id\":{i}}}").as_bytes())
             .expect("io")
@@ -293,6 +299,61 @@ fn suspending_writes_row_groups_and_the_file_stays_valid() {
         .map(|b| b.expect("batch").num_rows())
         .sum();
     assert_eq!(rows, 10);
+}
+
+/// A file's row groups encoded beside the staging thread (`segments`) have the same bytes as
+/// when encoded on it, the rows read back in the order written, over many segments and row
+/// groups (some cut by size inside a segment, some by a segment's end).
+#[test]
+fn row_groups_encoded_beside_make_the_same_file_as_inline() {
+    let columns = [("id", "bigint"), ("noise", "string")];
+    let options = ParquetOptions {
+        row_group_buffer_bytes: 128 * 1024,
+        ..ParquetOptions::DEFAULT
+    };
+    let base = conversion(&columns, OPENX, &[]);
+    let conv = Arc::new(Conversion::new(
+        base.columns.clone(),
+        base.rules.clone(),
+        Vec::new(),
+        options,
+        CatalogTable::default(),
+    ));
+    // Noise that does not compress, so that a row group fills inside a segment too.
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let records: Vec<String> = (0..200_000)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            format!(r#"{{"id":{i},"noise":"{state:016x}"}}"#)
+        })
+        .collect();
+    let write = |mode: Mode| {
+        let mut w = conv.writer_in(Vec::new(), mode).expect("writer");
+        for (i, r) in records.iter().enumerate() {
+            w.append(r.as_bytes()).expect("io").expect("fits");
+            if i == 101_000 {
+                w.suspend().expect("suspends");
+            }
+        }
+        w.finish().expect("finishes")
+    };
+    let beside = write(Mode::Beside);
+    assert!(beside == write(Mode::Inline), "the same bytes either way");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(beside)).expect("parquet");
+    let groups = builder.metadata().num_row_groups();
+    assert!(groups >= 20, "{groups} row groups");
+    let ids: Vec<i64> = builder
+        .build()
+        .expect("reader")
+        .flat_map(|b| {
+            let b = b.expect("batch");
+            let ids = b.column(0).as_primitive::<Int64Type>().clone();
+            ids.values().to_vec()
+        })
+        .collect();
+    assert_eq!(ids, (0..200_000).collect::<Vec<i64>>());
 }
 
 /// Mutated records (bytes flipped, inserted, cut) never panic, never leave half a record in the
@@ -364,4 +425,67 @@ fn mutated_records_fail_cleanly_and_agree_with_serde_json() {
         .expect("reader");
     let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
     assert_eq!(rows, total_rows, "exactly the accepted rows");
+}
+
+/// The same for ORC: stripes encoded beside the staging thread make the same file as inline;
+/// orc-rust reads every row back in order, over many stripes, and the file's statistics count
+/// every value (summed over the segments' stripes).
+#[test]
+fn stripes_encoded_beside_make_the_same_file_as_inline() {
+    use crate::encode::orc::OrcOptions;
+    let base = conversion(&[("id", "bigint"), ("tag", "string")], OPENX, &[]);
+    let options = ParquetOptions {
+        row_group_buffer_bytes: 128 * 1024,
+        ..ParquetOptions::DEFAULT
+    };
+    let conv = Arc::new(
+        Conversion::new(
+            base.columns.clone(),
+            base.rules.clone(),
+            Vec::new(),
+            options,
+            CatalogTable::default(),
+        )
+        .with_orc(OrcOptions::DEFAULT),
+    );
+    let records: Vec<String> = (0..150_000)
+        .map(|i| match i % 5 {
+            0 => format!(r#"{{"id":{i}}}"#),
+            _ => format!(r#"{{"id":{i},"tag":"t{:x}"}}"#, i * 7919),
+        })
+        .collect();
+    let write = |mode: Mode| {
+        let mut w = conv.writer_in(Vec::new(), mode).expect("writer");
+        for (i, r) in records.iter().enumerate() {
+            w.append(r.as_bytes()).expect("io").expect("fits");
+            if i == 77_000 {
+                w.suspend().expect("suspends");
+            }
+        }
+        w.finish().expect("finishes")
+    };
+    let beside = write(Mode::Beside);
+    assert!(beside == write(Mode::Inline), "the same bytes either way");
+    let builder = orc_rust::ArrowReaderBuilder::try_new(Bytes::from(beside)).expect("an ORC file");
+    let meta = builder.file_metadata();
+    assert!(
+        meta.stripe_metadatas().len() >= 10,
+        "{} stripes",
+        meta.stripe_metadatas().len()
+    );
+    assert_eq!(meta.number_of_rows(), 150_000);
+    let stats = meta.column_file_statistics();
+    assert_eq!(stats[1].number_of_values(), 150_000);
+    assert_eq!(stats[2].number_of_values(), 120_000);
+    let mut ids = Vec::new();
+    for batch in builder.build() {
+        let batch = batch.expect("orc-rust decodes the stripe");
+        let column = batch.column(0);
+        let values = column
+            .as_any()
+            .downcast_ref::<arrow59::array::Int64Array>()
+            .expect("bigint");
+        ids.extend(values.values().iter().copied());
+    }
+    assert_eq!(ids, (0..150_000).collect::<Vec<i64>>());
 }

@@ -42,9 +42,10 @@ pub(super) struct Column {
     data: Data,
     length: Option<IntRle>,
     secondary: Option<IntRle>,
-    /// Values (not nulls) in the file so far, and whether a null was seen.
-    pub(super) total_values: u64,
-    pub(super) total_has_null: bool,
+    /// Values (not nulls) since the last stripe was taken, and whether a null was seen (summed
+    /// into the file's statistics by the file, which sees every segment's stripes).
+    values: u64,
+    values_has_null: bool,
 }
 
 impl Column {
@@ -103,8 +104,8 @@ impl Column {
             data,
             length,
             secondary,
-            total_values: 0,
-            total_has_null: false,
+            values: 0,
+            values_has_null: false,
         }
     }
 
@@ -172,11 +173,13 @@ impl Column {
         }
     }
 
-    /// Every column, preorder.
-    pub(super) fn each(&self, f: &mut dyn FnMut(&Column)) {
-        f(self);
-        for c in &self.children {
-            c.each(f);
+    /// Every column's (values, whether a null was seen) since the last call, preorder.
+    pub(super) fn take_statistics(&mut self, out: &mut Vec<(u64, bool)>) {
+        out.push((self.values, self.values_has_null));
+        self.values = 0;
+        self.values_has_null = false;
+        for c in &mut self.children {
+            c.take_statistics(out);
         }
     }
 
@@ -240,10 +243,10 @@ impl Column {
                 valid.push(r);
             } else {
                 self.has_null = true;
-                self.total_has_null = true;
+                self.values_has_null = true;
             }
         }
-        self.total_values += valid.len() as u64;
+        self.values += valid.len() as u64;
         match self.kind {
             TypeKind::Struct => self.encode_struct(array, &valid),
             TypeKind::List | TypeKind::Map => self.encode_nested(array, &valid),

@@ -94,38 +94,119 @@ impl<W: Write> Counted<W> {
     }
 }
 
-/// One ORC file being written.
-pub struct OrcWriter<W: Write> {
-    out: Counted<W>,
+/// A finished stripe, ready to be written at any offset: its streams one after the other, and
+/// its footer (compressed). Stripes are independent in what firehosed writes (no dictionaries,
+/// no row index), so they can be encoded apart and written in order.
+pub struct Stripe {
+    /// The streams' bytes, in the order the footer lists them.
+    streams: Vec<Vec<u8>>,
+    footer: Vec<u8>,
+    rows: u64,
+    /// Per column (preorder): values, and whether a null was seen.
+    statistics: Vec<(u64, bool)>,
+}
+
+impl Stripe {
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// Encodes rows into stripes.
+pub struct StripeEncoder {
     root: Column,
     compression: OrcCompression,
     /// Stripes end at this many encoded bytes.
     stripe_bytes: usize,
-    stripe_rows: u64,
+    rows: u64,
+}
+
+impl StripeEncoder {
+    /// An encoder of `columns`; a stripe ends at the stripe size or `buffer_bytes`, whichever
+    /// is smaller.
+    pub fn new(columns: &[(String, HiveType)], options: &OrcOptions, buffer_bytes: u64) -> Self {
+        StripeEncoder {
+            root: Column::root(columns, options.compression),
+            compression: options.compression,
+            stripe_bytes: options.stripe_size_bytes.min(buffer_bytes) as usize,
+            rows: 0,
+        }
+    }
+
+    /// Adds rows; the stripe they complete, if the buffered streams reach the stripe size.
+    pub fn push(&mut self, rows: &StructArray) -> io::Result<Option<Stripe>> {
+        let n = rows.len();
+        let all: Vec<usize> = (0..n).collect();
+        let array: ArrayRef = std::sync::Arc::new(rows.clone());
+        self.root.encode(&array, &all);
+        self.rows += n as u64;
+        match self.root.buffered() >= self.stripe_bytes {
+            true => self.end(),
+            false => Ok(None),
+        }
+    }
+
+    /// Ends the stripe being built, if it holds rows.
+    pub fn end(&mut self) -> io::Result<Option<Stripe>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let mut streams = Vec::new();
+        self.root.take_streams(&mut streams)?;
+        let mut footer = Message::default();
+        let mut data = Vec::with_capacity(streams.len());
+        for (kind, column, bytes) in streams {
+            footer.message(1, &proto::stream(kind, column, bytes.len() as u64));
+            data.push(bytes);
+        }
+        let mut statistics = Vec::new();
+        self.root.take_statistics(&mut statistics);
+        for _ in 0..statistics.len() {
+            footer.message(2, &proto::direct_encoding());
+        }
+        footer.bytes(3, b"UTC");
+        let footer = compress(self.compression, &footer.0)?;
+        Ok(Some(Stripe {
+            streams: data,
+            footer,
+            rows: std::mem::take(&mut self.rows),
+            statistics,
+        }))
+    }
+}
+
+/// One ORC file being written, stripe by stripe.
+pub struct OrcFile<W: Write> {
+    out: Counted<W>,
+    compression: OrcCompression,
+    /// Every column's Type (preorder), for the footer.
+    types: Vec<Message>,
     rows: u64,
     stripes: Vec<Message>,
+    /// Per column: values in the file, and whether a null was seen.
+    statistics: Vec<(u64, bool)>,
     version: [u64; 2],
 }
 
-impl<W: Write> OrcWriter<W> {
-    /// A file of `columns` into `out`; a stripe ends at the stripe size or `buffer_bytes`,
-    /// whichever is smaller.
+impl<W: Write> OrcFile<W> {
+    /// A file of `columns` into `out`.
     pub fn new(
         mut out: W,
         columns: &[(String, HiveType)],
         options: &OrcOptions,
-        buffer_bytes: u64,
     ) -> io::Result<Self> {
         out.write_all(b"ORC")?;
-        Ok(OrcWriter {
+        let root = Column::root(columns, options.compression);
+        let mut types = Vec::new();
+        root.types(&mut types);
+        Ok(OrcFile {
             out: Counted {
                 inner: out,
                 written: 3,
             },
-            root: Column::root(columns, options.compression),
             compression: options.compression,
-            stripe_bytes: options.stripe_size_bytes.min(buffer_bytes) as usize,
-            stripe_rows: 0,
+            statistics: vec![(0, false); types.len()],
+            types,
             rows: 0,
             stripes: Vec::new(),
             version: if options.format_v0_11 {
@@ -136,25 +217,6 @@ impl<W: Write> OrcWriter<W> {
         })
     }
 
-    /// Adds rows; writes a stripe when the buffered streams reach the stripe size.
-    pub fn write(&mut self, rows: &StructArray) -> io::Result<()> {
-        let n = rows.len();
-        let all: Vec<usize> = (0..n).collect();
-        let array: ArrayRef = std::sync::Arc::new(rows.clone());
-        self.root.encode(&array, &all);
-        self.stripe_rows += n as u64;
-        self.rows += n as u64;
-        if self.root.buffered() >= self.stripe_bytes {
-            self.flush_stripe()?;
-        }
-        Ok(())
-    }
-
-    /// Rows in the stripe being built.
-    pub fn in_progress_rows(&self) -> u64 {
-        self.stripe_rows
-    }
-
     pub fn inner(&self) -> &W {
         &self.out.inner
     }
@@ -163,58 +225,41 @@ impl<W: Write> OrcWriter<W> {
         &mut self.out.inner
     }
 
-    /// Writes the stripe being built (its streams, then its footer).
-    pub fn flush_stripe(&mut self) -> io::Result<()> {
-        if self.stripe_rows == 0 {
-            return Ok(());
-        }
+    /// Writes a stripe after those written before (its streams, then its footer).
+    pub fn write_stripe(&mut self, stripe: Stripe) -> io::Result<()> {
         let offset = self.out.written;
-        let mut streams = Vec::new();
-        self.root.take_streams(&mut streams)?;
-        let mut footer = Message::default();
-        let mut data = 0u64;
-        for (kind, column, bytes) in streams {
-            self.out.put(&bytes)?;
-            data += bytes.len() as u64;
-            footer.message(1, &proto::stream(kind, column, bytes.len() as u64));
+        for stream in &stripe.streams {
+            self.out.put(stream)?;
         }
-        let mut columns = 0;
-        self.root.each(&mut |_| columns += 1);
-        for _ in 0..columns {
-            footer.message(2, &proto::direct_encoding());
-        }
-        footer.bytes(3, b"UTC");
-        let footer = compress(self.compression, &footer.0)?;
-        self.out.put(&footer)?;
+        let data = self.out.written - offset;
+        self.out.put(&stripe.footer)?;
         self.stripes.push(proto::stripe_information(
             offset,
             data,
-            footer.len() as u64,
-            self.stripe_rows,
+            stripe.footer.len() as u64,
+            stripe.rows,
         ));
-        self.stripe_rows = 0;
+        self.rows += stripe.rows;
+        for (sum, (values, has_null)) in self.statistics.iter_mut().zip(stripe.statistics) {
+            sum.0 += values;
+            sum.1 |= has_null;
+        }
         Ok(())
     }
 
-    /// Ends the file (the last stripe, the footer, the postscript); returns the output.
+    /// Ends the file (the footer, the postscript); returns the output.
     pub fn finish(mut self) -> io::Result<W> {
-        self.flush_stripe()?;
         let mut footer = Message::default();
         footer.uint(1, 3).uint(2, self.out.written);
         for s in &self.stripes {
             footer.message(3, s);
         }
-        let mut types = Vec::new();
-        self.root.types(&mut types);
-        for t in &types {
+        for t in &self.types {
             footer.message(4, t);
         }
         footer.uint(6, self.rows);
-        let mut stats = Vec::new();
-        self.root
-            .each(&mut |c| stats.push(proto::statistics(c.total_values, c.total_has_null)));
-        for s in &stats {
-            footer.message(7, s);
+        for (values, has_null) in &self.statistics {
+            footer.message(7, &proto::statistics(*values, *has_null));
         }
         footer.uint(8, 0);
         let software = format!("firehosed {}", env!("CARGO_PKG_VERSION"));
