@@ -226,7 +226,7 @@ impl Conversion {
         let make = move || RowGroups::new(factory.clone(), schema.clone(), retype, bound as usize);
         Ok(Output::Parquet {
             file: Box::new(file),
-            segments: Segments::new(Box::new(make), mode, segment_bytes(bound)),
+            segments: Box::new(Segments::new(Box::new(make), mode, segment_bytes(bound))),
         })
     }
 
@@ -248,7 +248,7 @@ impl Conversion {
         let make = move || StripeEncoder::new(&columns, &orc, buffer);
         Ok(Output::Orc {
             file: Box::new(file),
-            segments: Segments::new(Box::new(make), mode, segment_bytes(bound)),
+            segments: Box::new(Segments::new(Box::new(make), mode, segment_bytes(bound))),
         })
     }
 }
@@ -274,11 +274,11 @@ impl Park for Vec<u8> {
 enum Output<W: Write + Send> {
     Parquet {
         file: Box<SerializedFileWriter<W>>,
-        segments: Segments<RowGroups>,
+        segments: Box<Segments<RowGroups>>,
     },
     Orc {
         file: Box<OrcFile<W>>,
-        segments: Segments<StripeEncoder>,
+        segments: Box<Segments<StripeEncoder>>,
     },
 }
 
