@@ -48,7 +48,8 @@ pub struct ParquetOptions {
     /// V2 writes data pages v2.
     pub v2: bool,
     /// Encoded bytes a row group may hold in memory before it is written to the staging file
-    /// (firehosed's memory bound; a row group ends at this or at the block size).
+    /// (firehosed's memory bound; a row group ends at this or at the block size, or at the end
+    /// of a segment of twice this in JSON: `encode::conversion`).
     pub row_group_buffer_bytes: u64,
     pub timestamp_unit: TimestampUnit,
 }

@@ -1,8 +1,9 @@
 //! Parquet row groups encoded apart from their file (`segments`): a segment's encoder owns
 //! the column writers of its open row group (parquet's `ArrowColumnWriter`, made by the
 //! file's `ArrowRowGroupWriterFactory`, so every property and the Arrow schema's metadata are
-//! the file's), ends the row group when its estimated encoded size reaches the row-group bound,
-//! and hands over its column chunks; the staging thread appends them to the file in order.
+//! the file's), ends the row group when its estimated encoded size reaches the row-group bound
+//! (a batch split by the average row so far, as parquet's `ArrowWriter` splits one), and hands
+//! over its column chunks; the staging thread appends them to the file in order.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -55,14 +56,33 @@ impl RowGroups {
     }
 }
 
-impl Encoder for RowGroups {
-    type Part = RowGroup;
-
-    fn push(&mut self, rows: StructArray, done: &mut Vec<RowGroup>) -> io::Result<()> {
-        let batch = match self.retype {
-            true => super::retyped_batch(&rows, &self.schema)?,
-            false => RecordBatch::from(rows),
+impl RowGroups {
+    /// Rows of `n` that fit the open row group: all when it is empty (nothing to estimate by),
+    /// none when it is full.
+    fn rows_that_fit(&self, n: usize) -> usize {
+        let Some((_, rows)) = &self.open else {
+            return n;
         };
+        if *rows == 0 {
+            return n;
+        }
+        let size = self.size();
+        if size >= self.max_bytes {
+            return 0;
+        }
+        let average = (size / rows).max(1);
+        n.min((self.max_bytes - size) / average)
+    }
+
+    /// The open row group's estimated encoded size.
+    fn size(&self) -> usize {
+        self.open.as_ref().map_or(0, |(writers, _)| {
+            writers.iter().map(|w| w.get_estimated_total_bytes()).sum()
+        })
+    }
+
+    /// Encodes rows into the open row group (opening one if none is).
+    fn write(&mut self, batch: &RecordBatch) -> io::Result<()> {
         let (writers, count) = match &mut self.open {
             Some(open) => open,
             None => self.open.insert((
@@ -82,9 +102,32 @@ impl Encoder for RowGroups {
             }
         }
         *count += batch.num_rows();
-        let size: usize = writers.iter().map(|w| w.get_estimated_total_bytes()).sum();
-        if size >= self.max_bytes {
-            self.end(done)?;
+        Ok(())
+    }
+}
+
+impl Encoder for RowGroups {
+    type Part = RowGroup;
+
+    fn push(&mut self, rows: StructArray, done: &mut Vec<RowGroup>) -> io::Result<()> {
+        let mut batch = match self.retype {
+            true => super::retyped_batch(&rows, &self.schema)?,
+            false => RecordBatch::from(rows),
+        };
+        // As parquet's ArrowWriter does: the rows that fit the open row group by its average
+        // row so far go into it, the rest into the next, so a row group keeps to its bound.
+        while batch.num_rows() > 0 {
+            let fit = self.rows_that_fit(batch.num_rows());
+            if fit == 0 {
+                self.end(done)?;
+                continue;
+            }
+            let rest = batch.slice(fit, batch.num_rows() - fit);
+            self.write(&batch.slice(0, fit))?;
+            if rest.num_rows() > 0 || self.size() >= self.max_bytes {
+                self.end(done)?;
+            }
+            batch = rest;
         }
         Ok(())
     }

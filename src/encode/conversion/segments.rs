@@ -5,19 +5,25 @@
 //! of the rows. Parsing stays on the staging thread because a record's outcome (rows, or why it
 //! does not fit) is needed at once (error records, Iceberg row positions).
 //!
-//! Every boundary (a batch, a segment, a row group inside a segment) is a function of the data
-//! and the configuration only, never of timing: a file has the same bytes whether its segments
-//! were encoded beside the staging thread or on it (`Mode::Inline`, for partitions, of which
-//! hundreds may be open, and for the one-core baseline).
+//! Every boundary (a batch, a segment, a row group inside a segment) is a function of what the
+//! writer is given (the records, the configuration, when it is suspended), never of the
+//! threads' timing: a file has the same bytes whether its segments were encoded beside the
+//! staging thread or on it (`Mode::Inline`, for partitions, of which hundreds may be open, and
+//! for the one-core baseline). A segment that cannot have a thread (none can be started, or
+//! `MAX_THREADS` are at work in the process) is encoded on the staging thread after every older
+//! segment's parts are written, so the order and the bytes stay the same.
 //!
 //! Memory: at most `MAX_SEGMENTS` segments are alive, the staging thread waiting for the oldest
-//! before it starts another; a segment holds at most `QUEUED_BATCHES` batches not yet encoded
-//! (the staging thread waits when the encoder is that far behind) and its unfinished row group
-//! (up to the row-group buffer) plus the finished ones not yet written.
+//! before it starts another; a segment holds at most `QUEUED_BATCHES` batches waiting and one
+//! being encoded (the staging thread waits when the encoder is that far behind) and its
+//! unfinished row group (up to the row-group bound and one batch) plus the finished ones not
+//! yet written.
 
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
@@ -27,6 +33,16 @@ use arrow_array::{Array, StructArray};
 const MAX_SEGMENTS: usize = 2;
 /// Batches a segment's thread may be behind the staging thread.
 const QUEUED_BATCHES: usize = 2;
+/// Segment threads at work in the process at once, per core: many Iceberg tables or
+/// destinations filling at once share the cores instead of each taking threads.
+const MAX_THREADS_PER_CORE: usize = 4;
+
+/// Segment threads at work in the process.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+fn max_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * MAX_THREADS_PER_CORE
+}
 
 /// A finished part of a file: a row group or a stripe.
 pub(super) trait Part: Send + 'static {
@@ -80,6 +96,14 @@ pub(super) struct Segments<E: Encoder> {
     closed: VecDeque<Segment<E>>,
     /// Rows pushed and not yet written to the file.
     unwritten: usize,
+    /// Set when the file is given up (the writer dropped): its threads stop encoding.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl<E: Encoder> Drop for Segments<E> {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
 }
 
 impl<E: Encoder> Segments<E> {
@@ -92,6 +116,7 @@ impl<E: Encoder> Segments<E> {
             fed: 0,
             closed: VecDeque::new(),
             unwritten: 0,
+            abandoned: Arc::default(),
         }
     }
 
@@ -109,9 +134,16 @@ impl<E: Encoder> Segments<E> {
         sink: &mut impl PartSink<E::Part>,
     ) -> io::Result<()> {
         self.unwritten += rows.len();
-        let segment = match &mut self.open {
-            Some(s) => s,
-            None => self.open.insert(start(&*self.make, self.mode)),
+        if self.open.is_none() {
+            let segment = start(&*self.make, self.mode, &self.abandoned);
+            if matches!(segment, Segment::Here(_)) {
+                // Encoded here: what older segments make goes to the file first.
+                self.write_closed(sink)?;
+            }
+            self.open = Some(segment);
+        }
+        let Some(segment) = self.open.as_mut() else {
+            return Err(io::Error::other("no conversion segment is open"));
         };
         match segment {
             Segment::Here(encoder) => {
@@ -215,6 +247,11 @@ impl<E: Encoder> Segments<E> {
     /// Ends the open segment and writes every part still to come, in order.
     pub(super) fn drain(&mut self, sink: &mut impl PartSink<E::Part>) -> io::Result<()> {
         self.close(sink)?;
+        self.write_closed(sink)
+    }
+
+    /// Waits for every closed segment and writes their parts, oldest first.
+    fn write_closed(&mut self, sink: &mut impl PartSink<E::Part>) -> io::Result<()> {
         while !self.closed.is_empty() {
             self.wait_oldest(sink)?;
         }
@@ -230,18 +267,26 @@ impl<E: Encoder> Segments<E> {
     }
 }
 
-/// A fresh segment: on a thread of its own in `Mode::Beside` (here if no thread can be
-/// started).
-fn start<E: Encoder>(make: &dyn Fn() -> E, mode: Mode) -> Segment<E> {
+/// A fresh segment: on a thread of its own in `Mode::Beside` (here if the process has
+/// `max_threads` at work already, or no thread can be started).
+fn start<E: Encoder>(make: &dyn Fn() -> E, mode: Mode, abandoned: &Arc<AtomicBool>) -> Segment<E> {
     if mode == Mode::Inline {
+        return Segment::Here(make());
+    }
+    if THREADS.fetch_add(1, Ordering::AcqRel) >= max_threads() {
+        THREADS.fetch_sub(1, Ordering::AcqRel);
         return Segment::Here(make());
     }
     let (rows_tx, rows_rx) = mpsc::sync_channel::<StructArray>(QUEUED_BATCHES);
     let (parts_tx, parts_rx) = mpsc::channel();
     let encoder = make();
+    let abandoned = abandoned.clone();
     let spawned = std::thread::Builder::new()
         .name("convert".into())
-        .spawn(move || encode_segment(encoder, rows_rx, parts_tx));
+        .spawn(move || {
+            encode_segment(encoder, rows_rx, parts_tx, &abandoned);
+            THREADS.fetch_sub(1, Ordering::AcqRel);
+        });
     match spawned {
         Ok(thread) => Segment::Beside {
             rows: Some(rows_tx),
@@ -249,6 +294,7 @@ fn start<E: Encoder>(make: &dyn Fn() -> E, mode: Mode) -> Segment<E> {
             thread: Some(thread),
         },
         Err(e) => {
+            THREADS.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(error = %e, "cannot start a conversion thread; converting inline");
             Segment::Here(make())
         }
@@ -261,15 +307,22 @@ fn encode_segment<E: Encoder>(
     mut encoder: E,
     rows: Receiver<StructArray>,
     parts: mpsc::Sender<io::Result<Vec<E::Part>>>,
+    abandoned: &AtomicBool,
 ) {
     let run = catch_unwind(AssertUnwindSafe(|| -> io::Result<()> {
         for batch in rows.iter() {
+            if abandoned.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             let mut done = Vec::new();
             encoder.push(batch, &mut done)?;
             if !done.is_empty() && parts.send(Ok(done)).is_err() {
                 // The file was given up: nothing more to do.
                 return Ok(());
             }
+        }
+        if abandoned.load(Ordering::Relaxed) {
+            return Ok(());
         }
         let mut done = Vec::new();
         encoder.end(&mut done)?;
@@ -312,6 +365,8 @@ mod tests {
         fail_at: Option<i64>,
         panic_at: Option<i64>,
         alive: Arc<AtomicUsize>,
+        /// Time each push takes.
+        delay: std::time::Duration,
     }
 
     impl Drop for Toy {
@@ -336,7 +391,7 @@ mod tests {
                 }
             }
             // Slow enough that the staging thread runs ahead.
-            std::thread::sleep(std::time::Duration::from_micros(200));
+            std::thread::sleep(self.delay);
             Ok(())
         }
 
@@ -387,6 +442,7 @@ mod tests {
                 fail_at,
                 panic_at,
                 alive: a.clone(),
+                delay: std::time::Duration::from_micros(200),
             }
         };
         let mut segments = Segments::new(Box::new(make), mode, 50);
@@ -446,5 +502,45 @@ mod tests {
         let panicked = run(Mode::Beside, 2_000, None, Some(700));
         let why = panicked.error.expect("the panic is reported");
         assert!(why.contains("panicked"), "{why}");
+    }
+
+    /// When no thread can be had for a segment (the process's threads at their limit), it is
+    /// encoded here only after the older segments' parts are written: the order holds.
+    #[test]
+    fn a_segment_without_a_thread_is_written_after_the_older_ones() {
+        let alive = Arc::new(AtomicUsize::new(0));
+        let make = move || {
+            alive.fetch_add(1, Ordering::SeqCst);
+            Toy {
+                every: 3,
+                held: Vec::new(),
+                fail_at: None,
+                panic_at: None,
+                alive: alive.clone(),
+                // Far slower than the staging thread: a closed segment is still encoding
+                // when the next one starts.
+                delay: std::time::Duration::from_millis(3),
+            }
+        };
+        let mut segments = Segments::new(Box::new(make), Mode::Beside, 50);
+        let mut file = File::default();
+        // Two segments beside (five batches of 7 rows each), then no thread for the rest.
+        for i in 0..10 {
+            segments
+                .push(batch(i * 7, 7), 10, &mut file)
+                .expect("pushed");
+        }
+        let limit = max_threads() * 1000;
+        THREADS.fetch_add(limit, Ordering::AcqRel);
+        let rest = (|| {
+            for i in 10..20 {
+                segments.push(batch(i * 7, 7), 10, &mut file)?;
+            }
+            segments.drain(&mut file)
+        })();
+        THREADS.fetch_sub(limit, Ordering::AcqRel);
+        rest.expect("drained");
+        let all: Vec<i64> = file.parts.iter().flatten().copied().collect();
+        assert_eq!(all, (0..140).collect::<Vec<_>>(), "in order");
     }
 }

@@ -344,6 +344,16 @@ fn row_groups_encoded_beside_make_the_same_file_as_inline() {
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(beside)).expect("parquet");
     let groups = builder.metadata().num_row_groups();
     assert!(groups >= 20, "{groups} row groups");
+    // Each keeps to the bound, give or take the estimate's error (a batch is split as
+    // parquet's ArrowWriter splits one), unless one batch alone is larger (8192 rows here).
+    for g in builder.metadata().row_groups() {
+        assert!(
+            g.compressed_size() <= 128 * 1024 * 5 / 4 || g.num_rows() <= 8192,
+            "a row group of {} bytes, {} rows",
+            g.compressed_size(),
+            g.num_rows()
+        );
+    }
     let ids: Vec<i64> = builder
         .build()
         .expect("reader")
@@ -488,4 +498,45 @@ fn stripes_encoded_beside_make_the_same_file_as_inline() {
         ids.extend(values.values().iter().copied());
     }
     assert_eq!(ids, (0..150_000).collect::<Vec<i64>>());
+}
+
+/// A row group keeps to its bound when batches smaller than the bound add up past it: the
+/// batch that would cross it is split by the average row so far (as parquet's ArrowWriter
+/// splits one), not taken whole.
+#[test]
+fn a_row_group_keeps_to_its_bound_when_batches_add_up_past_it() {
+    let base = conversion(&[("id", "bigint"), ("n", "string")], OPENX, &[]);
+    let options = ParquetOptions {
+        row_group_buffer_bytes: 256 * 1024,
+        ..ParquetOptions::DEFAULT
+    };
+    let conv = Arc::new(Conversion::new(
+        base.columns.clone(),
+        base.rules.clone(),
+        Vec::new(),
+        options,
+        CatalogTable::default(),
+    ));
+    let mut state = 0x2545_F491_4F6C_DD1D_u64;
+    let mut w = conv.writer_in(Vec::new(), Mode::Beside).expect("writer");
+    for i in 0..100_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let record = format!(r#"{{"id":{i},"n":"{:08x}"}}"#, state as u32);
+        w.append(record.as_bytes()).expect("io").expect("fits");
+    }
+    let file = w.finish().expect("finishes");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("parquet");
+    let sizes: Vec<(i64, i64)> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| (g.compressed_size(), g.num_rows()))
+        .collect();
+    assert!(sizes.len() >= 4, "{sizes:?}");
+    assert!(
+        sizes.iter().all(|(bytes, _)| *bytes <= 256 * 1024),
+        "{sizes:?}"
+    );
 }
