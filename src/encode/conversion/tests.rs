@@ -301,23 +301,30 @@ fn suspending_writes_row_groups(mode: Mode) {
     assert_eq!(rows, 10);
 }
 
-/// A file's row groups encoded beside the staging thread (`segments`) have the same bytes as
-/// when encoded on it, the rows read back in the order written, over many segments and row
-/// groups (some cut by size inside a segment, some by a segment's end).
-#[test]
-fn row_groups_encoded_beside_make_the_same_file_as_inline() {
-    let columns = [("id", "bigint"), ("noise", "string")];
+/// A conversion of `columns` whose row groups (stripes) hold at most `bytes` in memory.
+fn bounded(columns: &[(&str, &str)], bytes: u64) -> Conversion {
+    let base = conversion(columns, OPENX, &[]);
     let options = ParquetOptions {
-        row_group_buffer_bytes: 128 * 1024,
+        row_group_buffer_bytes: bytes,
         ..ParquetOptions::DEFAULT
     };
-    let base = conversion(&columns, OPENX, &[]);
-    let conv = Arc::new(Conversion::new(
+    Conversion::new(
         base.columns.clone(),
         base.rules.clone(),
         Vec::new(),
         options,
         CatalogTable::default(),
+    )
+}
+
+/// A file's row groups encoded beside the staging thread (`segments`) have the same bytes as
+/// when encoded on it, the rows read back in the order written, over many segments and row
+/// groups (some cut by size inside a segment, some by a segment's end).
+#[test]
+fn row_groups_encoded_beside_make_the_same_file_as_inline() {
+    let conv = Arc::new(bounded(
+        &[("id", "bigint"), ("noise", "string")],
+        128 * 1024,
     ));
     // Noise that does not compress, so that a row group fills inside a segment too.
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
@@ -443,20 +450,8 @@ fn mutated_records_fail_cleanly_and_agree_with_serde_json() {
 #[test]
 fn stripes_encoded_beside_make_the_same_file_as_inline() {
     use crate::encode::orc::OrcOptions;
-    let base = conversion(&[("id", "bigint"), ("tag", "string")], OPENX, &[]);
-    let options = ParquetOptions {
-        row_group_buffer_bytes: 128 * 1024,
-        ..ParquetOptions::DEFAULT
-    };
     let conv = Arc::new(
-        Conversion::new(
-            base.columns.clone(),
-            base.rules.clone(),
-            Vec::new(),
-            options,
-            CatalogTable::default(),
-        )
-        .with_orc(OrcOptions::DEFAULT),
+        bounded(&[("id", "bigint"), ("tag", "string")], 128 * 1024).with_orc(OrcOptions::DEFAULT),
     );
     let records: Vec<String> = (0..150_000)
         .map(|i| match i % 5 {
@@ -505,18 +500,7 @@ fn stripes_encoded_beside_make_the_same_file_as_inline() {
 /// splits one), not taken whole.
 #[test]
 fn a_row_group_keeps_to_its_bound_when_batches_add_up_past_it() {
-    let base = conversion(&[("id", "bigint"), ("n", "string")], OPENX, &[]);
-    let options = ParquetOptions {
-        row_group_buffer_bytes: 256 * 1024,
-        ..ParquetOptions::DEFAULT
-    };
-    let conv = Arc::new(Conversion::new(
-        base.columns.clone(),
-        base.rules.clone(),
-        Vec::new(),
-        options,
-        CatalogTable::default(),
-    ));
+    let conv = Arc::new(bounded(&[("id", "bigint"), ("n", "string")], 256 * 1024));
     let mut state = 0x2545_F491_4F6C_DD1D_u64;
     let mut w = conv.writer_in(Vec::new(), Mode::Beside).expect("writer");
     for i in 0..100_000 {
