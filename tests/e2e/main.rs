@@ -31,6 +31,7 @@ mod kinesis_fan_out;
 mod model;
 mod observability;
 mod operational_faults;
+mod orc_conversion;
 mod package;
 mod partitioning;
 mod readme;
