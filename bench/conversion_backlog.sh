@@ -64,12 +64,15 @@ curl -sf -X POST "$url/v1/streams/load/flush" > /dev/null
 t1=$(date +%s.%N)
 [ -z "${PERF:-}" ] || { kill -INT $perfpid; wait $perfpid 2>/dev/null || true; }
 peak=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
+# The daemon's CPU time from its start (utime + stime, in clock ticks): how busy the cores were.
+ticks=$(awk '{print $14 + $15}' /proc/$pid/stat)
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 replayed=$(sed -n 's/.*records=\([0-9]*\).*replaying.*/\1/p; s/.*replaying.*records=\([0-9]*\).*/\1/p' "$work/log" | head -1)
-"$py" - "$work/out" "$t0" "$t1" "${replayed:-0}" "$avg" "$fmt" "$peak" <<'PY'
+"$py" - "$work/out" "$t0" "$t1" "${replayed:-0}" "$avg" "$fmt" "$peak" "$ticks" "$(getconf CLK_TCK)" <<'PY'
 import os, sys
 import pyarrow.orc as orc, pyarrow.parquet as pq
 root, t0, t1, replayed, avg, fmt, peak = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], int(sys.argv[7])
+cpu = int(sys.argv[8]) / int(sys.argv[9])
 files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith("." + fmt))
 rows = 0
 groups = 0
@@ -86,5 +89,5 @@ secs = t1 - t0
 mb = replayed * avg / 1e6
 print(f"replayed {replayed:,} records (~{mb:,.0f} MB of JSON); written {rows:,} rows in {len(files)} objects, {groups} row groups/stripes, {sum(os.path.getsize(f) for f in files) / 1e6:,.1f} MB")
 assert rows == replayed, f"{rows} rows read back, {replayed} replayed"
-print(f"drain, restart to flush answered: {secs:.2f} s = {mb / secs:,.1f} MB/s ({replayed / secs:,.0f} records/s); peak RSS {peak / 1024:.0f} MiB")
+print(f"drain, restart to flush answered: {secs:.2f} s = {mb / secs:,.1f} MB/s ({replayed / secs:,.0f} records/s); peak RSS {peak / 1024:.0f} MiB; CPU {cpu:.2f} s ({cpu / secs:.2f} cores busy)")
 PY

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use super::access::{self, RequestParts};
 use super::error::AwsError;
 use super::{AppState, body, control, describe, model, put_batch};
+use crate::record::now_ms;
+use crate::spool::{Frames, segment};
 use crate::stream::{DeliveryStream, PutError};
 
 pub(super) const TARGET_PREFIX: &str = "Firehose_20150804.";
@@ -228,18 +230,18 @@ fn too_large(member: &str, len: usize) -> AwsError {
     ))
 }
 
-/// Every record of a batch decoded into one buffer, each record a slice of it: one allocation
-/// per request instead of one per record (the profile of the acknowledgement path showed
-/// malloc and free next to base64 itself: BENCHMARKS.md). The errors are `decode_record`'s.
-pub(super) fn decode_batch(records: &[Option<&str>]) -> Result<Vec<Bytes>, AwsError> {
+/// Every record of a batch decoded straight into its spool frame, in one buffer: one
+/// allocation per request instead of one per record (the profile of the acknowledgement path
+/// showed malloc and free next to base64 itself: BENCHMARKS.md), and no copy between the
+/// decoded record and what the spool writes. The errors are `decode_record`'s.
+pub(super) fn decode_batch(records: &[Option<&[u8]>]) -> Result<Frames, AwsError> {
     let estimate: usize = records
         .iter()
-        .map(|r| r.map_or(0, |d| base64::decoded_len_estimate(d.len())))
+        .map(|r| r.map_or(0, |d| base64::decoded_len_estimate(d.len())) + segment::HEADER)
         .sum();
-    // Not zeroed: each record is decoded into the bytes after the last (zeroing 4 MiB per
-    // request was a tenth of the acknowledgement path's instructions).
-    let mut buf: Vec<u8> = Vec::with_capacity(estimate);
-    let mut ends = Vec::with_capacity(records.len());
+    // Not zeroed: each record is decoded into the bytes after the last frame's (zeroing 4 MiB
+    // per request was a tenth of the acknowledgement path's instructions).
+    let mut frames = Frames::new(now_ms(), estimate);
     for (i, record) in records.iter().enumerate() {
         // The member's name only for an error: formatting it per record costs an allocation.
         let member = || format!("records.{}.member", i + 1);
@@ -247,30 +249,21 @@ pub(super) fn decode_batch(records: &[Option<&str>]) -> Result<Vec<Bytes>, AwsEr
             Some(d) => d,
             None => return required(None, &format!("{}.data", member())),
         };
-        let Some(len) = decode_simd(data.as_bytes(), &mut buf) else {
+        let decoded = frames.push_with(|buf| decode_simd(data, buf).map(drop).ok_or(()));
+        let Ok(len) = decoded else {
             return Err(not_base64(data, &member()));
         };
         if len > MAX_RECORD_BYTES {
             return Err(too_large(&member(), len));
         }
-        ends.push(buf.len());
     }
-    let all = Bytes::from(buf);
-    let mut start = 0;
-    Ok(ends
-        .into_iter()
-        .map(|end| {
-            let record = all.slice(start..end);
-            start = end;
-            record
-        })
-        .collect())
+    Ok(frames)
 }
 
 /// Why `data` is not base64, in `base64`'s words (it refuses the same text as the SIMD
 /// decoder: both want STANDARD padding and zero trailing bits).
-fn not_base64(data: &str, member: &str) -> AwsError {
-    match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
+fn not_base64(data: &[u8], member: &str) -> AwsError {
+    match base64::engine::general_purpose::STANDARD.decode(data) {
         Err(e) => AwsError::serialization(format!("{member}.data is not valid base64: {e}")),
         Ok(_) => AwsError::serialization(format!("{member}.data is not valid base64")),
     }
@@ -330,9 +323,12 @@ async fn put_record_batch(state: &AppState, input: Value) -> Result<String, AwsE
             records.len()
         )));
     }
-    let texts: Vec<Option<&str>> = records.iter().map(|r| r.data.as_deref()).collect();
+    let texts: Vec<Option<&[u8]>> = records
+        .iter()
+        .map(|r| r.data.as_deref().map(str::as_bytes))
+        .collect();
     let data = decode_batch(&texts)?;
-    let total: usize = data.iter().map(Bytes::len).sum();
+    let total = data.data_bytes();
     if total > MAX_BATCH_BYTES {
         // AWS's words (the model has no constraint for it).
         tracing::debug!(total, "a PutRecordBatch over 4 MiB");
@@ -348,11 +344,11 @@ async fn put_record_batch(state: &AppState, input: Value) -> Result<String, AwsE
 async fn put_decoded(
     state: &AppState,
     stream: &DeliveryStream,
-    data: Vec<Bytes>,
+    data: Frames,
 ) -> Result<String, AwsError> {
     let count = data.len();
     let encrypted = state.streams.records().encrypted(stream.name());
-    match stream.put(data).await {
+    match stream.put_frames(data).await {
         Err(PutError::NotDirectPut) => Err(put_failed(PutError::NotDirectPut)),
         Ok(ids) => {
             // Keys in serde_json's order (sorted), as the other answers.
@@ -384,12 +380,12 @@ async fn put_decoded(
 mod tests {
     use super::*;
 
-    fn batch<'a>(data: &[&'a str]) -> Vec<Option<&'a str>> {
-        data.iter().map(|d| Some(*d)).collect()
+    fn batch<'a>(data: &[&'a str]) -> Vec<Option<&'a [u8]>> {
+        data.iter().map(|d| Some(d.as_bytes())).collect()
     }
 
     /// The SIMD decoder accepts exactly what `base64` accepts, and a batch's records come out
-    /// as they went in, each its own slice.
+    /// as they went in, each in its own spool frame.
     #[test]
     fn a_batch_decodes_as_base64_does_record_by_record() {
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -398,7 +394,8 @@ mod tests {
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let out = decode_batch(&batch(&refs)).expect("valid");
-        for (t, o) in texts.iter().zip(&out) {
+        assert_eq!(out.len(), texts.len());
+        for (t, o) in texts.iter().zip(out.records()) {
             assert_eq!(b64.decode(t).expect("valid"), o.to_vec());
         }
         for bad in [

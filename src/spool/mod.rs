@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::disk::Room;
 use crate::sync::Lock;
 pub(crate) use reader::Reader;
+pub(crate) use segment::Frames;
 use writer::{Append, Committed, Msg, Segments, Writer};
 
 /// The disk budget shared by every stream's spool: at most `max` bytes, and never so much that
@@ -240,25 +240,28 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Makes `records` durable; returns the sequence number of the first. Fails fast with
-    /// `Full` when the disk budget cannot take them.
+    /// Makes `records` durable (tests; the daemon frames them first: `append_frames`).
+    #[cfg(test)]
     pub(crate) async fn append(
         &self,
-        records: Vec<Bytes>,
+        records: Vec<bytes::Bytes>,
         arrival_ms: i64,
     ) -> Result<u64, SpoolError> {
-        let bytes: u64 = records
-            .iter()
-            .map(|r| segment::frame_len(r.len()) as u64)
-            .sum();
+        self.append_frames(Frames::of(&records, arrival_ms)).await
+    }
+
+    /// Makes records durable, framed by the caller (`Frames`: on the producer's task, not the
+    /// writer's); returns the sequence number of the first. Fails fast with `Full` when the
+    /// disk budget cannot take them.
+    pub(crate) async fn append_frames(&self, frames: Frames) -> Result<u64, SpoolError> {
+        let bytes = frames.bytes().len() as u64;
         let tx = self.tx.locked().clone().ok_or(SpoolError::Closed)?;
         // Given back if the producer goes away before the writer has the append; from then on
         // the writer gives it back if the write fails.
         let mut reservation = Reservation::take(&self.budget, bytes).ok_or(SpoolError::Full)?;
         let (reply, rx) = oneshot::channel();
         let append = Append {
-            records,
-            arrival_ms,
+            frames,
             bytes,
             reply,
         };

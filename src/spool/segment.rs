@@ -10,14 +10,108 @@ pub(crate) const HEADER: usize = 16;
 /// Largest record a frame may hold (Kinesis records are at most 10 MiB).
 pub(crate) const MAX_DATA: usize = 16 * 1024 * 1024;
 
-pub(crate) fn encode(out: &mut Vec<u8>, arrival_ms: i64, data: &[u8]) {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&arrival_ms.to_le_bytes());
-    crc.update(data);
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&arrival_ms.to_le_bytes());
-    out.extend_from_slice(data);
+/// One append's records, framed as a segment holds them and written by the spool as they are.
+/// The producer's task makes them (the copy and the CRC run on the request handlers' threads,
+/// not on the spool's one writer thread), and a request's records can be decoded straight into
+/// their frames (`push_with`): a record is copied once between the request and the disk.
+#[derive(Debug)]
+pub(crate) struct Frames {
+    buf: Vec<u8>,
+    arrival_ms: i64,
+    count: usize,
+}
+
+impl Frames {
+    /// No frames yet, of records that arrived at `arrival_ms`, with room for `capacity` bytes
+    /// of records.
+    pub(crate) fn new(arrival_ms: i64, capacity: usize) -> Frames {
+        Frames {
+            buf: Vec::with_capacity(capacity),
+            arrival_ms,
+            count: 0,
+        }
+    }
+
+    /// `records` framed.
+    pub(crate) fn of(records: &[bytes::Bytes], arrival_ms: i64) -> Frames {
+        let size = records.iter().map(|r| frame_len(r.len())).sum();
+        let mut frames = Frames::new(arrival_ms, size);
+        for r in records {
+            frames.push(r);
+        }
+        frames
+    }
+
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        let start = self.begin();
+        self.buf.extend_from_slice(data);
+        self.end(start);
+    }
+
+    /// Appends the record `write` appends to the buffer it is given (and nothing else); when
+    /// it fails the buffer is as it was. The record's length, or `write`'s error.
+    pub(crate) fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let start = self.begin();
+        match write(&mut self.buf) {
+            Ok(()) => Ok(self.end(start)),
+            Err(e) => {
+                self.buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// A frame's header (filled in by `end`); where it starts.
+    fn begin(&mut self) -> usize {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; HEADER]);
+        start
+    }
+
+    /// Fills in the header of the frame at `start` for the data after it; the data's length.
+    fn end(&mut self, start: usize) -> usize {
+        let arrival = self.arrival_ms.to_le_bytes();
+        let (header, data) = self.buf[start..].split_at_mut(HEADER);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&arrival);
+        crc.update(data);
+        header[..4].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+        header[8..].copy_from_slice(&arrival);
+        self.count += 1;
+        data.len()
+    }
+
+    /// Records framed.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Bytes of the records alone.
+    pub(crate) fn data_bytes(&self) -> usize {
+        self.buf.len() - self.count * HEADER
+    }
+
+    /// The frames' bytes, as a segment holds them.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The records, read back from their frames.
+    #[cfg(test)]
+    pub(crate) fn records(&self) -> Vec<&[u8]> {
+        let mut records = Vec::new();
+        let mut at = 0;
+        while let Frame::Complete { data, len, .. } = decode(&self.buf[at..]) {
+            records.push(&self.buf[at + data.start..at + data.end]);
+            at += len;
+        }
+        assert_eq!(at, self.buf.len(), "every frame complete");
+        records
+    }
 }
 
 pub(crate) fn frame_len(data_len: usize) -> usize {
@@ -125,6 +219,41 @@ pub(crate) fn offset_of(path: &Path, n: u64) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One record framed, as a segment holds it.
+    fn encode(out: &mut Vec<u8>, arrival_ms: i64, data: &[u8]) {
+        let mut frames = Frames::new(arrival_ms, 0);
+        frames.push(data);
+        out.extend_from_slice(frames.bytes());
+    }
+
+    #[test]
+    fn frames_pushed_or_decoded_in_place_read_back_and_a_failed_one_leaves_nothing() {
+        let mut frames = Frames::new(77, 0);
+        frames.push(b"one");
+        let len = frames.push_with(|buf| {
+            buf.extend_from_slice(b"two, written in place");
+            Ok::<(), ()>(())
+        });
+        assert_eq!(len, Ok(21));
+        let before = frames.bytes().to_vec();
+        let failed = frames.push_with(|buf| {
+            buf.extend_from_slice(b"half");
+            Err("not base64")
+        });
+        assert_eq!(failed, Err("not base64"));
+        assert_eq!(frames.bytes(), &before[..], "nothing of the failed record");
+        frames.push(b"");
+        assert_eq!((frames.len(), frames.data_bytes()), (3, 24));
+        assert_eq!(
+            frames.records(),
+            vec![&b"one"[..], b"two, written in place", b""]
+        );
+        let Frame::Complete { arrival_ms, .. } = decode(frames.bytes()) else {
+            panic!("a frame")
+        };
+        assert_eq!(arrival_ms, 77);
+    }
 
     #[test]
     fn round_trip_and_damage() {

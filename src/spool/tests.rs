@@ -1,4 +1,5 @@
 use super::*;
+use bytes::Bytes;
 
 fn settings(segment_bytes: u64) -> SpoolSettings {
     SpoolSettings {

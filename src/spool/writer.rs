@@ -1,23 +1,23 @@
 //! The spool's writer: one thread per stream that takes every append waiting in its queue,
-//! writes them with one `write`, makes them durable with one `fdatasync` (group commit), then
-//! answers all of them. Concurrent producers share the cost of the sync.
+//! writes their frames as the producers made them (`segment::Frames`: framing and CRC run on
+//! the request handlers' threads) with one vectored `write`, makes them durable with one
+//! `fdatasync` (group commit), then answers all of them. Concurrent producers share the cost
+//! of the sync, and this one thread does no per-record work.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::segment;
+use super::segment::{self, Frames};
 use crate::sync::Lock;
 
 /// One producer's records, waiting to be made durable.
 pub(crate) struct Append {
-    pub(crate) records: Vec<Bytes>,
-    pub(crate) arrival_ms: i64,
+    pub(crate) frames: Frames,
     /// Encoded size (frames), reserved in the budget by the caller.
     pub(crate) bytes: u64,
     /// The sequence number of the first record, once durable.
@@ -79,7 +79,6 @@ impl Writer {
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut buf = Vec::new();
         let mut held: Option<Msg> = None;
         loop {
             let msg = match held.take() {
@@ -117,11 +116,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(group, bytes, &mut buf);
+            self.commit(group, bytes);
         }
     }
 
-    fn commit(&mut self, group: Vec<Append>, bytes: u64, buf: &mut Vec<u8>) {
+    fn commit(&mut self, group: Vec<Append>, bytes: u64) {
         if let Some(why) = &self.broken {
             fail(&self.budget, group, &io::Error::other(why.clone()));
             return;
@@ -133,17 +132,20 @@ impl Writer {
             fail(&self.budget, group, &e);
             return;
         }
-        buf.clear();
         let mut seq = self.next_seq;
         let mut firsts = Vec::with_capacity(group.len());
+        let mut written_bytes = 0;
         for a in &group {
             firsts.push(seq);
-            for r in &a.records {
-                segment::encode(buf, a.arrival_ms, r);
-            }
-            seq += a.records.len() as u64;
+            seq += a.frames.len() as u64;
+            written_bytes += a.frames.bytes().len() as u64;
         }
-        let written = self.file.write_all(buf).and_then(|()| {
+        // The producers' frames as they are, in one vectored write.
+        let mut slices: Vec<IoSlice<'_>> = group
+            .iter()
+            .map(|a| IoSlice::new(a.frames.bytes()))
+            .collect();
+        let written = write_all_vectored(&mut self.file, &mut slices).and_then(|()| {
             if self.fsync {
                 self.file.sync_data()
             } else {
@@ -152,7 +154,7 @@ impl Writer {
         });
         match written {
             Ok(()) => {
-                self.size += buf.len() as u64;
+                self.size += written_bytes;
                 self.next_seq = seq;
                 self.segments.locked().insert(self.segment, self.size);
                 self.publish();
@@ -203,6 +205,21 @@ impl Writer {
             offset: self.size,
         });
     }
+}
+
+/// `Write::write_all_vectored`, which is not stable: writes every slice, in order, however
+/// many writes it takes.
+fn write_all_vectored(out: &mut impl Write, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn fail(budget: &super::Budget, group: Vec<Append>, e: &io::Error) {

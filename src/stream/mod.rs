@@ -18,7 +18,7 @@ use crate::record::now_ms;
 use crate::source::Log;
 use crate::source::kinesis::metrics::KinesisMetrics;
 use crate::spec::StreamSpec;
-use crate::spool::{RecordIds, SpoolError};
+use crate::spool::{Frames, RecordIds, SpoolError};
 use crate::sync::Lock;
 use processor::{Command, Processor, ProcessorSetup, Route};
 
@@ -193,15 +193,21 @@ impl DeliveryStream {
 
     /// Makes records durable; returns one RecordId per record, in order.
     pub(crate) async fn put(&self, data: Vec<Bytes>) -> Result<RecordIds, PutError> {
+        self.put_frames(Frames::of(&data, now_ms())).await
+    }
+
+    /// `put` of records already framed for the spool (decoded into their frames by the
+    /// caller: `spool::Frames`).
+    pub(crate) async fn put_frames(&self, frames: Frames) -> Result<RecordIds, PutError> {
         let Log::Spool(spool) = &self.log else {
             return Err(PutError::NotDirectPut);
         };
         if !matches!(*self.lifecycle.locked(), Lifecycle::Running { .. }) {
             return Err(PutError::Closed(self.config.name.clone()));
         }
-        let count = data.len() as u64;
-        let bytes: usize = data.iter().map(Bytes::len).sum();
-        match spool.append(data, now_ms()).await {
+        let count = frames.len() as u64;
+        let bytes = frames.data_bytes();
+        match spool.append_frames(frames).await {
             Ok(first) => {
                 self.metrics.incoming_put_requests.add(1);
                 self.metrics.incoming_records.add(count);
