@@ -7,7 +7,7 @@
 # load, from /proc) and the top functions of the profile. FIREHOSED_BIN compares two builds.
 # With TOOL=callgrind the daemon runs under valgrind instead (about 50x slower, so far fewer
 # records): instructions per GB acknowledged, which repeat run to run whatever else the machine
-# does, and the top functions by instructions.
+# does, and the top functions by instructions (CG_OUT=file keeps the profile).
 # usage: [TOOL=callgrind] bench/ack_profile.sh [seconds=10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +35,8 @@ if [ "${TOOL:-perf}" = callgrind ]; then
   records=$(sed -n 's/.* records=\([0-9]*\) .*/\1/p' "$work/loadgen.out")
   total=$(callgrind_annotate "$work/cg.out" 2>/dev/null | sed -n 's/^\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
   echo "callgrind: $records records acknowledged (with start-up and shutdown): $(python3 -c "import sys; print(f'{int(sys.argv[1]) / (int(sys.argv[2]) * 1024 / 1e9) / 1e9:.1f}')" "$total" "$records") G instructions per GB"
+  # CG_OUT=file keeps the profile (callgrind_annotate --tree=caller file: who calls what).
+  [ -z "${CG_OUT:-}" ] || cp "$work/cg.out" "$CG_OUT"
   callgrind_annotate "$work/cg.out" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | head -25
   exit 0
 fi

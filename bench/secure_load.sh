@@ -4,14 +4,17 @@
 # fed by examples/loadgen.rs (500 x 1 KiB records per call, keep-alive connections), which
 # signs each request as the AWS SDKs do and speaks TLS (rustls) when the daemon does. The
 # variants alternate, ROUNDS times each, so that the machine's load falls on all alike.
-# usage: bench/secure_load.sh [connections=4] [seconds=15] [rounds=2]
+# FIREHOSED_BIN runs another build, COMPRESSION another codec (UNCOMPRESSED: the acknowledgement
+# path alone), VARIANTS a subset ("plain sigv4").
+# usage: [FIREHOSED_BIN=..] [COMPRESSION=..] [VARIANTS=..] bench/secure_load.sh [connections=4] [seconds=15] [rounds=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 connections=${1:-4}
 seconds=${2:-15}
 rounds=${3:-2}
-cargo build --release --quiet --bin firehosed --example loadgen
+if [ -n "${FIREHOSED_BIN:-}" ]; then cargo build --release --quiet --example loadgen
+else cargo build --release --quiet --bin firehosed --example loadgen; fi
 bench_work secure
 tools=${FIREHOSED_TOOLS:-$HOME/.cache/firehosed-tools}
 "$tools/venv/bin/python" tests/py/sigv4_boto3.py certs "$work" server
@@ -22,7 +25,7 @@ variant_config() {  # plain | sigv4 | tls | both
   cat <<YAML
     destinations:
       - directory: $work/out-$1
-        compression: GZIP
+        compression: ${COMPRESSION:-GZIP}
         buffering: {size_mib: 64, interval_seconds: 60}
 YAML
   case $1 in sigv4|both) cat <<YAML ;; esac
@@ -35,9 +38,9 @@ auth:
 YAML
   case $1 in tls|both) echo "tls: {cert_file: $work/server.crt, key_file: $work/server.key}" ;; esac
 }
-echo "firehosed $(git rev-parse --short HEAD 2>/dev/null) on $(nproc) cores; fsync on; $connections connections, ${seconds} s per run"
+echo "firehosed ${FIREHOSED_BIN:-$(git rev-parse --short HEAD 2>/dev/null)} on $(nproc) cores; fsync on; $connections connections, ${seconds} s per run"
 for round in $(seq "$rounds"); do
-  for v in plain both sigv4 tls; do
+  for v in ${VARIANTS:-plain both sigv4 tls}; do
     variant_config "$v" > "$work/$v.yaml"
     start_firehosed "$work/$v.yaml" "$work"
     extra=()

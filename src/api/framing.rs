@@ -71,6 +71,27 @@ impl Framing {
         matches!(self.state, State::Head { .. })
     }
 
+    /// How many bytes may go to hyper as they are, unlooked at: the rest of a body with a
+    /// Content-Length, or of a chunk's data (None between them). The connection passes them
+    /// straight from the socket, saving two copies of every body (`shaped`).
+    pub(crate) fn body_left(&self) -> Option<u64> {
+        match self.state {
+            State::Body(n) | State::ChunkData(n) if n > 0 => Some(n),
+            _ => None,
+        }
+    }
+
+    /// `n` bytes of body (at most `body_left`) went to hyper.
+    pub(crate) fn passed(&mut self, n: u64) {
+        self.state = match self.state {
+            State::Body(left) if left > n => State::Body(left - n),
+            State::Body(_) => State::Head { scanned: 0 },
+            State::ChunkData(left) if left > n => State::ChunkData(left - n),
+            State::ChunkData(_) => State::ChunkEnd,
+            ref other => other.clone(),
+        };
+    }
+
     /// Moves what is checked from `input` to `out` (for hyper); keeps what is not yet whole
     /// (more bytes are needed). Anything that cannot be followed is a refusal.
     pub(crate) fn feed(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Verdict {
@@ -78,26 +99,10 @@ impl Framing {
             let (before, state_before) = (input.len(), self.state.clone());
             let step = match self.state {
                 State::Head { scanned } => self.head(input, out, scanned),
-                State::Body(n) => {
+                State::Body(n) | State::ChunkData(n) => {
                     let take = (n.min(input.len() as u64)) as usize;
                     out.extend_from_slice(&input.split_to(take));
-                    let left = n - take as u64;
-                    self.state = if left == 0 {
-                        State::Head { scanned: 0 }
-                    } else {
-                        State::Body(left)
-                    };
-                    Verdict::Go
-                }
-                State::ChunkData(n) => {
-                    let take = (n.min(input.len() as u64)) as usize;
-                    out.extend_from_slice(&input.split_to(take));
-                    let left = n - take as u64;
-                    self.state = if left == 0 {
-                        State::ChunkEnd
-                    } else {
-                        State::ChunkData(left)
-                    };
+                    self.passed(take as u64);
                     Verdict::Go
                 }
                 State::ChunkSize | State::ChunkEnd | State::Trailer => self.chunk_line(input, out),

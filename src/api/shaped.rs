@@ -1,5 +1,7 @@
 //! A connection's byte stream as hyper sees it. Every request's framing is checked before
-//! hyper reads it (`framing`); a client gets `header_timeout` to send a request's headers and
+//! hyper reads it (`framing`); a body's bytes, once its head is checked, are only counted, and
+//! read from the socket straight into hyper's buffer (a body was copied twice more here, a
+//! fifth of the acknowledgement path's instructions: BENCHMARKS.md); a client gets `header_timeout` to send a request's headers and
 //! `idle_timeout` between requests (a slowloris holds nothing for long); and hyper's own error
 //! answers (a garbage request line, a bad Content-Length, oversized headers: hyper writes a bare
 //! status line) are replaced by AWS-shaped ones like every other answer of the API.
@@ -209,6 +211,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
                 // side (an unfinished request it left is dropped: hyper sees the end).
                 return Poll::Ready(Ok(()));
             }
+            // (hyper never asks with a full buffer; if it did, bytes go the checked way.)
+            let body = this.framing.body_left().filter(|_| buf.remaining() > 0);
+            if let Some(left) = body
+                && !this.input.is_empty()
+            {
+                // Body bytes already read go to hyper as they are, once.
+                let n = (left.min(this.input.len() as u64) as usize).min(buf.remaining());
+                buf.put_slice(&this.input.split_to(n));
+                this.framing.passed(n as u64);
+                return Poll::Ready(Ok(()));
+            }
             if !this.input.is_empty() {
                 if let Verdict::Refuse(why) = this.framing.feed(&mut this.input, &mut this.checked)
                 {
@@ -219,10 +232,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
                     continue;
                 }
             }
-            this.input.reserve(READ_CHUNK);
-            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.input) {
+            let read = match body {
+                // The rest of a body: read from the socket into hyper's buffer, no copy.
+                Some(left) => poll_read_at_most(Pin::new(&mut this.inner), cx, buf, left),
+                None => {
+                    this.input.reserve(READ_CHUNK);
+                    tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.input)
+                }
+            };
+            match read {
                 Poll::Ready(Ok(0)) => this.eof = true,
-                Poll::Ready(Ok(_)) => this.active(),
+                Poll::Ready(Ok(n)) => {
+                    this.active();
+                    if body.is_some() {
+                        this.framing.passed(n as u64);
+                        return Poll::Ready(Ok(()));
+                    }
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     if this.poll_deadline(cx).is_pending() {
@@ -240,6 +266,32 @@ impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
                 }
             }
         }
+    }
+}
+
+/// Reads at most `limit` bytes from `inner` into `buf`, as tokio's `Take` does; how many.
+fn poll_read_at_most<S: AsyncRead + Unpin>(
+    inner: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+    limit: u64,
+) -> Poll<io::Result<usize>> {
+    let limit = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .min(buf.remaining());
+    let mut part = buf.take(limit);
+    let start = part.filled().len();
+    match inner.poll_read(cx, &mut part) {
+        Poll::Ready(Ok(())) => {
+            let n = part.filled().len() - start;
+            // SAFETY: the read filled (so initialized) these `n` bytes of `buf`'s unfilled
+            // part, which `part` borrows from its start (tokio's `Take` does the same).
+            unsafe { buf.assume_init(n) };
+            buf.advance(n);
+            Poll::Ready(Ok(n))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -319,5 +371,63 @@ mod tests {
         assert_eq!(replacement(b"some body bytes", None), None);
         let big = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
         assert!(replacement(big, None).is_some());
+    }
+
+    /// Everything a client sends reaches hyper's side once, in order, whether a body's bytes
+    /// came with its head (checked) or after it (passed straight from the socket), whatever
+    /// the sizes of the client's writes and hyper's reads; a smuggling attempt after a long
+    /// body is still seen and refused.
+    #[tokio::test]
+    async fn bodies_pass_straight_through_and_framing_is_still_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = vec![b'b'; 300_000];
+        let mut stream =
+            format!("POST /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        stream.extend_from_slice(&body);
+        stream.extend_from_slice(b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        stream.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+        stream.extend_from_slice(&body);
+        stream.extend_from_slice(b"\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+        let timeouts = Timeouts {
+            header: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+        };
+        for (write, read) in [(7, 5), (1000, 65_536), (65_536, 8_192), (300_123, 1)] {
+            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            let sent = stream.clone();
+            let writer = tokio::spawn(async move {
+                for piece in sent.chunks(write) {
+                    client.write_all(piece).await.expect("writes");
+                }
+            });
+            let mut shaped = Shaped::new(server, timeouts, Busy::default());
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; read];
+            while got.len() < stream.len() {
+                let n = shaped.read(&mut buf).await.expect("reads");
+                assert!(n > 0, "no end before everything arrived");
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got == stream, "every byte once, in order ({write}/{read})");
+            assert!(shaped.framing.in_head(), "between requests");
+            writer.await.expect("writer");
+        }
+        // After a long body, a request with both lengths is refused: hyper gets the refusal's
+        // request line, not the request.
+        let mut smuggled = stream.clone();
+        smuggled.extend_from_slice(
+            b"POST /c HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        );
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let writer = tokio::spawn(async move {
+            client.write_all(&smuggled).await.expect("writes");
+        });
+        let mut shaped = Shaped::new(server, timeouts, Busy::default());
+        let mut got = Vec::new();
+        shaped.read_to_end(&mut got).await.expect("reads");
+        assert!(got.starts_with(&stream), "the requests before it pass");
+        assert_eq!(&got[stream.len()..], REFUSED_HEAD);
+        assert!(shaped.refused.is_some_and(|why| why.contains("ambiguous")));
+        writer.await.expect("writer");
     }
 }
