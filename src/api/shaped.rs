@@ -1,10 +1,11 @@
 //! A connection's byte stream as hyper sees it. Every request's framing is checked before
 //! hyper reads it (`framing`); a body's bytes, once its head is checked, are only counted, and
 //! read from the socket straight into hyper's buffer (a body was copied twice more here, a
-//! fifth of the acknowledgement path's instructions: BENCHMARKS.md); a client gets `header_timeout` to send a request's headers and
-//! `idle_timeout` between requests (a slowloris holds nothing for long); and hyper's own error
-//! answers (a garbage request line, a bad Content-Length, oversized headers: hyper writes a bare
-//! status line) are replaced by AWS-shaped ones like every other answer of the API.
+//! fifth of the acknowledgement path's instructions: BENCHMARKS.md); a client gets
+//! `header_timeout` to send a request's headers and `idle_timeout` between requests (a
+//! slowloris holds nothing for long); and hyper's own error answers (a garbage request line, a
+//! bad Content-Length, oversized headers: hyper writes a bare status line) are replaced by
+//! AWS-shaped ones like every other answer of the API.
 
 use std::io;
 use std::pin::Pin;
