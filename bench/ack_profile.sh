@@ -8,14 +8,18 @@
 # With TOOL=callgrind the daemon runs under valgrind instead (about 50x slower, so far fewer
 # records): instructions per GB acknowledged, which repeat run to run whatever else the machine
 # does, and the top functions by instructions (CG_OUT=file keeps the profile).
-# usage: [TOOL=callgrind] bench/ack_profile.sh [seconds=10]
+# SIGV4=1 signs every request (and the daemon verifies it).
+# usage: [TOOL=callgrind] [SIGV4=1] [CG_OUT=file] [FIREHOSED_BIN=path] bench/ack_profile.sh [seconds=10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 seconds=${1:-10}
 command -v perf > /dev/null || { echo "perf is missing (apt-get install linux-perf)"; exit 1; }
-cargo build --release --quiet --bin firehosed --example loadgen
+if [ -n "${FIREHOSED_BIN:-}" ]; then cargo build --release --quiet --example loadgen
+else cargo build --release --quiet --bin firehosed --example loadgen; fi
 bench_work ack-profile
+# SIGV4=1: every request signed, and verified by the daemon against a credentials file.
+signing=()
 {
   load_config_head
   cat <<YAML
@@ -23,6 +27,19 @@ bench_work ack-profile
       - directory: $work/out
         buffering: {size_mib: 128, interval_seconds: 900}
 YAML
+  if [ -n "${SIGV4:-}" ]; then
+    printf '[producer]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = bench-secret\n' > "$work/credentials"
+    chmod 600 "$work/credentials"
+    cat <<YAML
+auth:
+  credentials_file: $work/credentials
+  policies:
+    producer:
+      Version: "2012-10-17"
+      Statement: [{Effect: Allow, Action: "firehose:*", Resource: "*"}]
+YAML
+    signing=(--sigv4 AKIDBENCH:bench-secret)
+  fi
 } > "$work/c.yaml"
 if [ "${TOOL:-perf}" = callgrind ]; then
   : > "$work/stdout"
@@ -30,7 +47,7 @@ if [ "${TOOL:-perf}" = callgrind ]; then
   pid=$!
   for _ in $(seq 600); do grep -q listening "$work/stdout" 2>/dev/null && break; sleep 0.1; done
   url=$(sed -n 's/.*listening on //p' "$work/stdout")
-  target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" > "$work/loadgen.out"
+  target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" "${signing[@]}" > "$work/loadgen.out"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   records=$(sed -n 's/.* records=\([0-9]*\) .*/\1/p' "$work/loadgen.out")
   total=$(callgrind_annotate "$work/cg.out" 2>/dev/null | sed -n 's/^\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
@@ -48,7 +65,7 @@ perf record -e cpu-clock -F 999 -p "$pid" -o "$work/perf.data" > /dev/null 2>&1 
 perfpid=$!
 sleep 0.5
 before=$(cpu)
-target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" > "$work/loadgen.out"
+target/release/examples/loadgen "$url" load --connections 4 --seconds "$seconds" "${signing[@]}" > "$work/loadgen.out"
 after=$(cpu)
 kill -INT $perfpid; wait $perfpid 2>/dev/null || true
 grep -E "^(acknowledged|connections)" "$work/loadgen.out"

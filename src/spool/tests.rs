@@ -288,4 +288,17 @@ async fn record_ids_are_the_spool_s_and_written_as_serde_json_would() {
         .map(|id| serde_json::json!({"RecordId": id}))
         .collect();
     assert_eq!(text, serde_json::to_string(&general).expect("json"));
+    // Every hex digit, in every place.
+    let high = spool.record_ids(0xfedc_ba98_7654_3210, 2);
+    let mut text = String::new();
+    high.write_json_entries(&mut text);
+    let listed: Vec<String> = high.iter().collect();
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"RecordId":"{}"}},{{"RecordId":"{}"}}"#,
+            listed[0], listed[1]
+        )
+    );
+    assert!(listed[0].ends_with("fedcba9876543210"), "{}", listed[0]);
 }
