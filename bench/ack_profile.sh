@@ -28,16 +28,7 @@ signing=()
         buffering: {size_mib: 128, interval_seconds: 900}
 YAML
   if [ -n "${SIGV4:-}" ]; then
-    printf '[producer]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = bench-secret\n' > "$work/credentials"
-    chmod 600 "$work/credentials"
-    cat <<YAML
-auth:
-  credentials_file: $work/credentials
-  policies:
-    producer:
-      Version: "2012-10-17"
-      Statement: [{Effect: Allow, Action: "firehose:*", Resource: "*"}]
-YAML
+    bench_auth
     signing=(--sigv4 AKIDBENCH:bench-secret)
   fi
 } > "$work/c.yaml"

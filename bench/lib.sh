@@ -66,3 +66,19 @@ events_iceberg_schema='{"type":"struct","schema-id":0,"fields":[
  {"id":4,"name":"ts","required":false,"type":"timestamptz"},
  {"id":5,"name":"amount","required":false,"type":"double"},
  {"id":6,"name":"pad","required":false,"type":"string"}]}'
+
+# bench_auth: the credentials file of the bench's one key (AKIDBENCH, signed with by
+# `loadgen --sigv4 AKIDBENCH:bench-secret`) in $work, and the `auth:` block that lets it do
+# anything, on stdout.
+bench_auth() {
+  printf '[producer]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = bench-secret\n' > "$work/credentials"
+  chmod 600 "$work/credentials"
+  cat <<YAML
+auth:
+  credentials_file: $work/credentials
+  policies:
+    producer:
+      Version: "2012-10-17"
+      Statement: [{Effect: Allow, Action: "firehose:*", Resource: "*"}]
+YAML
+}

@@ -18,8 +18,6 @@ else cargo build --release --quiet --bin firehosed --example loadgen; fi
 bench_work secure
 tools=${FIREHOSED_TOOLS:-$HOME/.cache/firehosed-tools}
 "$tools/venv/bin/python" tests/py/sigv4_boto3.py certs "$work" server
-printf '[producer]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = bench-secret\n' > "$work/credentials"
-chmod 600 "$work/credentials"
 variant_config() {  # plain | sigv4 | tls | both
   load_config_head | sed "s|^state_dir: .*|state_dir: $work/state-$1|"
   cat <<YAML
@@ -28,14 +26,7 @@ variant_config() {  # plain | sigv4 | tls | both
         compression: ${COMPRESSION:-GZIP}
         buffering: {size_mib: 64, interval_seconds: 60}
 YAML
-  case $1 in sigv4|both) cat <<YAML ;; esac
-auth:
-  credentials_file: $work/credentials
-  policies:
-    producer:
-      Version: "2012-10-17"
-      Statement: [{Effect: Allow, Action: "firehose:*", Resource: "*"}]
-YAML
+  case $1 in sigv4|both) bench_auth ;; esac
   case $1 in tls|both) echo "tls: {cert_file: $work/server.crt, key_file: $work/server.key}" ;; esac
 }
 echo "firehosed ${FIREHOSED_BIN:-$(git rev-parse --short HEAD 2>/dev/null)} on $(nproc) cores; fsync on; $connections connections, ${seconds} s per run"

@@ -38,6 +38,7 @@ mod readme;
 mod reload;
 mod s3_failures;
 mod security;
+mod security_reload;
 mod startup_faults;
 mod systemd;
 mod systemd_container;
