@@ -65,11 +65,7 @@ pub(crate) async fn read(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
-    // The body's pieces as hyper hands them over, joined once at the end: memory follows what
-    // arrives, not what the client announced (a thousand requests announcing 8 MiB and sending
-    // nothing take none), and no buffer is copied as it grows.
-    let mut pieces: Vec<Bytes> = Vec::new();
-    let mut len = 0;
+    let mut pieces = Pieces::default();
     let mut body = body;
     let mut stopping = limits.stopping.clone();
     loop {
@@ -86,19 +82,100 @@ pub(crate) async fn read(
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
-            len += data.len();
-            if len > limit {
+            if pieces.len + data.len() > limit {
                 return Err(BodyError::TooLarge(limit));
             }
             pieces.push(data);
         }
     }
-    if pieces.len() == 1 {
-        return Ok(pieces.swap_remove(0));
+    Ok(pieces.join())
+}
+
+/// Pieces from this size are kept as hyper hands them over; smaller ones are copied together.
+/// A body sent as one-byte chunks would otherwise cost a handle (32 bytes) and a pin on one of
+/// hyper's read buffers per byte: tens of times its size, before its signature is checked.
+const KEPT_PIECE: usize = 16 * 1024;
+
+/// A body as it arrives: memory follows what arrives, not what the client announced (a
+/// thousand requests announcing 8 MiB and sending nothing take none), and no buffer is copied
+/// as it grows; joined once at the end. Each kept piece holds at least `KEPT_PIECE` bytes, so
+/// the pieces cost about the body's size, as one growing buffer did.
+#[derive(Default)]
+struct Pieces {
+    kept: Vec<Bytes>,
+    /// Small pieces since the last kept one, copied together.
+    small: BytesMut,
+    len: usize,
+}
+
+impl Pieces {
+    fn push(&mut self, data: Bytes) {
+        self.len += data.len();
+        if data.len() < KEPT_PIECE {
+            self.small.extend_from_slice(&data);
+            return;
+        }
+        if !self.small.is_empty() {
+            self.kept.push(std::mem::take(&mut self.small).freeze());
+        }
+        self.kept.push(data);
     }
-    let mut whole = BytesMut::with_capacity(len);
-    for piece in pieces {
-        whole.extend_from_slice(&piece);
+
+    /// The whole body: the one piece as it is, else the pieces copied into one buffer.
+    fn join(mut self) -> Bytes {
+        if !self.small.is_empty() {
+            self.kept.push(self.small.freeze());
+        }
+        if self.kept.len() == 1 {
+            return self.kept.swap_remove(0);
+        }
+        let mut whole = BytesMut::with_capacity(self.len);
+        for piece in self.kept {
+            whole.extend_from_slice(&piece);
+        }
+        whole.freeze()
     }
-    Ok(whole.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body in one-byte pieces is copied together (one handle, its own size), large pieces
+    /// are kept as they came, and the joined body is every byte in order.
+    #[test]
+    fn tiny_pieces_are_copied_together_and_large_ones_kept() {
+        let mut pieces = Pieces::default();
+        for i in 0..100_000u32 {
+            pieces.push(Bytes::from(vec![(i % 251) as u8]));
+        }
+        assert!(pieces.kept.is_empty(), "no handle per byte");
+        assert!(
+            pieces.small.capacity() < 2 * 100_000,
+            "{}",
+            pieces.small.capacity()
+        );
+        let large = Bytes::from(vec![7u8; KEPT_PIECE]);
+        pieces.push(large.clone());
+        pieces.push(Bytes::from_static(b"end"));
+        assert_eq!(pieces.kept.len(), 2);
+        assert_eq!(pieces.kept[1].as_ptr(), large.as_ptr(), "kept, not copied");
+        let whole = pieces.join();
+        assert_eq!(whole.len(), 100_000 + KEPT_PIECE + 3);
+        assert!(
+            whole[..100_000]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == (i % 251) as u8)
+        );
+        assert!(whole[100_000..100_000 + KEPT_PIECE].iter().all(|b| *b == 7));
+        assert_eq!(&whole[100_000 + KEPT_PIECE..], b"end");
+        let mut one = Pieces::default();
+        one.push(large.clone());
+        assert_eq!(
+            one.join().as_ptr(),
+            large.as_ptr(),
+            "a single piece is not copied"
+        );
+    }
 }

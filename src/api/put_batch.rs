@@ -1,8 +1,8 @@
 //! PutRecordBatch, the call that carries the data, read straight from the body: the stream's
 //! name and the records' base64 text borrowed from it (by `scan` for the body as SDKs write it,
 //! else by a borrowing serde parse), the records decoded straight into their spool frames in
-//! one buffer, the answer written as text. A profile of the acknowledgement path (BENCHMARKS.md, issue 38)
-//! found a fifth of the daemon's time in malloc and free: the general way builds a JSON tree of
+//! one buffer, the answer written as text. A profile of the acknowledgement path
+//! (BENCHMARKS.md, issue 38) found a fifth of the daemon's time in malloc and free: the general way builds a JSON tree of
 //! the body (a map, a key and a string per record), walks it with the service model, moves it
 //! into the typed input and answers with a tree of 500 maps. Only a request that is valid as
 //! AWS's model and limits say takes this way; any other (an error to report, a null, a member

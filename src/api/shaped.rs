@@ -281,12 +281,18 @@ fn poll_read_at_most<S: AsyncRead + Unpin>(
         .unwrap_or(usize::MAX)
         .min(buf.remaining());
     let mut part = buf.take(limit);
-    let start = part.filled().len();
+    let start = part.filled().as_ptr();
     match inner.poll_read(cx, &mut part) {
         Poll::Ready(Ok(())) => {
-            let n = part.filled().len() - start;
-            // SAFETY: the read filled (so initialized) these `n` bytes of `buf`'s unfilled
-            // part, which `part` borrows from its start (tokio's `Take` does the same).
+            // A reader may only fill the buffer it was given, never swap in another (tokio's
+            // `Take` asserts the same before trusting what was filled).
+            if part.filled().as_ptr() != start {
+                return Poll::Ready(Err(io::Error::other("a reader replaced its read buffer")));
+            }
+            let n = part.filled().len();
+            // SAFETY: the read filled (so initialized) these `n` bytes at the start of `part`,
+            // which is `buf`'s unfilled part (the same memory: checked above), and `n` is at
+            // most `part`'s capacity, at most `buf.remaining()`.
             unsafe { buf.assume_init(n) };
             buf.advance(n);
             Poll::Ready(Ok(n))

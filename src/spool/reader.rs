@@ -130,7 +130,10 @@ impl State {
             self.file.seek(SeekFrom::Start(self.offset))?;
             (&mut self.file).take(want as u64).read_to_end(&mut buf)?;
             if buf.len() < want {
-                return Err(io::ErrorKind::UnexpectedEof.into());
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the spool segment is shorter than its committed records",
+                ));
             }
             let buf = Bytes::from(buf);
             let mut records = Vec::new();
